@@ -1,0 +1,78 @@
+# modelfleet: one Makefile for set-up, the local control plane, tests and the demo.
+# Everything heavy (Python venv, Go builds) lives in a cache outside the repo, so warm runs skip it.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CACHE ?= $(HOME)/.cache/modelfleet
+VENV ?= $(CACHE)/venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+PYTEST := $(PY) -m pytest
+export MODELFLEET_CACHE := $(CACHE)
+export KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
+export TORCH_EXTENSIONS_DIR := $(CACHE)/torch_extensions
+export DS_ACCELERATOR := cpu
+export HF_HUB_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+# ---- Python environments: one venv, extras installed in the order tests need them -------------
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q uv
+
+$(VENV)/.stamp-%: pyproject.toml | $(PY)
+	$(UV) pip install --python $(PY) -q -e '.[$*]'
+	touch $@
+
+.PHONY: deps-operator deps-train deps-serve deps-dev
+deps-dev: $(VENV)/.stamp-dev
+deps-operator: $(VENV)/.stamp-operator deps-dev
+deps-train: $(VENV)/.stamp-train deps-dev
+deps-serve: $(VENV)/.stamp-serve deps-dev
+	@# the editable install points at this checkout (a fresh clone may sit elsewhere)
+	@$(UV) pip install --python $(PY) -q --no-deps -e .
+
+.PHONY: link
+link: | $(PY) ## point the venv's editable install at this checkout
+	@$(UV) pip install --python $(PY) -q --no-deps -e .
+
+# ---- Local control plane ------------------------------------------------------------------------
+.PHONY: cluster-build cluster-up cluster-down
+cluster-build: ## build kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok (cached)
+	bash tests/controlplane/build.sh
+
+cluster-up: cluster-build deps-dev link ## start the local control plane with fake AKS GPU nodes
+	$(PY) -m tests.controlplane up
+
+cluster-down: | $(PY) ## stop every control-plane process
+	$(PY) -m tests.controlplane down
+
+# ---- Code generation and checks -----------------------------------------------------------------
+.PHONY: crds lint
+crds: deps-dev link ## regenerate crds/ and the chart's copy from the API types
+	$(PY) -m modelfleet_api.crdgen crds charts/modelfleet/crds
+
+lint: deps-operator link ## ruff, mypy on the operator, import layers
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
+
+# ---- Tests --------------------------------------------------------------------------------------
+.PHONY: test test-unit test-cluster
+test: lint test-unit test-cluster ## set up everything and run every test tier
+test-unit: deps-operator link
+	$(PYTEST) -m unit
+test-cluster: deps-operator link cluster-build
+	$(PYTEST) -m cluster
+
+# ---- Demo ---------------------------------------------------------------------------------------
+.PHONY: demo
+demo: cluster-up ## start the control plane and show its simulated AKS GPU nodes
+	kubectl() { $(CACHE)/k8s-*/bin/kubectl "$$@"; }; \
+	$(PY) -m tests.controlplane kubectl get nodes -L node.kubernetes.io/instance-type -L kubernetes.azure.com/agentpool -L nvidia.com/gpu

@@ -1,0 +1,51 @@
+"""The operator-to-runtime contract: every name both sides must agree on, in one place.
+
+The operator sets these environment variables, mounts and ports on the pods it creates; the
+runtimes read them. Neither side spells one of these strings itself.
+"""
+
+from __future__ import annotations
+
+# ---- training pods ----------------------------------------------------------------------------
+CONFIG_DIR = "/etc/modelfleet"
+"""Mount path of the ConfigMap holding the resolved runtime config."""
+CONFIG_FILE = "config.yaml"
+"""Key in that ConfigMap (and file name under CONFIG_DIR)."""
+ENV_CONFIG = "MODELFLEET_CONFIG"
+"""Path of the runtime config file."""
+
+ENV_POD_NAME = "POD_NAME"
+ENV_POD_NAMESPACE = "POD_NAMESPACE"
+ENV_JOB_NAME = "MODELFLEET_JOB_NAME"
+ENV_RESTART_ATTEMPT = "MODELFLEET_RESTART_ATTEMPT"
+"""How many gang restarts preceded this run (0 on the first); the runtime logs it and resumes."""
+
+# torchrun reads PET_<FLAG> for each of its flags; the operator sets these so the pod's command
+# stays a plain `torchrun -m modelfleet_train` and the node rank comes from the Indexed Job.
+ENV_NNODES = "PET_NNODES"
+ENV_NPROC_PER_NODE = "PET_NPROC_PER_NODE"
+ENV_NODE_RANK = "PET_NODE_RANK"
+ENV_MASTER_ADDR = "PET_MASTER_ADDR"
+ENV_MASTER_PORT = "PET_MASTER_PORT"
+JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
+"""Set by Kubernetes on Indexed Job pods; the operator maps it to the node rank."""
+MASTER_PORT = 29500
+
+ENV_PROGRESS_CONFIGMAP = "MODELFLEET_PROGRESS_CONFIGMAP"
+"""Name of the ConfigMap (in POD_NAMESPACE) where rank 0 publishes progress; the operator mirrors
+its ``progress`` key into the TrainingJob status. A per-job Role allows patching only that object."""
+PROGRESS_KEY = "progress"
+"""Key in the progress ConfigMap holding a JSON ``runtime_config.TrainingProgress``."""
+
+ENV_METRICS_PORT = "MODELFLEET_METRICS_PORT"
+METRICS_PORT = 9090
+"""Port of rank 0's Prometheus endpoint (training) and of the launcher's metrics (serving)."""
+
+SHM_MOUNT = "/dev/shm"
+
+# ---- serving pods -----------------------------------------------------------------------------
+ENV_SERVE_CONFIG = "MODELFLEET_SERVE_CONFIG"
+SERVE_PORT = 8000
+"""Port every engine's OpenAI-compatible (or KServe v2) HTTP API listens on inside the pod."""
+MODEL_CACHE_DIR = "/models"
+"""Where the model is downloaded to (emptyDir or PVC) and read from by the engine."""

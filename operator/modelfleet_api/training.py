@@ -1,0 +1,234 @@
+"""The parts of a TrainingJob's spec that the training runtime also reads.
+
+The operator embeds these models in ``TrainingJobSpec`` and renders them, resolved, into the
+runtime config (``runtime_config.TrainingRuntimeConfig``) that every worker pod mounts.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from modelfleet_api.base import ApiModel
+
+
+class TrainingMethod(StrEnum):
+    FULL = "full"
+    LORA = "lora"
+    QLORA = "qlora"
+    DPO = "dpo"
+    PRETRAIN = "pretrain"
+
+
+class StrategyType(StrEnum):
+    DEEPSPEED = "deepspeed"
+    FSDP = "fsdp"
+    DDP = "ddp"
+
+
+class Precision(StrEnum):
+    BF16 = "bf16"
+    FP16 = "fp16"
+    FP32 = "fp32"
+
+
+class DatasetFormat(StrEnum):
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+    ARROW = "arrow"
+    HF = "hf"
+
+
+class LrSchedule(StrEnum):
+    COSINE = "cosine"
+    LINEAR = "linear"
+    CONSTANT = "constant"
+    CONSTANT_WITH_WARMUP = "constant_with_warmup"
+
+
+class CpuOffload(StrEnum):
+    NONE = "none"
+    OPTIMIZER = "optimizer"
+    OPTIMIZER_AND_PARAMS = "optimizer_and_params"
+
+
+class ModelSource(ApiModel):
+    uri: str = Field(min_length=1, max_length=1024)
+    """Where the base model comes from: a Hugging Face id (`meta-llama/Llama-3.1-8B`), an Azure Blob
+    URI (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH` or `az://CONTAINER/PATH`), a PVC path
+    (`pvc://CLAIM/PATH`) or a local directory in the image (`/models/llama`)."""
+
+    revision: str | None = Field(default=None, max_length=256)
+    """Git revision (branch, tag or commit) of a Hugging Face model; ignored for other sources."""
+
+    load_in_4bit: bool = Field(default=False, alias="loadIn4bit")
+    """Load the base weights quantized to 4-bit NF4 with bitsandbytes (required by `qlora`; GPU only)."""
+
+    trust_remote_code: bool = False
+    """Allow model code shipped with the checkpoint to run. Leave off unless you trust the source."""
+
+
+class DatasetFields(ApiModel):
+    """Column names in the dataset; only the ones the chosen method uses are read."""
+
+    text: str = "text"
+    """Raw text column for `pretrain`."""
+
+    prompt: str = "prompt"
+    """Instruction/prompt column for instruction tuning and DPO."""
+
+    response: str = "response"
+    """Response column for instruction tuning; the loss is computed on these tokens only."""
+
+    messages: str | None = None
+    """Chat column (a list of `{role, content}`); when set it is used instead of prompt/response and
+    rendered with the tokenizer's chat template, the loss masked to the assistant turns."""
+
+    chosen: str = "chosen"
+    """Preferred response column for DPO."""
+
+    rejected: str = "rejected"
+    """Dispreferred response column for DPO."""
+
+
+class DatasetSpec(ApiModel):
+    uri: str = Field(min_length=1, max_length=1024)
+    """Where the data is: a Hugging Face dataset id, a blob URI, a PVC path or a local file/directory."""
+
+    format: DatasetFormat = DatasetFormat.JSONL
+    """File format of the data: `jsonl`, `parquet`, `arrow` (a saved Dataset) or `hf` (hub dataset)."""
+
+    split: str = "train"
+    """Split to train on."""
+
+    fields: DatasetFields = Field(default_factory=DatasetFields)
+    """Column mapping."""
+
+    packing: bool = False
+    """Pack several short examples into one sequence of `sequenceLength` tokens (attention kept per example)."""
+
+
+class LoraSpec(ApiModel):
+    r: int = Field(default=16, ge=1, le=1024)
+    """Rank of the low-rank update."""
+
+    alpha: int = Field(default=32, ge=1, le=4096)
+    """Scaling numerator: the update is scaled by alpha / r."""
+
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    """Dropout on the LoRA input."""
+
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1, max_length=64
+    )
+    """Names of the modules that get adapters (`all-linear` targets every linear layer)."""
+
+
+class DpoSpec(ApiModel):
+    beta: float = Field(default=0.1, gt=0.0, le=10.0)
+    """Temperature of the DPO loss: how far the policy may move from the reference model."""
+
+    loss_type: str = Field(default="sigmoid", pattern="^(sigmoid|ipo|hinge)$")
+    """DPO loss variant: `sigmoid` (the paper's), `ipo` or `hinge`."""
+
+
+class MethodSpec(ApiModel):
+    type: TrainingMethod = TrainingMethod.LORA
+    """`full` fine-tune, `lora`, `qlora` (LoRA on a 4-bit base), `dpo` (preference pairs) or `pretrain`."""
+
+    lora: LoraSpec | None = None
+    """LoRA settings; used by `lora` and `qlora` (defaults when absent), and by `dpo` when set
+    (DPO trains adapters instead of the full model)."""
+
+    dpo: DpoSpec | None = None
+    """DPO settings; used by `dpo` (defaults when absent)."""
+
+
+class FsdpSpec(ApiModel):
+    reshard_after_forward: bool = True
+    """Free gathered parameters after forward (ZeRO-3-like memory); false keeps them (ZeRO-2-like speed)."""
+
+
+class StrategySpec(ApiModel):
+    type: StrategyType = StrategyType.DEEPSPEED
+    """Distribution strategy: `deepspeed` (ZeRO), `fsdp` (PyTorch fully sharded) or `ddp`."""
+
+    zero_stage: int | None = Field(default=None, ge=0, le=3)
+    """DeepSpeed ZeRO stage 0-3 (deepspeed only; default 2)."""
+
+    cpu_offload: CpuOffload = CpuOffload.NONE
+    """Offload optimizer state (and with ZeRO-3, parameters) to CPU memory (deepspeed only)."""
+
+    deepspeed_config: dict[str, Any] | None = None
+    """DeepSpeed config keys merged over the generated config (deep merge; yours win). The merged
+    config is logged at start."""
+
+    fsdp: FsdpSpec | None = None
+    """FSDP settings (fsdp only)."""
+
+
+class Hyperparameters(ApiModel):
+    learning_rate: float = Field(default=2e-4, gt=0.0, le=1.0)
+    """Peak learning rate."""
+
+    lr_schedule: LrSchedule = LrSchedule.COSINE
+    """Learning-rate schedule after warm-up."""
+
+    warmup_steps: int = Field(default=0, ge=0)
+    """Linear warm-up steps."""
+
+    epochs: int = Field(default=1, ge=1, le=1000)
+    """Passes over the data (ignored when `maxSteps` is set)."""
+
+    max_steps: int | None = Field(default=None, ge=1)
+    """Stop after this many optimizer steps."""
+
+    per_device_batch_size: int = Field(default=1, ge=1, le=4096)
+    """Sequences per GPU per micro-step."""
+
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=4096)
+    """Micro-steps per optimizer step."""
+
+    sequence_length: int = Field(default=2048, ge=8, le=1048576)
+    """Tokens per sequence (longer examples are truncated)."""
+
+    gradient_checkpointing: bool = False
+    """Recompute activations in backward to save memory."""
+
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
+    """AdamW weight decay."""
+
+    max_grad_norm: float = Field(default=1.0, ge=0.0)
+    """Gradient clipping norm (0 disables)."""
+
+    seed: int = Field(default=42, ge=0)
+    """Seed for data order, initialisation and dropout."""
+
+
+class CheckpointSpec(ApiModel):
+    uri: str | None = Field(default=None, max_length=1024)
+    """Where checkpoints go: a local/PVC path or a blob URI. Unset: under `output.uri`/checkpoints."""
+
+    interval_steps: int = Field(default=500, ge=1)
+    """Save every N optimizer steps (and always on SIGTERM, e.g. a spot eviction)."""
+
+    keep_last: int = Field(default=3, ge=1, le=100)
+    """How many complete checkpoints to keep."""
+
+
+class OutputSpec(ApiModel):
+    uri: str = Field(min_length=1, max_length=1024)
+    """Where the final model (or adapter) is written: a local/PVC path or a blob URI."""
+
+
+class TrackingSpec(ApiModel):
+    mlflow_uri: str | None = None
+    """MLflow tracking server URI; metrics and params are logged there when set."""
+
+    experiment: str | None = None
+    """MLflow experiment name (default: the namespace)."""
+
+    pushgateway_url: str | None = None
+    """Prometheus Pushgateway URL; rank 0 pushes its metrics there when set."""
