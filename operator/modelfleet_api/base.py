@@ -7,14 +7,42 @@ and the Python docs say the same thing.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+CelReason = Literal["FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CelRule:
+    """A cross-field rule the API server checks (a CRD ``x-kubernetes-validations`` entry).
+
+    ``rule`` is CEL over ``self`` (this model's object on the wire, camelCase); a rule that reads
+    ``oldSelf`` is a transition rule, checked on updates only. ``field_path`` (relative to this
+    model, e.g. ``.gpusPerNode``) is the field the error is reported on, so the message names it.
+    """
+
+    rule: str
+    message: str
+    field_path: str | None = None
+    reason: CelReason = "FieldValueInvalid"
+
+    def to_schema(self) -> dict[str, str]:
+        entry = {"rule": self.rule, "message": self.message}
+        if self.field_path:
+            entry["fieldPath"] = self.field_path
+        entry["reason"] = self.reason
+        return entry
+
 
 class ApiModel(BaseModel):
     """A part of a resource's spec or status, or of a runtime config."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = ()
+    """Cross-field rules of this model, emitted next to its schema in the CRD."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
-from modelfleet_api.base import ApiModel
+from modelfleet_api.base import ApiModel, CelRule
 
 
 class TrainingMethod(StrEnum):
@@ -107,7 +107,8 @@ class DatasetSpec(ApiModel):
     """Column mapping."""
 
     packing: bool = False
-    """Pack several short examples into one sequence of `sequenceLength` tokens (attention kept per example)."""
+    """Pack several short examples into one sequence of `sequenceLength` tokens (attention kept per
+    example)."""
 
 
 class LoraSpec(ApiModel):
@@ -145,6 +146,21 @@ class MethodSpec(ApiModel):
     dpo: DpoSpec | None = None
     """DPO settings; used by `dpo` (defaults when absent)."""
 
+    cel_rules = (
+        CelRule(
+            rule="self.type == 'dpo' || !has(self.dpo)",
+            message="dpo settings apply only to method type dpo",
+            field_path=".dpo",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="self.type in ['lora', 'qlora', 'dpo'] || !has(self.lora)",
+            message="lora settings apply only to method types lora, qlora and dpo",
+            field_path=".lora",
+            reason="FieldValueForbidden",
+        ),
+    )
+
 
 class FsdpSpec(ApiModel):
     reshard_after_forward: bool = True
@@ -167,6 +183,44 @@ class StrategySpec(ApiModel):
 
     fsdp: FsdpSpec | None = None
     """FSDP settings (fsdp only)."""
+
+    cel_rules = (
+        CelRule(
+            rule="self.type == 'deepspeed' || !has(self.zeroStage)",
+            message="zeroStage applies only to strategy type deepspeed",
+            field_path=".zeroStage",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="self.type == 'deepspeed' || self.cpuOffload == 'none'",
+            message="cpuOffload applies only to strategy type deepspeed",
+            field_path=".cpuOffload",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="self.type == 'deepspeed' || !has(self.deepspeedConfig)",
+            message="deepspeedConfig applies only to strategy type deepspeed",
+            field_path=".deepspeedConfig",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="self.type == 'fsdp' || !has(self.fsdp)",
+            message="fsdp settings apply only to strategy type fsdp",
+            field_path=".fsdp",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="self.cpuOffload == 'none' || !has(self.zeroStage) || self.zeroStage > 0",
+            message="cpuOffload needs ZeRO stage 1, 2 or 3",
+            field_path=".cpuOffload",
+        ),
+        CelRule(
+            rule="self.cpuOffload != 'optimizer_and_params' || (has(self.zeroStage) && self.zeroStage == 3)",
+            message="offloading parameters (optimizer_and_params) needs zeroStage: 3",
+            field_path=".zeroStage",
+            reason="FieldValueRequired",
+        ),
+    )
 
 
 class Hyperparameters(ApiModel):
@@ -205,6 +259,19 @@ class Hyperparameters(ApiModel):
 
     seed: int = Field(default=42, ge=0)
     """Seed for data order, initialisation and dropout."""
+
+    cel_rules = (
+        CelRule(
+            rule="!has(self.maxSteps) || self.epochs == 1",
+            message="set either maxSteps or epochs (maxSteps overrides epochs); remove one",
+            field_path=".epochs",
+        ),
+        CelRule(
+            rule="!has(self.maxSteps) || self.warmupSteps < self.maxSteps",
+            message="warmupSteps must be less than maxSteps",
+            field_path=".warmupSteps",
+        ),
+    )
 
 
 class CheckpointSpec(ApiModel):

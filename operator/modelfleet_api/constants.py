@@ -1,0 +1,236 @@
+"""Names the operator, the runtimes and users share: label keys, condition types, reasons, phases.
+
+One module, like JobSet's ``pkg/constants`` and Kubeflow Trainer's condition reasons: controllers
+import these instead of spelling strings, and each reason says which condition it belongs to, so a
+user who searches for a reason from ``kubectl describe`` finds its meaning here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+# ---- labels on every child object -------------------------------------------------------------
+LABEL_NAME: Final = "app.kubernetes.io/name"
+"""The kind of workload: ``trainingjob``, ``modeldeployment`` or ``benchmarksweep``."""
+LABEL_INSTANCE: Final = "app.kubernetes.io/instance"
+"""The owning resource's name, so ``kubectl get all -l app.kubernetes.io/instance=NAME`` shows the family."""
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+"""The child's role: one of the ``COMPONENT_*`` values."""
+LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
+"""Always ``PART_OF``."""
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+"""Always ``MANAGED_BY``."""
+
+PART_OF: Final = "modelfleet"
+MANAGED_BY: Final = "modelfleet-operator"
+
+COMPONENT_WORKER: Final = "worker"
+"""A TrainingJob's worker pods, their Job and headless Service."""
+COMPONENT_SERVER: Final = "server"
+"""A ModelDeployment's serving pods, Deployment and Service."""
+COMPONENT_BENCHMARK: Final = "benchmark"
+"""A BenchmarkSweep's load-generator Jobs."""
+COMPONENT_CONFIG: Final = "config"
+"""Rendered runtime-config ConfigMaps."""
+
+LABEL_TRAINING_JOB: Final = "modelfleet.io/trainingjob"
+"""Name of the TrainingJob a child belongs to (selector of its pods)."""
+LABEL_MODEL_DEPLOYMENT: Final = "modelfleet.io/modeldeployment"
+"""Name of the ModelDeployment a child belongs to (selector of its pods)."""
+LABEL_BENCHMARK_SWEEP: Final = "modelfleet.io/benchmarksweep"
+"""Name of the BenchmarkSweep a child belongs to."""
+LABEL_TRACK: Final = "modelfleet.io/track"
+"""Serving track of a ModelDeployment child: ``TRACK_STABLE`` or ``TRACK_CANARY``."""
+LABEL_SWEEP_POINT: Final = "modelfleet.io/sweep-point"
+"""Index of the sweep point a benchmark Job measures."""
+LABEL_SWEEP_TARGET: Final = "modelfleet.io/sweep-target"
+"""Name of the sweep target (a ModelDeployment) a benchmark Job or an expanded deployment belongs to."""
+LABEL_RESTART_ATTEMPT: Final = "modelfleet.io/restart-attempt"
+"""Gang restart count of the worker Job that carries it (0 for the first run)."""
+
+ANNOTATION_SPEC_HASH: Final = "modelfleet.io/spec-hash"
+"""Hash of the spec parts a child was built from; a different hash means the child is rebuilt."""
+
+TRACK_STABLE: Final = "stable"
+TRACK_CANARY: Final = "canary"
+
+KUEUE_QUEUE_LABEL: Final = "kueue.x-k8s.io/queue-name"
+"""Label Kueue reads to admit a workload into a LocalQueue (set from ``spec.queueName``)."""
+
+FINALIZER: Final = "modelfleet.io/cleanup"
+
+
+# ---- phases -----------------------------------------------------------------------------------
+class TrainingJobPhase(StrEnum):
+    PENDING = "Pending"
+    """Accepted; children not created yet (or waiting for Kueue admission)."""
+    SCHEDULING = "Scheduling"
+    """Worker pods exist and wait for GPU nodes."""
+    RUNNING = "Running"
+    """Every worker runs."""
+    SUCCEEDED = "Succeeded"
+    """Training finished and the output was written."""
+    FAILED = "Failed"
+    """Gave up; the Failed condition's reason says why."""
+    SUSPENDED = "Suspended"
+    """``spec.suspend`` is true: workers are deleted, checkpoints kept."""
+
+
+class ModelDeploymentPhase(StrEnum):
+    PENDING = "Pending"
+    """Accepted; children not created yet."""
+    DEPLOYING = "Deploying"
+    """Replicas are starting (scheduling, downloading the model, loading the engine)."""
+    READY = "Ready"
+    """Every desired replica of every track serves."""
+    DEGRADED = "Degraded"
+    """Some replicas serve, fewer than desired."""
+    SCALED_TO_ZERO = "ScaledToZero"
+    """The autoscaler scaled to zero replicas (minReplicas 0 and no load)."""
+    FAILED = "Failed"
+    """No replica can serve; the Available condition's reason says why."""
+
+
+class BenchmarkSweepPhase(StrEnum):
+    PENDING = "Pending"
+    """Accepted; targets not resolved yet."""
+    DEPLOYING = "Deploying"
+    """Waiting for the targets (referenced or expanded ModelDeployments) to become Ready."""
+    RUNNING = "Running"
+    """Measuring points."""
+    SUCCEEDED = "Succeeded"
+    """Every point was measured (a point may still have failed; see status.points)."""
+    FAILED = "Failed"
+    """The sweep could not run; the Complete condition's reason says why."""
+
+
+class PointPhase(StrEnum):
+    PENDING = "Pending"
+    """Not started."""
+    RUNNING = "Running"
+    """The load generator runs."""
+    SUCCEEDED = "Succeeded"
+    """Measured."""
+    FAILED = "Failed"
+    """Not measured; the point's reason says why."""
+
+
+# ---- condition types and their reasons -------------------------------------------------------
+CONDITION_TRUE: Final = "True"
+CONDITION_FALSE: Final = "False"
+CONDITION_UNKNOWN: Final = "Unknown"
+
+# TrainingJob
+COND_SCHEDULED: Final = "Scheduled"
+"""TrainingJob: every worker pod is bound to a node."""
+REASON_ALL_WORKERS_SCHEDULED: Final = "AllWorkersScheduled"
+"""Scheduled=True: every worker pod has a node."""
+REASON_WAITING_FOR_CAPACITY: Final = "WaitingForCapacity"
+"""Scheduled=False: some worker pods are unschedulable (no free GPU node of the instance type yet)."""
+REASON_WAITING_FOR_ADMISSION: Final = "WaitingForAdmission"
+"""Scheduled=False: the Job waits for Kueue to admit it (``spec.queueName``)."""
+REASON_SCHEDULING_TIMEOUT: Final = "SchedulingTimeout"
+"""Scheduled=False and Failed=True: workers stayed unschedulable longer than
+``spec.schedulingTimeoutSeconds``."""
+
+COND_RUNNING: Final = "Running"
+"""TrainingJob: every worker runs and training makes progress."""
+REASON_ALL_WORKERS_RUNNING: Final = "AllWorkersRunning"
+"""Running=True: every worker pod runs."""
+REASON_RESTARTING: Final = "Restarting"
+"""Running=False: the gang is being restarted from the last checkpoint (see ``status.restarts``)."""
+REASON_STALLED: Final = "Stalled"
+"""Running=False (restart cause): every worker ran but no progress was reported for
+``spec.stallTimeoutSeconds``; the gang is restarted."""
+REASON_WORKER_FAILED: Final = "WorkerFailed"
+"""Running=False (restart cause): a worker pod exited with an error."""
+REASON_WORKER_EVICTED: Final = "WorkerEvicted"
+"""Running=False (restart cause): a worker was evicted or its (spot) node went away."""
+
+COND_SUSPENDED: Final = "Suspended"
+"""TrainingJob: ``spec.suspend`` is true and the workers are gone."""
+REASON_SUSPENDED_BY_USER: Final = "SuspendedByUser"
+"""Suspended=True: the user set ``spec.suspend``."""
+REASON_RESUMED: Final = "Resumed"
+"""Suspended=False: ``spec.suspend`` was cleared; training resumes from the last checkpoint."""
+
+# shared by TrainingJob and BenchmarkSweep
+COND_COMPLETE: Final = "Complete"
+"""TrainingJob, BenchmarkSweep: finished successfully."""
+REASON_TRAINING_SUCCEEDED: Final = "TrainingSucceeded"
+"""Complete=True (TrainingJob): every worker exited 0 and the output is written."""
+REASON_ALL_POINTS_MEASURED: Final = "AllPointsMeasured"
+"""Complete=True (BenchmarkSweep): every point ran (see each point's status)."""
+
+COND_FAILED: Final = "Failed"
+"""TrainingJob, BenchmarkSweep: gave up."""
+REASON_BACKOFF_LIMIT_EXCEEDED: Final = "BackoffLimitExceeded"
+"""Failed=True (TrainingJob): more gang restarts than ``spec.backoffLimit``."""
+REASON_INVALID_SPEC: Final = "InvalidSpec"
+"""Failed=True (any kind): the spec passed the schema but cannot be run (the message names the field)."""
+REASON_TARGET_NOT_FOUND: Final = "TargetNotFound"
+"""Failed=True (BenchmarkSweep): a ``deploymentRef`` names a ModelDeployment that does not exist."""
+REASON_TARGET_FAILED: Final = "TargetFailed"
+"""Failed=True (BenchmarkSweep): a target deployment failed to become Ready."""
+
+# ModelDeployment
+COND_AVAILABLE: Final = "Available"
+"""ModelDeployment: at least one replica serves requests (or the deployment is scaled to zero on purpose)."""
+REASON_MINIMUM_REPLICAS_AVAILABLE: Final = "MinimumReplicasAvailable"
+"""Available=True: the desired replicas serve."""
+REASON_SCALED_TO_ZERO: Final = "ScaledToZero"
+"""Available=True: no replica runs because the autoscaler scaled to zero; the next request wakes it."""
+REASON_REPLICAS_UNAVAILABLE: Final = "ReplicasUnavailable"
+"""Available=False: no replica serves yet."""
+REASON_UNSCHEDULABLE: Final = "Unschedulable"
+"""Available=False: replicas cannot be placed on a node of the instance type."""
+REASON_ENGINE_CRASHING: Final = "EngineCrashing"
+"""Available=False: the engine container keeps restarting; see the pod logs."""
+REASON_MODEL_DOWNLOAD_FAILED: Final = "ModelDownloadFailed"
+"""Available=False: the model could not be fetched into the model cache."""
+
+COND_PROGRESSING: Final = "Progressing"
+"""ModelDeployment: a rollout (new spec) is under way."""
+REASON_ROLLOUT_IN_PROGRESS: Final = "RolloutInProgress"
+"""Progressing=True: new replicas are starting."""
+REASON_ROLLOUT_COMPLETE: Final = "RolloutComplete"
+"""Progressing=False: every replica runs the current spec."""
+
+COND_CANARY_READY: Final = "CanaryReady"
+"""ModelDeployment with ``spec.canary``: the canary track's replicas serve their share of traffic."""
+REASON_CANARY_SERVING: Final = "CanaryServing"
+"""CanaryReady=True: the canary serves ``spec.canary.weight`` percent of requests."""
+REASON_CANARY_NOT_READY: Final = "CanaryNotReady"
+"""CanaryReady=False: the canary's replicas are not ready; all traffic goes to the stable track."""
+
+COND_AUTOSCALING: Final = "Autoscaling"
+"""ModelDeployment with ``spec.autoscaling``: an autoscaler manages the replica count."""
+REASON_KEDA_SCALED_OBJECT: Final = "KedaScaledObject"
+"""Autoscaling=True: a KEDA ScaledObject scales on the chosen metric (and to zero)."""
+REASON_HPA_FALLBACK: Final = "HpaFallback"
+"""Autoscaling=True: KEDA is not installed, a HorizontalPodAutoscaler scales instead (no scale to zero)."""
+REASON_AUTOSCALER_UNAVAILABLE: Final = "AutoscalerUnavailable"
+"""Autoscaling=False: neither KEDA nor the HPA can serve the metric; replicas stay at ``minReplicas``."""
+
+COND_ROUTED: Final = "Routed"
+"""ModelDeployment: an endpoint routes requests to the replicas."""
+REASON_HTTP_ROUTE: Final = "HttpRoute"
+"""Routed=True: a Gateway API HTTPRoute splits traffic between the tracks by weight."""
+REASON_SERVICE_FALLBACK: Final = "ServiceFallback"
+"""Routed=True: Gateway API is not installed; one Service selects both tracks (split by replica count)."""
+
+# BenchmarkSweep
+COND_TARGETS_READY: Final = "TargetsReady"
+"""BenchmarkSweep: every target ModelDeployment is Ready."""
+REASON_TARGETS_READY: Final = "AllTargetsReady"
+"""TargetsReady=True: every target serves."""
+REASON_WAITING_FOR_TARGETS: Final = "WaitingForTargets"
+"""TargetsReady=False: some target is not Ready yet."""
+
+COND_SINKS_WRITTEN: Final = "SinksWritten"
+"""BenchmarkSweep: the results were written to every configured sink."""
+REASON_SINKS_WRITTEN: Final = "ResultsWritten"
+"""SinksWritten=True: every sink accepted the results."""
+REASON_SINK_FAILED: Final = "SinkFailed"
+"""SinksWritten=False: a sink refused the results; the message names it. The measurements stay in status."""

@@ -1,0 +1,78 @@
+"""The root shape every modelfleet custom resource shares, and the CRD facts declared per kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from modelfleet_api import API_VERSION
+from modelfleet_api.base import ApiModel
+
+CATEGORY = "modelfleet"
+"""Every kind is in this category, so `kubectl get modelfleet` lists all three."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrinterColumn:
+    """A column of `kubectl get` (a CRD ``additionalPrinterColumns`` entry)."""
+
+    name: str
+    json_path: str
+    type: Literal["string", "integer", "number", "boolean", "date"]
+    description: str
+    priority: int = 0
+    """0: shown by default; 1: only with `-o wide`."""
+
+    def to_schema(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "jsonPath": self.json_path,
+            "description": self.description,
+            "priority": self.priority,
+        }
+
+
+AGE_COLUMN = PrinterColumn(
+    name="Age", json_path=".metadata.creationTimestamp", type="date", description="Time since creation."
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourceNames:
+    """Names and `kubectl get` columns of one kind."""
+
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    printer_columns: tuple[PrinterColumn, ...]
+    categories: tuple[str, ...] = field(default=(CATEGORY,))
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+
+class CustomResource(ApiModel):
+    """A whole object as stored by the API server: apiVersion, kind, metadata, spec, status.
+
+    Subclasses declare ``names`` and the types of ``spec`` and ``status``.
+    """
+
+    names: ClassVar[ResourceNames]
+
+    api_version: Literal["modelfleet.io/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    """APIVersion of this representation of the object (`modelfleet.io/v1alpha1`)."""
+    kind: str
+    """Kind of the object."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Standard object metadata (name, namespace, labels, annotations, ...)."""
+
+    @field_validator("kind")
+    @classmethod
+    def _kind_matches(cls, value: str) -> str:
+        if value != cls.names.kind:
+            raise ValueError(f"kind must be {cls.names.kind!r}, got {value!r}")
+        return value

@@ -1,0 +1,251 @@
+"""TrainingJob: fine-tune or pre-train a model on a gang of GPU workers (DeepSpeed, FSDP or DDP).
+
+The spec embeds the sub-models of ``modelfleet_api.training``, which the operator resolves into the
+``runtime_config.TrainingRuntimeConfig`` every worker reads. Cross-field rules are declared next to
+the models as ``cel_rules`` and end up in the CRD, so the API server rejects a bad spec on apply.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from modelfleet_api.base import ApiModel, CelRule
+from modelfleet_api.common import (
+    CONDITIONS_SCHEMA_EXTRA,
+    ENV_SCHEMA_EXTRA,
+    MAX_ENV,
+    Condition,
+    EnvVar,
+    NodePlacement,
+    env_rules,
+    gpus_fit_rule,
+)
+from modelfleet_api.constants import TrainingJobPhase
+from modelfleet_api.resource import AGE_COLUMN, CustomResource, PrinterColumn, ResourceNames
+from modelfleet_api.runtime_config import TrainingProgress
+from modelfleet_api.training import (
+    CheckpointSpec,
+    DatasetSpec,
+    Hyperparameters,
+    MethodSpec,
+    ModelSource,
+    OutputSpec,
+    Precision,
+    StrategySpec,
+    TrackingSpec,
+)
+
+MAX_NODES = 256
+
+
+class TrainingResources(NodePlacement):
+    """How many GPU workers, and on which AKS VM size; one worker pod per node."""
+
+    nodes: int = Field(default=1, ge=1, le=MAX_NODES)
+    """Worker pods, one per node (torchrun `--nnodes`)."""
+
+    gpus_per_node: int = Field(default=1, ge=1, le=8)
+    """GPUs (and training processes) per worker; at most the GPUs of `instanceType`."""
+
+    cel_rules = (gpus_fit_rule("gpusPerNode", "gpusPerNode"),)
+
+
+IMMUTABLE_WHILE_ACTIVE: tuple[str, ...] = (
+    "resources.nodes",
+    "resources.gpusPerNode",
+    "resources.instanceType",
+    "method",
+    "strategy",
+    "model",
+    "precision",
+)
+"""Spec fields (wire paths under `spec`) that must not change while the gang is scheduled or running:
+changing them would silently restart the run with a different world size or a different model.
+Suspend the job first (phase Suspended), change them, then resume."""
+
+ACTIVE_PHASES: tuple[TrainingJobPhase, ...] = (TrainingJobPhase.SCHEDULING, TrainingJobPhase.RUNNING)
+
+
+class TrainingJobSpec(ApiModel):
+    """What to train, how, and on which GPUs."""
+
+    model: ModelSource
+    """Base model to start from."""
+
+    dataset: DatasetSpec
+    """Training data."""
+
+    method: MethodSpec = Field(default_factory=MethodSpec)
+    """Training method: full fine-tune, LoRA, QLoRA, DPO or pre-training."""
+
+    strategy: StrategySpec = Field(default_factory=StrategySpec)
+    """How the model is distributed over the GPUs: DeepSpeed ZeRO, FSDP or DDP, and their settings."""
+
+    precision: Precision = Precision.BF16
+    """Mixed-precision mode: `bf16` (H100 default), `fp16` or `fp32`."""
+
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    """Optimizer, schedule, batch and sequence settings."""
+
+    resources: TrainingResources = Field(default_factory=TrainingResources)
+    """Workers, GPUs per worker and the AKS VM size and pool they run on."""
+
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    """Where and how often checkpoints are written; a restarted gang resumes from the latest."""
+
+    output: OutputSpec
+    """Where the trained model or adapter goes."""
+
+    image: str | None = Field(default=None, max_length=1024)
+    """Training runtime image; unset: the operator's default (its `--training-image`)."""
+
+    env: list[EnvVar] = Field(default_factory=list, max_length=MAX_ENV, json_schema_extra=ENV_SCHEMA_EXTRA)
+    """Extra environment variables for every worker (e.g. `NCCL_DEBUG`). Names starting with
+    `PET_` or `MODELFLEET_` are reserved for the operator."""
+
+    suspend: bool = False
+    """Delete the workers and keep the job (and its checkpoints); clear it to resume from the latest
+    checkpoint."""
+
+    backoff_limit: int = Field(default=3, ge=0, le=100)
+    """Gang restarts (after a worker failure, an eviction or a stall) before the job is Failed."""
+
+    scheduling_timeout_seconds: int = Field(default=1800, ge=0, le=604800)
+    """Fail with `SchedulingTimeout` if the workers cannot all be placed within this time (0: wait
+    forever)."""
+
+    stall_timeout_seconds: int = Field(default=1800, ge=0, le=604800)
+    """Restart the gang (reason `Stalled`) when every worker runs but no training step was reported for
+    this long (0: never). Must exceed the time to load the model and reach the first step."""
+
+    ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
+    """Delete the TrainingJob this many seconds after it Succeeded or Failed; unset: keep it."""
+
+    priority_class_name: str | None = Field(default=None, max_length=253)
+    """PriorityClass of the worker pods (lets important jobs preempt others)."""
+
+    queue_name: str | None = Field(default=None, max_length=63)
+    """Kueue LocalQueue to submit the workers to (label `kueue.x-k8s.io/queue-name`); unset: no Kueue."""
+
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    """Experiment tracking (MLflow) and metrics push (Pushgateway)."""
+
+    cel_rules = (
+        CelRule(
+            rule="self.method.type != 'qlora' || self.model.loadIn4bit",
+            message="method qlora needs model.loadIn4bit: true (LoRA on a 4-bit base model)",
+            field_path=".model.loadIn4bit",
+        ),
+        CelRule(
+            rule="!self.model.loadIn4bit || self.method.type in ['qlora', 'dpo']",
+            message="4-bit base weights cannot be trained directly: use method qlora (or dpo with lora)",
+            field_path=".model.loadIn4bit",
+        ),
+        CelRule(
+            rule="!self.model.loadIn4bit || self.method.type != 'dpo' || has(self.method.lora)",
+            message="dpo on a 4-bit model trains adapters: set method.lora",
+            field_path=".method.lora",
+            reason="FieldValueRequired",
+        ),
+        CelRule(
+            rule="self.precision != 'fp32' || !self.model.loadIn4bit",
+            message="a 4-bit base model computes in bf16 or fp16, not fp32",
+            field_path=".precision",
+        ),
+        *env_rules(),
+    )
+
+
+class TrainingJobStatus(ApiModel):
+    """What the operator observed; written only by the operator."""
+
+    phase: TrainingJobPhase = TrainingJobPhase.PENDING
+    """Summary for humans: Pending, Scheduling, Running, Succeeded, Failed or Suspended. Tools should read
+    `conditions`."""
+
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_SCHEMA_EXTRA)
+    """Latest observations (Scheduled, Running, Suspended, Complete, Failed), one per type."""
+
+    observed_generation: int | None = Field(default=None, ge=0)
+    """The `metadata.generation` this status was computed from."""
+
+    ready_workers: int = Field(default=0, ge=0)
+    """Worker pods running and ready."""
+
+    total_workers: int = Field(default=0, ge=0)
+    """Worker pods the job runs (`resources.nodes`)."""
+
+    workers: str | None = None
+    """`ready/total` workers, for `kubectl get`."""
+
+    gpus: int | None = Field(default=None, ge=0)
+    """GPUs the job holds when running (nodes * gpusPerNode)."""
+
+    start_time: datetime | None = None
+    """When the first worker started running."""
+
+    completion_time: datetime | None = None
+    """When the job Succeeded or Failed."""
+
+    restarts: int = Field(default=0, ge=0)
+    """Gang restarts so far (counted against `backoffLimit`)."""
+
+    last_restart_reason: str | None = None
+    """Reason of the latest gang restart (`WorkerFailed`, `WorkerEvicted`, `Stalled`)."""
+
+    progress: TrainingProgress | None = None
+    """Latest progress reported by rank 0 (step, loss, throughput, last checkpoint)."""
+
+    steps: str | None = None
+    """`step/totalSteps`, for `kubectl get`."""
+
+    gpu_hours: float = Field(default=0.0, ge=0.0)
+    """GPU hours consumed so far over all runs (GPUs * wall time while running)."""
+
+
+class TrainingJob(CustomResource):
+    """A distributed training run on AKS H100 nodes."""
+
+    names = ResourceNames(
+        kind="TrainingJob",
+        plural="trainingjobs",
+        short_names=("tj",),
+        printer_columns=(
+            PrinterColumn(name="Phase", json_path=".status.phase", type="string", description="Phase."),
+            PrinterColumn(
+                name="Workers", json_path=".status.workers", type="string", description="Ready/total workers."
+            ),
+            PrinterColumn(
+                name="GPUs", json_path=".status.gpus", type="integer", description="GPUs held by the job."
+            ),
+            PrinterColumn(
+                name="Progress", json_path=".status.steps", type="string", description="Step/total steps."
+            ),
+            PrinterColumn(
+                name="Loss", json_path=".status.progress.loss", type="number", description="Latest loss."
+            ),
+            AGE_COLUMN,
+        ),
+    )
+
+    spec: TrainingJobSpec
+    """Desired state."""
+    status: TrainingJobStatus | None = None
+    """Observed state."""
+
+    cel_rules = tuple(
+        CelRule(
+            rule=(
+                "!has(oldSelf.status) || !has(oldSelf.status.phase) || "
+                f"!(oldSelf.status.phase in {[p.value for p in ACTIVE_PHASES]}) || "
+                f"self.spec.{path} == oldSelf.spec.{path}"
+            ),
+            message=f"spec.{path} cannot change while the job is Scheduling or Running; "
+            "suspend it first (spec.suspend: true)",
+            field_path=f".spec.{path}",
+            reason="FieldValueForbidden",
+        )
+        for path in IMMUTABLE_WHILE_ACTIVE
+    )
