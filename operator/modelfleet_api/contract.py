@@ -49,3 +49,5 @@ SERVE_PORT = 8000
 """Port every engine's OpenAI-compatible (or KServe v2) HTTP API listens on inside the pod."""
 MODEL_CACHE_DIR = "/models"
 """Where the model is downloaded to (emptyDir or PVC) and read from by the engine."""
+ENV_BENCH_CONFIG = "MODELFLEET_BENCH_CONFIG"
+"""Path of a benchmark Job's ``benchmark.BenchmarkRuntimeConfig`` file."""
