@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Annotated, Self
 
 import yaml
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from modelfleet_api.base import ApiModel
+from modelfleet_api.base import ApiModel, CelRule
 
 
 class Protocol(StrEnum):
@@ -38,16 +38,7 @@ class Distribution(StrEnum):
 class LengthDistribution(ApiModel):
     """A token-length distribution; samples are integers clipped to [min, max]."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "!has(self.min) || !has(self.max) || self.min <= self.max",
-                    "message": "min must be <= max",
-                },
-            ]
-        }
-    )
+    cel_rules = (CelRule(rule="self.min <= self.max", message="min must be <= max", field_path=".min"),)
 
     distribution: Distribution = Distribution.CONSTANT
     """`constant` (always `mean`), `uniform` (between `min` and `max`) or `normal` (`mean`, `stddev`)."""
@@ -96,15 +87,12 @@ class SyntheticWorkload(ApiModel):
 class Workload(ApiModel):
     """Exactly one of `promptsFile` and `synthetic`."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.promptsFile) != has(self.synthetic)",
-                    "message": "set exactly one of promptsFile and synthetic",
-                },
-            ]
-        }
+    cel_rules = (
+        CelRule(
+            rule="has(self.promptsFile) != has(self.synthetic)",
+            message="set exactly one of promptsFile and synthetic",
+            reason="FieldValueRequired",
+        ),
     )
 
     prompts_file: PromptsFile | None = None
@@ -170,23 +158,24 @@ class _LoadBounds(ApiModel):
 class LoadPattern(_LoadBounds):
     """A sweep over load points: one concurrency or request rate per point."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.requests) || has(self.durationSeconds)",
-                    "message": "set requests, durationSeconds or both",
-                },
-                {
-                    "rule": "self.mode != 'closed-loop' || size(self.concurrency) > 0",
-                    "message": "closed-loop needs concurrency",
-                },
-                {
-                    "rule": "self.mode != 'open-loop' || size(self.requestRates) > 0",
-                    "message": "open-loop needs requestRates",
-                },
-            ]
-        }
+    cel_rules = (
+        CelRule(
+            rule="has(self.requests) || has(self.durationSeconds)",
+            message="set requests, durationSeconds or both",
+            reason="FieldValueRequired",
+        ),
+        CelRule(
+            rule="self.mode != 'closed-loop' || size(self.concurrency) > 0",
+            message="closed-loop needs at least one concurrency",
+            field_path=".concurrency",
+            reason="FieldValueRequired",
+        ),
+        CelRule(
+            rule="self.mode != 'open-loop' || size(self.requestRates) > 0",
+            message="open-loop needs at least one request rate",
+            field_path=".requestRates",
+            reason="FieldValueRequired",
+        ),
     )
 
     mode: LoadMode = LoadMode.CLOSED_LOOP
@@ -225,6 +214,26 @@ class LoadPattern(_LoadBounds):
 
 class LoadPoint(_LoadBounds):
     """One load level, run by one benchmark Job."""
+
+    cel_rules = (
+        CelRule(
+            rule="has(self.requests) || has(self.durationSeconds)",
+            message="set requests, durationSeconds or both",
+            reason="FieldValueRequired",
+        ),
+        CelRule(
+            rule="self.mode != 'closed-loop' || has(self.concurrency)",
+            message="closed-loop needs concurrency",
+            field_path=".concurrency",
+            reason="FieldValueRequired",
+        ),
+        CelRule(
+            rule="self.mode != 'open-loop' || has(self.requestRate)",
+            message="open-loop needs requestRate",
+            field_path=".requestRate",
+            reason="FieldValueRequired",
+        ),
+    )
 
     mode: LoadMode
     """`closed-loop` or `open-loop`."""

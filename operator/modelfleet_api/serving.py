@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Self
 
 import yaml
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from modelfleet_api.base import ApiModel
+from modelfleet_api.base import ApiModel, CelRule
 from modelfleet_api.contract import METRICS_PORT, MODEL_CACHE_DIR, SERVE_PORT
 from modelfleet_api.training import ModelSource
 
@@ -54,7 +54,7 @@ QUANTIZATION_SUPPORT: dict[EngineType, frozenset[Quantization]] = {
 """Which quantizations each engine accepts."""
 
 
-def quantization_cel_rule() -> dict[str, str]:
+def quantization_cel_rule() -> CelRule:
     """The CEL rule on ``EngineSpec`` that enforces ``QUANTIZATION_SUPPORT`` in the API server."""
     clauses = []
     for engine, supported in QUANTIZATION_SUPPORT.items():
@@ -62,11 +62,11 @@ def quantization_cel_rule() -> dict[str, str]:
         clauses.append(f"(self.type == '{engine}' && self.settings.quantization in [{allowed}])")
     rule = "!has(self.settings) || !has(self.settings.quantization) || " + " || ".join(clauses)
     table = "; ".join(f"{e}: {', '.join(sorted(q)) or 'none'}" for e, q in QUANTIZATION_SUPPORT.items())
-    return {
-        "rule": rule,
-        "message": f"settings.quantization is not supported by this engine ({table})",
-        "fieldPath": ".settings.quantization",
-    }
+    return CelRule(
+        rule=rule,
+        message=f"settings.quantization is not supported by this engine ({table})",
+        field_path=".settings.quantization",
+    )
 
 
 class Dtype(StrEnum):
@@ -118,7 +118,7 @@ class EngineSettings(ApiModel):
 
 
 class EngineSpec(ApiModel):
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [quantization_cel_rule()]})
+    cel_rules = (quantization_cel_rule(),)
 
     type: EngineType = EngineType.VLLM
     """Inference engine: `vllm`, `tgi`, `sglang`, `lmdeploy`, `triton-trtllm` (the model URI is a
