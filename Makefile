@@ -34,11 +34,11 @@ deps-dev: $(VENV)/.stamp-dev
 deps-operator: $(VENV)/.stamp-operator deps-dev
 deps-train: $(VENV)/.stamp-train deps-dev
 deps-serve: $(VENV)/.stamp-serve deps-dev
-	@# the editable install points at this checkout (a fresh clone may sit elsewhere)
-	@$(UV) pip install --python $(PY) -q --no-deps -e .
 
+# The venv lives outside the repo so a fresh clone reuses it; its editable install must point at
+# this checkout, wherever it is.
 .PHONY: link
-link: | $(PY) ## point the venv's editable install at this checkout
+link: | $(PY)
 	@$(UV) pip install --python $(PY) -q --no-deps -e .
 
 # ---- Local control plane ------------------------------------------------------------------------
@@ -46,10 +46,10 @@ link: | $(PY) ## point the venv's editable install at this checkout
 cluster-build: ## build kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok (cached)
 	bash tests/controlplane/build.sh
 
-cluster-up: cluster-build deps-dev link ## start the local control plane with fake AKS GPU nodes
+cluster-up: cluster-build deps-operator link ## start the local control plane with fake AKS GPU nodes
 	$(PY) -m tests.controlplane up
 
-cluster-down: | $(PY) ## stop every control-plane process
+cluster-down: deps-operator link ## stop every control-plane process
 	$(PY) -m tests.controlplane down
 
 # ---- Code generation and checks -----------------------------------------------------------------
@@ -74,5 +74,5 @@ test-cluster: deps-operator link cluster-build
 # ---- Demo ---------------------------------------------------------------------------------------
 .PHONY: demo
 demo: cluster-up ## start the control plane and show its simulated AKS GPU nodes
-	kubectl() { $(CACHE)/k8s-*/bin/kubectl "$$@"; }; \
-	$(PY) -m tests.controlplane kubectl get nodes -L node.kubernetes.io/instance-type -L kubernetes.azure.com/agentpool -L nvidia.com/gpu
+	$(PY) -m tests.controlplane kubectl get nodes -L node.kubernetes.io/instance-type \
+	  -L kubernetes.azure.com/agentpool -L kubernetes.azure.com/scalesetpriority

@@ -1,0 +1,60 @@
+"""Fixtures shared by every test tier.
+
+The control plane is started once per pytest session if it is not running, and stopped at the end
+only by the session that started it (a developer's `make cluster-up` cluster is left running).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.controlplane.cluster import ControlPlane, wait_for
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[ControlPlane]:
+    plane = ControlPlane()
+    started = plane.up()
+    os.environ["KUBECONFIG"] = str(plane.kubeconfig)
+    try:
+        yield plane
+    finally:
+        if started and os.environ.get("MODELFLEET_KEEP_CLUSTER") != "1":
+            plane.down()
+
+
+@pytest.fixture(scope="session")
+def api_client(cluster: ControlPlane):  # type: ignore[no-untyped-def]
+    from kubernetes import config
+
+    api = config.new_client_from_config(str(cluster.kubeconfig))
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, api_client) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A fresh namespace named after the test, with its default ServiceAccount ready; deleted after."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client)
+    stem = "".join(c if c.isalnum() else "-" for c in request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"t-{stem}-{uuid.uuid4().hex[:5]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {"modelfleet.io/test": "true"}}})
+
+    def default_sa_ready() -> bool:
+        try:
+            core.read_namespaced_service_account("default", name)
+            return True
+        except client.ApiException:
+            return False
+
+    wait_for(default_sa_ready, 30, f"the default ServiceAccount of namespace {name}")
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")

@@ -1,0 +1,351 @@
+"""Bring the local control plane up and down.
+
+``up()`` reuses a running control plane; otherwise it (re)creates the PKI and kubeconfig under
+``.cluster/`` at the repo root, starts etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and kwok in that order, waits for each to be healthy, and registers the fake AKS
+nodes. A failing step raises ``StepFailed`` naming the step and its log.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import ssl
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tests.controlplane.certs import Pki, generate
+from tests.controlplane.processes import Process, StepFailed, wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+K8S_VERSION = os.environ.get("K8S_VERSION", "v1.36.3")
+KWOK_VERSION = os.environ.get("KWOK_VERSION", "v0.8.0")
+CACHE = Path(os.environ.get("MODELFLEET_CACHE", Path.home() / ".cache" / "modelfleet"))
+STAGES = Path(__file__).with_name("kwok-stages.yaml")
+
+PORT_BASE = int(os.environ.get("MODELFLEET_PORT_BASE", "16400"))
+SERVICE_CIDR = "10.96.0.0/16"
+POD_CIDR = "10.244.0.0/16"
+# Components are started in this order and stopped in reverse.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+@dataclass
+class ControlPlane:
+    run_dir: Path = field(default_factory=lambda: REPO_ROOT / ".cluster")
+    bin_dir: Path = field(default_factory=lambda: CACHE / f"k8s-{K8S_VERSION}" / "bin")
+    kwok_bin: Path = field(default_factory=lambda: CACHE / f"kwok-{KWOK_VERSION}" / "bin" / "kwok")
+    port_base: int = PORT_BASE
+    """The components listen on fixed offsets from this port (all on 127.0.0.1)."""
+
+    @property
+    def apiserver_port(self) -> int:
+        return self.port_base + 43
+
+    @property
+    def etcd_port(self) -> int:
+        return self.port_base + 79
+
+    @property
+    def controller_manager_port(self) -> int:
+        return self.port_base + 57
+
+    @property
+    def scheduler_port(self) -> int:
+        return self.port_base + 59
+
+    @property
+    def kwok_port(self) -> int:
+        return self.port_base + 47
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.run_dir / "kubeconfig"
+
+    @property
+    def pki(self) -> Pki:
+        return Pki(self.run_dir / "pki")
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def kubectl_bin(self) -> Path:
+        return self.bin_dir / "kubectl"
+
+    def process(self, name: str) -> Process:
+        return Process(name, self.run_dir)
+
+    # ---- queries ----------------------------------------------------------------------------------
+    def running(self) -> bool:
+        """True when every component is alive and the API server answers /readyz."""
+        if not all(self.process(name).alive() for name in COMPONENTS):
+            return False
+        try:
+            return self._get(f"{self.server}/readyz") == "ok"
+        except OSError:
+            return False
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.kubectl_bin), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
+        )
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+    def up(self) -> bool:
+        """Starts the control plane unless it runs already. Returns True when this call started it."""
+        with self._lock():
+            if self.running():
+                return False
+            self._require_binaries()
+            self._stop_all()
+            if not self.pki.complete():
+                generate(self.pki)
+            self._write_kubeconfig()
+            self._start_etcd()
+            self._start_apiserver()
+            self._start_controller_manager()
+            self._start_scheduler()
+            self._start_kwok()
+            self._register_nodes()
+            return True
+
+    def down(self) -> None:
+        """Stops every component this run directory started (and their children)."""
+        with self._lock():
+            self._stop_all()
+
+    def _stop_all(self) -> None:
+        for name in reversed(COMPONENTS):
+            self.process(name).stop()
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Serialises up/down between concurrent callers (several pytest sessions, make targets)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _require_binaries(self) -> None:
+        missing = [
+            str(p)
+            for p in (*(self.bin_dir / b for b in ("etcd", "kube-apiserver", "kube-controller-manager",
+                                                    "kube-scheduler", "kubectl")), self.kwok_bin)
+            if not p.exists()
+        ]
+        if missing:
+            raise StepFailed("binaries", None, f"missing {', '.join(missing)}; run `make cluster-build`")
+
+    # ---- components ---------------------------------------------------------------------------------
+    def _start_etcd(self) -> None:
+        proc = self.process("etcd")
+        data = self.run_dir / "etcd"
+        proc.start(
+            [
+                str(self.bin_dir / "etcd"),
+                "--name=modelfleet",
+                f"--data-dir={data}",
+                f"--listen-client-urls=http://127.0.0.1:{self.etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{self.etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{self.etcd_port + 1}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{self.etcd_port + 1}",
+                f"--initial-cluster=modelfleet=http://127.0.0.1:{self.etcd_port + 1}",
+                "--unsafe-no-fsync",
+                "--quota-backend-bytes=4294967296",
+                "--log-level=warn",
+            ]
+        )
+        wait_until(
+            "etcd",
+            lambda: '"health":"true"' in self._get(f"http://127.0.0.1:{self.etcd_port}/health"),
+            proc.log_file,
+            30,
+            proc,
+        )
+
+    def _start_apiserver(self) -> None:
+        proc = self.process("kube-apiserver")
+        pki = self.pki
+        proc.start(
+            [
+                str(self.bin_dir / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.apiserver_port}",
+                f"--tls-cert-file={pki.server_cert}",
+                f"--tls-private-key-file={pki.server_key}",
+                f"--client-ca-file={pki.ca_cert}",
+                "--authorization-mode=RBAC",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki.sa_pub}",
+                f"--service-account-signing-key-file={pki.sa_key}",
+                "--endpoint-reconciler-type=none",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--watch-cache=true",
+                "--v=1",
+            ]
+        )
+        wait_until("kube-apiserver", lambda: self._get(f"{self.server}/readyz") == "ok", proc.log_file, 60, proc)
+
+    def _start_controller_manager(self) -> None:
+        proc = self.process("kube-controller-manager")
+        proc.start(
+            [
+                str(self.bin_dir / "kube-controller-manager"),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.controller_manager_port}",
+                "--leader-elect=false",
+                "--use-service-account-credentials=true",
+                # kwok heartbeats the fake nodes, but node health is not what these tests are about:
+                # without the node lifecycle controller a slow heartbeat can never evict test pods.
+                "--controllers=*,-nodelifecycle",
+                f"--service-account-private-key-file={self.pki.sa_key}",
+                f"--root-ca-file={self.pki.ca_cert}",
+                f"--cluster-signing-cert-file={self.pki.ca_cert}",
+                f"--cluster-signing-key-file={self.pki.ca_key}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--v=1",
+            ]
+        )
+        wait_until(
+            "kube-controller-manager",
+            lambda: self._get(f"https://127.0.0.1:{self.controller_manager_port}/healthz", client_cert=False) == "ok",
+            proc.log_file,
+            60,
+            proc,
+        )
+        # With the controllers up, a namespace gets its `default` ServiceAccount: proof that they work.
+        wait_until(
+            "kube-controller-manager (default ServiceAccount)",
+            lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0,
+            proc.log_file,
+            60,
+            proc,
+        )
+
+    def _start_scheduler(self) -> None:
+        proc = self.process("kube-scheduler")
+        proc.start(
+            [
+                str(self.bin_dir / "kube-scheduler"),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.scheduler_port}",
+                "--leader-elect=false",
+                "--v=1",
+            ]
+        )
+        wait_until(
+            "kube-scheduler",
+            lambda: self._get(f"https://127.0.0.1:{self.scheduler_port}/healthz", client_cert=False) == "ok",
+            proc.log_file,
+            60,
+            proc,
+        )
+
+    def _start_kwok(self) -> None:
+        proc = self.process("kwok")
+        proc.start(
+            [
+                str(self.kwok_bin),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--config={STAGES}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                f"--cidr={POD_CIDR}",
+                "--node-ip=10.224.0.1",
+                f"--server-address=127.0.0.1:{self.kwok_port}",
+                "--node-lease-duration-seconds=40",
+            ]
+        )
+        wait_until("kwok", lambda: self._get(f"http://127.0.0.1:{self.kwok_port}/healthz") == "ok", proc.log_file, 30, proc)
+
+    def _register_nodes(self) -> None:
+        from kubernetes import client, config
+
+        from tests.controlplane.kwok import register_pools
+
+        api = client.CoreV1Api(config.new_client_from_config(str(self.kubeconfig)))
+        names = register_pools(api)
+        log = self.process("kwok").log_file
+
+        def all_ready() -> bool:
+            nodes = {n.metadata.name: n for n in api.list_node().items}
+            return all(
+                name in nodes
+                and any(c.type == "Ready" and c.status == "True" for c in nodes[name].status.conditions or [])
+                for name in names
+            )
+
+        wait_until("fake nodes Ready (kwok)", all_ready, log, 60)
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    def _write_kubeconfig(self) -> None:
+        pki = self.pki
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "modelfleet-local", "cluster": {"server": self.server, "certificate-authority": str(pki.ca_cert)}}
+            ],
+            "users": [
+                {
+                    "name": "admin",
+                    "user": {"client-certificate": str(pki.admin_cert), "client-key": str(pki.admin_key)},
+                }
+            ],
+            "contexts": [{"name": "modelfleet-local", "context": {"cluster": "modelfleet-local", "user": "admin"}}],
+            "current-context": "modelfleet-local",
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.kubeconfig.chmod(0o600)
+
+    def _get(self, url: str, client_cert: bool = True) -> str:
+        context: ssl.SSLContext | None = None
+        if url.startswith("https://"):
+            context = ssl.create_default_context()
+            if url.startswith(self.server):
+                context.load_verify_locations(str(self.pki.ca_cert))
+                if client_cert:
+                    context.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
+            else:  # controller-manager and scheduler serve a self-signed cert of their own
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
+            return str(response.read().decode())
+
+
+def wait_for(predicate: object, timeout: float, what: str, interval: float = 0.25) -> None:
+    """Polls ``predicate()`` until it is truthy; fails with ``what`` after ``timeout`` seconds."""
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -1,0 +1,116 @@
+"""Start and stop the control plane's processes, each with a pid file and a log file.
+
+Every process runs in its own session (process group), so ``stop`` can end it and anything it
+spawned; a pid file is trusted only while ``/proc/PID/cmdline`` still names the same binary, so a
+recycled pid is never killed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class StepFailed(RuntimeError):
+    """A start-up step failed; the message names the step and where its log is."""
+
+    def __init__(self, step: str, log: Path | None, detail: str) -> None:
+        where = f"; log: {log}" if log else ""
+        tail = ""
+        if log and log.exists():
+            lines = log.read_text(errors="replace").splitlines()[-15:]
+            tail = "\n  last log lines:\n    " + "\n    ".join(lines)
+        super().__init__(f"control plane step '{step}' failed: {detail}{where}{tail}")
+        self.step = step
+        self.log = log
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str
+    run_dir: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / "pids" / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / "logs" / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        """The pid of the live process this pid file names, else None."""
+        try:
+            pid_text, binary = self.pid_file.read_text().split("\n", 1)
+            pid = int(pid_text)
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except (OSError, ValueError):
+            return None
+        if cmdline != binary.strip():
+            return None
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return None
+        return None if state == "Z" else pid
+
+    def alive(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            proc = subprocess.Popen(
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
+        self.pid_file.write_text(f"{proc.pid}\n{argv[0]}\n")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        pid = self.pid()
+        if pid is not None:
+            _signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.alive():
+                time.sleep(0.1)
+            if self.alive():
+                _signal_group(pid, signal.SIGKILL)
+                while self.alive():
+                    time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(pid, sig)
+
+
+def wait_until(step: str, check: object, log: Path | None, timeout: float, proc: Process | None = None) -> None:
+    """Polls ``check()`` until it returns truthy; raises StepFailed naming the step on timeout or exit."""
+    assert callable(check)
+    deadline = time.monotonic() + timeout
+    last_error = "not ready"
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # any probe error means "not yet"; the last one is reported
+            last_error = f"{type(exc).__name__}: {exc}"
+        if proc is not None and not proc.alive():
+            raise StepFailed(step, log, "the process exited")
+        time.sleep(0.2)
+    raise StepFailed(step, log, f"not ready after {timeout:.0f}s ({last_error})")

@@ -1,0 +1,69 @@
+"""The control plane's pure parts: its PKI and the fake node manifests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.controlplane.certs import Pki, generate
+from tests.controlplane.kwok import POOLS, node_manifest
+from tests.controlplane.processes import Process, StepFailed, wait_until
+
+pytestmark = pytest.mark.unit
+
+
+def test_pki_signs_server_and_admin_certs_with_one_ca(tmp_path: Path) -> None:
+    pki = Pki(tmp_path)
+    generate(pki)
+    assert pki.complete()
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    server = x509.load_pem_x509_certificate(pki.server_cert.read_bytes())
+    admin = x509.load_pem_x509_certificate(pki.admin_cert.read_bytes())
+    for cert in (server, admin):
+        assert cert.issuer == ca.subject
+        cert.verify_directly_issued_by(ca)
+    san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "kubernetes.default.svc" in san.get_values_for_type(x509.DNSName)
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1", "10.96.0.1"]
+    assert admin.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "system:masters"
+    usage = admin.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert oct(pki.admin_key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_spot_gpu_node_carries_aks_labels_taints_and_gpu_capacity() -> None:
+    node = node_manifest(POOLS["nc80h100"], "aks-nc80h100-vmss000000")
+    labels = node["metadata"]["labels"]
+    assert labels["node.kubernetes.io/instance-type"] == "Standard_NC80adis_H100_v5"
+    assert labels["kubernetes.azure.com/agentpool"] == "nc80h100"
+    assert labels["kubernetes.azure.com/scalesetpriority"] == "spot"
+    assert labels["kubernetes.azure.com/accelerator"] == "nvidia"
+    assert node["spec"]["taints"] == [
+        {"key": "sku", "value": "gpu", "effect": "NoSchedule"},
+        {"key": "kubernetes.azure.com/scalesetpriority", "value": "spot", "effect": "NoSchedule"},
+    ]
+    assert node["status"]["allocatable"]["nvidia.com/gpu"] == "2"
+    assert node["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
+
+
+def test_system_node_has_no_gpu_and_no_taint() -> None:
+    node = node_manifest(POOLS["system"], "aks-system-vmss000000")
+    assert node["spec"]["taints"] == []
+    assert "nvidia.com/gpu" not in node["status"]["capacity"]
+    assert "kubernetes.azure.com/accelerator" not in node["metadata"]["labels"]
+
+
+def test_failed_start_names_the_step_and_its_log(tmp_path: Path) -> None:
+    proc = Process("broken", tmp_path)
+    proc.start(["/bin/sh", "-c", "echo 'flag provided but not defined: --bogus'; exit 3"])
+    with pytest.raises(StepFailed) as failure:
+        wait_until("broken", lambda: False, proc.log_file, 10, proc)
+    message = str(failure.value)
+    assert "step 'broken' failed: the process exited" in message
+    assert str(proc.log_file) in message
+    assert "flag provided but not defined" in message
+    proc.stop()
+    assert not proc.pid_file.exists()
