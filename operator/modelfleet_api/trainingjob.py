@@ -204,6 +204,10 @@ class TrainingJobStatus(ApiModel):
     gpu_hours: float = Field(default=0.0, ge=0.0)
     """GPU hours consumed so far over all runs (GPUs * wall time while running)."""
 
+    gpu_hours_updated_at: datetime | None = None
+    """When `gpuHours` was last brought up to date; the GPUs held since then (`gpus`) are added at the
+    next update. Unset while the job holds no GPU."""
+
 
 class TrainingJob(CustomResource):
     """A distributed training run on AKS H100 nodes."""
