@@ -12,6 +12,9 @@ from modelfleet_api.instance_types import CATALOGUE, InstanceType, gpus_by_insta
 QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 """A Kubernetes resource quantity (`4`, `500m`, `64Gi`), the apimachinery regex."""
 
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+"""A DNS-1123 label (names that become part of object names)."""
+
 RESERVED_ENV_PREFIXES = ("PET_", "MODELFLEET_")
 """Variables the operator sets itself (see ``contract``); a user's env may not override them."""
 

@@ -1,0 +1,319 @@
+"""ModelDeployment: serve a model with an inference engine on GPU replicas, with autoscaling and a canary.
+
+The engine part (``serving.EngineSpec``) is what the serving launcher reads too; the rest says
+where the replicas run, how many there are and how traffic reaches them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from modelfleet_api.base import ApiModel, CelRule
+from modelfleet_api.common import (
+    CONDITIONS_SCHEMA_EXTRA,
+    ENV_SCHEMA_EXTRA,
+    MAX_ENV,
+    QUANTITY_PATTERN,
+    Condition,
+    EnvVar,
+    NodePlacement,
+    env_rules,
+    gpus_fit_rule,
+)
+from modelfleet_api.constants import ModelDeploymentPhase
+from modelfleet_api.resource import AGE_COLUMN, CustomResource, PrinterColumn, ResourceNames
+from modelfleet_api.serving import EngineSpec
+from modelfleet_api.training import ModelSource
+
+MAX_REPLICAS = 100
+
+
+class ServingResources(NodePlacement):
+    """GPUs per replica and the AKS VM size and pool the replicas run on; one pod per replica."""
+
+    gpus_per_replica: int = Field(default=1, ge=1, le=8)
+    """GPUs each replica (pod) gets; at most the GPUs of `instanceType`."""
+
+    cel_rules = (gpus_fit_rule("gpusPerReplica", "gpusPerReplica"),)
+
+
+class AutoscalingMetric(StrEnum):
+    QUEUE_DEPTH = "queueDepth"
+    """Requests waiting in the engine's queue, per replica."""
+    RUNNING_REQUESTS = "runningRequests"
+    """Requests being decoded, per replica."""
+    KV_CACHE_USAGE = "kvCacheUsage"
+    """Fraction of the KV cache in use (0-1), averaged over replicas."""
+    REQUESTS_PER_SECOND = "requestsPerSecond"
+    """Incoming requests per second, per replica."""
+
+
+class AutoscalingSpec(ApiModel):
+    """Scale replicas on an engine metric (KEDA ScaledObject; an HPA when KEDA is not installed)."""
+
+    min_replicas: int = Field(default=1, ge=0, le=MAX_REPLICAS)
+    """Fewest replicas; 0 scales to zero when idle (needs KEDA; the HPA fallback keeps one)."""
+
+    max_replicas: int = Field(ge=1, le=MAX_REPLICAS)
+    """Most replicas."""
+
+    metric: AutoscalingMetric = AutoscalingMetric.QUEUE_DEPTH
+    """Metric to scale on: `queueDepth`, `runningRequests`, `kvCacheUsage` or `requestsPerSecond`."""
+
+    target: float = Field(gt=0.0, le=1_000_000.0)
+    """Target value of the metric per replica (for `kvCacheUsage` a fraction in (0, 1])."""
+
+    activation_threshold: float | None = Field(default=None, ge=0.0, le=1_000_000.0)
+    """Scale from zero once the metric exceeds this (KEDA `activationThreshold`); unset: any load."""
+
+    cooldown_seconds: int = Field(default=300, ge=0, le=86_400)
+    """Wait this long after the last scale-up-worthy load before scaling down (and to zero)."""
+
+    cel_rules = (
+        CelRule(
+            rule="self.minReplicas <= self.maxReplicas",
+            message="minReplicas must be <= maxReplicas",
+            field_path=".minReplicas",
+        ),
+        CelRule(
+            rule="self.metric != 'kvCacheUsage' || self.target <= 1.0",
+            message="kvCacheUsage is a fraction: target must be in (0, 1]",
+            field_path=".target",
+        ),
+    )
+
+
+class CanarySpec(ApiModel):
+    """A second track with a different model, revision, engine or image that gets a share of traffic."""
+
+    model: ModelSource | None = None
+    """Model of the canary; unset: the stable model."""
+
+    engine: EngineSpec | None = None
+    """Engine and settings of the canary; unset: the stable engine."""
+
+    image: str | None = Field(default=None, max_length=1024)
+    """Serving image of the canary; unset: the stable image."""
+
+    weight: int = Field(default=10, ge=0, le=100)
+    """Percent of requests routed to the canary (exact with Gateway API; by replica ratio without)."""
+
+    replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    """Canary replicas (not autoscaled)."""
+
+    cel_rules = (
+        CelRule(
+            rule="has(self.model) || has(self.engine) || has(self.image)",
+            message="a canary must differ from the stable track: set model, engine or image",
+            reason="FieldValueRequired",
+        ),
+    )
+
+
+class PvcCache(ApiModel):
+    claim_name: str = Field(min_length=1, max_length=253)
+    """PersistentVolumeClaim holding (or receiving) the model files; ReadWriteMany to share it between
+    replicas."""
+
+    read_only: bool = False
+    """Mount read-only: the model must already be there (pre-populated), nothing is downloaded."""
+
+
+class EmptyDirCache(ApiModel):
+    size_limit: str = Field(default="200Gi", max_length=64, pattern=QUANTITY_PATTERN)
+    """Most disk the download may use on the node (a quantity)."""
+
+
+class ModelCacheSpec(ApiModel):
+    """Where the model files live on the replica: a shared PVC or a per-pod emptyDir (the default)."""
+
+    pvc: PvcCache | None = None
+    """Use a PersistentVolumeClaim: downloaded once, reused by every replica and restart."""
+
+    empty_dir: EmptyDirCache | None = None
+    """Download into an emptyDir on each pod start (the default when neither is set)."""
+
+    cel_rules = (
+        CelRule(
+            rule="!(has(self.pvc) && has(self.emptyDir))",
+            message="set at most one of pvc and emptyDir",
+            field_path=".pvc",
+            reason="FieldValueForbidden",
+        ),
+    )
+
+
+class SecretKeyRef(ApiModel):
+    name: str = Field(min_length=1, max_length=253)
+    """Secret in the deployment's namespace."""
+
+    key: str = Field(default="api-key", min_length=1, max_length=253)
+    """Key in the Secret holding the API key."""
+
+
+class ModelDeploymentSpec(ApiModel):
+    """What to serve, with which engine, on how many GPU replicas."""
+
+    model: ModelSource
+    """Model to serve (`loadIn4bit` is a training setting: use `engine.settings.quantization`)."""
+
+    served_model_name: str | None = Field(default=None, min_length=1, max_length=256)
+    """Name clients put in the `model` field of requests; unset: the ModelDeployment's name."""
+
+    engine: EngineSpec = Field(default_factory=EngineSpec)
+    """Inference engine and its settings."""
+
+    resources: ServingResources = Field(default_factory=ServingResources)
+    """GPUs per replica, AKS VM size, pool and spot."""
+
+    replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
+    """Fixed replica count (default 1); leave unset when `autoscaling` is set."""
+
+    autoscaling: AutoscalingSpec | None = None
+    """Scale on an engine metric instead of a fixed replica count."""
+
+    canary: CanarySpec | None = None
+    """A canary track that receives `canary.weight` percent of requests."""
+
+    model_cache: ModelCacheSpec = Field(default_factory=ModelCacheSpec)
+    """Where model files are stored on the replicas."""
+
+    api_key_secret: SecretKeyRef | None = None
+    """Secret key holding the API key clients must send as a bearer token; unset: no authentication."""
+
+    image: str | None = Field(default=None, max_length=1024)
+    """Serving image; unset: the operator's default image for the engine."""
+
+    env: list[EnvVar] = Field(default_factory=list, max_length=MAX_ENV, json_schema_extra=ENV_SCHEMA_EXTRA)
+    """Extra environment variables for the engine container. Names starting with `PET_` or
+    `MODELFLEET_` are reserved for the operator."""
+
+    cel_rules = (
+        CelRule(
+            rule="self.engine.settings.tensorParallelSize <= self.resources.gpusPerReplica",
+            message="engine.settings.tensorParallelSize cannot exceed resources.gpusPerReplica",
+            field_path=".engine.settings.tensorParallelSize",
+        ),
+        CelRule(
+            rule=(
+                "!has(self.canary) || !has(self.canary.engine) || "
+                "self.canary.engine.settings.tensorParallelSize <= self.resources.gpusPerReplica"
+            ),
+            message="canary.engine.settings.tensorParallelSize cannot exceed resources.gpusPerReplica",
+            field_path=".canary.engine.settings.tensorParallelSize",
+        ),
+        CelRule(
+            rule="!(has(self.replicas) && has(self.autoscaling))",
+            message="set either replicas or autoscaling, not both",
+            field_path=".replicas",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="!self.model.loadIn4bit",
+            message="model.loadIn4bit is a training setting; use engine.settings.quantization: bitsandbytes",
+            field_path=".model.loadIn4bit",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="!has(self.canary) || !has(self.canary.model) || !self.canary.model.loadIn4bit",
+            message="canary.model.loadIn4bit is a training setting; use engine.settings.quantization",
+            field_path=".canary.model.loadIn4bit",
+            reason="FieldValueForbidden",
+        ),
+        *env_rules(),
+    )
+
+
+class TrackStatus(ApiModel):
+    ready_replicas: int = Field(default=0, ge=0)
+    """Replicas that pass their readiness probe."""
+
+    desired_replicas: int = Field(default=0, ge=0)
+    """Replicas wanted now (fixed, or the autoscaler's choice)."""
+
+
+class StartupBreakdown(ApiModel):
+    """Where the latest replica's start-up time went, in seconds since its pod was created."""
+
+    pod: str
+    """Name of the measured pod."""
+
+    scheduled_seconds: float | None = Field(default=None, ge=0.0)
+    """Until the pod was bound to a node."""
+
+    model_downloaded_seconds: float | None = Field(default=None, ge=0.0)
+    """Until the model files were in the cache."""
+
+    engine_loaded_seconds: float | None = Field(default=None, ge=0.0)
+    """Until the engine had loaded the weights."""
+
+    ready_seconds: float | None = Field(default=None, ge=0.0)
+    """Until the pod was ready to serve."""
+
+
+class ModelDeploymentStatus(ApiModel):
+    """What the operator observed; written only by the operator."""
+
+    phase: ModelDeploymentPhase = ModelDeploymentPhase.PENDING
+    """Summary for humans: Pending, Deploying, Ready, Degraded, ScaledToZero or Failed. Tools should read
+    `conditions`."""
+
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_SCHEMA_EXTRA)
+    """Latest observations (Available, Progressing, CanaryReady, Autoscaling, Routed), one per type."""
+
+    observed_generation: int | None = Field(default=None, ge=0)
+    """The `metadata.generation` this status was computed from."""
+
+    stable: TrackStatus = Field(default_factory=TrackStatus)
+    """Replicas of the stable track."""
+
+    canary: TrackStatus | None = None
+    """Replicas of the canary track (with `spec.canary`)."""
+
+    ready: str | None = None
+    """`ready/desired` replicas over both tracks, for `kubectl get`."""
+
+    endpoint: str | None = None
+    """Base URL of the OpenAI-compatible (or KServe v2) API inside the cluster."""
+
+    served_model: str | None = None
+    """Model name clients send in requests."""
+
+    engine: str | None = None
+    """Engine serving the stable track."""
+
+    startup: StartupBreakdown | None = None
+    """Start-up time breakdown of the most recently started replica."""
+
+    last_scale_time: datetime | None = None
+    """When the replica count last changed."""
+
+
+class ModelDeployment(CustomResource):
+    """An inference endpoint for one model on AKS H100 nodes."""
+
+    names = ResourceNames(
+        kind="ModelDeployment",
+        plural="modeldeployments",
+        short_names=("md",),
+        printer_columns=(
+            PrinterColumn(name="Engine", json_path=".spec.engine.type", type="string", description="Engine."),
+            PrinterColumn(name="Model", json_path=".spec.model.uri", type="string", description="Model."),
+            PrinterColumn(
+                name="Ready", json_path=".status.ready", type="string", description="Ready/desired replicas."
+            ),
+            PrinterColumn(
+                name="Endpoint", json_path=".status.endpoint", type="string", description="In-cluster URL."
+            ),
+            PrinterColumn(name="Phase", json_path=".status.phase", type="string", description="Phase."),
+            AGE_COLUMN,
+        ),
+    )
+
+    spec: ModelDeploymentSpec
+    """Desired state."""
+    status: ModelDeploymentStatus | None = None
+    """Observed state."""
