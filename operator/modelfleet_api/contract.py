@@ -51,3 +51,11 @@ MODEL_CACHE_DIR = "/models"
 """Where the model is downloaded to (emptyDir or PVC) and read from by the engine."""
 ENV_BENCH_CONFIG = "MODELFLEET_BENCH_CONFIG"
 """Path of a benchmark Job's ``benchmark.BenchmarkRuntimeConfig`` file."""
+TRITON_GRPC_PORT = 8001
+"""Port of Triton's KServe v2 gRPC API (its HTTP API is on SERVE_PORT)."""
+TRITON_METRICS_PORT = 8002
+"""Port of Triton's own Prometheus endpoint."""
+PVC_MOUNT_ROOT = "/mnt/pvc"
+"""A `pvc://CLAIM/PATH` URI is read at PVC_MOUNT_ROOT/CLAIM/PATH: the operator mounts each claim there."""
+ENV_STORAGE_ACCOUNT = "AZURE_STORAGE_ACCOUNT"
+"""Storage account of `az://CONTAINER/PATH` URIs (https blob URIs name their account themselves)."""

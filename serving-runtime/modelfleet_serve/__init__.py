@@ -1,0 +1,2 @@
+"""modelfleet's serving runtime: the engine launcher (`modelfleet-serve`) and the benchmark client
+(`modelfleet-bench`)."""

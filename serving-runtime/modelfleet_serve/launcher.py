@@ -1,0 +1,160 @@
+"""`modelfleet-serve`: resolve the model, start the engine, forward signals, exit with its code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from modelfleet_api.contract import ENV_SERVE_CONFIG
+from modelfleet_api.serving import ServingRuntimeConfig
+from pydantic import ValidationError
+
+from modelfleet_serve import model_cache
+from modelfleet_serve.engines import adapter_for
+from modelfleet_serve.engines.base import EngineAdapter, EngineConfigError, EngineLaunch, ResolvedModel
+from modelfleet_serve.launcher_metrics import LauncherMetrics
+
+log = logging.getLogger("modelfleet_serve")
+
+EXIT_CONFIG_ERROR = 2
+EXIT_ENGINE_UNAVAILABLE = 3
+TERMINATION_LOG = Path("/dev/termination-log")
+"""Kubernetes shows this file's content as the container's termination message."""
+HEALTH_POLL_SECONDS = 1.0
+
+
+def resolve_models(config: ServingRuntimeConfig) -> ResolvedModel:
+    cache = Path(config.cache_dir)
+    path = model_cache.resolve(config.model.uri, cache, "model.uri", config.model.revision)
+    adapters = {
+        a.name: model_cache.resolve(a.uri, cache, f"engine.settings.loraAdapters[{i}].uri")
+        for i, a in enumerate(config.engine.settings.lora_adapters)
+    }
+    return ResolvedModel(path=path, lora_adapters=adapters)
+
+
+def read_api_key(config: ServingRuntimeConfig) -> str | None:
+    if config.api_key_env is None:
+        return None
+    key = os.environ.get(config.api_key_env)
+    if not key:
+        raise EngineConfigError(f"apiKeyEnv: environment variable {config.api_key_env} is not set or empty")
+    return key
+
+
+def start_engine(launch: EngineLaunch) -> subprocess.Popen[bytes]:
+    if launch.cwd is not None:
+        launch.cwd.mkdir(parents=True, exist_ok=True)
+    for link, target in launch.links.items():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(target.resolve(), target_is_directory=True)
+    log.info("starting engine: %s", " ".join(launch.argv))
+    return subprocess.Popen(launch.argv, env={**os.environ, **launch.env}, cwd=launch.cwd)
+
+
+def forward_signals(engine: subprocess.Popen[bytes]) -> None:
+    """Pass SIGTERM/SIGINT on to the engine, which then drains and exits; we exit when it does."""
+
+    def forward(signum: int, _frame: object) -> None:
+        log.info("forwarding %s to the engine (pid %d)", signal.Signals(signum).name, engine.pid)
+        engine.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+
+
+def watch_health(url: str, engine: subprocess.Popen[bytes], metrics: LauncherMetrics, started: float) -> None:
+    """Mirror the engine's health endpoint into the ready gauge; log when it first answers."""
+    first = True
+    with httpx.Client(timeout=5.0) as client:
+        while engine.poll() is None:
+            try:
+                healthy = client.get(url).status_code == 200
+            except httpx.HTTPError:
+                healthy = False
+            metrics.ready.set(1 if healthy else 0)
+            if healthy and first:
+                first = False
+                metrics.startup_seconds.set(time.monotonic() - started)
+                log.info("engine ready after %.1f s (%s)", time.monotonic() - started, url)
+            time.sleep(HEALTH_POLL_SECONDS)
+    metrics.ready.set(0)
+
+
+def exit_code(returncode: int) -> int:
+    """A shell-style exit code: 128 + N when the engine died of signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def fail(message: str, code: int) -> int:
+    log.error("%s", message)
+    if TERMINATION_LOG.exists():  # Kubernetes creates it in every container
+        TERMINATION_LOG.write_text(message + "\n")
+    return code
+
+
+def run(config: ServingRuntimeConfig, adapter: EngineAdapter, metrics: LauncherMetrics) -> int:
+    problem = adapter.availability_problem()
+    if problem:
+        return fail(problem, EXIT_ENGINE_UNAVAILABLE)
+    metrics.info.info(
+        {"engine": str(config.engine.type), "model": config.model.uri, "served": config.served_model_name}
+    )
+    metrics.serve(config.metrics_port)
+    try:
+        api_key = read_api_key(config)
+        started = time.monotonic()
+        model = resolve_models(config)
+        metrics.download_seconds.set(time.monotonic() - started)
+        launch = adapter.launch(config, model, api_key)
+    except ValueError as error:  # EngineConfigError and bad URIs
+        return fail(str(error), EXIT_CONFIG_ERROR)
+    started = time.monotonic()
+    engine = start_engine(launch)
+    metrics.running.set(1)
+    forward_signals(engine)
+    health_url = f"http://127.0.0.1:{config.port}{adapter.health_path}"
+    threading.Thread(target=watch_health, args=(health_url, engine, metrics, started), daemon=True).start()
+    returncode = engine.wait()
+    metrics.running.set(0)
+    log.info("engine exited with %d", returncode)
+    return exit_code(returncode)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelfleet-serve", description=__doc__)
+    parser.add_argument(
+        "--config", default=os.environ.get(ENV_SERVE_CONFIG), help=f"config file (${ENV_SERVE_CONFIG})"
+    )
+    parser.add_argument("--print-command", action="store_true", help="print the engine command line and exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.config:
+        parser.error(f"no config: pass --config or set {ENV_SERVE_CONFIG}")
+    try:
+        config = ServingRuntimeConfig.load(args.config)
+    except (OSError, ValidationError) as error:
+        return fail(f"invalid serving config {args.config}: {error}", EXIT_CONFIG_ERROR)
+    adapter = adapter_for(config.engine.type)
+    if args.print_command:
+        try:
+            launch = adapter.launch(config, ResolvedModel(path=Path(config.model.uri)), read_api_key(config))
+        except ValueError as error:
+            return fail(str(error), EXIT_CONFIG_ERROR)
+        print(" ".join(launch.argv))
+        return 0
+    return run(config, adapter, LauncherMetrics())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Resolve a model URI to a local directory, downloading blob and hub models into the cache dir.
+
+Downloads are resumable at file granularity: a file already in the cache with the blob's size is
+kept, so a restarted pod on the same volume skips what it already has.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from modelfleet_api.contract import ENV_STORAGE_ACCOUNT, PVC_MOUNT_ROOT
+
+log = logging.getLogger(__name__)
+
+_BLOB_HOST = re.compile(r"^(?P<account>[a-z0-9]{3,24})\.blob\.core\.windows\.net$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+PROGRESS_INTERVAL_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    account_url: str
+    container: str
+    prefix: str
+
+
+def parse_blob_uri(uri: str, field: str) -> BlobLocation | None:
+    """The blob location of an `https://ACCOUNT.blob.core.windows.net/...` or `az://...` URI, else None."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "az":
+        account = os.environ.get(ENV_STORAGE_ACCOUNT)
+        if not account:
+            raise ValueError(f"{field}: {uri} is an az:// URI but {ENV_STORAGE_ACCOUNT} is not set")
+        container, prefix = parsed.netloc, parsed.path.strip("/")
+        account_url = f"https://{account}.blob.core.windows.net"
+    elif parsed.scheme == "https" and (match := _BLOB_HOST.match(parsed.hostname or "")):
+        container, _, prefix = parsed.path.strip("/").partition("/")
+        account_url = f"https://{match['account']}.blob.core.windows.net"
+    else:
+        return None
+    if not container or not prefix:
+        raise ValueError(f"{field}: {uri} must name a container and a path inside it")
+    return BlobLocation(account_url=account_url, container=container, prefix=prefix)
+
+
+def cache_subdir(uri: str) -> str:
+    """A stable directory name for a URI inside the cache dir."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", uri.split("://", 1)[-1]).strip("-")
+
+
+def resolve(uri: str, cache_dir: Path, field: str, revision: str | None = None) -> Path:
+    """The local directory holding the model (or adapter) at `uri`, downloading it if remote."""
+    if uri.startswith("pvc://"):
+        claim_path = uri.removeprefix("pvc://").strip("/")
+        return _existing(Path(PVC_MOUNT_ROOT) / claim_path, uri, field)
+    if uri.startswith(("/", "file://")):
+        return _existing(Path(uri.removeprefix("file://")), uri, field)
+    blob = parse_blob_uri(uri, field)
+    if blob is not None:
+        return download_blob_prefix(blob, cache_dir / "blob" / cache_subdir(uri))
+    if _HUB_ID.match(uri):
+        return download_hub(uri, revision, cache_dir / "hub" / cache_subdir(f"{uri}@{revision or 'main'}"))
+    raise ValueError(
+        f"{field}: {uri!r} is not a local path, pvc:// path, Azure Blob URI or Hugging Face model id"
+    )
+
+
+def _existing(path: Path, uri: str, field: str) -> Path:
+    if not path.exists():
+        raise ValueError(f"{field}: {uri} does not exist in the pod (looked at {path})")
+    return path
+
+
+def download_hub(repo_id: str, revision: str | None, target: Path) -> Path:
+    """Snapshot of a Hugging Face model; huggingface_hub logs per-file progress bars."""
+    from huggingface_hub import snapshot_download
+
+    log.info("downloading %s@%s from the Hugging Face hub into %s", repo_id, revision or "main", target)
+    started = time.monotonic()
+    snapshot_download(repo_id=repo_id, revision=revision, local_dir=target)
+    log.info("downloaded %s in %.1f s", repo_id, time.monotonic() - started)
+    return target
+
+
+def download_blob_prefix(location: BlobLocation, target: Path) -> Path:
+    """Every blob under the prefix, into `target`, keeping the paths below the prefix.
+
+    Credentials: a connection string in AZURE_STORAGE_CONNECTION_STRING when set (Azurite, SAS),
+    otherwise DefaultAzureCredential (AKS workload identity).
+    """
+    from azure.storage.blob import ContainerClient
+
+    connection_string = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+    if connection_string:
+        container = ContainerClient.from_connection_string(connection_string, location.container)
+    else:
+        from azure.identity import DefaultAzureCredential
+
+        container = ContainerClient(
+            location.account_url, location.container, credential=DefaultAzureCredential()
+        )
+    prefix = location.prefix.rstrip("/") + "/"
+    blobs = [b for b in container.list_blobs(name_starts_with=prefix) if not b.name.endswith("/")]
+    if not blobs:
+        raise ValueError(f"no blobs under {location.container}/{prefix} in {location.account_url}")
+    total = sum(b.size for b in blobs)
+    log.info(
+        "downloading %d files (%.1f MiB) from %s/%s", len(blobs), total / 2**20, location.container, prefix
+    )
+    progress = _Progress(total)
+    for blob in blobs:
+        path = target / blob.name.removeprefix(prefix)
+        if path.exists() and path.stat().st_size == blob.size:
+            progress.add(blob.size)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".part")
+        base = progress.done
+        with partial.open("wb") as sink:
+            container.download_blob(
+                blob.name,
+                max_concurrency=4,
+                progress_hook=lambda current, _t, b=base: progress.set(b + current),
+            ).readinto(sink)
+        partial.rename(path)
+        progress.set(base + blob.size)
+    progress.finish()
+    return target
+
+
+class _Progress:
+    """Logs bytes done, rate and ETA at most every PROGRESS_INTERVAL_SECONDS (pod logs have no tty)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.started = self.last = time.monotonic()
+
+    def add(self, count: int) -> None:
+        self.set(self.done + count)
+
+    def set(self, done: int) -> None:
+        self.done = done
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_INTERVAL_SECONDS:
+            self.last = now
+            rate = self.done / max(now - self.started, 1e-9)
+            eta = (self.total - self.done) / rate if rate else float("inf")
+            percent = 100 * self.done / max(self.total, 1)
+            mib_done, mib_total, mib_rate = self.done / 2**20, self.total / 2**20, rate / 2**20
+            log.info(
+                "model download %.1f%% (%.1f/%.1f MiB, %.1f MiB/s, ETA %.0f s)",
+                percent, mib_done, mib_total, mib_rate, eta,
+            )  # fmt: skip
+
+    def finish(self) -> None:
+        elapsed = time.monotonic() - self.started
+        log.info("model download complete: %.1f MiB in %.1f s", self.total / 2**20, elapsed)
