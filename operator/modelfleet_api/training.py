@@ -7,7 +7,7 @@ runtime config (``runtime_config.TrainingRuntimeConfig``) that every worker pod 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -121,7 +121,7 @@ class LoraSpec(ApiModel):
     dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
     """Dropout on the LoRA input."""
 
-    target_modules: list[str] = Field(
+    target_modules: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1, max_length=64
     )
     """Names of the modules that get adapters (`all-linear` targets every linear layer)."""
