@@ -1,0 +1,102 @@
+"""The operator's own settings, read once at start from flags and environment variables.
+
+Every setting has an environment variable (what a Helm chart sets) and most have a flag (what a
+developer types); a flag wins over the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+DEFAULT_TRAINING_IMAGE = "ghcr.io/modelfleet/training-runtime:0.1.0"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OperatorConfig:
+    training_image: str = DEFAULT_TRAINING_IMAGE
+    """Image of the worker pods unless a TrainingJob names its own (``MODELFLEET_TRAINING_IMAGE``)."""
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty means cluster-wide (``MODELFLEET_NAMESPACES``, comma-separated)."""
+    standalone: bool = False
+    """Run without kopf peering (``MODELFLEET_STANDALONE``); with peering, replicas of lower priority
+    pause while a higher-priority one runs, which gives hot-standby HA."""
+    peering_name: str = "modelfleet"
+    """Name of the (Cluster)KopfPeering object replicas coordinate through (``MODELFLEET_PEERING``)."""
+    priority: int = 0
+    """Peering priority of this replica (``MODELFLEET_PRIORITY``); give replicas distinct values."""
+    health_port: int = 8080
+    """Port of the liveness endpoint ``/healthz`` (``MODELFLEET_HEALTH_PORT``; 0 disables it)."""
+    resync_seconds: float = 5.0
+    """How often each TrainingJob is re-examined even without events (timeouts, stalls, TTL)
+    (``MODELFLEET_RESYNC_SECONDS``)."""
+    backoff_seconds: float = 5.0
+    """Delay before a failed handler is retried (``MODELFLEET_BACKOFF_SECONDS``)."""
+    watch_timeout_seconds: float = 300.0
+    """Server-side timeout of each watch request; short values make shutdown fast in tests
+    (``MODELFLEET_WATCH_TIMEOUT_SECONDS``)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelfleet-operator",
+        description="Run the modelfleet operator (TrainingJob, ModelDeployment, BenchmarkSweep).",
+    )
+    parser.add_argument("--training-image", help="default worker image")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n", "--namespace", action="append", dest="namespaces", help="watch this namespace (repeatable)"
+    )
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    parser.add_argument("--standalone", action="store_true", default=None, help="run without peering")
+    parser.add_argument("--peering", dest="peering_name", help="peering object name")
+    parser.add_argument("--priority", type=int, help="peering priority of this replica")
+    parser.add_argument("--health-port", type=int, help="liveness endpoint port (0: off)")
+    parser.add_argument("--resync-seconds", type=float, help="periodic re-examination interval")
+    parser.add_argument("--backoff-seconds", type=float, help="retry delay of failed handlers")
+    return parser
+
+
+def _env_bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> OperatorConfig:
+    """Settings from ``argv`` (default: none) over ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    args = _parser().parse_args(list(argv or []))
+    defaults = OperatorConfig()
+
+    namespaces: tuple[str, ...]
+    if args.all_namespaces:
+        namespaces = ()
+    elif args.namespaces:
+        namespaces = tuple(args.namespaces)
+    else:
+        namespaces = tuple(n.strip() for n in env.get("MODELFLEET_NAMESPACES", "").split(",") if n.strip())
+
+    def pick(flag: object, var: str, default: object) -> object:
+        if flag is not None:
+            return flag
+        return env.get(var, default)
+
+    standalone = args.standalone or _env_bool(env.get("MODELFLEET_STANDALONE", "false"))
+    return OperatorConfig(
+        training_image=str(pick(args.training_image, "MODELFLEET_TRAINING_IMAGE", defaults.training_image)),
+        namespaces=namespaces,
+        standalone=standalone,
+        peering_name=str(pick(args.peering_name, "MODELFLEET_PEERING", defaults.peering_name)),
+        priority=int(str(pick(args.priority, "MODELFLEET_PRIORITY", defaults.priority))),
+        health_port=int(str(pick(args.health_port, "MODELFLEET_HEALTH_PORT", defaults.health_port))),
+        resync_seconds=float(
+            str(pick(args.resync_seconds, "MODELFLEET_RESYNC_SECONDS", defaults.resync_seconds))
+        ),
+        backoff_seconds=float(
+            str(pick(args.backoff_seconds, "MODELFLEET_BACKOFF_SECONDS", defaults.backoff_seconds))
+        ),
+        watch_timeout_seconds=float(
+            env.get("MODELFLEET_WATCH_TIMEOUT_SECONDS", str(defaults.watch_timeout_seconds))
+        ),
+    )

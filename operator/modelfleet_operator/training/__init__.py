@@ -1,0 +1,1 @@
+"""The TrainingJob controller: pure child builders, one module per policy, ordered reconcile steps."""

@@ -1,0 +1,328 @@
+"""Pure builders of a TrainingJob's children: (owner, spec, operator settings) -> manifest dicts.
+
+Like dask-kubernetes' ``build_*_spec`` functions: no API calls, no clock, no randomness, so a test
+compares each whole manifest with the one a user will get, and the reconcile can create them in
+any order, any number of times.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from modelfleet_api import API_VERSION, contract
+from modelfleet_api import constants as c
+from modelfleet_api import instance_types as it
+from modelfleet_api.runtime_config import JobIdentity, Topology, TrainingRuntimeConfig
+from modelfleet_api.trainingjob import TrainingJob, TrainingJobSpec
+
+from modelfleet_operator.training.names import ChildNames
+
+Manifest = dict[str, Any]
+
+WORKER_CONTAINER = "trainer"
+KIND_NAME = "trainingjob"
+CONFIG_VOLUME = "config"
+SHM_VOLUME = "dshm"
+COMPLETION_INDEX_FIELD = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+DEFAULT_SHARE_OF_NODE = 0.9
+"""Without explicit cpu/memory, a worker asks for this share of its GPUs' part of the VM (the rest
+is left to the kubelet, the GPU driver daemonsets and the CNI)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Owner:
+    """The TrainingJob the children belong to."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    @classmethod
+    def of(cls, training_job: TrainingJob) -> Owner:
+        meta = training_job.metadata
+        return cls(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+
+    @property
+    def names(self) -> ChildNames:
+        return ChildNames(self.name, self.namespace)
+
+    def reference(self) -> dict[str, Any]:
+        """Controller owner reference: deleting the TrainingJob garbage-collects the child."""
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "TrainingJob",
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def labels(owner: Owner, component: str) -> dict[str, str]:
+    return {
+        c.LABEL_NAME: KIND_NAME,
+        c.LABEL_INSTANCE: owner.name,
+        c.LABEL_COMPONENT: component,
+        c.LABEL_PART_OF: c.PART_OF,
+        c.LABEL_MANAGED_BY: c.MANAGED_BY,
+        c.LABEL_TRAINING_JOB: owner.name,
+    }
+
+
+def worker_selector(owner: Owner) -> str:
+    """Label selector of the TrainingJob's worker pods (of every attempt)."""
+    return f"{c.LABEL_TRAINING_JOB}={owner.name},{c.LABEL_COMPONENT}={c.COMPONENT_WORKER}"
+
+
+def _metadata(owner: Owner, name: str, component: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": labels(owner, component),
+        "ownerReferences": [owner.reference()],
+    }
+
+
+def runtime_config(owner: Owner, spec: TrainingJobSpec) -> TrainingRuntimeConfig:
+    """What every worker reads: the spec's training parts plus identity and topology."""
+    return TrainingRuntimeConfig(
+        job=JobIdentity(name=owner.name, namespace=owner.namespace, uid=owner.uid),
+        model=spec.model,
+        dataset=spec.dataset,
+        method=spec.method,
+        strategy=spec.strategy,
+        precision=spec.precision,
+        hyperparameters=spec.hyperparameters,
+        checkpoint=spec.checkpoint,
+        output=spec.output,
+        tracking=spec.tracking,
+        topology=Topology(nodes=spec.resources.nodes, gpus_per_node=spec.resources.gpus_per_node),
+    )
+
+
+def config_map(owner: Owner, spec: TrainingJobSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(owner, owner.names.config_map, c.COMPONENT_CONFIG),
+        "data": {contract.CONFIG_FILE: runtime_config(owner, spec).to_yaml()},
+    }
+
+
+def progress_config_map(owner: Owner) -> Manifest:
+    """Created empty; rank 0 writes its ``TrainingProgress`` JSON under ``contract.PROGRESS_KEY``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(owner, owner.names.progress_config_map, c.COMPONENT_WORKER),
+    }
+
+
+def service_account(owner: Owner) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(owner, owner.names.service_account, c.COMPONENT_WORKER),
+    }
+
+
+def progress_role(owner: Owner) -> Manifest:
+    """Least privilege: the workers may read and write their own progress ConfigMap, nothing else."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _metadata(owner, owner.names.service_account, c.COMPONENT_WORKER),
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [owner.names.progress_config_map],
+                "verbs": ["get", "patch", "update"],
+            }
+        ],
+    }
+
+
+def progress_role_binding(owner: Owner) -> Manifest:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(owner, owner.names.service_account, c.COMPONENT_WORKER),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": owner.names.service_account,
+        },
+        "subjects": [
+            {
+                "kind": "ServiceAccount",
+                "name": owner.names.service_account,
+                "namespace": owner.namespace,
+            }
+        ],
+    }
+
+
+def headless_service(owner: Owner) -> Manifest:
+    """Gives every worker pod a stable DNS name; ready or not, so rendezvous works during start-up."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(owner, owner.names.service, c.COMPONENT_WORKER),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {c.LABEL_TRAINING_JOB: owner.name, c.LABEL_COMPONENT: c.COMPONENT_WORKER},
+            "ports": [
+                {"name": "rendezvous", "port": contract.MASTER_PORT, "targetPort": contract.MASTER_PORT},
+                {"name": "metrics", "port": contract.METRICS_PORT, "targetPort": contract.METRICS_PORT},
+            ],
+        },
+    }
+
+
+def _resources(spec: TrainingJobSpec) -> dict[str, dict[str, str]]:
+    placement = spec.resources
+    vm = it.info(placement.instance_type)
+    share = placement.gpus_per_node / vm.gpus * DEFAULT_SHARE_OF_NODE
+    cpu = placement.cpu or str(math.floor(vm.vcpu * share))
+    memory = placement.memory or f"{math.floor(vm.memory_gib * share)}Gi"
+    amounts = {"cpu": cpu, "memory": memory, it.GPU_RESOURCE: str(placement.gpus_per_node)}
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _placement(spec: TrainingJobSpec) -> dict[str, Any]:
+    """nodeSelector, tolerations and (for spot) affinity of the worker pods."""
+    placement = spec.resources
+    node_selector = (
+        {it.NODE_LABEL_AGENTPOOL: placement.node_pool}
+        if placement.node_pool
+        else {it.NODE_LABEL_INSTANCE_TYPE: placement.instance_type.value}
+    )
+    tolerations: list[dict[str, str]] = [
+        {"key": it.GPU_TAINT_KEY, "operator": "Equal", "value": it.GPU_TAINT_VALUE, "effect": "NoSchedule"}
+    ]
+    result: dict[str, Any] = {"nodeSelector": node_selector, "tolerations": tolerations}
+    if placement.spot:
+        tolerations.append(
+            {"key": it.SPOT_TAINT_KEY, "operator": "Equal", "value": it.SPOT_PRIORITY, "effect": "NoSchedule"}
+        )
+        result["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {
+                                    "key": it.NODE_LABEL_SCALESET_PRIORITY,
+                                    "operator": "In",
+                                    "values": [it.SPOT_PRIORITY],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            }
+        }
+    return result
+
+
+def _env(owner: Owner, spec: TrainingJobSpec, attempt: int) -> list[dict[str, Any]]:
+    names = owner.names
+    config_path = f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"
+    contract_env: list[dict[str, Any]] = [
+        {"name": contract.ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": contract.ENV_POD_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": contract.ENV_JOB_NAME, "value": owner.name},
+        {"name": contract.ENV_CONFIG, "value": config_path},
+        {"name": contract.ENV_RESTART_ATTEMPT, "value": str(attempt)},
+        {"name": contract.ENV_NNODES, "value": str(spec.resources.nodes)},
+        {"name": contract.ENV_NPROC_PER_NODE, "value": str(spec.resources.gpus_per_node)},
+        {"name": contract.ENV_NODE_RANK, "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX_FIELD}}},
+        {"name": contract.ENV_MASTER_ADDR, "value": names.master_addr},
+        {"name": contract.ENV_MASTER_PORT, "value": str(contract.MASTER_PORT)},
+        {"name": contract.ENV_PROGRESS_CONFIGMAP, "value": names.progress_config_map},
+        {"name": contract.ENV_METRICS_PORT, "value": str(contract.METRICS_PORT)},
+    ]
+    return contract_env + [{"name": e.name, "value": e.value} for e in spec.env]
+
+
+def worker_pod_template(owner: Owner, spec: TrainingJobSpec, *, image: str, attempt: int) -> Manifest:
+    names = owner.names
+    pod_labels = labels(owner, c.COMPONENT_WORKER) | {c.LABEL_RESTART_ATTEMPT: str(attempt)}
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "subdomain": names.service,
+        "serviceAccountName": names.service_account,
+        **_placement(spec),
+        "containers": [
+            {
+                "name": WORKER_CONTAINER,
+                "image": image,
+                "command": [
+                    "torchrun",
+                    "-m",
+                    "modelfleet_train",
+                    "--config",
+                    f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}",
+                ],
+                "env": _env(owner, spec, attempt),
+                "ports": [
+                    {"name": "rendezvous", "containerPort": contract.MASTER_PORT},
+                    {"name": "metrics", "containerPort": contract.METRICS_PORT},
+                ],
+                "resources": _resources(spec),
+                "volumeMounts": [
+                    {"name": CONFIG_VOLUME, "mountPath": contract.CONFIG_DIR, "readOnly": True},
+                    {"name": SHM_VOLUME, "mountPath": contract.SHM_MOUNT},
+                ],
+            }
+        ],
+        "volumes": [
+            {"name": CONFIG_VOLUME, "configMap": {"name": names.config_map}},
+            {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}},
+        ],
+    }
+    if spec.priority_class_name:
+        pod_spec["priorityClassName"] = spec.priority_class_name
+    return {"metadata": {"labels": pod_labels}, "spec": pod_spec}
+
+
+def worker_job(owner: Owner, spec: TrainingJobSpec, *, image: str, attempt: int) -> Manifest:
+    """The gang: an Indexed Job with one pod per node.
+
+    ``backoffLimit: 0`` because the gang restart is the operator's (a failed worker ends the Job,
+    the Job's other pods are stopped by the Job controller, and the operator starts the next
+    attempt from the latest checkpoint).
+    """
+    metadata = _metadata(owner, owner.names.job, c.COMPONENT_WORKER)
+    metadata["labels"][c.LABEL_RESTART_ATTEMPT] = str(attempt)
+    if spec.queue_name:
+        metadata["labels"][c.KUEUE_QUEUE_LABEL] = spec.queue_name
+    nodes = spec.resources.nodes
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata,
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": nodes,
+            "parallelism": nodes,
+            "backoffLimit": 0,
+            "template": worker_pod_template(owner, spec, image=image, attempt=attempt),
+        },
+    }
+
+
+def static_children(owner: Owner, spec: TrainingJobSpec) -> list[Manifest]:
+    """Children that live as long as the TrainingJob, in creation order (the Job comes after)."""
+    return [
+        service_account(owner),
+        progress_role(owner),
+        progress_role_binding(owner),
+        progress_config_map(owner),
+        config_map(owner, spec),
+        headless_service(owner),
+    ]

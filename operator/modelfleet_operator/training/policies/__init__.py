@@ -1,0 +1,1 @@
+"""One module per TrainingJob policy, each a pure decision from observations (JobSet's layout)."""

@@ -1,0 +1,281 @@
+"""Each child of a TrainingJob compared whole with the manifest a user gets (kubespawner's style)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from modelfleet_api.runtime_config import TrainingRuntimeConfig
+from modelfleet_api.trainingjob import TrainingJobSpec
+from modelfleet_operator.training import builders
+from modelfleet_operator.training.builders import Owner
+
+pytestmark = pytest.mark.unit
+
+OWNER = Owner(name="lora", namespace="ml", uid="0b7e-uid")
+OWNER_REF = {
+    "apiVersion": "modelfleet.io/v1alpha1",
+    "kind": "TrainingJob",
+    "name": "lora",
+    "uid": "0b7e-uid",
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
+
+
+def labels(component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "trainingjob",
+        "app.kubernetes.io/instance": "lora",
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "modelfleet",
+        "app.kubernetes.io/managed-by": "modelfleet-operator",
+        "modelfleet.io/trainingjob": "lora",
+    }
+
+
+def spec(**overrides: object) -> TrainingJobSpec:
+    base: dict[str, object] = {
+        "model": {"uri": "meta-llama/Llama-3.1-8B"},
+        "dataset": {"uri": "az://data/chat.jsonl"},
+        "output": {"uri": "az://out/lora"},
+    }
+    return TrainingJobSpec.model_validate(base | overrides)
+
+
+def expected_env(*, nnodes: str, nproc: str, attempt: str) -> list[dict[str, object]]:
+    return [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "MODELFLEET_JOB_NAME", "value": "lora"},
+        {"name": "MODELFLEET_CONFIG", "value": "/etc/modelfleet/config.yaml"},
+        {"name": "MODELFLEET_RESTART_ATTEMPT", "value": attempt},
+        {"name": "PET_NNODES", "value": nnodes},
+        {"name": "PET_NPROC_PER_NODE", "value": nproc},
+        {
+            "name": "PET_NODE_RANK",
+            "valueFrom": {
+                "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}
+            },
+        },
+        {"name": "PET_MASTER_ADDR", "value": "lora-0.lora.ml.svc"},
+        {"name": "PET_MASTER_PORT", "value": "29500"},
+        {"name": "MODELFLEET_PROGRESS_CONFIGMAP", "value": "lora-progress"},
+        {"name": "MODELFLEET_METRICS_PORT", "value": "9090"},
+    ]
+
+
+GPU_TOLERATION = {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}
+SPOT_TOLERATION = {
+    "key": "kubernetes.azure.com/scalesetpriority",
+    "operator": "Equal",
+    "value": "spot",
+    "effect": "NoSchedule",
+}
+SPOT_AFFINITY = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {
+                    "matchExpressions": [
+                        {"key": "kubernetes.azure.com/scalesetpriority", "operator": "In", "values": ["spot"]}
+                    ]
+                }
+            ]
+        }
+    }
+}
+
+
+def test_worker_job_for_one_spot_nc80_node_with_kueue_and_priority() -> None:
+    job_spec = spec(
+        resources={"instanceType": "Standard_NC80adis_H100_v5", "gpusPerNode": 2, "spot": True},
+        queueName="team-a",
+        priorityClassName="training-high",
+        env=[{"name": "NCCL_DEBUG", "value": "WARN"}],
+    )
+
+    job = builders.worker_job(OWNER, job_spec, image="registry.example/train:1.2", attempt=2)
+
+    resources = {"cpu": "72", "memory": "576Gi", "nvidia.com/gpu": "2"}
+    assert job == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "lora",
+            "namespace": "ml",
+            "labels": labels("worker")
+            | {"modelfleet.io/restart-attempt": "2", "kueue.x-k8s.io/queue-name": "team-a"},
+            "ownerReferences": [OWNER_REF],
+        },
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": 1,
+            "parallelism": 1,
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": labels("worker") | {"modelfleet.io/restart-attempt": "2"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "subdomain": "lora",
+                    "serviceAccountName": "lora-worker",
+                    "nodeSelector": {"node.kubernetes.io/instance-type": "Standard_NC80adis_H100_v5"},
+                    "tolerations": [GPU_TOLERATION, SPOT_TOLERATION],
+                    "affinity": SPOT_AFFINITY,
+                    "containers": [
+                        {
+                            "name": "trainer",
+                            "image": "registry.example/train:1.2",
+                            "command": [
+                                "torchrun",
+                                "-m",
+                                "modelfleet_train",
+                                "--config",
+                                "/etc/modelfleet/config.yaml",
+                            ],
+                            "env": [
+                                *expected_env(nnodes="1", nproc="2", attempt="2"),
+                                {"name": "NCCL_DEBUG", "value": "WARN"},
+                            ],
+                            "ports": [
+                                {"name": "rendezvous", "containerPort": 29500},
+                                {"name": "metrics", "containerPort": 9090},
+                            ],
+                            "resources": {"requests": resources, "limits": resources},
+                            "volumeMounts": [
+                                {"name": "config", "mountPath": "/etc/modelfleet", "readOnly": True},
+                                {"name": "dshm", "mountPath": "/dev/shm"},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": "lora-config"}},
+                        {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+                    ],
+                    "priorityClassName": "training-high",
+                },
+            },
+        },
+    }
+
+
+def test_worker_job_for_four_nd96_nodes_pinned_to_a_pool_with_explicit_cpu_and_memory() -> None:
+    job_spec = spec(
+        resources={
+            "instanceType": "Standard_ND96isr_H100_v5",
+            "nodes": 4,
+            "gpusPerNode": 8,
+            "nodePool": "nd96b",
+            "cpu": "90",
+            "memory": "1800Gi",
+        }
+    )
+
+    job = builders.worker_job(OWNER, job_spec, image="img:1", attempt=0)
+
+    resources = {"cpu": "90", "memory": "1800Gi", "nvidia.com/gpu": "8"}
+    pod = job["spec"]["template"]["spec"]
+    assert (job["spec"]["completions"], job["spec"]["parallelism"]) == (4, 4)
+    assert job["metadata"]["labels"] == labels("worker") | {"modelfleet.io/restart-attempt": "0"}
+    assert pod["nodeSelector"] == {"kubernetes.azure.com/agentpool": "nd96b"}
+    assert pod["tolerations"] == [GPU_TOLERATION]
+    assert "affinity" not in pod and "priorityClassName" not in pod
+    assert pod["containers"][0]["env"] == expected_env(nnodes="4", nproc="8", attempt="0")
+    assert pod["containers"][0]["resources"] == {"requests": resources, "limits": resources}
+
+
+def test_headless_service_publishes_not_ready_workers_for_rendezvous() -> None:
+    assert builders.headless_service(OWNER) == {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "lora",
+            "namespace": "ml",
+            "labels": labels("worker"),
+            "ownerReferences": [OWNER_REF],
+        },
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {"modelfleet.io/trainingjob": "lora", "app.kubernetes.io/component": "worker"},
+            "ports": [
+                {"name": "rendezvous", "port": 29500, "targetPort": 29500},
+                {"name": "metrics", "port": 9090, "targetPort": 9090},
+            ],
+        },
+    }
+
+
+def test_config_map_holds_the_runtime_config_the_workers_read() -> None:
+    job_spec = spec(resources={"instanceType": "Standard_ND96isr_H100_v5", "nodes": 4, "gpusPerNode": 8})
+
+    manifest = builders.config_map(OWNER, job_spec)
+
+    assert manifest["metadata"] == {
+        "name": "lora-config",
+        "namespace": "ml",
+        "labels": labels("config"),
+        "ownerReferences": [OWNER_REF],
+    }
+    assert list(manifest["data"]) == ["config.yaml"]
+    config = TrainingRuntimeConfig.from_yaml(manifest["data"]["config.yaml"])
+    assert config == TrainingRuntimeConfig.model_validate(
+        {
+            "job": {"name": "lora", "namespace": "ml", "uid": "0b7e-uid"},
+            "model": job_spec.model,
+            "dataset": job_spec.dataset,
+            "output": job_spec.output,
+            "topology": {"nodes": 4, "gpusPerNode": 8},
+        }
+    )
+    assert yaml.safe_load(manifest["data"]["config.yaml"])["topology"] == {"nodes": 4, "gpusPerNode": 8}
+
+
+def test_progress_rbac_grants_only_its_own_config_map() -> None:
+    assert builders.service_account(OWNER) == {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": "lora-worker",
+            "namespace": "ml",
+            "labels": labels("worker"),
+            "ownerReferences": [OWNER_REF],
+        },
+    }
+    assert builders.progress_config_map(OWNER) == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "lora-progress",
+            "namespace": "ml",
+            "labels": labels("worker"),
+            "ownerReferences": [OWNER_REF],
+        },
+    }
+    assert builders.progress_role(OWNER)["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["lora-progress"],
+            "verbs": ["get", "patch", "update"],
+        }
+    ]
+    binding = builders.progress_role_binding(OWNER)
+    assert binding["metadata"]["name"] == "lora-worker"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "lora-worker",
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "lora-worker", "namespace": "ml"}]
+
+
+def test_static_children_come_in_dependency_order_with_distinct_names() -> None:
+    children = builders.static_children(OWNER, spec())
+    assert [(m["kind"], m["metadata"]["name"]) for m in children] == [
+        ("ServiceAccount", "lora-worker"),
+        ("Role", "lora-worker"),
+        ("RoleBinding", "lora-worker"),
+        ("ConfigMap", "lora-progress"),
+        ("ConfigMap", "lora-config"),
+        ("Service", "lora"),
+    ]
