@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Locks each image's Python dependencies into images/requirements/<extra>.txt (exact versions and
+# hashes, for `uv pip install --require-hashes`), resolved from pyproject.toml's extras for the
+# images' platform: CPython 3.12 on x86_64 glibc. Needs PyPI; rerun after changing an extra.
+#   operator.txt          .[operator]
+#   train.txt             .[train] with torch held to the last PyPI build on CUDA 12 (see below)
+#   train-build.txt       what DeepSpeed's and flash-attn's builds import, at train.txt's versions
+#   flash-attn.txt        flash-attn alone (an optional source build in the training image)
+#   serve.txt             .[serve] resolved together with the vLLM release the serving image starts
+#                         from, minus what that image already ships (torch, vLLM, CUDA wheels)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV="${UV:-uv}"
+OUT=images/requirements
+# Keep these in step with the Dockerfiles' ARGs of the same names.
+VLLM_VERSION=0.32.0
+FLASH_ATTN_VERSION=2.8.3.post2
+mkdir -p "$OUT"
+
+compile() {  # compile OUTPUT UV-ARGS...
+  local output=$1; shift
+  "$UV" pip compile --quiet --python-version 3.12 --python-platform x86_64-manylinux_2_28 \
+    --no-python-downloads --generate-hashes --no-header --output-file "$output" "$@"
+}
+
+compile "$OUT/operator.txt" pyproject.toml --extra operator
+# torch 2.10 is the newest PyPI torch linked against CUDA 12 (2.11+ use CUDA 13, which needs an R580+
+# driver that AKS GPU node images may not have); DeepSpeed's ops must be built with the same CUDA.
+compile "$OUT/train.txt" pyproject.toml --extra train --constraints images/requirements/train-constraints.txt
+compile "$OUT/train-build.txt" images/requirements/train-build.in --constraints "$OUT/train.txt"
+echo "flash-attn==$FLASH_ATTN_VERSION" | compile "$OUT/flash-attn.txt" --no-deps -
+
+vllm_lock=$(mktemp)
+trap 'rm -f "$vllm_lock"' EXIT
+echo "vllm==$VLLM_VERSION" | compile "$vllm_lock" pyproject.toml --extra serve -
+# Drop the packages the vllm/vllm-openai image installs itself (its torch may be a local +cuXXX
+# build that a PyPI pin would replace) together with their hash lines.
+awk '/^[A-Za-z0-9]/ { skip = ($0 ~ /^(torch|torchaudio|torchvision|vllm|triton|xformers|flashinfer-python|nvidia-[a-z0-9-]+)==/) } !skip' \
+  "$vllm_lock" >"$OUT/serve.txt"
