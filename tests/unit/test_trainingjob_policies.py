@@ -112,7 +112,8 @@ def test_gang_waits_with_the_scheduler_reason_until_the_timeout() -> None:
     waiting = gang(pods, 30)
     assert not waiting.all_scheduled and not waiting.timed_out
     assert waiting.message == (
-        f"1/2 workers have a Standard_ND96isr_H100_v5 node, waiting 30s. The scheduler says: {INSUFFICIENT}"
+        "1/2 workers have a Standard_ND96isr_H100_v5 node; the gang gives up after 60s. "
+        f"The scheduler says: {INSUFFICIENT}"
     )
     expired = gang(pods, 60)
     assert expired.timed_out

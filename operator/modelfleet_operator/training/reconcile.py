@@ -265,8 +265,6 @@ class TrainingJobReconciler:
     def _ensure_job(self, run: Pass) -> bool:
         if run.job is not None:
             return False
-        self.forget(run.owner.uid)
-        self._ensure_children(run)
         image = run.spec.image or self._config.training_image
         manifest = builders.worker_job(run.owner, run.spec, image=image, attempt=run.restarts)
         run.job, _ = self._kube.create_if_absent(manifest)

@@ -45,5 +45,6 @@ def gang_verdict(
             "resources.gpusPerNode, then recreate the TrainingJob."
         )
     else:
-        message = f"{placed}/{nodes} workers have a {placement} node, waiting {int(waited)}s.{scheduler}"
+        limit = f"gives up after {timeout_seconds}s" if timeout_seconds > 0 else "waits without a time limit"
+        message = f"{placed}/{nodes} workers have a {placement} node; the gang {limit}.{scheduler}"
     return GangVerdict(all_scheduled=False, timed_out=timed_out, message=message)

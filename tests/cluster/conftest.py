@@ -1,0 +1,220 @@
+"""Cluster-tier fixtures: the CRDs installed and the operator running as a real subprocess.
+
+One operator process serves the whole session (cluster-wide, standalone peering, short resync and
+backoff), like dask-kubernetes runs its operator against a real cluster; its log goes to a file
+whose tail is attached to every failing test's report. Tests that kill and restart the operator use
+the same ``OperatorProcess``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from modelfleet_api import GROUP, VERSION
+
+from tests.controlplane.cluster import ControlPlane, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+CRD_FILES = ("trainingjobs.yaml", "modeldeployments.yaml", "benchmarksweeps.yaml")
+CRDS_LAND_TIMEOUT = 1200.0
+"""The API types are written in parallel with the controllers; wait this long for their CRDs."""
+OPERATOR_ENV = {
+    "MODELFLEET_RESYNC_SECONDS": "0.5",
+    "MODELFLEET_BACKOFF_SECONDS": "1",
+    "MODELFLEET_WATCH_TIMEOUT_SECONDS": "20",
+    "MODELFLEET_TRAINING_IMAGE": "ghcr.io/modelfleet/training-runtime:test",
+}
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: ControlPlane) -> ControlPlane:
+    """The committed CRDs, server-side applied (idempotent) and Established."""
+    paths = [REPO / "crds" / name for name in CRD_FILES]
+    wait_for(lambda: all(p.exists() for p in paths), CRDS_LAND_TIMEOUT, f"the CRDs {CRD_FILES} in crds/")
+    cluster.kubectl(
+        "apply", "--server-side", "--force-conflicts", *(arg for p in paths for arg in ("-f", str(p)))
+    )
+    names = [f"crd/{name.removesuffix('.yaml')}.{GROUP}" for name in CRD_FILES]
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+    return cluster
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class OperatorProcess:
+    """``python -m modelfleet_operator`` as a child process (its own session), log in a file."""
+
+    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.health_port = _free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "modelfleet_operator",
+            "--standalone",
+            "--all-namespaces",
+            "--health-port",
+            str(self.health_port),
+        ]
+
+    def start(self) -> None:
+        env = {**os.environ, **OPERATOR_ENV, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        with self.log_path.open("ab") as log:
+            log.write(f"\n==== starting: {' '.join(self.command)}\n".encode())
+            self._process = subprocess.Popen(
+                self.command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        wait_for(self._healthy, 60, f"the operator's /healthz (log: {self.log_path})")
+
+    def _healthy(self) -> bool:
+        assert self._process is not None
+        if self._process.poll() is not None:
+            raise AssertionError(f"the operator exited with {self._process.returncode}:\n{self.log_tail()}")
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.health_port}/healthz", timeout=1
+            ) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 20) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up at all, as when a node dies under the operator."""
+        self.stop(signal.SIGKILL)
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return "(no operator log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def operator(crds: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(crds.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+_RUNNING_OPERATORS: list[OperatorProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _remember_operator(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Lets the report hook find the operator of a test that uses it."""
+    if "operator" in request.fixturenames:
+        _RUNNING_OPERATORS[:] = [request.getfixturevalue("operator")]
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "operator" in getattr(item, "fixturenames", ()) and _RUNNING_OPERATORS:
+        report.sections.append(("operator log (tail)", _RUNNING_OPERATORS[0].log_tail()))
+
+
+# ---- reading TrainingJobs ---------------------------------------------------------------------------
+@pytest.fixture
+def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client)
+
+
+@pytest.fixture
+def core(api_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture
+def batch(api_client: client.ApiClient) -> client.BatchV1Api:
+    return client.BatchV1Api(api_client)
+
+
+def get_training_job(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "trainingjobs", name
+        )
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return found
+
+
+def condition(training_job: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for cond in training_job.get("status", {}).get("conditions", []):
+        if cond["type"] == type_:
+            found: dict[str, Any] = cond
+            return found
+    return None
+
+
+def wait_for_training_job(
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    name: str,
+    predicate: Callable[[dict[str, Any]], bool],
+    what: str,
+    timeout: float = 60,
+) -> dict[str, Any]:
+    """Polls the TrainingJob until ``predicate(object)``; the failure shows the last status seen."""
+    seen: dict[str, Any] = {}
+
+    def check() -> bool:
+        nonlocal seen
+        seen = get_training_job(custom, namespace, name) or {}
+        return bool(seen) and predicate(seen)
+
+    try:
+        wait_for(check, timeout, f"TrainingJob {namespace}/{name}: {what}")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; last status: {seen.get('status')}") from None
+    return seen
+
+
+def wait_for_phase(
+    custom: client.CustomObjectsApi, namespace: str, name: str, phase: str, timeout: float = 60
+) -> dict[str, Any]:
+    return wait_for_training_job(
+        custom,
+        namespace,
+        name,
+        lambda tj: tj.get("status", {}).get("phase") == phase,
+        f"phase {phase}",
+        timeout,
+    )

@@ -1,0 +1,105 @@
+"""Drive a TrainingJob's workers as a real cluster would: publish rank 0's progress, finish pods.
+
+Used by the cluster tests and by the demo (``make demo``). On the local control plane nothing runs
+inside the fake pods, so these functions do what the training runtime and the kubelet would.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+from modelfleet_api import constants, contract
+from modelfleet_api.runtime_config import TrainingProgress
+
+from tests.controlplane.cluster import wait_for
+from tests.controlplane.kwok import finish_pod
+
+
+def worker_pods(core: client.CoreV1Api, namespace: str, name: str) -> list[Any]:
+    """The live worker pods of a TrainingJob (every attempt), ordered by completion index."""
+    selector = (
+        f"{constants.LABEL_TRAINING_JOB}={name},{constants.LABEL_COMPONENT}={constants.COMPONENT_WORKER}"
+    )
+    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+    live = [p for p in pods if p.metadata.deletion_timestamp is None]
+    return sorted(
+        live, key=lambda p: int(p.metadata.labels.get("batch.kubernetes.io/job-completion-index", 0))
+    )
+
+
+def running_workers(
+    core: client.CoreV1Api, namespace: str, name: str, nodes: int, timeout: float = 60
+) -> list[Any]:
+    """Waits until ``nodes`` workers run, and returns them."""
+    found: list[Any] = []
+
+    def all_running() -> bool:
+        nonlocal found
+        found = [p for p in worker_pods(core, namespace, name) if p.status.phase == "Running"]
+        return len(found) == nodes
+
+    wait_for(all_running, timeout, f"{nodes} running workers of TrainingJob {namespace}/{name}")
+    return found
+
+
+def publish_progress(
+    core: client.CoreV1Api,
+    namespace: str,
+    name: str,
+    *,
+    step: int,
+    total_steps: int | None = None,
+    loss: float | None = None,
+    tokens_per_second: float | None = None,
+    last_checkpoint: str | None = None,
+) -> TrainingProgress:
+    """Writes progress into the job's progress ConfigMap exactly as rank 0 does."""
+    progress = TrainingProgress(
+        step=step,
+        total_steps=total_steps,
+        loss=loss,
+        tokens_per_second=tokens_per_second,
+        last_checkpoint=last_checkpoint,
+        last_checkpoint_step=step if last_checkpoint else None,
+        updated_at=datetime.now(UTC),
+    )
+    core.patch_namespaced_config_map(
+        f"{name}-progress",
+        namespace,
+        {"data": {contract.PROGRESS_KEY: progress.model_dump_json(by_alias=True)}},
+    )
+    return progress
+
+
+def finish_workers(
+    core: client.CoreV1Api,
+    namespace: str,
+    name: str,
+    *,
+    succeeded: bool = True,
+    only_rank: int | None = None,
+    exit_code: int | None = None,
+    message: str = "",
+) -> list[str]:
+    """Ends the running workers (or only the one of ``only_rank``) as their kubelet would; their names."""
+    finished = []
+    for index, pod in enumerate(worker_pods(core, namespace, name)):
+        if pod.status.phase != "Running" or (only_rank is not None and index != only_rank):
+            continue
+        finish_pod(
+            core, namespace, pod.metadata.name, succeeded=succeeded, exit_code=exit_code, message=message
+        )
+        finished.append(pod.metadata.name)
+    return finished
+
+
+def run_to_success(
+    core: client.CoreV1Api, namespace: str, name: str, *, nodes: int, total_steps: int = 100
+) -> None:
+    """The demo's happy path: wait for the gang, report a few steps with a falling loss, finish."""
+    running_workers(core, namespace, name, nodes)
+    for step, loss in ((total_steps // 4, 2.1), (total_steps // 2, 1.6), (total_steps, 1.2)):
+        publish_progress(core, namespace, name, step=step, total_steps=total_steps, loss=loss)
+    finish_workers(core, namespace, name, succeeded=True)

@@ -1,0 +1,213 @@
+"""The reconcile's ordered steps over an in-memory API: idempotence, crash-safe restart counting,
+backoff, and status written only on change. (The cluster tier runs the same code for real.)"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from modelfleet_operator.config import OperatorConfig
+from modelfleet_operator.training.reconcile import TrainingJobReconciler
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
+NS = "ml"
+
+
+class FakeKube:
+    """Just enough of ``modelfleet_operator.kube.Kube``: objects in a dict, calls counted."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.uids = itertools.count(1)
+        self.creates: list[tuple[str, str]] = []
+        self.status_writes = 0
+        self.fail_next_delete = False
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        found = self.objects.get((kind, namespace or "", name))
+        return copy.deepcopy(found) if found else None
+
+    def list(self, api_version: str, kind: str, namespace: str | None, *, label_selector: str) -> list[Any]:
+        wanted = dict(term.split("=") for term in label_selector.split(","))
+        return [
+            copy.deepcopy(o)
+            for (k, ns, _), o in self.objects.items()
+            if k == kind and ns == namespace and wanted.items() <= o["metadata"].get("labels", {}).items()
+        ]
+
+    def create_if_absent(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        key = (manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"])
+        if key in self.objects:
+            return copy.deepcopy(self.objects[key]), False
+        stored = copy.deepcopy(manifest)
+        stored["metadata"] |= {"uid": f"uid-{next(self.uids)}", "creationTimestamp": "2026-11-22T09:00:00Z"}
+        self.objects[key] = stored
+        self.creates.append((key[0], key[2]))
+        return copy.deepcopy(stored), True
+
+    def patch(
+        self, api_version: str, kind: str, name: str, namespace: str | None, patch: dict[str, Any]
+    ) -> Any:
+        self.objects[(kind, namespace or "", name)].update(patch)
+
+    def patch_status(self, api_version: str, kind: str, name: str, namespace: str | None, status: Any) -> Any:
+        stored = self.objects[(kind, namespace or "", name)].setdefault("status", {})
+        for key, value in status.items():
+            if value is None:
+                stored.pop(key, None)
+            else:
+                stored[key] = value
+        self.status_writes += 1
+        return stored
+
+    def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None, *, propagation: str = ""
+    ) -> bool:
+        if self.fail_next_delete:
+            self.fail_next_delete = False
+            raise ConnectionError("operator lost the API server")
+        return self.objects.pop((kind, namespace or "", name), None) is not None
+
+    # ---- what the cluster would do ----------------------------------------------------------------
+    def add_worker(self, index: int, phase: str, **status: Any) -> None:
+        job = self.objects[("Job", NS, "tiny")]
+        name = f"tiny-{index}-{job['metadata']['labels']['modelfleet.io/restart-attempt']}"
+        self.objects[("Pod", NS, name)] = {
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
+                    "batch.kubernetes.io/job-completion-index": str(index),
+                },
+            },
+            "spec": {"nodeName": f"node-{index}"},
+            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "True"}], **status},
+        }
+
+
+def make(kube: FakeKube, **spec: Any) -> TrainingJobReconciler:
+    kube.objects[("TrainingJob", NS, "tiny")] = {
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": "tiny", "namespace": NS, "uid": "tj-uid", "generation": 1},
+        "spec": {
+            "model": {"uri": "/m"},
+            "dataset": {"uri": "/d"},
+            "output": {"uri": "/o"},
+            "resources": {"instanceType": "Standard_NC40adis_H100_v5", "nodes": 2},
+            **spec,
+        },
+    }
+    clock = iter(T0 + timedelta(seconds=s) for s in itertools.count())
+    events: list[tuple[str, str]] = []
+    reconciler = TrainingJobReconciler(
+        kube,  # type: ignore[arg-type]
+        OperatorConfig(training_image="img:1"),
+        lambda body, type_, reason, message: events.append((type_, reason)),
+        clock=lambda: next(clock),
+    )
+    reconciler.events = events  # type: ignore[attr-defined]
+    return reconciler
+
+
+def status(kube: FakeKube) -> dict[str, Any]:
+    found: dict[str, Any] = kube.objects[("TrainingJob", NS, "tiny")].get("status", {})
+    return found
+
+
+def test_passes_create_each_child_once_and_idle_passes_write_nothing() -> None:
+    kube = FakeKube()
+    reconciler = make(kube)
+
+    reconciler.reconcile(NS, "tiny")
+    reconciler.reconcile(NS, "tiny")
+
+    assert kube.creates == [
+        ("ServiceAccount", "tiny-worker"),
+        ("Role", "tiny-worker"),
+        ("RoleBinding", "tiny-worker"),
+        ("ConfigMap", "tiny-progress"),
+        ("ConfigMap", "tiny-config"),
+        ("Service", "tiny"),
+        ("Job", "tiny"),
+    ]
+    assert status(kube)["phase"] == "Scheduling"
+    kube.add_worker(0, "Running")
+    kube.add_worker(1, "Running")
+    reconciler.reconcile(NS, "tiny")
+    assert (status(kube)["phase"], status(kube)["workers"], status(kube)["gpus"]) == ("Running", "2/2", 2)
+    writes = kube.status_writes
+    reconciler.reconcile(NS, "tiny")
+    assert kube.status_writes == writes
+    # a restarted operator (fresh reconciler, same API state) creates nothing again
+    make_again = TrainingJobReconciler(kube, OperatorConfig(), lambda *_: None)  # type: ignore[arg-type]
+    make_again.reconcile(NS, "tiny")
+    assert len(kube.creates) == 7
+    assert reconciler.events == [
+        ("Warning", "WaitingForCapacity"),
+        ("Normal", "AllWorkersScheduled"),  # type: ignore[attr-defined]
+        ("Normal", "AllWorkersRunning"),
+    ]
+
+
+def test_a_restart_is_counted_before_the_old_gang_is_deleted() -> None:
+    kube = FakeKube()
+    reconciler = make(kube, backoffLimit=2)
+    reconciler.reconcile(NS, "tiny")
+    kube.add_worker(0, "Running")
+    kube.add_worker(1, "Failed", containerStatuses=[{"state": {"terminated": {"exitCode": 3}}}])
+
+    kube.fail_next_delete = True
+    with pytest.raises(ConnectionError):
+        reconciler.reconcile(NS, "tiny")
+
+    assert (status(kube)["restarts"], status(kube)["lastRestartReason"]) == (1, "WorkerFailed")
+    assert ("Job", NS, "tiny") in kube.objects  # the crash left the old gang in place ...
+    reconciler.reconcile(NS, "tiny")  # ... and the next pass removes it as stale
+    assert ("Job", NS, "tiny") not in kube.objects
+    assert status(kube)["restarts"] == 1
+    reconciler.reconcile(NS, "tiny")
+    job = kube.objects[("Job", NS, "tiny")]
+    assert job["metadata"]["labels"]["modelfleet.io/restart-attempt"] == "1"
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELFLEET_RESTART_ATTEMPT"] == "1"
+
+
+def test_past_the_backoff_limit_the_job_fails_and_stays_failed() -> None:
+    kube = FakeKube()
+    reconciler = make(kube, backoffLimit=0)
+    reconciler.reconcile(NS, "tiny")
+    kube.add_worker(0, "Failed", reason="Evicted", message="spot VM reclaimed")
+
+    reconciler.reconcile(NS, "tiny")
+
+    assert status(kube)["phase"] == "Failed"
+    assert status(kube)["lastRestartReason"] == "WorkerEvicted"
+    failed = next(c for c in status(kube)["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded"
+    assert ("Job", NS, "tiny") not in kube.objects
+    creates = len(kube.creates)
+    reconciler.reconcile(NS, "tiny")
+    assert len(kube.creates) == creates
+
+
+def test_an_invalid_spec_is_reported_not_crashed_on() -> None:
+    kube = FakeKube()
+    reconciler = make(kube)
+    kube.objects[("TrainingJob", NS, "tiny")]["spec"]["resources"]["gpusPerNode"] = 0
+
+    reconciler.reconcile(NS, "tiny")
+
+    failed = next(c for c in status(kube)["conditions"] if c["type"] == "Failed")
+    assert (status(kube)["phase"], failed["reason"]) == ("Failed", "InvalidSpec")
+    assert failed["message"].startswith(
+        "spec.resources.gpusPerNode: Input should be greater than or equal to 1. Fix the spec"
+    )
+    assert kube.creates == []
