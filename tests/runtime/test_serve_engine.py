@@ -1,0 +1,160 @@
+"""The launcher on the CPU engine (`transformers serve`) with a tiny Llama, and the benchmark client
+against it. The engine starts once for the module (about 10 s); every test talks to it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from modelfleet_api.serving import ServingRuntimeConfig
+from modelfleet_serve.engines.base import ResolvedModel
+from modelfleet_serve.engines.transformers_serve import TransformersAdapter
+
+from tests import tinymodel
+
+pytestmark = pytest.mark.runtime
+
+SERVED_NAME = "tiny/llama"
+STARTUP_TIMEOUT_SECONDS = 120
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Engine:
+    url: str
+    metrics_url: str
+    model_dir: Path
+    launcher: subprocess.Popen[bytes]
+    tokenizer: object
+
+
+def wait_healthy(url: str, launcher: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if launcher.poll() is not None:
+            raise RuntimeError(f"launcher exited with {launcher.returncode} before the engine was healthy")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} not healthy after {STARTUP_TIMEOUT_SECONDS} s")
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    root = tmp_path_factory.mktemp("serve")
+    tokenizer = tinymodel.train_tokenizer()
+    tinymodel.make_model(tokenizer, save_dir=root / "model")
+    port, metrics_port = free_port(), free_port()
+    config = ServingRuntimeConfig.model_validate(
+        {
+            "model": {"uri": str(root / "model")},
+            "servedModelName": SERVED_NAME,
+            "engine": {"type": "transformers", "settings": {"dtype": "float32"}},
+            "host": "127.0.0.1",
+            "port": port,
+            "metricsPort": metrics_port,
+            "cacheDir": str(root / "cache"),
+        }
+    )
+    (root / "serve.yaml").write_text(config.to_yaml())
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "modelfleet_serve.launcher", "--config", str(root / "serve.yaml")],
+        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(root / "hf"), "PATH": str(Path(sys.executable).parent)},
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health", launcher)
+        yield Engine(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", root / "model",
+                     launcher, tokenizer)  # fmt: skip
+    finally:
+        if launcher.poll() is None:
+            launcher.send_signal(signal.SIGTERM)
+            try:
+                launcher.wait(30)
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+                launcher.wait()
+
+
+def test_engine_command_is_accepted_by_transformers_own_parser(tmp_path: Path) -> None:
+    """Parses our argv with the `transformers` CLI's own click command (without running it)."""
+    from transformers.cli.transformers import app  # a click group (huggingface_hub's typer factory)
+
+    config = ServingRuntimeConfig.model_validate(
+        {
+            "model": {"uri": "/m", "trustRemoteCode": True},
+            "servedModelName": "org/m",
+            "cacheDir": str(tmp_path),
+            "engine": {
+                "type": "transformers",
+                "settings": {"dtype": "bfloat16", "quantization": "bitsandbytes"},
+            },
+        }
+    )
+    argv = TransformersAdapter(gpu=False).launch(config, ResolvedModel(path=Path("/m")), None).argv
+    serve = app.get_command(app.make_context("transformers", ["serve"]), "serve")
+    params = serve.make_context("serve", argv[2:]).params
+    assert (params["force_model"], params["device"], params["dtype"]) == ("org/m", "cpu", "bfloat16")
+    assert (params["quantization"], params["trust_remote_code"], params["port"]) == ("bnb-4bit", True, 8000)
+
+
+def test_streams_a_chat_completion_under_the_served_name(engine: Engine) -> None:
+    body = {"model": SERVED_NAME, "messages": [{"role": "user", "content": "How many red cats?"}],
+            "max_tokens": 8, "stream": True}  # fmt: skip
+    chunks = []
+    with httpx.stream("POST", f"{engine.url}/v1/chat/completions", json=body, timeout=60) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                chunks.append(json.loads(line.removeprefix("data: ")))
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+    usage = next(c["usage"] for c in reversed(chunks) if c.get("usage"))
+    assert text and 0 < usage["completion_tokens"] <= 8 and usage["prompt_tokens"] > 0
+
+
+def scrape(url: str) -> tuple[dict[str, float], str]:
+    text = httpx.get(url, timeout=5).text
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return {name: float(value) for name, value in samples}, text
+
+
+def test_launcher_metrics_report_a_ready_engine(engine: Engine) -> None:
+    values, text = scrape(engine.metrics_url)
+    assert values["modelfleet_serve_engine_running"] == 1.0
+    deadline = time.monotonic() + 5  # the health watcher polls every second
+    while values["modelfleet_serve_engine_ready"] != 1.0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        values, text = scrape(engine.metrics_url)
+    assert values["modelfleet_serve_engine_ready"] == 1.0
+    assert values["modelfleet_serve_engine_startup_seconds"] > 0
+    assert 'engine="transformers"' in text
+
+
+def test_gpu_engine_on_this_machine_fails_with_a_clear_message(tmp_path: Path) -> None:
+    config = ServingRuntimeConfig.model_validate(
+        {"model": {"uri": str(tmp_path)}, "servedModelName": "m", "engine": {"type": "vllm"},
+         "metricsPort": free_port(), "cacheDir": str(tmp_path)}
+    )  # fmt: skip
+    (tmp_path / "serve.yaml").write_text(config.to_yaml())
+    result = subprocess.run(
+        [sys.executable, "-m", "modelfleet_serve.launcher", "--config", str(tmp_path / "serve.yaml")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 3
+    assert "engine vllm needs an NVIDIA GPU" in result.stderr
