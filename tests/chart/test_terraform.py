@@ -154,15 +154,24 @@ def test_providers_are_pinned() -> None:
     }
 
 
-@needs_providers("azurerm", "helm")
-def test_example_validates(tmp_path: Path) -> None:
+def validates(tmp_path: Path, root: str) -> None:
     # A copy, so init's .terraform/ and lock file land in tmp_path, not in the repo.
     shutil.copytree(TERRAFORM, tmp_path / "terraform")
-    root = tmp_path / "terraform" / "examples" / "aks-h100"
-    init = terraform("init", "-backend=false", "-input=false", cwd=root)
+    workdir = tmp_path / "terraform" / root
+    init = terraform("init", "-backend=false", "-input=false", "-no-color", cwd=workdir)
     assert init.returncode == 0, init.stdout + init.stderr
-    validate = terraform("validate", "-no-color", cwd=root)
+    validate = terraform("validate", "-no-color", cwd=workdir)
     assert validate.returncode == 0, validate.stdout + validate.stderr
+
+
+@needs_providers("azurerm", "helm")
+def test_example_validates(tmp_path: Path) -> None:
+    validates(tmp_path, "examples/aks-h100")
+
+
+@needs_providers("helm")
+def test_release_module_validates(tmp_path: Path) -> None:
+    validates(tmp_path, "modules/modelfleet-release")
 
 
 @needs_providers("azurerm")
