@@ -1,0 +1,131 @@
+"""Command line: `train` (the default, run under torchrun), `validate` and `prepare`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from modelfleet_api.training import DatasetFormat, StrategyType
+
+from modelfleet_train.config import ConfigError, Machine, config_path, load_config, parse_config
+from modelfleet_train.signals import EXIT_CODE_PREEMPTED
+
+log = logging.getLogger("modelfleet_train")
+
+COMMANDS = ("train", "validate", "prepare")
+EXIT_CONFIG_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelfleet_train", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in [
+        ("train", "train (run under torchrun on every node)"),
+        ("validate", "check a config without starting processes or touching a GPU"),
+        ("prepare", "download the config's model and dataset for offline use"),
+    ]:
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument(
+            "--config",
+            help="runtime config file (default: $MODELFLEET_CONFIG, then the operator's mount path)",
+        )
+    sub.choices["validate"].add_argument("--world-size", type=int, help="processes the job will start")
+    sub.choices["validate"].add_argument(
+        "--assume-gpu",
+        action="store_true",
+        help="check as on a GPU node (validating on a laptop for the cluster)",
+    )
+    sub.choices["prepare"].add_argument(
+        "--target", required=True, type=Path, help="directory to write model/ and dataset/ into"
+    )
+    return parser
+
+
+def _setup_logging(rank: int) -> None:
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format=f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "train")
+    args = _parser().parse_args(argv)
+    _setup_logging(int(os.environ.get("RANK", "0")))
+    try:
+        if args.command == "validate":
+            return validate(config_path(args.config), args.world_size, args.assume_gpu)
+        if args.command == "prepare":
+            return prepare(config_path(args.config), args.target)
+        return train(config_path(args.config))
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+
+
+def validate(path: Path, world_size: int | None, assume_gpu: bool) -> int:
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # ask NVML, create no CUDA context
+    detected = Machine.detect()
+    machine = Machine(cuda_available=assume_gpu or detected.cuda_available, world_size=world_size)
+    config = load_config(path, machine)
+    summary = {
+        "job": config.job.name,
+        "method": config.method.type.value,
+        "strategy": config.strategy.type.value,
+        "worldSize": config.topology.nodes * config.topology.gpus_per_node,
+    }
+    if config.strategy.type == StrategyType.DEEPSPEED:
+        from modelfleet_train.strategies.deepspeed import merged_config
+
+        summary["deepspeedConfig"] = merged_config(config, summary["worldSize"])
+    print(json.dumps({"valid": True, **summary}, indent=2))
+    return 0
+
+
+def train(path: Path) -> int:
+    from modelfleet_train import distributed
+    from modelfleet_train.trainer import Trainer
+
+    config = load_config(path, Machine.detect())
+    ctx = distributed.init_distributed()
+    try:
+        result = Trainer(config, ctx).run()
+    finally:
+        distributed.shutdown()
+    return EXIT_CODE_PREEMPTED if result.preempted else 0
+
+
+def prepare(path: Path, target: Path) -> int:
+    """Cache model and dataset under `target`, so the job can point model.uri/dataset.uri at them offline."""
+    from modelfleet_train import data, model_loading
+
+    config = parse_config(path.read_text())
+    model_dir, dataset_dir = target / "model", target / "dataset"
+    source = model_loading.resolve(config.model)
+    if Path(source).is_dir():
+        import shutil
+
+        shutil.copytree(source, model_dir, dirs_exist_ok=True)
+    else:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(source, revision=config.model.revision, local_dir=model_dir)
+    raw = data.load_raw(config.dataset, model_loading.cache_root() / "datasets")
+    raw.save_to_disk(str(dataset_dir))
+    print(
+        json.dumps(
+            {
+                "model": {"uri": str(model_dir)},
+                "dataset": {"uri": str(dataset_dir), "format": DatasetFormat.ARROW.value},
+            },
+            indent=2,
+        )
+    )
+    return 0

@@ -1,0 +1,277 @@
+"""Loading and checking the runtime config before any process group or GPU is touched.
+
+Schema rules (types, ranges, unknown keys) come from the shared pydantic models in modelfleet_api;
+this module adds the rules that need the whole config or the machine (cross-field combinations,
+installed packages, a GPU for 4-bit loading). Every problem names the field, in the camelCase
+spelling the user wrote in the TrainingJob.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelfleet_api import contract
+from modelfleet_api.runtime_config import TrainingRuntimeConfig
+from modelfleet_api.training import CpuOffload, DatasetFormat, Precision, StrategyType, TrainingMethod
+from pydantic import ValidationError
+
+from modelfleet_train.storage import StorageUriError, check_uri
+
+ADAPTER_METHODS = {TrainingMethod.LORA, TrainingMethod.QLORA}
+DEEPSPEED_KEYS_OWNED_BY_SPEC = {
+    "train_batch_size": "hyperparameters.perDeviceBatchSize and gradientAccumulationSteps",
+    "train_micro_batch_size_per_gpu": "hyperparameters.perDeviceBatchSize",
+    "gradient_accumulation_steps": "hyperparameters.gradientAccumulationSteps",
+}
+"""DeepSpeed keys the data loader depends on: overriding them would desynchronise it from DeepSpeed."""
+
+_FORMAT_SUFFIXES = {
+    ".jsonl": DatasetFormat.JSONL,
+    ".parquet": DatasetFormat.PARQUET,
+    ".arrow": DatasetFormat.ARROW,
+}
+
+
+class ConfigError(ValueError):
+    """The config cannot run; the message lists every problem, each naming its field."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("invalid training config:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the checks need to know about where the job will run."""
+
+    cuda_available: bool
+    world_size: int | None = None
+
+    @classmethod
+    def detect(cls) -> Machine:
+        import torch
+
+        world = os.environ.get("WORLD_SIZE")
+        return cls(cuda_available=torch.cuda.is_available(), world_size=int(world) if world else None)
+
+
+def config_path(cli_value: str | None) -> Path:
+    """The config file: --config, else env MODELFLEET_CONFIG, else the operator's mount path."""
+    return Path(
+        cli_value or os.environ.get(contract.ENV_CONFIG) or f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"
+    )
+
+
+def parse_config(text: str) -> TrainingRuntimeConfig:
+    """Parse YAML into the shared model, turning pydantic's errors into field-named problems."""
+    try:
+        return TrainingRuntimeConfig.from_yaml(text)
+    except ValidationError as error:
+        raise ConfigError(
+            [Problem(".".join(str(part) for part in e["loc"]), e["msg"]) for e in error.errors()]
+        ) from None
+
+
+def load_config(path: Path, machine: Machine) -> TrainingRuntimeConfig:
+    if not path.is_file():
+        raise ConfigError([Problem("--config", f"{path} does not exist")])
+    config = parse_config(path.read_text())
+    problems = check_config(config, machine)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def check_config(config: TrainingRuntimeConfig, machine: Machine) -> list[Problem]:
+    """Every cross-field and machine problem of a schema-valid config (empty when it can run)."""
+    return [
+        *_method_problems(config, machine),
+        *_strategy_problems(config),
+        *_precision_problems(config, machine),
+        *_data_problems(config),
+        *_storage_problems(config),
+        *_schedule_problems(config),
+        *_tracking_problems(config),
+        *_topology_problems(config, machine),
+    ]
+
+
+def _method_problems(config: TrainingRuntimeConfig, machine: Machine) -> list[Problem]:
+    method, problems = config.method, []
+    quantized = method.type == TrainingMethod.QLORA or config.model.load_in_4bit
+    if method.type == TrainingMethod.QLORA and not machine.cuda_available:
+        problems.append(
+            Problem(
+                "method.type",
+                "qlora loads the base model in 4-bit with bitsandbytes, "
+                "which needs a CUDA GPU; none is visible. Use lora on CPU.",
+            )
+        )
+    elif quantized and importlib.util.find_spec("bitsandbytes") is None:
+        problems.append(Problem("method.type", "4-bit loading needs the bitsandbytes package in the image"))
+    if config.model.load_in_4bit and method.type not in ADAPTER_METHODS | {TrainingMethod.DPO}:
+        problems.append(
+            Problem(
+                "model.loadIn4bit", f"4-bit weights cannot be trained by {method.type}; use method.type qlora"
+            )
+        )
+    if config.model.load_in_4bit and method.type == TrainingMethod.DPO and method.lora is None:
+        problems.append(Problem("method.lora", "DPO on a 4-bit base trains adapters: set method.lora"))
+    if method.lora is not None and method.type not in ADAPTER_METHODS | {TrainingMethod.DPO}:
+        problems.append(Problem("method.lora", f"only used by lora, qlora and dpo, not {method.type}"))
+    if method.dpo is not None and method.type != TrainingMethod.DPO:
+        problems.append(Problem("method.dpo", f"only used by dpo, not {method.type}"))
+    if quantized and config.strategy.type != StrategyType.DDP:
+        problems.append(
+            Problem(
+                "strategy.type",
+                "4-bit (qlora) training runs with ddp; sharding quantized weights is not supported",
+            )
+        )
+    if (
+        method.type == TrainingMethod.DPO
+        and method.lora is None
+        and config.strategy.type == StrategyType.DEEPSPEED
+        and _zero_stage(config) == 3
+    ):
+        problems.append(
+            Problem(
+                "method.lora",
+                "full-model DPO under ZeRO-3 would need a sharded reference "
+                "model; set method.lora (the reference is the base without adapters) "
+                "or use zeroStage <= 2",
+            )
+        )
+    return problems
+
+
+def _zero_stage(config: TrainingRuntimeConfig) -> int:
+    return 2 if config.strategy.zero_stage is None else config.strategy.zero_stage
+
+
+def _strategy_problems(config: TrainingRuntimeConfig) -> list[Problem]:
+    strategy, problems = config.strategy, []
+    is_deepspeed = strategy.type == StrategyType.DEEPSPEED
+    if not is_deepspeed:
+        for name, value, default in [
+            ("zeroStage", strategy.zero_stage, None),
+            ("cpuOffload", strategy.cpu_offload, CpuOffload.NONE),
+            ("deepspeedConfig", strategy.deepspeed_config, None),
+        ]:
+            if value != default:
+                problems.append(
+                    Problem(f"strategy.{name}", f"only applies to deepspeed, not {strategy.type}")
+                )
+    if strategy.fsdp is not None and strategy.type != StrategyType.FSDP:
+        problems.append(Problem("strategy.fsdp", f"only applies to fsdp, not {strategy.type}"))
+    if is_deepspeed:
+        stage = _zero_stage(config)
+        if strategy.cpu_offload != CpuOffload.NONE and stage == 0:
+            problems.append(Problem("strategy.cpuOffload", "offloading needs zeroStage 1, 2 or 3"))
+        if strategy.cpu_offload == CpuOffload.OPTIMIZER_AND_PARAMS and stage != 3:
+            problems.append(
+                Problem(
+                    "strategy.cpuOffload",
+                    "optimizer_and_params offloads parameters, "
+                    "which only zeroStage 3 partitions; use optimizer",
+                )
+            )
+        for key, owner in DEEPSPEED_KEYS_OWNED_BY_SPEC.items():
+            if key in (strategy.deepspeed_config or {}):
+                problems.append(Problem(f"strategy.deepspeedConfig.{key}", f"set {owner} instead"))
+    return problems
+
+
+def _precision_problems(config: TrainingRuntimeConfig, machine: Machine) -> list[Problem]:
+    if config.precision != Precision.FP16:
+        return []
+    if not machine.cuda_available:
+        return [Problem("precision", "fp16 needs a GPU; use bf16 or fp32 on CPU")]
+    if config.strategy.type != StrategyType.DEEPSPEED:
+        return [
+            Problem(
+                "precision",
+                f"fp16 loss scaling is provided with deepspeed only; use bf16 "
+                f"with {config.strategy.type} (H100 supports it)",
+            )
+        ]
+    return []
+
+
+def _data_problems(config: TrainingRuntimeConfig) -> list[Problem]:
+    dataset, problems = config.dataset, []
+    suffix_format = _FORMAT_SUFFIXES.get(Path(dataset.uri).suffix)
+    if suffix_format is not None and suffix_format != dataset.format:
+        problems.append(
+            Problem("dataset.format", f"{dataset.format} does not match {dataset.uri!r}; use {suffix_format}")
+        )
+    if dataset.packing and config.method.type == TrainingMethod.DPO:
+        problems.append(
+            Problem(
+                "dataset.packing", "DPO compares whole chosen/rejected sequences; packing is not supported"
+            )
+        )
+    if dataset.fields.messages and config.method.type in {TrainingMethod.PRETRAIN, TrainingMethod.DPO}:
+        problems.append(
+            Problem("dataset.fields.messages", f"{config.method.type} does not read chat messages")
+        )
+    return problems
+
+
+def _storage_problems(config: TrainingRuntimeConfig) -> list[Problem]:
+    problems = []
+    for field, uri in [
+        ("output.uri", config.output.uri),
+        ("checkpoint.uri", config.checkpoint.uri),
+        ("dataset.uri", config.dataset.uri),
+        ("model.uri", config.model.uri),
+    ]:
+        if uri is None:
+            continue
+        try:
+            check_uri(uri)
+        except StorageUriError as error:
+            problems.append(Problem(field, str(error)))
+    return problems
+
+
+def _schedule_problems(config: TrainingRuntimeConfig) -> list[Problem]:
+    hp = config.hyperparameters
+    if hp.max_steps is not None and hp.warmup_steps >= hp.max_steps:
+        return [
+            Problem(
+                "hyperparameters.warmupSteps",
+                f"{hp.warmup_steps} warm-up steps leave nothing of maxSteps {hp.max_steps}",
+            )
+        ]
+    return []
+
+
+def _tracking_problems(config: TrainingRuntimeConfig) -> list[Problem]:
+    if config.tracking.mlflow_uri and importlib.util.find_spec("mlflow") is None:
+        return [Problem("tracking.mlflowUri", "the mlflow package is not installed in this image")]
+    return []
+
+
+def _topology_problems(config: TrainingRuntimeConfig, machine: Machine) -> list[Problem]:
+    expected = config.topology.nodes * config.topology.gpus_per_node
+    if machine.world_size is not None and machine.world_size != expected:
+        return [
+            Problem(
+                "topology",
+                f"nodes x gpusPerNode = {expected} but {machine.world_size} processes were started",
+            )
+        ]
+    return []

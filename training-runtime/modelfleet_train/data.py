@@ -1,0 +1,289 @@
+"""Datasets: loading (JSONL, Parquet, Arrow, hub), tokenization with loss masks, packing, batching.
+
+Examples become token ids plus labels in which every position the loss must ignore is -100:
+instruction data keeps only the response (or the assistant turns of a chat) in the labels, so the
+model learns to answer rather than to repeat prompts. Preference pairs keep prompt+chosen and
+prompt+rejected side by side for DPO.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from modelfleet_api.training import DatasetFields, DatasetFormat, DatasetSpec, TrainingMethod
+
+from modelfleet_train import storage
+
+log = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+"""Label value that PyTorch's cross-entropy (and transformers' loss) skips."""
+
+_BUILDERS = {DatasetFormat.JSONL: ("json", "*.jsonl"), DatasetFormat.PARQUET: ("parquet", "*.parquet")}
+
+
+def cache_dir_for(uri: str, root: Path) -> Path:
+    return root / hashlib.sha256(uri.encode()).hexdigest()[:16]
+
+
+def materialize(uri: str, cache_root: Path) -> Path:
+    """A local path holding the data at `uri` (blob URIs are downloaded once into the cache)."""
+    if storage.is_blob_uri(uri):
+        target = cache_dir_for(uri, cache_root)
+        if not (target / ".complete").exists():
+            location = storage.blob_location(uri)
+            if uri.endswith((".jsonl", ".parquet", ".arrow")):
+                target.mkdir(parents=True, exist_ok=True)
+                parent = storage.BlobLocation(
+                    location.account_url, location.container, location.prefix.rpartition("/")[0]
+                )
+                storage.download_prefix(parent, target)
+            else:
+                storage.download_prefix(location, target)
+            (target / ".complete").touch()
+        name = Path(storage.blob_location(uri).prefix).name
+        return target / name if (target / name).is_file() else target
+    return storage.local_path(uri)
+
+
+def load_raw(spec: DatasetSpec, cache_root: Path) -> Any:
+    """The split to train on as a `datasets.Dataset`."""
+    import datasets
+
+    if spec.format == DatasetFormat.HF:
+        return datasets.load_dataset(spec.uri, split=spec.split)
+    path = materialize(spec.uri, cache_root)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset.uri: {path} does not exist")
+    if spec.format == DatasetFormat.ARROW:
+        loaded = datasets.load_from_disk(str(path))
+        return loaded[spec.split] if isinstance(loaded, datasets.DatasetDict) else loaded
+    builder, pattern = _BUILDERS[spec.format]
+    files = sorted(str(p) for p in path.glob(pattern)) if path.is_dir() else [str(path)]
+    if not files:
+        raise FileNotFoundError(f"dataset.uri: no {pattern} files under {path}")
+    return datasets.load_dataset(builder, data_files={spec.split: files}, split=spec.split)
+
+
+def _chat_text(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+
+
+def _ids(tokenizer: Any, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
+    """The prompt as the model sees it before answering: chat-templated when the tokenizer has a template."""
+    if tokenizer.chat_template:
+        return _ids(tokenizer, _chat_text(tokenizer, [{"role": "user", "content": prompt}], True))
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    return bos + _ids(tokenizer, prompt)
+
+
+def prompt_response(tokenizer: Any, prompt: str, response: str, max_length: int) -> dict[str, list[int]]:
+    """Tokens of prompt+response with labels on the response only."""
+    head = prompt_ids(tokenizer, prompt)
+    if tokenizer.chat_template:
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+        full = _ids(tokenizer, _chat_text(tokenizer, messages, False))
+    else:
+        full = head + _ids(tokenizer, response) + [tokenizer.eos_token_id]
+    if full[: len(head)] != head:
+        raise ValueError(
+            "the chat template renders the prompt differently inside a conversation; "
+            "cannot mask the loss to the response"
+        )
+    labels = [IGNORE_INDEX] * len(head) + full[len(head) :]
+    return {"input_ids": full[:max_length], "labels": labels[:max_length]}
+
+
+def chat(tokenizer: Any, messages: list[dict[str, str]], max_length: int) -> dict[str, list[int]]:
+    """Tokens of a rendered conversation with labels on the assistant turns only.
+
+    Each assistant turn's tokens are found by rendering the conversation up to the turn with a
+    generation prompt and up to its end; this relies only on the template being prefix-stable,
+    so it works with templates that lack `{% generation %}` markers.
+    """
+    if not tokenizer.chat_template:
+        raise ValueError("dataset.fields.messages needs a tokenizer with a chat template")
+    full = _ids(tokenizer, _chat_text(tokenizer, messages, False))
+    labels = [IGNORE_INDEX] * len(full)
+    for turn, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        start = len(_ids(tokenizer, _chat_text(tokenizer, messages[:turn], True)))
+        end = len(_ids(tokenizer, _chat_text(tokenizer, messages[: turn + 1], False)))
+        labels[start:end] = full[start:end]
+    return {"input_ids": full[:max_length], "labels": labels[:max_length]}
+
+
+def plain_text(tokenizer: Any, text: str, max_length: int) -> dict[str, list[int]]:
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    ids = (bos + _ids(tokenizer, text) + [tokenizer.eos_token_id])[:max_length]
+    return {"input_ids": ids, "labels": list(ids)}
+
+
+def preference(
+    tokenizer: Any, prompt: str, chosen: str, rejected: str, max_length: int
+) -> dict[str, list[int]]:
+    pair = {}
+    for name, response in [("chosen", chosen), ("rejected", rejected)]:
+        example = prompt_response(tokenizer, prompt, response, max_length)
+        pair[f"{name}_input_ids"], pair[f"{name}_labels"] = example["input_ids"], example["labels"]
+    return pair
+
+
+def tokenize(raw: Any, tokenizer: Any, method: TrainingMethod, fields: DatasetFields, max_length: int) -> Any:
+    """Map raw rows to token ids and labels; rows left without any label token are dropped."""
+
+    def one(row: dict[str, Any]) -> dict[str, list[int]]:
+        if method == TrainingMethod.DPO:
+            return preference(
+                tokenizer, row[fields.prompt], row[fields.chosen], row[fields.rejected], max_length
+            )
+        if method == TrainingMethod.PRETRAIN:
+            return plain_text(tokenizer, row[fields.text], max_length)
+        if fields.messages:
+            return chat(tokenizer, row[fields.messages], max_length)
+        return prompt_response(tokenizer, row[fields.prompt], row[fields.response], max_length)
+
+    required = _required_columns(method, fields)
+    missing = [c for c in required if c not in raw.column_names]
+    if missing:
+        raise ValueError(f"dataset.fields: columns {missing} not in the dataset (it has {raw.column_names})")
+    tokenized = raw.map(one, remove_columns=raw.column_names, desc="tokenize")
+    label_columns = ["chosen_labels", "rejected_labels"] if method == TrainingMethod.DPO else ["labels"]
+    return tokenized.filter(lambda row: all(any(t != IGNORE_INDEX for t in row[c]) for c in label_columns))
+
+
+def _required_columns(method: TrainingMethod, fields: DatasetFields) -> list[str]:
+    if method == TrainingMethod.DPO:
+        return [fields.prompt, fields.chosen, fields.rejected]
+    if method == TrainingMethod.PRETRAIN:
+        return [fields.text]
+    return [fields.messages] if fields.messages else [fields.prompt, fields.response]
+
+
+def pack(examples: list[dict[str, list[int]]], sequence_length: int) -> list[dict[str, list[int]]]:
+    """Concatenate examples, in order, into bins of at most `sequence_length` tokens.
+
+    Position ids restart at 0 for every example, which transformers turns into a block-diagonal
+    attention mask, so packed examples do not attend to each other. The first label of each
+    example is masked: it would otherwise be predicted from the previous example's last token.
+    """
+    bins: list[dict[str, list[int]]] = []
+    current: dict[str, list[int]] = {"input_ids": [], "labels": [], "position_ids": []}
+    for example in examples:
+        ids = example["input_ids"][:sequence_length]
+        if current["input_ids"] and len(current["input_ids"]) + len(ids) > sequence_length:
+            bins.append(current)
+            current = {"input_ids": [], "labels": [], "position_ids": []}
+        current["input_ids"] += ids
+        current["labels"] += [IGNORE_INDEX, *example["labels"][1 : len(ids)]]
+        current["position_ids"] += list(range(len(ids)))
+    if current["input_ids"]:
+        bins.append(current)
+    return bins
+
+
+def pack_dataset(tokenized: Any, sequence_length: int) -> Any:
+    import datasets
+
+    return datasets.Dataset.from_list(pack(list(tokenized), sequence_length))
+
+
+class Collator:
+    """Pads a list of examples into tensors (to the longest in the batch, rounded up to `multiple`)."""
+
+    def __init__(self, pad_token_id: int, multiple: int = 1) -> None:
+        self.pad_token_id = pad_token_id
+        self.multiple = multiple
+
+    def __call__(self, examples: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        if "chosen_input_ids" in examples[0]:
+            batch = {}
+            for side in ("chosen", "rejected"):
+                part = self._pad(
+                    [{"input_ids": e[f"{side}_input_ids"], "labels": e[f"{side}_labels"]} for e in examples]
+                )
+                batch.update({f"{side}_{key}": value for key, value in part.items()})
+            return batch
+        return self._pad(examples)
+
+    def _pad(self, examples: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        longest = max(len(e["input_ids"]) for e in examples)
+        length = -(-longest // self.multiple) * self.multiple
+        packed = "position_ids" in examples[0]
+        columns: dict[str, list[list[int]]] = {"input_ids": [], "labels": []}
+        columns["position_ids" if packed else "attention_mask"] = []
+        for example in examples:
+            pad = length - len(example["input_ids"])
+            columns["input_ids"].append(example["input_ids"] + [self.pad_token_id] * pad)
+            columns["labels"].append(example["labels"] + [IGNORE_INDEX] * pad)
+            if packed:
+                # the padding forms its own "sequence", so no real token attends to it
+                columns["position_ids"].append(example["position_ids"] + list(range(pad)))
+            else:
+                columns["attention_mask"].append([1] * len(example["input_ids"]) + [0] * pad)
+        return {key: torch.tensor(value, dtype=torch.long) for key, value in columns.items()}
+
+
+class ResumableSampler:
+    """Which rows each rank reads in each micro-batch: deterministic, sharded, resumable.
+
+    Epoch e shuffles all rows with seed + e, drops the remainder that would leave ranks with
+    unequal batch counts (ranks must step together), and gives rank r every world_size-th row.
+    Micro-batch m of the run is batch m % batches_per_epoch of epoch m // batches_per_epoch, so
+    the data position after a resume follows from the number of micro-batches already consumed.
+    """
+
+    def __init__(self, rows: int, batch_size: int, rank: int, world_size: int, seed: int) -> None:
+        self.rows, self.batch_size, self.rank, self.world_size, self.seed = (
+            rows,
+            batch_size,
+            rank,
+            world_size,
+            seed,
+        )
+        self.batches_per_epoch = rows // (batch_size * world_size)
+        if self.batches_per_epoch == 0:
+            raise ValueError(
+                f"dataset: {rows} rows cannot fill one batch of {batch_size} on each of "
+                f"{world_size} ranks (hyperparameters.perDeviceBatchSize)"
+            )
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        order = torch.randperm(self.rows, generator=generator).tolist()
+        usable = order[: self.batches_per_epoch * self.batch_size * self.world_size]
+        mine = usable[self.rank :: self.world_size]
+        return [mine[i : i + self.batch_size] for i in range(0, len(mine), self.batch_size)]
+
+    def micro_batches(self, start: int) -> Any:
+        """Row indices of micro-batches start, start+1, ... (endless, epoch after epoch)."""
+        epoch, offset = divmod(start, self.batches_per_epoch)
+        while True:
+            yield from self.epoch_batches(epoch)[offset:]
+            epoch, offset = epoch + 1, 0
+
+
+class MicroBatchStream:
+    """Collated micro-batches for this rank, starting at a given position."""
+
+    def __init__(self, dataset: Any, sampler: ResumableSampler, collator: Collator, start: int) -> None:
+        self._dataset, self._collator = dataset, collator
+        self._indices = sampler.micro_batches(start)
+
+    def __iter__(self) -> MicroBatchStream:
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        rows = self._dataset[next(self._indices)]
+        return self._collator(
+            [dict(zip(rows, values, strict=True)) for values in zip(*rows.values(), strict=True)]
+        )

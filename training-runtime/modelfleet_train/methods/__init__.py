@@ -1,0 +1,54 @@
+"""Training methods: how the model is prepared (adapters, quantization) and what loss it minimises."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Protocol
+
+import torch
+from modelfleet_api.runtime_config import TrainingRuntimeConfig
+from modelfleet_api.training import DpoSpec, LoraSpec, TrainingMethod
+
+from modelfleet_train.methods.causal_lm import CausalLmObjective
+from modelfleet_train.methods.dpo import DpoObjective
+from modelfleet_train.methods.lora import apply_lora
+from modelfleet_train.methods.qlora import prepare_quantized
+
+
+class Objective(Protocol):
+    def __call__(self, model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of one micro-batch and extra scalars to report."""
+
+
+def uses_adapters(config: TrainingRuntimeConfig) -> bool:
+    method = config.method
+    return method.type in {TrainingMethod.LORA, TrainingMethod.QLORA} or (
+        method.type == TrainingMethod.DPO and method.lora is not None
+    )
+
+
+def prepare_model(model: Any, config: TrainingRuntimeConfig) -> Any:
+    """Gradient checkpointing, then QLoRA's k-bit preparation and/or LoRA adapters as the method asks."""
+    if config.hyperparameters.gradient_checkpointing:
+        # non-reentrant checkpointing works with frozen bases (LoRA), FSDP2 and DeepSpeed alike
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if config.method.type == TrainingMethod.QLORA or config.model.load_in_4bit:
+        model = prepare_quantized(model, config.hyperparameters.gradient_checkpointing)
+    if uses_adapters(config):
+        model = apply_lora(model, config.method.lora or LoraSpec())
+    return model
+
+
+def frozen_reference(model: Any, config: TrainingRuntimeConfig) -> Any | None:
+    """The DPO reference for full-model DPO: a frozen copy of the starting weights (None otherwise)."""
+    if config.method.type != TrainingMethod.DPO or uses_adapters(config):
+        return None
+    reference = copy.deepcopy(model).eval()
+    reference.requires_grad_(False)
+    return reference
+
+
+def build_objective(config: TrainingRuntimeConfig, reference: Any | None) -> Objective:
+    if config.method.type == TrainingMethod.DPO:
+        return DpoObjective(config.method.dpo or DpoSpec(), reference)
+    return CausalLmObjective()

@@ -1,0 +1,139 @@
+"""Rank 0's training metrics: a Prometheus endpoint, a JSON-lines file and an optional Pushgateway push."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from modelfleet_api import contract
+from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway, start_http_server
+
+from modelfleet_train.telemetry import Snapshot
+
+log = logging.getLogger(__name__)
+
+PEAK_FLOPS = {
+    "H100": {"bf16": 989.4e12, "fp16": 989.4e12, "fp32": 494.7e12},
+    "A100": {"bf16": 312e12, "fp16": 312e12, "fp32": 156e12},
+}
+"""Dense peak FLOP/s per GPU (fp32 = TF32 tensor cores) by product name, for MFU."""
+ENV_PEAK_TFLOPS = "MODELFLEET_PEAK_TFLOPS"
+"""Override of the per-device peak, in TFLOP/s (devices not in PEAK_FLOPS, e.g. CPUs)."""
+
+
+def peak_flops(gpu_names: list[str], precision: str) -> float | None:
+    override = os.environ.get(ENV_PEAK_TFLOPS)
+    if override:
+        return float(override) * 1e12
+    for name in gpu_names[:1]:
+        for product, peaks in PEAK_FLOPS.items():
+            if product in name:
+                return peaks[precision]
+    return None
+
+
+def flops_per_token(parameters: int, layers: int, hidden: int, sequence_length: int) -> float:
+    """Training FLOPs per token: 6 per parameter (forward + backward) plus attention scores (PaLM, App. B)."""
+    return 6 * parameters + 12 * layers * hidden * sequence_length
+
+
+@dataclass
+class StepRecord:
+    step: int
+    loss: float
+    learning_rate: float
+    grad_norm: float | None
+    tokens_per_second: float
+    samples_per_second: float
+    mfu: float | None
+    epoch: float
+    elapsed_seconds: float
+    extra: dict[str, float]
+
+
+class MetricsReporter:
+    def __init__(
+        self, jsonl_path: Path, port: int | None, pushgateway_url: str | None, grouping: dict[str, str]
+    ) -> None:
+        self.registry = CollectorRegistry()
+        self.jsonl_path = jsonl_path
+        self.pushgateway_url, self.grouping = pushgateway_url, grouping
+        self._last_push = 0.0
+
+        def g(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(f"modelfleet_train_{name}", doc, labels, registry=self.registry)
+
+        self.step = g("step", "Optimizer steps done")
+        self.loss = g("loss", "Training loss of the last step")
+        self.learning_rate = g("learning_rate", "Learning rate of the last step")
+        self.grad_norm = g("grad_norm", "Gradient norm before clipping")
+        self.tokens_per_second = g("tokens_per_second", "Tokens per second over all ranks")
+        self.samples_per_second = g("samples_per_second", "Sequences per second over all ranks")
+        self.mfu = g("mfu", "Estimated model FLOPs utilisation (0-1)")
+        self.cpu_percent = g("cpu_percent", "CPU use of the rank-0 process")
+        self.rss_bytes = g("process_rss_bytes", "Resident memory of the rank-0 process")
+        self.gpu_utilization = g("gpu_utilization_percent", "GPU utilisation (NVML)", ("gpu",))
+        self.gpu_memory = g("gpu_memory_used_bytes", "GPU memory in use (NVML)", ("gpu",))
+        self.checkpoint_seconds = g("checkpoint_seconds", "Duration of the last checkpoint save")
+        self.checkpoints = Counter(
+            "modelfleet_train_checkpoints", "Checkpoints saved", registry=self.registry
+        )
+        self.tokens = Counter("modelfleet_train_tokens", "Tokens trained on", registry=self.registry)
+        if port is not None:
+            start_http_server(port, registry=self.registry)
+        jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def port_from_env() -> int:
+        return int(os.environ.get(contract.ENV_METRICS_PORT, contract.METRICS_PORT))
+
+    def record_step(self, record: StepRecord, tokens: int, telemetry: Snapshot) -> None:
+        self.step.set(record.step)
+        self.loss.set(record.loss)
+        self.learning_rate.set(record.learning_rate)
+        if record.grad_norm is not None:
+            self.grad_norm.set(record.grad_norm)
+        self.tokens_per_second.set(record.tokens_per_second)
+        self.samples_per_second.set(record.samples_per_second)
+        if record.mfu is not None:
+            self.mfu.set(record.mfu)
+        self.tokens.inc(tokens)
+        self.cpu_percent.set(telemetry.cpu_percent)
+        self.rss_bytes.set(telemetry.process_rss_bytes)
+        for gpu in telemetry.gpus:
+            self.gpu_utilization.labels(str(gpu.index)).set(gpu.utilization_percent)
+            self.gpu_memory.labels(str(gpu.index)).set(gpu.memory_used_bytes)
+        self.write_line({"event": "step", **asdict(record)})
+        self.push()
+
+    def record_checkpoint(self, step: int, uri: str, seconds: float, size_bytes: int) -> None:
+        self.checkpoints.inc()
+        self.checkpoint_seconds.set(seconds)
+        self.write_line(
+            {"event": "checkpoint", "step": step, "uri": uri, "seconds": seconds, "bytes": size_bytes}
+        )
+        self.push(force=True)
+
+    def write_line(self, payload: dict[str, Any]) -> None:
+        with open(self.jsonl_path, "a") as handle:
+            handle.write(json.dumps({"time": time.time(), **payload}) + "\n")
+
+    def push(self, force: bool = False, interval_seconds: float = 15.0) -> None:
+        if not self.pushgateway_url or (not force and time.monotonic() - self._last_push < interval_seconds):
+            return
+        self._last_push = time.monotonic()
+        try:
+            push_to_gateway(
+                self.pushgateway_url,
+                job="modelfleet-train",
+                grouping_key=self.grouping,
+                registry=self.registry,
+                timeout=5,
+            )
+        except Exception as error:
+            log.warning("pushgateway push failed: %s", error)

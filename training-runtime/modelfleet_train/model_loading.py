@@ -1,0 +1,84 @@
+"""Loading the tokenizer and causal LM from a local/PVC path, Azure Blob or the Hugging Face hub."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from modelfleet_api.training import ModelSource
+
+from modelfleet_train import storage
+
+log = logging.getLogger(__name__)
+
+ENV_CACHE = "MODELFLEET_CACHE_DIR"
+"""Where blob downloads are cached (an emptyDir or PVC in the pod); defaults under ~/.cache."""
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "modelfleet" / "runtime")
+
+
+def resolve(source: ModelSource) -> str:
+    """A local directory or a hub id that `from_pretrained` can read."""
+    if storage.is_blob_uri(source.uri):
+        from modelfleet_train.data import cache_dir_for
+
+        target = cache_dir_for(source.uri, cache_root() / "models")
+        if not (target / ".complete").exists():
+            log.info("downloading model %s to %s", source.uri, target)
+            storage.download_prefix(storage.blob_location(source.uri), target)
+            (target / ".complete").touch()
+        return str(target)
+    if storage.is_local_uri(source.uri):
+        path = storage.local_path(source.uri)
+        if not path.exists():
+            raise FileNotFoundError(f"model.uri: {path} does not exist")
+        return str(path)
+    return source.uri
+
+
+def load_tokenizer(source: ModelSource) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve(source), revision=source.revision, trust_remote_code=source.trust_remote_code
+    )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def quantization_config(compute_dtype: torch.dtype) -> Any:
+    """QLoRA's 4-bit NF4 base weights with double quantization, computing in `compute_dtype`."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+
+
+def load_model(source: ModelSource, compute_dtype: torch.dtype, device: torch.device, quantize: bool) -> Any:
+    """The causal LM in fp32 master weights (mixed precision casts on the fly), or 4-bit for QLoRA."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"revision": source.revision, "trust_remote_code": source.trust_remote_code}
+    if quantize:
+        if device.type != "cuda":
+            raise RuntimeError("model.loadIn4bit: 4-bit loading with bitsandbytes needs a CUDA GPU")
+        kwargs.update(
+            quantization_config=quantization_config(compute_dtype),
+            device_map={"": device.index},
+            dtype=compute_dtype,
+        )
+    else:
+        kwargs["dtype"] = torch.float32
+    model = AutoModelForCausalLM.from_pretrained(resolve(source), **kwargs)
+    model.config.use_cache = False
+    return model

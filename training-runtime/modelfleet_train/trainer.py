@@ -1,0 +1,366 @@
+"""The training loop every rank runs.
+
+Hand-written rather than transformers' Trainer or trl's trainers because the runtime must own what
+those hide: one loop for three strategies (DDP, FSDP2, DeepSpeed), atomic checkpoints to PVC or
+blob with exact resume (RNG and data position included), SIGTERM-triggered saves, and progress
+reports to the TrainingJob status.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from modelfleet_api import contract
+from modelfleet_api.runtime_config import TrainingProgress, TrainingRuntimeConfig
+from modelfleet_api.training import TrainingMethod
+
+from modelfleet_train import data, distributed, storage
+from modelfleet_train.checkpoints import Checkpointer, TrainerState, open_store
+from modelfleet_train.distributed import DistContext
+from modelfleet_train.methods import build_objective, frozen_reference, prepare_model, uses_adapters
+from modelfleet_train.metrics import MetricsReporter, StepRecord, flops_per_token, peak_flops
+from modelfleet_train.model_loading import cache_root, load_model, load_tokenizer
+from modelfleet_train.progress import ProgressPublisher
+from modelfleet_train.signals import StopRequest
+from modelfleet_train.strategies import Strategy, build_strategy
+from modelfleet_train.telemetry import TelemetrySampler, gpu_names
+from modelfleet_train.tracking import MlflowTracker
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "training_metrics.jsonl"
+CHECKPOINT_SUBDIR = "checkpoints"
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+@dataclass
+class RunResult:
+    final_step: int
+    preempted: bool
+
+
+def output_dir(config: TrainingRuntimeConfig) -> Path:
+    """Local directory for the final model and the metrics file (a staging area for blob outputs)."""
+    if storage.is_blob_uri(config.output.uri):
+        return cache_root() / "output" / config.job.name
+    return storage.local_path(config.output.uri)
+
+
+def checkpoint_uri(config: TrainingRuntimeConfig) -> str:
+    if config.checkpoint.uri:
+        return config.checkpoint.uri
+    return f"{config.output.uri.rstrip('/')}/{CHECKPOINT_SUBDIR}"
+
+
+def count_tokens(batch: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """(non-padding tokens, sequences) of a micro-batch."""
+    masks = [v for k, v in batch.items() if k.endswith("attention_mask")]
+    if masks:
+        return int(sum(m.sum() for m in masks)), int(masks[0].shape[0]) * len(masks)
+    return int(batch["input_ids"].numel()), int(batch["input_ids"].shape[0])
+
+
+class Trainer:
+    def __init__(self, config: TrainingRuntimeConfig, ctx: DistContext) -> None:
+        self.config, self.ctx = config, ctx
+        self.hp = config.hyperparameters
+        self.stop = StopRequest().install()
+
+    def run(self) -> RunResult:
+        from transformers import set_seed
+
+        set_seed(self.hp.seed)
+        attempt = os.environ.get(contract.ENV_RESTART_ATTEMPT, "0")
+        log.info(
+            "job %s/%s, restart attempt %s, rank %d of %d",
+            self.config.job.namespace,
+            self.config.job.name,
+            attempt,
+            self.ctx.rank,
+            self.ctx.world_size,
+        )
+        tokenizer = load_tokenizer(self.config.model)
+        dataset = self._dataset(tokenizer)
+        sampler = data.ResumableSampler(
+            len(dataset), self.hp.per_device_batch_size, self.ctx.rank, self.ctx.world_size, self.hp.seed
+        )
+        total_steps = self.hp.max_steps or max(
+            1, self.hp.epochs * sampler.batches_per_epoch // self.hp.gradient_accumulation_steps
+        )
+        strategy = self._strategy(total_steps)
+        objective = build_objective(self.config, self._reference)
+
+        checkpointer = Checkpointer(
+            open_store(checkpoint_uri(self.config), cache_root() / "checkpoint-staging"),
+            self.ctx,
+            self.config.checkpoint.keep_last,
+        )
+        state = checkpointer.restore(strategy, self.config.job.uid)
+        step = state.step if state else 0
+        multiple = 8 if self.ctx.device.type == "cuda" else 1
+        stream = data.MicroBatchStream(
+            dataset,
+            sampler,
+            data.Collator(tokenizer.pad_token_id, multiple),
+            start=step * self.hp.gradient_accumulation_steps,
+        )
+        reporting = _Reporting(self.config, self.ctx, strategy, total_steps) if self.ctx.is_main else None
+        try:
+            while step < total_steps:
+                started = time.perf_counter()
+                loss, tokens, samples, extra = self._train_step(strategy, objective, stream)
+                grad_norm = strategy.optimizer_step()
+                step += 1
+                loss, tokens, samples = distributed.mean_across_ranks(
+                    [loss, tokens, samples], self.ctx.device
+                )
+                seconds = time.perf_counter() - started
+                consumed = step * self.hp.gradient_accumulation_steps
+                if reporting:
+                    reporting.step(
+                        step,
+                        loss,
+                        strategy.learning_rate(),
+                        grad_norm,
+                        tokens * self.ctx.world_size / seconds,
+                        samples * self.ctx.world_size / seconds,
+                        consumed / sampler.batches_per_epoch,
+                        extra,
+                        int(tokens * self.ctx.world_size),
+                    )
+                stopping = distributed.any_rank(self.stop.requested, self.ctx.device)
+                if stopping or step % self.config.checkpoint.interval_steps == 0 or step == total_steps:
+                    uri, save_seconds, size = checkpointer.save(
+                        strategy,
+                        TrainerState(step, consumed, self.ctx.world_size, total_steps, self.config.job.uid),
+                    )
+                    if reporting:
+                        reporting.checkpoint(step, uri, save_seconds, size)
+                if stopping:
+                    log.warning(
+                        "stopped at step %d after a %s; checkpoint saved",
+                        step,
+                        self.stop.signal_name or "stop request on another rank",
+                    )
+                    return RunResult(step, preempted=True)
+            self._export(strategy, tokenizer)
+            return RunResult(step, preempted=False)
+        finally:
+            if reporting:
+                reporting.close(step)
+
+    def _dataset(self, tokenizer: Any) -> Any:
+        raw = data.load_raw(self.config.dataset, cache_root() / "datasets")
+        tokenized = data.tokenize(
+            raw, tokenizer, self.config.method.type, self.config.dataset.fields, self.hp.sequence_length
+        )
+        if self.config.dataset.packing:
+            tokenized = data.pack_dataset(tokenized, self.hp.sequence_length)
+        log.info("dataset: %d rows -> %d training sequences", len(raw), len(tokenized))
+        return tokenized
+
+    def _strategy(self, total_steps: int) -> Strategy:
+        quantize = self.config.method.type == TrainingMethod.QLORA or self.config.model.load_in_4bit
+        model = load_model(self.config.model, _DTYPES[self.config.precision.value], self.ctx.device, quantize)
+        model = prepare_model(model, self.config)
+        strategy = build_strategy(self.config, self.ctx)
+        reference = frozen_reference(model, self.config)
+        self._reference = strategy.wrap_frozen(reference) if reference is not None else None
+        strategy.setup(model, total_steps)
+        return strategy
+
+    def _train_step(
+        self, strategy: Strategy, objective: Any, stream: Any
+    ) -> tuple[float, int, int, dict[str, float]]:
+        """One optimizer step's micro-batches: forward and backward each, gradients synced on the last."""
+        accumulation = self.hp.gradient_accumulation_steps
+        total_loss, tokens, samples = 0.0, 0, 0
+        extra: dict[str, float] = {}
+        for micro in range(accumulation):
+            batch = {k: v.to(self.ctx.device, non_blocking=True) for k, v in next(stream).items()}
+            batch_tokens, batch_samples = count_tokens(batch)
+            with strategy.forward_context():
+                loss, scalars = objective(strategy.model, batch)
+            strategy.backward(loss, last_micro_batch=micro == accumulation - 1)
+            total_loss += loss.item() / accumulation
+            tokens, samples = tokens + batch_tokens, samples + batch_samples
+            for key, value in scalars.items():
+                extra[key] = extra.get(key, 0.0) + value / accumulation
+        if not math.isfinite(total_loss):
+            log.warning("non-finite loss %s", total_loss)
+        return total_loss, tokens, samples, extra
+
+    def _export(self, strategy: Strategy, tokenizer: Any) -> None:
+        """Write the final model (or adapter) as a transformers/peft checkpoint, then upload if blob."""
+        state_dict = strategy.full_state_dict()
+        if not self.ctx.is_main:
+            distributed.barrier()
+            return
+        target = output_dir(self.config)
+        target.mkdir(parents=True, exist_ok=True)
+        model = strategy.unwrapped()
+        model.save_pretrained(target, state_dict=state_dict)
+        tokenizer.save_pretrained(target)
+        log.info("saved final %s to %s", "adapter" if uses_adapters(self.config) else "model", target)
+        if storage.is_blob_uri(self.config.output.uri):
+            storage.upload_dir(target, storage.blob_location(self.config.output.uri))
+        distributed.barrier()
+
+
+def _parameter_count(model_config: Any) -> int | None:
+    """Decoder-only transformer parameters from the config (None when the config lacks the sizes)."""
+    try:
+        hidden, layers = model_config.hidden_size, model_config.num_hidden_layers
+        vocab, intermediate = model_config.vocab_size, model_config.intermediate_size
+        heads = model_config.num_attention_heads
+        kv_heads = getattr(model_config, "num_key_value_heads", None) or heads
+    except AttributeError:
+        return None
+    attention = 2 * hidden * hidden + 2 * hidden * (hidden // heads) * kv_heads
+    return layers * (attention + 3 * hidden * intermediate) + 2 * vocab * hidden
+
+
+class _Reporting:
+    """Everything rank 0 reports: metrics, progress, tracking, telemetry."""
+
+    def __init__(
+        self, config: TrainingRuntimeConfig, ctx: DistContext, strategy: Strategy, total_steps: int
+    ) -> None:
+        self.total_steps = total_steps
+        self.telemetry = TelemetrySampler().start()
+        port = MetricsReporter.port_from_env()
+        try:
+            self.metrics = MetricsReporter(
+                output_dir(config) / METRICS_FILE,
+                port,
+                config.tracking.pushgateway_url,
+                {"namespace": config.job.namespace, "trainingjob": config.job.name},
+            )
+        except OSError as error:  # a taken port must not stop training
+            log.warning("metrics endpoint on port %s unavailable (%s); serving none", port, error)
+            self.metrics = MetricsReporter(
+                output_dir(config) / METRICS_FILE,
+                None,
+                config.tracking.pushgateway_url,
+                {"namespace": config.job.namespace, "trainingjob": config.job.name},
+            )
+        self.progress = ProgressPublisher.from_env()
+        self.tracker = MlflowTracker(config) if config.tracking.mlflow_uri else None
+        model_config = strategy.unwrapped().config
+        # under FSDP/ZeRO-3 parameters are sharded: config sizes give the whole model's count
+        parameters = _parameter_count(model_config) or sum(
+            p.numel() for p in strategy.unwrapped().parameters()
+        )
+        self.flops_per_token = flops_per_token(
+            parameters,
+            getattr(model_config, "num_hidden_layers", 0),
+            getattr(model_config, "hidden_size", 0),
+            config.hyperparameters.sequence_length,
+        )
+        self.peak = peak_flops(gpu_names(), config.precision.value)
+        self.world_size = ctx.world_size
+        self.started = time.monotonic()
+        self.last: TrainingProgress | None = None
+        self.last_checkpoint: tuple[str, int] | None = None
+
+    def step(
+        self,
+        step: int,
+        loss: float,
+        lr: float,
+        grad_norm: float | None,
+        tokens_per_second: float,
+        samples_per_second: float,
+        epoch: float,
+        extra: dict[str, float],
+        tokens: int,
+    ) -> None:
+        mfu = (
+            (tokens_per_second * self.flops_per_token / (self.peak * self.world_size)) if self.peak else None
+        )
+        record = StepRecord(
+            step,
+            loss,
+            lr,
+            grad_norm,
+            tokens_per_second,
+            samples_per_second,
+            mfu,
+            epoch,
+            time.monotonic() - self.started,
+            extra,
+        )
+        self.metrics.record_step(record, tokens, self.telemetry.latest())
+        log.info(
+            "step %d/%d loss %.4f lr %.3g tokens/s %.0f", step, self.total_steps, loss, lr, tokens_per_second
+        )
+        if self.tracker:
+            self.tracker.log_step(
+                step,
+                {
+                    "loss": loss,
+                    "learning_rate": lr,
+                    "grad_norm": grad_norm,
+                    "tokens_per_second": tokens_per_second,
+                    "mfu": mfu,
+                    **extra,
+                },
+            )
+        self.last = self._progress(step, loss, lr, tokens_per_second, epoch)
+        if self.progress:
+            self.progress.submit(self.last)
+
+    def checkpoint(self, step: int, uri: str, seconds: float, size: int) -> None:
+        self.last_checkpoint = (uri, step)
+        self.metrics.record_checkpoint(step, uri, seconds, size)
+        log.info("checkpoint %s: %.2f s, %.1f MB", uri, seconds, size / 1e6)
+        if self.progress and self.last:
+            self.progress.submit(
+                self._progress(
+                    self.last.step,
+                    self.last.loss,
+                    self.last.learning_rate,
+                    self.last.tokens_per_second,
+                    self.last.epoch,
+                ),
+                force=True,
+            )
+
+    def _progress(
+        self,
+        step: int,
+        loss: float | None,
+        lr: float | None,
+        tokens_per_second: float | None,
+        epoch: float | None,
+    ) -> TrainingProgress:
+        uri, checkpoint_step = self.last_checkpoint or (None, None)
+        return TrainingProgress(
+            step=step,
+            total_steps=self.total_steps,
+            epoch=epoch,
+            loss=loss,
+            learning_rate=lr,
+            tokens_per_second=tokens_per_second,
+            last_checkpoint=uri,
+            last_checkpoint_step=checkpoint_step,
+            updated_at=datetime.now(UTC),
+        )
+
+    def close(self, step: int) -> None:
+        self.telemetry.stop()
+        if self.progress:
+            if self.last:
+                self.progress.submit(self.last, force=True)
+            self.progress.close()
+        if self.tracker:
+            self.tracker.close("FINISHED" if step >= self.total_steps else "KILLED")
+        self.metrics.push(force=True)
