@@ -93,8 +93,15 @@ def runtime_env(work: Path) -> dict[str, str]:
 
 
 def torchrun_command(config_file: Path, nproc: int) -> list[str]:
-    return [str(VENV_BIN / "torchrun"), "--standalone", f"--nproc-per-node={nproc}", "-m", "modelfleet_train",
-            "--config", str(config_file)]
+    return [
+        str(VENV_BIN / "torchrun"),
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "modelfleet_train",
+        "--config",
+        str(config_file),
+    ]
 
 
 def write_config(config: dict[str, Any], path: Path) -> Path:
@@ -105,8 +112,14 @@ def write_config(config: dict[str, Any], path: Path) -> Path:
 def start_training(config: dict[str, Any], work: Path, nproc: int = 2) -> subprocess.Popen[str]:
     work.mkdir(parents=True, exist_ok=True)
     config_file = write_config(config, work / f"config-{len(list(work.glob('config-*')))}.yaml")
-    return subprocess.Popen(torchrun_command(config_file, nproc), env=runtime_env(work), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        torchrun_command(config_file, nproc),
+        env=runtime_env(work),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def run_training(config: dict[str, Any], work: Path, nproc: int = 2, timeout: float = 300) -> str:

@@ -71,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def validate(path: Path, world_size: int | None, assume_gpu: bool) -> int:
-    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # ask NVML, create no CUDA context
     detected = Machine.detect()
     machine = Machine(cuda_available=assume_gpu or detected.cuda_available, world_size=world_size)
     config = load_config(path, machine)

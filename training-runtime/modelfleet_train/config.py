@@ -61,10 +61,11 @@ class Machine:
 
     @classmethod
     def detect(cls) -> Machine:
-        import torch
+        """Asks NVML, not CUDA: no CUDA context is created, so validating never touches a GPU."""
+        from modelfleet_train.telemetry import gpu_names
 
         world = os.environ.get("WORLD_SIZE")
-        return cls(cuda_available=torch.cuda.is_available(), world_size=int(world) if world else None)
+        return cls(cuda_available=bool(gpu_names()), world_size=int(world) if world else None)
 
 
 def config_path(cli_value: str | None) -> Path:
