@@ -29,7 +29,9 @@ compile "$OUT/operator.txt" pyproject.toml --extra operator
 # driver that AKS GPU node images may not have); DeepSpeed's ops must be built with the same CUDA.
 compile "$OUT/train.txt" pyproject.toml --extra train --constraints images/requirements/train-constraints.txt
 compile "$OUT/train-build.txt" images/requirements/train-build.in --constraints "$OUT/train.txt"
-echo "flash-attn==$FLASH_ATTN_VERSION" | compile "$OUT/flash-attn.txt" --no-deps -
+# --no-deps: resolving flash-attn's dependencies would build its sdist, whose setup.py imports torch.
+# Its only run-time dependency besides torch is einops, named here.
+printf 'flash-attn==%s\neinops\n' "$FLASH_ATTN_VERSION" | compile "$OUT/flash-attn.txt" --no-deps -
 
 vllm_lock=$(mktemp)
 trap 'rm -f "$vllm_lock"' EXIT

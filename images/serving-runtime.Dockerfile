@@ -13,7 +13,8 @@ WORKDIR /src
 # The launcher and its dependencies go into a directory of their own that the final stage puts first
 # on PYTHONPATH: the base image's files stay as they are, and where serve.txt pins another version of
 # a package the base also has, ours is imported (both were resolved together with this vLLM release).
-RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir "uv==${UV_VERSION}"
+# uv goes into a directory of its own (--target also steps around PEP 668), left out of the final stage.
+RUN python3 -m pip install --no-cache-dir --target /opt/uv "uv==${UV_VERSION}"
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_NO_CACHE=1
 COPY images/requirements/serve.txt images/requirements/
 RUN /opt/uv/bin/uv pip install --python "$(command -v python3)" --require-hashes --no-deps \
