@@ -1,0 +1,56 @@
+"""Result files: `results.json` (summary and run description, machine-readable) and `requests.csv`
+(one row per measured request)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from modelfleet_serve.bench.records import RequestRecord
+
+RESULTS_JSON = "results.json"
+REQUESTS_CSV = "requests.csv"
+CSV_COLUMNS = (
+    "index",
+    "scheduling_delay_ms",
+    "ttft_ms",
+    "e2e_ms",
+    "tpot_ms",
+    "output_tokens",
+    "prompt_tokens",
+    "chunks",
+    "token_source",
+    "error",
+)
+
+
+def request_row(record: RequestRecord) -> dict[str, Any]:
+    ttft = (record.chunk_times[0] - record.start) * 1000.0 if record.chunk_times else None
+    e2e = (record.end - record.start) * 1000.0
+    tokens = record.output_tokens
+    tpot = (e2e - ttft) / (tokens - 1) if ttft is not None and tokens and tokens > 1 and record.ok else None
+    return {
+        "index": record.index,
+        "scheduling_delay_ms": round((record.start - record.scheduled) * 1000.0, 4),
+        "ttft_ms": round(ttft, 4) if ttft is not None else None,
+        "e2e_ms": round(e2e, 4),
+        "tpot_ms": round(tpot, 4) if tpot is not None else None,
+        "output_tokens": tokens,
+        "prompt_tokens": record.prompt_tokens,
+        "chunks": len(record.chunk_times),
+        "token_source": record.token_source if record.ok else None,
+        "error": record.error,
+    }
+
+
+def write_results(output_dir: Path, document: dict[str, Any], records: Sequence[RequestRecord]) -> Path:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / RESULTS_JSON).write_text(json.dumps(document, indent=2) + "\n")
+    with (output_dir / REQUESTS_CSV).open("w", newline="") as sink:
+        writer = csv.DictWriter(sink, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(request_row(r) for r in records if not r.warmup)
+    return output_dir / RESULTS_JSON
