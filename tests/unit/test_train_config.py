@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from modelfleet_train import cli
 from modelfleet_train.config import Machine, check_config, parse_config
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from modelfleet_train import data
 from modelfleet_train.data import IGNORE_INDEX
+
 from tests import tinymodel
 
 pytestmark = pytest.mark.unit
@@ -116,5 +116,5 @@ def test_sampler_is_deterministic_reshuffles_per_epoch_and_resumes_mid_run() -> 
 
 
 def test_sampler_rejects_data_too_small_for_one_batch_per_rank() -> None:
-    with pytest.raises(ValueError, match="hyperparameters.perDeviceBatchSize"):
+    with pytest.raises(ValueError, match=r"hyperparameters\.perDeviceBatchSize"):
         data.ResumableSampler(rows=3, batch_size=2, rank=0, world_size=2, seed=0)

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from modelfleet_train.config import parse_config
 from modelfleet_train.strategies.deepspeed import deep_merge, generated_config, merged_config
 

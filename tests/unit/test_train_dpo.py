@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from modelfleet_train.data import IGNORE_INDEX
 from modelfleet_train.methods.dpo import dpo_loss, sequence_logps
 

@@ -23,7 +23,10 @@ log = logging.getLogger(__name__)
 def _patch_with_kubernetes(name: str, namespace: str) -> Any:
     from kubernetes import client, config
 
-    config.load_incluster_config()
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:  # outside a pod (a local run): the kubeconfig, as kubectl uses
+        config.load_kube_config()
     api = client.CoreV1Api()
 
     def patch(progress: TrainingProgress) -> None:

@@ -1,0 +1,148 @@
+"""The operator-to-runtime contract, run locally: the worker pod the operator renders (command and
+environment) and the ConfigMap it renders, executed as a pod would, with rank 0's progress reports
+landing on a stand-in Kubernetes API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from modelfleet_api import contract
+from modelfleet_api.runtime_config import TrainingProgress
+from modelfleet_api.trainingjob import TrainingJob
+from modelfleet_operator.training import builders
+
+from tests.runtime.conftest import VENV_BIN, TinyAssets, free_port, runtime_env, step_losses
+
+pytestmark = pytest.mark.runtime
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "trainingjob-cpu-tiny.yaml"
+POD_NAME = "tiny-cpu-worker-0"
+
+
+class FakeConfigMapApi(BaseHTTPRequestHandler):
+    """Records the ConfigMap patches rank 0 sends (what the operator would read back)."""
+
+    patches: list[tuple[str, dict[str, Any]]] = []
+
+    def do_PATCH(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.patches.append((self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {}}).encode())
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def kube_api(tmp_path: Path) -> Iterator[tuple[Path, list[tuple[str, dict[str, Any]]]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeConfigMapApi)
+    FakeConfigMapApi.patches = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "fake",
+                "clusters": [
+                    {"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}
+                ],
+                "users": [{"name": "fake", "user": {"token": "t"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+            }
+        )
+    )
+    try:
+        yield kubeconfig, FakeConfigMapApi.patches
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def pod_env(container: dict[str, Any], namespace: str) -> dict[str, str]:
+    """The container's env as the kubelet would resolve it for worker 0."""
+    field_values = {
+        "metadata.name": POD_NAME,
+        "metadata.namespace": namespace,
+        builders.COMPLETION_INDEX_FIELD: "0",
+    }
+    env = {}
+    for variable in container["env"]:
+        if "value" in variable:
+            env[variable["name"]] = variable["value"]
+        else:
+            env[variable["name"]] = field_values[variable["valueFrom"]["fieldRef"]["fieldPath"]]
+    return env
+
+
+def test_operator_rendered_worker_trains_and_reports_progress(
+    tiny: TinyAssets, tmp_path: Path, kube_api: tuple[Path, list[tuple[str, dict[str, Any]]]]
+) -> None:
+    kubeconfig, patches = kube_api
+    manifest = yaml.safe_load(EXAMPLE.read_text())
+    manifest["metadata"].update(namespace="ml", uid="5f1c-uid")
+    spec = manifest["spec"]
+    spec["model"]["uri"], spec["dataset"]["uri"] = str(tiny.model), str(tiny.instructions)
+    spec["checkpoint"]["uri"], spec["output"]["uri"] = str(tmp_path / "ckpt"), str(tmp_path / "out")
+    job = TrainingJob.model_validate(manifest)
+    owner = builders.Owner.of(job)
+
+    config_file = tmp_path / "etc" / contract.CONFIG_FILE
+    config_file.parent.mkdir()
+    config_file.write_text(builders.config_map(owner, job.spec)["data"][contract.CONFIG_FILE])
+    worker = builders.worker_job(owner, job.spec, image="unused", attempt=1)
+    container = worker["spec"]["template"]["spec"]["containers"][0]
+
+    env = runtime_env(tmp_path) | pod_env(container, "ml")
+    # what differs on a laptop: the mount path, the rendezvous host and free ports, the API server
+    env.update(
+        {
+            contract.ENV_CONFIG: str(config_file),
+            contract.ENV_MASTER_ADDR: "127.0.0.1",
+            contract.ENV_MASTER_PORT: str(free_port()),
+            contract.ENV_METRICS_PORT: str(free_port()),
+            "KUBECONFIG": str(kubeconfig),
+        }
+    )
+    command = [
+        arg.replace(f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}", str(config_file))
+        for arg in container["command"]
+    ]
+    command[0] = str(VENV_BIN / command[0])
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "restart attempt 1" in result.stderr
+
+    losses = step_losses(tmp_path / "out")
+    assert sum(losses[s] for s in range(16, 21)) < sum(losses[s] for s in range(1, 6)), losses
+    adapter = json.loads((tmp_path / "out" / "adapter_config.json").read_text())
+    assert adapter["r"] == 4 and adapter["lora_alpha"] == 8
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny.model), tmp_path / "out")
+    assert any("lora_B" in name and parameter.abs().sum() > 0 for name, parameter in tuned.named_parameters())
+    assert (tmp_path / "ckpt" / "latest").read_text() == "20"
+
+    assert patches, "rank 0 sent no progress"
+    paths = {path for path, _ in patches}
+    assert paths == {
+        f"/api/v1/namespaces/ml/configmaps/{pod_env(container, 'ml')[contract.ENV_PROGRESS_CONFIGMAP]}"
+    }
+    final = TrainingProgress.model_validate_json(patches[-1][1]["data"][contract.PROGRESS_KEY])
+    assert final.step == final.total_steps == 20
+    assert final.last_checkpoint == str(tmp_path / "ckpt" / "step-00000020")
+    assert final.loss is not None and final.tokens_per_second
