@@ -52,6 +52,9 @@ class StepRecord:
     samples_per_second: float
     mfu: float | None
     epoch: float
+    tokens: int
+    """Non-padding tokens of this step over all ranks."""
+    step_seconds: float
     elapsed_seconds: float
     extra: dict[str, float]
 
@@ -92,7 +95,7 @@ class MetricsReporter:
     def port_from_env() -> int:
         return int(os.environ.get(contract.ENV_METRICS_PORT, contract.METRICS_PORT))
 
-    def record_step(self, record: StepRecord, tokens: int, telemetry: Snapshot) -> None:
+    def record_step(self, record: StepRecord, telemetry: Snapshot) -> None:
         self.step.set(record.step)
         self.loss.set(record.loss)
         self.learning_rate.set(record.learning_rate)
@@ -102,7 +105,7 @@ class MetricsReporter:
         self.samples_per_second.set(record.samples_per_second)
         if record.mfu is not None:
             self.mfu.set(record.mfu)
-        self.tokens.inc(tokens)
+        self.tokens.inc(record.tokens)
         self.cpu_percent.set(telemetry.cpu_percent)
         self.rss_bytes.set(telemetry.process_rss_bytes)
         for gpu in telemetry.gpus:

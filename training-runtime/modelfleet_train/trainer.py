@@ -130,11 +130,11 @@ class Trainer:
                         loss,
                         strategy.learning_rate(),
                         grad_norm,
-                        tokens * self.ctx.world_size / seconds,
-                        samples * self.ctx.world_size / seconds,
+                        round(tokens * self.ctx.world_size),
+                        round(samples * self.ctx.world_size),
+                        seconds,
                         consumed / sampler.batches_per_epoch,
                         extra,
-                        int(tokens * self.ctx.world_size),
                     )
                 stopping = distributed.any_rank(self.stop.requested, self.ctx.device)
                 if stopping or step % self.config.checkpoint.interval_steps == 0 or step == total_steps:
@@ -277,12 +277,14 @@ class _Reporting:
         loss: float,
         lr: float,
         grad_norm: float | None,
-        tokens_per_second: float,
-        samples_per_second: float,
+        tokens: int,
+        samples: int,
+        seconds: float,
         epoch: float,
         extra: dict[str, float],
-        tokens: int,
     ) -> None:
+        """Report one optimizer step; `tokens` and `samples` are totals over all ranks."""
+        tokens_per_second = tokens / seconds
         mfu = (
             (tokens_per_second * self.flops_per_token / (self.peak * self.world_size)) if self.peak else None
         )
@@ -292,13 +294,15 @@ class _Reporting:
             lr,
             grad_norm,
             tokens_per_second,
-            samples_per_second,
+            samples / seconds,
             mfu,
             epoch,
+            tokens,
+            seconds,
             time.monotonic() - self.started,
             extra,
         )
-        self.metrics.record_step(record, tokens, self.telemetry.latest())
+        self.metrics.record_step(record, self.telemetry.latest())
         log.info(
             "step %d/%d loss %.4f lr %.3g tokens/s %.0f", step, self.total_steps, loss, lr, tokens_per_second
         )

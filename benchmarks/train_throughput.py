@@ -1,0 +1,209 @@
+"""Training throughput of modelfleet_train against a plain Hugging Face `Trainer`, and checkpoint speed.
+
+Both train the same small Llama (made here, no hub) on the same tokenized data with the same batch
+size, sequence length, optimizer, schedule and precision, one process each, in this run. Reported:
+tokens per second of each (non-padding tokens over the time spent in optimizer steps, after
+warm-up steps) and their ratio (target >= 1.0), plus checkpoint save rate in GB/s from the
+runtime's own checkpoint events. Not a test: a measurement to read, not a timed assertion.
+
+    python benchmarks/train_throughput.py [--steps 40] [--hidden 256] [--layers 4] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests import tinymodel  # noqa: E402
+
+LEARNING_RATE = 1e-3
+SEED = 1
+
+HF_TRAINER_SCRIPT = r"""
+import json, sys, time
+from pathlib import Path
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
+from modelfleet_api.training import DatasetFields, TrainingMethod
+from modelfleet_train import data
+
+args = json.loads(sys.argv[1])
+tokenizer = AutoTokenizer.from_pretrained(args["model"])
+import datasets
+raw = datasets.load_dataset("json", data_files={"train": [args["data"]]}, split="train")
+tokenized = data.tokenize(raw, tokenizer, TrainingMethod.FULL, DatasetFields(), args["seq"])
+collator = data.Collator(tokenizer.pad_token_id)
+tokens = []
+def collate(examples):
+    batch = collator(examples)
+    tokens.append(int(batch["attention_mask"].sum()))
+    return batch
+
+class Timer(TrainerCallback):
+    def __init__(self): self.begin, self.durations = 0.0, []
+    def on_step_begin(self, *a, **k): self.begin = time.perf_counter()
+    def on_step_end(self, *a, **k): self.durations.append(time.perf_counter() - self.begin)
+
+timer = Timer()
+model = AutoModelForCausalLM.from_pretrained(args["model"], dtype=torch.float32)
+training_args = TrainingArguments(
+    output_dir=args["out"], per_device_train_batch_size=args["batch"], max_steps=args["steps"],
+    learning_rate=args["lr"], lr_scheduler_type="cosine", weight_decay=0.0, max_grad_norm=1.0,
+    optim="adamw_torch", save_strategy="no", report_to=[], logging_steps=10**6, use_cpu=True,
+    dataloader_num_workers=0, seed=args["seed"], remove_unused_columns=False, disable_tqdm=True,
+)
+Trainer(model=model, args=training_args, train_dataset=tokenized, data_collator=collate,
+        callbacks=[timer]).train()
+print(json.dumps({"durations": timer.durations, "tokens": tokens[: len(timer.durations)]}))
+"""
+
+
+def make_assets(root: Path, hidden: int, layers: int, rows: int) -> tuple[Path, Path]:
+    tokenizer = tinymodel.train_tokenizer()
+    tinymodel.make_model(
+        tokenizer,
+        root / "model",
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 64),
+        num_key_value_heads=max(1, hidden // 128),
+    )
+    return root / "model", tinymodel.write_jsonl(root / "data.jsonl", tinymodel.instruction_rows(rows))
+
+
+def environment(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELFLEET_", "PET_"))}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        HF_HOME=str(root / "hf"),
+        MODELFLEET_CACHE_DIR=str(root / "cache"),
+        MODELFLEET_METRICS_PORT="0",
+        TOKENIZERS_PARALLELISM="false",
+        DS_ACCELERATOR="cpu",
+    )
+    return env
+
+
+def run_modelfleet(root: Path, model: Path, data_file: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import yaml
+
+    config = {
+        "job": {"name": "bench", "namespace": "bench"},
+        "model": {"uri": str(model)},
+        "dataset": {"uri": str(data_file), "format": "jsonl"},
+        "method": {"type": "full"},
+        "strategy": {"type": "ddp"},
+        "precision": "fp32",
+        "hyperparameters": {
+            "learningRate": LEARNING_RATE,
+            "lrSchedule": "cosine",
+            "maxSteps": args.steps,
+            "perDeviceBatchSize": args.batch,
+            "sequenceLength": args.seq,
+            "seed": SEED,
+        },
+        "checkpoint": {"intervalSteps": args.checkpoint_interval, "keepLast": 2},
+        "output": {"uri": str(root / "modelfleet-out")},
+        "topology": {"nodes": 1, "gpusPerNode": 1},
+    }
+    config_file = root / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    torchrun = Path(sys.executable).parent / "torchrun"
+    subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc-per-node=1",
+            "-m",
+            "modelfleet_train",
+            "--config",
+            str(config_file),
+        ],
+        env=environment(root),
+        check=True,
+        capture_output=True,
+    )
+    metrics = (root / "modelfleet-out" / "training_metrics.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in metrics]
+    steps = [e for e in events if e["event"] == "step"]
+    return {
+        "tokens": [e["tokens"] for e in steps],
+        "durations": [e["step_seconds"] for e in steps],
+        "checkpoints": [(e["bytes"], e["seconds"]) for e in events if e["event"] == "checkpoint"],
+    }
+
+
+def run_hf_trainer(root: Path, model: Path, data_file: Path, args: argparse.Namespace) -> dict[str, Any]:
+    settings = {
+        "model": str(model),
+        "data": str(data_file),
+        "seq": args.seq,
+        "batch": args.batch,
+        "steps": args.steps,
+        "lr": LEARNING_RATE,
+        "seed": SEED,
+        "out": str(root / "hf-out"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", HF_TRAINER_SCRIPT, json.dumps(settings)],
+        env=environment(root),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return parsed
+
+
+def tokens_per_second(run: dict[str, Any], warmup: int) -> float:
+    return sum(run["tokens"][warmup:]) / sum(run["durations"][warmup:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=5, help="first steps left out of the rates")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--checkpoint-interval", type=int, default=10)
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="modelfleet-bench-") as tmp:
+        root = Path(tmp)
+        model, data_file = make_assets(root, args.hidden, args.layers, rows=args.steps * args.batch + 64)
+        ours = run_modelfleet(root, model, data_file, args)
+        baseline = run_hf_trainer(root, model, data_file, args)
+    ours_rate, baseline_rate = tokens_per_second(ours, args.warmup), tokens_per_second(baseline, args.warmup)
+    saved_bytes = sum(b for b, _ in ours["checkpoints"])
+    saved_seconds = sum(s for _, s in ours["checkpoints"])
+    report = {
+        "settings": vars(args) | {"json": str(args.json) if args.json else None},
+        "modelfleet_tokens_per_second": round(ours_rate, 1),
+        "hf_trainer_tokens_per_second": round(baseline_rate, 1),
+        "ratio_modelfleet_over_hf_trainer": round(ours_rate / baseline_rate, 3),
+        "checkpoints": len(ours["checkpoints"]),
+        "checkpoint_mb_each": round(saved_bytes / max(1, len(ours["checkpoints"])) / 1e6, 1),
+        "checkpoint_seconds_per_gb": round(saved_seconds / (saved_bytes / 1e9), 2) if saved_bytes else None,
+        "checkpoint_gb_per_second": round(saved_bytes / 1e9 / saved_seconds, 3) if saved_seconds else None,
+    }
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

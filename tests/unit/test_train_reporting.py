@@ -1,0 +1,108 @@
+"""Progress publishing (throttled, non-fatal), Prometheus/JSON-lines metrics, MFU, telemetry."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from modelfleet_api import contract
+from modelfleet_api.runtime_config import TrainingProgress
+from modelfleet_train.metrics import MetricsReporter, StepRecord, flops_per_token, peak_flops
+from modelfleet_train.progress import ProgressPublisher
+from modelfleet_train.telemetry import Snapshot, TelemetrySampler
+
+pytestmark = pytest.mark.unit
+
+
+def progress(step: int) -> TrainingProgress:
+    return TrainingProgress(step=step, total_steps=100, loss=1.0 / step, updated_at=datetime.now(UTC))
+
+
+class RecordingPatch:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[int] = []
+        self.fail = fail
+        self.called = threading.Event()
+
+    def __call__(self, value: TrainingProgress) -> None:
+        self.sent.append(value.step)
+        self.called.set()
+        if self.fail:
+            raise ConnectionError("API server unreachable")
+
+
+def test_progress_is_throttled_but_forced_updates_and_the_last_value_go_out() -> None:
+    patch = RecordingPatch()
+    publisher = ProgressPublisher(patch, interval_seconds=60)
+    publisher.submit(progress(1))  # first: the interval since "never" has passed
+    assert patch.called.wait(5)
+    for step in range(2, 10):
+        publisher.submit(progress(step))  # within the interval: held back
+    time.sleep(0.2)
+    assert patch.sent == [1]
+    publisher.submit(progress(10), force=True)  # a checkpoint
+    deadline = time.monotonic() + 5
+    while patch.sent != [1, 10] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    publisher.submit(progress(11))  # held back again
+    time.sleep(0.2)
+    assert patch.sent == [1, 10]
+    publisher.close()  # the end of the run sends what is pending
+    assert patch.sent == [1, 10, 11]
+
+
+def test_progress_failures_are_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    patch = RecordingPatch(fail=True)
+    publisher = ProgressPublisher(patch, interval_seconds=0)
+    publisher.submit(progress(1))
+    publisher.close()
+    assert patch.sent == [1]
+    assert "publishing progress failed (training continues): API server unreachable" in caplog.text
+
+
+def test_no_publisher_outside_a_training_job_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(contract.ENV_PROGRESS_CONFIGMAP, raising=False)
+    assert ProgressPublisher.from_env() is None
+
+
+def test_metrics_are_served_in_prometheus_format_and_appended_as_json_lines(tmp_path: Path) -> None:
+    reporter = MetricsReporter(tmp_path / "m.jsonl", port=None, pushgateway_url=None, grouping={})
+    record = StepRecord(step=3, loss=2.5, learning_rate=1e-4, grad_norm=0.7, tokens_per_second=1000.0,
+                        samples_per_second=4.0, mfu=0.4, epoch=0.1, tokens=512, step_seconds=0.512,
+                        elapsed_seconds=2.0, extra={})
+    reporter.record_step(record, Snapshot(cpu_percent=50.0, process_rss_bytes=1 << 20))
+    reporter.record_checkpoint(3, "/ckpt/step-00000003", seconds=0.5, size_bytes=10)
+    exposition = generate_latest(reporter.registry).decode()
+    for line in ("modelfleet_train_step 3.0", "modelfleet_train_loss 2.5", "modelfleet_train_mfu 0.4",
+                 "modelfleet_train_tokens_total 512.0", "modelfleet_train_checkpoints_total 1.0"):
+        assert line in exposition
+    events = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["step", "checkpoint"]
+    assert events[0]["loss"] == 2.5 and events[1]["uri"] == "/ckpt/step-00000003"
+
+
+def test_mfu_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MODELFLEET_PEAK_TFLOPS", raising=False)
+    assert flops_per_token(parameters=1000, layers=2, hidden=8, sequence_length=16) == 6 * 1000 + 12 * 2 * 8 * 16
+    assert peak_flops(["NVIDIA H100 NVL"], "bf16") == 989.4e12
+    assert peak_flops([], "bf16") is None
+    monkeypatch.setenv("MODELFLEET_PEAK_TFLOPS", "2.5")
+    assert peak_flops([], "fp32") == 2.5e12
+
+
+def test_telemetry_samples_in_the_background() -> None:
+    sampler = TelemetrySampler(interval_seconds=0.05).start()
+    try:
+        deadline = time.monotonic() + 5
+        while sampler.latest().process_rss_bytes == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sampler.latest().process_rss_bytes > 0
+        assert sampler.latest().gpus == []  # no NVML on this machine
+    finally:
+        sampler.stop()
