@@ -158,3 +158,33 @@ def test_gpu_engine_on_this_machine_fails_with_a_clear_message(tmp_path: Path) -
     )  # fmt: skip
     assert result.returncode == 3
     assert "engine vllm needs an NVIDIA GPU" in result.stderr
+
+
+def test_benchmark_client_against_the_engine_counts_what_the_server_reports(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from modelfleet_api.benchmark import BenchmarkRuntimeConfig
+    from modelfleet_serve.bench.cli import run_benchmark
+
+    config = BenchmarkRuntimeConfig.model_validate(
+        {
+            "targetUrl": engine.url,
+            "model": SERVED_NAME,
+            "protocol": "openai-chat",
+            "workload": {"synthetic": {"inputTokens": {"mean": 12}, "outputTokens": {"mean": 6}}, "seed": 3},
+            "load": {"mode": "closed-loop", "concurrency": 2, "requests": 6, "warmupRequests": 1},
+            "tokenizer": str(engine.model_dir),
+            "outputDir": str(tmp_path),
+        }
+    )
+    document, records = run_benchmark(config)
+    summary = document["summary"]
+    assert summary["completed"] == 6 and summary["errors"] == 0
+    assert summary["token_count_source"] == {"usage": 6}
+    measured = [r for r in records if not r.warmup]
+    assert summary["output_tokens_total"] == sum(r.output_tokens or 0 for r in measured)
+    for record in measured:
+        # byte-level BPE: a token may end mid-character and stream no text, so chunks <= tokens
+        assert 0 < len(record.chunk_times) <= record.output_tokens <= 6
+    assert summary["ttft_ms"]["p50"] > 0 and summary["e2e_ms"]["p50"] >= summary["ttft_ms"]["p50"]
+    assert summary["output_tokens_per_s"] > 0 and summary["requests_per_s"] > 0
