@@ -13,7 +13,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-CelReason = Literal["FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"]
+# The API server formats the error as "<fieldPath>: Invalid value|Forbidden|Required value: <message>".
+# (FieldValueDuplicate is left out on purpose: the API server drops the message for it.)
+CelReason = Literal["FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -148,7 +148,6 @@ class BenchmarkSweepSpec(ApiModel):
             rule="self.targets.all(t, self.targets.exists_one(u, u.name == t.name))",
             message="target names must be unique",
             field_path=".targets",
-            reason="FieldValueDuplicate",
         ),
         CelRule(
             rule="size(self.tokenLengths) == 0 || has(self.workload.synthetic)",

@@ -8,8 +8,8 @@ schema. This module bridges the two, generically, for every ``CustomResource`` i
   because ``anyOf`` of different types is not structural;
 - ``exclusiveMinimum: N`` becomes ``minimum: N, exclusiveMinimum: true`` (OpenAPI v3.0 spelling);
 - ``dict[str, Any]`` becomes ``x-kubernetes-preserve-unknown-fields``; ``const`` becomes a one-value enum;
-- defaults made by a ``default_factory`` are emitted too (``{}`` for a nested model, so the API
-  server fills the nested defaults), except empty lists;
+- defaults made by a ``default_factory`` are emitted too (a nested model's whole default object),
+  except empty lists;
 - each model's ``cel_rules`` become ``x-kubernetes-validations`` next to its schema.
 
 Hand-written rather than a library because no maintained library targets Kubernetes' structural
@@ -97,7 +97,9 @@ class _CrdJsonSchema(GenerateJsonSchema):
             return super().get_default_value(schema)
         value = cast(Any, factory)()
         if isinstance(value, BaseModel):
-            return {}
+            # The whole default object, not `{}`: the API server checks a default against the CEL
+            # rules without filling the nested defaults first.
+            return value.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=False)
         if isinstance(value, list | dict) and not value:
             return NoDefault
         return value
@@ -193,7 +195,8 @@ def openapi_schema(kind: type[CustomResource]) -> dict[str, Any]:
         "type": "string",
         "description": "Kind is a string value representing the REST resource this object represents.",
     }
-    schema["properties"]["metadata"] = {"type": "object", "description": "Standard object metadata."}
+    # The API server owns metadata's schema and refuses anything here but its type.
+    schema["properties"]["metadata"] = {"type": "object"}
     schema["required"] = ["spec"]
     return schema
 
