@@ -54,8 +54,9 @@ def test_committed_crds_match_the_generator(directory: str) -> None:
 
 
 def test_every_field_has_a_description() -> None:
-    fields = [(path, node) for path, node in ALL_NODES if not path.endswith(("[*]", "{*}"))]
-    missing = [path for path, node in fields if not node.get("description", "").strip()]
+    # List items are not fields; the API server forbids anything but `type` on the root's metadata.
+    fields = [(p, node) for p, node in ALL_NODES if not p.endswith(("[*]", "{*}", ".metadata"))]
+    missing = [p for p, node in fields if not node.get("description", "").strip()]
     assert not missing, f"add an attribute docstring to: {missing}"
 
 
