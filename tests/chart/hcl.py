@@ -7,6 +7,7 @@ tests compare against what a reader of the .tf file sees.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ def unquote(value: Any) -> Any:
     return value
 
 
+@cache  # parsing with lark is slow (~0.1 s a file); tests only read the result
 def load(path: Path) -> dict[str, Any]:
     with path.open() as f:
         return unquote(hcl2.load(f))
