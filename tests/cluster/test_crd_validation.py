@@ -1,0 +1,441 @@
+"""The generated CRDs, installed in a real kube-apiserver, reject bad manifests naming the field.
+
+Rejections are checked with server-side dry run (``kubectl apply --dry-run=server``): the request goes
+through decoding (strict field validation), the OpenAPI schema, defaulting and every CEL rule, and
+nothing is stored, so all of them share one namespace. Tests that store objects get their own.
+The CRDs are installed (server-side apply, left installed) by the session fixture ``crds``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.controlplane.cluster import ControlPlane
+from tests.unit.test_api_models import good_benchmark_sweep, good_model_deployment, good_training_job
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def dry_run_namespace(crds: ControlPlane) -> Iterator[str]:
+    """One namespace for the dry-run rejections (they store nothing)."""
+    name = f"t-crd-dry-run-{uuid.uuid4().hex[:5]}"
+    crds.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        crds.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def apply(cluster: ControlPlane, namespace: str, manifest: dict[str, Any], *flags: str) -> tuple[int, str]:
+    done = cluster.kubectl(
+        "apply", "-n", namespace, *flags, "-f", "-", input=json.dumps(manifest), check=False
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def edit(manifest: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A copy with each ``a__b__c=value`` set at path a.b.c (``DELETE`` removes the key)."""
+    out = copy.deepcopy(manifest)
+    for path, value in changes.items():
+        node = out
+        *parents, leaf = path.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is DELETE:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return out
+
+
+DELETE = object()
+
+Case = tuple[str, dict[str, Any], str | tuple[str, ...]]
+"""(id, manifest, text(s) the API server's error must contain: the field path and what is wrong)."""
+
+TJ = good_training_job("bad")
+BAD_TRAINING_JOBS: list[Case] = [
+    ("precision-enum", edit(TJ, spec__precision="fp8"), 'spec.precision: Unsupported value: "fp8"'),
+    ("negative-gpus", edit(TJ, spec__resources__gpusPerNode=-1), "spec.resources.gpusPerNode: Invalid value"),
+    ("zero-nodes", edit(TJ, spec__resources__nodes=0), "spec.resources.nodes: Invalid value"),
+    (
+        "qlora-not-4bit",
+        edit(TJ, spec__method={"type": "qlora"}),
+        "spec.model.loadIn4bit: Invalid value: method qlora needs model.loadIn4bit",
+    ),
+    (
+        "zero-stage-with-ddp",
+        edit(TJ, spec__strategy={"type": "ddp", "zeroStage": 2}),
+        "spec.strategy.zeroStage: Forbidden: zeroStage applies only to strategy type deepspeed",
+    ),
+    (
+        "cpu-offload-with-fsdp",
+        edit(TJ, spec__strategy={"type": "fsdp", "cpuOffload": "optimizer"}),
+        "spec.strategy.cpuOffload: Forbidden",
+    ),
+    (
+        "deepspeed-config-with-fsdp",
+        edit(TJ, spec__strategy={"type": "fsdp", "deepspeedConfig": {"gradient_clipping": 1.0}}),
+        "spec.strategy.deepspeedConfig: Forbidden",
+    ),
+    (
+        "fsdp-settings-with-ddp",
+        edit(TJ, spec__strategy={"type": "ddp", "fsdp": {"reshardAfterForward": False}}),
+        "spec.strategy.fsdp: Forbidden",
+    ),
+    (
+        "param-offload-needs-zero3",
+        edit(TJ, spec__strategy={"type": "deepspeed", "zeroStage": 2, "cpuOffload": "optimizer_and_params"}),
+        "spec.strategy.zeroStage: Required value",
+    ),
+    ("zero-stage-4", edit(TJ, spec__strategy__zeroStage=4), "spec.strategy.zeroStage: Invalid value"),
+    ("unknown-field", edit(TJ, spec__resources__gpus=8), 'unknown field "spec.resources.gpus"'),
+    (
+        "4-gpus-on-nc80",
+        edit(TJ, spec__resources={"instanceType": "Standard_NC80adis_H100_v5", "gpusPerNode": 4}),
+        "spec.resources.gpusPerNode: Invalid value: gpusPerNode exceeds the GPUs of instanceType",
+    ),
+    (
+        "2-gpus-on-nc40",
+        edit(TJ, spec__resources={"gpusPerNode": 2}),
+        "spec.resources.gpusPerNode: Invalid value",
+    ),
+    (
+        "unknown-instance-type",
+        edit(TJ, spec__resources__instanceType="Standard_NC24ads_A100_v4"),
+        'spec.resources.instanceType: Unsupported value: "Standard_NC24ads_A100_v4"',
+    ),
+    (
+        "max-steps-and-epochs",
+        edit(TJ, spec__hyperparameters={"maxSteps": 100, "epochs": 3}),
+        "spec.hyperparameters.epochs: Invalid value: set either maxSteps or epochs",
+    ),
+    (
+        "warmup-beyond-max-steps",
+        edit(TJ, spec__hyperparameters={"maxSteps": 100, "warmupSteps": 100}),
+        "spec.hyperparameters.warmupSteps: Invalid value",
+    ),
+    (
+        "4bit-full-finetune",
+        edit(TJ, spec__model={"uri": "m", "loadIn4bit": True}, spec__method={"type": "full"}),
+        "spec.model.loadIn4bit: Invalid value: 4-bit base weights cannot be trained directly",
+    ),
+    (
+        "dpo-settings-with-lora",
+        edit(TJ, spec__method={"type": "lora", "dpo": {"beta": 0.2}}),
+        "spec.method.dpo: Forbidden",
+    ),
+    ("method-enum", edit(TJ, spec__method={"type": "rlhf"}), 'spec.method.type: Unsupported value: "rlhf"'),
+    (
+        "reserved-env",
+        edit(TJ, spec__env=[{"name": "PET_NNODES", "value": "9"}]),
+        "spec.env: Forbidden: env names starting with PET_ or MODELFLEET_",
+    ),
+    (
+        "duplicate-env",
+        edit(TJ, spec__env=[{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]),
+        "spec.env[1]: Duplicate value",
+    ),
+    ("missing-output", edit(TJ, spec__output=DELETE), "spec.output: Required value"),
+    ("lora-rank-0", edit(TJ, spec__method={"type": "lora", "lora": {"r": 0}}), "spec.method.lora.r: Invalid"),
+    ("bad-memory", edit(TJ, spec__resources__memory="lots"), "spec.resources.memory: Invalid value"),
+    (
+        "zero-learning-rate",
+        edit(TJ, spec__hyperparameters={"learningRate": 0}),
+        "spec.hyperparameters.learningRate: Invalid value",
+    ),
+]
+
+MD = good_model_deployment("bad")
+BAD_MODEL_DEPLOYMENTS: list[Case] = [
+    (
+        "tensor-parallel-beyond-gpus",
+        edit(MD, spec__engine={"type": "vllm", "settings": {"tensorParallelSize": 4}}),
+        "spec.engine.settings.tensorParallelSize: Invalid value: engine.settings.tensorParallelSize "
+        "cannot exceed resources.gpusPerReplica",
+    ),
+    ("unknown-engine", edit(MD, spec__engine={"type": "llamacpp"}), "spec.engine.type: Unsupported value"),
+    ("canary-weight-150", edit(MD, spec__canary__weight=150), "spec.canary.weight: Invalid value: 150"),
+    (
+        "fp8-on-lmdeploy",
+        edit(MD, spec__engine={"type": "lmdeploy", "settings": {"quantization": "fp8"}}),
+        "spec.engine.settings.quantization: Invalid value: settings.quantization is not supported",
+    ),
+    (
+        "awq-on-triton",
+        edit(MD, spec__engine={"type": "triton-trtllm", "settings": {"quantization": "awq"}}),
+        "spec.engine.settings.quantization: Invalid value",
+    ),
+    (
+        "min-above-max-replicas",
+        edit(MD, spec__autoscaling={"minReplicas": 3, "maxReplicas": 2, "target": 4}),
+        "spec.autoscaling.minReplicas: Invalid value",
+    ),
+    (
+        "autoscaling-metric-enum",
+        edit(MD, spec__autoscaling={"maxReplicas": 2, "target": 4, "metric": "gpuUtilization"}),
+        'spec.autoscaling.metric: Unsupported value: "gpuUtilization"',
+    ),
+    ("replicas-and-autoscaling", edit(MD, spec__replicas=2), "spec.replicas: Forbidden"),
+    (
+        "4-gpus-on-nc80",
+        edit(MD, spec__resources={"instanceType": "Standard_NC80adis_H100_v5", "gpusPerReplica": 4}),
+        "spec.resources.gpusPerReplica: Invalid value",
+    ),
+    ("canary-same-as-stable", edit(MD, spec__canary={"weight": 10}), "spec.canary: Required value"),
+    (
+        "pvc-and-empty-dir",
+        edit(MD, spec__modelCache={"pvc": {"claimName": "models"}, "emptyDir": {}}),
+        "spec.modelCache.pvc: Forbidden",
+    ),
+    (
+        "kv-cache-target-as-percent",
+        edit(MD, spec__autoscaling={"maxReplicas": 2, "metric": "kvCacheUsage", "target": 80}),
+        "spec.autoscaling.target: Invalid value",
+    ),
+    (
+        "4bit-model",
+        edit(MD, spec__model={"uri": "m", "loadIn4bit": True}),
+        "spec.model.loadIn4bit: Forbidden",
+    ),
+    (
+        "canary-tensor-parallel-beyond-gpus",
+        edit(MD, spec__canary={"engine": {"settings": {"tensorParallelSize": 8}}}),
+        "spec.canary.engine.settings.tensorParallelSize: Invalid value",
+    ),
+    ("unknown-field", edit(MD, spec__engine__gpus=2), 'unknown field "spec.engine.gpus"'),
+    ("no-model", edit(MD, spec__model=DELETE), "spec.model: Required value"),
+]
+
+BS = good_benchmark_sweep("bad")
+TEMPLATE = BS["spec"]["targets"][1]["template"]
+BAD_BENCHMARK_SWEEPS: list[Case] = [
+    ("no-targets", edit(BS, spec__targets=[]), "spec.targets: Invalid value"),
+    (
+        "ref-and-template",
+        edit(BS, spec__targets=[{"name": "a", "deploymentRef": "x", "template": TEMPLATE}]),
+        "spec.targets[0].deploymentRef: Required value: set exactly one of deploymentRef and template",
+    ),
+    (
+        "neither-ref-nor-template",
+        edit(BS, spec__targets=[{"name": "a"}]),
+        "spec.targets[0].deploymentRef: Required value",
+    ),
+    (
+        "axes-without-template",
+        edit(BS, spec__targets=[{"name": "a", "deploymentRef": "x", "axes": {"engine": ["vllm"]}}]),
+        "spec.targets[0].axes: Forbidden",
+    ),
+    (
+        "axis-tensor-parallel-beyond-gpus",
+        edit(BS, spec__targets=[{"name": "a", "template": TEMPLATE, "axes": {"tensorParallelSize": [4]}}]),
+        "spec.targets[0].axes.tensorParallelSize: Invalid value",
+    ),
+    (
+        "duplicate-target-names",
+        edit(BS, spec__targets=[{"name": "a", "deploymentRef": "x"}, {"name": "a", "deploymentRef": "y"}]),
+        "spec.targets: Invalid value: target names must be unique",
+    ),
+    (
+        "two-workloads",
+        edit(
+            BS, spec__workload={"synthetic": BS["spec"]["workload"]["synthetic"], "promptsFile": {"uri": "p"}}
+        ),
+        "spec.workload: Required value: set exactly one of promptsFile and synthetic",
+    ),
+    (
+        "closed-loop-without-concurrency",
+        edit(BS, spec__load={"mode": "closed-loop", "requests": 10}),
+        # benchmark.LoadPattern's rule reads the absent list, so the server reports it on spec.load
+        ("spec.load: Invalid value", "closed-loop needs at least one concurrency"),
+    ),
+    (
+        "unbounded-points",
+        edit(BS, spec__load={"mode": "closed-loop", "concurrency": [1]}),
+        "spec.load: Required value: set requests, durationSeconds or both",
+    ),
+    (
+        "token-lengths-with-prompts-file",
+        edit(BS, spec__workload={"promptsFile": {"uri": "p"}}),
+        "spec.tokenLengths: Invalid value",
+    ),
+    ("zero-concurrency", edit(BS, spec__load__concurrency=[0]), "spec.load.concurrency[0]: Invalid value"),
+    (
+        "template-quantization-unsupported",
+        edit(
+            BS,
+            spec__targets=[
+                {
+                    "name": "a",
+                    "template": {
+                        **TEMPLATE,
+                        "engine": {"type": "lmdeploy", "settings": {"quantization": "fp8"}},
+                    },
+                }
+            ],
+        ),
+        "spec.targets[0].template.engine.settings.quantization: Invalid value",
+    ),
+    (
+        "length-min-above-max",
+        edit(
+            BS,
+            spec__workload={
+                "synthetic": {"inputTokens": {"mean": 5, "min": 9, "max": 3}, "outputTokens": {"mean": 1}}
+            },
+        ),
+        "spec.workload.synthetic.inputTokens.min: Invalid value",
+    ),
+    ("zero-parallel-points", edit(BS, spec__maxParallelPoints=0), "spec.maxParallelPoints: Invalid value"),
+    (
+        "quantization-axis-enum",
+        edit(BS, spec__targets=[{"name": "a", "template": TEMPLATE, "axes": {"quantization": ["int3"]}}]),
+        'spec.targets[0].axes.quantization[0]: Unsupported value: "int3"',
+    ),
+]
+
+
+def _cases(cases: list[Case]) -> Any:
+    return pytest.mark.parametrize(
+        ("manifest", "expected"), [(m, e) for _, m, e in cases], ids=[i for i, _, _ in cases]
+    )
+
+
+def _rejected(
+    crds: ControlPlane, namespace: str, manifest: dict[str, Any], expected: str | tuple[str, ...]
+) -> None:
+    code, output = apply(crds, namespace, manifest, "--dry-run=server")
+    assert code != 0, f"accepted, expected rejection with {expected!r}"
+    for text in (expected,) if isinstance(expected, str) else expected:
+        assert text in output, output
+
+
+@_cases(BAD_TRAINING_JOBS)
+def test_bad_training_job_rejected(
+    crds: ControlPlane, dry_run_namespace: str, manifest: dict[str, Any], expected: str | tuple[str, ...]
+) -> None:
+    _rejected(crds, dry_run_namespace, manifest, expected)
+
+
+@_cases(BAD_MODEL_DEPLOYMENTS)
+def test_bad_model_deployment_rejected(
+    crds: ControlPlane, dry_run_namespace: str, manifest: dict[str, Any], expected: str | tuple[str, ...]
+) -> None:
+    _rejected(crds, dry_run_namespace, manifest, expected)
+
+
+@_cases(BAD_BENCHMARK_SWEEPS)
+def test_bad_benchmark_sweep_rejected(
+    crds: ControlPlane, dry_run_namespace: str, manifest: dict[str, Any], expected: str | tuple[str, ...]
+) -> None:
+    _rejected(crds, dry_run_namespace, manifest, expected)
+
+
+def _get(cluster: ControlPlane, namespace: str, resource: str) -> dict[str, Any]:
+    return json.loads(cluster.kubectl("get", "-n", namespace, resource, "-o", "json").stdout)
+
+
+def test_good_manifests_are_stored_with_server_defaults(crds: ControlPlane, namespace: str) -> None:
+    for manifest in (good_training_job(), good_model_deployment(), good_benchmark_sweep()):
+        code, output = apply(crds, namespace, manifest)
+        assert code == 0, output
+
+    job = _get(crds, namespace, "trainingjob/llama-lora")["spec"]
+    assert job["precision"] == "bf16"
+    assert job["backoffLimit"] == 3
+    assert job["stallTimeoutSeconds"] == 1800
+    assert job["checkpoint"] == {"intervalSteps": 500, "keepLast": 3}
+    assert job["strategy"]["cpuOffload"] == "none"
+    assert job["method"]["lora"]["targetModules"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert job["strategy"]["deepspeedConfig"] == {"zero_optimization": {}}, "free-form config kept"
+
+    deployment = _get(crds, namespace, "modeldeployment/llama-8b")["spec"]
+    assert deployment["autoscaling"]["cooldownSeconds"] == 300
+    assert deployment["engine"]["settings"]["dtype"] == "auto"
+    assert deployment["canary"]["replicas"] == 1
+
+    sweep = _get(crds, namespace, "benchmarksweep/engines")["spec"]
+    assert sweep["maxParallelPoints"] == 1
+    assert sweep["workload"]["synthetic"]["inputTokens"]["distribution"] == "constant"
+
+
+def test_kubectl_get_modelfleet_lists_all_kinds(crds: ControlPlane, namespace: str) -> None:
+    for manifest in (good_training_job(), good_model_deployment(), good_benchmark_sweep()):
+        assert apply(crds, namespace, manifest)[0] == 0
+    listed = crds.kubectl("get", "modelfleet", "-n", namespace, "-o", "name").stdout.split()
+    assert sorted(listed) == [
+        "benchmarksweep.modelfleet.io/engines",
+        "modeldeployment.modelfleet.io/llama-8b",
+        "trainingjob.modelfleet.io/llama-lora",
+    ]
+    table = crds.kubectl("get", "tj", "-n", namespace).stdout.splitlines()[0].split()
+    assert table == ["NAME", "PHASE", "WORKERS", "GPUS", "PROGRESS", "LOSS", "AGE"]
+
+
+def test_kubectl_explain_shows_field_docs(crds: ControlPlane) -> None:
+    explained = crds.kubectl("explain", "trainingjob.spec.strategy").stdout
+    assert "How the model is distributed over the GPUs" in " ".join(explained.split())
+    assert "zeroStage" in explained
+
+
+def _patch(
+    cluster: ControlPlane, namespace: str, resource: str, patch: dict[str, Any], *flags: str
+) -> tuple[int, str]:
+    done = cluster.kubectl(
+        "patch", "-n", namespace, resource, "--type=merge", "-p", json.dumps(patch), *flags, check=False
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec_patch", "field"),
+    [
+        ({"resources": {"nodes": 4}}, "spec.resources.nodes"),
+        ({"resources": {"gpusPerNode": 4}}, "spec.resources.gpusPerNode"),
+        ({"method": {"type": "full", "lora": None}}, "spec.method"),
+        ({"strategy": {"zeroStage": 3}}, "spec.strategy"),
+    ],
+    ids=["nodes", "gpusPerNode", "method", "strategy"],
+)
+def test_topology_is_frozen_while_running(
+    crds: ControlPlane, namespace: str, spec_patch: dict[str, Any], field: str
+) -> None:
+    assert apply(crds, namespace, good_training_job())[0] == 0
+    resource = "trainingjob/llama-lora"
+    code, output = _patch(crds, namespace, resource, {"status": {"phase": "Running"}}, "--subresource=status")
+    assert code == 0, output
+
+    code, output = _patch(crds, namespace, resource, {"spec": spec_patch})
+    assert code != 0
+    assert f"{field}: Forbidden: {field} cannot change while the job is Scheduling or Running" in output
+
+    code, output = _patch(crds, namespace, resource, {"spec": {"hyperparameters": {"learningRate": 1e-4}}})
+    assert code == 0, f"fields outside the frozen set stay editable while running: {output}"
+
+
+def test_topology_can_change_once_suspended(crds: ControlPlane, namespace: str) -> None:
+    assert apply(crds, namespace, good_training_job())[0] == 0
+    resource = "trainingjob/llama-lora"
+    assert (
+        _patch(crds, namespace, resource, {"status": {"phase": "Suspended"}}, "--subresource=status")[0] == 0
+    )
+    code, output = _patch(crds, namespace, resource, {"spec": {"resources": {"nodes": 4}}})
+    assert code == 0, output
+    assert _get(crds, namespace, resource)["spec"]["resources"]["nodes"] == 4
+
+
+def test_status_is_a_subresource(crds: ControlPlane, namespace: str) -> None:
+    """A spec write cannot set status (the operator owns it), so users cannot fake a phase."""
+    manifest = good_training_job()
+    manifest["status"] = {"phase": "Succeeded"}
+    assert apply(crds, namespace, manifest)[0] == 0
+    assert "status" not in _get(crds, namespace, "trainingjob/llama-lora") or (
+        _get(crds, namespace, "trainingjob/llama-lora")["status"].get("phase") != "Succeeded"
+    )
