@@ -1,7 +1,9 @@
 """Fixtures shared by every test tier.
 
-The control plane is started once per pytest session if it is not running, and stopped at the end
-only by the session that started it (a developer's `make cluster-up` cluster is left running).
+The control plane is started by the first pytest session that needs it. Each session holds a lease
+(a pid file under ``.cluster/sessions/``); the last session to leave stops a control plane that a
+test session started, so concurrent sessions never lose it mid-run and nothing is left behind. A
+control plane started with ``make cluster-up`` is left running.
 """
 
 from __future__ import annotations
@@ -18,13 +20,9 @@ from tests.controlplane.cluster import ControlPlane, wait_for
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[ControlPlane]:
     plane = ControlPlane()
-    started = plane.up()
-    os.environ["KUBECONFIG"] = str(plane.kubeconfig)
-    try:
+    with plane.session_lease():
+        os.environ["KUBECONFIG"] = str(plane.kubeconfig)
         yield plane
-    finally:
-        if started and os.environ.get("MODELFLEET_KEEP_CLUSTER") != "1":
-            plane.down()
 
 
 @pytest.fixture(scope="session")

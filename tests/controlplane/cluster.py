@@ -86,7 +86,9 @@ class ControlPlane:
 
     # ---- queries ----------------------------------------------------------------------------------
     def running(self) -> bool:
-        """True when every component is alive and the API server answers /readyz."""
+        """True when a completed start-up's components are all alive and the API server answers /readyz."""
+        if not (self.run_dir / "ready").exists():
+            return False
         if not all(self.process(name).alive() for name in COMPONENTS):
             return False
         try:
@@ -108,20 +110,52 @@ class ControlPlane:
     def up(self) -> bool:
         """Starts the control plane unless it runs already. Returns True when this call started it."""
         with self._lock():
-            if self.running():
-                return False
-            self._require_binaries()
-            self._stop_all()
-            if not self.pki.complete():
-                generate(self.pki)
-            self._write_kubeconfig()
-            self._start_etcd()
-            self._start_apiserver()
-            self._start_controller_manager()
-            self._start_scheduler()
-            self._start_kwok()
-            self._register_nodes()
-            return True
+            started = self._up_locked()
+        (self.run_dir / "started-by-tests").unlink(missing_ok=True)
+        return started
+
+    def _up_locked(self) -> bool:
+        if self.running():
+            return False
+        self._require_binaries()
+        self._stop_all()
+        (self.run_dir / "ready").unlink(missing_ok=True)
+        if not self.pki.complete():
+            generate(self.pki)
+        self._write_kubeconfig()
+        self._start_etcd()
+        self._start_apiserver()
+        self._start_controller_manager()
+        self._start_scheduler()
+        self._start_kwok()
+        self._register_nodes()
+        (self.run_dir / "ready").touch()
+        return True
+
+    @contextmanager
+    def session_lease(self) -> Iterator[None]:
+        """Brings the control plane up for one test session and releases it afterwards.
+
+        Stops it when this is the last live session and a test session (not `make cluster-up`)
+        started it.
+        """
+        sessions = self.run_dir / "sessions"
+        marker = self.run_dir / "started-by-tests"
+        lease = sessions / str(os.getpid())
+        with self._lock():
+            if self._up_locked():
+                marker.touch()
+            sessions.mkdir(parents=True, exist_ok=True)
+            lease.touch()
+        try:
+            yield
+        finally:
+            with self._lock():
+                lease.unlink(missing_ok=True)
+                others = [p for p in sessions.iterdir() if _pid_alive(int(p.name))]
+                if not others and marker.exists() and os.environ.get("MODELFLEET_KEEP_CLUSTER") != "1":
+                    self._stop_all()
+                    marker.unlink()
 
     def down(self) -> None:
         """Stops every component this run directory started (and their children)."""
@@ -129,6 +163,7 @@ class ControlPlane:
             self._stop_all()
 
     def _stop_all(self) -> None:
+        (self.run_dir / "ready").unlink(missing_ok=True)
         for name in reversed(COMPONENTS):
             self.process(name).stop()
 
@@ -219,9 +254,7 @@ class ControlPlane:
                 f"--secure-port={self.controller_manager_port}",
                 "--leader-elect=false",
                 "--use-service-account-credentials=true",
-                # kwok heartbeats the fake nodes, but node health is not what these tests are about:
-                # without the node lifecycle controller a slow heartbeat can never evict test pods.
-                "--controllers=*,-nodelifecycle",
+                "--controllers=*",
                 f"--service-account-private-key-file={self.pki.sa_key}",
                 f"--root-ca-file={self.pki.ca_cert}",
                 f"--cluster-signing-cert-file={self.pki.ca_cert}",
@@ -338,6 +371,10 @@ class ControlPlane:
                 context.verify_mode = ssl.CERT_NONE
         with urllib.request.urlopen(url, timeout=2, context=context) as response:
             return str(response.read().decode())
+
+
+def _pid_alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
 
 
 def wait_for(predicate: object, timeout: float, what: str, interval: float = 0.25) -> None:
