@@ -3,7 +3,7 @@ terraform {
   required_providers {
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = ">= 4.30"
+      version = ">= 5.0, < 6.0"
     }
   }
 }

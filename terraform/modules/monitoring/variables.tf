@@ -27,7 +27,11 @@ variable "grafana_enabled" {
 variable "grafana_major_version" {
   type        = string
   description = "Major version of Azure Managed Grafana."
-  default     = "11"
+  default     = "12"
+  validation {
+    condition     = contains(["12", "13"], var.grafana_major_version)
+    error_message = "grafana_major_version must be 12 or 13 (the versions azurerm 5.x accepts)."
+  }
 }
 
 variable "grafana_admin_object_ids" {

@@ -10,10 +10,9 @@ resource "azurerm_user_assigned_identity" "this" {
 resource "azurerm_federated_identity_credential" "this" {
   for_each = { for sa in var.service_accounts : "${sa.namespace}-${sa.name}" => sa }
 
-  name                = each.key
-  resource_group_name = var.resource_group_name
-  parent_id           = azurerm_user_assigned_identity.this.id
-  issuer              = var.oidc_issuer_url
-  subject             = "system:serviceaccount:${each.value.namespace}:${each.value.name}"
-  audience            = ["api://AzureADTokenExchange"]
+  name                      = each.key
+  user_assigned_identity_id = azurerm_user_assigned_identity.this.id
+  issuer                    = var.oidc_issuer_url
+  subject                   = "system:serviceaccount:${each.value.namespace}:${each.value.name}"
+  audience                  = ["api://AzureADTokenExchange"]
 }
