@@ -29,6 +29,11 @@ def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     training_handlers.register(registry, config, kube)
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In a pod its service account, elsewhere ``$KUBECONFIG`` (a custom registry has no default)."""
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         apply_settings(settings, config)
@@ -41,8 +46,10 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     settings.persistence.finalizer = c.FINALIZER
     settings.execution.default_backoff = config.backoff_seconds
     settings.networking.error_backoffs = [config.backoff_seconds]
-    settings.watching.server_timeout = config.watch_timeout_seconds
+    settings.watching.server_timeout = config.watch_timeout_seconds  # the API server wants whole seconds
     settings.watching.client_timeout = config.watch_timeout_seconds + 10
+    # Peering is set here only: kopf.operator(peering_name=...) would make it mandatory. Not mandatory,
+    # replicas peer when the chart installed kopf's peering CRDs and run alone otherwise.
     settings.peering.name = config.peering_name
     settings.peering.priority = config.priority
     settings.peering.standalone = config.standalone
@@ -67,9 +74,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             registry=registry,
             clusterwide=not config.namespaces,
             namespaces=config.namespaces,
-            standalone=config.standalone,
-            priority=config.priority,
-            peering_name=config.peering_name,
             liveness_endpoint=liveness,
         )
     )

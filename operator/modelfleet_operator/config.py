@@ -34,7 +34,7 @@ class OperatorConfig:
     (``MODELFLEET_RESYNC_SECONDS``)."""
     backoff_seconds: float = 5.0
     """Delay before a failed handler is retried (``MODELFLEET_BACKOFF_SECONDS``)."""
-    watch_timeout_seconds: float = 300.0
+    watch_timeout_seconds: int = 300
     """Server-side timeout of each watch request; short values make shutdown fast in tests
     (``MODELFLEET_WATCH_TIMEOUT_SECONDS``)."""
 
@@ -96,7 +96,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         backoff_seconds=float(
             str(pick(args.backoff_seconds, "MODELFLEET_BACKOFF_SECONDS", defaults.backoff_seconds))
         ),
-        watch_timeout_seconds=float(
+        watch_timeout_seconds=int(
             env.get("MODELFLEET_WATCH_TIMEOUT_SECONDS", str(defaults.watch_timeout_seconds))
         ),
     )

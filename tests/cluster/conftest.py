@@ -38,8 +38,10 @@ OPERATOR_ENV = {
 
 @pytest.fixture(scope="session")
 def crds(cluster: ControlPlane) -> ControlPlane:
-    """The committed CRDs, server-side applied (idempotent) and Established."""
-    paths = [REPO / "crds" / name for name in CRD_FILES]
+    """The committed CRDs (or those in ``$MODELFLEET_CRDS_DIR``, e.g. the chart's copy), server-side
+    applied (idempotent) and Established."""
+    crd_dir = Path(os.environ.get("MODELFLEET_CRDS_DIR", REPO / "crds"))
+    paths = [crd_dir / name for name in CRD_FILES]
     wait_for(lambda: all(p.exists() for p in paths), CRDS_LAND_TIMEOUT, f"the CRDs {CRD_FILES} in crds/")
     cluster.kubectl(
         "apply", "--server-side", "--force-conflicts", *(arg for p in paths for arg in ("-f", str(p)))
