@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import Field
+from pydantic.config import JsonDict
 
 from modelfleet_api.base import ApiModel, CelRule
 from modelfleet_api.instance_types import CATALOGUE, InstanceType, gpus_by_instance_type_cel
@@ -38,7 +39,7 @@ class Condition(ApiModel):
     """The `metadata.generation` the condition was computed from."""
 
 
-CONDITIONS_SCHEMA_EXTRA = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+CONDITIONS_SCHEMA_EXTRA: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
 
 
 class EnvVar(ApiModel):
@@ -48,7 +49,7 @@ class EnvVar(ApiModel):
     """Value (literal; reference secrets through the engine's or runtime's own settings)."""
 
 
-ENV_SCHEMA_EXTRA = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+ENV_SCHEMA_EXTRA: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 
 
 def env_rules(path: str = ".env") -> tuple[CelRule, ...]:

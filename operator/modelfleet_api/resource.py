@@ -7,7 +7,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from modelfleet_api import API_VERSION
 from modelfleet_api.base import ApiModel
 
 CATEGORY = "modelfleet"
@@ -63,7 +62,9 @@ class CustomResource(ApiModel):
 
     names: ClassVar[ResourceNames]
 
-    api_version: Literal["modelfleet.io/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    api_version: Literal["modelfleet.io/v1alpha1"] = Field(
+        default="modelfleet.io/v1alpha1", alias="apiVersion"
+    )
     """APIVersion of this representation of the object (`modelfleet.io/v1alpha1`)."""
     kind: str
     """Kind of the object."""
