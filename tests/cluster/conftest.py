@@ -121,14 +121,36 @@ class OperatorProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def _training_jobs_in_terminating_namespaces(api_client: client.ApiClient) -> list[str]:
+    core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
+    leaving = {ns.metadata.name for ns in core.list_namespace().items if ns.status.phase == "Terminating"}
+    found = custom.list_cluster_custom_object(GROUP, VERSION, "trainingjobs")["items"]
+    return [
+        f"{tj['metadata']['namespace']}/{tj['metadata']['name']}"
+        for tj in found
+        if tj["metadata"]["namespace"] in leaving
+    ]
+
+
 @pytest.fixture(scope="session")
-def operator(crds: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def operator(
+    crds: ControlPlane, api_client: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
     process = OperatorProcess(crds.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
     process.start()
     try:
         yield process
     finally:
-        process.stop()
+        # TrainingJobs carry kopf's finalizer (it stops their daemons cleanly): let the operator release
+        # those of the namespaces the tests are deleting, or the namespaces would hang in Terminating.
+        try:
+            wait_for(
+                lambda: not _training_jobs_in_terminating_namespaces(api_client),
+                60,
+                "the operator to release the TrainingJobs of deleted test namespaces",
+            )
+        finally:
+            process.stop()
 
 
 _RUNNING_OPERATORS: list[OperatorProcess] = []
