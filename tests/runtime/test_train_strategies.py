@@ -57,7 +57,11 @@ def test_fsdp2_bf16_packed_chat_with_gradient_checkpointing(tiny: TinyAssets, tm
         tmp_path,
     )
     assert_learns(tmp_path / "out")
-    assert (tmp_path / "out" / "model.safetensors").exists()
+    from transformers import AutoModelForCausalLM
+
+    # the checkpoint wrappers must not leak into the exported weights' names
+    _, loading = AutoModelForCausalLM.from_pretrained(tmp_path / "out", output_loading_info=True)
+    assert not loading["missing_keys"] and not loading["unexpected_keys"], loading
 
 
 def test_deepspeed_zero2_logs_its_merged_config(tiny: TinyAssets, tmp_path: Path) -> None:

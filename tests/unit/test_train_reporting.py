@@ -73,14 +73,30 @@ def test_no_publisher_outside_a_training_job_pod(monkeypatch: pytest.MonkeyPatch
 
 def test_metrics_are_served_in_prometheus_format_and_appended_as_json_lines(tmp_path: Path) -> None:
     reporter = MetricsReporter(tmp_path / "m.jsonl", port=None, pushgateway_url=None, grouping={})
-    record = StepRecord(step=3, loss=2.5, learning_rate=1e-4, grad_norm=0.7, tokens_per_second=1000.0,
-                        samples_per_second=4.0, mfu=0.4, epoch=0.1, tokens=512, step_seconds=0.512,
-                        elapsed_seconds=2.0, extra={})
+    record = StepRecord(
+        step=3,
+        loss=2.5,
+        learning_rate=1e-4,
+        grad_norm=0.7,
+        tokens_per_second=1000.0,
+        samples_per_second=4.0,
+        mfu=0.4,
+        epoch=0.1,
+        tokens=512,
+        step_seconds=0.512,
+        elapsed_seconds=2.0,
+        extra={},
+    )
     reporter.record_step(record, Snapshot(cpu_percent=50.0, process_rss_bytes=1 << 20))
     reporter.record_checkpoint(3, "/ckpt/step-00000003", seconds=0.5, size_bytes=10)
     exposition = generate_latest(reporter.registry).decode()
-    for line in ("modelfleet_train_step 3.0", "modelfleet_train_loss 2.5", "modelfleet_train_mfu 0.4",
-                 "modelfleet_train_tokens_total 512.0", "modelfleet_train_checkpoints_total 1.0"):
+    for line in (
+        "modelfleet_train_step 3.0",
+        "modelfleet_train_loss 2.5",
+        "modelfleet_train_mfu 0.4",
+        "modelfleet_train_tokens_total 512.0",
+        "modelfleet_train_checkpoints_total 1.0",
+    ):
         assert line in exposition
     events = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events] == ["step", "checkpoint"]
@@ -89,7 +105,9 @@ def test_metrics_are_served_in_prometheus_format_and_appended_as_json_lines(tmp_
 
 def test_mfu_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MODELFLEET_PEAK_TFLOPS", raising=False)
-    assert flops_per_token(parameters=1000, layers=2, hidden=8, sequence_length=16) == 6 * 1000 + 12 * 2 * 8 * 16
+    assert (
+        flops_per_token(parameters=1000, layers=2, hidden=8, sequence_length=16) == 6 * 1000 + 12 * 2 * 8 * 16
+    )
     assert peak_flops(["NVIDIA H100 NVL"], "bf16") == 989.4e12
     assert peak_flops([], "bf16") is None
     monkeypatch.setenv("MODELFLEET_PEAK_TFLOPS", "2.5")

@@ -326,17 +326,12 @@ class _Reporting:
         self.last_checkpoint = (uri, step)
         self.metrics.record_checkpoint(step, uri, seconds, size)
         log.info("checkpoint %s: %.2f s, %.1f MB", uri, seconds, size / 1e6)
-        if self.progress and self.last:
-            self.progress.submit(
-                self._progress(
-                    self.last.step,
-                    self.last.loss,
-                    self.last.learning_rate,
-                    self.last.tokens_per_second,
-                    self.last.epoch,
-                ),
-                force=True,
+        if self.last:
+            self.last = self.last.model_copy(
+                update={"last_checkpoint": uri, "last_checkpoint_step": step, "updated_at": datetime.now(UTC)}
             )
+            if self.progress:
+                self.progress.submit(self.last, force=True)
 
     def _progress(
         self,

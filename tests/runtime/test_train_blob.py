@@ -1,0 +1,133 @@
+"""Azure Blob Storage end to end against Azurite (Microsoft's storage emulator, from npm).
+
+The model and dataset are read from blob, checkpoints and the final model written to it, through
+the same azure-storage-blob code that uses DefaultAzureCredential on AKS (here a connection
+string points it at the emulator). The checkpoint store's completeness rules are checked on blobs.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelfleet_train import storage
+from modelfleet_train.checkpoints import BlobStore, choose_resume_step
+from tests.runtime.conftest import TinyAssets, free_port, run_training, runtime_config, step_losses
+
+pytestmark = pytest.mark.runtime
+
+AZURITE_DIR = Path.home() / ".cache" / "modelfleet" / "azurite"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+"""Azurite's published development-account key (not a secret)."""
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running blob emulator; yields its connection string."""
+    binary = AZURITE_DIR / "node_modules" / ".bin" / "azurite-blob"
+    if not binary.exists():
+        subprocess.run(
+            ["npm", "install", "--prefix", str(AZURITE_DIR), "azurite@3"],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(binary),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--silent",
+            "--skipApiVersionCheck",
+            "--location",
+            str(tmp_path_factory.mktemp("azurite")),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline and process.poll() is None, "azurite did not start"
+            time.sleep(0.2)
+    try:
+        yield (
+            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def blob_env(azurite: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv(storage.ENV_CONNECTION_STRING, azurite)
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(azurite)
+    for container in ("models", "runs"):
+        if not service.get_container_client(container).exists():
+            service.create_container(container)
+    return azurite
+
+
+def test_blob_checkpoint_store_publishes_atomically_and_rejects_torn_checkpoints(
+    blob_env: str, tmp_path: Path
+) -> None:
+    store = BlobStore(storage.blob_location("az://runs/store-test/checkpoints"), tmp_path / "staging")
+    for step in (10, 20):
+        directory = store.write_dir(step)
+        (directory / "state").mkdir(parents=True)
+        (directory / "state" / "shard.bin").write_bytes(bytes(1000 + step))
+        (directory / "trainer_state.json").write_text(json.dumps({"step": step}))
+        store.publish(step, store.publish_files(step))
+    assert store.latest() == 20 and store.steps() == [10, 20] and store.problem(20) is None
+
+    torn = store.location.child("step-00000020/state/shard.bin")
+    storage.write_blob_text(torn, "short")  # a later overwrite cut short
+    assert store.problem(20) == "state/shard.bin has 5 bytes, the manifest says 1020"
+    assert choose_resume_step(store.latest(), store.steps(), store.problem) == 10
+    fetched = store.fetch(10)
+    assert (fetched / "state" / "shard.bin").read_bytes() == bytes(1010)
+    store.delete(20)
+    assert store.steps() == [10]
+
+
+def test_training_reads_model_and_data_from_blob_and_writes_checkpoints_and_model_there(
+    blob_env: str, tiny: TinyAssets, tmp_path: Path
+) -> None:
+    storage.upload_dir(tiny.model, storage.blob_location("az://models/tiny"))
+    storage.upload_file(storage.blob_location("az://models/data/train.jsonl"), tiny.instructions)
+    config = runtime_config(
+        tiny,
+        tmp_path / "unused",
+        model={"uri": "az://models/tiny"},
+        dataset={"uri": "az://models/data/train.jsonl", "format": "jsonl"},
+        checkpoint={"uri": "az://runs/blob-run/checkpoints", "intervalSteps": 2, "keepLast": 2},
+        topology={"nodes": 1, "gpusPerNode": 1},
+    )
+    config["output"] = {"uri": "az://runs/blob-run/model"}
+    config["hyperparameters"]["maxSteps"] = 6
+    run_training(config, tmp_path, nproc=1)
+
+    store = BlobStore(storage.blob_location("az://runs/blob-run/checkpoints"), tmp_path / "staging")
+    assert store.latest() == 6
+    assert store.steps() == [4, 6]  # keepLast 2
+    output = storage.download_prefix(storage.blob_location("az://runs/blob-run/model"), tmp_path / "model")
+    assert len(step_losses(output)) == 6
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(output).config.num_hidden_layers == 2
