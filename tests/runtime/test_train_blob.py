@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from modelfleet_train import storage
 from modelfleet_train.checkpoints import BlobStore, choose_resume_step
+
 from tests.runtime.conftest import TinyAssets, free_port, run_training, runtime_config, step_losses
 
 pytestmark = pytest.mark.runtime

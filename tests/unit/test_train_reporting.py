@@ -9,13 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
-
 from modelfleet_api import contract
 from modelfleet_api.runtime_config import TrainingProgress
 from modelfleet_train.metrics import MetricsReporter, StepRecord, flops_per_token, peak_flops
 from modelfleet_train.progress import ProgressPublisher
 from modelfleet_train.telemetry import Snapshot, TelemetrySampler
+from prometheus_client import generate_latest
 
 pytestmark = pytest.mark.unit
 
