@@ -24,6 +24,7 @@ IGNORE_INDEX = -100
 """Label value that PyTorch's cross-entropy (and transformers' loss) skips."""
 
 _BUILDERS = {DatasetFormat.JSONL: ("json", "*.jsonl"), DatasetFormat.PARQUET: ("parquet", "*.parquet")}
+_FILE_SUFFIXES = {".jsonl", ".json", ".parquet"}
 
 
 def cache_dir_for(uri: str, root: Path) -> Path:
@@ -32,22 +33,18 @@ def cache_dir_for(uri: str, root: Path) -> Path:
 
 def materialize(uri: str, cache_root: Path) -> Path:
     """A local path holding the data at `uri` (blob URIs are downloaded once into the cache)."""
-    if storage.is_blob_uri(uri):
-        target = cache_dir_for(uri, cache_root)
-        if not (target / ".complete").exists():
-            location = storage.blob_location(uri)
-            if uri.endswith((".jsonl", ".parquet", ".arrow")):
-                target.mkdir(parents=True, exist_ok=True)
-                parent = storage.BlobLocation(
-                    location.account_url, location.container, location.prefix.rpartition("/")[0]
-                )
-                storage.download_prefix(parent, target)
-            else:
-                storage.download_prefix(location, target)
-            (target / ".complete").touch()
-        name = Path(storage.blob_location(uri).prefix).name
-        return target / name if (target / name).is_file() else target
-    return storage.local_path(uri)
+    if not storage.is_blob_uri(uri):
+        return storage.local_path(uri)
+    location = storage.blob_location(uri)
+    target = cache_dir_for(uri, cache_root)
+    single_file = Path(location.prefix).suffix in _FILE_SUFFIXES
+    if not (target / ".complete").exists():
+        if single_file:
+            storage.download_file(location, target / Path(location.prefix).name)
+        else:
+            storage.download_prefix(location, target)
+        (target / ".complete").touch()
+    return target / Path(location.prefix).name if single_file else target
 
 
 def load_raw(spec: DatasetSpec, cache_root: Path) -> Any:

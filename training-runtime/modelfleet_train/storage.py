@@ -112,6 +112,13 @@ def download_prefix(location: BlobLocation, destination: Path) -> Path:
     return destination
 
 
+def download_file(location: BlobLocation, destination: Path) -> Path:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with open(destination, "wb") as handle:
+        container_client(location).download_blob(location.prefix, max_concurrency=4).readinto(handle)
+    return destination
+
+
 def upload_file(location: BlobLocation, source: Path) -> None:
     with open(source, "rb") as handle:
         container_client(location).upload_blob(location.prefix, handle, overwrite=True, max_concurrency=4)

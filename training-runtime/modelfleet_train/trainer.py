@@ -20,14 +20,14 @@ from typing import Any
 import torch
 from modelfleet_api import contract
 from modelfleet_api.runtime_config import TrainingProgress, TrainingRuntimeConfig
-from modelfleet_api.training import TrainingMethod
+from modelfleet_api.training import DatasetFormat, TrainingMethod
 
 from modelfleet_train import data, distributed, storage
 from modelfleet_train.checkpoints import Checkpointer, TrainerState, open_store
 from modelfleet_train.distributed import DistContext
 from modelfleet_train.methods import build_objective, frozen_reference, prepare_model, uses_adapters
 from modelfleet_train.metrics import MetricsReporter, StepRecord, flops_per_token, peak_flops
-from modelfleet_train.model_loading import cache_root, load_model, load_tokenizer
+from modelfleet_train.model_loading import cache_root, load_model, load_tokenizer, resolve
 from modelfleet_train.progress import ProgressPublisher
 from modelfleet_train.signals import StopRequest
 from modelfleet_train.strategies import Strategy, build_strategy
@@ -87,6 +87,11 @@ class Trainer:
             self.ctx.rank,
             self.ctx.world_size,
         )
+        if self.ctx.is_local_main:  # one download per node; the other ranks then read the cache
+            resolve(self.config.model)
+            if self.config.dataset.format != DatasetFormat.HF:
+                data.materialize(self.config.dataset.uri, cache_root() / "datasets")
+        distributed.barrier()
         tokenizer = load_tokenizer(self.config.model)
         dataset = self._dataset(tokenizer)
         sampler = data.ResumableSampler(
