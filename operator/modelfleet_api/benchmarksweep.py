@@ -9,6 +9,7 @@ Every target is measured at every load level of ``load`` (and every ``tokenLengt
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -157,7 +158,36 @@ class BenchmarkSweepSpec(ApiModel):
     )
 
 
-class PointStatus(ApiModel):
+class PointMetrics(ApiModel):
+    """The key figures of one measured point. A benchmark Job writes them as compact JSON into its
+    container's termination message (`modelfleet-bench run`), which is how the operator reads them."""
+
+    ttft_p95_ms: float | None = None
+    """95th percentile time to first token, milliseconds."""
+
+    tpot_p95_ms: float | None = None
+    """95th percentile time per output token, milliseconds."""
+
+    e2e_p95_ms: float | None = None
+    """95th percentile end-to-end latency, milliseconds."""
+
+    output_tokens_per_second: float | None = None
+    """Output tokens per second over all requests."""
+
+    requests_per_second: float | None = None
+    """Completed requests per second."""
+
+    goodput: float | None = None
+    """Requests per second that met every SLO."""
+
+    error_rate: float | None = None
+    """Fraction of requests that failed."""
+
+    meets_slos: bool | None = None
+    """Whether the p95 of every SLO metric is within its threshold."""
+
+
+class PointStatus(PointMetrics):
     """One measured (target, lengths, load level) point."""
 
     index: int = Field(ge=0)
@@ -186,30 +216,6 @@ class PointStatus(ApiModel):
 
     message: str | None = None
     """Details of a failure."""
-
-    ttft_p95_ms: float | None = None
-    """95th percentile time to first token, milliseconds."""
-
-    tpot_p95_ms: float | None = None
-    """95th percentile time per output token, milliseconds."""
-
-    e2e_p95_ms: float | None = None
-    """95th percentile end-to-end latency, milliseconds."""
-
-    output_tokens_per_second: float | None = None
-    """Output tokens per second over all requests."""
-
-    requests_per_second: float | None = None
-    """Completed requests per second."""
-
-    goodput: float | None = None
-    """Requests per second that met every SLO."""
-
-    error_rate: float | None = None
-    """Fraction of requests that failed."""
-
-    meets_slos: bool | None = None
-    """Whether the p95 of every SLO metric is within its threshold."""
 
 
 class BestPoint(ApiModel):
@@ -242,6 +248,10 @@ class TargetStatus(ApiModel):
 
     ready: bool = False
     """Whether the deployment is Ready."""
+
+    waiting_since: datetime | None = None
+    """When the sweep started waiting for the deployment to become Ready (its ready timeout counts
+    from here)."""
 
 
 class BenchmarkSweepStatus(ApiModel):
@@ -279,6 +289,9 @@ class BenchmarkSweepStatus(ApiModel):
 
     results_config_map: str | None = None
     """ConfigMap with the full results (with `sinks.configMap`)."""
+
+    completion_time: datetime | None = None
+    """When the last point ended."""
 
 
 class BenchmarkSweep(CustomResource):
