@@ -56,3 +56,15 @@ def namespace(request: pytest.FixtureRequest, api_client) -> Iterator[str]:  # t
         yield name
     finally:
         core.delete_namespace(name, propagation_policy="Background")
+
+
+TIERS = ("unit", "cluster", "runtime", "chart")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test belongs to exactly one tier, so `pytest -m TIER` selections add up to the suite."""
+    wrong = [item.nodeid for item in items if len({m.name for m in item.iter_markers()} & set(TIERS)) != 1]
+    if wrong:
+        raise pytest.UsageError(
+            f"tests without exactly one tier marker ({', '.join(TIERS)}): " + ", ".join(wrong[:10])
+        )

@@ -80,7 +80,9 @@ def test_two_gpu_pod_runs_on_nc80_and_can_be_finished(api_client: client.ApiClie
             nodeSelector={"node.kubernetes.io/instance-type": "Standard_NC80adis_H100_v5"},
         ),
     )
-    wait_for(lambda: core.read_namespaced_pod("two-gpus", namespace).status.phase == "Running", 30, "pod Running")
+    wait_for(
+        lambda: core.read_namespaced_pod("two-gpus", namespace).status.phase == "Running", 30, "pod Running"
+    )
     pod = core.read_namespaced_pod("two-gpus", namespace)
     assert node_of(core, pod.spec.node_name).metadata.labels["node.kubernetes.io/instance-type"] == (
         "Standard_NC80adis_H100_v5"
@@ -94,7 +96,9 @@ def test_two_gpu_pod_runs_on_nc80_and_can_be_finished(api_client: client.ApiClie
     assert (terminated.exit_code, terminated.reason) == (137, "OOMKilled")
 
 
-def test_sixteen_gpus_stay_pending_with_the_schedulers_reason(api_client: client.ApiClient, namespace: str) -> None:
+def test_sixteen_gpus_stay_pending_with_the_schedulers_reason(
+    api_client: client.ApiClient, namespace: str
+) -> None:
     core = client.CoreV1Api(api_client)
     core.create_namespaced_pod(namespace, gpu_pod("too-big", 16, [GPU_TOLERATION, SPOT_TOLERATION]))
 
@@ -108,7 +112,9 @@ def test_sixteen_gpus_stay_pending_with_the_schedulers_reason(api_client: client
     assert pod.status.phase == "Pending" and not pod.spec.node_name
 
 
-def test_pods_without_spot_toleration_never_land_on_spot(api_client: client.ApiClient, namespace: str) -> None:
+def test_pods_without_spot_toleration_never_land_on_spot(
+    api_client: client.ApiClient, namespace: str
+) -> None:
     core = client.CoreV1Api(api_client)
     # pinned to the spot pool without tolerating it: stays Pending, the scheduler says why
     core.create_namespaced_pod(

@@ -14,7 +14,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +96,9 @@ class ControlPlane:
         except OSError:
             return False
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.kubectl_bin), f"--kubeconfig={self.kubeconfig}", *args],
             input=input,
@@ -181,8 +183,19 @@ class ControlPlane:
     def _require_binaries(self) -> None:
         missing = [
             str(p)
-            for p in (*(self.bin_dir / b for b in ("etcd", "kube-apiserver", "kube-controller-manager",
-                                                    "kube-scheduler", "kubectl")), self.kwok_bin)
+            for p in (
+                *(
+                    self.bin_dir / b
+                    for b in (
+                        "etcd",
+                        "kube-apiserver",
+                        "kube-controller-manager",
+                        "kube-scheduler",
+                        "kubectl",
+                    )
+                ),
+                self.kwok_bin,
+            )
             if not p.exists()
         ]
         if missing:
@@ -240,7 +253,9 @@ class ControlPlane:
                 "--v=1",
             ]
         )
-        wait_until("kube-apiserver", lambda: self._get(f"{self.server}/readyz") == "ok", proc.log_file, 60, proc)
+        wait_until(
+            "kube-apiserver", lambda: self._get(f"{self.server}/readyz") == "ok", proc.log_file, 60, proc
+        )
 
     def _start_controller_manager(self) -> None:
         proc = self.process("kube-controller-manager")
@@ -265,7 +280,10 @@ class ControlPlane:
         )
         wait_until(
             "kube-controller-manager",
-            lambda: self._get(f"https://127.0.0.1:{self.controller_manager_port}/healthz", client_cert=False) == "ok",
+            lambda: (
+                self._get(f"https://127.0.0.1:{self.controller_manager_port}/healthz", client_cert=False)
+                == "ok"
+            ),
             proc.log_file,
             60,
             proc,
@@ -273,7 +291,9 @@ class ControlPlane:
         # With the controllers up, a namespace gets its `default` ServiceAccount: proof that they work.
         wait_until(
             "kube-controller-manager (default ServiceAccount)",
-            lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0,
+            lambda: (
+                self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0
+            ),
             proc.log_file,
             60,
             proc,
@@ -316,7 +336,13 @@ class ControlPlane:
                 "--node-lease-duration-seconds=40",
             ]
         )
-        wait_until("kwok", lambda: self._get(f"http://127.0.0.1:{self.kwok_port}/healthz") == "ok", proc.log_file, 30, proc)
+        wait_until(
+            "kwok",
+            lambda: self._get(f"http://127.0.0.1:{self.kwok_port}/healthz") == "ok",
+            proc.log_file,
+            30,
+            proc,
+        )
 
     def _register_nodes(self) -> None:
         from kubernetes import client, config
@@ -344,7 +370,10 @@ class ControlPlane:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": "modelfleet-local", "cluster": {"server": self.server, "certificate-authority": str(pki.ca_cert)}}
+                {
+                    "name": "modelfleet-local",
+                    "cluster": {"server": self.server, "certificate-authority": str(pki.ca_cert)},
+                }
             ],
             "users": [
                 {
@@ -352,7 +381,9 @@ class ControlPlane:
                     "user": {"client-certificate": str(pki.admin_cert), "client-key": str(pki.admin_key)},
                 }
             ],
-            "contexts": [{"name": "modelfleet-local", "context": {"cluster": "modelfleet-local", "user": "admin"}}],
+            "contexts": [
+                {"name": "modelfleet-local", "context": {"cluster": "modelfleet-local", "user": "admin"}}
+            ],
             "current-context": "modelfleet-local",
         }
         self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -377,9 +408,8 @@ def _pid_alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
-def wait_for(predicate: object, timeout: float, what: str, interval: float = 0.25) -> None:
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.25) -> None:
     """Polls ``predicate()`` until it is truthy; fails with ``what`` after ``timeout`` seconds."""
-    assert callable(predicate)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -69,7 +69,9 @@ POOLS: dict[str, Pool] = {
     for pool in (
         Pool("system", "Standard_D8s_v5", gpus=0, cpus=8, memory_gi=32, count=1),
         Pool("nc40h100", "Standard_NC40adis_H100_v5", 1, 40, 320, 2, gpu_product="NVIDIA-H100-NVL"),
-        Pool("nc80h100", "Standard_NC80adis_H100_v5", 2, 80, 640, 2, spot=True, gpu_product="NVIDIA-H100-NVL"),
+        Pool(
+            "nc80h100", "Standard_NC80adis_H100_v5", 2, 80, 640, 2, spot=True, gpu_product="NVIDIA-H100-NVL"
+        ),
         Pool("nd96h100", "Standard_ND96isr_H100_v5", 8, 96, 1900, 4, gpu_product="NVIDIA-H100-80GB-HBM3"),
     )
 }
@@ -188,7 +190,9 @@ def crash_loop_pod(core_v1: client.CoreV1Api, namespace: str, name: str, restart
             "ready": False,
             "started": False,
             "restartCount": restarts,
-            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}},
+            "state": {
+                "waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}
+            },
             "lastState": {
                 "terminated": {"exitCode": 1, "reason": "Error", "startedAt": now, "finishedAt": now}
             },
@@ -202,7 +206,12 @@ def crash_loop_pod(core_v1: client.CoreV1Api, namespace: str, name: str, restart
             "status": {
                 "phase": "Running",
                 "conditions": [
-                    {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": now},
+                    {
+                        "type": "Ready",
+                        "status": "False",
+                        "reason": "ContainersNotReady",
+                        "lastTransitionTime": now,
+                    },
                     {
                         "type": "ContainersReady",
                         "status": "False",

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,9 +99,10 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
-def wait_until(step: str, check: object, log: Path | None, timeout: float, proc: Process | None = None) -> None:
+def wait_until(
+    step: str, check: Callable[[], object], log: Path | None, timeout: float, proc: Process | None = None
+) -> None:
     """Polls ``check()`` until it returns truthy; raises StepFailed naming the step on timeout or exit."""
-    assert callable(check)
     deadline = time.monotonic() + timeout
     last_error = "not ready"
     while time.monotonic() < deadline:
