@@ -29,13 +29,12 @@ def assert_learns(output: Path) -> None:
     assert last < 0.85 * first, losses
 
 
-def config(tiny: TinyAssets, output: Path, **sections: Any) -> dict[str, Any]:
+def config(
+    tiny: TinyAssets, output: Path, hyperparameters: dict[str, Any] | None = None, **sections: Any
+) -> dict[str, Any]:
+    """The shared tiny config for STEPS steps; `hyperparameters` are merged into its own."""
     base = runtime_config(tiny, output, **sections)
-    base["hyperparameters"] = {
-        **base["hyperparameters"],
-        "maxSteps": STEPS,
-        **sections.get("hyperparameters", {}),
-    }
+    base["hyperparameters"].update(maxSteps=STEPS, **(hyperparameters or {}))
     return base
 
 

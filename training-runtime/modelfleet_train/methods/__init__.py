@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import torch
 from modelfleet_api.runtime_config import TrainingRuntimeConfig
-from modelfleet_api.training import DpoSpec, LoraSpec, StrategyType, TrainingMethod
+from modelfleet_api.training import DpoSpec, LoraSpec, TrainingMethod
 
 from modelfleet_train.methods.causal_lm import CausalLmObjective
 from modelfleet_train.methods.dpo import DpoObjective
@@ -29,9 +29,8 @@ def uses_adapters(config: TrainingRuntimeConfig) -> bool:
 
 def prepare_model(model: Any, config: TrainingRuntimeConfig) -> Any:
     """Gradient checkpointing, then QLoRA's k-bit preparation and/or LoRA adapters as the method asks."""
-    if config.hyperparameters.gradient_checkpointing and config.strategy.type != StrategyType.FSDP:
-        # non-reentrant checkpointing works with frozen bases (LoRA) and DeepSpeed; FSDP2 applies
-        # its own around each sharded layer (strategies/fsdp.py)
+    if config.hyperparameters.gradient_checkpointing:
+        # non-reentrant checkpointing works with frozen bases (LoRA), FSDP2 and DeepSpeed alike
         # transformers 5 renamed it; 4.x only has gradient_checkpointing_enable
         enable = (
             getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
