@@ -234,3 +234,45 @@ REASON_SINKS_WRITTEN: Final = "ResultsWritten"
 """SinksWritten=True: every sink accepted the results."""
 REASON_SINK_FAILED: Final = "SinkFailed"
 """SinksWritten=False: a sink refused the results; the message names it. The measurements stay in status."""
+
+# GPU capacity (TrainingJob, ModelDeployment), set when the operator's capacity manager is enabled
+COND_CAPACITY_REQUESTED: Final = "CapacityRequested"
+"""The operator asked AKS for node pool capacity for this resource's instance type."""
+REASON_POOL_CREATING: Final = "PoolCreating"
+"""CapacityRequested=True: no pool of the instance type (and priority) existed; one is being created,
+autoscaling from 0 nodes."""
+REASON_POOL_SCALING_UP: Final = "PoolScalingUp"
+"""CapacityRequested=True: the pool's autoscaler maximum was too small and is being raised."""
+REASON_CEILING_REACHED: Final = "CeilingReached"
+"""CapacityRequested=False: fitting the request needs more nodes than the operator's ceiling for the
+instance type (``MODELFLEET_CAPACITY_MAX_NODES``); ask the cluster admin or lower ``nodes``."""
+REASON_NOT_MANAGED: Final = "InstanceTypeNotManaged"
+"""CapacityRequested=False: the capacity manager has no ceiling for this instance type, so it leaves
+its pools alone; the cluster admin sizes them."""
+REASON_POOL_CONFLICT: Final = "PoolNameConflict"
+"""CapacityRequested=False: the pool name to use belongs to a pool of another VM size or priority;
+set ``resources.nodePool`` to a free name."""
+REASON_AZURE_THROTTLED: Final = "AzureThrottled"
+"""CapacityRequested=False: Azure Resource Manager throttled the request; retried after its Retry-After."""
+REASON_AZURE_ERROR: Final = "AzureError"
+"""CapacityRequested=False: Azure Resource Manager refused or failed the request (message has Azure's
+code and text); retried with backoff."""
+
+COND_CAPACITY_READY: Final = "CapacityReady"
+"""Nodes of the instance type are there for every pod of this resource."""
+REASON_CAPACITY_AVAILABLE: Final = "CapacityAvailable"
+"""CapacityReady=True: every pod is on a node."""
+REASON_POOL_PROVISIONING: Final = "PoolProvisioning"
+"""CapacityReady=False: AKS is creating or updating the node pool."""
+REASON_WAITING_FOR_NODES: Final = "WaitingForNodes"
+"""CapacityReady=False: the pool's maximum fits the request; the cluster autoscaler is adding nodes."""
+
+COND_QUOTA_EXCEEDED: Final = "QuotaExceeded"
+"""Azure refused the pool capacity for lack of quota or of the VM size in the region."""
+REASON_QUOTA_EXCEEDED: Final = "QuotaExceeded"
+"""QuotaExceeded=True: the subscription's vCPU quota of the VM family is too small (Azure's message
+names the family); request a quota increase. Retried with backoff."""
+REASON_SKU_NOT_AVAILABLE: Final = "SkuNotAvailable"
+"""QuotaExceeded=True: the VM size is not offered (or restricted) in the cluster's region or zones."""
+REASON_QUOTA_AVAILABLE: Final = "QuotaAvailable"
+"""QuotaExceeded=False: a later request for the pool succeeded."""
