@@ -80,6 +80,5 @@ space := $(subst ,, )
 
 # ---- Demo ---------------------------------------------------------------------------------------
 .PHONY: demo
-demo: cluster-up ## start the control plane and show its simulated AKS GPU nodes
-	$(PY) -m tests.controlplane kubectl get nodes -L node.kubernetes.io/instance-type \
-	  -L kubernetes.azure.com/agentpool -L kubernetes.azure.com/scalesetpriority
+demo: deps cluster-build ## set up, start the control plane and the operator, run the examples
+	$(PY) -m tests.controlplane.demo

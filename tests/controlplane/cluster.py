@@ -35,6 +35,8 @@ SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 # Components are started in this order and stopped in reverse.
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+ADD_ONS = ("operator",)
+"""Processes that run against the control plane (`make demo` starts the operator); stopped first."""
 
 
 @dataclass
@@ -166,7 +168,7 @@ class ControlPlane:
 
     def _stop_all(self) -> None:
         (self.run_dir / "ready").unlink(missing_ok=True)
-        for name in reversed(COMPONENTS):
+        for name in (*ADD_ONS, *reversed(COMPONENTS)):
             self.process(name).stop()
 
     @contextmanager

@@ -1,0 +1,176 @@
+"""``make demo``: the operator at work on the local control plane.
+
+Starts the control plane (reused when running) and the operator (kept running afterwards, stopped by
+``make cluster-down``), applies the example resources into the ``modelfleet-demo`` namespace and
+drives their pods the way a real cluster would, printing ``kubectl get`` as they progress.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from kubernetes import client, config
+
+from tests.cluster.drive import finish_workers, publish_progress, running_workers
+from tests.controlplane.cluster import REPO_ROOT, ControlPlane, wait_for
+
+NAMESPACE = "modelfleet-demo"
+HEALTH_PORT = 18080
+TRAINING_EXAMPLES = {
+    "trainingjob-lora-nc80.yaml": ("llama-lora-nc80", 1),
+    "trainingjob-zero3-nd96.yaml": ("llama70b-zero3-nd96", 4),
+}
+
+
+def banner(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+def show(plane: ControlPlane, *args: str) -> None:
+    print(plane.kubectl(*args).stdout.rstrip(), flush=True)
+
+
+def apply_crds(plane: ControlPlane) -> None:
+    plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
+    plane.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd",
+        "-l",
+        "app.kubernetes.io/part-of=modelfleet",
+    )
+
+
+def start_operator(plane: ControlPlane) -> None:
+    operator = plane.process("operator")
+    if not operator.alive():
+        operator.start(
+            [
+                sys.executable,
+                "-m",
+                "modelfleet_operator",
+                "--standalone",
+                "--all-namespaces",
+                "--health-port",
+                str(HEALTH_PORT),
+            ],
+            env={
+                "KUBECONFIG": str(plane.kubeconfig),
+                "MODELFLEET_RESYNC_SECONDS": "1",
+                "MODELFLEET_BACKOFF_SECONDS": "1",
+                "PYTHONUNBUFFERED": "1",
+            },
+        )
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{HEALTH_PORT}/healthz", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    wait_for(healthy, 60, f"the operator's /healthz (log: {operator.log_file})")
+    print(f"operator running (pid {operator.pid()}), log: {operator.log_file}")
+
+
+def fresh_namespace(core: client.CoreV1Api) -> None:
+    """A clean demo namespace: an earlier demo's objects are removed first (the operator releases them)."""
+    try:
+        core.delete_namespace(NAMESPACE)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+
+    def gone() -> bool:
+        try:
+            core.read_namespace(NAMESPACE)
+            return False
+        except client.ApiException as exc:
+            return exc.status == 404
+
+    wait_for(gone, 120, f"the previous {NAMESPACE} namespace to be deleted")
+    core.create_namespace({"metadata": {"name": NAMESPACE}})
+    wait_for(lambda: _has_default_sa(core), 30, "the demo namespace's default ServiceAccount")
+
+
+def _has_default_sa(core: client.CoreV1Api) -> bool:
+    try:
+        core.read_namespaced_service_account("default", NAMESPACE)
+        return True
+    except client.ApiException:
+        return False
+
+
+def training(plane: ControlPlane, core: client.CoreV1Api) -> None:
+    banner("TrainingJobs: a LoRA job on one spot NC80adis node, a ZeRO-3 job on four ND96isr nodes")
+    for example in TRAINING_EXAMPLES:
+        show(plane, "apply", "-n", NAMESPACE, "-f", str(REPO_ROOT / "examples" / example))
+    show(plane, "get", "trainingjobs", "-n", NAMESPACE)
+    for name, nodes in TRAINING_EXAMPLES.values():
+        running_workers(core, NAMESPACE, name, nodes, timeout=120)
+    wait_for(lambda: _phases(plane, "trainingjobs") == {"Running"}, 60, "both TrainingJobs Running")
+    banner("the gangs are scheduled on the GPU pools and running")
+    show(plane, "get", "pods", "-n", NAMESPACE, "-o", "wide")
+    show(plane, "get", "trainingjobs", "-n", NAMESPACE)
+    total = 1000
+    for step, loss in ((250, 2.31), (500, 1.74), (1000, 1.38)):
+        for name, _ in TRAINING_EXAMPLES.values():
+            publish_progress(
+                core, NAMESPACE, name, step=step, total_steps=total, loss=loss, tokens_per_second=48_000.0
+            )
+        wait_for(lambda s=step: _steps(plane) == [s] * len(TRAINING_EXAMPLES), 30, f"status at step {step}")
+        banner(f"rank 0 reports step {step}/{total}")
+        show(plane, "get", "trainingjobs", "-n", NAMESPACE)
+    for name, _ in TRAINING_EXAMPLES.values():
+        finish_workers(core, NAMESPACE, name, succeeded=True)
+    wait_for(lambda: _phases(plane, "trainingjobs") == {"Succeeded"}, 60, "both TrainingJobs Succeeded")
+    banner("every worker exited 0: the TrainingJobs succeeded")
+    show(plane, "get", "trainingjobs", "-n", NAMESPACE)
+
+
+def _phases(plane: ControlPlane, kind: str) -> set[str]:
+    out = plane.kubectl("get", kind, "-n", NAMESPACE, "-o", "jsonpath={.items[*].status.phase}").stdout
+    return set(out.split())
+
+
+def _steps(plane: ControlPlane) -> list[int]:
+    out = plane.kubectl(
+        "get", "trainingjobs", "-n", NAMESPACE, "-o", "jsonpath={.items[*].status.progress.step}"
+    ).stdout
+    return [int(s) for s in out.split()]
+
+
+def main() -> int:
+    started = time.monotonic()
+    plane = ControlPlane()
+    plane.up()
+    os.environ["KUBECONFIG"] = str(plane.kubeconfig)
+    banner("local control plane with simulated AKS GPU pools")
+    show(
+        plane,
+        "get",
+        "nodes",
+        "-L",
+        "node.kubernetes.io/instance-type",
+        "-L",
+        "kubernetes.azure.com/agentpool",
+        "-L",
+        "kubernetes.azure.com/scalesetpriority",
+    )
+    apply_crds(plane)
+    start_operator(plane)
+    core = client.CoreV1Api(config.new_client_from_config(str(plane.kubeconfig)))
+    fresh_namespace(core)
+    training(plane, core)
+    banner(f"demo done in {time.monotonic() - started:.0f}s")
+    print(f"kubeconfig: export KUBECONFIG={Path(plane.kubeconfig)}  (stop everything: make cluster-down)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
