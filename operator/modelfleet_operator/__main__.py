@@ -20,6 +20,7 @@ from modelfleet_api import constants as c
 
 from modelfleet_operator.config import OperatorConfig, load_config
 from modelfleet_operator.kube import Kube
+from modelfleet_operator.serving import handlers as serving_handlers
 from modelfleet_operator.training import handlers as training_handlers
 
 logger = logging.getLogger("modelfleet_operator")
@@ -28,6 +29,7 @@ logger = logging.getLogger("modelfleet_operator")
 def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     training_handlers.register(registry, config, kube)
+    serving_handlers.register(registry, config, kube)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -55,6 +57,7 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     settings.peering.standalone = config.standalone
     # Only the operator's own Jobs are of interest: filter them on the server, not in this process.
     settings.watching.label_selectors["batch", "jobs"] = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
+    settings.watching.label_selectors["apps", "deployments"] = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

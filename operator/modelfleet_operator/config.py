@@ -12,12 +12,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 DEFAULT_TRAINING_IMAGE = "ghcr.io/modelfleet/training-runtime:0.1.0"
+DEFAULT_SERVING_IMAGE = "ghcr.io/modelfleet/serving-runtime:0.1.0"
+DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
+"""The Service the Prometheus Operator creates for a Prometheus in namespace ``monitoring``."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class OperatorConfig:
     training_image: str = DEFAULT_TRAINING_IMAGE
     """Image of the worker pods unless a TrainingJob names its own (``MODELFLEET_TRAINING_IMAGE``)."""
+    serving_image: str = DEFAULT_SERVING_IMAGE
+    """Image of the serving pods unless a ModelDeployment names its own (``MODELFLEET_SERVING_IMAGE``)."""
+    prometheus_url: str = DEFAULT_PROMETHEUS_URL
+    """Prometheus that KEDA queries for the engines' metrics (``MODELFLEET_PROMETHEUS_URL``)."""
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means cluster-wide (``MODELFLEET_NAMESPACES``, comma-separated)."""
     standalone: bool = False
@@ -45,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the modelfleet operator (TrainingJob, ModelDeployment, BenchmarkSweep).",
     )
     parser.add_argument("--training-image", help="default worker image")
+    parser.add_argument("--serving-image", help="default serving image")
+    parser.add_argument("--prometheus-url", help="Prometheus that KEDA queries for engine metrics")
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
         "-n", "--namespace", action="append", dest="namespaces", help="watch this namespace (repeatable)"
@@ -85,6 +94,8 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     standalone = args.standalone or _env_bool(env.get("MODELFLEET_STANDALONE", "false"))
     return OperatorConfig(
         training_image=str(pick(args.training_image, "MODELFLEET_TRAINING_IMAGE", defaults.training_image)),
+        serving_image=str(pick(args.serving_image, "MODELFLEET_SERVING_IMAGE", defaults.serving_image)),
+        prometheus_url=str(pick(args.prometheus_url, "MODELFLEET_PROMETHEUS_URL", defaults.prometheus_url)),
         namespaces=namespaces,
         standalone=standalone,
         peering_name=str(pick(args.peering_name, "MODELFLEET_PEERING", defaults.peering_name)),

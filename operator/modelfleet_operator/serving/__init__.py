@@ -1,0 +1,1 @@
+"""The ModelDeployment controller: serving Deployments per track, Service, PDB, autoscaler, route."""

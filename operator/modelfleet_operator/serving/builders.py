@@ -1,0 +1,585 @@
+"""Pure builders of a ModelDeployment's children: (owner, spec, settings, observations) -> manifest dicts.
+
+No API calls, no clock: a test compares each whole manifest with the one a user gets, and the
+reconcile can apply them in any order, any number of times. Every child carries a spec-hash
+annotation over its own content, so the reconcile patches an existing child only when what it
+would build differs from what was built before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from modelfleet_api import API_VERSION, contract
+from modelfleet_api import constants as c
+from modelfleet_api import instance_types as it
+from modelfleet_api.modeldeployment import AutoscalingSpec, ModelDeployment, ModelDeploymentSpec
+from modelfleet_api.serving import EngineSpec, EngineType, ServingRuntimeConfig
+from modelfleet_api.training import ModelSource
+
+from modelfleet_operator.serving import placement
+from modelfleet_operator.serving.names import ChildNames
+from modelfleet_operator.serving.policies.metrics import EngineMetric
+
+Manifest = dict[str, Any]
+
+KIND = "ModelDeployment"
+KIND_NAME = "modeldeployment"
+SERVER_CONTAINER = "server"
+DOWNLOAD_CONTAINER = "model-download"
+CONFIG_VOLUME = "config"
+CACHE_VOLUME = "model-cache"
+SHM_VOLUME = "dshm"
+CONFIG_HASH_ANNOTATION = "modelfleet.io/config-hash"
+"""On the pod template: a changed runtime config rolls the pods even though the ConfigMap keeps its name."""
+API_KEY_ENV = "MODELFLEET_API_KEY"
+"""Environment variable the API key Secret is mapped to; the runtime config names it (``apiKeyEnv``)."""
+RUNTIME_USER = 65532
+"""The serving image's numeric user; ``fsGroup`` makes a PVC cache writable for it."""
+
+STARTUP_PROBE_PERIOD_SECONDS = 10
+STARTUP_PROBE_FAILURES = 360
+"""10 s x 360 = one hour for the engine to load the weights (a 70B model on slow disks takes tens
+of minutes) before liveness takes over; the download itself runs in the init container, unprobed."""
+TERMINATION_GRACE_SECONDS = 120
+"""Engines finish in-flight requests on SIGTERM; long generations need time."""
+PROGRESS_DEADLINE_SECONDS = 3600
+KEDA_POLLING_SECONDS = 15
+
+DOWNLOAD_SCRIPT = (
+    "import logging, sys\n"
+    "from modelfleet_api.serving import ServingRuntimeConfig\n"
+    "from modelfleet_serve.launcher import resolve_models\n"
+    "logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')\n"
+    "resolve_models(ServingRuntimeConfig.load(sys.argv[1]))\n"
+)
+"""What the init container runs: the launcher's own model resolution, so the engine container's
+launcher finds every file in the cache and starts at once (and start-up time splits into download
+and load)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Owner:
+    """The ModelDeployment the children belong to."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    @classmethod
+    def of(cls, model_deployment: ModelDeployment) -> Owner:
+        meta = model_deployment.metadata
+        return cls(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+
+    @property
+    def names(self) -> ChildNames:
+        return ChildNames(self.name, self.namespace)
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Integrations:
+    """Optional APIs found in the cluster."""
+
+    keda: bool
+    """KEDA's ScaledObject CRD (keda.sh/v1alpha1)."""
+    gateway_api: bool
+    """Gateway API's HTTPRoute CRD (gateway.networking.k8s.io/v1)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Track:
+    """One serving track: the stable one, or the canary with its own model, engine or image."""
+
+    name: str
+    model: ModelSource
+    engine: EngineSpec
+    image: str
+    replicas: int
+    """Fixed replica count, or the count a new Deployment starts with under an autoscaler."""
+    autoscaled: bool
+
+
+def tracks(spec: ModelDeploymentSpec, default_image: str) -> list[Track]:
+    image = spec.image or default_image
+    autoscaling = spec.autoscaling
+    stable_replicas = (
+        max(autoscaling.min_replicas, 1)
+        if autoscaling is not None
+        else (spec.replicas if spec.replicas is not None else 1)
+    )
+    result = [
+        Track(
+            name=c.TRACK_STABLE,
+            model=spec.model,
+            engine=spec.engine,
+            image=image,
+            replicas=stable_replicas,
+            autoscaled=autoscaling is not None,
+        )
+    ]
+    if spec.canary is not None:
+        canary = spec.canary
+        result.append(
+            Track(
+                name=c.TRACK_CANARY,
+                model=canary.model or spec.model,
+                engine=canary.engine or spec.engine,
+                image=canary.image or image,
+                replicas=canary.replicas,
+                autoscaled=False,
+            )
+        )
+    return result
+
+
+def served_model_name(owner: Owner, spec: ModelDeploymentSpec) -> str:
+    return spec.served_model_name or owner.name
+
+
+def api_path(engine: EngineType) -> str:
+    """Path of the API under the endpoint: KServe v2 for Triton, OpenAI-compatible otherwise."""
+    return "/v2" if engine is EngineType.TRITON_TRTLLM else "/v1"
+
+
+def spec_hash(content: Any) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def with_hash(manifest: Manifest) -> Manifest:
+    """The manifest with its spec-hash annotation, computed over everything else in it."""
+    manifest["metadata"].setdefault("annotations", {})[c.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
+    return manifest
+
+
+def labels(owner: Owner, component: str, track: str | None = None) -> dict[str, str]:
+    result = {
+        c.LABEL_NAME: KIND_NAME,
+        c.LABEL_INSTANCE: owner.name,
+        c.LABEL_COMPONENT: component,
+        c.LABEL_PART_OF: c.PART_OF,
+        c.LABEL_MANAGED_BY: c.MANAGED_BY,
+        c.LABEL_MODEL_DEPLOYMENT: owner.name,
+    }
+    if track is not None:
+        result[c.LABEL_TRACK] = track
+    return result
+
+
+def children_selector(owner: Owner) -> str:
+    """Label selector of every child the controller made for this ModelDeployment."""
+    return f"{c.LABEL_MODEL_DEPLOYMENT}={owner.name},{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
+
+
+def server_selector(owner: Owner) -> dict[str, str]:
+    return {c.LABEL_MODEL_DEPLOYMENT: owner.name, c.LABEL_COMPONENT: c.COMPONENT_SERVER}
+
+
+def track_selector(owner: Owner, track: str) -> dict[str, str]:
+    return server_selector(owner) | {c.LABEL_TRACK: track}
+
+
+def _metadata(owner: Owner, name: str, component: str, track: str | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": labels(owner, component, track),
+        "ownerReferences": [owner.reference()],
+    }
+
+
+# ---- runtime config -----------------------------------------------------------------------------
+def runtime_config(owner: Owner, spec: ModelDeploymentSpec, track: Track) -> ServingRuntimeConfig:
+    """What the track's launcher reads; ports and cache dir are the contract's defaults."""
+    return ServingRuntimeConfig(
+        model=track.model,
+        served_model_name=served_model_name(owner, spec),
+        engine=track.engine,
+        api_key_env=API_KEY_ENV if spec.api_key_secret is not None else None,
+    )
+
+
+def config_map(owner: Owner, spec: ModelDeploymentSpec, track: Track) -> Manifest:
+    return with_hash(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _metadata(owner, owner.names.config_map(track.name), c.COMPONENT_CONFIG, track.name),
+            "data": {contract.CONFIG_FILE: runtime_config(owner, spec, track).to_yaml()},
+        }
+    )
+
+
+# ---- serving pods ---------------------------------------------------------------------------------
+def _pvc_claims(track: Track) -> list[str]:
+    """Claims named by ``pvc://CLAIM/PATH`` model and adapter URIs, in first-use order."""
+    uris = [track.model.uri, *(a.uri for a in track.engine.settings.lora_adapters)]
+    claims: list[str] = []
+    for uri in uris:
+        if uri.startswith("pvc://"):
+            claim = uri.removeprefix("pvc://").strip("/").split("/", 1)[0]
+            if claim not in claims:
+                claims.append(claim)
+    return claims
+
+
+def _is_remote(uri: str) -> bool:
+    return not uri.startswith(("/", "file://", "pvc://"))
+
+
+def needs_download(spec: ModelDeploymentSpec, track: Track) -> bool:
+    """An init container downloads into the cache unless nothing is remote or the cache is read-only."""
+    pvc = spec.model_cache.pvc
+    if pvc is not None and pvc.read_only:
+        return False
+    uris = [track.model.uri, *(a.uri for a in track.engine.settings.lora_adapters)]
+    return any(_is_remote(uri) for uri in uris)
+
+
+def _volumes(owner: Owner, spec: ModelDeploymentSpec, track: Track) -> list[dict[str, Any]]:
+    cache = spec.model_cache
+    cache_volume: dict[str, Any]
+    if cache.pvc is not None:
+        cache_volume = {
+            "name": CACHE_VOLUME,
+            "persistentVolumeClaim": {"claimName": cache.pvc.claim_name, "readOnly": cache.pvc.read_only},
+        }
+    else:
+        size = cache.empty_dir.size_limit if cache.empty_dir is not None else "200Gi"
+        cache_volume = {"name": CACHE_VOLUME, "emptyDir": {"sizeLimit": size}}
+    volumes = [
+        {"name": CONFIG_VOLUME, "configMap": {"name": owner.names.config_map(track.name)}},
+        cache_volume,
+        {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}},
+    ]
+    volumes += [
+        {"name": f"model-pvc-{i}", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+        for i, claim in enumerate(_pvc_claims(track))
+    ]
+    return volumes
+
+
+def _volume_mounts(spec: ModelDeploymentSpec, track: Track, *, shm: bool) -> list[dict[str, Any]]:
+    pvc = spec.model_cache.pvc
+    mounts: list[dict[str, Any]] = [
+        {"name": CONFIG_VOLUME, "mountPath": contract.CONFIG_DIR, "readOnly": True},
+        {
+            "name": CACHE_VOLUME,
+            "mountPath": contract.MODEL_CACHE_DIR,
+            "readOnly": bool(pvc and pvc.read_only),
+        },
+    ]
+    if shm:
+        mounts.append({"name": SHM_VOLUME, "mountPath": contract.SHM_MOUNT})
+    mounts += [
+        {"name": f"model-pvc-{i}", "mountPath": f"{contract.PVC_MOUNT_ROOT}/{claim}", "readOnly": True}
+        for i, claim in enumerate(_pvc_claims(track))
+    ]
+    return mounts
+
+
+def _env(spec: ModelDeploymentSpec, *, api_key: bool) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": contract.ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": contract.ENV_POD_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": contract.ENV_SERVE_CONFIG, "value": f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"},
+    ]
+    secret = spec.api_key_secret
+    if api_key and secret is not None:
+        env.append(
+            {"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}}}
+        )
+    return env + [{"name": e.name, "value": e.value} for e in spec.env]
+
+
+def _ports(engine: EngineType) -> list[dict[str, Any]]:
+    ports: list[dict[str, Any]] = [
+        {"name": "http", "containerPort": contract.SERVE_PORT},
+        {"name": "metrics", "containerPort": contract.METRICS_PORT},
+    ]
+    if engine is EngineType.TRITON_TRTLLM:
+        ports += [
+            {"name": "grpc", "containerPort": contract.TRITON_GRPC_PORT},
+            {"name": "engine-metrics", "containerPort": contract.TRITON_METRICS_PORT},
+        ]
+    return ports
+
+
+def _probes(health_path: str) -> dict[str, Any]:
+    """Startup gives a loading engine an hour; liveness and readiness only start after it passed."""
+    check = {"httpGet": {"path": health_path, "port": "http"}}
+    return {
+        "startupProbe": check
+        | {
+            "periodSeconds": STARTUP_PROBE_PERIOD_SECONDS,
+            "timeoutSeconds": 5,
+            "failureThreshold": STARTUP_PROBE_FAILURES,
+        },
+        "readinessProbe": check | {"periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": check | {"periodSeconds": 15, "timeoutSeconds": 10, "failureThreshold": 4},
+    }
+
+
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def pod_template(owner: Owner, spec: ModelDeploymentSpec, track: Track, *, health_path: str) -> Manifest:
+    config_hash = spec_hash(runtime_config(owner, spec, track).to_wire())
+    resources = placement.resources(spec.resources, spec.resources.gpus_per_replica)
+    server: dict[str, Any] = {
+        "name": SERVER_CONTAINER,
+        "image": track.image,
+        "command": ["modelfleet-serve"],
+        "args": ["--config", f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"],
+        "env": _env(spec, api_key=True),
+        "ports": _ports(track.engine.type),
+        **_probes(health_path),
+        "resources": resources,
+        "volumeMounts": _volume_mounts(spec, track, shm=True),
+        "securityContext": CONTAINER_SECURITY,
+    }
+    pod_spec: dict[str, Any] = {
+        **placement.pod_placement(spec.resources),
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUNTIME_USER,
+            "runAsGroup": RUNTIME_USER,
+            "fsGroup": RUNTIME_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [server],
+        "volumes": _volumes(owner, spec, track),
+    }
+    if needs_download(spec, track):
+        no_gpu = {
+            kind: {k: v for k, v in amounts.items() if k != it.GPU_RESOURCE}
+            for kind, amounts in resources.items()
+        }
+        pod_spec["initContainers"] = [
+            {
+                "name": DOWNLOAD_CONTAINER,
+                "image": track.image,
+                "command": [
+                    "python3",
+                    "-c",
+                    DOWNLOAD_SCRIPT,
+                    f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}",
+                ],
+                "env": _env(spec, api_key=False),
+                "resources": no_gpu,
+                "volumeMounts": _volume_mounts(spec, track, shm=False),
+                "securityContext": CONTAINER_SECURITY,
+            }
+        ]
+    return {
+        "metadata": {
+            "labels": labels(owner, c.COMPONENT_SERVER, track.name),
+            "annotations": {
+                CONFIG_HASH_ANNOTATION: config_hash,
+                "kubectl.kubernetes.io/default-container": SERVER_CONTAINER,
+            },
+        },
+        "spec": pod_spec,
+    }
+
+
+def deployment(owner: Owner, spec: ModelDeploymentSpec, track: Track, *, health_path: str) -> Manifest:
+    """One Deployment per track. Rolling updates surge one pod and keep every serving one until the
+    new pod is ready (a GPU must be free for the surge pod)."""
+    return with_hash(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _metadata(owner, owner.names.deployment(track.name), c.COMPONENT_SERVER, track.name),
+            "spec": {
+                "replicas": track.replicas,
+                "selector": {"matchLabels": track_selector(owner, track.name)},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
+                "revisionHistoryLimit": 3,
+                "template": pod_template(owner, spec, track, health_path=health_path),
+            },
+        }
+    )
+
+
+# ---- traffic ------------------------------------------------------------------------------------
+def _service_ports(engine: EngineType) -> list[dict[str, Any]]:
+    return [
+        {"name": p["name"], "port": p["containerPort"], "targetPort": p["name"], "protocol": "TCP"}
+        for p in _ports(engine)
+    ]
+
+
+def service(owner: Owner, engine: EngineType) -> Manifest:
+    """The endpoint: selects the server pods of every track (the replica-ratio split without Gateway
+    API; with it, the HTTPRoute's parent)."""
+    return with_hash(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _metadata(owner, owner.names.service, c.COMPONENT_SERVER),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": server_selector(owner),
+                "ports": _service_ports(engine),
+            },
+        }
+    )
+
+
+def track_service(owner: Owner, track: Track) -> Manifest:
+    """One track's pods: a weighted HTTPRoute backend."""
+    return with_hash(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _metadata(
+                owner, owner.names.track_service(track.name), c.COMPONENT_SERVER, track.name
+            ),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": track_selector(owner, track.name),
+                "ports": _service_ports(track.engine.type),
+            },
+        }
+    )
+
+
+def route_weights(spec: ModelDeploymentSpec, *, canary_ready: bool) -> dict[str, int]:
+    """Percent of requests per track; a canary that is not ready gets none until it is."""
+    if spec.canary is None:
+        return {c.TRACK_STABLE: 100}
+    weight = spec.canary.weight if canary_ready else 0
+    return {c.TRACK_STABLE: 100 - weight, c.TRACK_CANARY: weight}
+
+
+def http_route(owner: Owner, weights: dict[str, int]) -> Manifest:
+    """A Gateway API route attached to the Service itself (GAMMA, mesh traffic inside the cluster):
+    requests to the endpoint are split over the track Services by weight."""
+    return with_hash(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": _metadata(owner, owner.names.http_route, c.COMPONENT_SERVER),
+            "spec": {
+                "parentRefs": [
+                    {"group": "", "kind": "Service", "name": owner.names.service, "port": contract.SERVE_PORT}
+                ],
+                "rules": [
+                    {
+                        "backendRefs": [
+                            {
+                                "name": owner.names.track_service(track),
+                                "port": contract.SERVE_PORT,
+                                "weight": weight,
+                            }
+                            for track, weight in weights.items()
+                        ]
+                    }
+                ],
+            },
+        }
+    )
+
+
+def pod_disruption_budget(owner: Owner) -> Manifest:
+    """Voluntary disruptions (node drains, spot rebalancing) take one replica at a time; never blocks
+    a drain outright, which ``minAvailable: 1`` on one replica would."""
+    return with_hash(
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": _metadata(owner, owner.names.pod_disruption_budget, c.COMPONENT_SERVER),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": server_selector(owner)}},
+        }
+    )
+
+
+# ---- autoscaling -----------------------------------------------------------------------------------
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _scale_target(owner: Owner) -> dict[str, str]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": owner.names.deployment(c.TRACK_STABLE)}
+
+
+def scaled_object(
+    owner: Owner, autoscaling: AutoscalingSpec, metric: EngineMetric, *, prometheus_url: str
+) -> Manifest:
+    """KEDA scales the stable track on the engine's metric, down to zero when ``minReplicas`` is 0."""
+    query = metric.query(owner.namespace, owner.names.deployment(c.TRACK_STABLE))
+    return with_hash(
+        {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "metadata": _metadata(owner, owner.names.autoscaler, c.COMPONENT_SERVER),
+            "spec": {
+                "scaleTargetRef": _scale_target(owner),
+                "pollingInterval": KEDA_POLLING_SECONDS,
+                "cooldownPeriod": autoscaling.cooldown_seconds,
+                "minReplicaCount": autoscaling.min_replicas,
+                "maxReplicaCount": autoscaling.max_replicas,
+                "advanced": {
+                    "horizontalPodAutoscalerConfig": {
+                        "behavior": {
+                            "scaleDown": {"stabilizationWindowSeconds": autoscaling.cooldown_seconds}
+                        }
+                    }
+                },
+                "triggers": [
+                    {
+                        "type": "prometheus",
+                        "metricType": "AverageValue",
+                        "metadata": {
+                            "serverAddress": prometheus_url,
+                            "query": query,
+                            "threshold": _number(autoscaling.target),
+                            "activationThreshold": _number(autoscaling.activation_threshold or 0.0),
+                        },
+                    }
+                ],
+            },
+        }
+    )
+
+
+def horizontal_pod_autoscaler(owner: Owner, autoscaling: AutoscalingSpec, metric: EngineMetric) -> Manifest:
+    """The fallback without KEDA: an HPA on the per-pod metric a custom-metrics adapter serves. It
+    cannot scale to zero, so it keeps at least one replica."""
+    return with_hash(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": _metadata(owner, owner.names.autoscaler, c.COMPONENT_SERVER),
+            "spec": {
+                "scaleTargetRef": _scale_target(owner),
+                "minReplicas": max(autoscaling.min_replicas, 1),
+                "maxReplicas": autoscaling.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Pods",
+                        "pods": {
+                            "metric": {"name": metric.adapter_name},
+                            "target": {"type": "AverageValue", "averageValue": _number(autoscaling.target)},
+                        },
+                    }
+                ],
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": autoscaling.cooldown_seconds}},
+            },
+        }
+    )

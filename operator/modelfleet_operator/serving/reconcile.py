@@ -1,0 +1,355 @@
+"""The ModelDeployment reconcile: validate, detect integrations, observe, apply the plan, report.
+
+Ordered steps like the TrainingJob's. Children are applied only when the plan changed since the last
+pass for this object (or a Deployment it needs is missing), so an idle operator makes only the reads
+of one observation per resync. Applying is create-if-absent, then a merge patch when the child's
+spec-hash annotation differs; children of the plan's kinds that the plan no longer names (a removed
+canary, an HPA replaced by a ScaledObject) are deleted. Status is written only when it changed, and
+events follow a successful status write.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from modelfleet_api import API_VERSION
+from modelfleet_api import constants as c
+from modelfleet_api.modeldeployment import ModelDeployment, ModelDeploymentSpec
+from pydantic import ValidationError
+
+from modelfleet_operator.conditions import find, rfc3339, set_condition
+from modelfleet_operator.config import OperatorConfig
+from modelfleet_operator.kube import Kube, Manifest
+from modelfleet_operator.serving import builders
+from modelfleet_operator.serving.builders import Integrations, Owner
+from modelfleet_operator.serving.engines import HEALTH_PATHS, launch_problem
+from modelfleet_operator.serving.plan import Plan, plan
+from modelfleet_operator.serving.policies.phase import TrackState, Verdict, assess
+from modelfleet_operator.serving.policies.pods import find_problem, startup_breakdown
+from modelfleet_operator.status import status_patch
+
+logger = logging.getLogger(__name__)
+
+KIND = "ModelDeployment"
+KEDA = ("keda.sh/v1alpha1", "ScaledObject", "scaledobjects.keda.sh")
+HTTP_ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes.gateway.networking.k8s.io")
+CORE_CHILD_KINDS = (
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+)
+WARNING_REASONS = frozenset(
+    {
+        c.REASON_ENGINE_CRASHING,
+        c.REASON_MODEL_DOWNLOAD_FAILED,
+        c.REASON_UNSCHEDULABLE,
+        c.REASON_INVALID_SPEC,
+        c.REASON_AUTOSCALER_UNAVAILABLE,
+    }
+)
+
+PostEvent = Callable[[Manifest, str, str, str], None]
+"""(object, type Normal/Warning, reason, message)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def crd_serves(crd: Manifest | None, version: str) -> bool:
+    """Whether a CustomResourceDefinition is Established and serves ``version``."""
+    if crd is None or crd["metadata"].get("deletionTimestamp"):
+        return False
+    established = any(
+        cond.get("type") == "Established" and cond.get("status") == c.CONDITION_TRUE
+        for cond in (crd.get("status") or {}).get("conditions") or []
+    )
+    return established and any(v.get("name") == version and v.get("served") for v in crd["spec"]["versions"])
+
+
+@dataclass
+class Pass:
+    body: Manifest
+    owner: Owner
+    spec: ModelDeploymentSpec
+    now: datetime
+    written: dict[str, Any]
+    draft: dict[str, Any]
+
+    @property
+    def generation(self) -> int | None:
+        generation: int | None = self.body["metadata"].get("generation")
+        return generation
+
+    def condition(self, type_: str, verdict: Verdict) -> None:
+        self.draft["conditions"] = set_condition(
+            self.draft.get("conditions", []),
+            type_=type_,
+            status=verdict.status,
+            reason=verdict.reason,
+            message=verdict.message,
+            now=self.now,
+            generation=self.generation,
+        )
+
+    def drop_condition(self, type_: str) -> None:
+        self.draft["conditions"] = [x for x in self.draft.get("conditions", []) if x.get("type") != type_]
+
+
+class ModelDeploymentReconciler:
+    def __init__(
+        self,
+        kube: Kube,
+        config: OperatorConfig,
+        post_event: PostEvent,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._kube = kube
+        self._config = config
+        self._post_event = post_event
+        self._clock = clock
+        self._applied: dict[str, str] = {}
+        """ModelDeployment uid -> hash of the plan whose children were last applied."""
+        self._integrations: tuple[datetime, Integrations] | None = None
+
+    def forget(self, uid: str) -> None:
+        self._applied.pop(uid, None)
+
+    # ---- entry point ------------------------------------------------------------------------------
+    def reconcile(self, namespace: str, name: str) -> None:
+        body = self._kube.get(API_VERSION, KIND, name, namespace)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        written = copy.deepcopy(body.get("status") or {})
+        now = self._clock()
+        try:
+            model_deployment = ModelDeployment.model_validate({**body, "status": None})
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            self._fail(body, written, now, f"{where}: {first['msg']}")
+            return
+        owner = Owner.of(model_deployment)
+        spec = model_deployment.spec
+        problem = self._launch_problem(owner, spec)
+        if problem is not None:
+            self._fail(body, written, now, problem)
+            return
+        run = Pass(body=body, owner=owner, spec=spec, now=now, written=written, draft=copy.deepcopy(written))
+        run.draft["observedGeneration"] = run.generation
+        run.drop_condition(c.COND_FAILED)
+        integrations = self._detect(now)
+        deployments = self._observe_deployments(run)
+        wanted = self._plan(run, integrations, canary_ready=_canary_ready(deployments))
+        self._apply(run, wanted, integrations, deployments)
+        self._report(run, wanted, deployments)
+        self._flush(run)
+
+    # ---- steps -------------------------------------------------------------------------------------
+    def _launch_problem(self, owner: Owner, spec: ModelDeploymentSpec) -> str | None:
+        for track in builders.tracks(spec, self._config.serving_image):
+            prefix = "canary: " if track.name == c.TRACK_CANARY else ""
+            found = launch_problem(builders.runtime_config(owner, spec, track), prefix)
+            if found is not None:
+                return found
+        return None
+
+    def _detect(self, now: datetime) -> Integrations:
+        """KEDA and Gateway API, read from their CRDs; cached for one resync interval for all objects."""
+        if self._integrations is not None:
+            seen_at, found = self._integrations
+            if (now - seen_at).total_seconds() < self._config.resync_seconds:
+                return found
+
+        def served(api_version: str, crd_name: str) -> bool:
+            crd = self._kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd_name)
+            return crd_serves(crd, api_version.split("/")[1])
+
+        found = Integrations(keda=served(KEDA[0], KEDA[2]), gateway_api=served(HTTP_ROUTE[0], HTTP_ROUTE[2]))
+        self._integrations = (now, found)
+        return found
+
+    def _observe_deployments(self, run: Pass) -> dict[str, Manifest | None]:
+        names = run.owner.names
+        tracks = [c.TRACK_STABLE] + ([c.TRACK_CANARY] if run.spec.canary is not None else [])
+        return {
+            track: self._kube.get("apps/v1", "Deployment", names.deployment(track), run.owner.namespace)
+            for track in tracks
+        }
+
+    def _plan(self, run: Pass, integrations: Integrations, *, canary_ready: bool) -> Plan:
+        return plan(
+            run.owner,
+            run.spec,
+            image=self._config.serving_image,
+            health_paths=HEALTH_PATHS,
+            integrations=integrations,
+            prometheus_url=self._config.prometheus_url,
+            canary_ready=canary_ready,
+        )
+
+    def _apply(
+        self,
+        run: Pass,
+        wanted: Plan,
+        integrations: Integrations,
+        deployments: dict[str, Manifest | None],
+    ) -> None:
+        key = builders.spec_hash(
+            [(m["kind"], m["metadata"]["name"], m["metadata"]["annotations"]) for m in wanted.children]
+        )
+        missing = any(d is None or d["metadata"].get("deletionTimestamp") for d in deployments.values())
+        if self._applied.get(run.owner.uid) == key and not missing:
+            return
+        autoscaled = {t.name for t in wanted.tracks if t.autoscaled}
+        for manifest in wanted.children:
+            track = manifest["metadata"]["labels"].get(c.LABEL_TRACK)
+            applied = self._apply_one(manifest, keep_replicas=track in autoscaled)
+            if manifest["kind"] == "Deployment":
+                deployments[track] = applied
+        self._prune(run, wanted, integrations)
+        self._applied[run.owner.uid] = key
+
+    def _apply_one(self, manifest: Manifest, *, keep_replicas: bool) -> Manifest:
+        """Create, or patch when the stored child was built from something else. Under an autoscaler the
+        Deployment's replicas belong to the autoscaler and are left as they are."""
+        existing, created = self._kube.create_if_absent(manifest)
+        stored_hash = (existing["metadata"].get("annotations") or {}).get(c.ANNOTATION_SPEC_HASH)
+        wanted_hash = manifest["metadata"]["annotations"][c.ANNOTATION_SPEC_HASH]
+        if created or stored_hash == wanted_hash:
+            return existing
+        meta = manifest["metadata"]
+        patch: dict[str, Any] = {"metadata": {"labels": meta["labels"], "annotations": meta["annotations"]}}
+        for field in ("spec", "data"):
+            if field in manifest:
+                patch[field] = copy.deepcopy(manifest[field])
+        if keep_replicas and manifest["kind"] == "Deployment":
+            patch["spec"].pop("replicas", None)
+        logger.info("updating %s %s/%s", manifest["kind"], meta["namespace"], meta["name"])
+        return self._kube.patch(
+            manifest["apiVersion"], manifest["kind"], meta["name"], meta["namespace"], patch
+        )
+
+    def _prune(self, run: Pass, wanted: Plan, integrations: Integrations) -> None:
+        """Delete this object's children of the plan's kinds that the plan does not name."""
+        keep = {(m["kind"], m["metadata"]["name"]) for m in wanted.children}
+        kinds = list(CORE_CHILD_KINDS)
+        if integrations.keda:
+            kinds.append(KEDA[:2])
+        if integrations.gateway_api:
+            kinds.append(HTTP_ROUTE[:2])
+        selector = builders.children_selector(run.owner)
+        for api_version, kind in kinds:
+            for child in self._kube.list(api_version, kind, run.owner.namespace, label_selector=selector):
+                meta = child["metadata"]
+                owned = any(ref.get("uid") == run.owner.uid for ref in meta.get("ownerReferences") or [])
+                if owned and (kind, meta["name"]) not in keep and not meta.get("deletionTimestamp"):
+                    self._kube.delete(api_version, kind, meta["name"], run.owner.namespace)
+
+    def _report(self, run: Pass, wanted: Plan, deployments: dict[str, Manifest | None]) -> None:
+        states = [_track_state(track.name, deployments.get(track.name)) for track in wanted.tracks]
+        pods = self._kube.list(
+            "v1", "Pod", run.owner.namespace, label_selector=_selector(builders.server_selector(run.owner))
+        )
+        verdict = assess(
+            states,
+            find_problem(pods),
+            canary_weight=run.spec.canary.weight if run.spec.canary is not None else None,
+        )
+        run.draft["phase"] = verdict.phase.value
+        run.condition(c.COND_AVAILABLE, verdict.available)
+        run.condition(c.COND_PROGRESSING, verdict.progressing)
+        for type_, extra in ((c.COND_CANARY_READY, verdict.canary), (c.COND_AUTOSCALING, wanted.autoscaling)):
+            if extra is None:
+                run.drop_condition(type_)
+            else:
+                run.condition(type_, extra)
+        run.condition(c.COND_ROUTED, wanted.routed)
+        stable = states[0]
+        previous = (run.written.get("stable") or {}).get("desiredReplicas")
+        if previous is not None and previous != stable.desired:
+            run.draft["lastScaleTime"] = rfc3339(run.now)
+        run.draft["stable"] = {"readyReplicas": stable.ready, "desiredReplicas": stable.desired}
+        if len(states) > 1:
+            run.draft["canary"] = {"readyReplicas": states[1].ready, "desiredReplicas": states[1].desired}
+        else:
+            run.draft.pop("canary", None)
+        run.draft["ready"] = f"{sum(s.ready for s in states)}/{sum(s.desired for s in states)}"
+        run.draft["endpoint"] = wanted.endpoint
+        run.draft["servedModel"] = builders.served_model_name(run.owner, run.spec)
+        run.draft["engine"] = run.spec.engine.type.value
+        startup = startup_breakdown(pods)
+        if startup is None:
+            run.draft.pop("startup", None)
+        else:
+            run.draft["startup"] = startup
+
+    # ---- status ------------------------------------------------------------------------------------
+    def _fail(self, body: Manifest, written: dict[str, Any], now: datetime, problem: str) -> None:
+        """The spec passed the schema but cannot be served: say which field, touch no child."""
+        meta = body["metadata"]
+        draft = copy.deepcopy(written)
+        draft["phase"] = c.ModelDeploymentPhase.FAILED.value
+        draft["observedGeneration"] = meta.get("generation")
+        draft["conditions"] = set_condition(
+            draft.get("conditions", []),
+            type_=c.COND_FAILED,
+            status=True,
+            reason=c.REASON_INVALID_SPEC,
+            message=f"{problem}. Fix the spec and apply it again; running replicas keep the previous spec.",
+            now=now,
+            generation=meta.get("generation"),
+        )
+        patch = status_patch(written, draft)
+        if patch and self._kube.patch_status(API_VERSION, KIND, meta["name"], meta["namespace"], patch):
+            failed = find(draft["conditions"], c.COND_FAILED)
+            assert failed is not None
+            self._post_event(body, "Warning", c.REASON_INVALID_SPEC, failed["message"])
+
+    def _flush(self, run: Pass) -> None:
+        patch = status_patch(run.written, run.draft)
+        if patch is None:
+            return
+        if self._kube.patch_status(API_VERSION, KIND, run.owner.name, run.owner.namespace, patch) is None:
+            return
+        before = run.written.get("conditions", [])
+        run.written = copy.deepcopy(run.draft)
+        for condition in run.draft.get("conditions", []):
+            old = find(before, condition["type"])
+            if (
+                old is not None
+                and old["status"] == condition["status"]
+                and old["reason"] == condition["reason"]
+            ):
+                continue
+            kind = "Warning" if condition["reason"] in WARNING_REASONS else "Normal"
+            self._post_event(run.body, kind, condition["reason"], condition["message"])
+
+
+def _selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in labels.items())
+
+
+def _track_state(name: str, deployment: Manifest | None) -> TrackState:
+    if deployment is None or deployment["metadata"].get("deletionTimestamp"):
+        return TrackState(name=name, exists=False, desired=0, ready=0, updated=0)
+    status = deployment.get("status") or {}
+    return TrackState(
+        name=name,
+        exists=True,
+        desired=int(deployment["spec"].get("replicas") or 0),
+        ready=int(status.get("readyReplicas") or 0),
+        updated=int(status.get("updatedReplicas") or 0),
+    )
+
+
+def _canary_ready(deployments: dict[str, Manifest | None]) -> bool:
+    state = _track_state(c.TRACK_CANARY, deployments.get(c.TRACK_CANARY))
+    return state.exists and state.desired > 0 and state.ready >= state.desired

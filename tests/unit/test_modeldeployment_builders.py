@@ -1,0 +1,486 @@
+"""The ModelDeployment's children, compared whole (kubespawner style): what a user gets, exactly."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from modelfleet_api import constants as c
+from modelfleet_api.modeldeployment import ModelDeployment, ModelDeploymentSpec
+from modelfleet_api.serving import ServingRuntimeConfig
+from modelfleet_operator.serving import builders
+from modelfleet_operator.serving.builders import Integrations, Owner
+from modelfleet_operator.serving.engines import HEALTH_PATHS
+from modelfleet_operator.serving.plan import plan
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = "ghcr.io/modelfleet/serving-runtime:test"
+PROMETHEUS = "http://prometheus.monitoring:9090"
+OWNER = Owner(name="llama3-8b", namespace="team-a", uid="uid-1")
+REF = {
+    "apiVersion": "modelfleet.io/v1alpha1",
+    "kind": "ModelDeployment",
+    "name": "llama3-8b",
+    "uid": "uid-1",
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
+
+
+def example(name: str) -> ModelDeploymentSpec:
+    body = yaml.safe_load((REPO / "examples" / name).read_text())
+    body["metadata"].update(namespace="team-a", uid="uid-1")
+    return ModelDeployment.model_validate(body).spec
+
+
+def spec_of(**fields: Any) -> ModelDeploymentSpec:
+    return ModelDeploymentSpec.model_validate({"model": {"uri": "org/model"}, **fields})
+
+
+def labels(component: str, track: str | None = None) -> dict[str, str]:
+    result = {
+        "app.kubernetes.io/name": "modeldeployment",
+        "app.kubernetes.io/instance": "llama3-8b",
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "modelfleet",
+        "app.kubernetes.io/managed-by": "modelfleet-operator",
+        "modelfleet.io/modeldeployment": "llama3-8b",
+    }
+    return result | ({"modelfleet.io/track": track} if track else {})
+
+
+def hashed(manifest: dict[str, Any]) -> dict[str, Any]:
+    return builders.with_hash(copy.deepcopy(manifest))
+
+
+def meta(name: str, component: str, track: str | None = None) -> dict[str, Any]:
+    return {"name": name, "namespace": "team-a", "labels": labels(component, track), "ownerReferences": [REF]}
+
+
+ENV = [
+    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+    {"name": "MODELFLEET_SERVE_CONFIG", "value": "/etc/modelfleet/config.yaml"},
+]
+SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def test_vllm_example_deployment_whole() -> None:
+    spec = example("modeldeployment-vllm-llama3-8b.yaml")
+    track = builders.tracks(spec, IMAGE)[0]
+    config_hash = builders.spec_hash(builders.runtime_config(OWNER, spec, track).to_wire())
+    amounts = {"cpu": "36", "memory": "288Gi", "nvidia.com/gpu": "1"}
+    mounts = [
+        {"name": "config", "mountPath": "/etc/modelfleet", "readOnly": True},
+        {"name": "model-cache", "mountPath": "/models", "readOnly": False},
+    ]
+    probe = {"httpGet": {"path": "/health", "port": "http"}}
+    expected = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta("llama3-8b-stable", "server", "stable"),
+        "spec": {
+            "replicas": 1,
+            "selector": {
+                "matchLabels": {
+                    "modelfleet.io/modeldeployment": "llama3-8b",
+                    "app.kubernetes.io/component": "server",
+                    "modelfleet.io/track": "stable",
+                }
+            },
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "progressDeadlineSeconds": 3600,
+            "revisionHistoryLimit": 3,
+            "template": {
+                "metadata": {
+                    "labels": labels("server", "stable"),
+                    "annotations": {
+                        "modelfleet.io/config-hash": config_hash,
+                        "kubectl.kubernetes.io/default-container": "server",
+                    },
+                },
+                "spec": {
+                    "nodeSelector": {"node.kubernetes.io/instance-type": "Standard_NC80adis_H100_v5"},
+                    "tolerations": [
+                        {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},
+                        {
+                            "key": "kubernetes.azure.com/scalesetpriority",
+                            "operator": "Equal",
+                            "value": "spot",
+                            "effect": "NoSchedule",
+                        },
+                    ],
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [
+                                    {
+                                        "matchExpressions": [
+                                            {
+                                                "key": "kubernetes.azure.com/scalesetpriority",
+                                                "operator": "In",
+                                                "values": ["spot"],
+                                            }
+                                        ]
+                                    }
+                                ]
+                            }
+                        }
+                    },
+                    "terminationGracePeriodSeconds": 120,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 65532,
+                        "runAsGroup": 65532,
+                        "fsGroup": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "server",
+                            "image": IMAGE,
+                            "command": ["modelfleet-serve"],
+                            "args": ["--config", "/etc/modelfleet/config.yaml"],
+                            "env": ENV,
+                            "ports": [
+                                {"name": "http", "containerPort": 8000},
+                                {"name": "metrics", "containerPort": 9090},
+                            ],
+                            "startupProbe": probe
+                            | {"periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 360},
+                            "readinessProbe": probe
+                            | {"periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3},
+                            "livenessProbe": probe
+                            | {"periodSeconds": 15, "timeoutSeconds": 10, "failureThreshold": 4},
+                            "resources": {"requests": amounts, "limits": amounts},
+                            "volumeMounts": [*mounts, {"name": "dshm", "mountPath": "/dev/shm"}],
+                            "securityContext": SECURITY,
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": "llama3-8b-stable-config"}},
+                        {"name": "model-cache", "emptyDir": {"sizeLimit": "40Gi"}},
+                        {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+                    ],
+                    "initContainers": [
+                        {
+                            "name": "model-download",
+                            "image": IMAGE,
+                            "command": [
+                                "python3",
+                                "-c",
+                                builders.DOWNLOAD_SCRIPT,
+                                "/etc/modelfleet/config.yaml",
+                            ],
+                            "env": ENV,
+                            "resources": {
+                                "requests": {"cpu": "36", "memory": "288Gi"},
+                                "limits": {"cpu": "36", "memory": "288Gi"},
+                            },
+                            "volumeMounts": mounts,
+                            "securityContext": SECURITY,
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    assert builders.deployment(OWNER, spec, track, health_path="/health") == hashed(expected)
+
+
+def test_vllm_example_config_map_is_what_the_launcher_reads() -> None:
+    spec = example("modeldeployment-vllm-llama3-8b.yaml")
+    manifest = builders.config_map(OWNER, spec, builders.tracks(spec, IMAGE)[0])
+    assert manifest == hashed(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta("llama3-8b-stable-config", "config", "stable"),
+            "data": {"config.yaml": manifest["data"]["config.yaml"]},
+        }
+    )
+    assert ServingRuntimeConfig.from_yaml(manifest["data"]["config.yaml"]).to_wire() == {
+        "model": {
+            "uri": "https://modelfleetmodels.blob.core.windows.net/models/Meta-Llama-3-8B-Instruct",
+            "loadIn4bit": False,
+            "trustRemoteCode": False,
+        },
+        "servedModelName": "llama-3-8b-instruct",
+        "engine": {
+            "type": "vllm",
+            "settings": {
+                "tensorParallelSize": 1,
+                "maxModelLength": 8192,
+                "dtype": "bfloat16",
+                "gpuMemoryUtilization": 0.9,
+                "prefixCaching": True,
+                "loraAdapters": [],
+                "extraArgs": [],
+            },
+        },
+        "port": 8000,
+        "host": "0.0.0.0",
+        "metricsPort": 9090,
+        "cacheDir": "/models",
+    }
+
+
+def test_keda_scaled_object_scales_the_stable_track_to_zero_on_queue_depth() -> None:
+    spec = example("modeldeployment-vllm-llama3-8b.yaml")
+    wanted = plan(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
+                  integrations=Integrations(keda=True, gateway_api=False), prometheus_url=PROMETHEUS,
+                  canary_ready=False)  # fmt: skip
+    scaled = next(m for m in wanted.children if m["kind"] == "ScaledObject")
+    assert scaled == hashed(
+        {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "metadata": meta("llama3-8b", "server"),
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "llama3-8b-stable"},
+                "pollingInterval": 15,
+                "cooldownPeriod": 600,
+                "minReplicaCount": 0,
+                "maxReplicaCount": 4,
+                "advanced": {
+                    "horizontalPodAutoscalerConfig": {
+                        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}}
+                    }
+                },
+                "triggers": [
+                    {
+                        "type": "prometheus",
+                        "metricType": "AverageValue",
+                        "metadata": {
+                            "serverAddress": PROMETHEUS,
+                            "query": 'sum(vllm:num_requests_waiting{namespace="team-a",pod=~"llama3-8b-stable-.*"})',
+                            "threshold": "8",
+                            "activationThreshold": "1",
+                        },
+                    }
+                ],
+            },
+        }
+    )
+    assert wanted.autoscaling is not None and wanted.autoscaling.reason == c.REASON_KEDA_SCALED_OBJECT
+    assert [m["kind"] for m in wanted.children] == [
+        "ConfigMap", "Service", "Deployment", "PodDisruptionBudget", "ScaledObject"
+    ]  # fmt: skip
+    assert wanted.endpoint == "http://llama3-8b.team-a.svc.cluster.local:8000/v1"
+
+
+def test_without_keda_an_hpa_keeps_one_replica_and_says_so() -> None:
+    spec = example("modeldeployment-vllm-llama3-8b.yaml")
+    wanted = plan(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
+                  integrations=Integrations(keda=False, gateway_api=False), prometheus_url=PROMETHEUS,
+                  canary_ready=False)  # fmt: skip
+    hpa = next(m for m in wanted.children if m["kind"] == "HorizontalPodAutoscaler")
+    assert hpa == hashed(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": meta("llama3-8b", "server"),
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "llama3-8b-stable"},
+                "minReplicas": 1,
+                "maxReplicas": 4,
+                "metrics": [
+                    {
+                        "type": "Pods",
+                        "pods": {
+                            "metric": {"name": "vllm:num_requests_waiting"},
+                            "target": {"type": "AverageValue", "averageValue": "8"},
+                        },
+                    }
+                ],
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}},
+            },
+        }
+    )
+    assert wanted.autoscaling is not None
+    assert (wanted.autoscaling.status, wanted.autoscaling.reason) == (True, c.REASON_HPA_FALLBACK)
+    assert "minReplicas 0 needs KEDA: the HPA keeps at least 1 replica" in wanted.autoscaling.message
+
+
+def test_engine_without_the_metric_gets_no_autoscaler_and_a_condition() -> None:
+    spec = spec_of(engine={"type": "transformers"}, autoscaling={"maxReplicas": 3, "target": 4})
+    wanted = plan(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
+                  integrations=Integrations(keda=True, gateway_api=False), prometheus_url=PROMETHEUS,
+                  canary_ready=False)  # fmt: skip
+    assert {m["kind"] for m in wanted.children} == {
+        "ConfigMap",
+        "Service",
+        "Deployment",
+        "PodDisruptionBudget",
+    }
+    assert wanted.autoscaling is not None
+    assert (wanted.autoscaling.status, wanted.autoscaling.reason) == (False, c.REASON_AUTOSCALER_UNAVAILABLE)
+    assert (
+        "Engine transformers exports no metric for autoscaling.metric queueDepth"
+        in wanted.autoscaling.message
+    )
+
+
+def test_canary_http_route_splits_by_weight_once_the_canary_is_ready() -> None:
+    spec = example("modeldeployment-sglang-canary.yaml")
+    gateway = Integrations(keda=False, gateway_api=True)
+    ready = plan(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS, integrations=gateway,
+                 prometheus_url=PROMETHEUS, canary_ready=True)  # fmt: skip
+    route = next(m for m in ready.children if m["kind"] == "HTTPRoute")
+    assert route == hashed(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": meta("llama3-8b", "server"),
+            "spec": {
+                "parentRefs": [{"group": "", "kind": "Service", "name": "llama3-8b", "port": 8000}],
+                "rules": [
+                    {
+                        "backendRefs": [
+                            {"name": "llama3-8b-stable", "port": 8000, "weight": 90},
+                            {"name": "llama3-8b-canary", "port": 8000, "weight": 10},
+                        ]
+                    }
+                ],
+            },
+        }
+    )
+    names = [(m["kind"], m["metadata"]["name"]) for m in ready.children]
+    assert names == [
+        ("ConfigMap", "llama3-8b-stable-config"),
+        ("ConfigMap", "llama3-8b-canary-config"),
+        ("Service", "llama3-8b"),
+        ("Service", "llama3-8b-stable"),
+        ("Service", "llama3-8b-canary"),
+        ("Deployment", "llama3-8b-stable"),
+        ("Deployment", "llama3-8b-canary"),
+        ("PodDisruptionBudget", "llama3-8b"),
+        ("HTTPRoute", "llama3-8b"),
+    ]
+    assert ready.routed.reason == c.REASON_HTTP_ROUTE
+    starting = plan(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS, integrations=gateway,
+                    prometheus_url=PROMETHEUS, canary_ready=False)  # fmt: skip
+    route = next(m for m in starting.children if m["kind"] == "HTTPRoute")
+    assert [b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]] == [100, 0]
+    assert "The canary gets no traffic until its replicas are ready" in starting.routed.message
+
+
+def test_canary_config_carries_its_own_engine_settings() -> None:
+    spec = example("modeldeployment-sglang-canary.yaml")
+    stable, canary = builders.tracks(spec, IMAGE)
+    assert (stable.replicas, canary.replicas) == (2, 1)
+    assert builders.runtime_config(OWNER, spec, stable).engine.settings.quantization is None
+    assert builders.runtime_config(OWNER, spec, canary).engine.settings.quantization == "fp8"
+    assert builders.runtime_config(OWNER, spec, canary).served_model_name == "qwen-chat"
+
+
+def test_without_gateway_api_one_service_splits_by_replicas_and_says_so() -> None:
+    spec = example("modeldeployment-sglang-canary.yaml")
+    wanted = plan(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
+                  integrations=Integrations(keda=False, gateway_api=False), prometheus_url=PROMETHEUS,
+                  canary_ready=True)  # fmt: skip
+    kinds = [m["kind"] for m in wanted.children]
+    assert "HTTPRoute" not in kinds and kinds.count("Service") == 1
+    assert wanted.routed.reason == c.REASON_SERVICE_FALLBACK
+    assert "the canary gets about 33% of requests (1 of 3 replicas) instead of canary.weight 10%" in (
+        wanted.routed.message
+    )
+
+
+def test_service_and_pdb_select_every_track() -> None:
+    selector = {"modelfleet.io/modeldeployment": "llama3-8b", "app.kubernetes.io/component": "server"}
+    assert builders.service(OWNER, builders.EngineType.VLLM) == hashed(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta("llama3-8b", "server"),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [
+                    {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"},
+                    {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"},
+                ],
+            },
+        }
+    )
+    assert builders.pod_disruption_budget(OWNER) == hashed(
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": meta("llama3-8b", "server"),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+        }
+    )
+
+
+def test_pvc_cache_and_pvc_model_mounts_and_api_key() -> None:
+    spec = spec_of(
+        model={"uri": "pvc://weights/llama"},
+        modelCache={"pvc": {"claimName": "cache", "readOnly": True}},
+        apiKeySecret={"name": "llama-key"},
+        env=[{"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"}],
+    )
+    track = builders.tracks(spec, IMAGE)[0]
+    pod = builders.pod_template(OWNER, spec, track, health_path="/health")["spec"]
+    assert "initContainers" not in pod  # read-only cache: nothing is downloaded
+    assert pod["volumes"] == [
+        {"name": "config", "configMap": {"name": "llama3-8b-stable-config"}},
+        {"name": "model-cache", "persistentVolumeClaim": {"claimName": "cache", "readOnly": True}},
+        {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+        {"name": "model-pvc-0", "persistentVolumeClaim": {"claimName": "weights", "readOnly": True}},
+    ]
+    server = pod["containers"][0]
+    assert server["volumeMounts"] == [
+        {"name": "config", "mountPath": "/etc/modelfleet", "readOnly": True},
+        {"name": "model-cache", "mountPath": "/models", "readOnly": True},
+        {"name": "dshm", "mountPath": "/dev/shm"},
+        {"name": "model-pvc-0", "mountPath": "/mnt/pvc/weights", "readOnly": True},
+    ]
+    assert server["env"][3:] == [
+        {
+            "name": "MODELFLEET_API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "llama-key", "key": "api-key"}},
+        },
+        {"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"},
+    ]
+    assert builders.runtime_config(OWNER, spec, track).api_key_env == "MODELFLEET_API_KEY"
+
+
+def test_triton_exposes_grpc_and_its_metrics_and_kserve_endpoint() -> None:
+    spec = spec_of(engine={"type": "triton-trtllm"})
+    track = builders.tracks(spec, IMAGE)[0]
+    server = builders.pod_template(OWNER, spec, track, health_path=HEALTH_PATHS[track.engine.type])["spec"][
+        "containers"
+    ][0]
+    assert [p["containerPort"] for p in server["ports"]] == [8000, 9090, 8001, 8002]
+    assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert builders.api_path(track.engine.type) == "/v2"
+
+
+def test_fixed_replicas_and_defaults() -> None:
+    assert builders.tracks(spec_of(), IMAGE)[0].replicas == 1
+    assert builders.tracks(spec_of(replicas=0), IMAGE)[0].replicas == 0
+    assert builders.tracks(spec_of(image="my/image:1"), IMAGE)[0].image == "my/image:1"
+    assert builders.served_model_name(OWNER, spec_of()) == "llama3-8b"
+
+
+def test_spec_hash_follows_content() -> None:
+    spec = spec_of()
+    track = builders.tracks(spec, IMAGE)[0]
+    first = builders.deployment(OWNER, spec, track, health_path="/health")
+    again = builders.deployment(OWNER, spec, track, health_path="/health")
+    key = c.ANNOTATION_SPEC_HASH
+    assert first["metadata"]["annotations"][key] == again["metadata"]["annotations"][key]
+    changed = builders.deployment(
+        OWNER, spec_of(env=[{"name": "X", "value": "1"}]), track, health_path="/health"
+    )
+    assert changed["metadata"]["annotations"][key] != first["metadata"]["annotations"][key]
+    assert (
+        other["metadata"]["annotations"] == first["metadata"]["annotations"]
+    )  # the track carries the engine
