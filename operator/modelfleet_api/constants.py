@@ -131,8 +131,13 @@ REASON_WAITING_FOR_CAPACITY: Final = "WaitingForCapacity"
 REASON_WAITING_FOR_ADMISSION: Final = "WaitingForAdmission"
 """Scheduled=False: the Job waits for Kueue to admit it (``spec.queueName``)."""
 REASON_SCHEDULING_TIMEOUT: Final = "SchedulingTimeout"
-"""Scheduled=False and Failed=True: workers stayed unschedulable longer than
-``spec.schedulingTimeoutSeconds``."""
+"""Scheduled=False, Unschedulable=True and Failed=True: workers stayed unschedulable longer than
+``spec.schedulingTimeoutSeconds``; the Job was deleted so no half-started gang holds GPUs."""
+
+COND_UNSCHEDULABLE: Final = "Unschedulable"
+"""TrainingJob: the scheduler cannot place some workers; the message is the scheduler's own (e.g.
+``Insufficient nvidia.com/gpu``). Reasons: WaitingForCapacity while within the scheduling timeout,
+SchedulingTimeout after it, AllWorkersScheduled once it clears."""
 
 COND_RUNNING: Final = "Running"
 """TrainingJob: every worker runs and training makes progress."""

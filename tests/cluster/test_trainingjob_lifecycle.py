@@ -61,7 +61,10 @@ def test_impossible_gang_fails_with_the_schedulers_reason_and_frees_the_nodes(
     failed = wait_for_phase(custom, namespace, "too-big", "Failed", timeout=60)
 
     scheduled, failure = condition(failed, "Scheduled"), condition(failed, "Failed")
+    unschedulable = condition(failed, "Unschedulable")
     assert (scheduled["status"], scheduled["reason"]) == ("False", "SchedulingTimeout")
+    assert (unschedulable["status"], unschedulable["reason"]) == ("True", "SchedulingTimeout")
+    assert "Insufficient nvidia.com/gpu" in unschedulable["message"]
     assert failure["reason"] == "SchedulingTimeout"
     assert "Insufficient nvidia.com/gpu" in failure["message"]
     assert "Standard_ND96isr_H100_v5" in failure["message"]

@@ -104,13 +104,13 @@ def gang(pods: list[dict[str, Any]], waited: int, timeout: int = 60) -> Any:
 
 def test_gang_is_placed_when_every_worker_has_a_node_or_finished() -> None:
     verdict = gang([pod("w-0", "Running", node="n1"), pod("w-1", "Succeeded", node="n2", index=1)], 5)
-    assert verdict.all_scheduled and not verdict.timed_out
+    assert verdict.all_scheduled and not verdict.timed_out and not verdict.unschedulable
 
 
 def test_gang_waits_with_the_scheduler_reason_until_the_timeout() -> None:
     pods = [pod("w-0", "Running", node="n1"), pod("w-1", "Pending", index=1, **UNSCHEDULABLE)]
     waiting = gang(pods, 30)
-    assert not waiting.all_scheduled and not waiting.timed_out
+    assert not waiting.all_scheduled and not waiting.timed_out and waiting.unschedulable
     assert waiting.message == (
         "1/2 workers have a Standard_ND96isr_H100_v5 node; the gang gives up after 60s. "
         f"The scheduler says: {INSUFFICIENT}"
@@ -122,6 +122,11 @@ def test_gang_waits_with_the_scheduler_reason_until_the_timeout() -> None:
         f"The scheduler says: {INSUFFICIENT} Free or add Standard_ND96isr_H100_v5 nodes, or lower "
         "resources.nodes or resources.gpusPerNode, then recreate the TrainingJob."
     )
+
+
+def test_gang_not_yet_tried_by_the_scheduler_is_not_unschedulable() -> None:
+    verdict = gang([pod("w-0", "Running", node="n1"), pod("w-1", "Pending", index=1)], 5)
+    assert not verdict.all_scheduled and not verdict.unschedulable
 
 
 def test_gang_timeout_zero_waits_forever() -> None:

@@ -331,12 +331,17 @@ class TrainingJobReconciler:
         )
         if verdict.all_scheduled:
             run.condition(c.COND_SCHEDULED, True, c.REASON_ALL_WORKERS_SCHEDULED, verdict.message)
+            if find(run.draft.get("conditions", []), c.COND_UNSCHEDULABLE):
+                run.condition(c.COND_UNSCHEDULABLE, False, c.REASON_ALL_WORKERS_SCHEDULED, verdict.message)
             return True
         if not verdict.timed_out:
             run.phase(c.TrainingJobPhase.SCHEDULING)
             run.condition(c.COND_SCHEDULED, False, c.REASON_WAITING_FOR_CAPACITY, verdict.message)
+            if verdict.unschedulable:
+                run.condition(c.COND_UNSCHEDULABLE, True, c.REASON_WAITING_FOR_CAPACITY, verdict.message)
             return False
         run.condition(c.COND_SCHEDULED, False, c.REASON_SCHEDULING_TIMEOUT, verdict.message)
+        run.condition(c.COND_UNSCHEDULABLE, True, c.REASON_SCHEDULING_TIMEOUT, verdict.message)
         run.condition(c.COND_FAILED, True, c.REASON_SCHEDULING_TIMEOUT, verdict.message)
         self._finish(run, c.TrainingJobPhase.FAILED)
         self._flush(run)

@@ -17,6 +17,8 @@ from modelfleet_operator.training.workers import WorkerSummary
 class GangVerdict:
     all_scheduled: bool
     timed_out: bool
+    unschedulable: bool
+    """The scheduler has reported a worker unschedulable (not merely not yet tried)."""
     message: str
 
 
@@ -32,7 +34,8 @@ def gang_verdict(
     """``placement`` names where the workers should go (e.g. the VM size), for the message."""
     placed = summary.scheduled + len(summary.succeeded_indexes)
     if placed >= nodes:
-        return GangVerdict(all_scheduled=True, timed_out=False, message=f"all {nodes} workers have a node")
+        message = f"all {nodes} workers have a node"
+        return GangVerdict(all_scheduled=True, timed_out=False, unschedulable=False, message=message)
     waited = (now - waiting_since).total_seconds()
     timed_out = timeout_seconds > 0 and waited >= timeout_seconds
     scheduler = (
@@ -47,4 +50,9 @@ def gang_verdict(
     else:
         limit = f"gives up after {timeout_seconds}s" if timeout_seconds > 0 else "waits without a time limit"
         message = f"{placed}/{nodes} workers have a {placement} node; the gang {limit}.{scheduler}"
-    return GangVerdict(all_scheduled=False, timed_out=timed_out, message=message)
+    return GangVerdict(
+        all_scheduled=False,
+        timed_out=timed_out,
+        unschedulable=bool(summary.unschedulable_message),
+        message=message,
+    )
