@@ -16,20 +16,39 @@ from collections.abc import Sequence
 from typing import Any
 
 import kopf
+from modelfleet_api import GROUP, VERSION
 from modelfleet_api import constants as c
 
+from modelfleet_operator import metrics
+from modelfleet_operator.benchmark import handlers as benchmark_handlers
+from modelfleet_operator.capacity.arm import AgentPools
+from modelfleet_operator.capacity.manager import CapacityManager
 from modelfleet_operator.config import OperatorConfig, load_config
 from modelfleet_operator.kube import Kube
+from modelfleet_operator.logging_setup import configure_logging
 from modelfleet_operator.serving import handlers as serving_handlers
 from modelfleet_operator.training import handlers as training_handlers
 
 logger = logging.getLogger("modelfleet_operator")
 
+KINDS = {
+    "trainingjobs": "TrainingJob",
+    "modeldeployments": "ModelDeployment",
+    "benchmarksweeps": "BenchmarkSweep",
+}
+"""Plural -> kind of every resource counted in ``modelfleet_resources``."""
+IDLE_CHECK_SECONDS = 60.0
 
-def build_registry(config: OperatorConfig, kube: Kube) -> kopf.OperatorRegistry:
+
+def build_registry(
+    config: OperatorConfig, kube: Kube, capacity: CapacityManager | None = None
+) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    training_handlers.register(registry, config, kube)
+    training_handlers.register(registry, config, kube, capacity)
+    for plural, kind in KINDS.items():  # modelfleet_resources{kind,phase} for every kind, from watch events
+        kopf.on.event(GROUP, VERSION, plural, registry=registry)(metrics.PHASES.handler(kind))
     serving_handlers.register(registry, config, kube)
+    benchmark_handlers.register(registry, config, kube)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -62,9 +81,21 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
 
 def main(argv: Sequence[str] | None = None) -> None:
     config = load_config(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.log_format)
+    if config.metrics_port:
+        metrics.serve(config.metrics_port)
     kube = Kube()
-    registry = build_registry(config, kube)
+    capacity = None
+    if config.capacity is not None:
+        capacity = CapacityManager(config.capacity, AgentPools(config.capacity))
+        capacity.start(min(IDLE_CHECK_SECONDS, config.capacity.idle_seconds))
+        logger.info(
+            "capacity manager on for AKS cluster %s/%s, ceilings %s",
+            config.capacity.resource_group,
+            config.capacity.cluster_name,
+            {size.value: count for size, count in config.capacity.max_nodes.items()} or "none",
+        )
+    registry = build_registry(config, kube, capacity)
     liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
     logger.info(
         "starting: %s, training image %s, %s",
@@ -72,14 +103,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         config.training_image,
         "standalone" if config.standalone else f"peering {config.peering_name!r} priority {config.priority}",
     )
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            clusterwide=not config.namespaces,
-            namespaces=config.namespaces,
-            liveness_endpoint=liveness,
+    try:
+        asyncio.run(
+            kopf.operator(
+                registry=registry,
+                clusterwide=not config.namespaces,
+                namespaces=config.namespaces,
+                liveness_endpoint=liveness,
+            )
         )
-    )
+    finally:
+        if capacity is not None:
+            capacity.stop()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from modelfleet_operator.capacity.settings import CapacitySettings, load_capacity_settings
+
 DEFAULT_TRAINING_IMAGE = "ghcr.io/modelfleet/training-runtime:0.1.0"
 DEFAULT_SERVING_IMAGE = "ghcr.io/modelfleet/serving-runtime:0.1.0"
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
@@ -44,6 +46,13 @@ class OperatorConfig:
     watch_timeout_seconds: int = 300
     """Server-side timeout of each watch request; short values make shutdown fast in tests
     (``MODELFLEET_WATCH_TIMEOUT_SECONDS``)."""
+    metrics_port: int = 9090
+    """Port of the Prometheus endpoint ``/metrics`` (``MODELFLEET_METRICS_PORT``; 0 disables it)."""
+    log_format: str = "json"
+    """``json`` (one object per line, with the Kubernetes object it is about) or ``text``
+    (``MODELFLEET_LOG_FORMAT``)."""
+    capacity: CapacitySettings | None = None
+    """The AKS capacity manager, when ``MODELFLEET_CAPACITY_MANAGER=azure`` (see ``capacity.settings``)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--health-port", type=int, help="liveness endpoint port (0: off)")
     parser.add_argument("--resync-seconds", type=float, help="periodic re-examination interval")
     parser.add_argument("--backoff-seconds", type=float, help="retry delay of failed handlers")
+    parser.add_argument("--metrics-port", type=int, help="Prometheus endpoint port (0: off)")
+    parser.add_argument("--log-format", choices=("json", "text"), help="log line format")
     return parser
 
 
@@ -110,4 +121,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         watch_timeout_seconds=int(
             env.get("MODELFLEET_WATCH_TIMEOUT_SECONDS", str(defaults.watch_timeout_seconds))
         ),
+        metrics_port=int(str(pick(args.metrics_port, "MODELFLEET_METRICS_PORT", defaults.metrics_port))),
+        log_format=str(pick(args.log_format, "MODELFLEET_LOG_FORMAT", defaults.log_format)),
+        capacity=load_capacity_settings(env),
     )

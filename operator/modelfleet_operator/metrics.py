@@ -29,7 +29,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_se
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from modelfleet_operator.logging_setup import resource_context
+from modelfleet_operator.log_context import resource_context
 
 RESULT_SUCCESS = "success"
 RESULT_ERROR = "error"
@@ -158,7 +158,7 @@ class PhaseIndex(Collector):
     def handler(self, kind: str) -> Callable[..., None]:
         """A kopf ``on.event`` handler that records the phase of resources of ``kind``."""
 
-        def record_phase(type: str | None, uid: str, status: dict[str, Any], **_: Any) -> None:  # noqa: A002
+        def record_phase(type: str | None, uid: str, status: dict[str, Any], **_: Any) -> None:
             self.observe(kind, uid, status.get("phase"), deleted=type == "DELETED")
 
         return record_phase

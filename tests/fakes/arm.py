@@ -216,7 +216,7 @@ def _error(code: str, message: str) -> dict[str, Any]:
 
 def _handler(arm: FakeArm) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet server
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _serve(self) -> None:

@@ -77,7 +77,7 @@ def classify(error: AzureError) -> AzureProblem:
         elif status is not None:
             code = str(status)
         if error.response is not None:
-            header = error.response.headers.get("Retry-After")
+            header = getattr(error.response, "headers", {}).get("Retry-After")
             retry_after = float(header) if header and header.strip().isdigit() else None
     else:
         code = type(error).__name__
@@ -99,7 +99,7 @@ def new_pool(want: Want, name: str, max_count: int) -> AgentPool:
         taints.append(f"{it.SPOT_TAINT_KEY}={it.SPOT_PRIORITY}:NoSchedule")
         labels[it.NODE_LABEL_SCALESET_PRIORITY] = it.SPOT_PRIORITY
         spot = {"scale_set_eviction_policy": "Delete", "spot_max_price": -1}
-    return AgentPool(
+    pool: AgentPool = AgentPool(  # type: ignore[call-overload]  # flattened properties, untyped in the SDK
         vm_size=want.instance_type.value,
         mode="User",
         os_type="Linux",
@@ -114,6 +114,7 @@ def new_pool(want: Want, name: str, max_count: int) -> AgentPool:
         tags={TAG_MANAGED: "true", TAG_BASELINE_MAX: str(CREATED_BASELINE_MAX)},
         **spot,
     )
+    return pool
 
 
 def pool_state(pool: AgentPool) -> PoolState:

@@ -126,7 +126,8 @@ class CapacityManager:
             return backoff.conditions
         self._backoffs.pop(want, None)
         try:
-            decision = decide(self._read_pools(now), want, needed, self._settings.max_nodes.get(want.instance_type))
+            ceiling = self._settings.max_nodes.get(want.instance_type)
+            decision = decide(self._read_pools(now), want, needed, ceiling)
             return self._act(want, decision)
         except AzureError as error:
             return self._failed(want, error)
@@ -170,7 +171,7 @@ class CapacityManager:
     def _failed(self, want: Want, error: AzureError) -> list[CapacityCondition]:
         problem: AzureProblem = classify(error)
         AZURE_ERRORS.labels(problem.code).inc()
-        wait = problem.retry_after if problem.retry_after is not None else self._settings.error_backoff_seconds
+        wait = self._settings.error_backoff_seconds if problem.retry_after is None else problem.retry_after
         text = f"Azure refused the {want.describe()} pool request: {problem.code}: {problem.message}"
         logger.warning("%s (asking again in %.0fs)", text, wait)
         conditions = [
@@ -184,8 +185,8 @@ class CapacityManager:
         return conditions
 
     def _read_pools(self, now: float) -> list[PoolState]:
-        fresh = self._pools_read_at is not None and now - self._pools_read_at < self._settings.pool_cache_seconds
-        if not fresh:
+        read_at = self._pools_read_at
+        if read_at is None or now - read_at >= self._settings.pool_cache_seconds:
             self._pools = self._azure.list()
             self._pools_read_at = now
         return self._pools

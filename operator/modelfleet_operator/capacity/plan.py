@@ -134,8 +134,8 @@ def decide(pools: list[PoolState], want: Want, needed: int, ceiling: int | None)
     if not growable:
         return Blocked(
             c.REASON_NOT_MANAGED,
-            f"Pools {', '.join(p.name for p in matching)} do not autoscale; the manager only moves autoscaler "
-            "maxima. Enable autoscaling on the pool or scale it by hand.",
+            f"Pools {', '.join(p.name for p in matching)} do not autoscale; the manager only moves "
+            "autoscaler maxima. Enable autoscaling on the pool or scale it by hand.",
         )
     pool = max(growable, key=lambda candidate: candidate.limit)
     target = pool.limit + (needed - total)

@@ -16,9 +16,11 @@ import kopf
 from modelfleet_api import GROUP, VERSION
 from modelfleet_api import constants as c
 
+from modelfleet_operator import metrics
+from modelfleet_operator.capacity.manager import CapacityManager
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.kube import Kube, Manifest
-from modelfleet_operator.training.reconcile import TrainingJobReconciler
+from modelfleet_operator.training.reconcile import KIND, TrainingJobReconciler
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +62,14 @@ async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, seconds: floa
         wake.clear()
 
 
-def register(registry: kopf.OperatorRegistry, config: OperatorConfig, kube: Kube) -> None:
+def register(
+    registry: kopf.OperatorRegistry,
+    config: OperatorConfig,
+    kube: Kube,
+    capacity: CapacityManager | None = None,
+) -> None:
     """Register the TrainingJob handlers on ``registry``."""
-    reconciler = TrainingJobReconciler(kube, config, _post_event)
+    reconciler = TrainingJobReconciler(kube, config, _post_event, capacity=capacity)
     wakeups = Wakeups()
 
     @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=10.0)  # type: ignore[arg-type]
@@ -73,7 +80,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, kube: Kube
         try:
             while not stopped:
                 try:
-                    await asyncio.to_thread(reconciler.reconcile, namespace, name)
+                    await metrics.reconcile_in_thread(KIND, reconciler.reconcile, namespace, name)
                     pause = config.resync_seconds
                 except Exception:  # a failed pass is retried; the daemon must outlive API hiccups
                     logger.exception("reconcile of TrainingJob %s/%s failed", namespace, name)

@@ -23,6 +23,7 @@ from modelfleet_api.runtime_config import TrainingProgress
 from modelfleet_api.trainingjob import TrainingJob, TrainingJobSpec
 from pydantic import ValidationError
 
+from modelfleet_operator.capacity.manager import CapacityManager
 from modelfleet_operator.conditions import find, is_true, rfc3339, set_condition
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.kube import Kube, Manifest
@@ -51,6 +52,12 @@ WARNING_REASONS = frozenset(
         c.REASON_SCHEDULING_TIMEOUT,
         c.REASON_WAITING_FOR_CAPACITY,
         c.REASON_INVALID_SPEC,
+        c.REASON_CEILING_REACHED,
+        c.REASON_POOL_CONFLICT,
+        c.REASON_AZURE_THROTTLED,
+        c.REASON_AZURE_ERROR,
+        c.REASON_QUOTA_EXCEEDED,
+        c.REASON_SKU_NOT_AVAILABLE,
     }
 )
 JOB_CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
@@ -118,8 +125,10 @@ class TrainingJobReconciler:
         config: OperatorConfig,
         post_event: PostEvent,
         clock: Callable[[], datetime] = utcnow,
+        capacity: CapacityManager | None = None,
     ) -> None:
         self._kube = kube
+        self._capacity = capacity
         self._config = config
         self._post_event = post_event
         self._clock = clock
@@ -128,6 +137,8 @@ class TrainingJobReconciler:
 
     def forget(self, uid: str) -> None:
         self._children_ensured.pop(uid, None)
+        if self._capacity is not None:
+            self._capacity.release(uid)
 
     # ---- entry point ----------------------------------------------------------------------------
     def reconcile(self, namespace: str, name: str) -> None:
@@ -163,6 +174,7 @@ class TrainingJobReconciler:
         for step in steps:
             if step(run):
                 break
+        self._ensure_capacity(run)
         self._account_gpus(run)
         self._flush(run)
 
@@ -316,6 +328,27 @@ class TrainingJobReconciler:
         )
         self._check_stall(run)
         return True
+
+    def _ensure_capacity(self, run: Pass) -> None:
+        """With the capacity manager on: ask for a pool that fits the gang and report what it did."""
+        if self._capacity is None:
+            return
+        conditions = run.draft.get("conditions", [])
+        if run.draft.get("phase") in FINISHED or run.spec.suspend:
+            self._capacity.release(run.owner.uid)
+            return
+        scheduled = find(conditions, c.COND_SCHEDULED)
+        if scheduled is not None and scheduled["reason"] == c.REASON_WAITING_FOR_ADMISSION:
+            return  # Kueue decides when the workers may run; ask for nodes once it admits them
+        asked = self._capacity.ensure(
+            run.owner.uid,
+            run.spec.resources,
+            run.spec.resources.nodes,
+            scheduled=is_true(conditions, c.COND_SCHEDULED),
+        )
+        for cond in asked:
+            if not cond.only_if_present or find(run.draft.get("conditions", []), cond.type) is not None:
+                run.condition(cond.type, cond.status, cond.reason, cond.message)
 
     # ---- policies applied -------------------------------------------------------------------------
     def _gang_placed(self, run: Pass, summary: WorkerSummary, job: Manifest) -> bool:
