@@ -65,6 +65,7 @@ class OperatorProcess:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.health_port = _free_port()
+        self.metrics_port = _free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -77,6 +78,8 @@ class OperatorProcess:
             "--all-namespaces",
             "--health-port",
             str(self.health_port),
+            "--metrics-port",
+            str(self.metrics_port),
         ]
 
     def start(self) -> None:
@@ -99,6 +102,11 @@ class OperatorProcess:
                 return bool(response.status == 200)
         except OSError:
             return False
+
+    def metrics(self) -> str:
+        """The operator's ``/metrics`` page (Prometheus text format)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 20) -> None:
         process, self._process = self._process, None
