@@ -67,23 +67,25 @@ def train_tokenizer(save_dir: Path | None = None, vocab_size: int = 384) -> Any:
 
 
 def make_model(tokenizer: Any, save_dir: Path | None = None, seed: int = 0, **overrides: Any) -> Any:
-    """A two-layer Llama (hidden 64) whose vocabulary matches the tokenizer; saved when `save_dir` is set."""
+    """A two-layer Llama (hidden 64; `overrides` set any config field) sized to the tokenizer."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    sizes: dict[str, Any] = {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "tie_word_embeddings": False,
+    }
     config = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         vocab_size=len(tokenizer),
-        max_position_embeddings=512,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-        **overrides,
+        **(sizes | overrides),
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
