@@ -137,11 +137,10 @@ def decide(pools: list[PoolState], want: Want, needed: int, ceiling: int | None)
             f"Pools {', '.join(p.name for p in matching)} do not autoscale; the manager only moves "
             "autoscaler maxima. Enable autoscaling on the pool or scale it by hand.",
         )
-    pool = max(growable, key=lambda candidate: candidate.limit)
-    target = pool.limit + (needed - total)
-    if target > ceiling:
+    if needed > ceiling:
         return _over_ceiling(want, needed, ceiling)
-    return RaiseMax(pool.name, pool.limit, target)
+    pool = max(growable, key=lambda candidate: candidate.limit)
+    return RaiseMax(pool.name, pool.limit, pool.limit + (needed - total))
 
 
 def _over_ceiling(want: Want, needed: int, ceiling: int) -> Blocked:

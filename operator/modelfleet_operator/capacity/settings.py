@@ -22,7 +22,7 @@ class CapacitySettings:
     resource_group: str
     cluster_name: str
     max_nodes: dict[InstanceType, int] = field(default_factory=dict)
-    """Ceiling of a pool's autoscaler maximum per VM size; the manager never raises a pool above it."""
+    """Per VM size, the most nodes the manager lets the maxima of its pools add up to."""
     idle_seconds: float = 1800.0
     """After this long without a resource asking for a pool, its maximum goes back to where it was
     (``MODELFLEET_CAPACITY_IDLE_SECONDS``)."""
