@@ -1,15 +1,17 @@
 """The client's TTFT, TPOT and ITL against a server with known injected latencies (within 1 ms).
 
-The truth is what the server actually did (its arrival and chunk-write times, on the host's shared
-monotonic clock), which equals the injected latencies on a quiet host; on a busy host the server
-drifts from them, and the client must still measure what happened."""
+What "truth" is: the fake server schedules each chunk at an injected delay from the request's arrival
+and records what it actually did: `arrived` (the kernel's receive stamp of the request at the server)
+and `sent` (each chunk's time just before its `send` system call), on the host's shared monotonic
+clock. True TTFT = sent[0] - arrived, true ITL = the gaps between `sent`, true TPOT = (sent[-1] -
+sent[0]) / (N - 1). On a quiet host these equal the injected 40 ms and 8 ms (the server's timers wake
+about 1 ms late); on a busy host the server drifts from them, so the injected values are printed for
+reference while the client is held to what really happened on the wire. What remains between the two
+is the client's own error plus the loopback transit of a few tens of microseconds.
+"""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,38 +20,19 @@ import numpy as np
 import pytest
 from modelfleet_api.benchmark import BenchmarkRuntimeConfig
 from modelfleet_serve.bench.cli import run_benchmark
+from modelfleet_serve.bench.fake_server import running
 
 pytestmark = pytest.mark.runtime
 
-TTFT_MS, ITL_MS, OUTPUT_TOKENS = 40.0, 8.0, 16
+TTFT_MS, ITL_MS, OUTPUT_TOKENS, REQUESTS = 40.0, 8.0, 16, 60
 TOLERANCE_MS = 1.0
 PROMPTS = Path(__file__).parents[2] / "examples" / "bench" / "sharegpt-sample.jsonl"
 
 
 @pytest.fixture(scope="module")
 def fake_server() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "modelfleet_serve.bench.fake_server", "--port", str(port),
-         "--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS)]
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.1)
+    with running(TTFT_MS, ITL_MS) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def config(url: str, protocol: str, load: dict[str, object], tmp_path: Path) -> BenchmarkRuntimeConfig:
@@ -78,27 +61,29 @@ def truth_ms(timings: list[dict]) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize(
     ("protocol", "load"),
     [
-        ("openai-chat", {"mode": "closed-loop", "concurrency": 2, "requests": 60, "warmupRequests": 4}),
+        ("openai-chat", {"mode": "closed-loop", "concurrency": 2, "requests": REQUESTS, "warmupRequests": 4}),
         (
             "openai-completions",
-            {"mode": "open-loop", "requestRate": 10, "arrival": "poisson", "requests": 60},
+            {"mode": "open-loop", "requestRate": 10, "arrival": "poisson", "requests": REQUESTS},
         ),
     ],
 )
-def test_latencies_match_the_injected_ones(
+def test_latencies_match_what_the_server_did(
     fake_server: str, protocol: str, load: dict, tmp_path: Path
 ) -> None:
     document, records = run_benchmark(config(fake_server, protocol, load, tmp_path))
-    truth = truth_ms(httpx.get(f"{fake_server}/timings").json()[-60:])  # the measured requests came last
+    # the warm-up requests were answered before any measured one was sent
+    truth = truth_ms(httpx.get(f"{fake_server}/timings").json()[-REQUESTS:])
     summary = document["summary"]
-    assert summary["completed"] == 60 and summary["errors"] == 0
-    assert summary["token_count_source"] == {"usage": 60}
-    assert summary["output_tokens_total"] == 60 * OUTPUT_TOKENS
+    assert summary["completed"] == REQUESTS and summary["errors"] == 0
+    assert summary["token_count_source"] == {"usage": REQUESTS}
+    assert summary["output_tokens_total"] == REQUESTS * OUTPUT_TOKENS
+    assert len([r for r in records if r.warmup]) == load.get("warmupRequests", 0)
+    report = {}
     for metric, values in truth.items():
         for stat in ("p50", "p99"):
             expected = float(np.percentile(values, int(stat[1:])))
             measured = summary[metric][stat]
+            report[f"{metric} {stat}"] = (round(measured, 3), round(expected, 3))
             assert measured == pytest.approx(expected, abs=TOLERANCE_MS), (metric, stat, measured, expected)
-    injected = {"ttft_ms": TTFT_MS, "tpot_ms": ITL_MS, "itl_ms": ITL_MS}
-    print({m: (round(summary[m]["p50"], 3), round(summary[m]["p99"], 3), injected[m]) for m in injected})
-    assert len([r for r in records if r.warmup]) == load.get("warmupRequests", 0)
+    print(f"(client, server truth) with injected TTFT {TTFT_MS} ms, ITL {ITL_MS} ms: {report}")

@@ -20,8 +20,8 @@ from modelfleet_serve.bench.metrics import count_missing_tokens, summarize
 from modelfleet_serve.bench.plot import plot_sweep
 from modelfleet_serve.bench.progress import LoadProgress
 from modelfleet_serve.bench.records import RequestRecord
-from modelfleet_serve.bench.results import REQUESTS_CSV, write_results
-from modelfleet_serve.bench.runner import Target, run_load_point
+from modelfleet_serve.bench.results import REQUESTS_CSV, write_results, write_termination_message
+from modelfleet_serve.bench.runner import Target, choose_workers, run_load_point
 from modelfleet_serve.bench.workload import build_requests, load_tokenizer
 
 log = logging.getLogger("modelfleet_bench")
@@ -53,13 +53,13 @@ def run_benchmark(config: BenchmarkRuntimeConfig) -> tuple[dict[str, Any], list[
         api_key(config),
         config.workload.ignore_eos,
     )
+    requested = config.workers if "workers" in config.model_fields_set else None
+    workers = choose_workers(load, requested, sum(r.max_tokens for r in measured) / len(measured))
     started = datetime.now(UTC)
     total = load.warmup_requests + load.requests if load.requests else None
     with LoadProgress(f"{config.target_name} {load.label}", total) as progress:
         records = asyncio.run(
-            run_load_point(
-                target, load, warmup, measured, config.workers, config.workload.seed, progress.update
-            )
+            run_load_point(target, load, warmup, measured, workers, config.workload.seed, progress.update)
         )
     count_missing_tokens(records, tokenizer)
     summary = summarize(records, config.slos)
@@ -71,7 +71,7 @@ def run_benchmark(config: BenchmarkRuntimeConfig) -> tuple[dict[str, Any], list[
         "load_label": load.label,
         "workload": config.workload.to_wire(),
         "slos": config.slos.to_wire(),
-        "workers": config.workers,
+        "workers": workers,
         "started_at": started.isoformat(),
         "summary": summary,
     }
@@ -83,6 +83,7 @@ def run(config: BenchmarkRuntimeConfig) -> int:
     output = Path(config.output_dir)
     results = write_results(output, document, records)
     summary = document["summary"]
+    write_termination_message(summary)
     log.info(
         "%s %s: %.2f req/s, %.1f output tok/s, TTFT p50 %.1f ms, TPOT p50 %s ms, errors %.1f%% -> %s",
         config.target_name,

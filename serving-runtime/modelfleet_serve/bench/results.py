@@ -9,8 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from modelfleet_api.benchmarksweep import PointMetrics
+
 from modelfleet_serve.bench.records import RequestRecord
 
+TERMINATION_LOG = Path("/dev/termination-log")
+"""Kubernetes shows this file's content as the container's termination message (at most 4 KiB)."""
 RESULTS_JSON = "results.json"
 REQUESTS_CSV = "requests.csv"
 CSV_COLUMNS = (
@@ -54,3 +58,26 @@ def write_results(output_dir: Path, document: dict[str, Any], records: Sequence[
         writer.writeheader()
         writer.writerows(request_row(r) for r in records if not r.warmup)
     return output_dir / RESULTS_JSON
+
+
+def point_metrics(summary: dict[str, Any]) -> PointMetrics:
+    """The key figures of a summary, as a BenchmarkSweep records them for the point."""
+    return PointMetrics(
+        ttft_p95_ms=summary["ttft_ms"]["p95"],
+        tpot_p95_ms=summary["tpot_ms"]["p95"],
+        e2e_p95_ms=summary["e2e_ms"]["p95"],
+        output_tokens_per_second=summary["output_tokens_per_s"],
+        requests_per_second=summary["requests_per_s"],
+        goodput=summary["goodput_requests_per_s"],
+        error_rate=summary["error_rate"],
+        meets_slos=summary["slo_met"],
+    )
+
+
+def write_termination_message(summary: dict[str, Any], path: Path = TERMINATION_LOG) -> bool:
+    """Write the point's key figures as compact JSON where the operator reads them; False outside a
+    container (Kubernetes creates the file in every container)."""
+    if not path.exists():
+        return False
+    path.write_text(point_metrics(summary).model_dump_json(by_alias=True, exclude_none=True))
+    return True

@@ -1,30 +1,41 @@
 """Drive one load point: warm-up, then the measured phase, in one or several worker processes.
 
-Each worker runs its own event loop and connection pool over its share of the load (a share of the
-concurrency, or a Poisson process at a share of the rate; superposed Poisson processes are Poisson
-at the summed rate). The hot path only sends, timestamps and stores; metrics come afterwards.
+Every measured request has a global index: the open-loop arrival it belongs to (`schedule`), or for a
+closed loop the k-th request of worker w out of W is index k*W + w, so a request limit is met exactly.
+Workers run their own event loop and connection pool, meet at a barrier after their warm-up, start the
+measured phase at the same instant and send back their records, which are merged by index. The hot
+path only sends, timestamps and stores; metrics come afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import multiprocessing
 import os
+import queue
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-from modelfleet_api.benchmark import ArrivalProcess, KServeSettings, LoadMode, LoadPoint, Protocol
+from modelfleet_api.benchmark import KServeSettings, LoadMode, LoadPoint, Protocol
 
 from modelfleet_serve.bench.protocols.base import ProtocolClient
 from modelfleet_serve.bench.records import BenchRequest, RequestRecord
-from modelfleet_serve.bench.schedule import arrival_offsets
+from modelfleet_serve.bench.schedule import arrival_offsets, assign_to_workers
 
 clock = time.perf_counter
-WORKER_START_SLACK_SECONDS = 2.0
-"""Worker processes start this long after being planned, so all begin the measured phase together."""
+START_DELAY_SECONDS = 0.1
+"""Between the last worker reaching the start barrier and the measured phase: time for every worker
+to wake up from the barrier before its first arrival is due."""
+EVENTS_PER_SECOND_PER_WORKER = 6000.0
+"""Open loop: requests plus streamed chunks per second given to one event loop before another worker
+process is added (about half of what one loop sustained in benchmarks/bench_client_capacity.py)."""
+STREAMS_PER_WORKER = 512
+"""Closed loop: concurrent streams given to one event loop before another worker process is added."""
 
 
 @dataclass(frozen=True)
@@ -62,107 +73,44 @@ def make_client(target: Target, load: LoadPoint) -> ProtocolClient:
     )
 
 
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity, bounded by a cgroup v2 quota (a pod's CPU limit)."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return cpus
+    return cpus if quota == "max" else max(1, min(cpus, math.ceil(int(quota) / int(period))))
+
+
+def choose_workers(load: LoadPoint, requested: int | None, mean_output_tokens: float) -> int:
+    """`requested` when set; otherwise as many processes as the load needs (one event loop takes
+    EVENTS_PER_SECOND_PER_WORKER or STREAMS_PER_WORKER), at most one per available CPU."""
+    if requested is not None:
+        return requested
+    if load.mode is LoadMode.OPEN_LOOP:
+        need = (load.request_rate or 0.0) * (1.0 + mean_output_tokens) / EVENTS_PER_SECOND_PER_WORKER
+    else:
+        need = (load.concurrency or 0) / STREAMS_PER_WORKER
+    return max(1, min(available_cpus(), math.ceil(need)))
+
+
 @dataclass(frozen=True)
 class WorkerPlan:
     target: Target
     load: LoadPoint
-    warmup: Sequence[BenchRequest]
-    measured: Sequence[BenchRequest]
-    """This worker's measured requests, sent in order (cycled when bounded by duration only)."""
+    requests: Sequence[BenchRequest]
+    """The measured prompts; request index i sends requests[i % len(requests)]."""
+    warmup: Sequence[tuple[int, BenchRequest]]
+    warmup_concurrency: int
+    worker: int
+    workers: int
     concurrency: int
-    rate: float
-    arrival_seed: int
-    arrival_shift: float
-    """Constant arrivals: this worker's offset within the combined schedule."""
-    start_at: float
-
-
-async def _closed_loop(
-    client: ProtocolClient,
-    requests: Sequence[BenchRequest],
-    limit: int | None,
-    concurrency: int,
-    deadline: float | None,
-    warmup: bool,
-    done: Callable[[], None],
-) -> list[RequestRecord]:
-    records: list[RequestRecord] = []
-    next_index = 0
-
-    async def user() -> None:
-        nonlocal next_index
-        while (limit is None or next_index < limit) and (deadline is None or clock() < deadline):
-            index = next_index
-            next_index += 1
-            record = RequestRecord(index=index, warmup=warmup, scheduled=clock())
-            await client.send(requests[index % len(requests)], record)
-            records.append(record)
-            done()
-
-    await asyncio.gather(*(user() for _ in range(concurrency)))
-    return records
-
-
-async def _open_loop(
-    client: ProtocolClient,
-    requests: Sequence[BenchRequest],
-    offsets: np.ndarray,
-    max_in_flight: int,
-    deadline: float | None,
-    warmup: bool,
-    done: Callable[[], None],
-) -> list[RequestRecord]:
-    records: list[RequestRecord] = []
-    in_flight = asyncio.Semaphore(max_in_flight)
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def send(request: BenchRequest, record: RequestRecord) -> None:
-        try:
-            await client.send(request, record)
-            records.append(record)
-            done()
-        finally:
-            in_flight.release()
-
-    start = clock()
-    for index, offset in enumerate(offsets.tolist()):
-        due = start + offset
-        if deadline is not None and due >= deadline:
-            break
-        delay = due - clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await in_flight.acquire()
-        record = RequestRecord(index=index, warmup=warmup, scheduled=due)
-        task = asyncio.create_task(send(requests[index % len(requests)], record))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    while tasks:
-        await asyncio.gather(*tasks)
-    return records
-
-
-async def run_plan(plan: WorkerPlan, done: Callable[[], None]) -> list[RequestRecord]:
-    load = plan.load
-    async with make_client(plan.target, load) as client:
-        if plan.warmup:
-            await _closed_loop(
-                client, plan.warmup, len(plan.warmup), max(plan.concurrency, 1), None, True, done
-            )
-        await asyncio.sleep(max(0.0, plan.start_at - clock()))
-        deadline = clock() + load.duration_seconds if load.duration_seconds is not None else None
-        limit = len(plan.measured) if load.requests is not None else None
-        if load.mode is LoadMode.CLOSED_LOOP:
-            if plan.concurrency == 0:
-                return []
-            return await _closed_loop(client, plan.measured, limit, plan.concurrency, deadline, False, done)
-        count = limit if limit is not None else int(plan.rate * (load.duration_seconds or 0) * 1.5) + 16
-        offsets = arrival_offsets(plan.rate, count, load.arrival, plan.arrival_seed) + plan.arrival_shift
-        return await _open_loop(client, plan.measured, offsets, load.max_in_flight, deadline, False, done)
-
-
-def _split(total: int, parts: int, index: int) -> int:
-    return total // parts + (1 if index < total % parts else 0)
+    """Closed loop: this worker's users."""
+    indices: np.ndarray | None = None
+    """Open loop: the arrivals this worker sends (global indices) ..."""
+    offsets: np.ndarray | None = None
+    """... and when (seconds after the measured phase starts)."""
 
 
 def plan_workers(
@@ -172,39 +120,145 @@ def plan_workers(
     measured: Sequence[BenchRequest],
     workers: int,
     seed: int,
-    start_at: float,
 ) -> list[WorkerPlan]:
-    """Split the load point between `workers` processes."""
+    """Split the load point between `workers` processes (see `schedule` for open-loop arrivals)."""
+    closed = load.mode is LoadMode.CLOSED_LOOP
+    share: list[tuple[np.ndarray | None, np.ndarray | None]] = [(None, None)] * workers
+    if not closed:
+        assert load.request_rate is not None
+        offsets = arrival_offsets(load.request_rate, load.arrival, seed, load.requests, load.duration_seconds)
+        share = [(i, offsets[i]) for i in assign_to_workers(offsets.size, workers, load.arrival, seed)]
+    concurrency = load.concurrency or 1
     plans = []
     for w in range(workers):
-        rate = (load.request_rate or 0.0) / workers
-        shift = w / (load.request_rate or 1.0) if load.arrival is ArrivalProcess.CONSTANT else 0.0
+        users = concurrency // workers + (1 if w < concurrency % workers else 0)
         plans.append(
             WorkerPlan(
                 target=target,
                 load=load,
-                warmup=warmup[w::workers],
-                measured=measured[w::workers],
-                concurrency=_split(load.concurrency or 0, workers, w)
-                if load.mode is LoadMode.CLOSED_LOOP
-                else 0,
-                rate=rate,
-                arrival_seed=seed + 1000 * w,
-                arrival_shift=shift,
-                start_at=start_at,
+                requests=measured,
+                warmup=[(i, warmup[i]) for i in range(w, len(warmup), workers)],
+                warmup_concurrency=max(users, 1) if closed else 1,
+                worker=w,
+                workers=workers,
+                concurrency=users if closed else 0,
+                indices=share[w][0],
+                offsets=share[w][1],
             )
         )
     return plans
 
 
-def _run_in_process(
-    plan: WorkerPlan, counter: multiprocessing.sharedctypes.Synchronized[int]
+async def _warmup(client: ProtocolClient, plan: WorkerPlan, done: Callable[[], None]) -> list[RequestRecord]:
+    records: list[RequestRecord] = []
+    pending = list(reversed(plan.warmup))
+
+    async def user() -> None:
+        while pending:
+            index, request = pending.pop()
+            record = RequestRecord(index=index, warmup=True, scheduled=clock())
+            await client.send(request, record)
+            records.append(record)
+            done()
+
+    await asyncio.gather(*(user() for _ in range(plan.warmup_concurrency)))
+    return records
+
+
+async def _closed_loop(
+    client: ProtocolClient, plan: WorkerPlan, deadline: float | None, done: Callable[[], None]
 ) -> list[RequestRecord]:
+    records: list[RequestRecord] = []
+    limit, requests = plan.load.requests, plan.requests
+    next_index = plan.worker
+
+    async def user() -> None:
+        nonlocal next_index
+        while (limit is None or next_index < limit) and (deadline is None or clock() < deadline):
+            index = next_index
+            next_index += plan.workers
+            record = RequestRecord(index=index, warmup=False, scheduled=clock())
+            await client.send(requests[index % len(requests)], record)
+            records.append(record)
+            done()
+
+    await asyncio.gather(*(user() for _ in range(plan.concurrency)))
+    return records
+
+
+async def _open_loop(
+    client: ProtocolClient, plan: WorkerPlan, start: float, done: Callable[[], None]
+) -> list[RequestRecord]:
+    assert plan.indices is not None and plan.offsets is not None
+    records: list[RequestRecord] = []
+    in_flight = asyncio.Semaphore(plan.load.max_in_flight)
+    tasks: set[asyncio.Task[None]] = set()
+    requests = plan.requests
+
+    async def send(request: BenchRequest, record: RequestRecord) -> None:
+        try:
+            await client.send(request, record)
+            records.append(record)
+            done()
+        finally:
+            in_flight.release()
+
+    for index, offset in zip(plan.indices.tolist(), plan.offsets.tolist(), strict=True):
+        due = start + offset
+        delay = due - clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await in_flight.acquire()
+        record = RequestRecord(index=index, warmup=False, scheduled=due)
+        task = asyncio.create_task(send(requests[index % len(requests)], record))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    while tasks:
+        await asyncio.gather(*tasks)
+    return records
+
+
+async def run_plan(
+    plan: WorkerPlan, done: Callable[[], None], start_measured: Callable[[], float]
+) -> list[RequestRecord]:
+    """Warm-up, then `start_measured()` (the instant the measured phase begins), then the load."""
+    async with make_client(plan.target, plan.load) as client:
+        records = await _warmup(client, plan, done)
+        start = start_measured()
+        await asyncio.sleep(max(0.0, start - clock()))
+        if plan.load.mode is LoadMode.CLOSED_LOOP:
+            duration = plan.load.duration_seconds
+            deadline = start + duration if duration is not None else None
+            records += await _closed_loop(client, plan, deadline, done)
+        else:
+            records += await _open_loop(client, plan, start, done)
+    return records
+
+
+def _worker_main(
+    plan: WorkerPlan,
+    counter: Any,
+    barrier: Any,
+    start_at: Any,
+    results: Any,
+) -> None:
+    """Entry point of a worker process; its records (or its error) go to `results`."""
+
     def done() -> None:
         with counter.get_lock():
             counter.value += 1
 
-    return asyncio.run(run_plan(plan, done))
+    def start_measured() -> float:
+        with start_at.get_lock():  # the last worker to arrive sets the common start
+            start_at.value = max(start_at.value, clock() + START_DELAY_SECONDS)
+        barrier.wait()
+        return float(start_at.value)
+
+    try:
+        results.put((plan.worker, asyncio.run(run_plan(plan, done, start_measured)), None))
+    except BaseException as error:  # reported to the parent, which raises it
+        barrier.abort()
+        results.put((plan.worker, [], f"worker {plan.worker}: {type(error).__name__}: {error}"))
 
 
 async def run_load_point(
@@ -216,7 +270,8 @@ async def run_load_point(
     seed: int,
     on_progress: Callable[[int], None] = lambda _n: None,
 ) -> list[RequestRecord]:
-    """All records of the load point (warm-up ones flagged), from every worker."""
+    """All records of the load point (warm-up ones flagged), from every worker, in index order."""
+    plans = plan_workers(target, load, warmup, measured, workers, seed)
     if workers == 1:
         completed = 0
 
@@ -225,29 +280,40 @@ async def run_load_point(
             completed += 1
             on_progress(completed)
 
-        (plan,) = plan_workers(target, load, warmup, measured, 1, seed, clock())
-        return await run_plan(plan, done)
-    context = multiprocessing.get_context("spawn" if os.name != "posix" else "forkserver")
-    counter = context.Value("q", 0)
-    plans = plan_workers(target, load, warmup, measured, workers, seed, clock() + WORKER_START_SLACK_SECONDS)
+        return _merge([await run_plan(plans[0], done, clock)])
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    counter, start_at = context.Value("q", 0), context.Value("d", 0.0)
+    barrier, results = context.Barrier(workers), context.Queue()
+    processes = [
+        context.Process(target=_worker_main, args=(plan, counter, barrier, start_at, results), daemon=True)
+        for plan in plans
+    ]
+    for process in processes:
+        process.start()
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_share, initargs=(counter,)) as pool:
-        futures = [loop.run_in_executor(pool, _run_shared, plan) for plan in plans]
-        while not all(f.done() for f in futures):
+    collected: dict[int, list[RequestRecord]] = {}
+    try:
+        while len(collected) < workers:
             on_progress(counter.value)
-            await asyncio.wait(futures, timeout=0.2)
-        on_progress(counter.value)
-        return [record for f in futures for record in f.result()]
+            try:
+                worker, records, error = await loop.run_in_executor(None, results.get, True, 0.2)
+            except queue.Empty:
+                if any(p.exitcode not in (None, 0) for p in processes):
+                    barrier.abort()
+                    raise RuntimeError("a worker process died without reporting") from None
+                continue
+            if error is not None:
+                raise RuntimeError(error)
+            collected[worker] = records
+    finally:
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+    on_progress(counter.value)
+    return _merge(list(collected.values()))
 
 
-_counter: multiprocessing.sharedctypes.Synchronized[int] | None = None
-
-
-def _share(counter: multiprocessing.sharedctypes.Synchronized[int]) -> None:
-    global _counter
-    _counter = counter
-
-
-def _run_shared(plan: WorkerPlan) -> list[RequestRecord]:
-    assert _counter is not None
-    return _run_in_process(plan, _counter)
+def _merge(shares: list[list[RequestRecord]]) -> list[RequestRecord]:
+    return sorted((r for share in shares for r in share), key=lambda r: (not r.warmup, r.index))

@@ -1,19 +1,30 @@
-"""OpenAI-compatible HTTP (chat and completions), streamed over server-sent events, with aiohttp.
+"""OpenAI-compatible HTTP (chat and completions), streamed over server-sent events.
 
-aiohttp rather than the `openai` SDK: the SDK builds pydantic objects for every chunk, which costs
-more CPU per token than the measurement can afford at high rates; here a chunk is one `json.loads`.
+The request goes through `http1` (encoded before the clock starts, arrivals stamped by the kernel);
+the events are parsed after the response ended, so parsing never delays a timestamp. An event's
+arrival is that of the read that completed its `data:` line. The `openai` SDK is not used: it builds
+pydantic objects per chunk, more CPU per token than the measurement can afford at high rates.
 """
 
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Iterator
 
-import aiohttp
 from modelfleet_serve.bench.protocols.base import ProtocolClient
+from modelfleet_serve.bench.protocols.http1 import Http1Pool, HttpError, Response
 from modelfleet_serve.bench.records import BenchRequest, RequestRecord
 
-READ_BUFFER_BYTES = 1 << 20
+
+def sse_data(pieces: list[tuple[float, bytes]]) -> Iterator[tuple[float, bytes]]:
+    """(arrival, payload) of every `data:` line, arrival being that of the read that ended the line."""
+    partial = b""
+    for arrived, piece in pieces:
+        lines = (partial + piece).split(b"\n")
+        partial = lines.pop()
+        for line in lines:
+            if line.startswith(b"data:"):
+                yield arrived, line[5:].strip()
 
 
 class OpenAIClient(ProtocolClient):
@@ -28,15 +39,12 @@ class OpenAIClient(ProtocolClient):
         timeout_seconds: float = 600.0,
         ignore_eos: bool = False,
     ) -> None:
-        self.url = base_url.rstrip("/") + ("/v1/chat/completions" if chat else "/v1/completions")
+        self.pool = Http1Pool(base_url, max_connections, timeout_seconds)
+        self.path = "/v1/chat/completions" if chat else "/v1/completions"
         self.model, self.chat, self.ignore_eos = model, chat, ignore_eos
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=60),
-            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
-            headers=headers,
-            read_bufsize=READ_BUFFER_BYTES,
-        )
+        self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
 
     def body(self, request: BenchRequest) -> dict[str, object]:
         body: dict[str, object] = {
@@ -55,38 +63,42 @@ class OpenAIClient(ProtocolClient):
         return body
 
     async def send(self, request: BenchRequest, record: RequestRecord) -> None:
-        payload = self.body(request)
-        chat = self.chat
-        clock = time.perf_counter
-        record.start = clock()
+        encoded = self.pool.request_bytes(
+            "POST", self.path, json.dumps(self.body(request)).encode(), self.headers
+        )
+        response = Response()
         try:
-            async with self.session.post(self.url, json=payload) as response:
-                if response.status != 200:
-                    record.error = f"HTTP {response.status}: {(await response.text())[:200]}"
-                    return
-                async for line in response.content:
-                    if not line.startswith(b"data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == b"[DONE]":
-                        break
-                    now = clock()
-                    chunk = json.loads(data)
-                    for choice in chunk.get("choices") or ():
-                        piece = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
-                        if piece:
-                            record.chunk_times.append(now)
-                            record.text_parts.append(piece)
-                    usage = chunk.get("usage")
-                    if usage:
-                        record.output_tokens = usage.get("completion_tokens")
-                        record.prompt_tokens = usage.get("prompt_tokens")
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            await self.pool.exchange(encoded, response)
+        except (HttpError, TimeoutError) as error:
             record.error = f"{type(error).__name__}: {error}"
+            return
         finally:
-            record.end = clock()
+            record.start, record.end = response.start, response.end
+        if response.status != 200:
+            record.error = f"HTTP {response.status}: {response.body[:200].decode(errors='replace')}"
+            return
+        try:
+            self.parse(response.pieces, record)
+        except ValueError as error:
+            record.error = f"{type(error).__name__}: {error}"
         if record.error is None and not record.chunk_times:
             record.error = "no generated text in the response"
 
+    def parse(self, pieces: list[tuple[float, bytes]], record: RequestRecord) -> None:
+        chat = self.chat
+        for arrived, data in sse_data(pieces):
+            if data == b"[DONE]":
+                break
+            chunk = json.loads(data)
+            for choice in chunk.get("choices") or ():
+                piece = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                if piece:
+                    record.chunk_times.append(arrived)
+                    record.text_parts.append(piece)
+            usage = chunk.get("usage")
+            if usage:
+                record.output_tokens = usage.get("completion_tokens")
+                record.prompt_tokens = usage.get("prompt_tokens")
+
     async def close(self) -> None:
-        await self.session.close()
+        await self.pool.close()
