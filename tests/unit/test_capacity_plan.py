@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from modelfleet_api import constants as c
 from modelfleet_api.instance_types import InstanceType
-
 from modelfleet_operator.capacity.plan import (
     TAG_BASELINE_MAX,
     Blocked,

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 
 import kubernetes
 import pytest
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
-
 from modelfleet_operator import kube, metrics
 from modelfleet_operator.logging_setup import configure_logging
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 pytestmark = pytest.mark.unit
 
