@@ -101,7 +101,9 @@ def test_missing_pool_is_created_autoscaling_from_zero_with_gpu_and_spot_taints(
     message = "Creating AKS pool 'nc40h100spot' of spot Standard_NC40adis_H100_v5, autoscaling 0 to 2 nodes."
     assert asked == [
         CapacityCondition(c.COND_CAPACITY_REQUESTED, True, c.REASON_POOL_CREATING, message),
-        CapacityCondition(c.COND_CAPACITY_READY, False, c.REASON_POOL_PROVISIONING, f"Waiting for AKS: {message}"),
+        CapacityCondition(
+            c.COND_CAPACITY_READY, False, c.REASON_POOL_PROVISIONING, f"Waiting for AKS: {message}"
+        ),
     ]
     (put,) = arm.puts()
     assert put.path.startswith(f"{POOLS_PATH}/agentPools/nc40h100spot?api-version=")
@@ -188,12 +190,13 @@ def test_quota_refusal_is_surfaced_with_azures_text_and_not_retried_before_the_b
 def test_throttling_is_retried_by_the_sdk_and_then_waits_for_retry_after(
     arm: FakeArm, manager: CapacityManager, clock: Clock
 ) -> None:
-    throttled = Fault(429, {"error": {"code": "TooManyRequests", "message": "slow down"}}, {"Retry-After": "1"})
+    body = {"error": {"code": "TooManyRequests", "message": "slow down"}}
+    throttled = Fault(429, body, {"Retry-After": "1"})
     arm.fail_next("GET", throttled)
     nd96 = placement(InstanceType.ND96ISR_H100_V5)
     assert manager.ensure("t", nd96, 1, scheduled=False)[0].reason == c.REASON_WAITING_FOR_NODES
 
-    arm.fail_next("GET", Fault(429, throttled.body, {"Retry-After": "1"}), times=4)  # more than the SDK retries
+    arm.fail_next("GET", throttled, times=4)  # more than the SDK's retries
     (gave_up,) = manager.ensure("t", nd96, 1, scheduled=False)
     assert (gave_up.type, gave_up.reason) == (c.COND_CAPACITY_REQUESTED, c.REASON_AZURE_THROTTLED)
     assert gave_up.message.endswith("TooManyRequests: slow down. Asking again in 1s.")

@@ -89,7 +89,9 @@ def test_settings_from_the_environment() -> None:
     assert settings.max_nodes == {ND96: 4, NC40: 8}
     assert (settings.idle_seconds, settings.arm_endpoint) == (600.0, None)
     with pytest.raises(ValueError, match="needs AZURE_SUBSCRIPTION_ID, MODELFLEET_AKS_CLUSTER"):
-        load_capacity_settings({"MODELFLEET_CAPACITY_MANAGER": "azure", "MODELFLEET_AKS_RESOURCE_GROUP": "rg"})
+        load_capacity_settings(
+            {"MODELFLEET_CAPACITY_MANAGER": "azure", "MODELFLEET_AKS_RESOURCE_GROUP": "rg"}
+        )
     with pytest.raises(ValueError, match="unknown instance type"):
         load_capacity_settings(
             {
