@@ -1,0 +1,257 @@
+"""Pure builders of a BenchmarkSweep's children: (owner, point, observed target) -> manifest dicts.
+
+No API calls, no clock: a test compares each whole manifest with what a user gets. The children are
+the ModelDeployments expanded from templates, and per point a ConfigMap with the point's
+``BenchmarkRuntimeConfig`` and the Job running ``modelfleet-bench run`` on it; plus the results
+ConfigMap (``sinks.configMap``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from modelfleet_api import API_VERSION, contract
+from modelfleet_api import constants as c
+from modelfleet_api.benchmark import (
+    BenchmarkRuntimeConfig,
+    LengthDistribution,
+    Protocol,
+    Sinks,
+    Workload,
+)
+from modelfleet_api.benchmarksweep import BenchmarkSweep, BenchmarkSweepSpec, PointStatus
+from modelfleet_api.modeldeployment import SecretKeyRef
+from modelfleet_api.serving import EngineType
+
+from modelfleet_operator.benchmark.grid import Point, Target
+from modelfleet_operator.benchmark.names import ChildNames
+
+Manifest = dict[str, Any]
+
+KIND_NAME = "benchmarksweep"
+BENCH_CONTAINER = "bench"
+CONFIG_VOLUME = "config"
+RESULTS_VOLUME = "results"
+RESULTS_DIR = "/results"
+RESULTS_KEY = "results.json"
+"""Key of the results ConfigMap holding every point's status as a JSON list."""
+API_KEY_ENV = "MODELFLEET_BENCH_API_KEY"
+"""Variable the Job's API key (from the deployment's ``apiKeySecret``) is passed in."""
+RUNTIME_USER = 65532
+"""The serving-runtime image's numeric user (images/serving-runtime.Dockerfile)."""
+TERMINATION_LOG = "/dev/termination-log"
+"""Where ``modelfleet-bench run`` writes the point's ``PointMetrics`` (the Kubernetes default path,
+named here so the contract is visible in the manifest)."""
+BENCH_RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+"""One load-generator process (``workers: 1``) with its connection pool and request records."""
+API_PATHS = ("/v1", "/v2")
+"""Suffixes a ModelDeployment's ``status.endpoint`` carries; the benchmark client appends its own."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Owner:
+    """The BenchmarkSweep the children belong to."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    @classmethod
+    def of(cls, sweep: BenchmarkSweep) -> Owner:
+        meta = sweep.metadata
+        return cls(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+
+    @property
+    def names(self) -> ChildNames:
+        return ChildNames(self.name, self.namespace)
+
+    def reference(self) -> dict[str, Any]:
+        """Controller owner reference: deleting the sweep garbage-collects the child."""
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "BenchmarkSweep",
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    """What the sweep read from a Ready ModelDeployment to point the benchmark client at it."""
+
+    url: str
+    """``status.endpoint``."""
+    served_model: str
+    engine: EngineType
+    tokenizer: str
+    """The deployment's model URI (the tokenizer unless the sweep names one)."""
+    api_key_secret: SecretKeyRef | None = None
+
+
+def labels(owner: Owner, component: str) -> dict[str, str]:
+    return {
+        c.LABEL_NAME: KIND_NAME,
+        c.LABEL_INSTANCE: owner.name,
+        c.LABEL_COMPONENT: component,
+        c.LABEL_PART_OF: c.PART_OF,
+        c.LABEL_MANAGED_BY: c.MANAGED_BY,
+        c.LABEL_BENCHMARK_SWEEP: owner.name,
+    }
+
+
+def _metadata(owner: Owner, name: str, component: str, extra: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": labels(owner, component) | extra,
+        "ownerReferences": [owner.reference()],
+    }
+
+
+def model_deployment(owner: Owner, target: Target) -> Manifest:
+    """A ModelDeployment expanded from a template target; the sweep deletes it when its points ended."""
+    if target.template is None:
+        raise ValueError(f"target {target.name} references {target.deployment}; the sweep does not own it")
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ModelDeployment",
+        "metadata": _metadata(
+            owner, target.deployment, c.COMPONENT_SERVER, {c.LABEL_SWEEP_TARGET: target.deployment}
+        ),
+        "spec": target.template.to_wire(),
+    }
+
+
+def target_url(endpoint: str) -> str:
+    """The server's base URL: ``status.endpoint`` without the API path the client adds itself."""
+    base = endpoint.rstrip("/")
+    for path in API_PATHS:
+        if base.endswith(path):
+            return base.removesuffix(path)
+    return base
+
+
+def protocol(spec: BenchmarkSweepSpec, engine: EngineType) -> Protocol:
+    if spec.protocol is not None:
+        return spec.protocol
+    return Protocol.KSERVE_V2_HTTP if engine is EngineType.TRITON_TRTLLM else Protocol.OPENAI_CHAT
+
+
+def workload(spec: BenchmarkSweepSpec, point: Point) -> Workload:
+    """The sweep's workload, with the point's constant token lengths when ``tokenLengths`` is set."""
+    if point.lengths is None or spec.workload.synthetic is None:
+        return spec.workload
+    synthetic = spec.workload.synthetic.model_copy(
+        update={
+            "input_tokens": LengthDistribution(mean=point.lengths.input_tokens),
+            "output_tokens": LengthDistribution(mean=point.lengths.output_tokens),
+        }
+    )
+    return spec.workload.model_copy(update={"synthetic": synthetic})
+
+
+def runtime_config(spec: BenchmarkSweepSpec, point: Point, endpoint: Endpoint) -> BenchmarkRuntimeConfig:
+    """What ``modelfleet-bench run`` reads for one point."""
+    return BenchmarkRuntimeConfig(
+        target_url=target_url(endpoint.url),
+        target_name=point.target.deployment,
+        model=endpoint.served_model,
+        protocol=protocol(spec, endpoint.engine),
+        workload=workload(spec, point),
+        load=point.load,
+        slos=spec.slos,
+        tokenizer=spec.tokenizer or endpoint.tokenizer,
+        api_key_env=API_KEY_ENV if endpoint.api_key_secret is not None else None,
+        output_dir=RESULTS_DIR,
+        sinks=Sinks(pushgateway=spec.sinks.pushgateway, mlflow=spec.sinks.mlflow),
+    )
+
+
+def _point_labels(point: Point) -> dict[str, str]:
+    return {c.LABEL_SWEEP_POINT: str(point.index), c.LABEL_SWEEP_TARGET: point.target.deployment}
+
+
+def point_config_map(owner: Owner, point: Point, config: BenchmarkRuntimeConfig) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(
+            owner, owner.names.point_config_map(point.index), c.COMPONENT_CONFIG, _point_labels(point)
+        ),
+        "data": {contract.CONFIG_FILE: config.to_yaml()},
+    }
+
+
+def point_job(owner: Owner, point: Point, *, image: str, api_key_secret: SecretKeyRef | None) -> Manifest:
+    """One load point. ``backoffLimit: 0``: a rerun would measure a different moment of the server,
+    so a failed point is recorded as failed rather than retried."""
+    env: list[dict[str, Any]] = [
+        {"name": contract.ENV_BENCH_CONFIG, "value": f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"}
+    ]
+    if api_key_secret is not None:
+        env.append(
+            {
+                "name": API_KEY_ENV,
+                "valueFrom": {"secretKeyRef": {"name": api_key_secret.name, "key": api_key_secret.key}},
+            }
+        )
+    point_labels = labels(owner, c.COMPONENT_BENCHMARK) | _point_labels(point)
+    container = {
+        "name": BENCH_CONTAINER,
+        "image": image,
+        "command": ["modelfleet-bench", "run"],
+        "env": env,
+        "resources": BENCH_RESOURCES,
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [
+            {"name": CONFIG_VOLUME, "mountPath": contract.CONFIG_DIR, "readOnly": True},
+            {"name": RESULTS_VOLUME, "mountPath": RESULTS_DIR},
+        ],
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(
+            owner, owner.names.point_job(point.index), c.COMPONENT_BENCHMARK, _point_labels(point)
+        ),
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": point_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUNTIME_USER,
+                        "runAsGroup": RUNTIME_USER,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [
+                        {
+                            "name": CONFIG_VOLUME,
+                            "configMap": {"name": owner.names.point_config_map(point.index)},
+                        },
+                        {"name": RESULTS_VOLUME, "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def results_config_map(owner: Owner, points: list[PointStatus]) -> Manifest:
+    """Every point's status (description, key figures, failure reason) as one JSON document."""
+    document = [p.to_wire() for p in points]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(owner, owner.names.results_config_map, c.COMPONENT_BENCHMARK, {}),
+        "data": {RESULTS_KEY: json.dumps(document, indent=2) + "\n"},
+    }

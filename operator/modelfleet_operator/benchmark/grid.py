@@ -1,0 +1,128 @@
+"""Expanding a sweep's spec into targets and points: pure, so the whole grid is unit-tested.
+
+A template target with ``axes`` becomes one deployment per combination of the axis values (the cross
+product, in the order engine, model, tensorParallelSize, quantization; an empty axis keeps the
+template's value). Every target is then measured at every token-lengths entry and every load level,
+in that order: points ``0..n`` are numbered target by target, so a target's points are contiguous.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from modelfleet_api.benchmark import LoadPoint
+from modelfleet_api.benchmarksweep import BenchmarkSweepSpec, SweepTarget, TokenLengths
+from modelfleet_api.modeldeployment import ModelDeploymentSpec
+from modelfleet_api.serving import QUANTIZATION_SUPPORT, Quantization
+
+from modelfleet_operator.benchmark.names import ChildNames
+
+NO_QUANTIZATION = "none"
+
+
+class InvalidSweep(ValueError):
+    """The spec passed the schema but cannot be expanded; the message names the field."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """One deployment to measure."""
+
+    name: str
+    """Label in results: the target's name, with the axis values for expanded templates."""
+    deployment: str
+    """ModelDeployment name (existing for ``deploymentRef``, created by the sweep for templates)."""
+    template: ModelDeploymentSpec | None
+    """Spec of a deployment the sweep owns; None for a referenced one."""
+
+    @property
+    def owned(self) -> bool:
+        return self.template is not None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Point:
+    """One (target, token lengths, load level) measurement: one benchmark Job."""
+
+    index: int
+    target: Target
+    lengths: TokenLengths | None
+    load: LoadPoint
+
+
+def _combinations(position: int, target: SweepTarget) -> list[tuple[str, ModelDeploymentSpec]]:
+    """(label, spec) of every deployment a template target expands into."""
+    template = target.template
+    assert template is not None
+    axes = target.axes
+    if axes is None:
+        return [(target.name, template)]
+    settings = template.engine.settings
+    engines = axes.engine or [template.engine.type]
+    models = axes.model or [template.model.uri]
+    sizes = axes.tensor_parallel_size or [settings.tensor_parallel_size]
+    quantizations = [str(q) for q in axes.quantization] or [str(settings.quantization or NO_QUANTIZATION)]
+    varied = [
+        name
+        for name, values in (
+            ("engine", axes.engine),
+            ("model", axes.model),
+            ("tp", axes.tensor_parallel_size),
+            ("quantization", axes.quantization),
+        )
+        if values
+    ]
+    result = []
+    for engine, model, size, quantization in itertools.product(engines, models, sizes, quantizations):
+        chosen = None if quantization == NO_QUANTIZATION else Quantization(quantization)
+        if chosen is not None and chosen not in QUANTIZATION_SUPPORT[engine]:
+            raise InvalidSweep(
+                f"spec.targets[{position}].axes.quantization: {chosen} is not supported by engine {engine}"
+            )
+        spec = template.model_copy(
+            update={
+                "model": template.model.model_copy(update={"uri": model}),
+                "engine": template.engine.model_copy(
+                    update={
+                        "type": engine,
+                        "settings": settings.model_copy(
+                            update={"tensor_parallel_size": size, "quantization": chosen}
+                        ),
+                    }
+                ),
+            }
+        )
+        values = {"engine": str(engine), "model": model, "tp": str(size), "quantization": quantization}
+        label = f"{target.name}({','.join(f'{name}={values[name]}' for name in varied)})"
+        result.append((label if varied else target.name, spec))
+    return result
+
+
+def expand_targets(names: ChildNames, spec: BenchmarkSweepSpec) -> list[Target]:
+    """Every deployment the sweep measures, in spec order (templates expanded in place)."""
+    targets: list[Target] = []
+    for position, target in enumerate(spec.targets):
+        if target.deployment_ref is not None:
+            targets.append(Target(name=target.name, deployment=target.deployment_ref, template=None))
+            continue
+        for index, (label, template) in enumerate(_combinations(position, target)):
+            targets.append(
+                Target(name=label, deployment=names.deployment(target.name, index), template=template)
+            )
+    deployments = [t.deployment for t in targets]
+    duplicate = next((d for d in deployments if deployments.count(d) > 1), None)
+    if duplicate is not None:
+        raise InvalidSweep(f"spec.targets: two targets measure the same deployment {duplicate}")
+    return targets
+
+
+def expand_points(targets: list[Target], spec: BenchmarkSweepSpec) -> list[Point]:
+    """Every point: targets outermost, then token lengths, then load levels."""
+    lengths: list[TokenLengths | None] = list(spec.token_lengths) or [None]
+    loads = spec.load.points()
+    combos = itertools.product(targets, lengths, loads)
+    return [
+        Point(index=index, target=target, lengths=length, load=load)
+        for index, (target, length, load) in enumerate(combos)
+    ]

@@ -1,0 +1,1 @@
+"""BenchmarkSweep policies: each decision in its own module, unit-tested alone."""

@@ -1,0 +1,71 @@
+"""Whether a target deployment can be measured, must be waited for, or has failed its points.
+
+A target is ready when its ModelDeployment is in phase Ready and reports an endpoint. A referenced
+deployment that does not exist fails its points at once (a typo should not hold GPUs for an hour);
+one that reports phase Failed, or is not Ready within the ready timeout, fails them too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from modelfleet_api import constants as c
+
+from modelfleet_operator.benchmark import reasons
+
+DEFAULT_READY_TIMEOUT = timedelta(hours=1)
+"""How long a target may take to become Ready: scheduling on a GPU node, downloading the model and
+loading the engine (the ModelDeployment's own startup probe allows an hour)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Readiness:
+    ready: bool = False
+    failure_reason: str | None = None
+    """Set when the target's pending points must fail."""
+    message: str = ""
+
+
+def _available_message(deployment: dict[str, Any]) -> str:
+    for cond in (deployment.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == c.COND_AVAILABLE:
+            return f"{cond.get('reason', '')}: {cond.get('message', '')}".strip(": ")
+    return "no Available condition"
+
+
+def readiness(
+    deployment: dict[str, Any] | None,
+    *,
+    name: str,
+    owned: bool,
+    waiting_since: datetime,
+    now: datetime,
+    timeout: timedelta = DEFAULT_READY_TIMEOUT,
+) -> Readiness:
+    if deployment is None:
+        if owned:
+            return Readiness(message=f"ModelDeployment {name} is being created.")
+        return Readiness(
+            failure_reason=c.REASON_TARGET_NOT_FOUND,
+            message=f"ModelDeployment {name} (deploymentRef) does not exist in this namespace.",
+        )
+    status = deployment.get("status") or {}
+    phase = status.get("phase")
+    if phase == c.ModelDeploymentPhase.READY.value and status.get("endpoint"):
+        return Readiness(ready=True, message=f"ModelDeployment {name} is Ready at {status['endpoint']}.")
+    if phase == c.ModelDeploymentPhase.FAILED.value:
+        return Readiness(
+            failure_reason=c.REASON_TARGET_FAILED,
+            message=f"ModelDeployment {name} failed ({_available_message(deployment)}).",
+        )
+    if now - waiting_since > timeout:
+        return Readiness(
+            failure_reason=reasons.POINT_TARGET_NOT_READY,
+            message=(
+                f"ModelDeployment {name} was not Ready within {int(timeout.total_seconds())} s "
+                f"(phase {phase or 'unset'}; {_available_message(deployment)})."
+            ),
+        )
+    return Readiness(message=f"ModelDeployment {name} is {phase or 'Pending'}; waiting for Ready.")

@@ -1,0 +1,439 @@
+"""The BenchmarkSweep reconcile: observe points and targets, decide with the policies, act, report.
+
+``reconcile`` runs a short list of ensure-steps in order (KAITO's shape); a step that must wait
+returns True and the rest are skipped until the next pass. Status is drafted on a copy and written
+only when it differs from what was read; events are posted only after that write succeeded.
+
+Every step is safe to repeat: a point whose Job exists is Running whatever its status said (a crash
+between creating the Job and writing the status loses nothing), children are created if absent, and
+the expansion is a pure function of the spec. The grid is fixed when the sweep first runs: a spec
+change afterwards is not applied (``observedGeneration`` shows which generation the points come from).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from modelfleet_api import API_VERSION
+from modelfleet_api import constants as c
+from modelfleet_api.benchmarksweep import BenchmarkSweep, BenchmarkSweepSpec, PointStatus, TargetStatus
+from modelfleet_api.constants import BenchmarkSweepPhase, PointPhase
+from modelfleet_api.modeldeployment import ModelDeploymentSpec
+from modelfleet_api.serving import EngineType
+from pydantic import ValidationError
+
+from modelfleet_operator.benchmark import builders, reasons
+from modelfleet_operator.benchmark.builders import Endpoint, Owner
+from modelfleet_operator.benchmark.grid import InvalidSweep, Point, Target, expand_points, expand_targets
+from modelfleet_operator.benchmark.policies.best import best_per_slo, best_throughput
+from modelfleet_operator.benchmark.policies.readiness import DEFAULT_READY_TIMEOUT, readiness
+from modelfleet_operator.benchmark.policies.results import outcome
+from modelfleet_operator.benchmark.policies.schedule import ENDED, plan, points_to_start
+from modelfleet_operator.conditions import find, rfc3339, set_condition
+from modelfleet_operator.config import OperatorConfig
+from modelfleet_operator.kube import Kube, Manifest
+from modelfleet_operator.status import status_patch
+
+logger = logging.getLogger(__name__)
+
+KIND = "BenchmarkSweep"
+MD_KIND = "ModelDeployment"
+FINISHED = (BenchmarkSweepPhase.SUCCEEDED.value, BenchmarkSweepPhase.FAILED.value)
+WARNING_REASONS = frozenset(
+    {
+        c.REASON_INVALID_SPEC,
+        c.REASON_TARGET_NOT_FOUND,
+        c.REASON_TARGET_FAILED,
+        c.REASON_SINK_FAILED,
+        reasons.POINT_JOB_FAILED,
+        reasons.POINT_RESULT_MISSING,
+        reasons.POINT_RESULT_UNPARSEABLE,
+        reasons.POINT_TARGET_NOT_READY,
+        reasons.SWEEP_NO_POINT_SUCCEEDED,
+    }
+)
+
+PostEvent = Callable[[Manifest, str, str, str], None]
+"""(object, type Normal/Warning, reason, message)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass
+class Pass:
+    """One reconcile pass over one sweep: what was read and the status being drafted."""
+
+    body: Manifest
+    owner: Owner
+    spec: BenchmarkSweepSpec
+    now: datetime
+    written: dict[str, Any]
+    draft: dict[str, Any]
+    targets: list[Target] = field(default_factory=list)
+    points: list[PointStatus] = field(default_factory=list)
+    grid: dict[int, Point] = field(default_factory=dict)
+    deployments: dict[str, Manifest | None] = field(default_factory=dict)
+    """Observed ModelDeployment of each target deployment (None: absent)."""
+    ready: set[str] = field(default_factory=set)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    """(type, reason, message) to post once the status is written."""
+
+    @property
+    def generation(self) -> int | None:
+        generation: int | None = self.body["metadata"].get("generation")
+        return generation
+
+    def condition(self, type_: str, status: bool, reason: str, message: str) -> None:
+        self.draft["conditions"] = set_condition(
+            self.draft.get("conditions", []),
+            type_=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            now=self.now,
+            generation=self.generation,
+        )
+
+    def end_point(
+        self, point: PointStatus, phase: PointPhase, reason: str | None, message: str | None
+    ) -> None:
+        point.phase, point.reason, point.message = phase, reason, message
+        if phase is PointPhase.FAILED and reason is not None:
+            self.events.append(
+                ("Warning", reason, f"point {point.index} ({point.target} {point.load}): {message}")
+            )
+
+
+class BenchmarkSweepReconciler:
+    def __init__(
+        self,
+        kube: Kube,
+        config: OperatorConfig,
+        post_event: PostEvent,
+        clock: Callable[[], datetime] = utcnow,
+        ready_timeout: timedelta = DEFAULT_READY_TIMEOUT,
+    ) -> None:
+        self._kube = kube
+        self._config = config
+        self._post_event = post_event
+        self._clock = clock
+        self._ready_timeout = ready_timeout
+
+    # ---- entry point ----------------------------------------------------------------------------
+    def reconcile(self, namespace: str, name: str) -> None:
+        body = self._kube.get(API_VERSION, KIND, name, namespace)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        written = copy.deepcopy(body.get("status") or {})
+        draft = copy.deepcopy(written)
+        now = self._clock()
+        try:
+            sweep = BenchmarkSweep.model_validate({**body, "status": None})
+            owner = Owner.of(sweep)
+            targets = expand_targets(owner.names, sweep.spec)
+        except (ValidationError, InvalidSweep) as error:
+            self._invalid_spec(body, written, draft, now, error)
+            return
+        run = Pass(body=body, owner=owner, spec=sweep.spec, now=now, written=written, draft=draft)
+        run.targets = targets
+        run.grid = {p.index: p for p in expand_points(targets, sweep.spec)}
+        steps: tuple[Callable[[Pass], bool], ...] = (
+            self._load_points,
+            self._finished,
+            self._observe_jobs,
+            self._ensure_targets,
+            self._start_points,
+        )
+        for step in steps:
+            if step(run):
+                break
+        self._summarize(run)
+        self._flush(run)
+
+    # ---- steps ----------------------------------------------------------------------------------
+    def _load_points(self, run: Pass) -> bool:
+        """The points as stored, or the expanded grid on the first pass."""
+        stored = run.draft.get("points") or []
+        if stored:
+            run.points = [PointStatus.model_validate(p) for p in stored]
+            return False
+        run.draft["observedGeneration"] = run.generation
+        run.draft["pointsTotal"] = len(run.grid)
+        run.points = [
+            PointStatus(
+                index=p.index,
+                target=p.target.name,
+                deployment=p.target.deployment,
+                load=p.load.label,
+                input_tokens=p.lengths.input_tokens if p.lengths else None,
+                output_tokens=p.lengths.output_tokens if p.lengths else None,
+            )
+            for p in run.grid.values()
+        ]
+        return False
+
+    def _finished(self, run: Pass) -> bool:
+        """A finished sweep only makes sure its expanded deployments are gone."""
+        if run.draft.get("phase") not in FINISHED:
+            return False
+        self._delete_deployments(run, [t.deployment for t in run.targets if t.owned])
+        return True
+
+    def _observe_jobs(self, run: Pass) -> bool:
+        """Mark points whose Job exists Running, and record the outcome of finished Jobs."""
+        selector = f"{c.LABEL_BENCHMARK_SWEEP}={run.owner.name},{c.LABEL_COMPONENT}={c.COMPONENT_BENCHMARK}"
+        jobs = {
+            j["metadata"]["labels"].get(c.LABEL_SWEEP_POINT): j
+            for j in self._kube.list("batch/v1", "Job", run.owner.namespace, label_selector=selector)
+        }
+        if not any(jobs.get(str(p.index)) for p in run.points if p.phase not in ENDED):
+            return False
+        pods = self._kube.list("v1", "Pod", run.owner.namespace, label_selector=selector)
+        for point in run.points:
+            job = jobs.get(str(point.index))
+            if point.phase in ENDED or job is None:
+                continue
+            point.phase = PointPhase.RUNNING
+            job_pods = [p for p in pods if p["metadata"]["labels"].get("job-name") == job["metadata"]["name"]]
+            ended = outcome(job, job_pods, builders.BENCH_CONTAINER)
+            if ended is None:
+                continue
+            if ended.metrics is not None:
+                for name, value in ended.metrics:
+                    setattr(point, name, value)
+            run.end_point(point, ended.phase, ended.reason, ended.message)
+        return False
+
+    def _ensure_targets(self, run: Pass) -> bool:
+        """Create the active targets' deployments, note which are Ready, fail the points of targets
+        that cannot become Ready, and delete expanded deployments whose points all ended."""
+        by_deployment = {t.deployment: t for t in run.targets}
+        scheduled = plan(run.points, [t.deployment for t in run.targets], run.spec.max_parallel_points)
+        owned = self._owned_deployments(run)
+        target_status = {t["deployment"]: t for t in run.draft.get("targets") or []}
+        waiting: list[str] = []
+        for deployment in scheduled.active:
+            target = by_deployment[deployment]
+            found = owned.get(deployment) if target.owned else self._get_deployment(run, deployment)
+            if found is None and target.owned:
+                found, _ = self._kube.create_if_absent(builders.model_deployment(run.owner, target))
+            run.deployments[deployment] = found
+            entry = target_status.setdefault(deployment, {"waitingSince": rfc3339(run.now)})
+            since = datetime.fromisoformat(entry.get("waitingSince") or rfc3339(run.now))
+            verdict = readiness(
+                found,
+                name=deployment,
+                owned=target.owned,
+                waiting_since=since,
+                now=run.now,
+                timeout=self._ready_timeout,
+            )
+            entry["ready"] = verdict.ready
+            if verdict.ready:
+                run.ready.add(deployment)
+            elif verdict.failure_reason is not None:
+                for point in run.points:
+                    if point.deployment == deployment and point.phase is PointPhase.PENDING:
+                        run.end_point(point, PointPhase.FAILED, verdict.failure_reason, verdict.message)
+            else:
+                waiting.append(verdict.message)
+        finished = [d for d in plan(run.points, list(by_deployment), 1).finished if by_deployment[d].owned]
+        self._delete_deployments(run, [d for d in finished if d in owned])
+        for deployment in finished:
+            if deployment in target_status:
+                target_status[deployment]["ready"] = False
+        run.draft["targets"] = [
+            TargetStatus.model_validate(
+                {"name": t.name, "deployment": t.deployment, **target_status[t.deployment]}
+            ).to_wire()
+            for t in run.targets
+            if t.deployment in target_status
+        ]
+        if waiting:
+            run.condition(c.COND_TARGETS_READY, False, c.REASON_WAITING_FOR_TARGETS, " ".join(waiting))
+        elif run.ready:
+            run.condition(
+                c.COND_TARGETS_READY, True, c.REASON_TARGETS_READY, "Every target being measured is Ready."
+            )
+        return False
+
+    def _start_points(self, run: Pass) -> bool:
+        image = run.spec.image or self._config.serving_image
+        for point in points_to_start(run.points, run.ready, run.spec.max_parallel_points):
+            grid_point = run.grid[point.index]
+            deployment = run.deployments[point.deployment or ""]
+            assert deployment is not None  # ready targets were observed
+            endpoint = _endpoint(deployment)
+            config = builders.runtime_config(run.spec, grid_point, endpoint)
+            self._kube.create_if_absent(builders.point_config_map(run.owner, grid_point, config))
+            self._kube.create_if_absent(
+                builders.point_job(run.owner, grid_point, image=image, api_key_secret=endpoint.api_key_secret)
+            )
+            point.phase = PointPhase.RUNNING
+        return False
+
+    # ---- status ---------------------------------------------------------------------------------
+    def _summarize(self, run: Pass) -> None:
+        if not run.points:
+            return
+        points = run.points
+        done = sum(p.phase in ENDED for p in points)
+        run.draft["points"] = [p.to_wire() for p in points]
+        run.draft["pointsDone"] = done
+        run.draft["pointsTotal"] = len(points)
+        run.draft["progress"] = f"{done}/{len(points)}"
+        run.draft["bestPerSlo"] = [b.to_wire() for b in best_per_slo(points, run.spec.slos)]
+        best = best_throughput(points)
+        if best is None:
+            run.draft.pop("bestThroughput", None)
+        else:
+            run.draft["bestThroughput"] = best.to_wire()
+        if run.draft.get("phase") in FINISHED:
+            return
+        self._write_sinks(run)
+        if done < len(points):
+            started = any(p.phase is not PointPhase.PENDING for p in points)
+            phase = BenchmarkSweepPhase.RUNNING if started else BenchmarkSweepPhase.DEPLOYING
+            run.draft["phase"] = phase.value
+            return
+        succeeded = sum(p.phase is PointPhase.SUCCEEDED for p in points)
+        run.draft["completionTime"] = rfc3339(run.now)
+        if succeeded:
+            run.draft["phase"] = BenchmarkSweepPhase.SUCCEEDED.value
+            run.condition(
+                c.COND_COMPLETE,
+                True,
+                c.REASON_ALL_POINTS_MEASURED,
+                f"{succeeded} of {len(points)} points measured"
+                + (
+                    f", {len(points) - succeeded} failed (see status.points)."
+                    if succeeded < len(points)
+                    else "."
+                ),
+            )
+        else:
+            run.draft["phase"] = BenchmarkSweepPhase.FAILED.value
+            run.condition(
+                c.COND_FAILED,
+                True,
+                reasons.SWEEP_NO_POINT_SUCCEEDED,
+                f"All {len(points)} points failed; each point's reason and message say why.",
+            )
+
+    def _write_sinks(self, run: Pass) -> None:
+        """The results ConfigMap, rewritten whenever a point ended (and the SinksWritten condition)."""
+        if not run.spec.sinks.config_map:
+            return
+        old_points = [PointStatus.model_validate(p) for p in run.written.get("points") or []]
+        ended_before = sum(p.phase in ENDED for p in old_points)
+        ended_now = sum(p.phase in ENDED for p in run.points)
+        name = run.owner.names.results_config_map
+        if ended_now == ended_before and run.draft.get("resultsConfigMap") == name:
+            return
+        manifest = builders.results_config_map(run.owner, run.points)
+        existing, created = self._kube.create_if_absent(manifest)
+        if not created and existing.get("data") != manifest["data"]:
+            self._kube.patch("v1", "ConfigMap", name, run.owner.namespace, {"data": manifest["data"]})
+        run.draft["resultsConfigMap"] = name
+        if run.spec.sinks.blob_uri:
+            run.condition(
+                c.COND_SINKS_WRITTEN,
+                False,
+                c.REASON_SINK_FAILED,
+                f"sinks.blobUri is not supported by this operator version; results are in status and "
+                f"ConfigMap {name}.",
+            )
+        else:
+            run.condition(
+                c.COND_SINKS_WRITTEN,
+                True,
+                c.REASON_SINKS_WRITTEN,
+                f"ConfigMap {name} holds the results of {ended_now} of {len(run.points)} points.",
+            )
+
+    # ---- I/O ------------------------------------------------------------------------------------
+    def _owned_deployments(self, run: Pass) -> dict[str, Manifest]:
+        selector = f"{c.LABEL_BENCHMARK_SWEEP}={run.owner.name},{c.LABEL_COMPONENT}={c.COMPONENT_SERVER}"
+        found = self._kube.list(API_VERSION, MD_KIND, run.owner.namespace, label_selector=selector)
+        return {d["metadata"]["name"]: d for d in found}
+
+    def _get_deployment(self, run: Pass, name: str) -> Manifest | None:
+        return self._kube.get(API_VERSION, MD_KIND, name, run.owner.namespace)
+
+    def _delete_deployments(self, run: Pass, names: list[str]) -> None:
+        if not names:
+            return
+        present = self._owned_deployments(run)
+        for name in names:
+            if name in present and not present[name]["metadata"].get("deletionTimestamp"):
+                self._kube.delete(API_VERSION, MD_KIND, name, run.owner.namespace)
+
+    def _flush(self, run: Pass) -> None:
+        patch = status_patch(run.written, run.draft)
+        if patch is None:
+            return
+        if self._kube.patch_status(API_VERSION, KIND, run.owner.name, run.owner.namespace, patch) is None:
+            return
+        before = run.written.get("conditions", [])
+        run.written = copy.deepcopy(run.draft)
+        for condition in run.draft.get("conditions", []):
+            old = find(before, condition["type"])
+            if old is not None and (old["status"], old["reason"]) == (
+                condition["status"],
+                condition["reason"],
+            ):
+                continue
+            kind = "Warning" if condition["reason"] in WARNING_REASONS else "Normal"
+            self._post_event(run.body, kind, condition["reason"], condition["message"])
+        for kind, reason, message in run.events:
+            self._post_event(run.body, kind, reason, message)
+
+    def _invalid_spec(
+        self,
+        body: Manifest,
+        written: dict[str, Any],
+        draft: dict[str, Any],
+        now: datetime,
+        error: ValidationError | InvalidSweep,
+    ) -> None:
+        if isinstance(error, ValidationError):
+            first = error.errors()[0]
+            problem = f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
+        else:
+            problem = str(error)
+        message = f"{problem}. Fix the spec and apply it again."
+        draft["phase"] = BenchmarkSweepPhase.FAILED.value
+        draft["conditions"] = set_condition(
+            draft.get("conditions", []),
+            type_=c.COND_FAILED,
+            status=True,
+            reason=c.REASON_INVALID_SPEC,
+            message=message,
+            now=now,
+            generation=body["metadata"].get("generation"),
+        )
+        patch = status_patch(written, draft)
+        if patch and self._kube.patch_status(
+            API_VERSION, KIND, body["metadata"]["name"], body["metadata"]["namespace"], patch
+        ):
+            self._post_event(body, "Warning", c.REASON_INVALID_SPEC, message)
+
+
+def _endpoint(deployment: Manifest) -> Endpoint:
+    """How to reach a Ready ModelDeployment, from its spec and status."""
+    spec = ModelDeploymentSpec.model_validate(deployment["spec"])
+    status = deployment.get("status") or {}
+    return Endpoint(
+        url=status["endpoint"],
+        served_model=status.get("servedModel") or spec.served_model_name or deployment["metadata"]["name"],
+        engine=EngineType(spec.engine.type),
+        tokenizer=spec.model.uri,
+        api_key_secret=spec.api_key_secret,
+    )

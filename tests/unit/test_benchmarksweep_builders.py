@@ -1,0 +1,261 @@
+"""The children of a BenchmarkSweep, each compared whole with what a user gets (pure)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from modelfleet_api.benchmarksweep import BenchmarkSweepSpec, PointStatus
+from modelfleet_api.constants import PointPhase
+from modelfleet_api.modeldeployment import SecretKeyRef
+from modelfleet_api.serving import EngineType
+from modelfleet_operator.benchmark import builders
+from modelfleet_operator.benchmark.builders import Endpoint, Owner
+from modelfleet_operator.benchmark.grid import expand_points, expand_targets
+
+pytestmark = pytest.mark.unit
+
+OWNER = Owner(name="sw", namespace="ml", uid="uid-1")
+REFERENCE = {
+    "apiVersion": "modelfleet.io/v1alpha1",
+    "kind": "BenchmarkSweep",
+    "name": "sw",
+    "uid": "uid-1",
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
+SPEC = BenchmarkSweepSpec.model_validate(
+    {
+        "targets": [
+            {
+                "name": "llama",
+                "template": {
+                    "model": {"uri": "meta-llama/Llama-3.1-8B-Instruct"},
+                    "engine": {"type": "vllm"},
+                    "resources": {"instanceType": "Standard_NC40adis_H100_v5"},
+                },
+                "axes": {"engine": ["vllm", "triton-trtllm"]},
+            }
+        ],
+        "workload": {"synthetic": {"inputTokens": {"mean": 128}, "outputTokens": {"mean": 64}}, "seed": 7},
+        "load": {"concurrency": [1, 8], "requests": 200, "warmupRequests": 10},
+        "tokenLengths": [{"inputTokens": 1024, "outputTokens": 256}],
+        "slos": {"ttftP95Ms": 500},
+        "sinks": {"pushgateway": {"url": "http://pushgateway.monitoring:9091"}},
+    }
+)
+TARGETS = expand_targets(OWNER.names, SPEC)
+POINTS = expand_points(TARGETS, SPEC)
+
+
+def labels(component: str, **extra: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "benchmarksweep",
+        "app.kubernetes.io/instance": "sw",
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "modelfleet",
+        "app.kubernetes.io/managed-by": "modelfleet-operator",
+        "modelfleet.io/benchmarksweep": "sw",
+        **extra,
+    }
+
+
+def test_expanded_model_deployment() -> None:
+    assert builders.model_deployment(OWNER, TARGETS[1]) == {
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {
+            "name": "sw-llama-1",
+            "namespace": "ml",
+            "labels": labels("server", **{"modelfleet.io/sweep-target": "sw-llama-1"}),
+            "ownerReferences": [REFERENCE],
+        },
+        "spec": TARGETS[1].template.to_wire() if TARGETS[1].template else None,
+    }
+    assert builders.model_deployment(OWNER, TARGETS[1])["spec"]["engine"]["type"] == "triton-trtllm"
+
+
+def test_runtime_config_of_a_triton_point() -> None:
+    endpoint = Endpoint(
+        url="http://sw-llama-1.ml.svc.cluster.local:8000/v2",
+        served_model="ensemble",
+        engine=EngineType.TRITON_TRTLLM,
+        tokenizer="meta-llama/Llama-3.1-8B-Instruct",
+    )
+    config = builders.runtime_config(SPEC, POINTS[3], endpoint)
+    assert config.to_wire() == {
+        "targetUrl": "http://sw-llama-1.ml.svc.cluster.local:8000",
+        "targetName": "sw-llama-1",
+        "model": "ensemble",
+        "protocol": "kserve-v2-http",
+        "kserve": {
+            "textInput": "text_input",
+            "maxTokens": "max_tokens",
+            "stream": "stream",
+            "textOutput": "text_output",
+            "streaming": True,
+        },
+        "workload": {
+            "synthetic": {
+                "inputTokens": {
+                    "distribution": "constant",
+                    "mean": 1024,
+                    "stddev": 0.0,
+                    "min": 1,
+                    "max": 1048576,
+                },
+                "outputTokens": {
+                    "distribution": "constant",
+                    "mean": 256,
+                    "stddev": 0.0,
+                    "min": 1,
+                    "max": 1048576,
+                },
+            },
+            "seed": 7,
+            "ignoreEos": False,
+        },
+        "load": {
+            "requests": 200,
+            "warmupRequests": 10,
+            "maxInFlight": 1024,
+            "requestTimeoutSeconds": 600.0,
+            "mode": "closed-loop",
+            "concurrency": 8,
+            "arrival": "poisson",
+        },
+        "slos": {"ttftP95Ms": 500.0},
+        "tokenizer": "meta-llama/Llama-3.1-8B-Instruct",
+        "workers": 1,
+        "outputDir": "/results",
+        "sinks": {"pushgateway": {"url": "http://pushgateway.monitoring:9091", "job": "modelfleet-bench"}},
+    }
+
+
+def test_point_config_map_and_job() -> None:
+    point = POINTS[0]
+    endpoint = Endpoint(
+        url="http://sw-llama-0.ml.svc.cluster.local:8000/v1",
+        served_model="sw-llama-0",
+        engine=EngineType.VLLM,
+        tokenizer="meta-llama/Llama-3.1-8B-Instruct",
+        api_key_secret=SecretKeyRef(name="llama-key"),
+    )
+    config = builders.runtime_config(SPEC, point, endpoint)
+    assert config.protocol == "openai-chat" and config.api_key_env == "MODELFLEET_BENCH_API_KEY"
+    point_labels = {"modelfleet.io/sweep-point": "0", "modelfleet.io/sweep-target": "sw-llama-0"}
+    config_map = builders.point_config_map(OWNER, point, config)
+    assert config_map == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "sw-point-0-config",
+            "namespace": "ml",
+            "labels": labels("config", **point_labels),
+            "ownerReferences": [REFERENCE],
+        },
+        "data": {"config.yaml": config.to_yaml()},
+    }
+    assert (
+        yaml.safe_load(config_map["data"]["config.yaml"])["targetUrl"]
+        == "http://sw-llama-0.ml.svc.cluster.local:8000"
+    )
+    assert builders.point_job(OWNER, point, image="bench:1", api_key_secret=endpoint.api_key_secret) == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "sw-point-0",
+            "namespace": "ml",
+            "labels": labels("benchmark", **point_labels),
+            "ownerReferences": [REFERENCE],
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": labels("benchmark", **point_labels)},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 65532,
+                        "runAsGroup": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "bench",
+                            "image": "bench:1",
+                            "command": ["modelfleet-bench", "run"],
+                            "env": [
+                                {"name": "MODELFLEET_BENCH_CONFIG", "value": "/etc/modelfleet/config.yaml"},
+                                {
+                                    "name": "MODELFLEET_BENCH_API_KEY",
+                                    "valueFrom": {"secretKeyRef": {"name": "llama-key", "key": "api-key"}},
+                                },
+                            ],
+                            "resources": {
+                                "requests": {"cpu": "1", "memory": "1Gi"},
+                                "limits": {"memory": "2Gi"},
+                            },
+                            "terminationMessagePath": "/dev/termination-log",
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
+                            "volumeMounts": [
+                                {"name": "config", "mountPath": "/etc/modelfleet", "readOnly": True},
+                                {"name": "results", "mountPath": "/results"},
+                            ],
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": "sw-point-0-config"}},
+                        {"name": "results", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def test_results_config_map() -> None:
+    measured = PointStatus(
+        index=0,
+        target="llama(engine=vllm)",
+        deployment="sw-llama-0",
+        load="concurrency=1",
+        phase=PointPhase.SUCCEEDED,
+        output_tokens_per_second=812.5,
+    )
+    assert builders.results_config_map(OWNER, [measured]) == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "sw-results",
+            "namespace": "ml",
+            "labels": labels("benchmark"),
+            "ownerReferences": [REFERENCE],
+        },
+        "data": {
+            "results.json": "[\n  {\n"
+            '    "outputTokensPerSecond": 812.5,\n'
+            '    "index": 0,\n'
+            '    "target": "llama(engine=vllm)",\n'
+            '    "deployment": "sw-llama-0",\n'
+            '    "load": "concurrency=1",\n'
+            '    "phase": "Succeeded"\n'
+            "  }\n]\n"
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "base"),
+    [
+        ("http://m.ml.svc.cluster.local:8000/v1", "http://m.ml.svc.cluster.local:8000"),
+        ("http://m.ml.svc.cluster.local:8000/v2/", "http://m.ml.svc.cluster.local:8000"),
+        ("http://m:8000", "http://m:8000"),
+    ],
+)
+def test_target_url_drops_the_api_path_the_client_adds(endpoint: str, base: str) -> None:
+    assert builders.target_url(endpoint) == base
