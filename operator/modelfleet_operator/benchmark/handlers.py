@@ -1,14 +1,13 @@
 """kopf wiring of the BenchmarkSweep controller.
 
 As for TrainingJobs (and with their ``Wakeups`` and sleep): one daemon per sweep runs the reconcile
-in a worker thread, then sleeps until woken or until the resync interval passes (ready timeouts need
-a clock, and referenced deployments are not watched). Events on the sweep, on its benchmark Jobs and
-on the ModelDeployments it expanded wake its daemon early.
+in a worker thread (``metrics.reconcile_in_thread``), then sleeps until woken or until the resync
+interval passes (ready timeouts need a clock, and referenced deployments are not watched). Events on
+the sweep, on its benchmark Jobs and on the ModelDeployments it expanded wake its daemon early.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, cast
 
@@ -16,7 +15,8 @@ import kopf
 from modelfleet_api import GROUP, VERSION
 from modelfleet_api import constants as c
 
-from modelfleet_operator.benchmark.reconcile import BenchmarkSweepReconciler
+from modelfleet_operator import metrics
+from modelfleet_operator.benchmark.reconcile import KIND, BenchmarkSweepReconciler
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.kube import Kube, Manifest
 from modelfleet_operator.training.handlers import Wakeups, _sleep
@@ -43,7 +43,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, kube: Kube
         try:
             while not stopped:
                 try:
-                    await asyncio.to_thread(reconciler.reconcile, namespace, name)
+                    await metrics.reconcile_in_thread(KIND, reconciler.reconcile, namespace, name)
                     pause = config.resync_seconds
                 except Exception:  # a failed pass is retried; the daemon must outlive API hiccups
                     logger.exception("reconcile of BenchmarkSweep %s/%s failed", namespace, name)
