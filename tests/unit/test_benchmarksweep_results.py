@@ -217,6 +217,7 @@ def deployment(phase: str, endpoint: str | None = None) -> dict[str, Any]:
 def test_readiness() -> None:
     kw: dict[str, Any] = {"name": "d", "waiting_since": T0, "now": T0 + timedelta(minutes=5)}
     assert readiness(deployment("Ready", "http://d.ml.svc.cluster.local:8000/v1"), owned=True, **kw).ready
+    assert readiness(deployment("ScaledToZero", "http://d:8000/v1"), owned=False, **kw).ready
     assert not readiness(deployment("Ready"), owned=True, **kw).ready  # no endpoint yet
     assert readiness(None, owned=True, **kw).failure_reason is None
     assert readiness(None, owned=False, **kw).failure_reason == "TargetNotFound"

@@ -1,6 +1,7 @@
 """Whether a target deployment can be measured, must be waited for, or has failed its points.
 
-A target is ready when its ModelDeployment is in phase Ready and reports an endpoint. A referenced
+A target is ready when its ModelDeployment reports an endpoint and is in phase Ready, or ScaledToZero
+(available on purpose: the first requests, best the warm-up ones, wake it). A referenced
 deployment that does not exist fails its points at once (a typo should not hold GPUs for an hour);
 one that reports phase Failed, or is not Ready within the ready timeout, fails them too.
 """
@@ -18,6 +19,8 @@ from modelfleet_operator.benchmark import reasons
 DEFAULT_READY_TIMEOUT = timedelta(hours=1)
 """How long a target may take to become Ready: scheduling on a GPU node, downloading the model and
 loading the engine (the ModelDeployment's own startup probe allows an hour)."""
+
+MEASURABLE = (c.ModelDeploymentPhase.READY.value, c.ModelDeploymentPhase.SCALED_TO_ZERO.value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,8 +56,8 @@ def readiness(
         )
     status = deployment.get("status") or {}
     phase = status.get("phase")
-    if phase == c.ModelDeploymentPhase.READY.value and status.get("endpoint"):
-        return Readiness(ready=True, message=f"ModelDeployment {name} is Ready at {status['endpoint']}.")
+    if phase in MEASURABLE and status.get("endpoint"):
+        return Readiness(ready=True, message=f"ModelDeployment {name} is {phase} at {status['endpoint']}.")
     if phase == c.ModelDeploymentPhase.FAILED.value:
         return Readiness(
             failure_reason=c.REASON_TARGET_FAILED,
