@@ -58,9 +58,11 @@ def test_template_without_axes_is_one_deployment_under_the_target_name() -> None
 
 
 def test_quantization_axis_none_clears_and_unsupported_engine_is_named() -> None:
-    axes = {"quantization": ["none", "fp8"]}
+    axes = {"quantization": ["none", "fp8"], "tensorParallelSize": [2]}
     targets = expand_targets(ChildNames("sw", "ml"), spec({"name": "q", "template": TEMPLATE, "axes": axes}))
     assert [t.template.engine.settings.quantization for t in targets if t.template] == [None, "fp8"]
+    assert [t.name for t in targets] == ["q(quantization=none)", "q(quantization=fp8)"]  # tp does not vary
+    assert {t.template.engine.settings.tensor_parallel_size for t in targets if t.template} == {2}
     bad = spec({"name": "q", "template": TEMPLATE, "axes": {"engine": ["lmdeploy"], "quantization": ["fp8"]}})
     with pytest.raises(InvalidSweep, match=r"spec.targets\[0\].axes.quantization: fp8 .* lmdeploy"):
         expand_targets(ChildNames("sw", "ml"), bad)

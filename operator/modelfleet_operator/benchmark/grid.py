@@ -2,7 +2,7 @@
 
 A template target with ``axes`` becomes one deployment per combination of the axis values (the cross
 product, in the order engine, model, tensorParallelSize, quantization; an empty axis keeps the
-template's value). Every target is then measured at every token-lengths entry and every load level,
+template's value). A target's label names the values of the axes that vary (more than one value). Every target is then measured at every token-lengths entry and every load level,
 in that order: points ``0..n`` are numbered target by target, so a target's points are contiguous.
 """
 
@@ -71,7 +71,7 @@ def _combinations(position: int, target: SweepTarget) -> list[tuple[str, ModelDe
             ("tp", axes.tensor_parallel_size),
             ("quantization", axes.quantization),
         )
-        if values
+        if len(values) > 1
     ]
     result = []
     for engine, model, size, quantization in itertools.product(engines, models, sizes, quantizations):
