@@ -83,6 +83,9 @@ def make_assets(root: Path, hidden: int, layers: int, rows: int) -> tuple[Path, 
 
 def environment(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELFLEET_", "PET_"))}
+    # torchrun sets OMP_NUM_THREADS=1 for its workers; give the Trainer the same, or the two runs
+    # would differ in intra-op threads rather than in training code
+    env.setdefault("OMP_NUM_THREADS", "1")
     env.update(
         HF_HUB_OFFLINE="1",
         HF_HOME=str(root / "hf"),

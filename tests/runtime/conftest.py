@@ -122,7 +122,7 @@ def start_training(config: dict[str, Any], work: Path, nproc: int = 2) -> subpro
     )
 
 
-def run_training(config: dict[str, Any], work: Path, nproc: int = 2, timeout: float = 300) -> str:
+def run_training(config: dict[str, Any], work: Path, nproc: int = 2, timeout: float = 540) -> str:
     """Run to the end; returns the combined log and fails the test with it on a non-zero exit."""
     process = start_training(config, work, nproc)
     try:
