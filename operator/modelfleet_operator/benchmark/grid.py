@@ -2,8 +2,9 @@
 
 A template target with ``axes`` becomes one deployment per combination of the axis values (the cross
 product, in the order engine, model, tensorParallelSize, quantization; an empty axis keeps the
-template's value). A target's label names the values of the axes that vary (more than one value). Every target is then measured at every token-lengths entry and every load level,
-in that order: points ``0..n`` are numbered target by target, so a target's points are contiguous.
+template's value). A target's label names the values of the axes that vary (more than one value).
+Every target is then measured at every token-lengths entry and every load level, in that order:
+points ``0..n`` are numbered target by target, so a target's points are contiguous.
 """
 
 from __future__ import annotations

@@ -58,6 +58,15 @@ WARNING_REASONS = frozenset(
     }
 )
 
+JOB_REASONS = frozenset(
+    {
+        reasons.POINT_JOB_FAILED,
+        reasons.POINT_RESULT_MISSING,
+        reasons.POINT_RESULT_UNPARSEABLE,
+    }
+)
+"""Reasons of failed points that ran a benchmark Job (the others failed before one started)."""
+
 PostEvent = Callable[[Manifest, str, str, str], None]
 """(object, type Normal/Warning, reason, message)."""
 
@@ -299,7 +308,10 @@ class BenchmarkSweepReconciler:
             return
         self._write_sinks(run)
         if done < len(points):
-            started = any(p.phase is not PointPhase.PENDING for p in points)
+            started = any(
+                p.phase in (PointPhase.RUNNING, PointPhase.SUCCEEDED) or p.reason in JOB_REASONS
+                for p in points
+            )
             phase = BenchmarkSweepPhase.RUNNING if started else BenchmarkSweepPhase.DEPLOYING
             run.draft["phase"] = phase.value
             return

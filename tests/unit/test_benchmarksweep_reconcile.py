@@ -1,0 +1,205 @@
+"""The sweep's reconcile over an in-memory API: the order of steps, failed targets and points that do
+not stop the sweep, the ready timeout, clean-up, and status written only on change."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from modelfleet_api.benchmarksweep import PointMetrics
+from modelfleet_operator.benchmark.reconcile import BenchmarkSweepReconciler
+from modelfleet_operator.config import OperatorConfig
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
+NS = "ml"
+Key = tuple[str, str, str]
+
+
+class FakeKube:
+    """Just enough of ``modelfleet_operator.kube.Kube``: objects in a dict, writes counted."""
+
+    def __init__(self) -> None:
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.uids = itertools.count(1)
+        self.creates: list[tuple[str, str]] = []
+        self.deletes: list[tuple[str, str]] = []
+        self.status_writes = 0
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any:
+        found = self.objects.get((kind, namespace or "", name))
+        return copy.deepcopy(found) if found else None
+
+    def list(self, api_version: str, kind: str, namespace: str | None, *, label_selector: str) -> list[Any]:
+        wanted = dict(term.split("=") for term in label_selector.split(","))
+        return [
+            copy.deepcopy(o)
+            for (k, ns, _), o in self.objects.items()
+            if k == kind and ns == namespace and wanted.items() <= o["metadata"].get("labels", {}).items()
+        ]
+
+    def create_if_absent(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        key = (manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"])
+        if key in self.objects:
+            return copy.deepcopy(self.objects[key]), False
+        stored = copy.deepcopy(manifest)
+        stored["metadata"]["uid"] = f"uid-{next(self.uids)}"
+        self.objects[key] = stored
+        self.creates.append((key[0], key[2]))
+        return copy.deepcopy(stored), True
+
+    def patch(self, api_version: str, kind: str, name: str, namespace: str | None, patch: Any) -> Any:
+        self.objects[(kind, namespace or "", name)].update(patch)
+
+    def patch_status(self, api_version: str, kind: str, name: str, namespace: str | None, status: Any) -> Any:
+        stored = self.objects[(kind, namespace or "", name)].setdefault("status", {})
+        for key, value in status.items():
+            if value is None:
+                stored.pop(key, None)
+            else:
+                stored[key] = value
+        self.status_writes += 1
+        return stored
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None, **_: Any) -> bool:
+        self.deletes.append((kind, name))
+        return self.objects.pop((kind, namespace or "", name), None) is not None
+
+    # ---- what the cluster would do ----------------------------------------------------------------
+    def deployment_ready(self, name: str) -> None:
+        self.objects[("ModelDeployment", NS, name)]["status"] = {
+            "phase": "Ready",
+            "endpoint": f"http://{name}.{NS}.svc.cluster.local:8000/v1",
+        }
+
+    def finish_job(self, name: str, *, message: str | None, succeeded: bool) -> None:
+        job = self.objects[("Job", NS, name)]
+        job["status"] = {"conditions": [{"type": "Complete" if succeeded else "Failed", "status": "True"}]}
+        terminated = {"exitCode": 0 if succeeded else 1, **({"message": message} if message else {})}
+        self.objects[("Pod", NS, f"{name}-x")] = {
+            "metadata": {"name": f"{name}-x", "labels": {**job["metadata"]["labels"], "job-name": name}},
+            "status": {
+                "phase": "Succeeded" if succeeded else "Failed",
+                "containerStatuses": [{"name": "bench", "state": {"terminated": terminated}}],
+            },
+        }
+
+
+TEMPLATE = {"model": {"uri": "/m"}, "resources": {"instanceType": "Standard_NC40adis_H100_v5"}}
+
+
+def make(kube: FakeKube, targets: list[dict[str, Any]]) -> tuple[BenchmarkSweepReconciler, list[datetime]]:
+    kube.objects[("BenchmarkSweep", NS, "sw")] = {
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "BenchmarkSweep",
+        "metadata": {"name": "sw", "namespace": NS, "uid": "sw-uid", "generation": 1},
+        "spec": {
+            "targets": targets,
+            "workload": {"synthetic": {"inputTokens": {"mean": 8}, "outputTokens": {"mean": 8}}},
+            "load": {"concurrency": [1, 4], "requests": 10},
+            "maxParallelPoints": 2,
+        },
+    }
+    now = [T0]
+    reconciler = BenchmarkSweepReconciler(
+        kube,  # type: ignore[arg-type]
+        OperatorConfig(serving_image="bench:1"),
+        lambda body, type_, reason, message: None,
+        clock=lambda: now[0],
+        ready_timeout=timedelta(minutes=10),
+    )
+    return reconciler, now
+
+
+def status(kube: FakeKube) -> dict[str, Any]:
+    return kube.objects[("BenchmarkSweep", NS, "sw")]["status"]
+
+
+def figures(tps: float) -> str:
+    return PointMetrics(output_tokens_per_second=tps, ttft_p95_ms=10.0).model_dump_json(by_alias=True)
+
+
+def test_a_missing_reference_and_a_failed_job_do_not_stop_the_sweep() -> None:
+    kube = FakeKube()
+    reconciler, _ = make(kube, [{"name": "a", "template": TEMPLATE}, {"name": "b", "deploymentRef": "gone"}])
+    reconciler.reconcile(NS, "sw")
+    assert kube.creates == [("ModelDeployment", "sw-a-0"), ("ConfigMap", "sw-results")]
+    assert status(kube)["phase"] == "Deploying" and status(kube)["progress"] == "2/4"
+    assert [(p["phase"], p.get("reason")) for p in status(kube)["points"]] == [
+        ("Pending", None),
+        ("Pending", None),
+        ("Failed", "TargetNotFound"),
+        ("Failed", "TargetNotFound"),
+    ]
+    writes = kube.status_writes
+    reconciler.reconcile(NS, "sw")  # nothing changed: nothing written, nothing created
+    assert (kube.status_writes, len(kube.creates)) == (writes, 2)
+
+    kube.deployment_ready("sw-a-0")
+    reconciler.reconcile(NS, "sw")
+    assert kube.creates[2:] == [("ConfigMap", "sw-point-0-config"), ("Job", "sw-point-0")]
+    assert status(kube)["phase"] == "Running" and status(kube)["points"][0]["phase"] == "Running"
+    reconciler.reconcile(NS, "sw")  # one point per target at a time
+    assert len(kube.creates) == 4
+
+    kube.finish_job("sw-point-0", message=figures(120.0), succeeded=True)
+    reconciler.reconcile(NS, "sw")
+    assert status(kube)["points"][0]["outputTokensPerSecond"] == 120.0
+    assert kube.creates[4:] == [("ConfigMap", "sw-point-1-config"), ("Job", "sw-point-1")]
+    assert (
+        '"outputTokensPerSecond": 120.0'
+        in kube.objects[("ConfigMap", NS, "sw-results")]["data"]["results.json"]
+    )
+
+    kube.finish_job("sw-point-1", message="Traceback: boom", succeeded=False)
+    reconciler.reconcile(NS, "sw")
+    final = status(kube)
+    assert (final["phase"], final["progress"], final["bestThroughput"]["point"]) == ("Succeeded", "4/4", 0)
+    assert final["points"][1]["reason"] == "JobFailed" and "boom" in final["points"][1]["message"]
+    assert ("ModelDeployment", NS, "sw-a-0") not in kube.objects
+    complete = next(c for c in final["conditions"] if c["type"] == "Complete")
+    assert complete["message"] == "1 of 4 points measured, 3 failed (see status.points)."
+    writes = kube.status_writes
+    reconciler.reconcile(NS, "sw")
+    assert kube.status_writes == writes
+
+
+def test_a_target_never_ready_fails_its_points_after_the_timeout() -> None:
+    kube = FakeKube()
+    reconciler, now = make(kube, [{"name": "a", "template": TEMPLATE}])
+    reconciler.reconcile(NS, "sw")
+    kube.objects[("ModelDeployment", NS, "sw-a-0")]["status"] = {"phase": "Deploying"}
+    now[0] = T0 + timedelta(minutes=9)
+    reconciler.reconcile(NS, "sw")
+    assert status(kube)["phase"] == "Deploying"
+    assert status(kube)["targets"] == [
+        {"name": "a", "deployment": "sw-a-0", "ready": False, "waitingSince": "2026-11-22T09:00:00Z"}
+    ]
+    now[0] = T0 + timedelta(minutes=11)
+    reconciler.reconcile(NS, "sw")
+    final = status(kube)
+    assert {p["reason"] for p in final["points"]} == {"TargetReadyTimeout"}
+    failed = next(c for c in final["conditions"] if c["type"] == "Failed")
+    assert (final["phase"], failed["reason"]) == ("Failed", "NoPointSucceeded")
+    assert ("ModelDeployment", "sw-a-0") in kube.deletes and (
+        "ModelDeployment",
+        NS,
+        "sw-a-0",
+    ) not in kube.objects
+
+
+def test_an_unsupported_axis_combination_is_an_invalid_spec() -> None:
+    kube = FakeKube()
+    axes = {"engine": ["lmdeploy"], "quantization": ["fp8"]}
+    reconciler, _ = make(kube, [{"name": "a", "template": TEMPLATE, "axes": axes}])
+    reconciler.reconcile(NS, "sw")
+    failed = status(kube)["conditions"][0]
+    assert (status(kube)["phase"], failed["reason"]) == ("Failed", "InvalidSpec")
+    assert failed["message"].startswith(
+        "spec.targets[0].axes.quantization: fp8 is not supported by engine lmdeploy"
+    )
+    assert kube.creates == []
