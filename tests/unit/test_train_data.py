@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,3 +119,25 @@ def test_sampler_is_deterministic_reshuffles_per_epoch_and_resumes_mid_run() -> 
 def test_sampler_rejects_data_too_small_for_one_batch_per_rank() -> None:
     with pytest.raises(ValueError, match=r"hyperparameters\.perDeviceBatchSize"):
         data.ResumableSampler(rows=3, batch_size=2, rank=0, world_size=2, seed=0)
+
+
+@pytest.mark.parametrize("data_format", ["jsonl", "parquet", "arrow"])
+def test_each_file_format_loads_the_same_rows(
+    data_format: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datasets
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    rows = tinymodel.instruction_rows(6)
+    reference = datasets.Dataset.from_list(rows)
+    if data_format == "jsonl":
+        path = tinymodel.write_jsonl(tmp_path / "train.jsonl", rows)
+    elif data_format == "parquet":
+        path = tmp_path / "parquet"
+        path.mkdir()
+        reference.to_parquet(str(path / "part-0.parquet"))
+    else:
+        path = tmp_path / "saved"
+        datasets.DatasetDict({"train": reference}).save_to_disk(str(path))
+    spec = data.DatasetSpec(uri=str(path), format=data_format)
+    assert data.load_raw(spec, tmp_path / "downloads").to_list() == rows
