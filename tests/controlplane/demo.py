@@ -17,9 +17,11 @@ from kubernetes import client, config
 
 from tests.cluster.drive import finish_workers, publish_progress, running_workers
 from tests.controlplane.cluster import REPO_ROOT, ControlPlane, wait_for
+from tests.controlplane.demo_engine import LocalEngine, run_rendered_engine, stream_chat
 
 NAMESPACE = "modelfleet-demo"
 HEALTH_PORT = 18080
+METRICS_PORT = 18090
 TRAINING_EXAMPLES = {
     "trainingjob-lora-nc80.yaml": ("llama-lora-nc80", 1),
     "trainingjob-zero3-nd96.yaml": ("llama70b-zero3-nd96", 4),
@@ -48,24 +50,26 @@ def apply_crds(plane: ControlPlane) -> None:
 
 def start_operator(plane: ControlPlane) -> None:
     operator = plane.process("operator")
-    if not operator.alive():
-        operator.start(
-            [
-                sys.executable,
-                "-m",
-                "modelfleet_operator",
-                "--standalone",
-                "--all-namespaces",
-                "--health-port",
-                str(HEALTH_PORT),
-            ],
-            env={
-                "KUBECONFIG": str(plane.kubeconfig),
-                "MODELFLEET_RESYNC_SECONDS": "1",
-                "MODELFLEET_BACKOFF_SECONDS": "1",
-                "PYTHONUNBUFFERED": "1",
-            },
-        )
+    operator.stop()  # an operator left by an earlier demo may run older code
+    operator.start(
+        [
+            sys.executable,
+            "-m",
+            "modelfleet_operator",
+            "--standalone",
+            "--all-namespaces",
+            "--health-port",
+            str(HEALTH_PORT),
+            "--metrics-port",
+            str(METRICS_PORT),
+        ],
+        env={
+            "KUBECONFIG": str(plane.kubeconfig),
+            "MODELFLEET_RESYNC_SECONDS": "1",
+            "MODELFLEET_BACKOFF_SECONDS": "1",
+            "PYTHONUNBUFFERED": "1",
+        },
+    )
 
     def healthy() -> bool:
         try:
@@ -75,7 +79,10 @@ def start_operator(plane: ControlPlane) -> None:
             return False
 
     wait_for(healthy, 60, f"the operator's /healthz (log: {operator.log_file})")
-    print(f"operator running (pid {operator.pid()}), log: {operator.log_file}")
+    print(
+        f"operator running (pid {operator.pid()}), log: {operator.log_file}, "
+        f"metrics: http://127.0.0.1:{METRICS_PORT}/metrics"
+    )
 
 
 def fresh_namespace(core: client.CoreV1Api) -> None:
@@ -133,6 +140,42 @@ def training(plane: ControlPlane, core: client.CoreV1Api) -> None:
     show(plane, "get", "trainingjobs", "-n", NAMESPACE)
 
 
+SERVING_EXAMPLES = (
+    "modeldeployment-vllm-llama3-8b.yaml",
+    "modeldeployment-sglang-canary.yaml",
+    "modeldeployment-cpu-tiny.yaml",
+)
+
+
+def serving(plane: ControlPlane) -> None:
+    banner("ModelDeployments: vLLM on spot NC80adis (scale to zero), SGLang with a 10% canary, a CPU model")
+    for example in SERVING_EXAMPLES:
+        show(plane, "apply", "-n", NAMESPACE, "-f", str(REPO_ROOT / "examples" / example))
+    wait_for(
+        lambda: (
+            _phases(plane, "modeldeployments") == {"Ready"}
+            and len(_names(plane, "modeldeployments")) == len(SERVING_EXAMPLES)
+        ),
+        120,
+        "every ModelDeployment Ready",
+    )
+    banner("their pods passed their readiness probes: Ready (no KEDA here, so an HPA keeps one replica)")
+    show(plane, "get", "modeldeployments", "-n", NAMESPACE)
+    show(plane, "get", "deployments,services,hpa,pdb", "-n", NAMESPACE)
+
+
+def chat(engine: LocalEngine) -> None:
+    banner(f"a streamed chat completion from {engine.url} (a tiny random model: expect nonsense)")
+    prompt = "How many red cats are there?"
+    print(f"user> {prompt}\nassistant> ", end="", flush=True)
+    stream_chat(engine, prompt)
+
+
+def _names(plane: ControlPlane, kind: str) -> list[str]:
+    out = plane.kubectl("get", kind, "-n", NAMESPACE, "-o", "jsonpath={.items[*].metadata.name}").stdout
+    return out.split()
+
+
 def _phases(plane: ControlPlane, kind: str) -> set[str]:
     out = plane.kubectl("get", kind, "-n", NAMESPACE, "-o", "jsonpath={.items[*].status.phase}").stdout
     return set(out.split())
@@ -167,6 +210,10 @@ def main() -> int:
     core = client.CoreV1Api(config.new_client_from_config(str(plane.kubeconfig)))
     fresh_namespace(core)
     training(plane, core)
+    serving(plane)
+    banner("the launcher runs, on this CPU, the container and config the operator rendered for tiny-chat")
+    with run_rendered_engine(plane, NAMESPACE, "tiny-chat", plane.run_dir / "demo") as engine:
+        chat(engine)
     banner(f"demo done in {time.monotonic() - started:.0f}s")
     print(f"kubeconfig: export KUBECONFIG={Path(plane.kubeconfig)}  (stop everything: make cluster-down)")
     return 0
