@@ -11,7 +11,9 @@
 #
 # Output: $CACHE/terraform-plugins/registry.terraform.io/hashicorp/<name>/<version>/linux_amd64/
 # plus $CACHE/terraform-plugins/terraformrc, a CLI config whose provider_installation uses only
-# that mirror (point TF_CLI_CONFIG_FILE at it). A second run builds nothing.
+# that mirror (point TF_CLI_CONFIG_FILE at it). A second run builds nothing, and an interrupted
+# build resumes: Go's build cache keeps every package already compiled.
+# Measured here (2 shared cores): helm 393 s; azurerm did not finish within 20 minutes.
 set -euo pipefail
 
 CACHE="${MODELFLEET_CACHE:-$HOME/.cache/modelfleet}"
@@ -46,11 +48,11 @@ build_provider() {  # build_provider NAME MODULE_VERSION RELEASE
   mkdir -p "$dir"
   local gobin
   gobin=$(mktemp -d)
+  trap 'rm -rf "$gobin"' RETURN
   # nice: this shares two cores with other builds; -s -w keeps the binary small.
   GOBIN="$gobin" nice -n 10 go install -ldflags "-s -w -X main.Version=$release" \
     "github.com/hashicorp/terraform-provider-$name@$module_version"
   mv "$gobin/terraform-provider-$name" "$binary.tmp" && mv "$binary.tmp" "$binary"
-  rmdir "$gobin"
 }
 
 write_cli_config() {
