@@ -44,14 +44,13 @@ build_provider() {  # build_provider NAME MODULE_VERSION RELEASE
   local name=$1 module_version=$2 release=$3
   local dir="$MIRROR/registry.terraform.io/hashicorp/$name/$release/linux_amd64"
   local binary="$dir/terraform-provider-${name}_v$release"
-  [ -x "$binary" ] && { echo "build: terraform-provider-$name $release cached"; return; }
-  mkdir -p "$dir"
   local gobin
   gobin=$(mktemp -d)
   trap 'rm -rf "$gobin"' RETURN
   # nice: this shares two cores with other builds; -s -w keeps the binary small.
   GOBIN="$gobin" nice -n 10 go install -ldflags "-s -w -X main.Version=$release" \
     "github.com/hashicorp/terraform-provider-$name@$module_version"
+  mkdir -p "$dir"
   mv "$gobin/terraform-provider-$name" "$binary.tmp" && mv "$binary.tmp" "$binary"
 }
 
@@ -69,12 +68,15 @@ provider_installation {
 CONFIG
 }
 
-for name in "${@:-helm azurerm}"; do
-  for n in $name; do
-    [ -n "${PROVIDERS[$n]:-}" ] || { echo "unknown provider '$n' (known: ${!PROVIDERS[*]})" >&2; exit 2; }
-    read -r module_version release <<<"${PROVIDERS[$n]}"
-    step "terraform-provider-$n" build_provider "$n" "$module_version" "$release"
-  done
+# shellcheck disable=SC2068  # the default list is split into words on purpose
+for n in ${@:-helm azurerm}; do
+  [ -n "${PROVIDERS[$n]:-}" ] || { echo "unknown provider '$n' (known: ${!PROVIDERS[*]})" >&2; exit 2; }
+  read -r module_version release <<<"${PROVIDERS[$n]}"
+  if compgen -G "$MIRROR/registry.terraform.io/hashicorp/$n/$release/linux_amd64/terraform-provider-*" >/dev/null; then
+    echo "build: terraform-provider-$n $release cached"
+    continue
+  fi
+  step "terraform-provider-$n" build_provider "$n" "$module_version" "$release"
 done
 write_cli_config
 echo "mirror: $MIRROR (export TF_CLI_CONFIG_FILE=$MIRROR/terraformrc)"
