@@ -371,5 +371,6 @@ class BenchmarkRuntimeConfig(ApiModel):
         return cls.model_validate(yaml.safe_load(text))
 
     @classmethod
-    def load(cls, path: str | Path) -> BenchmarkRuntimeConfig:
+    def from_file(cls, path: str | Path) -> BenchmarkRuntimeConfig:
+        """Not ``load`` as on the other runtime configs: that name is this model's load-point field."""
         return cls.from_yaml(Path(path).read_text())

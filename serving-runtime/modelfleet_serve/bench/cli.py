@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.config:
         parser.error(f"no config: pass --config or set {ENV_BENCH_CONFIG}")
     try:
-        config = BenchmarkRuntimeConfig.load(args.config)
+        config = BenchmarkRuntimeConfig.from_file(args.config)
         return run(config)
     except (OSError, ValidationError, ValueError) as error:
         log.error("%s", error)
