@@ -25,6 +25,11 @@ def find(conditions: Sequence[Condition], type_: str) -> Condition | None:
     return next((c for c in conditions if c.get("type") == type_), None)
 
 
+def pod_condition(pod: dict[str, Any], type_: str) -> Condition | None:
+    """A condition of an object's ``status.conditions`` (a pod's ``PodScheduled``, ``Ready``, ...)."""
+    return find((pod.get("status") or {}).get("conditions") or [], type_)
+
+
 def is_true(conditions: Sequence[Condition], type_: str) -> bool:
     found = find(conditions, type_)
     return found is not None and found.get("status") == CONDITION_TRUE

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from modelfleet_api import API_VERSION, contract
 from modelfleet_api import constants as c
@@ -21,16 +21,18 @@ from modelfleet_api.benchmark import (
     Sinks,
     Workload,
 )
-from modelfleet_api.benchmarksweep import BenchmarkSweep, BenchmarkSweepSpec, PointStatus
+from modelfleet_api.benchmarksweep import BenchmarkSweepSpec, PointStatus
 from modelfleet_api.modeldeployment import SecretKeyRef
 from modelfleet_api.serving import EngineType
 
 from modelfleet_operator.benchmark.grid import Point, Target
 from modelfleet_operator.benchmark.names import ChildNames
+from modelfleet_operator.common.owner import Owner as OwnerBase
+from modelfleet_operator.common.owner import labels
+from modelfleet_operator.common.owner import metadata as _metadata
 
 Manifest = dict[str, Any]
 
-KIND_NAME = "benchmarksweep"
 BENCH_CONTAINER = "bench"
 CONFIG_VOLUME = "config"
 RESULTS_VOLUME = "results"
@@ -51,32 +53,15 @@ API_PATHS = ("/v1", "/v2")
 
 
 @dataclass(frozen=True, kw_only=True)
-class Owner:
+class Owner(OwnerBase):
     """The BenchmarkSweep the children belong to."""
 
-    name: str
-    namespace: str
-    uid: str
-
-    @classmethod
-    def of(cls, sweep: BenchmarkSweep) -> Owner:
-        meta = sweep.metadata
-        return cls(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+    KIND: ClassVar[str] = "BenchmarkSweep"
+    OWNER_LABEL: ClassVar[str] = c.LABEL_BENCHMARK_SWEEP
 
     @property
     def names(self) -> ChildNames:
         return ChildNames(self.name, self.namespace)
-
-    def reference(self) -> dict[str, Any]:
-        """Controller owner reference: deleting the sweep garbage-collects the child."""
-        return {
-            "apiVersion": API_VERSION,
-            "kind": "BenchmarkSweep",
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,26 +75,6 @@ class Endpoint:
     tokenizer: str
     """The deployment's model URI (the tokenizer unless the sweep names one)."""
     api_key_secret: SecretKeyRef | None = None
-
-
-def labels(owner: Owner, component: str) -> dict[str, str]:
-    return {
-        c.LABEL_NAME: KIND_NAME,
-        c.LABEL_INSTANCE: owner.name,
-        c.LABEL_COMPONENT: component,
-        c.LABEL_PART_OF: c.PART_OF,
-        c.LABEL_MANAGED_BY: c.MANAGED_BY,
-        c.LABEL_BENCHMARK_SWEEP: owner.name,
-    }
-
-
-def _metadata(owner: Owner, name: str, component: str, extra: dict[str, str]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "namespace": owner.namespace,
-        "labels": labels(owner, component) | extra,
-        "ownerReferences": [owner.reference()],
-    }
 
 
 def model_deployment(owner: Owner, target: Target) -> Manifest:

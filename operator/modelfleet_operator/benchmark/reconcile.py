@@ -12,12 +12,10 @@ change afterwards is not applied (``observedGeneration`` shows which generation 
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from modelfleet_api import API_VERSION
 from modelfleet_api import constants as c
@@ -34,10 +32,11 @@ from modelfleet_operator.benchmark.policies.best import best_per_slo, best_throu
 from modelfleet_operator.benchmark.policies.readiness import DEFAULT_READY_TIMEOUT, readiness
 from modelfleet_operator.benchmark.policies.results import outcome
 from modelfleet_operator.benchmark.policies.schedule import ENDED, plan, points_to_start
-from modelfleet_operator.conditions import find, rfc3339, set_condition
+from modelfleet_operator.common import reconcile as common
+from modelfleet_operator.common.reconcile import PostEvent
+from modelfleet_operator.conditions import rfc3339
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.kube import Kube, Manifest
-from modelfleet_operator.status import status_patch
 
 logger = logging.getLogger(__name__)
 
@@ -67,48 +66,17 @@ JOB_REASONS = frozenset(
 )
 """Reasons of failed points that ran a benchmark Job (the others failed before one started)."""
 
-PostEvent = Callable[[Manifest, str, str, str], None]
-"""(object, type Normal/Warning, reason, message)."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
 
 @dataclass
-class Pass:
+class Pass(common.Pass[Owner, BenchmarkSweepSpec]):
     """One reconcile pass over one sweep: what was read and the status being drafted."""
 
-    body: Manifest
-    owner: Owner
-    spec: BenchmarkSweepSpec
-    now: datetime
-    written: dict[str, Any]
-    draft: dict[str, Any]
     targets: list[Target] = field(default_factory=list)
     points: list[PointStatus] = field(default_factory=list)
     grid: dict[int, Point] = field(default_factory=dict)
     deployments: dict[str, Manifest | None] = field(default_factory=dict)
     """Observed ModelDeployment of each target deployment (None: absent)."""
     ready: set[str] = field(default_factory=set)
-    events: list[tuple[str, str, str]] = field(default_factory=list)
-    """(type, reason, message) to post once the status is written."""
-
-    @property
-    def generation(self) -> int | None:
-        generation: int | None = self.body["metadata"].get("generation")
-        return generation
-
-    def condition(self, type_: str, status: bool, reason: str, message: str) -> None:
-        self.draft["conditions"] = set_condition(
-            self.draft.get("conditions", []),
-            type_=type_,
-            status=status,
-            reason=reason,
-            message=message,
-            now=self.now,
-            generation=self.generation,
-        )
 
     def end_point(
         self, point: PointStatus, phase: PointPhase, reason: str | None, message: str | None
@@ -126,31 +94,36 @@ class BenchmarkSweepReconciler:
         kube: Kube,
         config: OperatorConfig,
         post_event: PostEvent,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = common.utcnow,
         ready_timeout: timedelta = DEFAULT_READY_TIMEOUT,
     ) -> None:
         self._kube = kube
         self._config = config
-        self._post_event = post_event
+        self._status = common.StatusWriter(kube, KIND, post_event, WARNING_REASONS)
         self._clock = clock
         self._ready_timeout = ready_timeout
 
+    def forget(self, uid: str) -> None:
+        """Nothing is kept in memory per sweep: its status holds the points."""
+
     # ---- entry point ----------------------------------------------------------------------------
     def reconcile(self, namespace: str, name: str) -> None:
-        body = self._kube.get(API_VERSION, KIND, name, namespace)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        body = self._status.read(namespace, name)
+        if body is None:
             return
-        written = copy.deepcopy(body.get("status") or {})
-        draft = copy.deepcopy(written)
         now = self._clock()
         try:
             sweep = BenchmarkSweep.model_validate({**body, "status": None})
             owner = Owner.of(sweep)
             targets = expand_targets(owner.names, sweep.spec)
         except (ValidationError, InvalidSweep) as error:
-            self._invalid_spec(body, written, draft, now, error)
+            problem = str(error) if isinstance(error, InvalidSweep) else common.validation_problem(error)
+            message = f"{problem}. Fix the spec and apply it again."
+            self._status.invalid_spec(body, now, BenchmarkSweepPhase.FAILED.value, message)
             return
-        run = Pass(body=body, owner=owner, spec=sweep.spec, now=now, written=written, draft=draft)
+        run = Pass.start(body, owner, sweep.spec, now)
+        if run.recover_from_invalid_spec():
+            run.draft["phase"] = BenchmarkSweepPhase.PENDING.value
         run.targets = targets
         run.grid = {p.index: p for p in expand_points(targets, sweep.spec)}
         steps: tuple[Callable[[Pass], bool], ...] = (
@@ -164,7 +137,7 @@ class BenchmarkSweepReconciler:
             if step(run):
                 break
         self._summarize(run)
-        self._flush(run)
+        self._status.flush(run)
 
     # ---- steps ----------------------------------------------------------------------------------
     def _load_points(self, run: Pass) -> bool:
@@ -386,56 +359,6 @@ class BenchmarkSweepReconciler:
         for name in names:
             if name in present and not present[name]["metadata"].get("deletionTimestamp"):
                 self._kube.delete(API_VERSION, MD_KIND, name, run.owner.namespace)
-
-    def _flush(self, run: Pass) -> None:
-        patch = status_patch(run.written, run.draft)
-        if patch is None:
-            return
-        if self._kube.patch_status(API_VERSION, KIND, run.owner.name, run.owner.namespace, patch) is None:
-            return
-        before = run.written.get("conditions", [])
-        run.written = copy.deepcopy(run.draft)
-        for condition in run.draft.get("conditions", []):
-            old = find(before, condition["type"])
-            if old is not None and (old["status"], old["reason"]) == (
-                condition["status"],
-                condition["reason"],
-            ):
-                continue
-            kind = "Warning" if condition["reason"] in WARNING_REASONS else "Normal"
-            self._post_event(run.body, kind, condition["reason"], condition["message"])
-        for kind, reason, message in run.events:
-            self._post_event(run.body, kind, reason, message)
-
-    def _invalid_spec(
-        self,
-        body: Manifest,
-        written: dict[str, Any],
-        draft: dict[str, Any],
-        now: datetime,
-        error: ValidationError | InvalidSweep,
-    ) -> None:
-        if isinstance(error, ValidationError):
-            first = error.errors()[0]
-            problem = f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
-        else:
-            problem = str(error)
-        message = f"{problem}. Fix the spec and apply it again."
-        draft["phase"] = BenchmarkSweepPhase.FAILED.value
-        draft["conditions"] = set_condition(
-            draft.get("conditions", []),
-            type_=c.COND_FAILED,
-            status=True,
-            reason=c.REASON_INVALID_SPEC,
-            message=message,
-            now=now,
-            generation=body["metadata"].get("generation"),
-        )
-        patch = status_patch(written, draft)
-        if patch and self._kube.patch_status(
-            API_VERSION, KIND, body["metadata"]["name"], body["metadata"]["namespace"], patch
-        ):
-            self._post_event(body, "Warning", c.REASON_INVALID_SPEC, message)
 
 
 def _endpoint(deployment: Manifest) -> Endpoint:

@@ -11,23 +11,24 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from modelfleet_api import API_VERSION, contract
 from modelfleet_api import constants as c
+from modelfleet_api import contract
 from modelfleet_api import instance_types as it
-from modelfleet_api.modeldeployment import AutoscalingSpec, ModelDeployment, ModelDeploymentSpec
+from modelfleet_api.modeldeployment import AutoscalingSpec, ModelDeploymentSpec
 from modelfleet_api.serving import EngineSpec, EngineType, ServingRuntimeConfig
 from modelfleet_api.training import ModelSource
 
-from modelfleet_operator.serving import placement
+from modelfleet_operator.common import placement
+from modelfleet_operator.common.owner import Owner as OwnerBase
+from modelfleet_operator.common.owner import labels as common_labels
+from modelfleet_operator.common.owner import metadata
 from modelfleet_operator.serving.names import ChildNames
 from modelfleet_operator.serving.policies.metrics import EngineMetric
 
 Manifest = dict[str, Any]
 
-KIND = "ModelDeployment"
-KIND_NAME = "modeldeployment"
 SERVER_CONTAINER = "server"
 DOWNLOAD_CONTAINER = "model-download"
 CONFIG_VOLUME = "config"
@@ -62,31 +63,15 @@ and load)."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class Owner:
+class Owner(OwnerBase):
     """The ModelDeployment the children belong to."""
 
-    name: str
-    namespace: str
-    uid: str
-
-    @classmethod
-    def of(cls, model_deployment: ModelDeployment) -> Owner:
-        meta = model_deployment.metadata
-        return cls(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+    KIND: ClassVar[str] = "ModelDeployment"
+    OWNER_LABEL: ClassVar[str] = c.LABEL_MODEL_DEPLOYMENT
 
     @property
     def names(self) -> ChildNames:
         return ChildNames(self.name, self.namespace)
-
-    def reference(self) -> dict[str, Any]:
-        return {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,17 +150,7 @@ def with_hash(manifest: Manifest) -> Manifest:
 
 
 def labels(owner: Owner, component: str, track: str | None = None) -> dict[str, str]:
-    result = {
-        c.LABEL_NAME: KIND_NAME,
-        c.LABEL_INSTANCE: owner.name,
-        c.LABEL_COMPONENT: component,
-        c.LABEL_PART_OF: c.PART_OF,
-        c.LABEL_MANAGED_BY: c.MANAGED_BY,
-        c.LABEL_MODEL_DEPLOYMENT: owner.name,
-    }
-    if track is not None:
-        result[c.LABEL_TRACK] = track
-    return result
+    return common_labels(owner, component) | ({c.LABEL_TRACK: track} if track is not None else {})
 
 
 def children_selector(owner: Owner) -> str:
@@ -192,12 +167,7 @@ def track_selector(owner: Owner, track: str) -> dict[str, str]:
 
 
 def _metadata(owner: Owner, name: str, component: str, track: str | None = None) -> dict[str, Any]:
-    return {
-        "name": name,
-        "namespace": owner.namespace,
-        "labels": labels(owner, component, track),
-        "ownerReferences": [owner.reference()],
-    }
+    return metadata(owner, name, component, {c.LABEL_TRACK: track} if track is not None else None)
 
 
 # ---- runtime config -----------------------------------------------------------------------------

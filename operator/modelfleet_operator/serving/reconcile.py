@@ -14,24 +14,27 @@ import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from modelfleet_api import API_VERSION
 from modelfleet_api import constants as c
 from modelfleet_api.modeldeployment import ModelDeployment, ModelDeploymentSpec
 from pydantic import ValidationError
 
-from modelfleet_operator.conditions import find, rfc3339, set_condition
+from modelfleet_operator.capacity.manager import CapacityManager
+from modelfleet_operator.common import reconcile as common
+from modelfleet_operator.common.owner import selector
+from modelfleet_operator.common.reconcile import PostEvent
+from modelfleet_operator.conditions import rfc3339
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.kube import Kube, Manifest
 from modelfleet_operator.serving import builders
 from modelfleet_operator.serving.builders import Integrations, Owner
 from modelfleet_operator.serving.engines import HEALTH_PATHS, launch_problem
 from modelfleet_operator.serving.plan import Plan, plan
+from modelfleet_operator.serving.policies.capacity import nodes_for_replicas, pods_scheduled
 from modelfleet_operator.serving.policies.phase import TrackState, Verdict, assess
 from modelfleet_operator.serving.policies.pods import find_problem, startup_breakdown
-from modelfleet_operator.status import status_patch
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +58,6 @@ WARNING_REASONS = frozenset(
     }
 )
 
-PostEvent = Callable[[Manifest, str, str, str], None]
-"""(object, type Normal/Warning, reason, message)."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
 
 def crd_serves(crd: Manifest | None, version: str) -> bool:
     """Whether a CustomResourceDefinition is Established and serves ``version``."""
@@ -75,32 +71,11 @@ def crd_serves(crd: Manifest | None, version: str) -> bool:
 
 
 @dataclass
-class Pass:
-    body: Manifest
-    owner: Owner
-    spec: ModelDeploymentSpec
-    now: datetime
-    written: dict[str, Any]
-    draft: dict[str, Any]
+class Pass(common.Pass[Owner, ModelDeploymentSpec]):
+    """One reconcile pass over one ModelDeployment: what was read and the status being drafted."""
 
-    @property
-    def generation(self) -> int | None:
-        generation: int | None = self.body["metadata"].get("generation")
-        return generation
-
-    def condition(self, type_: str, verdict: Verdict) -> None:
-        self.draft["conditions"] = set_condition(
-            self.draft.get("conditions", []),
-            type_=type_,
-            status=verdict.status,
-            reason=verdict.reason,
-            message=verdict.message,
-            now=self.now,
-            generation=self.generation,
-        )
-
-    def drop_condition(self, type_: str) -> None:
-        self.draft["conditions"] = [x for x in self.draft.get("conditions", []) if x.get("type") != type_]
+    def verdict(self, type_: str, verdict: Verdict) -> None:
+        self.condition(type_, verdict.status, verdict.reason, verdict.message)
 
 
 class ModelDeploymentReconciler:
@@ -109,48 +84,50 @@ class ModelDeploymentReconciler:
         kube: Kube,
         config: OperatorConfig,
         post_event: PostEvent,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = common.utcnow,
+        capacity: CapacityManager | None = None,
     ) -> None:
         self._kube = kube
         self._config = config
-        self._post_event = post_event
+        self._status = common.StatusWriter(kube, KIND, post_event, WARNING_REASONS)
         self._clock = clock
+        self._capacity = capacity
         self._applied: dict[str, str] = {}
         """ModelDeployment uid -> hash of the plan whose children were last applied."""
         self._integrations: tuple[datetime, Integrations] | None = None
 
     def forget(self, uid: str) -> None:
         self._applied.pop(uid, None)
+        if self._capacity is not None:
+            self._capacity.release(uid)
 
     # ---- entry point ------------------------------------------------------------------------------
     def reconcile(self, namespace: str, name: str) -> None:
-        body = self._kube.get(API_VERSION, KIND, name, namespace)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        body = self._status.read(namespace, name)
+        if body is None:
             return
-        written = copy.deepcopy(body.get("status") or {})
         now = self._clock()
         try:
             model_deployment = ModelDeployment.model_validate({**body, "status": None})
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            self._fail(body, written, now, f"{where}: {first['msg']}")
+            self._fail(body, now, common.validation_problem(error))
             return
         owner = Owner.of(model_deployment)
         spec = model_deployment.spec
         problem = self._launch_problem(owner, spec)
         if problem is not None:
-            self._fail(body, written, now, problem)
+            self._fail(body, now, problem)
             return
-        run = Pass(body=body, owner=owner, spec=spec, now=now, written=written, draft=copy.deepcopy(written))
+        run = Pass.start(body, owner, spec, now)
         run.draft["observedGeneration"] = run.generation
-        run.drop_condition(c.COND_FAILED)
+        run.recover_from_invalid_spec()
         integrations = self._detect(now)
         deployments = self._observe_deployments(run)
         wanted = self._plan(run, integrations, canary_ready=_canary_ready(deployments))
         self._apply(run, wanted, integrations, deployments)
-        self._report(run, wanted, deployments)
-        self._flush(run)
+        pods = self._report(run, wanted, deployments)
+        self._ensure_capacity(run, pods)
+        self._status.flush(run)
 
     # ---- steps -------------------------------------------------------------------------------------
     def _launch_problem(self, owner: Owner, spec: ModelDeploymentSpec) -> str | None:
@@ -253,10 +230,11 @@ class ModelDeploymentReconciler:
                 if owned and (kind, meta["name"]) not in keep and not meta.get("deletionTimestamp"):
                     self._kube.delete(api_version, kind, meta["name"], run.owner.namespace)
 
-    def _report(self, run: Pass, wanted: Plan, deployments: dict[str, Manifest | None]) -> None:
+    def _report(self, run: Pass, wanted: Plan, deployments: dict[str, Manifest | None]) -> list[Manifest]:
+        """Phase, conditions and replica counts from the Deployments and server pods (returned)."""
         states = [_track_state(track.name, deployments.get(track.name)) for track in wanted.tracks]
         pods = self._kube.list(
-            "v1", "Pod", run.owner.namespace, label_selector=_selector(builders.server_selector(run.owner))
+            "v1", "Pod", run.owner.namespace, label_selector=selector(builders.server_selector(run.owner))
         )
         verdict = assess(
             states,
@@ -264,14 +242,14 @@ class ModelDeploymentReconciler:
             canary_weight=run.spec.canary.weight if run.spec.canary is not None else None,
         )
         run.draft["phase"] = verdict.phase.value
-        run.condition(c.COND_AVAILABLE, verdict.available)
-        run.condition(c.COND_PROGRESSING, verdict.progressing)
+        run.verdict(c.COND_AVAILABLE, verdict.available)
+        run.verdict(c.COND_PROGRESSING, verdict.progressing)
         for type_, extra in ((c.COND_CANARY_READY, verdict.canary), (c.COND_AUTOSCALING, wanted.autoscaling)):
             if extra is None:
                 run.drop_condition(type_)
             else:
-                run.condition(type_, extra)
-        run.condition(c.COND_ROUTED, wanted.routed)
+                run.verdict(type_, extra)
+        run.verdict(c.COND_ROUTED, wanted.routed)
         stable = states[0]
         previous = (run.written.get("stable") or {}).get("desiredReplicas")
         if previous is not None and previous != stable.desired:
@@ -290,51 +268,32 @@ class ModelDeploymentReconciler:
             run.draft.pop("startup", None)
         else:
             run.draft["startup"] = startup
+        return pods
+
+    def _ensure_capacity(self, run: Pass, pods: list[Manifest]) -> None:
+        """With the capacity manager on: ask for a pool that fits every replica and report what it did.
+
+        As for TrainingJobs: the nodes of all desired replicas (the Deployments' replicas, stable and
+        canary share the placement) are asked for while any is desired, and released when none is
+        (scaled to zero) or the ModelDeployment is gone (``forget``)."""
+        if self._capacity is None:
+            return
+        desired = sum(
+            int((run.draft.get(track) or {}).get("desiredReplicas", 0))
+            for track in (c.TRACK_STABLE, c.TRACK_CANARY)
+        )
+        if desired == 0:
+            self._capacity.release(run.owner.uid)
+            return
+        resources = run.spec.resources
+        nodes = nodes_for_replicas(resources, desired)
+        run.ask_capacity(self._capacity, resources, nodes, scheduled=pods_scheduled(pods, desired))
 
     # ---- status ------------------------------------------------------------------------------------
-    def _fail(self, body: Manifest, written: dict[str, Any], now: datetime, problem: str) -> None:
+    def _fail(self, body: Manifest, now: datetime, problem: str) -> None:
         """The spec passed the schema but cannot be served: say which field, touch no child."""
-        meta = body["metadata"]
-        draft = copy.deepcopy(written)
-        draft["phase"] = c.ModelDeploymentPhase.FAILED.value
-        draft["observedGeneration"] = meta.get("generation")
-        draft["conditions"] = set_condition(
-            draft.get("conditions", []),
-            type_=c.COND_FAILED,
-            status=True,
-            reason=c.REASON_INVALID_SPEC,
-            message=f"{problem}. Fix the spec and apply it again; running replicas keep the previous spec.",
-            now=now,
-            generation=meta.get("generation"),
-        )
-        patch = status_patch(written, draft)
-        if patch and self._kube.patch_status(API_VERSION, KIND, meta["name"], meta["namespace"], patch):
-            failed = find(draft["conditions"], c.COND_FAILED)
-            assert failed is not None
-            self._post_event(body, "Warning", c.REASON_INVALID_SPEC, failed["message"])
-
-    def _flush(self, run: Pass) -> None:
-        patch = status_patch(run.written, run.draft)
-        if patch is None:
-            return
-        if self._kube.patch_status(API_VERSION, KIND, run.owner.name, run.owner.namespace, patch) is None:
-            return
-        before = run.written.get("conditions", [])
-        run.written = copy.deepcopy(run.draft)
-        for condition in run.draft.get("conditions", []):
-            old = find(before, condition["type"])
-            if (
-                old is not None
-                and old["status"] == condition["status"]
-                and old["reason"] == condition["reason"]
-            ):
-                continue
-            kind = "Warning" if condition["reason"] in WARNING_REASONS else "Normal"
-            self._post_event(run.body, kind, condition["reason"], condition["message"])
-
-
-def _selector(labels: dict[str, str]) -> str:
-    return ",".join(f"{key}={value}" for key, value in labels.items())
+        message = f"{problem}. Fix the spec and apply it again; running replicas keep the previous spec."
+        self._status.invalid_spec(body, now, c.ModelDeploymentPhase.FAILED.value, message)
 
 
 def _track_state(name: str, deployment: Manifest | None) -> TrackState:

@@ -7,82 +7,43 @@ any order, any number of times.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from modelfleet_api import API_VERSION, contract
 from modelfleet_api import constants as c
-from modelfleet_api import instance_types as it
+from modelfleet_api import contract
 from modelfleet_api.runtime_config import JobIdentity, Topology, TrainingRuntimeConfig
-from modelfleet_api.trainingjob import TrainingJob, TrainingJobSpec
+from modelfleet_api.trainingjob import TrainingJobSpec
 
+from modelfleet_operator.common import placement
+from modelfleet_operator.common.owner import Owner as OwnerBase
+from modelfleet_operator.common.owner import labels
+from modelfleet_operator.common.owner import metadata as _metadata
 from modelfleet_operator.training.names import ChildNames
 
 Manifest = dict[str, Any]
 
 WORKER_CONTAINER = "trainer"
-KIND_NAME = "trainingjob"
 CONFIG_VOLUME = "config"
 SHM_VOLUME = "dshm"
 COMPLETION_INDEX_FIELD = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
-DEFAULT_SHARE_OF_NODE = 0.9
-"""Without explicit cpu/memory, a worker asks for this share of its GPUs' part of the VM (the rest
-is left to the kubelet, the GPU driver daemonsets and the CNI)."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class Owner:
+class Owner(OwnerBase):
     """The TrainingJob the children belong to."""
 
-    name: str
-    namespace: str
-    uid: str
-
-    @classmethod
-    def of(cls, training_job: TrainingJob) -> Owner:
-        meta = training_job.metadata
-        return cls(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+    KIND: ClassVar[str] = "TrainingJob"
+    OWNER_LABEL: ClassVar[str] = c.LABEL_TRAINING_JOB
 
     @property
     def names(self) -> ChildNames:
         return ChildNames(self.name, self.namespace)
 
-    def reference(self) -> dict[str, Any]:
-        """Controller owner reference: deleting the TrainingJob garbage-collects the child."""
-        return {
-            "apiVersion": API_VERSION,
-            "kind": "TrainingJob",
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-
-
-def labels(owner: Owner, component: str) -> dict[str, str]:
-    return {
-        c.LABEL_NAME: KIND_NAME,
-        c.LABEL_INSTANCE: owner.name,
-        c.LABEL_COMPONENT: component,
-        c.LABEL_PART_OF: c.PART_OF,
-        c.LABEL_MANAGED_BY: c.MANAGED_BY,
-        c.LABEL_TRAINING_JOB: owner.name,
-    }
-
 
 def worker_selector(owner: Owner) -> str:
     """Label selector of the TrainingJob's worker pods (of every attempt)."""
     return f"{c.LABEL_TRAINING_JOB}={owner.name},{c.LABEL_COMPONENT}={c.COMPONENT_WORKER}"
-
-
-def _metadata(owner: Owner, name: str, component: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "namespace": owner.namespace,
-        "labels": labels(owner, component),
-        "ownerReferences": [owner.reference()],
-    }
 
 
 def runtime_config(owner: Owner, spec: TrainingJobSpec) -> TrainingRuntimeConfig:
@@ -183,52 +144,6 @@ def headless_service(owner: Owner) -> Manifest:
     }
 
 
-def _resources(spec: TrainingJobSpec) -> dict[str, dict[str, str]]:
-    placement = spec.resources
-    vm = it.info(placement.instance_type)
-    share = placement.gpus_per_node / vm.gpus * DEFAULT_SHARE_OF_NODE
-    cpu = placement.cpu or str(math.floor(vm.vcpu * share))
-    memory = placement.memory or f"{math.floor(vm.memory_gib * share)}Gi"
-    amounts = {"cpu": cpu, "memory": memory, it.GPU_RESOURCE: str(placement.gpus_per_node)}
-    return {"requests": dict(amounts), "limits": dict(amounts)}
-
-
-def _placement(spec: TrainingJobSpec) -> dict[str, Any]:
-    """nodeSelector, tolerations and (for spot) affinity of the worker pods."""
-    placement = spec.resources
-    node_selector = (
-        {it.NODE_LABEL_AGENTPOOL: placement.node_pool}
-        if placement.node_pool
-        else {it.NODE_LABEL_INSTANCE_TYPE: placement.instance_type.value}
-    )
-    tolerations: list[dict[str, str]] = [
-        {"key": it.GPU_TAINT_KEY, "operator": "Equal", "value": it.GPU_TAINT_VALUE, "effect": "NoSchedule"}
-    ]
-    result: dict[str, Any] = {"nodeSelector": node_selector, "tolerations": tolerations}
-    if placement.spot:
-        tolerations.append(
-            {"key": it.SPOT_TAINT_KEY, "operator": "Equal", "value": it.SPOT_PRIORITY, "effect": "NoSchedule"}
-        )
-        result["affinity"] = {
-            "nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [
-                        {
-                            "matchExpressions": [
-                                {
-                                    "key": it.NODE_LABEL_SCALESET_PRIORITY,
-                                    "operator": "In",
-                                    "values": [it.SPOT_PRIORITY],
-                                }
-                            ]
-                        }
-                    ]
-                }
-            }
-        }
-    return result
-
-
 def _env(owner: Owner, spec: TrainingJobSpec, attempt: int) -> list[dict[str, Any]]:
     names = owner.names
     config_path = f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"
@@ -256,7 +171,7 @@ def worker_pod_template(owner: Owner, spec: TrainingJobSpec, *, image: str, atte
         "restartPolicy": "Never",
         "subdomain": names.service,
         "serviceAccountName": names.service_account,
-        **_placement(spec),
+        **placement.pod_placement(spec.resources),
         "containers": [
             {
                 "name": WORKER_CONTAINER,
@@ -273,7 +188,7 @@ def worker_pod_template(owner: Owner, spec: TrainingJobSpec, *, image: str, atte
                     {"name": "rendezvous", "containerPort": contract.MASTER_PORT},
                     {"name": "metrics", "containerPort": contract.METRICS_PORT},
                 ],
-                "resources": _resources(spec),
+                "resources": placement.resources(spec.resources, spec.resources.gpus_per_node),
                 "volumeMounts": [
                     {"name": CONFIG_VOLUME, "mountPath": contract.CONFIG_DIR, "readOnly": True},
                     {"name": SHM_VOLUME, "mountPath": contract.SHM_MOUNT},

@@ -10,12 +10,10 @@ posted only after the status write succeeded.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from modelfleet_api import API_VERSION
 from modelfleet_api import constants as c
@@ -24,10 +22,11 @@ from modelfleet_api.trainingjob import TrainingJob, TrainingJobSpec
 from pydantic import ValidationError
 
 from modelfleet_operator.capacity.manager import CapacityManager
-from modelfleet_operator.conditions import find, is_true, rfc3339, set_condition
+from modelfleet_operator.common import reconcile as common
+from modelfleet_operator.common.reconcile import PostEvent
+from modelfleet_operator.conditions import find, is_true, rfc3339
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.kube import Kube, Manifest
-from modelfleet_operator.status import status_patch
 from modelfleet_operator.training import builders
 from modelfleet_operator.training.builders import Owner
 from modelfleet_operator.training.policies.failure import decide_restart
@@ -62,53 +61,19 @@ WARNING_REASONS = frozenset(
 )
 JOB_CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
 
-PostEvent = Callable[[Manifest, str, str, str], None]
-"""(object, type Normal/Warning, reason, message)."""
-
-
-def parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
 
 @dataclass
-class Pass:
+class Pass(common.Pass[Owner, TrainingJobSpec]):
     """One reconcile pass over one TrainingJob: what was read and the status being drafted."""
 
-    body: Manifest
-    owner: Owner
-    spec: TrainingJobSpec
-    now: datetime
-    written: dict[str, Any]
-    """The status as stored (updated after every write of this pass)."""
-    draft: dict[str, Any]
     job: Manifest | None = None
     pods: list[Manifest] = field(default_factory=list)
     gpus_held: int = 0
 
     @property
-    def generation(self) -> int | None:
-        generation: int | None = self.body["metadata"].get("generation")
-        return generation
-
-    @property
     def restarts(self) -> int:
         restarts: int = self.draft.get("restarts", 0)
         return restarts
-
-    def condition(self, type_: str, status: bool, reason: str, message: str) -> None:
-        self.draft["conditions"] = set_condition(
-            self.draft.get("conditions", []),
-            type_=type_,
-            status=status,
-            reason=reason,
-            message=message,
-            now=self.now,
-            generation=self.generation,
-        )
 
     def phase(self, phase: c.TrainingJobPhase) -> None:
         self.draft["phase"] = phase.value
@@ -124,13 +89,13 @@ class TrainingJobReconciler:
         kube: Kube,
         config: OperatorConfig,
         post_event: PostEvent,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = common.utcnow,
         capacity: CapacityManager | None = None,
     ) -> None:
         self._kube = kube
         self._capacity = capacity
         self._config = config
-        self._post_event = post_event
+        self._status = common.StatusWriter(kube, KIND, post_event, WARNING_REASONS)
         self._clock = clock
         self._children_ensured: dict[str, int | None] = {}
         """TrainingJob uid -> generation whose long-lived children were last ensured."""
@@ -142,26 +107,20 @@ class TrainingJobReconciler:
 
     # ---- entry point ----------------------------------------------------------------------------
     def reconcile(self, namespace: str, name: str) -> None:
-        body = self._kube.get(API_VERSION, KIND, name, namespace)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        body = self._status.read(namespace, name)
+        if body is None:
             return
-        written = copy.deepcopy(body.get("status") or {})
-        draft = copy.deepcopy(written)
         now = self._clock()
         try:
             training_job = TrainingJob.model_validate({**body, "status": None})
         except ValidationError as error:
-            self._invalid_spec(body, written, draft, now, error)
+            message = f"{common.validation_problem(error)}. Fix the spec and apply it again."
+            self._status.invalid_spec(body, now, c.TrainingJobPhase.FAILED.value, message)
             return
-        run = Pass(
-            body=body,
-            owner=Owner.of(training_job),
-            spec=training_job.spec,
-            now=now,
-            written=written,
-            draft=draft,
-        )
+        run = Pass.start(body, Owner.of(training_job), training_job.spec, now)
         run.draft["observedGeneration"] = run.generation
+        if run.recover_from_invalid_spec():
+            run.phase(c.TrainingJobPhase.PENDING)
         steps: tuple[Callable[[Pass], bool], ...] = (
             self._finished,
             self._ensure_children,
@@ -188,7 +147,7 @@ class TrainingJobReconciler:
             if job is not None and not job["metadata"].get("deletionTimestamp"):
                 self._delete_job(run, propagation="Background")
         if ttl_expired(
-            completion_time=parse_time(run.draft.get("completionTime")),
+            completion_time=common.parse_time(run.draft.get("completionTime")),
             ttl_seconds=run.spec.ttl_seconds_after_finished,
             now=run.now,
         ):
@@ -340,15 +299,8 @@ class TrainingJobReconciler:
         scheduled = find(conditions, c.COND_SCHEDULED)
         if scheduled is not None and scheduled["reason"] == c.REASON_WAITING_FOR_ADMISSION:
             return  # Kueue decides when the workers may run; ask for nodes once it admits them
-        asked = self._capacity.ensure(
-            run.owner.uid,
-            run.spec.resources,
-            run.spec.resources.nodes,
-            scheduled=is_true(conditions, c.COND_SCHEDULED),
-        )
-        for cond in asked:
-            if not cond.only_if_present or find(run.draft.get("conditions", []), cond.type) is not None:
-                run.condition(cond.type, cond.status, cond.reason, cond.message)
+        all_placed = is_true(conditions, c.COND_SCHEDULED)
+        run.ask_capacity(self._capacity, run.spec.resources, run.spec.resources.nodes, scheduled=all_placed)
 
     # ---- policies applied -------------------------------------------------------------------------
     def _gang_placed(self, run: Pass, summary: WorkerSummary, job: Manifest) -> bool:
@@ -358,7 +310,7 @@ class TrainingJobReconciler:
             summary,
             nodes=resources.nodes,
             placement=placement,
-            waiting_since=parse_time(job["metadata"]["creationTimestamp"]) or run.now,
+            waiting_since=common.parse_time(job["metadata"]["creationTimestamp"]) or run.now,
             now=run.now,
             timeout_seconds=run.spec.scheduling_timeout_seconds,
         )
@@ -383,7 +335,7 @@ class TrainingJobReconciler:
 
     def _check_stall(self, run: Pass) -> None:
         running = find(run.draft.get("conditions", []), c.COND_RUNNING)
-        running_since = parse_time(running["lastTransitionTime"]) if running else run.now
+        running_since = common.parse_time(running["lastTransitionTime"]) if running else run.now
         progress = run.draft.get("progress")
         last_progress = TrainingProgress.model_validate(progress).updated_at if progress else None
         message = stall_message(
@@ -431,7 +383,7 @@ class TrainingJobReconciler:
         previous = GpuAccount(
             gpu_hours=float(run.draft.get("gpuHours", 0.0)),
             gpus=int(run.draft.get("gpus") or 0),
-            updated_at=parse_time(run.draft.get("gpuHoursUpdatedAt")),
+            updated_at=common.parse_time(run.draft.get("gpuHoursUpdatedAt")),
         )
         updated = account(previous, gpus_now=run.gpus_held, now=run.now)
         run.draft["gpuHours"] = updated.gpu_hours
@@ -451,53 +403,7 @@ class TrainingJobReconciler:
         )
 
     def _flush(self, run: Pass) -> None:
-        """Write the draft status if it changed, then post events for the conditions that changed."""
-        patch = status_patch(run.written, run.draft)
-        if patch is None:
-            return
-        if self._kube.patch_status(API_VERSION, KIND, run.owner.name, run.owner.namespace, patch) is None:
-            return
-        before = run.written.get("conditions", [])
-        run.written = copy.deepcopy(run.draft)
-        self._post_condition_events(run.body, before, run.draft.get("conditions", []))
-
-    def _post_condition_events(
-        self, body: Manifest, before: list[dict[str, Any]], after: list[dict[str, Any]]
-    ) -> None:
-        for condition in after:
-            old = find(before, condition["type"])
-            unchanged = old is not None and old["status"] == condition["status"]
-            if unchanged and old is not None and old["reason"] == condition["reason"]:
-                continue
-            kind = "Warning" if condition["reason"] in WARNING_REASONS else "Normal"
-            self._post_event(body, kind, condition["reason"], condition["message"])
-
-    def _invalid_spec(
-        self,
-        body: Manifest,
-        written: dict[str, Any],
-        draft: dict[str, Any],
-        now: datetime,
-        error: ValidationError,
-    ) -> None:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        message = f"{where}: {first['msg']}. Fix the spec and apply it again."
-        draft["phase"] = c.TrainingJobPhase.FAILED.value
-        draft["conditions"] = set_condition(
-            draft.get("conditions", []),
-            type_=c.COND_FAILED,
-            status=True,
-            reason=c.REASON_INVALID_SPEC,
-            message=message,
-            now=now,
-            generation=body["metadata"].get("generation"),
-        )
-        patch = status_patch(written, draft)
-        if patch and self._kube.patch_status(
-            API_VERSION, KIND, body["metadata"]["name"], body["metadata"]["namespace"], patch
-        ):
-            self._post_event(body, "Warning", c.REASON_INVALID_SPEC, message)
+        self._status.flush(run)
 
 
 def _job_failure(job: Manifest) -> WorkerFailure | None:

@@ -8,6 +8,8 @@ from typing import Any
 
 from modelfleet_api import constants as c
 
+from modelfleet_operator.conditions import pod_condition
+
 Manifest = dict[str, Any]
 COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 TERMINAL_PHASES = ("Succeeded", "Failed")
@@ -36,17 +38,9 @@ class WorkerSummary:
     """The scheduler's own reason (PodScheduled=False message) for one pending worker, if any."""
 
 
-def _condition(pod: Manifest, type_: str) -> dict[str, Any] | None:
-    for condition in pod.get("status", {}).get("conditions") or []:
-        if condition.get("type") == type_:
-            found: dict[str, Any] = condition
-            return found
-    return None
-
-
 def _failure(pod: Manifest) -> WorkerFailure:
     status = pod.get("status", {})
-    disruption = _condition(pod, "DisruptionTarget")
+    disruption = pod_condition(pod, "DisruptionTarget")
     evicted = status.get("reason") == "Evicted" or (
         disruption is not None and disruption.get("status") == c.CONDITION_TRUE
     )
@@ -86,7 +80,7 @@ def summarize(pods: Sequence[Manifest]) -> WorkerSummary:
         if pod.get("spec", {}).get("nodeName"):
             scheduled += 1
         else:
-            pod_scheduled = _condition(pod, "PodScheduled")
+            pod_scheduled = pod_condition(pod, "PodScheduled")
             if (
                 pod_scheduled
                 and pod_scheduled.get("status") == c.CONDITION_FALSE
@@ -95,7 +89,7 @@ def summarize(pods: Sequence[Manifest]) -> WorkerSummary:
                 unschedulable = unschedulable or str(pod_scheduled["message"])
         if phase == "Running":
             running += 1
-            ready_condition = _condition(pod, "Ready")
+            ready_condition = pod_condition(pod, "Ready")
             if ready_condition is not None and ready_condition.get("status") == c.CONDITION_TRUE:
                 ready += 1
     return WorkerSummary(

@@ -10,6 +10,8 @@ from typing import Any
 
 from modelfleet_api import constants as c
 
+from modelfleet_operator.conditions import pod_condition
+
 Manifest = dict[str, Any]
 CRASH_LOOP = "CrashLoopBackOff"
 IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName"})
@@ -27,14 +29,6 @@ class PodProblem:
 
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
-
-
-def _condition(pod: Manifest, type_: str) -> dict[str, Any] | None:
-    for condition in pod.get("status", {}).get("conditions") or []:
-        if condition.get("type") == type_:
-            found: dict[str, Any] = condition
-            return found
-    return None
 
 
 def _last_exit(status: dict[str, Any]) -> str:
@@ -93,7 +87,7 @@ def _problem_of(pod: Manifest) -> PodProblem | None:
                     + ". Check spec.image and the pull secret."
                 ),
             )
-    scheduled = _condition(pod, "PodScheduled")
+    scheduled = pod_condition(pod, "PodScheduled")
     if (
         scheduled
         and scheduled.get("status") == c.CONDITION_FALSE
@@ -144,7 +138,7 @@ def startup_breakdown(pods: Sequence[Manifest]) -> dict[str, Any] | None:
         return None if moment is None else max((moment - created).total_seconds(), 0.0)
 
     def true_since(type_: str) -> float | None:
-        condition = _condition(pod, type_)
+        condition = pod_condition(pod, type_)
         if condition is None or condition.get("status") != c.CONDITION_TRUE:
             return None
         return since(_time(condition.get("lastTransitionTime")))
