@@ -88,8 +88,9 @@ def summarize(records: Sequence[RequestRecord], slos: Slos) -> dict[str, Any]:
         (starts.size - 1) / (starts[-1] - starts[0]) if starts.size > 1 and starts[-1] > starts[0] else None
     )
     good_mask = good(requests, slos)
+    # An SLO with no completed request to measure is not met (every request may have failed).
     slo_checks = {
-        name: (distribution_ms(values)["p95"] or 0.0) <= limit
+        name: (p95 := distribution_ms(values)["p95"]) is not None and p95 <= limit
         for name, values, limit in (
             ("ttft", requests.ttft, slos.ttft_p95_ms),
             ("tpot", requests.tpot, slos.tpot_p95_ms),
