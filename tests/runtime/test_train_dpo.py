@@ -1,4 +1,4 @@
-"""DPO with LoRA adapters (the reference is the base with adapters off), two DDP processes."""
+"""DPO with LoRA adapters (the reference is the base with adapters off)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def test_dpo_prefers_chosen_responses_more_as_it_trains(tiny: TinyAssets, tmp_pa
         dataset={"uri": str(tiny.preferences), "format": "jsonl"},
     )
     config["hyperparameters"].update(maxSteps=10, learningRate=1e-2, lrSchedule="constant")
-    run_training(config, tmp_path)
+    config["topology"] = {"nodes": 1, "gpusPerNode": 1}  # the method is under test; DDP is elsewhere
+    run_training(config, tmp_path, nproc=1)
     steps = [
         row
         for row in map(json.loads, (tmp_path / "out" / "training_metrics.jsonl").read_text().splitlines())
