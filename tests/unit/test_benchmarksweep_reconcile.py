@@ -203,3 +203,20 @@ def test_an_unsupported_axis_combination_is_an_invalid_spec() -> None:
         "spec.targets[0].axes.quantization: fp8 is not supported by engine lmdeploy"
     )
     assert kube.creates == []
+
+
+def test_an_invalid_spec_recovers_once_the_user_fixes_it() -> None:
+    kube = FakeKube()
+    axes = {"engine": ["lmdeploy"], "quantization": ["fp8"]}
+    reconciler, _ = make(kube, [{"name": "a", "template": TEMPLATE, "axes": axes}])
+    reconciler.reconcile(NS, "sw")
+    assert status(kube)["phase"] == "Failed"
+
+    body = kube.objects[("BenchmarkSweep", NS, "sw")]
+    body["spec"]["targets"][0].pop("axes")
+    body["metadata"]["generation"] = 2
+    reconciler.reconcile(NS, "sw")
+
+    assert "Failed" not in [x["type"] for x in status(kube)["conditions"]]
+    assert (status(kube)["phase"], status(kube)["observedGeneration"]) == ("Deploying", 2)
+    assert kube.creates[0] == ("ModelDeployment", "sw-a-0")

@@ -211,3 +211,42 @@ def test_an_invalid_spec_is_reported_not_crashed_on() -> None:
         "spec.resources.gpusPerNode: Input should be greater than or equal to 1. Fix the spec"
     )
     assert kube.creates == []
+
+
+def test_an_invalid_spec_recovers_once_the_user_fixes_it() -> None:
+    kube = FakeKube()
+    reconciler = make(kube)
+    body = kube.objects[("TrainingJob", NS, "tiny")]
+    body["spec"]["resources"]["gpusPerNode"] = 0
+    reconciler.reconcile(NS, "tiny")
+    assert status(kube)["phase"] == "Failed"
+
+    body["spec"]["resources"]["gpusPerNode"] = 1
+    body["metadata"]["generation"] = 2
+    reconciler.reconcile(NS, "tiny")
+
+    assert "Failed" not in [x["type"] for x in status(kube)["conditions"]]
+    assert (status(kube)["phase"], status(kube)["observedGeneration"]) == ("Scheduling", 2)
+    assert ("Job", NS, "tiny") in kube.objects
+    assert reconciler.events[-1] == ("Warning", "WaitingForCapacity")  # type: ignore[attr-defined]
+
+
+def test_a_job_that_ran_and_failed_stays_failed_when_its_spec_is_edited() -> None:
+    kube = FakeKube()
+    reconciler = make(kube)
+    kube.objects[("TrainingJob", NS, "tiny")]["status"] = {
+        "phase": "Failed",
+        "completionTime": "2026-11-22T08:00:00Z",
+        "conditions": [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "InvalidSpec",
+                "message": "m",
+                "lastTransitionTime": "2026-11-22T08:00:00Z",
+            }
+        ],
+    }
+    reconciler.reconcile(NS, "tiny")
+    assert status(kube)["phase"] == "Failed"
+    assert ("Job", NS, "tiny") not in kube.objects
