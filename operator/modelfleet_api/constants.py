@@ -173,11 +173,25 @@ COND_FAILED: Final = "Failed"
 REASON_BACKOFF_LIMIT_EXCEEDED: Final = "BackoffLimitExceeded"
 """Failed=True (TrainingJob): more gang restarts than ``spec.backoffLimit``."""
 REASON_INVALID_SPEC: Final = "InvalidSpec"
-"""Failed=True (any kind): the spec passed the schema but cannot be run (the message names the field)."""
+"""Failed=True (any kind): the spec passed the schema but cannot be run (the message names the field).
+The phase is Failed until a fixed spec is applied; then the condition is cleared and the resource runs."""
 REASON_TARGET_NOT_FOUND: Final = "TargetNotFound"
 """Failed=True (BenchmarkSweep): a ``deploymentRef`` names a ModelDeployment that does not exist."""
 REASON_TARGET_FAILED: Final = "TargetFailed"
 """Failed=True (BenchmarkSweep): a target deployment failed to become Ready."""
+REASON_NO_POINT_SUCCEEDED: Final = "NoPointSucceeded"
+"""Failed=True (BenchmarkSweep): every point ended and none was measured; see ``status.points``."""
+
+# Reasons of a failed BenchmarkSweep point (``status.points[].reason`` with phase Failed; also posted as
+# Warning events). ``TargetNotFound`` and ``TargetFailed`` above apply to points too.
+REASON_POINT_JOB_FAILED: Final = "JobFailed"
+"""Point Failed: the benchmark Job failed (the message carries the pod's termination message or log tail)."""
+REASON_POINT_RESULT_MISSING: Final = "ResultMissing"
+"""Point Failed: the Job succeeded but its pod left no termination message with the point's figures."""
+REASON_POINT_RESULT_UNPARSEABLE: Final = "ResultUnparseable"
+"""Point Failed: the termination message is not a ``PointMetrics`` JSON document."""
+REASON_POINT_TARGET_NOT_READY: Final = "TargetReadyTimeout"
+"""Point Failed: its target deployment did not become Ready within the ready timeout."""
 
 # ModelDeployment
 COND_AVAILABLE: Final = "Available"

@@ -25,7 +25,7 @@ from modelfleet_api.modeldeployment import ModelDeploymentSpec
 from modelfleet_api.serving import EngineType
 from pydantic import ValidationError
 
-from modelfleet_operator.benchmark import builders, reasons
+from modelfleet_operator.benchmark import builders
 from modelfleet_operator.benchmark.builders import Endpoint, Owner
 from modelfleet_operator.benchmark.grid import InvalidSweep, Point, Target, expand_points, expand_targets
 from modelfleet_operator.benchmark.policies.best import best_per_slo, best_throughput
@@ -49,19 +49,19 @@ WARNING_REASONS = frozenset(
         c.REASON_TARGET_NOT_FOUND,
         c.REASON_TARGET_FAILED,
         c.REASON_SINK_FAILED,
-        reasons.POINT_JOB_FAILED,
-        reasons.POINT_RESULT_MISSING,
-        reasons.POINT_RESULT_UNPARSEABLE,
-        reasons.POINT_TARGET_NOT_READY,
-        reasons.SWEEP_NO_POINT_SUCCEEDED,
+        c.REASON_POINT_JOB_FAILED,
+        c.REASON_POINT_RESULT_MISSING,
+        c.REASON_POINT_RESULT_UNPARSEABLE,
+        c.REASON_POINT_TARGET_NOT_READY,
+        c.REASON_NO_POINT_SUCCEEDED,
     }
 )
 
 JOB_REASONS = frozenset(
     {
-        reasons.POINT_JOB_FAILED,
-        reasons.POINT_RESULT_MISSING,
-        reasons.POINT_RESULT_UNPARSEABLE,
+        c.REASON_POINT_JOB_FAILED,
+        c.REASON_POINT_RESULT_MISSING,
+        c.REASON_POINT_RESULT_UNPARSEABLE,
     }
 )
 """Reasons of failed points that ran a benchmark Job (the others failed before one started)."""
@@ -308,7 +308,7 @@ class BenchmarkSweepReconciler:
             run.condition(
                 c.COND_FAILED,
                 True,
-                reasons.SWEEP_NO_POINT_SUCCEEDED,
+                c.REASON_NO_POINT_SUCCEEDED,
                 f"All {len(points)} points failed; each point's reason and message say why.",
             )
 

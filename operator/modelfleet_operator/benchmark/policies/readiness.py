@@ -14,8 +14,6 @@ from typing import Any
 
 from modelfleet_api import constants as c
 
-from modelfleet_operator.benchmark import reasons
-
 DEFAULT_READY_TIMEOUT = timedelta(hours=1)
 """How long a target may take to become Ready: scheduling on a GPU node, downloading the model and
 loading the engine (the ModelDeployment's own startup probe allows an hour)."""
@@ -65,7 +63,7 @@ def readiness(
         )
     if now - waiting_since > timeout:
         return Readiness(
-            failure_reason=reasons.POINT_TARGET_NOT_READY,
+            failure_reason=c.REASON_POINT_TARGET_NOT_READY,
             message=(
                 f"ModelDeployment {name} was not Ready within {int(timeout.total_seconds())} s "
                 f"(phase {phase or 'unset'}; {_available_message(deployment)})."

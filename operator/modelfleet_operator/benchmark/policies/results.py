@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from modelfleet_api import constants as c
 from modelfleet_api.benchmarksweep import PointMetrics
 from modelfleet_api.constants import PointPhase
 from pydantic import ValidationError
-
-from modelfleet_operator.benchmark import reasons
 
 MESSAGE_LIMIT = 512
 """Longest failure message kept in status (the tail of a log is enough to see what went wrong)."""
@@ -60,7 +59,7 @@ def parse_metrics(message: str | None) -> Outcome:
     if not message:
         return Outcome(
             phase=PointPhase.FAILED,
-            reason=reasons.POINT_RESULT_MISSING,
+            reason=c.REASON_POINT_RESULT_MISSING,
             message="The benchmark Job succeeded but its pod left no termination message with the results.",
         )
     try:
@@ -68,7 +67,7 @@ def parse_metrics(message: str | None) -> Outcome:
     except ValidationError as error:
         return Outcome(
             phase=PointPhase.FAILED,
-            reason=reasons.POINT_RESULT_UNPARSEABLE,
+            reason=c.REASON_POINT_RESULT_UNPARSEABLE,
             message=_tail(f"Not a PointMetrics JSON document ({error.errors()[0]['msg']}): {message}"),
         )
     return Outcome(phase=PointPhase.SUCCEEDED, metrics=metrics)
@@ -85,6 +84,6 @@ def outcome(job: dict[str, Any], pods: list[dict[str, Any]], container: str) -> 
     why = f"{failed.get('reason', 'Failed')}: {failed.get('message', '')}".rstrip(": ")
     return Outcome(
         phase=PointPhase.FAILED,
-        reason=reasons.POINT_JOB_FAILED,
+        reason=c.REASON_POINT_JOB_FAILED,
         message=_tail(f"{why}; pod said: {detail}" if detail else why),
     )
