@@ -165,13 +165,13 @@ class LoadPattern(_LoadBounds):
             reason="FieldValueRequired",
         ),
         CelRule(
-            rule="self.mode != 'closed-loop' || size(self.concurrency) > 0",
+            rule="self.mode != 'closed-loop' || (has(self.concurrency) && size(self.concurrency) > 0)",
             message="closed-loop needs at least one concurrency",
             field_path=".concurrency",
             reason="FieldValueRequired",
         ),
         CelRule(
-            rule="self.mode != 'open-loop' || size(self.requestRates) > 0",
+            rule="self.mode != 'open-loop' || (has(self.requestRates) && size(self.requestRates) > 0)",
             message="open-loop needs at least one request rate",
             field_path=".requestRates",
             reason="FieldValueRequired",
@@ -273,7 +273,7 @@ class Slos(ApiModel):
     tpot_p95_ms: float | None = Field(default=None, gt=0.0)
     """Time per output token after the first, milliseconds."""
 
-    e2e_p95_ms: float | None = Field(default=None, gt=0.0)
+    e2e_p95_ms: float | None = Field(default=None, gt=0.0, alias="e2eP95Ms")
     """End-to-end request latency, milliseconds."""
 
 

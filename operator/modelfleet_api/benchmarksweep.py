@@ -20,7 +20,14 @@ from modelfleet_api.benchmark import LoadPattern, Protocol, Sinks, Slos, Workloa
 from modelfleet_api.common import CONDITIONS_SCHEMA_EXTRA, DNS_LABEL_PATTERN, Condition
 from modelfleet_api.constants import BenchmarkSweepPhase, PointPhase
 from modelfleet_api.modeldeployment import ModelDeploymentSpec
-from modelfleet_api.resource import AGE_COLUMN, CustomResource, PrinterColumn, ResourceNames
+from modelfleet_api.resource import (
+    AGE_COLUMN,
+    DNS_LABEL_MAX,
+    CustomResource,
+    PrinterColumn,
+    ResourceNames,
+    name_length_rule,
+)
 from modelfleet_api.serving import EngineType, Quantization
 
 MAX_TARGETS = 16
@@ -83,7 +90,7 @@ class SweepTarget(ApiModel):
         ),
         CelRule(
             rule=(
-                "!has(self.template) || !has(self.axes) || "
+                "!has(self.template) || !has(self.axes) || !has(self.axes.tensorParallelSize) || "
                 "self.axes.tensorParallelSize.all(tp, tp <= self.template.resources.gpusPerReplica)"
             ),
             message="axes.tensorParallelSize values cannot exceed template.resources.gpusPerReplica",
@@ -151,7 +158,7 @@ class BenchmarkSweepSpec(ApiModel):
             field_path=".targets",
         ),
         CelRule(
-            rule="size(self.tokenLengths) == 0 || has(self.workload.synthetic)",
+            rule="!has(self.tokenLengths) || size(self.tokenLengths) == 0 || has(self.workload.synthetic)",
             message="tokenLengths replace synthetic lengths: it needs workload.synthetic",
             field_path=".tokenLengths",
         ),
@@ -168,7 +175,7 @@ class PointMetrics(ApiModel):
     tpot_p95_ms: float | None = None
     """95th percentile time per output token, milliseconds."""
 
-    e2e_p95_ms: float | None = None
+    e2e_p95_ms: float | None = Field(default=None, alias="e2eP95Ms")
     """95th percentile end-to-end latency, milliseconds."""
 
     output_tokens_per_second: float | None = None
@@ -296,6 +303,14 @@ class BenchmarkSweepStatus(ApiModel):
 
 class BenchmarkSweep(CustomResource):
     """A grid of benchmark points over deployments and load levels."""
+
+    cel_rules = (
+        name_length_rule(
+            DNS_LABEL_MAX,
+            "every child carries the name as a label value (modelfleet.io/benchmarksweep), at most "
+            f"{DNS_LABEL_MAX} characters",
+        ),
+    )
 
     names = ResourceNames(
         kind="BenchmarkSweep",

@@ -24,11 +24,20 @@ from modelfleet_api.common import (
     gpus_fit_rule,
 )
 from modelfleet_api.constants import ModelDeploymentPhase
-from modelfleet_api.resource import AGE_COLUMN, CustomResource, PrinterColumn, ResourceNames
+from modelfleet_api.resource import (
+    AGE_COLUMN,
+    DNS_LABEL_MAX,
+    CustomResource,
+    PrinterColumn,
+    ResourceNames,
+    name_length_rule,
+)
 from modelfleet_api.serving import EngineSpec
 from modelfleet_api.training import ModelSource
 
 MAX_REPLICAS = 100
+MAX_NAME_LENGTH = DNS_LABEL_MAX - len("-canary")
+"""The Deployments and Services of the tracks are ``<name>-stable`` and ``<name>-canary``."""
 
 
 class ServingResources(NodePlacement):
@@ -294,6 +303,14 @@ class ModelDeploymentStatus(ApiModel):
 
 class ModelDeployment(CustomResource):
     """An inference endpoint for one model on AKS H100 nodes."""
+
+    cel_rules = (
+        name_length_rule(
+            MAX_NAME_LENGTH,
+            "each track gets a Deployment and Service named <name>-stable or <name>-canary, and a "
+            f"Service name is a DNS label of at most {DNS_LABEL_MAX} characters",
+        ),
+    )
 
     names = ResourceNames(
         kind="ModelDeployment",

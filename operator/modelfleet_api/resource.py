@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from modelfleet_api.base import ApiModel
+from modelfleet_api.base import ApiModel, CelRule
 
 CATEGORY = "modelfleet"
 """Every kind is in this category, so `kubectl get modelfleet` lists all three."""
@@ -77,3 +77,15 @@ class CustomResource(ApiModel):
         if value != cls.names.kind:
             raise ValueError(f"kind must be {cls.names.kind!r}, got {value!r}")
         return value
+
+
+DNS_LABEL_MAX = 63
+"""Longest DNS label: a Service name, a pod hostname, a label value."""
+
+
+def name_length_rule(max_length: int, why: str) -> CelRule:
+    """A root rule capping ``metadata.name`` (the API server allows 253 characters, children need less)."""
+    return CelRule(
+        rule=f"size(self.metadata.name) <= {max_length}",
+        message=f"metadata.name must be at most {max_length} characters: {why}",
+    )

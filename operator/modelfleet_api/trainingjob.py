@@ -23,7 +23,14 @@ from modelfleet_api.common import (
     gpus_fit_rule,
 )
 from modelfleet_api.constants import TrainingJobPhase
-from modelfleet_api.resource import AGE_COLUMN, CustomResource, PrinterColumn, ResourceNames
+from modelfleet_api.resource import (
+    AGE_COLUMN,
+    DNS_LABEL_MAX,
+    CustomResource,
+    PrinterColumn,
+    ResourceNames,
+    name_length_rule,
+)
 from modelfleet_api.runtime_config import TrainingProgress
 from modelfleet_api.training import (
     CheckpointSpec,
@@ -38,6 +45,9 @@ from modelfleet_api.training import (
 )
 
 MAX_NODES = 256
+MAX_NAME_LENGTH = DNS_LABEL_MAX - len(f"-{MAX_NODES - 1}")
+"""A TrainingJob's name is its worker Job's and headless Service's; the hostname ``<name>-<index>`` of
+the last worker must still be a DNS label."""
 
 
 class TrainingResources(NodePlacement):
@@ -239,17 +249,25 @@ class TrainingJob(CustomResource):
     status: TrainingJobStatus | None = None
     """Observed state."""
 
-    cel_rules = tuple(
-        CelRule(
-            rule=(
-                "!has(oldSelf.status) || !has(oldSelf.status.phase) || "
-                f"!(oldSelf.status.phase in {[p.value for p in ACTIVE_PHASES]}) || "
-                f"self.spec.{path} == oldSelf.spec.{path}"
-            ),
-            message=f"spec.{path} cannot change while the job is Scheduling or Running; "
-            "suspend it first (spec.suspend: true)",
-            field_path=f".spec.{path}",
-            reason="FieldValueForbidden",
-        )
-        for path in IMMUTABLE_WHILE_ACTIVE
+    cel_rules = (
+        name_length_rule(
+            MAX_NAME_LENGTH,
+            f"worker pods are named <name>-<index> (index up to {MAX_NODES - 1}) and resolved as "
+            "<name>-<index>.<name>, and a pod hostname and a Service name are DNS labels of at most "
+            f"{DNS_LABEL_MAX} characters",
+        ),
+        *(
+            CelRule(
+                rule=(
+                    "!has(oldSelf.status) || !has(oldSelf.status.phase) || "
+                    f"!(oldSelf.status.phase in {[p.value for p in ACTIVE_PHASES]}) || "
+                    f"self.spec.{path} == oldSelf.spec.{path}"
+                ),
+                message=f"spec.{path} cannot change while the job is Scheduling or Running; "
+                "suspend it first (spec.suspend: true)",
+                field_path=f".spec.{path}",
+                reason="FieldValueForbidden",
+            )
+            for path in IMMUTABLE_WHILE_ACTIVE
+        ),
     )

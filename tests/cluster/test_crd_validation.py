@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -62,6 +63,11 @@ Case = tuple[str, dict[str, Any], str | tuple[str, ...]]
 
 TJ = good_training_job("bad")
 BAD_TRAINING_JOBS: list[Case] = [
+    (
+        "name-too-long-for-worker-hostnames",
+        edit(TJ, metadata__name="t" * 60),
+        "metadata.name must be at most 59 characters: worker pods are named <name>-<index>",
+    ),
     ("precision-enum", edit(TJ, spec__precision="fp8"), 'spec.precision: Unsupported value: "fp8"'),
     ("negative-gpus", edit(TJ, spec__resources__gpusPerNode=-1), "spec.resources.gpusPerNode: Invalid value"),
     ("zero-nodes", edit(TJ, spec__resources__nodes=0), "spec.resources.nodes: Invalid value"),
@@ -156,6 +162,11 @@ BAD_TRAINING_JOBS: list[Case] = [
 MD = good_model_deployment("bad")
 BAD_MODEL_DEPLOYMENTS: list[Case] = [
     (
+        "name-too-long-for-track-services",
+        edit(MD, metadata__name="m" * 57),
+        "metadata.name must be at most 56 characters: each track gets a Deployment and Service",
+    ),
+    (
         "tensor-parallel-beyond-gpus",
         edit(MD, spec__engine={"type": "vllm", "settings": {"tensorParallelSize": 4}}),
         "spec.engine.settings.tensorParallelSize: Invalid value: engine.settings.tensorParallelSize "
@@ -217,6 +228,11 @@ BAD_MODEL_DEPLOYMENTS: list[Case] = [
 BS = good_benchmark_sweep("bad")
 TEMPLATE = BS["spec"]["targets"][1]["template"]
 BAD_BENCHMARK_SWEEPS: list[Case] = [
+    (
+        "name-too-long-for-label-values",
+        edit(BS, metadata__name="b" * 64),
+        "metadata.name must be at most 63 characters",
+    ),
     ("no-targets", edit(BS, spec__targets=[]), "spec.targets: Invalid value"),
     (
         "ref-and-template",
@@ -253,8 +269,7 @@ BAD_BENCHMARK_SWEEPS: list[Case] = [
     (
         "closed-loop-without-concurrency",
         edit(BS, spec__load={"mode": "closed-loop", "requests": 10}),
-        # benchmark.LoadPattern's rule reads the absent list, so the server reports it on spec.load
-        ("spec.load: Invalid value", "closed-loop needs at least one concurrency"),
+        "spec.load.concurrency: Required value: closed-loop needs at least one concurrency",
     ),
     (
         "unbounded-points",
@@ -338,6 +353,36 @@ def test_bad_benchmark_sweep_rejected(
     _rejected(crds, dry_run_namespace, manifest, expected)
 
 
+GOOD_SWEEPS_WITHOUT_OPTIONAL_LISTS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "axes-without-tensor-parallel-size",
+        edit(BS, spec__targets=[{"name": "a", "template": TEMPLATE, "axes": {"engine": ["vllm", "sglang"]}}]),
+    ),
+    (
+        "prompts-file-without-token-lengths",
+        edit(BS, spec__workload={"promptsFile": {"uri": "p"}}, spec__tokenLengths=DELETE),
+    ),
+    (
+        "open-loop-without-concurrency",
+        edit(BS, spec__load={"mode": "open-loop", "requestRates": [1.0], "requests": 10}),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [m for _, m in GOOD_SWEEPS_WITHOUT_OPTIONAL_LISTS],
+    ids=[i for i, _ in GOOD_SWEEPS_WITHOUT_OPTIONAL_LISTS],
+)
+def test_optional_lists_may_be_left_out(
+    crds: ControlPlane, dry_run_namespace: str, manifest: dict[str, Any]
+) -> None:
+    """The CEL rules on optional lists (``axes.tensorParallelSize``, ``tokenLengths``,
+    ``load.concurrency``) guard them with ``has()``: leaving them out is not a "no such key" error."""
+    code, output = apply(crds, dry_run_namespace, manifest, "--dry-run=server")
+    assert code == 0, output
+
+
 def _get(cluster: ControlPlane, namespace: str, resource: str) -> dict[str, Any]:
     return json.loads(cluster.kubectl("get", "-n", namespace, resource, "-o", "json").stdout)
 
@@ -394,6 +439,34 @@ def _patch(
     return done.returncode, done.stdout + done.stderr
 
 
+HOLD_FINALIZER = "tests.modelfleet.io/hold"
+
+
+@pytest.fixture
+def held_training_job(crds: ControlPlane, namespace: str) -> Iterator[str]:
+    """A TrainingJob whose status only the test writes: the session operator reconciles every TrainingJob
+    in the cluster and would overwrite a hand-written phase, except of objects being deleted (it leaves
+    those alone). So the object is deleted at once and kept by a finalizer of the test's own; spec and
+    status stay writable (and the CRD's transition rules apply) until the finalizer is removed."""
+    manifest = good_training_job()
+    manifest["metadata"]["finalizers"] = [HOLD_FINALIZER]
+    assert apply(crds, namespace, manifest)[0] == 0
+    resource = "trainingjob/llama-lora"
+    crds.kubectl("delete", "-n", namespace, resource, "--wait=false")
+    # the operator stops at deletionTimestamp; a pass already running when it was set writes once more
+    last = ""
+    for _ in range(20):
+        time.sleep(1.0)
+        version = _get(crds, namespace, resource)["metadata"]["resourceVersion"]
+        if version == last:
+            break
+        last = version
+    try:
+        yield resource
+    finally:
+        _patch(crds, namespace, resource, {"metadata": {"finalizers": None}})
+
+
 @pytest.mark.parametrize(
     ("spec_patch", "field"),
     [
@@ -405,10 +478,9 @@ def _patch(
     ids=["nodes", "gpusPerNode", "method", "strategy"],
 )
 def test_topology_is_frozen_while_running(
-    crds: ControlPlane, namespace: str, spec_patch: dict[str, Any], field: str
+    crds: ControlPlane, held_training_job: str, namespace: str, spec_patch: dict[str, Any], field: str
 ) -> None:
-    assert apply(crds, namespace, good_training_job())[0] == 0
-    resource = "trainingjob/llama-lora"
+    resource = held_training_job
     code, output = _patch(crds, namespace, resource, {"status": {"phase": "Running"}}, "--subresource=status")
     assert code == 0, output
 
@@ -420,9 +492,10 @@ def test_topology_is_frozen_while_running(
     assert code == 0, f"fields outside the frozen set stay editable while running: {output}"
 
 
-def test_topology_can_change_once_suspended(crds: ControlPlane, namespace: str) -> None:
-    assert apply(crds, namespace, good_training_job())[0] == 0
-    resource = "trainingjob/llama-lora"
+def test_topology_can_change_once_suspended(
+    crds: ControlPlane, held_training_job: str, namespace: str
+) -> None:
+    resource = held_training_job
     assert (
         _patch(crds, namespace, resource, {"status": {"phase": "Suspended"}}, "--subresource=status")[0] == 0
     )

@@ -37,8 +37,10 @@ def test_reconcile_counters_and_phases_move_with_a_training_job(
     finish_workers(core, namespace, "metered", succeeded=True)
     wait_for_phase(custom, namespace, "metered", "Succeeded")
     wait_for(
-        lambda: value(samples(operator), "modelfleet_resources", kind="TrainingJob", phase="Succeeded")
-        > value(before, "modelfleet_resources", kind="TrainingJob", phase="Succeeded"),
+        lambda: (
+            value(samples(operator), "modelfleet_resources", kind="TrainingJob", phase="Succeeded")
+            > value(before, "modelfleet_resources", kind="TrainingJob", phase="Succeeded")
+        ),
         20,
         "the Succeeded phase counted",
     )

@@ -10,16 +10,20 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from modelfleet_api.modeldeployment import MAX_NAME_LENGTH as MODEL_DEPLOYMENT_NAME_MAX
+
 DNS_LABEL_MAX = 63
+DEPLOYMENT_NAME_MAX = MODEL_DEPLOYMENT_NAME_MAX
+"""An expanded deployment is a ModelDeployment, whose CRD caps the name shorter (its tracks' children)."""
 _HASH_LENGTH = 8
 
 
-def fit_label(name: str) -> str:
-    """``name`` when it is a valid DNS label length, else a unique shortened form of it."""
-    if len(name) <= DNS_LABEL_MAX:
+def fit_label(name: str, limit: int = DNS_LABEL_MAX) -> str:
+    """``name`` when it is at most ``limit`` (a DNS label's) characters, else a unique shortened form."""
+    if len(name) <= limit:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:_HASH_LENGTH]
-    head = name[: DNS_LABEL_MAX - _HASH_LENGTH - 1].rstrip("-")
+    head = name[: limit - _HASH_LENGTH - 1].rstrip("-")
     return f"{head}-{digest}"
 
 
@@ -30,7 +34,7 @@ class ChildNames:
 
     def deployment(self, target: str, index: int) -> str:
         """The ModelDeployment expanded from template target ``target`` (combination ``index``)."""
-        return fit_label(f"{self.sweep}-{target}-{index}")
+        return fit_label(f"{self.sweep}-{target}-{index}", DEPLOYMENT_NAME_MAX)
 
     def point_job(self, point: int) -> str:
         return fit_label(f"{self.sweep}-point-{point}")
