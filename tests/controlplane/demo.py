@@ -7,6 +7,7 @@ drives their pods the way a real cluster would, printing ``kubectl get`` as they
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -17,6 +18,7 @@ from kubernetes import client, config
 
 from tests.cluster.drive import finish_workers, publish_progress, running_workers
 from tests.controlplane.cluster import REPO_ROOT, ControlPlane, wait_for
+from tests.controlplane.demo_bench import run_sweep
 from tests.controlplane.demo_engine import LocalEngine, run_rendered_engine, stream_chat
 
 NAMESPACE = "modelfleet-demo"
@@ -171,6 +173,55 @@ def chat(engine: LocalEngine) -> None:
     stream_chat(engine, prompt)
 
 
+BENCH_SWEEP = "tiny-chat-concurrency"
+BENCH_POINTS = 3
+
+
+def benchmark(plane: ControlPlane, core: client.CoreV1Api, engine: LocalEngine) -> None:
+    banner("BenchmarkSweeps: vLLM vs SGLang on H100 (GPU only: shown expanding), tiny-chat at 1/2/4 users")
+    for example in ("benchmarksweep-engines.yaml", "benchmarksweep-cpu-tiny.yaml"):
+        show(plane, "apply", "-n", NAMESPACE, "-f", str(REPO_ROOT / "examples" / example))
+    wait_for(lambda: len(_names(plane, "jobs")) > 0, 60, "the first benchmark Job")
+    show(plane, "get", "benchmarksweeps", "-n", NAMESPACE)
+    banner("each point of tiny-chat-concurrency runs for real here against the CPU engine")
+    plot = run_sweep(
+        plane, core, NAMESPACE, BENCH_SWEEP, BENCH_POINTS, engine, plane.run_dir / "demo" / "bench"
+    )
+    wait_for(
+        lambda: _phase(plane, "benchmarksweep", BENCH_SWEEP) == "Succeeded", 60, f"{BENCH_SWEEP} Succeeded"
+    )
+    banner("the operator read every point's figures back into the sweep's status")
+    show(plane, "get", "benchmarksweeps", "-n", NAMESPACE)
+    print_points(plane, BENCH_SWEEP)
+    print(f"plot of the sweep (latency against throughput): {plot}")
+
+
+def print_points(plane: ControlPlane, sweep: str) -> None:
+    status = json.loads(plane.kubectl("get", "benchmarksweep", sweep, "-n", NAMESPACE, "-o", "json").stdout)[
+        "status"
+    ]
+    row = "{:<16} {:<10} {:>10} {:>8} {:>13} {:>13} {:>9}"
+    print(row.format("LOAD", "PHASE", "TOKENS/S", "REQ/S", "TTFT P95 MS", "TPOT P95 MS", "MEETS SLO"))
+    for point in status["points"]:
+        figures = [
+            point.get(key) for key in ("outputTokensPerSecond", "requestsPerSecond", "ttftP95Ms", "tpotP95Ms")
+        ]
+        print(
+            row.format(
+                point["load"],
+                point["phase"],
+                *(f"{value:.1f}" if value is not None else "-" for value in figures),
+                str(point.get("meetsSlos", "-")),
+            )
+        )
+    for best in status.get("bestPerSlo", []):
+        print(f"best for {best['slo']}: {best['load']} ({best['outputTokensPerSecond']:.1f} tokens/s)")
+
+
+def _phase(plane: ControlPlane, kind: str, name: str) -> str:
+    return plane.kubectl("get", kind, name, "-n", NAMESPACE, "-o", "jsonpath={.status.phase}").stdout
+
+
 def _names(plane: ControlPlane, kind: str) -> list[str]:
     out = plane.kubectl("get", kind, "-n", NAMESPACE, "-o", "jsonpath={.items[*].metadata.name}").stdout
     return out.split()
@@ -214,6 +265,7 @@ def main() -> int:
     banner("the launcher runs, on this CPU, the container and config the operator rendered for tiny-chat")
     with run_rendered_engine(plane, NAMESPACE, "tiny-chat", plane.run_dir / "demo") as engine:
         chat(engine)
+        benchmark(plane, core, engine)
     banner(f"demo done in {time.monotonic() - started:.0f}s")
     print(f"kubeconfig: export KUBECONFIG={Path(plane.kubeconfig)}  (stop everything: make cluster-down)")
     return 0

@@ -35,6 +35,7 @@ STARTUP_TIMEOUT_SECONDS = 180
 class LocalEngine:
     url: str
     served_model: str
+    model_dir: Path
     log: Path
 
 
@@ -73,7 +74,8 @@ def run_rendered_engine(
 ) -> Iterator[LocalEngine]:
     config, server = _rendered(plane, namespace, name)
     port, metrics_port = _free_port(), _free_port()
-    config["model"]["uri"] = str(tiny_model(workdir))
+    model_dir = tiny_model(workdir)
+    config["model"]["uri"] = str(model_dir)
     config |= {
         "port": port,
         "metricsPort": metrics_port,
@@ -103,7 +105,12 @@ def run_rendered_engine(
     try:
         health = server["readinessProbe"]["httpGet"]["path"]
         _wait_ready(launcher, f"http://127.0.0.1:{port}{health}", log)
-        yield LocalEngine(url=f"http://127.0.0.1:{port}", served_model=config["servedModelName"], log=log)
+        yield LocalEngine(
+            url=f"http://127.0.0.1:{port}",
+            served_model=config["servedModelName"],
+            model_dir=model_dir,
+            log=log,
+        )
     finally:
         if launcher.poll() is None:
             os.killpg(launcher.pid, signal.SIGTERM)
