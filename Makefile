@@ -79,8 +79,10 @@ lint: deps-operator link ## ruff, mypy on the operator, import layers
 TIERS := unit cluster runtime chart
 .PHONY: deps test $(addprefix test-,$(TIERS))
 deps: deps-operator deps-train deps-serve deps-dev link
+# Two workers: the cluster tier (mostly waiting on the API server) runs on one while the CPU-bound
+# runtime and unit tests share the other.
 test: deps lint cluster-build chart-tools ## set up everything and run every test tier
-	$(PYTEST) -m "$(subst $(space),$(space)or$(space),$(TIERS))"
+	$(PYTEST) -n 2 --dist loadgroup -m "$(subst $(space),$(space)or$(space),$(TIERS))"
 test-unit: deps
 	$(PYTEST) -m unit
 test-cluster test-runtime: test-%: deps cluster-build

@@ -68,3 +68,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             f"tests without exactly one tier marker ({', '.join(TIERS)}): " + ", ".join(wrong[:10])
         )
+    # Under pytest-xdist (`make test` runs two workers with --dist loadgroup) the cluster tier stays on
+    # one worker: it shares one operator process, which must be the only one watching the cluster.
+    for item in items:
+        if item.get_closest_marker("cluster"):
+            item.add_marker(pytest.mark.xdist_group("cluster"))
