@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -35,7 +36,9 @@ class OperatorConfig:
     peering_name: str = "modelfleet"
     """Name of the (Cluster)KopfPeering object replicas coordinate through (``MODELFLEET_PEERING``)."""
     priority: int = 0
-    """Peering priority of this replica (``MODELFLEET_PRIORITY``); give replicas distinct values."""
+    """Peering priority of this replica (``MODELFLEET_PRIORITY``). Unset in a pod, it is derived from the
+    pod's name: kopf pauses every operator that sees a peer of the same priority, so the replicas of one
+    Deployment must not share one."""
     health_port: int = 8080
     """Port of the liveness endpoint ``/healthz`` (``MODELFLEET_HEALTH_PORT``; 0 disables it)."""
     resync_seconds: float = 5.0
@@ -83,6 +86,12 @@ def _env_bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _pod_priority(env: Mapping[str, str], default: int) -> int:
+    """A stable priority in 1..1,000,000 from ``POD_NAME`` (replicas differ but for a 1e-6 chance)."""
+    pod = env.get("POD_NAME")
+    return zlib.crc32(pod.encode()) % 1_000_000 + 1 if pod else default
+
+
 def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> OperatorConfig:
     """Settings from ``argv`` (default: none) over ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -110,7 +119,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         namespaces=namespaces,
         standalone=standalone,
         peering_name=str(pick(args.peering_name, "MODELFLEET_PEERING", defaults.peering_name)),
-        priority=int(str(pick(args.priority, "MODELFLEET_PRIORITY", defaults.priority))),
+        priority=int(str(pick(args.priority, "MODELFLEET_PRIORITY", _pod_priority(env, defaults.priority)))),
         health_port=int(str(pick(args.health_port, "MODELFLEET_HEALTH_PORT", defaults.health_port))),
         resync_seconds=float(
             str(pick(args.resync_seconds, "MODELFLEET_RESYNC_SECONDS", defaults.resync_seconds))

@@ -88,3 +88,11 @@ def test_settings_from_flags_over_environment() -> None:
     assert (flagged.namespaces, flagged.training_image, flagged.priority) == ((), "flag/image:2", 100)
     assert load_config(["-n", "x", "-n", "y"], {}).namespaces == ("x", "y")
     assert load_config([], {}) == OperatorConfig()
+
+
+def test_replicas_of_one_deployment_get_distinct_stable_peering_priorities() -> None:
+    first = load_config([], {"POD_NAME": "modelfleet-operator-7d9f8-abcde"}).priority
+    second = load_config([], {"POD_NAME": "modelfleet-operator-7d9f8-fghij"}).priority
+    assert first != second and min(first, second) >= 1 and max(first, second) <= 1_000_000
+    assert load_config([], {"POD_NAME": "modelfleet-operator-7d9f8-abcde"}).priority == first
+    assert load_config([], {"POD_NAME": "x", "MODELFLEET_PRIORITY": "7"}).priority == 7
