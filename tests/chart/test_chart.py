@@ -4,6 +4,7 @@ values.schema.json. Regenerate the golden files with UPDATE_GOLDEN=1 after an in
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from tests.chart.helm import CHART, NAMESPACE, VALUES, by_kind, helm, needs_helm
 pytestmark = [pytest.mark.chart, needs_helm]
 
 GOLDEN = Path(__file__).parent / "golden"
+REPO = Path(__file__).resolve().parents[2]
 CASES = {"default": [], "full": ["--values", str(VALUES / "full.yaml")]}
 CRD_NAMES = {"trainingjobs.modelfleet.io", "modeldeployments.modelfleet.io", "benchmarksweeps.modelfleet.io"}
 
@@ -99,33 +101,56 @@ def test_rbac_grants_no_secrets_no_node_writes_and_no_wildcards(case: str) -> No
             assert not verbs & {"bind", "escalate", "impersonate"}
 
 
-def test_cluster_wide_role_covers_what_the_operator_manages() -> None:
+OPERATOR_RULES = {
+    ("modelfleet.io", "trainingjobs"): {"get", "list", "watch", "patch", "delete"},
+    ("modelfleet.io", "modeldeployments"): {"get", "list", "watch", "patch", "create", "delete"},
+    ("modelfleet.io", "benchmarksweeps"): {"get", "list", "watch", "patch"},
+    **{
+        ("modelfleet.io", f"{kind}/status"): {"patch"}
+        for kind in ("trainingjobs", "modeldeployments", "benchmarksweeps")
+    },
+    **{
+        ("modelfleet.io", f"{kind}/finalizers"): {"update"}
+        for kind in ("trainingjobs", "modeldeployments", "benchmarksweeps")
+    },
+    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+    ("", "pods"): {"list"},
+    ("", "configmaps"): {"get", "list", "create", "patch", "update", "delete"},
+    ("", "services"): {"get", "list", "create", "patch", "delete"},
+    ("", "serviceaccounts"): {"get", "create"},
+    ("rbac.authorization.k8s.io", "roles"): {"get", "create"},
+    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "create"},
+    ("", "events"): {"create"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("policy", "poddisruptionbudgets"): {"get", "list", "create", "patch", "delete"},
+    ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "create", "patch", "delete"},
+    ("keda.sh", "scaledobjects"): {"get", "list", "create", "patch", "delete"},
+    ("gateway.networking.k8s.io", "httproutes"): {"get", "list", "create", "patch", "delete"},
+}
+"""What the operator does with each kind (modelfleet_operator.kube calls and kopf), exactly; proven in
+the local control plane by tests/cluster/test_chart_install.py."""
+DETECTION_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"}}
+
+
+def test_cluster_wide_role_is_exactly_what_the_operator_uses() -> None:
     (role,) = by_kind(render(), "ClusterRole")
-    granted = {(group, resource): verbs for group, resource, verbs in rules_of(role)}
-    write = frozenset({"get", "list", "watch", "create", "update", "patch", "delete"})
-    for group, resource in [
-        ("batch", "jobs"),
-        ("", "services"),
-        ("", "configmaps"),
-        ("", "serviceaccounts"),
-        ("rbac.authorization.k8s.io", "roles"),
-        ("rbac.authorization.k8s.io", "rolebindings"),
-        ("apps", "deployments"),
-        ("policy", "poddisruptionbudgets"),
-        ("autoscaling", "horizontalpodautoscalers"),
-        ("keda.sh", "scaledobjects"),
-        ("gateway.networking.k8s.io", "httproutes"),
-    ]:
-        assert granted[group, resource] == write, (group, resource)
-    assert granted["", "pods"] == {"get", "list", "watch", "delete"}
-    assert granted["apiextensions.k8s.io", "customresourcedefinitions"] == {"get", "list", "watch"}
-    for kind in ("trainingjobs", "modeldeployments", "benchmarksweeps"):
-        assert {"get", "list", "watch", "patch"} <= granted["modelfleet.io", kind]
-        assert "patch" in granted["modelfleet.io", f"{kind}/status"]
-        assert granted["modelfleet.io", f"{kind}/finalizers"] == {"update"}
+    granted = {(group, resource): set(verbs) for group, resource, verbs in rules_of(role)}
+    assert len(granted) == len(rules_of(role)), "one rule per kind"
+    assert granted == {**OPERATOR_RULES, **DETECTION_RULES}
     assert ("kopf.dev", "clusterkopfpeerings") not in granted, (
         "no peering permissions for a standalone replica"
     )
+
+
+def test_the_operator_holds_what_it_grants_the_workers() -> None:
+    """RBAC escalation prevention: the operator may create the workers' Role only if it holds its rules."""
+    from modelfleet_operator.training.builders import Owner, progress_role
+
+    owner = Owner(name="tj", namespace="ns", uid="u")
+    for rule in progress_role(owner)["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                assert set(rule["verbs"]) <= OPERATOR_RULES[group, resource]
 
 
 def test_watch_namespaces_switches_to_roles_in_each_namespace() -> None:
@@ -133,12 +158,15 @@ def test_watch_namespaces_switches_to_roles_in_each_namespace() -> None:
     roles = by_kind(docs, "Role")
     assert {role["metadata"]["namespace"] for role in roles} == {"ml-team", "ml-research"}
     for role in roles:
-        assert ("kopf.dev", "kopfpeerings", frozenset({"get", "list", "watch", "patch"})) in rules_of(role)
+        granted = {(group, resource): set(verbs) for group, resource, verbs in rules_of(role)}
+        assert granted == {**OPERATOR_RULES, ("kopf.dev", "kopfpeerings"): {"list", "watch", "patch"}}
     bindings = by_kind(docs, "RoleBinding")
     assert {b["subjects"][0]["namespace"] for b in bindings} == {NAMESPACE}
     (cluster_role,) = by_kind(docs, "ClusterRole")
+    # kopf lists and watches namespaces when it watches a list of them.
     assert rules_of(cluster_role) == [
-        ("apiextensions.k8s.io", "customresourcedefinitions", frozenset({"get", "list", "watch"}))
+        ("apiextensions.k8s.io", "customresourcedefinitions", frozenset({"get", "list", "watch"})),
+        ("", "namespaces", frozenset({"list", "watch"})),
     ]
     (deployment,) = by_kind(docs, "Deployment")
     env = {
@@ -194,7 +222,12 @@ def test_monitoring_objects_use_the_documented_metric_names() -> None:
         "ModelfleetOperatorDown",
         "ModelfleetReconcileErrors",
         "ModelfleetReconcileSlow",
+        "ModelfleetReconcileBacklog",
+        "ModelfleetApiForbidden",
+        "ModelfleetApiErrors",
+        "ModelfleetAzureErrors",
         "ModelfleetTrainingJobFailed",
+        "ModelfleetBenchmarkSweepFailed",
         "ModelfleetTrainingJobUnschedulable",
         "ModelfleetModelDeploymentDegraded",
         "ModelfleetServingLatencyHigh",
@@ -221,6 +254,95 @@ def test_monitoring_objects_use_the_documented_metric_names() -> None:
         "modelfleet_resources",
     ):
         assert metric in exprs
+
+
+METRIC_LABELS = {
+    "modelfleet_reconcile_total": {"kind", "result"},
+    "modelfleet_reconcile_duration_seconds_bucket": {"kind", "le"},
+    "modelfleet_reconcile_queue_depth": {"kind", "state"},
+    "modelfleet_resources": {"kind", "phase"},
+    "modelfleet_api_errors_total": {"verb", "code"},
+    "modelfleet_capacity_actions_total": {"instance_type", "action"},
+    "modelfleet_azure_errors_total": {"code"},
+}
+"""Labels of the operator's metrics (modelfleet_operator.metrics); a scrape adds job/namespace/pod of
+the operator, never of the resources."""
+
+
+def labels_used(expr: str) -> set[str]:
+    matchers = {m for block in re.findall(r"\{([^}]*)\}", expr) for m in re.findall(r"(\w+)\s*[=!]~?", block)}
+    grouped = {g.strip() for block in re.findall(r"\bby\s*\(([^)]*)\)", expr) for g in block.split(",")}
+    return (matchers | grouped) - {""}
+
+
+def test_every_operator_metric_expression_uses_labels_the_metric_has() -> None:
+    from modelfleet_operator import metrics
+
+    exported = {m.name for m in metrics.REGISTRY.collect() if m.name.startswith("modelfleet_")}
+    assert {name.removesuffix("_bucket").removesuffix("_total") for name in METRIC_LABELS} <= exported | {
+        n.removesuffix("_total") for n in exported
+    }
+    docs = render("--values", str(VALUES / "full.yaml"))
+    (rule,) = by_kind(docs, "PrometheusRule")
+    exprs = [r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]]
+    (dashboard,) = by_kind(docs, "ConfigMap")
+    panels = yaml.safe_load(dashboard["data"]["modelfleet.json"])["panels"]
+    exprs += [target["expr"] for panel in panels for target in panel["targets"]]
+    used = set()
+    for expr in exprs:
+        names = set(re.findall(r"modelfleet_\w+", expr))
+        if not names:
+            continue
+        assert names <= set(METRIC_LABELS), f"unknown metric in {expr}"
+        used |= names
+        allowed = set().union(*(METRIC_LABELS[n] for n in names))
+        assert labels_used(expr) <= allowed, f"{expr} uses labels its metrics lack"
+    assert used == set(METRIC_LABELS), "every operator metric is on the dashboard or in an alert"
+
+
+def test_deployment_sets_only_env_the_operator_reads() -> None:
+    from modelfleet_operator.config import load_config
+
+    read = set()
+    for source in ("config.py", "capacity/settings.py"):
+        text = (REPO / "operator" / "modelfleet_operator" / source).read_text()
+        read |= set(re.findall(r"\"((?:MODELFLEET|AZURE)_[A-Z_]+)\"", text))
+    read.add("POD_ID")  # kopf's peering identity
+    for case in sorted(CASES):
+        (deployment,) = by_kind(render(*CASES[case]), "Deployment")
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert {item["name"] for item in env} <= read, case
+    (deployment,) = by_kind(render("--values", str(VALUES / "full.yaml")), "Deployment")
+    values = {
+        i["name"]: i["value"]
+        for i in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        if "value" in i
+    }
+    config = load_config([], values)
+    assert config.namespaces == ("ml-team", "ml-research") and not config.standalone
+    assert config.log_format == "text" and config.prometheus_url == "http://prometheus.monitoring.svc:9090"
+    assert config.capacity is not None
+    assert (
+        config.capacity.subscription_id,
+        config.capacity.resource_group,
+        config.capacity.cluster_name,
+    ) == (
+        "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        "rg-modelfleet",
+        "aks-modelfleet",
+    )
+    assert {size.value: n for size, n in config.capacity.max_nodes.items()} == {
+        "Standard_ND96isr_H100_v5": 4,
+        "Standard_NC40adis_H100_v5": 8,
+    }
+    assert config.capacity.idle_seconds == 900
+    (default,) = by_kind(render(), "Deployment")
+    plain = {
+        i["name"]: i["value"]
+        for i in default["spec"]["template"]["spec"]["containers"][0]["env"]
+        if "value" in i
+    }
+    assert load_config([], plain).capacity is None
 
 
 def test_network_policy_limits_ingress_to_metrics_scrapers() -> None:
@@ -260,6 +382,10 @@ def test_chart_ships_the_generated_crds() -> None:
         (["--set", "metrics.serviceMonitor.apiVersion=v1"], "/metrics/serviceMonitor/apiVersion"),
         (["--set", "networkPolicy.enabled=true"], "/networkPolicy/apiServerCIDRs"),
         (["--set", "prometheusRule.servingErrorRatio=5"], "/prometheusRule/servingErrorRatio"),
+        (["--set", "capacityManager.enabled=true"], "/capacityManager/subscriptionId"),
+        (["--set", "capacityManager.maxNodes.Standard_D8s_v5=2"], "invalid propertyName 'Standard_D8s_v5'"),
+        (["--set", "operator.logFormat=xml"], "/operator/logFormat"),
+        (["--set", "operator.prometheusUrl=prometheus:9090"], "/operator/prometheusUrl"),
     ],
 )
 def test_schema_rejects_bad_values(args: list[str], message: str) -> None:

@@ -48,6 +48,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- include "modelfleet.imageRef" (dict "registry" .root.Values.image.registry "repository" $image.repository "tag" $image.tag "digest" "" "root" .root) -}}
 {{- end -}}
 
+{{/* MODELFLEET_CAPACITY_MAX_NODES from capacityManager.maxNodes: SIZE=COUNT,... in key order. */}}
+{{- define "modelfleet.maxNodes" -}}
+{{- $items := list -}}
+{{- range $size, $count := . -}}
+{{- $items = append $items (printf "%s=%d" $size (int $count)) -}}
+{{- end -}}
+{{- join "," $items -}}
+{{- end -}}
+
 {{/* Peering with more than one replica: kopf pauses every replica but the highest-priority one. */}}
 {{- define "modelfleet.peering" -}}
 {{- gt (int .Values.replicas) 1 -}}
@@ -55,57 +64,82 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{/*
 Rules the operator needs wherever it manages resources: namespaced kinds only, so the same list
-serves the ClusterRole (cluster-wide) and each Role (watchNamespaces).
+serves the ClusterRole (cluster-wide) and each Role (watchNamespaces). Each verb is one the operator
+uses (modelfleet_operator.kube through the controllers, or kopf); tests/cluster/test_chart_install.py
+runs the operator with this chart's ServiceAccount. kopf never uses update (PUT), only patch.
 */}}
 {{- define "modelfleet.namespacedRules" -}}
-# The three kinds: kopf patches them (finalizer, progress annotations) and writes their status.
+# kopf watches the three kinds and patches them (finalizer, annotations); a TrainingJob past its TTL
+# is deleted; a BenchmarkSweep creates and deletes the ModelDeployments its targets expand to.
 - apiGroups: ["modelfleet.io"]
-  resources: ["trainingjobs", "modeldeployments", "benchmarksweeps"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  resources: ["trainingjobs"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
+- apiGroups: ["modelfleet.io"]
+  resources: ["modeldeployments"]
+  verbs: ["get", "list", "watch", "patch", "create", "delete"]
+- apiGroups: ["modelfleet.io"]
+  resources: ["benchmarksweeps"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["modelfleet.io"]
   resources: ["trainingjobs/status", "modeldeployments/status", "benchmarksweeps/status"]
-  verbs: ["get", "patch", "update"]
-# Owner references with blockOwnerDeletion need update on the owner's finalizers.
+  verbs: ["patch"]
+# Children carry owner references with blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement
+# admission plugin allows only to whoever may update the owner's finalizers.
 - apiGroups: ["modelfleet.io"]
   resources: ["trainingjobs/finalizers", "modeldeployments/finalizers", "benchmarksweeps/finalizers"]
   verbs: ["update"]
+# Worker and benchmark Jobs: watched (label-selected), read, created, deleted on restart or TTL.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-# Pods are read to explain scheduling and failures, and deleted to restart a stuck worker.
+  verbs: ["get", "list", "watch", "create", "delete"]
+# Pods are only listed (workers, serving and benchmark pods): scheduling, readiness, failures, results.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "delete"]
+  verbs: ["list"]
+# ConfigMaps: rendered runtime configs, progress, results. update is not used by the operator but the
+# per-job Role grants it to the workers on their progress ConfigMap, and RBAC lets the operator grant
+# only what it holds (so it needs neither bind nor escalate).
 - apiGroups: [""]
-  resources: ["services", "configmaps", "serviceaccounts"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-- apiGroups: ["", "events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-# Per-job Roles let rank 0 patch only its own progress ConfigMap; the operator holds that
-# permission itself (configmaps above), so it needs neither bind nor escalate.
+  resources: ["configmaps"]
+  verbs: ["get", "list", "create", "patch", "update", "delete"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+# The workers' ServiceAccount and its Role/RoleBinding; owner references delete them.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["get", "create"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "create"]
+# kopf posts events (core/v1) on the three kinds.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+# Serving Deployments are watched (label-selected) to wake their ModelDeployment.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Other serving children: created, patched when their spec hash changes, listed and pruned.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-# Fallback when KEDA is absent.
+  verbs: ["get", "list", "create", "patch", "delete"]
+# The autoscaler when KEDA is absent.
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 {{- end -}}
 
-{{/* Cluster-scoped reads: detecting optional integrations (KEDA, Gateway API, Prometheus Operator). */}}
+{{/*
+Cluster-scoped reads: the ModelDeployment controller reads KEDA's and Gateway API's CRDs to detect
+them, and kopf lists and watches CRDs to notice resources that appear or go (read-only).
+*/}}
 {{- define "modelfleet.detectionRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
