@@ -6,9 +6,10 @@ the previous one, on an absolute schedule (deadlines from the arrival, so latene
 schedule starts when the request reached the host, however late this process was scheduled to read it.
 The event loop's timers wake up to about 1 ms late (epoll's millisecond timeout), and a busy host adds
 more; the server does not spin to hide that (spinning starves the other streams on a small host): it
-records what it did. `GET /timings` returns, per streamed request, `arrived` and `sent` (each chunk's
-time just before its `send` system call), in perf_counter seconds (CLOCK_MONOTONIC, shared by every
-process on the host): the truth a client's measurements are checked against.
+records what it did. `GET /timings` returns, per streamed request, `arrived` and `sent` (when each chunk
+left for the loopback device: the kernel's transmit stamp, or where the kernel gives none the time just
+before the `send` call, which is late by any preemption between the two), in perf_counter seconds
+(CLOCK_MONOTONIC, shared by every process on the host): the truth a client is checked against.
 
 Plain HTTP/1.1 with keep-alive on raw sockets (no framework: its per-request CPU would cap the rates a
 load generator can be tested at). One token per chunk, one HTTP chunk per event, `usage` in the last
@@ -31,7 +32,12 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from modelfleet_serve.bench.netclock import enable_rx_timestamps, recv_stamped
+from modelfleet_serve.bench.netclock import (
+    enable_rx_timestamps,
+    enable_tx_timestamps,
+    recv_stamped,
+    sent_stamps,
+)
 
 clock = time.perf_counter
 TIMINGS_KEPT = 100_000
@@ -65,11 +71,12 @@ class FakeServer:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         enable_rx_timestamps(sock)
+        stream = _Stream(sock, enable_tx_timestamps(sock))
         buffer = bytearray()
         try:
             while True:
                 arrived, method, path, body = await self.read_request(loop, sock, buffer)
-                await self.respond(loop, sock, arrived, method, path, body)
+                await self.respond(loop, stream, arrived, method, path, body)
         except (_Closed, ConnectionError):
             pass
         finally:
@@ -100,23 +107,24 @@ class FakeServer:
             arrived = arrived_ns * 1e-9
 
     async def respond(
-        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, arrived: float, method: str, path: str,
+        self, loop: asyncio.AbstractEventLoop, stream: _Stream, arrived: float, method: str, path: str,
         body: bytes,
     ) -> None:  # fmt: skip
         if method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
-            await self.complete(loop, sock, arrived, json.loads(body), path.endswith("/chat/completions"))
+            await self.complete(loop, stream, arrived, json.loads(body), path.endswith("/chat/completions"))
         elif method == "GET" and path == "/timings":
-            await _send_json(loop, sock, list(self.timings))
+            await _send_json(loop, stream, list(self.timings))
         elif method == "GET" and path == "/v1/models":
             model = {"id": self.model, "object": "model", "owned_by": "fake"}
-            await _send_json(loop, sock, {"object": "list", "data": [model]})
+            await _send_json(loop, stream, {"object": "list", "data": [model]})
         elif method == "GET" and path == "/health":
-            await _send_json(loop, sock, {"status": "ok"})
+            await _send_json(loop, stream, {"status": "ok"})
         else:
-            await _send_json(loop, sock, {"error": f"no route {method} {path}"}, status="404 Not Found")
+            await _send_json(loop, stream, {"error": f"no route {method} {path}"}, status="404 Not Found")
+        stream.settle()
 
     async def complete(
-        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, arrived: float, body: dict[str, Any],
+        self, loop: asyncio.AbstractEventLoop, stream: _Stream, arrived: float, body: dict[str, Any],
         chat: bool,
     ) -> None:  # fmt: skip
         tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
@@ -136,7 +144,7 @@ class FakeServer:
             )
             document = {"id": "x", "object": kind, "model": self.model, "usage": usage,
                         "choices": [{"index": 0, "finish_reason": "length", **choice}]}  # fmt: skip
-            await _send_json(loop, sock, document)
+            await _send_json(loop, stream, document)
             return
         head = (
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
@@ -149,13 +157,47 @@ class FakeServer:
         tail = _chunk(b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n") + b"0\r\n\r\n"
         sent: list[float] = []
         self.timings.append({"arrived": arrived, "sent": sent})
-        await loop.sock_sendall(sock, head)
+        await stream.send(loop, head)
         first_due = arrived + self.ttft
         for k in range(tokens):
             await _sleep_until(first_due + k * self.itl)
             sent.append(clock())
-            await loop.sock_sendall(sock, event)
-        await loop.sock_sendall(sock, tail)
+            stream.stamp_into(sent, k)
+            await stream.send(loop, event)
+        await stream.send(loop, tail)
+
+
+class _Stream:
+    """A connection's outgoing byte stream; replaces each chunk's recorded send time with the kernel's
+    transmit stamp of its last byte once the response is out."""
+
+    def __init__(self, sock: socket.socket, stamped: bool) -> None:
+        self.sock, self.stamped = sock, stamped
+        self.written = 0
+        self.pending: list[tuple[int, list[float], int]] = []
+
+    def stamp_into(self, sent: list[float], k: int) -> None:
+        """The next `send` carries chunk k of the response whose send times are `sent`."""
+        if self.stamped:
+            self.pending.append((-1, sent, k))
+
+    async def send(self, loop: asyncio.AbstractEventLoop, data: bytes) -> None:
+        await loop.sock_sendall(self.sock, data)
+        self.written += len(data)
+        if self.pending and self.pending[-1][0] == -1:
+            _, sent, k = self.pending.pop()
+            self.pending.append((self.written - 1, sent, k))
+
+    def settle(self) -> None:
+        """Collect the transmit stamps of the response just sent (the kernel queues them on the socket's
+        error queue, which must be drained or the socket stays readable)."""
+        if not self.stamped:
+            return
+        stamps = sent_stamps(self.sock)
+        for last_byte, sent, k in self.pending:
+            if last_byte in stamps:
+                sent[k] = stamps[last_byte] * 1e-9
+        self.pending.clear()
 
 
 async def _read(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> tuple[bytes, int]:
@@ -186,11 +228,11 @@ def _chunk(data: bytes) -> bytes:
 
 
 async def _send_json(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, document: object, status: str = "200 OK"
+    loop: asyncio.AbstractEventLoop, stream: _Stream, document: object, status: str = "200 OK"
 ) -> None:
     body = json.dumps(document).encode()
     head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    await loop.sock_sendall(sock, head.encode() + body)
+    await stream.send(loop, head.encode() + body)
 
 
 @contextlib.contextmanager
