@@ -3,6 +3,7 @@ against hand-written objects for every phase the API defines."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,27 @@ def test_argocd_examples_point_at_the_chart_and_a_team_path() -> None:
     assert "ServerSideApply=true" in chart_app["spec"]["syncPolicy"]["syncOptions"]
     team_app = yaml.safe_load((examples / "team-workloads.yaml").read_text())
     assert team_app["spec"]["destination"]["namespace"] == "ml-team"
+
+
+SAMPLES = Path(__file__).parent / "status-samples"
+SAMPLE_HEALTH = {
+    "trainingjob-running": "Progressing",
+    "trainingjob-succeeded": "Healthy",
+    "modeldeployment-ready": "Healthy",
+    "benchmarksweep-succeeded": "Healthy",
+}
+"""Statuses the real controllers wrote in tests/cluster/test_chart_install.py (regenerated there with
+UPDATE_STATUS_SAMPLES=1), and the Argo CD health each must map to."""
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_HEALTH))
+def test_health_of_status_written_by_the_controllers(name: str) -> None:
+    obj = json.loads((SAMPLES / f"{name}.json").read_text())
+    assert obj["status"]["conditions"], "a controller's status carries conditions"
+    result = health(obj["kind"], obj)
+    assert result["status"] == SAMPLE_HEALTH[name], result
+    assert result.get("message"), result
+
+
+def test_every_status_sample_has_an_expected_health() -> None:
+    assert {path.stem for path in SAMPLES.glob("*.json")} == set(SAMPLE_HEALTH)
