@@ -31,9 +31,10 @@ clock = time.perf_counter
 START_DELAY_SECONDS = 0.1
 """Between the last worker reaching the start barrier and the measured phase: time for every worker
 to wake up from the barrier before its first arrival is due."""
-EVENTS_PER_SECOND_PER_WORKER = 6000.0
+EVENTS_PER_SECOND_PER_WORKER = 4000.0
 """Open loop: requests plus streamed chunks per second given to one event loop before another worker
-process is added (about half of what one loop sustained in benchmarks/bench_client_capacity.py)."""
+process is added: about half of what one loop's CPU allows on the 2-vCPU development VM (about 620 us
+of CPU per 4-token stream, i.e. ~1600 requests or ~8000 events per second of one core)."""
 STREAMS_PER_WORKER = 512
 """Closed loop: concurrent streams given to one event loop before another worker process is added."""
 
