@@ -43,6 +43,11 @@ METRICS_PORT = 9090
 
 SHM_MOUNT = "/dev/shm"
 
+ENV_CACHE_DIR = "MODELFLEET_CACHE_DIR"
+"""Where the training runtime caches what it downloads (models, datasets from blob or the hub)."""
+RUNTIME_CACHE_DIR = "/var/cache/modelfleet"
+"""The emptyDir the operator mounts for that cache in every worker pod."""
+
 # ---- serving pods -----------------------------------------------------------------------------
 ENV_SERVE_CONFIG = "MODELFLEET_SERVE_CONFIG"
 SERVE_PORT = 8000

@@ -61,6 +61,7 @@ def expected_env(*, nnodes: str, nproc: str, attempt: str) -> list[dict[str, obj
         {"name": "PET_MASTER_PORT", "value": "29500"},
         {"name": "MODELFLEET_PROGRESS_CONFIGMAP", "value": "lora-progress"},
         {"name": "MODELFLEET_METRICS_PORT", "value": "9090"},
+        {"name": "MODELFLEET_CACHE_DIR", "value": "/var/cache/modelfleet"},
     ]
 
 
@@ -144,12 +145,14 @@ def test_worker_job_for_one_spot_nc80_node_with_kueue_and_priority() -> None:
                             "volumeMounts": [
                                 {"name": "config", "mountPath": "/etc/modelfleet", "readOnly": True},
                                 {"name": "dshm", "mountPath": "/dev/shm"},
+                                {"name": "cache", "mountPath": "/var/cache/modelfleet"},
                             ],
                         }
                     ],
                     "volumes": [
                         {"name": "config", "configMap": {"name": "lora-config"}},
                         {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+                        {"name": "cache", "emptyDir": {}},
                     ],
                     "priorityClassName": "training-high",
                 },
@@ -181,6 +184,26 @@ def test_worker_job_for_four_nd96_nodes_pinned_to_a_pool_with_explicit_cpu_and_m
     assert "affinity" not in pod and "priorityClassName" not in pod
     assert pod["containers"][0]["env"] == expected_env(nnodes="4", nproc="8", attempt="0")
     assert pod["containers"][0]["resources"] == {"requests": resources, "limits": resources}
+
+
+def test_pvc_uris_mount_their_claims_read_only_unless_written() -> None:
+    job_spec = spec(
+        model={"uri": "pvc://models/llama-8b"},
+        dataset={"uri": "pvc://work/data/chat.jsonl"},
+        checkpoint={"uri": "pvc://work/ckpt"},
+        output={"uri": "az://out/lora"},
+    )
+
+    pod = builders.worker_job(OWNER, job_spec, image="img:1", attempt=0)["spec"]["template"]["spec"]
+
+    assert pod["volumes"][3:] == [
+        {"name": "pvc-0", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}},
+        {"name": "pvc-1", "persistentVolumeClaim": {"claimName": "work", "readOnly": False}},
+    ]
+    assert pod["containers"][0]["volumeMounts"][3:] == [
+        {"name": "pvc-0", "mountPath": "/mnt/pvc/models", "readOnly": True},
+        {"name": "pvc-1", "mountPath": "/mnt/pvc/work", "readOnly": False},
+    ]
 
 
 def test_headless_service_publishes_not_ready_workers_for_rendezvous() -> None:

@@ -8,18 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from modelfleet_api import contract
 from modelfleet_api.training import ModelSource
 
 from modelfleet_train import storage
 
 log = logging.getLogger(__name__)
 
-ENV_CACHE = "MODELFLEET_CACHE_DIR"
-"""Where blob downloads are cached (an emptyDir or PVC in the pod); defaults under ~/.cache."""
-
 
 def cache_root() -> Path:
-    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "modelfleet" / "runtime")
+    """Where blob downloads are cached: the pod's cache volume (set by the operator), else ~/.cache."""
+    return Path(os.environ.get(contract.ENV_CACHE_DIR) or Path.home() / ".cache" / "modelfleet" / "runtime")
 
 
 def resolve(source: ModelSource) -> str:

@@ -24,6 +24,7 @@ from modelfleet_operator.common import placement
 from modelfleet_operator.common.owner import Owner as OwnerBase
 from modelfleet_operator.common.owner import labels as common_labels
 from modelfleet_operator.common.owner import metadata
+from modelfleet_operator.common.volumes import pvc_claims, pvc_volumes
 from modelfleet_operator.serving.names import ChildNames
 from modelfleet_operator.serving.policies.metrics import EngineMetric
 
@@ -34,6 +35,7 @@ DOWNLOAD_CONTAINER = "model-download"
 CONFIG_VOLUME = "config"
 CACHE_VOLUME = "model-cache"
 SHM_VOLUME = "dshm"
+MODEL_PVC_VOLUME = "model-pvc"
 CONFIG_HASH_ANNOTATION = "modelfleet.io/config-hash"
 """On the pod template: a changed runtime config rolls the pods even though the ConfigMap keeps its name."""
 API_KEY_ENV = "MODELFLEET_API_KEY"
@@ -193,16 +195,10 @@ def config_map(owner: Owner, spec: ModelDeploymentSpec, track: Track) -> Manifes
 
 
 # ---- serving pods ---------------------------------------------------------------------------------
-def _pvc_claims(track: Track) -> list[str]:
-    """Claims named by ``pvc://CLAIM/PATH`` model and adapter URIs, in first-use order."""
+def _model_pvcs(track: Track) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Read-only mounts of the claims named by ``pvc://`` model and adapter URIs."""
     uris = [track.model.uri, *(a.uri for a in track.engine.settings.lora_adapters)]
-    claims: list[str] = []
-    for uri in uris:
-        if uri.startswith("pvc://"):
-            claim = uri.removeprefix("pvc://").strip("/").split("/", 1)[0]
-            if claim not in claims:
-                claims.append(claim)
-    return claims
+    return pvc_volumes(pvc_claims(uris), MODEL_PVC_VOLUME)
 
 
 def _is_remote(uri: str) -> bool:
@@ -234,11 +230,7 @@ def _volumes(owner: Owner, spec: ModelDeploymentSpec, track: Track) -> list[dict
         cache_volume,
         {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}},
     ]
-    volumes += [
-        {"name": f"model-pvc-{i}", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
-        for i, claim in enumerate(_pvc_claims(track))
-    ]
-    return volumes
+    return volumes + _model_pvcs(track)[0]
 
 
 def _volume_mounts(spec: ModelDeploymentSpec, track: Track, *, shm: bool) -> list[dict[str, Any]]:
@@ -253,11 +245,7 @@ def _volume_mounts(spec: ModelDeploymentSpec, track: Track, *, shm: bool) -> lis
     ]
     if shm:
         mounts.append({"name": SHM_VOLUME, "mountPath": contract.SHM_MOUNT})
-    mounts += [
-        {"name": f"model-pvc-{i}", "mountPath": f"{contract.PVC_MOUNT_ROOT}/{claim}", "readOnly": True}
-        for i, claim in enumerate(_pvc_claims(track))
-    ]
-    return mounts
+    return mounts + _model_pvcs(track)[1]
 
 
 def _env(spec: ModelDeploymentSpec, *, api_key: bool) -> list[dict[str, Any]]:

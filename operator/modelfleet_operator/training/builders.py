@@ -19,6 +19,7 @@ from modelfleet_operator.common import placement
 from modelfleet_operator.common.owner import Owner as OwnerBase
 from modelfleet_operator.common.owner import labels
 from modelfleet_operator.common.owner import metadata as _metadata
+from modelfleet_operator.common.volumes import pvc_claims, pvc_volumes
 from modelfleet_operator.training.names import ChildNames
 
 Manifest = dict[str, Any]
@@ -26,6 +27,8 @@ Manifest = dict[str, Any]
 WORKER_CONTAINER = "trainer"
 CONFIG_VOLUME = "config"
 SHM_VOLUME = "dshm"
+CACHE_VOLUME = "cache"
+PVC_VOLUME = "pvc"
 COMPLETION_INDEX_FIELD = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 
 
@@ -160,12 +163,22 @@ def _env(owner: Owner, spec: TrainingJobSpec, attempt: int) -> list[dict[str, An
         {"name": contract.ENV_MASTER_PORT, "value": str(contract.MASTER_PORT)},
         {"name": contract.ENV_PROGRESS_CONFIGMAP, "value": names.progress_config_map},
         {"name": contract.ENV_METRICS_PORT, "value": str(contract.METRICS_PORT)},
+        {"name": contract.ENV_CACHE_DIR, "value": contract.RUNTIME_CACHE_DIR},
     ]
     return contract_env + [{"name": e.name, "value": e.value} for e in spec.env]
 
 
+def _pvcs(spec: TrainingJobSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Claims of ``pvc://`` URIs: read-only for model and data, read-write for checkpoints and output."""
+    claims = pvc_claims(
+        read=(spec.model.uri, spec.dataset.uri), written=(spec.checkpoint.uri, spec.output.uri)
+    )
+    return pvc_volumes(claims, PVC_VOLUME)
+
+
 def worker_pod_template(owner: Owner, spec: TrainingJobSpec, *, image: str, attempt: int) -> Manifest:
     names = owner.names
+    pvc_volumes_, pvc_mounts = _pvcs(spec)
     pod_labels = labels(owner, c.COMPONENT_WORKER) | {c.LABEL_RESTART_ATTEMPT: str(attempt)}
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -192,12 +205,16 @@ def worker_pod_template(owner: Owner, spec: TrainingJobSpec, *, image: str, atte
                 "volumeMounts": [
                     {"name": CONFIG_VOLUME, "mountPath": contract.CONFIG_DIR, "readOnly": True},
                     {"name": SHM_VOLUME, "mountPath": contract.SHM_MOUNT},
+                    {"name": CACHE_VOLUME, "mountPath": contract.RUNTIME_CACHE_DIR},
+                    *pvc_mounts,
                 ],
             }
         ],
         "volumes": [
             {"name": CONFIG_VOLUME, "configMap": {"name": names.config_map}},
             {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}},
+            {"name": CACHE_VOLUME, "emptyDir": {}},
+            *pvc_volumes_,
         ],
     }
     if spec.priority_class_name:
