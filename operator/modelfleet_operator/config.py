@@ -36,8 +36,8 @@ class OperatorConfig:
     peering_name: str = "modelfleet"
     """Name of the (Cluster)KopfPeering object replicas coordinate through (``MODELFLEET_PEERING``)."""
     priority: int = 0
-    """Peering priority of this replica (``MODELFLEET_PRIORITY``). Unset in a pod, it is derived from the
-    pod's name: kopf pauses every operator that sees a peer of the same priority, so the replicas of one
+    """Peering priority of this replica (``MODELFLEET_PRIORITY``). Unset, it is derived from the pod's
+    identity: kopf pauses every operator that sees a peer of the same priority, so the replicas of one
     Deployment must not share one."""
     health_port: int = 8080
     """Port of the liveness endpoint ``/healthz`` (``MODELFLEET_HEALTH_PORT``; 0 disables it)."""
@@ -87,8 +87,9 @@ def _env_bool(value: str) -> bool:
 
 
 def _pod_priority(env: Mapping[str, str], default: int) -> int:
-    """A stable priority in 1..1,000,000 from ``POD_NAME`` (replicas differ but for a 1e-6 chance)."""
-    pod = env.get("POD_NAME")
+    """A stable priority in 1..1,000,000 from the replica's identity (kopf's ``POD_ID``, else the pod
+    name: ``HOSTNAME`` in a pod); replicas differ but for a one-in-a-million chance."""
+    pod = env.get("POD_ID") or env.get("POD_NAME") or env.get("HOSTNAME")
     return zlib.crc32(pod.encode()) % 1_000_000 + 1 if pod else default
 
 

@@ -91,8 +91,8 @@ def test_settings_from_flags_over_environment() -> None:
 
 
 def test_replicas_of_one_deployment_get_distinct_stable_peering_priorities() -> None:
-    first = load_config([], {"POD_NAME": "modelfleet-operator-7d9f8-abcde"}).priority
-    second = load_config([], {"POD_NAME": "modelfleet-operator-7d9f8-fghij"}).priority
+    first = load_config([], {"POD_ID": "modelfleet-operator-7d9f8-abcde"}).priority
+    second = load_config([], {"HOSTNAME": "modelfleet-operator-7d9f8-fghij"}).priority
     assert first != second and min(first, second) >= 1 and max(first, second) <= 1_000_000
-    assert load_config([], {"POD_NAME": "modelfleet-operator-7d9f8-abcde"}).priority == first
+    assert load_config([], {"HOSTNAME": "modelfleet-operator-7d9f8-abcde"}).priority == first
     assert load_config([], {"POD_NAME": "x", "MODELFLEET_PRIORITY": "7"}).priority == 7
