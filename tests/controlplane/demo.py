@@ -59,7 +59,9 @@ def start_operator(plane: ControlPlane) -> None:
             "-m",
             "modelfleet_operator",
             "--standalone",
-            "--all-namespaces",
+            # only the demo's namespace: a test session's operator may be watching the whole cluster
+            "--namespace",
+            NAMESPACE,
             "--health-port",
             str(HEALTH_PORT),
             "--metrics-port",
