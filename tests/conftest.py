@@ -61,6 +61,7 @@ def namespace(request: pytest.FixtureRequest, api_client) -> Iterator[str]:  # t
 TIERS = ("unit", "cluster", "runtime", "chart")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the xdist_group markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test belongs to exactly one tier, so `pytest -m TIER` selections add up to the suite."""
     wrong = [item.nodeid for item in items if len({m.name for m in item.iter_markers()} & set(TIERS)) != 1]
