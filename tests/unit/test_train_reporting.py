@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from modelfleet_api import contract
@@ -15,6 +19,7 @@ from modelfleet_train.metrics import MetricsReporter, StepRecord, flops_per_toke
 from modelfleet_train.progress import ProgressPublisher
 from modelfleet_train.telemetry import Snapshot, TelemetrySampler
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.unit
 
@@ -70,10 +75,9 @@ def test_no_publisher_outside_a_training_job_pod(monkeypatch: pytest.MonkeyPatch
     assert ProgressPublisher.from_env() is None
 
 
-def test_metrics_are_served_in_prometheus_format_and_appended_as_json_lines(tmp_path: Path) -> None:
-    reporter = MetricsReporter(tmp_path / "m.jsonl", port=None, pushgateway_url=None, grouping={})
-    record = StepRecord(
-        step=3,
+def step_record(step: int) -> StepRecord:
+    return StepRecord(
+        step=step,
         loss=2.5,
         learning_rate=1e-4,
         grad_norm=0.7,
@@ -86,7 +90,11 @@ def test_metrics_are_served_in_prometheus_format_and_appended_as_json_lines(tmp_
         elapsed_seconds=2.0,
         extra={},
     )
-    reporter.record_step(record, Snapshot(cpu_percent=50.0, process_rss_bytes=1 << 20))
+
+
+def test_metrics_are_served_in_prometheus_format_and_appended_as_json_lines(tmp_path: Path) -> None:
+    reporter = MetricsReporter(tmp_path / "m.jsonl", port=None, pushgateway_url=None, grouping={})
+    reporter.record_step(step_record(3), Snapshot(cpu_percent=50.0, process_rss_bytes=1 << 20))
     reporter.record_checkpoint(3, "/ckpt/step-00000003", seconds=0.5, size_bytes=10)
     exposition = generate_latest(reporter.registry).decode()
     for line in (
@@ -100,6 +108,79 @@ def test_metrics_are_served_in_prometheus_format_and_appended_as_json_lines(tmp_
     events = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events] == ["step", "checkpoint"]
     assert events[0]["loss"] == 2.5 and events[1]["uri"] == "/ckpt/step-00000003"
+
+
+PUSH_SECONDS = 1.0
+"""How long the slow stand-in Pushgateway takes to answer a push."""
+
+
+@dataclass
+class SlowPushgateway:
+    url: str = ""
+    pushes: list[dict[str, float]] = field(default_factory=list)
+    receiving: threading.Event = field(default_factory=threading.Event)
+    """Set once a push has arrived (and is being answered slowly)."""
+
+
+@pytest.fixture
+def slow_pushgateway() -> Iterator[SlowPushgateway]:
+    """A local Pushgateway stand-in that answers each push after PUSH_SECONDS."""
+    gateway = SlowPushgateway()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            gateway.receiving.set()
+            time.sleep(PUSH_SECONDS)
+            gateway.pushes.append(
+                {s.name: s.value for f in text_string_to_metric_families(body) for s in f.samples}
+            )
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    gateway.url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        yield gateway
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_pushes_never_wait_on_the_gateway_and_the_final_values_go_out(
+    tmp_path: Path, slow_pushgateway: SlowPushgateway
+) -> None:
+    gateway = slow_pushgateway
+    reporter = MetricsReporter(
+        tmp_path / "m.jsonl", port=None, pushgateway_url=gateway.url, grouping={"a": "b"}
+    )
+    reporter.record_step(step_record(1), Snapshot())  # the first push is due at once
+    assert gateway.receiving.wait(5)
+    started = time.monotonic()  # while the gateway takes its time over that push:
+    for step in (2, 3):
+        reporter.record_step(step_record(step), Snapshot())  # within the interval: no push
+    reporter.record_checkpoint(3, "/ckpt/step-00000003", seconds=0.5, size_bytes=10)  # forced
+    assert time.monotonic() - started < PUSH_SECONDS / 2
+    reporter.close()
+    # the checkpoint's forced push, queued behind the first, and close's final one coalesce
+    assert [p["modelfleet_train_step"] for p in gateway.pushes] == [1, 3]
+    assert gateway.pushes[-1]["modelfleet_train_checkpoints_total"] == 1
+
+
+def test_an_unreachable_pushgateway_is_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as closed:
+        url = f"http://127.0.0.1:{closed.server_port}"  # nothing listens once the block ends
+    reporter = MetricsReporter(tmp_path / "m.jsonl", port=None, pushgateway_url=url, grouping={})
+    reporter.record_step(step_record(1), Snapshot())
+    reporter.close()
+    assert "pushgateway push failed (training continues)" in caplog.text
 
 
 def test_mfu_inputs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,11 +1,17 @@
-"""Rank 0's training metrics: a Prometheus endpoint, a JSON-lines file and an optional Pushgateway push."""
+"""Rank 0's training metrics: a Prometheus endpoint, a JSON-lines file and an optional Pushgateway push.
+
+Pushes run on a background thread: `push_to_gateway` blocks up to its timeout on a slow or
+unreachable gateway, and a stall on rank 0 would hold every other rank at the next collective.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +72,6 @@ class MetricsReporter:
         self.registry = CollectorRegistry()
         self.jsonl_path = jsonl_path
         self.pushgateway_url, self.grouping = pushgateway_url, grouping
-        self._last_push = 0.0
 
         def g(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
             return Gauge(f"modelfleet_train_{name}", doc, labels, registry=self.registry)
@@ -90,6 +95,7 @@ class MetricsReporter:
         if port is not None:
             start_http_server(port, registry=self.registry)
         jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+        self._pusher = _Pusher(self._push_now) if pushgateway_url else None
 
     @staticmethod
     def port_from_env() -> int:
@@ -126,10 +132,17 @@ class MetricsReporter:
         with open(self.jsonl_path, "a") as handle:
             handle.write(json.dumps({"time": time.time(), **payload}) + "\n")
 
-    def push(self, force: bool = False, interval_seconds: float = 15.0) -> None:
-        if not self.pushgateway_url or (not force and time.monotonic() - self._last_push < interval_seconds):
-            return
-        self._last_push = time.monotonic()
+    def push(self, force: bool = False) -> None:
+        """Ask for a push of the registry (throttled unless forced); returns at once."""
+        if self._pusher:
+            self._pusher.request(force)
+
+    def close(self) -> None:
+        """Push the final values and stop the pushing thread."""
+        if self._pusher:
+            self._pusher.close()
+
+    def _push_now(self) -> None:
         try:
             push_to_gateway(
                 self.pushgateway_url,
@@ -139,4 +152,39 @@ class MetricsReporter:
                 timeout=5,
             )
         except Exception as error:
-            log.warning("pushgateway push failed: %s", error)
+            log.warning("pushgateway push failed (training continues): %s", error)
+
+
+class _Pusher:
+    """Runs `push` on a daemon thread: at most every `interval` seconds, at once when forced, and a
+    last time on close. Requests made while a push is in flight coalesce into the next one."""
+
+    def __init__(self, push: Callable[[], None], interval_seconds: float = 15.0) -> None:
+        self._push, self.interval = push, interval_seconds
+        self._last_push = 0.0
+        self._lock = threading.Condition()
+        self._due = self._closed = False
+        self._thread = threading.Thread(target=self._run, name="pushgateway", daemon=True)
+        self._thread.start()
+
+    def request(self, force: bool) -> None:
+        with self._lock:
+            if force or time.monotonic() - self._last_push >= self.interval:
+                self._due = True
+                self._lock.notify()
+
+    def close(self, timeout_seconds: float = 15.0) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+        self._thread.join(timeout=timeout_seconds)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: self._closed or self._due)
+                self._due, closed = False, self._closed
+                self._last_push = time.monotonic()
+            self._push()
+            if closed:
+                return

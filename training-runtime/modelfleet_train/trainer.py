@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -122,6 +123,7 @@ class Trainer:
             while step < total_steps:
                 started = time.perf_counter()
                 loss, tokens, samples, extra = self._train_step(strategy, objective, stream)
+                lr = strategy.learning_rate()  # read before the step advances the schedule
                 grad_norm = strategy.optimizer_step()
                 step += 1
                 loss, tokens, samples = distributed.mean_across_ranks(
@@ -133,7 +135,7 @@ class Trainer:
                     reporting.step(
                         step,
                         loss,
-                        strategy.learning_rate(),
+                        lr,
                         grad_norm,
                         round(tokens * self.ctx.world_size),
                         round(samples * self.ctx.world_size),
@@ -159,8 +161,8 @@ class Trainer:
             self._export(strategy, tokenizer)
             return RunResult(step, preempted=False)
         finally:
-            if reporting:
-                reporting.close(step)
+            if reporting:  # an exception propagating through here marks the tracked run failed
+                reporting.close(step, failed=sys.exc_info()[0] is not None)
 
     def _dataset(self, tokenizer: Any) -> Any:
         raw = data.load_raw(self.config.dataset, cache_root() / "datasets")
@@ -258,7 +260,7 @@ class _Reporting:
                 {"namespace": config.job.namespace, "trainingjob": config.job.name},
             )
         self.progress = ProgressPublisher.from_env()
-        self.tracker = MlflowTracker(config) if config.tracking.mlflow_uri else None
+        self.tracker = MlflowTracker.start(config) if config.tracking.mlflow_uri else None
         model_config = strategy.unwrapped().config
         # under FSDP/ZeRO-3 parameters are sharded: config sizes give the whole model's count
         parameters = _parameter_count(model_config) or sum(
@@ -359,12 +361,12 @@ class _Reporting:
             updated_at=datetime.now(UTC),
         )
 
-    def close(self, step: int) -> None:
+    def close(self, step: int, failed: bool) -> None:
         self.telemetry.stop()
         if self.progress:
             if self.last:
                 self.progress.submit(self.last, force=True)
             self.progress.close()
         if self.tracker:
-            self.tracker.close("FINISHED" if step >= self.total_steps else "KILLED")
-        self.metrics.push(force=True)
+            self.tracker.close("FAILED" if failed else "FINISHED" if step >= self.total_steps else "KILLED")
+        self.metrics.close()
