@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,6 @@ BAD_CONFIGS = [
     (with_changes(hyperparameters__warmupSteps=100), "hyperparameters.warmupSteps"),
     (with_changes(output__uri="s3://bucket/out"), "output.uri"),
     (with_changes(checkpoint={"uri": "az://ckpt/demo"}), "checkpoint.uri"),  # no AZURE_STORAGE_ACCOUNT
-    (with_changes(tracking={"mlflowUri": "http://mlflow:5000"}), "tracking.mlflowUri"),
     (
         with_changes(method={"type": "pretrain"}, dataset__fields={"messages": "conversation"}),
         "dataset.fields.messages",
@@ -110,6 +110,20 @@ def test_validate_rejects_bad_config_naming_the_field(
     assert code == cli.EXIT_CONFIG_ERROR
     assert out == ""
     assert f"  {field}: " in err, err
+
+
+def test_validate_names_mlflow_uri_when_the_image_lacks_mlflow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real_find_spec(name, *a)
+    )
+    code, out, err = run_validate(
+        with_changes(tracking={"mlflowUri": "http://mlflow:5000"}), tmp_path, capsys
+    )
+    assert (code, out) == (cli.EXIT_CONFIG_ERROR, "")
+    assert "  tracking.mlflowUri: the mlflow package is not installed" in err, err
 
 
 def test_validate_accepts_a_good_config_and_shows_the_merged_deepspeed_config(
