@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-UV="${UV:-uv}"
+UV="${UV:-$(command -v uv || echo "${MODELFLEET_CACHE:-$HOME/.cache/modelfleet}/venv/bin/uv")}"
 OUT=images/requirements
 # Keep these in step with the Dockerfiles' ARGs of the same names.
 VLLM_VERSION=0.32.0
