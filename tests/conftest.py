@@ -1,9 +1,8 @@
 """Fixtures shared by every test tier.
 
-The control plane is started by the first pytest session that needs it. Each session holds a lease
-(a pid file under ``.cluster/sessions/``); the last session to leave stops a control plane that a
-test session started, so concurrent sessions never lose it mid-run and nothing is left behind. A
-control plane started with ``make cluster-up`` is left running.
+The tests' control plane (under ``.cluster/test/``, on its own ports) is started by the first pytest
+session that needs it. Each session holds a lease (a pid file under its ``sessions/``); the last
+session to leave stops it, so concurrent sessions never lose it mid-run and nothing is left behind.
 """
 
 from __future__ import annotations
@@ -14,12 +13,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.controlplane.cluster import ControlPlane, wait_for
+from tests.controlplane.cluster import PORT_BASE, REPO_ROOT, ControlPlane, wait_for
+
+TEST_PLANE_DIR = REPO_ROOT / ".cluster" / "test"
+"""The tests' own control plane, apart from the one `make cluster-up`/`make demo` keep for people: a
+demo's resources (GPU pods, operators) never take a test's nodes, and a test never disturbs a demo."""
+TEST_PORT_BASE = PORT_BASE + 200
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[ControlPlane]:
-    plane = ControlPlane()
+    plane = ControlPlane(run_dir=TEST_PLANE_DIR, port_base=TEST_PORT_BASE)
     with plane.session_lease():
         os.environ["KUBECONFIG"] = str(plane.kubeconfig)
         yield plane

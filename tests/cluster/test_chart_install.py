@@ -225,16 +225,13 @@ def save_sample(name: str, obj: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def no_session_operator() -> Iterator[None]:
-    """Stops the session operator (it watches every namespace) while this test runs, if it runs."""
-    running = [p for p in cluster_conftest._RUNNING_OPERATORS if p._process is not None]
-    for process in running:
-        process.stop()
+def no_session_operator(operator: OperatorProcess) -> Iterator[None]:
+    """Stops the session operator (it watches every namespace) while this test runs."""
+    operator.stop()
     try:
         yield
     finally:
-        for process in running:
-            process.start()
+        operator.start()
 
 
 def test_chart_installs_and_its_service_account_runs_the_operator(
