@@ -133,6 +133,7 @@ def test_vllm_example_with_keda_scales_to_zero_gets_ready_degrades_and_survives_
     crds: ControlPlane,
     operator: OperatorProcess,
     keda: Any,  # noqa: F811
+    no_gateway_api: None,  # noqa: F811  (the Routed condition below is the Service fallback)
     md_namespace: str,
     custom: client.CustomObjectsApi,
     core: client.CoreV1Api,
