@@ -22,7 +22,7 @@ from modelfleet_api.benchmark import BenchmarkRuntimeConfig
 from modelfleet_serve.bench.cli import run_benchmark
 from modelfleet_serve.bench.fake_server import running
 
-pytestmark = pytest.mark.runtime
+pytestmark = [pytest.mark.runtime, pytest.mark.timing]
 
 TTFT_MS, ITL_MS, OUTPUT_TOKENS, REQUESTS = 40.0, 8.0, 16, 60
 TOLERANCE_MS = 1.0

@@ -19,7 +19,7 @@ from modelfleet_api.benchmark import BenchmarkRuntimeConfig
 from modelfleet_serve.bench.cli import run_benchmark
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-pytestmark = pytest.mark.runtime
+pytestmark = [pytest.mark.runtime, pytest.mark.timing]
 
 TTFT_S, ITL_S, TOKENS = 0.030, 0.005, 6
 PROMPTS = Path(__file__).parents[2] / "examples" / "bench" / "sharegpt-sample.jsonl"

@@ -12,7 +12,7 @@ from modelfleet_serve.bench.cli import run_benchmark
 from modelfleet_serve.bench.fake_server import running
 from modelfleet_serve.bench.schedule import arrival_offsets
 
-pytestmark = pytest.mark.runtime
+pytestmark = [pytest.mark.runtime, pytest.mark.timing]
 
 PROMPTS = Path(__file__).parents[2] / "examples" / "bench" / "sharegpt-sample.jsonl"
 OUTPUT_TOKENS = 4
