@@ -79,12 +79,18 @@ lint: deps-operator link ## ruff, mypy on the operator, import layers
 TIERS := unit cluster runtime chart
 .PHONY: deps test $(addprefix test-,$(TIERS))
 deps: deps-operator deps-train deps-serve deps-dev link
-# Two workers: the cluster tier (mostly waiting on the API server) runs on one while the CPU-bound
-# runtime and unit tests share the other. Tests marked `timing` check latencies to the millisecond,
-# which two busy cores cannot promise, so they run afterwards on their own.
+# The cluster tier (mostly waiting on the API server) runs in a second pytest session beside the
+# CPU-bound unit, runtime and chart tiers; its report follows theirs. Tests marked `timing` check
+# latencies to the millisecond, which two busy cores cannot promise, so they run afterwards alone.
 ALL_TIERS = $(subst $(space),$(space)or$(space),$(TIERS))
+CLUSTER_LOG := .cluster/test-cluster-tier.log
 test: deps lint cluster-build chart-tools ## set up everything and run every test tier
-	$(PYTEST) -n 2 --dist loadgroup -m "($(ALL_TIERS)) and not timing"
+	@mkdir -p .cluster
+	@$(PYTEST) -m "cluster and not timing" > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
+	$(PYTEST) -m "(unit or runtime or chart) and not timing" && rest=0 || rest=$$?; \
+	wait $$cluster && cluster_rc=0 || cluster_rc=$$?; \
+	echo "==== cluster tier (log: $(CLUSTER_LOG)) ===="; cat $(CLUSTER_LOG); \
+	test $$rest -eq 0 -a $$cluster_rc -eq 0
 	$(PYTEST) -m "($(ALL_TIERS)) and timing"
 test-unit: deps
 	$(PYTEST) -m unit

@@ -65,7 +65,6 @@ def namespace(request: pytest.FixtureRequest, api_client) -> Iterator[str]:  # t
 TIERS = ("unit", "cluster", "runtime", "chart")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the xdist_group markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test belongs to exactly one tier, so `pytest -m TIER` selections add up to the suite."""
     wrong = [item.nodeid for item in items if len({m.name for m in item.iter_markers()} & set(TIERS)) != 1]
@@ -73,8 +72,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             f"tests without exactly one tier marker ({', '.join(TIERS)}): " + ", ".join(wrong[:10])
         )
-    # Under pytest-xdist (`make test` runs two workers with --dist loadgroup) the cluster tier stays on
-    # one worker: it shares one operator process, which must be the only one watching the cluster.
-    for item in items:
-        if item.get_closest_marker("cluster"):
-            item.add_marker(pytest.mark.xdist_group("cluster"))

@@ -87,16 +87,25 @@ class ControlPlane:
         return Process(name, self.run_dir)
 
     # ---- queries ----------------------------------------------------------------------------------
-    def running(self) -> bool:
-        """True when a completed start-up's components are all alive and the API server answers /readyz."""
+    def running(self, patience: float = 30.0) -> bool:
+        """True when a completed start-up's components are all alive and the API server answers /readyz.
+
+        A slow /readyz of live components (a busy machine) is waited for up to ``patience`` seconds:
+        answering False would make the caller restart a control plane other sessions are using.
+        """
         if not (self.run_dir / "ready").exists():
             return False
-        if not all(self.process(name).alive() for name in COMPONENTS):
-            return False
-        try:
-            return self._get(f"{self.server}/readyz") == "ok"
-        except OSError:
-            return False
+        deadline = time.monotonic() + patience
+        while all(self.process(name).alive() for name in COMPONENTS):
+            try:
+                if self._get(f"{self.server}/readyz") == "ok":
+                    return True
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+        return False
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True
