@@ -3,8 +3,6 @@ not stop the sweep, the ready timeout, clean-up, and status written only on chan
 
 from __future__ import annotations
 
-import copy
-import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,61 +11,16 @@ from modelfleet_api.benchmarksweep import PointMetrics
 from modelfleet_operator.benchmark.reconcile import BenchmarkSweepReconciler
 from modelfleet_operator.config import OperatorConfig
 
+from tests.unit.fake_kube import FakeKube as BaseFakeKube
+
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
 NS = "ml"
-Key = tuple[str, str, str]
 
 
-class FakeKube:
-    """Just enough of ``modelfleet_operator.kube.Kube``: objects in a dict, writes counted."""
-
-    def __init__(self) -> None:
-        self.objects: dict[Key, dict[str, Any]] = {}
-        self.uids = itertools.count(1)
-        self.creates: list[tuple[str, str]] = []
-        self.deletes: list[tuple[str, str]] = []
-        self.status_writes = 0
-
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any:
-        found = self.objects.get((kind, namespace or "", name))
-        return copy.deepcopy(found) if found else None
-
-    def list(self, api_version: str, kind: str, namespace: str | None, *, label_selector: str) -> list[Any]:
-        wanted = dict(term.split("=") for term in label_selector.split(","))
-        return [
-            copy.deepcopy(o)
-            for (k, ns, _), o in self.objects.items()
-            if k == kind and ns == namespace and wanted.items() <= o["metadata"].get("labels", {}).items()
-        ]
-
-    def create_if_absent(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        key = (manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"])
-        if key in self.objects:
-            return copy.deepcopy(self.objects[key]), False
-        stored = copy.deepcopy(manifest)
-        stored["metadata"]["uid"] = f"uid-{next(self.uids)}"
-        self.objects[key] = stored
-        self.creates.append((key[0], key[2]))
-        return copy.deepcopy(stored), True
-
-    def patch(self, api_version: str, kind: str, name: str, namespace: str | None, patch: Any) -> Any:
-        self.objects[(kind, namespace or "", name)].update(patch)
-
-    def patch_status(self, api_version: str, kind: str, name: str, namespace: str | None, status: Any) -> Any:
-        stored = self.objects[(kind, namespace or "", name)].setdefault("status", {})
-        for key, value in status.items():
-            if value is None:
-                stored.pop(key, None)
-            else:
-                stored[key] = value
-        self.status_writes += 1
-        return stored
-
-    def delete(self, api_version: str, kind: str, name: str, namespace: str | None, **_: Any) -> bool:
-        self.deletes.append((kind, name))
-        return self.objects.pop((kind, namespace or "", name), None) is not None
+class FakeKube(BaseFakeKube):
+    """The shared in-memory API plus what the cluster would do for this test."""
 
     # ---- what the cluster would do ----------------------------------------------------------------
     def deployment_ready(self, name: str) -> None:

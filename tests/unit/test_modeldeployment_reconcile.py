@@ -14,7 +14,7 @@ from modelfleet_operator.capacity.manager import CapacityCondition
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.serving.reconcile import ModelDeploymentReconciler
 
-from tests.unit.test_trainingjob_reconcile import FakeKube
+from tests.unit.fake_kube import FakeKube
 
 pytestmark = pytest.mark.unit
 

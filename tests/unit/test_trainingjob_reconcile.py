@@ -3,7 +3,6 @@ backoff, and status written only on change. (The cluster tier runs the same code
 
 from __future__ import annotations
 
-import copy
 import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,68 +11,16 @@ import pytest
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.training.reconcile import TrainingJobReconciler
 
+from tests.unit.fake_kube import FakeKube as BaseFakeKube
+
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
 NS = "ml"
 
 
-class FakeKube:
-    """Just enough of ``modelfleet_operator.kube.Kube``: objects in a dict, calls counted."""
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self.uids = itertools.count(1)
-        self.creates: list[tuple[str, str]] = []
-        self.status_writes = 0
-        self.fail_next_delete = False
-
-    def get(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None
-    ) -> dict[str, Any] | None:
-        found = self.objects.get((kind, namespace or "", name))
-        return copy.deepcopy(found) if found else None
-
-    def list(self, api_version: str, kind: str, namespace: str | None, *, label_selector: str) -> list[Any]:
-        wanted = dict(term.split("=") for term in label_selector.split(","))
-        return [
-            copy.deepcopy(o)
-            for (k, ns, _), o in self.objects.items()
-            if k == kind and ns == namespace and wanted.items() <= o["metadata"].get("labels", {}).items()
-        ]
-
-    def create_if_absent(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        key = (manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"])
-        if key in self.objects:
-            return copy.deepcopy(self.objects[key]), False
-        stored = copy.deepcopy(manifest)
-        stored["metadata"] |= {"uid": f"uid-{next(self.uids)}", "creationTimestamp": "2026-11-22T09:00:00Z"}
-        self.objects[key] = stored
-        self.creates.append((key[0], key[2]))
-        return copy.deepcopy(stored), True
-
-    def patch(
-        self, api_version: str, kind: str, name: str, namespace: str | None, patch: dict[str, Any]
-    ) -> Any:
-        self.objects[(kind, namespace or "", name)].update(patch)
-
-    def patch_status(self, api_version: str, kind: str, name: str, namespace: str | None, status: Any) -> Any:
-        stored = self.objects[(kind, namespace or "", name)].setdefault("status", {})
-        for key, value in status.items():
-            if value is None:
-                stored.pop(key, None)
-            else:
-                stored[key] = value
-        self.status_writes += 1
-        return stored
-
-    def delete(
-        self, api_version: str, kind: str, name: str, namespace: str | None, *, propagation: str = ""
-    ) -> bool:
-        if self.fail_next_delete:
-            self.fail_next_delete = False
-            raise ConnectionError("operator lost the API server")
-        return self.objects.pop((kind, namespace or "", name), None) is not None
+class FakeKube(BaseFakeKube):
+    """The shared in-memory API plus what the cluster would do for this test."""
 
     # ---- what the cluster would do ----------------------------------------------------------------
     def add_worker(self, index: int, phase: str, **status: Any) -> None:
