@@ -89,13 +89,21 @@ def start_operator(plane: ControlPlane) -> None:
     )
 
 
-def fresh_namespace(core: client.CoreV1Api) -> None:
-    """A clean demo namespace: an earlier demo's objects are removed first (the operator releases them)."""
-    try:
+def fresh_namespace(plane: ControlPlane, core: client.CoreV1Api) -> None:
+    """A clean demo namespace. An earlier demo's resources are deleted first, while the operator runs
+    and can release their finalizers (kopf stops watching a namespace once it is terminating, so
+    deleting the namespace with them inside would leave them stuck); then the namespace itself."""
+    present = plane.kubectl("get", "namespace", NAMESPACE, check=False).returncode == 0
+    if present:
+        plane.kubectl(
+            "delete",
+            "benchmarksweeps,modeldeployments,trainingjobs",
+            "--all",
+            "-n",
+            NAMESPACE,
+            "--timeout=120s",
+        )
         core.delete_namespace(NAMESPACE)
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
 
     def gone() -> bool:
         try:
@@ -261,7 +269,7 @@ def main() -> int:
     apply_crds(plane)
     start_operator(plane)
     core = client.CoreV1Api(config.new_client_from_config(str(plane.kubeconfig)))
-    fresh_namespace(core)
+    fresh_namespace(plane, core)
     training(plane, core)
     serving(plane)
     banner("the launcher runs, on this CPU, the container and config the operator rendered for tiny-chat")
