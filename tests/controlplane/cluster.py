@@ -136,12 +136,16 @@ class ControlPlane:
         if not self.pki.complete():
             generate(self.pki)
         self._write_kubeconfig()
-        self._start_etcd()
-        self._start_apiserver()
-        self._start_controller_manager()
-        self._start_scheduler()
-        self._start_kwok()
-        self._register_nodes()
+        try:
+            self._start_etcd()
+            self._start_apiserver()
+            self._start_controller_manager()
+            self._start_scheduler()
+            self._start_kwok()
+            self._register_nodes()
+        except BaseException:
+            self._stop_all()  # a failed start leaves no half of a control plane running
+            raise
         (self.run_dir / "ready").touch()
         return True
 

@@ -44,20 +44,21 @@ class Process:
         return self.run_dir / "logs" / f"{self.name}.log"
 
     def pid(self) -> int | None:
-        """The pid of the live process this pid file names, else None."""
+        """The pid of the live process this pid file names, else None.
+
+        An empty ``/proc/PID/cmdline`` of a live (non-zombie) process is an exec still in progress: the
+        kernel closes the parent's pipe (so ``Popen`` returns) before it sets up the new argv.
+        """
         try:
             pid_text, binary = self.pid_file.read_text().split("\n", 1)
             pid = int(pid_text)
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-        except (OSError, ValueError):
-            return None
-        if cmdline != binary.strip():
-            return None
-        try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
+        except (OSError, ValueError, IndexError):
             return None
-        return None if state == "Z" else pid
+        if state == "Z" or (cmdline and cmdline != binary.strip()):
+            return None  # exited, or the pid was recycled by another program
+        return pid
 
     def alive(self) -> bool:
         return self.pid() is not None
