@@ -74,8 +74,8 @@ lint: deps-operator link ## ruff, mypy on the operator, import layers
 	$(VENV)/bin/lint-imports
 
 # ---- Tests --------------------------------------------------------------------------------------
-# `make test` runs every tier in one pytest session, so the control plane starts once; each tier also
-# runs alone. pytest exits non-zero (5) when a selection collects nothing, and make stops on it.
+# `make test` runs every tier (see below); each tier also runs alone. pytest exits non-zero (5) when a
+# selection collects nothing, and make stops on it.
 TIERS := unit cluster runtime chart
 .PHONY: deps test $(addprefix test-,$(TIERS))
 deps: deps-operator deps-train deps-serve deps-dev link
