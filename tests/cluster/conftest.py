@@ -250,3 +250,14 @@ def wait_for_phase(
         f"phase {phase}",
         timeout,
     )
+
+
+@pytest.fixture
+def no_session_operator(operator: OperatorProcess) -> Iterator[None]:
+    """Stops the session operator (it watches every namespace) while this test runs, for tests whose
+    own operator processes must be the only ones at work."""
+    operator.stop()
+    try:
+        yield
+    finally:
+        operator.start()

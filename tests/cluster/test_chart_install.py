@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +30,20 @@ from modelfleet_api import constants as c
 from modelfleet_api.benchmarksweep import PointMetrics
 
 from tests.chart.helm import CHART, HELM, helm
-from tests.cluster import conftest as cluster_conftest
-from tests.cluster.conftest import REPO, OperatorProcess
+from tests.cluster.chart_operator import (
+    CRD_NAMES,
+    RELEASE,
+    SERVICE_ACCOUNT,
+    TIMEOUT,
+    ChartOperator,
+    deployment_env,
+    get_cr,
+    install_chart,
+    release_resources,
+    token_kubeconfig,
+    wait_phase,
+)
+from tests.cluster.conftest import REPO
 from tests.cluster.drive import finish_workers, publish_progress, running_workers
 from tests.controlplane.cluster import ControlPlane, wait_for
 from tests.controlplane.kwok import finish_pod
@@ -43,16 +53,10 @@ pytestmark = [
     pytest.mark.skipif(not HELM.is_file(), reason=f"{HELM} is missing: run tests/controlplane/build-helm.sh"),
 ]
 
-RELEASE = "mf"
-SERVICE_ACCOUNT = "modelfleet-operator"
 SAMPLES = REPO / "tests" / "chart" / "status-samples"
-TIMEOUT = 30.0
 FOREIGN_OPERATOR_PROBE_SECONDS = 2.0
 """How long a new TrainingJob is left alone before the chart's operator starts: any status or finalizer
 it gets meanwhile comes from another operator."""
-FORBIDDEN = re.compile(r"\b403\b|[Ff]orbidden|Not enough permissions")
-"""An API answer of 403 in the operator's log (kopf's own words when it may not list or watch)."""
-CRD_NAMES = [f"{plural}.{GROUP}" for plural in ("trainingjobs", "modeldeployments", "benchmarksweeps")]
 
 SWEEP = {
     "apiVersion": f"{GROUP}/{VERSION}",
@@ -80,120 +84,11 @@ SWEEP = {
 }
 
 
-class ChartOperator(OperatorProcess):
-    """The operator with the environment the chart's Deployment gives it, watching one namespace."""
-
-    def __init__(self, kubeconfig: Path, log_path: Path, env: dict[str, str], namespace: str) -> None:
-        super().__init__(kubeconfig, log_path)
-        self.chart_env = env
-        self.namespace = namespace
-
-    @property
-    def command(self) -> list[str]:
-        # Ports are flags (they win over the chart's env): several processes share this host.
-        return [
-            *super().command[:3],
-            "-n",
-            self.namespace,
-            "--health-port",
-            str(self.health_port),
-            "--metrics-port",
-            str(self.metrics_port),
-        ]
-
-    def start(self) -> None:
-        # The chart's values, except the tests' short resync and backoff (OperatorProcess.start puts
-        # OPERATOR_ENV over the process environment).
-        saved = cluster_conftest.OPERATOR_ENV
-        cluster_conftest.OPERATOR_ENV = {
-            **self.chart_env,
-            **{k: v for k, v in saved.items() if "IMAGE" not in k},
-        }
-        try:
-            super().start()
-        finally:
-            cluster_conftest.OPERATOR_ENV = saved
-
-    def forbidden_lines(self) -> list[str]:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        found = []
-        for line in text.splitlines():
-            try:  # JSON lines: the message and any exception, not object UIDs or timestamps
-                record = json.loads(line)
-                line = (
-                    f"{record.get('message', '')} {record.get('exc_info', '')} {record.get('exception', '')}"
-                )
-            except ValueError:
-                pass
-            if FORBIDDEN.search(line):
-                found.append(line)
-        return found
-
-
-def deployment_env(cluster: ControlPlane, namespace: str) -> dict[str, str]:
-    """The literal env values of the chart's operator Deployment (fieldRefs resolved by hand)."""
-    deployment = json.loads(
-        cluster.kubectl(
-            "get", "deployment", "-n", namespace, "-l", "app.kubernetes.io/instance=" + RELEASE, "-o", "json"
-        ).stdout
-    )["items"][0]
-    env: dict[str, str] = {}
-    for var in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
-        if "value" in var:
-            env[var["name"]] = var["value"]
-        elif var["valueFrom"].get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
-            env[var["name"]] = namespace
-        elif var["valueFrom"].get("fieldRef", {}).get("fieldPath") == "metadata.name":
-            env[var["name"]] = "modelfleet-operator-test"
-    return env
-
-
-def token_kubeconfig(cluster: ControlPlane, namespace: str, path: Path) -> Path:
-    """A kubeconfig for the chart's ServiceAccount, with a token from the TokenRequest API."""
-    token = cluster.kubectl(
-        "create", "token", SERVICE_ACCOUNT, "-n", namespace, "--duration=1h"
-    ).stdout.strip()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "local",
-                "cluster": {"server": cluster.server, "certificate-authority": str(cluster.pki.ca_cert)},
-            }
-        ],
-        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
-        "contexts": [{"name": "chart", "context": {"cluster": "local", "user": SERVICE_ACCOUNT}}],
-        "current-context": "chart",
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def can_i(cluster: ControlPlane, namespace: str, *args: str) -> bool:
     result = cluster.kubectl(
         "auth", "can-i", f"--as=system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}", *args, check=False
     )
     return result.stdout.strip() == "yes"
-
-
-def get_cr(custom: client.CustomObjectsApi, ns: str, plural: str, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, ns, plural, name)
-    return found
-
-
-def wait_phase(
-    custom: client.CustomObjectsApi, ns: str, plural: str, name: str, phase: str, check: Callable[[], None]
-) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-
-    def reached() -> bool:
-        check()
-        seen.update(get_cr(custom, ns, plural, name))
-        return bool(seen.get("status", {}).get("phase") == phase)
-
-    wait_for(reached, TIMEOUT, f"{plural} {ns}/{name} to be {phase} (last: {seen.get('status')})")
-    return seen
 
 
 def uids(cluster: ControlPlane, ns: str) -> dict[str, str]:
@@ -224,16 +119,6 @@ def save_sample(name: str, obj: dict[str, Any]) -> None:
     (SAMPLES / f"{name}.json").write_text(json.dumps(sample, indent=2, sort_keys=True) + "\n")
 
 
-@pytest.fixture
-def no_session_operator(operator: OperatorProcess) -> Iterator[None]:
-    """Stops the session operator (it watches every namespace) while this test runs."""
-    operator.stop()
-    try:
-        yield
-    finally:
-        operator.start()
-
-
 def test_chart_installs_and_its_service_account_runs_the_operator(
     cluster: ControlPlane,
     namespace: str,
@@ -243,24 +128,10 @@ def test_chart_installs_and_its_service_account_runs_the_operator(
 ) -> None:
     ns = namespace
     custom, core = client.CustomObjectsApi(api_client), client.CoreV1Api(api_client)
-    crds_present = all(cluster.kubectl("get", "crd", name, check=False).returncode == 0 for name in CRD_NAMES)
-    install = helm(
-        "install",
-        RELEASE,
-        str(CHART),
-        "-n",
-        ns,
-        "--set",
-        f"watchNamespaces={{{ns}}}",
-        *(["--skip-crds"] if crds_present else []),
-    )
-    assert install.returncode == 0, install.stderr
     operator: ChartOperator | None = None
     uninstalled = False
     try:
-        cluster.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in CRD_NAMES)
-        )
+        install_chart(cluster, ns)
         kubeconfig = token_kubeconfig(cluster, ns, tmp_path / "kubeconfig")
         env = deployment_env(cluster, ns)
         assert env["MODELFLEET_NAMESPACES"] == ns and env["MODELFLEET_STANDALONE"] == "true"
@@ -433,11 +304,4 @@ def test_chart_installs_and_its_service_account_runs_the_operator(
             operator.stop()
         if not uninstalled:
             helm("uninstall", RELEASE, "-n", ns, "--wait", "--timeout", "60s")
-        # kopf's finalizers stay on the resources when no operator runs: the clean-up removes them.
-        for plural in ("trainingjobs", "modeldeployments", "benchmarksweeps"):
-            for item in custom.list_namespaced_custom_object(GROUP, VERSION, ns, plural)["items"]:
-                name = item["metadata"]["name"]
-                custom.patch_namespaced_custom_object(
-                    GROUP, VERSION, ns, plural, name, {"metadata": {"finalizers": None}}
-                )
-                custom.delete_namespaced_custom_object(GROUP, VERSION, ns, plural, name)
+        release_resources(custom, ns)
