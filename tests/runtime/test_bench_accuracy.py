@@ -1,8 +1,10 @@
-"""The client's TTFT, TPOT and ITL against a server with known injected latencies (within 1 ms).
+"""The client's TTFT, TPOT and ITL against a server with known injected latencies (within 1 ms), for
+every protocol that streams: OpenAI SSE, KServe v2 `generate_stream` (HTTP) and `ModelStreamInfer`
+(gRPC over HTTP/2), all served by the same fake in its own process.
 
 What "truth" is: the fake server schedules each chunk at an injected delay from the request's arrival
 and records what it actually did: `arrived` (the kernel's receive stamp of the request at the server)
-and `sent` (each chunk's time just before its `send` system call), on the host's shared monotonic
+and `sent` (each chunk's kernel transmit stamp), on the host's shared monotonic
 clock. True TTFT = sent[0] - arrived, true ITL = the gaps between `sent`, true TPOT = (sent[-1] -
 sent[0]) / (N - 1). On a quiet host these equal the injected 40 ms and 8 ms (the server's timers wake
 about 1 ms late); on a busy host the server drifts from them, so the injected values are printed for
@@ -58,25 +60,28 @@ def truth_ms(timings: list[dict]) -> dict[str, np.ndarray]:
     }
 
 
+CLOSED = {"mode": "closed-loop", "concurrency": 2, "requests": REQUESTS, "warmupRequests": 4}
+OPEN = {"mode": "open-loop", "requestRate": 10, "arrival": "poisson", "requests": REQUESTS}
+
+
 @pytest.mark.parametrize(
-    ("protocol", "load"),
+    ("protocol", "load", "token_source"),
     [
-        ("openai-chat", {"mode": "closed-loop", "concurrency": 2, "requests": REQUESTS, "warmupRequests": 4}),
-        (
-            "openai-completions",
-            {"mode": "open-loop", "requestRate": 10, "arrival": "poisson", "requests": REQUESTS},
-        ),
+        ("openai-chat", CLOSED, "usage"),
+        ("openai-completions", OPEN, "usage"),
+        ("kserve-v2-http", CLOSED, "chunks"),  # KServe v2 reports no usage; no tokenizer given
+        ("kserve-v2-grpc", OPEN, "chunks"),
     ],
 )
 def test_latencies_match_what_the_server_did(
-    fake_server: str, protocol: str, load: dict, tmp_path: Path
+    fake_server: str, protocol: str, load: dict, token_source: str, tmp_path: Path
 ) -> None:
     document, records = run_benchmark(config(fake_server, protocol, load, tmp_path))
     # the warm-up requests were answered before any measured one was sent
     truth = truth_ms(httpx.get(f"{fake_server}/timings").json()[-REQUESTS:])
     summary = document["summary"]
-    assert summary["completed"] == REQUESTS and summary["errors"] == 0
-    assert summary["token_count_source"] == {"usage": REQUESTS}
+    assert summary["completed"] == REQUESTS and summary["errors"] == 0, summary["error_kinds"]
+    assert summary["token_count_source"] == {token_source: REQUESTS}
     assert summary["output_tokens_total"] == REQUESTS * OUTPUT_TOKENS
     assert len([r for r in records if r.warmup]) == load.get("warmupRequests", 0)
     report = {}
@@ -86,4 +91,4 @@ def test_latencies_match_what_the_server_did(
             measured = summary[metric][stat]
             report[f"{metric} {stat}"] = (round(measured, 3), round(expected, 3))
             assert measured == pytest.approx(expected, abs=TOLERANCE_MS), (metric, stat, measured, expected)
-    print(f"(client, server truth) with injected TTFT {TTFT_MS} ms, ITL {ITL_MS} ms: {report}")
+    print(f"{protocol} (client, server truth) with injected TTFT {TTFT_MS} ms, ITL {ITL_MS} ms: {report}")

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 from modelfleet_serve.bench.protocols.http1 import HttpError, Response, ResponseParser
-from modelfleet_serve.bench.protocols.openai import sse_data
+from modelfleet_serve.bench.protocols.sse import sse_data
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,5 @@
-"""A streaming OpenAI-compatible server with known, injected latencies, to calibrate load generators.
+"""A streaming OpenAI-compatible and KServe v2 (Triton) server with known, injected latencies, to
+calibrate load generators.
 
 Every request gets its first token `ttft_ms` after it arrived and each further token `itl_ms` after
 the previous one, on an absolute schedule (deadlines from the arrival, so lateness never accumulates).
@@ -12,8 +13,11 @@ before the `send` call, which is late by any preemption between the two), in per
 (CLOCK_MONOTONIC, shared by every process on the host): the truth a client is checked against.
 
 Plain HTTP/1.1 with keep-alive on raw sockets (no framework: its per-request CPU would cap the rates a
-load generator can be tested at). One token per chunk, one HTTP chunk per event, `usage` in the last
-event (as vLLM with `stream_options.include_usage`).
+load generator can be tested at). One token per chunk, one HTTP chunk per event. OpenAI: `usage` in the
+last event (as vLLM with `stream_options.include_usage`). KServe v2 as Triton serves a TensorRT-LLM
+model: `POST /v2/models/<model>/generate_stream` (one SSE event per token), `.../infer` (JSON tensors,
+the whole text after the last token's delay), and on the same port, to a client that opens with the
+HTTP/2 preface, gRPC `ModelStreamInfer` (`fake_grpc`).
 `python -m modelfleet_serve.bench.fake_server --port 8000 --ttft-ms 50 --itl-ms 10`.
 """
 
@@ -23,30 +27,33 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from modelfleet_serve.bench.netclock import (
-    enable_rx_timestamps,
-    enable_tx_timestamps,
-    recv_stamped,
-    sent_stamps,
-)
+from modelfleet_serve.bench.fake_grpc import GrpcConnection
+from modelfleet_serve.bench.fake_wire import Closed, Stream, chunk, clock, read, send_json, sleep_until
+from modelfleet_serve.bench.netclock import enable_rx_timestamps, enable_tx_timestamps
 
-clock = time.perf_counter
 TIMINGS_KEPT = 100_000
-READ_BYTES = 1 << 16
 MAX_REQUEST_BYTES = 1 << 24
+HTTP2_PREFACE_START = b"PRI * HTTP/2.0"
+SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
+SendToken = Callable[[list[float], int], Awaitable[None]]
+"""Sends token k of a response whose send times are `sent` (arguments: sent, k)."""
 
 
-class _Closed(Exception):
-    """The client closed the connection (between requests, or mid-request)."""
+class BadRequest(Exception):
+    """A request the fake rejects; the message names the field."""
 
 
 class FakeServer:
@@ -71,60 +78,87 @@ class FakeServer:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         enable_rx_timestamps(sock)
-        stream = _Stream(sock, enable_tx_timestamps(sock))
-        buffer = bytearray()
+        stream = Stream(sock, enable_tx_timestamps(sock))
         try:
+            data, arrived = await read(loop, sock)
+            if data.startswith(HTTP2_PREFACE_START):
+                await GrpcConnection(self, loop, sock, stream).run(data, arrived)
+                return
+            buffer = bytearray(data)
             while True:
-                arrived, method, path, body = await self.read_request(loop, sock, buffer)
-                await self.respond(loop, stream, arrived, method, path, body)
-        except (_Closed, ConnectionError):
+                while (request := _take_request(buffer)) is None:
+                    data, arrived = await read(loop, sock)
+                    buffer += data
+                await self.respond(loop, stream, arrived, *request)
+        except (Closed, ConnectionError):
             pass
         finally:
             sock.close()
 
-    async def read_request(
-        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, buffer: bytearray
-    ) -> tuple[float, str, str, bytes]:
-        arrived = clock()
-        while True:
-            end = buffer.find(b"\r\n\r\n")
-            if end >= 0:
-                head = bytes(buffer[:end]).decode("latin-1").split("\r\n")
-                length = 0
-                for line in head[1:]:
-                    name, _, value = line.partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value)
-                if len(buffer) >= end + 4 + length:
-                    body = bytes(buffer[end + 4 : end + 4 + length])
-                    del buffer[: end + 4 + length]
-                    method, path, _ = head[0].split(" ", 2)
-                    return arrived, method, path, body
-            if len(buffer) > MAX_REQUEST_BYTES:
-                raise _Closed
-            data, arrived_ns = await _read(loop, sock)
-            buffer += data
-            arrived = arrived_ns * 1e-9
+    async def pace(self, arrived: float, tokens: int, send: SendToken) -> list[float]:
+        """Send `tokens` tokens on the injected schedule from `arrived`; returns (and records in
+        `timings`) when each left."""
+        sent: list[float] = []
+        self.timings.append({"arrived": arrived, "sent": sent})
+        first_due = arrived + self.ttft
+        for k in range(tokens):
+            await sleep_until(first_due + k * self.itl)
+            sent.append(clock())
+            await send(sent, k)
+        return sent
 
     async def respond(
-        self, loop: asyncio.AbstractEventLoop, stream: _Stream, arrived: float, method: str, path: str,
+        self, loop: asyncio.AbstractEventLoop, stream: Stream, arrived: float, method: str, path: str,
         body: bytes,
     ) -> None:  # fmt: skip
-        if method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
-            await self.complete(loop, stream, arrived, json.loads(body), path.endswith("/chat/completions"))
-        elif method == "GET" and path == "/timings":
-            await _send_json(loop, stream, list(self.timings))
-        elif method == "GET" and path == "/v1/models":
-            model = {"id": self.model, "object": "model", "owned_by": "fake"}
-            await _send_json(loop, stream, {"object": "list", "data": [model]})
-        elif method == "GET" and path == "/health":
-            await _send_json(loop, stream, {"status": "ok"})
-        else:
-            await _send_json(loop, stream, {"error": f"no route {method} {path}"}, status="404 Not Found")
+        route = path.split("/")
+        try:
+            if method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
+                await self.complete(
+                    loop, stream, arrived, json.loads(body), path.endswith("/chat/completions")
+                )
+            elif method == "POST" and len(route) == 5 and route[:3] == ["", "v2", "models"]:
+                self.check_model(route[3])
+                if route[4] == "generate_stream":
+                    await self.generate_stream(loop, stream, arrived, json.loads(body))
+                elif route[4] == "infer":
+                    await self.infer(loop, stream, arrived, json.loads(body))
+                else:
+                    raise BadRequest(f"no KServe v2 endpoint {route[4]!r} (generate_stream, infer)")
+            elif method == "GET" and path == "/timings":
+                await send_json(loop, stream, list(self.timings))
+            elif method == "GET" and path == "/v1/models":
+                model = {"id": self.model, "object": "model", "owned_by": "fake"}
+                await send_json(loop, stream, {"object": "list", "data": [model]})
+            elif method == "GET" and path in ("/health", "/v2/health/ready"):
+                await send_json(loop, stream, {"status": "ok"})
+            else:
+                await send_json(loop, stream, {"error": f"no route {method} {path}"}, status="404 Not Found")
+        except (BadRequest, ValueError) as error:  # json.JSONDecodeError is a ValueError
+            await send_json(loop, stream, {"error": str(error)}, status="400 Bad Request")
         stream.settle()
 
+    def check_model(self, model: str) -> None:
+        if model != self.model:
+            raise BadRequest(f"Request for unknown model: '{model}' is not found (serving '{self.model}')")
+
+    async def stream_sse(
+        self, loop: asyncio.AbstractEventLoop, stream: Stream, arrived: float, tokens: int, event: bytes,
+        tail: bytes,
+    ) -> None:  # fmt: skip
+        """A chunked SSE response: `event` once per token on the schedule, then `tail`."""
+        framed = chunk(event)
+
+        async def send(sent: list[float], k: int) -> None:
+            stream.stamp_into(sent, k)
+            await stream.send(loop, framed)
+
+        await stream.send(loop, SSE_HEAD)
+        await self.pace(arrived, tokens, send)
+        await stream.send(loop, (chunk(tail) if tail else b"") + b"0\r\n\r\n")
+
     async def complete(
-        self, loop: asyncio.AbstractEventLoop, stream: _Stream, arrived: float, body: dict[str, Any],
+        self, loop: asyncio.AbstractEventLoop, stream: Stream, arrived: float, body: dict[str, Any],
         chat: bool,
     ) -> None:  # fmt: skip
         tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
@@ -136,7 +170,7 @@ class FakeServer:
         }
         kind = "chat.completion" if chat else "text_completion"
         if not body.get("stream"):
-            await _sleep_until(arrived + self.ttft + (tokens - 1) * self.itl)
+            await sleep_until(arrived + self.ttft + (tokens - 1) * self.itl)
             choice = (
                 {"message": {"role": "assistant", "content": "tok " * tokens}}
                 if chat
@@ -144,95 +178,102 @@ class FakeServer:
             )
             document = {"id": "x", "object": kind, "model": self.model, "usage": usage,
                         "choices": [{"index": 0, "finish_reason": "length", **choice}]}  # fmt: skip
-            await _send_json(loop, stream, document)
+            await send_json(loop, stream, document)
             return
-        head = (
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n"
+        delta: dict[str, object] = (
+            {"index": 0, "delta": {"content": "tok "}} if chat else {"index": 0, "text": "tok "}
         )
-        choice = {"index": 0, "delta": {"content": "tok "}} if chat else {"index": 0, "text": "tok "}
-        event = _chunk(b"data: " + json.dumps({"id": "x", "object": kind + ".chunk", "model": self.model,
-                                               "choices": [choice]}).encode() + b"\n\n")  # fmt: skip
+        event = b"data: " + json.dumps({"id": "x", "object": kind + ".chunk", "model": self.model,
+                                        "choices": [delta]}).encode() + b"\n\n"  # fmt: skip
         final = {"id": "x", "object": kind + ".chunk", "model": self.model, "choices": [], "usage": usage}
-        tail = _chunk(b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n") + b"0\r\n\r\n"
-        sent: list[float] = []
+        tail = b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n"
+        await self.stream_sse(loop, stream, arrived, tokens, event, tail)
+
+    async def generate_stream(
+        self, loop: asyncio.AbstractEventLoop, stream: Stream, arrived: float, body: dict[str, Any]
+    ) -> None:
+        """Triton's generate extension: one JSON value per input tensor; one event per response."""
+        if not isinstance(body.get("text_input"), str) or not body["text_input"]:
+            raise BadRequest("text_input: a non-empty string is required")
+        tokens = body.get("max_tokens")
+        if not isinstance(tokens, int) or tokens < 1:
+            raise BadRequest(f"max_tokens: a positive integer is required, got {tokens!r}")
+        if body.get("stream") is not True:
+            raise BadRequest("stream: must be true for generate_stream (the model is decoupled)")
+        event = {"model_name": self.model, "model_version": "1", "text_output": "tok "}
+        await self.stream_sse(
+            loop, stream, arrived, tokens, b"data: " + json.dumps(event).encode() + b"\n\n", b""
+        )
+
+    async def infer(
+        self, loop: asyncio.AbstractEventLoop, stream: Stream, arrived: float, body: dict[str, Any]
+    ) -> None:
+        """KServe v2 inference with JSON tensors; the text is sent when the last token is due."""
+        tensors = json_tensors(body)
+        text_input, max_tokens = tensors.get("text_input"), tensors.get("max_tokens")
+        if text_input is None or text_input[0] != "BYTES" or not isinstance(text_input[1][0], str):
+            raise BadRequest("inputs: a BYTES tensor text_input holding the prompt is required")
+        if max_tokens is None or max_tokens[0] != "INT32" or not isinstance(max_tokens[1][0], int):
+            raise BadRequest("inputs: an INT32 tensor max_tokens is required")
+        for i, output in enumerate(body.get("outputs") or ()):
+            if output.get("name") != "text_output":
+                raise BadRequest(f"outputs[{i}].name: unknown output {output.get('name')!r} (text_output)")
+        tokens = max_tokens[1][0]
+        sent = [0.0]
         self.timings.append({"arrived": arrived, "sent": sent})
-        await stream.send(loop, head)
-        first_due = arrived + self.ttft
-        for k in range(tokens):
-            await _sleep_until(first_due + k * self.itl)
-            sent.append(clock())
-            stream.stamp_into(sent, k)
-            await stream.send(loop, event)
-        await stream.send(loop, tail)
+        await sleep_until(arrived + self.ttft + (tokens - 1) * self.itl)
+        output = {"name": "text_output", "datatype": "BYTES", "shape": [1, 1], "data": ["tok " * tokens]}
+        sent[0] = clock()
+        stream.stamp_into(sent, 0)
+        await send_json(loop, stream, {"model_name": self.model, "model_version": "1", "outputs": [output]})
 
 
-class _Stream:
-    """A connection's outgoing byte stream; replaces each chunk's recorded send time with the kernel's
-    transmit stamp of its last byte once the response is out."""
-
-    def __init__(self, sock: socket.socket, stamped: bool) -> None:
-        self.sock, self.stamped = sock, stamped
-        self.written = 0
-        self.pending: list[tuple[int, list[float], int]] = []
-
-    def stamp_into(self, sent: list[float], k: int) -> None:
-        """The next `send` carries chunk k of the response whose send times are `sent`."""
-        if self.stamped:
-            self.pending.append((-1, sent, k))
-
-    async def send(self, loop: asyncio.AbstractEventLoop, data: bytes) -> None:
-        await loop.sock_sendall(self.sock, data)
-        self.written += len(data)
-        if self.pending and self.pending[-1][0] == -1:
-            _, sent, k = self.pending.pop()
-            self.pending.append((self.written - 1, sent, k))
-
-    def settle(self) -> None:
-        """Collect the transmit stamps of the response just sent (the kernel queues them on the socket's
-        error queue, which must be drained or the socket stays readable)."""
-        if not self.stamped:
-            return
-        stamps = sent_stamps(self.sock)
-        for last_byte, sent, k in self.pending:
-            if last_byte in stamps:
-                sent[k] = stamps[last_byte] * 1e-9
-        self.pending.clear()
+def json_tensors(body: dict[str, Any]) -> dict[str, tuple[str, list[Any]]]:
+    """{name: (datatype, flattened data)} of a KServe v2 JSON request's inputs, checked against shape."""
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise BadRequest("inputs: a non-empty list of tensors is required")
+    tensors = {}
+    for i, tensor in enumerate(inputs):
+        missing = [key for key in ("name", "datatype", "shape", "data") if key not in tensor]
+        if missing:
+            raise BadRequest(f"inputs[{i}].{missing[0]}: required (a tensor has name, datatype, shape, data)")
+        data = list(_flatten(tensor["data"]))
+        if math.prod(tensor["shape"]) != len(data):
+            raise BadRequest(f"inputs[{i}].data: {len(data)} elements do not fill shape {tensor['shape']}")
+        tensors[tensor["name"]] = (tensor["datatype"], data)
+    return tensors
 
 
-async def _read(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> tuple[bytes, int]:
-    while True:
-        try:
-            data, arrived_ns = recv_stamped(sock, READ_BYTES)
-        except (BlockingIOError, InterruptedError):
-            readable = loop.create_future()
-            loop.add_reader(sock.fileno(), readable.set_result, None)
-            try:
-                await readable
-            finally:
-                loop.remove_reader(sock.fileno())
-            continue
-        if not data:
-            raise _Closed
-        return data, arrived_ns
+def _flatten(data: Any) -> Iterator[Any]:
+    if isinstance(data, list):
+        for item in data:
+            yield from _flatten(item)
+    else:
+        yield data
 
 
-async def _sleep_until(due: float) -> None:
-    remaining = due - clock()
-    if remaining > 0:
-        await asyncio.sleep(remaining)
-
-
-def _chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-async def _send_json(
-    loop: asyncio.AbstractEventLoop, stream: _Stream, document: object, status: str = "200 OK"
-) -> None:
-    body = json.dumps(document).encode()
-    head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    await stream.send(loop, head.encode() + body)
+def _take_request(buffer: bytearray) -> tuple[str, str, bytes] | None:
+    """(method, path, body) of the first complete request in `buffer`, removed from it."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buffer) > MAX_REQUEST_BYTES:
+            raise Closed
+        return None
+    head = bytes(buffer[:end]).decode("latin-1").split("\r\n")
+    length = 0
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    if length > MAX_REQUEST_BYTES:
+        raise Closed
+    if len(buffer) < end + 4 + length:
+        return None
+    body = bytes(buffer[end + 4 : end + 4 + length])
+    del buffer[: end + 4 + length]
+    method, path, _ = head[0].split(" ", 2)
+    return method, path, body
 
 
 @contextlib.contextmanager

@@ -62,15 +62,24 @@ def make_client(target: Target, load: LoadPoint) -> ProtocolClient:
             timeout_seconds=load.request_timeout_seconds,
             ignore_eos=target.ignore_eos,
         )
-    from modelfleet_serve.bench.protocols.kserve import KServeClient
+    if target.protocol is Protocol.KSERVE_V2_GRPC:
+        from modelfleet_serve.bench.protocols.kserve_grpc import KServeGrpcClient
 
-    return KServeClient(
+        return KServeGrpcClient(
+            target.url,
+            target.model,
+            target.kserve,
+            max_connections=load.max_in_flight,
+            timeout_seconds=load.request_timeout_seconds,
+        )
+    from modelfleet_serve.bench.protocols.kserve import KServeHttpClient
+
+    return KServeHttpClient(
         target.url,
         target.model,
-        grpc=target.protocol is Protocol.KSERVE_V2_GRPC,
-        settings=target.kserve,
-        timeout_seconds=load.request_timeout_seconds,
+        target.kserve,
         max_connections=load.max_in_flight,
+        timeout_seconds=load.request_timeout_seconds,
     )
 
 

@@ -14,33 +14,16 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
-from modelfleet_serve.bench.netclock import enable_rx_timestamps, recv_stamped
-
-READ_BYTES = 1 << 18
-NS = 1e-9
-
-
-class HttpError(Exception):
-    """The connection failed or the response was malformed."""
-
-
-@dataclass
-class Response:
-    start: float = 0.0
-    """perf_counter seconds just before the request's first byte was handed to the kernel."""
-    status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
-    pieces: list[tuple[float, bytes]] = field(default_factory=list)
-    """The de-framed body as read: (arrival in perf_counter seconds, bytes)."""
-    end: float = 0.0
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(piece for _, piece in self.pieces)
-
+from modelfleet_serve.bench.netclock import recv_stamped
+from modelfleet_serve.bench.protocols.pool import (
+    NS,
+    READ_BYTES,
+    Connection,
+    ConnectionPool,
+    HttpError,
+    Response,
+)
 
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILER, _UNTIL_CLOSE, _DONE = range(8)
 
@@ -130,15 +113,13 @@ class ResponseParser:
         return self.state == _DONE
 
 
-class _Connection:
+class Http1Connection(Connection[bytes]):
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
-        self.sock, self.loop = sock, loop
+        super().__init__(sock, loop)
         self.parser: ResponseParser | None = None
         self.finished: asyncio.Future[None] | None = None
-        self.received = False
 
     async def exchange(self, request: bytes, response: Response) -> bool:
-        """Send `request`, read the whole response into `response`; True if the connection is reusable."""
         loop, sock = self.loop, self.sock
         parser = self.parser = ResponseParser(response)
         finished = self.finished = loop.create_future()
@@ -182,82 +163,15 @@ class _Connection:
         except HttpError as error:
             finished.set_exception(error)
 
-    def close(self) -> None:
-        self.sock.close()
 
+class Http1Pool(ConnectionPool[bytes, Http1Connection]):
+    """HTTP/1.1 keep-alive connections; a request is its encoded bytes (`request_bytes`)."""
 
-class Http1Pool:
-    """Keep-alive connections to one `http://host:port`, at most `max_connections` at once."""
-
-    def __init__(self, base_url: str, max_connections: int, timeout_seconds: float) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme != "http":
-            raise ValueError(f"targetUrl: only http:// is supported by the streaming client, got {base_url}")
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
-        self.authority = parts.netloc
-        self.prefix = parts.path.rstrip("/")
-        self.timeout = timeout_seconds
-        self.slots = asyncio.Semaphore(max_connections)
-        self.idle: list[_Connection] = []
-        self.address: tuple[object, ...] | None = None
-        self.family = socket.AF_INET
+    def connection(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> Http1Connection:
+        return Http1Connection(sock, loop)
 
     def request_bytes(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
         lines = [f"{method} {self.prefix}{path} HTTP/1.1", f"Host: {self.authority}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         lines.append(f"Content-Length: {len(body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-    async def _connect(self) -> _Connection:
-        loop = asyncio.get_running_loop()
-        if self.address is None:
-            family, _, _, _, address = (
-                await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-            )[0]
-            self.family, self.address = family, address
-        sock = socket.socket(self.family, socket.SOCK_STREAM)
-        try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            enable_rx_timestamps(sock)
-            await loop.sock_connect(sock, self.address)
-        except OSError as error:
-            sock.close()
-            raise HttpError(f"{type(error).__name__}: {error}") from error
-        return _Connection(sock, loop)
-
-    async def exchange(self, request: bytes, response: Response) -> None:
-        """Send one encoded request and read its response into `response`. A kept-alive connection the
-        server closed in the meantime is retried once on a new one. Raises HttpError or TimeoutError,
-        with `response.start` and `response.end` set to when the attempt began and failed."""
-        response.start = time.perf_counter_ns() * NS
-        try:
-            async with self.slots, asyncio.timeout(self.timeout):
-                while True:
-                    reused = bool(self.idle)
-                    connection = self.idle.pop() if reused else await self._connect()
-                    try:
-                        reusable = await connection.exchange(request, response)
-                    except HttpError:
-                        connection.close()
-                        if reused and not connection.received:
-                            response.pieces.clear()
-                            continue
-                        raise
-                    except BaseException:
-                        connection.close()
-                        raise
-                    if reusable:
-                        self.idle.append(connection)
-                    else:
-                        connection.close()
-                    return
-        except (HttpError, TimeoutError):
-            response.end = time.perf_counter_ns() * NS
-            raise
-
-    async def close(self) -> None:
-        for connection in self.idle:
-            connection.close()
-        self.idle.clear()

@@ -9,22 +9,13 @@ pydantic objects per chunk, more CPU per token than the measurement can afford a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 from modelfleet_serve.bench.protocols.base import ProtocolClient
-from modelfleet_serve.bench.protocols.http1 import Http1Pool, HttpError, Response
+from modelfleet_serve.bench.protocols.http1 import Http1Pool
+from modelfleet_serve.bench.protocols.pool import Response
+from modelfleet_serve.bench.protocols.recorded import exchange_into, status_error
+from modelfleet_serve.bench.protocols.sse import sse_data
 from modelfleet_serve.bench.records import BenchRequest, RequestRecord
-
-
-def sse_data(pieces: list[tuple[float, bytes]]) -> Iterator[tuple[float, bytes]]:
-    """(arrival, payload) of every `data:` line, arrival being that of the read that ended the line."""
-    partial = b""
-    for arrived, piece in pieces:
-        lines = (partial + piece).split(b"\n")
-        partial = lines.pop()
-        for line in lines:
-            if line.startswith(b"data:"):
-                yield arrived, line[5:].strip()
 
 
 class OpenAIClient(ProtocolClient):
@@ -66,27 +57,14 @@ class OpenAIClient(ProtocolClient):
         encoded = self.pool.request_bytes(
             "POST", self.path, json.dumps(self.body(request)).encode(), self.headers
         )
-        response = Response()
-        try:
-            await self.pool.exchange(encoded, response)
-        except (HttpError, TimeoutError) as error:
-            record.error = f"{type(error).__name__}: {error}"
-            return
-        finally:
-            record.start, record.end = response.start, response.end
-        if response.status != 200:
-            record.error = f"HTTP {response.status}: {response.body[:200].decode(errors='replace')}"
-            return
-        try:
-            self.parse(response.pieces, record)
-        except ValueError as error:
-            record.error = f"{type(error).__name__}: {error}"
-        if record.error is None and not record.chunk_times:
-            record.error = "no generated text in the response"
+        await exchange_into(self.pool, encoded, record, self.parse)
 
-    def parse(self, pieces: list[tuple[float, bytes]], record: RequestRecord) -> None:
+    def parse(self, response: Response, record: RequestRecord) -> None:
+        record.error = status_error(response)
+        if record.error:
+            return
         chat = self.chat
-        for arrived, data in sse_data(pieces):
+        for arrived, data in sse_data(response.pieces):
             if data == b"[DONE]":
                 break
             chunk = json.loads(data)
