@@ -312,12 +312,31 @@ class MlflowSink(ApiModel):
     """Experiment the run is logged to."""
 
 
+BLOB_URI_PATTERN = (
+    r"^(az://|https://[a-z0-9]{3,24}\.blob\.core\.windows\.net/)[a-z0-9][a-z0-9-]{1,62}"
+    r"(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
+)
+"""`az://CONTAINER[/PATH]` or `https://ACCOUNT.blob.core.windows.net/CONTAINER[/PATH]`: URL characters
+only (percent-encode others), and no query (no SAS tokens in a spec)."""
+RESULTS_URI_MAX_LENGTH = 1536
+"""Longest blob prefix of a load point: a sweep's `sinks.blobUri` (1024) + `/<namespace>/<sweep>/point-N`."""
+
+
 class Sinks(ApiModel):
+    """Where a load point's results go besides its output directory. Each sink is tried on its own; one
+    that fails is logged and reported (termination message `sinkErrors`), the run still succeeds."""
+
     pushgateway: PushgatewaySink | None = None
     """Push the summary metrics of each load point to a Prometheus Pushgateway."""
 
     mlflow: MlflowSink | None = None
     """Log parameters, summary metrics and the result files to MLflow."""
+
+    blob_uri: str | None = Field(default=None, max_length=RESULTS_URI_MAX_LENGTH, pattern=BLOB_URI_PATTERN)
+    """Azure Blob prefix the point's result files are uploaded under (`<blobUri>/results.json`,
+    `<blobUri>/requests.csv`, overwriting): `https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH`, or
+    `az://CONTAINER/PATH` with the account in `AZURE_STORAGE_ACCOUNT`. Credentials:
+    `AZURE_STORAGE_CONNECTION_STRING` when set, else workload identity (DefaultAzureCredential)."""
 
 
 class BenchmarkRuntimeConfig(ApiModel):

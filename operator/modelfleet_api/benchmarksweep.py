@@ -16,7 +16,15 @@ from typing import Annotated
 from pydantic import Field
 
 from modelfleet_api.base import ApiModel, CelRule
-from modelfleet_api.benchmark import LoadPattern, Protocol, Sinks, Slos, Workload
+from modelfleet_api.benchmark import (
+    BLOB_URI_PATTERN,
+    RESULTS_URI_MAX_LENGTH,
+    LoadPattern,
+    Protocol,
+    Sinks,
+    Slos,
+    Workload,
+)
 from modelfleet_api.common import CONDITIONS_SCHEMA_EXTRA, DNS_LABEL_PATTERN, Condition
 from modelfleet_api.constants import BenchmarkSweepPhase, PointPhase
 from modelfleet_api.modeldeployment import ModelDeploymentSpec
@@ -32,6 +40,10 @@ from modelfleet_api.serving import EngineType, Quantization
 
 MAX_TARGETS = 16
 MAX_AXIS_VALUES = 8
+SINK_ERROR_MAX_LENGTH = 256
+"""Longest sink error a point reports (the termination message it travels in holds 4096 bytes)."""
+SINK_ERRORS_MAX = 3
+"""One error per per-point sink at most (blob, pushgateway, mlflow)."""
 
 # An axis value must be able to say "no quantization"; a null inside a list is not structural, so
 # the axis gets its own enum: the engine quantizations plus `none`.
@@ -113,8 +125,11 @@ class SweepSinks(Sinks):
     config_map: bool = True
     """Write every point's full results (JSON) into a ConfigMap `<sweep>-results`."""
 
-    blob_uri: str | None = Field(default=None, max_length=1024)
-    """Azure Blob prefix for the result files (`results.json`, `requests.csv`, plots) of every point."""
+    blob_uri: str | None = Field(default=None, max_length=1024, pattern=BLOB_URI_PATTERN)
+    """Azure Blob prefix for the result files of every point: point N's `results.json` and
+    `requests.csv` go under `<blobUri>/<namespace>/<sweep>/point-N/` (its `status.points[].resultsUri`).
+    `https://ACCOUNT.blob.core.windows.net/CONTAINER[/PATH]`, or `az://CONTAINER[/PATH]` when the
+    benchmark pods have `AZURE_STORAGE_ACCOUNT`. The benchmark pods upload with workload identity."""
 
 
 class BenchmarkSweepSpec(ApiModel):
@@ -192,6 +207,16 @@ class PointMetrics(ApiModel):
 
     meets_slos: bool | None = None
     """Whether the p95 of every SLO metric is within its threshold."""
+
+    results_uri: str | None = Field(default=None, max_length=RESULTS_URI_MAX_LENGTH)
+    """Blob prefix the point's result files were uploaded under (`sinks.blobUri`); unset when there is
+    no blob sink or the upload failed."""
+
+    sink_errors: list[Annotated[str, Field(max_length=SINK_ERROR_MAX_LENGTH)]] | None = Field(
+        default=None, max_length=SINK_ERRORS_MAX
+    )
+    """Sinks that failed for this point, each `SINK: error` (cut short); the figures are recorded all
+    the same."""
 
 
 class PointStatus(PointMetrics):

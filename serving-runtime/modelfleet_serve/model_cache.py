@@ -7,46 +7,18 @@ kept, so a restarted pod on the same volume skips what it already has.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
-from modelfleet_api.contract import ENV_STORAGE_ACCOUNT, PVC_MOUNT_ROOT
+from modelfleet_api.contract import PVC_MOUNT_ROOT
+
+from modelfleet_serve.blob import BlobLocation, container_client, parse_blob_uri
 
 log = logging.getLogger(__name__)
 
-_BLOB_HOST = re.compile(r"^(?P<account>[a-z0-9]{3,24})\.blob\.core\.windows\.net$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 PROGRESS_INTERVAL_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class BlobLocation:
-    account_url: str
-    container: str
-    prefix: str
-
-
-def parse_blob_uri(uri: str, field: str) -> BlobLocation | None:
-    """The blob location of an `https://ACCOUNT.blob.core.windows.net/...` or `az://...` URI, else None."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "az":
-        account = os.environ.get(ENV_STORAGE_ACCOUNT)
-        if not account:
-            raise ValueError(f"{field}: {uri} is an az:// URI but {ENV_STORAGE_ACCOUNT} is not set")
-        container, prefix = parsed.netloc, parsed.path.strip("/")
-        account_url = f"https://{account}.blob.core.windows.net"
-    elif parsed.scheme == "https" and (match := _BLOB_HOST.match(parsed.hostname or "")):
-        container, _, prefix = parsed.path.strip("/").partition("/")
-        account_url = f"https://{match['account']}.blob.core.windows.net"
-    else:
-        return None
-    if not container or not prefix:
-        raise ValueError(f"{field}: {uri} must name a container and a path inside it")
-    return BlobLocation(account_url=account_url, container=container, prefix=prefix)
 
 
 def cache_subdir(uri: str) -> str:
@@ -91,20 +63,9 @@ def download_hub(repo_id: str, revision: str | None, target: Path) -> Path:
 def download_blob_prefix(location: BlobLocation, target: Path) -> Path:
     """Every blob under the prefix, into `target`, keeping the paths below the prefix.
 
-    Credentials: a connection string in AZURE_STORAGE_CONNECTION_STRING when set (Azurite, SAS),
-    otherwise DefaultAzureCredential (AKS workload identity).
+    Credentials: see `modelfleet_serve.blob`.
     """
-    from azure.storage.blob import ContainerClient
-
-    connection_string = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
-    if connection_string:
-        container = ContainerClient.from_connection_string(connection_string, location.container)
-    else:
-        from azure.identity import DefaultAzureCredential
-
-        container = ContainerClient(
-            location.account_url, location.container, credential=DefaultAzureCredential()
-        )
+    container = container_client(location)
     prefix = location.prefix.rstrip("/") + "/"
     blobs = [b for b in container.list_blobs(name_starts_with=prefix) if not b.name.endswith("/")]
     if not blobs:

@@ -81,7 +81,7 @@ def test_runtime_config_of_a_triton_point() -> None:
         engine=EngineType.TRITON_TRTLLM,
         tokenizer="meta-llama/Llama-3.1-8B-Instruct",
     )
-    config = builders.runtime_config(SPEC, POINTS[3], endpoint)
+    config = builders.runtime_config(OWNER, SPEC, POINTS[3], endpoint)
     assert config.to_wire() == {
         "targetUrl": "http://sw-llama-1.ml.svc.cluster.local:8000",
         "targetName": "sw-llama-1",
@@ -140,7 +140,7 @@ def test_point_config_map_and_job() -> None:
         tokenizer="meta-llama/Llama-3.1-8B-Instruct",
         api_key_secret=SecretKeyRef(name="llama-key"),
     )
-    config = builders.runtime_config(SPEC, point, endpoint)
+    config = builders.runtime_config(OWNER, SPEC, point, endpoint)
     assert config.protocol == "openai-chat" and config.api_key_env == "MODELFLEET_BENCH_API_KEY"
     point_labels = {"modelfleet.io/sweep-point": "0", "modelfleet.io/sweep-target": "sw-llama-0"}
     config_map = builders.point_config_map(OWNER, point, config)
@@ -247,6 +247,38 @@ def test_results_config_map() -> None:
             "  }\n]\n"
         },
     }
+
+
+@pytest.mark.parametrize("blob_uri", ["az://results/bench", "az://results/bench/"])
+def test_each_point_uploads_under_its_own_blob_prefix(blob_uri: str) -> None:
+    spec = SPEC.model_copy(update={"sinks": SPEC.sinks.model_copy(update={"blob_uri": blob_uri})})
+    endpoint = Endpoint(
+        url="http://sw-llama-0.ml.svc.cluster.local:8000/v1",
+        served_model="sw-llama-0",
+        engine=EngineType.VLLM,
+        tokenizer="meta-llama/Llama-3.1-8B-Instruct",
+    )
+    prefixes = [builders.runtime_config(OWNER, spec, p, endpoint).sinks.blob_uri for p in POINTS]
+    assert prefixes == [f"az://results/bench/ml/sw/point-{i}" for i in range(len(POINTS))]
+    sinks = builders.runtime_config(OWNER, spec, POINTS[0], endpoint).sinks.to_wire()
+    assert sinks == {
+        "pushgateway": {"url": "http://pushgateway.monitoring:9091", "job": "modelfleet-bench"},
+        "blobUri": "az://results/bench/ml/sw/point-0",
+    }
+    # without sinks.blobUri the point has no blob sink (test_runtime_config_of_a_triton_point)
+    assert builders.runtime_config(OWNER, SPEC, POINTS[0], endpoint).sinks.blob_uri is None
+
+
+def test_the_longest_blob_prefix_still_fits_a_point_config() -> None:
+    """sinks.blobUri at its limit under a sweep name and namespace at theirs: the point's prefix passes
+    the runtime config's own bound (the config is validated on construction)."""
+    uri = "https://acct.blob.core.windows.net/results/" + "p" * (1024 - 43)
+    spec = SPEC.model_copy(update={"sinks": SPEC.sinks.model_copy(update={"blob_uri": uri})})
+    assert len(uri) == 1024
+    owner = Owner(name="s" * 63, namespace="n" * 63, uid="uid-1")
+    endpoint = Endpoint(url="http://x:8000", served_model="m", engine=EngineType.VLLM, tokenizer="t")
+    prefix = builders.runtime_config(owner, spec, POINTS[-1], endpoint).sinks.blob_uri
+    assert prefix == f"{uri}/{'n' * 63}/{'s' * 63}/point-{POINTS[-1].index}"
 
 
 @pytest.mark.parametrize(

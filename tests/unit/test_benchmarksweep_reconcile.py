@@ -173,3 +173,106 @@ def test_an_invalid_spec_recovers_once_the_user_fixes_it() -> None:
     assert "Failed" not in [x["type"] for x in status(kube)["conditions"]]
     assert (status(kube)["phase"], status(kube)["observedGeneration"]) == ("Deploying", 2)
     assert kube.creates[0] == ("ModelDeployment", "sw-a-0")
+
+
+def run_two_points(kube: FakeKube, sinks: dict[str, Any], messages: list[str]) -> dict[str, Any]:
+    """A one-target sweep with `sinks` whose two points end with these termination messages."""
+    reconciler, _ = make(kube, [{"name": "a", "template": TEMPLATE}])
+    kube.objects[("BenchmarkSweep", NS, "sw")]["spec"]["sinks"] = sinks
+    reconciler.reconcile(NS, "sw")
+    kube.deployment_ready("sw-a-0")
+    for index, message in enumerate(messages):
+        reconciler.reconcile(NS, "sw")
+        kube.finish_job(f"sw-point-{index}", message=message, succeeded=True)
+    reconciler.reconcile(NS, "sw")
+    assert status(kube)["phase"] == "Succeeded"
+    return status(kube)
+
+
+def sinks_condition(found: dict[str, Any]) -> dict[str, Any]:
+    return next(x for x in found["conditions"] if x["type"] == "SinksWritten")
+
+
+def reported(tps: float, index: int, errors: list[str] | None = None) -> str:
+    metrics = PointMetrics(
+        output_tokens_per_second=tps,
+        results_uri=f"az://results/bench/{NS}/sw/point-{index}",
+        sink_errors=errors,
+    )
+    return metrics.model_dump_json(by_alias=True, exclude_none=True)
+
+
+BLOB_AND_PUSH = {"blobUri": "az://results/bench/", "pushgateway": {"url": "http://pg:9091"}}
+
+
+def test_sinks_written_says_where_every_points_files_are() -> None:
+    kube = FakeKube()
+    final = run_two_points(kube, BLOB_AND_PUSH, [reported(100.0, 0), reported(120.0, 1)])
+    cond = sinks_condition(final)
+    assert (cond["status"], cond["reason"]) == ("True", "ResultsWritten")
+    assert cond["message"] == (
+        "ConfigMap sw-results holds the results of 2 of 2 points. Result files are under "
+        "az://results/bench/ml/sw/point-<index> (status.points[].resultsUri). "
+        "Blob, Pushgateway: all 2 measured points written."
+    )
+    assert [p["resultsUri"] for p in final["points"]] == [
+        "az://results/bench/ml/sw/point-0",
+        "az://results/bench/ml/sw/point-1",
+    ]
+    assert all("sinkErrors" not in p for p in final["points"])
+    stored = kube.objects[("ConfigMap", NS, "sw-results")]["data"]["results.json"]
+    assert '"resultsUri": "az://results/bench/ml/sw/point-1"' in stored
+    config = kube.objects[("ConfigMap", NS, "sw-point-1-config")]["data"]["config.yaml"]
+    assert "blobUri: az://results/bench/ml/sw/point-1" in config
+
+
+def test_a_failed_sink_is_named_and_the_point_still_counts() -> None:
+    kube = FakeKube()
+    refused = "pushgateway: URLError: <urlopen error [Errno 111] Connection refused>"
+    final = run_two_points(kube, BLOB_AND_PUSH, [reported(100.0, 0), reported(120.0, 1, [refused])])
+    cond = sinks_condition(final)
+    assert (cond["status"], cond["reason"]) == ("False", "SinkFailed")
+    assert cond["message"] == (
+        f"Sinks failed for 1 of 2 measured points: point 1 (a concurrency=4): {refused}. Their figures "
+        "are in status.points (sinkErrors there too). ConfigMap sw-results holds the results of 2 of 2 "
+        "points."
+    )
+    point = final["points"][1]
+    assert (point["phase"], point["outputTokensPerSecond"], point["sinkErrors"]) == (
+        "Succeeded",
+        120.0,
+        [refused],
+    )
+    assert final["bestThroughput"]["point"] == 1
+
+
+def test_sinks_written_follows_the_points_and_lists_at_most_three() -> None:
+    kube = FakeKube()
+    reconciler, _ = make(kube, [{"name": "a", "template": TEMPLATE}])
+    body = kube.objects[("BenchmarkSweep", NS, "sw")]
+    body["spec"]["sinks"] = {"configMap": False, "mlflow": {"trackingUri": "http://mlflow:5000"}}
+    body["spec"]["load"]["concurrency"] = [1, 2, 3, 4, 5]
+    body["spec"]["maxParallelPoints"] = 1
+    reconciler.reconcile(NS, "sw")
+    assert sinks_condition(status(kube))["message"] == "MLflow: all 0 measured points written."
+    kube.deployment_ready("sw-a-0")
+    for index in range(5):
+        reconciler.reconcile(NS, "sw")
+        errors = ["mlflow: MlflowException: down"] if index else None
+        kube.finish_job(f"sw-point-{index}", message=reported(10.0 + index, index, errors), succeeded=True)
+        reconciler.reconcile(NS, "sw")
+        cond = sinks_condition(status(kube))
+        assert cond["status"] == ("True" if index == 0 else "False"), index
+    assert cond["message"] == (
+        "Sinks failed for 4 of 5 measured points: point 1 (a concurrency=2): mlflow: MlflowException: "
+        "down; point 2 (a concurrency=3): mlflow: MlflowException: down; point 3 (a concurrency=4): "
+        "mlflow: MlflowException: down; and 1 more. Their figures are in status.points (sinkErrors there "
+        "too)."
+    )
+    assert ("ConfigMap", NS, "sw-results") not in kube.objects
+
+
+def test_no_sink_no_condition() -> None:
+    kube = FakeKube()
+    final = run_two_points(kube, {"configMap": False}, [figures(1.0), figures(2.0)])
+    assert "SinksWritten" not in [x["type"] for x in final["conditions"]]

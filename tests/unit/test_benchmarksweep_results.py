@@ -9,16 +9,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from modelfleet_api.benchmark import Slos
-from modelfleet_api.benchmarksweep import BestPoint, PointMetrics, PointStatus
+from modelfleet_api.benchmark import RESULTS_URI_MAX_LENGTH, Slos
+from modelfleet_api.benchmarksweep import (
+    SINK_ERROR_MAX_LENGTH,
+    SINK_ERRORS_MAX,
+    BestPoint,
+    PointMetrics,
+    PointStatus,
+)
 from modelfleet_api.constants import PointPhase
 from modelfleet_operator.benchmark.policies.best import best_per_slo, best_throughput
 from modelfleet_operator.benchmark.policies.readiness import readiness
 from modelfleet_operator.benchmark.policies.results import Outcome, outcome
 from modelfleet_operator.benchmark.policies.schedule import plan, points_to_start
+from modelfleet_serve.bench.exports import sink_error
 from modelfleet_serve.bench.metrics import summarize
 from modelfleet_serve.bench.records import RequestRecord
-from modelfleet_serve.bench.results import write_termination_message
+from modelfleet_serve.bench.results import (
+    TERMINATION_MESSAGE_LIMIT,
+    point_metrics,
+    termination_message,
+    write_termination_message,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -74,9 +86,9 @@ def records() -> list[RequestRecord]:
 def test_bench_termination_message_is_what_the_operator_reads(tmp_path: Path) -> None:
     summary = summarize(records(), Slos(ttft_p95_ms=200.0))
     log = tmp_path / "termination-log"
-    assert write_termination_message(summary, log) is False  # outside a container: nothing written
+    assert write_termination_message(point_metrics(summary), log) is False  # outside a container
     log.touch()
-    assert write_termination_message(summary, log) is True
+    assert write_termination_message(point_metrics(summary), log) is True
     message = log.read_text()
     assert len(message) < 4096 and "\n" not in message
     result = outcome(job("Complete"), [pod("Succeeded", message)], "bench")
@@ -89,6 +101,62 @@ def test_bench_termination_message_is_what_the_operator_reads(tmp_path: Path) ->
     assert figures.tpot_p95_ms == pytest.approx(100.0)
     assert (figures.error_rate, figures.meets_slos) == (0.0, True)
     assert figures.goodput == pytest.approx(4 / 2.5)
+
+
+def test_point_figures_are_rounded_for_status_and_sinks_reported(tmp_path: Path) -> None:
+    summary = summarize(records(), Slos())
+    summary["output_tokens_per_s"] = 147.02765335156386
+    summary["ttft_ms"]["p95"] = 12.3456789
+    summary["error_rate"] = 1 / 3
+    log = tmp_path / "termination-log"
+    log.touch()
+    metrics = point_metrics(summary, "az://results/ml/sw/point-0", ["pushgateway: URLError: refused"])
+    write_termination_message(metrics, log)
+    result = outcome(job("Complete"), [pod("Succeeded", log.read_text())], "bench")
+    assert result is not None and result.metrics is not None
+    figures = result.metrics
+    assert (figures.output_tokens_per_second, figures.ttft_p95_ms) == (147.028, 12.346)
+    assert figures.error_rate == 0.3333
+    assert figures.results_uri == "az://results/ml/sw/point-0"
+    assert figures.sink_errors == ["pushgateway: URLError: refused"]
+    # no sink configured or none failed: neither field is in the message
+    assert "sink" not in point_metrics(summary).model_dump_json(by_alias=True, exclude_none=True)
+
+
+def test_sink_errors_are_one_short_line_of_ascii() -> None:
+    error = ConnectionError("refused\n  Traceback (most recent call last):\n" + "\u00e9\x00" * 500)
+    text = sink_error("blob", error)
+    assert text.startswith("blob: ConnectionError: refused Traceback (most recent call last): ?")
+    assert len(text) == SINK_ERROR_MAX_LENGTH and text.endswith("...") and text.isascii()
+    assert "\n" not in text and "\x00" not in text
+    assert sink_error("mlflow", RuntimeError("no mlflow")) == "mlflow: RuntimeError: no mlflow"
+
+
+def test_the_worst_termination_message_fits_what_kubernetes_keeps() -> None:
+    """Every figure at its widest, the longest blob prefix and every sink failing with the longest
+    error, all of it characters JSON escapes (two bytes each): still within 4096 bytes, parseable, and
+    nothing cut."""
+    summary = summarize(records(), Slos(ttft_p95_ms=1.0))
+    for key in ("ttft_ms", "tpot_ms", "e2e_ms"):
+        summary[key]["p95"] = -123456789012.123456
+    for key in ("output_tokens_per_s", "requests_per_s", "goodput_requests_per_s", "error_rate"):
+        summary[key] = -123456789012.123456
+    uri = "https://acct.blob.core.windows.net/results/" + "%" * (RESULTS_URI_MAX_LENGTH - 43)
+    worst = sink_error("pushgateway", ValueError('"\\' * 1000))
+    assert len(worst) == SINK_ERROR_MAX_LENGTH
+    metrics = point_metrics(summary, uri, [worst] * SINK_ERRORS_MAX)
+    message = termination_message(metrics)
+    assert len(message.encode()) <= TERMINATION_MESSAGE_LIMIT, len(message.encode())
+    assert PointMetrics.model_validate_json(message) == metrics
+
+
+def test_an_oversized_termination_message_drops_sink_details_not_figures() -> None:
+    metrics = point_metrics(summarize(records(), Slos())).model_copy(update={"sink_errors": ["x" * 5000]})
+    message = termination_message(metrics)
+    assert len(message.encode()) <= TERMINATION_MESSAGE_LIMIT
+    parsed = PointMetrics.model_validate_json(message)
+    assert parsed.sink_errors == ["1 sink(s) failed; the pod's log says why"]
+    assert parsed.output_tokens_per_second == metrics.output_tokens_per_second
 
 
 def test_running_job_has_no_outcome() -> None:

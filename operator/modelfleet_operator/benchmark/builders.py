@@ -119,7 +119,17 @@ def workload(spec: BenchmarkSweepSpec, point: Point) -> Workload:
     return spec.workload.model_copy(update={"synthetic": synthetic})
 
 
-def runtime_config(spec: BenchmarkSweepSpec, point: Point, endpoint: Endpoint) -> BenchmarkRuntimeConfig:
+def results_uri(owner: Owner, spec: BenchmarkSweepSpec, point: Point) -> str | None:
+    """The blob prefix of the point's result files: ``<sinks.blobUri>/<namespace>/<sweep>/point-<index>``
+    (None without ``sinks.blobUri``)."""
+    if spec.sinks.blob_uri is None:
+        return None
+    return f"{spec.sinks.blob_uri.rstrip('/')}/{owner.names.results_path(point.index)}"
+
+
+def runtime_config(
+    owner: Owner, spec: BenchmarkSweepSpec, point: Point, endpoint: Endpoint
+) -> BenchmarkRuntimeConfig:
     """What ``modelfleet-bench run`` reads for one point."""
     return BenchmarkRuntimeConfig(
         target_url=target_url(endpoint.url),
@@ -132,7 +142,11 @@ def runtime_config(spec: BenchmarkSweepSpec, point: Point, endpoint: Endpoint) -
         tokenizer=spec.tokenizer or endpoint.tokenizer,
         api_key_env=API_KEY_ENV if endpoint.api_key_secret is not None else None,
         output_dir=RESULTS_DIR,
-        sinks=Sinks(pushgateway=spec.sinks.pushgateway, mlflow=spec.sinks.mlflow),
+        sinks=Sinks(
+            pushgateway=spec.sinks.pushgateway,
+            mlflow=spec.sinks.mlflow,
+            blob_uri=results_uri(owner, spec, point),
+        ),
     )
 
 

@@ -57,6 +57,9 @@ WARNING_REASONS = frozenset(
     }
 )
 
+SINK_FAILURES_LISTED = 3
+"""Points with failed sinks named in the SinksWritten message (every one has its own sinkErrors)."""
+
 JOB_REASONS = frozenset(
     {
         c.REASON_POINT_JOB_FAILED,
@@ -253,7 +256,7 @@ class BenchmarkSweepReconciler:
             deployment = run.deployments[point.deployment or ""]
             assert deployment is not None  # ready targets were observed
             endpoint = _endpoint(deployment)
-            config = builders.runtime_config(run.spec, grid_point, endpoint)
+            config = builders.runtime_config(run.owner, run.spec, grid_point, endpoint)
             self._kube.create_if_absent(builders.point_config_map(run.owner, grid_point, config))
             self._kube.create_if_absent(
                 builders.point_job(run.owner, grid_point, image=image, api_key_secret=endpoint.api_key_secret)
@@ -313,35 +316,60 @@ class BenchmarkSweepReconciler:
             )
 
     def _write_sinks(self, run: Pass) -> None:
-        """The results ConfigMap, rewritten whenever a point ended (and the SinksWritten condition)."""
-        if not run.spec.sinks.config_map:
+        """The results ConfigMap, rewritten whenever a point ended, and the SinksWritten condition.
+
+        The per-point sinks (blob, Pushgateway, MLflow) are written by each benchmark pod, which reports
+        where its files went (``resultsUri``) and which sinks failed (``sinkErrors``) with its figures.
+        SinksWritten is True while every sink took every measured point, False naming the points whose
+        sinks failed; failed points ran no sink and do not count."""
+        sinks = run.spec.sinks
+        per_point = [
+            name
+            for name, configured in (
+                ("Blob", sinks.blob_uri),
+                ("Pushgateway", sinks.pushgateway),
+                ("MLflow", sinks.mlflow),
+            )
+            if configured is not None
+        ]
+        if not sinks.config_map and not per_point:
             return
+        parts = [self._write_results_config_map(run)] if sinks.config_map else []
+        measured = [p for p in run.points if p.phase is PointPhase.SUCCEEDED]
+        failed = [p for p in measured if p.sink_errors]
+        if failed:
+            listed = "; ".join(
+                f"point {p.index} ({p.target} {p.load}): {', '.join(p.sink_errors or [])}"
+                for p in failed[:SINK_FAILURES_LISTED]
+            )
+            more = len(failed) - SINK_FAILURES_LISTED
+            listed += f"; and {more} more" if more > 0 else ""
+            message = (
+                f"Sinks failed for {len(failed)} of {len(measured)} measured points: {listed}. "
+                "Their figures are in status.points (sinkErrors there too)."
+            )
+            run.condition(c.COND_SINKS_WRITTEN, False, c.REASON_SINK_FAILED, " ".join([message, *parts]))
+            return
+        if sinks.blob_uri is not None:
+            folder = f"{sinks.blob_uri.rstrip('/')}/{run.owner.names.results_folder}"
+            parts.append(f"Result files are under {folder}/point-<index> (status.points[].resultsUri).")
+        if per_point:
+            parts.append(f"{', '.join(per_point)}: all {len(measured)} measured points written.")
+        run.condition(c.COND_SINKS_WRITTEN, True, c.REASON_SINKS_WRITTEN, " ".join(parts))
+
+    def _write_results_config_map(self, run: Pass) -> str:
+        """Create or update ``<sweep>-results`` when a point ended since the last status; what it holds."""
         old_points = [PointStatus.model_validate(p) for p in run.written.get("points") or []]
         ended_before = sum(p.phase in ENDED for p in old_points)
         ended_now = sum(p.phase in ENDED for p in run.points)
         name = run.owner.names.results_config_map
-        if ended_now == ended_before and run.draft.get("resultsConfigMap") == name:
-            return
-        manifest = builders.results_config_map(run.owner, run.points)
-        existing, created = self._kube.create_if_absent(manifest)
-        if not created and existing.get("data") != manifest["data"]:
-            self._kube.patch("v1", "ConfigMap", name, run.owner.namespace, {"data": manifest["data"]})
-        run.draft["resultsConfigMap"] = name
-        if run.spec.sinks.blob_uri:
-            run.condition(
-                c.COND_SINKS_WRITTEN,
-                False,
-                c.REASON_SINK_FAILED,
-                f"sinks.blobUri is not supported by this operator version; results are in status and "
-                f"ConfigMap {name}.",
-            )
-        else:
-            run.condition(
-                c.COND_SINKS_WRITTEN,
-                True,
-                c.REASON_SINKS_WRITTEN,
-                f"ConfigMap {name} holds the results of {ended_now} of {len(run.points)} points.",
-            )
+        if ended_now != ended_before or run.draft.get("resultsConfigMap") != name:
+            manifest = builders.results_config_map(run.owner, run.points)
+            existing, created = self._kube.create_if_absent(manifest)
+            if not created and existing.get("data") != manifest["data"]:
+                self._kube.patch("v1", "ConfigMap", name, run.owner.namespace, {"data": manifest["data"]})
+            run.draft["resultsConfigMap"] = name
+        return f"ConfigMap {name} holds the results of {ended_now} of {len(run.points)} points."
 
     # ---- I/O ------------------------------------------------------------------------------------
     def _owned_deployments(self, run: Pass) -> dict[str, Manifest]:

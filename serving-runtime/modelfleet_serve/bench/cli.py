@@ -20,7 +20,13 @@ from modelfleet_serve.bench.metrics import count_missing_tokens, summarize
 from modelfleet_serve.bench.plot import plot_sweep
 from modelfleet_serve.bench.progress import LoadProgress
 from modelfleet_serve.bench.records import RequestRecord
-from modelfleet_serve.bench.results import REQUESTS_CSV, write_results, write_termination_message
+from modelfleet_serve.bench.results import (
+    REQUESTS_CSV,
+    TERMINATION_LOG,
+    point_metrics,
+    write_results,
+    write_termination_message,
+)
 from modelfleet_serve.bench.runner import Target, choose_workers, run_load_point
 from modelfleet_serve.bench.workload import build_requests, load_tokenizer
 
@@ -78,12 +84,15 @@ def run_benchmark(config: BenchmarkRuntimeConfig) -> tuple[dict[str, Any], list[
     return document, records
 
 
-def run(config: BenchmarkRuntimeConfig) -> int:
+def run(config: BenchmarkRuntimeConfig, termination_log: Path = TERMINATION_LOG) -> int:
+    """Measure the point, write its files and figures, then try its sinks. A failed sink is reported
+    (log, termination message), never fatal: the point is measured and its files are on disk."""
     document, records = run_benchmark(config)
     output = Path(config.output_dir)
     results = write_results(output, document, records)
     summary = document["summary"]
-    write_termination_message(summary)
+    # the figures first: should a sink hang until the pod is killed, the operator still has them
+    write_termination_message(point_metrics(summary), termination_log)
     log.info(
         "%s %s: %.2f req/s, %.1f output tok/s, TTFT p50 %.1f ms, TPOT p50 %s ms, errors %.1f%% -> %s",
         config.target_name,
@@ -95,12 +104,12 @@ def run(config: BenchmarkRuntimeConfig) -> int:
         100 * summary["error_rate"],
         results,
     )
-    labels = {"target": config.target_name, "load": config.load.label}
-    if config.sinks.pushgateway is not None:
-        exports.push_to_gateway(config.sinks.pushgateway, summary, labels)
-    if config.sinks.mlflow is not None:
-        params = {**labels, "model": config.model, "protocol": str(config.protocol)}
-        exports.log_to_mlflow(config.sinks.mlflow, summary, params, [results, output / REQUESTS_CSV])
+    report = exports.export(config, summary, [results, output / REQUESTS_CSV])
+    write_termination_message(point_metrics(summary, report.results_uri, report.errors), termination_log)
+    if report.errors:
+        log.warning(
+            "the point is measured; %d sink(s) failed: %s", len(report.errors), "; ".join(report.errors)
+        )
     return 0
 
 

@@ -60,24 +60,54 @@ def write_results(output_dir: Path, document: dict[str, Any], records: Sequence[
     return output_dir / RESULTS_JSON
 
 
-def point_metrics(summary: dict[str, Any]) -> PointMetrics:
-    """The key figures of a summary, as a BenchmarkSweep records them for the point."""
+FIGURE_DECIMALS = 3
+"""Decimals of the key figures in the termination message (and so in the sweep's status and `kubectl
+get`): a microsecond, a thousandth of a token or request per second. results.json keeps full precision."""
+ERROR_RATE_DECIMALS = 4
+TERMINATION_MESSAGE_LIMIT = 4096
+"""Kubernetes keeps at most this many bytes of a termination message."""
+
+
+def _figure(value: float | None, decimals: int = FIGURE_DECIMALS) -> float | None:
+    return None if value is None else round(float(value), decimals)
+
+
+def point_metrics(
+    summary: dict[str, Any], results_uri: str | None = None, sink_errors: Sequence[str] = ()
+) -> PointMetrics:
+    """The key figures of a summary, as a BenchmarkSweep records them for the point, with where its
+    files were uploaded and which sinks failed."""
     return PointMetrics(
-        ttft_p95_ms=summary["ttft_ms"]["p95"],
-        tpot_p95_ms=summary["tpot_ms"]["p95"],
-        e2e_p95_ms=summary["e2e_ms"]["p95"],
-        output_tokens_per_second=summary["output_tokens_per_s"],
-        requests_per_second=summary["requests_per_s"],
-        goodput=summary["goodput_requests_per_s"],
-        error_rate=summary["error_rate"],
+        ttft_p95_ms=_figure(summary["ttft_ms"]["p95"]),
+        tpot_p95_ms=_figure(summary["tpot_ms"]["p95"]),
+        e2e_p95_ms=_figure(summary["e2e_ms"]["p95"]),
+        output_tokens_per_second=_figure(summary["output_tokens_per_s"]),
+        requests_per_second=_figure(summary["requests_per_s"]),
+        goodput=_figure(summary["goodput_requests_per_s"]),
+        error_rate=_figure(summary["error_rate"], ERROR_RATE_DECIMALS),
         meets_slos=summary["slo_met"],
+        results_uri=results_uri,
+        sink_errors=list(sink_errors) or None,
     )
 
 
-def write_termination_message(summary: dict[str, Any], path: Path = TERMINATION_LOG) -> bool:
+def termination_message(metrics: PointMetrics) -> str:
+    """Compact JSON of the metrics, within TERMINATION_MESSAGE_LIMIT bytes. The API bounds every field
+    (sink errors are short and at most SINK_ERRORS_MAX), so this always fits; should it not, the sink
+    errors give way to a note rather than the figures being cut."""
+    text = metrics.model_dump_json(by_alias=True, exclude_none=True)
+    if len(text.encode()) > TERMINATION_MESSAGE_LIMIT:
+        note = f"{len(metrics.sink_errors or [])} sink(s) failed; the pod's log says why"
+        text = metrics.model_copy(update={"sink_errors": [note]}).model_dump_json(
+            by_alias=True, exclude_none=True
+        )
+    return text
+
+
+def write_termination_message(metrics: PointMetrics, path: Path = TERMINATION_LOG) -> bool:
     """Write the point's key figures as compact JSON where the operator reads them; False outside a
     container (Kubernetes creates the file in every container)."""
     if not path.exists():
         return False
-    path.write_text(point_metrics(summary).model_dump_json(by_alias=True, exclude_none=True))
+    path.write_text(termination_message(metrics))
     return True
