@@ -173,7 +173,7 @@ class GrpcConnection:
         expected = {"text_input": "BYTES", "max_tokens": "INT32", "stream": "BOOL"}
         for name, datatype in expected.items():
             if name not in tensors or tensors[name][0].datatype != datatype:
-                raise ValueError(f"inputs: a {datatype} tensor {name} is required")
+                raise ValueError(f"inputs: tensor {name} ({datatype}) is required")
             if list(tensors[name][0].shape) != [1, 1]:
                 raise ValueError(f"inputs.{name}.shape: [1, 1] expected, got {list(tensors[name][0].shape)}")
         prompt = deserialize_bytes_tensor(tensors["text_input"][1])
