@@ -1,5 +1,7 @@
-"""Shared fixtures of the training-runtime tests: one tiny model, tokenizer and data set per session,
-and a helper that runs `torchrun -m modelfleet_train` on a config the way a worker pod does."""
+"""Shared fixtures of the runtime tests: one tiny model, tokenizer and data set per session, a helper
+that runs `torchrun -m modelfleet_train` on a config the way a worker pod does, and the real services
+runtimes write to: Azurite (Azure Blob) and a Prometheus Pushgateway, each built or installed into the
+cache on first use."""
 
 from __future__ import annotations
 
@@ -8,18 +10,30 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests import tinymodel
 
 VENV_BIN = Path(sys.executable).parent
-TORCH_EXTENSIONS = Path.home() / ".cache" / "modelfleet" / "torch_extensions"
+CACHE = Path(os.environ.get("MODELFLEET_CACHE", Path.home() / ".cache" / "modelfleet"))
+TORCH_EXTENSIONS = CACHE / "torch_extensions"
 """DeepSpeed's JIT-compiled ops: shared across runs so only the first compiles (about 40 s)."""
+AZURITE_DIR = CACHE / "azurite"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+"""Azurite's published development-account key (not a secret)."""
+AZURITE_ACCOUNT = "devstoreaccount1"
+PUSHGATEWAY_VERSION = "v1.11.1"
+PUSHGATEWAY_BIN = CACHE / f"pushgateway-{PUSHGATEWAY_VERSION}" / "bin" / "pushgateway"
 
 
 @dataclass(frozen=True)
@@ -139,3 +153,115 @@ def step_losses(output_dir: Path) -> dict[int, float]:
     """Step -> loss from the run's JSON-lines metrics (every run appends, so a resume continues it)."""
     lines = (output_dir / "training_metrics.jsonl").read_text().splitlines()
     return {row["step"]: row["loss"] for row in map(json.loads, lines) if row["event"] == "step"}
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline and process.poll() is None, f"{what} did not start"
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running blob emulator (Azurite, from npm); yields its connection string."""
+    binary = AZURITE_DIR / "node_modules" / ".bin" / "azurite-blob"
+    if not binary.exists():
+        subprocess.run(
+            ["npm", "install", "--prefix", str(AZURITE_DIR), "azurite@3"],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(binary),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--silent",
+            "--skipApiVersionCheck",
+            "--location",
+            str(tmp_path_factory.mktemp("azurite")),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process, "azurite")
+        yield (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def build_pushgateway() -> Path:
+    """The Prometheus Pushgateway, built from its Go module into the cache (about a minute, once).
+
+    Built inside a throwaway module that requires it: `go install pkg@version` also asks the module
+    proxy for the version list (deprecation check), which the proxy here does not serve."""
+    if PUSHGATEWAY_BIN.exists():
+        return PUSHGATEWAY_BIN
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE, prefix="pushgateway-build-") as work:
+        module = Path(work)
+        requirement = f"require github.com/prometheus/pushgateway {PUSHGATEWAY_VERSION}"
+        (module / "go.mod").write_text(f"module pushgatewaybuild\n\ngo 1.24\n\n{requirement}\n")
+        (module / "tools.go").write_text(
+            '//go:build tools\n\npackage tools\n\nimport _ "github.com/prometheus/pushgateway"\n'
+        )
+        env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod -trimpath"}
+        built = subprocess.run(
+            ["go", "build", "-o", str(module / "pushgateway"), "github.com/prometheus/pushgateway"],
+            cwd=module,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert built.returncode == 0, f"building the Pushgateway failed:\n{built.stderr[-4000:]}"
+        PUSHGATEWAY_BIN.parent.mkdir(parents=True, exist_ok=True)
+        (module / "pushgateway").replace(PUSHGATEWAY_BIN)  # whole or not at all
+    return PUSHGATEWAY_BIN
+
+
+@pytest.fixture(scope="session")
+def pushgateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prometheus Pushgateway on a free loopback port; yields its URL."""
+    binary = build_pushgateway()
+    port = free_port()
+    process = subprocess.Popen(
+        [str(binary), f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process, "the Pushgateway")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def parse_exposition(text: str) -> dict[str, float]:
+    """Prometheus text exposition -> {sample name (with labels, when any): value}."""
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+def scrape(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        return parse_exposition(response.read().decode())

@@ -8,68 +8,15 @@ string points it at the emulator). The checkpoint store's completeness rules are
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from modelfleet_train import storage
 from modelfleet_train.checkpoints import BlobStore, choose_resume_step
 
-from tests.runtime.conftest import TinyAssets, free_port, run_training, runtime_config, step_losses
+from tests.runtime.conftest import TinyAssets, run_training, runtime_config, step_losses
 
 pytestmark = pytest.mark.runtime
-
-AZURITE_DIR = Path.home() / ".cache" / "modelfleet" / "azurite"
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-"""Azurite's published development-account key (not a secret)."""
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A running blob emulator; yields its connection string."""
-    binary = AZURITE_DIR / "node_modules" / ".bin" / "azurite-blob"
-    if not binary.exists():
-        subprocess.run(
-            ["npm", "install", "--prefix", str(AZURITE_DIR), "azurite@3"],
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            str(binary),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--silent",
-            "--skipApiVersionCheck",
-            "--location",
-            str(tmp_path_factory.mktemp("azurite")),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline and process.poll() is None, "azurite did not start"
-            time.sleep(0.2)
-    try:
-        yield (
-            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
-        )
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture

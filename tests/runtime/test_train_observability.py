@@ -19,9 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.runtime.conftest import TinyAssets, runtime_config, runtime_env, torchrun_command, write_config
+from tests.runtime.conftest import (
+    TinyAssets,
+    parse_exposition,
+    runtime_config,
+    runtime_env,
+    torchrun_command,
+    write_config,
+)
 
 pytestmark = pytest.mark.runtime
 
@@ -42,16 +48,6 @@ class PushgatewayStandIn:
 
     url: str
     pushes: list[Push] = field(default_factory=list)
-
-
-def parse_exposition(text: str) -> dict[str, float]:
-    """Prometheus text exposition -> {sample name (with labels, when any): value}."""
-    samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return samples
 
 
 @pytest.fixture

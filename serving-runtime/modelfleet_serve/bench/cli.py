@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument(
         "--config", default=os.environ.get(ENV_BENCH_CONFIG), help=f"(${ENV_BENCH_CONFIG})"
     )
+    run_parser.add_argument(
+        "--termination-log",
+        type=Path,
+        help=f"where to write the point's figures (default: {TERMINATION_LOG} when it exists)",
+    )
     plot_parser = commands.add_parser("plot", help="plot latency against throughput from results.json files")
     plot_parser.add_argument("results", nargs="+", type=Path)
     plot_parser.add_argument("--output", "-o", type=Path, default=Path("sweep.png"))
@@ -132,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no config: pass --config or set {ENV_BENCH_CONFIG}")
     try:
         config = BenchmarkRuntimeConfig.from_file(args.config)
+        if args.termination_log is not None:
+            args.termination_log.touch()
+            return run(config, args.termination_log)
         return run(config)
     except (OSError, ValidationError, ValueError) as error:
         log.error("%s", error)
