@@ -32,6 +32,8 @@ ENGINES_EXAMPLE = REPO / "examples" / "benchmarksweep-engines.yaml"
 OPEN_LOOP_EXAMPLE = REPO / "examples" / "benchmarksweep-open-loop.yaml"
 DEPLOYMENT_EXAMPLE = REPO / "examples" / "modeldeployment-vllm-llama3-8b.yaml"
 TIMEOUT = 60
+BLOB_URI = "https://modelfleetmodels.blob.core.windows.net/results/benchmarks"
+PUSH_REFUSED = "pushgateway: URLError: <urlopen error [Errno 111] Connection refused>"
 
 
 @pytest.fixture
@@ -83,7 +85,13 @@ def wait_sweep(
     return seen
 
 
-def result(tokens_per_second: float, ttft_ms: float, tpot_ms: float) -> str:
+def result(
+    tokens_per_second: float,
+    ttft_ms: float,
+    tpot_ms: float,
+    results_uri: str | None = None,
+    sink_errors: list[str] | None = None,
+) -> str:
     """The termination message ``modelfleet-bench run`` writes for a measured point."""
     return PointMetrics(
         ttft_p95_ms=ttft_ms,
@@ -94,6 +102,8 @@ def result(tokens_per_second: float, ttft_ms: float, tpot_ms: float) -> str:
         goodput=tokens_per_second / 256,
         error_rate=0.0,
         meets_slos=ttft_ms <= 500 and tpot_ms <= 50,
+        results_uri=results_uri,
+        sink_errors=sink_errors,
     ).model_dump_json(by_alias=True, exclude_none=True)
 
 
@@ -192,6 +202,11 @@ def test_sweep_over_two_engines_records_results_survives_a_failed_point_and_clea
     ]
     complete = next(x for x in status["conditions"] if x["type"] == "Complete")
     assert (complete["status"], complete["reason"]) == ("True", "AllPointsMeasured")
+    sinks = next(x for x in status["conditions"] if x["type"] == c.COND_SINKS_WRITTEN)
+    assert (sinks["status"], sinks["message"]) == (
+        "True",
+        f"ConfigMap {name}-results holds the results of 6 of 6 points.",
+    )
     results_data: dict[str, str] = core.read_namespaced_config_map(f"{name}-results", ns).data
     results = json.loads(results_data["results.json"])
     assert [p["phase"] for p in results] == [p["phase"] for p in points]
@@ -227,11 +242,17 @@ def test_open_loop_sweep_against_an_existing_deployment(
     sweep_namespace: str,
     custom: client.CustomObjectsApi,
     core: client.CoreV1Api,
+    tmp_path: Path,
 ) -> None:
     ns = sweep_namespace
-    name = yaml.safe_load(OPEN_LOOP_EXAMPLE.read_text())["metadata"]["name"]
-    cluster.kubectl("apply", "-n", ns, "-f", str(DEPLOYMENT_EXAMPLE), "-f", str(OPEN_LOOP_EXAMPLE))
+    manifest = yaml.safe_load(OPEN_LOOP_EXAMPLE.read_text())
+    name = manifest["metadata"]["name"]
+    manifest["spec"]["sinks"]["blobUri"] = BLOB_URI  # the example plus result files in blob storage
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(yaml.safe_dump(manifest))
+    cluster.kubectl("apply", "-n", ns, "-f", str(DEPLOYMENT_EXAMPLE), "-f", str(sweep_file))
     rates = [1.0, 2.0, 4.0, 8.0]
+    folder = f"{BLOB_URI}/{ns}/{name}"
 
     def finish(index: int, pod: str) -> None:
         config = point_config(core, ns, name, index)
@@ -241,7 +262,11 @@ def test_open_loop_sweep_against_an_existing_deployment(
             120.0,
         )
         assert config.model == "llama-3-8b-instruct" and config.sinks.pushgateway is not None
-        finish_pod(core, ns, pod, succeeded=True, message=result(100.0 * rates[index], 200.0, 40.0))
+        assert config.sinks.blob_uri == f"{folder}/point-{index}"
+        # point 2's push fails; the bench client reports it with the figures (the upload went through)
+        errors = [PUSH_REFUSED] if index == 2 else None
+        message = result(100.0 * rates[index], 200.0, 40.0, config.sinks.blob_uri, errors)
+        finish_pod(core, ns, pod, succeeded=True, message=message)
 
     drive_points(core, ns, name, 4, finish, max_running=1)
     sweep = wait_sweep(
@@ -249,5 +274,14 @@ def test_open_loop_sweep_against_an_existing_deployment(
     )
     assert [p["load"] for p in sweep["status"]["points"]] == [f"rate={r:g}/s (poisson)" for r in rates]
     assert sweep["status"]["bestThroughput"]["load"] == "rate=8/s (poisson)"
+    # where each point's files are, and the failed push, survive the API server's schema
+    points = sweep["status"]["points"]
+    assert [p["resultsUri"] for p in points] == [f"{folder}/point-{i}" for i in range(4)]
+    assert [p.get("sinkErrors") for p in points] == [None, None, [PUSH_REFUSED], None]
+    sinks = next(x for x in sweep["status"]["conditions"] if x["type"] == c.COND_SINKS_WRITTEN)
+    assert (sinks["status"], sinks["reason"]) == ("False", c.REASON_SINK_FAILED)
+    assert sinks["message"].startswith(
+        f"Sinks failed for 1 of 4 measured points: point 2 (prod rate=4/s (poisson)): {PUSH_REFUSED}."
+    )
     # the referenced deployment is the user's: the sweep leaves it alone
     assert custom.get_namespaced_custom_object(GROUP, VERSION, ns, "modeldeployments", "llama3-8b")
