@@ -99,14 +99,9 @@ class GrpcConnection:
             self.stream.settle()
 
     async def message(
-        self,
-        stream_id: int,
-        reply: service_pb2.ModelStreamInferResponse,
-        sent: list[float] | None = None,
-        k: int = 0,
+        self, stream_id: int, frame: bytes, sent: list[float] | None = None, k: int = 0
     ) -> None:
-        payload = reply.SerializeToString()
-        frame = _PREFIX.pack(False, len(payload)) + payload
+        """Send one framed gRPC message on the stream, waiting for flow-control credit."""
         while self.h2.local_flow_control_window(stream_id) < len(frame):
             self.window.clear()
             await self.window.wait()
@@ -147,18 +142,22 @@ class GrpcConnection:
         try:
             tokens = self.check_request(request)
         except ValueError as error:
-            await self.message(stream_id, service_pb2.ModelStreamInferResponse(error_message=str(error)))
+            await self.message(
+                stream_id, framed(service_pb2.ModelStreamInferResponse(error_message=str(error)))
+            )
             return
         parameter = request.parameters.get(ENABLE_FINAL_RESPONSE)
         flagged = parameter is not None and parameter.bool_param
-        token = reply(TOKEN_TEXT, final=False)
+        # built before the first token is due, so the final response follows the last token as closely
+        # as Triton's does (a client's read that catches both stamps the token with the later arrival)
+        token, final = framed(reply(TOKEN_TEXT, final=False)), framed(reply(None, final=True))
 
         async def send(sent: list[float], k: int) -> None:
             await self.message(stream_id, token, sent=sent, k=k)
 
         await self.server.pace(arrived, tokens, send)
         if flagged:
-            await self.message(stream_id, reply(None, final=True))
+            await self.message(stream_id, final)
 
     def check_request(self, request: service_pb2.ModelInferRequest) -> int:
         """The requested output tokens; a ValueError naming the tensor when the request is not one a
@@ -185,6 +184,11 @@ class GrpcConnection:
         if tokens < 1:
             raise ValueError(f"inputs.max_tokens: a positive count is required, got {tokens}")
         return tokens
+
+
+def framed(reply: service_pb2.ModelStreamInferResponse) -> bytes:
+    payload = reply.SerializeToString()
+    return _PREFIX.pack(False, len(payload)) + payload
 
 
 def check_headers(headers: dict[str, str]) -> tuple[str, str] | None:
