@@ -33,6 +33,13 @@ resource "azurerm_kubernetes_cluster" "this" {
     type = "SystemAssigned"
   }
 
+  # Node pools are the ones declared here and in module gpu-node-pool (each with its own taints,
+  # spot settings and scale-from-zero autoscaler), not node auto-provisioning's: "Manual". azurerm 5.x
+  # requires the block.
+  node_provisioning_profile {
+    mode = "Manual"
+  }
+
   dynamic "azure_active_directory_role_based_access_control" {
     for_each = var.local_account_disabled ? [1] : []
     content {

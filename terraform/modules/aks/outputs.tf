@@ -39,5 +39,6 @@ output "client_key" {
 
 output "kubelet_identity_object_id" {
   description = "Object ID of the kubelet identity (grant it AcrPull on your registry)."
-  value       = azurerm_kubernetes_cluster.this.kubelet_identity[0].object_id
+  # one(): the block is Optional+Computed, so a plan (and a mocked provider) may not have it yet.
+  value = one(azurerm_kubernetes_cluster.this.kubelet_identity[*].object_id)
 }

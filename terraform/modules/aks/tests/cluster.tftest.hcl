@@ -27,6 +27,10 @@ run "workload_identity_keda_and_an_untainted_system_pool" {
     error_message = "With local accounts disabled the cluster uses Entra ID and Azure RBAC."
   }
   assert {
+    condition     = azurerm_kubernetes_cluster.this.node_provisioning_profile[0].mode == "Manual"
+    error_message = "Node pools are the declared ones (GPU pools with their taints), not node auto-provisioning's."
+  }
+  assert {
     condition     = length(azurerm_kubernetes_cluster.this.monitor_metrics) == 0
     error_message = "The metrics add-on is off unless managed Prometheus is asked for."
   }
