@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -31,11 +32,15 @@ TERMINATION_LOG = Path("/dev/termination-log")
 HEALTH_POLL_SECONDS = 1.0
 
 
-def resolve_models(config: ServingRuntimeConfig) -> ResolvedModel:
+def resolve_models(
+    config: ServingRuntimeConfig, locate: Callable[[str, Path, str, str | None], Path] = model_cache.resolve
+) -> ResolvedModel:
+    """The local paths of the model and its adapters: downloaded into the cache by default, or only
+    where they would be (``locate=model_cache.planned_path``, for ``--print-command``)."""
     cache = Path(config.cache_dir)
-    path = model_cache.resolve(config.model.uri, cache, "model.uri", config.model.revision)
+    path = locate(config.model.uri, cache, "model.uri", config.model.revision)
     adapters = {
-        a.name: model_cache.resolve(a.uri, cache, f"engine.settings.loraAdapters[{i}].uri")
+        a.name: locate(a.uri, cache, f"engine.settings.loraAdapters[{i}].uri", None)
         for i, a in enumerate(config.engine.settings.lora_adapters)
     }
     return ResolvedModel(path=path, lora_adapters=adapters)
@@ -148,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     adapter = adapter_for(config.engine.type)
     if args.print_command:
         try:
-            launch = adapter.launch(config, ResolvedModel(path=Path(config.model.uri)), read_api_key(config))
+            models = resolve_models(config, locate=model_cache.planned_path)
+            launch = adapter.launch(config, models, read_api_key(config))
         except ValueError as error:
             return fail(str(error), EXIT_CONFIG_ERROR)
         print(" ".join(launch.argv))

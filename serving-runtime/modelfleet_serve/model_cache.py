@@ -26,21 +26,30 @@ def cache_subdir(uri: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "--", uri.split("://", 1)[-1]).strip("-")
 
 
-def resolve(uri: str, cache_dir: Path, field: str, revision: str | None = None) -> Path:
-    """The local directory holding the model (or adapter) at `uri`, downloading it if remote."""
+def planned_path(uri: str, cache_dir: Path, field: str, revision: str | None = None) -> Path:
+    """Where `resolve` finds or puts the model (or adapter) at `uri`, without looking or downloading."""
     if uri.startswith("pvc://"):
-        claim_path = uri.removeprefix("pvc://").strip("/")
-        return _existing(Path(PVC_MOUNT_ROOT) / claim_path, uri, field)
+        return Path(PVC_MOUNT_ROOT) / uri.removeprefix("pvc://").strip("/")
     if uri.startswith(("/", "file://")):
-        return _existing(Path(uri.removeprefix("file://")), uri, field)
-    blob = parse_blob_uri(uri, field)
-    if blob is not None:
-        return download_blob_prefix(blob, cache_dir / "blob" / cache_subdir(uri))
+        return Path(uri.removeprefix("file://"))
+    if parse_blob_uri(uri, field) is not None:
+        return cache_dir / "blob" / cache_subdir(uri)
     if _HUB_ID.match(uri):
-        return download_hub(uri, revision, cache_dir / "hub" / cache_subdir(f"{uri}@{revision or 'main'}"))
+        return cache_dir / "hub" / cache_subdir(f"{uri}@{revision or 'main'}")
     raise ValueError(
         f"{field}: {uri!r} is not a local path, pvc:// path, Azure Blob URI or Hugging Face model id"
     )
+
+
+def resolve(uri: str, cache_dir: Path, field: str, revision: str | None = None) -> Path:
+    """The local directory holding the model (or adapter) at `uri`, downloading it if remote."""
+    path = planned_path(uri, cache_dir, field, revision)
+    if uri.startswith(("pvc://", "/", "file://")):
+        return _existing(path, uri, field)
+    blob = parse_blob_uri(uri, field)
+    if blob is not None:
+        return download_blob_prefix(blob, path)
+    return download_hub(uri, revision, path)
 
 
 def _existing(path: Path, uri: str, field: str) -> Path:
