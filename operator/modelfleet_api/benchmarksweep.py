@@ -25,7 +25,7 @@ from modelfleet_api.benchmark import (
     Slos,
     Workload,
 )
-from modelfleet_api.common import CONDITIONS_SCHEMA_EXTRA, DNS_LABEL_PATTERN, Condition
+from modelfleet_api.common import CONDITIONS_SCHEMA_EXTRA, DNS_LABEL_PATTERN, Condition, ServiceAccountName
 from modelfleet_api.constants import BenchmarkSweepPhase, PointPhase
 from modelfleet_api.modeldeployment import ModelDeploymentSpec
 from modelfleet_api.resource import (
@@ -165,6 +165,14 @@ class BenchmarkSweepSpec(ApiModel):
 
     sinks: SweepSinks = Field(default_factory=SweepSinks)
     """Result exports."""
+
+    service_account_name: ServiceAccountName | None = None
+    """ServiceAccount the benchmark Jobs' pods run as, e.g. a workload-identity one federated with the
+    runtime identity to upload to `sinks.blobUri`; it must exist in the namespace, or the Jobs cannot
+    create their pods. The pods get the label `azure.workload.identity/use: "true"`. Unset: the
+    operator's runtime service account (chart value `azure.workloadIdentity.runtimeServiceAccount`),
+    else the namespace's `default`. Deployments expanded from `targets[].template` take the
+    template's own `serviceAccountName`."""
 
     cel_rules = (
         CelRule(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import Field
 from pydantic.config import JsonDict
@@ -15,6 +16,15 @@ QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 """A DNS-1123 label (names that become part of object names)."""
+
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+"""A DNS-1123 subdomain (names of most objects, e.g. ServiceAccounts), at most 253 characters."""
+DNS_SUBDOMAIN_MAX = 253
+
+ServiceAccountName = Annotated[
+    str, Field(min_length=1, max_length=DNS_SUBDOMAIN_MAX, pattern=DNS_SUBDOMAIN_PATTERN)
+]
+"""A ServiceAccount in the resource's namespace that its runtime pods run as (``spec.serviceAccountName``)."""
 
 RESERVED_ENV_PREFIXES = ("PET_", "MODELFLEET_")
 """Variables the operator sets itself (see ``contract``); a user's env may not override them."""

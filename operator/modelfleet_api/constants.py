@@ -58,6 +58,11 @@ TRACK_CANARY: Final = "canary"
 KUEUE_QUEUE_LABEL: Final = "kueue.x-k8s.io/queue-name"
 """Label Kueue reads to admit a workload into a LocalQueue (set from ``spec.queueName``)."""
 
+WORKLOAD_IDENTITY_LABEL: Final = "azure.workload.identity/use"
+"""Pod label (value ``"true"``) the AKS workload-identity webhook looks for: it then injects
+``AZURE_CLIENT_ID`` (from the service account's ``azure.workload.identity/client-id`` annotation),
+``AZURE_FEDERATED_TOKEN_FILE`` and the projected token that ``DefaultAzureCredential`` reads."""
+
 FINALIZER: Final = "modelfleet.io/cleanup"
 
 

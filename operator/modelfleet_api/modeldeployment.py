@@ -20,6 +20,7 @@ from modelfleet_api.common import (
     Condition,
     EnvVar,
     NodePlacement,
+    ServiceAccountName,
     env_rules,
     gpus_fit_rule,
 )
@@ -199,6 +200,13 @@ class ModelDeploymentSpec(ApiModel):
     env: list[EnvVar] = Field(default_factory=list, max_length=MAX_ENV, json_schema_extra=ENV_SCHEMA_EXTRA)
     """Extra environment variables for the engine container. Names starting with `PET_` or
     `MODELFLEET_` are reserved for the operator."""
+
+    service_account_name: ServiceAccountName | None = None
+    """ServiceAccount the serving pods (stable and canary) run as, e.g. a workload-identity one
+    federated with the runtime identity to download models from blob storage; it must exist in the
+    namespace, or the pods cannot be created (the Deployment reports `ReplicaFailure`). The pods get
+    the label `azure.workload.identity/use: "true"`. Unset: the operator's runtime service account
+    (chart value `azure.workloadIdentity.runtimeServiceAccount`), else the namespace's `default`."""
 
     cel_rules = (
         CelRule(

@@ -19,6 +19,7 @@ from modelfleet_api.common import (
     Condition,
     EnvVar,
     NodePlacement,
+    ServiceAccountName,
     env_rules,
     gpus_fit_rule,
 )
@@ -138,6 +139,15 @@ class TrainingJobSpec(ApiModel):
 
     queue_name: str | None = Field(default=None, max_length=63)
     """Kueue LocalQueue to submit the workers to (label `kueue.x-k8s.io/queue-name`); unset: no Kueue."""
+
+    service_account_name: ServiceAccountName | None = None
+    """ServiceAccount the worker pods run as, e.g. a workload-identity one federated with the runtime
+    identity for blob storage; it must exist in the namespace, or the workers cannot be created. The
+    pods get the label `azure.workload.identity/use: "true"` and the job's progress Role is bound to
+    this account (any job running as it may then write this job's progress ConfigMap). Unset: the
+    operator's runtime service account (chart value `azure.workloadIdentity.runtimeServiceAccount`),
+    else a ServiceAccount of the job's own with no Azure identity. A change applies from the next
+    gang restart."""
 
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     """Experiment tracking (MLflow) and metrics push (Pushgateway)."""

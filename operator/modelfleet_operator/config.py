@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from modelfleet_api.common import DNS_SUBDOMAIN_MAX, DNS_SUBDOMAIN_PATTERN
 
 from modelfleet_operator.capacity.settings import CapacitySettings, load_capacity_settings
 
@@ -18,6 +21,9 @@ DEFAULT_TRAINING_IMAGE = "ghcr.io/modelfleet/training-runtime:0.1.0"
 DEFAULT_SERVING_IMAGE = "ghcr.io/modelfleet/serving-runtime:0.1.0"
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 """The Service the Prometheus Operator creates for a Prometheus in namespace ``monitoring``."""
+SERVICE_ACCOUNT_NAME = re.compile(f"(?=.{{1,{DNS_SUBDOMAIN_MAX}}}$){DNS_SUBDOMAIN_PATTERN.strip('^$')}")
+STORAGE_ACCOUNT_NAME = re.compile("[a-z0-9]{3,24}")
+"""Azure's rule for storage account names."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +60,14 @@ class OperatorConfig:
     log_format: str = "json"
     """``json`` (one object per line, with the Kubernetes object it is about) or ``text``
     (``MODELFLEET_LOG_FORMAT``)."""
+    runtime_service_account: str | None = None
+    """ServiceAccount that training workers, serving pods and benchmark Jobs run as in every namespace,
+    unless a resource names its own (``MODELFLEET_RUNTIME_SERVICE_ACCOUNT``; the chart sets it with
+    workload identity). Unset: per-job ServiceAccounts for workers, the namespace's ``default`` for
+    the others, and no workload-identity label."""
+    storage_account: str | None = None
+    """Azure storage account of ``az://CONTAINER/PATH`` URIs, given to every runtime pod as
+    ``AZURE_STORAGE_ACCOUNT`` (``MODELFLEET_STORAGE_ACCOUNT``)."""
     capacity: CapacitySettings | None = None
     """The AKS capacity manager, when ``MODELFLEET_CAPACITY_MANAGER=azure`` (see ``capacity.settings``)."""
 
@@ -91,6 +105,16 @@ def _pod_priority(env: Mapping[str, str], default: int) -> int:
     name: ``HOSTNAME`` in a pod); replicas differ but for a one-in-a-million chance."""
     pod = env.get("POD_ID") or env.get("POD_NAME") or env.get("HOSTNAME")
     return zlib.crc32(pod.encode()) % 1_000_000 + 1 if pod else default
+
+
+def _optional_name(env: Mapping[str, str], var: str, pattern: re.Pattern[str], allowed: str) -> str | None:
+    """An optional object name from ``env``: unset or empty is None; anything else must match."""
+    value = env.get(var, "").strip()
+    if not value:
+        return None
+    if not pattern.fullmatch(value):
+        raise ValueError(f"{var}={value!r} is not valid: expected {allowed}")
+    return value
 
 
 def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -133,5 +157,14 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         ),
         metrics_port=int(str(pick(args.metrics_port, "MODELFLEET_METRICS_PORT", defaults.metrics_port))),
         log_format=str(pick(args.log_format, "MODELFLEET_LOG_FORMAT", defaults.log_format)),
+        runtime_service_account=_optional_name(
+            env,
+            "MODELFLEET_RUNTIME_SERVICE_ACCOUNT",
+            SERVICE_ACCOUNT_NAME,
+            "a ServiceAccount name (DNS-1123 subdomain, at most 253 characters)",
+        ),
+        storage_account=_optional_name(
+            env, "MODELFLEET_STORAGE_ACCOUNT", STORAGE_ACCOUNT_NAME, "3-24 lowercase letters and digits"
+        ),
         capacity=load_capacity_settings(env),
     )

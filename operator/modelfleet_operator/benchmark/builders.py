@@ -27,6 +27,7 @@ from modelfleet_api.serving import EngineType
 
 from modelfleet_operator.benchmark.grid import Point, Target
 from modelfleet_operator.benchmark.names import ChildNames
+from modelfleet_operator.common.identity import NO_IDENTITY, RuntimeIdentity
 from modelfleet_operator.common.owner import Owner as OwnerBase
 from modelfleet_operator.common.owner import labels
 from modelfleet_operator.common.owner import metadata as _metadata
@@ -165,7 +166,14 @@ def point_config_map(owner: Owner, point: Point, config: BenchmarkRuntimeConfig)
     }
 
 
-def point_job(owner: Owner, point: Point, *, image: str, api_key_secret: SecretKeyRef | None) -> Manifest:
+def point_job(
+    owner: Owner,
+    point: Point,
+    *,
+    image: str,
+    api_key_secret: SecretKeyRef | None,
+    identity: RuntimeIdentity = NO_IDENTITY,
+) -> Manifest:
     """One load point. ``backoffLimit: 0``: a rerun would measure a different moment of the server,
     so a failed point is recorded as failed rather than retried."""
     env: list[dict[str, Any]] = [
@@ -178,7 +186,8 @@ def point_job(owner: Owner, point: Point, *, image: str, api_key_secret: SecretK
                 "valueFrom": {"secretKeyRef": {"name": api_key_secret.name, "key": api_key_secret.key}},
             }
         )
-    point_labels = labels(owner, c.COMPONENT_BENCHMARK) | _point_labels(point)
+    env += identity.env()
+    point_labels = labels(owner, c.COMPONENT_BENCHMARK) | _point_labels(point) | identity.pod_labels()
     container = {
         "name": BENCH_CONTAINER,
         "image": image,
@@ -204,6 +213,7 @@ def point_job(owner: Owner, point: Point, *, image: str, api_key_secret: SecretK
             "template": {
                 "metadata": {"labels": point_labels},
                 "spec": {
+                    **identity.pod_spec(),
                     "restartPolicy": "Never",
                     "securityContext": {
                         "runAsNonRoot": True,

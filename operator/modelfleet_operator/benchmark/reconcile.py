@@ -33,6 +33,7 @@ from modelfleet_operator.benchmark.policies.readiness import DEFAULT_READY_TIMEO
 from modelfleet_operator.benchmark.policies.results import outcome
 from modelfleet_operator.benchmark.policies.schedule import ENDED, plan, points_to_start
 from modelfleet_operator.common import reconcile as common
+from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.reconcile import PostEvent
 from modelfleet_operator.conditions import rfc3339
 from modelfleet_operator.config import OperatorConfig
@@ -251,6 +252,7 @@ class BenchmarkSweepReconciler:
 
     def _start_points(self, run: Pass) -> bool:
         image = run.spec.image or self._config.serving_image
+        identity = RuntimeIdentity.of(self._config, run.spec.service_account_name)
         for point in points_to_start(run.points, run.ready, run.spec.max_parallel_points):
             grid_point = run.grid[point.index]
             deployment = run.deployments[point.deployment or ""]
@@ -259,7 +261,13 @@ class BenchmarkSweepReconciler:
             config = builders.runtime_config(run.owner, run.spec, grid_point, endpoint)
             self._kube.create_if_absent(builders.point_config_map(run.owner, grid_point, config))
             self._kube.create_if_absent(
-                builders.point_job(run.owner, grid_point, image=image, api_key_secret=endpoint.api_key_secret)
+                builders.point_job(
+                    run.owner,
+                    grid_point,
+                    image=image,
+                    api_key_secret=endpoint.api_key_secret,
+                    identity=identity,
+                )
             )
             point.phase = PointPhase.RUNNING
         return False

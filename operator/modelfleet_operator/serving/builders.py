@@ -21,6 +21,7 @@ from modelfleet_api.serving import EngineSpec, EngineType, ServingRuntimeConfig
 from modelfleet_api.training import ModelSource
 
 from modelfleet_operator.common import placement
+from modelfleet_operator.common.identity import NO_IDENTITY, RuntimeIdentity
 from modelfleet_operator.common.owner import Owner as OwnerBase
 from modelfleet_operator.common.owner import labels as common_labels
 from modelfleet_operator.common.owner import metadata
@@ -248,7 +249,7 @@ def _volume_mounts(spec: ModelDeploymentSpec, track: Track, *, shm: bool) -> lis
     return mounts + _model_pvcs(track)[1]
 
 
-def _env(spec: ModelDeploymentSpec, *, api_key: bool) -> list[dict[str, Any]]:
+def _env(spec: ModelDeploymentSpec, identity: RuntimeIdentity, *, api_key: bool) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": contract.ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": contract.ENV_POD_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -259,7 +260,7 @@ def _env(spec: ModelDeploymentSpec, *, api_key: bool) -> list[dict[str, Any]]:
         env.append(
             {"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}}}
         )
-    return env + [{"name": e.name, "value": e.value} for e in spec.env]
+    return env + identity.env() + [{"name": e.name, "value": e.value} for e in spec.env]
 
 
 def _ports(engine: EngineType) -> list[dict[str, Any]]:
@@ -293,7 +294,14 @@ def _probes(health_path: str) -> dict[str, Any]:
 CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
-def pod_template(owner: Owner, spec: ModelDeploymentSpec, track: Track, *, health_path: str) -> Manifest:
+def pod_template(
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    track: Track,
+    *,
+    health_path: str,
+    identity: RuntimeIdentity = NO_IDENTITY,
+) -> Manifest:
     config_hash = spec_hash(runtime_config(owner, spec, track).to_wire())
     resources = placement.resources(spec.resources, spec.resources.gpus_per_replica)
     server: dict[str, Any] = {
@@ -301,7 +309,7 @@ def pod_template(owner: Owner, spec: ModelDeploymentSpec, track: Track, *, healt
         "image": track.image,
         "command": ["modelfleet-serve"],
         "args": ["--config", f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"],
-        "env": _env(spec, api_key=True),
+        "env": _env(spec, identity, api_key=True),
         "ports": _ports(track.engine.type),
         **_probes(health_path),
         "resources": resources,
@@ -309,6 +317,7 @@ def pod_template(owner: Owner, spec: ModelDeploymentSpec, track: Track, *, healt
         "securityContext": CONTAINER_SECURITY,
     }
     pod_spec: dict[str, Any] = {
+        **identity.pod_spec(),
         **placement.pod_placement(spec.resources),
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "securityContext": {
@@ -336,7 +345,7 @@ def pod_template(owner: Owner, spec: ModelDeploymentSpec, track: Track, *, healt
                     DOWNLOAD_SCRIPT,
                     f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}",
                 ],
-                "env": _env(spec, api_key=False),
+                "env": _env(spec, identity, api_key=False),
                 "resources": no_gpu,
                 "volumeMounts": _volume_mounts(spec, track, shm=False),
                 "securityContext": CONTAINER_SECURITY,
@@ -344,7 +353,7 @@ def pod_template(owner: Owner, spec: ModelDeploymentSpec, track: Track, *, healt
         ]
     return {
         "metadata": {
-            "labels": labels(owner, c.COMPONENT_SERVER, track.name),
+            "labels": labels(owner, c.COMPONENT_SERVER, track.name) | identity.pod_labels(),
             "annotations": {
                 CONFIG_HASH_ANNOTATION: config_hash,
                 "kubectl.kubernetes.io/default-container": SERVER_CONTAINER,
@@ -354,7 +363,14 @@ def pod_template(owner: Owner, spec: ModelDeploymentSpec, track: Track, *, healt
     }
 
 
-def deployment(owner: Owner, spec: ModelDeploymentSpec, track: Track, *, health_path: str) -> Manifest:
+def deployment(
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    track: Track,
+    *,
+    health_path: str,
+    identity: RuntimeIdentity = NO_IDENTITY,
+) -> Manifest:
     """One Deployment per track. Rolling updates surge one pod and keep every serving one until the
     new pod is ready (a GPU must be free for the surge pod)."""
     return with_hash(
@@ -368,7 +384,7 @@ def deployment(owner: Owner, spec: ModelDeploymentSpec, track: Track, *, health_
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
                 "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
                 "revisionHistoryLimit": 3,
-                "template": pod_template(owner, spec, track, health_path=health_path),
+                "template": pod_template(owner, spec, track, health_path=health_path, identity=identity),
             },
         }
     )

@@ -11,6 +11,7 @@ from modelfleet_api import constants as c
 from modelfleet_api.modeldeployment import ModelDeploymentSpec
 from modelfleet_api.serving import EngineType
 
+from modelfleet_operator.common.identity import NO_IDENTITY, RuntimeIdentity
 from modelfleet_operator.serving import builders
 from modelfleet_operator.serving.builders import Integrations, Manifest, Owner
 from modelfleet_operator.serving.policies.metrics import engine_metric, unavailable_message
@@ -110,6 +111,7 @@ def plan(
     integrations: Integrations,
     prometheus_url: str,
     canary_ready: bool,
+    identity: RuntimeIdentity = NO_IDENTITY,
 ) -> Plan:
     tracks = builders.tracks(spec, image)
     weights = builders.route_weights(spec, canary_ready=canary_ready)
@@ -117,7 +119,10 @@ def plan(
     children.append(builders.service(owner, spec.engine.type))
     if integrations.gateway_api:
         children += [builders.track_service(owner, t) for t in tracks]
-    children += [builders.deployment(owner, spec, t, health_path=health_paths[t.engine.type]) for t in tracks]
+    children += [
+        builders.deployment(owner, spec, t, health_path=health_paths[t.engine.type], identity=identity)
+        for t in tracks
+    ]
     children.append(builders.pod_disruption_budget(owner))
     autoscaling, autoscaler = _autoscaling(owner, spec, integrations, prometheus_url)
     if autoscaler is not None:

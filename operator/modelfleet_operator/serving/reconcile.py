@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from modelfleet_operator.capacity.manager import CapacityManager
 from modelfleet_operator.common import reconcile as common
+from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.owner import selector
 from modelfleet_operator.common.reconcile import PostEvent
 from modelfleet_operator.conditions import rfc3339
@@ -170,6 +171,7 @@ class ModelDeploymentReconciler:
             integrations=integrations,
             prometheus_url=self._config.prometheus_url,
             canary_ready=canary_ready,
+            identity=RuntimeIdentity.of(self._config, run.spec.service_account_name),
         )
 
     def _apply(

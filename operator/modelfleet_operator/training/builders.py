@@ -16,6 +16,7 @@ from modelfleet_api.runtime_config import JobIdentity, Topology, TrainingRuntime
 from modelfleet_api.trainingjob import TrainingJobSpec
 
 from modelfleet_operator.common import placement
+from modelfleet_operator.common.identity import NO_IDENTITY, RuntimeIdentity
 from modelfleet_operator.common.owner import Owner as OwnerBase
 from modelfleet_operator.common.owner import labels
 from modelfleet_operator.common.owner import metadata as _metadata
@@ -109,7 +110,11 @@ def progress_role(owner: Owner) -> Manifest:
     }
 
 
-def progress_role_binding(owner: Owner) -> Manifest:
+def progress_role_binding(owner: Owner, identity: RuntimeIdentity = NO_IDENTITY) -> Manifest:
+    """Binds the progress Role to the account the workers run as: the job's own ServiceAccount, or the
+    runtime one. A runtime ServiceAccount is shared by every job in the namespace that runs as it, so
+    their workers may then write each other's progress ConfigMaps (one namespace is one team); a
+    per-job ServiceAccount cannot be federated with an Azure identity, which needs exact names."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
@@ -122,7 +127,7 @@ def progress_role_binding(owner: Owner) -> Manifest:
         "subjects": [
             {
                 "kind": "ServiceAccount",
-                "name": owner.names.service_account,
+                "name": identity.service_account or owner.names.service_account,
                 "namespace": owner.namespace,
             }
         ],
@@ -147,7 +152,9 @@ def headless_service(owner: Owner) -> Manifest:
     }
 
 
-def _env(owner: Owner, spec: TrainingJobSpec, attempt: int) -> list[dict[str, Any]]:
+def _env(
+    owner: Owner, spec: TrainingJobSpec, attempt: int, identity: RuntimeIdentity
+) -> list[dict[str, Any]]:
     names = owner.names
     config_path = f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"
     contract_env: list[dict[str, Any]] = [
@@ -165,7 +172,7 @@ def _env(owner: Owner, spec: TrainingJobSpec, attempt: int) -> list[dict[str, An
         {"name": contract.ENV_METRICS_PORT, "value": str(contract.METRICS_PORT)},
         {"name": contract.ENV_CACHE_DIR, "value": contract.RUNTIME_CACHE_DIR},
     ]
-    return contract_env + [{"name": e.name, "value": e.value} for e in spec.env]
+    return contract_env + identity.env() + [{"name": e.name, "value": e.value} for e in spec.env]
 
 
 def _pvcs(spec: TrainingJobSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -176,14 +183,18 @@ def _pvcs(spec: TrainingJobSpec) -> tuple[list[dict[str, Any]], list[dict[str, A
     return pvc_volumes(claims, PVC_VOLUME)
 
 
-def worker_pod_template(owner: Owner, spec: TrainingJobSpec, *, image: str, attempt: int) -> Manifest:
+def worker_pod_template(
+    owner: Owner, spec: TrainingJobSpec, *, image: str, attempt: int, identity: RuntimeIdentity = NO_IDENTITY
+) -> Manifest:
     names = owner.names
     pvc_volumes_, pvc_mounts = _pvcs(spec)
-    pod_labels = labels(owner, c.COMPONENT_WORKER) | {c.LABEL_RESTART_ATTEMPT: str(attempt)}
+    pod_labels = (
+        labels(owner, c.COMPONENT_WORKER) | {c.LABEL_RESTART_ATTEMPT: str(attempt)} | identity.pod_labels()
+    )
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "subdomain": names.service,
-        "serviceAccountName": names.service_account,
+        **identity.pod_spec(default_service_account=names.service_account),
         **placement.pod_placement(spec.resources),
         "containers": [
             {
@@ -196,7 +207,7 @@ def worker_pod_template(owner: Owner, spec: TrainingJobSpec, *, image: str, atte
                     "--config",
                     f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}",
                 ],
-                "env": _env(owner, spec, attempt),
+                "env": _env(owner, spec, attempt, identity),
                 "ports": [
                     {"name": "rendezvous", "containerPort": contract.MASTER_PORT},
                     {"name": "metrics", "containerPort": contract.METRICS_PORT},
@@ -222,7 +233,9 @@ def worker_pod_template(owner: Owner, spec: TrainingJobSpec, *, image: str, atte
     return {"metadata": {"labels": pod_labels}, "spec": pod_spec}
 
 
-def worker_job(owner: Owner, spec: TrainingJobSpec, *, image: str, attempt: int) -> Manifest:
+def worker_job(
+    owner: Owner, spec: TrainingJobSpec, *, image: str, attempt: int, identity: RuntimeIdentity = NO_IDENTITY
+) -> Manifest:
     """The gang: an Indexed Job with one pod per node.
 
     ``backoffLimit: 0`` because the gang restart is the operator's (a failed worker ends the Job,
@@ -243,17 +256,21 @@ def worker_job(owner: Owner, spec: TrainingJobSpec, *, image: str, attempt: int)
             "completions": nodes,
             "parallelism": nodes,
             "backoffLimit": 0,
-            "template": worker_pod_template(owner, spec, image=image, attempt=attempt),
+            "template": worker_pod_template(owner, spec, image=image, attempt=attempt, identity=identity),
         },
     }
 
 
-def static_children(owner: Owner, spec: TrainingJobSpec) -> list[Manifest]:
-    """Children that live as long as the TrainingJob, in creation order (the Job comes after)."""
+def static_children(
+    owner: Owner, spec: TrainingJobSpec, identity: RuntimeIdentity = NO_IDENTITY
+) -> list[Manifest]:
+    """Children that live as long as the TrainingJob, in creation order (the Job comes after). With a
+    runtime ServiceAccount (which the namespace provides) the job gets no ServiceAccount of its own."""
+    own_account = [] if identity.service_account else [service_account(owner)]
     return [
-        service_account(owner),
+        *own_account,
         progress_role(owner),
-        progress_role_binding(owner),
+        progress_role_binding(owner, identity),
         progress_config_map(owner),
         config_map(owner, spec),
         headless_service(owner),

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from modelfleet_operator.capacity.manager import CapacityManager
 from modelfleet_operator.common import reconcile as common
+from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.reconcile import PostEvent
 from modelfleet_operator.conditions import find, is_true, rfc3339
 from modelfleet_operator.config import OperatorConfig
@@ -160,19 +161,24 @@ class TrainingJobReconciler:
         return True
 
     def _ensure_children(self, run: Pass) -> bool:
-        """ServiceAccount, Role, RoleBinding, ConfigMaps and Service, once per spec generation."""
+        """ServiceAccount, Role, RoleBinding, ConfigMaps and Service, once per spec generation. A
+        RoleBinding whose subject changed (a new ``serviceAccountName`` or operator runtime account) is
+        patched, so the next attempt's workers may write their progress."""
         if self._children_ensured.get(run.owner.uid, -1) == run.generation:
             return False
-        for manifest in builders.static_children(run.owner, run.spec):
+        for manifest in builders.static_children(run.owner, run.spec, self._identity(run)):
             existing, created = self._kube.create_if_absent(manifest)
-            stale_config = manifest["kind"] == "ConfigMap" and existing.get("data") != manifest.get("data")
-            if not created and "data" in manifest and stale_config:
+            if created:
+                continue
+            kind = manifest["kind"]
+            field = {"ConfigMap": "data", "RoleBinding": "subjects"}.get(kind)
+            if field is not None and field in manifest and existing.get(field) != manifest[field]:
                 self._kube.patch(
-                    "v1",
-                    "ConfigMap",
+                    manifest["apiVersion"],
+                    kind,
                     manifest["metadata"]["name"],
                     run.owner.namespace,
-                    {"data": manifest["data"]},
+                    {field: manifest[field]},
                 )
         self._children_ensured[run.owner.uid] = run.generation
         return False
@@ -237,7 +243,9 @@ class TrainingJobReconciler:
         if run.job is not None:
             return False
         image = run.spec.image or self._config.training_image
-        manifest = builders.worker_job(run.owner, run.spec, image=image, attempt=run.restarts)
+        manifest = builders.worker_job(
+            run.owner, run.spec, image=image, attempt=run.restarts, identity=self._identity(run)
+        )
         run.job, _ = self._kube.create_if_absent(manifest)
         run.phase(c.TrainingJobPhase.SCHEDULING)
         run.workers(0)
@@ -392,6 +400,9 @@ class TrainingJobReconciler:
             run.draft.pop("gpuHoursUpdatedAt", None)
         else:
             run.draft["gpuHoursUpdatedAt"] = rfc3339(updated.updated_at)
+
+    def _identity(self, run: Pass) -> RuntimeIdentity:
+        return RuntimeIdentity.of(self._config, run.spec.service_account_name)
 
     # ---- I/O ------------------------------------------------------------------------------------
     def _get_job(self, run: Pass) -> Manifest | None:
