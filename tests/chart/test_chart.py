@@ -119,7 +119,7 @@ OPERATOR_RULES = {
     ("", "services"): {"get", "list", "create", "patch", "delete"},
     ("", "serviceaccounts"): {"get", "create"},
     ("rbac.authorization.k8s.io", "roles"): {"get", "create"},
-    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "create"},
+    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "create", "patch"},
     ("", "events"): {"create"},
     ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
     ("policy", "poddisruptionbudgets"): {"get", "list", "create", "patch", "delete"},
@@ -209,6 +209,29 @@ def test_workload_identity_wires_the_service_account_and_pod() -> None:
     assert container["image"] == (
         "myacr.azurecr.io/modelfleet-operator@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
     )
+
+
+def operator_env(*args: str) -> dict[str, str]:
+    """The literal env values of the operator container as rendered with ``args``."""
+    (deployment,) = by_kind(render(*args), "Deployment")
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    return {item["name"]: item["value"] for item in env if "value" in item}
+
+
+def test_runtime_pods_identity_is_set_only_with_workload_identity() -> None:
+    from modelfleet_operator.config import load_config
+
+    full = load_config([], operator_env("--values", str(VALUES / "full.yaml")))
+    assert (full.runtime_service_account, full.storage_account) == ("ml-runtime", "modelfleetdata01")
+    client_id = "azure.workloadIdentity.runtimeClientId=66666666-7777-8888-9999-000000000000"
+    assert load_config([], operator_env("--set", client_id)).runtime_service_account == "modelfleet-runtime"
+    # Without a runtime client ID a runtime ServiceAccount would have no Azure identity to give.
+    alone = operator_env("--set", "azure.workloadIdentity.runtimeServiceAccount=ml-runtime")
+    assert "MODELFLEET_RUNTIME_SERVICE_ACCOUNT" not in alone
+    storage = load_config([], operator_env("--set", "azure.storageAccount=modelfleetdata01"))
+    assert (storage.runtime_service_account, storage.storage_account) == (None, "modelfleetdata01")
+    default = load_config([], operator_env())
+    assert (default.runtime_service_account, default.storage_account) == (None, None)
 
 
 def test_monitoring_objects_use_the_documented_metric_names() -> None:
@@ -375,6 +398,19 @@ def test_chart_ships_the_generated_crds() -> None:
         (["--set", "replica=2"], "replica"),
         (["--set", "watchNamespaces[0]=ML_Team"], "/watchNamespaces/0"),
         (["--set", "azure.storageAccount=Not-Valid"], "/azure/storageAccount"),
+        (["--set", "azure.storageAccount=ab"], "/azure/storageAccount"),
+        (
+            ["--set", "azure.workloadIdentity.runtimeServiceAccount=ML_Runtime"],
+            "/azure/workloadIdentity/runtimeServiceAccount",
+        ),
+        (
+            ["--set", "azure.workloadIdentity.runtimeServiceAccount="],
+            "/azure/workloadIdentity/runtimeServiceAccount",
+        ),
+        (
+            ["--set", f"azure.workloadIdentity.runtimeServiceAccount={'a' * 254}"],
+            "/azure/workloadIdentity/runtimeServiceAccount",
+        ),
         (
             ["--set", "azure.workloadIdentity.operatorClientId=abc"],
             "/azure/workloadIdentity/operatorClientId",

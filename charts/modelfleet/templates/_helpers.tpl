@@ -105,13 +105,18 @@ runs the operator with this chart's ServiceAccount. kopf never uses update (PUT)
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "create", "patch", "delete"]
-# The workers' ServiceAccount and its Role/RoleBinding; owner references delete them.
+# The workers' ServiceAccount and their progress Role/RoleBinding; owner references delete them. The
+# RoleBinding's subject is patched when the workers move to another ServiceAccount (the runtime one
+# of workload identity, or back); binding a Role needs no bind verb: the operator holds its rules.
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["get", "create"]
 - apiGroups: ["rbac.authorization.k8s.io"]
-  resources: ["roles", "rolebindings"]
+  resources: ["roles"]
   verbs: ["get", "create"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["rolebindings"]
+  verbs: ["get", "create", "patch"]
 # kopf posts events (core/v1) on the three kinds.
 - apiGroups: [""]
   resources: ["events"]
