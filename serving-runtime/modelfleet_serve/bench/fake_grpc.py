@@ -187,7 +187,7 @@ class GrpcConnection:
 
 
 def framed(reply: service_pb2.ModelStreamInferResponse) -> bytes:
-    payload = reply.SerializeToString()
+    payload: bytes = reply.SerializeToString()
     return _PREFIX.pack(False, len(payload)) + payload
 
 

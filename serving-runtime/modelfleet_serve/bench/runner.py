@@ -62,19 +62,12 @@ def make_client(target: Target, load: LoadPoint) -> ProtocolClient:
             timeout_seconds=load.request_timeout_seconds,
             ignore_eos=target.ignore_eos,
         )
+    kserve: Callable[..., ProtocolClient]
     if target.protocol is Protocol.KSERVE_V2_GRPC:
-        from modelfleet_serve.bench.protocols.kserve_grpc import KServeGrpcClient
-
-        return KServeGrpcClient(
-            target.url,
-            target.model,
-            target.kserve,
-            max_connections=load.max_in_flight,
-            timeout_seconds=load.request_timeout_seconds,
-        )
-    from modelfleet_serve.bench.protocols.kserve import KServeHttpClient
-
-    return KServeHttpClient(
+        from modelfleet_serve.bench.protocols.kserve_grpc import KServeGrpcClient as kserve
+    else:
+        from modelfleet_serve.bench.protocols.kserve import KServeHttpClient as kserve
+    return kserve(
         target.url,
         target.model,
         target.kserve,
