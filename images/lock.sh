@@ -35,6 +35,9 @@ printf 'flash-attn==%s\neinops\n' "$FLASH_ATTN_VERSION" | compile "$OUT/flash-at
 
 vllm_lock=$(mktemp)
 trap 'rm -f "$vllm_lock"' EXIT
+# Seeded with the current lock: uv keeps the versions it finds in the output file where they still
+# fit, so adding one dependency does not re-resolve (and drift) everything else.
+[ ! -f "$OUT/serve.txt" ] || cp "$OUT/serve.txt" "$vllm_lock"
 echo "vllm==$VLLM_VERSION" | compile "$vllm_lock" pyproject.toml --extra serve -
 # Drop the packages the vllm/vllm-openai image installs itself (its torch may be a local +cuXXX
 # build that a PyPI pin would replace) together with their hash lines.
