@@ -1,0 +1,144 @@
+"""Runtime pods under workload identity, through the real API server: the chart installed with a
+runtime client ID and storage account, the operator running with the chart's env and its
+ServiceAccount's token (so the chart's RBAC must cover binding the progress Role to an account the
+operator did not create, and re-pointing it), and a TrainingJob whose worker runs as the namespace's
+runtime ServiceAccount with the workload-identity label and ``AZURE_STORAGE_ACCOUNT``.
+
+The session operator watches every namespace, so it is stopped for this test (``no_session_operator``).
+No webhook runs here: the label is what AKS's webhook would act on, checked on the pod itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from modelfleet_api import GROUP, VERSION, contract
+from modelfleet_api import constants as c
+
+from tests.chart.helm import HELM, helm
+from tests.cluster.chart_operator import (
+    RELEASE,
+    TIMEOUT,
+    ChartOperator,
+    deployment_env,
+    get_cr,
+    install_chart,
+    release_resources,
+    token_kubeconfig,
+)
+from tests.cluster.drive import publish_progress, running_workers
+from tests.controlplane.cluster import ControlPlane, wait_for
+
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.skipif(not HELM.is_file(), reason=f"{HELM} is missing: run tests/controlplane/build-helm.sh"),
+]
+
+CLIENT_ID = "66666666-7777-8888-9999-000000000000"
+STORAGE_ACCOUNT = "mfdata01"
+RUNTIME_SA = "ml-runtime"
+TEAM_SA = "team-runtime"
+JOB = "wi"
+
+TRAINING_JOB = {
+    "apiVersion": f"{GROUP}/{VERSION}",
+    "kind": "TrainingJob",
+    "metadata": {"name": JOB},
+    "spec": {
+        "model": {"uri": "az://models/tiny"},
+        "dataset": {"uri": "az://data/tiny.jsonl"},
+        "output": {"uri": "az://out/tiny"},
+        "resources": {"instanceType": "Standard_NC40adis_H100_v5", "nodes": 1, "gpusPerNode": 1},
+    },
+}
+
+
+def workload_identity_account(core: client.CoreV1Api, namespace: str, name: str) -> None:
+    """What docs/operations.md §4 has a team create: the account annotated with the runtime client ID."""
+    body = {"metadata": {"name": name, "annotations": {"azure.workload.identity/client-id": CLIENT_ID}}}
+    core.create_namespaced_service_account(namespace, body)
+
+
+def binding_subjects(rbac: client.RbacAuthorizationV1Api, namespace: str) -> list[tuple[str, str]]:
+    binding = rbac.read_namespaced_role_binding(f"{JOB}-worker", namespace)
+    return [(s.kind, s.name) for s in binding.subjects]
+
+
+def may(cluster: ControlPlane, namespace: str, account: str, verb: str, resource: str) -> bool:
+    as_account = f"--as=system:serviceaccount:{namespace}:{account}"
+    result = cluster.kubectl("auth", "can-i", as_account, verb, resource, "-n", namespace, check=False)
+    return result.stdout.strip() == "yes"
+
+
+def test_training_workers_run_as_the_runtime_service_account_under_the_charts_rbac(
+    cluster: ControlPlane,
+    namespace: str,
+    api_client: client.ApiClient,
+    no_session_operator: None,
+    tmp_path: Path,
+) -> None:
+    ns = namespace
+    custom, core = client.CustomObjectsApi(api_client), client.CoreV1Api(api_client)
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    operator: ChartOperator | None = None
+    try:
+        install_chart(
+            cluster,
+            ns,
+            f"azure.workloadIdentity.runtimeClientId={CLIENT_ID}",
+            f"azure.workloadIdentity.runtimeServiceAccount={RUNTIME_SA}",
+            f"azure.storageAccount={STORAGE_ACCOUNT}",
+        )
+        env = deployment_env(cluster, ns)
+        assert env["MODELFLEET_RUNTIME_SERVICE_ACCOUNT"] == RUNTIME_SA
+        assert env["MODELFLEET_STORAGE_ACCOUNT"] == STORAGE_ACCOUNT
+        workload_identity_account(core, ns, RUNTIME_SA)
+        operator = ChartOperator(
+            token_kubeconfig(cluster, ns, tmp_path / "kubeconfig"), tmp_path / "op.log", env, ns
+        )
+        operator.start()
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, "trainingjobs", TRAINING_JOB)
+
+        (pod,) = running_workers(core, ns, JOB, 1, timeout=TIMEOUT)
+
+        assert pod.spec.service_account_name == RUNTIME_SA
+        assert pod.metadata.labels[c.WORKLOAD_IDENTITY_LABEL] == "true"
+        pod_env = {e.name: e.value for e in pod.spec.containers[0].env}
+        assert pod_env[contract.ENV_STORAGE_ACCOUNT] == STORAGE_ACCOUNT
+        accounts = {sa.metadata.name for sa in core.list_namespaced_service_account(ns).items}
+        assert accounts == {"default", "modelfleet-operator", RUNTIME_SA}, "no per-job ServiceAccount"
+        assert binding_subjects(rbac, ns) == [("ServiceAccount", RUNTIME_SA)]
+        assert may(cluster, ns, RUNTIME_SA, "patch", f"configmap/{JOB}-progress")
+        assert not may(cluster, ns, RUNTIME_SA, "patch", f"configmap/{JOB}-config")
+        publish_progress(core, ns, JOB, step=3, total_steps=10, loss=1.5)
+        wait_for(
+            lambda: (
+                get_cr(custom, ns, "trainingjobs", JOB).get("status", {}).get("progress", {}).get("step") == 3
+            ),
+            TIMEOUT,
+            "the progress mirrored into the TrainingJob",
+        )
+
+        # A spec override moves the progress binding to the team's own account (a patch, chart RBAC).
+        workload_identity_account(core, ns, TEAM_SA)
+        patch: dict[str, Any] = {"spec": {"serviceAccountName": TEAM_SA}}
+        custom.patch_namespaced_custom_object(GROUP, VERSION, ns, "trainingjobs", JOB, patch)
+        wait_for(
+            lambda: binding_subjects(rbac, ns) == [("ServiceAccount", TEAM_SA)],
+            TIMEOUT,
+            f"the progress RoleBinding to name {TEAM_SA}",
+        )
+        assert may(cluster, ns, TEAM_SA, "patch", f"configmap/{JOB}-progress")
+        assert not may(cluster, ns, RUNTIME_SA, "patch", f"configmap/{JOB}-progress")
+        assert operator.forbidden_lines() == []
+    except AssertionError as error:
+        tail = operator.log_tail(80) if operator is not None else "(no operator)"
+        raise AssertionError(f"{error}\n---- operator log (tail) ----\n{tail}") from None
+    finally:
+        if operator is not None:
+            operator.stop()
+        helm("uninstall", RELEASE, "-n", ns, "--wait", "--timeout", "60s")
+        release_resources(custom, ns)
