@@ -197,3 +197,29 @@ def test_a_job_that_ran_and_failed_stays_failed_when_its_spec_is_edited() -> Non
     reconciler.reconcile(NS, "tiny")
     assert status(kube)["phase"] == "Failed"
     assert ("Job", NS, "tiny") not in kube.objects
+
+
+def test_a_runtime_service_account_replaces_the_jobs_own_and_a_new_one_repoints_the_binding() -> None:
+    kube = FakeKube()
+    reconciler = make(kube)
+    reconciler._config = OperatorConfig(
+        runtime_service_account="modelfleet-runtime", storage_account="mfdata"
+    )
+
+    reconciler.reconcile(NS, "tiny")
+
+    assert ("ServiceAccount", "tiny-worker") not in kube.creates
+    pod = kube.objects[("Job", NS, "tiny")]["spec"]["template"]
+    assert pod["spec"]["serviceAccountName"] == "modelfleet-runtime"
+    assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    binding = kube.objects[("RoleBinding", NS, "tiny-worker")]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "modelfleet-runtime", "namespace": NS}]
+
+    tj = kube.objects[("TrainingJob", NS, "tiny")]
+    tj["spec"]["serviceAccountName"] = "team-sa"
+    tj["metadata"]["generation"] = 2
+    reconciler.reconcile(NS, "tiny")
+
+    binding = kube.objects[("RoleBinding", NS, "tiny-worker")]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "team-sa", "namespace": NS}]
+    assert binding["roleRef"]["name"] == "tiny-worker", "only the subject changes"
