@@ -39,7 +39,7 @@ class FakeKube(BaseFakeKube):
         }
 
 
-def make(kube: FakeKube, **spec: Any) -> TrainingJobReconciler:
+def make(kube: FakeKube, config: OperatorConfig | None = None, **spec: Any) -> TrainingJobReconciler:
     kube.objects[("TrainingJob", NS, "tiny")] = {
         "apiVersion": "modelfleet.io/v1alpha1",
         "kind": "TrainingJob",
@@ -56,7 +56,7 @@ def make(kube: FakeKube, **spec: Any) -> TrainingJobReconciler:
     events: list[tuple[str, str]] = []
     reconciler = TrainingJobReconciler(
         kube,  # type: ignore[arg-type]
-        OperatorConfig(training_image="img:1"),
+        config or OperatorConfig(training_image="img:1"),
         lambda body, type_, reason, message: events.append((type_, reason)),
         clock=lambda: next(clock),
     )
@@ -201,10 +201,7 @@ def test_a_job_that_ran_and_failed_stays_failed_when_its_spec_is_edited() -> Non
 
 def test_a_runtime_service_account_replaces_the_jobs_own_and_a_new_one_repoints_the_binding() -> None:
     kube = FakeKube()
-    reconciler = make(kube)
-    reconciler._config = OperatorConfig(
-        runtime_service_account="modelfleet-runtime", storage_account="mfdata"
-    )
+    reconciler = make(kube, OperatorConfig(runtime_service_account="modelfleet-runtime"))
 
     reconciler.reconcile(NS, "tiny")
 
