@@ -18,7 +18,7 @@ from kubernetes import client
 from modelfleet_api import GROUP, VERSION, contract
 from modelfleet_api import constants as c
 
-from tests.chart.helm import HELM, helm
+from tests.chart.helm import helm, needs_helm
 from tests.cluster.chart_operator import (
     RELEASE,
     TIMEOUT,
@@ -32,10 +32,7 @@ from tests.cluster.chart_operator import (
 from tests.cluster.drive import publish_progress, running_workers
 from tests.controlplane.cluster import ControlPlane, wait_for
 
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.skipif(not HELM.is_file(), reason=f"{HELM} is missing: run tests/controlplane/build-helm.sh"),
-]
+pytestmark = [pytest.mark.cluster, needs_helm]
 
 CLIENT_ID = "66666666-7777-8888-9999-000000000000"
 STORAGE_ACCOUNT = "mfdata01"
