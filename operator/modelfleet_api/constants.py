@@ -69,7 +69,8 @@ FINALIZER: Final = "modelfleet.io/cleanup"
 # ---- phases -----------------------------------------------------------------------------------
 class TrainingJobPhase(StrEnum):
     PENDING = "Pending"
-    """Accepted; children not created yet (or waiting for Kueue admission)."""
+    """Accepted; children not created yet (or waiting for Kueue admission, or for the runtime
+    ServiceAccount: ServiceAccountReady=False)."""
     SCHEDULING = "Scheduling"
     """Worker pods exist and wait for GPU nodes."""
     RUNNING = "Running"
@@ -84,13 +85,15 @@ class TrainingJobPhase(StrEnum):
 
 class ModelDeploymentPhase(StrEnum):
     PENDING = "Pending"
-    """Accepted; children not created yet."""
+    """Accepted; children not created yet (waiting for the runtime ServiceAccount when
+    ServiceAccountReady=False)."""
     DEPLOYING = "Deploying"
     """Replicas are starting (scheduling, downloading the model, loading the engine)."""
     READY = "Ready"
     """Every desired replica of every track serves."""
     DEGRADED = "Degraded"
-    """Some replicas serve, fewer than desired."""
+    """Some replicas serve, fewer than desired; or replicas of the previous spec serve and the current
+    one cannot be rolled out (ServiceAccountReady=False)."""
     SCALED_TO_ZERO = "ScaledToZero"
     """The autoscaler scaled to zero replicas (minReplicas 0 and no load)."""
     FAILED = "Failed"
@@ -99,7 +102,8 @@ class ModelDeploymentPhase(StrEnum):
 
 class BenchmarkSweepPhase(StrEnum):
     PENDING = "Pending"
-    """Accepted; targets not resolved yet."""
+    """Accepted; targets not resolved yet, or no point started because the benchmark Jobs' runtime
+    ServiceAccount is missing (ServiceAccountReady=False)."""
     DEPLOYING = "Deploying"
     """Waiting for the targets (referenced or expanded ModelDeployments) to become Ready."""
     RUNNING = "Running"
@@ -258,6 +262,20 @@ REASON_SINKS_WRITTEN: Final = "ResultsWritten"
 """SinksWritten=True: every sink accepted the results."""
 REASON_SINK_FAILED: Final = "SinkFailed"
 """SinksWritten=False: a sink refused the results; the message names it. The measurements stay in status."""
+
+# shared by all three kinds, set when their pods run as a runtime ServiceAccount
+COND_SERVICE_ACCOUNT_READY: Final = "ServiceAccountReady"
+"""TrainingJob, ModelDeployment, BenchmarkSweep whose pods run as a runtime ServiceAccount
+(``spec.serviceAccountName`` or the operator's runtime service account): it exists in the namespace.
+Set when the account was found missing; while False no pod owner (worker Job, serving Deployments,
+benchmark Jobs) is created or updated."""
+REASON_SERVICE_ACCOUNT_NOT_FOUND: Final = "ServiceAccountNotFound"
+"""ServiceAccountReady=False: the runtime ServiceAccount does not exist in the namespace, so no pod
+could be created (the message names it and the fix). The TrainingJob stays Pending without a
+scheduling timeout; a ModelDeployment keeps any replicas of its previous spec; a sweep starts no point.
+Retried every resync."""
+REASON_SERVICE_ACCOUNT_FOUND: Final = "ServiceAccountFound"
+"""ServiceAccountReady=True: the account was created after it had been missing; the resource proceeds."""
 
 # GPU capacity (TrainingJob, ModelDeployment), set when the operator's capacity manager is enabled
 COND_CAPACITY_REQUESTED: Final = "CapacityRequested"

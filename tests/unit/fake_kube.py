@@ -38,6 +38,12 @@ class FakeKube:
             if k == kind and ns == namespace and wanted.items() <= o["metadata"].get("labels", {}).items()
         ]
 
+    def add_service_account(self, namespace: str, name: str) -> None:
+        """A ServiceAccount as a cluster admin would create it (not through the operator)."""
+        self.objects[("ServiceAccount", namespace, name)] = {
+            "metadata": {"name": name, "namespace": namespace}
+        }
+
     def create_if_absent(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         key = (manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"])
         if key in self.objects:

@@ -45,7 +45,9 @@ class FakeKube(BaseFakeKube):
 TEMPLATE = {"model": {"uri": "/m"}, "resources": {"instanceType": "Standard_NC40adis_H100_v5"}}
 
 
-def make(kube: FakeKube, targets: list[dict[str, Any]]) -> tuple[BenchmarkSweepReconciler, list[datetime]]:
+def make(
+    kube: FakeKube, targets: list[dict[str, Any]], **spec: Any
+) -> tuple[BenchmarkSweepReconciler, list[datetime]]:
     kube.objects[("BenchmarkSweep", NS, "sw")] = {
         "apiVersion": "modelfleet.io/v1alpha1",
         "kind": "BenchmarkSweep",
@@ -55,16 +57,19 @@ def make(kube: FakeKube, targets: list[dict[str, Any]]) -> tuple[BenchmarkSweepR
             "workload": {"synthetic": {"inputTokens": {"mean": 8}, "outputTokens": {"mean": 8}}},
             "load": {"concurrency": [1, 4], "requests": 10},
             "maxParallelPoints": 2,
+            **spec,
         },
     }
     now = [T0]
+    events: list[tuple[str, str]] = []
     reconciler = BenchmarkSweepReconciler(
         kube,  # type: ignore[arg-type]
         OperatorConfig(serving_image="bench:1"),
-        lambda body, type_, reason, message: None,
+        lambda body, type_, reason, message: events.append((type_, reason)),
         clock=lambda: now[0],
         ready_timeout=timedelta(minutes=10),
     )
+    reconciler.events = events  # type: ignore[attr-defined]
     return reconciler, now
 
 
@@ -276,3 +281,53 @@ def test_no_sink_no_condition() -> None:
     kube = FakeKube()
     final = run_two_points(kube, {"configMap": False}, [figures(1.0), figures(2.0)])
     assert "SinksWritten" not in [x["type"] for x in final["conditions"]]
+
+
+def account_condition(kube: FakeKube) -> tuple[str, str]:
+    found = next(x for x in status(kube)["conditions"] if x["type"] == "ServiceAccountReady")
+    return found["status"], found["reason"]
+
+
+def test_a_missing_service_account_starts_no_target_or_point_and_no_timeout_runs() -> None:
+    kube = FakeKube()
+    reconciler, now = make(kube, [{"name": "a", "template": TEMPLATE}], serviceAccountName="bench-sa")
+
+    reconciler.reconcile(NS, "sw")
+
+    assert not [kind for kind, _ in kube.creates if kind in ("ModelDeployment", "Job")]
+    assert status(kube)["phase"] == "Pending"
+    assert account_condition(kube) == ("False", "ServiceAccountNotFound")
+    assert ("Warning", "ServiceAccountNotFound") in reconciler.events  # type: ignore[attr-defined]
+    now[0] = T0 + timedelta(minutes=30)  # past the 10-minute ready timeout
+    reconciler.reconcile(NS, "sw")
+    assert {p["phase"] for p in status(kube)["points"]} == {"Pending"}
+
+    kube.add_service_account(NS, "bench-sa")
+    reconciler.reconcile(NS, "sw")
+
+    assert ("ModelDeployment", "sw-a-0") in kube.creates
+    assert account_condition(kube) == ("True", "ServiceAccountFound")
+    assert status(kube)["phase"] == "Deploying"
+    kube.deployment_ready("sw-a-0")
+    reconciler.reconcile(NS, "sw")
+    job = kube.objects[("Job", NS, "sw-point-0")]
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "bench-sa"
+
+
+def test_the_ready_timeout_starts_afresh_after_the_account_was_missing() -> None:
+    kube = FakeKube()
+    kube.add_service_account(NS, "bench-sa")
+    reconciler, now = make(kube, [{"name": "a", "template": TEMPLATE}], serviceAccountName="bench-sa")
+    reconciler.reconcile(NS, "sw")
+    assert status(kube)["targets"][0]["waitingSince"] == "2026-11-22T09:00:00Z"
+
+    del kube.objects[("ServiceAccount", NS, "bench-sa")]
+    now[0] = T0 + timedelta(minutes=9)
+    reconciler.reconcile(NS, "sw")
+    assert status(kube)["targets"] == []
+    kube.add_service_account(NS, "bench-sa")
+    now[0] = T0 + timedelta(minutes=15)
+    reconciler.reconcile(NS, "sw")
+
+    assert status(kube)["targets"][0]["waitingSince"] == "2026-11-22T09:15:00Z"
+    assert {p["phase"] for p in status(kube)["points"]} == {"Pending"}

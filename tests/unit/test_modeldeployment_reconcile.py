@@ -43,20 +43,25 @@ class FakeCapacity:
         self.released.append(key)
 
 
-def make(kube: FakeKube, capacity: FakeCapacity | None, **spec: Any) -> ModelDeploymentReconciler:
+def make(
+    kube: FakeKube, capacity: FakeCapacity | None, config: OperatorConfig | None = None, **spec: Any
+) -> ModelDeploymentReconciler:
     kube.objects[("ModelDeployment", NS, "llm")] = {
         "apiVersion": "modelfleet.io/v1alpha1",
         "kind": "ModelDeployment",
         "metadata": {"name": "llm", "namespace": NS, "uid": "md-uid", "generation": 1},
         "spec": {"model": {"uri": "org/model"}, **spec},
     }
-    return ModelDeploymentReconciler(
+    events: list[tuple[str, str]] = []
+    reconciler = ModelDeploymentReconciler(
         kube,  # type: ignore[arg-type]
-        OperatorConfig(serving_image="serve:1"),
-        lambda body, type_, reason, message: None,
+        config or OperatorConfig(serving_image="serve:1"),
+        lambda body, type_, reason, message: events.append((type_, reason)),
         clock=lambda: NOW,
         capacity=capacity,  # type: ignore[arg-type]
     )
+    reconciler.events = events  # type: ignore[attr-defined]
+    return reconciler
 
 
 def status(kube: FakeKube) -> dict[str, Any]:
@@ -148,3 +153,61 @@ def test_an_invalid_spec_fails_and_recovers_once_fixed() -> None:
     assert status(kube)["phase"] != "Failed"
     assert status(kube)["observedGeneration"] == 2
     assert ("Deployment", "llm-stable") in kube.creates
+
+
+def test_a_missing_runtime_service_account_creates_no_child_until_it_exists() -> None:
+    kube = FakeKube()
+    config = OperatorConfig(serving_image="serve:1", runtime_service_account="modelfleet-runtime")
+    reconciler = make(kube, None, config, replicas=1)
+
+    reconciler.reconcile(NS, "llm")
+
+    assert kube.creates == []
+    assert status(kube)["phase"] == "Pending"
+    not_found = ("False", c.REASON_SERVICE_ACCOUNT_NOT_FOUND)
+    assert conditions(kube)[c.COND_SERVICE_ACCOUNT_READY] == not_found
+    assert conditions(kube)[c.COND_AVAILABLE] == not_found
+    assert conditions(kube)[c.COND_PROGRESSING] == not_found
+    available = next(x for x in status(kube)["conditions"] if x["type"] == c.COND_AVAILABLE)
+    assert "ServiceAccount modelfleet-runtime (the operator's runtime service account" in available["message"]
+    events = reconciler.events  # type: ignore[attr-defined]
+    assert [e for e in events if e[0] == "Warning"] == [("Warning", c.REASON_SERVICE_ACCOUNT_NOT_FOUND)]
+    writes = kube.status_writes
+    reconciler.reconcile(NS, "llm")
+    assert (kube.creates, kube.status_writes) == ([], writes)
+
+    kube.add_service_account(NS, "modelfleet-runtime")
+    reconciler.reconcile(NS, "llm")
+
+    deployment = kube.objects[("Deployment", NS, "llm-stable")]
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "modelfleet-runtime"
+    assert status(kube)["phase"] == "Deploying"
+    assert conditions(kube)[c.COND_SERVICE_ACCOUNT_READY] == ("True", c.REASON_SERVICE_ACCOUNT_FOUND)
+    assert conditions(kube)[c.COND_AVAILABLE] == ("False", c.REASON_REPLICAS_UNAVAILABLE)
+
+
+def test_a_rollout_to_a_missing_account_is_held_and_the_previous_replicas_keep_serving() -> None:
+    kube = FakeKube()
+    reconciler = make(kube, None, replicas=1)
+    reconciler.reconcile(NS, "llm")
+    kube.objects[("Deployment", NS, "llm-stable")]["status"] = {"readyReplicas": 1, "updatedReplicas": 1}
+    reconciler.reconcile(NS, "llm")
+    assert status(kube)["phase"] == "Ready"
+    template_before = kube.objects[("Deployment", NS, "llm-stable")]["spec"]["template"]
+
+    body = kube.objects[("ModelDeployment", NS, "llm")]
+    body["spec"]["serviceAccountName"] = "team-sa"
+    body["metadata"]["generation"] = 2
+    reconciler.reconcile(NS, "llm")
+
+    assert kube.objects[("Deployment", NS, "llm-stable")]["spec"]["template"] == template_before
+    assert status(kube)["phase"] == "Degraded"
+    assert conditions(kube)[c.COND_AVAILABLE] == ("True", c.REASON_MINIMUM_REPLICAS_AVAILABLE)
+    assert conditions(kube)[c.COND_PROGRESSING] == ("False", c.REASON_SERVICE_ACCOUNT_NOT_FOUND)
+
+    kube.add_service_account(NS, "team-sa")
+    reconciler.reconcile(NS, "llm")
+
+    template = kube.objects[("Deployment", NS, "llm-stable")]["spec"]["template"]
+    assert template["spec"]["serviceAccountName"] == "team-sa"
+    assert conditions(kube)[c.COND_SERVICE_ACCOUNT_READY] == ("True", c.REASON_SERVICE_ACCOUNT_FOUND)

@@ -52,8 +52,24 @@ def test_spec_service_account_wins_over_the_operators(
 ) -> None:
     config = OperatorConfig(runtime_service_account=operator_account, storage_account="mfdata01")
     identity = RuntimeIdentity.of(config, spec_account)
-    assert identity == RuntimeIdentity(service_account=expected, storage_account="mfdata01")
+    assert identity == RuntimeIdentity(
+        service_account=expected, storage_account="mfdata01", from_spec=spec_account is not None
+    )
     assert identity.pod_labels() == ({WI_LABEL: "true"} if expected else {})
+
+
+def test_a_missing_account_message_names_it_where_it_came_from_and_the_fix() -> None:
+    config = OperatorConfig(runtime_service_account="modelfleet-runtime")
+    from_operator = RuntimeIdentity.of(config, None).missing_message("ml-team")
+    from_spec = RuntimeIdentity.of(config, "team-sa").missing_message("ml-team")
+    assert from_operator == (
+        "ServiceAccount modelfleet-runtime (the operator's runtime service account, "
+        "MODELFLEET_RUNTIME_SERVICE_ACCOUNT) does not exist in namespace ml-team, so no pod can be "
+        "created. Create it and annotate it with the runtime identity's client id "
+        "(azure.workload.identity/client-id, see docs/operations.md section 4), or set "
+        "spec.serviceAccountName to an account that exists; the operator retries on its own."
+    )
+    assert from_spec.startswith("ServiceAccount team-sa (spec.serviceAccountName) does not exist")
 
 
 def test_storage_account_alone_sets_only_the_env() -> None:

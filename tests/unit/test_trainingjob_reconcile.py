@@ -4,6 +4,7 @@ backoff, and status written only on change. (The cluster tier runs the same code
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,7 +40,12 @@ class FakeKube(BaseFakeKube):
         }
 
 
-def make(kube: FakeKube, config: OperatorConfig | None = None, **spec: Any) -> TrainingJobReconciler:
+def make(
+    kube: FakeKube,
+    config: OperatorConfig | None = None,
+    clock: Callable[[], datetime] | None = None,
+    **spec: Any,
+) -> TrainingJobReconciler:
     kube.objects[("TrainingJob", NS, "tiny")] = {
         "apiVersion": "modelfleet.io/v1alpha1",
         "kind": "TrainingJob",
@@ -52,13 +58,13 @@ def make(kube: FakeKube, config: OperatorConfig | None = None, **spec: Any) -> T
             **spec,
         },
     }
-    clock = iter(T0 + timedelta(seconds=s) for s in itertools.count())
+    ticks = iter(T0 + timedelta(seconds=s) for s in itertools.count())
     events: list[tuple[str, str]] = []
     reconciler = TrainingJobReconciler(
         kube,  # type: ignore[arg-type]
         config or OperatorConfig(training_image="img:1"),
         lambda body, type_, reason, message: events.append((type_, reason)),
-        clock=lambda: next(clock),
+        clock=clock or (lambda: next(ticks)),
     )
     reconciler.events = events  # type: ignore[attr-defined]
     return reconciler
@@ -201,6 +207,8 @@ def test_a_job_that_ran_and_failed_stays_failed_when_its_spec_is_edited() -> Non
 
 def test_a_runtime_service_account_replaces_the_jobs_own_and_a_new_one_repoints_the_binding() -> None:
     kube = FakeKube()
+    kube.add_service_account(NS, "modelfleet-runtime")
+    kube.add_service_account(NS, "team-sa")
     reconciler = make(kube, OperatorConfig(runtime_service_account="modelfleet-runtime"))
 
     reconciler.reconcile(NS, "tiny")
@@ -220,3 +228,46 @@ def test_a_runtime_service_account_replaces_the_jobs_own_and_a_new_one_repoints_
     binding = kube.objects[("RoleBinding", NS, "tiny-worker")]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "team-sa", "namespace": NS}]
     assert binding["roleRef"]["name"] == "tiny-worker", "only the subject changes"
+
+
+def test_a_missing_runtime_service_account_holds_the_job_pending_without_timeout_until_it_exists() -> None:
+    kube = FakeKube()
+    now = [T0]
+    reconciler = make(kube, clock=lambda: now[0], serviceAccountName="team-sa", schedulingTimeoutSeconds=60)
+
+    reconciler.reconcile(NS, "tiny")
+
+    assert ("Job", NS, "tiny") not in kube.objects
+    assert status(kube)["phase"] == "Pending"
+    (account,) = [x for x in status(kube)["conditions"] if x["type"] == "ServiceAccountReady"]
+    assert (account["status"], account["reason"]) == ("False", "ServiceAccountNotFound")
+    assert account["message"].startswith(
+        "ServiceAccount team-sa (spec.serviceAccountName) does not exist in namespace ml"
+    )
+    assert reconciler.events == [("Warning", "ServiceAccountNotFound")]  # type: ignore[attr-defined]
+
+    now[0] = T0 + timedelta(hours=2)  # far past schedulingTimeoutSeconds
+    writes = kube.status_writes
+    reconciler.reconcile(NS, "tiny")
+    assert (status(kube)["phase"], kube.status_writes) == ("Pending", writes), "waiting is not failing"
+    assert ("Job", NS, "tiny") not in kube.objects
+
+    kube.add_service_account(NS, "team-sa")
+    reconciler.reconcile(NS, "tiny")
+
+    job = kube.objects[("Job", NS, "tiny")]
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "team-sa"
+    assert status(kube)["phase"] == "Scheduling"
+    conditions = {x["type"]: (x["status"], x["reason"]) for x in status(kube)["conditions"]}
+    assert conditions["ServiceAccountReady"] == ("True", "ServiceAccountFound")
+    assert ("Normal", "ServiceAccountFound") in reconciler.events  # type: ignore[attr-defined]
+
+
+def test_without_a_runtime_service_account_the_job_is_created_and_no_account_condition_set() -> None:
+    kube = FakeKube()
+    reconciler = make(kube)
+
+    reconciler.reconcile(NS, "tiny")
+
+    assert ("Job", NS, "tiny") in kube.objects
+    assert "ServiceAccountReady" not in {x["type"] for x in status(kube)["conditions"]}

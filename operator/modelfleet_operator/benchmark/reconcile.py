@@ -55,6 +55,7 @@ WARNING_REASONS = frozenset(
         c.REASON_POINT_RESULT_UNPARSEABLE,
         c.REASON_POINT_TARGET_NOT_READY,
         c.REASON_NO_POINT_SUCCEEDED,
+        c.REASON_SERVICE_ACCOUNT_NOT_FOUND,
     }
 )
 
@@ -134,6 +135,7 @@ class BenchmarkSweepReconciler:
             self._load_points,
             self._finished,
             self._observe_jobs,
+            self._wait_for_service_account,
             self._ensure_targets,
             self._start_points,
         )
@@ -197,6 +199,17 @@ class BenchmarkSweepReconciler:
             run.end_point(point, ended.phase, ended.reason, ended.message)
         return False
 
+    def _wait_for_service_account(self, run: Pass) -> bool:
+        """Pending points start only once the benchmark Jobs' runtime ServiceAccount exists. Until then
+        no target is brought up (no GPUs held for a benchmark that cannot run) and the targets not Ready
+        yet are forgotten, so their ready timeout starts afresh once the account is there."""
+        if not any(p.phase is PointPhase.PENDING for p in run.points):
+            return False
+        if run.service_account_ready(self._kube, self._identity(run)):
+            return False
+        run.draft["targets"] = [t for t in run.draft.get("targets") or [] if t.get("ready")]
+        return True
+
     def _ensure_targets(self, run: Pass) -> bool:
         """Create the active targets' deployments, note which are Ready, fail the points of targets
         that cannot become Ready, and delete expanded deployments whose points all ended."""
@@ -252,7 +265,7 @@ class BenchmarkSweepReconciler:
 
     def _start_points(self, run: Pass) -> bool:
         image = run.spec.image or self._config.serving_image
-        identity = RuntimeIdentity.of(self._config, run.spec.service_account_name)
+        identity = self._identity(run)
         for point in points_to_start(run.points, run.ready, run.spec.max_parallel_points):
             grid_point = run.grid[point.index]
             deployment = run.deployments[point.deployment or ""]
@@ -297,6 +310,8 @@ class BenchmarkSweepReconciler:
                 for p in points
             )
             phase = BenchmarkSweepPhase.RUNNING if started else BenchmarkSweepPhase.DEPLOYING
+            if not started and run.waiting_for_service_account():
+                phase = BenchmarkSweepPhase.PENDING
             run.draft["phase"] = phase.value
             return
         succeeded = sum(p.phase is PointPhase.SUCCEEDED for p in points)
@@ -378,6 +393,9 @@ class BenchmarkSweepReconciler:
                 self._kube.patch("v1", "ConfigMap", name, run.owner.namespace, {"data": manifest["data"]})
             run.draft["resultsConfigMap"] = name
         return f"ConfigMap {name} holds the results of {ended_now} of {len(run.points)} points."
+
+    def _identity(self, run: Pass) -> RuntimeIdentity:
+        return RuntimeIdentity.of(self._config, run.spec.service_account_name)
 
     # ---- I/O ------------------------------------------------------------------------------------
     def _owned_deployments(self, run: Pass) -> dict[str, Manifest]:

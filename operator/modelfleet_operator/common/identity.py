@@ -29,6 +29,8 @@ class RuntimeIdentity:
     """The workload-identity ServiceAccount the pods run as; None: the controller's default."""
     storage_account: str | None = None
     """``AZURE_STORAGE_ACCOUNT`` of the pods; None: not set."""
+    from_spec: bool = False
+    """The account is the resource's ``spec.serviceAccountName`` (else the operator's setting)."""
 
     @classmethod
     def of(cls, config: OperatorConfig, spec_service_account: str | None) -> RuntimeIdentity:
@@ -36,6 +38,7 @@ class RuntimeIdentity:
         return cls(
             service_account=spec_service_account or config.runtime_service_account,
             storage_account=config.storage_account,
+            from_spec=spec_service_account is not None,
         )
 
     def pod_labels(self) -> dict[str, str]:
@@ -47,6 +50,20 @@ class RuntimeIdentity:
         so the pods run as the namespace's ``default``)."""
         name = self.service_account or default_service_account
         return {"serviceAccountName": name} if name else {}
+
+    def missing_message(self, namespace: str) -> str:
+        """What a user reads when the runtime ServiceAccount does not exist: which one, and the fix."""
+        chosen_by = (
+            "spec.serviceAccountName"
+            if self.from_spec
+            else "the operator's runtime service account, MODELFLEET_RUNTIME_SERVICE_ACCOUNT"
+        )
+        return (
+            f"ServiceAccount {self.service_account} ({chosen_by}) does not exist in namespace {namespace}, "
+            "so no pod can be created. Create it and annotate it with the runtime identity's client id "
+            "(azure.workload.identity/client-id, see docs/operations.md section 4), or set "
+            "spec.serviceAccountName to an account that exists; the operator retries on its own."
+        )
 
     def env(self) -> list[dict[str, Any]]:
         """``AZURE_STORAGE_ACCOUNT`` for ``az://CONTAINER/PATH`` URIs, when the operator knows the account."""

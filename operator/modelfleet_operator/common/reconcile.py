@@ -9,6 +9,12 @@ A spec the API server accepted but the operator cannot use is reported the same 
 controller: phase ``Failed`` and ``Failed=True`` with reason ``InvalidSpec`` naming the field, no child
 touched. It is not final: once the user applies a fixed spec, the next pass clears that condition and
 the phase (``recover_from_invalid_spec``) and the controller carries on as for a new object.
+
+Before creating or updating a pod owner (worker Job, serving Deployments, benchmark Jobs) every
+controller checks that the runtime ServiceAccount its pods run as exists (``service_account_ready``):
+the Job and ReplicaSet controllers cannot create pods without it, and would only say so in their own
+``FailedCreate`` events. The controller's default accounts (per-job, the namespace's ``default``) are
+not checked: the operator makes the first, the namespace controller the second.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from modelfleet_api.common import NodePlacement
 from pydantic import ValidationError
 
 from modelfleet_operator.capacity.manager import CapacityManager
+from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.owner import Owner
 from modelfleet_operator.conditions import find, set_condition
 from modelfleet_operator.kube import Kube, Manifest
@@ -98,6 +105,29 @@ class Pass(Generic[OwnerT, SpecT]):
             if not cond.only_if_present or find(self.draft.get("conditions", []), cond.type) is not None:
                 self.condition(cond.type, cond.status, cond.reason, cond.message)
 
+    def service_account_ready(self, kube: Kube, identity: RuntimeIdentity) -> bool:
+        """Whether the pods' runtime ServiceAccount exists (True when none applies, and then no
+        ServiceAccountReady is kept). Missing: sets ServiceAccountReady=False naming it and the fix;
+        found after that: flips it to True."""
+        name = identity.service_account
+        if name is None:
+            self.drop_condition(c.COND_SERVICE_ACCOUNT_READY)
+            return True
+        namespace = self.owner.namespace
+        if kube.get("v1", "ServiceAccount", name, namespace) is None:
+            message = identity.missing_message(namespace)
+            self.condition(c.COND_SERVICE_ACCOUNT_READY, False, c.REASON_SERVICE_ACCOUNT_NOT_FOUND, message)
+            return False
+        if find(self.draft.get("conditions", []), c.COND_SERVICE_ACCOUNT_READY) is not None:
+            message = f"ServiceAccount {name} exists in namespace {namespace}."
+            self.condition(c.COND_SERVICE_ACCOUNT_READY, True, c.REASON_SERVICE_ACCOUNT_FOUND, message)
+        return True
+
+    def waiting_for_service_account(self) -> bool:
+        """ServiceAccountReady=False as drafted by this pass or an earlier one."""
+        found = find(self.draft.get("conditions", []), c.COND_SERVICE_ACCOUNT_READY)
+        return found is not None and found.get("status") == c.CONDITION_FALSE
+
     def recover_from_invalid_spec(self) -> bool:
         """After ``InvalidSpec``, a spec that validates again: clear that failure and the phase it set.
 
@@ -133,7 +163,7 @@ class StatusWriter:
 
     def flush(self, run: Pass[Any, Any]) -> None:
         """Write the draft status if it changed, then post events for the conditions that changed
-        and those the pass queued."""
+        and those the pass queued (an event repeated word for word is posted once)."""
         patch = status_patch(run.written, run.draft)
         if patch is None:
             return
@@ -142,6 +172,7 @@ class StatusWriter:
             return
         before = run.written.get("conditions", [])
         run.written = copy.deepcopy(run.draft)
+        events: list[tuple[str, str, str]] = []
         for condition in run.draft.get("conditions", []):
             old = find(before, condition["type"])
             if old is not None and (old["status"], old["reason"]) == (
@@ -150,9 +181,9 @@ class StatusWriter:
             ):
                 continue
             kind = "Warning" if condition["reason"] in self._warning_reasons else "Normal"
-            self._post_event(run.body, kind, condition["reason"], condition["message"])
-        events, run.events = run.events, []
-        for kind, reason, message in events:
+            events.append((kind, condition["reason"], condition["message"]))
+        events, run.events = events + run.events, []
+        for kind, reason, message in dict.fromkeys(events):  # one cause set on several conditions: one event
             self._post_event(run.body, kind, reason, message)
 
     def invalid_spec(self, body: Manifest, now: datetime, phase: str, message: str) -> None:

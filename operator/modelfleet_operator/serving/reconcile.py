@@ -26,7 +26,7 @@ from modelfleet_operator.common import reconcile as common
 from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.owner import selector
 from modelfleet_operator.common.reconcile import PostEvent
-from modelfleet_operator.conditions import rfc3339
+from modelfleet_operator.conditions import is_true, rfc3339
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.kube import Kube, Manifest
 from modelfleet_operator.serving import builders
@@ -56,6 +56,7 @@ WARNING_REASONS = frozenset(
         c.REASON_UNSCHEDULABLE,
         c.REASON_INVALID_SPEC,
         c.REASON_AUTOSCALER_UNAVAILABLE,
+        c.REASON_SERVICE_ACCOUNT_NOT_FOUND,
     }
 )
 
@@ -125,8 +126,10 @@ class ModelDeploymentReconciler:
         integrations = self._detect(now)
         deployments = self._observe_deployments(run)
         wanted = self._plan(run, integrations, canary_ready=_canary_ready(deployments))
-        self._apply(run, wanted, integrations, deployments)
+        applied = self._apply(run, wanted, integrations, deployments)
         pods = self._report(run, wanted, deployments)
+        if not applied:
+            self._report_held(run)
         self._ensure_capacity(run, pods)
         self._status.flush(run)
 
@@ -171,7 +174,7 @@ class ModelDeploymentReconciler:
             integrations=integrations,
             prometheus_url=self._config.prometheus_url,
             canary_ready=canary_ready,
-            identity=RuntimeIdentity.of(self._config, run.spec.service_account_name),
+            identity=self._identity(run),
         )
 
     def _apply(
@@ -180,13 +183,18 @@ class ModelDeploymentReconciler:
         wanted: Plan,
         integrations: Integrations,
         deployments: dict[str, Manifest | None],
-    ) -> None:
+    ) -> bool:
+        """Apply the plan's children when it changed or a Deployment is missing. False: held back,
+        every child left as it is, because the runtime ServiceAccount is missing (Deployments made now
+        could not create pods, and a rollout to it would replace serving replicas by none)."""
         key = builders.spec_hash(
             [(m["kind"], m["metadata"]["name"], m["metadata"]["annotations"]) for m in wanted.children]
         )
         missing = any(d is None or d["metadata"].get("deletionTimestamp") for d in deployments.values())
         if self._applied.get(run.owner.uid) == key and not missing:
-            return
+            return True
+        if not run.service_account_ready(self._kube, self._identity(run)):
+            return False
         autoscaled = {t.name for t in wanted.tracks if t.autoscaled}
         for manifest in wanted.children:
             track = manifest["metadata"]["labels"].get(c.LABEL_TRACK)
@@ -195,6 +203,7 @@ class ModelDeploymentReconciler:
                 deployments[track] = applied
         self._prune(run, wanted, integrations)
         self._applied[run.owner.uid] = key
+        return True
 
     def _apply_one(self, manifest: Manifest, *, keep_replicas: bool) -> Manifest:
         """Create, or patch when the stored child was built from something else. Under an autoscaler the
@@ -272,6 +281,18 @@ class ModelDeploymentReconciler:
             run.draft["startup"] = startup
         return pods
 
+    def _report_held(self, run: Pass) -> None:
+        """The current spec waits for the runtime ServiceAccount: Pending when nothing was deployed yet,
+        else Degraded while replicas of the previous spec keep serving; Progressing (and Available, when
+        no replica serves) say why."""
+        message = self._identity(run).missing_message(run.owner.namespace)
+        reason = c.REASON_SERVICE_ACCOUNT_NOT_FOUND
+        run.condition(c.COND_PROGRESSING, False, reason, message)
+        if not is_true(run.draft.get("conditions", []), c.COND_AVAILABLE):
+            run.condition(c.COND_AVAILABLE, False, reason, message)
+        if run.draft["phase"] != c.ModelDeploymentPhase.PENDING.value:
+            run.draft["phase"] = c.ModelDeploymentPhase.DEGRADED.value
+
     def _ensure_capacity(self, run: Pass, pods: list[Manifest]) -> None:
         """With the capacity manager on: ask for a pool that fits every replica and report what it did.
 
@@ -290,6 +311,9 @@ class ModelDeploymentReconciler:
         resources = run.spec.resources
         nodes = nodes_for_replicas(resources, desired)
         run.ask_capacity(self._capacity, resources, nodes, scheduled=pods_scheduled(pods, desired))
+
+    def _identity(self, run: Pass) -> RuntimeIdentity:
+        return RuntimeIdentity.of(self._config, run.spec.service_account_name)
 
     # ---- status ------------------------------------------------------------------------------------
     def _fail(self, body: Manifest, now: datetime, problem: str) -> None:

@@ -58,6 +58,7 @@ WARNING_REASONS = frozenset(
         c.REASON_AZURE_ERROR,
         c.REASON_QUOTA_EXCEEDED,
         c.REASON_SKU_NOT_AVAILABLE,
+        c.REASON_SERVICE_ACCOUNT_NOT_FOUND,
     }
 )
 JOB_CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
@@ -240,11 +241,18 @@ class TrainingJobReconciler:
         return True
 
     def _ensure_job(self, run: Pass) -> bool:
+        """Create the worker Job, once its runtime ServiceAccount exists: until then the job stays
+        Pending, and the scheduling timeout (counted from the Job's creation) does not run."""
         if run.job is not None:
             return False
+        identity = self._identity(run)
+        if not run.service_account_ready(self._kube, identity):
+            run.phase(c.TrainingJobPhase.PENDING)
+            run.workers(0)
+            return True
         image = run.spec.image or self._config.training_image
         manifest = builders.worker_job(
-            run.owner, run.spec, image=image, attempt=run.restarts, identity=self._identity(run)
+            run.owner, run.spec, image=image, attempt=run.restarts, identity=identity
         )
         run.job, _ = self._kube.create_if_absent(manifest)
         run.phase(c.TrainingJobPhase.SCHEDULING)
@@ -301,7 +309,7 @@ class TrainingJobReconciler:
         if self._capacity is None:
             return
         conditions = run.draft.get("conditions", [])
-        if run.draft.get("phase") in FINISHED or run.spec.suspend:
+        if run.draft.get("phase") in FINISHED or run.spec.suspend or run.waiting_for_service_account():
             self._capacity.release(run.owner.uid)
             return
         scheduled = find(conditions, c.COND_SCHEDULED)
