@@ -52,6 +52,14 @@ def cond(type_: str, status: str, reason: str, message: str) -> dict[str, str]:
     return {"type": type_, "status": status, "reason": reason, "message": message}
 
 
+MISSING_ACCOUNT = cond(
+    "ServiceAccountReady",
+    "False",
+    "ServiceAccountNotFound",
+    "ServiceAccount team-sa (spec.serviceAccountName) does not exist in namespace ml-team",
+)
+ACCOUNT_MESSAGE = "ServiceAccountNotFound: " + MISSING_ACCOUNT["message"]
+
 CASES = [
     ("TrainingJob", "Pending", [], "Progressing", "Pending"),
     (
@@ -142,6 +150,16 @@ CASES = [
         "Degraded",
         "TargetNotFound: ModelDeployment llama not found",
     ),
+    ("TrainingJob", "Pending", [MISSING_ACCOUNT], "Degraded", ACCOUNT_MESSAGE),
+    ("ModelDeployment", "Pending", [MISSING_ACCOUNT], "Degraded", ACCOUNT_MESSAGE),
+    (
+        "ModelDeployment",
+        "Degraded",
+        [cond("Available", "True", "MinimumReplicasAvailable", "1/1 stable replicas ready"), MISSING_ACCOUNT],
+        "Degraded",
+        ACCOUNT_MESSAGE,
+    ),
+    ("BenchmarkSweep", "Pending", [MISSING_ACCOUNT], "Degraded", ACCOUNT_MESSAGE),
 ]
 
 

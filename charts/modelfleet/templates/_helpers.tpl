@@ -108,6 +108,8 @@ runs the operator with this chart's ServiceAccount. kopf never uses update (PUT)
 # The workers' ServiceAccount and their progress Role/RoleBinding; owner references delete them. The
 # RoleBinding's subject is patched when the workers move to another ServiceAccount (the runtime one
 # of workload identity, or back); binding a Role needs no bind verb: the operator holds its rules.
+# Every controller gets the runtime ServiceAccount its pods run as, to report it missing
+# (ServiceAccountReady) instead of creating pod owners that cannot create pods.
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["get", "create"]
