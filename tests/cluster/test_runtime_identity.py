@@ -6,6 +6,9 @@ runtime ServiceAccount with the workload-identity label and ``AZURE_STORAGE_ACCO
 
 The session operator watches every namespace, so it is stopped for this test (``no_session_operator``).
 No webhook runs here: the label is what AKS's webhook would act on, checked on the pod itself.
+
+A TrainingJob naming a ServiceAccount that does not exist yet (session operator): it waits in Pending
+with ServiceAccountReady=False and a Warning event, creates no Job, and runs once the account exists.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from tests.cluster.chart_operator import (
     release_resources,
     token_kubeconfig,
 )
+from tests.cluster.conftest import OperatorProcess, condition, wait_for_training_job
 from tests.cluster.drive import publish_progress, running_workers
 from tests.controlplane.cluster import ControlPlane, wait_for
 
@@ -139,3 +143,49 @@ def test_training_workers_run_as_the_runtime_service_account_under_the_charts_rb
             operator.stop()
         helm("uninstall", RELEASE, "-n", ns, "--wait", "--timeout", "60s")
         release_resources(custom, ns)
+
+
+def test_a_training_job_waits_for_its_missing_service_account_and_runs_once_it_exists(
+    operator: OperatorProcess,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    batch: client.BatchV1Api,
+) -> None:
+    name = "wi-missing"
+    manifest = {**TRAINING_JOB, "metadata": {"name": name}}
+    manifest["spec"] = {**TRAINING_JOB["spec"], "serviceAccountName": TEAM_SA}
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", manifest)
+
+    waiting = wait_for_training_job(
+        custom,
+        namespace,
+        name,
+        lambda tj: condition(tj, c.COND_SERVICE_ACCOUNT_READY) is not None,
+        "ServiceAccountReady reported",
+    )
+
+    account = condition(waiting, c.COND_SERVICE_ACCOUNT_READY)
+    assert account is not None
+    assert (account["status"], account["reason"]) == ("False", c.REASON_SERVICE_ACCOUNT_NOT_FOUND)
+    assert account["message"].startswith(
+        f"ServiceAccount {TEAM_SA} (spec.serviceAccountName) does not exist in namespace {namespace}"
+    )
+    assert waiting["status"]["phase"] == "Pending"
+    assert batch.list_namespaced_job(namespace).items == []
+    selector = f"involvedObject.name={name},reason={c.REASON_SERVICE_ACCOUNT_NOT_FOUND}"
+    wait_for(
+        lambda: any(
+            e.type == "Warning" for e in core.list_namespaced_event(namespace, field_selector=selector).items
+        ),
+        TIMEOUT,
+        "a Warning event ServiceAccountNotFound on the TrainingJob",
+    )
+
+    workload_identity_account(core, namespace, TEAM_SA)
+
+    (pod,) = running_workers(core, namespace, name, 1)
+    assert pod.spec.service_account_name == TEAM_SA
+    found = condition(get_cr(custom, namespace, "trainingjobs", name), c.COND_SERVICE_ACCOUNT_READY)
+    assert found is not None
+    assert (found["status"], found["reason"]) == ("True", c.REASON_SERVICE_ACCOUNT_FOUND)
