@@ -18,11 +18,12 @@ from modelfleet_api.modeldeployment import ModelDeploymentSpec
 from modelfleet_api.serving import QUANTIZATION_SUPPORT, Quantization
 
 from modelfleet_operator.benchmark.names import ChildNames
+from modelfleet_operator.common.errors import InvalidSpec
 
 NO_QUANTIZATION = "none"
 
 
-class InvalidSweep(ValueError):
+class InvalidSweep(InvalidSpec):
     """The spec passed the schema but cannot be expanded; the message names the field."""
 
 

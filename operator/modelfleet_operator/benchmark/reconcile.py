@@ -23,11 +23,10 @@ from modelfleet_api.benchmarksweep import BenchmarkSweep, BenchmarkSweepSpec, Po
 from modelfleet_api.constants import BenchmarkSweepPhase, PointPhase
 from modelfleet_api.modeldeployment import ModelDeploymentSpec
 from modelfleet_api.serving import EngineType
-from pydantic import ValidationError
 
 from modelfleet_operator.benchmark import builders
 from modelfleet_operator.benchmark.builders import Endpoint, Owner
-from modelfleet_operator.benchmark.grid import InvalidSweep, Point, Target, expand_points, expand_targets
+from modelfleet_operator.benchmark.grid import Point, Target, expand_points, expand_targets
 from modelfleet_operator.benchmark.policies.best import best_per_slo, best_throughput
 from modelfleet_operator.benchmark.policies.readiness import DEFAULT_READY_TIMEOUT, readiness
 from modelfleet_operator.benchmark.policies.results import outcome
@@ -117,16 +116,11 @@ class BenchmarkSweepReconciler:
         if body is None:
             return
         now = self._clock()
-        try:
-            sweep = BenchmarkSweep.model_validate({**body, "status": None})
-            owner = Owner.of(sweep)
-            targets = expand_targets(owner.names, sweep.spec)
-        except (ValidationError, InvalidSweep) as error:
-            problem = str(error) if isinstance(error, InvalidSweep) else common.validation_problem(error)
-            message = f"{problem}. Fix the spec and apply it again."
-            self._status.invalid_spec(body, now, BenchmarkSweepPhase.FAILED.value, message)
+        parsed = self._status.parse(body, now, BenchmarkSweepPhase.FAILED.value, _read)
+        if parsed is None:
             return
-        run = Pass.start(body, owner, sweep.spec, now)
+        sweep, targets = parsed
+        run = Pass.start(body, Owner.of(sweep), sweep.spec, now)
         if run.recover_from_invalid_spec():
             run.draft["phase"] = BenchmarkSweepPhase.PENDING.value
         run.targets = targets
@@ -413,6 +407,12 @@ class BenchmarkSweepReconciler:
         for name in names:
             if name in present and not present[name]["metadata"].get("deletionTimestamp"):
                 self._kube.delete(API_VERSION, MD_KIND, name, run.owner.namespace)
+
+
+def _read(body: Manifest) -> tuple[BenchmarkSweep, list[Target]]:
+    """The sweep and its targets (``InvalidSweep`` when they cannot be expanded)."""
+    sweep = BenchmarkSweep.model_validate(body)
+    return sweep, expand_targets(Owner.of(sweep).names, sweep.spec)
 
 
 def _endpoint(deployment: Manifest) -> Endpoint:

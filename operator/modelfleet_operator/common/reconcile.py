@@ -31,6 +31,7 @@ from modelfleet_api.common import NodePlacement
 from pydantic import ValidationError
 
 from modelfleet_operator.capacity.manager import CapacityManager
+from modelfleet_operator.common.errors import InvalidSpec
 from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.owner import Owner
 from modelfleet_operator.conditions import find, set_condition
@@ -42,6 +43,7 @@ PostEvent = Callable[[Manifest, str, str, str], None]
 
 OwnerT = TypeVar("OwnerT", bound=Owner)
 SpecT = TypeVar("SpecT")
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -185,6 +187,21 @@ class StatusWriter:
         events, run.events = events + run.events, []
         for kind, reason, message in dict.fromkeys(events):  # one cause set on several conditions: one event
             self._post_event(run.body, kind, reason, message)
+
+    def parse(
+        self, body: Manifest, now: datetime, failed_phase: str, read: Callable[[Manifest], T], note: str = ""
+    ) -> T | None:
+        """``read`` of the object (its status left out); a spec it rejects with a pydantic
+        ValidationError or ``InvalidSpec`` is reported (``invalid_spec``, ``note`` appended to the
+        message) and None returned, so the pass stops before touching any child."""
+        try:
+            return read({**body, "status": None})
+        except ValidationError as error:
+            problem = validation_problem(error)
+        except InvalidSpec as error:
+            problem = str(error)
+        self.invalid_spec(body, now, failed_phase, f"{problem}. Fix the spec and apply it again.{note}")
+        return None
 
     def invalid_spec(self, body: Manifest, now: datetime, phase: str, message: str) -> None:
         """Report a spec the operator cannot use: ``phase`` (Failed) and Failed=True/InvalidSpec."""

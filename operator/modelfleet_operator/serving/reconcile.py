@@ -19,10 +19,10 @@ from typing import Any
 
 from modelfleet_api import constants as c
 from modelfleet_api.modeldeployment import ModelDeployment, ModelDeploymentSpec
-from pydantic import ValidationError
 
 from modelfleet_operator.capacity.manager import CapacityManager
 from modelfleet_operator.common import reconcile as common
+from modelfleet_operator.common.errors import InvalidSpec
 from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.owner import selector
 from modelfleet_operator.common.reconcile import PostEvent
@@ -40,6 +40,8 @@ from modelfleet_operator.serving.policies.pods import find_problem, startup_brea
 logger = logging.getLogger(__name__)
 
 KIND = "ModelDeployment"
+KEPT_REPLICAS = " Running replicas keep the previous spec."
+"""Said with an invalid spec: the pass stops before it touches the Deployments."""
 KEDA = ("keda.sh/v1alpha1", "ScaledObject", "scaledobjects.keda.sh")
 HTTP_ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes.gateway.networking.k8s.io")
 CORE_CHILD_KINDS = (
@@ -109,18 +111,12 @@ class ModelDeploymentReconciler:
         if body is None:
             return
         now = self._clock()
-        try:
-            model_deployment = ModelDeployment.model_validate({**body, "status": None})
-        except ValidationError as error:
-            self._fail(body, now, common.validation_problem(error))
+        model_deployment = self._status.parse(
+            body, now, c.ModelDeploymentPhase.FAILED.value, self._read, KEPT_REPLICAS
+        )
+        if model_deployment is None:
             return
-        owner = Owner.of(model_deployment)
-        spec = model_deployment.spec
-        problem = self._launch_problem(owner, spec)
-        if problem is not None:
-            self._fail(body, now, problem)
-            return
-        run = Pass.start(body, owner, spec, now)
+        run = Pass.start(body, Owner.of(model_deployment), model_deployment.spec, now)
         run.draft["observedGeneration"] = run.generation
         run.recover_from_invalid_spec()
         integrations = self._detect(now)
@@ -134,13 +130,16 @@ class ModelDeploymentReconciler:
         self._status.flush(run)
 
     # ---- steps -------------------------------------------------------------------------------------
-    def _launch_problem(self, owner: Owner, spec: ModelDeploymentSpec) -> str | None:
+    def _read(self, body: Manifest) -> ModelDeployment:
+        """The ModelDeployment, if every track's runtime config can launch (else ``InvalidSpec``)."""
+        model_deployment = ModelDeployment.model_validate(body)
+        owner, spec = Owner.of(model_deployment), model_deployment.spec
         for track in builders.tracks(spec, self._config.serving_image):
             prefix = "canary: " if track.name == c.TRACK_CANARY else ""
-            found = launch_problem(builders.runtime_config(owner, spec, track), prefix)
-            if found is not None:
-                return found
-        return None
+            problem = launch_problem(builders.runtime_config(owner, spec, track), prefix)
+            if problem is not None:
+                raise InvalidSpec(problem)
+        return model_deployment
 
     def _detect(self, now: datetime) -> Integrations:
         """KEDA and Gateway API, read from their CRDs; cached for one resync interval for all objects."""
@@ -316,10 +315,6 @@ class ModelDeploymentReconciler:
         return RuntimeIdentity.of(self._config, run.spec.service_account_name)
 
     # ---- status ------------------------------------------------------------------------------------
-    def _fail(self, body: Manifest, now: datetime, problem: str) -> None:
-        """The spec passed the schema but cannot be served: say which field, touch no child."""
-        message = f"{problem}. Fix the spec and apply it again; running replicas keep the previous spec."
-        self._status.invalid_spec(body, now, c.ModelDeploymentPhase.FAILED.value, message)
 
 
 def _track_state(name: str, deployment: Manifest | None) -> TrackState:

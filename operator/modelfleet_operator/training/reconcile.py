@@ -19,7 +19,6 @@ from modelfleet_api import API_VERSION
 from modelfleet_api import constants as c
 from modelfleet_api.runtime_config import TrainingProgress
 from modelfleet_api.trainingjob import TrainingJob, TrainingJobSpec
-from pydantic import ValidationError
 
 from modelfleet_operator.capacity.manager import CapacityManager
 from modelfleet_operator.common import reconcile as common
@@ -113,11 +112,9 @@ class TrainingJobReconciler:
         if body is None:
             return
         now = self._clock()
-        try:
-            training_job = TrainingJob.model_validate({**body, "status": None})
-        except ValidationError as error:
-            message = f"{common.validation_problem(error)}. Fix the spec and apply it again."
-            self._status.invalid_spec(body, now, c.TrainingJobPhase.FAILED.value, message)
+        failed = c.TrainingJobPhase.FAILED.value
+        training_job = self._status.parse(body, now, failed, TrainingJob.model_validate)
+        if training_job is None:
             return
         run = Pass.start(body, Owner.of(training_job), training_job.spec, now)
         run.draft["observedGeneration"] = run.generation
