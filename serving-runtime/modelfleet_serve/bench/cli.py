@@ -94,13 +94,13 @@ def run(config: BenchmarkRuntimeConfig, termination_log: Path = TERMINATION_LOG)
     # the figures first: should a sink hang until the pod is killed, the operator still has them
     write_termination_message(point_metrics(summary), termination_log)
     log.info(
-        "%s %s: %.2f req/s, %.1f output tok/s, TTFT p50 %.1f ms, TPOT p50 %s ms, errors %.1f%% -> %s",
+        "%s %s: %.2f req/s, %.1f output tok/s, TTFT p50 %.1f ms, TPOT p50 %.2f ms, errors %.1f%% -> %s",
         config.target_name,
         config.load.label,
         summary["requests_per_s"],
         summary["output_tokens_per_s"],
-        summary["ttft_ms"]["p50"] or float("nan"),
-        summary["tpot_ms"]["p50"],
+        _or_nan(summary["ttft_ms"]["p50"]),
+        _or_nan(summary["tpot_ms"]["p50"]),
         100 * summary["error_rate"],
         results,
     )
@@ -111,6 +111,11 @@ def run(config: BenchmarkRuntimeConfig, termination_log: Path = TERMINATION_LOG)
             "the point is measured; %d sink(s) failed: %s", len(report.errors), "; ".join(report.errors)
         )
     return 0
+
+
+def _or_nan(value: float | None) -> float:
+    """A percentile for a log line: NaN when no request had one (all failed, or one token each)."""
+    return float("nan") if value is None else value
 
 
 def main(argv: list[str] | None = None) -> int:
