@@ -12,6 +12,7 @@ from modelfleet_api import contract
 from modelfleet_api.training import ModelSource
 
 from modelfleet_train import storage
+from modelfleet_train.model_init import InitPath
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +64,30 @@ def quantization_config(compute_dtype: torch.dtype) -> Any:
     )
 
 
-def load_model(source: ModelSource, compute_dtype: torch.dtype, device: torch.device, quantize: bool) -> Any:
-    """The causal LM in fp32 master weights (mixed precision casts on the fly), or 4-bit for QLoRA."""
-    from transformers import AutoModelForCausalLM
+def load_model(source: ModelSource, compute_dtype: torch.dtype, device: torch.device, path: InitPath) -> Any:
+    """The causal LM in fp32 master weights (mixed precision casts on the fly), or 4-bit for QLoRA;
+    only its structure, on the meta device, when the weights come from rank 0 (`InitPath.META`)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"revision": source.revision, "trust_remote_code": source.trust_remote_code}
-    if quantize:
-        if device.type != "cuda":
-            raise RuntimeError("model.loadIn4bit: 4-bit loading with bitsandbytes needs a CUDA GPU")
-        kwargs.update(
-            quantization_config=quantization_config(compute_dtype),
-            device_map={"": device.index},
-            dtype=compute_dtype,
-        )
+    if path == InitPath.META:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(
+                AutoConfig.from_pretrained(resolve(source), **kwargs),
+                dtype=torch.float32,
+                trust_remote_code=source.trust_remote_code,
+            )
     else:
-        kwargs["dtype"] = torch.float32
-    model = AutoModelForCausalLM.from_pretrained(resolve(source), **kwargs)
+        if path == InitPath.QUANTIZED:
+            if device.type != "cuda":
+                raise RuntimeError("model.loadIn4bit: 4-bit loading with bitsandbytes needs a CUDA GPU")
+            kwargs.update(
+                quantization_config=quantization_config(compute_dtype),
+                device_map={"": device.index},
+                dtype=compute_dtype,
+            )
+        else:
+            kwargs["dtype"] = torch.float32
+        model = AutoModelForCausalLM.from_pretrained(resolve(source), **kwargs)
     model.config.use_cache = False
     return model

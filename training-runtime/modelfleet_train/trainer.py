@@ -21,13 +21,14 @@ from typing import Any
 import torch
 from modelfleet_api import contract
 from modelfleet_api.runtime_config import TrainingProgress, TrainingRuntimeConfig
-from modelfleet_api.training import DatasetFormat, TrainingMethod
+from modelfleet_api.training import DatasetFormat
 
 from modelfleet_train import data, distributed, storage
 from modelfleet_train.checkpoints import Checkpointer, TrainerState, open_store
 from modelfleet_train.distributed import DistContext
 from modelfleet_train.methods import build_objective, frozen_reference, prepare_model, uses_adapters
 from modelfleet_train.metrics import MetricsReporter, StepRecord, flops_per_token, peak_flops
+from modelfleet_train.model_init import init_path
 from modelfleet_train.model_loading import cache_root, load_model, load_tokenizer, resolve
 from modelfleet_train.progress import ProgressPublisher
 from modelfleet_train.signals import StopRequest
@@ -175,10 +176,11 @@ class Trainer:
         return tokenized
 
     def _strategy(self, total_steps: int) -> Strategy:
-        quantize = self.config.method.type == TrainingMethod.QLORA or self.config.model.load_in_4bit
-        model = load_model(self.config.model, _DTYPES[self.config.precision.value], self.ctx.device, quantize)
+        strategy = build_strategy(self.config, self.ctx)  # first: ZeRO-3 loading needs its config live
+        path = init_path(self.config, self.ctx.rank)
+        log.info("rank %d: %s", self.ctx.rank, path)
+        model = load_model(self.config.model, _DTYPES[self.config.precision.value], self.ctx.device, path)
         model = prepare_model(model, self.config)
-        strategy = build_strategy(self.config, self.ctx)
         reference = frozen_reference(model, self.config)
         self._reference = strategy.wrap_frozen(reference) if reference is not None else None
         strategy.setup(model, total_steps)

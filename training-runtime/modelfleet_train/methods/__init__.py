@@ -27,6 +27,11 @@ def uses_adapters(config: TrainingRuntimeConfig) -> bool:
     )
 
 
+def quantized(config: TrainingRuntimeConfig) -> bool:
+    """QLoRA, or another method over a base loaded in 4-bit."""
+    return config.method.type == TrainingMethod.QLORA or config.model.load_in_4bit
+
+
 def prepare_model(model: Any, config: TrainingRuntimeConfig) -> Any:
     """Gradient checkpointing, then QLoRA's k-bit preparation and/or LoRA adapters as the method asks."""
     if config.hyperparameters.gradient_checkpointing:
@@ -36,7 +41,7 @@ def prepare_model(model: Any, config: TrainingRuntimeConfig) -> Any:
             getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
         )
         enable({"use_reentrant": False})
-    if config.method.type == TrainingMethod.QLORA or config.model.load_in_4bit:
+    if quantized(config):
         model = prepare_quantized(model, config.hyperparameters.gradient_checkpointing)
     if uses_adapters(config):
         model = apply_lora(model, config.method.lora or LoraSpec())

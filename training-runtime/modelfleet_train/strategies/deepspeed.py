@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from modelfleet_api.runtime_config import TrainingRuntimeConfig
-from modelfleet_api.training import CpuOffload, Precision
+from modelfleet_api.training import CpuOffload, Precision, StrategyType
 
 from modelfleet_train.distributed import DistContext
 from modelfleet_train.optim import ADAM_BETAS, ADAM_EPS, build_scheduler
@@ -82,11 +82,36 @@ def merged_config(config: TrainingRuntimeConfig, world_size: int) -> dict[str, A
     return deep_merge(generated_config(config, world_size), config.strategy.deepspeed_config or {})
 
 
+def stage_of(ds_config: dict[str, Any]) -> int:
+    return int(ds_config.get("zero_optimization", {}).get("stage", 0))
+
+
+def zero_stage(config: TrainingRuntimeConfig) -> int:
+    """The ZeRO stage that runs: the user's `deepspeedConfig` may override the spec's (0 off deepspeed)."""
+    if config.strategy.type != StrategyType.DEEPSPEED:
+        return 0
+    return stage_of(merged_config(config, world_size=1))
+
+
 class DeepSpeedStrategy(Strategy):
     def __init__(self, config: TrainingRuntimeConfig, ctx: DistContext) -> None:
         self.config, self.ctx = config, ctx
         self.ds_config = merged_config(config, ctx.world_size)
-        self.stage = int(self.ds_config["zero_optimization"].get("stage", 0))
+        self.stage = stage_of(self.ds_config)
+        self._loading_config = self._partitioned_loading()
+
+    def _partitioned_loading(self) -> Any:
+        """Under ZeRO-3, transformers' `from_pretrained` loads inside `deepspeed.zero.Init` (each
+        parameter partitioned as it is read) while an `HfDeepSpeedConfig` lives: it holds the same
+        config `deepspeed.initialize` gets, and the strategy keeps it alive (transformers keeps only
+        a weak reference)."""
+        from modelfleet_train.model_init import InitPath, init_path
+
+        if init_path(self.config, self.ctx.rank) != InitPath.ZERO3_PARTITIONED:
+            return None
+        from transformers.integrations import HfDeepSpeedConfig
+
+        return HfDeepSpeedConfig(copy.deepcopy(self.ds_config))
 
     def setup(self, model: torch.nn.Module, total_steps: int) -> None:
         import deepspeed
