@@ -43,6 +43,7 @@ def held_elements(parameter: torch.nn.Parameter) -> int:
 
 def main() -> None:
     """One rank: set the strategy up the way the trainer does and report what it saw."""
+    from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
     from modelfleet_train import distributed
     from modelfleet_train.config import Machine, load_config
     from modelfleet_train.methods import prepare_model
@@ -66,7 +67,9 @@ def main() -> None:
         loaded = {
             "path": path.name,
             "on_meta": all(p.is_meta for p in parameters),
-            "partitioned": all(hasattr(p, "ds_id") and p.ds_status.name == "NOT_AVAILABLE" for p in parameters),
+            "partitioned": all(
+                getattr(p, "ds_status", None) == ZeroParamStatus.NOT_AVAILABLE for p in parameters
+            ),
             "held_elements": sum(held_elements(p) for p in parameters),
         }
         strategy.setup(prepare_model(model, config), total_steps=1)
@@ -168,15 +171,18 @@ def test_fsdp_lora_adapters_are_added_on_meta_and_filled_from_rank0(
     assert all(r["loss"] == pytest.approx(loss, abs=1e-6) for r in reports)
 
 
-def test_zero3_partitions_parameters_as_they_load(tiny: TinyAssets, tmp_path: Path) -> None:
-    config = runtime_config(tiny, tmp_path / "out", strategy={"type": "deepspeed", "zeroStage": 3})
+def test_zero3_partitions_parameters_as_they_load(tiny: TinyAssets, tied_model: Path, tmp_path: Path) -> None:
+    config = runtime_config(
+        tiny, tmp_path / "out", model={"uri": str(tied_model)}, strategy={"type": "deepspeed", "zeroStage": 3}
+    )
     reports, state = run_ranks(config, tmp_path)
-    expected, loss = reference(tiny.model)
+    expected, loss = reference(tied_model)
 
     assert [(r["path"], r["partitioned"]) for r in reports] == [("ZERO3_PARTITIONED", True)] * 2
     total = sum(t.numel() for t in expected.values())
     assert all(0 < r["held_elements"] <= total // 2 + 1024 for r in reports)  # a half, plus padding
     assert_same_weights(state, expected)
+    assert all(r["tied"] for r in reports)
     assert all(r["loss"] == pytest.approx(loss, abs=1e-6) for r in reports)
 
 
