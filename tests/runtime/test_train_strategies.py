@@ -39,7 +39,7 @@ def config(
 
 
 def test_fsdp2_bf16_packed_chat_with_gradient_checkpointing(tiny: TinyAssets, tmp_path: Path) -> None:
-    run_training(
+    log = run_training(
         config(
             tiny,
             tmp_path / "out",
@@ -56,6 +56,7 @@ def test_fsdp2_bf16_packed_chat_with_gradient_checkpointing(tiny: TinyAssets, tm
         tmp_path,
     )
     assert_learns(tmp_path / "out")
+    assert "rank1 INFO modelfleet_train.model_init: rank 1: model on meta, weights from rank 0" in log
     from transformers import AutoModelForCausalLM
 
     # the checkpoint wrappers must not leak into the exported weights' names
@@ -81,8 +82,11 @@ def test_deepspeed_zero2_logs_its_merged_config(tiny: TinyAssets, tmp_path: Path
 
 
 def test_deepspeed_zero3_trains_and_exports_full_weights(tiny: TinyAssets, tmp_path: Path) -> None:
-    run_training(config(tiny, tmp_path / "out", strategy={"type": "deepspeed", "zeroStage": 3}), tmp_path)
+    log = run_training(
+        config(tiny, tmp_path / "out", strategy={"type": "deepspeed", "zeroStage": 3}), tmp_path
+    )
     assert_learns(tmp_path / "out")
+    assert "rank 1: weights partitioned across ranks as they load (ZeRO-3)" in log
     from transformers import AutoModelForCausalLM
 
     exported = AutoModelForCausalLM.from_pretrained(tmp_path / "out")

@@ -12,6 +12,7 @@ import yaml
 from modelfleet_api.training import LoraSpec, ModelSource
 from modelfleet_train import cli
 from modelfleet_train.methods.lora import lora_config
+from modelfleet_train.model_init import InitPath
 from modelfleet_train.model_loading import load_model, quantization_config
 
 from tests import tinymodel
@@ -31,7 +32,7 @@ def test_4bit_loading_on_cpu_fails_with_a_clear_message_before_reading_weights()
     with pytest.raises(
         RuntimeError, match=r"model\.loadIn4bit: 4-bit loading with bitsandbytes needs a CUDA GPU"
     ):
-        load_model(ModelSource(uri="/nonexistent"), torch.bfloat16, torch.device("cpu"), quantize=True)
+        load_model(ModelSource(uri="/nonexistent"), torch.bfloat16, torch.device("cpu"), InitPath.QUANTIZED)
 
 
 def test_lora_spec_maps_to_peft_and_all_linear_is_passed_through() -> None:

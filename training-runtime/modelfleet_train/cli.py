@@ -51,6 +51,7 @@ def _setup_logging(rank: int) -> None:
         format=f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("modelfleet_train.model_init").setLevel(logging.INFO)  # every rank: its weights path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ reference is a deep copy of the policy, which a partitioned model cannot give.
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 
 from modelfleet_api.runtime_config import TrainingRuntimeConfig
@@ -23,6 +24,9 @@ from modelfleet_api.training import StrategyType, TrainingMethod
 
 from modelfleet_train.methods import quantized, uses_adapters
 from modelfleet_train.strategies.deepspeed import zero_stage
+
+log = logging.getLogger(__name__)
+"""At INFO on every rank (cli): where a rank's weights come from explains its host memory."""
 
 
 class InitPath(StrEnum):
@@ -48,3 +52,7 @@ def init_path(config: TrainingRuntimeConfig, rank: int) -> InitPath:
     if config.strategy.type == StrategyType.DEEPSPEED and zero_stage(config) == 3 and not full_dpo:
         return InitPath.ZERO3_PARTITIONED
     return InitPath.PRETRAINED
+
+
+def announce(rank: int, path: InitPath) -> None:
+    log.info("rank %d: %s", rank, path)

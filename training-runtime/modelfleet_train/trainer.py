@@ -28,7 +28,7 @@ from modelfleet_train.checkpoints import Checkpointer, TrainerState, open_store
 from modelfleet_train.distributed import DistContext
 from modelfleet_train.methods import build_objective, frozen_reference, prepare_model, uses_adapters
 from modelfleet_train.metrics import MetricsReporter, StepRecord, flops_per_token, peak_flops
-from modelfleet_train.model_init import init_path
+from modelfleet_train.model_init import announce, init_path
 from modelfleet_train.model_loading import cache_root, load_model, load_tokenizer, resolve
 from modelfleet_train.progress import ProgressPublisher
 from modelfleet_train.signals import StopRequest
@@ -178,7 +178,7 @@ class Trainer:
     def _strategy(self, total_steps: int) -> Strategy:
         strategy = build_strategy(self.config, self.ctx)  # first: ZeRO-3 loading needs its config live
         path = init_path(self.config, self.ctx.rank)
-        log.info("rank %d: %s", self.ctx.rank, path)
+        announce(self.ctx.rank, path)
         model = load_model(self.config.model, _DTYPES[self.config.precision.value], self.ctx.device, path)
         model = prepare_model(model, self.config)
         reference = frozen_reference(model, self.config)
