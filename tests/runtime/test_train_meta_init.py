@@ -1,15 +1,17 @@
 """Sharded strategies never read the whole model on every rank (model_init).
 
-Each test runs this module's `main` under torchrun in two gloo processes: the runtime's own steps
+Most tests run this module's `main` under torchrun in two gloo processes: the runtime's own steps
 (build the strategy, load the model, prepare it, set the strategy up) with an inspection after
 loading and after setup, written to one JSON file per rank. The test process compares them with
-the model `from_pretrained` gives and with a non-sharded forward pass over the same batch.
+the model `from_pretrained` gives and with a non-sharded forward pass over the same batch. The
+last test trains for real: an FSDP resume must continue the straight run's losses.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,18 @@ from typing import Any
 import pytest
 import torch
 from modelfleet_api.training import LoraSpec
+from modelfleet_train.checkpoints import LATEST, step_name
 
 from tests import tinymodel
-from tests.runtime.conftest import VENV_BIN, TinyAssets, runtime_config, runtime_env, write_config
+from tests.runtime.conftest import (
+    VENV_BIN,
+    TinyAssets,
+    run_training,
+    runtime_config,
+    runtime_env,
+    step_losses,
+    write_config,
+)
 
 pytestmark = pytest.mark.runtime
 
@@ -184,6 +195,33 @@ def test_zero3_partitions_parameters_as_they_load(tiny: TinyAssets, tied_model: 
     assert_same_weights(state, expected)
     assert all(r["tied"] for r in reports)
     assert all(r["loss"] == pytest.approx(loss, abs=1e-6) for r in reports)
+
+
+def test_fsdp_resume_loads_the_checkpoint_over_the_broadcast_weights(
+    tiny: TinyAssets, tied_model: Path, tmp_path: Path
+) -> None:
+    def fsdp_run(output: Path, checkpoints: Path) -> dict[str, Any]:
+        config = runtime_config(
+            tiny,
+            output,
+            model={"uri": str(tied_model)},
+            strategy={"type": "fsdp"},
+            checkpoint={"uri": str(checkpoints), "intervalSteps": 3, "keepLast": 2},
+        )
+        config["hyperparameters"].update(maxSteps=6, lrSchedule="constant")
+        return config
+
+    run_training(fsdp_run(tmp_path / "straight", tmp_path / "straight-checkpoints"), tmp_path / "a")
+    resumed_checkpoints = tmp_path / "resumed-checkpoints"
+    shutil.copytree(tmp_path / "straight-checkpoints" / step_name(3), resumed_checkpoints / step_name(3))
+    (resumed_checkpoints / LATEST).write_text("3")
+    log = run_training(fsdp_run(tmp_path / "resumed", resumed_checkpoints), tmp_path / "b")
+
+    assert "rank 1: model on meta, weights from rank 0" in log and "at step 3" in log
+    straight, resumed = step_losses(tmp_path / "straight"), step_losses(tmp_path / "resumed")
+    assert sorted(resumed) == [4, 5, 6]
+    for step in resumed:
+        assert resumed[step] == pytest.approx(straight[step], abs=1e-6), step
 
 
 if __name__ == "__main__":
