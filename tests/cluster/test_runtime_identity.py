@@ -186,6 +186,13 @@ def test_a_training_job_waits_for_its_missing_service_account_and_runs_once_it_e
 
     (pod,) = running_workers(core, namespace, name, 1)
     assert pod.spec.service_account_name == TEAM_SA
-    found = condition(get_cr(custom, namespace, "trainingjobs", name), c.COND_SERVICE_ACCOUNT_READY)
-    assert found is not None
-    assert (found["status"], found["reason"]) == ("True", c.REASON_SERVICE_ACCOUNT_FOUND)
+    # The pass that created the Job writes its status after the Job: the pod can run before that.
+    found_account = wait_for_training_job(
+        custom,
+        namespace,
+        name,
+        lambda tj: (condition(tj, c.COND_SERVICE_ACCOUNT_READY) or {}).get("status") == "True",
+        "ServiceAccountReady=True",
+    )
+    found = condition(found_account, c.COND_SERVICE_ACCOUNT_READY)
+    assert found is not None and found["reason"] == c.REASON_SERVICE_ACCOUNT_FOUND
