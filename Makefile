@@ -79,8 +79,9 @@ lint: deps-operator link ## ruff, mypy on the operator, import layers
 TIERS := unit cluster runtime chart
 .PHONY: deps test $(addprefix test-,$(TIERS))
 deps: deps-operator deps-train deps-serve deps-dev link
-# The cluster tier (mostly waiting on the API server) runs in a second pytest session beside the
-# CPU-bound unit, runtime and chart tiers; its report follows theirs. Tests marked `timing` check
+# The cluster tier (mostly waiting on the API server) and the light chart tier run in a second pytest
+# session beside the CPU-bound unit and runtime tiers, the longer of the two; its report follows
+# theirs. Tests marked `timing` check
 # latencies to the millisecond, which two busy cores cannot promise, so they run afterwards alone; a
 # timing test whose measurement window a stray stall of this shared machine hit is measured again (at
 # most twice more), with its tolerance unchanged: a real error fails every attempt.
@@ -88,10 +89,10 @@ ALL_TIERS = $(subst $(space),$(space)or$(space),$(TIERS))
 CLUSTER_LOG := .cluster/test-cluster-tier.log
 test: deps lint cluster-build chart-tools ## set up everything and run every test tier
 	@mkdir -p .cluster
-	@$(PYTEST) -m "cluster and not timing" > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
-	$(PYTEST) -m "(unit or runtime or chart) and not timing" && rest=0 || rest=$$?; \
+	@$(PYTEST) -m "(cluster or chart) and not timing" > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
+	$(PYTEST) -m "(unit or runtime) and not timing" && rest=0 || rest=$$?; \
 	wait $$cluster && cluster_rc=0 || cluster_rc=$$?; \
-	echo "==== cluster tier (log: $(CLUSTER_LOG)) ===="; cat $(CLUSTER_LOG); \
+	echo "==== cluster and chart tiers (log: $(CLUSTER_LOG)) ===="; cat $(CLUSTER_LOG); \
 	test $$rest -eq 0 -a $$cluster_rc -eq 0
 	$(PYTEST) -m "($(ALL_TIERS)) and timing" --reruns 2
 test-unit: deps
