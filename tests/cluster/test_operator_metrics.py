@@ -32,8 +32,12 @@ def test_reconcile_counters_and_phases_move_with_a_training_job(
     before = samples(operator)
     create(custom, namespace, training_job("metered"))
     wait_for_phase(custom, namespace, "metered", "Running")
-    running = samples(operator)
-    assert value(running, "modelfleet_resources", kind="TrainingJob", phase="Running") >= 1
+    # The phase gauge follows the watch event of the status write, a moment after the API shows it.
+    wait_for(
+        lambda: value(samples(operator), "modelfleet_resources", kind="TrainingJob", phase="Running") >= 1,
+        20,
+        "the Running phase counted",
+    )
     finish_workers(core, namespace, "metered", succeeded=True)
     wait_for_phase(custom, namespace, "metered", "Succeeded")
     wait_for(
