@@ -117,6 +117,14 @@ def token_kubeconfig(cluster: ControlPlane, namespace: str, path: Path) -> Path:
     return path
 
 
+def can_i(cluster: ControlPlane, namespace: str, *args: str, account: str = SERVICE_ACCOUNT) -> bool:
+    """``kubectl auth can-i`` as ServiceAccount ``account`` of ``namespace`` (the chart's, by default)."""
+    result = cluster.kubectl(
+        "auth", "can-i", f"--as=system:serviceaccount:{namespace}:{account}", *args, check=False
+    )
+    return result.stdout.strip() == "yes"
+
+
 def get_cr(custom: client.CustomObjectsApi, ns: str, plural: str, name: str) -> dict[str, Any]:
     found: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, ns, plural, name)
     return found

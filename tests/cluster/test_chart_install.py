@@ -33,9 +33,9 @@ from tests.chart.helm import CHART, HELM, helm
 from tests.cluster.chart_operator import (
     CRD_NAMES,
     RELEASE,
-    SERVICE_ACCOUNT,
     TIMEOUT,
     ChartOperator,
+    can_i,
     deployment_env,
     get_cr,
     install_chart,
@@ -82,13 +82,6 @@ SWEEP = {
         "sinks": {"configMap": True},
     },
 }
-
-
-def can_i(cluster: ControlPlane, namespace: str, *args: str) -> bool:
-    result = cluster.kubectl(
-        "auth", "can-i", f"--as=system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}", *args, check=False
-    )
-    return result.stdout.strip() == "yes"
 
 
 def uids(cluster: ControlPlane, ns: str) -> dict[str, str]:

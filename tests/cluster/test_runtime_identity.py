@@ -26,6 +26,7 @@ from tests.cluster.chart_operator import (
     RELEASE,
     TIMEOUT,
     ChartOperator,
+    can_i,
     deployment_env,
     get_cr,
     install_chart,
@@ -34,6 +35,7 @@ from tests.cluster.chart_operator import (
 )
 from tests.cluster.conftest import OperatorProcess, condition, wait_for_training_job
 from tests.cluster.drive import publish_progress, running_workers
+from tests.cluster.test_trainingjob_lifecycle import training_job
 from tests.controlplane.cluster import ControlPlane, wait_for
 
 pytestmark = [pytest.mark.cluster, needs_helm]
@@ -44,17 +46,12 @@ RUNTIME_SA = "ml-runtime"
 TEAM_SA = "team-runtime"
 JOB = "wi"
 
-TRAINING_JOB = {
-    "apiVersion": f"{GROUP}/{VERSION}",
-    "kind": "TrainingJob",
-    "metadata": {"name": JOB},
-    "spec": {
-        "model": {"uri": "az://models/tiny"},
-        "dataset": {"uri": "az://data/tiny.jsonl"},
-        "output": {"uri": "az://out/tiny"},
-        "resources": {"instanceType": "Standard_NC40adis_H100_v5", "nodes": 1, "gpusPerNode": 1},
-    },
-}
+TRAINING_JOB = training_job(
+    JOB,
+    model={"uri": "az://models/tiny"},
+    dataset={"uri": "az://data/tiny.jsonl"},
+    output={"uri": "az://out/tiny"},
+)
 
 
 def workload_identity_account(core: client.CoreV1Api, namespace: str, name: str) -> None:
@@ -66,12 +63,6 @@ def workload_identity_account(core: client.CoreV1Api, namespace: str, name: str)
 def binding_subjects(rbac: client.RbacAuthorizationV1Api, namespace: str) -> list[tuple[str, str]]:
     binding = rbac.read_namespaced_role_binding(f"{JOB}-worker", namespace)
     return [(s.kind, s.name) for s in binding.subjects]
-
-
-def may(cluster: ControlPlane, namespace: str, account: str, verb: str, resource: str) -> bool:
-    as_account = f"--as=system:serviceaccount:{namespace}:{account}"
-    result = cluster.kubectl("auth", "can-i", as_account, verb, resource, "-n", namespace, check=False)
-    return result.stdout.strip() == "yes"
 
 
 def test_training_workers_run_as_the_runtime_service_account_under_the_charts_rbac(
@@ -112,8 +103,8 @@ def test_training_workers_run_as_the_runtime_service_account_under_the_charts_rb
         accounts = {sa.metadata.name for sa in core.list_namespaced_service_account(ns).items}
         assert accounts == {"default", "modelfleet-operator", RUNTIME_SA}, "no per-job ServiceAccount"
         assert binding_subjects(rbac, ns) == [("ServiceAccount", RUNTIME_SA)]
-        assert may(cluster, ns, RUNTIME_SA, "patch", f"configmap/{JOB}-progress")
-        assert not may(cluster, ns, RUNTIME_SA, "patch", f"configmap/{JOB}-config")
+        assert can_i(cluster, ns, "patch", f"configmap/{JOB}-progress", "-n", ns, account=RUNTIME_SA)
+        assert not can_i(cluster, ns, "patch", f"configmap/{JOB}-config", "-n", ns, account=RUNTIME_SA)
         publish_progress(core, ns, JOB, step=3, total_steps=10, loss=1.5)
         wait_for(
             lambda: (
@@ -132,8 +123,8 @@ def test_training_workers_run_as_the_runtime_service_account_under_the_charts_rb
             TIMEOUT,
             f"the progress RoleBinding to name {TEAM_SA}",
         )
-        assert may(cluster, ns, TEAM_SA, "patch", f"configmap/{JOB}-progress")
-        assert not may(cluster, ns, RUNTIME_SA, "patch", f"configmap/{JOB}-progress")
+        assert can_i(cluster, ns, "patch", f"configmap/{JOB}-progress", "-n", ns, account=TEAM_SA)
+        assert not can_i(cluster, ns, "patch", f"configmap/{JOB}-progress", "-n", ns, account=RUNTIME_SA)
         assert operator.forbidden_lines() == []
     except AssertionError as error:
         tail = operator.log_tail(80) if operator is not None else "(no operator)"
