@@ -120,12 +120,18 @@ def workload(spec: BenchmarkSweepSpec, point: Point) -> Workload:
     return spec.workload.model_copy(update={"synthetic": synthetic})
 
 
-def results_uri(owner: Owner, spec: BenchmarkSweepSpec, point: Point) -> str | None:
-    """The blob prefix of the point's result files: ``<sinks.blobUri>/<namespace>/<sweep>/point-<index>``
-    (None without ``sinks.blobUri``)."""
+def results_folder_uri(owner: Owner, spec: BenchmarkSweepSpec) -> str | None:
+    """The sweep's folder of result files: ``<sinks.blobUri>/<namespace>/<sweep>`` (None without
+    ``sinks.blobUri``)."""
     if spec.sinks.blob_uri is None:
         return None
-    return f"{spec.sinks.blob_uri.rstrip('/')}/{owner.names.results_path(point.index)}"
+    return f"{spec.sinks.blob_uri.rstrip('/')}/{owner.names.results_folder}"
+
+
+def results_uri(owner: Owner, spec: BenchmarkSweepSpec, point: Point) -> str | None:
+    """The blob prefix of the point's result files: ``<results folder>/point-<index>``."""
+    folder = results_folder_uri(owner, spec)
+    return None if folder is None else f"{folder}/point-{point.index}"
 
 
 def runtime_config(

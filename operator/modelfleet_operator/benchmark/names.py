@@ -51,7 +51,3 @@ class ChildNames:
         """The sweep's folder below ``sinks.blobUri``: one per namespace and sweep, so sweeps never
         overwrite each other's files (a sweep recreated under the same name does)."""
         return f"{self.namespace}/{self.sweep}"
-
-    def results_path(self, point: int) -> str:
-        """Where point ``point``'s result files go below ``sinks.blobUri``."""
-        return f"{self.results_folder}/point-{point}"

@@ -367,8 +367,8 @@ class BenchmarkSweepReconciler:
             )
             run.condition(c.COND_SINKS_WRITTEN, False, c.REASON_SINK_FAILED, " ".join([message, *parts]))
             return
-        if sinks.blob_uri is not None:
-            folder = f"{sinks.blob_uri.rstrip('/')}/{run.owner.names.results_folder}"
+        folder = builders.results_folder_uri(run.owner, run.spec)
+        if folder is not None:
             parts.append(f"Result files are under {folder}/point-<index> (status.points[].resultsUri).")
         if per_point:
             parts.append(f"{', '.join(per_point)}: all {len(measured)} measured points written.")

@@ -314,8 +314,6 @@ class ModelDeploymentReconciler:
     def _identity(self, run: Pass) -> RuntimeIdentity:
         return RuntimeIdentity.of(self._config, run.spec.service_account_name)
 
-    # ---- status ------------------------------------------------------------------------------------
-
 
 def _track_state(name: str, deployment: Manifest | None) -> TrackState:
     if deployment is None or deployment["metadata"].get("deletionTimestamp"):
