@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import tinymodel
+from tests.controlplane.cluster import wait_for
 
 VENV_BIN = Path(sys.executable).parent
 CACHE = Path(os.environ.get("MODELFLEET_CACHE", Path.home() / ".cache" / "modelfleet"))
@@ -156,14 +156,17 @@ def step_losses(output_dir: Path) -> dict[int, float]:
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    """Until ``process`` listens on loopback ``port``; fails at once should it exit first."""
+
+    def listening() -> bool:
+        assert process.poll() is None, f"{what} exited with {process.returncode} before listening"
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
         except OSError:
-            assert time.monotonic() < deadline and process.poll() is None, f"{what} did not start"
-            time.sleep(0.2)
+            return False
+        return True
+
+    wait_for(listening, timeout, f"{what} to listen on port {port}")
 
 
 @pytest.fixture(scope="session")
