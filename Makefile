@@ -44,23 +44,23 @@ link: | $(PY)
 # ---- Local control plane ------------------------------------------------------------------------
 .PHONY: cluster-build cluster-up cluster-down
 cluster-build: ## build kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok (cached)
-	bash tests/controlplane/build.sh
+	bash hack/controlplane/build.sh
 
 cluster-up: cluster-build deps-operator link ## start the local control plane with fake AKS GPU nodes
-	$(PY) -m tests.controlplane up
+	$(PY) -m hack.controlplane up
 
 cluster-down: deps-operator link ## stop every control-plane process
-	$(PY) -m tests.controlplane down
+	$(PY) -m hack.controlplane down
 
 .PHONY: chart-tools terraform-azurerm
 chart-tools: ## build helm and the Terraform helm provider from their Go modules (cached)
-	bash tests/controlplane/build-helm.sh
-	bash tests/controlplane/build-terraform-providers.sh helm
+	bash hack/controlplane/build-helm.sh
+	bash hack/controlplane/build-terraform-providers.sh helm
 
 # Not part of `make test`: the azurerm provider's Go build takes over 20 minutes on two cores. With it
 # in the mirror, the Terraform tests also validate the whole AKS example.
 terraform-azurerm: ## build the Terraform azurerm provider into the local mirror (slow)
-	bash tests/controlplane/build-terraform-providers.sh azurerm
+	bash hack/controlplane/build-terraform-providers.sh azurerm
 
 # ---- Code generation and checks -----------------------------------------------------------------
 .PHONY: crds lint
@@ -107,4 +107,4 @@ space := $(subst ,, )
 # ---- Demo ---------------------------------------------------------------------------------------
 .PHONY: demo
 demo: deps cluster-build ## set up, start the control plane and the operator, run the examples
-	$(PY) -m tests.controlplane.demo
+	$(PY) -m hack.demo

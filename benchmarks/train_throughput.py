@@ -24,7 +24,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests import tinymodel  # noqa: E402
+from hack import tinymodel  # noqa: E402
 
 LEARNING_RATE = 1e-3
 SEED = 1

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.controlplane.cluster import PORT_BASE, REPO_ROOT, ControlPlane, wait_for
+from hack.controlplane.cluster import PORT_BASE, REPO_ROOT, ControlPlane, wait_for
 
 TEST_PLANE_DIR = REPO_ROOT / ".cluster" / "test"
 """The tests' own control plane, apart from the one `make cluster-up`/`make demo` keep for people: a

@@ -1,4 +1,4 @@
-"""Running the helm CLI that tests/controlplane/build-helm.sh builds, with its config and cache in a
+"""Running the helm CLI that hack/controlplane/build-helm.sh builds, with its config and cache in a
 temporary directory so tests leave nothing behind."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ RELEASE = "modelfleet"
 NAMESPACE = "modelfleet-system"
 
 needs_helm = pytest.mark.skipif(
-    not HELM.is_file(), reason=f"{HELM} is missing: run tests/controlplane/build-helm.sh"
+    not HELM.is_file(), reason=f"{HELM} is missing: run hack/controlplane/build-helm.sh"
 )
 _HOME = tempfile.TemporaryDirectory(prefix="modelfleet-helm-")
 

@@ -1,5 +1,5 @@
 """Terraform checks: formatting, the HCL's structure, and (when the providers were built into the
-local mirror by tests/controlplane/build-terraform-providers.sh) `terraform validate` and the
+local mirror by hack/controlplane/build-terraform-providers.sh) `terraform validate` and the
 modules' own `terraform test` plans against mocked providers."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def needs_providers(*names: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         TERRAFORM_BIN is None or not mirror_has(*names),
         reason=f"terraform or the {'/'.join(names)} provider(s) missing from {MIRROR}: "
-        f"run tests/controlplane/build-terraform-providers.sh {' '.join(names)}",
+        f"run hack/controlplane/build-terraform-providers.sh {' '.join(names)}",
     )
 
 

@@ -13,10 +13,10 @@ import yaml
 from kubernetes import client
 from modelfleet_api import GROUP, VERSION
 
+from hack.controlplane.cluster import ControlPlane, wait_for
 from tests.chart.helm import CHART, helm
 from tests.cluster import conftest as cluster_conftest
 from tests.cluster.conftest import OperatorProcess
-from tests.controlplane.cluster import ControlPlane, wait_for
 
 RELEASE = "mf"
 SERVICE_ACCOUNT = "modelfleet-operator"

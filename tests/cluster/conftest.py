@@ -22,7 +22,7 @@ import pytest
 from kubernetes import client
 from modelfleet_api import GROUP, VERSION
 
-from tests.controlplane.cluster import ControlPlane, wait_for
+from hack.controlplane.cluster import ControlPlane, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILES = ("trainingjobs.yaml", "modeldeployments.yaml", "benchmarksweeps.yaml")

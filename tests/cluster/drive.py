@@ -13,8 +13,8 @@ from kubernetes import client
 from modelfleet_api import constants, contract
 from modelfleet_api.runtime_config import TrainingProgress
 
-from tests.controlplane.cluster import wait_for
-from tests.controlplane.kwok import finish_pod
+from hack.controlplane.cluster import wait_for
+from hack.controlplane.kwok import finish_pod
 
 
 def worker_pods(core: client.CoreV1Api, namespace: str, name: str) -> list[Any]:

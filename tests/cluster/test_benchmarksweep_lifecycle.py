@@ -21,9 +21,9 @@ from modelfleet_api import constants as c
 from modelfleet_api.benchmark import BenchmarkRuntimeConfig
 from modelfleet_api.benchmarksweep import PointMetrics
 
+from hack.controlplane.cluster import ControlPlane, wait_for
+from hack.controlplane.kwok import finish_pod
 from tests.cluster.conftest import OperatorProcess
-from tests.controlplane.cluster import ControlPlane, wait_for
-from tests.controlplane.kwok import finish_pod
 
 pytestmark = pytest.mark.cluster
 

@@ -16,10 +16,10 @@ import pytest
 from kubernetes import client
 from modelfleet_api import GROUP, VERSION
 
+from hack.controlplane.cluster import ControlPlane, wait_for
+from hack.controlplane.kwok import Pool, add_node
 from tests.cluster.conftest import OperatorProcess, condition, crds, wait_for_training_job  # noqa: F401
 from tests.cluster.test_trainingjob_lifecycle import create, training_job
-from tests.controlplane.cluster import ControlPlane, wait_for
-from tests.controlplane.kwok import Pool, add_node
 from tests.fakes.arm import IDENTITY_HEADER, FakeArm
 
 pytestmark = pytest.mark.cluster

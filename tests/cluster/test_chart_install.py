@@ -29,6 +29,8 @@ from modelfleet_api import GROUP, VERSION
 from modelfleet_api import constants as c
 from modelfleet_api.benchmarksweep import PointMetrics
 
+from hack.controlplane.cluster import ControlPlane, wait_for
+from hack.controlplane.kwok import finish_pod
 from tests.chart.helm import CHART, HELM, helm
 from tests.cluster.chart_operator import (
     CRD_NAMES,
@@ -45,12 +47,10 @@ from tests.cluster.chart_operator import (
 )
 from tests.cluster.conftest import REPO
 from tests.cluster.drive import finish_workers, publish_progress, running_workers
-from tests.controlplane.cluster import ControlPlane, wait_for
-from tests.controlplane.kwok import finish_pod
 
 pytestmark = [
     pytest.mark.cluster,
-    pytest.mark.skipif(not HELM.is_file(), reason=f"{HELM} is missing: run tests/controlplane/build-helm.sh"),
+    pytest.mark.skipif(not HELM.is_file(), reason=f"{HELM} is missing: run hack/controlplane/build-helm.sh"),
 ]
 
 SAMPLES = REPO / "tests" / "chart" / "status-samples"

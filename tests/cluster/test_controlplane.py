@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from tests.controlplane.cluster import COMPONENTS, ControlPlane, wait_for
-from tests.controlplane.kwok import POOLS, finish_pod
+from hack.controlplane.cluster import COMPONENTS, ControlPlane, wait_for
+from hack.controlplane.kwok import POOLS, finish_pod
 
 pytestmark = pytest.mark.cluster
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.controlplane.cluster import ControlPlane
+from hack.controlplane.cluster import ControlPlane
 from tests.unit.test_api_models import good_benchmark_sweep, good_model_deployment, good_training_job
 
 pytestmark = pytest.mark.cluster

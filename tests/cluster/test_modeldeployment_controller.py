@@ -19,10 +19,10 @@ from kubernetes import client
 from modelfleet_api import GROUP, VERSION
 from modelfleet_api import constants as c
 
+from hack.controlplane.cluster import ControlPlane, wait_for
+from hack.controlplane.kwok import crash_loop_pod
 from tests.cluster.conftest import OperatorProcess
 from tests.cluster.thirdparty import gateway_api, keda, no_gateway_api, no_keda  # noqa: F401  (fixtures)
-from tests.controlplane.cluster import ControlPlane, wait_for
-from tests.controlplane.kwok import crash_loop_pod
 
 pytestmark = pytest.mark.cluster
 

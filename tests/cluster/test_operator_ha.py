@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from hack.controlplane.cluster import ControlPlane, wait_for
 from tests.chart.helm import HELM, helm
 from tests.cluster.chart_operator import (
     RELEASE,
@@ -30,11 +31,10 @@ from tests.cluster.chart_operator import (
 )
 from tests.cluster.conftest import REPO
 from tests.cluster.drive import finish_workers, publish_progress, running_workers
-from tests.controlplane.cluster import ControlPlane, wait_for
 
 pytestmark = [
     pytest.mark.cluster,
-    pytest.mark.skipif(not HELM.is_file(), reason=f"{HELM} is missing: run tests/controlplane/build-helm.sh"),
+    pytest.mark.skipif(not HELM.is_file(), reason=f"{HELM} is missing: run hack/controlplane/build-helm.sh"),
 ]
 
 PAUSED = "Pausing operations in favour of"

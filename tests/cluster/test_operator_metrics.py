@@ -6,10 +6,10 @@ import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
+from hack.controlplane.cluster import wait_for
 from tests.cluster.conftest import OperatorProcess, wait_for_phase
 from tests.cluster.drive import finish_workers
 from tests.cluster.test_trainingjob_lifecycle import create, training_job
-from tests.controlplane.cluster import wait_for
 
 pytestmark = pytest.mark.cluster
 

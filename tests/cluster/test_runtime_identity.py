@@ -21,6 +21,7 @@ from kubernetes import client
 from modelfleet_api import GROUP, VERSION, contract
 from modelfleet_api import constants as c
 
+from hack.controlplane.cluster import ControlPlane, wait_for
 from tests.chart.helm import helm, needs_helm
 from tests.cluster.chart_operator import (
     RELEASE,
@@ -36,7 +37,6 @@ from tests.cluster.chart_operator import (
 from tests.cluster.conftest import OperatorProcess, condition, wait_for_training_job
 from tests.cluster.drive import publish_progress, running_workers
 from tests.cluster.test_trainingjob_lifecycle import training_job
-from tests.controlplane.cluster import ControlPlane, wait_for
 
 pytestmark = [pytest.mark.cluster, needs_helm]
 

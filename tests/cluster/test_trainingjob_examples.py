@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from hack.controlplane.cluster import ControlPlane
 from tests.cluster.conftest import OperatorProcess, condition, wait_for_phase
 from tests.cluster.drive import running_workers
-from tests.controlplane.cluster import ControlPlane
 
 pytestmark = pytest.mark.cluster
 

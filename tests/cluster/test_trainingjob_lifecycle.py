@@ -9,6 +9,7 @@ import pytest
 from kubernetes import client
 from modelfleet_api import GROUP, VERSION
 
+from hack.controlplane.cluster import ControlPlane, wait_for
 from tests.cluster.conftest import (
     OperatorProcess,
     condition,
@@ -17,7 +18,6 @@ from tests.cluster.conftest import (
     wait_for_training_job,
 )
 from tests.cluster.drive import finish_workers, publish_progress, running_workers, worker_pods
-from tests.controlplane.cluster import ControlPlane, wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.controlplane.cluster import ControlPlane
+from hack.controlplane.cluster import ControlPlane
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests import tinymodel
-from tests.controlplane.cluster import wait_for
+from hack import tinymodel
+from hack.controlplane.cluster import wait_for
 
 VENV_BIN = Path(sys.executable).parent
 CACHE = Path(os.environ.get("MODELFLEET_CACHE", Path.home() / ".cache" / "modelfleet"))

@@ -30,7 +30,7 @@ from modelfleet_operator.serving import builders
 from modelfleet_operator.serving.builders import Owner
 from modelfleet_operator.serving.engines import HEALTH_PATHS
 
-from tests import tinymodel
+from hack import tinymodel
 from tests.runtime.conftest import VENV_BIN, free_port
 
 pytestmark = pytest.mark.runtime

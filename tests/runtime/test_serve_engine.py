@@ -19,7 +19,7 @@ from modelfleet_api.serving import ServingRuntimeConfig
 from modelfleet_serve.engines.base import ResolvedModel
 from modelfleet_serve.engines.transformers_serve import TransformersAdapter
 
-from tests import tinymodel
+from hack import tinymodel
 
 pytestmark = pytest.mark.runtime
 

@@ -21,7 +21,7 @@ import torch
 from modelfleet_api.training import LoraSpec
 from modelfleet_train.checkpoints import LATEST, step_name
 
-from tests import tinymodel
+from hack import tinymodel
 from tests.runtime.conftest import (
     VENV_BIN,
     TinyAssets,

@@ -16,7 +16,7 @@ from modelfleet_operator.capacity.arm import AgentPools
 from modelfleet_operator.capacity.manager import CapacityCondition, CapacityManager
 from modelfleet_operator.capacity.settings import CapacitySettings
 
-from tests.controlplane.cluster import wait_for
+from hack.controlplane.cluster import wait_for
 from tests.fakes.arm import TOKEN, FakeArm, Fault
 
 pytestmark = pytest.mark.unit

@@ -8,9 +8,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.controlplane.certs import Pki, generate
-from tests.controlplane.kwok import POOLS, node_manifest
-from tests.controlplane.processes import Process, StepFailed, wait_until
+from hack.controlplane.certs import Pki, generate
+from hack.controlplane.kwok import POOLS, node_manifest
+from hack.controlplane.processes import Process, StepFailed, wait_until
 
 pytestmark = pytest.mark.unit
 

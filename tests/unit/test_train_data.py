@@ -9,7 +9,7 @@ import pytest
 from modelfleet_train import data
 from modelfleet_train.data import IGNORE_INDEX
 
-from tests import tinymodel
+from hack import tinymodel
 
 pytestmark = pytest.mark.unit
 

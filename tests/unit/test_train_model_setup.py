@@ -15,7 +15,7 @@ from modelfleet_train.methods.lora import lora_config
 from modelfleet_train.model_init import InitPath
 from modelfleet_train.model_loading import load_model, quantization_config
 
-from tests import tinymodel
+from hack import tinymodel
 
 pytestmark = pytest.mark.unit
 

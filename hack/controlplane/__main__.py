@@ -1,12 +1,12 @@
-"""``python -m tests.controlplane up|down|status|kubectl ARGS...``: the Makefile's cluster targets."""
+"""``python -m hack.controlplane up|down|status|kubectl ARGS...``: the Makefile's cluster targets."""
 
 from __future__ import annotations
 
 import sys
 import time
 
-from tests.controlplane.cluster import COMPONENTS, ControlPlane
-from tests.controlplane.processes import StepFailed
+from hack.controlplane.cluster import COMPONENTS, ControlPlane
+from hack.controlplane.processes import StepFailed
 
 
 def main(argv: list[str]) -> int:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.controlplane.certs import Pki, generate
-from tests.controlplane.processes import Process, StepFailed, wait_until
+from hack.controlplane.certs import Pki, generate
+from hack.controlplane.processes import Process, StepFailed, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = os.environ.get("K8S_VERSION", "v1.36.3")
@@ -362,7 +362,7 @@ class ControlPlane:
     def _register_nodes(self) -> None:
         from kubernetes import client, config
 
-        from tests.controlplane.kwok import register_pools
+        from hack.controlplane.kwok import register_pools
 
         api = client.CoreV1Api(config.new_client_from_config(str(self.kubeconfig)))
         names = register_pools(api)

@@ -21,9 +21,9 @@ from modelfleet_api import contract
 from modelfleet_serve.bench.plot import plot_sweep
 from modelfleet_serve.bench.results import RESULTS_JSON, point_metrics
 
-from tests.controlplane.cluster import ControlPlane, wait_for
-from tests.controlplane.demo_engine import LocalEngine
-from tests.controlplane.kwok import finish_pod
+from hack.controlplane.cluster import ControlPlane, wait_for
+from hack.controlplane.kwok import finish_pod
+from hack.demo.engine import LocalEngine
 
 
 def _running_pod(core: client.CoreV1Api, namespace: str, job: str) -> str:

@@ -25,8 +25,8 @@ import httpx
 import yaml
 from modelfleet_api import contract
 
-from tests import tinymodel
-from tests.controlplane.cluster import ControlPlane
+from hack import tinymodel
+from hack.controlplane.cluster import ControlPlane
 
 STARTUP_TIMEOUT_SECONDS = 180
 

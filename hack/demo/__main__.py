@@ -16,10 +16,10 @@ from pathlib import Path
 
 from kubernetes import client, config
 
+from hack.controlplane.cluster import REPO_ROOT, ControlPlane, wait_for
+from hack.demo.bench import run_sweep
+from hack.demo.engine import LocalEngine, run_rendered_engine, stream_chat
 from tests.cluster.drive import finish_workers, publish_progress, running_workers
-from tests.controlplane.cluster import REPO_ROOT, ControlPlane, wait_for
-from tests.controlplane.demo_bench import run_sweep
-from tests.controlplane.demo_engine import LocalEngine, run_rendered_engine, stream_chat
 
 NAMESPACE = "modelfleet-demo"
 HEALTH_PORT = 18080

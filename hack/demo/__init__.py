@@ -1,0 +1,1 @@
+"""`make demo`: the lifecycle on the local cluster (``python -m hack.demo``)."""
