@@ -64,16 +64,20 @@ class LengthDistribution(ApiModel):
 
 class PromptsFile(ApiModel):
     uri: str = Field(min_length=1, max_length=1024)
-    """JSONL file, one record per line: ShareGPT style `{"conversations": [{"from": "human", "value":
-    ...}, {"from": "gpt", "value": ...}]}` (OpenAI style `{"messages": [{"role", "content"}]}` is read
-    too). The first user turn is the prompt. A local path, a PVC path or a blob URI."""
+    """Conversations or prompts, one record per line (JSONL) or a JSON array of records (the layout of
+    the published ShareGPT files): ShareGPT style `{"conversations": [{"from": "human", "value": ...},
+    {"from": "gpt", "value": ...}]}`, OpenAI style `{"messages": [{"role", "content"}]}`, or a plain
+    prompt `{"prompt": ...}` (or `{"text": ...}`). Without `multiTurn` the first user turn is the
+    prompt. A local path (`file://` optional) or an Azure Blob URI (`az://CONTAINER/PATH`,
+    `https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH`), downloaded with the pod's identity."""
 
     max_prompts: int | None = Field(default=None, ge=1, le=10_000_000)
     """Read at most this many records."""
 
     output_tokens: LengthDistribution | None = None
-    """Output lengths to request. Unset: the length of each record's reference reply (the first
-    assistant turn after the prompt), counted with the model's tokenizer."""
+    """Output lengths to request. Unset: the length of each record's reference reply (the assistant
+    turn after the prompt), counted with the model's tokenizer; plain prompts have none, so a file of
+    them needs this."""
 
 
 class SyntheticWorkload(ApiModel):
@@ -84,25 +88,128 @@ class SyntheticWorkload(ApiModel):
     """Output lengths to request (`max_tokens`)."""
 
 
-class Workload(ApiModel):
-    """Exactly one of `promptsFile` and `synthetic`."""
+class ThinkTime(ApiModel):
+    """Seconds a user waits after a reply before sending the next turn; samples clipped to [min, max]."""
 
     cel_rules = (
         CelRule(
-            rule="has(self.promptsFile) != has(self.synthetic)",
-            message="set exactly one of promptsFile and synthetic",
+            rule="self.minSeconds <= self.maxSeconds",
+            message="minSeconds must be <= maxSeconds",
+            field_path=".minSeconds",
+        ),
+    )
+
+    distribution: Distribution = Distribution.CONSTANT
+    """`constant` (always `meanSeconds`), `uniform` (between the bounds) or `normal`."""
+
+    mean_seconds: float = Field(default=0.0, ge=0.0, le=3600.0)
+    """Mean think time (the value itself for `constant`)."""
+
+    stddev_seconds: float = Field(default=0.0, ge=0.0, le=3600.0)
+    """Standard deviation for `normal`."""
+
+    min_seconds: float = Field(default=0.0, ge=0.0, le=3600.0)
+    """Shortest think time drawn."""
+
+    max_seconds: float = Field(default=3600.0, ge=0.0, le=3600.0)
+    """Longest think time drawn."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.min_seconds > self.max_seconds:
+            raise ValueError(f"minSeconds ({self.min_seconds}) must be <= maxSeconds ({self.max_seconds})")
+        return self
+
+
+class MultiTurn(ApiModel):
+    """Conversations of several turns. Each user turn after the first is sent `thinkTime` after the reply
+    to the previous one, with the conversation so far: the earlier user turns and the server's own
+    replies, as a chat client does (so the engine can reuse the conversation's cached prefix). Needs the
+    `openai-chat` protocol. Closed loop: each user holds one conversation at a time. Open loop:
+    conversations start at the request rate, and their later turns follow the replies."""
+
+    turns: int = Field(default=4, ge=1, le=1000)
+    """Synthetic workloads: user turns of every conversation. `promptsFile`: at most this many user
+    turns of each conversation, from its start (a conversation with fewer has fewer)."""
+
+    think_time: ThinkTime = Field(default_factory=ThinkTime)
+    """Wait between a reply and the next user turn."""
+
+
+class SharedPrefixWorkload(ApiModel):
+    """`prefixes` distinct prefixes, each followed by `suffixesPerPrefix` distinct suffixes, sent in a
+    seeded random order: every prefix opens that many prompts, which an engine with prefix caching
+    computes once. Made of random vocabulary tokens decoded to text, like `synthetic`."""
+
+    prefixes: int = Field(ge=1, le=100_000)
+    """Distinct shared prefixes (N)."""
+
+    suffixes_per_prefix: int = Field(ge=1, le=100_000)
+    """Prompts per prefix (M): N x M prompts in all, reused in order if the point sends more."""
+
+    prefix_tokens: int = Field(ge=1, le=1_048_576)
+    """Length of every prefix in tokens."""
+
+    suffix_tokens: LengthDistribution
+    """Lengths of the suffixes."""
+
+    output_tokens: LengthDistribution
+    """Output lengths to request (`max_tokens`)."""
+
+
+class TraceReplay(ApiModel):
+    """Requests recorded in a trace (the `trace.jsonl` that `modelfleet-bench` writes for every point,
+    or any JSONL with the same keys): each line's `messages` (chat) or `prompt` and `max_tokens` are
+    sent as recorded, multi-turn histories included. With `load.arrival: trace` they are sent at the
+    recorded `offset_s` (seconds after the first), time-scaled to the point's request rate; otherwise
+    in order, at the load's own pace."""
+
+    uri: str = Field(min_length=1, max_length=1024)
+    """The trace: a local path or an Azure Blob URI, like `promptsFile.uri`."""
+
+    max_requests: int | None = Field(default=None, ge=1, le=10_000_000)
+    """Read at most this many requests."""
+
+
+class Workload(ApiModel):
+    """Exactly one of `promptsFile`, `synthetic`, `sharedPrefix` and `trace`."""
+
+    cel_rules = (
+        CelRule(
+            rule=(
+                "(has(self.promptsFile) ? 1 : 0) + (has(self.synthetic) ? 1 : 0)"
+                " + (has(self.sharedPrefix) ? 1 : 0) + (has(self.trace) ? 1 : 0) == 1"
+            ),
+            message="set exactly one of promptsFile, synthetic, sharedPrefix and trace",
             reason="FieldValueRequired",
+        ),
+        CelRule(
+            rule="!has(self.multiTurn) || has(self.promptsFile) || has(self.synthetic)",
+            message="multiTurn makes conversations of promptsFile or synthetic workloads "
+            "(a trace already holds its turns)",
+            field_path=".multiTurn",
+            reason="FieldValueForbidden",
         ),
     )
 
     prompts_file: PromptsFile | None = None
-    """Prompts from a file."""
+    """Prompts or conversations from a file."""
 
     synthetic: SyntheticWorkload | None = None
     """Generated prompts with the given length distributions."""
 
+    shared_prefix: SharedPrefixWorkload | None = None
+    """Generated prompts that share prefixes (N prefixes x M suffixes), to exercise prefix caching."""
+
+    trace: TraceReplay | None = None
+    """Requests replayed from a per-request trace."""
+
+    multi_turn: MultiTurn | None = None
+    """Send conversations of several turns (`promptsFile` or `synthetic` only)."""
+
     seed: int = Field(default=0, ge=0)
-    """Seed for prompt sampling, lengths and arrival times: the same seed gives the same requests."""
+    """Seed for prompt sampling, lengths, think times and arrival times: the same seed gives the same
+    requests."""
 
     ignore_eos: bool = False
     """Ask the server to keep generating past end-of-sequence so every request produces exactly the
@@ -110,8 +217,11 @@ class Workload(ApiModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
-        if (self.prompts_file is None) == (self.synthetic is None):
-            raise ValueError("workload: set exactly one of promptsFile and synthetic")
+        sources = (self.prompts_file, self.synthetic, self.shared_prefix, self.trace)
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError("workload: set exactly one of promptsFile, synthetic, sharedPrefix and trace")
+        if self.multi_turn is not None and self.prompts_file is None and self.synthetic is None:
+            raise ValueError("workload.multiTurn: needs promptsFile or synthetic (a trace holds its turns)")
         return self
 
 
@@ -127,6 +237,8 @@ class ArrivalProcess(StrEnum):
     """Exponential gaps between requests, mean 1/rate."""
     CONSTANT = "constant"
     """Evenly spaced requests, 1/rate apart."""
+    TRACE = "trace"
+    """At the offsets recorded in `workload.trace`, time-scaled so their mean rate is the request rate."""
 
 
 class _LoadBounds(ApiModel):
@@ -148,6 +260,10 @@ class _LoadBounds(ApiModel):
     request_timeout_seconds: float = Field(default=600.0, gt=0.0, le=86_400.0)
     """A request not finished after this long counts as an error."""
 
+    late_threshold_ms: float = Field(default=10.0, gt=0.0, le=60_000.0)
+    """A request sent more than this after its planned time is *late*; a point with more than 1 % late
+    requests did not hold its load (`heldLoad: false`)."""
+
     @model_validator(mode="after")
     def _bounded(self) -> Self:
         if self.requests is None and self.duration_seconds is None:
@@ -155,8 +271,42 @@ class _LoadBounds(ApiModel):
         return self
 
 
+class LoadSearch(ApiModel):
+    """Search every target (and token lengths) for the highest load that meets the SLOs, instead of
+    a fixed list of levels. The load (request rate, or concurrency in a closed loop) starts at
+    `min` and doubles while the points meet the SLOs (capped at `max`), then bisects between the
+    highest level that met them and the lowest that did not (geometric midpoint for rates) until the
+    two are within `precision` (concurrency: adjacent), or `maxPoints` were measured. A level *meets
+    the SLOs* when its point succeeded, the p95 of every SLO metric is within its threshold, the
+    client held the load (`heldLoad`) and at most `maxErrorRate` of its requests failed. The result is
+    the sweep's `status.frontier`."""
+
+    cel_rules = (CelRule(rule="self.min <= self.max", message="min must be <= max", field_path=".min"),)
+
+    min: float = Field(gt=0.0, le=1_000_000.0)
+    """First level tried: requests/s (open loop) or concurrent users (closed loop, a whole number)."""
+
+    max: float = Field(gt=0.0, le=1_000_000.0)
+    """Highest level tried (a whole number in a closed loop)."""
+
+    precision: float = Field(default=0.1, gt=0.0, le=1.0)
+    """Stop once (lowest failing - highest meeting) / highest meeting is at most this."""
+
+    max_points: int = Field(default=12, ge=1, le=64)
+    """Most points measured per target and token lengths."""
+
+    max_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Largest fraction of failed requests a level may have and still meet the SLOs."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.min > self.max:
+            raise ValueError(f"load.search.min ({self.min:g}) must be <= max ({self.max:g})")
+        return self
+
+
 class LoadPattern(_LoadBounds):
-    """A sweep over load points: one concurrency or request rate per point."""
+    """A sweep over load points: one concurrency or request rate per point, or a search (`search`)."""
 
     cel_rules = (
         CelRule(
@@ -165,16 +315,40 @@ class LoadPattern(_LoadBounds):
             reason="FieldValueRequired",
         ),
         CelRule(
-            rule="self.mode != 'closed-loop' || (has(self.concurrency) && size(self.concurrency) > 0)",
-            message="closed-loop needs at least one concurrency",
+            rule=(
+                "self.mode != 'closed-loop' || has(self.search) || "
+                "(has(self.concurrency) && size(self.concurrency) > 0)"
+            ),
+            message="closed-loop needs at least one concurrency (or search)",
             field_path=".concurrency",
             reason="FieldValueRequired",
         ),
         CelRule(
-            rule="self.mode != 'open-loop' || (has(self.requestRates) && size(self.requestRates) > 0)",
-            message="open-loop needs at least one request rate",
+            rule=(
+                "self.mode != 'open-loop' || has(self.search) || "
+                "(has(self.requestRates) && size(self.requestRates) > 0)"
+            ),
+            message="open-loop needs at least one request rate (or search)",
             field_path=".requestRates",
             reason="FieldValueRequired",
+        ),
+        CelRule(
+            rule=(
+                "!has(self.search) || ((!has(self.concurrency) || size(self.concurrency) == 0) && "
+                "(!has(self.requestRates) || size(self.requestRates) == 0))"
+            ),
+            message="search chooses the load levels itself: leave concurrency and requestRates empty",
+            field_path=".search",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule=(
+                "!has(self.search) || self.mode != 'closed-loop' || "
+                "(self.search.min == double(int(self.search.min)) && "
+                "self.search.max == double(int(self.search.max)))"
+            ),
+            message="a closed-loop search is over concurrency: min and max must be whole numbers",
+            field_path=".search",
         ),
     )
 
@@ -189,27 +363,47 @@ class LoadPattern(_LoadBounds):
     )
     """Open loop: the request rate (requests/s) of each load point."""
 
+    search: LoadSearch | None = None
+    """Find the highest load meeting the SLOs (needs `slos`) instead of measuring listed levels."""
+
     arrival: ArrivalProcess = ArrivalProcess.POISSON
     """Open loop: how arrivals are spaced."""
 
     @model_validator(mode="after")
     def _points_given(self) -> Self:
+        if self.search is not None:
+            if self.concurrency or self.request_rates:
+                raise ValueError(
+                    "load.search: search chooses the load levels itself: leave concurrency and "
+                    "requestRates empty"
+                )
+            whole = self.search.min.is_integer() and self.search.max.is_integer()
+            if self.mode is LoadMode.CLOSED_LOOP and not whole:
+                raise ValueError(
+                    "load.search: a closed-loop search is over concurrency: min and max must be whole numbers"
+                )
+            return self
         if self.mode is LoadMode.CLOSED_LOOP and not self.concurrency:
             raise ValueError("load.concurrency: closed-loop needs at least one concurrency")
         if self.mode is LoadMode.OPEN_LOOP and not self.request_rates:
             raise ValueError("load.requestRates: open-loop needs at least one request rate")
         return self
 
-    def points(self) -> list[LoadPoint]:
-        """One load point per concurrency (closed loop) or request rate (open loop), in order."""
+    def point_at(self, level: float) -> LoadPoint:
+        """The load point at `level`: a concurrency (closed loop) or a request rate (open loop)."""
         bounds = _LoadBounds.model_fields.keys()
         common = {name: getattr(self, name) for name in bounds}
         if self.mode is LoadMode.CLOSED_LOOP:
-            return [LoadPoint(mode=self.mode, concurrency=c, **common) for c in self.concurrency]
-        return [
-            LoadPoint(mode=self.mode, request_rate=r, arrival=self.arrival, **common)
-            for r in self.request_rates
-        ]
+            return LoadPoint(mode=self.mode, concurrency=int(level), **common)
+        return LoadPoint(mode=self.mode, request_rate=level, arrival=self.arrival, **common)
+
+    def points(self) -> list[LoadPoint]:
+        """One load point per concurrency (closed loop) or request rate (open loop), in order; with
+        `search`, its first level (the search picks the next ones from their results)."""
+        if self.search is not None:
+            return [self.point_at(self.search.min)]
+        levels = self.concurrency if self.mode is LoadMode.CLOSED_LOOP else self.request_rates
+        return [self.point_at(level) for level in levels]
 
 
 class LoadPoint(_LoadBounds):
@@ -254,6 +448,13 @@ class LoadPoint(_LoadBounds):
         if self.mode is LoadMode.OPEN_LOOP and self.request_rate is None:
             raise ValueError("load.requestRate: required for open-loop")
         return self
+
+    @property
+    def level(self) -> float:
+        """The concurrency (closed loop) or request rate (open loop)."""
+        value = self.concurrency if self.mode is LoadMode.CLOSED_LOOP else self.request_rate
+        assert value is not None  # the validator requires the level of the mode
+        return float(value)
 
     @property
     def label(self) -> str:
@@ -339,6 +540,35 @@ class Sinks(ApiModel):
     `AZURE_STORAGE_CONNECTION_STRING` when set, else workload identity (DefaultAzureCredential)."""
 
 
+WORKLOAD_LOAD_RULES = (
+    CelRule(
+        rule="!has(self.workload.multiTurn) || !has(self.protocol) || self.protocol == 'openai-chat'",
+        message="multi-turn conversations are sent as chat messages: they need protocol openai-chat",
+        field_path=".workload.multiTurn",
+    ),
+    CelRule(
+        rule="!has(self.load.arrival) || self.load.arrival != 'trace' || has(self.workload.trace)",
+        message="arrival trace sends requests at a trace's recorded offsets: it needs workload.trace",
+        field_path=".load.arrival",
+    ),
+)
+"""Rules between the workload, the load and the protocol, on a sweep's spec and on a point's config."""
+
+
+def workload_load_problem(
+    workload: Workload, arrival: ArrivalProcess, protocol: Protocol | None
+) -> str | None:
+    """What `WORKLOAD_LOAD_RULES` refuse, for the runtime config (which no API server checks)."""
+    if workload.multi_turn is not None and protocol not in (None, Protocol.OPENAI_CHAT):
+        return (
+            "workload.multiTurn: multi-turn conversations are sent as chat messages: "
+            f"they need protocol openai-chat, not {protocol}"
+        )
+    if arrival is ArrivalProcess.TRACE and workload.trace is None:
+        return "load.arrival: trace sends requests at a trace's recorded offsets: it needs workload.trace"
+    return None
+
+
 class BenchmarkRuntimeConfig(ApiModel):
     """Everything one benchmark Job needs: one target, one load point."""
 
@@ -381,6 +611,17 @@ class BenchmarkRuntimeConfig(ApiModel):
 
     sinks: Sinks = Field(default_factory=Sinks)
     """Optional exports."""
+
+    engine_metrics_url: str | None = Field(default=None, max_length=1024)
+    """The engine's Prometheus metrics, read before and after the measured phase for its prefix-cache
+    hit rate; unset: `<targetUrl>/metrics` (vLLM, SGLang and TGI serve them on the API port)."""
+
+    @model_validator(mode="after")
+    def _workload_fits_load(self) -> Self:
+        problem = workload_load_problem(self.workload, self.load.arrival, self.protocol)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_wire(), sort_keys=False)

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from modelfleet_api.base import ApiModel, CelRule
 from modelfleet_api.benchmark import (
     BLOB_URI_PATTERN,
     RESULTS_URI_MAX_LENGTH,
+    WORKLOAD_LOAD_RULES,
     LoadPattern,
     Protocol,
     Sinks,
     Slos,
     Workload,
+    workload_load_problem,
 )
 from modelfleet_api.common import CONDITIONS_SCHEMA_EXTRA, DNS_LABEL_PATTERN, Condition, ServiceAccountName
 from modelfleet_api.constants import BenchmarkSweepPhase, PointPhase
@@ -185,7 +187,30 @@ class BenchmarkSweepSpec(ApiModel):
             message="tokenLengths replace synthetic lengths: it needs workload.synthetic",
             field_path=".tokenLengths",
         ),
+        CelRule(
+            rule=(
+                "!has(self.load.search) || (has(self.slos) && (has(self.slos.ttftP95Ms) || "
+                "has(self.slos.tpotP95Ms) || has(self.slos.e2eP95Ms)))"
+            ),
+            message="search finds the highest load meeting the SLOs: set at least one of slos",
+            field_path=".load.search",
+            reason="FieldValueRequired",
+        ),
+        *WORKLOAD_LOAD_RULES,
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problem = workload_load_problem(self.workload, self.load.arrival, self.protocol)
+        if problem is not None:
+            raise ValueError(problem)
+        if self.load.search is not None and not any(
+            getattr(self.slos, name) is not None for name in Slos.model_fields
+        ):
+            raise ValueError(
+                "load.search: search finds the highest load meeting the SLOs: set at least one of slos"
+            )
+        return self
 
 
 class PointMetrics(ApiModel):
@@ -216,6 +241,28 @@ class PointMetrics(ApiModel):
     meets_slos: bool | None = None
     """Whether the p95 of every SLO metric is within its threshold."""
 
+    achieved_request_rate: float | None = None
+    """Requests sent per second as the client sent them: (n - 1) / (last start - first start)."""
+
+    held_load: bool | None = None
+    """Whether the client kept the load's schedule: at most 1 % of requests sent more than
+    `lateThresholdMs` late and (open loop) an achieved rate within 1 % of the planned one. False means
+    the figures describe a lighter load than asked for (the client ran out of CPU or connections)."""
+
+    schedule_lag_p50_ms: float | None = None
+    """Median of how late requests were sent: start minus planned send time (open loop: the arrival;
+    closed loop and later turns: the previous reply's end, plus the think time)."""
+
+    schedule_lag_p99_ms: float | None = None
+    """99th percentile of the schedule lag."""
+
+    late_requests: int | None = Field(default=None, ge=0)
+    """Requests sent more than `lateThresholdMs` after their planned time."""
+
+    prefix_cache_hit_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Share of prompt tokens the engine served from its prefix cache during the point, as the engine
+    reports it (usage `cached_tokens`, else its Prometheus counters); unset where it reports none."""
+
     results_uri: str | None = Field(default=None, max_length=RESULTS_URI_MAX_LENGTH)
     """Blob prefix the point's result files were uploaded under (`sinks.blobUri`); unset when there is
     no blob sink or the upload failed."""
@@ -241,6 +288,12 @@ class PointStatus(PointMetrics):
 
     load: str
     """Load level, e.g. `concurrency=8` or `rate=4/s (poisson)`."""
+
+    concurrency: int | None = Field(default=None, ge=1)
+    """Closed loop: the point's concurrent users."""
+
+    request_rate: float | None = Field(default=None, gt=0.0)
+    """Open loop: the point's request rate (requests/s)."""
 
     input_tokens: int | None = None
     """Prompt length of this point (with `tokenLengths`)."""
@@ -277,6 +330,60 @@ class BestPoint(ApiModel):
 
     goodput: float | None = None
     """Its goodput."""
+
+
+class FrontierEntry(ApiModel):
+    """What `load.search` found for one target (and token lengths)."""
+
+    target: str
+    """Target name."""
+
+    input_tokens: int | None = None
+    """Prompt length (with `tokenLengths`)."""
+
+    output_tokens: int | None = None
+    """Output length (with `tokenLengths`)."""
+
+    done: bool = False
+    """Whether the search of this target ended."""
+
+    max_load: float | None = None
+    """Highest level measured that met the SLOs (requests/s or concurrency); unset while none has,
+    or when even `search.min` did not."""
+
+    point: int | None = None
+    """Index of the point measured at `maxLoad`."""
+
+    load: str | None = None
+    """Label of that point's load."""
+
+    output_tokens_per_second: float | None = None
+    """Output tokens per second at `maxLoad`."""
+
+    goodput: float | None = None
+    """Goodput at `maxLoad`."""
+
+    first_failing_load: float | None = None
+    """Lowest level measured that did not meet the SLOs."""
+
+    limited_by: list[str] = Field(default_factory=list)
+    """Why `firstFailingLoad` failed: SLO fields (`ttftP95Ms`, `tpotP95Ms`, `e2eP95Ms`), `heldLoad`,
+    `errorRate`, `pointFailed`; `search.max` when the highest level allowed met them."""
+
+    points: int = Field(default=0, ge=0)
+    """Points measured for this search."""
+
+
+class PlotLink(ApiModel):
+    """Where to read the sweep's plot."""
+
+    config_map: str
+    """ConfigMap holding it (the results ConfigMap)."""
+
+    key: str
+    """Key of the HTML page (latency against throughput, one series per target, every point labelled
+    with its load, the SLO thresholds drawn), e.g.
+    `kubectl get configmap NAME -o jsonpath='{.data.sweep\\.html}' > sweep.html`."""
 
 
 class TargetStatus(ApiModel):
@@ -327,8 +434,14 @@ class BenchmarkSweepStatus(ApiModel):
     best_throughput: BestPoint | None = None
     """Highest output-token throughput of any point, SLOs aside."""
 
+    frontier: list[FrontierEntry] = Field(default_factory=list)
+    """With `load.search`: the highest load meeting the SLOs, per target and token lengths."""
+
     results_config_map: str | None = None
     """ConfigMap with the full results (with `sinks.configMap`)."""
+
+    plot: PlotLink | None = None
+    """The sweep's plot (with `sinks.configMap`), redrawn as points end."""
 
     completion_time: datetime | None = None
     """When the last point ended."""

@@ -264,7 +264,7 @@ BAD_BENCHMARK_SWEEPS: list[Case] = [
         edit(
             BS, spec__workload={"synthetic": BS["spec"]["workload"]["synthetic"], "promptsFile": {"uri": "p"}}
         ),
-        "spec.workload: Required value: set exactly one of promptsFile and synthetic",
+        "spec.workload: Required value: set exactly one of promptsFile, synthetic, sharedPrefix and trace",
     ),
     (
         "closed-loop-without-concurrency",

@@ -119,6 +119,7 @@ def test_runtime_config_of_a_triton_point() -> None:
             "warmupRequests": 10,
             "maxInFlight": 1024,
             "requestTimeoutSeconds": 600.0,
+            "lateThresholdMs": 10.0,
             "mode": "closed-loop",
             "concurrency": 8,
             "arrival": "poisson",

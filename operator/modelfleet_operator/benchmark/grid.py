@@ -10,12 +10,13 @@ points ``0..n`` are numbered target by target, so a target's points are contiguo
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modelfleet_api.benchmark import LoadPoint
-from modelfleet_api.benchmarksweep import BenchmarkSweepSpec, SweepTarget, TokenLengths
+from modelfleet_api.benchmarksweep import BenchmarkSweepSpec, PointStatus, SweepTarget, TokenLengths
 from modelfleet_api.modeldeployment import ModelDeploymentSpec
-from modelfleet_api.serving import QUANTIZATION_SUPPORT, Quantization
+from modelfleet_api.serving import QUANTIZATION_SUPPORT, EngineType, Quantization
 
 from modelfleet_operator.benchmark.names import ChildNames
 from modelfleet_operator.common.errors import InvalidSpec
@@ -112,6 +113,15 @@ def expand_targets(names: ChildNames, spec: BenchmarkSweepSpec) -> list[Target]:
             targets.append(
                 Target(name=label, deployment=names.deployment(target.name, index), template=template)
             )
+    if spec.workload.multi_turn is not None and spec.protocol is None:
+        triton = next(
+            (t for t in targets if t.template and t.template.engine.type is EngineType.TRITON_TRTLLM), None
+        )
+        if triton is not None:
+            raise InvalidSweep(
+                f"spec.workload.multiTurn: target {triton.name} runs triton-trtllm, which speaks KServe v2; "
+                "multi-turn conversations need the openai-chat protocol"
+            )
     deployments = [t.deployment for t in targets]
     duplicate = next((d for d in deployments if deployments.count(d) > 1), None)
     if duplicate is not None:
@@ -119,12 +129,49 @@ def expand_targets(names: ChildNames, spec: BenchmarkSweepSpec) -> list[Target]:
     return targets
 
 
-def expand_points(targets: list[Target], spec: BenchmarkSweepSpec) -> list[Point]:
-    """Every point: targets outermost, then token lengths, then load levels."""
+def expand_points(
+    targets: list[Target], spec: BenchmarkSweepSpec, stored: Sequence[PointStatus] = ()
+) -> list[Point]:
+    """Every point: targets outermost, then token lengths, then load levels.
+
+    With ``load.search`` the points grow as the search goes (``policies.search``): before any is
+    stored, the first level of every (target, lengths) series; afterwards the stored points, each
+    rebuilt from its status (its target, lengths and level)."""
     lengths: list[TokenLengths | None] = list(spec.token_lengths) or [None]
+    if spec.load.search is not None and stored:
+        return [stored_point(status, targets, spec) for status in stored]
     loads = spec.load.points()
     combos = itertools.product(targets, lengths, loads)
     return [
         Point(index=index, target=target, lengths=length, load=load)
         for index, (target, length, load) in enumerate(combos)
     ]
+
+
+def point_status(point: Point) -> PointStatus:
+    """The status of a point not started yet: what it measures, in words and in numbers."""
+    return PointStatus(
+        index=point.index,
+        target=point.target.name,
+        deployment=point.target.deployment,
+        load=point.load.label,
+        concurrency=point.load.concurrency,
+        request_rate=point.load.request_rate,
+        input_tokens=point.lengths.input_tokens if point.lengths else None,
+        output_tokens=point.lengths.output_tokens if point.lengths else None,
+    )
+
+
+def stored_point(status: PointStatus, targets: list[Target], spec: BenchmarkSweepSpec) -> Point:
+    """The point a status describes (``point_status`` backwards)."""
+    target = next((t for t in targets if t.deployment == status.deployment), None)
+    level = status.concurrency if status.concurrency is not None else status.request_rate
+    if target is None or level is None:
+        raise InvalidSweep(
+            f"status.points[{status.index}]: its target {status.deployment} or load level is no longer "
+            "in the spec (a search's points come from the spec it started with)"
+        )
+    lengths = None
+    if status.input_tokens is not None and status.output_tokens is not None:
+        lengths = TokenLengths(input_tokens=status.input_tokens, output_tokens=status.output_tokens)
+    return Point(index=status.index, target=target, lengths=lengths, load=spec.load.point_at(level))
