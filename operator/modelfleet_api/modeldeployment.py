@@ -33,7 +33,7 @@ from modelfleet_api.resource import (
     ResourceNames,
     name_length_rule,
 )
-from modelfleet_api.serving import EngineSpec
+from modelfleet_api.serving import EngineSpec, deployment_support_rules
 from modelfleet_api.training import ModelSource
 
 MAX_REPLICAS = 100
@@ -240,6 +240,8 @@ class ModelDeploymentSpec(ApiModel):
             field_path=".canary.model.loadIn4bit",
             reason="FieldValueForbidden",
         ),
+        *deployment_support_rules("engine"),
+        *deployment_support_rules("canary.engine", guard="has(self.canary) && has(self.canary.engine)"),
         *env_rules(),
     )
 

@@ -1,15 +1,20 @@
 """The serving engine settings a ModelDeployment holds and the launcher (`modelfleet-serve`) reads.
 
-The quantization support table below is the one place that says which engine accepts which
-quantization: the CRD's CEL rule on ``EngineSpec`` is generated from it, and the launcher's
-validation uses it, so a spec the API server admits is one the launcher can start.
+The support table below (``ENGINE_SUPPORT``) is the one place that says which engine accepts which
+setting: the CRD's CEL rules on ``EngineSpec`` and ``ModelDeploymentSpec`` are generated from it, and
+the models' validators and the engine command builders (``modelfleet_api.engines``) use it, so a spec
+the API server admits is one the launcher can start.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import yaml
 from pydantic import Field, model_validator
@@ -38,35 +43,6 @@ class Quantization(StrEnum):
     GPTQ = "gptq"
     FP8 = "fp8"
     BITSANDBYTES = "bitsandbytes"
-
-
-QUANTIZATION_SUPPORT: dict[EngineType, frozenset[Quantization]] = {
-    EngineType.VLLM: frozenset(Quantization),
-    EngineType.TGI: frozenset(Quantization),
-    EngineType.SGLANG: frozenset(Quantization),
-    # LMDeploy's TurboMind reads pre-quantized AWQ/GPTQ 4-bit weights (--model-format).
-    EngineType.LMDEPLOY: frozenset({Quantization.AWQ, Quantization.GPTQ}),
-    # TensorRT-LLM quantizes when its engine is built, before Triton starts: nothing to choose here.
-    EngineType.TRITON_TRTLLM: frozenset(),
-    # `transformers serve --quantization bnb-4bit` (bitsandbytes needs a GPU).
-    EngineType.TRANSFORMERS: frozenset({Quantization.BITSANDBYTES}),
-}
-"""Which quantizations each engine accepts."""
-
-
-def quantization_cel_rule() -> CelRule:
-    """The CEL rule on ``EngineSpec`` that enforces ``QUANTIZATION_SUPPORT`` in the API server."""
-    clauses = []
-    for engine, supported in QUANTIZATION_SUPPORT.items():
-        allowed = ", ".join(f"'{q}'" for q in sorted(supported))
-        clauses.append(f"(self.type == '{engine}' && self.settings.quantization in [{allowed}])")
-    rule = "!has(self.settings) || !has(self.settings.quantization) || " + " || ".join(clauses)
-    table = "; ".join(f"{e}: {', '.join(sorted(q)) or 'none'}" for e, q in QUANTIZATION_SUPPORT.items())
-    return CelRule(
-        rule=rule,
-        message=f"settings.quantization is not supported by this engine ({table})",
-        field_path=".settings.quantization",
-    )
 
 
 class Dtype(StrEnum):
@@ -117,24 +93,281 @@ class EngineSettings(ApiModel):
     """Arguments appended verbatim to the engine's command line, after the generated ones."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class EngineSupport:
+    """What one engine can do with the engine-neutral settings.
+
+    ``ENGINE_SUPPORT`` is the one place that says it: the CRD's CEL rules are generated from it (the
+    API server refuses what an engine cannot do, naming the field), ``EngineSpec``'s validator checks
+    it (so the operator and the launcher refuse a config stored before a rule existed), and the engine
+    command builders (``modelfleet_api.engines``) only ever see settings it allows.
+    """
+
+    quantizations: frozenset[Quantization]
+    """Quantizations the engine loads."""
+    dtypes: frozenset[Dtype] = frozenset(Dtype)
+    """Dtypes the engine computes in (`auto`, the checkpoint's, is always among them)."""
+    unsupported_settings: frozenset[str] = frozenset()
+    """``EngineSettings`` fields (Python names) the engine has no equivalent for: anything but the
+    default is refused rather than silently ignored."""
+    api_key: bool = True
+    """Whether the engine can require an API key (`apiKeySecret`)."""
+    lora_with_quantization: bool = True
+    """Whether LoRA adapters can be served over quantized weights."""
+    served_model_name_pattern: str | None = None
+    """A regular expression (the same in RE2 and Python) the served model name must match, if any."""
+
+
+SERVED_NAME_AS_RELATIVE_PATH = r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$"
+"""`transformers serve` answers only requests naming the path it was started with, so the served name
+is that path, relative to a directory of links: segments of letters, digits, `.`, `_` and `-` joined by
+`/`, none starting with `.` (so no `..`), and no `@` or `:` (it would read a revision)."""
+
+_FP16_AND_BF16 = frozenset({Dtype.AUTO, Dtype.BFLOAT16, Dtype.FLOAT16})
+
+ENGINE_SUPPORT: dict[EngineType, EngineSupport] = {
+    EngineType.VLLM: EngineSupport(quantizations=frozenset(Quantization)),
+    EngineType.TGI: EngineSupport(quantizations=frozenset(Quantization), dtypes=_FP16_AND_BF16),
+    EngineType.SGLANG: EngineSupport(quantizations=frozenset(Quantization)),
+    # LMDeploy's TurboMind reads pre-quantized AWQ/GPTQ 4-bit weights (--model-format); its PyTorch
+    # backend, which serves LoRA adapters, reads neither.
+    EngineType.LMDEPLOY: EngineSupport(
+        quantizations=frozenset({Quantization.AWQ, Quantization.GPTQ}),
+        dtypes=_FP16_AND_BF16,
+        lora_with_quantization=False,
+    ),
+    # TensorRT-LLM fixes precision, quantization, batch size and sequence length when its engines are
+    # built, before Triton starts: set them there. Triton has no API keys.
+    EngineType.TRITON_TRTLLM: EngineSupport(
+        quantizations=frozenset(),
+        dtypes=frozenset({Dtype.AUTO}),
+        unsupported_settings=frozenset(
+            {"max_model_length", "gpu_memory_utilization", "max_num_seqs", "prefix_caching", "lora_adapters"}
+        ),
+        api_key=False,
+    ),
+    # `transformers serve --quantization bnb-4bit` (bitsandbytes needs a GPU); one process, one device.
+    EngineType.TRANSFORMERS: EngineSupport(
+        quantizations=frozenset({Quantization.BITSANDBYTES}),
+        unsupported_settings=frozenset(
+            {
+                "tensor_parallel_size",
+                "max_model_length",
+                "gpu_memory_utilization",
+                "max_num_seqs",
+                "prefix_caching",
+                "lora_adapters",
+            }
+        ),
+        api_key=False,
+        served_model_name_pattern=SERVED_NAME_AS_RELATIVE_PATH,
+    ),
+}
+"""What each engine supports; see ``EngineSupport``."""
+
+QUANTIZATION_SUPPORT: dict[EngineType, frozenset[Quantization]] = {
+    engine: support.quantizations for engine, support in ENGINE_SUPPORT.items()
+}
+"""Which quantizations each engine accepts."""
+
+
+def settings_field(name: str) -> str:
+    """The wire path of an engine setting, for messages (`engine.settings.maxModelLength`)."""
+    return f"engine.settings.{_alias(name)}"
+
+
+def _alias(name: str) -> str:
+    return EngineSettings.model_fields[name].alias or name
+
+
+def _engines_without(predicate: Callable[[EngineSupport], bool]) -> list[EngineType]:
+    return [engine for engine, support in ENGINE_SUPPORT.items() if not predicate(support)]
+
+
+def _cel_list(values: Iterable[str]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in sorted(values)) + "]"
+
+
+def _default(name: str) -> Any:
+    return EngineSettings.model_fields[name].get_default(call_default_factory=True)
+
+
+def _unset_cel(name: str) -> str:
+    """CEL that holds when setting ``name`` of ``self.settings`` is at its default."""
+    wire, default = f"self.settings.{_alias(name)}", _default(name)
+    if default is None:
+        return f"!has({wire})"
+    if isinstance(default, list):
+        return f"(!has({wire}) || size({wire}) == 0)"
+    return f"(!has({wire}) || {wire} == {json.dumps(default)})"
+
+
+def _leave_default(name: str) -> str:
+    default = _default(name)
+    if default is None:
+        return "leave it unset"
+    return "leave it empty" if isinstance(default, list) else f"leave it at {json.dumps(default)}"
+
+
+def _restricted_dtypes() -> dict[EngineType, frozenset[Dtype]]:
+    return {e: s.dtypes for e, s in ENGINE_SUPPORT.items() if s.dtypes != frozenset(Dtype)}
+
+
+def settings_support_rules() -> tuple[CelRule, ...]:
+    """The CEL rules on ``EngineSpec`` that enforce ``ENGINE_SUPPORT``."""
+    quantization = " || ".join(
+        f"(self.type == '{engine}' && self.settings.quantization in {_cel_list(support.quantizations)})"
+        for engine, support in ENGINE_SUPPORT.items()
+    )
+    quantization_table = "; ".join(
+        f"{e}: {', '.join(sorted(s.quantizations)) or 'none'}" for e, s in ENGINE_SUPPORT.items()
+    )
+    dtypes = " && ".join(
+        f"(self.type != '{engine}' || self.settings.dtype in {_cel_list(allowed)})"
+        for engine, allowed in _restricted_dtypes().items()
+    )
+    dtype_table = "; ".join(f"{e}: {', '.join(sorted(d))}" for e, d in _restricted_dtypes().items())
+    rules = [
+        CelRule(
+            rule=f"!has(self.settings) || !has(self.settings.quantization) || {quantization}",
+            message=f"settings.quantization is not supported by this engine ({quantization_table})",
+            field_path=".settings.quantization",
+        ),
+        CelRule(
+            rule=f"!has(self.settings) || !has(self.settings.dtype) || ({dtypes})",
+            message=f"settings.dtype is not supported by this engine ({dtype_table}; the others: any)",
+            field_path=".settings.dtype",
+        ),
+    ]
+    for name in sorted({n for s in ENGINE_SUPPORT.values() for n in s.unsupported_settings}):
+        engines = [e for e, s in ENGINE_SUPPORT.items() if name in s.unsupported_settings]
+        rules.append(
+            CelRule(
+                rule=f"!has(self.settings) || !(self.type in {_cel_list(engines)}) || {_unset_cel(name)}",
+                message=f"settings.{_alias(name)} is not supported by engine {' or '.join(engines)}: "
+                f"{_leave_default(name)}",
+                field_path=f".settings.{_alias(name)}",
+                reason="FieldValueForbidden",
+            )
+        )
+    no_lora_over_quantization = _engines_without(lambda s: s.lora_with_quantization)
+    rules.append(
+        CelRule(
+            rule=f"!has(self.settings) || !(self.type in {_cel_list(no_lora_over_quantization)}) || "
+            f"!has(self.settings.quantization) || {_unset_cel('lora_adapters')}",
+            message=f"settings.loraAdapters: {' or '.join(no_lora_over_quantization)} serves LoRA adapters "
+            "on a backend that reads no quantized weights; drop one of quantization and loraAdapters",
+            field_path=".settings.loraAdapters",
+            reason="FieldValueForbidden",
+        )
+    )
+    return tuple(rules)
+
+
+def settings_support_problem(engine: EngineType, settings: EngineSettings) -> str | None:
+    """Why ``ENGINE_SUPPORT`` refuses these settings for this engine (naming the field), or None: the
+    rules of ``settings_support_rules``, in Python."""
+    support = ENGINE_SUPPORT[engine]
+    if settings.quantization is not None and settings.quantization not in support.quantizations:
+        allowed = ", ".join(sorted(support.quantizations)) or "none"
+        return (
+            f"{settings_field('quantization')}: {engine} does not support {settings.quantization} "
+            f"(supported: {allowed})"
+        )
+    if settings.dtype not in support.dtypes:
+        return f"{settings_field('dtype')}: {engine} supports {', '.join(sorted(support.dtypes))} only"
+    for name in sorted(support.unsupported_settings):
+        if getattr(settings, name) != _default(name):
+            return f"{settings_field(name)} is not supported by engine {engine}: {_leave_default(name)}"
+    if settings.lora_adapters and settings.quantization is not None and not support.lora_with_quantization:
+        return (
+            f"{settings_field('lora_adapters')}: {engine} serves LoRA adapters on a backend that reads no "
+            f"quantized weights; drop one of quantization and loraAdapters"
+        )
+    return None
+
+
+def served_name_problem(engine: EngineType, served_model_name: str) -> str | None:
+    """Why this engine cannot serve under this name (``served_model_name_pattern``), or None."""
+    pattern = ENGINE_SUPPORT[engine].served_model_name_pattern
+    if pattern is None or re.fullmatch(pattern, served_model_name):
+        return None
+    return f"servedModelName {served_model_name!r}: {SERVED_NAME_RULE.format(engine=engine)}"
+
+
+SERVED_NAME_RULE = (
+    "engine {engine} serves under a relative path: segments of letters, digits, '.', '_' and '-' joined "
+    "by '/', none starting with '.', no '@' or ':'"
+)
+
+
+def deployment_support_rules(engine: str, guard: str | None = None) -> tuple[CelRule, ...]:
+    """Rules on a ModelDeployment spec for what depends on the engine at ``self.<engine>`` (a wire
+    path under the spec: `engine` or `canary.engine`) beyond its settings: the API key and the served
+    model name. ``guard`` is a CEL condition under which that engine is in use."""
+    no_key = _engines_without(lambda s: s.api_key)
+    unless = "" if guard is None else f"!({guard}) || "
+    rules = [
+        CelRule(
+            rule=f"!has(self.apiKeySecret) || {unless}!(self.{engine}.type in {_cel_list(no_key)})",
+            message=f"apiKeySecret is not supported by {engine}.type {' or '.join(no_key)} (no API keys)",
+            field_path=".apiKeySecret",
+            reason="FieldValueForbidden",
+        )
+    ]
+    for name, support in ENGINE_SUPPORT.items():
+        if support.served_model_name_pattern is None:
+            continue
+        rules.append(
+            CelRule(
+                rule=f"!has(self.servedModelName) || {unless}self.{engine}.type != '{name}' || "
+                f"self.servedModelName.matches('{support.served_model_name_pattern}')",
+                message=f"servedModelName: {SERVED_NAME_RULE.format(engine=name)} ({engine}.type)",
+                field_path=".servedModelName",
+            )
+        )
+    return tuple(rules)
+
+
+def support_summary() -> str:
+    """What each engine supports, in words, from ``ENGINE_SUPPORT`` (the description of
+    ``engine.settings``, so `kubectl explain` says it)."""
+    lines = []
+    for engine, support in ENGINE_SUPPORT.items():
+        parts = [f"quantization {', '.join(sorted(support.quantizations)) or 'none'}"]
+        if support.dtypes != frozenset(Dtype):
+            parts.append(f"dtype {', '.join(sorted(support.dtypes))}")
+        if support.unsupported_settings:
+            parts.append("no " + ", ".join(sorted(_alias(n) for n in support.unsupported_settings)))
+        if not support.lora_with_quantization:
+            parts.append("no loraAdapters with quantization")
+        if not support.api_key:
+            parts.append("no apiKeySecret")
+        if support.served_model_name_pattern:
+            parts.append("servedModelName a relative path")
+        lines.append(f"{engine}: {'; '.join(parts)}.")
+    return (
+        "Engine-neutral settings, each translated into the engine's own flag. Not every engine supports "
+        "every setting: " + " ".join(lines)
+    )
+
+
 class EngineSpec(ApiModel):
-    cel_rules = (quantization_cel_rule(),)
+    cel_rules = settings_support_rules()
 
     type: EngineType = EngineType.VLLM
     """Inference engine: `vllm`, `tgi`, `sglang`, `lmdeploy`, `triton-trtllm` (the model URI is a
     Triton model repository with built TensorRT-LLM engines) or `transformers` (CPU, development)."""
 
-    settings: EngineSettings = Field(default_factory=EngineSettings)
-    """Engine-neutral settings."""
+    settings: EngineSettings = Field(default_factory=EngineSettings, description=support_summary())
+    """Engine-neutral settings (the description, with what each engine supports, is generated from
+    ``ENGINE_SUPPORT``)."""
 
     @model_validator(mode="after")
-    def _quantization_supported(self) -> Self:
-        quantization = self.settings.quantization
-        if quantization is not None and quantization not in QUANTIZATION_SUPPORT[self.type]:
-            supported = ", ".join(sorted(QUANTIZATION_SUPPORT[self.type])) or "none"
-            raise ValueError(
-                f"settings.quantization: {self.type} does not support {quantization} (supported: {supported})"
-            )
+    def _supported(self) -> Self:
+        problem = settings_support_problem(self.type, self.settings)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 

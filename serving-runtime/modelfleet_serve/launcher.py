@@ -1,4 +1,8 @@
-"""`modelfleet-serve`: resolve the model, start the engine, forward signals, exit with its code."""
+"""`modelfleet-serve`: resolve the model, start the engine, forward signals, exit with its code.
+
+`modelfleet-serve download` only resolves the model (and adapters) into the cache: the ModelDeployment's
+init container runs it, so the engine container finds every file in place and starts at once.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +19,13 @@ from pathlib import Path
 
 import httpx
 from modelfleet_api.contract import ENV_SERVE_CONFIG
-from modelfleet_api.serving import ServingRuntimeConfig
+from modelfleet_api.engines import command_for
+from modelfleet_api.engines.base import EngineCommand, EngineConfigError, EngineLaunch, ResolvedModel
+from modelfleet_api.serving import EngineType, ServingRuntimeConfig
 from pydantic import ValidationError
 
 from modelfleet_serve import model_cache
-from modelfleet_serve.engines import adapter_for
-from modelfleet_serve.engines.base import EngineAdapter, EngineConfigError, EngineLaunch, ResolvedModel
+from modelfleet_serve.engines import availability_problem, has_nvidia_gpu, model_problem, vllm_args
 from modelfleet_serve.launcher_metrics import LauncherMetrics
 
 log = logging.getLogger("modelfleet_serve")
@@ -108,8 +113,20 @@ def fail(message: str, code: int) -> int:
     return code
 
 
-def run(config: ServingRuntimeConfig, adapter: EngineAdapter, metrics: LauncherMetrics) -> int:
-    problem = adapter.availability_problem()
+def engine_launch(config: ServingRuntimeConfig, model: ResolvedModel, api_key: str | None) -> EngineLaunch:
+    """The engine's command line, checked against this host and the engine's own parser (vLLM);
+    raises ``EngineConfigError`` naming the field."""
+    launch = command_for(config.engine.type).launch(config, model, api_key, gpu=has_nvidia_gpu())
+    problem = model_problem(config, model)
+    if problem is None and config.engine.type is EngineType.VLLM:
+        problem = vllm_args.argv_problem(launch.argv, config.engine.settings.extra_args)
+    if problem is not None:
+        raise EngineConfigError(problem)
+    return launch
+
+
+def run(config: ServingRuntimeConfig, command: EngineCommand, metrics: LauncherMetrics) -> int:
+    problem = availability_problem(config.engine.type)
     if problem:
         return fail(problem, EXIT_ENGINE_UNAVAILABLE)
     metrics.info.info(
@@ -121,14 +138,16 @@ def run(config: ServingRuntimeConfig, adapter: EngineAdapter, metrics: LauncherM
         started = time.monotonic()
         model = resolve_models(config)
         metrics.download_seconds.set(time.monotonic() - started)
-        launch = adapter.launch(config, model, api_key)
+        launch = engine_launch(config, model, api_key)
     except ValueError as error:  # EngineConfigError and bad URIs
         return fail(str(error), EXIT_CONFIG_ERROR)
+    except vllm_args.VllmParserUnavailable as error:
+        return fail(str(error), EXIT_ENGINE_UNAVAILABLE)
     started = time.monotonic()
     engine = start_engine(launch)
     metrics.running.set(1)
     forward_signals(engine)
-    health_url = f"http://127.0.0.1:{config.port}{adapter.health_path}"
+    health_url = f"http://127.0.0.1:{config.port}{command.health_path}"
     threading.Thread(target=watch_health, args=(health_url, engine, metrics, started), daemon=True).start()
     returncode = engine.wait()
     metrics.running.set(0)
@@ -136,8 +155,37 @@ def run(config: ServingRuntimeConfig, adapter: EngineAdapter, metrics: LauncherM
     return exit_code(returncode)
 
 
+def download(config: ServingRuntimeConfig) -> int:
+    """Resolve the model and adapters into the cache (the init container's job)."""
+    try:
+        resolve_models(config)
+    except ValueError as error:
+        return fail(str(error), EXIT_CONFIG_ERROR)
+    return 0
+
+
+def print_command(config: ServingRuntimeConfig) -> int:
+    """Print the engine command line the config gives, without downloading or starting anything."""
+    try:
+        models = resolve_models(config, locate=model_cache.planned_path)
+        launch = command_for(config.engine.type).launch(
+            config, models, read_api_key(config), gpu=has_nvidia_gpu()
+        )
+    except ValueError as error:
+        return fail(str(error), EXIT_CONFIG_ERROR)
+    print(" ".join(launch.argv))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="modelfleet-serve", description=__doc__)
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=["serve", "download"],
+        default="serve",
+        help="serve (default): resolve the model and start the engine; download: only resolve the model",
+    )
     parser.add_argument(
         "--config", default=os.environ.get(ENV_SERVE_CONFIG), help=f"config file (${ENV_SERVE_CONFIG})"
     )
@@ -150,16 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         config = ServingRuntimeConfig.load(args.config)
     except (OSError, ValidationError) as error:
         return fail(f"invalid serving config {args.config}: {error}", EXIT_CONFIG_ERROR)
-    adapter = adapter_for(config.engine.type)
+    if args.action == "download":
+        return download(config)
     if args.print_command:
-        try:
-            models = resolve_models(config, locate=model_cache.planned_path)
-            launch = adapter.launch(config, models, read_api_key(config))
-        except ValueError as error:
-            return fail(str(error), EXIT_CONFIG_ERROR)
-        print(" ".join(launch.argv))
-        return 0
-    return run(config, adapter, LauncherMetrics())
+        return print_command(config)
+    return run(config, command_for(config.engine.type), LauncherMetrics())
 
 
 if __name__ == "__main__":

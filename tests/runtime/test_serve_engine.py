@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from modelfleet_api.serving import ServingRuntimeConfig
-from modelfleet_serve.engines.base import ResolvedModel
-from modelfleet_serve.engines.transformers_serve import TransformersAdapter
+from modelfleet_api.engines import command_for
+from modelfleet_api.engines.base import ResolvedModel
+from modelfleet_api.serving import EngineType, ServingRuntimeConfig
 
 from hack import tinymodel
 
@@ -107,7 +107,11 @@ def test_engine_command_is_accepted_by_transformers_own_parser(tmp_path: Path) -
             },
         }
     )
-    argv = TransformersAdapter(gpu=False).launch(config, ResolvedModel(path=Path("/m")), None).argv
+    argv = (
+        command_for(EngineType.TRANSFORMERS)
+        .launch(config, ResolvedModel(path=Path("/m")), None, gpu=False)
+        .argv
+    )
     serve = app.get_command(app.make_context("transformers", ["serve"]), "serve")
     params = serve.make_context("serve", argv[2:]).params
     assert (params["force_model"], params["device"], params["dtype"]) == ("org/m", "cpu", "bfloat16")

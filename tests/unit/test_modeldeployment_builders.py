@@ -171,12 +171,8 @@ def test_vllm_example_deployment_whole() -> None:
                         {
                             "name": "model-download",
                             "image": IMAGE,
-                            "command": [
-                                "python3",
-                                "-c",
-                                builders.DOWNLOAD_SCRIPT,
-                                "/etc/modelfleet/config.yaml",
-                            ],
+                            "command": ["modelfleet-serve", "download"],
+                            "args": ["--config", "/etc/modelfleet/config.yaml"],
                             "env": ENV,
                             "resources": {
                                 "requests": {"cpu": "36", "memory": "288Gi"},

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 from modelfleet_api import constants as c
+from modelfleet_api.engines import COMMANDS
 from modelfleet_api.modeldeployment import AutoscalingMetric
 from modelfleet_api.serving import EngineType, ServingRuntimeConfig
 from modelfleet_operator.serving.engines import HEALTH_PATHS, launch_problem
 from modelfleet_operator.serving.policies.metrics import ENGINE_METRICS, engine_metric
 from modelfleet_operator.serving.policies.phase import TrackState, assess
 from modelfleet_operator.serving.policies.pods import PodProblem, find_problem, startup_breakdown
-from modelfleet_serve.engines import ADAPTERS
 
 pytestmark = pytest.mark.unit
 
@@ -167,16 +167,20 @@ def test_engine_metric_table() -> None:
 
 
 def test_probe_paths_are_the_ones_the_launcher_watches() -> None:
-    assert {engine: adapter.health_path for engine, adapter in ADAPTERS.items()} == HEALTH_PATHS
+    assert {engine: command.health_path for engine, command in COMMANDS.items()} == HEALTH_PATHS
     assert HEALTH_PATHS[EngineType.TRITON_TRTLLM] == "/v2/health/ready"
 
 
 def test_launch_problem_names_the_field_the_engine_refuses() -> None:
-    def config(**engine: Any) -> ServingRuntimeConfig:
+    def config(**fields: Any) -> ServingRuntimeConfig:
         return ServingRuntimeConfig.model_validate({"model": {"uri": "org/m"}, "servedModelName": "org/m",
-                                                    "engine": engine})  # fmt: skip
+                                                    **fields})  # fmt: skip
 
-    assert launch_problem(config(type="vllm", settings={"maxModelLength": 4096})) is None
-    assert launch_problem(config(type="transformers", settings={"maxModelLength": 4096}), "canary: ") == (
-        "canary: engine.settings.maxModelLength is not supported by engine transformers"
+    assert launch_problem(config(engine={"type": "vllm", "settings": {"maxModelLength": 4096}})) is None
+    assert launch_problem(config(engine={"type": "transformers"}, apiKeyEnv="KEY"), "canary: ") == (
+        "canary: apiKeyEnv is not supported by engine transformers (it has no API keys)"
+    )
+    assert launch_problem(config(engine={"type": "transformers"}, servedModelName="org/m:main")) == (
+        "servedModelName 'org/m:main': engine transformers serves under a relative path: segments of "
+        "letters, digits, '.', '_' and '-' joined by '/', none starting with '.', no '@' or ':'"
     )

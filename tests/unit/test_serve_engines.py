@@ -1,4 +1,6 @@
-"""The exact command line each engine adapter emits, per engine and settings."""
+"""The engine command contract (``modelfleet_api.engines``): the exact command line each engine's
+builder emits, per engine and settings; what the support table refuses; and the launcher's host
+checks (``modelfleet_serve.engines``)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modelfleet_api.engines import COMMANDS, command_for
+from modelfleet_api.engines.base import EngineConfigError, EngineLaunch, ResolvedModel
 from modelfleet_api.serving import EngineType, ServingRuntimeConfig
-from modelfleet_serve.engines import ADAPTERS, adapter_for
-from modelfleet_serve.engines.base import EngineConfigError, EngineLaunch, ResolvedModel
-from modelfleet_serve.engines.transformers_serve import TransformersAdapter
+from modelfleet_serve import engines as host
+from modelfleet_serve import launcher
+from modelfleet_serve.engines import vllm_args
+from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
 
@@ -32,12 +37,12 @@ FULL_SETTINGS: dict[str, Any] = {
 
 
 def config(
-    engine: str, settings: dict[str, Any] | None = None, trust_remote_code: bool = False
+    engine: str, settings: dict[str, Any] | None = None, trust_remote_code: bool = False, name: str = "llama"
 ) -> ServingRuntimeConfig:
     return ServingRuntimeConfig.model_validate(
         {
             "model": {"uri": "/models/llama", "trustRemoteCode": trust_remote_code},
-            "servedModelName": "llama",
+            "servedModelName": name,
             "engine": {"type": engine, "settings": settings or {}},
             "cacheDir": "/cache",
         }
@@ -45,12 +50,15 @@ def config(
 
 
 def launch(engine: str, settings: dict[str, Any] | None = None, model: ResolvedModel = MODEL,
-           api_key: str | None = None, trust_remote_code: bool = False) -> EngineLaunch:  # fmt: skip
-    return adapter_for(EngineType(engine)).launch(config(engine, settings, trust_remote_code), model, api_key)
+           api_key: str | None = None, trust_remote_code: bool = False,
+           gpu: bool = True) -> EngineLaunch:  # fmt: skip
+    return command_for(EngineType(engine)).launch(
+        config(engine, settings, trust_remote_code), model, api_key, gpu=gpu
+    )
 
 
-def test_every_engine_has_an_adapter() -> None:
-    assert set(ADAPTERS) == set(EngineType)
+def test_every_engine_has_a_command() -> None:
+    assert set(COMMANDS) == set(EngineType)
 
 
 def test_vllm_defaults() -> None:
@@ -106,14 +114,26 @@ def test_lmdeploy_every_setting() -> None:
 def test_lmdeploy_lora_switches_to_the_pytorch_backend() -> None:
     got = launch("lmdeploy", {"loraAdapters": LORA_SETTINGS}, WITH_LORA)
     assert got.argv[-5:] == ["--backend", "pytorch", "--adapters", "sql=/models/sql", "chat=/c"]
-    with pytest.raises(EngineConfigError, match=r"engine\.settings\.loraAdapters"):
+    with pytest.raises(ValidationError, match=r"engine\.settings\.loraAdapters: lmdeploy serves LoRA"):
         launch("lmdeploy", {"loraAdapters": LORA_SETTINGS, "quantization": "awq"}, WITH_LORA)
 
 
 @pytest.mark.parametrize("engine", ["tgi", "lmdeploy"])
 def test_float32_is_refused_where_the_engine_lacks_it(engine: str) -> None:
+    with pytest.raises(
+        ValidationError, match=r"engine\.settings\.dtype: \S+ supports auto, bfloat16, float16 only"
+    ):
+        config(engine, {"dtype": "float32"})
+
+
+def test_the_builders_refuse_what_the_support_table_refuses_even_unvalidated() -> None:
+    """A config built without validation (``model_construct``) still cannot reach a builder with a
+    setting its engine lacks: ``launch`` checks the support table itself."""
+    bad = config("vllm").model_copy(deep=True)
+    bad.engine = bad.engine.model_construct(type=EngineType.TGI, settings=bad.engine.settings.model_copy(
+        update={"dtype": "float32"}))  # fmt: skip
     with pytest.raises(EngineConfigError, match=r"engine\.settings\.dtype"):
-        launch(engine, {"dtype": "float32"})
+        command_for(EngineType.TGI).launch(bad, MODEL, None, gpu=True)
 
 
 def triton_repository(tmp_path: Path) -> ResolvedModel:
@@ -144,14 +164,18 @@ def test_triton_tensor_parallel_runs_one_server_per_rank_under_mpirun(tmp_path: 
 
 
 def test_triton_refuses_build_time_settings_and_unknown_models(tmp_path: Path) -> None:
-    with pytest.raises(EngineConfigError, match=r"engine.settings.maxModelLength is not supported"):
-        launch("triton-trtllm", {"maxModelLength": 4096}, triton_repository(tmp_path))
-    with pytest.raises(EngineConfigError, match="servedModelName"):
-        launch("triton-trtllm", {}, ResolvedModel(path=tmp_path / "empty"))
+    with pytest.raises(
+        ValidationError, match=r"engine.settings.maxModelLength is not supported by engine tri"
+    ):
+        config("triton-trtllm", {"maxModelLength": 4096})
+    assert host.model_problem(config("triton-trtllm"), triton_repository(tmp_path)) is None
+    problem = host.model_problem(config("triton-trtllm"), ResolvedModel(path=tmp_path / "empty"))
+    assert problem is not None and problem.startswith("servedModelName: the Triton model repository")
+    assert host.model_problem(config("vllm"), ResolvedModel(path=tmp_path / "empty")) is None
 
 
 def test_transformers_on_cpu_links_the_served_name_to_the_model() -> None:
-    got = TransformersAdapter(gpu=False).launch(config("transformers", {"dtype": "float32"}), MODEL, None)
+    got = launch("transformers", {"dtype": "float32"}, gpu=False)
     assert got == EngineLaunch(
         argv=["transformers", "serve", "llama", "--host", "0.0.0.0", "--port", "8000", "--device", "cpu",
               "--dtype", "float32"],
@@ -160,15 +184,54 @@ def test_transformers_on_cpu_links_the_served_name_to_the_model() -> None:
     )  # fmt: skip
 
 
+def test_transformers_on_gpu_lets_it_pick_the_device() -> None:
+    assert launch("transformers", gpu=True).argv[7:9] == ["--device", "auto"]
+
+
 def test_transformers_refuses_what_it_cannot_do() -> None:
-    adapter = TransformersAdapter(gpu=False)
-    with pytest.raises(EngineConfigError, match=r"engine\.settings\.tensorParallelSize is not supported"):
-        adapter.launch(config("transformers", {"tensorParallelSize": 2}), MODEL, None)
+    with pytest.raises(ValidationError, match=r"engine\.settings\.tensorParallelSize is not supported"):
+        config("transformers", {"tensorParallelSize": 2})
     with pytest.raises(EngineConfigError, match="apiKeyEnv"):
-        adapter.launch(config("transformers"), MODEL, "secret")
+        launch("transformers", api_key="secret")
+    for name in ("org/model:main", "model@v1", "/abs/model", "../up", "org/../up", ".hidden"):
+        with pytest.raises(EngineConfigError, match=r"servedModelName .*relative path"):
+            command_for(EngineType.TRANSFORMERS).launch(
+                config("transformers", name=name), MODEL, None, gpu=False
+            )
+    assert launch("transformers", gpu=False).argv[2] == "llama"
 
 
 def test_gpu_engine_without_gpu_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("modelfleet_serve.engines.base.has_nvidia_gpu", lambda: False)
-    problem = adapter_for(EngineType.VLLM).availability_problem()
+    monkeypatch.setattr(host, "has_nvidia_gpu", lambda: False)
+    problem = host.availability_problem(EngineType.VLLM)
     assert problem is not None and "needs an NVIDIA GPU" in problem and "transformers" in problem
+
+
+def test_engine_not_in_the_image_says_which_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host, "has_nvidia_gpu", lambda: True)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert host.availability_problem(EngineType.TGI) == (
+        "engine tgi is not installed in this image (text-generation-launcher not found): use the serving "
+        "image built for tgi"
+    )
+    problem = host.availability_problem(EngineType.SGLANG)
+    assert problem is not None and "python module sglang.launch_server not found" in problem
+
+
+def test_vllm_parser_missing_is_said_plainly() -> None:
+    """The dev venv has no vLLM (the runtime tier checks the parser in a venv that has it): the
+    check says that it cannot run, rather than passing the command line unchecked."""
+    with pytest.raises(vllm_args.VllmParserUnavailable, match="vLLM's argument parser cannot be imported"):
+        vllm_args.argv_problem(["vllm", "serve", "/m", "--seed", "7"], ["--seed", "7"])
+
+
+def test_download_resolves_the_model_and_names_a_missing_one(tmp_path: Path) -> None:
+    """`modelfleet-serve download` (the init container) resolves without starting anything."""
+    (tmp_path / "model").mkdir()
+    path = tmp_path / "serve.yaml"
+    path.write_text(ServingRuntimeConfig.model_validate(
+        {"model": {"uri": str(tmp_path / "model")}, "servedModelName": "m", "cacheDir": str(tmp_path)}
+    ).to_yaml())  # fmt: skip
+    assert launcher.main(["download", "--config", str(path)]) == 0
+    path.write_text(path.read_text().replace(str(tmp_path / "model"), str(tmp_path / "missing")))
+    assert launcher.main(["download", "--config", str(path)]) == launcher.EXIT_CONFIG_ERROR

@@ -53,17 +53,6 @@ TERMINATION_GRACE_SECONDS = 120
 PROGRESS_DEADLINE_SECONDS = 3600
 KEDA_POLLING_SECONDS = 15
 
-DOWNLOAD_SCRIPT = (
-    "import logging, sys\n"
-    "from modelfleet_api.serving import ServingRuntimeConfig\n"
-    "from modelfleet_serve.launcher import resolve_models\n"
-    "logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')\n"
-    "resolve_models(ServingRuntimeConfig.load(sys.argv[1]))\n"
-)
-"""What the init container runs: the launcher's own model resolution, so the engine container's
-launcher finds every file in the cache and starts at once (and start-up time splits into download
-and load)."""
-
 
 @dataclass(frozen=True, kw_only=True)
 class Owner(OwnerBase):
@@ -339,12 +328,10 @@ def pod_template(
             {
                 "name": DOWNLOAD_CONTAINER,
                 "image": track.image,
-                "command": [
-                    "python3",
-                    "-c",
-                    DOWNLOAD_SCRIPT,
-                    f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}",
-                ],
+                # The launcher's own model resolution, so the engine container's launcher finds every
+                # file in the cache and starts at once (and start-up time splits into download and load).
+                "command": ["modelfleet-serve", "download"],
+                "args": ["--config", f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"],
                 "env": _env(spec, identity, api_key=False),
                 "resources": no_gpu,
                 "volumeMounts": _volume_mounts(spec, track, shm=False),

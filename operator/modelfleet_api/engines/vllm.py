@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from modelfleet_api.engines.base import EngineCommand, EngineLaunch, Program, ResolvedModel, optional
 from modelfleet_api.serving import Dtype, EngineType, ServingRuntimeConfig
 
-from modelfleet_serve.engines.base import EngineLaunch, ExecutableAdapter, ResolvedModel, optional
 
-
-class VllmAdapter(ExecutableAdapter):
+class VllmCommand(EngineCommand):
     engine: ClassVar[EngineType] = EngineType.VLLM
-    executable: ClassVar[str] = "vllm"
+    program: ClassVar[Program] = Program("executable", "vllm")
 
-    def build(self, config: ServingRuntimeConfig, model: ResolvedModel, api_key: str | None) -> EngineLaunch:
+    def build(
+        self, config: ServingRuntimeConfig, model: ResolvedModel, api_key: str | None, *, gpu: bool
+    ) -> EngineLaunch:
         s = config.engine.settings
         argv = [
             "vllm", "serve", str(model.path),

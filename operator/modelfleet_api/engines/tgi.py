@@ -4,26 +4,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from modelfleet_api.engines.base import EngineCommand, EngineLaunch, Program, ResolvedModel, optional
 from modelfleet_api.serving import Dtype, EngineType, ServingRuntimeConfig
 
-from modelfleet_serve.engines.base import (
-    EngineConfigError,
-    EngineLaunch,
-    ExecutableAdapter,
-    ResolvedModel,
-    optional,
-    settings_field,
-)
 
-
-class TgiAdapter(ExecutableAdapter):
+class TgiCommand(EngineCommand):
     engine: ClassVar[EngineType] = EngineType.TGI
-    executable: ClassVar[str] = "text-generation-launcher"
+    program: ClassVar[Program] = Program("executable", "text-generation-launcher")
 
-    def build(self, config: ServingRuntimeConfig, model: ResolvedModel, api_key: str | None) -> EngineLaunch:
+    def build(
+        self, config: ServingRuntimeConfig, model: ResolvedModel, api_key: str | None, *, gpu: bool
+    ) -> EngineLaunch:
         s = config.engine.settings
-        if s.dtype is Dtype.FLOAT32:
-            raise EngineConfigError(f"{settings_field('dtype')}: tgi supports float16 and bfloat16 only")
         argv = [
             "text-generation-launcher",
             "--model-id", str(model.path),

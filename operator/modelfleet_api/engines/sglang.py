@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from modelfleet_api.engines.base import EngineCommand, EngineLaunch, Program, ResolvedModel, optional
 from modelfleet_api.serving import Dtype, EngineType, ServingRuntimeConfig
 
-from modelfleet_serve.engines.base import EngineLaunch, PythonModuleAdapter, ResolvedModel, optional
 
-
-class SglangAdapter(PythonModuleAdapter):
+class SglangCommand(EngineCommand):
     engine: ClassVar[EngineType] = EngineType.SGLANG
-    module: ClassVar[str] = "sglang.launch_server"
+    program: ClassVar[Program] = Program("module", "sglang.launch_server")
 
-    def build(self, config: ServingRuntimeConfig, model: ResolvedModel, api_key: str | None) -> EngineLaunch:
+    def build(
+        self, config: ServingRuntimeConfig, model: ResolvedModel, api_key: str | None, *, gpu: bool
+    ) -> EngineLaunch:
         s = config.engine.settings
         argv = [
-            "python3", "-m", self.module,
+            "python3", "-m", self.program.name,
             "--model-path", str(model.path),
             "--served-model-name", config.served_model_name,
             "--host", config.host,

@@ -4,31 +4,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from modelfleet_api.engines.base import EngineCommand, EngineLaunch, Program, ResolvedModel, optional
 from modelfleet_api.serving import Dtype, EngineType, ServingRuntimeConfig
 
-from modelfleet_serve.engines.base import (
-    EngineConfigError,
-    EngineLaunch,
-    ExecutableAdapter,
-    ResolvedModel,
-    optional,
-    settings_field,
-)
 
-
-class LmdeployAdapter(ExecutableAdapter):
+class LmdeployCommand(EngineCommand):
     engine: ClassVar[EngineType] = EngineType.LMDEPLOY
-    executable: ClassVar[str] = "lmdeploy"
+    program: ClassVar[Program] = Program("executable", "lmdeploy")
 
-    def build(self, config: ServingRuntimeConfig, model: ResolvedModel, api_key: str | None) -> EngineLaunch:
+    def build(
+        self, config: ServingRuntimeConfig, model: ResolvedModel, api_key: str | None, *, gpu: bool
+    ) -> EngineLaunch:
         s = config.engine.settings
-        if s.dtype is Dtype.FLOAT32:
-            raise EngineConfigError(f"{settings_field('dtype')}: lmdeploy supports float16 and bfloat16 only")
-        if model.lora_adapters and s.quantization is not None:
-            raise EngineConfigError(
-                f"{settings_field('lora_adapters')}: lmdeploy serves LoRA adapters on its PyTorch backend, "
-                f"which does not read {s.quantization} weights; drop one of quantization and loraAdapters"
-            )
         argv = [
             "lmdeploy", "serve", "api_server", str(model.path),
             "--model-name", config.served_model_name,
