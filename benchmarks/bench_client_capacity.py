@@ -109,7 +109,7 @@ def ours(url: str, workdir: Path, workers: int | None) -> Measure:
         WORKERS_USED[rate] = document["workers"]
         return (
             summary["achieved_request_rate"] or 0.0,
-            summary["scheduling_delay_ms"]["p50"],
+            summary["schedule_lag_ms"]["p50"],
             summary["errors"],
         )
 

@@ -87,4 +87,4 @@ def run_sweep(
 ) -> Path:
     """Runs every point in order; returns the path of the sweep's plot."""
     results = [run_point(plane, core, namespace, sweep, point, engine, workdir) for point in range(points)]
-    return plot_sweep(results, workdir / "sweep.png")
+    return plot_sweep(results, workdir / "sweep.html")

@@ -109,11 +109,11 @@ def test_results_reach_blob_pushgateway_and_mlflow(
     assert reported.sink_errors is None and reported.results_uri == prefix
     assert reported.output_tokens_per_second == round(summary["output_tokens_per_s"], 3)
 
-    # blob: exactly the two files under the point's prefix, byte for byte what is on disk
+    # blob: exactly the three files under the point's prefix, byte for byte what is on disk
     container = blob_service.get_container_client("results")
     names = sorted(b.name for b in container.list_blobs(name_starts_with="bench/ml/sw/point-3/"))
-    assert names == ["bench/ml/sw/point-3/requests.csv", "bench/ml/sw/point-3/results.json"]
-    for name in ("results.json", "requests.csv"):
+    assert names == [f"bench/ml/sw/point-3/{n}" for n in ("requests.csv", "results.json", "trace.jsonl")]
+    for name in ("results.json", "requests.csv", "trace.jsonl"):
         uploaded = container.download_blob(f"bench/ml/sw/point-3/{name}").readall()
         assert uploaded == (output / name).read_bytes(), name
     assert json.loads(container.download_blob("bench/ml/sw/point-3/results.json").readall())["summary"] == (
@@ -145,7 +145,7 @@ def test_results_reach_blob_pushgateway_and_mlflow(
     }
     assert run.data.metrics == pytest.approx(flat_metrics(summary))
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert artifacts == {"results.json", "requests.csv"}
+    assert artifacts == {"results.json", "requests.csv", "trace.jsonl"}
     local = Path(client.download_artifacts(run.info.run_id, "results.json", str(tmp_path / "dl")))
     assert local.read_bytes() == (output / "results.json").read_bytes()
 

@@ -61,7 +61,7 @@ def test_open_loop_over_two_workers_sends_the_one_schedule(
     assert np.allclose(scheduled - scheduled[0], expected, atol=1e-9)
     planned = (requests - 1) / expected[-1]
     assert summary["achieved_request_rate"] == pytest.approx(planned, rel=0.02)
-    assert summary["scheduling_delay_ms"]["p50"] < 10.0
+    assert summary["schedule_lag_ms"]["p50"] < 10.0
 
 
 def test_closed_loop_over_two_workers_meets_the_request_count(fake_server: str, tmp_path: Path) -> None:

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 from modelfleet_api.benchmark import ArrivalProcess, KServeSettings, LoadPoint, Protocol
 from modelfleet_serve.bench import runner
-from modelfleet_serve.bench.records import BenchRequest
+from modelfleet_serve.bench.records import BenchRequest, Session
 from modelfleet_serve.bench.runner import Target, choose_workers, plan_workers
-from modelfleet_serve.bench.schedule import arrival_offsets, assign_to_workers
+from modelfleet_serve.bench.schedule import SessionPlan, arrival_offsets, assign_to_workers
 
 pytestmark = pytest.mark.unit
 
 TARGET = Target("http://127.0.0.1:1", "m", Protocol.OPENAI_COMPLETIONS, KServeSettings())
 PROMPTS = [BenchRequest(prompt=f"p{i}", max_tokens=4) for i in range(10)]
+SESSIONS = SessionPlan([Session((PROMPTS[i % 10],)) for i in range(101)])
 
 
 def test_constant_arrivals_are_evenly_spaced_and_bounded_by_count_or_duration() -> None:
@@ -52,8 +53,8 @@ def test_poisson_thinning_gives_each_worker_an_independent_poisson_share() -> No
 
 def test_open_loop_plans_cover_the_combined_schedule_once() -> None:
     load = LoadPoint(mode="open-loop", request_rate=50.0, arrival="poisson", requests=101, warmup_requests=5)
-    plans = plan_workers(TARGET, load, PROMPTS[:5], PROMPTS, 3, seed=11)
-    indices = np.concatenate([p.indices for p in plans])
+    plans = plan_workers(TARGET, load, PROMPTS[:5], SESSIONS, 3, seed=11)
+    indices = np.concatenate([p.numbers for p in plans])
     offsets = np.concatenate([p.offsets for p in plans])
     assert sorted(indices.tolist()) == list(range(101))
     single = arrival_offsets(50.0, ArrivalProcess.POISSON, 11, 101, None)
@@ -63,7 +64,7 @@ def test_open_loop_plans_cover_the_combined_schedule_once() -> None:
 
 def test_closed_loop_plans_split_the_users() -> None:
     load = LoadPoint(mode="closed-loop", concurrency=7, requests=20)
-    plans = plan_workers(TARGET, load, [], PROMPTS, 3, seed=0)
+    plans = plan_workers(TARGET, load, [], SESSIONS, 3, seed=0)
     assert [p.concurrency for p in plans] == [3, 2, 2]
     assert [(p.worker, p.workers) for p in plans] == [(0, 3), (1, 3), (2, 3)]
 

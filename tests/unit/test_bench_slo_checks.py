@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from modelfleet_api.benchmark import Slos
+from modelfleet_api.benchmark import LoadPoint, Slos
 from modelfleet_serve.bench.metrics import summarize
 from modelfleet_serve.bench.records import RequestRecord
 
 pytestmark = pytest.mark.unit
+LOAD = LoadPoint(mode="closed-loop", concurrency=1, requests=4)
 
 
 def record(index: int, *, error: str | None = None) -> RequestRecord:
@@ -30,7 +31,7 @@ def record(index: int, *, error: str | None = None) -> RequestRecord:
 
 def test_a_point_where_every_request_failed_meets_no_slo() -> None:
     summary = summarize(
-        [record(i, error="HTTP 422") for i in range(4)], Slos(ttft_p95_ms=500, tpot_p95_ms=100)
+        [record(i, error="HTTP 422") for i in range(4)], Slos(ttft_p95_ms=500, tpot_p95_ms=100), LOAD
     )
     assert summary["error_rate"] == 1.0
     assert summary["slo_checks"] == {"ttft": False, "tpot": False}
@@ -38,6 +39,6 @@ def test_a_point_where_every_request_failed_meets_no_slo() -> None:
 
 
 def test_completed_requests_within_the_limits_meet_them() -> None:
-    summary = summarize([record(i) for i in range(4)], Slos(ttft_p95_ms=500, tpot_p95_ms=100))
+    summary = summarize([record(i) for i in range(4)], Slos(ttft_p95_ms=500, tpot_p95_ms=100), LOAD)
     assert summary["slo_checks"] == {"ttft": True, "tpot": True}
     assert summary["slo_met"] is True

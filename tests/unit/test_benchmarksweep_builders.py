@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from modelfleet_api.benchmark import Slos
 from modelfleet_api.benchmarksweep import BenchmarkSweepSpec, PointStatus
 from modelfleet_api.constants import PointPhase
 from modelfleet_api.modeldeployment import SecretKeyRef
 from modelfleet_api.serving import EngineType
+from modelfleet_api.sweepplot import PANELS, PlotPoint, render_html
 from modelfleet_operator.benchmark import builders
 from modelfleet_operator.benchmark.builders import Endpoint, Owner
 from modelfleet_operator.benchmark.grid import expand_points, expand_targets
@@ -228,7 +230,14 @@ def test_results_config_map() -> None:
         phase=PointPhase.SUCCEEDED,
         output_tokens_per_second=812.5,
     )
-    assert builders.results_config_map(OWNER, [measured]) == {
+    slos = Slos(ttft_p95_ms=500)
+    plot = render_html(
+        # no level recorded: placed by its index
+        [PlotPoint("llama(engine=vllm)", "concurrency=1", 0.0, 812.5, dict.fromkeys(m for m, _ in PANELS))],
+        slos,
+        "BenchmarkSweep ml/sw",
+    )
+    assert builders.results_config_map(OWNER, [measured], slos) == {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
@@ -245,9 +254,11 @@ def test_results_config_map() -> None:
             '    "deployment": "sw-llama-0",\n'
             '    "load": "concurrency=1",\n'
             '    "phase": "Succeeded"\n'
-            "  }\n]\n"
+            "  }\n]\n",
+            "sweep.html": plot,
         },
     }
+    assert builders.plot_link(OWNER).to_wire() == {"configMap": "sw-results", "key": "sweep.html"}
 
 
 @pytest.mark.parametrize("blob_uri", ["az://results/bench", "az://results/bench/"])

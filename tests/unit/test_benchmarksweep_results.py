@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from modelfleet_api.benchmark import RESULTS_URI_MAX_LENGTH, Slos
+from modelfleet_api.benchmark import RESULTS_URI_MAX_LENGTH, LoadPoint, Slos
 from modelfleet_api.benchmarksweep import (
     SINK_ERROR_MAX_LENGTH,
     SINK_ERRORS_MAX,
@@ -64,6 +64,9 @@ def pod(phase: str, message: str | None) -> dict[str, Any]:
     }
 
 
+LOAD = LoadPoint(mode="closed-loop", concurrency=1, requests=4)
+
+
 def records() -> list[RequestRecord]:
     """Four measured requests, 10 tokens each: TTFT 100 ms, 1 s end to end, over 2 s."""
     made = []
@@ -84,7 +87,7 @@ def records() -> list[RequestRecord]:
 
 
 def test_bench_termination_message_is_what_the_operator_reads(tmp_path: Path) -> None:
-    summary = summarize(records(), Slos(ttft_p95_ms=200.0))
+    summary = summarize(records(), Slos(ttft_p95_ms=200.0), LOAD)
     log = tmp_path / "termination-log"
     assert write_termination_message(point_metrics(summary), log) is False  # outside a container
     log.touch()
@@ -104,7 +107,7 @@ def test_bench_termination_message_is_what_the_operator_reads(tmp_path: Path) ->
 
 
 def test_point_figures_are_rounded_for_status_and_sinks_reported(tmp_path: Path) -> None:
-    summary = summarize(records(), Slos())
+    summary = summarize(records(), Slos(), LOAD)
     summary["output_tokens_per_s"] = 147.02765335156386
     summary["ttft_ms"]["p95"] = 12.3456789
     summary["error_rate"] = 1 / 3
@@ -136,11 +139,15 @@ def test_the_worst_termination_message_fits_what_kubernetes_keeps() -> None:
     """Every figure at its widest, the longest blob prefix and every sink failing with the longest
     error, all of it characters JSON escapes (two bytes each): still within 4096 bytes, parseable, and
     nothing cut."""
-    summary = summarize(records(), Slos(ttft_p95_ms=1.0))
+    summary = summarize(records(), Slos(ttft_p95_ms=1.0), LOAD)
     for key in ("ttft_ms", "tpot_ms", "e2e_ms"):
         summary[key]["p95"] = -123456789012.123456
     for key in ("output_tokens_per_s", "requests_per_s", "goodput_requests_per_s", "error_rate"):
         summary[key] = -123456789012.123456
+    summary["achieved_request_rate"] = -123456789012.123456
+    summary["schedule_lag_ms"] |= {"p50": -123456789012.123456, "p99": -123456789012.123456}
+    summary["late_requests"], summary["held_load"] = 10_000_000, False
+    summary["prefix_cache"]["hit_rate"] = 0.123456789
     uri = "https://acct.blob.core.windows.net/results/" + "%" * (RESULTS_URI_MAX_LENGTH - 43)
     worst = sink_error("pushgateway", ValueError('"\\' * 1000))
     assert len(worst) == SINK_ERROR_MAX_LENGTH
@@ -151,7 +158,9 @@ def test_the_worst_termination_message_fits_what_kubernetes_keeps() -> None:
 
 
 def test_an_oversized_termination_message_drops_sink_details_not_figures() -> None:
-    metrics = point_metrics(summarize(records(), Slos())).model_copy(update={"sink_errors": ["x" * 5000]})
+    metrics = point_metrics(summarize(records(), Slos(), LOAD)).model_copy(
+        update={"sink_errors": ["x" * 5000]}
+    )
     message = termination_message(metrics)
     assert len(message.encode()) <= TERMINATION_MESSAGE_LIMIT
     parsed = PointMetrics.model_validate_json(message)

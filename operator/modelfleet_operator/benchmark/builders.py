@@ -19,11 +19,14 @@ from modelfleet_api.benchmark import (
     LengthDistribution,
     Protocol,
     Sinks,
+    Slos,
     Workload,
 )
-from modelfleet_api.benchmarksweep import BenchmarkSweepSpec, PointStatus
+from modelfleet_api.benchmarksweep import BenchmarkSweepSpec, PlotLink, PointStatus
+from modelfleet_api.constants import PointPhase
 from modelfleet_api.modeldeployment import SecretKeyRef
 from modelfleet_api.serving import EngineType
+from modelfleet_api.sweepplot import PANELS, PlotPoint, render_html
 
 from modelfleet_operator.benchmark.grid import Point, Target
 from modelfleet_operator.benchmark.names import ChildNames
@@ -40,6 +43,8 @@ RESULTS_VOLUME = "results"
 RESULTS_DIR = "/results"
 RESULTS_KEY = "results.json"
 """Key of the results ConfigMap holding every point's status as a JSON list."""
+PLOT_KEY = "sweep.html"
+"""Key of the results ConfigMap holding the sweep's plot (``modelfleet_api.sweepplot``)."""
 API_KEY_ENV = "MODELFLEET_BENCH_API_KEY"
 """Variable the Job's API key (from the deployment's ``apiKeySecret``) is passed in."""
 RUNTIME_USER = 65532
@@ -241,12 +246,36 @@ def point_job(
     }
 
 
-def results_config_map(owner: Owner, points: list[PointStatus]) -> Manifest:
-    """Every point's status (description, key figures, failure reason) as one JSON document."""
+def plot_points(points: list[PointStatus]) -> list[PlotPoint]:
+    """The measured points as the sweep plot draws them (a point without its numeric level, as
+    recorded before sweeps kept it, is placed by its index: a target's points are in load order)."""
+    return [
+        PlotPoint(
+            target=p.target,
+            load=p.load,
+            level=float(p.concurrency or p.request_rate or p.index),
+            throughput=p.output_tokens_per_second or 0.0,
+            latency={metric: getattr(p, metric) for metric, _ in PANELS},
+            held_load=p.held_load,
+        )
+        for p in points
+        if p.phase is PointPhase.SUCCEEDED and p.output_tokens_per_second is not None
+    ]
+
+
+def results_config_map(owner: Owner, points: list[PointStatus], slos: Slos | None = None) -> Manifest:
+    """Every point's status (description, key figures, failure reason) as one JSON document, and the
+    sweep's plot (``PLOT_KEY``) with the SLO thresholds drawn."""
     document = [p.to_wire() for p in points]
+    plot = render_html(plot_points(points), slos or Slos(), f"BenchmarkSweep {owner.namespace}/{owner.name}")
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(owner, owner.names.results_config_map, c.COMPONENT_BENCHMARK, {}),
-        "data": {RESULTS_KEY: json.dumps(document, indent=2) + "\n"},
+        "data": {RESULTS_KEY: json.dumps(document, indent=2) + "\n", PLOT_KEY: plot},
     }
+
+
+def plot_link(owner: Owner) -> PlotLink:
+    """Where status says the plot is (``status.plot``): the results ConfigMap's ``PLOT_KEY``."""
+    return PlotLink(config_map=owner.names.results_config_map, key=PLOT_KEY)

@@ -56,10 +56,60 @@ class BadRequest(Exception):
     """A request the fake rejects; the message names the field."""
 
 
+class PrefixCache:
+    """A stand-in for an engine's prefix cache, so the client's hit-rate figures can be checked: a
+    prompt's "tokens" are its whitespace-separated words, cached in blocks of `block` words chained
+    by hash (a block is found only after the same blocks before it), without eviction. It counts
+    looked-up and found tokens under vLLM's counter names."""
+
+    def __init__(self, block: int) -> None:
+        self.block = block
+        self.blocks: set[int] = set()
+        self.queries = self.hits = 0
+
+    def lookup(self, words: list[str]) -> int:
+        """Cached tokens of a prompt, which is then cached in turn."""
+        cached, parent, found = 0, 0, True
+        for start in range(0, len(words) - self.block + 1, self.block):
+            parent = hash((parent, *words[start : start + self.block]))
+            if found and parent in self.blocks:
+                cached += self.block
+            else:
+                found = False
+                self.blocks.add(parent)
+        self.queries += len(words)
+        self.hits += cached
+        return cached
+
+    def exposition(self) -> bytes:
+        return (
+            "# TYPE vllm:prefix_cache_queries counter\n"
+            f'vllm:prefix_cache_queries_total{{model_name="fake"}} {self.queries}\n'
+            "# TYPE vllm:prefix_cache_hits counter\n"
+            f'vllm:prefix_cache_hits_total{{model_name="fake"}} {self.hits}\n'
+        ).encode()
+
+
 class FakeServer:
-    def __init__(self, ttft_ms: float, itl_ms: float, model: str = "fake") -> None:
+    def __init__(
+        self,
+        ttft_ms: float,
+        itl_ms: float,
+        model: str = "fake",
+        prefix_block: int = 0,
+        prompt_tokens_details: bool = False,
+        max_concurrent: int = 0,
+    ) -> None:
         self.ttft, self.itl, self.model = ttft_ms / 1000.0, itl_ms / 1000.0, model
         self.timings: deque[dict[str, Any]] = deque(maxlen=TIMINGS_KEPT)
+        self.cache = PrefixCache(prefix_block) if prefix_block else None
+        self.prompt_tokens_details = prompt_tokens_details
+        self.max_concurrent = max_concurrent
+        """Completions beyond this many at once are refused with 429 (0: no limit), a stand-in for an
+        engine's admission limit that makes a load search's answer exact."""
+        self.in_flight = 0
+        """Report cached tokens in `usage.prompt_tokens_details`, as vLLM with
+        `--enable-prompt-tokens-details`."""
 
     async def serve(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -114,9 +164,17 @@ class FakeServer:
         route = path.split("/")
         try:
             if method == "POST" and path in ("/v1/completions", "/v1/chat/completions"):
-                await self.complete(
-                    loop, stream, arrived, json.loads(body), path.endswith("/chat/completions")
-                )
+                if self.max_concurrent and self.in_flight >= self.max_concurrent:
+                    error = {"error": f"over capacity: {self.max_concurrent} requests at once"}
+                    await send_json(loop, stream, error, status="429 Too Many Requests")
+                else:
+                    self.in_flight += 1
+                    try:
+                        await self.complete(
+                            loop, stream, arrived, json.loads(body), path.endswith("/chat/completions")
+                        )
+                    finally:
+                        self.in_flight -= 1
             elif method == "POST" and len(route) == 5 and route[:3] == ["", "v2", "models"]:
                 self.check_model(route[3])
                 if route[4] == "generate_stream":
@@ -127,6 +185,10 @@ class FakeServer:
                     raise BadRequest(f"no KServe v2 endpoint {route[4]!r} (generate_stream, infer)")
             elif method == "GET" and path == "/timings":
                 await send_json(loop, stream, list(self.timings))
+            elif method == "GET" and path == "/metrics" and self.cache is not None:
+                body = self.cache.exposition()
+                head = f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
+                await stream.send(loop, head.encode() + body)
             elif method == "GET" and path == "/v1/models":
                 model = {"id": self.model, "object": "model", "owned_by": "fake"}
                 await send_json(loop, stream, {"object": "list", "data": [model]})
@@ -162,12 +224,19 @@ class FakeServer:
         chat: bool,
     ) -> None:  # fmt: skip
         tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
-        prompt = str(body["messages"][-1]["content"] if chat else body.get("prompt", ""))
-        usage = {
-            "prompt_tokens": len(prompt.split()),
+        if chat:  # the whole conversation is the prompt, as an engine renders it
+            prompt = " ".join(f"<{m['role']}> {m['content']}" for m in body["messages"])
+        else:
+            prompt = str(body.get("prompt", ""))
+        words = prompt.split()
+        cached = self.cache.lookup(words) if self.cache is not None else 0
+        usage: dict[str, Any] = {
+            "prompt_tokens": len(words),
             "completion_tokens": tokens,
-            "total_tokens": len(prompt.split()) + tokens,
+            "total_tokens": len(words) + tokens,
         }
+        if self.prompt_tokens_details:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
         kind = "chat.completion" if chat else "text_completion"
         if not body.get("stream"):
             await sleep_until(arrived + self.ttft + (tokens - 1) * self.itl)
@@ -277,13 +346,14 @@ def _take_request(buffer: bytearray) -> tuple[str, str, bytes] | None:
 
 
 @contextlib.contextmanager
-def running(ttft_ms: float, itl_ms: float, start_timeout: float = 30.0) -> Iterator[str]:
-    """A fake server in its own process on a free 127.0.0.1 port; yields its base URL."""
+def running(ttft_ms: float, itl_ms: float, *extra: str, start_timeout: float = 30.0) -> Iterator[str]:
+    """A fake server in its own process on a free 127.0.0.1 port (`extra`: more of its options);
+    yields its base URL."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "modelfleet_serve.bench.fake_server",
-               "--port", str(port), "--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms)]  # fmt: skip
+               "--port", str(port), "--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms), *extra]  # fmt: skip
     server = subprocess.Popen(command)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -309,9 +379,24 @@ def main() -> None:
     parser.add_argument("--ttft-ms", type=float, default=50.0)
     parser.add_argument("--itl-ms", type=float, default=10.0)
     parser.add_argument("--model", default="fake")
+    parser.add_argument(
+        "--prefix-block", type=int, default=0, help="words per prefix-cache block (0: no prefix cache)"
+    )
+    parser.add_argument("--prompt-tokens-details", action="store_true", help="report cached tokens in usage")
+    parser.add_argument(
+        "--max-concurrent", type=int, default=0, help="refuse completions beyond this many at once (429)"
+    )
     args = parser.parse_args()
+    server = FakeServer(
+        args.ttft_ms,
+        args.itl_ms,
+        args.model,
+        args.prefix_block,
+        args.prompt_tokens_details,
+        args.max_concurrent,
+    )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(FakeServer(args.ttft_ms, args.itl_ms, args.model).serve(args.host, args.port))
+        asyncio.run(server.serve(args.host, args.port))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from modelfleet_api.benchmark import Slos
+from modelfleet_api.benchmark import LoadMode, LoadPoint, Slos
 
+from modelfleet_serve.bench.engine_metrics import EngineCounters, hit_rate
 from modelfleet_serve.bench.records import RequestRecord
 from modelfleet_serve.bench.workload import Tokenizer
 
@@ -74,7 +75,67 @@ def good(requests: PerRequest, slos: Slos) -> np.ndarray:
     return meets
 
 
-def summarize(records: Sequence[RequestRecord], slos: Slos) -> dict[str, Any]:
+HELD_LATE_FRACTION = 0.01
+"""A point holds its load when at most this share of its requests were sent late ..."""
+HELD_RATE_TOLERANCE = 0.01
+"""... and (open loop) its arrivals were sent at the planned rate within this fraction."""
+
+
+def _rate(times: np.ndarray) -> float | None:
+    """(n - 1) / (last - first) of sorted times; None with fewer than two distinct times."""
+    if times.size < 2 or times[-1] <= times[0]:
+        return None
+    return float((times.size - 1) / (times[-1] - times[0]))
+
+
+def schedule_figures(measured: Sequence[RequestRecord], load: LoadPoint) -> dict[str, Any]:
+    """Whether the client kept the load's schedule: how late requests were sent (start minus planned
+    time), how many were late, how many waited for a free slot (`maxInFlight`), and for an open loop
+    the rate at which the arrivals (first turns) were sent against the planned one."""
+    lag = np.array([r.start - r.scheduled for r in measured])
+    late = int((lag * 1000.0 > load.late_threshold_ms).sum())
+    figures: dict[str, Any] = {
+        "schedule_lag_ms": distribution_ms(lag),
+        "late_requests": late,
+        "late_threshold_ms": load.late_threshold_ms,
+        "queued_requests": sum(r.queued for r in measured),
+    }
+    held = late <= HELD_LATE_FRACTION * len(measured)
+    if load.mode is LoadMode.OPEN_LOOP:
+        arrivals = [r for r in measured if r.turn == 0]
+        planned_times = np.array([r.scheduled for r in arrivals])
+        planned = _rate(np.sort(planned_times))
+        if planned is not None:
+            # the planned rate over the slope of send times against planned times (least squares):
+            # a steady drift shows, a single late request barely moves it
+            slope = float(np.polyfit(planned_times, np.array([r.start for r in arrivals]), 1)[0])
+            sent = planned / slope
+            figures["planned_arrival_rate"], figures["achieved_arrival_rate"] = planned, sent
+            held = held and abs(sent - planned) <= HELD_RATE_TOLERANCE * planned
+    figures["held_load"] = bool(held)
+    return figures
+
+
+def prefix_cache_figures(
+    ok: Sequence[RequestRecord], counters: tuple[EngineCounters | None, EngineCounters | None]
+) -> dict[str, Any]:
+    """The engine's prefix-cache hit rate over the point: from the responses' `cached_tokens` when
+    the engine reports them (this client's requests only), else from its counters (`engine_metrics`)."""
+    reported = [r for r in ok if r.cached_tokens is not None and r.prompt_tokens]
+    if reported:
+        cached = sum(r.cached_tokens or 0 for r in reported)
+        prompt = sum(r.prompt_tokens or 0 for r in reported)
+        return {"hit_rate": cached / prompt, "source": "usage.prompt_tokens_details.cached_tokens"}
+    rate, source = hit_rate(*counters)
+    return {"hit_rate": rate, "source": source}
+
+
+def summarize(
+    records: Sequence[RequestRecord],
+    slos: Slos,
+    load: LoadPoint,
+    counters: tuple[EngineCounters | None, EngineCounters | None] = (None, None),
+) -> dict[str, Any]:
     """Summary metrics of the measured (non-warm-up) requests."""
     measured = [r for r in records if not r.warmup]
     if not measured:
@@ -83,10 +144,7 @@ def summarize(records: Sequence[RequestRecord], slos: Slos) -> dict[str, Any]:
     first_start = min(r.start for r in measured)
     duration = max(r.end for r in measured) - first_start
     requests = per_request(ok)
-    starts = np.sort(np.array([r.start for r in measured]))
-    achieved_rate = (
-        (starts.size - 1) / (starts[-1] - starts[0]) if starts.size > 1 and starts[-1] > starts[0] else None
-    )
+    achieved_rate = _rate(np.sort(np.array([r.start for r in measured])))
     good_mask = good(requests, slos)
     # An SLO with no completed request to measure is not met (every request may have failed).
     slo_checks = {
@@ -104,6 +162,7 @@ def summarize(records: Sequence[RequestRecord], slos: Slos) -> dict[str, Any]:
         "errors": len(measured) - len(ok),
         "error_rate": (len(measured) - len(ok)) / len(measured),
         "error_kinds": dict(Counter(r.error.split(":", 1)[0] for r in measured if r.error)),
+        "sessions": len({r.session for r in measured}),
         "duration_s": duration,
         "requests_per_s": len(ok) / duration,
         "output_tokens_per_s": float(requests.output_tokens.sum()) / duration,
@@ -115,11 +174,12 @@ def summarize(records: Sequence[RequestRecord], slos: Slos) -> dict[str, Any]:
         "slo_met": all(slo_checks.values()) if slo_checks else None,
         "slo_checks": slo_checks,
         "achieved_request_rate": achieved_rate,
+        **schedule_figures(measured, load),
+        "prefix_cache": prefix_cache_figures(ok, counters),
         "ttft_ms": distribution_ms(requests.ttft),
         "tpot_ms": distribution_ms(requests.tpot),
         "itl_ms": distribution_ms(requests.itl),
         "e2e_ms": distribution_ms(requests.e2e),
-        "scheduling_delay_ms": distribution_ms(np.array([r.start - r.scheduled for r in measured])),
         "output_tokens": {
             k: (v / 1000.0 if v is not None else None)
             for k, v in distribution_ms(requests.output_tokens).items()

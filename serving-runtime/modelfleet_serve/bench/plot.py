@@ -1,47 +1,37 @@
-"""The sweep plot: latency against throughput, one line per target, one point per load point."""
+"""`modelfleet-bench plot`: the sweep plot (`modelfleet_api.sweepplot`, the same page the operator puts
+in a sweep's results ConfigMap) from the `results.json` files of its points."""
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+from modelfleet_api.benchmark import LoadPoint, Slos
+from modelfleet_api.sweepplot import PANELS, PlotPoint, render_html
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-PANELS = (
-    ("ttft_ms", "TTFT p50 / p95 (ms)"),
-    ("tpot_ms", "TPOT p50 / p95 (ms)"),
-    ("e2e_ms", "E2E p50 / p95 (ms)"),
-)
+SUMMARY_KEYS = {"ttft_p95_ms": "ttft_ms", "tpot_p95_ms": "tpot_ms", "e2e_p95_ms": "e2e_ms"}
+"""Panel field -> the summary distribution its p95 comes from."""
 
 
-def plot_sweep(result_files: list[Path], output: Path) -> Path:
-    by_target: dict[str, list[dict]] = defaultdict(list)
-    for path in result_files:
-        document = json.loads(path.read_text())
-        by_target[document["target"]].append(document["summary"])
-    figure, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 4), constrained_layout=True)
-    for target, summaries in sorted(by_target.items()):
-        summaries.sort(key=lambda s: s["output_tokens_per_s"])
-        throughput = [s["output_tokens_per_s"] for s in summaries]
-        for axis, (metric, title) in zip(axes, PANELS, strict=True):
-            (line,) = axis.plot(
-                throughput, [s[metric]["p50"] for s in summaries], marker="o", label=f"{target} p50"
-            )
-            axis.plot(
-                throughput,
-                [s[metric]["p95"] for s in summaries],
-                marker="x",
-                linestyle="--",
-                color=line.get_color(),
-                label=f"{target} p95",
-            )
-            axis.set(title=title, xlabel="output tokens/s")
-    axes[0].legend(fontsize="small")
+def plot_point(document: dict[str, Any]) -> PlotPoint:
+    summary = document["summary"]
+    return PlotPoint(
+        target=document["target"],
+        load=document["load_label"],
+        level=LoadPoint.model_validate(document["load"]).level,
+        throughput=summary["output_tokens_per_s"],
+        latency={metric: summary[SUMMARY_KEYS[metric]]["p95"] for metric, _ in PANELS},
+        held_load=summary.get("held_load"),
+    )
+
+
+def plot_sweep(result_files: list[Path], output: Path, title: str = "Benchmark sweep") -> Path:
+    """Write the plot of the points' results (their SLOs are those of the first) to `output` (HTML)."""
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"--output: the plot is an HTML page (name it .html), got {output}")
+    documents = [json.loads(path.read_text()) for path in result_files]
+    slos = Slos.model_validate(documents[0].get("slos") or {}) if documents else Slos()
     output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=120)
-    plt.close(figure)
+    output.write_text(render_html([plot_point(d) for d in documents], slos, title))
     return output

@@ -1,25 +1,30 @@
-"""Result files: `results.json` (summary and run description, machine-readable) and `requests.csv`
-(one row per measured request)."""
+"""Result files: `results.json` (summary and run description, machine-readable), `requests.csv` (one
+row per measured request) and `trace.jsonl` (every measured request as sent, replayable with
+`workload.trace`); and the point's key figures for the termination message."""
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from modelfleet_api.benchmarksweep import PointMetrics
 
 from modelfleet_serve.bench.records import RequestRecord
+from modelfleet_serve.bench.schedule import SessionPlan
 
 TERMINATION_LOG = Path("/dev/termination-log")
 """Kubernetes shows this file's content as the container's termination message (at most 4 KiB)."""
 RESULTS_JSON = "results.json"
 REQUESTS_CSV = "requests.csv"
+TRACE_JSONL = "trace.jsonl"
 CSV_COLUMNS = (
     "index",
-    "scheduling_delay_ms",
+    "session",
+    "turn",
+    "schedule_lag_ms",
     "ttft_ms",
     "e2e_ms",
     "tpot_ms",
@@ -38,7 +43,9 @@ def request_row(record: RequestRecord) -> dict[str, Any]:
     tpot = (e2e - ttft) / (tokens - 1) if ttft is not None and tokens and tokens > 1 and record.ok else None
     return {
         "index": record.index,
-        "scheduling_delay_ms": round((record.start - record.scheduled) * 1000.0, 4),
+        "session": record.session,
+        "turn": record.turn,
+        "schedule_lag_ms": round((record.start - record.scheduled) * 1000.0, 4),
         "ttft_ms": round(ttft, 4) if ttft is not None else None,
         "e2e_ms": round(e2e, 4),
         "tpot_ms": round(tpot, 4) if tpot is not None else None,
@@ -50,14 +57,58 @@ def request_row(record: RequestRecord) -> dict[str, Any]:
     }
 
 
-def write_results(output_dir: Path, document: dict[str, Any], records: Sequence[RequestRecord]) -> Path:
+def trace_lines(sessions: SessionPlan, records: Sequence[RequestRecord], chat: bool) -> Iterator[str]:
+    """One JSON line per measured request, in the order they were sent: what was sent (`messages`
+    with the conversation so far for chat, else `prompt`; `max_tokens`), when (`offset_s` after the
+    first request's start) and what came back. `workload.trace` replays these lines."""
+    measured = sorted((r for r in records if not r.warmup), key=lambda r: r.start)
+    if not measured:
+        return
+    replies = {(r.session, r.turn): r.text for r in measured if r.ok}
+    first = measured[0].start
+    for record in measured:
+        turns = sessions.session(record.session).turns
+        request = turns[record.turn]
+        line: dict[str, Any] = {"index": record.index, "session": record.session, "turn": record.turn,
+                                "offset_s": round(record.start - first, 6)}  # fmt: skip
+        if chat:
+            messages = [{"role": role, "content": content} for role, content in request.history]
+            for earlier in range(record.turn):
+                messages.append({"role": "user", "content": turns[earlier].prompt})
+                messages.append({"role": "assistant", "content": replies.get((record.session, earlier), "")})
+            line["messages"] = [*messages, {"role": "user", "content": request.prompt}]
+        else:
+            line["prompt"] = request.prompt
+        row = request_row(record)
+        line.update(
+            max_tokens=request.max_tokens,
+            prompt_tokens=record.prompt_tokens or request.prompt_tokens,
+            cached_tokens=record.cached_tokens,
+            output_tokens=record.output_tokens,
+            ttft_ms=row["ttft_ms"],
+            e2e_ms=row["e2e_ms"],
+            error=record.error,
+        )
+        yield json.dumps(line, ensure_ascii=False)
+
+
+def write_results(
+    output_dir: Path,
+    document: dict[str, Any],
+    records: Sequence[RequestRecord],
+    sessions: SessionPlan,
+    chat: bool,
+) -> list[Path]:
+    """`results.json`, `requests.csv` and `trace.jsonl` in `output_dir`; their paths, that order."""
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / RESULTS_JSON).write_text(json.dumps(document, indent=2) + "\n")
     with (output_dir / REQUESTS_CSV).open("w", newline="") as sink:
         writer = csv.DictWriter(sink, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(request_row(r) for r in records if not r.warmup)
-    return output_dir / RESULTS_JSON
+    with (output_dir / TRACE_JSONL).open("w") as sink:
+        sink.writelines(line + "\n" for line in trace_lines(sessions, records, chat))
+    return [output_dir / RESULTS_JSON, output_dir / REQUESTS_CSV, output_dir / TRACE_JSONL]
 
 
 FIGURE_DECIMALS = 3
@@ -86,6 +137,12 @@ def point_metrics(
         goodput=_figure(summary["goodput_requests_per_s"]),
         error_rate=_figure(summary["error_rate"], ERROR_RATE_DECIMALS),
         meets_slos=summary["slo_met"],
+        achieved_request_rate=_figure(summary["achieved_request_rate"]),
+        held_load=summary["held_load"],
+        schedule_lag_p50_ms=_figure(summary["schedule_lag_ms"]["p50"]),
+        schedule_lag_p99_ms=_figure(summary["schedule_lag_ms"]["p99"]),
+        late_requests=summary["late_requests"],
+        prefix_cache_hit_rate=_figure(summary["prefix_cache"]["hit_rate"], ERROR_RATE_DECIMALS),
         results_uri=results_uri,
         sink_errors=list(sink_errors) or None,
     )

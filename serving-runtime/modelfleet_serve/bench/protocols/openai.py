@@ -46,7 +46,11 @@ class OpenAIClient(ProtocolClient):
             "temperature": 0.0,
         }
         if self.chat:
-            body["messages"] = [{"role": "user", "content": request.prompt}]
+            messages = [{"role": role, "content": content} for role, content in request.history]
+            messages.append({"role": "user", "content": request.prompt})
+            body["messages"] = messages
+        elif request.history:
+            raise ValueError("a conversation (chat messages) is sent with protocol openai-chat only")
         else:
             body["prompt"] = request.prompt
         if self.ignore_eos:
@@ -77,6 +81,9 @@ class OpenAIClient(ProtocolClient):
             if usage:
                 record.output_tokens = usage.get("completion_tokens")
                 record.prompt_tokens = usage.get("prompt_tokens")
+                details = usage.get("prompt_tokens_details")
+                if details:
+                    record.cached_tokens = details.get("cached_tokens")
 
     async def close(self) -> None:
         await self.pool.close()
