@@ -104,6 +104,16 @@ test-chart: deps chart-tools
 
 space := $(subst ,, )
 
+# ---- Benchmarks (not part of `make test`) --------------------------------------------------------
+# The operator scale benchmark starts a control plane of its own (ports MODELFLEET_PORT_BASE+100 to +191,
+# under .cluster/bench) and takes ~30 min on two cores: BENCH_ARGS=--quick runs small sizes in about a
+# minute, BENCH_ARGS="--phases burst --burst-sizes 300" one part (see docs/operations.md, "Sizing the operator").
+BENCH_OUT ?= .cluster/operator-scale.json
+BENCH_ARGS ?=
+.PHONY: bench-operator-scale
+bench-operator-scale: deps cluster-build ## operator scale benchmark: bursts vs a plain client, steady, idle
+	$(PY) -m benchmarks.operator_scale --out $(BENCH_OUT) $(BENCH_ARGS)
+
 # ---- Demo ---------------------------------------------------------------------------------------
 .PHONY: demo
 demo: deps cluster-build ## set up, start the control plane and the operator, run the examples

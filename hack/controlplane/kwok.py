@@ -30,6 +30,8 @@ class Pool:
     count: int
     spot: bool = False
     gpu_product: str | None = None
+    max_pods: int = 110
+    """Pods a node admits (the kubelet's default); the scale benchmark's pool packs thousands."""
 
     @property
     def taints(self) -> list[dict[str, str]]:
@@ -81,7 +83,7 @@ def node_manifest(pool: Pool, name: str) -> dict[str, Any]:
     resources = {
         "cpu": str(pool.cpus),
         "memory": f"{pool.memory_gi}Gi",
-        "pods": "110",
+        "pods": str(pool.max_pods),
         "ephemeral-storage": "256Gi",
     }
     if pool.gpus:

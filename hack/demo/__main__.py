@@ -11,11 +11,11 @@ import json
 import os
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from kubernetes import client, config
 
+from hack import operator_run
 from hack.controlplane.cluster import REPO_ROOT, ControlPlane, wait_for
 from hack.demo.bench import run_sweep
 from hack.demo.engine import LocalEngine, run_rendered_engine, stream_chat
@@ -54,19 +54,8 @@ def start_operator(plane: ControlPlane) -> None:
     operator = plane.process("operator")
     operator.stop()  # an operator left by an earlier demo may run older code
     operator.start(
-        [
-            sys.executable,
-            "-m",
-            "modelfleet_operator",
-            "--standalone",
-            # only the demo's namespace: a test session's operator may be watching the whole cluster
-            "--namespace",
-            NAMESPACE,
-            "--health-port",
-            str(HEALTH_PORT),
-            "--metrics-port",
-            str(METRICS_PORT),
-        ],
+        # only the demo's namespace: a test session's operator may be watching the whole cluster
+        operator_run.command("--namespace", NAMESPACE, health_port=HEALTH_PORT, metrics_port=METRICS_PORT),
         env={
             "KUBECONFIG": str(plane.kubeconfig),
             "MODELFLEET_RESYNC_SECONDS": "1",
@@ -75,14 +64,9 @@ def start_operator(plane: ControlPlane) -> None:
         },
     )
 
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{HEALTH_PORT}/healthz", timeout=1) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    wait_for(healthy, 60, f"the operator's /healthz (log: {operator.log_file})")
+    wait_for(
+        lambda: operator_run.healthy(HEALTH_PORT), 60, f"the operator's /healthz (log: {operator.log_file})"
+    )
     print(
         f"operator running (pid {operator.pid()}), log: {operator.log_file}, "
         f"metrics: http://127.0.0.1:{METRICS_PORT}/metrics"

@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from kubernetes import client
 from modelfleet_api import GROUP, VERSION
 
+from hack import operator_run
 from hack.controlplane.cluster import ControlPlane, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,17 +70,9 @@ class OperatorProcess:
 
     @property
     def command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "modelfleet_operator",
-            "--standalone",
-            "--all-namespaces",
-            "--health-port",
-            str(self.health_port),
-            "--metrics-port",
-            str(self.metrics_port),
-        ]
+        return operator_run.command(
+            "--all-namespaces", health_port=self.health_port, metrics_port=self.metrics_port
+        )
 
     def start(self) -> None:
         env = {**os.environ, **OPERATOR_ENV, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
@@ -95,13 +87,7 @@ class OperatorProcess:
         assert self._process is not None
         if self._process.poll() is not None:
             raise AssertionError(f"the operator exited with {self._process.returncode}:\n{self.log_tail()}")
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.health_port}/healthz", timeout=1
-            ) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+        return operator_run.healthy(self.health_port)
 
     def metrics(self) -> str:
         """The operator's ``/metrics`` page (Prometheus text format)."""

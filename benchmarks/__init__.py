@@ -1,0 +1,1 @@
+"""Measurements against a baseline measured in the same run (``make bench-*`` targets)."""

@@ -1,0 +1,1 @@
+"""Parts of the operator scale benchmark (``benchmarks/operator_scale.py``)."""

@@ -1,0 +1,443 @@
+"""The benchmark's phases: burst (operator against the plain client), steady, idle, client check.
+
+Every measured contestant gets a namespace of its own, fresh processes, and the namespace is deleted
+(and gone) before the next one starts, so no phase pays for another's objects.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from benchmarks.scale import audit, load, procstat, server
+from benchmarks.scale.contestants import Contestant, start_operator, start_plain
+from benchmarks.scale.kubeapi import ApiError, KubeApi
+from benchmarks.scale.plane import (
+    OPERATOR_ACCOUNT,
+    PLAIN_ACCOUNT,
+    THROTTLED_COMPONENTS,
+    BenchPlane,
+    user_of,
+)
+from benchmarks.scale.recorder import Recorder, Watched, phase_is, wait_until
+from benchmarks.scale.workload import (
+    API_VERSIONS,
+    child_keys,
+    child_kinds,
+    model_deployment,
+    path_of,
+    training_job,
+)
+
+Json = dict[str, Any]
+ACCOUNTS = {"operator": OPERATOR_ACCOUNT, "plain": PLAIN_ACCOUNT}
+
+
+@dataclass(frozen=True)
+class Settings:
+    workers: int = 4
+    """Worker pods per TrainingJob."""
+    creator_threads: int = 16
+    plain_processes: int = 1
+    plain_threads: int = 16
+    timeout: float = 900.0
+    """Longest wait for any one outcome (all children, all pods Running, ...)."""
+    operator_env: dict[str, str] = field(default_factory=dict)
+
+
+def percentiles(values: Iterable[float]) -> dict[str, float | int | None]:
+    data = np.asarray(list(values), dtype=float)
+    if data.size == 0:
+        return {"count": 0, "p50": None, "p95": None, "p99": None, "max": None}
+    p50, p95, p99 = np.percentile(data, [50, 95, 99])
+    return {
+        "count": int(data.size),
+        "p50": round(float(p50), 3),
+        "p95": round(float(p95), 3),
+        "p99": round(float(p99), 3),
+        "max": round(float(data.max()), 3),
+    }
+
+
+@dataclass
+class Snapshot:
+    """Everything a phase compares between two moments."""
+
+    monotonic: float
+    wall: float
+    load: list[float]
+    contestant: procstat.Usage | None
+    components: dict[str, float]
+    throttled: dict[str, float]
+    server: server.ServerCounters
+    audit_offset: int
+
+
+class Bench:
+    def __init__(self, plane: BenchPlane, settings: Settings) -> None:
+        self.plane = plane
+        self.settings = settings
+        self.admin = KubeApi(plane.admin_kubeconfig, pool_size=settings.creator_threads + 4)
+
+    # ---- phases -------------------------------------------------------------------------------------
+    def burst(self, size: int) -> Json:
+        """``size`` TrainingJobs at once: the plain client first, then the operator, same creator."""
+        plain = self._burst_one(size, "plain")
+        operator = self._burst_one(size, "operator")
+        ratios = {
+            "children_rate": _ratio(operator["children_per_second"], plain["children_per_second"]),
+            "p99_latency": _ratio(
+                operator["job_latency_seconds"]["p99"], plain["job_latency_seconds"]["p99"]
+            ),
+        }
+        return {"training_jobs": size, "plain": plain, "operator": operator, "operator_vs_plain": ratios}
+
+    def steady(self, rate: float, seconds: float) -> Json:
+        """TrainingJobs at ``rate`` per second for ``seconds``, the operator alone."""
+        count = round(rate * seconds)
+        namespace = "steady"
+        recorder = self._open(namespace, include_training_jobs=True)
+        contestant = start_operator(self.plane, self.settings.operator_env)
+        try:
+            before = self._snapshot(contestant)
+            manifests = [training_job(f"tj-{i:05d}", self.settings.workers) for i in range(count)]
+            created = load.paced(self.admin, namespace, manifests, rate, self.settings.creator_threads)
+            outcome = self._children_outcome(recorder, namespace, created)
+            after = self._snapshot(contestant)
+            pods = self._pods_outcome(recorder, count, created)
+            running = self._running_outcome(recorder, count, created)
+            final = self._snapshot(contestant)
+        finally:
+            contestant.stop()
+            recorder.stop()
+        cleanup = self._delete_namespace(namespace)
+        return {
+            "rate_per_second": rate,
+            "seconds": seconds,
+            "training_jobs": count,
+            "achieved_creation_rate": round(created.rate, 2),
+            "creation_lateness_seconds": percentiles(created.late),
+            **outcome,
+            "pods": pods,
+            "training_jobs_running": running,
+            "window_until_all_children": self._window(before, after, "operator"),
+            "window_total": self._window(before, final, "operator"),
+            "operator_peak_rss_mb": _mb(final.contestant.peak_rss_bytes if final.contestant else 0),
+            "cleanup_seconds": cleanup,
+        }
+
+    def idle(self, training_jobs: int, deployments: int, settle: float, seconds: float) -> Json:
+        """``training_jobs`` Running TrainingJobs and ``deployments`` Ready ModelDeployments, nothing
+        changing: what the operator costs at rest, against the same window with the operator stopped."""
+        namespace = "idle"
+        recorder = self._open(namespace, include_training_jobs=True, include_deployments=True)
+        self._wait_default_account(namespace)
+        contestant = start_operator(self.plane, self.settings.operator_env)
+        try:
+            started = self._snapshot(contestant)
+            objects = [training_job(f"tj-{i:05d}", self.settings.workers) for i in range(training_jobs)]
+            objects += [model_deployment(f"md-{i:04d}") for i in range(deployments)]
+            created = load.burst(self.admin, namespace, objects, self.settings.creator_threads)
+            ready = wait_until(
+                lambda: (
+                    recorder.count_reached("TrainingJob") >= training_jobs
+                    and recorder.count_reached("ModelDeployment") >= deployments
+                ),
+                self.settings.timeout,
+            )
+            settled_at = time.monotonic()
+            time.sleep(settle)
+            before = self._snapshot(contestant)
+            time.sleep(seconds)
+            after = self._snapshot(contestant)
+            peak = after.contestant.peak_rss_bytes if after.contestant else 0
+            setup = self._window(started, before, "operator")
+        finally:
+            contestant.stop()
+        try:
+            time.sleep(settle)
+            baseline_before = self._snapshot(None)
+            time.sleep(seconds)
+            baseline_after = self._snapshot(None)
+        finally:
+            recorder.stop()
+        cleanup = self._delete_namespace(namespace)
+        at_rest = self._window(before, after, "operator")
+        without = self._window(baseline_before, baseline_after, None)
+        requests = at_rest["operator_requests"]["total"]
+        cpu = at_rest["contestant_cpu_seconds"]
+        return {
+            "training_jobs": training_jobs,
+            "model_deployments": deployments,
+            "all_running_and_ready": ready,
+            "training_jobs_running": recorder.count_reached("TrainingJob"),
+            "model_deployments_ready": recorder.count_reached("ModelDeployment"),
+            "seconds_to_running_and_ready": round(settled_at - created.started, 2),
+            "settle_seconds": settle,
+            "window_seconds": seconds,
+            "operator_requests_per_second": round(requests / seconds, 3),
+            "operator_cpu_percent_of_a_core": round(100 * cpu / seconds, 2),
+            "operator_peak_rss_mb": _mb(peak),
+            "setup": setup,
+            "at_rest": at_rest,
+            "at_rest_without_operator": without,
+            "apiserver_requests_per_second_difference": _difference(
+                at_rest["apiserver"]["requests_per_second"],
+                without["apiserver"]["requests_per_second"],
+            ),
+            "cleanup_seconds": cleanup,
+        }
+
+    def client_check(self, size: int, processes: Iterable[int]) -> Json:
+        """The plain client's burst rate with several process counts: when more processes do not go
+        faster, one process is not the limit, and its rate is what the API server allows."""
+        runs = []
+        for count in processes:
+            result = self._burst_one(size, "plain", plain_processes=count)
+            runs.append({"processes": count, **result})
+        first = runs[0]["children_per_second"]
+        return {
+            "training_jobs": size,
+            "runs": runs,
+            "rate_vs_first": [_ratio(run["children_per_second"], first) for run in runs],
+        }
+
+    # ---- one burst ----------------------------------------------------------------------------------
+    def _burst_one(self, size: int, who: str, plain_processes: int | None = None) -> Json:
+        namespace = f"burst-{size}-{who}" + (f"-{plain_processes}p" if plain_processes else "")
+        recorder = self._open(namespace, include_training_jobs=(who == "operator"))
+        if who == "operator":
+            contestant = start_operator(self.plane, self.settings.operator_env)
+        else:
+            processes = plain_processes or self.settings.plain_processes
+            contestant = start_plain(self.plane, namespace, processes, self.settings.plain_threads)
+        try:
+            before = self._snapshot(contestant)
+            manifests = [training_job(f"tj-{i:05d}", self.settings.workers) for i in range(size)]
+            created = load.burst(self.admin, namespace, manifests, self.settings.creator_threads)
+            outcome = self._children_outcome(recorder, namespace, created)
+            after = self._snapshot(contestant)
+            pods = self._pods_outcome(recorder, size, created)
+            running = self._running_outcome(recorder, size, created) if who == "operator" else None
+            final = self._snapshot(contestant)
+        finally:
+            contestant.stop()
+            recorder.stop()
+        cleanup = self._delete_namespace(namespace)
+        result: Json = {
+            "namespace": namespace,
+            "processes": len(contestant.processes),
+            "achieved_creation_rate": round(created.rate, 2),
+            **outcome,
+            "pods": pods,
+            "window_until_all_children": self._window(before, after, who),
+            "window_total": self._window(before, final, who),
+            "peak_rss_mb": _mb(final.contestant.peak_rss_bytes if final.contestant else 0),
+            "cleanup_seconds": cleanup,
+        }
+        if running is not None:
+            result["training_jobs_running"] = running
+        return result
+
+    # ---- outcomes -----------------------------------------------------------------------------------
+    def _children_outcome(self, recorder: Recorder, namespace: str, created: load.Created) -> Json:
+        """Waits until every created TrainingJob has every child; latencies from its creation."""
+        keys = {name: child_keys(name, namespace, self.settings.workers) for name in created.at}
+        wanted = [key for children in keys.values() for key in children]
+        expected = len(wanted)
+        complete = wait_until(lambda: all(k in recorder.added for k in wanted), self.settings.timeout)
+        job_latency, all_latency = [], []
+        last = created.started
+        for name, children in keys.items():
+            seen = [recorder.added[k] for k in children if k in recorder.added]
+            job = next(recorder.added.get(k) for k in children if k[0] == "Job")
+            if job is not None:
+                job_latency.append(job - created.at[name])
+            if len(seen) == len(children):
+                all_latency.append(max(seen) - created.at[name])
+            last = max([last, *seen])
+        seconds = last - created.started
+        seen_count = sum(1 for key in wanted if key in recorder.added)
+        return {
+            "children_expected": expected,
+            "children_seen": seen_count,
+            "complete": complete and seen_count == expected,
+            "watch_error": recorder.failed,
+            "seconds_to_all_children": round(seconds, 2),
+            "children_per_second": round(seen_count / seconds, 2) if seconds > 0 else None,
+            "job_latency_seconds": percentiles(job_latency),
+            "all_children_latency_seconds": percentiles(all_latency),
+        }
+
+    def _pods_outcome(self, recorder: Recorder, training_jobs: int, created: load.Created) -> Json:
+        """Worker pods (made by the Job controller) until all run: the control plane's own pace."""
+        expected = training_jobs * self.settings.workers
+        complete = wait_until(lambda: recorder.count_reached("Pod") >= expected, self.settings.timeout)
+        added = sorted(t for (kind, _), t in recorder.added.items() if kind == "Pod")
+        running = [t for (kind, _), t in recorder.reached.items() if kind == "Pod"]
+        span = added[-1] - added[0] if len(added) > 1 else 0.0
+        # An Indexed Job's pods are named JOB-INDEX-SUFFIX: how long each Job waited for all its pods.
+        last_running: dict[str, list[float]] = {}
+        for (kind, name), at in recorder.reached.items():
+            if kind == "Pod":
+                last_running.setdefault(name.rsplit("-", 2)[0], []).append(at)
+        job_to_pods = [
+            max(times) - recorder.added[("Job", job)]
+            for job, times in last_running.items()
+            if len(times) == self.settings.workers and ("Job", job) in recorder.added
+        ]
+        return {
+            "expected": expected,
+            "created": len(added),
+            "running": len(running),
+            "complete": complete,
+            "created_per_second": round((len(added) - 1) / span, 2) if span > 0 else None,
+            "seconds_to_all_running": round(max(running) - created.started, 2) if running else None,
+            "job_to_all_pods_running_seconds": percentiles(job_to_pods),
+        }
+
+    def _running_outcome(self, recorder: Recorder, training_jobs: int, created: load.Created) -> Json:
+        """TrainingJobs whose status says Running (the operator saw every worker run)."""
+        complete = wait_until(
+            lambda: recorder.count_reached("TrainingJob") >= training_jobs, self.settings.timeout
+        )
+        reached = [t for (kind, _), t in recorder.reached.items() if kind == "TrainingJob"]
+        return {
+            "expected": training_jobs,
+            "running": len(reached),
+            "complete": complete,
+            "seconds_to_all_running": round(max(reached) - created.started, 2) if reached else None,
+        }
+
+    # ---- measuring ----------------------------------------------------------------------------------
+    def _snapshot(self, contestant: Contestant | None) -> Snapshot:
+        components = {}
+        for name, pid in self.plane.component_pids().items():
+            try:
+                components[name] = procstat.usage(pid).cpu_seconds
+            except OSError:
+                continue
+        return Snapshot(
+            monotonic=time.monotonic(),
+            wall=time.time(),
+            load=procstat.loadavg(),
+            contestant=contestant.usage() if contestant is not None else None,
+            components=components,
+            throttled={
+                name: server.throttled_seconds(self.plane.component_metrics(name))
+                for name in THROTTLED_COMPONENTS
+            },
+            server=server.scrape(self.admin),
+            audit_offset=audit.end_offset(self.plane.plane.audit_log),
+        )
+
+    def _window(self, before: Snapshot, after: Snapshot, who: str | None) -> Json:
+        seconds = after.monotonic - before.monotonic
+        window: Json = {
+            "seconds": round(seconds, 2),
+            "loadavg_before": before.load,
+            "loadavg_after": after.load,
+            "control_plane_cpu_seconds": {
+                name: round(after.components[name] - cpu, 2)
+                for name, cpu in before.components.items()
+                if name in after.components
+            },
+            "apiserver": server.delta(before.server, after.server, seconds),
+            "client_side_throttled_seconds": {
+                name: round(after.throttled[name] - waited, 2) for name, waited in before.throttled.items()
+            },
+        }
+        if who is not None and before.contestant and after.contestant:
+            window["contestant_cpu_seconds"] = round(
+                after.contestant.cpu_seconds - before.contestant.cpu_seconds, 2
+            )
+            requests = audit.count(
+                self.plane.plane.audit_log,
+                user_of(ACCOUNTS[who]),
+                before.wall,
+                after.wall,
+                before.audit_offset,
+            )
+            window[f"{who}_requests"] = requests.as_dict()
+        return window
+
+    # ---- namespaces ---------------------------------------------------------------------------------
+    def _open(
+        self, namespace: str, include_training_jobs: bool = False, include_deployments: bool = False
+    ) -> Recorder:
+        """A fresh namespace and a recorder of everything the phase waits for in it."""
+        self.admin.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
+        kinds = [
+            Watched(api_version, kind, ignore=frozenset({"default", "kube-root-ca.crt"}))
+            for kind, api_version in child_kinds(namespace, self.settings.workers).items()
+        ]
+        kinds.append(Watched("v1", "Pod", phase_is("Running")))
+        if include_training_jobs:
+            kinds.append(Watched(API_VERSIONS["TrainingJob"], "TrainingJob", phase_is("Running")))
+        if include_deployments:
+            kinds.append(Watched(API_VERSIONS["ModelDeployment"], "ModelDeployment", phase_is("Ready")))
+        return Recorder(self.admin, namespace, kinds).start()
+
+    def _wait_default_account(self, namespace: str) -> None:
+        def exists() -> bool:
+            try:
+                self.admin.request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/default")
+                return True
+            except ApiError:
+                return False
+
+        if not wait_until(exists, 60):
+            raise RuntimeError(f"namespace {namespace} got no default ServiceAccount")
+
+    def _delete_namespace(self, namespace: str) -> float:
+        """Deletes the namespace once its contestant is stopped; returns the seconds until it was gone.
+        The operator's finalizers are removed first: no operator runs to release them."""
+        started = time.monotonic()
+        for kind in ("TrainingJob", "ModelDeployment"):
+            path = path_of(API_VERSIONS[kind], kind, namespace)
+            names = [
+                item["metadata"]["name"]
+                for item in self.admin.request("GET", path)["items"]
+                if item["metadata"].get("finalizers")
+            ]
+            with ThreadPoolExecutor(self.settings.creator_threads) as pool:
+                list(
+                    pool.map(
+                        lambda name, path=path: self.admin.request(
+                            "PATCH",
+                            f"{path}/{name}",
+                            {"metadata": {"finalizers": None}},
+                            content_type="application/merge-patch+json",
+                        ),
+                        names,
+                    )
+                )
+        self.admin.request("DELETE", f"/api/v1/namespaces/{namespace}")
+
+        def gone() -> bool:
+            try:
+                self.admin.request("GET", f"/api/v1/namespaces/{namespace}")
+                return False
+            except ApiError as error:
+                return error.status == 404
+
+        if not wait_until(gone, self.settings.timeout, interval=1.0):
+            raise RuntimeError(f"namespace {namespace} was not deleted within {self.settings.timeout:.0f}s")
+        return round(time.monotonic() - started, 2)
+
+
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    return round(value / reference, 3) if value is not None and reference else None
+
+
+def _difference(a: object, b: object) -> float | None:
+    return round(a - b, 2) if isinstance(a, float | int) and isinstance(b, float | int) else None
+
+
+def _mb(value: int) -> float:
+    return round(value / 2**20, 1)
