@@ -59,6 +59,14 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyAssets:
     )
 
 
+@pytest.fixture(scope="session")
+def tied_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama with its head tied to the input embeddings (like Llama 3.2 1B/3B)."""
+    target = tmp_path_factory.mktemp("tied") / "model"
+    tinymodel.make_model(tinymodel.train_tokenizer(), target, tie_word_embeddings=True)
+    return target
+
+
 def runtime_config(tiny: TinyAssets, output: Path, **sections: Any) -> dict[str, Any]:
     """A small runtime config in wire form (camelCase); `sections` replace or extend top-level keys."""
     config: dict[str, Any] = {
@@ -107,15 +115,23 @@ def runtime_env(work: Path) -> dict[str, str]:
 
 
 def torchrun_command(config_file: Path, nproc: int) -> list[str]:
-    return [
-        str(VENV_BIN / "torchrun"),
-        "--standalone",
-        f"--nproc-per-node={nproc}",
-        "-m",
-        "modelfleet_train",
-        "--config",
-        str(config_file),
-    ]
+    return module_torchrun_command("modelfleet_train", ["--config", str(config_file)], nproc)
+
+
+def module_torchrun_command(module: str, args: list[str], nproc: int) -> list[str]:
+    return [str(VENV_BIN / "torchrun"), "--standalone", f"--nproc-per-node={nproc}", "-m", module, *args]
+
+
+def run_module_ranks(module: str, args: list[str], work: Path, env: dict[str, str], nproc: int = 2) -> str:
+    """`python -m module args` on `nproc` ranks under torchrun; returns the log (also written to
+    work/log.txt) and fails the test with it on a non-zero exit."""
+    done = subprocess.run(
+        module_torchrun_command(module, args, nproc), env=env, capture_output=True, text=True, timeout=540
+    )
+    output = done.stdout + done.stderr
+    (work / "log.txt").write_text(output)
+    assert done.returncode == 0, f"ranks exited {done.returncode}:\n{output[-6000:]}"
+    return output
 
 
 def write_config(config: dict[str, Any], path: Path) -> Path:

@@ -3,32 +3,27 @@
 Most tests run this module's `main` under torchrun in two gloo processes: the runtime's own steps
 (build the strategy, load the model, prepare it, set the strategy up) with an inspection after
 loading and after setup, written to one JSON file per rank. The test process compares them with
-the model `from_pretrained` gives and with a non-sharded forward pass over the same batch. The
-last test trains for real: an FSDP resume must continue the straight run's losses.
+the model `from_pretrained` gives and with a non-sharded forward pass over the same batch. That a
+resume over the broadcast (FSDP) or partitioned (ZeRO-3) weights continues the straight run exactly
+is tested with the other pairs in test_train_resume.py, on the same tied-embedding model.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from modelfleet_api.training import LoraSpec
-from modelfleet_train.checkpoints import LATEST, step_name
 
-from hack import tinymodel
 from tests.runtime.conftest import (
-    VENV_BIN,
     TinyAssets,
-    run_training,
+    run_module_ranks,
     runtime_config,
     runtime_env,
-    step_losses,
     write_config,
 )
 
@@ -102,29 +97,10 @@ def main() -> None:
 def run_ranks(config: dict[str, Any], work: Path) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
     """Each rank's report and the full state dict gathered after setup."""
     config_file = write_config(config, work / "config.yaml")
-    command = [
-        str(VENV_BIN / "torchrun"),
-        "--standalone",
-        "--nproc-per-node=2",
-        "-m",
-        __name__,
-        "--config",
-        str(config_file),
-        "--report",
-        str(work / "report.json"),
-    ]
-    done = subprocess.run(command, env=runtime_env(work), capture_output=True, text=True, timeout=540)
-    assert done.returncode == 0, f"ranks exited {done.returncode}:\n{(done.stdout + done.stderr)[-6000:]}"
+    arguments = ["--config", str(config_file), "--report", str(work / "report.json")]
+    run_module_ranks(__name__, arguments, work, runtime_env(work))
     reports = [json.loads((work / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     return reports, torch.load(work / "state.pt", weights_only=True)
-
-
-@pytest.fixture(scope="module")
-def tied_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny Llama with its head tied to the input embeddings (like Llama 3.2 1B/3B)."""
-    target = tmp_path_factory.mktemp("tied") / "model"
-    tinymodel.make_model(tinymodel.train_tokenizer(), target, tie_word_embeddings=True)
-    return target
 
 
 def reference(model_dir: Path, lora: LoraSpec | None = None) -> tuple[dict[str, torch.Tensor], float]:
@@ -195,33 +171,6 @@ def test_zero3_partitions_parameters_as_they_load(tiny: TinyAssets, tied_model: 
     assert_same_weights(state, expected)
     assert all(r["tied"] for r in reports)
     assert all(r["loss"] == pytest.approx(loss, abs=1e-6) for r in reports)
-
-
-def test_fsdp_resume_loads_the_checkpoint_over_the_broadcast_weights(
-    tiny: TinyAssets, tied_model: Path, tmp_path: Path
-) -> None:
-    def fsdp_run(output: Path, checkpoints: Path) -> dict[str, Any]:
-        config = runtime_config(
-            tiny,
-            output,
-            model={"uri": str(tied_model)},
-            strategy={"type": "fsdp"},
-            checkpoint={"uri": str(checkpoints), "intervalSteps": 3, "keepLast": 2},
-        )
-        config["hyperparameters"].update(maxSteps=6, lrSchedule="constant")
-        return config
-
-    run_training(fsdp_run(tmp_path / "straight", tmp_path / "straight-checkpoints"), tmp_path / "a")
-    resumed_checkpoints = tmp_path / "resumed-checkpoints"
-    shutil.copytree(tmp_path / "straight-checkpoints" / step_name(3), resumed_checkpoints / step_name(3))
-    (resumed_checkpoints / LATEST).write_text("3")
-    log = run_training(fsdp_run(tmp_path / "resumed", resumed_checkpoints), tmp_path / "b")
-
-    assert "rank 1: model on meta, weights from rank 0" in log and "at step 3" in log
-    straight, resumed = step_losses(tmp_path / "straight"), step_losses(tmp_path / "resumed")
-    assert sorted(resumed) == [4, 5, 6]
-    for step in resumed:
-        assert resumed[step] == pytest.approx(straight[step], abs=1e-6), step
 
 
 if __name__ == "__main__":

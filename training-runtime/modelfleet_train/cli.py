@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(rank: int) -> None:
+def setup_logging(rank: int) -> None:
     logging.basicConfig(
         level=logging.INFO if rank == 0 else logging.WARNING,
         format=f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s",
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv.insert(0, "train")
     args = _parser().parse_args(argv)
-    _setup_logging(int(os.environ.get("RANK", "0")))
+    setup_logging(int(os.environ.get("RANK", "0")))
     try:
         if args.command == "validate":
             return validate(config_path(args.config), args.world_size, args.assume_gpu)

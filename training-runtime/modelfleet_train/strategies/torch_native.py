@@ -34,7 +34,11 @@ class TorchNativeStrategy(Strategy):
         self.config, self.ctx = config, ctx
         self.hp = config.hyperparameters
         # adapters: the frozen base comes from model.uri on resume, so checkpoints hold only adapters
-        self.state_options = StateDictOptions(ignore_frozen_params=uses_adapters(config))
+        adapters_only = uses_adapters(config)
+        self.state_options = StateDictOptions(ignore_frozen_params=adapters_only)
+        # loading them is not strict (the base they lack would be "missing"); dcp.load has already
+        # failed if the checkpoint lacked any tensor the model trains
+        self.load_options = StateDictOptions(ignore_frozen_params=adapters_only, strict=not adapters_only)
         self.optimizer: torch.optim.Optimizer
         self.scheduler: Any
 
@@ -82,7 +86,7 @@ class TorchNativeStrategy(Strategy):
             self.optimizer,
             model_state_dict=state["model"],
             optim_state_dict=state["optim"],
-            options=self.state_options,
+            options=self.load_options,
         )
         self.scheduler.load_state_dict(torch.load(directory / SCHEDULER_FILE, weights_only=True))
 
