@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 from pydantic.config import JsonDict
@@ -57,6 +57,20 @@ class EnvVar(ApiModel):
     """Environment variable name."""
     value: str = Field(default="", max_length=32768)
     """Value (literal; reference secrets through the engine's or runtime's own settings)."""
+
+
+class SecretKeyRef(ApiModel):
+    """One key of a Secret in the resource's namespace, handed to the pods as an environment variable."""
+
+    name: str = Field(min_length=1, max_length=DNS_SUBDOMAIN_MAX, pattern=DNS_SUBDOMAIN_PATTERN)
+    """Secret in the resource's namespace."""
+
+    key: str = Field(default="api-key", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    """Key in the Secret holding the API key."""
+
+    def env_var(self, name: str) -> dict[str, Any]:
+        """A container environment variable `name` whose value the kubelet reads from this key."""
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": self.name, "key": self.key}}}
 
 
 ENV_SCHEMA_EXTRA: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}

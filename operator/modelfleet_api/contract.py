@@ -48,6 +48,11 @@ ENV_CACHE_DIR = "MODELFLEET_CACHE_DIR"
 RUNTIME_CACHE_DIR = "/var/cache/modelfleet"
 """The emptyDir the operator mounts for that cache in every worker pod."""
 
+ENV_WANDB_API_KEY = "WANDB_API_KEY"
+"""Weights & Biases API key (from `tracking.wandb.apiKeySecret`), the name the wandb library reads."""
+ENV_COMET_API_KEY = "COMET_API_KEY"
+"""CometML API key (from `tracking.comet.apiKeySecret`), the name the comet_ml library reads."""
+
 # ---- serving pods -----------------------------------------------------------------------------
 ENV_SERVE_CONFIG = "MODELFLEET_SERVE_CONFIG"
 SERVE_PORT = 8000

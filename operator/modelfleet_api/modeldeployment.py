@@ -20,6 +20,7 @@ from modelfleet_api.common import (
     Condition,
     EnvVar,
     NodePlacement,
+    SecretKeyRef,
     ServiceAccountName,
     env_rules,
     gpus_fit_rule,
@@ -154,14 +155,6 @@ class ModelCacheSpec(ApiModel):
             reason="FieldValueForbidden",
         ),
     )
-
-
-class SecretKeyRef(ApiModel):
-    name: str = Field(min_length=1, max_length=253)
-    """Secret in the deployment's namespace."""
-
-    key: str = Field(default="api-key", min_length=1, max_length=253)
-    """Key in the Secret holding the API key."""
 
 
 class ModelDeploymentSpec(ApiModel):

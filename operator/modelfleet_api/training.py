@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from modelfleet_api.base import ApiModel, CelRule
+from modelfleet_api.common import SecretKeyRef
 
 
 class TrainingMethod(StrEnum):
@@ -290,6 +291,48 @@ class OutputSpec(ApiModel):
     """Where the final model (or adapter) is written: a local/PVC path or a blob URI."""
 
 
+class TrackerMode(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class TrackerSpec(ApiModel):
+    """A hosted experiment tracker (Weights & Biases or CometML): where rank 0 logs the run.
+
+    The run is named after the TrainingJob and keyed by its UID, so a gang restart continues the same
+    run; the config (without `job` and `tracking`) is logged as its parameters and every step's
+    metrics as they are reported. A tracker that cannot be reached is logged and dropped: it never
+    stops training."""
+
+    project: str = Field(min_length=1, max_length=128)
+    """Project the run is logged to."""
+
+    workspace: str | None = Field(default=None, min_length=1, max_length=128)
+    """Team or user the project belongs to (the W&B entity, the Comet workspace); unset: the API key's
+    default."""
+
+    mode: TrackerMode = TrackerMode.ONLINE
+    """`online` logs to the server as training runs; `offline` writes the run under `output.uri` (`wandb/`,
+    `comet/`) for a later `wandb sync` or `comet upload`, with no API key and no network."""
+
+    api_key_secret: SecretKeyRef | None = None
+    """Secret key holding the API key, given to the workers as `WANDB_API_KEY` or `COMET_API_KEY`;
+    required in `online` mode."""
+
+    url: str | None = Field(default=None, max_length=1024, pattern="^https?://")
+    """Server of a self-hosted or dedicated instance (W&B `base_url`, Comet's URL override); unset: the
+    vendor's cloud."""
+
+    cel_rules = (
+        CelRule(
+            rule="self.mode == 'offline' || has(self.apiKeySecret)",
+            message="apiKeySecret is required in online mode (set mode: offline to log without a key)",
+            field_path=".apiKeySecret",
+            reason="FieldValueRequired",
+        ),
+    )
+
+
 class TrackingSpec(ApiModel):
     mlflow_uri: str | None = None
     """MLflow tracking server URI; metrics and params are logged there when set."""
@@ -299,3 +342,9 @@ class TrackingSpec(ApiModel):
 
     pushgateway_url: str | None = None
     """Prometheus Pushgateway URL; rank 0 pushes its metrics there when set."""
+
+    wandb: TrackerSpec | None = None
+    """Weights & Biases: log the run to this project."""
+
+    comet: TrackerSpec | None = None
+    """CometML: log the run as an experiment in this project."""

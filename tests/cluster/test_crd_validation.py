@@ -153,6 +153,16 @@ BAD_TRAINING_JOBS: list[Case] = [
     ("lora-rank-0", edit(TJ, spec__method={"type": "lora", "lora": {"r": 0}}), "spec.method.lora.r: Invalid"),
     ("bad-memory", edit(TJ, spec__resources__memory="lots"), "spec.resources.memory: Invalid value"),
     (
+        "wandb-online-without-api-key",
+        edit(TJ, spec__tracking={"wandb": {"project": "llm"}}),
+        "spec.tracking.wandb.apiKeySecret: Required value: apiKeySecret is required in online mode",
+    ),
+    (
+        "comet-mode-enum",
+        edit(TJ, spec__tracking={"comet": {"project": "llm", "mode": "cloud"}}),
+        'spec.tracking.comet.mode: Unsupported value: "cloud"',
+    ),
+    (
         "zero-learning-rate",
         edit(TJ, spec__hyperparameters={"learningRate": 0}),
         "spec.hyperparameters.learningRate: Invalid value",

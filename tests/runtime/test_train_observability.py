@@ -1,17 +1,22 @@
-"""Rank 0's live observability, end to end: one short `torchrun -m modelfleet_train` run whose
-Prometheus endpoint is scraped while it trains, whose pushes land on a stand-in Pushgateway, and whose
-MLflow run (a local file store) is read back with the MLflow client. The run's JSON-lines file is the
-reference every channel must agree with."""
+"""Rank 0's live observability and tracking, end to end: one short `torchrun -m modelfleet_train` run
+whose Prometheus endpoint is scraped while it trains, whose pushes land on a stand-in Pushgateway,
+whose MLflow run (a local file store) is read back with the MLflow client, and whose Weights & Biases
+run (W&B's offline mode) and CometML experiment (Comet's offline experiment) are read back from the
+files those libraries wrote. The run's JSON-lines file is the reference every channel must agree with.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import struct
 import subprocess
 import threading
 import time
 import urllib.request
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modelfleet_train.tracking import flatten
 
 from tests.runtime.conftest import (
     TinyAssets,
@@ -50,7 +56,7 @@ class PushgatewayStandIn:
     pushes: list[Push] = field(default_factory=list)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def pushgateway() -> Iterator[PushgatewayStandIn]:
     stand_in = PushgatewayStandIn(url="")
 
@@ -92,12 +98,23 @@ def jsonl_steps(output: Path) -> dict[int, dict[str, Any]]:
     return {row["step"]: row for row in map(json.loads, lines) if row["event"] == "step"}
 
 
-def test_rank0_serves_pushes_and_tracks_a_training_run(
-    tiny: TinyAssets, tmp_path: Path, pushgateway: PushgatewayStandIn, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from mlflow.tracking import MlflowClient
+@dataclass
+class ObservedRun:
+    output: Path
+    mlruns: Path
+    steps: dict[int, dict[str, Any]]
+    """The run's JSON-lines step records: the reference."""
+    scrapes: list[dict[str, float]]
+    pushes: list[Push]
 
-    output, mlruns = tmp_path / "out", tmp_path / "mlruns"
+
+@pytest.fixture(scope="module")
+def run(
+    tiny: TinyAssets, tmp_path_factory: pytest.TempPathFactory, pushgateway: PushgatewayStandIn
+) -> ObservedRun:
+    """One single-process run with every channel on, its endpoint scraped while it trains."""
+    work = tmp_path_factory.mktemp("observability")
+    output, mlruns = work / "out", work / "mlruns"
     config = runtime_config(
         tiny,
         output,
@@ -115,16 +132,21 @@ def test_rank0_serves_pushes_and_tracks_a_training_run(
             "mlflowUri": mlruns.as_uri(),
             "experiment": "observability",
             "pushgatewayUrl": pushgateway.url,
+            "wandb": {"project": "tiny-wandb", "workspace": "team", "mode": "offline"},
+            "comet": {"project": "tiny-comet", "workspace": "team", "mode": "offline"},
         },
     )
-    # mlflow 3 refuses the file store unless asked (here and in the run); a real job uses a server
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    env = runtime_env(tmp_path)
+    env = runtime_env(work) | {
+        # mlflow 3 refuses the file store unless asked; a real job uses a server
+        "MLFLOW_ALLOW_FILE_STORE": "true",
+        # W&B and Comet keep settings and caches under the home directory
+        "HOME": str(work / "home"),
+    }
     port = int(env["MODELFLEET_METRICS_PORT"])
-    log_file = tmp_path / "train.log"
+    log_file = work / "train.log"
     with open(log_file, "w") as log:
         process = subprocess.Popen(
-            torchrun_command(write_config(config, tmp_path / "config.yaml"), nproc=1),
+            torchrun_command(write_config(config, work / "config.yaml"), nproc=1),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -132,7 +154,7 @@ def test_rank0_serves_pushes_and_tracks_a_training_run(
         )
     scrapes: list[dict[str, float]] = []
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 400
         while process.poll() is None and time.monotonic() < deadline:
             sample = scrape(port)
             if sample is not None and sample.get("modelfleet_train_step", 0) > 0:
@@ -145,12 +167,15 @@ def test_rank0_serves_pushes_and_tracks_a_training_run(
     assert process.returncode == 0, f"training exited {process.returncode}:\n{log_file.read_text()[-6000:]}"
     steps = jsonl_steps(output)
     assert sorted(steps) == list(range(1, MAX_STEPS + 1))
+    return ObservedRun(output, mlruns, steps, scrapes, pushgateway.pushes)
 
-    # the live endpoint: the step rises while training runs, and every series matches that step's record
-    seen = [int(s["modelfleet_train_step"]) for s in scrapes]
+
+def test_metrics_endpoint_follows_the_run_as_it_trains(run: ObservedRun) -> None:
+    """The step rises while training runs, and every series matches that step's record."""
+    seen = [int(s["modelfleet_train_step"]) for s in run.scrapes]
     assert len(set(seen)) >= 2 and seen == sorted(seen), f"steps seen while training: {seen}"
-    for sample in scrapes:
-        record = steps[int(sample["modelfleet_train_step"])]
+    for sample in run.scrapes:
+        record = run.steps[int(sample["modelfleet_train_step"])]
         assert sample["modelfleet_train_loss"] == pytest.approx(record["loss"])
         assert 0 < sample["modelfleet_train_loss"] < 2 * math.log(400)
         assert sample["modelfleet_train_learning_rate"] == pytest.approx(record["learning_rate"])
@@ -159,32 +184,126 @@ def test_rank0_serves_pushes_and_tracks_a_training_run(
         assert sample["modelfleet_train_tokens_per_second"] > 0
         assert sample["modelfleet_train_samples_per_second"] == pytest.approx(record["samples_per_second"])
         assert sample["modelfleet_train_tokens_total"] == sum(
-            steps[s]["tokens"] for s in range(1, record["step"] + 1)
+            run.steps[s]["tokens"] for s in range(1, record["step"] + 1)
         )
 
-    # the Pushgateway: the same registry, PUT under the job's grouping key, the last push at the end
-    assert pushgateway.pushes, "nothing was pushed"
-    assert {(p.method, p.path) for p in pushgateway.pushes} == {
+
+def test_pushgateway_gets_the_registry_under_the_jobs_grouping_key(run: ObservedRun) -> None:
+    """The same registry, PUT under the job's grouping key, the last push at the end."""
+    assert run.pushes, "nothing was pushed"
+    assert {(p.method, p.path) for p in run.pushes} == {
         ("PUT", "/metrics/job/modelfleet-train/namespace/test/trainingjob/tiny")
     }
-    final = pushgateway.pushes[-1].samples
+    final = run.pushes[-1].samples
     assert final["modelfleet_train_step"] == MAX_STEPS
-    assert final["modelfleet_train_loss"] == pytest.approx(steps[MAX_STEPS]["loss"])
-    assert final["modelfleet_train_tokens_total"] == sum(row["tokens"] for row in steps.values())
+    assert final["modelfleet_train_loss"] == pytest.approx(run.steps[MAX_STEPS]["loss"])
+    assert final["modelfleet_train_tokens_total"] == sum(row["tokens"] for row in run.steps.values())
     assert final["modelfleet_train_checkpoints_total"] == 2
-    assert set(final) == set(scrapes[-1])
+    assert set(final) == set(run.scrapes[-1])
 
-    # MLflow: one finished run named after the job, the config as params, every step's metrics
-    client = MlflowClient(mlruns.as_uri())
+
+def assert_params_are_the_config(params: dict[str, Any]) -> None:
+    assert str(params["method.type"]) == "full"
+    assert str(params["hyperparameters.maxSteps"]) == str(MAX_STEPS)
+    assert float(params["hyperparameters.learningRate"]) == PEAK_LR
+    assert not any(key.startswith(("tracking.", "job.")) for key in params)
+
+
+def test_mlflow_run_has_the_config_and_every_steps_metrics(
+    run: ObservedRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+
+    client = MlflowClient(run.mlruns.as_uri())
     experiment = client.get_experiment_by_name("observability")
     assert experiment is not None
-    (run,) = client.search_runs([experiment.experiment_id])
-    assert run.info.run_name == "tiny" and run.info.status == "FINISHED"
-    params = run.data.params
-    assert params["method.type"] == "full"
-    assert params["hyperparameters.maxSteps"] == str(MAX_STEPS)
-    assert params["hyperparameters.learningRate"] == str(PEAK_LR)
-    assert not any(key.startswith(("tracking.", "job.")) for key in params)
+    (logged,) = client.search_runs([experiment.experiment_id])
+    assert logged.info.run_name == "tiny" and logged.info.status == "FINISHED"
+    assert_params_are_the_config(logged.data.params)
     for metric in ("loss", "learning_rate", "tokens_per_second"):
-        history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, metric)}
-        assert history == pytest.approx({step: row[metric] for step, row in steps.items()}), metric
+        history = {m.step: m.value for m in client.get_metric_history(logged.info.run_id, metric)}
+        assert history == pytest.approx({step: row[metric] for step, row in run.steps.items()}), metric
+
+
+def wandb_records(path: Path) -> Iterator[Any]:
+    """The protobuf records of a W&B run's transaction log (`run-ID.wandb`).
+
+    wandb 0.30 moved its reader into the Go core (`wandb sync` uploads, it does not print), so the
+    test reads the file itself: a 7-byte header (":W&B", magic 0xBEE1, version), then LevelDB's log
+    format, 32 KiB blocks of chunks (CRC-32 of type and data, length, type: full, first, middle,
+    last), each whole record a `wandb_internal_pb2.Record`."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, block, header = path.read_bytes(), 32 * 1024, 7
+    ident, magic, _ = struct.unpack("<4sHB", data[:header])
+    assert (ident, magic) == (b":W&B", 0xBEE1), "not a W&B transaction log"
+    position, pending = header, b""
+    while position + header <= len(data):
+        if block - position % block < header:  # a block's tail too short for a chunk header is padding
+            position += block - position % block
+            continue
+        checksum, length, kind = struct.unpack("<IHB", data[position : position + header])
+        chunk = data[position + header : position + header + length]
+        position += header + length
+        if kind == 0:
+            continue
+        assert zlib.crc32(chunk, zlib.crc32(bytes([kind]))) == checksum, f"corrupt chunk at {position}"
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            yield record
+
+
+def test_wandb_offline_run_holds_the_config_and_every_steps_metrics(run: ObservedRun) -> None:
+    (log_file,) = (run.output / "wandb").glob("offline-run-*/run-*.wandb")
+    config: dict[str, Any] = {}
+    history: dict[int, dict[str, float]] = {}
+    exit_code = None
+    for record in wandb_records(log_file):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            assert (record.run.project, record.run.entity, record.run.display_name) == (
+                "tiny-wandb",
+                "team",
+                "tiny",
+            )
+            assert list(record.run.tags) == ["test"]
+            config |= {item.key: json.loads(item.value_json) for item in record.run.config.update}
+        elif kind == "history":
+            values = {"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in record.history.item}
+            history[int(values["train/step"])] = values
+        elif kind == "exit":
+            exit_code = record.exit.exit_code
+    assert exit_code == 0
+    assert_params_are_the_config(flatten({k: v for k, v in config.items() if k != "_wandb"}))
+    assert sorted(history) == sorted(run.steps)
+    for step, values in history.items():
+        for metric in ("loss", "learning_rate", "tokens_per_second"):
+            assert values[f"train/{metric}"] == pytest.approx(run.steps[step][metric]), (step, metric)
+
+
+def test_comet_offline_experiment_holds_the_config_and_every_steps_metrics(run: ObservedRun) -> None:
+    (archive,) = (run.output / "comet").glob("*.zip")
+    with zipfile.ZipFile(archive) as opened:
+        experiment = json.loads(opened.read("experiment.json"))
+        messages = [json.loads(line) for line in opened.read("messages.json").decode().splitlines()]
+    assert (experiment["project_name"], experiment["workspace"]) == ("tiny-comet", "team")
+    params = {
+        m["payload"]["param"]["paramName"]: m["payload"]["param"]["paramValue"]
+        for m in messages
+        if m["type"] == "parameter_msg" and m["payload"]["param"]["source"] == "manual"
+    }
+    assert_params_are_the_config(params)
+    others = {m["payload"]["key"]: m["payload"]["value"] for m in messages if m["type"] == "log_other"}
+    assert others["Name"] == "tiny" and others["status"] == "FINISHED"
+    metrics: dict[str, dict[int, float]] = {}
+    for message in messages:
+        if message["type"] == "metric_msg":
+            metric = message["payload"]["metric"]
+            metrics.setdefault(metric["metricName"], {})[metric["step"]] = metric["metricValue"]
+    for metric in ("loss", "learning_rate", "tokens_per_second"):
+        expected = {step: row[metric] for step, row in run.steps.items()}
+        assert metrics[metric] == pytest.approx(expected), metric

@@ -6,8 +6,8 @@ import pytest
 import yaml
 from modelfleet_api.benchmark import Slos
 from modelfleet_api.benchmarksweep import BenchmarkSweepSpec, PointStatus
+from modelfleet_api.common import SecretKeyRef
 from modelfleet_api.constants import PointPhase
-from modelfleet_api.modeldeployment import SecretKeyRef
 from modelfleet_api.serving import EngineType
 from modelfleet_api.sweepplot import PANELS, PlotPoint, render_html
 from modelfleet_operator.benchmark import builders

@@ -261,9 +261,17 @@ def _schedule_problems(config: TrainingRuntimeConfig) -> list[Problem]:
 
 
 def _tracking_problems(config: TrainingRuntimeConfig) -> list[Problem]:
-    if config.tracking.mlflow_uri and importlib.util.find_spec("mlflow") is None:
-        return [Problem("tracking.mlflowUri", "the mlflow package is not installed in this image")]
-    return []
+    tracking = config.tracking
+    wanted = [
+        ("tracking.mlflowUri", tracking.mlflow_uri, "mlflow"),
+        ("tracking.wandb", tracking.wandb, "wandb"),
+        ("tracking.comet", tracking.comet, "comet_ml"),
+    ]
+    return [
+        Problem(field, f"the {package} package is not installed in this image")
+        for field, setting, package in wanted
+        if setting and importlib.util.find_spec(package) is None
+    ]
 
 
 def _topology_problems(config: TrainingRuntimeConfig, machine: Machine) -> list[Problem]:

@@ -34,7 +34,7 @@ from modelfleet_train.progress import ProgressPublisher
 from modelfleet_train.signals import StopRequest
 from modelfleet_train.strategies import Strategy, build_strategy
 from modelfleet_train.telemetry import TelemetrySampler, gpu_names
-from modelfleet_train.tracking import MlflowTracker
+from modelfleet_train.tracking import RunStatus, Trackers
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,8 @@ class _Reporting:
                 {"namespace": config.job.namespace, "trainingjob": config.job.name},
             )
         self.progress = ProgressPublisher.from_env()
-        self.tracker = MlflowTracker.start(config) if config.tracking.mlflow_uri else None
+        self.config = config
+        self.trackers = Trackers.start(config, output_dir(config))
         model_config = strategy.unwrapped().config
         # under FSDP/ZeRO-3 parameters are sharded: config sizes give the whole model's count
         parameters = _parameter_count(model_config) or sum(
@@ -315,18 +316,17 @@ class _Reporting:
         log.info(
             "step %d/%d loss %.4f lr %.3g tokens/s %.0f", step, self.total_steps, loss, lr, tokens_per_second
         )
-        if self.tracker:
-            self.tracker.log_step(
-                step,
-                {
-                    "loss": loss,
-                    "learning_rate": lr,
-                    "grad_norm": grad_norm,
-                    "tokens_per_second": tokens_per_second,
-                    "mfu": mfu,
-                    **extra,
-                },
-            )
+        self.trackers.log_step(
+            step,
+            {
+                "loss": loss,
+                "learning_rate": lr,
+                "grad_norm": grad_norm,
+                "tokens_per_second": tokens_per_second,
+                "mfu": mfu,
+                **extra,
+            },
+        )
         self.last = self._progress(step, loss, lr, tokens_per_second, epoch)
         if self.progress:
             self.progress.submit(self.last)
@@ -369,6 +369,13 @@ class _Reporting:
             if self.last:
                 self.progress.submit(self.last, force=True)
             self.progress.close()
-        if self.tracker:
-            self.tracker.close("FAILED" if failed else "FINISHED" if step >= self.total_steps else "KILLED")
+        finished = RunStatus.FINISHED if step >= self.total_steps else RunStatus.KILLED
+        self.trackers.close(RunStatus.FAILED if failed else finished)
+        if storage.is_blob_uri(self.config.output.uri):  # offline runs go where the model goes
+            target = storage.blob_location(self.config.output.uri)
+            for directory in self.trackers.offline_dirs():
+                try:
+                    storage.upload_dir(directory, target.child(directory.name))
+                except Exception as error:
+                    log.warning("uploading the offline %s run failed: %s", directory.name, error)
         self.metrics.close()

@@ -23,8 +23,8 @@ from modelfleet_api.benchmark import (
     Workload,
 )
 from modelfleet_api.benchmarksweep import BenchmarkSweepSpec, PlotLink, PointStatus
+from modelfleet_api.common import SecretKeyRef
 from modelfleet_api.constants import PointPhase
-from modelfleet_api.modeldeployment import SecretKeyRef
 from modelfleet_api.serving import EngineType
 from modelfleet_api.sweepplot import PANELS, PlotPoint, render_html
 

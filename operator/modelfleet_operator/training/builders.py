@@ -172,7 +172,25 @@ def _env(
         {"name": contract.ENV_METRICS_PORT, "value": str(contract.METRICS_PORT)},
         {"name": contract.ENV_CACHE_DIR, "value": contract.RUNTIME_CACHE_DIR},
     ]
-    return contract_env + identity.env() + [{"name": e.name, "value": e.value} for e in spec.env]
+    return (
+        contract_env
+        + tracker_key_env(spec)
+        + identity.env()
+        + [{"name": e.name, "value": e.value} for e in spec.env]
+    )
+
+
+def tracker_key_env(spec: TrainingJobSpec) -> list[dict[str, Any]]:
+    """The hosted trackers' API keys, read from the Secrets the spec names."""
+    trackers = [
+        (contract.ENV_WANDB_API_KEY, spec.tracking.wandb),
+        (contract.ENV_COMET_API_KEY, spec.tracking.comet),
+    ]
+    return [
+        tracker.api_key_secret.env_var(name)
+        for name, tracker in trackers
+        if tracker is not None and tracker.api_key_secret is not None
+    ]
 
 
 def _pvcs(spec: TrainingJobSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
