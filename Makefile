@@ -43,10 +43,11 @@ link: | $(PY)
 
 # ---- Local control plane ------------------------------------------------------------------------
 .PHONY: cluster-build cluster-up cluster-down
-cluster-build: ## build kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok (cached)
+cluster-build: ## build the control plane, kwok and the real node's components (cached)
 	bash hack/controlplane/build.sh
+	bash hack/node/build.sh
 
-cluster-up: cluster-build deps-operator link ## start the local control plane with fake AKS GPU nodes
+cluster-up: cluster-build deps-operator link ## start the local control plane: a real node, fake AKS GPU pools
 	$(PY) -m hack.controlplane up
 
 cluster-down: deps-operator link ## stop every control-plane process
@@ -76,12 +77,12 @@ lint: deps-operator link ## ruff, mypy on the operator, import layers
 # ---- Tests --------------------------------------------------------------------------------------
 # `make test` runs every tier (see below); each tier also runs alone. pytest exits non-zero (5) when a
 # selection collects nothing, and make stops on it.
-TIERS := unit cluster runtime chart
+TIERS := unit cluster runtime chart e2e
 .PHONY: deps test $(addprefix test-,$(TIERS))
 deps: deps-operator deps-train deps-serve deps-dev link
-# The cluster tier (mostly waiting on the API server) and the light chart tier run in a second pytest
-# session beside the CPU-bound unit and runtime tiers, the longer of the two; its report follows
-# theirs. Tests marked `timing` check
+# The cluster tier (mostly waiting on the API server), the light chart tier and the e2e tier (pods on
+# the real node) run in a second pytest session beside the CPU-bound unit and runtime tiers, the
+# longer of the two; its report follows theirs. Tests marked `timing` check
 # latencies to the millisecond, which two busy cores cannot promise, so they run afterwards alone; a
 # timing test whose measurement window a stray stall of this shared machine hit is measured again (at
 # most twice more), with its tolerance unchanged: a real error fails every attempt.
@@ -89,15 +90,15 @@ ALL_TIERS = $(subst $(space),$(space)or$(space),$(TIERS))
 CLUSTER_LOG := .cluster/test-cluster-tier.log
 test: deps lint cluster-build chart-tools ## set up everything and run every test tier
 	@mkdir -p .cluster
-	@$(PYTEST) -m "(cluster or chart) and not timing" > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
+	@$(PYTEST) -m "(cluster or chart or e2e) and not timing" > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
 	$(PYTEST) -m "(unit or runtime) and not timing" && rest=0 || rest=$$?; \
 	wait $$cluster && cluster_rc=0 || cluster_rc=$$?; \
-	echo "==== cluster and chart tiers (log: $(CLUSTER_LOG)) ===="; cat $(CLUSTER_LOG); \
+	echo "==== cluster, chart and e2e tiers (log: $(CLUSTER_LOG)) ===="; cat $(CLUSTER_LOG); \
 	test $$rest -eq 0 -a $$cluster_rc -eq 0
 	$(PYTEST) -m "($(ALL_TIERS)) and timing" --reruns 2
 test-unit: deps
 	$(PYTEST) -m unit
-test-cluster test-runtime: test-%: deps cluster-build
+test-cluster test-runtime test-e2e: test-%: deps cluster-build
 	$(PYTEST) -m $*
 test-chart: deps chart-tools
 	$(PYTEST) -m $*

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -17,13 +18,15 @@ from hack.controlplane.cluster import PORT_BASE, REPO_ROOT, ControlPlane, wait_f
 
 TEST_PLANE_DIR = REPO_ROOT / ".cluster" / "test"
 """The tests' own control plane, apart from the one `make cluster-up`/`make demo` keep for people: a
-demo's resources (GPU pods, operators) never take a test's nodes, and a test never disturbs a demo."""
+demo's resources (GPU pods, operators) never take a test's nodes, and a test never disturbs a demo.
+It has no real node: its CPU pods land on kwok's simulated system node, which the cluster tier's tests
+finish in place of the runtimes (the e2e tier has a plane of its own, with the real node)."""
 TEST_PORT_BASE = PORT_BASE + 200
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[ControlPlane]:
-    plane = ControlPlane(run_dir=TEST_PLANE_DIR, port_base=TEST_PORT_BASE)
+    plane = ControlPlane(run_dir=TEST_PLANE_DIR, port_base=TEST_PORT_BASE, real_node=False)
     with plane.session_lease():
         os.environ["KUBECONFIG"] = str(plane.kubeconfig)
         yield plane
@@ -38,13 +41,13 @@ def api_client(cluster: ControlPlane):  # type: ignore[no-untyped-def]
     api.close()
 
 
-@pytest.fixture
-def namespace(request: pytest.FixtureRequest, api_client) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """A fresh namespace named after the test, with its default ServiceAccount ready; deleted after."""
+@contextmanager
+def fresh_namespace(api_client, title: str) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A new namespace named after ``title``, with its default ServiceAccount ready; deleted after."""
     from kubernetes import client
 
     core = client.CoreV1Api(api_client)
-    stem = "".join(c if c.isalnum() else "-" for c in request.node.name.lower()).strip("-")[:40].strip("-")
+    stem = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")[:40].strip("-")
     name = f"t-{stem}-{uuid.uuid4().hex[:5]}"
     core.create_namespace({"metadata": {"name": name, "labels": {"modelfleet.io/test": "true"}}})
 
@@ -62,7 +65,14 @@ def namespace(request: pytest.FixtureRequest, api_client) -> Iterator[str]:  # t
         core.delete_namespace(name, propagation_policy="Background")
 
 
-TIERS = ("unit", "cluster", "runtime", "chart")
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, api_client) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A fresh namespace named after the test, with its default ServiceAccount ready; deleted after."""
+    with fresh_namespace(api_client, request.node.name) as name:
+        yield name
+
+
+TIERS = ("unit", "cluster", "runtime", "chart", "e2e")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

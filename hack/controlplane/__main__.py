@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 import time
 
-from hack.controlplane.cluster import COMPONENTS, ControlPlane
+from hack.controlplane.cluster import ControlPlane
 from hack.controlplane.processes import StepFailed
 
 
 def main(argv: list[str]) -> int:
-    plane = ControlPlane()
+    plane = ControlPlane(real_node=True)
     command = argv[0] if argv else "status"
     if command == "up":
         started = time.monotonic()
@@ -24,11 +24,11 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "down":
         plane.down()
-        left = [name for name in COMPONENTS if plane.process(name).alive()]
+        left = [name for name in plane.components if plane.process(name).alive()]
         print("control plane stopped" if not left else f"still running: {', '.join(left)}")
         return 1 if left else 0
     if command == "status":
-        for name in COMPONENTS:
+        for name in plane.components:
             pid = plane.process(name).pid()
             print(f"{name:<24} {'running pid ' + str(pid) if pid else 'stopped'}")
         return 0 if plane.running() else 1

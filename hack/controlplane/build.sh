@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane from Go modules into a cache outside the repo:
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd from one
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and the real node's kubelet
+# and kube-proxy from one
 # outside module that requires k8s.io/kubernetes and pins every staging module to the
 # matching v0.X.Y (k8s.io/kubernetes itself points them at ./staging, so `go install` is
 # refused), and kwok with `go install`. A second run finds the binaries and builds nothing.
@@ -12,6 +13,7 @@ CACHE="${MODELFLEET_CACHE:-$HOME/.cache/modelfleet}"
 BIN="$CACHE/k8s-$K8S_VERSION/bin"
 KWOK_BIN="$CACHE/kwok-$KWOK_VERSION/bin"
 LOGS="$CACHE/logs"
+KUBE_COMMANDS="kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy"
 mkdir -p "$BIN" "$KWOK_BIN" "$LOGS"
 export CGO_ENABLED=0 GOFLAGS="-buildvcs=false -trimpath" GOTOOLCHAIN=local
 
@@ -57,6 +59,8 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
   (cd "$mod" && go mod tidy -e >/dev/null 2>&1 || true)
@@ -65,9 +69,9 @@ GO
   local major=1 minor_num=${minor%%.*}
   local ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor_num -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=$major -X k8s.io/client-go/pkg/version.gitMinor=$minor_num"
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for cmd in $KUBE_COMMANDS; do
     [ -x "$BIN/$cmd" ] && continue
-    (cd "$mod" && go build -ldflags "$ldflags" -o "$BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd") && mv "$BIN/$cmd.tmp" "$BIN/$cmd"
+    (cd "$mod" && nice -n 10 go build -ldflags "$ldflags" -o "$BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd") && mv "$BIN/$cmd.tmp" "$BIN/$cmd"
   done
   if [ ! -x "$BIN/etcd" ]; then
     (cd "$mod" && go build -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3) && mv "$BIN/etcd.tmp" "$BIN/etcd"
@@ -79,7 +83,7 @@ build_kwok() {
 }
 
 have_all() {
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd; do [ -x "$BIN/$b" ] || return 1; done
+  for b in $KUBE_COMMANDS etcd; do [ -x "$BIN/$b" ] || return 1; done
   [ -x "$KWOK_BIN/kwok" ]
 }
 

@@ -2,8 +2,10 @@
 
 ``up()`` reuses a running control plane; otherwise it (re)creates the PKI and kubeconfig under
 ``.cluster/`` at the repo root, starts etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler and kwok in that order, waits for each to be healthy, and registers the fake AKS
-nodes. A failing step raises ``StepFailed`` naming the step and its log.
+kube-scheduler and kwok in that order, waits for each to be healthy, registers the fake AKS GPU
+nodes and starts the real node (``hack.node``: the CPU pool, where pods really run). A plane without
+a real node has a simulated system node instead, for tests that finish pods in place of the
+runtimes. A failing step raises ``StepFailed`` naming the step and its log.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import yaml
 
 from hack.controlplane.certs import Pki, generate
 from hack.controlplane.processes import Process, StepFailed, wait_until
+from hack.node.layout import NodeLayout
+from hack.node.node import NODE_COMPONENTS, RealNode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = os.environ.get("K8S_VERSION", "v1.36.3")
@@ -57,10 +61,13 @@ class ControlPlane:
     bin_dir: Path = field(default_factory=lambda: CACHE / f"k8s-{K8S_VERSION}" / "bin")
     kwok_bin: Path = field(default_factory=lambda: CACHE / f"kwok-{KWOK_VERSION}" / "bin" / "kwok")
     port_base: int = PORT_BASE
-    """The components listen on fixed offsets from this port (all on 127.0.0.1)."""
+    """The components listen on fixed offsets from this port."""
     audit_policy: Path | None = None
     """An audit policy file for the API server; its log goes to ``logs/audit.log`` (the scale benchmark
     counts the operator's own requests from it)."""
+    real_node: bool = False
+    """Run the real node (CPU pods really run: `make cluster-up`, the demo, the e2e tier); else kwok
+    also plays the system pool, whose pods the cluster tier's tests finish themselves."""
 
     @property
     def apiserver_port(self) -> int:
@@ -102,6 +109,21 @@ class ControlPlane:
     def kubectl_bin(self) -> Path:
         return self.bin_dir / "kubectl"
 
+    @property
+    def node(self) -> RealNode:
+        """The real worker node (containerd, kubelet, kube-proxy, CoreDNS) of this control plane."""
+        return RealNode(
+            layout=NodeLayout(self.run_dir, self.apiserver_port, CACHE),
+            pki=self.pki,
+            admin_kubeconfig=self.kubeconfig,
+            k8s_bin=self.bin_dir,
+            service_cidr=SERVICE_CIDR,
+        )
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return (*COMPONENTS, *NODE_COMPONENTS) if self.real_node else COMPONENTS
+
     def process(self, name: str) -> Process:
         return Process(name, self.run_dir)
 
@@ -115,7 +137,7 @@ class ControlPlane:
         if not (self.run_dir / "ready").exists():
             return False
         deadline = time.monotonic() + patience
-        while all(self.process(name).alive() for name in COMPONENTS):
+        while all(self.process(name).alive() for name in self.components):
             try:
                 if self._get(f"{self.server}/readyz") == "ok":
                     return True
@@ -162,6 +184,8 @@ class ControlPlane:
             self._start_scheduler()
             self._start_kwok()
             self._register_nodes()
+            if self.real_node:
+                self.node.up()
         except BaseException:
             self._stop_all()  # a failed start leaves no half of a control plane running
             raise
@@ -200,7 +224,10 @@ class ControlPlane:
 
     def _stop_all(self) -> None:
         (self.run_dir / "ready").unlink(missing_ok=True)
-        for name in (*ADD_ONS, *reversed(COMPONENTS)):
+        for name in ADD_ONS:
+            self.process(name).stop()
+        self.node.down()
+        for name in reversed(COMPONENTS):
             self.process(name).stop()
 
     @contextmanager
@@ -232,6 +259,8 @@ class ControlPlane:
             )
             if not p.exists()
         ]
+        if self.real_node:
+            missing += [str(p) for p in self.node.binaries() if not p.exists()]
         if missing:
             raise StepFailed("binaries", None, f"missing {', '.join(missing)}; run `make cluster-build`")
 
@@ -274,12 +303,17 @@ class ControlPlane:
             [
                 str(self.bin_dir / "kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-                "--bind-address=127.0.0.1",
+                # every address, so the real node and its pods reach it across the node's veth link
+                "--bind-address=0.0.0.0",
                 "--advertise-address=127.0.0.1",
                 f"--secure-port={self.apiserver_port}",
                 f"--tls-cert-file={pki.server_cert}",
                 f"--tls-private-key-file={pki.server_key}",
                 f"--client-ca-file={pki.ca_cert}",
+                # logs, exec and port-forward: the kubelet accepts the admin cert (its CA is ours)
+                f"--kubelet-client-certificate={pki.admin_cert}",
+                f"--kubelet-client-key={pki.admin_key}",
+                "--kubelet-preferred-address-types=InternalIP",
                 "--authorization-mode=RBAC",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -393,7 +427,7 @@ class ControlPlane:
         from hack.controlplane.kwok import register_pools
 
         api = client.CoreV1Api(config.new_client_from_config(str(self.kubeconfig)))
-        names = register_pools(api)
+        names = register_pools(api, simulated_system_pool=not self.real_node)
         log = self.process("kwok").log_file
 
         def all_ready() -> bool:

@@ -2,6 +2,8 @@
 
 The pools mirror ``shared/DESIGN.md``: the labels and taints are the ones AKS itself puts on a node
 of that pool, so the operator's node selection and tolerations are exercised as on a real cluster.
+kwok plays the GPU pools (no pod on them runs); the system pool only on a plane without the real node
+(``hack.node``), for cluster tests that finish CPU pods in place of the runtimes.
 """
 
 from __future__ import annotations
@@ -115,9 +117,11 @@ def add_node(core_v1: client.CoreV1Api, name: str, pool: Pool | str) -> None:
     core_v1.patch_node_status(name, {"status": manifest["status"]})
 
 
-def register_pools(core_v1: client.CoreV1Api) -> list[str]:
+def register_pools(core_v1: client.CoreV1Api, *, simulated_system_pool: bool) -> list[str]:
     names = []
     for pool in POOLS.values():
+        if not pool.gpus and not simulated_system_pool:
+            continue
         for index in range(pool.count):
             name = pool.node_name(index)
             add_node(core_v1, name, pool)

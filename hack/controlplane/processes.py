@@ -63,12 +63,17 @@ class Process:
     def alive(self) -> bool:
         return self.pid() is not None
 
-    def start(self, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+    def start(
+        self, argv: Sequence[str], env: dict[str, str] | None = None, netns: Path | None = None
+    ) -> None:
+        """Starts ``argv``; with ``netns``, inside that network namespace (``nsenter`` execs ``argv[0]``
+        in place, so the pid file names the process itself)."""
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        command = ["nsenter", f"--net={netns}", "--", *argv] if netns else list(argv)
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
-                list(argv),
+                command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -76,6 +81,10 @@ class Process:
                 env={**os.environ, **(env or {})},
             )
         self.pid_file.write_text(f"{proc.pid}\n{argv[0]}\n")
+        if netns:  # until nsenter has exec'd, the pid file's binary is not yet the process's
+            deadline = time.monotonic() + 5
+            while proc.poll() is None and not self.alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
 
     def stop(self, timeout: float = 15.0) -> None:
         pid = self.pid()

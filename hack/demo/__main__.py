@@ -235,7 +235,7 @@ def _steps(plane: ControlPlane) -> list[int]:
 
 def main() -> int:
     started = time.monotonic()
-    plane = ControlPlane()
+    plane = ControlPlane(real_node=True)
     plane.up()
     os.environ["KUBECONFIG"] = str(plane.kubeconfig)
     banner("local control plane with simulated AKS GPU pools")

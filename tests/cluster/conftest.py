@@ -61,9 +61,11 @@ def _free_port() -> int:
 class OperatorProcess:
     """``python -m modelfleet_operator`` as a child process (its own session), log in a file."""
 
-    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
+    def __init__(self, kubeconfig: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
+        self.env = env or {}
+        """Settings over ``OPERATOR_ENV`` (the e2e tier's runtime image)."""
         self.health_port = _free_port()
         self.metrics_port = _free_port()
         self._process: subprocess.Popen[bytes] | None = None
@@ -75,7 +77,13 @@ class OperatorProcess:
         )
 
     def start(self) -> None:
-        env = {**os.environ, **OPERATOR_ENV, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **OPERATOR_ENV,
+            **self.env,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PYTHONUNBUFFERED": "1",
+        }
         with self.log_path.open("ab") as log:
             log.write(f"\n==== starting: {' '.join(self.command)}\n".encode())
             self._process = subprocess.Popen(

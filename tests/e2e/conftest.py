@@ -1,0 +1,113 @@
+"""End-to-end fixtures: pods really run, on the real node of the e2e tier's own control plane.
+
+The plane (``.cluster/e2e/``, ports ``MODELFLEET_PORT_BASE + 400``) has the real node (``hack.node``)
+as its system pool and kwok's simulated GPU pools, and no simulated CPU node: a CPU pod of this tier
+can only run for real. The fixtures check the node is there and Ready and fail, naming its logs, when
+it is not. Like the tests' plane, the first session to need it starts it and the last one stops it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client, config
+
+from hack.controlplane.cluster import PORT_BASE, REPO_ROOT, ControlPlane, wait_for
+from hack.node.images import busybox_image
+from hack.node.layout import NODE_NAME
+from tests.cluster.conftest import (  # crds: the same fixture, for this directory's plane
+    OperatorProcess,
+    _training_jobs_in_terminating_namespaces,
+    crds,  # noqa: F401
+)
+from tests.conftest import fresh_namespace
+
+REAL_NODE_LABEL = "modelfleet.io/real-node"
+E2E_PLANE_DIR = REPO_ROOT / ".cluster" / "e2e"
+E2E_PORT_BASE = PORT_BASE + 400
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[ControlPlane]:
+    """The e2e tier's control plane (overrides the tests' kwok-only one for this directory)."""
+    plane = ControlPlane(run_dir=E2E_PLANE_DIR, port_base=E2E_PORT_BASE, real_node=True)
+    with plane.session_lease():
+        os.environ["KUBECONFIG"] = str(plane.kubeconfig)
+        yield plane
+
+
+@pytest.fixture(scope="session")
+def api_client(cluster: ControlPlane) -> Iterator[client.ApiClient]:
+    """A client of the e2e plane (the root conftest's would be cached for the tests' plane)."""
+    api = config.new_client_from_config(str(cluster.kubeconfig))
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: ControlPlane, api_client: client.ApiClient) -> Iterator[client.V1Node]:
+    """The plane's real node, Ready; a missing or broken node fails the test with the node's logs."""
+    node = cluster.node
+    logs = ", ".join(str(node.process(name).log_file) for name in ("kubelet", "containerd"))
+    if not node.running():
+        pytest.fail(f"the real node of {cluster.run_dir} is not running (logs: {logs})")
+    found = client.CoreV1Api(api_client).read_node(NODE_NAME)
+    if found.metadata.labels.get(REAL_NODE_LABEL) != "true":
+        pytest.fail(f"node {NODE_NAME} is not the real node (labels {found.metadata.labels})")
+    if not any(c.type == "Ready" and c.status == "True" for c in found.status.conditions or []):
+        pytest.fail(f"the real node {NODE_NAME} is not Ready (logs: {logs})")
+    yield found
+
+
+@pytest.fixture(scope="session")
+def busybox(cluster: ControlPlane, real_node: client.V1Node) -> str:
+    """A busybox image (Debian's busybox-static) in the node's containerd; its reference."""
+    image = busybox_image()
+    cluster.node.load_image(image)
+    return image.ref
+
+
+@pytest.fixture(scope="session")
+def runtime_image(cluster: ControlPlane, real_node: client.V1Node) -> str:
+    """The CPU runtime image (``hack.image``: built here when its inputs changed) in the node's
+    containerd; its reference. Pods use it with the default pull policy of a tagged image,
+    IfNotPresent, so nothing is ever pulled."""
+    from hack.image import runtime_image as build_runtime_image
+
+    image = build_runtime_image()
+    cluster.node.load_image(image)
+    return str(image.ref)
+
+
+@pytest.fixture(scope="session")
+def operator(
+    crds: ControlPlane,  # noqa: F811  (the fixture imported above)
+    runtime_image: str,
+    api_client: client.ApiClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """The operator as a subprocess, every workload on the runtime image. Stopped once it released the
+    TrainingJobs of the namespaces the tests deleted (kopf's finalizer)."""
+    images = {f"MODELFLEET_{kind}_IMAGE": runtime_image for kind in ("TRAINING", "SERVING")}
+    process = OperatorProcess(crds.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", images)
+    process.start()
+    try:
+        yield process
+    finally:
+        try:
+            wait_for(
+                lambda: not _training_jobs_in_terminating_namespaces(api_client),
+                120,
+                "the operator to release the TrainingJobs of deleted test namespaces",
+            )
+        finally:
+            process.stop()
+
+
+@pytest.fixture(scope="module")
+def module_namespace(request: pytest.FixtureRequest, api_client: client.ApiClient) -> Iterator[str]:
+    """One namespace for a module whose tests build on each other (train, then serve, then bench)."""
+    with fresh_namespace(api_client, request.module.__name__.rsplit(".", 1)[-1]) as name:
+        yield name
