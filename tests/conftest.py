@@ -32,13 +32,22 @@ def cluster() -> Iterator[ControlPlane]:
         yield plane
 
 
-@pytest.fixture(scope="session")
-def api_client(cluster: ControlPlane):  # type: ignore[no-untyped-def]
+@contextmanager
+def client_of(plane: ControlPlane):  # type: ignore[no-untyped-def]
+    """An API client of ``plane`` (admin), closed afterwards."""
     from kubernetes import config
 
-    api = config.new_client_from_config(str(cluster.kubeconfig))
-    yield api
-    api.close()
+    api = config.new_client_from_config(str(plane.kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture(scope="session")
+def api_client(cluster: ControlPlane):  # type: ignore[no-untyped-def]
+    with client_of(cluster) as api:
+        yield api
 
 
 @contextmanager

@@ -1,32 +1,18 @@
 #!/usr/bin/env bash
 # Builds the local control plane from Go modules into a cache outside the repo:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and the real node's kubelet
-# and kube-proxy from one
-# outside module that requires k8s.io/kubernetes and pins every staging module to the
-# matching v0.X.Y (k8s.io/kubernetes itself points them at ./staging, so `go install` is
+# and kube-proxy from one outside module that requires k8s.io/kubernetes and pins every staging
+# module to the matching v0.X.Y (k8s.io/kubernetes itself points them at ./staging, so `go install` is
 # refused), and kwok with `go install`. A second run finds the binaries and builds nothing.
 set -euo pipefail
+source "$(dirname "$0")/../build-common.sh"
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
-CACHE="${MODELFLEET_CACHE:-$HOME/.cache/modelfleet}"
 BIN="$CACHE/k8s-$K8S_VERSION/bin"
 KWOK_BIN="$CACHE/kwok-$KWOK_VERSION/bin"
-LOGS="$CACHE/logs"
 KUBE_COMMANDS="kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy"
-mkdir -p "$BIN" "$KWOK_BIN" "$LOGS"
-export CGO_ENABLED=0 GOFLAGS="-buildvcs=false -trimpath" GOTOOLCHAIN=local
-
-step() {  # step NAME CMD...: runs CMD with its output in a log; on failure names the step and the log.
-  local name=$1; shift
-  local log="$LOGS/build-$name.log"
-  echo "build: $name (log: $log)"
-  if ! "$@" >"$log" 2>&1; then
-    echo "build step '$name' failed; last lines of $log:" >&2
-    tail -n 30 "$log" >&2
-    exit 1
-  fi
-}
+mkdir -p "$BIN" "$KWOK_BIN"
 
 build_kubernetes() {
   local mod="$CACHE/k8s-$K8S_VERSION/module"

@@ -13,33 +13,18 @@
 #                                             runs `nft`) and busybox-static (a small test image)
 # A second run finds everything and builds nothing.
 set -euo pipefail
+source "$(dirname "$0")/../build-common.sh"
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 CONTAINERD_VERSION="${CONTAINERD_VERSION:-v2.4.2}"
 CNI_PLUGINS_VERSION="${CNI_PLUGINS_VERSION:-v1.10.0}"
 CRI_TOOLS_VERSION="${CRI_TOOLS_VERSION:-v1.37.0}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
-CACHE="${MODELFLEET_CACHE:-$HOME/.cache/modelfleet}"
-LOGS="$CACHE/logs"
 CONTAINERD_BIN="$CACHE/containerd-$CONTAINERD_VERSION/bin"
 CNI_BIN="$CACHE/cni-plugins-$CNI_PLUGINS_VERSION/bin"
 CRICTL_BIN="$CACHE/cri-tools-$CRI_TOOLS_VERSION/bin"
 COREDNS_DIR="$CACHE/coredns-$COREDNS_VERSION"
 PAUSE_BIN="$CACHE/pause-$K8S_VERSION/bin"
-mkdir -p "$LOGS"
-export CGO_ENABLED=0 GOFLAGS="-buildvcs=false -trimpath" GOTOOLCHAIN=local
-
-step() {  # step NAME CMD...: runs CMD with its output in a log; on failure names the step and the log.
-  local name=$1; shift
-  local log="$LOGS/build-$name.log"
-  echo "build: $name (log: $log)"
-  if ! "$@" >"$log" 2>&1; then
-    echo "build step '$name' failed; last lines of $log:" >&2
-    tail -n 30 "$log" >&2
-    exit 1
-  fi
-}
-
 have() {  # have DIR NAME...: every NAME is an executable in DIR
   local dir=$1; shift
   for name in "$@"; do [ -x "$dir/$name" ] || return 1; done
@@ -123,20 +108,19 @@ build_pause() {
   mv "$PAUSE_BIN/pause.tmp" "$PAUSE_BIN/pause"
 }
 
+MISSING_DEBIAN_PACKAGES=()
+command -v runc >/dev/null || MISSING_DEBIAN_PACKAGES+=(runc)
+command -v nft >/dev/null || MISSING_DEBIAN_PACKAGES+=(nftables)
+command -v gcc >/dev/null || MISSING_DEBIAN_PACKAGES+=(gcc libc6-dev)
+[ -x /bin/busybox ] || MISSING_DEBIAN_PACKAGES+=(busybox-static)
+
 install_debian_packages() {
-  local missing=()
-  command -v runc >/dev/null || missing+=(runc)
-  command -v nft >/dev/null || missing+=(nftables)
-  command -v gcc >/dev/null || missing+=(gcc libc6-dev)
-  [ -x /bin/busybox ] || missing+=(busybox-static)
-  [ ${#missing[@]} -eq 0 ] && return 0
-  echo "installing Debian packages: ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${MISSING_DEBIAN_PACKAGES[@]}"
 }
 
 command -v go >/dev/null || { echo "build step 'go' failed: Go is not installed (https://go.dev/dl)" >&2; exit 1; }
-step debian-packages install_debian_packages
+[ ${#MISSING_DEBIAN_PACKAGES[@]} -eq 0 ] || step debian-packages install_debian_packages
 have "$PAUSE_BIN" pause || step pause build_pause
 have "$CONTAINERD_BIN" containerd ctr containerd-shim-runc-v2 || step containerd build_containerd
 have "$CNI_BIN" bridge host-local loopback portmap || step cni-plugins build_cni_plugins

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -134,11 +135,9 @@ def _training_jobs_in_terminating_namespaces(api_client: client.ApiClient) -> li
     ]
 
 
-@pytest.fixture(scope="session")
-def operator(
-    crds: ControlPlane, api_client: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(crds.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+@contextmanager
+def running(process: OperatorProcess, api_client: client.ApiClient) -> Iterator[OperatorProcess]:
+    """Starts the operator; at the end, stops it once it released what the tests are deleting."""
     process.start()
     try:
         yield process
@@ -153,6 +152,15 @@ def operator(
             )
         finally:
             process.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(
+    crds: ControlPlane, api_client: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with running(OperatorProcess(crds.kubeconfig, log), api_client) as process:
+        yield process
 
 
 _RUNNING_OPERATORS: list[OperatorProcess] = []

@@ -8,21 +8,20 @@ it is not. Like the tests' plane, the first session to need it starts it and the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
-from hack.controlplane.cluster import PORT_BASE, REPO_ROOT, ControlPlane, wait_for
+from hack.controlplane.cluster import PORT_BASE, REPO_ROOT, ControlPlane
 from hack.node.images import busybox_image
 from hack.node.layout import NODE_NAME
 from tests.cluster.conftest import (  # crds: the same fixture, for this directory's plane
     OperatorProcess,
-    _training_jobs_in_terminating_namespaces,
     crds,  # noqa: F401
+    running,
 )
-from tests.conftest import fresh_namespace
+from tests.conftest import client_of, fresh_namespace
 
 REAL_NODE_LABEL = "modelfleet.io/real-node"
 E2E_PLANE_DIR = REPO_ROOT / ".cluster" / "e2e"
@@ -31,19 +30,18 @@ E2E_PORT_BASE = PORT_BASE + 400
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[ControlPlane]:
-    """The e2e tier's control plane (overrides the tests' kwok-only one for this directory)."""
+    """The e2e tier's control plane (overrides the tests' kwok-only one for this directory). It leaves
+    ``KUBECONFIG`` to the tests' plane: a session runs the cluster tier's tests too."""
     plane = ControlPlane(run_dir=E2E_PLANE_DIR, port_base=E2E_PORT_BASE, real_node=True)
     with plane.session_lease():
-        os.environ["KUBECONFIG"] = str(plane.kubeconfig)
         yield plane
 
 
 @pytest.fixture(scope="session")
 def api_client(cluster: ControlPlane) -> Iterator[client.ApiClient]:
     """A client of the e2e plane (the root conftest's would be cached for the tests' plane)."""
-    api = config.new_client_from_config(str(cluster.kubeconfig))
-    yield api
-    api.close()
+    with client_of(cluster) as api:
+        yield api
 
 
 @pytest.fixture(scope="session")
@@ -91,19 +89,9 @@ def operator(
     """The operator as a subprocess, every workload on the runtime image. Stopped once it released the
     TrainingJobs of the namespaces the tests deleted (kopf's finalizer)."""
     images = {f"MODELFLEET_{kind}_IMAGE": runtime_image for kind in ("TRAINING", "SERVING")}
-    process = OperatorProcess(crds.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", images)
-    process.start()
-    try:
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with running(OperatorProcess(crds.kubeconfig, log, images), api_client) as process:
         yield process
-    finally:
-        try:
-            wait_for(
-                lambda: not _training_jobs_in_terminating_namespaces(api_client),
-                120,
-                "the operator to release the TrainingJobs of deleted test namespaces",
-            )
-        finally:
-            process.stop()
 
 
 @pytest.fixture(scope="module")
