@@ -63,6 +63,19 @@ chart-tools: ## build helm and the Terraform helm provider from their Go modules
 terraform-azurerm: ## build the Terraform azurerm provider into the local mirror (slow)
 	bash hack/controlplane/build-terraform-providers.sh azurerm
 
+# ---- The CPU runtime image ----------------------------------------------------------------------
+# images/runtime-cpu.Dockerfile built with buildah on a Debian base that mmdebstrap makes (no Docker
+# engine, no registry), saved as a docker archive in $(CACHE)/image/ under the hash of its inputs:
+# rebuilt only when the Dockerfile, its locks or the project's sources change (hack/image).
+.PHONY: image-tools image-cpu
+image-tools: ## install buildah and mmdebstrap (Debian packages) when missing
+	@command -v buildah >/dev/null && command -v mmdebstrap >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends buildah mmdebstrap; }
+
+image-cpu: image-tools deps-dev link ## build the CPU runtime image (cached by its inputs' hash)
+	$(PY) -m hack.image build
+
 # ---- Code generation and checks -----------------------------------------------------------------
 .PHONY: crds lint
 crds: deps-dev link ## regenerate crds/ and the chart's copy from the API types
@@ -88,7 +101,7 @@ deps: deps-operator deps-train deps-serve deps-dev link
 # most twice more), with its tolerance unchanged: a real error fails every attempt.
 ALL_TIERS = $(subst $(space),$(space)or$(space),$(TIERS))
 CLUSTER_LOG := .cluster/test-cluster-tier.log
-test: deps lint cluster-build chart-tools ## set up everything and run every test tier
+test: deps lint cluster-build chart-tools image-cpu ## set up everything and run every test tier
 	@mkdir -p .cluster
 	@$(PYTEST) -m "(cluster or chart or e2e) and not timing" > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
 	$(PYTEST) -m "(unit or runtime) and not timing" && rest=0 || rest=$$?; \
@@ -100,7 +113,7 @@ test-unit: deps
 	$(PYTEST) -m unit
 test-cluster test-runtime test-e2e: test-%: deps cluster-build
 	$(PYTEST) -m $*
-test-chart: deps chart-tools
+test-chart: deps chart-tools image-cpu
 	$(PYTEST) -m $*
 
 space := $(subst ,, )

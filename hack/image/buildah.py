@@ -1,0 +1,99 @@
+"""buildah with the project's own image store under the cache directory (not the machine's).
+
+Every call runs as root (buildah's rootful mode; mmdebstrap's root mode needs it too). Long steps
+write their output to a log under the cache's ``logs/``; a failed step raises ``ImageBuildFailed``
+naming the step, its log and the log's last lines.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+TOOLS = {"buildah": "buildah", "mmdebstrap": "mmdebstrap"}
+"""Command -> Debian package (`make image-cpu` installs them)."""
+
+
+class ImageBuildFailed(RuntimeError):
+    """An image build step failed; the message names the step and its log."""
+
+    def __init__(self, step: str, log: Path | None, detail: str) -> None:
+        tail = ""
+        if log is not None and log.exists():
+            lines = log.read_text(errors="replace").splitlines()[-20:]
+            tail = "\n  last log lines:\n    " + "\n    ".join(lines)
+        where = f"; log: {log}" if log is not None else ""
+        super().__init__(f"image build step '{step}' failed: {detail}{where}{tail}")
+        self.step = step
+        self.log = log
+
+
+def require_tools() -> None:
+    """Fail with what to install when buildah or mmdebstrap is missing, or when not root."""
+    missing = [package for tool, package in TOOLS.items() if shutil.which(tool) is None]
+    if missing:
+        raise ImageBuildFailed(
+            "tools",
+            None,
+            f"{', '.join(missing)} not installed: `make image-cpu` installs them (Debian packages)",
+        )
+    if os.geteuid() != 0:
+        raise ImageBuildFailed(
+            "tools", None, "building the image needs root (buildah's and mmdebstrap's root mode)"
+        )
+
+
+@dataclass(frozen=True)
+class Buildah:
+    store: Path
+    """containers/storage root of the project's images."""
+    logs: Path
+
+    @property
+    def command(self) -> list[str]:
+        """``buildah`` with the store's global options."""
+        return [
+            "buildah",
+            "--root",
+            str(self.store / "storage"),
+            "--runroot",
+            str(self.store / "run"),
+            "--storage-driver",
+            "overlay",
+        ]
+
+    def run(self, *args: str) -> str:
+        """A short buildah command; its stdout."""
+        done = subprocess.run([*self.command, *args], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ImageBuildFailed(
+                f"buildah {args[0]}", None, done.stderr.strip() or f"exit {done.returncode}"
+            )
+        return done.stdout
+
+    def build_step(self, step: str, *args: str) -> None:
+        """A long buildah command, output to ``logs/image-STEP.log``."""
+        self.step(step, [*self.command, *args])
+
+    def step(self, step: str, argv: list[str]) -> None:
+        """Any long command of the build, output to ``logs/image-STEP.log``."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.logs / f"image-{step}.log"
+        with log.open("w") as out:
+            done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise ImageBuildFailed(step, log, f"exit {done.returncode}")
+
+    def has_image(self, ref: str) -> bool:
+        done = subprocess.run(
+            [*self.command, "inspect", "--type", "image", ref], capture_output=True, text=True
+        )
+        return done.returncode == 0
+
+    def images(self, repository: str) -> list[str]:
+        """``repository:tag`` of every tagged image of a repository in the store."""
+        out = self.run("images", "--format", "{{.Name}}:{{.Tag}}")
+        return [line for line in out.splitlines() if line.startswith(repository + ":")]

@@ -1,0 +1,92 @@
+"""What names the CPU runtime image: the Dockerfile, the files its COPY lines take, the base recipe."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hack.image import base
+from hack.image.inputs import BuildInputs, copy_sources
+from hack.image.runtime import DOCKERFILE, REPOSITORY, planned
+
+pytestmark = pytest.mark.unit
+
+DOCKERFILE_TEXT = """\
+FROM debian AS build
+COPY req.txt \\
+     extra.txt sub/
+COPY --from=other /x /x
+COPY src src
+RUN echo
+FROM debian
+COPY --from=build /opt /opt
+"""
+
+
+def project(root: Path, *, git: bool) -> BuildInputs:
+    (root / "src" / "pkg" / "__pycache__").mkdir(parents=True)
+    (root / "Dockerfile").write_text(DOCKERFILE_TEXT)
+    (root / "req.txt").write_text("a==1\n")
+    (root / "extra.txt").write_text("b==2\n")
+    (root / "src" / "pkg" / "mod.py").write_text("x = 1\n")
+    (root / "src" / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\0")
+    (root / "unrelated.md").write_text("not copied\n")
+    if git:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+        (root / ".gitignore").write_text("__pycache__/\n")
+    return BuildInputs.of(root / "Dockerfile", recipe="base-1", root=root)
+
+
+def test_copy_sources_are_the_context_paths_of_copy_lines_without_from(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(DOCKERFILE_TEXT)
+    assert copy_sources(tmp_path / "Dockerfile") == ["req.txt", "extra.txt", "src"]
+
+
+@pytest.mark.parametrize("git", [True, False], ids=["git-checkout", "plain-tree"])
+def test_hash_follows_copied_files_only(tmp_path: Path, git: bool) -> None:
+    inputs = project(tmp_path, git=git)
+    assert inputs.files == ("extra.txt", "req.txt", "src/pkg/mod.py")
+    before = inputs.digest()
+
+    (tmp_path / "unrelated.md").write_text("edited\n")
+    (tmp_path / "src" / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\1")
+    assert BuildInputs.of(tmp_path / "Dockerfile", recipe="base-1", root=tmp_path).digest() == before
+
+    (tmp_path / "src" / "pkg" / "mod.py").write_text("x = 2\n")
+    edited = BuildInputs.of(tmp_path / "Dockerfile", recipe="base-1", root=tmp_path)
+    assert edited.digest() != before
+    assert BuildInputs.of(tmp_path / "Dockerfile", recipe="base-2", root=tmp_path).digest() != edited.digest()
+
+
+def test_a_new_file_under_a_copied_directory_changes_the_hash(tmp_path: Path) -> None:
+    inputs = project(tmp_path, git=True)
+    (tmp_path / "src" / "pkg" / "new.py").write_text("y = 1\n")
+    assert BuildInputs.of(tmp_path / "Dockerfile", recipe="base-1", root=tmp_path).digest() != inputs.digest()
+
+
+def test_context_holds_exactly_the_hashed_files(tmp_path: Path) -> None:
+    inputs = project(tmp_path / "repo", git=True)
+    context = inputs.write_context(tmp_path / "context")
+    assert context.digest() == inputs.digest()
+    copied = sorted(
+        str(p.relative_to(tmp_path / "context")) for p in (tmp_path / "context").rglob("*") if p.is_file()
+    )
+    assert copied == sorted(["Dockerfile", *inputs.files])
+
+
+def test_copying_a_missing_path_is_named(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM x\nCOPY gone.txt /\n")
+    with pytest.raises(FileNotFoundError, match=r"copies gone\.txt"):
+        BuildInputs.of(tmp_path / "Dockerfile", root=tmp_path)
+
+
+def test_the_runtime_image_is_named_by_its_inputs_and_the_debian_recipe() -> None:
+    image = planned(Path("/cache"))
+    inputs = BuildInputs.of(DOCKERFILE, recipe=base.recipe())
+    assert image.ref == f"{REPOSITORY}:{inputs.digest()[:16]}"
+    assert image.archive == Path(f"/cache/runtime-cpu-{image.tag}.tar")
+    assert {"images/requirements/runtime-cpu.txt", "pyproject.toml"} <= set(inputs.files)
+    assert any(f.startswith("training-runtime/modelfleet_train/") for f in inputs.files)
+    assert any(f.startswith("serving-runtime/modelfleet_serve/") for f in inputs.files)
