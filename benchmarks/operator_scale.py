@@ -152,36 +152,52 @@ def main(argv: list[str] | None = None) -> int:
     print(f"starting a control plane under {args.run_dir} (ports from {args.port_base})", flush=True)
     plane.start()
     try:
-        bench = Bench(plane, settings)
-        phases = report["phases"]
-        if "burst" in args.phases:
-            phases["burst"] = []
-            for size in args.burst_sizes:
-                print(f"burst of {size} TrainingJobs: plain client, then operator", flush=True)
-                phases["burst"].append(bench.burst(size))
-        if "steady" in args.phases:
-            print(f"steady: {args.steady_rate:g} TrainingJobs/s for {args.steady_seconds:g} s", flush=True)
-            phases["steady"] = bench.steady(args.steady_rate, args.steady_seconds)
-        if "idle" in args.phases:
-            print(f"idle: {args.idle_training_jobs} TrainingJobs, {args.idle_deployments} ModelDeployments",
-                  flush=True)  # fmt: skip
-            phases["idle"] = bench.idle(
-                args.idle_training_jobs, args.idle_deployments, args.idle_settle, args.idle_seconds
-            )
-        if "client-check" in args.phases:
-            print(f"client check: bursts of {args.client_check_size} with {args.client_check_processes} "
-                  "plain client processes", flush=True)  # fmt: skip
-            phases["client_check"] = bench.client_check(args.client_check_size, args.client_check_processes)
+        _run_phases(Bench(plane, settings), args, report)
     finally:
         plane.stop()
-    report["machine"]["loadavg_end"] = procstat.loadavg()
-    report["seconds"] = round(time.monotonic() - started, 1)
-    report["targets"] = targets(report["phases"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+        report["machine"]["loadavg_end"] = procstat.loadavg()
+        report["seconds"] = round(time.monotonic() - started, 1)
+        report["targets"] = targets(report["phases"])
+        _write(args.out, report)
     print_report(report)
     print(f"report: {args.out}")
     return 0
+
+
+def _run_phases(bench: Bench, args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Each phase in turn; the report is written after each, so an interrupted run keeps what it did."""
+    phases = report["phases"]
+    if "burst" in args.phases:
+        phases["burst"] = []
+        for size in args.burst_sizes:
+            print(f"burst of {size} TrainingJobs: plain client, then operator", flush=True)
+            phases["burst"].append(bench.burst(size))
+            _write(args.out, report)
+    if "steady" in args.phases:
+        print(f"steady: {args.steady_rate:g} TrainingJobs/s for {args.steady_seconds:g} s", flush=True)
+        phases["steady"] = bench.steady(args.steady_rate, args.steady_seconds)
+        _write(args.out, report)
+    if "idle" in args.phases:
+        print(
+            f"idle: {args.idle_training_jobs} TrainingJobs, {args.idle_deployments} ModelDeployments",
+            flush=True,
+        )
+        phases["idle"] = bench.idle(
+            args.idle_training_jobs, args.idle_deployments, args.idle_settle, args.idle_seconds
+        )
+        _write(args.out, report)
+    if "client-check" in args.phases:
+        print(
+            f"client check: bursts of {args.client_check_size} with {args.client_check_processes} "
+            "plain client processes",
+            flush=True,
+        )
+        phases["client_check"] = bench.client_check(args.client_check_size, args.client_check_processes)
+
+
+def _write(out: Path, report: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -242,6 +242,13 @@ class Bench:
         }
         if running is not None:
             result["training_jobs_running"] = running
+        latency = outcome["job_latency_seconds"]
+        print(
+            f"  {namespace}: {outcome['children_seen']}/{outcome['children_expected']} children in "
+            f"{outcome['seconds_to_all_children']} s ({outcome['children_per_second']}/s), Job latency p50 "
+            f"{latency['p50']} s p99 {latency['p99']} s, peak RSS {result['peak_rss_mb']} MB",
+            flush=True,
+        )
         return result
 
     # ---- outcomes -----------------------------------------------------------------------------------
@@ -249,24 +256,24 @@ class Bench:
         """Waits until every created TrainingJob has every child; latencies from its creation."""
         keys = {name: child_keys(name, namespace, self.settings.workers) for name in created.at}
         wanted = [key for children in keys.values() for key in children]
-        expected = len(wanted)
-        complete = wait_until(lambda: all(k in recorder.added for k in wanted), self.settings.timeout)
+        complete = wait_until(lambda: recorder.seen_all(wanted), self.settings.timeout)
+        seen = {kind: recorder.added(kind) for kind in {kind for kind, _ in wanted}}
         job_latency, all_latency = [], []
         last = created.started
         for name, children in keys.items():
-            seen = [recorder.added[k] for k in children if k in recorder.added]
-            job = next(recorder.added.get(k) for k in children if k[0] == "Job")
+            times = [seen[kind][child] for kind, child in children if child in seen[kind]]
+            job = next((seen["Job"].get(child) for kind, child in children if kind == "Job"), None)
             if job is not None:
                 job_latency.append(job - created.at[name])
-            if len(seen) == len(children):
-                all_latency.append(max(seen) - created.at[name])
-            last = max([last, *seen])
+            if len(times) == len(children):
+                all_latency.append(max(times) - created.at[name])
+            last = max([last, *times])
         seconds = last - created.started
-        seen_count = sum(1 for key in wanted if key in recorder.added)
+        seen_count = sum(1 for kind, child in wanted if child in seen[kind])
         return {
-            "children_expected": expected,
+            "children_expected": len(wanted),
             "children_seen": seen_count,
-            "complete": complete and seen_count == expected,
+            "complete": complete and seen_count == len(wanted),
             "watch_error": recorder.failed,
             "seconds_to_all_children": round(seconds, 2),
             "children_per_second": round(seen_count / seconds, 2) if seconds > 0 else None,
@@ -278,18 +285,18 @@ class Bench:
         """Worker pods (made by the Job controller) until all run: the control plane's own pace."""
         expected = training_jobs * self.settings.workers
         complete = wait_until(lambda: recorder.count_reached("Pod") >= expected, self.settings.timeout)
-        added = sorted(t for (kind, _), t in recorder.added.items() if kind == "Pod")
-        running = [t for (kind, _), t in recorder.reached.items() if kind == "Pod"]
+        added = sorted(recorder.added("Pod").values())
+        running = recorder.reached("Pod")
+        jobs = recorder.added("Job")
         span = added[-1] - added[0] if len(added) > 1 else 0.0
         # An Indexed Job's pods are named JOB-INDEX-SUFFIX: how long each Job waited for all its pods.
         last_running: dict[str, list[float]] = {}
-        for (kind, name), at in recorder.reached.items():
-            if kind == "Pod":
-                last_running.setdefault(name.rsplit("-", 2)[0], []).append(at)
+        for name, at in running.items():
+            last_running.setdefault(name.rsplit("-", 2)[0], []).append(at)
         job_to_pods = [
-            max(times) - recorder.added[("Job", job)]
+            max(times) - jobs[job]
             for job, times in last_running.items()
-            if len(times) == self.settings.workers and ("Job", job) in recorder.added
+            if len(times) == self.settings.workers and job in jobs
         ]
         return {
             "expected": expected,
@@ -297,7 +304,7 @@ class Bench:
             "running": len(running),
             "complete": complete,
             "created_per_second": round((len(added) - 1) / span, 2) if span > 0 else None,
-            "seconds_to_all_running": round(max(running) - created.started, 2) if running else None,
+            "seconds_to_all_running": round(max(running.values()) - created.started, 2) if running else None,
             "job_to_all_pods_running_seconds": percentiles(job_to_pods),
         }
 
@@ -306,12 +313,12 @@ class Bench:
         complete = wait_until(
             lambda: recorder.count_reached("TrainingJob") >= training_jobs, self.settings.timeout
         )
-        reached = [t for (kind, _), t in recorder.reached.items() if kind == "TrainingJob"]
+        reached = recorder.reached("TrainingJob")
         return {
             "expected": training_jobs,
             "running": len(reached),
             "complete": complete,
-            "seconds_to_all_running": round(max(reached) - created.started, 2) if reached else None,
+            "seconds_to_all_running": round(max(reached.values()) - created.started, 2) if reached else None,
         }
 
     # ---- measuring ----------------------------------------------------------------------------------

@@ -43,14 +43,16 @@ class Recorder:
     api: KubeApi
     namespace: str
     kinds: Iterable[Watched]
-    added: dict[tuple[str, str], float] = field(default_factory=dict)
-    reached: dict[tuple[str, str], float] = field(default_factory=dict)
     failed: str | None = None
     """Why a watch stopped before ``stop()``: the counts after that moment are incomplete."""
     _streams: list[WatchStream] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _seen: threading.Lock = field(default_factory=threading.Lock)
+    """Guards ``_added`` and ``_reached``: the watch threads write them while the phase reads."""
+    _added: dict[str, dict[str, float]] = field(default_factory=dict)
+    _reached: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def start(self) -> Recorder:
         for watched in self.kinds:
@@ -73,11 +75,23 @@ class Recorder:
         for thread in self._threads:
             thread.join(timeout=10)
 
-    def count_added(self, kind: str) -> int:
-        return sum(1 for k, _ in self.added if k == kind)
+    def added(self, kind: str) -> dict[str, float]:
+        """Name -> when an object of ``kind`` was first seen (a copy)."""
+        with self._seen:
+            return dict(self._added.get(kind, {}))
+
+    def reached(self, kind: str) -> dict[str, float]:
+        """Name -> when an object of ``kind`` first met its milestone (a copy)."""
+        with self._seen:
+            return dict(self._reached.get(kind, {}))
 
     def count_reached(self, kind: str) -> int:
-        return sum(1 for k, _ in self.reached if k == kind)
+        with self._seen:
+            return len(self._reached.get(kind, {}))
+
+    def seen_all(self, keys: Iterable[tuple[str, str]]) -> bool:
+        with self._seen:
+            return all(name in self._added.get(kind, {}) for kind, name in keys)
 
     def _follow(self, watched: Watched, path: str, stream: WatchStream) -> None:
         version = ""
@@ -89,10 +103,12 @@ class Recorder:
                 version = meta.get("resourceVersion", version)
                 if event.get("type") not in ("ADDED", "MODIFIED") or meta.get("name") in watched.ignore:
                     continue
-                key = (watched.kind, meta["name"])
-                self.added.setdefault(key, now)
-                if watched.milestone is not None and key not in self.reached and watched.milestone(obj):
-                    self.reached[key] = now
+                name = meta["name"]
+                met = watched.milestone is not None and watched.milestone(obj)
+                with self._seen:
+                    self._added.setdefault(watched.kind, {}).setdefault(name, now)
+                    if met:
+                        self._reached.setdefault(watched.kind, {}).setdefault(name, now)
             if self._stopping.is_set():
                 return
             try:  # the server ended the watch: go on from the last version seen
