@@ -19,8 +19,9 @@ from hack.controlplane.cluster import PORT_BASE, REPO_ROOT
 
 pytestmark = pytest.mark.cluster
 
-PORT_OFFSET = 400
-"""`make cluster-up` uses the base, the test plane +200, a second test plane +300, a manual benchmark +100."""
+PORT_OFFSET = 500
+"""Ports from MODELFLEET_PORT_BASE: `make cluster-up` +0, a manual benchmark +100, the test plane +200, a
+second test plane +300, the e2e plane +400."""
 WORKERS = 2
 
 
