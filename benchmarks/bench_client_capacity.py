@@ -1,23 +1,37 @@
-"""How many requests per second modelfleet-bench sustains against GuideLLM, and the latency each adds.
+"""modelfleet-bench against GuideLLM, AIPerf and `vllm bench serve`, in one run, on one neutral server.
 
-Both clients target the same local fake server (`modelfleet_serve.bench.fake_server`, 1 ms TTFT, 1 ms
-per token, 4 output tokens, constant arrivals), in the same run, with the same prompts and the same
-criterion: a rate is sustained when the achieved request rate, (n - 1) / (last start - first start), is
-within 2 % of the requested one, the median scheduling delay (request start minus its planned arrival)
-is under 10 ms and no request failed. For GuideLLM both are computed from the per-request timings in
-its own JSON report (`request_start`, `targeted_start`). Rates double until one is not sustained,
-then two bisection steps (geometric) refine the boundary; the figure is the highest sustained rate.
-modelfleet-bench runs three times: one worker process, two, and its automatic count (the ratio uses the
-automatic one, which is what a user gets).
+The referee is `benchmarks/neutral_server.py`, a small OpenAI-compatible streaming server of this
+benchmark's own (not the project's fake server, which the client was tuned against). It counts every
+request's arrival (kernel receive stamp) and stamps every chunk it sends (kernel transmit stamp), on the
+host's monotonic clock. Every client is installed from PyPI into its own cached virtualenv and run
+through its own CLI, as a user runs it (`peers.py`; one that will not install is skipped, saying why),
+with the same prompts, 4 output tokens per request, OpenAI completions streamed.
 
-Added latency: sequential requests (one at a time); per request, the client's TTFT minus the TTFT the
-server recorded for that request (first chunk handed to the kernel minus the request's kernel arrival
-stamp), p50 and p99.
+Three measurements, each a ratio against the others in the same run:
 
-    python benchmarks/bench_client_capacity.py [--json results.json]
+- **Sustained rate, as the server counts it.** Open loop, constant arrivals, `RATE_SECONDS` worth of
+  requests per attempt. A rate is sustained when the server saw every request arrive and complete, at a
+  rate within 1 % of the one asked for, with at most 1 % of arrivals more than 10 ms behind an evenly
+  spaced schedule (fitted to the arrivals by their median offset). Rates double from `FIRST_RATE` until
+  one is not sustained, then `BISECTIONS` geometric bisections; the figure is the highest sustained rate.
+  For modelfleet-bench the run also checks its own claims: at every rate where it says it held the load
+  (`held_load`), the rate the server counted is within 1 % of the rate it reports (`achieved_request_rate`).
+- **Timing error at 8 concurrent requests** (closed loop, `ACCURACY_REQUESTS` requests, a server with
+  `ACCURACY_TTFT_MS` and `ACCURACY_ITL_MS`): per request, the client's TTFT minus the server's (first
+  chunk sent minus request arrived), and the client's mean inter-token latency minus the server's
+  (mean gap between its chunks' send stamps); p50 and p99 of the absolute error. Requests are paired
+  with the server's records by the `r<N>` the server writes into its first chunk (AIPerf: by its
+  `X-Request-ID`). modelfleet-bench runs in-process here (its records keep the response text).
+- **Client CPU per 1,000 requests**: at `CPU_RATE` (a rate every client sustains), two runs of
+  `CPU_REQUESTS` requests; the difference of the CPU the whole client process tree used, per 1,000
+  requests of difference (start-up cancels out). The server's own CPU per 1,000 requests is shown too.
 
-GuideLLM runs from its own venv (`$GUIDELLM`, default ~/.cache/modelfleet/guidellm-venv/bin/guidellm)
-through its current CLI (`guidellm run --backend/--profile/--constraint/--data/--output`).
+The machine's load average is recorded before, after and at every attempt: seven engineers share its 2
+cores, so run it when `/proc/loadavg` is low and read the figures with it.
+
+    python -m benchmarks.bench_client_capacity [--json results.json] [--only modelfleet-bench,guidellm]
+
+(from the repo root, with the project's venv).
 """
 
 from __future__ import annotations
@@ -26,207 +40,374 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
+import yaml
 from modelfleet_api.benchmark import BenchmarkRuntimeConfig
-from modelfleet_serve.bench.cli import run_benchmark
-from modelfleet_serve.bench.fake_server import running
+from modelfleet_serve.bench.point import measure
 
-GUIDELLM = os.environ.get("GUIDELLM", str(Path.home() / ".cache/modelfleet/guidellm-venv/bin/guidellm"))
-PROMPTS = Path(__file__).parents[1] / "examples/bench/sharegpt-sample.jsonl"
-SERVER_TTFT_MS = SERVER_ITL_MS = 1.0
+from benchmarks import neutral_server
+from benchmarks.peers import (
+    AIPerf,
+    Client,
+    ClientRecord,
+    GuideLLM,
+    Job,
+    ModelfleetBench,
+    Prompts,
+    Run,
+    Unavailable,
+    VllmBench,
+    become_subreaper,
+    key_of_output,
+)
+from hack import tinymodel
+
+ROOT = Path(__file__).parents[1]
+SAMPLE = ROOT / "examples" / "bench" / "sharegpt-sample.jsonl"
+MODEL = "neutral"
+CAPACITY_TTFT_MS = CAPACITY_ITL_MS = 1.0
 OUTPUT_TOKENS = 4
-SECONDS_PER_RATE = 4.0
-FIRST_RATE = 25.0
+RATE_SECONDS = 4.0
+MIN_ATTEMPT_REQUESTS = 200
+FIRST_RATE = 100.0
 MAX_RATE = 25_600.0
-LATENCY_REQUESTS = 100
-
-Measure = Callable[[float], tuple[float, float, int]]
-"""rate -> (achieved rate, median scheduling delay in ms, failed requests)."""
-WORKERS_USED: dict[float, int] = {}
-"""modelfleet-bench's worker processes at each rate of the latest automatic run."""
-
-
-def sustained(rate: float, achieved: float, delay_ms: float, errors: int) -> bool:
-    return bool(abs(achieved - rate) / rate <= 0.02 and delay_ms < 10.0 and errors == 0)
-
-
-def capacity(measure: Measure, label: str, rows: list[dict[str, Any]]) -> float:
-    """Highest sustained rate: doubling, then two geometric bisection steps."""
-
-    def attempt(rate: float) -> bool:
-        achieved, delay_ms, errors = measure(rate)
-        ok = sustained(rate, achieved, delay_ms, errors)
-        workers = WORKERS_USED.pop(rate, None)
-        rows.append({"client": label, "rate": rate, "achieved": achieved, "median_delay_ms": delay_ms,
-                     "errors": errors, "sustained": ok, "workers": workers,
-                     "load_average": os.getloadavg()[0]})  # fmt: skip
-        print(f"  {label:26s} {rate:8.0f}/s achieved {achieved:9.1f}/s median delay {delay_ms:8.2f} ms "
-              f"errors {errors:4d} workers {workers or '-'} {'ok' if ok else 'NOT sustained'}",
-              flush=True)  # fmt: skip
-        return ok
-
-    low, high = 0.0, FIRST_RATE
-    while high <= MAX_RATE and attempt(high):
-        low, high = high, high * 2
-    if low == 0.0 or high > MAX_RATE:
-        return low
-    for _ in range(2):
-        middle = round(math.sqrt(low * high))
-        if attempt(middle):
-            low = middle
-        else:
-            high = middle
-    return low
+BISECTIONS = 2
+LATE_MS = 10.0
+RATE_TOLERANCE = 0.01
+ACCURACY_TTFT_MS, ACCURACY_ITL_MS = 20.0, 4.0
+ACCURACY_OUTPUT_TOKENS = 8
+ACCURACY_CONCURRENCY = 8
+ACCURACY_REQUESTS = 400
+CPU_RATE = 100.0
+CPU_REQUESTS = (300, 1500)
 
 
-def our_config(url: str, load: dict[str, Any], workdir: Path, workers: int | None) -> BenchmarkRuntimeConfig:
-    wire: dict[str, Any] = {
-        "targetUrl": url,
-        "model": "fake",
-        "protocol": "openai-completions",
-        "workload": {"promptsFile": {"uri": str(PROMPTS), "outputTokens": {"mean": OUTPUT_TOKENS}}},
-        "load": load,
-        "outputDir": str(workdir),
-    }
-    if workers is not None:
-        wire["workers"] = workers
-    return BenchmarkRuntimeConfig.model_validate(wire)
+def load_average() -> float:
+    return os.getloadavg()[0]
 
 
-def ours(url: str, workdir: Path, workers: int | None) -> Measure:
-    def measure(rate: float) -> tuple[float, float, int]:
-        load = {"mode": "open-loop", "requestRate": rate, "arrival": "constant",
-                "requests": int(rate * SECONDS_PER_RATE)}  # fmt: skip
-        document = run_benchmark(our_config(url, load, workdir, workers))[0]
-        summary = document["summary"]
-        WORKERS_USED[rate] = document["workers"]
-        return (
-            summary["achieved_request_rate"] or 0.0,
-            summary["schedule_lag_ms"]["p50"],
-            summary["errors"],
-        )
-
-    return measure
-
-
-def guidellm_run(url: str, workdir: Path, profile: str, requests: int) -> dict[str, Any]:
-    """One GuideLLM benchmark through its CLI; its JSON report."""
-    report = workdir / "guidellm.json"
-    report.unlink(missing_ok=True)
-    command = [
-        GUIDELLM, "run",
-        "--backend", f"kind=openai_http,target={url},model=fake,request_format=/v1/completions,"
-                     f"max_tokens={OUTPUT_TOKENS}",
-        "--profile", profile,
-        "--constraint", f"kind=max_requests,count={requests}",
-        "--data", f"kind=text_file,path={prompt_lines(workdir, requests)}",
-        "--output", f"kind=json,path={report}",
-        "--disable-console",
-    ]  # fmt: skip
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=900)
-    if done.returncode != 0 or not report.exists():
-        raise RuntimeError(
-            f"guidellm exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
-        )
-    return json.loads(report.read_text())
-
-
-def prompt_lines(workdir: Path, count: int) -> Path:
-    """The same prompts as modelfleet-bench's workload, one per line, repeated to `count` lines."""
-    prompts = [json.loads(line)["conversations"][0]["value"] for line in PROMPTS.read_text().splitlines()]
-    path = workdir / "prompts.txt"
-    path.write_text("\n".join(prompts[i % len(prompts)] for i in range(count)) + "\n")
-    return path
-
-
-def guidellm_requests(report: dict[str, Any]) -> list[dict[str, Any]]:
-    (benchmark,) = report["benchmarks"]
-    return [r for kind in ("successful", "errored", "incomplete") for r in benchmark["requests"][kind]]
-
-
-def guidellm(url: str, workdir: Path) -> Measure:
-    def measure(rate: float) -> tuple[float, float, int]:
-        requests = int(rate * SECONDS_PER_RATE)
-        report = guidellm_run(url, workdir, f"kind=constant,rate={rate:g}", requests)
-        done = guidellm_requests(report)
-        timings = [r["info"]["timings"] for r in done]
-        starts = np.sort([t["request_start"] for t in timings if t["request_start"] is not None])
-        achieved = (starts.size - 1) / (starts[-1] - starts[0]) if starts.size > 1 else 0.0
-        delays = [(t["request_start"] - t["targeted_start"]) * 1000.0 for t in timings if t["request_start"]]
-        failed = len(report["benchmarks"][0]["requests"]["errored"]) + requests - len(starts)
-        return float(achieved), float(np.median(delays)), failed
-
-    return measure
-
-
-def server_ttft_ms(url: str, count: int) -> np.ndarray:
-    timings = sorted(httpx.get(f"{url}/timings").json()[-count:], key=lambda t: t["arrived"])
-    return np.array([(t["sent"][0] - t["arrived"]) * 1000.0 for t in timings])
-
-
-def added_latency(url: str, workdir: Path) -> dict[str, dict[str, float]]:
-    """p50/p99 of client TTFT minus server TTFT, request by request, for both clients."""
-    load = {"mode": "closed-loop", "concurrency": 1, "requests": LATENCY_REQUESTS}
-    _, records = run_benchmark(our_config(url, load, workdir, 1))
-    client = np.array([(r.chunk_times[0] - r.start) * 1000.0 for r in sorted(records, key=lambda r: r.start)])
-    ours_added = client - server_ttft_ms(url, LATENCY_REQUESTS)
-    report = guidellm_run(url, workdir, "kind=synchronous", LATENCY_REQUESTS)
-    timings = sorted(
-        (r["info"]["timings"] for r in guidellm_requests(report)), key=lambda t: t["request_start"]
+def server_count(requests: list[dict[str, Any]], job: Job) -> dict[str, Any]:
+    """What the server saw of an open-loop run: arrivals, completions, rate, lateness."""
+    arrivals = np.sort(np.array([r["arrived"] for r in requests]))[-job.requests :]  # any warm-up first
+    completed = sum(len(r["sent"]) == job.output_tokens for r in requests[-job.requests :])
+    count = int(arrivals.size)
+    rate = (count - 1) / (arrivals[-1] - arrivals[0]) if count > 1 and arrivals[-1] > arrivals[0] else 0.0
+    late = 0
+    if count and job.rate:
+        ideal = np.arange(count) / job.rate
+        lag = arrivals - ideal - np.median(arrivals - ideal)
+        late = int((lag * 1000.0 > LATE_MS).sum())
+    assert job.rate is not None
+    sustained = (
+        count == job.requests
+        and completed == job.requests
+        and abs(rate - job.rate) <= RATE_TOLERANCE * job.rate
+        and late <= RATE_TOLERANCE * job.requests
     )
-    theirs = np.array([(t["first_token_iteration"] - t["request_start"]) * 1000.0 for t in timings])
-    theirs_added = theirs - server_ttft_ms(url, len(theirs))
+    return {"arrived": count, "completed": completed, "rate": rate, "late": late, "sustained": sustained}
+
+
+class Comparison:
+    def __init__(self, workdir: Path, clients: list[Client], first_rate: float) -> None:
+        self.workdir, self.clients, self.first_rate = workdir, clients, first_rate
+        self.attempts: list[dict[str, Any]] = []
+
+    def attempt(
+        self, client: Client, server: neutral_server.Running, job: Job
+    ) -> tuple[dict[str, Any], Run | None]:
+        neutral_server.reset(server.url)
+        directory = (
+            self.workdir
+            / client.name.replace(" ", "-")
+            / f"{job.rate or 0:g}-{job.concurrency or 0}-{job.requests}"
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        load_before, server_cpu = load_average(), server.cpu_seconds()
+        run: Run | None = None
+        error = None
+        try:
+            run = client.run(job, directory)
+        except (RuntimeError, OSError, ValueError, KeyError) as failure:
+            error = str(failure)[-500:]
+        requests = neutral_server.stats(server.url)
+        row: dict[str, Any] = {
+            "client": client.name,
+            "rate": job.rate,
+            "concurrency": job.concurrency,
+            "requests": job.requests,
+            "load_average": [load_before, load_average()],
+            "server_cpu_seconds": server.cpu_seconds() - server_cpu,
+            "error": error,
+        }
+        if run is not None:
+            row |= {
+                "client_cpu_seconds": run.cpu_seconds,
+                "wall_seconds": run.wall_seconds,
+                "claims": run.claims,
+            }
+        if job.rate is not None:
+            row["server"] = server_count(requests, job) if requests else {"arrived": 0, "sustained": False}
+        self.attempts.append(row)
+        return row, run
+
+    def capacity(self, client: Client, server: neutral_server.Running) -> float:
+        """Highest sustained rate: doubling, then geometric bisection."""
+
+        def sustained(rate: float) -> bool:
+            requests = max(MIN_ATTEMPT_REQUESTS, int(rate * RATE_SECONDS))
+            row, _ = self.attempt(client, server, Job(server.url, MODEL, requests, rate=rate))
+            count = row["server"]
+            claims = row.get("claims") or {}
+            print(
+                f"  {client.name:18s} {rate:8.0f}/s  server counted {count.get('rate', 0):9.1f}/s "
+                f"arrived {count.get('arrived', 0):6d}/{requests} late {count.get('late', '-'):>4} "
+                f"{'SUSTAINED' if count['sustained'] else 'not sustained'}"
+                + (
+                    f"  client claims {claims['achieved_request_rate']:.1f}/s held={claims['held_load']}"
+                    if "held_load" in claims
+                    else ""
+                )
+                + (f"  ERROR {row['error'][:200]}" if row["error"] else "")
+                + f"  load {row['load_average'][0]:.1f}",
+                flush=True,
+            )
+            return bool(count["sustained"])
+
+        low, high = 0.0, self.first_rate
+        while high <= MAX_RATE and sustained(high):
+            low, high = high, high * 2
+        if low == 0.0 or high > MAX_RATE:
+            return low
+        for _ in range(BISECTIONS):
+            middle = float(round(math.sqrt(low * high)))
+            if sustained(middle):
+                low = middle
+            else:
+                high = middle
+        return low
+
+    def cpu_per_thousand(self, client: Client, server: neutral_server.Running) -> dict[str, Any]:
+        """Marginal CPU per 1,000 requests of the client (and of the server) at CPU_RATE."""
+        small, large = (
+            self.attempt(client, server, Job(server.url, MODEL, n, rate=CPU_RATE))[0] for n in CPU_REQUESTS
+        )
+        if small["error"] or large["error"]:
+            return {"error": small["error"] or large["error"]}
+        per = 1000.0 / (CPU_REQUESTS[1] - CPU_REQUESTS[0])
+        return {
+            "client": (large["client_cpu_seconds"] - small["client_cpu_seconds"]) * per,
+            "server": (large["server_cpu_seconds"] - small["server_cpu_seconds"]) * per,
+            "sustained": [small["server"]["sustained"], large["server"]["sustained"]],
+        }
+
+
+def timing_errors(pairs: list[tuple[float, float]]) -> dict[str, float]:
+    errors = np.abs(np.array([client - truth for client, truth in pairs])) * 1000.0
     return {
-        name: {"p50_ms": float(np.percentile(v, 50)), "p99_ms": float(np.percentile(v, 99))}
-        for name, v in (("modelfleet-bench", ours_added), ("guidellm", theirs_added))
+        "p50_ms": float(np.percentile(errors, 50)),
+        "p99_ms": float(np.percentile(errors, 99)),
+        "n": len(pairs),
     }
+
+
+def match(run_records: list[Any], requests: list[dict[str, Any]]) -> dict[str, Any]:
+    """TTFT and ITL errors of the client's records paired with the server's."""
+    by_n = {r["n"]: r for r in requests}
+    by_id = {r["request_id"]: r for r in requests if r["request_id"]}
+    ttft, itl, unmatched = [], [], 0
+    for record in run_records:
+        truth = None
+        if record.key is not None:
+            truth = by_n.get(record.key[1]) if record.key[0] == "n" else by_id.get(record.key[1])
+        if truth is None or not record.ok or not truth["sent"]:
+            unmatched += 1
+            continue
+        sent = truth["sent"]
+        if record.ttft is not None:
+            ttft.append((record.ttft, sent[0] - truth["arrived"]))
+        if record.itl is not None and len(sent) > 1:
+            itl.append((record.itl, (sent[-1] - sent[0]) / (len(sent) - 1)))
+    return {
+        "ttft_error": timing_errors(ttft) if ttft else None,
+        "itl_error": timing_errors(itl) if itl else None,
+        "unmatched": unmatched,
+    }
+
+
+def our_accuracy_records(prompts_file: Path, job: Job, workdir: Path) -> list[Any]:
+    """modelfleet-bench in-process (its records keep the response text that names the server record)."""
+    config = BenchmarkRuntimeConfig.model_validate(
+        yaml.safe_load(yaml.safe_dump(ModelfleetBench(prompts_file, workers=1).config(job, workdir / "ours")))
+    )
+    records = []
+    for record in measure(config).records:
+        chunks = record.chunk_times
+        itl = (chunks[-1] - chunks[0]) / (len(chunks) - 1) if len(chunks) > 1 else None
+        ttft = chunks[0] - record.start if chunks else None
+        records.append(ClientRecord(key_of_output(record.text), ttft, itl, record.ok))
+    return records
+
+
+def accuracy(client: Client, prompts_file: Path, workdir: Path) -> dict[str, Any]:
+    with neutral_server.running(ACCURACY_TTFT_MS, ACCURACY_ITL_MS, MODEL) as server:
+        job = Job(
+            server.url,
+            MODEL,
+            ACCURACY_REQUESTS,
+            concurrency=ACCURACY_CONCURRENCY,
+            output_tokens=ACCURACY_OUTPUT_TOKENS,
+        )
+        directory = workdir / "accuracy" / client.name.replace(" ", "-")
+        directory.mkdir(parents=True, exist_ok=True)
+        load_before = load_average()
+        if isinstance(client, ModelfleetBench):
+            records = our_accuracy_records(prompts_file, job, directory)
+        else:
+            records = client.run(job, directory).records
+        found = match(records, neutral_server.stats(server.url))
+        found["load_average"] = [load_before, load_average()]
+        return found
+
+
+def prepare(workdir: Path) -> tuple[list[Client], dict[str, str], Path]:
+    """The clients that can run here, the reason for each that cannot, and the prompts file of ours."""
+    texts = [json.loads(line)["conversations"][0]["value"] for line in SAMPLE.read_text().splitlines()]
+    tokenizer = workdir / "tokenizer"
+    tinymodel.train_tokenizer(tokenizer)
+    prompts = Prompts(texts, tokenizer)
+    ours_file = prompts.lines(
+        workdir / "prompts.jsonl", len(texts), lambda text: json.dumps({"prompt": text})
+    )
+    candidates: list[Client] = [
+        ModelfleetBench(ours_file),
+        GuideLLM(prompts),
+        AIPerf(prompts),
+        VllmBench(prompts),
+    ]
+    ready, skipped = [], {}
+    for client in candidates:
+        try:
+            client.prepare(workdir)
+            ready.append(client)
+        except Unavailable as reason:
+            skipped[client.name] = str(reason)
+            print(f"SKIPPED {client.name}: {reason}", flush=True)
+    return ready, skipped, ours_file
+
+
+def ratio(ours: float | None, best: float | None) -> float | None:
+    return None if not ours or not best else ours / best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--json", type=Path, default=Path("bench_client_capacity.json"))
+    parser.add_argument("--only", help="comma-separated client names to run (default: all)")
+    parser.add_argument("--first-rate", type=float, default=FIRST_RATE, help="first rate of the search")
+    parser.add_argument(
+        "--parts", default="accuracy,cpu,capacity", help="which measurements to make (default: all three)"
+    )
     args = parser.parse_args()
-    version = subprocess.run([GUIDELLM, "--version"], capture_output=True, text=True).stdout.strip()
+    become_subreaper()
     load_before = os.getloadavg()
-    rows: list[dict[str, Any]] = []
-    with running(SERVER_TTFT_MS, SERVER_ITL_MS) as url, tempfile.TemporaryDirectory() as tmp:
+    print(f"load average before: {load_before}; {os.cpu_count()} CPUs", flush=True)
+    results: dict[str, Any] = {"load_average": {"before": load_before}, "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="bench-clients-") as tmp:
         workdir = Path(tmp)
-        print(f"fake server {url}: TTFT {SERVER_TTFT_MS} ms, ITL {SERVER_ITL_MS} ms, {OUTPUT_TOKENS} tokens; "
-              f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f}; {version}", flush=True)  # fmt: skip
-        added = added_latency(url, workdir)
-        results = {
-            "modelfleet-bench (1 worker)": capacity(ours(url, workdir, 1), "modelfleet-bench 1 worker", rows),
-            "modelfleet-bench (2 workers)": capacity(
-                ours(url, workdir, 2), "modelfleet-bench 2 workers", rows
-            ),
-            "modelfleet-bench (auto)": capacity(ours(url, workdir, None), "modelfleet-bench auto", rows),
-            "guidellm": capacity(guidellm(url, workdir), "guidellm", rows),
-        }
-    load_after = os.getloadavg()
-    best = results["modelfleet-bench (auto)"]
-    ratio = best / results["guidellm"] if results["guidellm"] else math.inf
-    print()
-    print(f"{'client':30s} {'sustained req/s':>16s} {'added TTFT p50':>15s} {'p99':>9s}")
-    for name, rate in results.items():
-        lat = added["guidellm" if name == "guidellm" else "modelfleet-bench"]
-        print(f"{name:30s} {rate:16.0f} {lat['p50_ms']:12.3f} ms {lat['p99_ms']:6.3f} ms")
-    print(f"ratio modelfleet-bench (auto) / guidellm: {ratio:.1f}x  (target >= 2x)")
-    print(f"load average: {load_before[0]:.1f} before, {load_after[0]:.1f} after (1-minute)")
-    args.json.write_text(json.dumps({
-        "server": {"ttft_ms": SERVER_TTFT_MS, "itl_ms": SERVER_ITL_MS, "output_tokens": OUTPUT_TOKENS},
-        "guidellm_version": version, "cpus": os.cpu_count(), "sustained_rate": results, "ratio": ratio,
-        "added_ttft_ms": added, "attempts": rows,
-        "load_average": {"before": load_before, "after": load_after},
-    }, indent=2))  # fmt: skip
+        clients, skipped, ours_file = prepare(workdir)
+        if args.only:
+            wanted = set(args.only.split(","))
+            clients = [c for c in clients if c.name in wanted]
+        comparison = Comparison(workdir, clients, args.first_rate)
+        figures: dict[str, dict[str, Any]] = {c.name: {"version": c.version} for c in clients}
+        parts = set(args.parts.split(","))
+        for client in clients if "accuracy" in parts else []:
+            print(
+                f"\n== {client.name} {client.version}: timing error at {ACCURACY_CONCURRENCY} concurrent",
+                flush=True,
+            )
+            figures[client.name]["accuracy"] = accuracy(client, ours_file, workdir)
+            print(f"   {figures[client.name]['accuracy']}", flush=True)
+        with neutral_server.running(CAPACITY_TTFT_MS, CAPACITY_ITL_MS, MODEL) as server:
+            for client in clients if "cpu" in parts else []:
+                print(f"\n== {client.name}: CPU per 1,000 requests at {CPU_RATE:g}/s", flush=True)
+                figures[client.name]["cpu_per_1000"] = comparison.cpu_per_thousand(client, server)
+                print(f"   {figures[client.name]['cpu_per_1000']}", flush=True)
+            for client in clients if "capacity" in parts else []:
+                print(f"\n== {client.name}: highest sustained rate", flush=True)
+                figures[client.name]["sustained_rate"] = comparison.capacity(client, server)
+    results |= {"clients": figures, "skipped": skipped, "attempts": comparison.attempts}
+    results["load_average"]["after"] = os.getloadavg()
+    results["targets"] = targets(figures, comparison.attempts)
+    report(results)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.json}")
+
+
+def targets(figures: dict[str, dict[str, Any]], attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    ours = figures.get(ModelfleetBench.name)
+    if ours is None:
+        return {}
+    peers = {name: f for name, f in figures.items() if name != ModelfleetBench.name}
+    best_peer = max((f["sustained_rate"] for f in peers.values() if "sustained_rate" in f), default=None)
+    held = [
+        a
+        for a in attempts
+        if a["client"] == ModelfleetBench.name
+        and a.get("rate")
+        and (a.get("claims") or {}).get("held_load")
+        and (a.get("claims") or {}).get("achieved_request_rate")
+    ]
+    deviations = [
+        abs(a["server"]["rate"] - a["claims"]["achieved_request_rate"]) / a["claims"]["achieved_request_rate"]
+        for a in held
+    ]
+    accuracy = (ours.get("accuracy") or {}).get("ttft_error") or {}
+    return {
+        "server_rate_within_1pct_where_held": {
+            "max_deviation": max(deviations, default=None),
+            "points": len(held),
+            "met": bool(held) and max(deviations) <= 0.01,
+        },
+        "sustained_ratio_to_best_peer": {
+            "ratio": ratio(ours.get("sustained_rate"), best_peer),
+            "best_peer_rate": best_peer,
+            "met": None if not best_peer else ours.get("sustained_rate", 0.0) >= 1.5 * best_peer,
+        },
+        "ttft_error_at_8": {
+            **accuracy,
+            "met": bool(accuracy) and accuracy["p50_ms"] <= 0.05 and accuracy["p99_ms"] <= 5.0,
+        },
+    }
+
+
+def report(results: dict[str, Any]) -> None:
+    print()
+    print(
+        f"{'client':20s} {'version':>8s} {'sustained/s':>11s} {'TTFT err p50':>12s} {'p99':>8s} "
+        f"{'ITL err p50':>11s} {'p99':>8s} {'CPU s/1000 req':>14s}"
+    )
+    for name, f in results["clients"].items():
+        ttft = (f.get("accuracy") or {}).get("ttft_error") or {}
+        itl = (f.get("accuracy") or {}).get("itl_error") or {}
+        cpu = (f.get("cpu_per_1000") or {}).get("client")
+        cpu = math.nan if cpu is None else cpu
+        ttft_p50, ttft_p99 = ttft.get("p50_ms", math.nan), ttft.get("p99_ms", math.nan)
+        itl_p50, itl_p99 = itl.get("p50_ms", math.nan), itl.get("p99_ms", math.nan)
+        print(
+            f"{name:20s} {f['version']:>8s} {f.get('sustained_rate', math.nan):11.0f} {ttft_p50:9.3f} ms "
+            f"{ttft_p99:6.2f} ms {itl_p50:8.3f} ms {itl_p99:6.2f} ms {cpu:14.2f}"
+        )
+    for name, reason in results["skipped"].items():
+        print(f"{name:20s} skipped: {reason}")
+    print(json.dumps(results["targets"], indent=2))
+    print(
+        f"load average: before {results['load_average']['before']}, after {results['load_average']['after']}"
+    )
 
 
 if __name__ == "__main__":
