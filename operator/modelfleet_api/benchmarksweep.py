@@ -27,9 +27,15 @@ from modelfleet_api.benchmark import (
     Workload,
     workload_load_problem,
 )
-from modelfleet_api.common import CONDITIONS_SCHEMA_EXTRA, DNS_LABEL_PATTERN, Condition, ServiceAccountName
+from modelfleet_api.common import (
+    CONDITIONS_SCHEMA_EXTRA,
+    DNS_LABEL_PATTERN,
+    Condition,
+    ServiceAccountName,
+    refused_on_cpu,
+)
 from modelfleet_api.constants import BenchmarkSweepPhase, PointPhase
-from modelfleet_api.modeldeployment import ModelDeploymentSpec
+from modelfleet_api.modeldeployment import CPU_ENGINES, CPU_ENGINES_CEL, ModelDeploymentSpec
 from modelfleet_api.resource import (
     AGE_COLUMN,
     DNS_LABEL_MAX,
@@ -105,10 +111,27 @@ class SweepTarget(ApiModel):
         CelRule(
             rule=(
                 "!has(self.template) || !has(self.axes) || !has(self.axes.tensorParallelSize) || "
-                "self.axes.tensorParallelSize.all(tp, tp <= self.template.resources.gpusPerReplica)"
+                "self.axes.tensorParallelSize.all(tp, tp <= self.template.resources.gpusPerReplica || "
+                "(tp == 1 && self.template.resources.gpusPerReplica == 0))"
             ),
-            message="axes.tensorParallelSize values cannot exceed template.resources.gpusPerReplica",
+            message=(
+                "axes.tensorParallelSize values cannot exceed template.resources.gpusPerReplica (1 on a CPU)"
+            ),
             field_path=".axes.tensorParallelSize",
+        ),
+        refused_on_cpu(
+            "!has(self.template) || !has(self.axes) || !has(self.axes.engine) || "
+            f"self.axes.engine.all(e, e in {CPU_ENGINES_CEL})",
+            ".axes.engine",
+            f"axes.engine values other than {' and '.join(CPU_ENGINES)} need a GPU",
+            resources="self.template.resources",
+        ),
+        refused_on_cpu(
+            "!has(self.template) || !has(self.axes) || !has(self.axes.quantization) || "
+            "self.axes.quantization.all(q, q == 'none')",
+            ".axes.quantization",
+            "axes.quantization values other than none need a GPU",
+            resources="self.template.resources",
         ),
     )
 

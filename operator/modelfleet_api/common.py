@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic.config import JsonDict
 
 from modelfleet_api.base import ApiModel, CelRule
-from modelfleet_api.instance_types import CATALOGUE, InstanceType, gpus_by_instance_type_cel
+from modelfleet_api.instance_types import (
+    CATALOGUE,
+    InstanceType,
+    cpu_instance_types_cel,
+    gpu_instance_types,
+    gpus_by_instance_type_cel,
+)
 
 QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 """A Kubernetes resource quantity (`4`, `500m`, `64Gi`), the apimachinery regex."""
@@ -94,8 +100,13 @@ class NodePlacement(ApiModel):
     """Which AKS VM size and pool the pods run on."""
 
     instance_type: InstanceType = InstanceType.NC40ADIS_H100_V5
-    """AKS VM size: `Standard_NC40adis_H100_v5` (1 H100), `Standard_NC80adis_H100_v5` (2) or
-    `Standard_ND96isr_H100_v5` (8, InfiniBand). Pods are pinned to nodes of this size."""
+    """AKS VM size; pods are pinned to nodes of this size. GPU sizes (GPUs per VM): H100
+    `Standard_NC40adis_H100_v5` (1), `Standard_NC80adis_H100_v5` (2), `Standard_ND96isr_H100_v5` (8);
+    H200 `Standard_ND96isr_H200_v5` (8); A100 `Standard_NC24ads_A100_v4` (1), `Standard_NC48ads_A100_v4`
+    (2), `Standard_NC96ads_A100_v4` (4), `Standard_ND96asr_v4` (8 x 40 GB), `Standard_ND96amsr_A100_v4`
+    (8 x 80 GB); the ND sizes have InfiniBand. CPU sizes (no GPUs: set the GPU count to 0):
+    `Standard_D2s_v5`, `Standard_D4s_v5`, `Standard_D8s_v5`, `Standard_D16s_v5`, `Standard_D32s_v5`,
+    `Standard_D48s_v5`, `Standard_D64s_v5`, `Standard_D96s_v5`."""
 
     node_pool: str | None = Field(default=None, max_length=12, pattern="^[a-z][a-z0-9]{0,11}$")
     """AKS node pool to pin pods to (`kubernetes.azure.com/agentpool`), when several pools share a VM size."""
@@ -109,12 +120,61 @@ class NodePlacement(ApiModel):
     memory: str | None = Field(default=None, max_length=64, pattern=QUANTITY_PATTERN)
     """Memory request and limit per pod (a quantity like `256Gi`); unset: most of the VM's memory."""
 
+    gpu_count_field: ClassVar[str | None] = None
+    """A subclass's GPUs-per-pod field: checked against the VM size here as its ``gpu_count_rules`` do
+    in the API server, so the operator refuses what an older CRD may have let through."""
 
-def gpus_fit_rule(gpu_field: str, noun: str) -> CelRule:
-    """A rule that a GPU count per pod fits the chosen VM size."""
-    sizes = ", ".join(f"{name.value}: {entry.gpus}" for name, entry in CATALOGUE.items())
+    @property
+    def on_cpu(self) -> bool:
+        """The pods go to a CPU VM size: no GPU request, toleration or GPU settings."""
+        return not CATALOGUE[self.instance_type].is_gpu
+
+    @model_validator(mode="after")
+    def _gpu_count_fits_the_vm(self) -> Self:
+        if self.gpu_count_field is None:
+            return self
+        gpus = getattr(self, self.gpu_count_field)
+        field = type(self).model_fields[self.gpu_count_field].alias or self.gpu_count_field
+        vm = CATALOGUE[self.instance_type]
+        if self.on_cpu and gpus != 0:
+            raise ValueError(f"{field} must be 0: instanceType is a CPU VM size (no GPUs)")
+        if not self.on_cpu and not 1 <= gpus <= vm.gpus:
+            raise ValueError(f"{field} must be 1 to {vm.gpus} on {self.instance_type.value}")
+        return self
+
+
+def on_cpu_cel(resources: str = "self") -> str:
+    """CEL that holds when the placement at ``resources`` names a CPU VM size."""
+    return f"{resources}.instanceType in {cpu_instance_types_cel()}"
+
+
+def gpu_count_rules(gpu_field: str) -> tuple[CelRule, ...]:
+    """Rules that a GPU count per pod is 0 on a CPU VM size and fits the VM on a GPU size."""
+    sizes = ", ".join(f"{name.value}: {CATALOGUE[name].gpus}" for name in gpu_instance_types())
+    return (
+        CelRule(
+            rule=f"!({on_cpu_cel()}) || self.{gpu_field} == 0",
+            message=f"{gpu_field} must be 0: instanceType is a CPU VM size (no GPUs)",
+            field_path=f".{gpu_field}",
+        ),
+        CelRule(
+            rule=f"{on_cpu_cel()} || self.{gpu_field} >= 1",
+            message=f"{gpu_field} must be at least 1 on a GPU instanceType (0 is for the CPU sizes)",
+            field_path=f".{gpu_field}",
+        ),
+        CelRule(
+            rule=f"{on_cpu_cel()} || self.{gpu_field} <= {gpus_by_instance_type_cel()}[self.instanceType]",
+            message=f"{gpu_field} exceeds the GPUs of instanceType ({sizes})",
+            field_path=f".{gpu_field}",
+        ),
+    )
+
+
+def refused_on_cpu(allowed: str, field_path: str, message: str, resources: str = "self.resources") -> CelRule:
+    """A rule refusing a GPU-only setting when the pods go to a CPU VM size; ``allowed`` is CEL that
+    holds when the setting runs on a CPU."""
     return CelRule(
-        rule=f"self.{gpu_field} <= {gpus_by_instance_type_cel()}[self.instanceType]",
-        message=f"{noun} exceeds the GPUs of instanceType ({sizes})",
-        field_path=f".{gpu_field}",
+        rule=f"!({on_cpu_cel(resources)}) || ({allowed})",
+        message=f"{message} (instanceType is a CPU VM size)",
+        field_path=field_path,
     )

@@ -23,7 +23,8 @@ from modelfleet_api.common import (
     SecretKeyRef,
     ServiceAccountName,
     env_rules,
-    gpus_fit_rule,
+    gpu_count_rules,
+    refused_on_cpu,
 )
 from modelfleet_api.constants import ModelDeploymentPhase
 from modelfleet_api.resource import (
@@ -34,7 +35,7 @@ from modelfleet_api.resource import (
     ResourceNames,
     name_length_rule,
 )
-from modelfleet_api.serving import EngineSpec, deployment_support_rules
+from modelfleet_api.serving import GPU_ONLY_ENGINES, EngineSpec, EngineType, deployment_support_rules
 from modelfleet_api.training import ModelSource
 
 MAX_REPLICAS = 100
@@ -42,13 +43,39 @@ MAX_NAME_LENGTH = DNS_LABEL_MAX - len("-canary")
 """The Deployments and Services of the tracks are ``<name>-stable`` and ``<name>-canary``."""
 
 
+CPU_ENGINES = sorted(set(EngineType) - GPU_ONLY_ENGINES)
+CPU_ENGINES_CEL = "[" + ", ".join(f"'{engine}'" for engine in CPU_ENGINES) + "]"
+TENSOR_PARALLEL_LIMIT_CEL = "(self.resources.gpusPerReplica == 0 ? 1 : self.resources.gpusPerReplica)"
+"""A replica shards the model over its GPUs, or runs it whole on a CPU."""
+
+
+def engine_on_cpu_rules(field: str, unless: str = "") -> tuple[CelRule, ...]:
+    """On a CPU VM size, the engine at wire path ``field`` must run on a CPU and load unquantized
+    weights (the one CPU engine's quantization, bitsandbytes, needs a GPU); ``unless`` is CEL that
+    holds when that engine is not set."""
+    engine = f"self.{field}"
+    return (
+        refused_on_cpu(
+            f"{unless}{engine}.type in {CPU_ENGINES_CEL}",
+            f".{field}.type",
+            f"{field}.type needs a GPU: use {' or '.join(CPU_ENGINES)}",
+        ),
+        refused_on_cpu(
+            f"{unless}!has({engine}.settings.quantization)",
+            f".{field}.settings.quantization",
+            f"{field}.settings.quantization needs a GPU",
+        ),
+    )
+
+
 class ServingResources(NodePlacement):
     """GPUs per replica and the AKS VM size and pool the replicas run on; one pod per replica."""
 
-    gpus_per_replica: int = Field(default=1, ge=1, le=8)
-    """GPUs each replica (pod) gets; at most the GPUs of `instanceType`."""
+    gpus_per_replica: int = Field(default=1, ge=0, le=8)
+    """GPUs each replica (pod) gets; at most the GPUs of `instanceType`; 0 on a CPU `instanceType`."""
 
-    cel_rules = (gpus_fit_rule("gpusPerReplica", "gpusPerReplica"),)
+    cel_rules = gpu_count_rules("gpusPerReplica")
+    gpu_count_field = "gpus_per_replica"
 
 
 class AutoscalingMetric(StrEnum):
@@ -203,18 +230,23 @@ class ModelDeploymentSpec(ApiModel):
 
     cel_rules = (
         CelRule(
-            rule="self.engine.settings.tensorParallelSize <= self.resources.gpusPerReplica",
-            message="engine.settings.tensorParallelSize cannot exceed resources.gpusPerReplica",
+            rule=f"self.engine.settings.tensorParallelSize <= {TENSOR_PARALLEL_LIMIT_CEL}",
+            message="engine.settings.tensorParallelSize cannot exceed resources.gpusPerReplica (1 on a CPU)",
             field_path=".engine.settings.tensorParallelSize",
         ),
         CelRule(
             rule=(
                 "!has(self.canary) || !has(self.canary.engine) || "
-                "self.canary.engine.settings.tensorParallelSize <= self.resources.gpusPerReplica"
+                f"self.canary.engine.settings.tensorParallelSize <= {TENSOR_PARALLEL_LIMIT_CEL}"
             ),
-            message="canary.engine.settings.tensorParallelSize cannot exceed resources.gpusPerReplica",
+            message=(
+                "canary.engine.settings.tensorParallelSize cannot exceed resources.gpusPerReplica "
+                "(1 on a CPU)"
+            ),
             field_path=".canary.engine.settings.tensorParallelSize",
         ),
+        *engine_on_cpu_rules("engine"),
+        *engine_on_cpu_rules("canary.engine", unless="!has(self.canary) || !has(self.canary.engine) || "),
         CelRule(
             rule="!(has(self.replicas) && has(self.autoscaling))",
             message="set either replicas or autoscaling, not both",

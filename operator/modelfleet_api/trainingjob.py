@@ -21,7 +21,8 @@ from modelfleet_api.common import (
     NodePlacement,
     ServiceAccountName,
     env_rules,
-    gpus_fit_rule,
+    gpu_count_rules,
+    refused_on_cpu,
 )
 from modelfleet_api.constants import TrainingJobPhase
 from modelfleet_api.resource import (
@@ -52,15 +53,22 @@ the last worker must still be a DNS label."""
 
 
 class TrainingResources(NodePlacement):
-    """How many GPU workers, and on which AKS VM size; one worker pod per node."""
+    """How many workers, and on which AKS VM size; one worker pod per node."""
 
     nodes: int = Field(default=1, ge=1, le=MAX_NODES)
     """Worker pods, one per node (torchrun `--nnodes`)."""
 
-    gpus_per_node: int = Field(default=1, ge=1, le=8)
-    """GPUs (and training processes) per worker; at most the GPUs of `instanceType`."""
+    gpus_per_node: int = Field(default=1, ge=0, le=8)
+    """GPUs (and training processes) per worker; at most the GPUs of `instanceType`. 0 on a CPU
+    `instanceType`, where each worker runs one training process."""
 
-    cel_rules = (gpus_fit_rule("gpusPerNode", "gpusPerNode"),)
+    cel_rules = gpu_count_rules("gpusPerNode")
+    gpu_count_field = "gpus_per_node"
+
+    @property
+    def processes_per_node(self) -> int:
+        """Training processes per worker pod (torchrun `--nproc-per-node`): one per GPU, one on a CPU."""
+        return max(self.gpus_per_node, 1)
 
 
 IMMUTABLE_WHILE_ACTIVE: tuple[str, ...] = (
@@ -95,13 +103,13 @@ class TrainingJobSpec(ApiModel):
     """How the model is distributed over the GPUs: DeepSpeed ZeRO, FSDP or DDP, and their settings."""
 
     precision: Precision = Precision.BF16
-    """Mixed-precision mode: `bf16` (H100 default), `fp16` or `fp32`."""
+    """Mixed-precision mode: `bf16` (the default, on GPUs and CPUs), `fp16` (GPU only) or `fp32`."""
 
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     """Optimizer, schedule, batch and sequence settings."""
 
     resources: TrainingResources = Field(default_factory=TrainingResources)
-    """Workers, GPUs per worker and the AKS VM size and pool they run on."""
+    """Workers, GPUs per worker (0 on a CPU size) and the AKS VM size and pool they run on."""
 
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     """Where and how often checkpoints are written; a restarted gang resumes from the latest."""
@@ -173,6 +181,14 @@ class TrainingJobSpec(ApiModel):
             rule="self.precision != 'fp32' || !self.model.loadIn4bit",
             message="a 4-bit base model computes in bf16 or fp16, not fp32",
             field_path=".precision",
+        ),
+        refused_on_cpu(
+            "self.precision != 'fp16'", ".precision", "precision fp16 needs a GPU: use bf16 or fp32"
+        ),
+        refused_on_cpu(
+            "!self.model.loadIn4bit",
+            ".model.loadIn4bit",
+            "4-bit loading (bitsandbytes; method qlora) needs a GPU: use lora",
         ),
         *env_rules(),
     )

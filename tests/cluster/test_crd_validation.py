@@ -62,6 +62,9 @@ Case = tuple[str, dict[str, Any], str | tuple[str, ...]]
 """(id, manifest, text(s) the API server's error must contain: the field path and what is wrong)."""
 
 TJ = good_training_job("bad")
+CPU_NODE = {"instanceType": "Standard_D4s_v5", "gpusPerNode": 0}
+CPU_REPLICA = {"instanceType": "Standard_D4s_v5", "gpusPerReplica": 0}
+TRANSFORMERS = {"type": "transformers"}
 BAD_TRAINING_JOBS: list[Case] = [
     (
         "name-too-long-for-worker-hostnames",
@@ -115,8 +118,33 @@ BAD_TRAINING_JOBS: list[Case] = [
     ),
     (
         "unknown-instance-type",
-        edit(TJ, spec__resources__instanceType="Standard_NC24ads_A100_v4"),
-        'spec.resources.instanceType: Unsupported value: "Standard_NC24ads_A100_v4"',
+        edit(TJ, spec__resources__instanceType="Standard_B2s"),
+        'spec.resources.instanceType: Unsupported value: "Standard_B2s"',
+    ),
+    (
+        "gpus-on-a-cpu-size",
+        edit(TJ, spec__resources={"instanceType": "Standard_D8s_v5"}),
+        "spec.resources.gpusPerNode: Invalid value: gpusPerNode must be 0: instanceType is a CPU VM size",
+    ),
+    (
+        "no-gpus-on-an-a100-size",
+        edit(TJ, spec__resources={"instanceType": "Standard_NC24ads_A100_v4", "gpusPerNode": 0}),
+        "spec.resources.gpusPerNode: Invalid value: gpusPerNode must be at least 1 on a GPU instanceType",
+    ),
+    (
+        "fp16-on-a-cpu-size",
+        edit(TJ, spec__precision="fp16", spec__resources=CPU_NODE),
+        "spec.precision: Invalid value: precision fp16 needs a GPU: use bf16 or fp32 (instanceType is a CPU",
+    ),
+    (
+        "4bit-on-a-cpu-size",
+        edit(
+            TJ,
+            spec__model={"uri": "m", "loadIn4bit": True},
+            spec__method={"type": "qlora"},
+            spec__resources=CPU_NODE,
+        ),
+        "spec.model.loadIn4bit: Invalid value: 4-bit loading (bitsandbytes; method qlora) needs a GPU",
     ),
     (
         "max-steps-and-epochs",
@@ -232,11 +260,54 @@ BAD_MODEL_DEPLOYMENTS: list[Case] = [
         "spec.canary.engine.settings.tensorParallelSize: Invalid value",
     ),
     ("unknown-field", edit(MD, spec__engine__gpus=2), 'unknown field "spec.engine.gpus"'),
+    (
+        "vllm-on-a-cpu-size",
+        edit(MD, spec__resources=CPU_REPLICA),
+        "spec.engine.type: Invalid value: engine.type needs a GPU: use transformers (instanceType is a CPU",
+    ),
+    (
+        "canary-vllm-on-a-cpu-size",
+        edit(
+            MD,
+            spec__resources=CPU_REPLICA,
+            spec__engine=TRANSFORMERS,
+            spec__canary={"engine": {"type": "tgi"}},
+        ),
+        "spec.canary.engine.type: Invalid value: canary.engine.type needs a GPU",
+    ),
+    (
+        "bitsandbytes-on-a-cpu-size",
+        edit(
+            MD,
+            spec__resources=CPU_REPLICA,
+            spec__engine={"type": "transformers", "settings": {"quantization": "bitsandbytes"}},
+            spec__canary=DELETE,
+        ),
+        "spec.engine.settings.quantization: Invalid value: engine.settings.quantization needs a GPU",
+    ),
+    (
+        "gpus-per-replica-on-a-cpu-size",
+        edit(
+            MD,
+            spec__resources={"instanceType": "Standard_D4s_v5"},
+            spec__engine=TRANSFORMERS,
+            spec__canary=DELETE,
+        ),
+        "spec.resources.gpusPerReplica: Invalid value: gpusPerReplica must be 0",
+    ),
     ("no-model", edit(MD, spec__model=DELETE), "spec.model: Required value"),
 ]
 
 BS = good_benchmark_sweep("bad")
 TEMPLATE = BS["spec"]["targets"][1]["template"]
+
+
+def cpu_sweep(**axes: list[Any]) -> dict[str, Any]:
+    """The sweep with one target: a transformers template on a CPU size, expanded over ``axes``."""
+    template = {"model": {"uri": "m"}, "engine": TRANSFORMERS, "resources": CPU_REPLICA}
+    return edit(BS, spec__targets=[{"name": "a", "template": template, "axes": axes}])
+
+
 BAD_BENCHMARK_SWEEPS: list[Case] = [
     (
         "name-too-long-for-label-values",
@@ -320,6 +391,16 @@ BAD_BENCHMARK_SWEEPS: list[Case] = [
     ),
     ("zero-parallel-points", edit(BS, spec__maxParallelPoints=0), "spec.maxParallelPoints: Invalid value"),
     (
+        "gpu-engine-axis-on-a-cpu-template",
+        cpu_sweep(engine=["transformers", "vllm"]),
+        "spec.targets[0].axes.engine: Invalid value: axes.engine values other than transformers need a GPU",
+    ),
+    (
+        "quantization-axis-on-a-cpu-template",
+        cpu_sweep(quantization=["none", "bitsandbytes"]),
+        "spec.targets[0].axes.quantization: Invalid value",
+    ),
+    (
         "quantization-axis-enum",
         edit(BS, spec__targets=[{"name": "a", "template": TEMPLATE, "axes": {"quantization": ["int3"]}}]),
         'spec.targets[0].axes.quantization[0]: Unsupported value: "int3"',
@@ -361,6 +442,38 @@ def test_bad_benchmark_sweep_rejected(
     crds: ControlPlane, dry_run_namespace: str, manifest: dict[str, Any], expected: str | tuple[str, ...]
 ) -> None:
     _rejected(crds, dry_run_namespace, manifest, expected)
+
+
+GOOD_ON_CPU: list[tuple[str, dict[str, Any]]] = [
+    (
+        "training-job-ddp-fp32",
+        edit(
+            TJ,
+            spec__resources=CPU_NODE | {"nodes": 2},
+            spec__strategy={"type": "ddp"},
+            spec__precision="fp32",
+        ),
+    ),
+    ("training-job-deepspeed-bf16", edit(TJ, spec__resources=CPU_NODE)),
+    (
+        "transformers-deployment",
+        edit(
+            MD, spec__resources=CPU_REPLICA | {"spot": True}, spec__engine=TRANSFORMERS, spec__canary=DELETE
+        ),
+    ),
+    (
+        "sweep-over-a-cpu-template",
+        cpu_sweep(engine=["transformers"], quantization=["none"], tensorParallelSize=[1]),
+    ),
+]
+
+
+@pytest.mark.parametrize("manifest", [m for _, m in GOOD_ON_CPU], ids=[i for i, _ in GOOD_ON_CPU])
+def test_cpu_sizes_are_accepted_without_gpu_settings(
+    crds: ControlPlane, dry_run_namespace: str, manifest: dict[str, Any]
+) -> None:
+    code, output = apply(crds, dry_run_namespace, manifest, "--dry-run=server")
+    assert code == 0, output
 
 
 GOOD_SWEEPS_WITHOUT_OPTIONAL_LISTS: list[tuple[str, dict[str, Any]]] = [

@@ -132,7 +132,7 @@ BAD: list[tuple[type[CustomResource], dict[str, Any], str]] = [
     ),
     (
         TrainingJob,
-        _with(good_training_job(), "spec.resources.instanceType", "Standard_D8s_v5"),
+        _with(good_training_job(), "spec.resources.instanceType", "Standard_B2s"),
         r"resources\.instanceType\s",
     ),
     (TrainingJob, _with(good_training_job(), "spec.strategy.zeroStage", 4), r"strategy\.zeroStage\s"),

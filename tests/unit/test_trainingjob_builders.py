@@ -186,6 +186,33 @@ def test_worker_job_for_four_nd96_nodes_pinned_to_a_pool_with_explicit_cpu_and_m
     assert pod["containers"][0]["resources"] == {"requests": resources, "limits": resources}
 
 
+def test_worker_on_a_cpu_size_requests_no_gpu_tolerates_no_gpu_taint_and_runs_one_process() -> None:
+    job_spec = spec(resources={"instanceType": "Standard_D8s_v5", "nodes": 2, "gpusPerNode": 0})
+
+    pod = builders.worker_job(OWNER, job_spec, image="img:1", attempt=0)["spec"]["template"]["spec"]
+
+    resources = {"cpu": "7", "memory": "28Gi"}  # 90 % of the VM's 8 vCPUs and 32 GiB
+    assert pod["nodeSelector"] == {"node.kubernetes.io/instance-type": "Standard_D8s_v5"}
+    assert "tolerations" not in pod and "affinity" not in pod
+    assert pod["containers"][0]["env"] == expected_env(nnodes="2", nproc="1", attempt="0")
+    assert pod["containers"][0]["resources"] == {"requests": resources, "limits": resources}
+    config = yaml.safe_load(builders.config_map(OWNER, job_spec)["data"]["config.yaml"])
+    assert config["topology"] == {"nodes": 2, "gpusPerNode": 1}  # processes per node
+
+
+def test_spot_worker_on_a_cpu_size_tolerates_only_the_spot_taint() -> None:
+    job_spec = spec(
+        resources={"instanceType": "Standard_D4s_v5", "gpusPerNode": 0, "spot": True, "cpu": "3500m"}
+    )
+
+    pod = builders.worker_job(OWNER, job_spec, image="img:1", attempt=0)["spec"]["template"]["spec"]
+
+    assert pod["tolerations"] == [SPOT_TOLERATION]
+    assert pod["affinity"] == SPOT_AFFINITY
+    resources = {"cpu": "3500m", "memory": "14Gi"}
+    assert pod["containers"][0]["resources"] == {"requests": resources, "limits": resources}
+
+
 def test_pvc_uris_mount_their_claims_read_only_unless_written() -> None:
     job_spec = spec(
         model={"uri": "pvc://models/llama-8b"},

@@ -161,7 +161,7 @@ def test_an_invalid_spec_is_reported_not_crashed_on() -> None:
     failed = next(c for c in status(kube)["conditions"] if c["type"] == "Failed")
     assert (status(kube)["phase"], failed["reason"]) == ("Failed", "InvalidSpec")
     assert failed["message"].startswith(
-        "spec.resources.gpusPerNode: Input should be greater than or equal to 1. Fix the spec"
+        "spec.resources: Value error, gpusPerNode must be 1 to 1 on Standard_NC40adis_H100_v5. Fix the spec"
     )
     assert kube.creates == []
 

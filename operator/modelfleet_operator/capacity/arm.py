@@ -91,8 +91,10 @@ def classify(error: AzureError) -> AzureProblem:
 
 
 def new_pool(want: Want, name: str, max_count: int) -> AgentPool:
-    """An H100 user pool autoscaling from 0, tainted and labelled as the Terraform module makes them."""
-    taints = [f"{it.GPU_TAINT_KEY}={it.GPU_TAINT_VALUE}:NoSchedule"]
+    """A user pool autoscaling from 0, tainted and labelled as the Terraform module makes them (the
+    GPU taint on GPU sizes only: CPU pods do not tolerate it)."""
+    gpu = it.info(want.instance_type).is_gpu
+    taints = [f"{it.GPU_TAINT_KEY}={it.GPU_TAINT_VALUE}:NoSchedule"] if gpu else []
     labels: dict[str, str] = {}
     spot: dict[str, Any] = {}
     if want.spot:

@@ -63,7 +63,7 @@ def runtime_config(owner: Owner, spec: TrainingJobSpec) -> TrainingRuntimeConfig
         checkpoint=spec.checkpoint,
         output=spec.output,
         tracking=spec.tracking,
-        topology=Topology(nodes=spec.resources.nodes, gpus_per_node=spec.resources.gpus_per_node),
+        topology=Topology(nodes=spec.resources.nodes, gpus_per_node=spec.resources.processes_per_node),
     )
 
 
@@ -164,7 +164,7 @@ def _env(
         {"name": contract.ENV_CONFIG, "value": config_path},
         {"name": contract.ENV_RESTART_ATTEMPT, "value": str(attempt)},
         {"name": contract.ENV_NNODES, "value": str(spec.resources.nodes)},
-        {"name": contract.ENV_NPROC_PER_NODE, "value": str(spec.resources.gpus_per_node)},
+        {"name": contract.ENV_NPROC_PER_NODE, "value": str(spec.resources.processes_per_node)},
         {"name": contract.ENV_NODE_RANK, "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX_FIELD}}},
         {"name": contract.ENV_MASTER_ADDR, "value": names.master_addr},
         {"name": contract.ENV_MASTER_PORT, "value": str(contract.MASTER_PORT)},

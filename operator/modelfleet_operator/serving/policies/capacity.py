@@ -16,8 +16,10 @@ FINISHED_PHASES = ("Succeeded", "Failed")
 
 
 def nodes_for_replicas(resources: ServingResources, replicas: int) -> int:
-    """Nodes of the chosen VM size that hold ``replicas`` pods of ``gpusPerReplica`` GPUs each."""
-    per_node = max(it.info(resources.instance_type).gpus // resources.gpus_per_replica, 1)
+    """Nodes of the chosen VM size that hold ``replicas`` pods of ``gpusPerReplica`` GPUs each (one
+    per node on a CPU size, where a replica asks for most of the VM)."""
+    gpus = resources.gpus_per_replica
+    per_node = max(it.info(resources.instance_type).gpus // gpus, 1) if gpus else 1
     return math.ceil(replicas / per_node)
 
 
