@@ -7,11 +7,13 @@ and the Python docs say the same thing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 # The API server formats the error as "<fieldPath>: Invalid value|Forbidden|Required value: <message>".
 # (FieldValueDuplicate is left out on purpose: the API server drops the message for it.)
@@ -38,6 +40,42 @@ class CelRule:
             entry["fieldPath"] = self.field_path
         entry["reason"] = self.reason
         return entry
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    """A string format checked by the API server (a CEL rule on the field, whose message says what is
+    allowed) and by the models (the same regular expression, valid in RE2 and Python alike).
+
+    A CEL rule rather than an OpenAPI ``pattern``, whose error shows the regular expression instead
+    of words. Use as ``Annotated[str, FORMAT.field(max_length), FORMAT.check()]``."""
+
+    pattern: str
+    """Anchored (``^...$``) regular expression."""
+    message: str
+    """What the field must be, completing "<field>: Invalid value: ...: " (e.g. "must be ...")."""
+
+    def rule(self) -> JsonDict:
+        return {
+            "rule": f'self.matches(r"{self.pattern}")',
+            "message": self.message,
+            "reason": "FieldValueInvalid",
+        }
+
+    def field(self, max_length: int, min_length: int = 1) -> Any:
+        return Field(
+            min_length=min_length,
+            max_length=max_length,
+            json_schema_extra={"x-kubernetes-validations": [self.rule()]},
+        )
+
+    def check(self) -> AfterValidator:
+        def check(value: str) -> str:
+            if not re.search(self.pattern, value):
+                raise ValueError(self.message)
+            return value
+
+        return AfterValidator(check)
 
 
 class ApiModel(BaseModel):

@@ -16,6 +16,8 @@ import yaml
 from pydantic import Field, model_validator
 
 from modelfleet_api.base import ApiModel, CelRule
+from modelfleet_api.common import SET, HttpUrl, MlflowUri
+from modelfleet_api.storage import BLOB_ONLY, PodFileUri, TokenizerUri, uri_check, uri_constraints
 
 
 class Protocol(StrEnum):
@@ -38,7 +40,20 @@ class Distribution(StrEnum):
 class LengthDistribution(ApiModel):
     """A token-length distribution; samples are integers clipped to [min, max]."""
 
-    cel_rules = (CelRule(rule="self.min <= self.max", message="min must be <= max", field_path=".min"),)
+    cel_rules = (
+        CelRule(rule="self.min <= self.max", message="min must be <= max", field_path=".min"),
+        CelRule(
+            rule="self.min <= self.mean && self.mean <= self.max",
+            message="mean must lie within [min, max] (samples are clipped to it)",
+            field_path=".mean",
+        ),
+        CelRule(
+            rule="self.distribution == 'normal' || self.stddev == 0.0",
+            message="stddev applies to distribution normal only",
+            field_path=".stddev",
+            reason="FieldValueForbidden",
+        ),
+    )
 
     distribution: Distribution = Distribution.CONSTANT
     """`constant` (always `mean`), `uniform` (between `min` and `max`) or `normal` (`mean`, `stddev`)."""
@@ -59,11 +74,15 @@ class LengthDistribution(ApiModel):
     def _bounds(self) -> Self:
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
+        if not self.min <= self.mean <= self.max:
+            raise ValueError(f"mean ({self.mean}) must lie within [min, max] ([{self.min}, {self.max}])")
+        if self.distribution is not Distribution.NORMAL and self.stddev != 0.0:
+            raise ValueError(f"stddev applies to distribution normal only, not {self.distribution}")
         return self
 
 
 class PromptsFile(ApiModel):
-    uri: str = Field(min_length=1, max_length=1024)
+    uri: PodFileUri
     """Conversations or prompts, one record per line (JSONL) or a JSON array of records (the layout of
     the published ShareGPT files): ShareGPT style `{"conversations": [{"from": "human", "value": ...},
     {"from": "gpt", "value": ...}]}`, OpenAI style `{"messages": [{"role", "content"}]}`, or a plain
@@ -164,7 +183,7 @@ class TraceReplay(ApiModel):
     recorded `offset_s` (seconds after the first), time-scaled to the point's request rate; otherwise
     in order, at the load's own pace."""
 
-    uri: str = Field(min_length=1, max_length=1024)
+    uri: PodFileUri
     """The trace: a local path or an Azure Blob URI, like `promptsFile.uri`."""
 
     max_requests: int | None = Field(default=None, ge=1, le=10_000_000)
@@ -207,7 +226,7 @@ class Workload(ApiModel):
     multi_turn: MultiTurn | None = None
     """Send conversations of several turns (`promptsFile` or `synthetic` only)."""
 
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
     """Seed for prompt sampling, lengths, think times and arrival times: the same seed gives the same
     requests."""
 
@@ -333,6 +352,18 @@ class LoadPattern(_LoadBounds):
             reason="FieldValueRequired",
         ),
         CelRule(
+            rule="self.mode != 'open-loop' || !has(self.concurrency) || size(self.concurrency) == 0",
+            message="concurrency sets closed-loop load points; open-loop sends requestRates",
+            field_path=".concurrency",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="self.mode != 'closed-loop' || !has(self.requestRates) || size(self.requestRates) == 0",
+            message="requestRates set open-loop load points; closed-loop sends at concurrency",
+            field_path=".requestRates",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
             rule=(
                 "!has(self.search) || ((!has(self.concurrency) || size(self.concurrency) == 0) && "
                 "(!has(self.requestRates) || size(self.requestRates) == 0))"
@@ -355,11 +386,13 @@ class LoadPattern(_LoadBounds):
     mode: LoadMode = LoadMode.CLOSED_LOOP
     """`closed-loop` (fixed concurrency) or `open-loop` (fixed request rate)."""
 
-    concurrency: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(default_factory=list, max_length=64)
+    concurrency: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(
+        default_factory=list, max_length=64, json_schema_extra=SET
+    )
     """Closed loop: the concurrency of each load point."""
 
     request_rates: list[Annotated[float, Field(gt=0.0, le=1_000_000.0)]] = Field(
-        default_factory=list, max_length=64
+        default_factory=list, max_length=64, json_schema_extra=SET
     )
     """Open loop: the request rate (requests/s) of each load point."""
 
@@ -463,18 +496,22 @@ class LoadPoint(_LoadBounds):
         return f"rate={self.request_rate:g}/s ({self.arrival})"
 
 
+MAX_SLO_MS = 3_600_000.0
+"""An hour: no latency objective is longer."""
+
+
 class Slos(ApiModel):
     """Service-level objectives. A request is *good* when it meets every threshold set here; goodput
     counts good requests per second, and a load point meets its SLOs when the p95 of each metric is
     within its threshold. Unset thresholds are not checked."""
 
-    ttft_p95_ms: float | None = Field(default=None, gt=0.0)
+    ttft_p95_ms: float | None = Field(default=None, gt=0.0, le=MAX_SLO_MS)
     """Time to first token, milliseconds."""
 
-    tpot_p95_ms: float | None = Field(default=None, gt=0.0)
+    tpot_p95_ms: float | None = Field(default=None, gt=0.0, le=MAX_SLO_MS)
     """Time per output token after the first, milliseconds."""
 
-    e2e_p95_ms: float | None = Field(default=None, gt=0.0, alias="e2eP95Ms")
+    e2e_p95_ms: float | None = Field(default=None, gt=0.0, le=MAX_SLO_MS, alias="e2eP95Ms")
     """End-to-end request latency, milliseconds."""
 
 
@@ -498,7 +535,7 @@ class KServeSettings(ApiModel):
 
 
 class PushgatewaySink(ApiModel):
-    url: str = Field(min_length=1, max_length=1024)
+    url: HttpUrl
     """Prometheus Pushgateway address, e.g. `http://pushgateway.monitoring:9091`."""
 
     job: str = Field(default="modelfleet-bench", max_length=128)
@@ -506,21 +543,17 @@ class PushgatewaySink(ApiModel):
 
 
 class MlflowSink(ApiModel):
-    tracking_uri: str = Field(min_length=1, max_length=1024)
+    tracking_uri: MlflowUri
     """MLflow tracking server URI."""
 
     experiment: str = Field(default="modelfleet-bench", max_length=256)
     """Experiment the run is logged to."""
 
 
-BLOB_URI_PATTERN = (
-    r"^(az://|https://[a-z0-9]{3,24}\.blob\.core\.windows\.net/)[a-z0-9][a-z0-9-]{1,62}"
-    r"(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
-)
-"""`az://CONTAINER[/PATH]` or `https://ACCOUNT.blob.core.windows.net/CONTAINER[/PATH]`: URL characters
-only (percent-encode others), and no query (no SAS tokens in a spec)."""
 RESULTS_URI_MAX_LENGTH = 1536
 """Longest blob prefix of a load point: a sweep's `sinks.blobUri` (1024) + `/<namespace>/<sweep>/point-N`."""
+ResultsBlobUri = Annotated[str, uri_constraints(BLOB_ONLY, RESULTS_URI_MAX_LENGTH), uri_check(BLOB_ONLY)]
+"""A load point's blob results prefix (longer than a sweep's: the sweep's plus the point's folder)."""
 
 
 class Sinks(ApiModel):
@@ -533,7 +566,7 @@ class Sinks(ApiModel):
     mlflow: MlflowSink | None = None
     """Log parameters, summary metrics and the result files to MLflow."""
 
-    blob_uri: str | None = Field(default=None, max_length=RESULTS_URI_MAX_LENGTH, pattern=BLOB_URI_PATTERN)
+    blob_uri: ResultsBlobUri | None = None
     """Azure Blob prefix the point's result files are uploaded under (`<blobUri>/results.json`,
     `<blobUri>/requests.csv`, overwriting): `https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH`, or
     `az://CONTAINER/PATH` with the account in `AZURE_STORAGE_ACCOUNT`. Credentials:
@@ -596,7 +629,7 @@ class BenchmarkRuntimeConfig(ApiModel):
     slos: Slos = Field(default_factory=Slos)
     """Objectives for goodput."""
 
-    tokenizer: str | None = Field(default=None, max_length=1024)
+    tokenizer: TokenizerUri | None = None
     """Tokenizer (local path or Hugging Face id) for synthetic prompts, reference reply lengths and
     counting output tokens when the server reports no usage."""
 

@@ -17,7 +17,6 @@ from pydantic import Field, model_validator
 
 from modelfleet_api.base import ApiModel, CelRule
 from modelfleet_api.benchmark import (
-    BLOB_URI_PATTERN,
     RESULTS_URI_MAX_LENGTH,
     WORKLOAD_LOAD_RULES,
     LoadPattern,
@@ -30,7 +29,9 @@ from modelfleet_api.benchmark import (
 from modelfleet_api.common import (
     CONDITIONS_SCHEMA_EXTRA,
     DNS_LABEL_PATTERN,
+    SET,
     Condition,
+    ModelDeploymentName,
     ServiceAccountName,
     refused_on_cpu,
 )
@@ -43,8 +44,19 @@ from modelfleet_api.resource import (
     PrinterColumn,
     ResourceNames,
     name_length_rule,
+    service_name_rule,
 )
-from modelfleet_api.serving import EngineType, Quantization
+from modelfleet_api.serving import (
+    ENGINE_SUPPORT,
+    QUANTIZATION_TABLE,
+    EngineType,
+    Quantization,
+    cel_list,
+    quantization_supported_cel,
+    settings_alias,
+    support_checks,
+)
+from modelfleet_api.storage import BlobUri, ModelUri, TokenizerUri
 
 MAX_TARGETS = 16
 MAX_AXIS_VALUES = 8
@@ -63,21 +75,71 @@ QuantizationChoice = StrEnum(  # type: ignore[misc]
 class TemplateAxes(ApiModel):
     """Values that replace the template's, one deployment per combination (the cross product)."""
 
-    engine: list[EngineType] = Field(default_factory=list, max_length=MAX_AXIS_VALUES)
+    engine: list[EngineType] = Field(default_factory=list, max_length=MAX_AXIS_VALUES, json_schema_extra=SET)
     """Engines (`engine.type`)."""
 
-    model: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
-        default_factory=list, max_length=MAX_AXIS_VALUES
-    )
+    model: list[ModelUri] = Field(default_factory=list, max_length=MAX_AXIS_VALUES, json_schema_extra=SET)
     """Model URIs (`model.uri`)."""
 
     tensor_parallel_size: list[Annotated[int, Field(ge=1, le=64)]] = Field(
-        default_factory=list, max_length=MAX_AXIS_VALUES
+        default_factory=list, max_length=MAX_AXIS_VALUES, json_schema_extra=SET
     )
-    """Tensor-parallel sizes (`engine.settings.tensorParallelSize`; at most `resources.gpusPerReplica`)."""
+    """Tensor-parallel sizes (`engine.settings.tensorParallelSize`, whose rule applies to each)."""
 
-    quantization: list[QuantizationChoice] = Field(default_factory=list, max_length=MAX_AXIS_VALUES)
+    quantization: list[QuantizationChoice] = Field(
+        default_factory=list, max_length=MAX_AXIS_VALUES, json_schema_extra=SET
+    )
     """Quantizations (`engine.settings.quantization`; `none` for unquantized)."""
+
+
+_ENGINES = (
+    "(has(self.axes.engine) && size(self.axes.engine) > 0 ? self.axes.engine : [self.template.engine.type])"
+)
+"""CEL: the engines a template target expands over."""
+_REPLACED_BY_AXES = {"quantization": "quantization", "tensor_parallel_size": "tensorParallelSize"}
+"""Settings an axis replaces (the template's own value is then not used): Python name -> axis."""
+
+
+def axes_support_rules() -> tuple[CelRule, ...]:
+    """``serving.ENGINE_SUPPORT`` over the expansion: every engine of the engine axis must support the
+    template's settings (those no axis replaces), and every value of the quantization and
+    tensor-parallel axes must be supported by every engine expanded."""
+    guard = "!has(self.template) || !has(self.axes)"
+    rules = []
+    for check in support_checks():
+        axis = _REPLACED_BY_AXES.get(check.setting)
+        unless_replaced = "" if axis is None else f"(has(self.axes.{axis}) && size(self.axes.{axis}) > 0) || "
+        condition = check.condition("e", "self.template.engine.settings")
+        rules.append(
+            CelRule(
+                rule=f"{guard} || !has(self.axes.engine) || {unless_replaced}"
+                f"self.axes.engine.all(e, {condition})",
+                message=f"axes.engine: the template's engine.settings.{settings_alias(check.setting)} "
+                f"{check.message}",
+                field_path=".axes.engine",
+                reason=check.reason,
+            )
+        )
+    quantization = quantization_supported_cel("e", "q")
+    rules.append(
+        CelRule(
+            rule=f"{guard} || !has(self.axes.quantization) || "
+            f"self.axes.quantization.all(q, q == 'none' || {_ENGINES}.all(e, {quantization}))",
+            message="axes.quantization: every value must be supported by every engine expanded "
+            f"({QUANTIZATION_TABLE})",
+            field_path=".axes.quantization",
+        )
+    )
+    no_tp = [e for e, s in ENGINE_SUPPORT.items() if "tensor_parallel_size" in s.unsupported_settings]
+    rules.append(
+        CelRule(
+            rule=f"{guard} || !has(self.axes.tensorParallelSize) || "
+            f"self.axes.tensorParallelSize.all(tp, tp == 1 || {_ENGINES}.all(e, !(e in {cel_list(no_tp)})))",
+            message=f"axes.tensorParallelSize: engine {' or '.join(no_tp)} runs on one device (size 1 only)",
+            field_path=".axes.tensorParallelSize",
+        )
+    )
+    return tuple(rules)
 
 
 class SweepTarget(ApiModel):
@@ -86,7 +148,7 @@ class SweepTarget(ApiModel):
     name: str = Field(min_length=1, max_length=40, pattern=DNS_LABEL_PATTERN)
     """Label of the target in results; expanded deployments are named `<sweep>-<name>-<index>`."""
 
-    deployment_ref: str | None = Field(default=None, min_length=1, max_length=253)
+    deployment_ref: ModelDeploymentName | None = None
     """Name of an existing ModelDeployment in the sweep's namespace."""
 
     template: ModelDeploymentSpec | None = None
@@ -96,6 +158,7 @@ class SweepTarget(ApiModel):
     """Values to expand the template over (template only)."""
 
     cel_rules = (
+        *axes_support_rules(),
         CelRule(
             rule="has(self.deploymentRef) != has(self.template)",
             message="set exactly one of deploymentRef and template",
@@ -150,7 +213,7 @@ class SweepSinks(Sinks):
     config_map: bool = True
     """Write every point's full results (JSON) into a ConfigMap `<sweep>-results`."""
 
-    blob_uri: str | None = Field(default=None, max_length=1024, pattern=BLOB_URI_PATTERN)
+    blob_uri: BlobUri | None = None
     """Azure Blob prefix for the result files of every point: point N's `results.json` and
     `requests.csv` go under `<blobUri>/<namespace>/<sweep>/point-N/` (its `status.points[].resultsUri`).
     `https://ACCOUNT.blob.core.windows.net/CONTAINER[/PATH]`, or `az://CONTAINER[/PATH]` when the
@@ -178,7 +241,7 @@ class BenchmarkSweepSpec(ApiModel):
     protocol: Protocol | None = None
     """Wire protocol; unset: `kserve-v2-http` for Triton targets, `openai-chat` for the others."""
 
-    tokenizer: str | None = Field(default=None, max_length=1024)
+    tokenizer: TokenizerUri | None = None
     """Tokenizer for synthetic prompts and token counting; unset: the target's model."""
 
     max_parallel_points: int = Field(default=1, ge=1, le=64)
@@ -203,6 +266,12 @@ class BenchmarkSweepSpec(ApiModel):
         CelRule(
             rule="self.targets.all(t, self.targets.exists_one(u, u.name == t.name))",
             message="target names must be unique",
+            field_path=".targets",
+        ),
+        CelRule(
+            rule="self.targets.all(t, !has(t.deploymentRef) || "
+            "self.targets.exists_one(u, has(u.deploymentRef) && u.deploymentRef == t.deploymentRef))",
+            message="two targets measure the same deploymentRef: measure each deployment once",
             field_path=".targets",
         ),
         CelRule(
@@ -474,6 +543,7 @@ class BenchmarkSweep(CustomResource):
     """A grid of benchmark points over deployments and load levels."""
 
     cel_rules = (
+        service_name_rule("the ModelDeployments expanded from templates (and their Services) start with it"),
         name_length_rule(
             DNS_LABEL_MAX,
             "every child carries the name as a label value (modelfleet.io/benchmarksweep), at most "

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from pydantic.config import JsonDict
 
-from modelfleet_api.base import ApiModel, CelRule
+from modelfleet_api.base import ApiModel, CelRule, TextFormat
 from modelfleet_api.instance_types import (
     CATALOGUE,
     InstanceType,
@@ -27,10 +28,78 @@ DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 """A DNS-1123 subdomain (names of most objects, e.g. ServiceAccounts), at most 253 characters."""
 DNS_SUBDOMAIN_MAX = 253
 
-ServiceAccountName = Annotated[
-    str, Field(min_length=1, max_length=DNS_SUBDOMAIN_MAX, pattern=DNS_SUBDOMAIN_PATTERN)
-]
+DNS_1035_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+"""A DNS-1035 label: what a Service name must be (a DNS label that starts with a letter)."""
+
+OBJECT_NAME = TextFormat(
+    DNS_SUBDOMAIN_PATTERN,
+    "must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a "
+    "letter or digit",
+)
+"""The name of a Secret, PersistentVolumeClaim, ServiceAccount, PriorityClass (DNS-1123 subdomains)."""
+SERVICE_NAME = TextFormat(
+    DNS_1035_LABEL_PATTERN,
+    "must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter and ending with a "
+    "letter or digit (no dots)",
+)
+LABEL_NAME = TextFormat(
+    r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    "must be an object name usable as a label value: at most 63 lowercase letters, digits, '-' and '.', "
+    "starting and ending with a letter or digit",
+)
+HTTP_URL = TextFormat(
+    r"^https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/\S*)?$",
+    "must be an http:// or https:// URL (scheme://host[:port][/path], no spaces)",
+)
+MLFLOW_URI = TextFormat(
+    r"^(https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/\S*)?|databricks(://\S+)?|azureml://\S+)$",
+    "must be an MLflow tracking server: an http:// or https:// URL, databricks[://PROFILE] or azureml://... "
+    "(a scheme is required, no spaces)",
+)
+
+ServiceAccountName = Annotated[str, OBJECT_NAME.field(DNS_SUBDOMAIN_MAX), OBJECT_NAME.check()]
 """A ServiceAccount in the resource's namespace that its runtime pods run as (``spec.serviceAccountName``)."""
+ObjectName = Annotated[str, OBJECT_NAME.field(DNS_SUBDOMAIN_MAX), OBJECT_NAME.check()]
+"""A Secret, PersistentVolumeClaim or PriorityClass name."""
+ModelDeploymentName = Annotated[str, SERVICE_NAME.field(56), SERVICE_NAME.check()]
+"""The name of a ModelDeployment (a DNS-1035 label: its Services carry it; 56 characters at most, see
+``modeldeployment.MAX_NAME_LENGTH``)."""
+LabelName = Annotated[str, LABEL_NAME.field(63), LABEL_NAME.check()]
+"""An object name that is also carried as a label value (e.g. a Kueue LocalQueue)."""
+HttpUrl = Annotated[str, HTTP_URL.field(1024), HTTP_URL.check()]
+MlflowUri = Annotated[str, MLFLOW_URI.field(1024), MLFLOW_URI.check()]
+
+_QUANTITY = re.compile(
+    r"^(?P<number>[0-9]+(\.[0-9]*)?|\.[0-9]+)(?P<suffix>[eE][0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?$"
+)
+POSITIVE_QUANTITY_MESSAGE = "must be a positive quantity such as 32, 500m, 64Gi or 1.5"
+
+
+def _positive_quantity(value: str) -> str:
+    match = _QUANTITY.match(value)
+    if match is None or float(match["number"]) <= 0:
+        raise ValueError(POSITIVE_QUANTITY_MESSAGE)
+    return value
+
+
+PositiveQuantity = Annotated[
+    str,
+    Field(
+        max_length=64,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",
+                    "message": POSITIVE_QUANTITY_MESSAGE,
+                    "reason": "FieldValueInvalid",
+                }
+            ]
+        },
+    ),
+    AfterValidator(_positive_quantity),
+]
+"""A Kubernetes resource quantity greater than zero (`32`, `500m`, `256Gi`): the API server's own
+quantity parser decides (``isQuantity``), the models check the same grammar without sign."""
 
 RESERVED_ENV_PREFIXES = ("PET_", "MODELFLEET_")
 """Variables the operator sets itself (see ``contract``); a user's env may not override them."""
@@ -68,7 +137,7 @@ class EnvVar(ApiModel):
 class SecretKeyRef(ApiModel):
     """One key of a Secret in the resource's namespace, handed to the pods as an environment variable."""
 
-    name: str = Field(min_length=1, max_length=DNS_SUBDOMAIN_MAX, pattern=DNS_SUBDOMAIN_PATTERN)
+    name: ObjectName
     """Secret in the resource's namespace."""
 
     key: str = Field(default="api-key", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
@@ -77,6 +146,9 @@ class SecretKeyRef(ApiModel):
     def env_var(self, name: str) -> dict[str, Any]:
         """A container environment variable `name` whose value the kubelet reads from this key."""
         return {"name": name, "valueFrom": {"secretKeyRef": {"name": self.name, "key": self.key}}}
+
+SET: JsonDict = {"x-kubernetes-list-type": "set"}
+"""A list whose items must be unique (the API server names the duplicate)."""
 
 
 ENV_SCHEMA_EXTRA: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
@@ -114,10 +186,10 @@ class NodePlacement(ApiModel):
     spot: bool = False
     """Run on spot VMs: tolerate the spot taint and require `kubernetes.azure.com/scalesetpriority=spot`."""
 
-    cpu: str | None = Field(default=None, max_length=64, pattern=QUANTITY_PATTERN)
+    cpu: PositiveQuantity | None = None
     """CPU request and limit per pod (a quantity like `32`); unset: most of the VM's vCPUs."""
 
-    memory: str | None = Field(default=None, max_length=64, pattern=QUANTITY_PATTERN)
+    memory: PositiveQuantity | None = None
     """Memory request and limit per pod (a quantity like `256Gi`); unset: most of the VM's memory."""
 
     gpu_count_field: ClassVar[str | None] = None

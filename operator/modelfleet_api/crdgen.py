@@ -10,7 +10,9 @@ schema. This module bridges the two, generically, for every ``CustomResource`` i
 - ``dict[str, Any]`` becomes ``x-kubernetes-preserve-unknown-fields``; ``const`` becomes a one-value enum;
 - defaults made by a ``default_factory`` are emitted too (a nested model's whole default object),
   except empty lists;
-- each model's ``cel_rules`` become ``x-kubernetes-validations`` next to its schema.
+- each model's ``cel_rules`` become ``x-kubernetes-validations`` next to its schema;
+- every field's description ends with its rules in words (bounds, lengths, unique items, and the
+  message of each CEL rule reported on that field), so `kubectl explain` states them.
 
 Hand-written rather than a library because no maintained library targets Kubernetes' structural
 schema rules; the conversion is small and every rule it applies is listed above.
@@ -69,6 +71,7 @@ _ALLOWED_KEYWORDS = frozenset(
         "required",
         "additionalProperties",
         "x-kubernetes-preserve-unknown-fields",
+        "x-kubernetes-int-or-string",
         "x-kubernetes-list-type",
         "x-kubernetes-list-map-keys",
         "x-kubernetes-map-type",
@@ -142,7 +145,8 @@ class _Structural:
             if not out.get("required"):
                 out.pop("required", None)
         additional = out.pop("additionalProperties", None)
-        if additional is True or (additional == {} and "properties" not in out):
+        if additional is True or additional == {}:
+            # Free-form (``dict[str, Any]``); declared properties, if any, are what CEL rules can see.
             out["x-kubernetes-preserve-unknown-fields"] = True
         elif isinstance(additional, Mapping):
             out["additionalProperties"] = self.convert(additional, f"{path}[*]")
@@ -151,7 +155,8 @@ class _Structural:
         if VALIDATIONS in out:
             order = ("rule", "message", "fieldPath", "reason")
             out[VALIDATIONS] = [{k: rule[k] for k in order if k in rule} for rule in out[VALIDATIONS]]
-        if "type" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+        untyped = out.get("x-kubernetes-preserve-unknown-fields") or out.get("x-kubernetes-int-or-string")
+        if "type" not in out and not untyped:
             raise SchemaError(f"{path}: no type (a structural schema needs one on every node)")
         return _ordered(out)
 
@@ -183,10 +188,84 @@ def _ordered(node: dict[str, Any]) -> dict[str, Any]:
     return {k: node[k] for k in (*_FIRST_KEYS, *middle, *_LAST_KEYS) if k in node}
 
 
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,}"
+
+
+def _bounds_text(node: dict[str, Any]) -> list[str]:
+    """The schema keywords of one node, in words."""
+    said = []
+    low, high = node.get("minimum"), node.get("maximum")
+    if low is not None or high is not None:
+        more = "more than" if node.get("exclusiveMinimum") else "at least"
+        less = "less than" if node.get("exclusiveMaximum") else "at most"
+        limits = ((more, low), (less, high))
+        said.append(" and ".join(f"{word} {_number(v)}" for word, v in limits if v is not None))
+    if "maxLength" in node:
+        said.append(f"{node.get('minLength', 0)} to {node['maxLength']} characters")
+    if "pattern" in node:
+        said.append(f"matching {node['pattern']}")
+    if "maxItems" in node:
+        said.append(f"{node.get('minItems', 0)} to {node['maxItems']} items")
+    if node.get("x-kubernetes-list-type") == "set":
+        said.append("items unique")
+    if node.get("x-kubernetes-list-type") == "map":
+        said.append(f"one item per {', '.join(node.get('x-kubernetes-list-map-keys', []))}")
+    return said
+
+
+def _state_rules(node: dict[str, Any]) -> None:
+    """Append to every field's description its bounds and the CEL rules reported on it.
+
+    A rule is stated on the field its ``fieldPath`` names (or on the node that carries it, without
+    one), so `kubectl explain` of a field says everything the API server checks about it."""
+    stated: dict[int, list[str]] = {}
+
+    def collect(target: dict[str, Any], text: str) -> None:
+        stated.setdefault(id(target), [])
+        if text not in stated[id(target)]:
+            stated[id(target)].append(text)
+
+    def visit(current: dict[str, Any]) -> None:
+        for text in _bounds_text(current):
+            collect(current, text)
+        for rule in current.get(VALIDATIONS, []):
+            target = current
+            for part in rule.get("fieldPath", "").lstrip(".").split(".") if "fieldPath" in rule else []:
+                target = target.get("properties", {}).get(part, target)
+            if "oldSelf" not in rule["rule"]:
+                collect(target, rule["message"])
+            else:
+                collect(target, f"{rule['message']} (on update)")
+        for child in current.get("properties", {}).values():
+            visit(child)
+        if "items" in current:
+            for text in _bounds_text(current["items"]):
+                collect(current, f"each item {text}")
+            visit(current["items"])
+        if isinstance(current.get("additionalProperties"), dict):
+            visit(current["additionalProperties"])
+
+    def write(current: dict[str, Any]) -> None:
+        texts = stated.get(id(current))
+        if texts and "description" in current:
+            current["description"] = f"{current['description']}\n\nRules: {'; '.join(texts)}."
+        for child in current.get("properties", {}).values():
+            write(child)
+        if "items" in current:
+            write(current["items"])
+        if isinstance(current.get("additionalProperties"), dict):
+            write(current["additionalProperties"])
+
+    visit(node)
+    write(node)
+
+
 def openapi_schema(kind: type[CustomResource]) -> dict[str, Any]:
     """The structural ``openAPIV3Schema`` of one kind."""
     raw = kind.model_json_schema(by_alias=True, schema_generator=_CrdJsonSchema, mode="validation")
     schema = _Structural(raw.get("$defs", {})).convert(raw, kind.names.kind)
+    _state_rules(schema)
     schema["properties"]["apiVersion"] = {
         "type": "string",
         "description": "APIVersion defines the versioned schema of this representation of an object.",

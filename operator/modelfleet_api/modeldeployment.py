@@ -7,7 +7,6 @@ where the replicas run, how many there are and how traffic reaches them.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import Field
 
@@ -16,10 +15,11 @@ from modelfleet_api.common import (
     CONDITIONS_SCHEMA_EXTRA,
     ENV_SCHEMA_EXTRA,
     MAX_ENV,
-    QUANTITY_PATTERN,
     Condition,
     EnvVar,
     NodePlacement,
+    ObjectName,
+    PositiveQuantity,
     SecretKeyRef,
     ServiceAccountName,
     env_rules,
@@ -27,6 +27,8 @@ from modelfleet_api.common import (
     refused_on_cpu,
 )
 from modelfleet_api.constants import ModelDeploymentPhase
+from modelfleet_api.engines.metrics import ENGINE_METRICS, offered
+from modelfleet_api.engines.metrics import AutoscalingMetric as AutoscalingMetric
 from modelfleet_api.resource import (
     AGE_COLUMN,
     DNS_LABEL_MAX,
@@ -34,6 +36,7 @@ from modelfleet_api.resource import (
     PrinterColumn,
     ResourceNames,
     name_length_rule,
+    service_name_rule,
 )
 from modelfleet_api.serving import GPU_ONLY_ENGINES, EngineSpec, EngineType, deployment_support_rules
 from modelfleet_api.training import ModelSource
@@ -76,17 +79,6 @@ class ServingResources(NodePlacement):
 
     cel_rules = gpu_count_rules("gpusPerReplica")
     gpu_count_field = "gpus_per_replica"
-
-
-class AutoscalingMetric(StrEnum):
-    QUEUE_DEPTH = "queueDepth"
-    """Requests waiting in the engine's queue, per replica."""
-    RUNNING_REQUESTS = "runningRequests"
-    """Requests being decoded, per replica."""
-    KV_CACHE_USAGE = "kvCacheUsage"
-    """Fraction of the KV cache in use (0-1), averaged over replicas."""
-    REQUESTS_PER_SECOND = "requestsPerSecond"
-    """Incoming requests per second, per replica."""
 
 
 class AutoscalingSpec(ApiModel):
@@ -152,7 +144,7 @@ class CanarySpec(ApiModel):
 
 
 class PvcCache(ApiModel):
-    claim_name: str = Field(min_length=1, max_length=253)
+    claim_name: ObjectName
     """PersistentVolumeClaim holding (or receiving) the model files; ReadWriteMany to share it between
     replicas."""
 
@@ -161,7 +153,7 @@ class PvcCache(ApiModel):
 
 
 class EmptyDirCache(ApiModel):
-    size_limit: str = Field(default="200Gi", max_length=64, pattern=QUANTITY_PATTERN)
+    size_limit: PositiveQuantity = "200Gi"
     """Most disk the download may use on the node (a quantity)."""
 
 
@@ -265,6 +257,19 @@ class ModelDeploymentSpec(ApiModel):
             field_path=".canary.model.loadIn4bit",
             reason="FieldValueForbidden",
         ),
+        CelRule(
+            rule="!has(self.autoscaling) || "
+            + " || ".join(
+                f"(self.engine.type == '{engine}' && self.autoscaling.metric in "
+                f"[{', '.join(repr(m.value) for m in metrics)}])"
+                for engine, metrics in ENGINE_METRICS.items()
+            ),
+            message="autoscaling.metric is not exported by this engine, so the autoscaler could never "
+            "scale up or wake from zero ("
+            + "; ".join(f"{engine}: {offered(engine)}" for engine in ENGINE_METRICS)
+            + "): choose one it exports, or fixed replicas",
+            field_path=".autoscaling.metric",
+        ),
         *deployment_support_rules("engine"),
         *deployment_support_rules("canary.engine", guard="has(self.canary) && has(self.canary.engine)"),
         *env_rules(),
@@ -340,6 +345,7 @@ class ModelDeployment(CustomResource):
     """An inference endpoint for one model on AKS H100 nodes."""
 
     cel_rules = (
+        service_name_rule("it names the deployment's Services"),
         name_length_rule(
             MAX_NAME_LENGTH,
             "each track gets a Deployment and Service named <name>-stable or <name>-canary, and a "

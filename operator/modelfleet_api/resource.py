@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from modelfleet_api.base import ApiModel, CelRule
+from modelfleet_api.common import DNS_1035_LABEL_PATTERN
 
 CATEGORY = "modelfleet"
 """Every kind is in this category, so `kubectl get modelfleet` lists all three."""
@@ -88,4 +89,14 @@ def name_length_rule(max_length: int, why: str) -> CelRule:
     return CelRule(
         rule=f"size(self.metadata.name) <= {max_length}",
         message=f"metadata.name must be at most {max_length} characters: {why}",
+    )
+
+
+def service_name_rule(why: str) -> CelRule:
+    """A root rule that ``metadata.name`` is a DNS-1035 label, as the name of a Service must be (the API
+    server allows a custom resource any DNS-1123 subdomain: dots, a leading digit)."""
+    return CelRule(
+        rule=f'self.metadata.name.matches(r"{DNS_1035_LABEL_PATTERN}")',
+        message="metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a "
+        f"letter and ending with a letter or digit, no dots): {why}",
     )

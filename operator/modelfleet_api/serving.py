@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import yaml
 from pydantic import Field, model_validator
 
-from modelfleet_api.base import ApiModel, CelRule
+from modelfleet_api.base import ApiModel, CelReason, CelRule
 from modelfleet_api.contract import METRICS_PORT, MODEL_CACHE_DIR, SERVE_PORT
+from modelfleet_api.storage import MODEL_SOURCES, uri_check, uri_constraints
 from modelfleet_api.training import ModelSource
 
 
@@ -52,11 +53,16 @@ class Dtype(StrEnum):
     FLOAT32 = "float32"
 
 
+ADAPTER_URI_MAX_LENGTH = 512
+"""Shorter than other URIs: up to 32 adapters per engine, in up to 16 sweep targets, each checked
+against the URI grammar, must fit the API server's CEL cost budget."""
+
+
 class LoraAdapter(ApiModel):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     """Model name clients use to select this adapter (`model` field of a request)."""
 
-    uri: str = Field(min_length=1, max_length=1024)
+    uri: Annotated[str, uri_constraints(MODEL_SOURCES, ADAPTER_URI_MAX_LENGTH), uri_check(MODEL_SOURCES)]
     """Where the adapter weights are: a Hugging Face id, a blob URI, a PVC path or a local directory."""
 
 
@@ -65,7 +71,8 @@ class EngineSettings(ApiModel):
     the engine's default."""
 
     tensor_parallel_size: int = Field(default=1, ge=1, le=64)
-    """GPUs the model is sharded over (one pod); must equal the pod's GPU count."""
+    """GPUs the model is sharded over, inside one pod: at most the pod's GPUs (`resources.gpusPerReplica`),
+    usually equal to them (GPUs beyond it stay idle)."""
 
     max_model_length: int | None = Field(default=None, ge=16, le=1048576)
     """Longest sequence (prompt + output tokens) the engine accepts; bounds KV-cache memory."""
@@ -89,7 +96,7 @@ class EngineSettings(ApiModel):
     lora_adapters: list[LoraAdapter] = Field(default_factory=list, max_length=32)
     """LoRA adapters served next to the base model (vLLM, SGLang, LMDeploy)."""
 
-    extra_args: list[str] = Field(default_factory=list, max_length=64)
+    extra_args: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list, max_length=64)
     """Arguments appended verbatim to the engine's command line, after the generated ones."""
 
 
@@ -173,10 +180,11 @@ QUANTIZATION_SUPPORT: dict[EngineType, frozenset[Quantization]] = {
 
 def settings_field(name: str) -> str:
     """The wire path of an engine setting, for messages (`engine.settings.maxModelLength`)."""
-    return f"engine.settings.{_alias(name)}"
+    return f"engine.settings.{settings_alias(name)}"
 
 
-def _alias(name: str) -> str:
+def settings_alias(name: str) -> str:
+    """The wire name of an ``EngineSettings`` field."""
     return EngineSettings.model_fields[name].alias or name
 
 
@@ -184,7 +192,8 @@ def _engines_without(predicate: Callable[[EngineSupport], bool]) -> list[EngineT
     return [engine for engine, support in ENGINE_SUPPORT.items() if not predicate(support)]
 
 
-def _cel_list(values: Iterable[str]) -> str:
+def cel_list(values: Iterable[str]) -> str:
+    """A CEL list literal of strings."""
     return "[" + ", ".join(f"'{v}'" for v in sorted(values)) + "]"
 
 
@@ -192,9 +201,9 @@ def _default(name: str) -> Any:
     return EngineSettings.model_fields[name].get_default(call_default_factory=True)
 
 
-def _unset_cel(name: str) -> str:
-    """CEL that holds when setting ``name`` of ``self.settings`` is at its default."""
-    wire, default = f"self.settings.{_alias(name)}", _default(name)
+def _unset_cel(name: str, settings: str = "self.settings") -> str:
+    """CEL that holds when setting ``name`` of ``settings`` (a CEL path) is at its default."""
+    wire, default = f"{settings}.{settings_alias(name)}", _default(name)
     if default is None:
         return f"!has({wire})"
     if isinstance(default, list):
@@ -213,55 +222,97 @@ def _restricted_dtypes() -> dict[EngineType, frozenset[Dtype]]:
     return {e: s.dtypes for e, s in ENGINE_SUPPORT.items() if s.dtypes != frozenset(Dtype)}
 
 
-def settings_support_rules() -> tuple[CelRule, ...]:
-    """The CEL rules on ``EngineSpec`` that enforce ``ENGINE_SUPPORT``."""
-    quantization = " || ".join(
-        f"(self.type == '{engine}' && self.settings.quantization in {_cel_list(support.quantizations)})"
-        for engine, support in ENGINE_SUPPORT.items()
+def quantization_supported_cel(engine: str, quantization: str) -> str:
+    """CEL: the engine (a CEL string expression) loads the quantization (likewise)."""
+    return (
+        "("
+        + " || ".join(
+            f"({engine} == '{e}' && {quantization} in {cel_list(s.quantizations)})"
+            for e, s in ENGINE_SUPPORT.items()
+            if s.quantizations
+        )
+        + ")"
     )
-    quantization_table = "; ".join(
-        f"{e}: {', '.join(sorted(s.quantizations)) or 'none'}" for e, s in ENGINE_SUPPORT.items()
-    )
-    dtypes = " && ".join(
-        f"(self.type != '{engine}' || self.settings.dtype in {_cel_list(allowed)})"
-        for engine, allowed in _restricted_dtypes().items()
-    )
+
+
+QUANTIZATION_TABLE = "; ".join(
+    f"{e}: {', '.join(sorted(s.quantizations)) or 'none'}" for e, s in ENGINE_SUPPORT.items()
+)
+
+
+@dataclass(frozen=True)
+class SupportCheck:
+    """One rule of ``ENGINE_SUPPORT`` over an engine and its settings, as CEL."""
+
+    setting: str
+    """The ``EngineSettings`` field (Python name) it is about."""
+    condition: Callable[[str, str], str]
+    """(engine CEL expression, settings CEL path) -> CEL that holds when the settings are supported."""
+    message: str
+    """What is allowed, after "settings.<field>"."""
+    reason: CelReason = "FieldValueInvalid"
+
+
+def support_checks() -> list[SupportCheck]:
+    """Every rule of ``ENGINE_SUPPORT`` on the settings, for ``EngineSpec`` and for sweep axes alike."""
     dtype_table = "; ".join(f"{e}: {', '.join(sorted(d))}" for e, d in _restricted_dtypes().items())
-    rules = [
-        CelRule(
-            rule=f"!has(self.settings) || !has(self.settings.quantization) || {quantization}",
-            message=f"settings.quantization is not supported by this engine ({quantization_table})",
-            field_path=".settings.quantization",
+    checks = [
+        SupportCheck(
+            "quantization",
+            lambda e, s: f"!has({s}.quantization) || {quantization_supported_cel(e, f'{s}.quantization')}",
+            f"is not supported by this engine ({QUANTIZATION_TABLE})",
         ),
-        CelRule(
-            rule=f"!has(self.settings) || !has(self.settings.dtype) || ({dtypes})",
-            message=f"settings.dtype is not supported by this engine ({dtype_table}; the others: any)",
-            field_path=".settings.dtype",
+        SupportCheck(
+            "dtype",
+            lambda e, s: (
+                f"!has({s}.dtype) || ("
+                + " && ".join(
+                    f"({e} != '{engine}' || {s}.dtype in {cel_list(allowed)})"
+                    for engine, allowed in _restricted_dtypes().items()
+                )
+                + ")"
+            ),
+            f"is not supported by this engine ({dtype_table}; the others: any)",
         ),
     ]
     for name in sorted({n for s in ENGINE_SUPPORT.values() for n in s.unsupported_settings}):
-        engines = [e for e, s in ENGINE_SUPPORT.items() if name in s.unsupported_settings]
-        rules.append(
-            CelRule(
-                rule=f"!has(self.settings) || !(self.type in {_cel_list(engines)}) || {_unset_cel(name)}",
-                message=f"settings.{_alias(name)} is not supported by engine {' or '.join(engines)}: "
-                f"{_leave_default(name)}",
-                field_path=f".settings.{_alias(name)}",
-                reason="FieldValueForbidden",
-            )
-        )
-    no_lora_over_quantization = _engines_without(lambda s: s.lora_with_quantization)
-    rules.append(
-        CelRule(
-            rule=f"!has(self.settings) || !(self.type in {_cel_list(no_lora_over_quantization)}) || "
-            f"!has(self.settings.quantization) || {_unset_cel('lora_adapters')}",
-            message=f"settings.loraAdapters: {' or '.join(no_lora_over_quantization)} serves LoRA adapters "
-            "on a backend that reads no quantized weights; drop one of quantization and loraAdapters",
-            field_path=".settings.loraAdapters",
-            reason="FieldValueForbidden",
+        checks.append(_unsupported_check(name))
+    no_lora = _engines_without(lambda s: s.lora_with_quantization)
+    checks.append(
+        SupportCheck(
+            "lora_adapters",
+            lambda e, s: (
+                f"!({e} in {cel_list(no_lora)}) || !has({s}.quantization) || {_unset_cel('lora_adapters', s)}"
+            ),
+            f"cannot go with quantization on engine {' or '.join(no_lora)}: it serves LoRA adapters on a "
+            "backend that reads no quantized weights",
+            "FieldValueForbidden",
         )
     )
-    return tuple(rules)
+    return checks
+
+
+def _unsupported_check(name: str) -> SupportCheck:
+    engines = [e for e, s in ENGINE_SUPPORT.items() if name in s.unsupported_settings]
+    return SupportCheck(
+        name,
+        lambda e, s: f"!({e} in {cel_list(engines)}) || {_unset_cel(name, s)}",
+        f"is not supported by engine {' or '.join(engines)}: {_leave_default(name)}",
+        "FieldValueForbidden",
+    )
+
+
+def settings_support_rules() -> tuple[CelRule, ...]:
+    """The CEL rules on ``EngineSpec`` that enforce ``ENGINE_SUPPORT``."""
+    return tuple(
+        CelRule(
+            rule=f"!has(self.settings) || {check.condition('self.type', 'self.settings')}",
+            message=f"settings.{settings_alias(check.setting)} {check.message}",
+            field_path=f".settings.{settings_alias(check.setting)}",
+            reason=check.reason,
+        )
+        for check in support_checks()
+    )
 
 
 def settings_support_problem(engine: EngineType, settings: EngineSettings) -> str | None:
@@ -309,7 +360,7 @@ def deployment_support_rules(engine: str, guard: str | None = None) -> tuple[Cel
     unless = "" if guard is None else f"!({guard}) || "
     rules = [
         CelRule(
-            rule=f"!has(self.apiKeySecret) || {unless}!(self.{engine}.type in {_cel_list(no_key)})",
+            rule=f"!has(self.apiKeySecret) || {unless}!(self.{engine}.type in {cel_list(no_key)})",
             message=f"apiKeySecret is not supported by {engine}.type {' or '.join(no_key)} (no API keys)",
             field_path=".apiKeySecret",
             reason="FieldValueForbidden",
@@ -338,7 +389,7 @@ def support_summary() -> str:
         if support.dtypes != frozenset(Dtype):
             parts.append(f"dtype {', '.join(sorted(support.dtypes))}")
         if support.unsupported_settings:
-            parts.append("no " + ", ".join(sorted(_alias(n) for n in support.unsupported_settings)))
+            parts.append("no " + ", ".join(sorted(settings_alias(n) for n in support.unsupported_settings)))
         if not support.lora_with_quantization:
             parts.append("no loraAdapters with quantization")
         if not support.api_key:

@@ -12,7 +12,13 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from modelfleet_api.base import ApiModel, CelRule
-from modelfleet_api.common import SecretKeyRef
+from modelfleet_api.common import HttpUrl, MlflowUri, SecretKeyRef
+from modelfleet_api.storage import PATTERNS, FileUri, ModelUri, UriKind
+
+MAX_STEPS = 10_000_000
+"""Most optimizer steps a run may take (and its warm-up and checkpoint interval)."""
+MAX_SEED = 2**32 - 1
+"""Seeds are 32-bit (numpy's and the data order's)."""
 
 
 class TrainingMethod(StrEnum):
@@ -56,7 +62,7 @@ class CpuOffload(StrEnum):
 
 
 class ModelSource(ApiModel):
-    uri: str = Field(min_length=1, max_length=1024)
+    uri: ModelUri
     """Where the base model comes from: a Hugging Face id (`meta-llama/Llama-3.1-8B`), an Azure Blob
     URI (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH` or `az://CONTAINER/PATH`), a PVC path
     (`pvc://CLAIM/PATH`) or a local directory in the image (`/models/llama`)."""
@@ -74,34 +80,58 @@ class ModelSource(ApiModel):
 class DatasetFields(ApiModel):
     """Column names in the dataset; only the ones the chosen method uses are read."""
 
-    text: str = "text"
+    text: str = Field(default="text", min_length=1, max_length=256)
     """Raw text column for `pretrain`."""
 
-    prompt: str = "prompt"
+    prompt: str = Field(default="prompt", min_length=1, max_length=256)
     """Instruction/prompt column for instruction tuning and DPO."""
 
-    response: str = "response"
+    response: str = Field(default="response", min_length=1, max_length=256)
     """Response column for instruction tuning; the loss is computed on these tokens only."""
 
-    messages: str | None = None
+    messages: str | None = Field(default=None, min_length=1, max_length=256)
     """Chat column (a list of `{role, content}`); when set it is used instead of prompt/response and
     rendered with the tokenizer's chat template, the loss masked to the assistant turns."""
 
-    chosen: str = "chosen"
+    chosen: str = Field(default="chosen", min_length=1, max_length=256)
     """Preferred response column for DPO."""
 
-    rejected: str = "rejected"
+    rejected: str = Field(default="rejected", min_length=1, max_length=256)
     """Dispreferred response column for DPO."""
 
 
+DATASET_SUFFIXES = {".jsonl": "jsonl", ".parquet": "parquet", ".arrow": "arrow"}
+"""File extensions that say the format (the runtime reads a file by `format`, not by its name)."""
+_HUB_ID = f'self.uri.matches(r"{PATTERNS[UriKind.HUB]}")'
+_LOCAL = f'self.uri.matches(r"{PATTERNS[UriKind.LOCAL]}")'
+
+
 class DatasetSpec(ApiModel):
-    uri: str = Field(min_length=1, max_length=1024)
+    cel_rules = (
+        CelRule(
+            rule=" && ".join(
+                f"(!self.uri.endsWith('{s}') || self.format == '{f}')" for s, f in DATASET_SUFFIXES.items()
+            ),
+            message="format must match the file's extension ("
+            + ", ".join(f"{s}: {f}" for s, f in DATASET_SUFFIXES.items())
+            + ")",
+            field_path=".format",
+        ),
+        CelRule(
+            rule=f"self.format == 'hf' ? ({_HUB_ID} || {_LOCAL}) : !{_HUB_ID}",
+            message="a Hugging Face dataset id (ORG/NAME) is read with format hf, and format hf reads a hub "
+            "id or a dataset directory in the pod (not pvc:// or blob storage: use jsonl, parquet or arrow)",
+            field_path=".format",
+        ),
+    )
+
+    uri: ModelUri
     """Where the data is: a Hugging Face dataset id, a blob URI, a PVC path or a local file/directory."""
 
     format: DatasetFormat = DatasetFormat.JSONL
     """File format of the data: `jsonl`, `parquet`, `arrow` (a saved Dataset) or `hf` (hub dataset)."""
 
-    split: str = "train"
+    split: str = Field(default="train", min_length=1, max_length=256)
     """Split to train on."""
 
     fields: DatasetFields = Field(default_factory=DatasetFields)
@@ -132,7 +162,7 @@ class DpoSpec(ApiModel):
     beta: float = Field(default=0.1, gt=0.0, le=10.0)
     """Temperature of the DPO loss: how far the policy may move from the reference model."""
 
-    loss_type: str = Field(default="sigmoid", pattern="^(sigmoid|ipo|hinge)$")
+    loss_type: str = Field(default="sigmoid", max_length=16, pattern="^(sigmoid|ipo|hinge)$")
     """DPO loss variant: `sigmoid` (the paper's), `ipo` or `hinge`."""
 
 
@@ -168,6 +198,14 @@ class FsdpSpec(ApiModel):
     """Free gathered parameters after forward (ZeRO-3-like memory); false keeps them (ZeRO-2-like speed)."""
 
 
+DEEPSPEED_KEYS_OWNED_BY_SPEC = {
+    "train_batch_size": "hyperparameters.perDeviceBatchSize and gradientAccumulationSteps",
+    "train_micro_batch_size_per_gpu": "hyperparameters.perDeviceBatchSize",
+    "gradient_accumulation_steps": "hyperparameters.gradientAccumulationSteps",
+}
+"""DeepSpeed keys the data loader depends on: overriding them would desynchronise it from DeepSpeed."""
+
+
 class StrategySpec(ApiModel):
     type: StrategyType = StrategyType.DEEPSPEED
     """Distribution strategy: `deepspeed` (ZeRO), `fsdp` (PyTorch fully sharded) or `ddp`."""
@@ -178,7 +216,16 @@ class StrategySpec(ApiModel):
     cpu_offload: CpuOffload = CpuOffload.NONE
     """Offload optimizer state (and with ZeRO-3, parameters) to CPU memory (deepspeed only)."""
 
-    deepspeed_config: dict[str, Any] | None = None
+    deepspeed_config: dict[str, Any] | None = Field(
+        default=None,
+        json_schema_extra={
+            # Declared so that the CEL rule below can see them (free-form keys are invisible to CEL).
+            "properties": {
+                key: {"x-kubernetes-int-or-string": True, "description": f"Not allowed: set {owner}."}
+                for key, owner in DEEPSPEED_KEYS_OWNED_BY_SPEC.items()
+            }
+        },
+    )
     """DeepSpeed config keys merged over the generated config (deep merge; yours win). The merged
     config is logged at start."""
 
@@ -217,9 +264,18 @@ class StrategySpec(ApiModel):
         ),
         CelRule(
             rule="self.cpuOffload != 'optimizer_and_params' || (has(self.zeroStage) && self.zeroStage == 3)",
-            message="offloading parameters (optimizer_and_params) needs zeroStage: 3",
-            field_path=".zeroStage",
-            reason="FieldValueRequired",
+            message="optimizer_and_params offloads parameters, which only zeroStage 3 partitions: set "
+            "zeroStage: 3 or offload the optimizer only",
+            field_path=".cpuOffload",
+        ),
+        CelRule(
+            rule="!has(self.deepspeedConfig) || "
+            + " && ".join(f"!has(self.deepspeedConfig.{key})" for key in DEEPSPEED_KEYS_OWNED_BY_SPEC),
+            message="deepspeedConfig may not set "
+            + ", ".join(f"{key} (set {owner})" for key, owner in DEEPSPEED_KEYS_OWNED_BY_SPEC.items())
+            + ": the data loader reads them from the spec",
+            field_path=".deepspeedConfig",
+            reason="FieldValueForbidden",
         ),
     )
 
@@ -231,13 +287,13 @@ class Hyperparameters(ApiModel):
     lr_schedule: LrSchedule = LrSchedule.COSINE
     """Learning-rate schedule after warm-up."""
 
-    warmup_steps: int = Field(default=0, ge=0)
+    warmup_steps: int = Field(default=0, ge=0, le=MAX_STEPS)
     """Linear warm-up steps."""
 
     epochs: int = Field(default=1, ge=1, le=1000)
     """Passes over the data (ignored when `maxSteps` is set)."""
 
-    max_steps: int | None = Field(default=None, ge=1)
+    max_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)
     """Stop after this many optimizer steps."""
 
     per_device_batch_size: int = Field(default=1, ge=1, le=4096)
@@ -255,10 +311,10 @@ class Hyperparameters(ApiModel):
     weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
     """AdamW weight decay."""
 
-    max_grad_norm: float = Field(default=1.0, ge=0.0)
+    max_grad_norm: float = Field(default=1.0, ge=0.0, le=1000.0)
     """Gradient clipping norm (0 disables)."""
 
-    seed: int = Field(default=42, ge=0)
+    seed: int = Field(default=42, ge=0, le=MAX_SEED)
     """Seed for data order, initialisation and dropout."""
 
     cel_rules = (
@@ -276,10 +332,10 @@ class Hyperparameters(ApiModel):
 
 
 class CheckpointSpec(ApiModel):
-    uri: str | None = Field(default=None, max_length=1024)
+    uri: FileUri | None = None
     """Where checkpoints go: a local/PVC path or a blob URI. Unset: under `output.uri`/checkpoints."""
 
-    interval_steps: int = Field(default=500, ge=1)
+    interval_steps: int = Field(default=500, ge=1, le=MAX_STEPS)
     """Save every N optimizer steps (and always on SIGTERM, e.g. a spot eviction)."""
 
     keep_last: int = Field(default=3, ge=1, le=100)
@@ -287,7 +343,7 @@ class CheckpointSpec(ApiModel):
 
 
 class OutputSpec(ApiModel):
-    uri: str = Field(min_length=1, max_length=1024)
+    uri: FileUri
     """Where the final model (or adapter) is written: a local/PVC path or a blob URI."""
 
 
@@ -334,13 +390,13 @@ class TrackerSpec(ApiModel):
 
 
 class TrackingSpec(ApiModel):
-    mlflow_uri: str | None = None
+    mlflow_uri: MlflowUri | None = None
     """MLflow tracking server URI; metrics and params are logged there when set."""
 
-    experiment: str | None = None
+    experiment: str | None = Field(default=None, min_length=1, max_length=256)
     """MLflow experiment name (default: the namespace)."""
 
-    pushgateway_url: str | None = None
+    pushgateway_url: HttpUrl | None = None
     """Prometheus Pushgateway URL; rank 0 pushes its metrics there when set."""
 
     wandb: TrackerSpec | None = None

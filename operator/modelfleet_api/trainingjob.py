@@ -18,7 +18,9 @@ from modelfleet_api.common import (
     MAX_ENV,
     Condition,
     EnvVar,
+    LabelName,
     NodePlacement,
+    ObjectName,
     ServiceAccountName,
     env_rules,
     gpu_count_rules,
@@ -32,6 +34,7 @@ from modelfleet_api.resource import (
     PrinterColumn,
     ResourceNames,
     name_length_rule,
+    service_name_rule,
 )
 from modelfleet_api.runtime_config import TrainingProgress
 from modelfleet_api.training import (
@@ -47,6 +50,8 @@ from modelfleet_api.training import (
 )
 
 MAX_NODES = 256
+MAX_TTL_SECONDS = 30 * 86_400
+"""Keep a finished job at most 30 days before deleting it (unset: keep it until deleted by hand)."""
 MAX_NAME_LENGTH = DNS_LABEL_MAX - len(f"-{MAX_NODES - 1}")
 """A TrainingJob's name is its worker Job's and headless Service's; the hostname ``<name>-<index>`` of
 the last worker must still be a DNS label."""
@@ -139,13 +144,13 @@ class TrainingJobSpec(ApiModel):
     """Restart the gang (reason `Stalled`) when every worker runs but no training step was reported for
     this long (0: never). Must exceed the time to load the model and reach the first step."""
 
-    ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
+    ttl_seconds_after_finished: int | None = Field(default=None, ge=0, le=MAX_TTL_SECONDS)
     """Delete the TrainingJob this many seconds after it Succeeded or Failed; unset: keep it."""
 
-    priority_class_name: str | None = Field(default=None, max_length=253)
+    priority_class_name: ObjectName | None = None
     """PriorityClass of the worker pods (lets important jobs preempt others)."""
 
-    queue_name: str | None = Field(default=None, max_length=63)
+    queue_name: LabelName | None = None
     """Kueue LocalQueue to submit the workers to (label `kueue.x-k8s.io/queue-name`); unset: no Kueue."""
 
     service_account_name: ServiceAccountName | None = None
@@ -161,6 +166,48 @@ class TrainingJobSpec(ApiModel):
     """Experiment tracking (MLflow) and metrics push (Pushgateway)."""
 
     cel_rules = (
+        *(
+            CelRule(
+                rule=f"{guard}!self.{field}.startsWith('/') && !self.{field}.startsWith('file://')",
+                message=f"{field} is a path inside the worker pod, lost with the pod: use pvc://CLAIM/PATH "
+                "or blob storage (az://CONTAINER/PATH or https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH)",
+                field_path=f".{field}",
+            )
+            for field, guard in (("output.uri", ""), ("checkpoint.uri", "!has(self.checkpoint.uri) || "))
+        ),
+        CelRule(
+            rule="!(self.method.type == 'qlora' || self.model.loadIn4bit) || self.strategy.type == 'ddp'",
+            message="4-bit (qlora) training runs with strategy ddp: sharding quantized weights is not "
+            "supported",
+            field_path=".strategy.type",
+        ),
+        CelRule(
+            rule="!(self.method.type == 'dpo' && !has(self.method.lora) && self.strategy.type == "
+            "'deepspeed' && has(self.strategy.zeroStage) && self.strategy.zeroStage == 3)",
+            message="full-model DPO under ZeRO-3 would need a sharded reference model: set method.lora (the "
+            "reference is the base without adapters) or use zeroStage 2 or less",
+            field_path=".method.lora",
+            reason="FieldValueRequired",
+        ),
+        CelRule(
+            rule="self.precision != 'fp16' || self.strategy.type == 'deepspeed'",
+            message="fp16 loss scaling comes with strategy deepspeed only: use bf16 (H100 supports it)",
+            field_path=".precision",
+        ),
+        CelRule(
+            rule="self.method.type != 'dpo' || !self.dataset.packing",
+            message="DPO compares whole chosen and rejected sequences: packing is not supported",
+            field_path=".dataset.packing",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="!has(self.dataset.fields) || !has(self.dataset.fields.messages) || "
+            "!(self.method.type in ['pretrain', 'dpo'])",
+            message="pretrain and dpo do not read chat messages: use fields.text (pretrain) or "
+            "fields.prompt/chosen/rejected (dpo)",
+            field_path=".dataset.fields.messages",
+            reason="FieldValueForbidden",
+        ),
         CelRule(
             rule="self.method.type != 'qlora' || self.model.loadIn4bit",
             message="method qlora needs model.loadIn4bit: true (LoRA on a 4-bit base model)",
@@ -276,6 +323,7 @@ class TrainingJob(CustomResource):
     """Observed state."""
 
     cel_rules = (
+        service_name_rule("it names the workers' headless Service and their hostnames"),
         name_length_rule(
             MAX_NAME_LENGTH,
             f"worker pods are named <name>-<index> (index up to {MAX_NODES - 1}) and resolved as "

@@ -9,20 +9,18 @@ when set (Azurite, SAS), otherwise DefaultAzureCredential (AKS workload identity
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 from modelfleet_api.contract import ENV_STORAGE_ACCOUNT
+from modelfleet_api.storage import BLOB_HOST_SUFFIX, StorageUri, UriKind, kind_of
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
 
 ENV_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
-_BLOB_HOST = re.compile(r"^(?P<account>[a-z0-9]{3,24})\.blob\.core\.windows\.net$")
 
 
 @dataclass(frozen=True)
@@ -44,22 +42,15 @@ def parse_blob_uri(uri: str, field: str, *, require_path: bool = True) -> BlobLo
 
     `require_path`: the URI must name a path inside the container (a model); without it the container
     alone is a valid prefix (a place to write files under)."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "az":
-        account = os.environ.get(ENV_STORAGE_ACCOUNT)
-        if not account:
-            raise ValueError(f"{field}: {uri} is an az:// URI but {ENV_STORAGE_ACCOUNT} is not set")
-        container, prefix = parsed.netloc, parsed.path.strip("/")
-        account_url = f"https://{account}.blob.core.windows.net"
-    elif parsed.scheme == "https" and (match := _BLOB_HOST.match(parsed.hostname or "")):
-        container, _, prefix = parsed.path.strip("/").partition("/")
-        account_url = f"https://{match['account']}.blob.core.windows.net"
-    else:
+    if kind_of(uri) is not UriKind.BLOB:
         return None
-    if not container or (require_path and not prefix):
-        what = "a container and a path inside it" if require_path else "a container"
-        raise ValueError(f"{field}: {uri} must name {what}")
-    return BlobLocation(account_url=account_url, container=container, prefix=prefix.strip("/"))
+    parts = StorageUri(uri, UriKind.BLOB).blob()
+    account = parts.account or os.environ.get(ENV_STORAGE_ACCOUNT)
+    if not account:
+        raise ValueError(f"{field}: {uri} is an az:// URI but {ENV_STORAGE_ACCOUNT} is not set")
+    if require_path and not parts.path:
+        raise ValueError(f"{field}: {uri} must name a container and a path inside it")
+    return BlobLocation(f"https://{account}{BLOB_HOST_SUFFIX}", parts.container, parts.path)
 
 
 def container_client(location: BlobLocation) -> ContainerClient:

@@ -11,13 +11,12 @@ import re
 import time
 from pathlib import Path
 
-from modelfleet_api.contract import PVC_MOUNT_ROOT
+from modelfleet_api.storage import StorageUri, UriKind
 
 from modelfleet_serve.blob import BlobLocation, container_client, parse_blob_uri
 
 log = logging.getLogger(__name__)
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 PROGRESS_INTERVAL_SECONDS = 10.0
 
 
@@ -28,23 +27,18 @@ def cache_subdir(uri: str) -> str:
 
 def planned_path(uri: str, cache_dir: Path, field: str, revision: str | None = None) -> Path:
     """Where `resolve` finds or puts the model (or adapter) at `uri`, without looking or downloading."""
-    if uri.startswith("pvc://"):
-        return Path(PVC_MOUNT_ROOT) / uri.removeprefix("pvc://").strip("/")
-    if uri.startswith(("/", "file://")):
-        return Path(uri.removeprefix("file://"))
+    parsed = StorageUri.parse(uri, field=field)
+    if parsed.kind in (UriKind.PVC, UriKind.LOCAL):
+        return parsed.local_path()
     if parse_blob_uri(uri, field) is not None:
         return cache_dir / "blob" / cache_subdir(uri)
-    if _HUB_ID.match(uri):
-        return cache_dir / "hub" / cache_subdir(f"{uri}@{revision or 'main'}")
-    raise ValueError(
-        f"{field}: {uri!r} is not a local path, pvc:// path, Azure Blob URI or Hugging Face model id"
-    )
+    return cache_dir / "hub" / cache_subdir(f"{uri}@{revision or 'main'}")
 
 
 def resolve(uri: str, cache_dir: Path, field: str, revision: str | None = None) -> Path:
     """The local directory holding the model (or adapter) at `uri`, downloading it if remote."""
     path = planned_path(uri, cache_dir, field, revision)
-    if uri.startswith(("pvc://", "/", "file://")):
+    if StorageUri.parse(uri, field=field).kind in (UriKind.PVC, UriKind.LOCAL):
         return _existing(path, uri, field)
     blob = parse_blob_uri(uri, field)
     if blob is not None:

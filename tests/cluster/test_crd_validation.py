@@ -8,7 +8,6 @@ The CRDs are installed (server-side apply, left installed) by the session fixtur
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 import uuid
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from hack.controlplane.cluster import ControlPlane
+from tests.cluster.manifest_cases import DELETE, Case, edit
 from tests.unit.test_api_models import good_benchmark_sweep, good_model_deployment, good_training_job
 
 pytestmark = pytest.mark.cluster
@@ -40,26 +40,6 @@ def apply(cluster: ControlPlane, namespace: str, manifest: dict[str, Any], *flag
     )
     return done.returncode, done.stdout + done.stderr
 
-
-def edit(manifest: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """A copy with each ``a__b__c=value`` set at path a.b.c (``DELETE`` removes the key)."""
-    out = copy.deepcopy(manifest)
-    for path, value in changes.items():
-        node = out
-        *parents, leaf = path.split("__")
-        for key in parents:
-            node = node.setdefault(key, {})
-        if value is DELETE:
-            del node[leaf]
-        else:
-            node[leaf] = value
-    return out
-
-
-DELETE = object()
-
-Case = tuple[str, dict[str, Any], str | tuple[str, ...]]
-"""(id, manifest, text(s) the API server's error must contain: the field path and what is wrong)."""
 
 TJ = good_training_job("bad")
 CPU_NODE = {"instanceType": "Standard_D4s_v5", "gpusPerNode": 0}
@@ -102,7 +82,7 @@ BAD_TRAINING_JOBS: list[Case] = [
     (
         "param-offload-needs-zero3",
         edit(TJ, spec__strategy={"type": "deepspeed", "zeroStage": 2, "cpuOffload": "optimizer_and_params"}),
-        "spec.strategy.zeroStage: Required value",
+        'spec.strategy.cpuOffload: Invalid value: "string": optimizer_and_params offloads parameters',
     ),
     ("zero-stage-4", edit(TJ, spec__strategy__zeroStage=4), "spec.strategy.zeroStage: Invalid value"),
     ("unknown-field", edit(TJ, spec__resources__gpus=8), 'unknown field "spec.resources.gpus"'),
@@ -343,7 +323,11 @@ BAD_BENCHMARK_SWEEPS: list[Case] = [
     (
         "two-workloads",
         edit(
-            BS, spec__workload={"synthetic": BS["spec"]["workload"]["synthetic"], "promptsFile": {"uri": "p"}}
+            BS,
+            spec__workload={
+                "synthetic": BS["spec"]["workload"]["synthetic"],
+                "promptsFile": {"uri": "/prompts/sharegpt.jsonl"},
+            },
         ),
         "spec.workload: Required value: set exactly one of promptsFile, synthetic, sharedPrefix and trace",
     ),
@@ -359,7 +343,7 @@ BAD_BENCHMARK_SWEEPS: list[Case] = [
     ),
     (
         "token-lengths-with-prompts-file",
-        edit(BS, spec__workload={"promptsFile": {"uri": "p"}}),
+        edit(BS, spec__workload={"promptsFile": {"uri": "/prompts/sharegpt.jsonl"}}),
         "spec.tokenLengths: Invalid value",
     ),
     ("zero-concurrency", edit(BS, spec__load__concurrency=[0]), "spec.load.concurrency[0]: Invalid value"),
@@ -483,7 +467,9 @@ GOOD_SWEEPS_WITHOUT_OPTIONAL_LISTS: list[tuple[str, dict[str, Any]]] = [
     ),
     (
         "prompts-file-without-token-lengths",
-        edit(BS, spec__workload={"promptsFile": {"uri": "p"}}, spec__tokenLengths=DELETE),
+        edit(
+            BS, spec__workload={"promptsFile": {"uri": "/prompts/sharegpt.jsonl"}}, spec__tokenLengths=DELETE
+        ),
     ),
     (
         "open-loop-without-concurrency",

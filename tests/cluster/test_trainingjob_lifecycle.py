@@ -33,7 +33,7 @@ def training_job(name: str, **spec: Any) -> dict[str, Any]:
         "spec": {
             "model": {"uri": "/models/tiny"},
             "dataset": {"uri": "/data/tiny.jsonl"},
-            "output": {"uri": "/out/tiny"},
+            "output": {"uri": "az://out/tiny"},
             "resources": resources,
             **spec,
         },

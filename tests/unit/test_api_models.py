@@ -103,7 +103,7 @@ def test_defaults_fill_a_minimal_training_job() -> None:
     job = TrainingJob.model_validate(
         {
             "kind": "TrainingJob",
-            "spec": {"model": {"uri": "m"}, "dataset": {"uri": "d"}, "output": {"uri": "o"}},
+            "spec": {"model": {"uri": "m"}, "dataset": {"uri": "d"}, "output": {"uri": "pvc://runs/o"}},
         }
     )
     assert (job.spec.resources.nodes, job.spec.resources.gpus_per_node) == (1, 1)

@@ -73,7 +73,7 @@ def test_trace_arrivals_need_a_trace() -> None:
     open_loop = {"mode": "open-loop", "requestRate": 5, "arrival": "trace", "requests": 10}
     with pytest.raises(ValidationError, match=r"load.arrival: trace .* needs workload.trace"):
         runtime(SYNTHETIC, open_loop)
-    assert runtime({"trace": {"uri": "t.jsonl"}}, open_loop).load.arrival == "trace"
+    assert runtime({"trace": {"uri": "/t.jsonl"}}, open_loop).load.arrival == "trace"
     with pytest.raises(ValidationError, match=r"load.arrival: trace"):
         sweep(SYNTHETIC, {"mode": "open-loop", "requestRates": [1], "arrival": "trace", "requests": 1})
 

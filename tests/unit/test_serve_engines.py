@@ -23,7 +23,7 @@ MODEL = ResolvedModel(path=Path("/models/llama"))
 WITH_LORA = ResolvedModel(
     path=Path("/models/llama"), lora_adapters={"sql": Path("/models/sql"), "chat": Path("/c")}
 )
-LORA_SETTINGS = [{"name": "sql", "uri": "az://a/sql"}, {"name": "chat", "uri": "/c"}]
+LORA_SETTINGS = [{"name": "sql", "uri": "az://adapters/sql"}, {"name": "chat", "uri": "/c"}]
 FULL_SETTINGS: dict[str, Any] = {
     "tensorParallelSize": 2,
     "maxModelLength": 8192,

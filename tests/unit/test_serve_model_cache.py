@@ -35,7 +35,7 @@ def test_planned_path_of_every_uri_kind(
 
 
 def test_planned_path_names_the_field_of_an_unusable_uri(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ValueError, match=r"model.uri: 'ftp://x/y' is not a local path"):
+    with pytest.raises(ValueError, match=r"model.uri: 'ftp://x/y' must be a path in the pod"):
         planned_path("ftp://x/y", Path("/cache"), "model.uri")
     monkeypatch.delenv("AZURE_STORAGE_ACCOUNT", raising=False)
     with pytest.raises(

@@ -77,7 +77,7 @@ BAD_CONFIGS = [
     ),
     (
         with_changes(strategy={"type": "deepspeed", "deepspeedConfig": {"train_batch_size": 64}}),
-        "strategy.deepspeedConfig.train_batch_size",
+        "strategy.deepspeedConfig",
     ),
     (with_changes(strategy={"type": "ddp", "fsdp": {"reshardAfterForward": False}}), "strategy.fsdp"),
     (with_changes(precision="fp16"), "precision"),
@@ -163,7 +163,9 @@ def test_qlora_is_accepted_on_a_gpu_node_with_bitsandbytes(monkeypatch: pytest.M
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = with_changes(precision="fp16", output__uri="s3://x/y", strategy={"type": "ddp", "zeroStage": 1})
+    config = with_changes(
+        precision="fp16", output__uri="az://runs/y", strategy={"type": "ddp", "zeroStage": 1}
+    )
     code, _, err = run_validate(config, tmp_path, capsys)
     assert code == cli.EXIT_CONFIG_ERROR
     assert all(f"  {field}: " in err for field in ("precision", "output.uri", "strategy.zeroStage"))

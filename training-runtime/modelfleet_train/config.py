@@ -15,18 +15,19 @@ from pathlib import Path
 
 from modelfleet_api import contract
 from modelfleet_api.runtime_config import TrainingRuntimeConfig
-from modelfleet_api.training import CpuOffload, DatasetFormat, Precision, StrategyType, TrainingMethod
+from modelfleet_api.training import (
+    DEEPSPEED_KEYS_OWNED_BY_SPEC,
+    CpuOffload,
+    DatasetFormat,
+    Precision,
+    StrategyType,
+    TrainingMethod,
+)
 from pydantic import ValidationError
 
 from modelfleet_train.storage import StorageUriError, check_uri
 
 ADAPTER_METHODS = {TrainingMethod.LORA, TrainingMethod.QLORA}
-DEEPSPEED_KEYS_OWNED_BY_SPEC = {
-    "train_batch_size": "hyperparameters.perDeviceBatchSize and gradientAccumulationSteps",
-    "train_micro_batch_size_per_gpu": "hyperparameters.perDeviceBatchSize",
-    "gradient_accumulation_steps": "hyperparameters.gradientAccumulationSteps",
-}
-"""DeepSpeed keys the data loader depends on: overriding them would desynchronise it from DeepSpeed."""
 
 _FORMAT_SUFFIXES = {
     ".jsonl": DatasetFormat.JSONL,
@@ -191,7 +192,7 @@ def _strategy_problems(config: TrainingRuntimeConfig) -> list[Problem]:
             )
         for key, owner in DEEPSPEED_KEYS_OWNED_BY_SPEC.items():
             if key in (strategy.deepspeed_config or {}):
-                problems.append(Problem(f"strategy.deepspeedConfig.{key}", f"set {owner} instead"))
+                problems.append(Problem("strategy.deepspeedConfig", f"{key} is set from {owner}"))
     return problems
 
 

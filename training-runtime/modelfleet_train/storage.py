@@ -1,8 +1,9 @@
 """Where models, data, checkpoints and outputs live: local/PVC paths and Azure Blob Storage.
 
-URIs: `/local/path`, `pvc://CLAIM/PATH` (mounted by the operator under PVC_MOUNT_ROOT/CLAIM),
-`az://CONTAINER/PATH` (account from AZURE_STORAGE_ACCOUNT) and
-`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH`. Blob access authenticates with
+URIs (their grammar is ``modelfleet_api.storage``, checked when the config is read): `/local/path`,
+`pvc://CLAIM/PATH` (mounted by the operator under PVC_MOUNT_ROOT/CLAIM), `az://CONTAINER/PATH`
+(account from AZURE_STORAGE_ACCOUNT) and `https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH`.
+Blob access authenticates with
 azure-identity's DefaultAzureCredential, so AKS workload identity works without secrets;
 AZURE_STORAGE_CONNECTION_STRING, when set, wins (Azurite, local runs).
 """
@@ -13,14 +14,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 from modelfleet_api import contract
+from modelfleet_api.storage import BLOB_HOST_SUFFIX, BLOB_ONLY, FILE_SOURCES, StorageUri, UriKind, kind_of
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
 
-BLOB_HOST_SUFFIX = ".blob.core.windows.net"
 ENV_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
 
 
@@ -42,51 +42,39 @@ class BlobLocation:
 
 
 def is_blob_uri(uri: str) -> bool:
-    return uri.startswith("az://") or (uri.startswith("https://") and BLOB_HOST_SUFFIX in uri)
+    return kind_of(uri) is UriKind.BLOB
 
 
 def is_local_uri(uri: str) -> bool:
-    return uri.startswith(("/", "./", "../", "pvc://", "file://")) or (
-        "://" not in uri and Path(uri).exists()
-    )
+    """A path in the pod: local, `file://` or `pvc://`."""
+    return kind_of(uri) in (UriKind.LOCAL, UriKind.PVC)
 
 
 def local_path(uri: str) -> Path:
     """The filesystem path of a local, `file://` or `pvc://` URI."""
-    if uri.startswith("pvc://"):
-        return Path(contract.PVC_MOUNT_ROOT) / uri.removeprefix("pvc://")
-    if uri.startswith("file://"):
-        return Path(urlparse(uri).path)
-    if "://" in uri:
-        raise StorageUriError(f"{uri!r} is not a local path")
-    return Path(uri)
+    try:
+        return StorageUri.parse(uri, FILE_SOURCES).local_path()
+    except ValueError as error:
+        raise StorageUriError(str(error)) from None
 
 
 def blob_location(uri: str) -> BlobLocation:
-    if uri.startswith("az://"):
-        account = os.environ.get(contract.ENV_STORAGE_ACCOUNT)
-        if not account and not os.environ.get(ENV_CONNECTION_STRING):
-            raise StorageUriError(f"{uri!r} needs env {contract.ENV_STORAGE_ACCOUNT} to name the account")
-        container, _, prefix = uri.removeprefix("az://").partition("/")
-        account_url = f"https://{account}{BLOB_HOST_SUFFIX}" if account else ""
-        return BlobLocation(account_url, container, prefix.strip("/"))
-    parsed = urlparse(uri)
-    if parsed.scheme != "https" or not parsed.netloc.endswith(BLOB_HOST_SUFFIX):
-        raise StorageUriError(f"{uri!r} is not an Azure Blob URI")
-    container, _, prefix = parsed.path.lstrip("/").partition("/")
-    if not container:
-        raise StorageUriError(f"{uri!r} names no container")
-    return BlobLocation(f"https://{parsed.netloc}", container, prefix.strip("/"))
+    try:
+        parts = StorageUri.parse(uri, BLOB_ONLY).blob()
+    except ValueError as error:
+        raise StorageUriError(str(error)) from None
+    account = parts.account or os.environ.get(contract.ENV_STORAGE_ACCOUNT)
+    if not account and not os.environ.get(ENV_CONNECTION_STRING):
+        raise StorageUriError(f"{uri!r} needs env {contract.ENV_STORAGE_ACCOUNT} to name the account")
+    account_url = f"https://{account}{BLOB_HOST_SUFFIX}" if account else ""
+    return BlobLocation(account_url, parts.container, parts.path)
 
 
 def check_uri(uri: str) -> None:
-    """Raise StorageUriError for a URI that is neither local nor Azure Blob."""
+    """Raise StorageUriError for a blob URI this pod cannot reach (no account for `az://`); the
+    grammar itself is checked when the config is read."""
     if is_blob_uri(uri):
         blob_location(uri)
-    elif "://" in uri and not uri.startswith(("pvc://", "file://")):
-        raise StorageUriError(
-            f"{uri!r}: supported are local paths, pvc://, az:// and https://*{BLOB_HOST_SUFFIX}"
-        )
 
 
 def container_client(location: BlobLocation) -> ContainerClient:

@@ -11,15 +11,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from modelfleet_api import contract
-
-PVC_SCHEME = "pvc://"
+from modelfleet_api.storage import StorageUri, UriKind, kind_of
 
 
 def claim_of(uri: str | None) -> str | None:
     """The claim of a ``pvc://CLAIM/PATH`` URI, else None."""
-    if not uri or not uri.startswith(PVC_SCHEME):
+    if not uri or kind_of(uri) is not UriKind.PVC:
         return None
-    return uri.removeprefix(PVC_SCHEME).strip("/").split("/", 1)[0] or None
+    return StorageUri(uri, UriKind.PVC).pvc_claim
 
 
 def pvc_claims(read: Iterable[str | None], written: Iterable[str | None] = ()) -> dict[str, bool]:

@@ -18,6 +18,7 @@ from modelfleet_api import contract
 from modelfleet_api import instance_types as it
 from modelfleet_api.modeldeployment import AutoscalingSpec, ModelDeploymentSpec
 from modelfleet_api.serving import EngineSpec, EngineType, ServingRuntimeConfig
+from modelfleet_api.storage import UriKind, kind_of
 from modelfleet_api.training import ModelSource
 
 from modelfleet_operator.common import placement
@@ -192,7 +193,7 @@ def _model_pvcs(track: Track) -> tuple[list[dict[str, Any]], list[dict[str, Any]
 
 
 def _is_remote(uri: str) -> bool:
-    return not uri.startswith(("/", "file://", "pvc://"))
+    return kind_of(uri) in (UriKind.BLOB, UriKind.HUB)
 
 
 def needs_download(spec: ModelDeploymentSpec, track: Track) -> bool:

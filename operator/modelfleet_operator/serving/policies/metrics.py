@@ -1,8 +1,10 @@
 """Which engine metric stands for each autoscaling metric, and the PromQL KEDA evaluates (pure).
 
-Every engine names its Prometheus series differently; this table is the one place that maps the
-engine-neutral ``AutoscalingMetric`` onto them. A missing entry means the engine exports no such
-metric: the controller then creates no autoscaler and says so in the Autoscaling condition.
+Every engine names its Prometheus series differently; the engine contract
+(``modelfleet_api.engines.metrics``) is the one place that maps the engine-neutral
+``AutoscalingMetric`` onto them, and the CRD refuses a metric the engine does not export. A missing
+entry (an object stored before that rule) makes the controller create no autoscaler and say so in the
+Autoscaling condition.
 
 Queries are sums over the track's pods; KEDA's ``AverageValue`` metric type divides by the replica
 count, so ``spec.autoscaling.target`` is a per-replica value (and ``kvCacheUsage`` an average).
@@ -12,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelfleet_api.modeldeployment import AutoscalingMetric
+from modelfleet_api.engines.metrics import ENGINE_METRICS as ENGINE_SERIES
+from modelfleet_api.engines.metrics import AutoscalingMetric, offered
 from modelfleet_api.serving import EngineType
 
 RATE_WINDOW = "1m"
@@ -44,32 +47,10 @@ def _counter(series: str) -> EngineMetric:
 
 
 ENGINE_METRICS: dict[EngineType, dict[AutoscalingMetric, EngineMetric]] = {
-    EngineType.VLLM: {
-        AutoscalingMetric.QUEUE_DEPTH: _gauge("vllm:num_requests_waiting"),
-        AutoscalingMetric.RUNNING_REQUESTS: _gauge("vllm:num_requests_running"),
-        # vLLM's V1 engine renamed vllm:gpu_cache_usage_perc (V0) to vllm:kv_cache_usage_perc.
-        AutoscalingMetric.KV_CACHE_USAGE: _gauge("vllm:kv_cache_usage_perc"),
-        AutoscalingMetric.REQUESTS_PER_SECOND: _counter("vllm:request_success_total"),
-    },
-    EngineType.SGLANG: {
-        AutoscalingMetric.QUEUE_DEPTH: _gauge("sglang:num_queue_reqs"),
-        AutoscalingMetric.RUNNING_REQUESTS: _gauge("sglang:num_running_reqs"),
-        AutoscalingMetric.KV_CACHE_USAGE: _gauge("sglang:token_usage"),
-        AutoscalingMetric.REQUESTS_PER_SECOND: _counter("sglang:num_requests_total"),
-    },
-    EngineType.TGI: {
-        AutoscalingMetric.QUEUE_DEPTH: _gauge("tgi_queue_size"),
-        AutoscalingMetric.RUNNING_REQUESTS: _gauge("tgi_batch_current_size"),
-        AutoscalingMetric.REQUESTS_PER_SECOND: _counter("tgi_request_count"),
-    },
-    EngineType.TRITON_TRTLLM: {
-        AutoscalingMetric.QUEUE_DEPTH: _gauge("nv_inference_pending_request_count"),
-        AutoscalingMetric.REQUESTS_PER_SECOND: _counter("nv_inference_request_success"),
-    },
-    # LMDeploy's metrics are opt-in and unstable across releases; transformers serve exports none.
-    EngineType.LMDEPLOY: {},
-    EngineType.TRANSFORMERS: {},
+    engine: {metric: (_counter if s.counter else _gauge)(s.name) for metric, s in series.items()}
+    for engine, series in ENGINE_SERIES.items()
 }
+"""The engine contract's series (``modelfleet_api.engines.metrics``) with their queries."""
 
 
 def engine_metric(engine: EngineType, metric: AutoscalingMetric) -> EngineMetric | None:
@@ -77,8 +58,8 @@ def engine_metric(engine: EngineType, metric: AutoscalingMetric) -> EngineMetric
 
 
 def unavailable_message(engine: EngineType, metric: AutoscalingMetric) -> str:
-    offered = ", ".join(m.value for m in ENGINE_METRICS[engine]) or "none"
     return (
-        f"Engine {engine} exports no metric for autoscaling.metric {metric.value} (it offers: {offered}); "
+        f"Engine {engine} exports no metric for autoscaling.metric {metric.value} "
+        f"(it offers: {offered(engine)}); "
         f"replicas stay at minReplicas. Choose one of those metrics or another engine."
     )

@@ -1,0 +1,67 @@
+"""Which Prometheus series each engine exports for each engine-neutral autoscaling metric.
+
+Part of the engine contract: the operator builds its autoscaler queries from this table, and the CRD
+refuses an `autoscaling.metric` the chosen engine does not export (an autoscaler without its metric
+could never scale up, nor wake a deployment scaled to zero).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from modelfleet_api.serving import EngineType
+
+
+class AutoscalingMetric(StrEnum):
+    QUEUE_DEPTH = "queueDepth"
+    """Requests waiting in the engine's queue, per replica."""
+    RUNNING_REQUESTS = "runningRequests"
+    """Requests being decoded, per replica."""
+    KV_CACHE_USAGE = "kvCacheUsage"
+    """Fraction of the KV cache in use (0-1), averaged over replicas."""
+    REQUESTS_PER_SECOND = "requestsPerSecond"
+    """Incoming requests per second, per replica."""
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    """The Prometheus series the engine exports."""
+    counter: bool = False
+    """A counter (queries take its per-second rate); else a gauge."""
+
+
+ENGINE_METRICS: dict[EngineType, dict[AutoscalingMetric, Series]] = {
+    EngineType.VLLM: {
+        AutoscalingMetric.QUEUE_DEPTH: Series("vllm:num_requests_waiting"),
+        AutoscalingMetric.RUNNING_REQUESTS: Series("vllm:num_requests_running"),
+        # vLLM's V1 engine renamed vllm:gpu_cache_usage_perc (V0) to vllm:kv_cache_usage_perc.
+        AutoscalingMetric.KV_CACHE_USAGE: Series("vllm:kv_cache_usage_perc"),
+        AutoscalingMetric.REQUESTS_PER_SECOND: Series("vllm:request_success_total", counter=True),
+    },
+    EngineType.SGLANG: {
+        AutoscalingMetric.QUEUE_DEPTH: Series("sglang:num_queue_reqs"),
+        AutoscalingMetric.RUNNING_REQUESTS: Series("sglang:num_running_reqs"),
+        AutoscalingMetric.KV_CACHE_USAGE: Series("sglang:token_usage"),
+        AutoscalingMetric.REQUESTS_PER_SECOND: Series("sglang:num_requests_total", counter=True),
+    },
+    EngineType.TGI: {
+        AutoscalingMetric.QUEUE_DEPTH: Series("tgi_queue_size"),
+        AutoscalingMetric.RUNNING_REQUESTS: Series("tgi_batch_current_size"),
+        AutoscalingMetric.REQUESTS_PER_SECOND: Series("tgi_request_count", counter=True),
+    },
+    EngineType.TRITON_TRTLLM: {
+        AutoscalingMetric.QUEUE_DEPTH: Series("nv_inference_pending_request_count"),
+        AutoscalingMetric.REQUESTS_PER_SECOND: Series("nv_inference_request_success", counter=True),
+    },
+    # LMDeploy's metrics are opt-in and unstable across releases; transformers serve exports none.
+    EngineType.LMDEPLOY: {},
+    EngineType.TRANSFORMERS: {},
+}
+"""Engine -> autoscaling metric -> the series standing for it; a missing entry: not exported."""
+
+
+def offered(engine: EngineType) -> str:
+    """The autoscaling metrics an engine exports, in words."""
+    return ", ".join(m.value for m in ENGINE_METRICS[engine]) or "none"

@@ -1,0 +1,1310 @@
+"""Realistic manifests for the API server: mistakes it must refuse naming the field, and valid
+variety it must accept (names at their length limits included).
+
+Each mistake is one a user plausibly writes: a relative or web path where a storage URI belongs, a
+setting the chosen engine has no equivalent for, a combination the training runtime cannot run, a
+name that is valid for the custom resource but not for the Service made from it, an unbounded count.
+``test_crd_mistakes`` applies them with `kubectl apply --dry-run=server`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tests.unit.test_api_models import good_benchmark_sweep, good_model_deployment, good_training_job
+
+DELETE = object()
+"""``edit`` value that removes the key."""
+
+
+def edit(manifest: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A copy with each ``a__b__c=value`` set at path a.b.c (``DELETE`` removes the key)."""
+    out = copy.deepcopy(manifest)
+    for path, value in changes.items():
+        node = out
+        *parents, leaf = path.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is DELETE:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return out
+
+
+Case = tuple[str, dict[str, Any], str | tuple[str, ...]]
+"""(id, manifest, text(s) the API server's error must contain: the field path and what is wrong)."""
+
+URI_FILES = "must be a path in the pod (/PATH), pvc://CLAIM/PATH or az://CONTAINER/PATH"
+URI_MODELS = "must be a path in the pod (/PATH), pvc://CLAIM/PATH, az://CONTAINER/PATH"
+URI_POD_FILES = "must be a path in the pod (/PATH) or az://CONTAINER/PATH"
+URI_BLOB = "must be az://CONTAINER/PATH"
+LOST_WITH_POD = "is a path inside the worker pod, lost with the pod"
+DNS_1035 = "metadata.name must be a DNS-1035 label"
+OBJECT_NAME = "must be a Kubernetes object name"
+QUANTITY = "must be a positive quantity"
+HTTP = "must be an http:// or https:// URL"
+MLFLOW = "must be an MLflow tracking server"
+
+TJ = good_training_job("mistake")
+QLORA = {"type": "qlora", "lora": {"r": 16}}
+QLORA_MODEL = {"uri": "meta-llama/Llama-3.1-8B", "loadIn4bit": True}
+
+TRAINING_JOB_MISTAKES: list[Case] = [
+    # names the worker Service and hostnames are made from
+    ("name-with-a-dot", edit(TJ, metadata__name="llama.lora"), DNS_1035),
+    ("name-starting-with-a-digit", edit(TJ, metadata__name="8b-lora"), DNS_1035),
+    ("name-with-capitals", edit(TJ, metadata__name="Llama-LoRA"), "metadata.name: Invalid value"),
+    # where the trained model and checkpoints go
+    ("output-relative-path", edit(TJ, spec__output={"uri": "outputs/llama"}), ("spec.output.uri", URI_FILES)),
+    (
+        "output-inside-the-pod",
+        edit(TJ, spec__output={"uri": "/outputs/llama"}),
+        ("spec.output.uri", LOST_WITH_POD),
+    ),
+    (
+        "output-file-scheme",
+        edit(TJ, spec__output={"uri": "file:///outputs/llama"}),
+        ("spec.output.uri", LOST_WITH_POD),
+    ),
+    ("output-on-s3", edit(TJ, spec__output={"uri": "s3://models/llama"}), ("spec.output.uri", URI_FILES)),
+    (
+        "output-with-a-space",
+        edit(TJ, spec__output={"uri": "az://models/llama lora"}),
+        ("spec.output.uri", URI_FILES),
+    ),
+    (
+        "output-with-a-sas-token",
+        edit(TJ, spec__output={"uri": "https://acct.blob.core.windows.net/models/x?sv=2024&sig=abc"}),
+        ("spec.output.uri", URI_FILES),
+    ),
+    (
+        "output-as-a-hub-id",
+        edit(TJ, spec__output={"uri": "myorg/llama-lora"}),
+        ("spec.output.uri", URI_FILES),
+    ),
+    (
+        "output-container-too-short",
+        edit(TJ, spec__output={"uri": "az://ml/llama"}),
+        ("spec.output.uri", URI_FILES),
+    ),
+    (
+        "checkpoints-inside-the-pod",
+        edit(TJ, spec__checkpoint={"uri": "/checkpoints"}),
+        ("spec.checkpoint.uri", LOST_WITH_POD),
+    ),
+    (
+        "checkpoints-on-gcs",
+        edit(TJ, spec__checkpoint={"uri": "gs://ckpt/llama"}),
+        ("spec.checkpoint.uri", URI_FILES),
+    ),
+    (
+        "checkpoints-leaving-the-claim",
+        edit(TJ, spec__checkpoint={"uri": "pvc://runs/../etc"}),
+        ("spec.checkpoint.uri", URI_FILES),
+    ),
+    # where the base model and data come from
+    (
+        "model-as-a-web-page",
+        edit(TJ, spec__model={"uri": "https://huggingface.co/meta-llama/Llama-3.1-8B"}),
+        ("spec.model.uri", URI_MODELS, "a web page is not a model: give the hub id"),
+    ),
+    (
+        "model-with-a-space",
+        edit(TJ, spec__model={"uri": "meta-llama/Llama 3.1 8B"}),
+        ("spec.model.uri", URI_MODELS),
+    ),
+    (
+        "model-claim-in-capitals",
+        edit(TJ, spec__model={"uri": "pvc://Models/llama"}),
+        ("spec.model.uri", URI_MODELS),
+    ),
+    (
+        "model-relative-dot-path",
+        edit(TJ, spec__model={"uri": "./models/llama"}),
+        ("spec.model.uri", URI_MODELS),
+    ),
+    (
+        "dataset-on-a-web-server",
+        edit(TJ, spec__dataset={"uri": "https://example.com/alpaca.jsonl"}),
+        ("spec.dataset.uri", URI_MODELS),
+    ),
+    (
+        "dataset-parquet-read-as-jsonl",
+        edit(TJ, spec__dataset={"uri": "az://data/train.parquet"}),
+        ("spec.dataset.format", "format must match the file's extension"),
+    ),
+    (
+        "dataset-jsonl-read-as-parquet",
+        edit(TJ, spec__dataset={"uri": "az://data/train.jsonl", "format": "parquet"}),
+        ("spec.dataset.format", "format must match the file's extension"),
+    ),
+    (
+        "hub-dataset-without-format-hf",
+        edit(TJ, spec__dataset={"uri": "tatsu-lab/alpaca"}),
+        ("spec.dataset.format", "a Hugging Face dataset id (ORG/NAME) is read with format hf"),
+    ),
+    (
+        "format-hf-on-blob-storage",
+        edit(TJ, spec__dataset={"uri": "az://data/alpaca", "format": "hf"}),
+        ("spec.dataset.format", "format hf reads a hub id or a dataset directory in the pod"),
+    ),
+    (
+        "empty-split",
+        edit(TJ, spec__dataset={"uri": "tatsu-lab/alpaca", "format": "hf", "split": ""}),
+        "spec.dataset.split",
+    ),
+    (
+        "empty-text-column",
+        edit(TJ, spec__dataset={"uri": "az://data/a.jsonl", "fields": {"text": ""}}),
+        "spec.dataset.fields.text",
+    ),
+    # what the training runtime cannot run
+    (
+        "dpo-with-packing",
+        edit(
+            TJ,
+            spec__method={"type": "dpo", "lora": {"r": 8}},
+            spec__dataset={"uri": "az://data/p.jsonl", "packing": True},
+        ),
+        ("spec.dataset.packing", "DPO compares whole chosen and rejected sequences"),
+    ),
+    (
+        "pretrain-reading-chat-messages",
+        edit(
+            TJ,
+            spec__method={"type": "pretrain"},
+            spec__dataset={"uri": "az://data/c.jsonl", "fields": {"messages": "conversation"}},
+        ),
+        ("spec.dataset.fields.messages", "pretrain and dpo do not read chat messages"),
+    ),
+    (
+        "dpo-reading-chat-messages",
+        edit(
+            TJ,
+            spec__method={"type": "dpo", "lora": {"r": 8}},
+            spec__dataset={"uri": "az://data/c.jsonl", "fields": {"messages": "m"}},
+        ),
+        "spec.dataset.fields.messages",
+    ),
+    (
+        "qlora-under-deepspeed",
+        edit(TJ, spec__method=QLORA, spec__model=QLORA_MODEL),
+        ("spec.strategy.type", "4-bit (qlora) training runs with strategy ddp"),
+    ),
+    (
+        "qlora-under-fsdp",
+        edit(TJ, spec__method=QLORA, spec__model=QLORA_MODEL, spec__strategy={"type": "fsdp"}),
+        "spec.strategy.type: Invalid value",
+    ),
+    (
+        "full-dpo-under-zero3",
+        edit(TJ, spec__method={"type": "dpo"}, spec__strategy={"type": "deepspeed", "zeroStage": 3}),
+        ("spec.method.lora: Required value", "full-model DPO under ZeRO-3"),
+    ),
+    (
+        "fp16-under-fsdp",
+        edit(TJ, spec__precision="fp16", spec__strategy={"type": "fsdp"}),
+        ("spec.precision", "fp16 loss scaling comes with strategy deepspeed only"),
+    ),
+    (
+        "fp16-under-ddp",
+        edit(TJ, spec__precision="fp16", spec__strategy={"type": "ddp"}),
+        "spec.precision: Invalid value",
+    ),
+    (
+        "deepspeed-batch-size-override",
+        edit(TJ, spec__strategy={"type": "deepspeed", "deepspeedConfig": {"train_batch_size": 64}}),
+        ("spec.strategy.deepspeedConfig: Forbidden", "train_batch_size"),
+    ),
+    (
+        "deepspeed-accumulation-override",
+        edit(TJ, spec__strategy={"type": "deepspeed", "deepspeedConfig": {"gradient_accumulation_steps": 8}}),
+        "spec.strategy.deepspeedConfig: Forbidden",
+    ),
+    (
+        "dpo-on-4-bit-without-adapters",
+        edit(TJ, spec__method={"type": "dpo"}, spec__model=QLORA_MODEL, spec__strategy={"type": "ddp"}),
+        ("spec.method.lora: Required value", "dpo on a 4-bit model trains adapters"),
+    ),
+    (
+        "qlora-in-fp32",
+        edit(
+            TJ,
+            spec__method=QLORA,
+            spec__model=QLORA_MODEL,
+            spec__strategy={"type": "ddp"},
+            spec__precision="fp32",
+        ),
+        ("spec.precision", "a 4-bit base model computes in bf16 or fp16"),
+    ),
+    (
+        "lora-settings-on-a-full-fine-tune",
+        edit(TJ, spec__method={"type": "full", "lora": {"r": 8}}),
+        ("spec.method.lora: Forbidden", "lora settings apply only to method types lora, qlora and dpo"),
+    ),
+    (
+        "offload-under-zero0",
+        edit(TJ, spec__strategy={"type": "deepspeed", "zeroStage": 0, "cpuOffload": "optimizer"}),
+        ("spec.strategy.cpuOffload", "cpuOffload needs ZeRO stage 1, 2 or 3"),
+    ),
+    # child objects the names go into
+    ("negative-cpu", edit(TJ, spec__resources__cpu="-4"), ("spec.resources.cpu", QUANTITY)),
+    ("zero-memory", edit(TJ, spec__resources__memory="0"), ("spec.resources.memory", QUANTITY)),
+    (
+        "memory-in-gigabytes-spelling",
+        edit(TJ, spec__resources__memory="64GB"),
+        ("spec.resources.memory", QUANTITY),
+    ),
+    (
+        "queue-name-with-a-slash",
+        edit(TJ, spec__queueName="team-a/gpu"),
+        ("spec.queueName", "usable as a label value"),
+    ),
+    ("queue-name-in-capitals", edit(TJ, spec__queueName="TeamA"), "spec.queueName: Invalid value"),
+    ("queue-name-too-long", edit(TJ, spec__queueName="q" * 64), "spec.queueName: Too long"),
+    (
+        "priority-class-underscore",
+        edit(TJ, spec__priorityClassName="high_priority"),
+        ("spec.priorityClassName", OBJECT_NAME),
+    ),
+    (
+        "service-account-in-capitals",
+        edit(TJ, spec__serviceAccountName="Trainer"),
+        ("spec.serviceAccountName", OBJECT_NAME),
+    ),
+    (
+        "node-pool-in-capitals",
+        edit(TJ, spec__resources__nodePool="GPUPool"),
+        "spec.resources.nodePool: Invalid value",
+    ),
+    # counts and durations
+    (
+        "max-steps-unbounded",
+        edit(TJ, spec__hyperparameters={"maxSteps": 10**11}),
+        "spec.hyperparameters.maxSteps: Invalid value",
+    ),
+    (
+        "warmup-unbounded",
+        edit(TJ, spec__hyperparameters={"warmupSteps": 10**9}),
+        "spec.hyperparameters.warmupSteps: Invalid value",
+    ),
+    (
+        "negative-seed",
+        edit(TJ, spec__hyperparameters={"seed": -1}),
+        "spec.hyperparameters.seed: Invalid value",
+    ),
+    (
+        "seed-beyond-32-bits",
+        edit(TJ, spec__hyperparameters={"seed": 2**40}),
+        "spec.hyperparameters.seed: Invalid value",
+    ),
+    (
+        "grad-norm-unbounded",
+        edit(TJ, spec__hyperparameters={"maxGradNorm": 1e9}),
+        "spec.hyperparameters.maxGradNorm: Invalid value",
+    ),
+    (
+        "zero-accumulation",
+        edit(TJ, spec__hyperparameters={"gradientAccumulationSteps": 0}),
+        "spec.hyperparameters.gradientAccumulationSteps",
+    ),
+    (
+        "sequence-length-4",
+        edit(TJ, spec__hyperparameters={"sequenceLength": 4}),
+        "spec.hyperparameters.sequenceLength: Invalid value",
+    ),
+    (
+        "schedule-unknown",
+        edit(TJ, spec__hyperparameters={"lrSchedule": "exponential"}),
+        "spec.hyperparameters.lrSchedule: Unsupported value",
+    ),
+    (
+        "ttl-of-ten-years",
+        edit(TJ, spec__ttlSecondsAfterFinished=315_360_000),
+        "spec.ttlSecondsAfterFinished: Invalid value",
+    ),
+    (
+        "checkpoint-every-0-steps",
+        edit(TJ, spec__checkpoint={"intervalSteps": 0}),
+        "spec.checkpoint.intervalSteps: Invalid value",
+    ),
+    (
+        "checkpoint-interval-unbounded",
+        edit(TJ, spec__checkpoint={"intervalSteps": 10**9}),
+        "spec.checkpoint.intervalSteps: Invalid value",
+    ),
+    (
+        "keep-no-checkpoint",
+        edit(TJ, spec__checkpoint={"keepLast": 0}),
+        "spec.checkpoint.keepLast: Invalid value",
+    ),
+    ("300-nodes", edit(TJ, spec__resources__nodes=300), "spec.resources.nodes: Invalid value"),
+    ("backoff-1000", edit(TJ, spec__backoffLimit=1000), "spec.backoffLimit: Invalid value"),
+    (
+        "scheduling-timeout-of-a-month",
+        edit(TJ, spec__schedulingTimeoutSeconds=2_592_000),
+        "spec.schedulingTimeoutSeconds: Invalid value",
+    ),
+    (
+        "lora-dropout-1",
+        edit(TJ, spec__method={"type": "lora", "lora": {"dropout": 1.0}}),
+        "spec.method.lora.dropout: Invalid value",
+    ),
+    (
+        "lora-no-target-modules",
+        edit(TJ, spec__method={"type": "lora", "lora": {"targetModules": []}}),
+        "spec.method.lora.targetModules",
+    ),
+    (
+        "dpo-beta-0",
+        edit(TJ, spec__method={"type": "dpo", "lora": {"r": 8}, "dpo": {"beta": 0}}),
+        "spec.method.dpo.beta: Invalid value",
+    ),
+    (
+        "dpo-loss-kto",
+        edit(TJ, spec__method={"type": "dpo", "lora": {"r": 8}, "dpo": {"lossType": "kto"}}),
+        "spec.method.dpo.lossType: Invalid value",
+    ),
+    # tracking endpoints
+    (
+        "mlflow-without-scheme",
+        edit(TJ, spec__tracking={"mlflowUri": "mlflow.internal:5000"}),
+        ("spec.tracking.mlflowUri", MLFLOW),
+    ),
+    (
+        "mlflow-with-a-space",
+        edit(TJ, spec__tracking={"mlflowUri": "http://mlflow internal"}),
+        ("spec.tracking.mlflowUri", MLFLOW),
+    ),
+    (
+        "pushgateway-without-scheme",
+        edit(TJ, spec__tracking={"pushgatewayUrl": "pushgateway:9091"}),
+        ("spec.tracking.pushgatewayUrl", HTTP),
+    ),
+    ("empty-experiment", edit(TJ, spec__tracking={"experiment": ""}), "spec.tracking.experiment"),
+    (
+        "env-name-with-a-space",
+        edit(TJ, spec__env=[{"name": "MY VAR", "value": "1"}]),
+        "spec.env[0].name: Invalid value",
+    ),
+    (
+        "env-overriding-the-config-path",
+        edit(TJ, spec__env=[{"name": "MODELFLEET_CONFIG", "value": "/x"}]),
+        "spec.env: Forbidden",
+    ),
+    (
+        "instance-type-lowercase",
+        edit(TJ, spec__resources__instanceType="standard_nd96isr_h100_v5"),
+        "spec.resources.instanceType: Unsupported value",
+    ),
+]
+
+MD = good_model_deployment("mistake")
+SECRET = {"name": "llama-api-key"}
+
+
+def engine(type_: str, **settings: Any) -> dict[str, Any]:
+    return {"type": type_, "settings": settings}
+
+
+MODEL_DEPLOYMENT_MISTAKES: list[Case] = [
+    ("name-with-a-dot", edit(MD, metadata__name="llama.8b"), DNS_1035),
+    ("name-starting-with-a-digit", edit(MD, metadata__name="8b-chat"), DNS_1035),
+    # engine settings the chosen engine has no equivalent for
+    (
+        "transformers-tensor-parallel",
+        edit(MD, spec__engine=engine("transformers", tensorParallelSize=2), spec__autoscaling=DELETE),
+        ("spec.engine.settings.tensorParallelSize: Forbidden", "not supported by engine transformers"),
+    ),
+    (
+        "transformers-max-model-length",
+        edit(MD, spec__engine=engine("transformers", maxModelLength=4096), spec__autoscaling=DELETE),
+        "spec.engine.settings.maxModelLength: Forbidden",
+    ),
+    (
+        "transformers-awq",
+        edit(MD, spec__engine=engine("transformers", quantization="awq"), spec__autoscaling=DELETE),
+        "spec.engine.settings.quantization: Invalid value",
+    ),
+    (
+        "transformers-api-key",
+        edit(MD, spec__engine=engine("transformers"), spec__autoscaling=DELETE, spec__apiKeySecret=SECRET),
+        ("spec.apiKeySecret: Forbidden", "apiKeySecret is not supported by engine.type"),
+    ),
+    (
+        "transformers-served-name-with-a-tag",
+        edit(
+            MD,
+            spec__engine=engine("transformers"),
+            spec__autoscaling=DELETE,
+            spec__servedModelName="llama:latest",
+        ),
+        ("spec.servedModelName", "engine transformers serves under a relative path"),
+    ),
+    (
+        "transformers-served-name-absolute",
+        edit(
+            MD,
+            spec__engine=engine("transformers"),
+            spec__autoscaling=DELETE,
+            spec__servedModelName="/models/llama",
+        ),
+        "spec.servedModelName: Invalid value",
+    ),
+    (
+        "triton-api-key",
+        edit(MD, spec__engine=engine("triton-trtllm"), spec__autoscaling=DELETE, spec__apiKeySecret=SECRET),
+        "spec.apiKeySecret: Forbidden",
+    ),
+    (
+        "triton-dtype",
+        edit(MD, spec__engine=engine("triton-trtllm", dtype="bfloat16"), spec__autoscaling=DELETE),
+        ("spec.engine.settings.dtype", "settings.dtype is not supported by this engine"),
+    ),
+    (
+        "triton-max-num-seqs",
+        edit(MD, spec__engine=engine("triton-trtllm", maxNumSeqs=64), spec__autoscaling=DELETE),
+        "spec.engine.settings.maxNumSeqs: Forbidden",
+    ),
+    (
+        "triton-gpu-memory",
+        edit(MD, spec__engine=engine("triton-trtllm", gpuMemoryUtilization=0.9), spec__autoscaling=DELETE),
+        "spec.engine.settings.gpuMemoryUtilization: Forbidden",
+    ),
+    (
+        "triton-prefix-caching",
+        edit(MD, spec__engine=engine("triton-trtllm", prefixCaching=True), spec__autoscaling=DELETE),
+        "spec.engine.settings.prefixCaching: Forbidden",
+    ),
+    (
+        "triton-lora",
+        edit(
+            MD,
+            spec__engine=engine("triton-trtllm", loraAdapters=[{"name": "sql", "uri": "az://adapters/sql"}]),
+            spec__autoscaling=DELETE,
+        ),
+        "spec.engine.settings.loraAdapters: Forbidden",
+    ),
+    (
+        "tgi-float32",
+        edit(MD, spec__engine=engine("tgi", dtype="float32")),
+        "spec.engine.settings.dtype: Invalid value",
+    ),
+    (
+        "lmdeploy-float32",
+        edit(MD, spec__engine=engine("lmdeploy", dtype="float32"), spec__autoscaling=DELETE),
+        "spec.engine.settings.dtype",
+    ),
+    (
+        "lmdeploy-lora-over-awq",
+        edit(
+            MD,
+            spec__engine=engine(
+                "lmdeploy", quantization="awq", loraAdapters=[{"name": "sql", "uri": "az://adapters/sql"}]
+            ),
+            spec__autoscaling=DELETE,
+        ),
+        ("spec.engine.settings.loraAdapters: Forbidden", "lmdeploy"),
+    ),
+    (
+        "quantization-int8",
+        edit(MD, spec__engine=engine("vllm", quantization="int8")),
+        'spec.engine.settings.quantization: Unsupported value: "int8"',
+    ),
+    (
+        "dtype-fp16-spelling",
+        edit(MD, spec__engine=engine("vllm", dtype="fp16")),
+        'spec.engine.settings.dtype: Unsupported value: "fp16"',
+    ),
+    (
+        "gpu-memory-above-1",
+        edit(MD, spec__engine=engine("vllm", gpuMemoryUtilization=1.5)),
+        "spec.engine.settings.gpuMemoryUtilization",
+    ),
+    (
+        "max-num-seqs-0",
+        edit(MD, spec__engine=engine("vllm", maxNumSeqs=0)),
+        "spec.engine.settings.maxNumSeqs: Invalid value",
+    ),
+    (
+        "max-model-length-8",
+        edit(MD, spec__engine=engine("vllm", maxModelLength=8)),
+        "spec.engine.settings.maxModelLength: Invalid value",
+    ),
+    (
+        "extra-arg-too-long",
+        edit(MD, spec__engine=engine("vllm", extraArgs=["--x=" + "a" * 2000])),
+        "spec.engine.settings.extraArgs[0]: Too long",
+    ),
+    (
+        "canary-on-triton-with-api-key",
+        edit(MD, spec__apiKeySecret=SECRET, spec__canary={"engine": engine("triton-trtllm")}),
+        ("spec.apiKeySecret: Forbidden", "canary.engine.type"),
+    ),
+    (
+        "canary-transformers-tensor-parallel",
+        edit(MD, spec__canary={"engine": engine("transformers", tensorParallelSize=2)}),
+        "spec.canary.engine.settings.tensorParallelSize: Forbidden",
+    ),
+    (
+        "canary-4-bit-model",
+        edit(MD, spec__canary={"model": {"uri": "org/m", "loadIn4bit": True}}),
+        ("spec.canary.model.loadIn4bit: Forbidden", "canary.model.loadIn4bit is a training setting"),
+    ),
+    (
+        "canary-transformers-served-name-with-a-tag",
+        edit(MD, spec__servedModelName="llama:v2", spec__canary={"engine": engine("transformers")}),
+        ("spec.servedModelName", "(canary.engine.type)"),
+    ),
+    # autoscaling on a metric the engine does not export
+    (
+        "kv-cache-autoscaling-on-tgi",
+        edit(
+            MD,
+            spec__engine=engine("tgi"),
+            spec__autoscaling={"maxReplicas": 4, "metric": "kvCacheUsage", "target": 0.8},
+        ),
+        ("spec.autoscaling.metric", "autoscaling.metric is not exported by this engine"),
+    ),
+    (
+        "autoscaling-transformers",
+        edit(MD, spec__engine=engine("transformers"), spec__resources={"gpusPerReplica": 1}),
+        "spec.autoscaling.metric: Invalid value",
+    ),
+    (
+        "autoscaling-lmdeploy-to-zero",
+        edit(MD, spec__engine=engine("lmdeploy")),
+        "spec.autoscaling.metric: Invalid value",
+    ),
+    (
+        "running-requests-on-triton",
+        edit(
+            MD,
+            spec__engine=engine("triton-trtllm"),
+            spec__autoscaling={"maxReplicas": 4, "metric": "runningRequests", "target": 8},
+        ),
+        "spec.autoscaling.metric: Invalid value",
+    ),
+    (
+        "autoscaling-target-0",
+        edit(MD, spec__autoscaling={"maxReplicas": 4, "target": 0}),
+        "spec.autoscaling.target: Invalid value",
+    ),
+    (
+        "cooldown-of-a-week",
+        edit(MD, spec__autoscaling={"maxReplicas": 4, "target": 4, "cooldownSeconds": 604800}),
+        "spec.autoscaling.cooldownSeconds",
+    ),
+    ("500-replicas", edit(MD, spec__autoscaling=DELETE, spec__replicas=500), "spec.replicas: Invalid value"),
+    ("negative-canary-weight", edit(MD, spec__canary__weight=-5), "spec.canary.weight: Invalid value"),
+    ("canary-without-replicas", edit(MD, spec__canary__replicas=0), "spec.canary.replicas: Invalid value"),
+    # storage and names of children
+    (
+        "model-as-a-web-page",
+        edit(MD, spec__model={"uri": "https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct"}),
+        ("spec.model.uri", URI_MODELS),
+    ),
+    ("model-on-s3", edit(MD, spec__model={"uri": "s3://models/llama"}), "spec.model.uri: Invalid value"),
+    (
+        "adapter-on-s3",
+        edit(MD, spec__engine=engine("vllm", loraAdapters=[{"name": "sql", "uri": "s3://adapters/sql"}])),
+        ("spec.engine.settings.loraAdapters[0].uri", URI_MODELS),
+    ),
+    (
+        "adapter-name-with-a-space",
+        edit(MD, spec__engine=engine("vllm", loraAdapters=[{"name": "sql adapter", "uri": "org/sql"}])),
+        "spec.engine.settings.loraAdapters[0].name: Invalid value",
+    ),
+    (
+        "secret-name-underscore",
+        edit(MD, spec__apiKeySecret={"name": "llama_key"}),
+        ("spec.apiKeySecret.name", OBJECT_NAME),
+    ),
+    (
+        "secret-key-with-a-slash",
+        edit(MD, spec__apiKeySecret={"name": "llama-key", "key": "api/key"}),
+        "spec.apiKeySecret.key: Invalid value",
+    ),
+    (
+        "claim-in-capitals",
+        edit(MD, spec__modelCache={"pvc": {"claimName": "Models"}}),
+        ("spec.modelCache.pvc.claimName", OBJECT_NAME),
+    ),
+    (
+        "negative-cache-size",
+        edit(MD, spec__modelCache={"emptyDir": {"sizeLimit": "-10Gi"}}),
+        ("spec.modelCache.emptyDir.sizeLimit", QUANTITY),
+    ),
+    (
+        "cache-size-in-words",
+        edit(MD, spec__modelCache={"emptyDir": {"sizeLimit": "lots"}}),
+        ("spec.modelCache.emptyDir.sizeLimit", QUANTITY),
+    ),
+    ("zero-cpu", edit(MD, spec__resources__cpu="0"), ("spec.resources.cpu", QUANTITY)),
+    ("spot-as-a-word", edit(MD, spec__resources__spot="yes"), "spec.resources.spot: Invalid value"),
+    (
+        "service-account-with-underscore",
+        edit(MD, spec__serviceAccountName="serve_sa"),
+        ("spec.serviceAccountName", OBJECT_NAME),
+    ),
+]
+
+BS = good_benchmark_sweep("mistake")
+TEMPLATE = BS["spec"]["targets"][1]["template"]
+SYNTHETIC = BS["spec"]["workload"]
+
+
+def grid(**axes: Any) -> list[dict[str, Any]]:
+    return [{"name": "grid", "template": TEMPLATE, "axes": axes}]
+
+
+BENCHMARK_SWEEP_MISTAKES: list[Case] = [
+    ("name-with-a-dot", edit(BS, metadata__name="engines.v2"), DNS_1035),
+    ("name-starting-with-a-digit", edit(BS, metadata__name="2025-engines"), DNS_1035),
+    (
+        "deployment-ref-with-a-dot",
+        edit(BS, spec__targets=[{"name": "a", "deploymentRef": "llama.8b"}]),
+        ("spec.targets[0].deploymentRef", "must be a DNS-1035 label"),
+    ),
+    (
+        "same-deployment-twice",
+        edit(
+            BS,
+            spec__targets=[
+                {"name": "a", "deploymentRef": "llama-8b"},
+                {"name": "b", "deploymentRef": "llama-8b"},
+            ],
+        ),
+        ("spec.targets", "two targets measure the same deploymentRef"),
+    ),
+    (
+        "target-name-in-capitals",
+        edit(BS, spec__targets=[{"name": "Grid", "deploymentRef": "x"}]),
+        "spec.targets[0].name: Invalid value",
+    ),
+    (
+        "duplicate-engine-axis",
+        edit(BS, spec__targets=grid(engine=["vllm", "vllm"])),
+        "spec.targets[0].axes.engine[1]: Duplicate value",
+    ),
+    (
+        "duplicate-tp-axis",
+        edit(BS, spec__targets=grid(tensorParallelSize=[2, 2])),
+        "spec.targets[0].axes.tensorParallelSize[1]: Duplicate value",
+    ),
+    (
+        "duplicate-model-axis",
+        edit(BS, spec__targets=grid(model=["org/a", "org/a"])),
+        "spec.targets[0].axes.model[1]: Duplicate value",
+    ),
+    (
+        "duplicate-quantization-axis",
+        edit(BS, spec__targets=grid(quantization=["awq", "awq"])),
+        "spec.targets[0].axes.quantization[1]: Duplicate value",
+    ),
+    (
+        "duplicate-concurrency",
+        edit(BS, spec__load__concurrency=[8, 8]),
+        "spec.load.concurrency[1]: Duplicate value",
+    ),
+    (
+        "duplicate-request-rates",
+        edit(BS, spec__load={"mode": "open-loop", "requestRates": [2.0, 2.0], "requests": 10}),
+        "spec.load.requestRates[1]: Duplicate value",
+    ),
+    (
+        "concurrency-in-open-loop",
+        edit(BS, spec__load={"mode": "open-loop", "requestRates": [2.0], "concurrency": [8], "requests": 10}),
+        ("spec.load.concurrency: Forbidden", "open-loop sends requestRates"),
+    ),
+    (
+        "rates-in-closed-loop",
+        edit(
+            BS, spec__load={"mode": "closed-loop", "concurrency": [8], "requestRates": [2.0], "requests": 10}
+        ),
+        ("spec.load.requestRates: Forbidden", "closed-loop sends at concurrency"),
+    ),
+    (
+        "mean-above-its-max",
+        edit(
+            BS,
+            spec__workload={
+                "synthetic": {"inputTokens": {"mean": 4096, "max": 2048}, "outputTokens": {"mean": 1}}
+            },
+            spec__tokenLengths=DELETE,
+        ),
+        ("spec.workload.synthetic.inputTokens.mean", "mean must lie within [min, max]"),
+    ),
+    (
+        "stddev-on-uniform",
+        edit(
+            BS,
+            spec__workload={
+                "synthetic": {
+                    "inputTokens": {"distribution": "uniform", "mean": 512, "stddev": 64},
+                    "outputTokens": {"mean": 1},
+                }
+            },
+        ),
+        ("spec.workload.synthetic.inputTokens.stddev: Forbidden", "normal only"),
+    ),
+    (
+        "awq-axis-with-transformers",
+        edit(BS, spec__targets=grid(engine=["vllm", "transformers"], quantization=["awq"])),
+        ("spec.targets[0].axes.quantization", "every value must be supported by every engine expanded"),
+    ),
+    (
+        "fp8-axis-on-lmdeploy-template",
+        edit(
+            BS,
+            spec__targets=[
+                {
+                    "name": "g",
+                    "template": {**TEMPLATE, "engine": engine("lmdeploy")},
+                    "axes": {"quantization": ["none", "fp8"]},
+                }
+            ],
+        ),
+        "spec.targets[0].axes.quantization: Invalid value",
+    ),
+    (
+        "engine-axis-transformers-with-max-length",
+        edit(
+            BS,
+            spec__targets=[
+                {
+                    "name": "g",
+                    "template": {**TEMPLATE, "engine": engine("vllm", maxModelLength=8192)},
+                    "axes": {"engine": ["vllm", "transformers"]},
+                }
+            ],
+        ),
+        ("spec.targets[0].axes.engine: Forbidden", "maxModelLength"),
+    ),
+    (
+        "engine-axis-tgi-with-float32",
+        edit(
+            BS,
+            spec__targets=[
+                {
+                    "name": "g",
+                    "template": {**TEMPLATE, "engine": engine("vllm", dtype="float32")},
+                    "axes": {"engine": ["vllm", "tgi"]},
+                }
+            ],
+        ),
+        ("spec.targets[0].axes.engine: Invalid value", "dtype"),
+    ),
+    *(
+        (
+            f"engine-axis-transformers-with-template-{setting}",
+            edit(
+                BS,
+                spec__targets=[
+                    {
+                        "name": "g",
+                        "template": {**TEMPLATE, "engine": engine("vllm", **{setting: value})},
+                        "axes": {"engine": ["vllm", "transformers"]},
+                    }
+                ],
+            ),
+            ("spec.targets[0].axes.engine", f"the template's engine.settings.{setting}"),
+        )
+        for setting, value in (
+            ("gpuMemoryUtilization", 0.8),
+            ("maxNumSeqs", 64),
+            ("prefixCaching", True),
+            ("tensorParallelSize", 2),
+            ("loraAdapters", [{"name": "sql", "uri": "org/sql-lora"}]),
+        )
+    ),
+    (
+        "engine-axis-lmdeploy-with-template-fp8",
+        edit(
+            BS,
+            spec__targets=[
+                {
+                    "name": "g",
+                    "template": {**TEMPLATE, "engine": engine("vllm", quantization="fp8")},
+                    "axes": {"engine": ["vllm", "lmdeploy"]},
+                }
+            ],
+        ),
+        ("spec.targets[0].axes.engine", "the template's engine.settings.quantization"),
+    ),
+    (
+        "engine-axis-lmdeploy-with-template-lora-over-awq",
+        edit(
+            BS,
+            spec__targets=[
+                {
+                    "name": "g",
+                    "template": {
+                        **TEMPLATE,
+                        "engine": engine(
+                            "vllm", quantization="awq", loraAdapters=[{"name": "a", "uri": "org/a"}]
+                        ),
+                    },
+                    "axes": {"engine": ["lmdeploy"]},
+                }
+            ],
+        ),
+        ("spec.targets[0].axes.engine: Forbidden", "cannot go with quantization on engine lmdeploy"),
+    ),
+    (
+        "tp-axis-with-transformers",
+        edit(BS, spec__targets=grid(engine=["transformers"], tensorParallelSize=[1, 2])),
+        ("spec.targets[0].axes.tensorParallelSize", "engine transformers runs on one device"),
+    ),
+    (
+        "model-axis-on-s3",
+        edit(BS, spec__targets=grid(model=["s3://models/a"])),
+        ("spec.targets[0].axes.model[0]", URI_MODELS),
+    ),
+    (
+        "model-axis-web-page",
+        edit(BS, spec__targets=grid(model=["https://huggingface.co/org/a"])),
+        "spec.targets[0].axes.model[0]: Invalid value",
+    ),
+    (
+        "template-api-key-on-transformers",
+        edit(
+            BS,
+            spec__targets=[
+                {
+                    "name": "g",
+                    "template": {
+                        **TEMPLATE,
+                        "engine": engine("transformers"),
+                        "resources": {"gpusPerReplica": 1},
+                        "apiKeySecret": SECRET,
+                    },
+                }
+            ],
+        ),
+        "spec.targets[0].template.apiKeySecret: Forbidden",
+    ),
+    (
+        "template-kv-autoscaling-on-tgi",
+        edit(
+            BS,
+            spec__targets=[
+                {
+                    "name": "g",
+                    "template": {
+                        **TEMPLATE,
+                        "engine": engine("tgi"),
+                        "autoscaling": {"maxReplicas": 2, "metric": "kvCacheUsage", "target": 0.5},
+                    },
+                }
+            ],
+        ),
+        "spec.targets[0].template.autoscaling.metric: Invalid value",
+    ),
+    (
+        "prompts-as-a-hub-dataset",
+        edit(
+            BS,
+            spec__workload={"promptsFile": {"uri": "anon8231489123/ShareGPT_Vicuna_unfiltered"}},
+            spec__tokenLengths=DELETE,
+        ),
+        ("spec.workload.promptsFile.uri", URI_POD_FILES),
+    ),
+    (
+        "prompts-on-a-claim",
+        edit(
+            BS, spec__workload={"promptsFile": {"uri": "pvc://data/prompts.jsonl"}}, spec__tokenLengths=DELETE
+        ),
+        "spec.workload.promptsFile.uri: Invalid value",
+    ),
+    (
+        "prompts-relative-path",
+        edit(BS, spec__workload={"promptsFile": {"uri": "prompts.jsonl"}}, spec__tokenLengths=DELETE),
+        "spec.workload.promptsFile.uri: Invalid value",
+    ),
+    (
+        "trace-relative-path",
+        edit(BS, spec__workload={"trace": {"uri": "trace.jsonl"}}, spec__tokenLengths=DELETE),
+        "spec.workload.trace.uri: Invalid value",
+    ),
+    (
+        "results-on-s3",
+        edit(BS, spec__sinks={"blobUri": "s3://results/sweeps"}),
+        ("spec.sinks.blobUri", URI_BLOB),
+    ),
+    (
+        "results-with-a-sas-token",
+        edit(BS, spec__sinks={"blobUri": "https://acct.blob.core.windows.net/results?sv=2024&sig=x"}),
+        "spec.sinks.blobUri: Invalid value",
+    ),
+    (
+        "tokenizer-on-blob",
+        edit(BS, spec__tokenizer="az://models/tokenizer"),
+        ("spec.tokenizer", "must be a path in the pod (/PATH) or a Hugging Face id"),
+    ),
+    (
+        "tokenizer-with-a-space",
+        edit(BS, spec__tokenizer="meta-llama/Llama 3"),
+        "spec.tokenizer: Invalid value",
+    ),
+    (
+        "pushgateway-without-scheme",
+        edit(BS, spec__sinks={"pushgateway": {"url": "pushgateway.monitoring:9091"}}),
+        ("spec.sinks.pushgateway.url", HTTP),
+    ),
+    (
+        "mlflow-without-scheme",
+        edit(BS, spec__sinks={"mlflow": {"trackingUri": "mlflow:5000"}}),
+        ("spec.sinks.mlflow.trackingUri", MLFLOW),
+    ),
+    (
+        "search-without-slos",
+        edit(
+            BS,
+            spec__load={"mode": "open-loop", "search": {"min": 1, "max": 64}, "requests": 50},
+            spec__slos=DELETE,
+        ),
+        ("spec.load.search: Required value", "search finds the highest load meeting the SLOs"),
+    ),
+    (
+        "search-with-listed-rates",
+        edit(
+            BS,
+            spec__load={
+                "mode": "open-loop",
+                "search": {"min": 1, "max": 64},
+                "requestRates": [2],
+                "requests": 50,
+            },
+        ),
+        ("spec.load.search: Forbidden", "search chooses the load levels itself"),
+    ),
+    (
+        "closed-loop-search-over-fractions",
+        edit(BS, spec__load={"mode": "closed-loop", "search": {"min": 1.5, "max": 64}, "requests": 50}),
+        ("spec.load.search", "a closed-loop search is over concurrency"),
+    ),
+    (
+        "open-loop-without-rates",
+        edit(BS, spec__load={"mode": "open-loop", "requests": 50}),
+        ("spec.load.requestRates: Required value", "open-loop needs at least one request rate"),
+    ),
+    (
+        "multi-turn-over-kserve",
+        edit(BS, spec__workload={**SYNTHETIC, "multiTurn": {"turns": 3}}, spec__protocol="kserve-v2-http"),
+        ("spec.workload.multiTurn", "multi-turn conversations are sent as chat messages"),
+    ),
+    (
+        "multi-turn-over-a-trace",
+        edit(
+            BS,
+            spec__workload={"trace": {"uri": "/traces/t.jsonl"}, "multiTurn": {"turns": 3}},
+            spec__tokenLengths=DELETE,
+        ),
+        ("spec.workload.multiTurn: Forbidden", "a trace already holds its turns"),
+    ),
+    (
+        "think-time-min-above-max",
+        edit(
+            BS, spec__workload={**SYNTHETIC, "multiTurn": {"thinkTime": {"minSeconds": 30, "maxSeconds": 5}}}
+        ),
+        ("spec.workload.multiTurn.thinkTime", "minSeconds must be <= maxSeconds"),
+    ),
+    (
+        "trace-arrival-without-a-trace",
+        edit(BS, spec__load={"mode": "open-loop", "requestRates": [1], "arrival": "trace", "requests": 50}),
+        ("spec.load.arrival", "arrival trace sends requests at a trace's recorded offsets"),
+    ),
+    ("negative-ttft-slo", edit(BS, spec__slos={"ttftP95Ms": -1}), "spec.slos.ttftP95Ms: Invalid value"),
+    ("slo-of-ten-hours", edit(BS, spec__slos={"e2eP95Ms": 36_000_000}), "spec.slos.e2eP95Ms: Invalid value"),
+    (
+        "negative-seed",
+        edit(BS, spec__workload={**SYNTHETIC, "seed": -3}),
+        "spec.workload.seed: Invalid value",
+    ),
+    (
+        "service-account-in-capitals",
+        edit(BS, spec__serviceAccountName="Bench"),
+        ("spec.serviceAccountName", OBJECT_NAME),
+    ),
+]
+
+# ---- valid variety: must be accepted as written ----------------------------------------------------
+
+
+def training_job(name: str, **spec: Any) -> dict[str, Any]:
+    base = {
+        "model": {"uri": "meta-llama/Llama-3.1-8B"},
+        "dataset": {"uri": "az://data/alpaca.jsonl"},
+        "output": {"uri": "az://models/out"},
+    }
+    return {
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name},
+        "spec": base | spec,
+    }
+
+
+def model_deployment(name: str, **spec: Any) -> dict[str, Any]:
+    base = {"model": {"uri": "meta-llama/Llama-3.1-8B-Instruct"}}
+    return {
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": base | spec,
+    }
+
+
+def benchmark_sweep(name: str, **spec: Any) -> dict[str, Any]:
+    base = {
+        "targets": [{"name": "current", "deploymentRef": "llama-8b"}],
+        "workload": SYNTHETIC,
+        "load": {"mode": "closed-loop", "concurrency": [1, 4], "requests": 50},
+    }
+    return {
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "BenchmarkSweep",
+        "metadata": {"name": name},
+        "spec": base | spec,
+    }
+
+
+def longest(prefix: str, length: int) -> str:
+    """A name of exactly ``length`` characters, starting with ``prefix``."""
+    return (prefix + "-0123456789" * 30)[: length - 1] + "z"
+
+
+LONGEST_TRAINING_JOB = longest("llama-lora", 59)
+LONGEST_MODEL_DEPLOYMENT = longest("llama-chat", 56)
+LONGEST_BENCHMARK_SWEEP = longest("engines", 63)
+LONGEST_OBJECT_NAME = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+"""253 characters: the longest Secret, ServiceAccount or PriorityClass name."""
+
+VALID: list[tuple[str, dict[str, Any]]] = [
+    ("tj-name-at-59-characters", training_job(LONGEST_TRAINING_JOB)),
+    (
+        "tj-qlora-on-ddp-to-a-claim",
+        training_job(
+            "qlora",
+            model={"uri": "pvc://models/llama-3.1-8b", "loadIn4bit": True},
+            method={"type": "qlora", "lora": {"r": 64, "alpha": 16, "targetModules": ["all-linear"]}},
+            strategy={"type": "ddp"},
+            output={"uri": "pvc://runs/qlora/final"},
+            checkpoint={"uri": "https://acct01.blob.core.windows.net/ckpt/qlora", "intervalSteps": 200},
+            resources={
+                "nodes": 1,
+                "gpusPerNode": 2,
+                "instanceType": "Standard_NC80adis_H100_v5",
+                "spot": True,
+            },
+        ),
+    ),
+    (
+        "tj-dpo-adapters-on-zero3-hub-dataset",
+        training_job(
+            "dpo",
+            dataset={"uri": "HuggingFaceH4/ultrafeedback_binarized", "format": "hf", "split": "train_prefs"},
+            method={"type": "dpo", "lora": {"r": 16}, "dpo": {"beta": 0.1, "lossType": "ipo"}},
+            strategy={"type": "deepspeed", "zeroStage": 3},
+            hyperparameters={"maxSteps": 10_000_000, "warmupSteps": 9_999_999, "seed": 2**32 - 1},
+        ),
+    ),
+    (
+        "tj-full-fsdp-parquet-on-a-claim",
+        training_job(
+            "fsdp-full",
+            dataset={"uri": "pvc://datasets/tulu/train.parquet", "format": "parquet"},
+            method={"type": "full"},
+            strategy={"type": "fsdp", "fsdp": {"reshardAfterForward": False}},
+            resources={
+                "nodes": 256,
+                "gpusPerNode": 8,
+                "instanceType": "Standard_ND96isr_H100_v5",
+                "cpu": "90",
+                "memory": "1800Gi",
+            },
+        ),
+    ),
+    (
+        "tj-pretrain-from-the-image-with-tracking",
+        training_job(
+            "pretrain",
+            model={"uri": "/models/tiny-llama", "trustRemoteCode": True},
+            dataset={"uri": "file:///data/corpus.arrow", "format": "arrow", "fields": {"text": "content"}},
+            method={"type": "pretrain"},
+            strategy={"type": "ddp"},
+            precision="fp32",
+            tracking={
+                "mlflowUri": "https://mlflow.example.com:5000/",
+                "experiment": "pretrain",
+                "pushgatewayUrl": "http://pushgateway.monitoring:9091",
+            },
+            queueName="team-a.gpu",
+            priorityClassName=LONGEST_OBJECT_NAME,
+            serviceAccountName=LONGEST_OBJECT_NAME,
+            ttlSecondsAfterFinished=2_592_000,
+        ),
+    ),
+    (
+        "tj-zero3-param-offload-fp16",
+        training_job(
+            "offload",
+            precision="fp16",
+            strategy={
+                "type": "deepspeed",
+                "zeroStage": 3,
+                "cpuOffload": "optimizer_and_params",
+                "deepspeedConfig": {
+                    "zero_optimization": {"overlap_comm": True},
+                    "wall_clock_breakdown": False,
+                },
+            },
+            dataset={"uri": "az://data/chat.jsonl", "fields": {"messages": "conversation"}},
+        ),
+    ),
+    ("md-name-at-56-characters", model_deployment(LONGEST_MODEL_DEPLOYMENT)),
+    (
+        "md-transformers-on-cpu",
+        model_deployment(
+            "tiny-chat",
+            model={"uri": "/models/tiny"},
+            servedModelName="tiny/llama_v2.1",
+            engine=engine("transformers", dtype="float32"),
+            resources={"instanceType": "Standard_NC40adis_H100_v5", "cpu": "500m", "memory": "1.5Gi"},
+            replicas=1,
+        ),
+    ),
+    (
+        "md-triton-tensor-parallel-8",
+        model_deployment(
+            "triton-70b",
+            model={"uri": "az://engines/llama-70b-trtllm"},
+            servedModelName="ensemble",
+            engine=engine("triton-trtllm", tensorParallelSize=8, extraArgs=["--log-verbose=1"]),
+            resources={"gpusPerReplica": 8, "instanceType": "Standard_ND96isr_H100_v5"},
+            autoscaling={"minReplicas": 1, "maxReplicas": 3, "metric": "queueDepth", "target": 16},
+        ),
+    ),
+    (
+        "md-tgi-awq-with-api-key",
+        model_deployment(
+            "tgi-awq",
+            model={"uri": "TheBloke/Llama-2-13B-AWQ", "revision": "main"},
+            engine=engine(
+                "tgi", dtype="bfloat16", quantization="awq", maxModelLength=8192, prefixCaching=True
+            ),
+            autoscaling={
+                "minReplicas": 0,
+                "maxReplicas": 100,
+                "metric": "requestsPerSecond",
+                "target": 5,
+                "cooldownSeconds": 86400,
+            },
+            apiKeySecret={"name": LONGEST_OBJECT_NAME, "key": "token.txt"},
+        ),
+    ),
+    (
+        "md-lmdeploy-gptq",
+        model_deployment(
+            "lmdeploy-gptq",
+            engine=engine(
+                "lmdeploy", quantization="gptq", dtype="float16", gpuMemoryUtilization=0.5, maxNumSeqs=256
+            ),
+            modelCache={"pvc": {"claimName": "model-cache.rwx", "readOnly": False}},
+        ),
+    ),
+    (
+        "md-vllm-adapters-and-sglang-canary",
+        model_deployment(
+            "adapters",
+            engine=engine(
+                "vllm",
+                loraAdapters=[
+                    {"name": "sql", "uri": "pvc://adapters/sql"},
+                    {"name": "chat", "uri": "https://acct01.blob.core.windows.net/adapters/chat"},
+                    {"name": "code", "uri": "org/code-lora"},
+                ],
+                prefixCaching=False,
+                extraArgs=["--enforce-eager", "--seed", "7"],
+            ),
+            modelCache={"pvc": {"claimName": "models", "readOnly": True}},
+            canary={"engine": engine("sglang", tensorParallelSize=1), "weight": 0},
+        ),
+    ),
+    ("bs-name-at-63-characters", benchmark_sweep(LONGEST_BENCHMARK_SWEEP)),
+    (
+        "bs-open-loop-prompts-from-blob",
+        benchmark_sweep(
+            "open-loop",
+            workload={
+                "promptsFile": {
+                    "uri": "https://acct01.blob.core.windows.net/prompts/sharegpt.json",
+                    "maxPrompts": 1000,
+                }
+            },
+            load={
+                "mode": "open-loop",
+                "requestRates": [0.5, 1, 2, 4.5],
+                "durationSeconds": 120,
+                "arrival": "constant",
+            },
+            tokenizer="meta-llama/Llama-3.1-8B-Instruct",
+            slos={"ttftP95Ms": 3_600_000, "e2eP95Ms": 20_000},
+            sinks={
+                "blobUri": "az://results/sweeps",
+                "mlflow": {"trackingUri": "databricks"},
+                "pushgateway": {"url": "https://pgw.example.com"},
+            },
+        ),
+    ),
+    (
+        "bs-grid-of-engines-quantizations-and-tp",
+        benchmark_sweep(
+            "grid",
+            targets=[
+                {
+                    "name": "g",
+                    "template": {
+                        "model": {"uri": "meta-llama/Llama-3.1-8B-Instruct"},
+                        "resources": {"gpusPerReplica": 2, "instanceType": "Standard_NC80adis_H100_v5"},
+                    },
+                    "axes": {
+                        "engine": ["vllm", "sglang", "tgi"],
+                        "quantization": ["none", "awq", "fp8"],
+                        "tensorParallelSize": [1, 2],
+                        "model": ["meta-llama/Llama-3.1-8B-Instruct", "az://models/llama-ft"],
+                    },
+                }
+            ],
+        ),
+    ),
+    (
+        "bs-transformers-template-on-cpu",
+        benchmark_sweep(
+            "cpu",
+            targets=[
+                {
+                    "name": "tiny",
+                    "template": {
+                        "model": {"uri": "/models/tiny"},
+                        "servedModelName": "tiny/llama",
+                        "engine": engine("transformers", dtype="float32"),
+                        "replicas": 1,
+                    },
+                }
+            ],
+            tokenizer="/models/tiny",
+        ),
+    ),
+    (
+        "bs-trace-replay-from-the-pod",
+        benchmark_sweep(
+            "replay",
+            workload={"trace": {"uri": "/traces/trace.jsonl", "maxRequests": 500}, "seed": 2**32 - 1},
+            load={"mode": "open-loop", "requestRates": [1], "requests": 100},
+        ),
+    ),
+]
