@@ -33,6 +33,7 @@ from modelfleet_api.common import (
     Condition,
     ModelDeploymentName,
     ServiceAccountName,
+    no_local_mlflow_store,
     refused_on_cpu,
 )
 from modelfleet_api.constants import BenchmarkSweepPhase, PointPhase
@@ -287,6 +288,16 @@ class BenchmarkSweepSpec(ApiModel):
             message="search finds the highest load meeting the SLOs: set at least one of slos",
             field_path=".load.search",
             reason="FieldValueRequired",
+        ),
+        no_local_mlflow_store("sinks.mlflow.trackingUri"),
+        CelRule(
+            rule="!has(self.workload.multiTurn) || has(self.protocol) || "
+            "self.targets.all(t, !has(t.template) || "
+            "!((has(t.axes) && has(t.axes.engine) && size(t.axes.engine) > 0) ? "
+            "t.axes.engine.exists(e, e == 'triton-trtllm') : t.template.engine.type == 'triton-trtllm'))",
+            message="multi-turn conversations need the openai-chat protocol, and a template target running "
+            "triton-trtllm speaks KServe v2: set protocol openai-chat or measure triton apart",
+            field_path=".workload.multiTurn",
         ),
         *WORKLOAD_LOAD_RULES,
     )

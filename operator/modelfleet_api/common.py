@@ -52,10 +52,27 @@ HTTP_URL = TextFormat(
     "must be an http:// or https:// URL (scheme://host[:port][/path], no spaces)",
 )
 MLFLOW_URI = TextFormat(
-    r"^(https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/\S*)?|databricks(://\S+)?|azureml://\S+)$",
-    "must be an MLflow tracking server: an http:// or https:// URL, databricks[://PROFILE] or azureml://... "
-    "(a scheme is required, no spaces)",
+    r"^(https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/\S*)?|databricks(://\S+)?|"
+    r"azureml://\S+|(postgresql|mysql|mssql)(\+[a-z0-9]+)?://\S+|(file|sqlite):///\S+)$",
+    "must be an MLflow tracking URI with a scheme: an http:// or https:// server, databricks[://PROFILE], "
+    "azureml://..., a database (postgresql://, mysql://, mssql://) or a local store (file:///PATH, "
+    "sqlite:///PATH; not in a resource: it would be lost with the pod); no spaces",
 )
+LOCAL_MLFLOW_STORE = ("file:", "sqlite:")
+"""MLflow stores inside the pod: fine for a runtime run by hand, lost with the pod in a resource."""
+
+
+def no_local_mlflow_store(path: str) -> CelRule:
+    """A rule that the MLflow URI at ``path`` (a wire path under the rule's object) outlives the pod."""
+    guard = " && ".join(f"!self.{path}.startsWith('{p}')" for p in LOCAL_MLFLOW_STORE)
+    parent = path.rsplit(".", 1)[0]
+    return CelRule(
+        rule=f"!has(self.{parent}) || !has(self.{path}) || ({guard})",
+        message=f"{path} is a store inside the pod (file: or sqlite:), lost with the pod: use a tracking "
+        "server or a database",
+        field_path=f".{path}",
+    )
+
 
 ServiceAccountName = Annotated[str, OBJECT_NAME.field(DNS_SUBDOMAIN_MAX), OBJECT_NAME.check()]
 """A ServiceAccount in the resource's namespace that its runtime pods run as (``spec.serviceAccountName``)."""

@@ -277,6 +277,18 @@ Retried every resync."""
 REASON_SERVICE_ACCOUNT_FOUND: Final = "ServiceAccountFound"
 """ServiceAccountReady=True: the account was created after it had been missing; the resource proceeds."""
 
+# shared by all three kinds: the objects a spec names that the operator does not create
+COND_REFERENCES_READY: Final = "ReferencesReady"
+"""TrainingJob, ModelDeployment, BenchmarkSweep: every object the spec names and the operator does not
+create exists in the cluster (a Secret, a PersistentVolumeClaim, a PriorityClass, a referenced
+ModelDeployment). Their names are checked on apply (the CRD); whether they exist depends on the
+cluster, so it is a condition: while False the resource waits instead of failing, and proceeds once
+they appear (``modelfleet_operator.common.references`` finds them)."""
+REASON_REFERENCE_MISSING: Final = "ReferenceMissing"
+"""ReferencesReady=False: the message names each missing object, the spec field naming it and the fix."""
+REASON_REFERENCES_FOUND: Final = "ReferencesFound"
+"""ReferencesReady=True: every named object exists (set once some had been missing)."""
+
 # GPU capacity (TrainingJob, ModelDeployment), set when the operator's capacity manager is enabled
 COND_CAPACITY_REQUESTED: Final = "CapacityRequested"
 """The operator asked AKS for node pool capacity for this resource's instance type."""

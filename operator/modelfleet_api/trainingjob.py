@@ -24,6 +24,7 @@ from modelfleet_api.common import (
     ServiceAccountName,
     env_rules,
     gpu_count_rules,
+    no_local_mlflow_store,
     refused_on_cpu,
 )
 from modelfleet_api.constants import TrainingJobPhase
@@ -166,6 +167,7 @@ class TrainingJobSpec(ApiModel):
     """Experiment tracking (MLflow) and metrics push (Pushgateway)."""
 
     cel_rules = (
+        no_local_mlflow_store("tracking.mlflowUri"),
         *(
             CelRule(
                 rule=f"{guard}!self.{field}.startsWith('/') && !self.{field}.startsWith('file://')",

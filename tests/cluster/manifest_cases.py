@@ -45,7 +45,7 @@ DNS_1035 = "metadata.name must be a DNS-1035 label"
 OBJECT_NAME = "must be a Kubernetes object name"
 QUANTITY = "must be a positive quantity"
 HTTP = "must be an http:// or https:// URL"
-MLFLOW = "must be an MLflow tracking server"
+MLFLOW = "must be an MLflow tracking URI with a scheme"
 
 TJ = good_training_job("mistake")
 QLORA = {"type": "qlora", "lora": {"r": 16}}
@@ -372,6 +372,11 @@ TRAINING_JOB_MISTAKES: list[Case] = [
         "mlflow-without-scheme",
         edit(TJ, spec__tracking={"mlflowUri": "mlflow.internal:5000"}),
         ("spec.tracking.mlflowUri", MLFLOW),
+    ),
+    (
+        "mlflow-file-store-in-the-pod",
+        edit(TJ, spec__tracking={"mlflowUri": "file:///mlruns"}),
+        ("spec.tracking.mlflowUri", "is a store inside the pod (file: or sqlite:), lost with the pod"),
     ),
     (
         "mlflow-with-a-space",
@@ -997,6 +1002,15 @@ BENCHMARK_SWEEP_MISTAKES: list[Case] = [
         ("spec.workload.multiTurn", "multi-turn conversations are sent as chat messages"),
     ),
     (
+        "multi-turn-with-a-triton-template",
+        edit(
+            BS,
+            spec__workload={**SYNTHETIC, "multiTurn": {"turns": 2}},
+            spec__targets=grid(engine=["vllm", "triton-trtllm"]),
+        ),
+        ("spec.workload.multiTurn", "a template target running triton-trtllm speaks KServe v2"),
+    ),
+    (
         "multi-turn-over-a-trace",
         edit(
             BS,
@@ -1016,6 +1030,11 @@ BENCHMARK_SWEEP_MISTAKES: list[Case] = [
         "trace-arrival-without-a-trace",
         edit(BS, spec__load={"mode": "open-loop", "requestRates": [1], "arrival": "trace", "requests": 50}),
         ("spec.load.arrival", "arrival trace sends requests at a trace's recorded offsets"),
+    ),
+    (
+        "mlflow-sqlite-store-in-the-pod",
+        edit(BS, spec__sinks={"mlflow": {"trackingUri": "sqlite:///mlflow.db"}}),
+        ("spec.sinks.mlflow.trackingUri", "lost with the pod"),
     ),
     ("negative-ttft-slo", edit(BS, spec__slos={"ttftP95Ms": -1}), "spec.slos.ttftP95Ms: Invalid value"),
     ("slo-of-ten-hours", edit(BS, spec__slos={"e2eP95Ms": 36_000_000}), "spec.slos.e2eP95Ms: Invalid value"),

@@ -82,7 +82,7 @@ BAD_TRAINING_JOBS: list[Case] = [
     (
         "param-offload-needs-zero3",
         edit(TJ, spec__strategy={"type": "deepspeed", "zeroStage": 2, "cpuOffload": "optimizer_and_params"}),
-        'spec.strategy.cpuOffload: Invalid value: "string": optimizer_and_params offloads parameters',
+        "spec.strategy.cpuOffload: Invalid value: optimizer_and_params offloads parameters",
     ),
     ("zero-stage-4", edit(TJ, spec__strategy__zeroStage=4), "spec.strategy.zeroStage: Invalid value"),
     ("unknown-field", edit(TJ, spec__resources__gpus=8), 'unknown field "spec.resources.gpus"'),
