@@ -164,6 +164,7 @@ class SecretKeyRef(ApiModel):
         """A container environment variable `name` whose value the kubelet reads from this key."""
         return {"name": name, "valueFrom": {"secretKeyRef": {"name": self.name, "key": self.key}}}
 
+
 SET: JsonDict = {"x-kubernetes-list-type": "set"}
 """A list whose items must be unique (the API server names the duplicate)."""
 

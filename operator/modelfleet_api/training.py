@@ -375,7 +375,7 @@ class TrackerSpec(ApiModel):
     """Secret key holding the API key, given to the workers as `WANDB_API_KEY` or `COMET_API_KEY`;
     required in `online` mode."""
 
-    url: str | None = Field(default=None, max_length=1024, pattern="^https?://")
+    url: HttpUrl | None = None
     """Server of a self-hosted or dedicated instance (W&B `base_url`, Comet's URL override); unset: the
     vendor's cloud."""
 

@@ -384,6 +384,16 @@ TRAINING_JOB_MISTAKES: list[Case] = [
         ("spec.tracking.mlflowUri", MLFLOW),
     ),
     (
+        "wandb-online-without-a-key",
+        edit(TJ, spec__tracking={"wandb": {"project": "llama"}}),
+        ("spec.tracking.wandb.apiKeySecret: Required value", "apiKeySecret is required in online mode"),
+    ),
+    (
+        "comet-server-without-scheme",
+        edit(TJ, spec__tracking={"comet": {"project": "llama", "mode": "offline", "url": "comet.internal"}}),
+        ("spec.tracking.comet.url", HTTP),
+    ),
+    (
         "pushgateway-without-scheme",
         edit(TJ, spec__tracking={"pushgatewayUrl": "pushgateway:9091"}),
         ("spec.tracking.pushgatewayUrl", HTTP),

@@ -117,7 +117,7 @@ RUNTIME_ENVIRONMENT = {
     "bitsandbytes package": "a library of the image, not of the spec",
     "fp16 needs a GPU": "the node, not the spec",
     "Problem(field, str(error))": "an az:// URI needs AZURE_STORAGE_ACCOUNT in the pod's environment",
-    "mlflow package": "a library of the image",
+    "package is not installed in this image": "a tracker's library (mlflow, wandb, comet) is the image's",
     "processes were started": "the world size torchrun was started with",
 }
 """Runtime problems that depend on the machine or the image, by a text of their source, and why."""
