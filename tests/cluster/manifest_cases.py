@@ -658,6 +658,22 @@ MODEL_DEPLOYMENT_MISTAKES: list[Case] = [
         ("spec.modelCache.emptyDir.sizeLimit", QUANTITY),
     ),
     ("zero-cpu", edit(MD, spec__resources__cpu="0"), ("spec.resources.cpu", QUANTITY)),
+    (
+        "no-gpu-on-a-gpu-size",
+        edit(MD, spec__resources={"instanceType": "Standard_NC40adis_H100_v5", "gpusPerReplica": 0}),
+        ("spec.resources.gpusPerReplica", "gpusPerReplica must be at least 1 on a GPU instanceType"),
+    ),
+    (
+        "canary-quantized-on-a-cpu-size",
+        edit(
+            MD,
+            spec__resources={"instanceType": "Standard_D4s_v5", "gpusPerReplica": 0},
+            spec__engine=engine("transformers"),
+            spec__autoscaling=DELETE,
+            spec__canary={"engine": engine("transformers", quantization="bitsandbytes")},
+        ),
+        ("spec.canary.engine.settings.quantization", "needs a GPU (instanceType is a CPU VM size)"),
+    ),
     ("spot-as-a-word", edit(MD, spec__resources__spot="yes"), "spec.resources.spot: Invalid value"),
     (
         "service-account-with-underscore",

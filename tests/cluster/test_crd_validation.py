@@ -442,7 +442,12 @@ GOOD_ON_CPU: list[tuple[str, dict[str, Any]]] = [
     (
         "transformers-deployment",
         edit(
-            MD, spec__resources=CPU_REPLICA | {"spot": True}, spec__engine=TRANSFORMERS, spec__canary=DELETE
+            MD,
+            spec__resources=CPU_REPLICA | {"spot": True},
+            spec__engine=TRANSFORMERS,
+            spec__canary=DELETE,
+            spec__autoscaling=DELETE,  # transformers serve exports no metric to scale on
+            spec__replicas=2,
         ),
     ),
     (
