@@ -5,11 +5,13 @@ modules' own `terraform test` plans against mocked providers."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from modelfleet_api.instance_types import gpu_instance_types
 
 from tests.chart.hcl import REPO, TERRAFORM, blocks, load, tf_files
 
@@ -97,6 +99,16 @@ def test_gpu_pool_scales_from_zero_behind_the_gpu_and_spot_taints() -> None:
     assert '["sku=gpu:NoSchedule"]' in local["taints"]
     assert '["kubernetes.azure.com/scalesetpriority=spot:NoSchedule"]' in local["taints"]
     assert '{"kubernetes.azure.com/scalesetpriority" = "spot"}' in local["labels"]
+
+
+def test_gpu_pool_sizes_are_the_catalogues_gpu_sizes() -> None:
+    """One source: the module's vm_size validation lists exactly the catalogue's GPU sizes."""
+    (validation,) = blocks(TERRAFORM / "modules" / "gpu-node-pool" / "variables.tf", "variable")["vm_size"][
+        "validation"
+    ]
+    allowed = re.findall(r'"(Standard_[^"]+)"', validation["condition"])
+    assert allowed == [t.value for t in gpu_instance_types()]
+    assert all(size in validation["error_message"] for size in allowed)
 
 
 def test_example_pools_are_the_design_pools() -> None:

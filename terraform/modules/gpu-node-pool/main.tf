@@ -12,8 +12,8 @@ locals {
   )
 }
 
-# One H100 user pool, autoscaled from zero: it costs nothing until a TrainingJob or ModelDeployment
-# asks for its GPUs.
+# One GPU user pool (H100, H200 or A100), autoscaled from zero: it costs nothing until a TrainingJob
+# or ModelDeployment asks for its GPUs.
 resource "azurerm_kubernetes_cluster_node_pool" "this" {
   name                  = var.name
   kubernetes_cluster_id = var.kubernetes_cluster_id

@@ -14,14 +14,20 @@ variable "kubernetes_cluster_id" {
 
 variable "vm_size" {
   type        = string
-  description = "H100 VM size of the pool."
+  description = "GPU VM size of the pool: one of modelfleet's GPU sizes (operator/modelfleet_api/instance_types.py; a chart test keeps this list equal to it)."
   validation {
     condition = contains([
       "Standard_NC40adis_H100_v5",
       "Standard_NC80adis_H100_v5",
       "Standard_ND96isr_H100_v5",
+      "Standard_ND96isr_H200_v5",
+      "Standard_ND96asr_v4",
+      "Standard_ND96amsr_A100_v4",
+      "Standard_NC24ads_A100_v4",
+      "Standard_NC48ads_A100_v4",
+      "Standard_NC96ads_A100_v4",
     ], var.vm_size)
-    error_message = "vm_size must be Standard_NC40adis_H100_v5, Standard_NC80adis_H100_v5 or Standard_ND96isr_H100_v5."
+    error_message = "vm_size must be a GPU size modelfleet knows: Standard_NC40adis_H100_v5, Standard_NC80adis_H100_v5, Standard_ND96isr_H100_v5, Standard_ND96isr_H200_v5, Standard_ND96asr_v4, Standard_ND96amsr_A100_v4, Standard_NC24ads_A100_v4, Standard_NC48ads_A100_v4, Standard_NC96ads_A100_v4."
   }
 }
 

@@ -62,7 +62,21 @@ run "spot_pool_is_evicted_by_delete_and_tainted_like_aks_does" {
   }
 }
 
-run "rejects_a_vm_size_without_h100" {
+run "plans_an_a100_pool" {
+  command = plan
+
+  variables {
+    name    = "nc24a100"
+    vm_size = "Standard_NC24ads_A100_v4"
+  }
+
+  assert {
+    condition     = azurerm_kubernetes_cluster_node_pool.this.vm_size == "Standard_NC24ads_A100_v4"
+    error_message = "Every GPU size of the catalogue makes a pool."
+  }
+}
+
+run "rejects_a_cpu_vm_size" {
   command = plan
 
   variables {
