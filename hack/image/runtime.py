@@ -78,11 +78,15 @@ def runtime_image(image_dir: Path = IMAGE_DIR) -> RuntimeImage:
     """The CPU runtime image of the current sources, built first when it is missing (the first build
     takes several minutes; later ones reuse the dependency layers)."""
     image = planned(image_dir)
-    if not image.built:
-        with _build_lock(image_dir):
-            if not image.built:  # another process may have built it while we waited
-                _build(image, image_dir)
-    os.utime(image.archive)  # marks it used, for _remove_older
+    try:
+        os.utime(image.archive)  # marks it used: another checkout's build keeps the KEEP latest used
+        return image
+    except FileNotFoundError:
+        pass
+    with _build_lock(image_dir):
+        if not image.built:  # another process may have built it while we waited
+            _build(image, image_dir)
+        os.utime(image.archive)
     return image
 
 
