@@ -111,8 +111,10 @@ test: deps lint cluster-build chart-tools image-cpu ## set up everything and run
 	$(PYTEST) -m "($(ALL_TIERS)) and timing" --reruns 2
 test-unit: deps
 	$(PYTEST) -m unit
-test-cluster test-runtime test-e2e: test-%: deps cluster-build
+test-cluster test-runtime: test-%: deps cluster-build
 	$(PYTEST) -m $*
+test-e2e: deps cluster-build image-cpu
+	$(PYTEST) -m e2e
 test-chart: deps chart-tools image-cpu
 	$(PYTEST) -m $*
 
@@ -130,5 +132,5 @@ bench-operator-scale: deps cluster-build ## operator scale benchmark: bursts vs 
 
 # ---- Demo ---------------------------------------------------------------------------------------
 .PHONY: demo
-demo: deps cluster-build ## set up, start the control plane and the operator, run the examples
+demo: deps cluster-build image-cpu ## start the control plane, its real node and the operator; run the examples
 	$(PY) -m hack.demo

@@ -135,12 +135,17 @@ def kubelet_config(layout: NodeLayout, client_ca: Path) -> dict[str, Any]:
         "failSwapOn": False,
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
+        # no disk-pressure eviction: this machine's disk is shared with image builds (an image import
+        # alone writes twice its size for a while), and what eviction reclaims first, unused images,
+        # could not be pulled back; 0% disables a signal
         "evictionHard": {
             "memory.available": "200Mi",
-            "nodefs.available": "1%",
-            "nodefs.inodesFree": "1%",
-            "imagefs.available": "1%",
+            "nodefs.available": "0%",
+            "nodefs.inodesFree": "0%",
+            "imagefs.available": "0%",
+            "imagefs.inodesFree": "0%",
         },
+        "evictionPressureTransitionPeriod": "30s",
         "serializeImagePulls": False,
         "registerNode": True,
         "syncFrequency": "10s",
@@ -189,6 +194,7 @@ def corefile(kubeconfig_path: Path) -> str:
 """
 
 
+REAL_NODE_LABEL = "modelfleet.io/real-node"
 REAL_POOL = "system"
 """The real node's AKS agent pool: the system pool, a CPU pool (``resources.nodePool: system``)."""
 
@@ -205,7 +211,7 @@ def node_labels(instance_type: str) -> dict[str, str]:
         "kubernetes.azure.com/cluster": "modelfleet-local",
         "topology.kubernetes.io/region": "eastus2",
         "topology.kubernetes.io/zone": "eastus2-1",
-        "modelfleet.io/real-node": "true",
+        REAL_NODE_LABEL: "true",
     }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hack.node.oci import BuiltImage, Entry, image_archive
+from hack.node.oci import BuiltImage, Entry, ImageArchive, image_archive
 
 CACHE = Path(os.environ.get("MODELFLEET_CACHE", Path.home() / ".cache" / "modelfleet"))
 K8S_VERSION = os.environ.get("K8S_VERSION", "v1.36.3")
@@ -55,3 +55,23 @@ def busybox_image(cache: Path = CACHE) -> BuiltImage:
         {"Cmd": ["sh"], "Env": ["PATH=/bin"]},
         cache / "images",
     )
+
+
+def runtime_image() -> ImageArchive:
+    """The CPU runtime image (``hack.image``), built first when its inputs changed.
+
+    ``MODELFLEET_RUNTIME_IMAGE_TAG`` names an archive already built instead: the image copies the
+    project's sources, so while iterating on a test or the demo (or on a machine short of disk) one
+    image can serve several edits instead of a 5 GB rebuild after each.
+    """
+    from hack.image import runtime
+
+    tag = os.environ.get("MODELFLEET_RUNTIME_IMAGE_TAG")
+    if not tag:
+        return runtime.runtime_image()
+    image = runtime.RuntimeImage(
+        f"{runtime.REPOSITORY}:{tag}", runtime.IMAGE_DIR / f"{runtime.ARCHIVE_PREFIX}{tag}.tar"
+    )
+    if not image.built:
+        raise FileNotFoundError(f"MODELFLEET_RUNTIME_IMAGE_TAG={tag}: no archive {image.archive}")
+    return image

@@ -10,6 +10,7 @@ failed step raises ``StepFailed`` naming the component and its log.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from hack.controlplane.processes import Process, StepFailed, wait_until
 from hack.node import configs
 from hack.node.images import pause_image
 from hack.node.layout import BRIDGE, NODE_NAME, NodeLayout, check_addresses
-from hack.node.oci import BuiltImage
+from hack.node.oci import ImageArchive
 
 CONTAINERD_VERSION = os.environ.get("CONTAINERD_VERSION", "v2.4.2")
 CNI_PLUGINS_VERSION = os.environ.get("CNI_PLUGINS_VERSION", "v1.10.0")
@@ -111,17 +112,27 @@ class RealNode:
         listed = self.ctr("images", "ls", "-q", timeout=60)
         return listed.returncode == 0 and ref in listed.stdout.split()
 
-    def load_image(self, image: BuiltImage) -> None:
-        """Imports (and unpacks) an image archive into the node's containerd, unless it has it."""
+    def load_image(self, image: ImageArchive) -> None:
+        """Imports (and unpacks) an image archive into the node's containerd unless it has it, pins it,
+        then drops the node's other tags of the same repository (their snapshots go with them, unless a
+        container still runs on one): a rebuilt image replaces its predecessor instead of piling up."""
         if self.has_image(image.ref):
             return
-        imported = self.ctr("images", "import", "--digests", str(image.archive))
+        imported = self.ctr("images", "import", str(image.archive))
         if imported.returncode != 0 or not self.has_image(image.ref):
             raise StepFailed(
                 "node: image import",
                 self.process("containerd").log_file,
                 f"`ctr images import {image.archive}` did not give {image.ref}: {imported.stderr.strip()}",
             )
+        # pinned: the kubelet's image garbage collection and its disk-pressure eviction skip the image,
+        # which nothing could pull back (containerd reports the label to the kubelet as "pinned")
+        self.ctr("images", "label", image.ref, "io.cri-containerd.pinned=pinned", timeout=60)
+        repository = image.ref.rsplit(":", 1)[0]
+        listed = self.ctr("images", "ls", "-q", timeout=60).stdout.split()
+        older = [ref for ref in listed if ref.rsplit(":", 1)[0] == repository and ref != image.ref]
+        if older:
+            self.ctr("images", "rm", *older, timeout=120)
 
     # ---- lifecycle -----------------------------------------------------------------------------------
     def up(self) -> None:
@@ -139,6 +150,7 @@ class RealNode:
                 self._start_containerd(root)
             self.load_image(pause_image(self.layout.cache))
             self._publish_api_server_endpoints()
+            self._forget_other_real_nodes()
             # started together, waited for in turn: kube-proxy is healthy once the kubelet registered
             # the Node, and the Node is Ready once the kubelet found containerd and the pod network
             self._start_coredns()
@@ -257,7 +269,10 @@ class RealNode:
                 existing = sorted(p for p in roots.iterdir() if p.is_dir())
                 mine = [p for p in existing if _owner(p) == self.layout.run_dir.resolve()]
                 free = [p for p in existing if not _in_use(p)]
-                root = (mine or free or [roots / f"root-{len(existing)}"])[0]
+                unused = next(
+                    roots / f"root-{n}" for n in itertools.count() if not (roots / f"root-{n}").exists()
+                )
+                root = (mine or free or [unused])[0]
                 root.mkdir(exist_ok=True)
                 (root / "owner").write_text(str(self.layout.run_dir.resolve()))
                 yield root
@@ -282,6 +297,16 @@ class RealNode:
             30,
             proc,
         )
+
+    def _forget_other_real_nodes(self) -> None:
+        """Deletes Node objects an earlier real node of this plane left under another name (the kubelet
+        re-registers this one): the scheduler would otherwise place pods on a node that never runs."""
+        from kubernetes import client, config
+
+        api = client.CoreV1Api(config.new_client_from_config(str(self.admin_kubeconfig)))
+        for node in api.list_node(label_selector=f"{configs.REAL_NODE_LABEL}=true").items:
+            if node.metadata.name != NODE_NAME:
+                api.delete_node(node.metadata.name)
 
     def _publish_api_server_endpoints(self) -> None:
         """The ``kubernetes`` Service's endpoint: the API server at this machine's end of the link (the

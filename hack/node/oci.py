@@ -16,14 +16,26 @@ import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 IMAGE_NAME_ANNOTATION = "io.containerd.image.name"
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 
 
+class ImageArchive(Protocol):
+    """What a node imports: an image reference and the archive (OCI or docker) that holds it; the
+    images here and ``hack.image.runtime_image()`` have this shape."""
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def archive(self) -> Path: ...
+
+
 @dataclass(frozen=True)
 class BuiltImage:
-    """An image reference and the archive that holds it (the shape ``hack.image`` returns too)."""
+    """An image reference and the OCI archive that holds it."""
 
     ref: str
     archive: Path

@@ -1,7 +1,8 @@
-"""Drive a TrainingJob's workers as a real cluster would: publish rank 0's progress, finish pods.
+"""Stand in for the training runtime and the kubelet: publish rank 0's progress, finish pods.
 
-Used by the cluster tests and by the demo (``make demo``). On the local control plane nothing runs
-inside the fake pods, so these functions do what the training runtime and the kubelet would.
+Used by the cluster tests only, on the kwok-only test plane where nothing runs inside the fake pods:
+the progress these functions publish is made up by the test, never measured (the e2e tier and
+``make demo`` run the real runtime on the real node instead).
 """
 
 from __future__ import annotations

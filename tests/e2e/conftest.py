@@ -14,16 +14,11 @@ import pytest
 from kubernetes import client
 
 from hack.controlplane.cluster import PORT_BASE, REPO_ROOT, ControlPlane
+from hack.node.configs import REAL_NODE_LABEL
 from hack.node.images import busybox_image
 from hack.node.layout import NODE_NAME
-from tests.cluster.conftest import (  # crds: the same fixture, for this directory's plane
-    OperatorProcess,
-    crds,  # noqa: F401
-    running,
-)
-from tests.conftest import client_of, fresh_namespace
+from tests.conftest import client_of
 
-REAL_NODE_LABEL = "modelfleet.io/real-node"
 E2E_PLANE_DIR = REPO_ROOT / ".cluster" / "e2e"
 E2E_PORT_BASE = PORT_BASE + 400
 
@@ -65,37 +60,3 @@ def busybox(cluster: ControlPlane, real_node: client.V1Node) -> str:
     image = busybox_image()
     cluster.node.load_image(image)
     return image.ref
-
-
-@pytest.fixture(scope="session")
-def runtime_image(cluster: ControlPlane, real_node: client.V1Node) -> str:
-    """The CPU runtime image (``hack.image``: built here when its inputs changed) in the node's
-    containerd; its reference. Pods use it with the default pull policy of a tagged image,
-    IfNotPresent, so nothing is ever pulled."""
-    from hack.image import runtime_image as build_runtime_image
-
-    image = build_runtime_image()
-    cluster.node.load_image(image)
-    return str(image.ref)
-
-
-@pytest.fixture(scope="session")
-def operator(
-    crds: ControlPlane,  # noqa: F811  (the fixture imported above)
-    runtime_image: str,
-    api_client: client.ApiClient,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    """The operator as a subprocess, every workload on the runtime image. Stopped once it released the
-    TrainingJobs of the namespaces the tests deleted (kopf's finalizer)."""
-    images = {f"MODELFLEET_{kind}_IMAGE": runtime_image for kind in ("TRAINING", "SERVING")}
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with running(OperatorProcess(crds.kubeconfig, log, images), api_client) as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
-def module_namespace(request: pytest.FixtureRequest, api_client: client.ApiClient) -> Iterator[str]:
-    """One namespace for a module whose tests build on each other (train, then serve, then bench)."""
-    with fresh_namespace(api_client, request.module.__name__.rsplit(".", 1)[-1]) as name:
-        yield name
