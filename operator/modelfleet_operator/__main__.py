@@ -16,13 +16,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import kopf
-from modelfleet_api import GROUP, VERSION
 from modelfleet_api import constants as c
 
 from modelfleet_operator import metrics
 from modelfleet_operator.benchmark import handlers as benchmark_handlers
 from modelfleet_operator.capacity.arm import AgentPools
 from modelfleet_operator.capacity.manager import CapacityManager
+from modelfleet_operator.common.handlers import Operator, register_indexes
+from modelfleet_operator.common.kinds import MODEL_DEPLOYMENT, OBSERVED_KINDS, SERVICE_ACCOUNT
 from modelfleet_operator.config import OperatorConfig, load_config
 from modelfleet_operator.kube import Kube
 from modelfleet_operator.logging_setup import configure_logging
@@ -31,12 +32,6 @@ from modelfleet_operator.training import handlers as training_handlers
 
 logger = logging.getLogger("modelfleet_operator")
 
-KINDS = {
-    "trainingjobs": "TrainingJob",
-    "modeldeployments": "ModelDeployment",
-    "benchmarksweeps": "BenchmarkSweep",
-}
-"""Plural -> kind of every resource counted in ``modelfleet_resources``."""
 IDLE_CHECK_SECONDS = 60.0
 
 
@@ -44,11 +39,11 @@ def build_registry(
     config: OperatorConfig, kube: Kube, capacity: CapacityManager | None = None
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    training_handlers.register(registry, config, kube, capacity)
-    for plural, kind in KINDS.items():  # modelfleet_resources{kind,phase} for every kind, from watch events
-        kopf.on.event(GROUP, VERSION, plural, registry=registry)(metrics.PHASES.handler(kind))
-    serving_handlers.register(registry, config, kube)
-    benchmark_handlers.register(registry, config, kube)
+    operator = Operator(config, registry)
+    register_indexes(operator)
+    training_handlers.register(operator, kube, capacity)
+    serving_handlers.register(operator, kube, capacity)
+    benchmark_handlers.register(operator, kube)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -56,8 +51,13 @@ def build_registry(
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.startup(registry=registry)
-    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         apply_settings(settings, config)
+        await kube.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def close(**_: Any) -> None:
+        await kube.close()
 
     return registry
 
@@ -74,9 +74,15 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     settings.peering.name = config.peering_name
     settings.peering.priority = config.priority
     settings.peering.standalone = config.standalone
-    # Only the operator's own Jobs are of interest: filter them on the server, not in this process.
-    settings.watching.label_selectors["batch", "jobs"] = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
-    settings.watching.label_selectors["apps", "deployments"] = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
+    # Only the operator's own children and pods are of interest: filter them on the server, not in this
+    # process. ServiceAccounts are all watched (a runtime one is the namespace's), ModelDeployments too.
+    for kind in OBSERVED_KINDS:
+        if kind not in (SERVICE_ACCOUNT, MODEL_DEPLOYMENT):
+            settings.watching.label_selectors[kind.group, kind.plural] = (
+                f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
+            )
+    # Every handler is a coroutine; the executor runs only the capacity manager's Azure calls.
+    settings.execution.max_workers = max(4, min(config.workers, 16))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -84,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(config.log_format)
     if config.metrics_port:
         metrics.serve(config.metrics_port)
-    kube = Kube()
+    kube = Kube(max_connections=config.api_connections, qps=config.api_qps, burst=config.api_burst)
     capacity = None
     if config.capacity is not None:
         capacity = CapacityManager(config.capacity, AgentPools(config.capacity))

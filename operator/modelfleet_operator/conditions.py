@@ -1,8 +1,8 @@
-"""Kubernetes ``metav1.Condition`` handling with JobSet's semantics.
+"""Kubernetes ``metav1.Condition`` handling with JobSet's semantics, on the typed ``Condition`` model.
 
 A condition keeps its ``lastTransitionTime`` unless its status flips; reason, message and
-observedGeneration are refreshed in place. Conditions are plain dicts in wire form (camelCase), the
-shape the status subresource stores, so comparing old and new status is a dict comparison.
+observedGeneration are refreshed in place. The conditions of other objects (pods, Jobs) are read as
+the plain dicts they arrive in (``object_condition``).
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from modelfleet_api.common import Condition
 from modelfleet_api.constants import CONDITION_FALSE, CONDITION_TRUE
-
-Condition = dict[str, Any]
 
 
 def rfc3339(moment: datetime) -> str:
@@ -22,17 +21,24 @@ def rfc3339(moment: datetime) -> str:
 
 
 def find(conditions: Sequence[Condition], type_: str) -> Condition | None:
-    return next((c for c in conditions if c.get("type") == type_), None)
-
-
-def pod_condition(pod: dict[str, Any], type_: str) -> Condition | None:
-    """A condition of an object's ``status.conditions`` (a pod's ``PodScheduled``, ``Ready``, ...)."""
-    return find((pod.get("status") or {}).get("conditions") or [], type_)
+    return next((c for c in conditions if c.type == type_), None)
 
 
 def is_true(conditions: Sequence[Condition], type_: str) -> bool:
     found = find(conditions, type_)
-    return found is not None and found.get("status") == CONDITION_TRUE
+    return found is not None and found.status == CONDITION_TRUE
+
+
+def object_condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    """A condition of another object's ``status.conditions`` (a pod's ``PodScheduled``, ``Ready``...)."""
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == type_:
+            found: dict[str, Any] = condition
+            return found
+    return None
+
+
+pod_condition = object_condition
 
 
 def set_condition(
@@ -49,19 +55,28 @@ def set_condition(
     status_text = status if isinstance(status, str) else (CONDITION_TRUE if status else CONDITION_FALSE)
     previous = find(conditions, type_)
     transition = (
-        previous["lastTransitionTime"]
-        if previous is not None and previous.get("status") == status_text and "lastTransitionTime" in previous
-        else rfc3339(now)
+        previous.last_transition_time
+        if previous is not None and previous.status == status_text
+        else now.replace(microsecond=0)
     )
-    updated: Condition = {
-        "type": type_,
-        "status": status_text,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": transition,
-    }
-    if generation is not None:
-        updated["observedGeneration"] = generation
+    updated = Condition(
+        type=type_,
+        status=status_text,
+        reason=reason,
+        message=message,
+        last_transition_time=transition,
+        observed_generation=generation,
+    )
     if previous is None:
         return [*conditions, updated]
-    return [updated if c.get("type") == type_ else c for c in conditions]
+    return [updated if c.type == type_ else c for c in conditions]
+
+
+def transitions(before: Sequence[Condition], after: Sequence[Condition]) -> list[Condition]:
+    """Conditions of ``after`` that are new or whose status or reason changed (each one an event)."""
+    changed = []
+    for condition in after:
+        old = find(before, condition.type)
+        if old is None or (old.status, old.reason) != (condition.status, condition.reason):
+            changed.append(condition)
+    return changed

@@ -47,9 +47,21 @@ class OperatorConfig:
     Deployment must not share one."""
     health_port: int = 8080
     """Port of the liveness endpoint ``/healthz`` (``MODELFLEET_HEALTH_PORT``; 0 disables it)."""
-    resync_seconds: float = 5.0
-    """How often each TrainingJob is re-examined even without events (timeouts, stalls, TTL)
-    (``MODELFLEET_RESYNC_SECONDS``)."""
+    resync_seconds: float = 300.0
+    """Safety resync: how long an object waits for a pass when nothing happens to it
+    (``MODELFLEET_RESYNC_SECONDS``). Passes are driven by watch events and by each plan's own deadline
+    (timeouts, stalls, TTLs); this only bounds how long a missed event could go unnoticed."""
+    workers: int = 32
+    """Passes that run at once over all objects (``MODELFLEET_WORKERS``); the others wait for a slot,
+    first come first served (``modelfleet_reconcile_queue_depth{state="waiting"}``)."""
+    api_qps: float = 0.0
+    """Average Kubernetes API requests per second the controllers may make (``MODELFLEET_API_QPS``;
+    0: no limit besides ``api_connections``), for a shared API server."""
+    api_burst: int = 0
+    """Requests allowed at once above ``api_qps`` (``MODELFLEET_API_BURST``; 0: twice the QPS)."""
+    api_connections: int = 64
+    """Connections to the API server the controllers' requests share (``MODELFLEET_API_CONNECTIONS``);
+    kopf's watches have their own."""
     backoff_seconds: float = 5.0
     """Delay before a failed handler is retried (``MODELFLEET_BACKOFF_SECONDS``)."""
     watch_timeout_seconds: int = 300
@@ -91,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--health-port", type=int, help="liveness endpoint port (0: off)")
     parser.add_argument("--resync-seconds", type=float, help="periodic re-examination interval")
     parser.add_argument("--backoff-seconds", type=float, help="retry delay of failed handlers")
+    parser.add_argument("--workers", type=int, help="passes that run at once")
+    parser.add_argument("--api-qps", type=float, help="average API requests per second (0: no limit)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus endpoint port (0: off)")
     parser.add_argument("--log-format", choices=("json", "text"), help="log line format")
     return parser
@@ -105,6 +119,12 @@ def _pod_priority(env: Mapping[str, str], default: int) -> int:
     name: ``HOSTNAME`` in a pod); replicas differ but for a one-in-a-million chance."""
     pod = env.get("POD_ID") or env.get("POD_NAME") or env.get("HOSTNAME")
     return zlib.crc32(pod.encode()) % 1_000_000 + 1 if pod else default
+
+
+def _positive(value: int, setting: str) -> int:
+    if value < 1:
+        raise ValueError(f"{setting} must be at least 1, got {value}")
+    return value
 
 
 def _optional_name(env: Mapping[str, str], var: str, pattern: re.Pattern[str], allowed: str) -> str | None:
@@ -151,6 +171,12 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         ),
         backoff_seconds=float(
             str(pick(args.backoff_seconds, "MODELFLEET_BACKOFF_SECONDS", defaults.backoff_seconds))
+        ),
+        workers=_positive(int(str(pick(args.workers, "MODELFLEET_WORKERS", defaults.workers))), "workers"),
+        api_qps=float(str(pick(args.api_qps, "MODELFLEET_API_QPS", defaults.api_qps))),
+        api_burst=int(env.get("MODELFLEET_API_BURST", str(defaults.api_burst))),
+        api_connections=_positive(
+            int(env.get("MODELFLEET_API_CONNECTIONS", str(defaults.api_connections))), "api_connections"
         ),
         watch_timeout_seconds=int(
             env.get("MODELFLEET_WATCH_TIMEOUT_SECONDS", str(defaults.watch_timeout_seconds))

@@ -1,165 +1,198 @@
-"""The thin Kubernetes I/O layer: the only module of the operator that imports the client.
+"""The Kubernetes I/O layer: the only module of the operator that imports a Kubernetes client.
 
-Everything above it works with plain manifest dicts; this module turns them into API calls through
-the client's dynamic client (one code path for built-in kinds and custom resources). Its rules:
+Everything above it works with plain manifest dicts. Reads come from kopf's watch-fed indexes, so this
+layer only writes, with three verbs:
 
-- create-if-absent: a 409 on create means someone (an earlier run of this operator) made the
-  object already, which is success; the existing object is returned;
-- deletes name their propagation policy, because ``batch/v1`` Jobs otherwise orphan their pods;
-- status is written through the status subresource with a JSON merge patch of the changed keys;
-- every call that fails out of this layer is counted in ``modelfleet_api_errors_total{verb,code}``
-  (answers the layer turns into a result, a 404 on get or a 409 on create, are not failures).
+- ``apply``: server-side apply with one field manager (``modelfleet``) and ``force``, as controllers
+  should (the API server merges what the operator owns and leaves other managers' fields alone; a
+  child edited by hand is put back by the next apply);
+- ``delete``: with the kind's propagation policy (``batch/v1`` Jobs otherwise orphan their pods);
+- ``patch_status``: a JSON merge patch of the status subresource.
+
+Why ``kubernetes_asyncio`` and its raw ``call_api``: every pass runs on kopf's event loop, so a pass
+never waits in a thread pool's queue for a worker thread (the sync client's cost at scale: passes
+queued for minutes behind asyncio's 6 default threads), and cancelling a pass cannot leave a thread
+writing behind it. ``_preload_content=False`` with ``json.loads`` skips the generated models' response
+wrapping, which costs several times the CPU of the request itself; the client still brings the
+kubeconfig and in-cluster token handling. REST paths come from ``common.kinds`` (no discovery).
+
+Concurrency is bounded by the connection pool (``max_connections``) and, when ``qps`` is set, by a
+token bucket, so a burst of passes cannot flood a shared API server. Every call is counted in
+``modelfleet_api_requests_total{verb}`` and every failure in ``modelfleet_api_errors_total{verb,code}``
+(a 404 on delete or status patch is an answer, not a failure).
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
+import json
 import logging
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+import os
+import time
+from typing import Any
 
-import kubernetes
-import urllib3
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+import aiohttp
+from kubernetes_asyncio import client, config
 
-from modelfleet_operator.metrics import count_api_error
+from modelfleet_operator.common.kinds import Kind, kind_of
+from modelfleet_operator.common.live import FIELD_MANAGER
+from modelfleet_operator.metrics import count_api_error, count_api_request
 
 logger = logging.getLogger(__name__)
 
 Manifest = dict[str, Any]
 
-_MERGE_PATCH = "application/merge-patch+json"
-_CONFLICT = 409
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
+REQUEST_TIMEOUT_SECONDS = 30.0
+_CREATED = 201
 _NOT_FOUND = 404
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
+_CONFLICT = 409
 
 
-def _counts_errors(verb: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
-    """Count the API errors (HTTP status, or no answer at all) that leave the decorated call."""
+class ApiError(Exception):
+    """A request the API server refused (or that got no answer: ``status`` None)."""
 
-    def decorate(call: Callable[_P, _R]) -> Callable[_P, _R]:
-        @functools.wraps(call)
-        def counted(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-            try:
-                return call(*args, **kwargs)
-            except kubernetes.client.ApiException as error:
-                count_api_error(verb, error.status)
-                raise
-            except (urllib3.exceptions.HTTPError, OSError):
-                count_api_error(verb, None)
-                raise
-
-        return counted
-
-    return decorate
+    def __init__(self, verb: str, status: int | None, reason: str, message: str) -> None:
+        super().__init__(f"{verb} failed: {status or 'no answer'} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
 
 
-def load_api_client() -> kubernetes.client.ApiClient:
-    """A client for the pod's service account in a cluster, else for ``$KUBECONFIG``/~/.kube/config."""
+class RateLimiter:
+    """A token bucket: at most ``qps`` requests a second on average, ``burst`` at once."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self._rate = qps
+        self._capacity = float(max(burst, 1))
+        self._tokens = self._capacity
+        self._updated = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+                self._updated = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self._rate)
+
+
+async def load_api_client(max_connections: int, kubeconfig: str | None = None) -> client.ApiClient:
+    """A client for the pod's service account in a cluster, else for ``kubeconfig`` (default:
+    ``$KUBECONFIG``, else ~/.kube/config)."""
+    configuration = client.Configuration()
     try:
-        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-    return kubernetes.client.ApiClient()
+        if kubeconfig is not None:
+            raise config.ConfigException("a kubeconfig was named")
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        await config.load_kube_config(
+            config_file=kubeconfig or os.environ.get("KUBECONFIG"), client_configuration=configuration
+        )
+    configuration.connection_pool_maxsize = max_connections
+    return client.ApiClient(configuration)
 
 
 class Kube:
-    """Kubernetes operations on manifests, addressed by ``apiVersion``, ``kind``, name and namespace."""
+    """Writes of manifests, addressed through ``common.kinds``. ``start`` before the first call."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
-        self._dynamic = DynamicClient(api_client or load_api_client())  # type: ignore[no-untyped-call]
+    def __init__(
+        self, *, max_connections: int = 64, qps: float = 0.0, burst: int = 0, kubeconfig: str | None = None
+    ) -> None:
+        self._max_connections = max_connections
+        self._kubeconfig = kubeconfig
+        self._limiter = RateLimiter(qps, burst or int(qps * 2)) if qps > 0 else None
+        self._api: client.ApiClient | None = None
 
-    def _resource(self, api_version: str, kind: str) -> Any:
-        return self._dynamic.resources.get(api_version=api_version, kind=kind)
+    async def start(self) -> None:
+        if self._api is None:
+            self._api = await load_api_client(self._max_connections, self._kubeconfig)
 
-    @_counts_errors("get")
-    def has_kind(self, api_version: str, kind: str) -> bool:
-        """Whether the API server serves this kind (e.g. a KEDA or Gateway API CRD is installed)."""
-        try:
-            self._resource(api_version, kind)
-        except ResourceNotFoundError:
-            return False
-        return True
+    async def close(self) -> None:
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
 
-    @_counts_errors("get")
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Manifest | None:
-        try:
-            found = self._resource(api_version, kind).get(name=name, namespace=namespace)
-        except NotFoundError:
-            return None
-        return _to_dict(found)
-
-    @_counts_errors("list")
-    def list(
-        self, api_version: str, kind: str, namespace: str | None, *, label_selector: str
-    ) -> list[Manifest]:
-        found = self._resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
-        return [_to_dict(item) for item in found.items]
-
-    @_counts_errors("create")
-    def create_if_absent(self, manifest: Manifest) -> tuple[Manifest, bool]:
-        """Create the object; when it exists already return the stored one. (object, created)."""
+    async def apply(self, manifest: Manifest) -> Manifest:
+        """Server-side apply of ``manifest`` (created when absent); the object as stored."""
+        kind = kind_of(manifest)
         meta = manifest["metadata"]
-        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        path = kind.path(meta.get("namespace"), meta["name"])
+        query = {"fieldManager": FIELD_MANAGER, "force": "true"}
         try:
-            created = resource.create(body=manifest, namespace=meta.get("namespace"))
-        except kubernetes.client.ApiException as error:
+            code, applied = await self._request("apply", "PATCH", path, query, manifest, APPLY_PATCH)
+        except ApiError as error:
             if error.status != _CONFLICT:
                 raise
-            existing = self.get(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
-            if existing is None:  # deleted between our create and get: the next reconcile recreates it
-                raise
-            return existing, False
-        logger.info("created %s %s/%s", manifest["kind"], meta.get("namespace"), meta["name"])
-        return _to_dict(created), True
+            # Two applies creating the same object at once: the loser's create answers 409, and the
+            # same apply now updates the object the winner made.
+            code, applied = await self._request("apply", "PATCH", path, query, manifest, APPLY_PATCH)
+        what = "created" if code == _CREATED else "applied"  # an existing child is applied when it drifted
+        logger.info("%s %s %s/%s", what, kind.kind, meta.get("namespace"), meta["name"])
+        return applied
 
-    @_counts_errors("patch")
-    def patch(
-        self, api_version: str, kind: str, name: str, namespace: str | None, patch: dict[str, Any]
-    ) -> Manifest:
-        """JSON merge patch of the object (lists are replaced whole)."""
-        patched = self._resource(api_version, kind).patch(
-            body=patch, name=name, namespace=namespace, content_type=_MERGE_PATCH
-        )
-        return _to_dict(patched)
-
-    @_counts_errors("patch")
-    def patch_status(
-        self, api_version: str, kind: str, name: str, namespace: str | None, status: dict[str, Any]
-    ) -> Manifest | None:
-        """Merge-patch ``status`` through the status subresource; None when the object is gone."""
-        try:
-            patched = self._resource(api_version, kind).status.patch(
-                body={"status": status}, name=name, namespace=namespace, content_type=_MERGE_PATCH
-            )
-        except NotFoundError:
-            return None
-        return _to_dict(patched)
-
-    @_counts_errors("delete")
-    def delete(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        namespace: str | None,
-        *,
-        propagation: str = "Background",
-    ) -> bool:
-        """Delete the object (dependents per ``propagation``); False when it was already gone."""
-        try:
-            self._resource(api_version, kind).delete(
-                name=name, namespace=namespace, body={"propagationPolicy": propagation}
-            )
-        except NotFoundError:
+    async def delete(self, kind: Kind, name: str, namespace: str | None) -> bool:
+        """Delete the object (dependents per the kind's propagation); False when it was already gone."""
+        body = {"propagationPolicy": kind.propagation}
+        path = kind.path(namespace, name)
+        code, _ = await self._request("delete", "DELETE", path, {}, body, "application/json", missing_ok=True)
+        if code == _NOT_FOUND:
             return False
-        logger.info("deleted %s %s/%s (%s)", kind, namespace, name, propagation)
+        logger.info("deleted %s %s/%s (%s)", kind.kind, namespace, name, kind.propagation)
         return True
 
+    async def patch_status(
+        self, kind: Kind, name: str, namespace: str | None, status: dict[str, Any]
+    ) -> Manifest | None:
+        """Merge-patch ``status`` through the status subresource; the object, or None when it is gone."""
+        path = kind.path(namespace, name, "status")
+        body = {"status": status}
+        code, answer = await self._request("patch", "PATCH", path, {}, body, MERGE_PATCH, missing_ok=True)
+        return None if code == _NOT_FOUND else answer
 
-def _to_dict(instance: Any) -> Manifest:
-    result: Manifest = instance.to_dict()
-    return result
+    async def _request(
+        self,
+        verb: str,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: Any,
+        content_type: str,
+        *,
+        missing_ok: bool = False,
+    ) -> tuple[int, Manifest]:
+        """(HTTP status, answer) of a request that succeeded, or found nothing (404) when ``missing_ok``."""
+        if self._api is None:
+            raise RuntimeError("Kube.start() was not awaited")
+        if self._limiter is not None:
+            await self._limiter.wait()
+        count_api_request(verb)
+        try:
+            response = await self._api.call_api(
+                path,
+                method,
+                query_params=list(query.items()),
+                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+            async with response:
+                payload = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            count_api_error(verb, None)
+            raise ApiError(verb, None, type(error).__name__, str(error)) from error
+        answer: Manifest = json.loads(payload) if payload else {}
+        if status == _NOT_FOUND and missing_ok:
+            return status, answer
+        if not 200 <= status < 300:
+            count_api_error(verb, status)
+            raise ApiError(verb, status, str(answer.get("reason", "")), str(answer.get("message", payload)))
+        return status, answer

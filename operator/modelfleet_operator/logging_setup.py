@@ -16,6 +16,7 @@ import kopf
 from modelfleet_operator.log_context import ObjectContextFilter
 
 LOG_FORMATS: Final = ("json", "text")
+KOPF_OBJECT_LOGGER: Final = "kopf.objects"
 
 
 def configure_logging(log_format: str = "json", *, debug: bool = False) -> None:
@@ -29,3 +30,7 @@ def configure_logging(log_format: str = "json", *, debug: bool = False) -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, ObjectContextFilter) for f in handler.filters):
             handler.addFilter(ObjectContextFilter())
+    if not debug:
+        # kopf logs every handler call that succeeded, for every watch event of every child and pod: at
+        # scale most of the operator's log and a share of its CPU. Warnings and errors stay.
+        logging.getLogger(KOPF_OBJECT_LOGGER).setLevel(logging.WARNING)

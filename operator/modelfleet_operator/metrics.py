@@ -3,13 +3,14 @@
 Metric names are the ones the chart's dashboard and PrometheusRule query:
 
 - ``modelfleet_reconcile_total{kind,result}`` and ``modelfleet_reconcile_duration_seconds{kind}``:
-  one sample per reconcile pass, recorded by :func:`reconcile_in_thread` (or :func:`observe_reconcile`
-  for a pass that does not run in a worker thread);
-- ``modelfleet_reconcile_queue_depth{kind,state}``: passes ``waiting`` for a worker thread and
-  ``running`` in one;
+  one sample per reconcile pass, recorded by :func:`measured_pass`;
+- ``modelfleet_reconcile_queue_depth{kind,state}``: passes ``waiting`` for one of the operator's
+  ``workers`` slots and ``running`` in one;
 - ``modelfleet_resources{kind,phase}``: resources by ``status.phase``, from :class:`PhaseIndex`, which
   the entry point feeds from watch events of every kind;
-- ``modelfleet_api_errors_total{verb,code}``: Kubernetes API calls that failed, counted by ``kube.Kube``;
+- ``modelfleet_api_requests_total{verb}`` and ``modelfleet_api_errors_total{verb,code}``: Kubernetes API
+  calls the operator made (kopf's own watches and patches aside) and those that failed, counted by
+  ``kube.Kube``;
 - ``modelfleet_capacity_actions_total{instance_type,action}`` and ``modelfleet_azure_errors_total{code}``:
   what the GPU capacity manager did to AKS node pools and which Azure errors it met.
 
@@ -21,15 +22,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TypeVar
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from modelfleet_operator.log_context import resource_context
+
+T = TypeVar("T")
 
 RESULT_SUCCESS = "success"
 RESULT_ERROR = "error"
@@ -50,6 +53,9 @@ QUEUE_DEPTH = Gauge(
     "Reconcile passes waiting for a worker thread (state=waiting) or running in one (state=running).",
     ["kind", "state"],
 )
+API_REQUESTS = Counter(
+    "modelfleet_api_requests_total", "Kubernetes API requests the operator made, by verb.", ["verb"]
+)
 API_ERRORS = Counter(
     "modelfleet_api_errors_total",
     "Kubernetes API calls of the operator that failed, by verb and HTTP status (or 'connection').",
@@ -63,6 +69,10 @@ CAPACITY_ACTIONS = Counter(
 AZURE_ERRORS = Counter(
     "modelfleet_azure_errors_total", "Azure Resource Manager errors met by the capacity manager.", ["code"]
 )
+
+
+def count_api_request(verb: str) -> None:
+    API_REQUESTS.labels(verb).inc()
 
 
 def count_api_error(verb: str, code: int | str | None) -> None:
@@ -87,46 +97,34 @@ def observe_reconcile(kind: str) -> Iterator[None]:
         running.dec()
 
 
-async def reconcile_in_thread(
-    kind: str, reconcile: Callable[[str, str], Any], namespace: str, name: str
-) -> None:
-    """Run ``reconcile(namespace, name)`` in a worker thread, measured and with the object in every
-    log line it writes. The one call a controller's daemon makes per pass::
+async def measured_pass(
+    kind: str, workers: asyncio.Semaphore, namespace: str, name: str, run: Callable[[], Awaitable[T]]
+) -> T:
+    """``await run()`` once one of the operator's ``workers`` slots is free, measured and with the
+    object in every log line it writes. The one call a controller's daemon makes per pass::
 
-        await metrics.reconcile_in_thread("ModelDeployment", reconciler.reconcile, namespace, name)
+        await metrics.measured_pass("ModelDeployment", workers, namespace, name, one_pass)
 
-    A pass waits for a free thread of the default executor first; that wait is the ``waiting`` queue.
+    The wait for a slot is the ``waiting`` queue, the pass itself the ``running`` one.
     """
     waiting = QUEUE_DEPTH.labels(kind, "waiting")
     waiting.inc()
-    claim = threading.Lock()
-    left_queue = False
-
-    def leave_queue() -> bool:
-        nonlocal left_queue
-        with claim:
-            first, left_queue = not left_queue, True
-        if first:
-            waiting.dec()
-        return first
-
-    def run() -> None:
-        leave_queue()
-        with resource_context(kind, namespace, name), observe_reconcile(kind):
-            reconcile(namespace, name)
-
     try:
-        await asyncio.to_thread(run)
-    except asyncio.CancelledError:
-        leave_queue()  # cancelled before a thread picked it up: it never leaves the queue otherwise
-        raise
+        await workers.acquire()
+    finally:
+        waiting.dec()
+    try:
+        with resource_context(kind, namespace, name), observe_reconcile(kind):
+            return await run()
+    finally:
+        workers.release()
 
 
 class PhaseIndex(Collector):
     """``modelfleet_resources{kind,phase}``: the phase of every resource seen in watch events.
 
-    Fed by :meth:`observe` from one watch handler per kind, so a controller needs no code of its own;
-    a resource without a phase yet counts as ``Pending``.
+    Fed by :meth:`observe` from the watch handler of each kind's objects (``common.handlers``); a
+    resource without a phase yet counts as ``Pending``.
     """
 
     def __init__(self) -> None:
@@ -154,14 +152,6 @@ class PhaseIndex(Collector):
         for (kind, phase), count in sorted(self.counts().items()):
             family.add_metric([kind, phase], count)
         yield family
-
-    def handler(self, kind: str) -> Callable[..., None]:
-        """A kopf ``on.event`` handler that records the phase of resources of ``kind``."""
-
-        def record_phase(type: str | None, uid: str, status: dict[str, Any], **_: Any) -> None:
-            self.observe(kind, uid, status.get("phase"), deleted=type == "DELETED")
-
-        return record_phase
 
 
 PHASES = PhaseIndex()

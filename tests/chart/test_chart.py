@@ -101,10 +101,13 @@ def test_rbac_grants_no_secrets_no_node_writes_and_no_wildcards(case: str) -> No
             assert not verbs & {"bind", "escalate", "impersonate"}
 
 
+APPLIED = {"list", "watch", "create", "patch", "delete"}
+"""Children: watched into kopf's indexes, server-side applied (patch; create when the apply creates),
+pruned."""
 OPERATOR_RULES = {
-    ("modelfleet.io", "trainingjobs"): {"get", "list", "watch", "patch", "delete"},
-    ("modelfleet.io", "modeldeployments"): {"get", "list", "watch", "patch", "create", "delete"},
-    ("modelfleet.io", "benchmarksweeps"): {"get", "list", "watch", "patch"},
+    ("modelfleet.io", "trainingjobs"): {"list", "watch", "patch", "delete"},
+    ("modelfleet.io", "modeldeployments"): APPLIED,
+    ("modelfleet.io", "benchmarksweeps"): {"list", "watch", "patch"},
     **{
         ("modelfleet.io", f"{kind}/status"): {"patch"}
         for kind in ("trainingjobs", "modeldeployments", "benchmarksweeps")
@@ -113,23 +116,23 @@ OPERATOR_RULES = {
         ("modelfleet.io", f"{kind}/finalizers"): {"update"}
         for kind in ("trainingjobs", "modeldeployments", "benchmarksweeps")
     },
-    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
-    ("", "pods"): {"list"},
-    ("", "configmaps"): {"get", "list", "create", "patch", "update", "delete"},
-    ("", "services"): {"get", "list", "create", "patch", "delete"},
-    ("", "serviceaccounts"): {"get", "create"},
-    ("rbac.authorization.k8s.io", "roles"): {"get", "create"},
-    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "create", "patch"},
+    ("batch", "jobs"): APPLIED,
+    ("", "pods"): {"list", "watch"},
+    ("", "configmaps"): APPLIED | {"get", "update"},
+    ("", "services"): APPLIED,
+    ("", "serviceaccounts"): APPLIED,
+    ("rbac.authorization.k8s.io", "roles"): APPLIED,
+    ("rbac.authorization.k8s.io", "rolebindings"): APPLIED,
     ("", "events"): {"create"},
-    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("policy", "poddisruptionbudgets"): {"get", "list", "create", "patch", "delete"},
-    ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "create", "patch", "delete"},
-    ("keda.sh", "scaledobjects"): {"get", "list", "create", "patch", "delete"},
-    ("gateway.networking.k8s.io", "httproutes"): {"get", "list", "create", "patch", "delete"},
+    ("apps", "deployments"): APPLIED,
+    ("policy", "poddisruptionbudgets"): APPLIED,
+    ("autoscaling", "horizontalpodautoscalers"): APPLIED,
+    ("keda.sh", "scaledobjects"): APPLIED,
+    ("gateway.networking.k8s.io", "httproutes"): APPLIED,
 }
 """What the operator does with each kind (modelfleet_operator.kube calls and kopf), exactly; proven in
 the local control plane by tests/cluster/test_chart_install.py."""
-DETECTION_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"}}
+DETECTION_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
 
 
 def test_cluster_wide_role_is_exactly_what_the_operator_uses() -> None:
@@ -165,7 +168,7 @@ def test_watch_namespaces_switches_to_roles_in_each_namespace() -> None:
     (cluster_role,) = by_kind(docs, "ClusterRole")
     # kopf lists and watches namespaces when it watches a list of them.
     assert rules_of(cluster_role) == [
-        ("apiextensions.k8s.io", "customresourcedefinitions", frozenset({"get", "list", "watch"})),
+        ("apiextensions.k8s.io", "customresourcedefinitions", frozenset({"list", "watch"})),
         ("", "namespaces", frozenset({"list", "watch"})),
     ]
     (deployment,) = by_kind(docs, "Deployment")

@@ -30,7 +30,7 @@ CRD_FILES = ("trainingjobs.yaml", "modeldeployments.yaml", "benchmarksweeps.yaml
 CRDS_LAND_TIMEOUT = 1200.0
 """The API types are written in parallel with the controllers; wait this long for their CRDs."""
 OPERATOR_ENV = {
-    "MODELFLEET_RESYNC_SECONDS": "0.5",
+    "MODELFLEET_RESYNC_SECONDS": "600",
     "MODELFLEET_BACKOFF_SECONDS": "1",
     "MODELFLEET_WATCH_TIMEOUT_SECONDS": "20",
     "MODELFLEET_TRAINING_IMAGE": "ghcr.io/modelfleet/training-runtime:test",

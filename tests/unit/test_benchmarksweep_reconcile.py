@@ -1,5 +1,6 @@
-"""The sweep's reconcile over an in-memory API: the order of steps, failed targets and points that do
-not stop the sweep, the ready timeout, clean-up, and status written only on change."""
+"""The sweep's passes over an in-memory API: the order of steps, failed targets and points that do not
+stop the sweep, the ready timeout as a deadline, expanded deployments pruned once measured, and status
+written only on change."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 
 import pytest
 from modelfleet_api.benchmarksweep import PointMetrics
-from modelfleet_operator.benchmark.reconcile import BenchmarkSweepReconciler
+from modelfleet_operator.benchmark.reconcile import BenchmarkSweepController
 from modelfleet_operator.config import OperatorConfig
 
 from tests.unit.fake_kube import FakeKube as BaseFakeKube
+from tests.unit.fake_kube import Harness
 
 pytestmark = pytest.mark.unit
 
@@ -33,22 +35,32 @@ class FakeKube(BaseFakeKube):
         job = self.objects[("Job", NS, name)]
         job["status"] = {"conditions": [{"type": "Complete" if succeeded else "Failed", "status": "True"}]}
         terminated = {"exitCode": 0 if succeeded else 1, **({"message": message} if message else {})}
-        self.objects[("Pod", NS, f"{name}-x")] = {
-            "metadata": {"name": f"{name}-x", "labels": {**job["metadata"]["labels"], "job-name": name}},
-            "status": {
-                "phase": "Succeeded" if succeeded else "Failed",
-                "containerStatuses": [{"name": "bench", "state": {"terminated": terminated}}],
-            },
-        }
+        self.add(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{name}-x",
+                    "namespace": NS,
+                    "labels": {**job["spec"]["template"]["metadata"]["labels"], "job-name": name},
+                },
+                "status": {
+                    "phase": "Succeeded" if succeeded else "Failed",
+                    "containerStatuses": [{"name": "bench", "state": {"terminated": terminated}}],
+                },
+            }
+        )
+
+    def created(self, *kinds: str) -> list[tuple[str, str]]:
+        """Children applied, of these kinds, in order, each once."""
+        return list(dict.fromkeys(a for a in self.applies if a[0] in kinds))
 
 
 TEMPLATE = {"model": {"uri": "/m"}, "resources": {"instanceType": "Standard_NC40adis_H100_v5"}}
 
 
-def make(
-    kube: FakeKube, targets: list[dict[str, Any]], **spec: Any
-) -> tuple[BenchmarkSweepReconciler, list[datetime]]:
-    kube.objects[("BenchmarkSweep", NS, "sw")] = {
+def make(kube: FakeKube, targets: list[dict[str, Any]], **spec: Any) -> tuple[Harness, list[datetime]]:
+    body = {
         "apiVersion": "modelfleet.io/v1alpha1",
         "kind": "BenchmarkSweep",
         "metadata": {"name": "sw", "namespace": NS, "uid": "sw-uid", "generation": 1},
@@ -61,16 +73,8 @@ def make(
         },
     }
     now = [T0]
-    events: list[tuple[str, str]] = []
-    reconciler = BenchmarkSweepReconciler(
-        kube,  # type: ignore[arg-type]
-        OperatorConfig(serving_image="bench:1"),
-        lambda body, type_, reason, message: events.append((type_, reason)),
-        clock=lambda: now[0],
-        ready_timeout=timedelta(minutes=10),
-    )
-    reconciler.events = events  # type: ignore[attr-defined]
-    return reconciler, now
+    controller = BenchmarkSweepController(OperatorConfig(serving_image="bench:1"), timedelta(minutes=10))
+    return Harness(kube, controller, body, lambda: now[0]), now
 
 
 def status(kube: FakeKube) -> dict[str, Any]:
@@ -84,8 +88,8 @@ def figures(tps: float) -> str:
 def test_a_missing_reference_and_a_failed_job_do_not_stop_the_sweep() -> None:
     kube = FakeKube()
     reconciler, _ = make(kube, [{"name": "a", "template": TEMPLATE}, {"name": "b", "deploymentRef": "gone"}])
-    reconciler.reconcile(NS, "sw")
-    assert kube.creates == [("ModelDeployment", "sw-a-0"), ("ConfigMap", "sw-results")]
+    reconciler.reconcile()
+    assert kube.applies == [("ModelDeployment", "sw-a-0"), ("ConfigMap", "sw-results")]
     assert status(kube)["phase"] == "Deploying" and status(kube)["progress"] == "2/4"
     assert [(p["phase"], p.get("reason")) for p in status(kube)["points"]] == [
         ("Pending", None),
@@ -93,28 +97,30 @@ def test_a_missing_reference_and_a_failed_job_do_not_stop_the_sweep() -> None:
         ("Failed", "TargetNotFound"),
         ("Failed", "TargetNotFound"),
     ]
+    reconciler.reconcile()  # woken by the deployment's creation: it is seen now
     writes = kube.status_writes
-    reconciler.reconcile(NS, "sw")  # nothing changed: nothing written, nothing created
-    assert (kube.status_writes, len(kube.creates)) == (writes, 2)
+    reconciler.reconcile()  # nothing changed: nothing written, nothing applied
+    assert (kube.status_writes, len(kube.applies)) == (writes, 2)
 
     kube.deployment_ready("sw-a-0")
-    reconciler.reconcile(NS, "sw")
-    assert kube.creates[2:] == [("ConfigMap", "sw-point-0-config"), ("Job", "sw-point-0")]
+    reconciler.reconcile()
+    points = ("Job", "ConfigMap")
+    assert kube.created(*points)[1:] == [("ConfigMap", "sw-point-0-config"), ("Job", "sw-point-0")]
     assert status(kube)["phase"] == "Running" and status(kube)["points"][0]["phase"] == "Running"
-    reconciler.reconcile(NS, "sw")  # one point per target at a time
-    assert len(kube.creates) == 4
+    reconciler.reconcile()  # one point per target at a time
+    assert len(kube.created(*points)) == 3
 
     kube.finish_job("sw-point-0", message=figures(120.0), succeeded=True)
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     assert status(kube)["points"][0]["outputTokensPerSecond"] == 120.0
-    assert kube.creates[4:] == [("ConfigMap", "sw-point-1-config"), ("Job", "sw-point-1")]
+    assert kube.created(*points)[3:] == [("ConfigMap", "sw-point-1-config"), ("Job", "sw-point-1")]
     assert (
         '"outputTokensPerSecond": 120.0'
         in kube.objects[("ConfigMap", NS, "sw-results")]["data"]["results.json"]
     )
 
     kube.finish_job("sw-point-1", message="Traceback: boom", succeeded=False)
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     final = status(kube)
     assert (final["phase"], final["progress"], final["bestThroughput"]["point"]) == ("Succeeded", "4/4", 0)
     assert final["points"][1]["reason"] == "JobFailed" and "boom" in final["points"][1]["message"]
@@ -122,23 +128,23 @@ def test_a_missing_reference_and_a_failed_job_do_not_stop_the_sweep() -> None:
     complete = next(c for c in final["conditions"] if c["type"] == "Complete")
     assert complete["message"] == "1 of 4 points measured, 3 failed (see status.points)."
     writes = kube.status_writes
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     assert kube.status_writes == writes
 
 
 def test_a_target_never_ready_fails_its_points_after_the_timeout() -> None:
     kube = FakeKube()
     reconciler, now = make(kube, [{"name": "a", "template": TEMPLATE}])
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     kube.objects[("ModelDeployment", NS, "sw-a-0")]["status"] = {"phase": "Deploying"}
     now[0] = T0 + timedelta(minutes=9)
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     assert status(kube)["phase"] == "Deploying"
     assert status(kube)["targets"] == [
         {"name": "a", "deployment": "sw-a-0", "ready": False, "waitingSince": "2026-11-22T09:00:00Z"}
     ]
     now[0] = T0 + timedelta(minutes=11)
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     final = status(kube)
     assert {p["reason"] for p in final["points"]} == {"TargetReadyTimeout"}
     failed = next(c for c in final["conditions"] if c["type"] == "Failed")
@@ -154,42 +160,42 @@ def test_an_unsupported_axis_combination_is_an_invalid_spec() -> None:
     kube = FakeKube()
     axes = {"engine": ["lmdeploy"], "quantization": ["fp8"]}
     reconciler, _ = make(kube, [{"name": "a", "template": TEMPLATE, "axes": axes}])
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     failed = status(kube)["conditions"][0]
     assert (status(kube)["phase"], failed["reason"]) == ("Failed", "InvalidSpec")
     assert failed["message"].startswith(
         "spec.targets[0].axes.quantization: fp8 is not supported by engine lmdeploy"
     )
-    assert kube.creates == []
+    assert kube.applies == []
 
 
 def test_an_invalid_spec_recovers_once_the_user_fixes_it() -> None:
     kube = FakeKube()
     axes = {"engine": ["lmdeploy"], "quantization": ["fp8"]}
     reconciler, _ = make(kube, [{"name": "a", "template": TEMPLATE, "axes": axes}])
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     assert status(kube)["phase"] == "Failed"
 
     body = kube.objects[("BenchmarkSweep", NS, "sw")]
     body["spec"]["targets"][0].pop("axes")
     body["metadata"]["generation"] = 2
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
 
     assert "Failed" not in [x["type"] for x in status(kube)["conditions"]]
     assert (status(kube)["phase"], status(kube)["observedGeneration"]) == ("Deploying", 2)
-    assert kube.creates[0] == ("ModelDeployment", "sw-a-0")
+    assert kube.applies[0] == ("ModelDeployment", "sw-a-0")
 
 
 def run_two_points(kube: FakeKube, sinks: dict[str, Any], messages: list[str]) -> dict[str, Any]:
     """A one-target sweep with `sinks` whose two points end with these termination messages."""
     reconciler, _ = make(kube, [{"name": "a", "template": TEMPLATE}])
     kube.objects[("BenchmarkSweep", NS, "sw")]["spec"]["sinks"] = sinks
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     kube.deployment_ready("sw-a-0")
     for index, message in enumerate(messages):
-        reconciler.reconcile(NS, "sw")
+        reconciler.reconcile()
         kube.finish_job(f"sw-point-{index}", message=message, succeeded=True)
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     assert status(kube)["phase"] == "Succeeded"
     return status(kube)
 
@@ -258,14 +264,14 @@ def test_sinks_written_follows_the_points_and_lists_at_most_three() -> None:
     body["spec"]["sinks"] = {"configMap": False, "mlflow": {"trackingUri": "http://mlflow:5000"}}
     body["spec"]["load"]["concurrency"] = [1, 2, 3, 4, 5]
     body["spec"]["maxParallelPoints"] = 1
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     assert sinks_condition(status(kube))["message"] == "MLflow: all 0 measured points written."
     kube.deployment_ready("sw-a-0")
     for index in range(5):
-        reconciler.reconcile(NS, "sw")
+        reconciler.reconcile()
         errors = ["mlflow: MlflowException: down"] if index else None
         kube.finish_job(f"sw-point-{index}", message=reported(10.0 + index, index, errors), succeeded=True)
-        reconciler.reconcile(NS, "sw")
+        reconciler.reconcile()
         cond = sinks_condition(status(kube))
         assert cond["status"] == ("True" if index == 0 else "False"), index
     assert cond["message"] == (
@@ -292,24 +298,24 @@ def test_a_missing_service_account_starts_no_target_or_point_and_no_timeout_runs
     kube = FakeKube()
     reconciler, now = make(kube, [{"name": "a", "template": TEMPLATE}], serviceAccountName="bench-sa")
 
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
 
-    assert not [kind for kind, _ in kube.creates if kind in ("ModelDeployment", "Job")]
+    assert not kube.created("ModelDeployment", "Job")
     assert status(kube)["phase"] == "Pending"
     assert account_condition(kube) == ("False", "ServiceAccountNotFound")
-    assert ("Warning", "ServiceAccountNotFound") in reconciler.events  # type: ignore[attr-defined]
+    assert ("Warning", "ServiceAccountNotFound") in reconciler.events
     now[0] = T0 + timedelta(minutes=30)  # past the 10-minute ready timeout
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     assert {p["phase"] for p in status(kube)["points"]} == {"Pending"}
 
     kube.add_service_account(NS, "bench-sa")
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
 
-    assert ("ModelDeployment", "sw-a-0") in kube.creates
+    assert ("ModelDeployment", "sw-a-0") in kube.applies
     assert account_condition(kube) == ("True", "ServiceAccountFound")
     assert status(kube)["phase"] == "Deploying"
     kube.deployment_ready("sw-a-0")
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     job = kube.objects[("Job", NS, "sw-point-0")]
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == "bench-sa"
 
@@ -318,16 +324,16 @@ def test_the_ready_timeout_starts_afresh_after_the_account_was_missing() -> None
     kube = FakeKube()
     kube.add_service_account(NS, "bench-sa")
     reconciler, now = make(kube, [{"name": "a", "template": TEMPLATE}], serviceAccountName="bench-sa")
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     assert status(kube)["targets"][0]["waitingSince"] == "2026-11-22T09:00:00Z"
 
     del kube.objects[("ServiceAccount", NS, "bench-sa")]
     now[0] = T0 + timedelta(minutes=9)
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     assert status(kube)["targets"] == []
     kube.add_service_account(NS, "bench-sa")
     now[0] = T0 + timedelta(minutes=15)
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
 
     assert status(kube)["targets"][0]["waitingSince"] == "2026-11-22T09:15:00Z"
     assert {p["phase"] for p in status(kube)["points"]} == {"Pending"}

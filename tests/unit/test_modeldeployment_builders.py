@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,8 @@ from modelfleet_api.modeldeployment import ModelDeployment, ModelDeploymentSpec
 from modelfleet_api.serving import ServingRuntimeConfig
 from modelfleet_operator.serving import builders
 from modelfleet_operator.serving.builders import Integrations, Owner
+from modelfleet_operator.serving.desired import desired
 from modelfleet_operator.serving.engines import HEALTH_PATHS
-from modelfleet_operator.serving.plan import plan
 
 pytestmark = pytest.mark.unit
 
@@ -54,10 +53,6 @@ def labels(component: str, track: str | None = None) -> dict[str, str]:
     return result | ({"modelfleet.io/track": track} if track else {})
 
 
-def hashed(manifest: dict[str, Any]) -> dict[str, Any]:
-    return builders.with_hash(copy.deepcopy(manifest))
-
-
 def meta(name: str, component: str, track: str | None = None) -> dict[str, Any]:
     return {"name": name, "namespace": "team-a", "labels": labels(component, track), "ownerReferences": [REF]}
 
@@ -73,7 +68,7 @@ SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}
 def test_vllm_example_deployment_whole() -> None:
     spec = example("modeldeployment-vllm-llama3-8b.yaml")
     track = builders.tracks(spec, IMAGE)[0]
-    config_hash = builders.spec_hash(builders.runtime_config(OWNER, spec, track).to_wire())
+    config_hash = builders.config_hash(builders.runtime_config(OWNER, spec, track))
     amounts = {"cpu": "36", "memory": "288Gi", "nvidia.com/gpu": "1"}
     mounts = [
         {"name": "config", "mountPath": "/etc/modelfleet", "readOnly": True},
@@ -186,13 +181,13 @@ def test_vllm_example_deployment_whole() -> None:
             },
         },
     }
-    assert builders.deployment(OWNER, spec, track, health_path="/health") == hashed(expected)
+    assert builders.deployment(OWNER, spec, track, health_path="/health") == expected
 
 
 def test_vllm_example_config_map_is_what_the_launcher_reads() -> None:
     spec = example("modeldeployment-vllm-llama3-8b.yaml")
     manifest = builders.config_map(OWNER, spec, builders.tracks(spec, IMAGE)[0])
-    assert manifest == hashed(
+    assert manifest == (
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -228,11 +223,11 @@ def test_vllm_example_config_map_is_what_the_launcher_reads() -> None:
 
 def test_keda_scaled_object_scales_the_stable_track_to_zero_on_queue_depth() -> None:
     spec = example("modeldeployment-vllm-llama3-8b.yaml")
-    wanted = plan(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
+    wanted = desired(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
                   integrations=Integrations(keda=True, gateway_api=False), prometheus_url=PROMETHEUS,
                   canary_ready=False)  # fmt: skip
     scaled = next(m for m in wanted.children if m["kind"] == "ScaledObject")
-    assert scaled == hashed(
+    assert scaled == (
         {
             "apiVersion": "keda.sh/v1alpha1",
             "kind": "ScaledObject",
@@ -274,11 +269,11 @@ def test_keda_scaled_object_scales_the_stable_track_to_zero_on_queue_depth() -> 
 
 def test_without_keda_an_hpa_keeps_one_replica_and_says_so() -> None:
     spec = example("modeldeployment-vllm-llama3-8b.yaml")
-    wanted = plan(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
+    wanted = desired(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
                   integrations=Integrations(keda=False, gateway_api=False), prometheus_url=PROMETHEUS,
                   canary_ready=False)  # fmt: skip
     hpa = next(m for m in wanted.children if m["kind"] == "HorizontalPodAutoscaler")
-    assert hpa == hashed(
+    assert hpa == (
         {
             "apiVersion": "autoscaling/v2",
             "kind": "HorizontalPodAutoscaler",
@@ -307,7 +302,7 @@ def test_without_keda_an_hpa_keeps_one_replica_and_says_so() -> None:
 
 def test_engine_without_the_metric_gets_no_autoscaler_and_a_condition() -> None:
     spec = spec_of(engine={"type": "transformers"}, autoscaling={"maxReplicas": 3, "target": 4})
-    wanted = plan(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
+    wanted = desired(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
                   integrations=Integrations(keda=True, gateway_api=False), prometheus_url=PROMETHEUS,
                   canary_ready=False)  # fmt: skip
     assert {m["kind"] for m in wanted.children} == {
@@ -327,10 +322,10 @@ def test_engine_without_the_metric_gets_no_autoscaler_and_a_condition() -> None:
 def test_canary_http_route_splits_by_weight_once_the_canary_is_ready() -> None:
     spec = example("modeldeployment-sglang-canary.yaml")
     gateway = Integrations(keda=False, gateway_api=True)
-    ready = plan(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS, integrations=gateway,
+    ready = desired(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS, integrations=gateway,
                  prometheus_url=PROMETHEUS, canary_ready=True)  # fmt: skip
     route = next(m for m in ready.children if m["kind"] == "HTTPRoute")
-    assert route == hashed(
+    assert route == (
         {
             "apiVersion": "gateway.networking.k8s.io/v1",
             "kind": "HTTPRoute",
@@ -361,7 +356,7 @@ def test_canary_http_route_splits_by_weight_once_the_canary_is_ready() -> None:
         ("HTTPRoute", "llama3-8b"),
     ]
     assert ready.routed.reason == c.REASON_HTTP_ROUTE
-    starting = plan(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS, integrations=gateway,
+    starting = desired(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS, integrations=gateway,
                     prometheus_url=PROMETHEUS, canary_ready=False)  # fmt: skip
     route = next(m for m in starting.children if m["kind"] == "HTTPRoute")
     assert [b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]] == [100, 0]
@@ -379,7 +374,7 @@ def test_canary_config_carries_its_own_engine_settings() -> None:
 
 def test_without_gateway_api_one_service_splits_by_replicas_and_says_so() -> None:
     spec = example("modeldeployment-sglang-canary.yaml")
-    wanted = plan(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
+    wanted = desired(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
                   integrations=Integrations(keda=False, gateway_api=False), prometheus_url=PROMETHEUS,
                   canary_ready=True)  # fmt: skip
     kinds = [m["kind"] for m in wanted.children]
@@ -392,7 +387,7 @@ def test_without_gateway_api_one_service_splits_by_replicas_and_says_so() -> Non
 
 def test_service_and_pdb_select_every_track() -> None:
     selector = {"modelfleet.io/modeldeployment": "llama3-8b", "app.kubernetes.io/component": "server"}
-    assert builders.service(OWNER, builders.EngineType.VLLM) == hashed(
+    assert builders.service(OWNER, builders.EngineType.VLLM) == (
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -407,7 +402,7 @@ def test_service_and_pdb_select_every_track() -> None:
             },
         }
     )
-    assert builders.pod_disruption_budget(OWNER) == hashed(
+    assert builders.pod_disruption_budget(OWNER) == (
         {
             "apiVersion": "policy/v1",
             "kind": "PodDisruptionBudget",
@@ -468,14 +463,14 @@ def test_fixed_replicas_and_defaults() -> None:
     assert builders.served_model_name(OWNER, spec_of()) == "llama3-8b"
 
 
-def test_spec_hash_follows_content() -> None:
+def test_a_changed_runtime_config_rolls_the_pods() -> None:
     spec = spec_of()
     track = builders.tracks(spec, IMAGE)[0]
-    first = builders.deployment(OWNER, spec, track, health_path="/health")
-    again = builders.deployment(OWNER, spec, track, health_path="/health")
-    key = c.ANNOTATION_SPEC_HASH
-    assert first["metadata"]["annotations"][key] == again["metadata"]["annotations"][key]
-    changed = builders.deployment(
-        OWNER, spec_of(env=[{"name": "X", "value": "1"}]), track, health_path="/health"
-    )
-    assert changed["metadata"]["annotations"][key] != first["metadata"]["annotations"][key]
+
+    def config_hash(of: ModelDeploymentSpec) -> str:
+        template = builders.deployment(OWNER, of, track, health_path="/health")["spec"]["template"]
+        annotation: str = template["metadata"]["annotations"][builders.CONFIG_HASH_ANNOTATION]
+        return annotation
+
+    assert config_hash(spec) == config_hash(spec_of())
+    assert config_hash(spec_of(servedModelName="other")) != config_hash(spec)

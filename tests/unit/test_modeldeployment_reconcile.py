@@ -1,6 +1,7 @@
-"""The ModelDeployment reconcile over an in-memory API: the capacity manager is asked for the nodes of
-every desired replica, its conditions land in the status, and the demand is released when no replica
-is wanted or the object is gone; an invalid spec is reported and recovers once fixed."""
+"""The ModelDeployment passes over an in-memory API: the whole desired state applied once, drift put back,
+children the plan no longer names pruned, replicas left to an autoscaler, the capacity manager asked for
+the nodes of every desired replica and released when none is wanted; an invalid spec is reported and
+recovers once fixed."""
 
 from __future__ import annotations
 
@@ -12,14 +13,21 @@ from modelfleet_api import constants as c
 from modelfleet_api.common import NodePlacement
 from modelfleet_operator.capacity.manager import CapacityCondition
 from modelfleet_operator.config import OperatorConfig
-from modelfleet_operator.serving.reconcile import ModelDeploymentReconciler
+from modelfleet_operator.serving.reconcile import ModelDeploymentController
 
-from tests.unit.fake_kube import FakeKube
+from tests.unit.fake_kube import FakeKube, Harness
 
 pytestmark = pytest.mark.unit
 
 NS = "team-a"
 NOW = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
+KEDA_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "scaledobjects.keda.sh", "namespace": ""},
+    "spec": {"versions": [{"name": "v1alpha1", "served": True}]},
+    "status": {"conditions": [{"type": "Established", "status": "True"}]},
+}
 
 
 class FakeCapacity:
@@ -45,169 +53,232 @@ class FakeCapacity:
 
 def make(
     kube: FakeKube, capacity: FakeCapacity | None, config: OperatorConfig | None = None, **spec: Any
-) -> ModelDeploymentReconciler:
-    kube.objects[("ModelDeployment", NS, "llm")] = {
+) -> Harness:
+    body = {
         "apiVersion": "modelfleet.io/v1alpha1",
         "kind": "ModelDeployment",
         "metadata": {"name": "llm", "namespace": NS, "uid": "md-uid", "generation": 1},
         "spec": {"model": {"uri": "org/model"}, **spec},
     }
-    events: list[tuple[str, str]] = []
-    reconciler = ModelDeploymentReconciler(
-        kube,  # type: ignore[arg-type]
-        config or OperatorConfig(serving_image="serve:1"),
-        lambda body, type_, reason, message: events.append((type_, reason)),
-        clock=lambda: NOW,
-        capacity=capacity,  # type: ignore[arg-type]
-    )
-    reconciler.events = events  # type: ignore[attr-defined]
-    return reconciler
-
-
-def status(kube: FakeKube) -> dict[str, Any]:
-    found: dict[str, Any] = kube.objects[("ModelDeployment", NS, "llm")].get("status", {})
-    return found
-
-
-def conditions(kube: FakeKube) -> dict[str, tuple[str, str]]:
-    return {x["type"]: (x["status"], x["reason"]) for x in status(kube).get("conditions", [])}
+    controller = ModelDeploymentController(config or OperatorConfig(serving_image="serve:1"))
+    return Harness(kube, controller, body, lambda: NOW, capacity=capacity)
 
 
 def bind_pods(kube: FakeKube, count: int) -> None:
     for index in range(count):
-        kube.objects[("Pod", NS, f"llm-stable-{index}")] = {
-            "metadata": {
-                "name": f"llm-stable-{index}",
-                "creationTimestamp": "2026-11-22T09:00:00Z",
-                "labels": {c.LABEL_MODEL_DEPLOYMENT: "llm", c.LABEL_COMPONENT: c.COMPONENT_SERVER},
-            },
-            "spec": {"nodeName": f"node-{index}"},
-            "status": {"phase": "Running"},
-        }
+        kube.add(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"llm-stable-{index}",
+                    "namespace": NS,
+                    "creationTimestamp": "2026-11-22T09:00:00Z",
+                    "labels": {
+                        c.LABEL_MODEL_DEPLOYMENT: "llm",
+                        c.LABEL_COMPONENT: c.COMPONENT_SERVER,
+                        c.LABEL_MANAGED_BY: c.MANAGED_BY,
+                    },
+                },
+                "spec": {"nodeName": f"node-{index}"},
+                "status": {"phase": "Running"},
+            }
+        )
+
+
+def ready(kube: FakeKube, track: str = "stable") -> None:
+    deployment = kube.objects[("Deployment", NS, f"llm-{track}")]
+    replicas = deployment["spec"]["replicas"]
+    deployment["status"] = {"readyReplicas": replicas, "updatedReplicas": replicas, "replicas": replicas}
+
+
+def test_the_desired_state_is_applied_once_drift_is_put_back_and_idle_passes_write_nothing() -> None:
+    kube = FakeKube()
+    md = make(kube, None, replicas=2)
+
+    md.reconcile()
+
+    assert kube.applies == [
+        ("ConfigMap", "llm-stable-config"),
+        ("Service", "llm"),
+        ("Deployment", "llm-stable"),
+        ("PodDisruptionBudget", "llm"),
+    ]
+    assert md.status["phase"] == "Pending", "reported from what was observed before the apply"
+    md.reconcile()  # woken by the Deployment's creation
+    assert md.status["phase"] == "Deploying"
+    ready(kube)
+    md.reconcile()
+    assert (md.status["phase"], md.status["ready"]) == ("Ready", "2/2")
+    applied, writes = len(kube.applies), kube.status_writes
+    md.reconcile()
+    assert (len(kube.applies), kube.status_writes) == (applied, writes)
+
+    container = kube.objects[("Deployment", NS, "llm-stable")]["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = "edited/by-hand:1"
+    kube.objects[("ConfigMap", NS, "llm-stable-config")]["data"]["config.yaml"] = "model: {uri: other}\n"
+    md.reconcile()
+    assert kube.applies[applied:] == [("ConfigMap", "llm-stable-config"), ("Deployment", "llm-stable")]
+    container = kube.objects[("Deployment", NS, "llm-stable")]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "serve:1"
+
+
+def test_a_removed_canary_and_a_replaced_autoscaler_are_pruned() -> None:
+    kube = FakeKube()
+    canary = {"replicas": 1, "weight": 10, "image": "serve:2"}
+    autoscaling = {"minReplicas": 1, "maxReplicas": 3, "metric": "queueDepth", "target": 4}
+    md = make(kube, None, canary=canary, autoscaling=autoscaling)
+    md.reconcile()
+    assert {("Deployment", "llm-canary"), ("HorizontalPodAutoscaler", "llm")} <= set(kube.applies)
+
+    del md.body["spec"]["canary"]
+    md.body["metadata"]["generation"] = 2
+    kube.add(KEDA_CRD)  # KEDA is installed: its ScaledObject replaces the HPA
+    md.reconcile()
+
+    assert set(kube.deletes) == {
+        ("ConfigMap", "llm-canary-config"),
+        ("Deployment", "llm-canary"),
+        ("HorizontalPodAutoscaler", "llm"),
+    }
+    assert ("ScaledObject", "llm") in kube.applies
+    assert "canary" not in md.status and md.conditions()[c.COND_AUTOSCALING][1] == c.REASON_KEDA_SCALED_OBJECT
+
+
+def test_under_an_autoscaler_the_replicas_are_the_autoscalers_once_it_scaled() -> None:
+    kube = FakeKube()
+    md = make(kube, None, replicas=3)
+    md.reconcile()
+    assert kube.objects[("Deployment", NS, "llm-stable")]["spec"]["replicas"] == 3
+
+    md.body["spec"] = {
+        "model": {"uri": "org/model"},
+        "autoscaling": {"minReplicas": 1, "maxReplicas": 5, "metric": "queueDepth", "target": 4},
+    }
+    md.body["metadata"]["generation"] = 2
+    md.reconcile()
+    deployment = kube.objects[("Deployment", NS, "llm-stable")]
+    assert deployment["spec"]["replicas"] == 3, "while the operator owns them it keeps the live count"
+
+    deployment["spec"]["replicas"] = 5  # the HPA scaled (an update: the field is its own now)
+    deployment["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"].pop("f:replicas")
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "edited/by-hand:1"
+    md.reconcile()
+
+    deployment = kube.objects[("Deployment", NS, "llm-stable")]
+    assert deployment["spec"]["replicas"] == 5
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "serve:1"
 
 
 def test_capacity_is_asked_for_every_replica_until_they_are_placed_and_released_when_gone() -> None:
     kube, capacity = FakeKube(), FakeCapacity()
-    reconciler = make(
+    md = make(
         kube,
         capacity,
         replicas=3,
         resources={"instanceType": "Standard_NC80adis_H100_v5", "gpusPerReplica": 1},
     )
 
-    reconciler.reconcile(NS, "llm")
+    md.reconcile()  # the Deployment is created: its replicas are wanted from the next pass on
+    md.reconcile()
 
     assert capacity.asked == [("md-uid", "Standard_NC80adis_H100_v5", 2, False)]  # 3 x 1 GPU on 2-GPU VMs
-    assert conditions(kube)[c.COND_CAPACITY_READY] == ("False", c.REASON_WAITING_FOR_NODES)
-    assert c.COND_QUOTA_EXCEEDED not in conditions(kube)  # only cleared when it was set
+    assert md.conditions()[c.COND_CAPACITY_READY] == ("False", c.REASON_WAITING_FOR_NODES)
+    assert c.COND_QUOTA_EXCEEDED not in md.conditions()  # only cleared when it was set
+    assert md.requeue_at is not None, "pool operations are not watched: asked again later"
 
     bind_pods(kube, 3)
-    reconciler.reconcile(NS, "llm")
+    md.reconcile()
 
     assert capacity.asked[-1] == ("md-uid", "Standard_NC80adis_H100_v5", 2, True)
-    assert conditions(kube)[c.COND_CAPACITY_READY] == ("True", c.REASON_CAPACITY_AVAILABLE)
-    assert capacity.released == []
-
-    reconciler.forget("md-uid")
-
-    assert capacity.released == ["md-uid"]
+    assert md.conditions()[c.COND_CAPACITY_READY] == ("True", c.REASON_CAPACITY_AVAILABLE)
+    md.engine.forget("md-uid")
+    assert capacity.released[-1] == "md-uid"
 
 
 def test_no_replica_wanted_releases_the_demand() -> None:
     kube, capacity = FakeKube(), FakeCapacity()
-    reconciler = make(kube, capacity, replicas=0)
+    md = make(kube, capacity, replicas=0)
 
-    reconciler.reconcile(NS, "llm")
+    md.reconcile()
 
     assert (capacity.asked, capacity.released) == ([], ["md-uid"])
-    assert c.COND_CAPACITY_READY not in conditions(kube)
-
-
-def test_without_the_capacity_manager_no_capacity_condition_is_set() -> None:
-    kube = FakeKube()
-    make(kube, None, replicas=1).reconcile(NS, "llm")
-
-    assert "phase" in status(kube)
-    assert c.COND_CAPACITY_READY not in conditions(kube)
+    assert c.COND_CAPACITY_READY not in md.conditions()
 
 
 def test_an_invalid_spec_fails_and_recovers_once_fixed() -> None:
     kube = FakeKube()
-    reconciler = make(kube, None, replicas=1)
-    kube.objects[("ModelDeployment", NS, "llm")]["spec"]["resources"] = {"gpusPerReplica": 0}
+    md = make(kube, None, replicas=1)
+    md.body["spec"]["resources"] = {"gpusPerReplica": 0}
 
-    reconciler.reconcile(NS, "llm")
+    md.reconcile()
 
-    assert (status(kube)["phase"], conditions(kube)[c.COND_FAILED]) == (
-        "Failed",
-        ("True", c.REASON_INVALID_SPEC),
-    )
-    assert kube.creates == []
+    assert (md.status["phase"], md.conditions()[c.COND_FAILED]) == ("Failed", ("True", c.REASON_INVALID_SPEC))
+    assert md.messages[-1].endswith(" Running replicas keep the previous spec.")
+    assert kube.applies == []
 
-    body = kube.objects[("ModelDeployment", NS, "llm")]
-    body["spec"]["resources"] = {"gpusPerReplica": 1}
-    body["metadata"]["generation"] = 2
-    reconciler.reconcile(NS, "llm")
+    md.body["spec"]["resources"] = {"gpusPerReplica": 1}
+    md.body["metadata"]["generation"] = 2
+    md.reconcile()
 
-    assert c.COND_FAILED not in conditions(kube)
-    assert status(kube)["phase"] != "Failed"
-    assert status(kube)["observedGeneration"] == 2
-    assert ("Deployment", "llm-stable") in kube.creates
+    assert c.COND_FAILED not in md.conditions()
+    assert md.status["phase"] != "Failed"
+    assert md.status["observedGeneration"] == 2
+    assert ("Deployment", "llm-stable") in kube.applies
 
 
 def test_a_missing_runtime_service_account_creates_no_child_until_it_exists() -> None:
     kube = FakeKube()
     config = OperatorConfig(serving_image="serve:1", runtime_service_account="modelfleet-runtime")
-    reconciler = make(kube, None, config, replicas=1)
+    md = make(kube, None, config, replicas=1)
 
-    reconciler.reconcile(NS, "llm")
+    md.reconcile()
 
-    assert kube.creates == []
-    assert status(kube)["phase"] == "Pending"
+    assert kube.applies == []
+    assert md.status["phase"] == "Pending"
     not_found = ("False", c.REASON_SERVICE_ACCOUNT_NOT_FOUND)
-    assert conditions(kube)[c.COND_SERVICE_ACCOUNT_READY] == not_found
-    assert conditions(kube)[c.COND_AVAILABLE] == not_found
-    assert conditions(kube)[c.COND_PROGRESSING] == not_found
-    available = next(x for x in status(kube)["conditions"] if x["type"] == c.COND_AVAILABLE)
+    assert md.conditions()[c.COND_SERVICE_ACCOUNT_READY] == not_found
+    assert md.conditions()[c.COND_AVAILABLE] == not_found
+    assert md.conditions()[c.COND_PROGRESSING] == not_found
+    available = next(x for x in md.status["conditions"] if x["type"] == c.COND_AVAILABLE)
     assert "ServiceAccount modelfleet-runtime (the operator's runtime service account" in available["message"]
-    events = reconciler.events  # type: ignore[attr-defined]
-    assert [e for e in events if e[0] == "Warning"] == [("Warning", c.REASON_SERVICE_ACCOUNT_NOT_FOUND)]
+    assert [e for e in md.events if e[0] == "Warning"] == [("Warning", c.REASON_SERVICE_ACCOUNT_NOT_FOUND)]
     writes = kube.status_writes
-    reconciler.reconcile(NS, "llm")
-    assert (kube.creates, kube.status_writes) == ([], writes)
+    md.reconcile()
+    assert (kube.applies, kube.status_writes) == ([], writes)
 
     kube.add_service_account(NS, "modelfleet-runtime")
-    reconciler.reconcile(NS, "llm")
+    md.reconcile()
 
     deployment = kube.objects[("Deployment", NS, "llm-stable")]
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "modelfleet-runtime"
-    assert status(kube)["phase"] == "Deploying"
-    assert conditions(kube)[c.COND_SERVICE_ACCOUNT_READY] == ("True", c.REASON_SERVICE_ACCOUNT_FOUND)
-    assert conditions(kube)[c.COND_AVAILABLE] == ("False", c.REASON_REPLICAS_UNAVAILABLE)
+    md.reconcile()
+    assert md.status["phase"] == "Deploying"
+    assert md.conditions()[c.COND_SERVICE_ACCOUNT_READY] == ("True", c.REASON_SERVICE_ACCOUNT_FOUND)
+    assert md.conditions()[c.COND_AVAILABLE] == ("False", c.REASON_REPLICAS_UNAVAILABLE)
 
 
 def test_a_rollout_to_a_missing_account_is_held_and_the_previous_replicas_keep_serving() -> None:
     kube = FakeKube()
-    reconciler = make(kube, None, replicas=1)
-    reconciler.reconcile(NS, "llm")
-    kube.objects[("Deployment", NS, "llm-stable")]["status"] = {"readyReplicas": 1, "updatedReplicas": 1}
-    reconciler.reconcile(NS, "llm")
-    assert status(kube)["phase"] == "Ready"
+    md = make(kube, None, replicas=1)
+    md.reconcile()
+    ready(kube)
+    md.reconcile()
+    assert md.status["phase"] == "Ready"
     template_before = kube.objects[("Deployment", NS, "llm-stable")]["spec"]["template"]
 
-    body = kube.objects[("ModelDeployment", NS, "llm")]
-    body["spec"]["serviceAccountName"] = "team-sa"
-    body["metadata"]["generation"] = 2
-    reconciler.reconcile(NS, "llm")
+    md.body["spec"]["serviceAccountName"] = "team-sa"
+    md.body["metadata"]["generation"] = 2
+    md.reconcile()
 
     assert kube.objects[("Deployment", NS, "llm-stable")]["spec"]["template"] == template_before
-    assert status(kube)["phase"] == "Degraded"
-    assert conditions(kube)[c.COND_AVAILABLE] == ("True", c.REASON_MINIMUM_REPLICAS_AVAILABLE)
-    assert conditions(kube)[c.COND_PROGRESSING] == ("False", c.REASON_SERVICE_ACCOUNT_NOT_FOUND)
+    assert md.status["phase"] == "Degraded"
+    assert md.conditions()[c.COND_AVAILABLE] == ("True", c.REASON_MINIMUM_REPLICAS_AVAILABLE)
+    assert md.conditions()[c.COND_PROGRESSING] == ("False", c.REASON_SERVICE_ACCOUNT_NOT_FOUND)
 
     kube.add_service_account(NS, "team-sa")
-    reconciler.reconcile(NS, "llm")
+    md.reconcile()
 
     template = kube.objects[("Deployment", NS, "llm-stable")]["spec"]["template"]
     assert template["spec"]["serviceAccountName"] == "team-sa"
-    assert conditions(kube)[c.COND_SERVICE_ACCOUNT_READY] == ("True", c.REASON_SERVICE_ACCOUNT_FOUND)
+    assert md.conditions()[c.COND_SERVICE_ACCOUNT_READY] == ("True", c.REASON_SERVICE_ACCOUNT_FOUND)

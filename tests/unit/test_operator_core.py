@@ -1,11 +1,21 @@
-"""Operator core helpers: conditions (JobSet semantics), status diffing, settings."""
+"""Operator core: typed conditions (JobSet semantics), status diffing, settings, the projections and
+drift comparison behind server-side apply, prune, the wake filter that ignores the operator's own
+status writes, and a pass that a cancellation cannot cut short."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from modelfleet_operator.conditions import is_true, set_condition
+from modelfleet_api import constants as c
+from modelfleet_operator.common.handlers import ObjectState, finish
+from modelfleet_operator.common.indexes import Indexes, owner_keys
+from modelfleet_operator.common.kinds import CONFIG_MAP, DEPLOYMENT, JOB, POD, SERVICE
+from modelfleet_operator.common.live import Live, drifted, matches, project
+from modelfleet_operator.common.plan import Plan, to_apply, to_prune
+from modelfleet_operator.conditions import is_true, set_condition, transitions
 from modelfleet_operator.config import OperatorConfig, load_config
 from modelfleet_operator.status import status_patch
 
@@ -18,7 +28,7 @@ def test_condition_keeps_its_transition_time_unless_the_status_flips() -> None:
     first = set_condition(
         [], type_="Scheduled", status=False, reason="WaitingForCapacity", message="0/2", now=T0, generation=1
     )
-    assert first == [
+    assert [x.to_wire() for x in first] == [
         {
             "type": "Scheduled",
             "status": "False",
@@ -38,8 +48,8 @@ def test_condition_keeps_its_transition_time_unless_the_status_flips() -> None:
         now=later,
         generation=2,
     )
-    assert same_status[0]["lastTransitionTime"] == "2026-11-22T09:00:00Z"
-    assert (same_status[0]["message"], same_status[0]["observedGeneration"]) == ("1/2", 2)
+    assert same_status[0].last_transition_time == T0
+    assert (same_status[0].message, same_status[0].observed_generation) == ("1/2", 2)
     flipped = set_condition(
         same_status,
         type_="Scheduled",
@@ -49,8 +59,9 @@ def test_condition_keeps_its_transition_time_unless_the_status_flips() -> None:
         now=later,
         generation=2,
     )
-    assert flipped[0]["lastTransitionTime"] == "2026-11-22T09:01:00Z"
+    assert flipped[0].last_transition_time == later
     assert is_true(flipped, "Scheduled") and not is_true(flipped, "Running")
+    assert transitions(first, same_status) == [] and transitions(same_status, flipped) == flipped
 
 
 def test_other_conditions_keep_their_place() -> None:
@@ -61,8 +72,8 @@ def test_other_conditions_keep_their_place() -> None:
     conditions = set_condition(
         conditions, type_="A", status=False, reason="Q", message="", now=T0, generation=None
     )
-    assert [(c["type"], c["status"]) for c in conditions] == [("A", "False"), ("B", "True")]
-    assert "observedGeneration" not in conditions[0]
+    assert [(x.type, x.status) for x in conditions] == [("A", "False"), ("B", "True")]
+    assert "observedGeneration" not in conditions[0].to_wire()
 
 
 def test_status_patch_only_on_change_and_removes_dropped_keys() -> None:
@@ -80,14 +91,31 @@ def test_settings_from_flags_over_environment() -> None:
         "MODELFLEET_NAMESPACES": "a, b",
         "MODELFLEET_STANDALONE": "true",
         "MODELFLEET_RESYNC_SECONDS": "2",
+        "MODELFLEET_WORKERS": "8",
+        "MODELFLEET_API_QPS": "50",
     }
     assert load_config([], env) == OperatorConfig(
-        training_image="env/image:1", namespaces=("a", "b"), standalone=True, resync_seconds=2.0
+        training_image="env/image:1",
+        namespaces=("a", "b"),
+        standalone=True,
+        resync_seconds=2.0,
+        workers=8,
+        api_qps=50.0,
     )
-    flagged = load_config(["-A", "--training-image", "flag/image:2", "--priority", "100"], env)
-    assert (flagged.namespaces, flagged.training_image, flagged.priority) == ((), "flag/image:2", 100)
+    flagged = load_config(
+        ["-A", "--training-image", "flag/image:2", "--priority", "100", "--workers", "4"], env
+    )
+    assert (flagged.namespaces, flagged.training_image, flagged.priority, flagged.workers) == (
+        (),
+        "flag/image:2",
+        100,
+        4,
+    )
     assert load_config(["-n", "x", "-n", "y"], {}).namespaces == ("x", "y")
     assert load_config([], {}) == OperatorConfig()
+    assert OperatorConfig().resync_seconds >= 60, "a safety resync, not a poll"
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        load_config(["--workers", "0"], {})
 
 
 def test_replicas_of_one_deployment_get_distinct_stable_peering_priorities() -> None:
@@ -96,3 +124,224 @@ def test_replicas_of_one_deployment_get_distinct_stable_peering_priorities() -> 
     assert first != second and min(first, second) >= 1 and max(first, second) <= 1_000_000
     assert load_config([], {"HOSTNAME": "modelfleet-operator-7d9f8-abcde"}).priority == first
     assert load_config([], {"POD_NAME": "x", "MODELFLEET_PRIORITY": "7"}).priority == 7
+
+
+# ---- what the indexes keep, and drift ------------------------------------------------------------
+LABELS = {c.LABEL_TRAINING_JOB: "tj", c.LABEL_MANAGED_BY: c.MANAGED_BY}
+
+
+def test_projections_keep_what_plans_read_and_who_applied_what() -> None:
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "tj",
+            "labels": LABELS,
+            "resourceVersion": "42",
+            "managedFields": [
+                {
+                    "manager": c.MANAGED_BY,
+                    "operation": "Apply",
+                    "fieldsV1": {"f:spec": {"f:parallelism": {}}},
+                },
+                {
+                    "manager": "kube-controller-manager",
+                    "operation": "Update",
+                    "fieldsV1": {"f:spec": {"f:suspend": {}}},
+                },
+            ],
+        },
+        "spec": {"parallelism": 2, "completions": 2, "template": {"spec": {"containers": [{"name": "x"}]}}},
+        "status": {"active": 2, "startTime": "2026-11-22T09:00:00Z", "conditions": []},
+    }
+    assert project(JOB, job) == Live(
+        manifest={
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "tj", "labels": LABELS},
+            "spec": {"parallelism": 2, "completions": 2},
+            "status": {"conditions": [], "active": 2},
+        },
+        operator_fields=frozenset({"spec.parallelism"}),
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "labels": LABELS},
+        "spec": {"nodeName": "n", "containers": [{"name": "x", "image": "i"}]},
+        "status": {"phase": "Running", "podIP": "10.0.0.1", "hostIP": "10.1.0.1"},
+    }
+    assert project(POD, pod).manifest == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "labels": LABELS},
+        "spec": {"nodeName": "n"},
+        "status": {"phase": "Running"},
+    }
+    assert owner_keys(LABELS, "ns") == [(c.LABEL_TRAINING_JOB, "ns", "tj")]
+
+
+def test_drift_is_a_wanted_field_that_differs_not_what_the_server_adds() -> None:
+    wanted = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d", "labels": {"a": "1"}},
+        "spec": {
+            "replicas": 2,
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "server",
+                            "image": "serve:1",
+                            "env": [{"name": "A", "value": "1"}],
+                            "resources": {"limits": {"cpu": "0.5", "memory": "1Gi", "nvidia.com/gpu": "1"}},
+                            "volumeMounts": [{"name": "cache", "mountPath": "/c", "readOnly": False}],
+                        }
+                    ],
+                    "tolerations": [{"key": "sku", "operator": "Equal", "value": "gpu"}],
+                }
+            },
+        },
+    }
+    live = {
+        "metadata": {"name": "d", "labels": {"a": "1", "added": "by-someone"}, "uid": "u"},
+        "spec": {
+            "replicas": 2,
+            "revisionHistoryLimit": 10,
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "server",
+                            "image": "serve:1",
+                            "imagePullPolicy": "IfNotPresent",
+                            "env": [{"name": "EXTRA", "value": "x"}, {"name": "A", "value": "1"}],
+                            "resources": {"limits": {"cpu": "500m", "memory": "1Gi", "nvidia.com/gpu": "1"}},
+                            "volumeMounts": [{"name": "cache", "mountPath": "/c"}],
+                        }
+                    ],
+                    "tolerations": [{"key": "sku", "operator": "Equal", "value": "gpu"}],
+                }
+            },
+        },
+    }
+    assert not drifted(DEPLOYMENT, wanted, live)
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = "edited:1"
+    assert drifted(DEPLOYMENT, wanted, live)
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = "serve:1"
+    live["spec"]["template"]["spec"]["tolerations"].append({"key": "other"})
+    assert drifted(DEPLOYMENT, wanted, live), "an unnamed list must match item for item"
+    assert matches({"data": {"k": "v"}}, {"data": {"k": "v", "added": "x"}}), "keys others add are theirs"
+    assert not matches({"data": {"k": "v"}}, {"data": {"k": "edited"}})
+    assert matches({"port": 8000, "readOnly": False, "args": []}, {"port": 8000}), "omitempty"
+
+
+def test_a_job_compares_only_what_can_change_on_a_live_job() -> None:
+    wanted = {
+        "metadata": {"labels": {"a": "1"}},
+        "spec": {
+            "parallelism": 2,
+            "completions": 2,
+            "template": {"spec": {"containers": [{"image": "new"}]}},
+        },
+    }
+    live = {"metadata": {"labels": {"a": "1"}}, "spec": {"parallelism": 2, "completions": 2}}
+    assert not drifted(JOB, wanted, live), "the pod template is immutable: not compared"
+    live["spec"]["parallelism"] = 1
+    assert drifted(JOB, wanted, live)
+
+
+def child(kind: str, name: str, uid: str = "owner", deleting: bool = False) -> Live:
+    meta: dict[str, Any] = {"name": name, "ownerReferences": [{"uid": uid, "controller": True}]}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-22T09:00:00Z"
+    return Live({"apiVersion": "v1", "kind": kind, "metadata": meta, "data": {"k": "v"}})
+
+
+def test_apply_what_is_missing_or_drifted_and_prune_what_the_plan_no_longer_names() -> None:
+    same = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "same"}, "data": {"k": "v"}}
+    edited = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "edited"}, "data": {"k": "new"}}
+    new = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "new"}, "spec": {}}
+    children = [
+        child("ConfigMap", "same"),
+        child("ConfigMap", "edited"),
+        child("ConfigMap", "kept"),
+        child("ConfigMap", "gone"),
+        child("ConfigMap", "going", deleting=True),
+        child("ConfigMap", "foreign", uid="someone-else"),
+    ]
+    plan: Plan[Any] = Plan(status=None, apply=(same, edited, new), keep=frozenset({("ConfigMap", "kept")}))
+
+    def compare(wanted: dict[str, Any], live: Live) -> bool:
+        return drifted(CONFIG_MAP if wanted["kind"] == "ConfigMap" else SERVICE, wanted, live.manifest)
+
+    assert to_apply(plan, children, compare) == [edited, new]
+    assert [x.name for x in to_prune(plan, children, "owner")] == ["gone"]
+
+
+def test_indexes_are_read_by_owner_and_by_name() -> None:
+    live = child("ConfigMap", "cm")
+    indexes = Indexes(
+        {
+            CONFIG_MAP.index_id: {(c.LABEL_TRAINING_JOB, "ns", "tj"): [live]},
+            POD.index_id: {(c.LABEL_TRAINING_JOB, "ns", "tj"): [Live({"metadata": {"name": "p"}})]},
+            "serviceaccounts_by_name": {("ns", "runtime"): [True]},
+            "customresourcedefinitions_by_name": {"scaledobjects.keda.sh": [{"served": ["v1alpha1"]}]},
+        }
+    )
+    assert indexes.owned(c.LABEL_TRAINING_JOB, "ns", "tj", [CONFIG_MAP, JOB]) == [live]
+    assert indexes.pods(c.LABEL_TRAINING_JOB, "ns", "tj") == [{"metadata": {"name": "p"}}]
+    assert indexes.service_account_exists("ns", "runtime") and not indexes.service_account_exists("ns", "x")
+    assert indexes.serves("scaledobjects.keda.sh", "v1alpha1") and indexes.serves("scaledobjects.keda.sh")
+    assert not indexes.serves("httproutes.gateway.networking.k8s.io")
+
+
+# ---- passes and wakes ----------------------------------------------------------------------------
+def test_the_echo_of_the_operators_own_status_write_wakes_nothing() -> None:
+    state = ObjectState(generation=1, known={"phase": "Pending"})
+    state.wrote({"phase": "Scheduling"})
+    state.wrote({"phase": "Running"})
+    assert state.stored({"phase": "Pending"}) == {"phase": "Running"}, "plan from the latest write"
+
+    assert not state.seen(1, {"phase": "Scheduling"}), "an older echo"
+    assert not state.seen(1, {"phase": "Running"}), "the latest echo"
+    assert state.pending == [] and state.stored({"phase": "Running"}) == {"phase": "Running"}
+    assert not state.seen(1, {"phase": "Running"}), "a finalizer patch: same status, same generation"
+    assert state.seen(2, {"phase": "Running"}), "a spec change"
+    state.generation = 2
+    assert state.seen(2, {"phase": "Edited"}), "a status this operator did not write"
+
+
+def test_a_cancelled_daemon_waits_for_its_pass_in_flight() -> None:
+    """kopf cancels a deleted object's daemon; the pass it was running must end before the daemon's
+    clean-up (which releases the capacity demand) runs."""
+    order: list[str] = []
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+
+        async def one_pass() -> str:
+            await release.wait()
+            order.append("pass ended")
+            return "done"
+
+        async def daemon() -> None:
+            try:
+                await finish(asyncio.ensure_future(one_pass()))
+            finally:
+                order.append("forget")
+
+        task = asyncio.ensure_future(daemon())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.sleep(0.01)
+        task.cancel()  # kopf may cancel again
+        await asyncio.sleep(0.01)
+        assert order == []
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert order == ["pass ended", "forget"]

@@ -1,5 +1,6 @@
-"""The reconcile's ordered steps over an in-memory API: idempotence, crash-safe restart counting,
-backoff, and status written only on change. (The cluster tier runs the same code for real.)"""
+"""The TrainingJob plan, compared whole, and its passes over an in-memory API: each child applied once
+and put back when edited by hand, crash-safe restart counting, the deadlines that replace polling, and
+status written only on change. (The cluster tier runs the same code against a real API server.)"""
 
 from __future__ import annotations
 
@@ -9,35 +10,38 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from modelfleet_api import constants as c
+from modelfleet_api.common import Condition
+from modelfleet_api.trainingjob import TrainingJob, TrainingJobStatus
+from modelfleet_operator.common.identity import NO_IDENTITY
+from modelfleet_operator.common.plan import CapacityAsk, Plan
 from modelfleet_operator.config import OperatorConfig
-from modelfleet_operator.training.reconcile import TrainingJobReconciler
+from modelfleet_operator.training import builders
+from modelfleet_operator.training import plan as planning
+from modelfleet_operator.training.builders import Owner
+from modelfleet_operator.training.reconcile import TrainingJobController
 
-from tests.unit.fake_kube import FakeKube as BaseFakeKube
+from tests.unit.fake_kube import FakeKube, Harness
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
 NS = "ml"
+SPEC = {
+    "model": {"uri": "/m"},
+    "dataset": {"uri": "/d"},
+    "output": {"uri": "/o"},
+    "resources": {"instanceType": "Standard_NC40adis_H100_v5", "nodes": 2},
+}
 
 
-class FakeKube(BaseFakeKube):
-    """The shared in-memory API plus what the cluster would do for this test."""
-
-    # ---- what the cluster would do ----------------------------------------------------------------
-    def add_worker(self, index: int, phase: str, **status: Any) -> None:
-        job = self.objects[("Job", NS, "tiny")]
-        name = f"tiny-{index}-{job['metadata']['labels']['modelfleet.io/restart-attempt']}"
-        self.objects[("Pod", NS, name)] = {
-            "metadata": {
-                "name": name,
-                "labels": {
-                    "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
-                    "batch.kubernetes.io/job-completion-index": str(index),
-                },
-            },
-            "spec": {"nodeName": f"node-{index}"},
-            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "True"}], **status},
-        }
+def body(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": "tiny", "namespace": NS, "uid": "tj-uid", "generation": 1},
+        "spec": {**SPEC, **spec},
+    }
 
 
 def make(
@@ -45,44 +49,80 @@ def make(
     config: OperatorConfig | None = None,
     clock: Callable[[], datetime] | None = None,
     **spec: Any,
-) -> TrainingJobReconciler:
-    kube.objects[("TrainingJob", NS, "tiny")] = {
-        "apiVersion": "modelfleet.io/v1alpha1",
-        "kind": "TrainingJob",
-        "metadata": {"name": "tiny", "namespace": NS, "uid": "tj-uid", "generation": 1},
-        "spec": {
-            "model": {"uri": "/m"},
-            "dataset": {"uri": "/d"},
-            "output": {"uri": "/o"},
-            "resources": {"instanceType": "Standard_NC40adis_H100_v5", "nodes": 2},
-            **spec,
-        },
-    }
+) -> Harness:
     ticks = iter(T0 + timedelta(seconds=s) for s in itertools.count())
-    events: list[tuple[str, str]] = []
-    reconciler = TrainingJobReconciler(
-        kube,  # type: ignore[arg-type]
-        config or OperatorConfig(training_image="img:1"),
-        lambda body, type_, reason, message: events.append((type_, reason)),
-        clock=clock or (lambda: next(ticks)),
+    controller = TrainingJobController(config or OperatorConfig(training_image="img:1"))
+    return Harness(kube, controller, body(**spec), clock or (lambda: next(ticks)))
+
+
+def add_worker(kube: FakeKube, index: int, phase: str, **status: Any) -> None:
+    """A worker pod of the current Job, as the Job controller and the kubelet report it."""
+    job = kube.objects[("Job", NS, "tiny")]
+    attempt = job["metadata"]["labels"][c.LABEL_RESTART_ATTEMPT]
+    kube.add(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"tiny-{index}-{attempt}",
+                "namespace": NS,
+                "labels": {
+                    **job["spec"]["template"]["metadata"]["labels"],
+                    "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
+                    "batch.kubernetes.io/job-completion-index": str(index),
+                },
+            },
+            "spec": {"nodeName": f"node-{index}"},
+            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "True"}], **status},
+        }
     )
-    reconciler.events = events  # type: ignore[attr-defined]
-    return reconciler
 
 
-def status(kube: FakeKube) -> dict[str, Any]:
-    found: dict[str, Any] = kube.objects[("TrainingJob", NS, "tiny")].get("status", {})
-    return found
+def test_the_first_plan_applies_every_child_and_the_gang_whole() -> None:
+    resource = TrainingJob.model_validate(body())
+    owner = Owner.of(resource)
+    settings = planning.Settings(image="img:1", identity=NO_IDENTITY)
+
+    plan = planning.plan(owner, resource.spec, 1, TrainingJobStatus(), planning.Observed(), T0, settings)
+
+    message = "Created 2 worker pod(s) (attempt 0); waiting for nodes."
+    assert plan == Plan(
+        status=TrainingJobStatus(
+            phase=c.TrainingJobPhase.SCHEDULING,
+            conditions=[
+                Condition(
+                    type=c.COND_SCHEDULED,
+                    status="False",
+                    reason=c.REASON_WAITING_FOR_CAPACITY,
+                    message=message,
+                    last_transition_time=T0,
+                    observed_generation=1,
+                )
+            ],
+            observed_generation=1,
+            ready_workers=0,
+            total_workers=2,
+            workers="0/2",
+            gpus=0,
+        ),
+        apply=(
+            *builders.static_children(owner, resource.spec),
+            builders.worker_job(owner, resource.spec, image="img:1", attempt=0),
+        ),
+        keep=frozenset(),
+        requeue_at=T0 + timedelta(seconds=resource.spec.scheduling_timeout_seconds),
+        capacity=CapacityAsk(placement=resource.spec.resources, nodes=2, scheduled=False),
+    )
 
 
-def test_passes_create_each_child_once_and_idle_passes_write_nothing() -> None:
+def test_passes_apply_each_child_once_and_idle_passes_write_nothing() -> None:
     kube = FakeKube()
-    reconciler = make(kube)
+    job = make(kube)
 
-    reconciler.reconcile(NS, "tiny")
-    reconciler.reconcile(NS, "tiny")
+    job.reconcile()
+    job.reconcile()
 
-    assert kube.creates == [
+    assert kube.applies == [
         ("ServiceAccount", "tiny-worker"),
         ("Role", "tiny-worker"),
         ("RoleBinding", "tiny-worker"),
@@ -91,103 +131,123 @@ def test_passes_create_each_child_once_and_idle_passes_write_nothing() -> None:
         ("Service", "tiny"),
         ("Job", "tiny"),
     ]
-    assert status(kube)["phase"] == "Scheduling"
-    kube.add_worker(0, "Running")
-    kube.add_worker(1, "Running")
-    reconciler.reconcile(NS, "tiny")
-    assert (status(kube)["phase"], status(kube)["workers"], status(kube)["gpus"]) == ("Running", "2/2", 2)
-    writes = kube.status_writes
-    reconciler.reconcile(NS, "tiny")
-    assert kube.status_writes == writes
-    # a restarted operator (fresh reconciler, same API state) creates nothing again
-    make_again = TrainingJobReconciler(kube, OperatorConfig(), lambda *_: None)  # type: ignore[arg-type]
-    make_again.reconcile(NS, "tiny")
-    assert len(kube.creates) == 7
-    assert reconciler.events == [
+    assert job.status["phase"] == "Scheduling"
+    add_worker(kube, 0, "Running")
+    add_worker(kube, 1, "Running")
+    job.reconcile()
+    assert (job.status["phase"], job.status["workers"], job.status["gpus"]) == ("Running", "2/2", 2)
+    writes, applied = kube.status_writes, len(kube.applies)
+    job.reconcile()
+    assert (kube.status_writes, len(kube.applies)) == (writes, applied)
+    # a restarted operator (a new engine, the same API state) applies nothing again
+    make(kube).reconcile()
+    assert len(kube.applies) == applied
+    assert job.events == [
         ("Warning", "WaitingForCapacity"),
-        ("Normal", "AllWorkersScheduled"),  # type: ignore[attr-defined]
+        ("Normal", "AllWorkersScheduled"),
         ("Normal", "AllWorkersRunning"),
     ]
 
 
+def test_children_edited_by_hand_are_put_back_and_nothing_else_is_applied() -> None:
+    kube = FakeKube()
+    job = make(kube)
+    job.reconcile()
+    config = kube.objects[("ConfigMap", NS, "tiny-config")]
+    wanted = dict(config["data"])
+    config["data"] = {"config.yaml": "edited: by hand\n"}
+    kube.objects[("RoleBinding", NS, "tiny-worker")]["subjects"][0]["name"] = "someone-else"
+    kube.objects[("Service", NS, "tiny")]["spec"]["clusterIP"] = "None"  # what the API server keeps
+    kube.objects[("Job", NS, "tiny")]["metadata"]["labels"]["batch.kubernetes.io/job-name"] = "tiny"
+    del kube.applies[:]
+
+    job.reconcile()
+
+    assert kube.applies == [("RoleBinding", "tiny-worker"), ("ConfigMap", "tiny-config")]
+    assert kube.objects[("ConfigMap", NS, "tiny-config")]["data"] == wanted
+
+
 def test_a_restart_is_counted_before_the_old_gang_is_deleted() -> None:
     kube = FakeKube()
-    reconciler = make(kube, backoffLimit=2)
-    reconciler.reconcile(NS, "tiny")
-    kube.add_worker(0, "Running")
-    kube.add_worker(1, "Failed", containerStatuses=[{"state": {"terminated": {"exitCode": 3}}}])
+    job = make(kube, backoffLimit=2)
+    job.reconcile()
+    add_worker(kube, 0, "Running")
+    add_worker(kube, 1, "Failed", containerStatuses=[{"state": {"terminated": {"exitCode": 3}}}])
 
+    job.reconcile()
+
+    assert (job.status["restarts"], job.status["lastRestartReason"]) == (1, "WorkerFailed")
+    assert ("Job", NS, "tiny") in kube.objects, "the count is written first, the gang goes next pass"
+    assert job.requeue_at is not None and job.requeue_at <= datetime.now(UTC) + timedelta(days=1)
     kube.fail_next_delete = True
     with pytest.raises(ConnectionError):
-        reconciler.reconcile(NS, "tiny")
-
-    assert (status(kube)["restarts"], status(kube)["lastRestartReason"]) == (1, "WorkerFailed")
-    assert ("Job", NS, "tiny") in kube.objects  # the crash left the old gang in place ...
-    reconciler.reconcile(NS, "tiny")  # ... and the next pass removes it as stale
+        job.reconcile()  # the operator loses the API server in the middle of the prune
+    assert job.status["restarts"] == 1 and ("Job", NS, "tiny") in kube.objects
+    job.reconcile()  # ... and the next pass prunes the old gang, counting nothing twice
     assert ("Job", NS, "tiny") not in kube.objects
-    assert status(kube)["restarts"] == 1
-    reconciler.reconcile(NS, "tiny")
-    job = kube.objects[("Job", NS, "tiny")]
-    assert job["metadata"]["labels"]["modelfleet.io/restart-attempt"] == "1"
-    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (job.status["restarts"], job.status["phase"]) == (1, "Pending")
+    job.reconcile()
+    new_job = kube.objects[("Job", NS, "tiny")]
+    assert new_job["metadata"]["labels"][c.LABEL_RESTART_ATTEMPT] == "1"
+    env = {e["name"]: e.get("value") for e in new_job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MODELFLEET_RESTART_ATTEMPT"] == "1"
 
 
-def test_past_the_backoff_limit_the_job_fails_and_stays_failed() -> None:
+def test_past_the_backoff_limit_the_job_fails_first_and_its_gang_goes_next() -> None:
     kube = FakeKube()
-    reconciler = make(kube, backoffLimit=0)
-    reconciler.reconcile(NS, "tiny")
-    kube.add_worker(0, "Failed", reason="Evicted", message="spot VM reclaimed")
+    job = make(kube, backoffLimit=0)
+    job.reconcile()
+    add_worker(kube, 0, "Failed", reason="Evicted", message="spot VM reclaimed")
 
-    reconciler.reconcile(NS, "tiny")
+    job.reconcile()
 
-    assert status(kube)["phase"] == "Failed"
-    assert status(kube)["lastRestartReason"] == "WorkerEvicted"
-    failed = next(c for c in status(kube)["conditions"] if c["type"] == "Failed")
-    assert failed["reason"] == "BackoffLimitExceeded"
-    assert ("Job", NS, "tiny") not in kube.objects
-    creates = len(kube.creates)
-    reconciler.reconcile(NS, "tiny")
-    assert len(kube.creates) == creates
+    assert (job.status["phase"], job.status["lastRestartReason"]) == ("Failed", "WorkerEvicted")
+    assert job.conditions()["Failed"] == ("True", "BackoffLimitExceeded")
+    assert ("Job", NS, "tiny") in kube.objects
+    job.reconcile()
+    assert ("Job", NS, "tiny") not in kube.objects and ("Job", "tiny") in kube.deletes
+    applied, writes = len(kube.applies), kube.status_writes
+    job.reconcile()
+    assert (len(kube.applies), kube.status_writes, job.status["phase"]) == (applied, writes, "Failed")
 
 
 def test_an_invalid_spec_is_reported_not_crashed_on() -> None:
     kube = FakeKube()
-    reconciler = make(kube)
-    kube.objects[("TrainingJob", NS, "tiny")]["spec"]["resources"]["gpusPerNode"] = 0
+    job = make(kube)
+    job.body["spec"]["resources"]["gpusPerNode"] = 0
 
-    reconciler.reconcile(NS, "tiny")
+    job.reconcile()
 
-    failed = next(c for c in status(kube)["conditions"] if c["type"] == "Failed")
-    assert (status(kube)["phase"], failed["reason"]) == ("Failed", "InvalidSpec")
+    failed = next(x for x in job.status["conditions"] if x["type"] == "Failed")
+    assert (job.status["phase"], failed["reason"]) == ("Failed", "InvalidSpec")
     assert failed["message"].startswith(
         "spec.resources: Value error, gpusPerNode must be 1 to 1 on Standard_NC40adis_H100_v5. Fix the spec"
     )
-    assert kube.creates == []
+    assert kube.applies == []
+    assert job.events == [("Warning", "InvalidSpec")]
 
 
 def test_an_invalid_spec_recovers_once_the_user_fixes_it() -> None:
     kube = FakeKube()
-    reconciler = make(kube)
-    body = kube.objects[("TrainingJob", NS, "tiny")]
-    body["spec"]["resources"]["gpusPerNode"] = 0
-    reconciler.reconcile(NS, "tiny")
-    assert status(kube)["phase"] == "Failed"
+    job = make(kube)
+    job.body["spec"]["resources"]["gpusPerNode"] = 0
+    job.reconcile()
+    assert job.status["phase"] == "Failed"
 
-    body["spec"]["resources"]["gpusPerNode"] = 1
-    body["metadata"]["generation"] = 2
-    reconciler.reconcile(NS, "tiny")
+    job.body["spec"]["resources"]["gpusPerNode"] = 1
+    job.body["metadata"]["generation"] = 2
+    job.reconcile()
 
-    assert "Failed" not in [x["type"] for x in status(kube)["conditions"]]
-    assert (status(kube)["phase"], status(kube)["observedGeneration"]) == ("Scheduling", 2)
+    assert "Failed" not in job.conditions()
+    assert (job.status["phase"], job.status["observedGeneration"]) == ("Scheduling", 2)
     assert ("Job", NS, "tiny") in kube.objects
-    assert reconciler.events[-1] == ("Warning", "WaitingForCapacity")  # type: ignore[attr-defined]
+    assert job.events[-1] == ("Warning", "WaitingForCapacity")
 
 
 def test_a_job_that_ran_and_failed_stays_failed_when_its_spec_is_edited() -> None:
     kube = FakeKube()
-    reconciler = make(kube)
-    kube.objects[("TrainingJob", NS, "tiny")]["status"] = {
+    job = make(kube)
+    job.body["status"] = {
         "phase": "Failed",
         "completionTime": "2026-11-22T08:00:00Z",
         "conditions": [
@@ -200,8 +260,8 @@ def test_a_job_that_ran_and_failed_stays_failed_when_its_spec_is_edited() -> Non
             }
         ],
     }
-    reconciler.reconcile(NS, "tiny")
-    assert status(kube)["phase"] == "Failed"
+    job.reconcile()
+    assert job.status["phase"] == "Failed"
     assert ("Job", NS, "tiny") not in kube.objects
 
 
@@ -209,21 +269,20 @@ def test_a_runtime_service_account_replaces_the_jobs_own_and_a_new_one_repoints_
     kube = FakeKube()
     kube.add_service_account(NS, "modelfleet-runtime")
     kube.add_service_account(NS, "team-sa")
-    reconciler = make(kube, OperatorConfig(runtime_service_account="modelfleet-runtime"))
+    job = make(kube, OperatorConfig(runtime_service_account="modelfleet-runtime"))
 
-    reconciler.reconcile(NS, "tiny")
+    job.reconcile()
 
-    assert ("ServiceAccount", "tiny-worker") not in kube.creates
+    assert ("ServiceAccount", "tiny-worker") not in kube.applies
     pod = kube.objects[("Job", NS, "tiny")]["spec"]["template"]
     assert pod["spec"]["serviceAccountName"] == "modelfleet-runtime"
     assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
     binding = kube.objects[("RoleBinding", NS, "tiny-worker")]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "modelfleet-runtime", "namespace": NS}]
 
-    tj = kube.objects[("TrainingJob", NS, "tiny")]
-    tj["spec"]["serviceAccountName"] = "team-sa"
-    tj["metadata"]["generation"] = 2
-    reconciler.reconcile(NS, "tiny")
+    job.body["spec"]["serviceAccountName"] = "team-sa"
+    job.body["metadata"]["generation"] = 2
+    job.reconcile()
 
     binding = kube.objects[("RoleBinding", NS, "tiny-worker")]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "team-sa", "namespace": NS}]
@@ -233,41 +292,96 @@ def test_a_runtime_service_account_replaces_the_jobs_own_and_a_new_one_repoints_
 def test_a_missing_runtime_service_account_holds_the_job_pending_without_timeout_until_it_exists() -> None:
     kube = FakeKube()
     now = [T0]
-    reconciler = make(kube, clock=lambda: now[0], serviceAccountName="team-sa", schedulingTimeoutSeconds=60)
+    job = make(kube, clock=lambda: now[0], serviceAccountName="team-sa", schedulingTimeoutSeconds=60)
 
-    reconciler.reconcile(NS, "tiny")
+    job.reconcile()
 
     assert ("Job", NS, "tiny") not in kube.objects
-    assert status(kube)["phase"] == "Pending"
-    (account,) = [x for x in status(kube)["conditions"] if x["type"] == "ServiceAccountReady"]
+    assert job.status["phase"] == "Pending"
+    account = next(x for x in job.status["conditions"] if x["type"] == "ServiceAccountReady")
     assert (account["status"], account["reason"]) == ("False", "ServiceAccountNotFound")
     assert account["message"].startswith(
         "ServiceAccount team-sa (spec.serviceAccountName) does not exist in namespace ml"
     )
-    assert reconciler.events == [("Warning", "ServiceAccountNotFound")]  # type: ignore[attr-defined]
+    assert job.events == [("Warning", "ServiceAccountNotFound")]
+    assert job.requeue_at is None, "no deadline: the ServiceAccount's creation wakes the job"
 
     now[0] = T0 + timedelta(hours=2)  # far past schedulingTimeoutSeconds
     writes = kube.status_writes
-    reconciler.reconcile(NS, "tiny")
-    assert (status(kube)["phase"], kube.status_writes) == ("Pending", writes), "waiting is not failing"
+    job.reconcile()
+    assert (job.status["phase"], kube.status_writes) == ("Pending", writes), "waiting is not failing"
     assert ("Job", NS, "tiny") not in kube.objects
 
     kube.add_service_account(NS, "team-sa")
-    reconciler.reconcile(NS, "tiny")
+    job.reconcile()
 
-    job = kube.objects[("Job", NS, "tiny")]
-    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "team-sa"
-    assert status(kube)["phase"] == "Scheduling"
-    conditions = {x["type"]: (x["status"], x["reason"]) for x in status(kube)["conditions"]}
-    assert conditions["ServiceAccountReady"] == ("True", "ServiceAccountFound")
-    assert ("Normal", "ServiceAccountFound") in reconciler.events  # type: ignore[attr-defined]
+    created = kube.objects[("Job", NS, "tiny")]
+    assert created["spec"]["template"]["spec"]["serviceAccountName"] == "team-sa"
+    assert job.status["phase"] == "Scheduling"
+    assert job.conditions()["ServiceAccountReady"] == ("True", "ServiceAccountFound")
+    assert ("Normal", "ServiceAccountFound") in job.events
 
 
 def test_without_a_runtime_service_account_the_job_is_created_and_no_account_condition_set() -> None:
     kube = FakeKube()
-    reconciler = make(kube)
+    job = make(kube)
 
-    reconciler.reconcile(NS, "tiny")
+    job.reconcile()
 
     assert ("Job", NS, "tiny") in kube.objects
-    assert "ServiceAccountReady" not in {x["type"] for x in status(kube)["conditions"]}
+    assert "ServiceAccountReady" not in job.conditions()
+
+
+def test_timeouts_are_deadlines_of_the_plan_not_polls() -> None:
+    kube = FakeKube()
+    now = [T0]
+    job = make(kube, clock=lambda: now[0], schedulingTimeoutSeconds=120, stallTimeoutSeconds=600)
+    job.reconcile()
+    assert job.requeue_at == T0 + timedelta(seconds=120), "the scheduling timeout"
+
+    add_worker(kube, 0, "Running")
+    add_worker(kube, 1, "Running")
+    now[0] = T0 + timedelta(seconds=30)
+    job.reconcile()
+    assert job.status["phase"] == "Running"
+    assert job.requeue_at == now[0] + timedelta(seconds=600), "the stall timeout, from Running"
+
+    now[0] = T0 + timedelta(seconds=631)
+    job.reconcile()
+    assert (job.status["restarts"], job.status["lastRestartReason"]) == (1, "Stalled")
+
+
+def test_a_finished_job_is_deleted_when_its_ttl_passes() -> None:
+    kube = FakeKube()
+    now = [T0]
+    job = make(kube, clock=lambda: now[0], ttlSecondsAfterFinished=300)
+    job.reconcile()
+    add_worker(kube, 0, "Succeeded")
+    add_worker(kube, 1, "Succeeded")
+    job.reconcile()
+    assert job.status["phase"] == "Succeeded"
+    assert job.requeue_at == T0 + timedelta(seconds=300)
+    assert ("Job", NS, "tiny") in kube.objects, "a succeeded gang's pods keep their logs"
+
+    now[0] = T0 + timedelta(seconds=300)
+    job.reconcile()
+    assert ("TrainingJob", "tiny") in kube.deletes
+
+
+def test_an_idle_running_job_writes_no_gpu_hours_until_something_changes() -> None:
+    kube = FakeKube()
+    now = [T0]
+    job = make(kube, clock=lambda: now[0], stallTimeoutSeconds=0)
+    job.reconcile()
+    add_worker(kube, 0, "Running")
+    add_worker(kube, 1, "Running")
+    job.reconcile()
+    writes = kube.status_writes
+    now[0] = T0 + timedelta(hours=1)
+    job.reconcile()
+    assert kube.status_writes == writes
+
+    add_worker(kube, 1, "Succeeded")
+    add_worker(kube, 0, "Succeeded")
+    job.reconcile()
+    assert (job.status["phase"], job.status["gpus"], job.status["gpuHours"]) == ("Succeeded", 0, 2.0)

@@ -66,20 +66,22 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 Rules the operator needs wherever it manages resources: namespaced kinds only, so the same list
 serves the ClusterRole (cluster-wide) and each Role (watchNamespaces). Each verb is one the operator
 uses (modelfleet_operator.kube through the controllers, or kopf); tests/cluster/test_chart_install.py
-runs the operator with this chart's ServiceAccount. kopf never uses update (PUT), only patch.
+runs the operator with this chart's ServiceAccount. The operator reads through kopf's watches (list,
+watch), never with get; it writes children by server-side apply (patch, and create for an apply that
+creates the object) and prunes them (delete). Neither it nor kopf uses update (PUT).
 */}}
 {{- define "modelfleet.namespacedRules" -}}
-# kopf watches the three kinds and patches them (finalizer, annotations); a TrainingJob past its TTL
-# is deleted; a BenchmarkSweep creates and deletes the ModelDeployments its targets expand to.
+# kopf watches the three kinds and patches them (finalizer); a TrainingJob past its TTL is deleted; a
+# BenchmarkSweep applies the ModelDeployments its targets expand to and prunes them once measured.
 - apiGroups: ["modelfleet.io"]
   resources: ["trainingjobs"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["list", "watch", "patch", "delete"]
 - apiGroups: ["modelfleet.io"]
   resources: ["modeldeployments"]
-  verbs: ["get", "list", "watch", "patch", "create", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["modelfleet.io"]
   resources: ["benchmarksweeps"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["modelfleet.io"]
   resources: ["trainingjobs/status", "modeldeployments/status", "benchmarksweeps/status"]
   verbs: ["patch"]
@@ -88,67 +90,69 @@ runs the operator with this chart's ServiceAccount. kopf never uses update (PUT)
 - apiGroups: ["modelfleet.io"]
   resources: ["trainingjobs/finalizers", "modeldeployments/finalizers", "benchmarksweeps/finalizers"]
   verbs: ["update"]
-# Worker and benchmark Jobs: watched (label-selected), read, created, deleted on restart or TTL.
+# Worker and benchmark Jobs: watched (label-selected), applied, pruned (an earlier attempt's gang).
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete"]
-# Pods are only listed (workers, serving and benchmark pods): scheduling, readiness, failures, results.
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# Pods are only watched (workers, serving and benchmark pods, label-selected): scheduling, readiness,
+# failures, results.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
-# ConfigMaps: rendered runtime configs, progress, results. update is not used by the operator but the
-# per-job Role grants it to the workers on their progress ConfigMap, and RBAC lets the operator grant
-# only what it holds (so it needs neither bind nor escalate).
+  verbs: ["list", "watch"]
+# ConfigMaps: rendered runtime configs, progress, results. get and update are not used by the operator
+# but the per-job Role grants them to the workers on their progress ConfigMap, and RBAC lets the
+# operator grant only what it holds (so it needs neither bind nor escalate).
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "create", "patch", "delete"]
-# The workers' ServiceAccount and their progress Role/RoleBinding; owner references delete them. The
-# RoleBinding's subject is patched when the workers move to another ServiceAccount (the runtime one
-# of workload identity, or back); binding a Role needs no bind verb: the operator holds its rules.
-# Every controller gets the runtime ServiceAccount its pods run as, to report it missing
-# (ServiceAccountReady) instead of creating pod owners that cannot create pods.
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# The workers' ServiceAccount and their progress Role/RoleBinding, applied (a RoleBinding whose subject
+# changed is put right) and pruned (a job that moved to a runtime ServiceAccount has none of its own);
+# binding a Role needs no bind verb: the operator holds its rules. Every ServiceAccount of a watched
+# namespace is watched: a runtime one the pods run as must exist (ServiceAccountReady) before the
+# controllers create pod owners.
 - apiGroups: [""]
   resources: ["serviceaccounts"]
-  verbs: ["get", "create"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles"]
-  verbs: ["get", "create"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["rolebindings"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # kopf posts events (core/v1) on the three kinds.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-# Serving Deployments are watched (label-selected) to wake their ModelDeployment.
+# Serving children: applied, watched (a hand edit is put back), pruned (a removed canary, an HPA that a
+# ScaledObject replaced).
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Other serving children: created, patched when their spec hash changes, listed and pruned.
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # The autoscaler when KEDA is absent.
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
-  verbs: ["get", "list", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "list", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 {{- end -}}
 
 {{/*
-Cluster-scoped reads: the ModelDeployment controller reads KEDA's and Gateway API's CRDs to detect
-them, and kopf lists and watches CRDs to notice resources that appear or go (read-only).
+Cluster-scoped reads: kopf lists and watches CRDs to notice resources that appear or go, and the
+operator's index of them tells the controllers whether KEDA, Gateway API and Kueue are installed
+(read-only).
 */}}
 {{- define "modelfleet.detectionRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end -}}

@@ -1,32 +1,38 @@
 """kopf wiring of the BenchmarkSweep controller (``common.handlers``): one daemon per sweep, woken by
-events on it, on its benchmark Jobs and on the ModelDeployments it expanded (ready timeouts need the
-resync clock, and referenced deployments are not watched)."""
+events on it, on its Jobs, pods and ConfigMaps, and on the ModelDeployments it owns or names (an index
+of sweeps by the deployments their targets name finds those)."""
 
 from __future__ import annotations
 
-import kopf
-from modelfleet_api import GROUP, VERSION
-from modelfleet_api import constants as c
+from typing import Any
 
-from modelfleet_operator.benchmark.reconcile import KIND, BenchmarkSweepReconciler
-from modelfleet_operator.common.handlers import Watch, post_event, register_controller
-from modelfleet_operator.config import OperatorConfig
+import kopf
+from modelfleet_api.benchmarksweep import BenchmarkSweepStatus
+
+from modelfleet_operator.benchmark.reconcile import BenchmarkSweepController, Sweep
+from modelfleet_operator.common import indexes as ix
+from modelfleet_operator.common.handlers import Operator, post_event, register_controller
+from modelfleet_operator.common.kinds import BENCHMARK_SWEEP
+from modelfleet_operator.common.reconcile import Engine
 from modelfleet_operator.kube import Kube
 
-PLURAL = "benchmarksweeps"
 
-
-def register(registry: kopf.OperatorRegistry, config: OperatorConfig, kube: Kube) -> None:
-    """Register the BenchmarkSweep handlers on ``registry``."""
-    reconciler = BenchmarkSweepReconciler(kube, config, post_event)
-    register_controller(
-        registry,
-        config,
-        kind=KIND,
-        plural=PLURAL,
-        reconciler=reconciler,
-        watches=[
-            Watch("batch", "v1", "jobs", c.LABEL_BENCHMARK_SWEEP),
-            Watch(GROUP, VERSION, "modeldeployments", c.LABEL_BENCHMARK_SWEEP),
-        ],
+def register(operator: Operator, kube: Kube) -> None:
+    """Register the BenchmarkSweep daemon, handlers and the index of the deployments sweeps name."""
+    engine: Engine[Sweep, BenchmarkSweepStatus] = Engine(
+        BenchmarkSweepController(operator.config), kube, post_event
     )
+    register_controller(operator, engine)
+
+    async def by_target(name: str, namespace: str | None, spec: kopf.Spec, **_: Any) -> dict[Any, str] | None:
+        named = [t.get("deploymentRef") for t in spec.get("targets") or [] if t.get("deploymentRef")]
+        return {(namespace or "", deployment): name for deployment in named} or None
+
+    kopf.index(
+        BENCHMARK_SWEEP.group,
+        BENCHMARK_SWEEP.version,
+        BENCHMARK_SWEEP.plural,
+        id=ix.SWEEPS_BY_TARGET,
+        registry=operator.registry,
+    )(by_target)
+    operator.index_ids.add(ix.SWEEPS_BY_TARGET)

@@ -1,134 +1,403 @@
-"""kopf wiring shared by the controllers: one daemon per object, woken by watch events.
+"""kopf wiring shared by the controllers: the indexes, one daemon per object, and the watch handlers
+that wake it.
 
-One daemon per object runs the reconcile in a worker thread through ``metrics.reconcile_in_thread``
-(so every kind is counted in ``modelfleet_reconcile_*``), then sleeps until woken or until the resync
-interval passes (timeouts, stalls and TTLs need a clock, not only events). Events on the object itself
-and on the children named in ``Watch`` entries wake its daemon early. One daemon per object means
-passes over the same object never overlap; a failed pass is logged and retried after the backoff.
+**Passes.** One daemon per object runs its passes (``Engine.run``) one at a time, each in one of the
+operator's ``workers`` slots (``metrics.measured_pass``), then sleeps until it is woken, until the
+plan's next deadline (``requeue_at``: a timeout, a TTL), or until the long safety resync passes.
+
+**Wakes.** Watch events wake the daemon of the object they concern: events on the object itself when
+its spec changed (a new ``generation``) or its status is not one this operator wrote (the echo of its
+own status write, and kopf's finalizer patches, wake nothing); events on a child or pod, by the owner
+label it carries; a ServiceAccount created or deleted wakes the objects of its namespace (they may be
+waiting for it); a KEDA, Gateway API or Kueue CRD that appears or goes wakes every object of the kinds
+that use it; a ModelDeployment wakes the sweeps that name it. All handlers are coroutines on kopf's
+event loop (kopf runs plain functions in a thread pool, a hop per event, and ``asyncio.Event`` is not
+thread-safe).
+
+**Deletion.** kopf signals a deleted object's daemon to stop (``stopped``) and, only after
+``cancellation_backoff``, cancels it. A pass in flight is never cut short: the daemon waits for it even
+when cancelled, and only then forgets the object (releasing its capacity demand), so no pass can add
+back a demand or a child after the clean-up (issue 18, item 6).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, cast
+import random
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 import kopf
-from modelfleet_api import GROUP, VERSION
+from modelfleet_api import constants as c
 
 from modelfleet_operator import metrics
+from modelfleet_operator.common import indexes as ix
+from modelfleet_operator.common.kinds import (
+    CUSTOM_RESOURCE_DEFINITION,
+    MODEL_DEPLOYMENT,
+    OBSERVED_KINDS,
+    SERVICE_ACCOUNT,
+    Kind,
+)
+from modelfleet_operator.common.live import project
+from modelfleet_operator.common.reconcile import Engine, utcnow
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.kube import Manifest
 
 logger = logging.getLogger(__name__)
 
+OWNER_KINDS = {
+    c.LABEL_TRAINING_JOB: "TrainingJob",
+    c.LABEL_MODEL_DEPLOYMENT: "ModelDeployment",
+    c.LABEL_BENCHMARK_SWEEP: "BenchmarkSweep",
+}
+"""The kind of owner each owner label names."""
+PENDING_ECHOES = 8
+"""Status writes remembered until the watch brings them back (a few passes in quick succession)."""
+RESYNC_JITTER = 0.1
+"""The safety resync of each object is spread by up to this share, so objects do not resync in step."""
+CANCELLATION_BACKOFF_SECONDS = 30.0
+"""How long kopf lets a deleted object's daemon finish its pass in flight before it cancels it."""
+
+ObjectKey = tuple[str, str, str]
+"""(kind, namespace, name)."""
+
+
+@dataclass
+class ObjectState:
+    """What a daemon knows of its object between passes."""
+
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    generation: int | None = None
+    """``metadata.generation`` the latest pass planned from."""
+    known: dict[str, Any] | None = None
+    """The status as of the latest pass: stored, or written by it."""
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    """Statuses this operator wrote that the watch has not brought back yet (oldest first)."""
+
+    def stored(self, body_status: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The status to plan from: the latest this operator wrote, else the one the watch brought."""
+        return self.pending[-1] if self.pending else body_status
+
+    def wrote(self, status: dict[str, Any]) -> None:
+        self.pending = [*self.pending, status][-PENDING_ECHOES:]
+        self.known = status
+
+    def seen(self, generation: int | None, status: dict[str, Any] | None) -> bool:
+        """A watch event of the object: whether it calls for a pass."""
+        changed_spec = generation != self.generation
+        if status in self.pending:
+            del self.pending[: self.pending.index(status) + 1]  # the echo of a write: nothing new
+            return changed_spec
+        if status == self.known and not self.pending:
+            return changed_spec
+        self.pending = []  # a status this operator did not write: the watch's copy is the truth
+        self.known = status
+        return True
+
 
 class Wakeups:
-    """An asyncio event per object (namespace, name), set by watch events, awaited by its daemon."""
+    """The state of every running daemon, by (kind, namespace, name)."""
 
     def __init__(self) -> None:
-        self._events: dict[tuple[str, str], asyncio.Event] = {}
+        self._objects: dict[ObjectKey, ObjectState] = {}
 
-    def event(self, namespace: str, name: str) -> asyncio.Event:
-        return self._events.setdefault((namespace, name), asyncio.Event())
+    def register(self, key: ObjectKey) -> ObjectState:
+        return self._objects.setdefault(key, ObjectState())
 
-    def wake(self, namespace: str, name: str) -> None:
-        found = self._events.get((namespace, name))
+    def drop(self, key: ObjectKey) -> None:
+        self._objects.pop(key, None)
+
+    def get(self, key: ObjectKey) -> ObjectState | None:
+        return self._objects.get(key)
+
+    def wake(self, key: ObjectKey) -> None:
+        found = self._objects.get(key)
         if found is not None:
-            found.set()
+            found.wake.set()
 
-    def drop(self, namespace: str, name: str) -> None:
-        self._events.pop((namespace, name), None)
+    def wake_where(self, matches: Callable[[ObjectKey], bool]) -> None:
+        for key, state in self._objects.items():
+            if matches(key):
+                state.wake.set()
 
 
 def post_event(body: Manifest, type_: str, reason: str, message: str) -> None:
-    """A Kubernetes Event on ``body`` (the controllers' ``PostEvent``)."""
+    """A Kubernetes Event on ``body`` (the engine's ``PostEvent``), posted by kopf's event queue."""
     kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message)
 
 
 async def sleep_until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float) -> None:
     """Sleep ``seconds``, or less when ``wake`` is set or the daemon is stopped; clears ``wake``."""
+    if seconds > 0 and not wake.is_set():
 
-    async def until_stopped() -> None:
-        await stopped.wait()
+        async def until_stopped() -> None:
+            await stopped.wait()
 
-    waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(until_stopped())}
+        waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(until_stopped())}
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+    wake.clear()
+
+
+async def finish(task: asyncio.Future[Any]) -> Any:
+    """The result of ``task``; a cancellation of the caller waits for ``task`` to end, then goes on."""
     try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        wake.clear()
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                continue
+            except Exception:  # logged by the pass itself
+                break
+        raise
 
 
-class Reconciler(Protocol):
-    def reconcile(self, namespace: str, name: str) -> None:
-        """One pass over the object."""
+@dataclass
+class Operator:
+    """What the controllers share: their wake-ups, the worker slots and the indexes' ids."""
 
-    def forget(self, uid: str) -> None:
-        """Drop what is kept in memory about the object (its daemon ended: deleted, or shutdown)."""
+    config: OperatorConfig
+    registry: kopf.OperatorRegistry
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    workers: asyncio.Semaphore = field(init=False)
+    index_ids: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.workers = asyncio.Semaphore(self.config.workers)
 
 
-@dataclass(frozen=True)
-class Watch:
-    """Children whose events wake their owner's daemon: those of ``group/version plural`` carrying
-    ``label``, whose value names the owner in the same namespace."""
+def register_indexes(operator: Operator) -> None:
+    """The indexes every controller reads, and the watch handlers that wake owners of their objects."""
+    registry, wakeups = operator.registry, operator.wakeups
+    managed = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
+    for kind in OBSERVED_KINDS:
+        _index(operator, kind, kind.index_id, _by_owner(kind), labels=managed)
+        if kind not in (MODEL_DEPLOYMENT, SERVICE_ACCOUNT):  # these two have handlers of their own
+            _on_event(registry, kind, f"{kind.plural}-wake-owner", _wake_owners(wakeups), labels=managed)
 
-    group: str
-    version: str
-    plural: str
-    label: str
+    _index(operator, SERVICE_ACCOUNT, ix.SERVICE_ACCOUNTS, _by_name(lambda body: True))
+    _on_event(registry, SERVICE_ACCOUNT, "serviceaccounts-wake", _service_account_changed(wakeups))
+    _index(
+        operator,
+        MODEL_DEPLOYMENT,
+        ix.MODEL_DEPLOYMENTS,
+        _by_name(lambda body: project(MODEL_DEPLOYMENT, body)),
+    )
+
+    async def crd_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+        return {name: ix.crd_summary(body)}
+
+    _index_fn(operator, CUSTOM_RESOURCE_DEFINITION, ix.CRDS, crd_by_name)
+
+    async def crd_changed(name: str, **_: Any) -> None:
+        users = INTEGRATION_USERS.get(name)
+        if users:
+            wakeups.wake_where(lambda key: key[0] in users)
+
+    _on_event(registry, CUSTOM_RESOURCE_DEFINITION, "crds-wake", crd_changed)
+
+
+INTEGRATION_USERS: dict[str, frozenset[str]] = {
+    "scaledobjects.keda.sh": frozenset({"ModelDeployment"}),
+    "httproutes.gateway.networking.k8s.io": frozenset({"ModelDeployment"}),
+    "localqueues.kueue.x-k8s.io": frozenset({"TrainingJob"}),
+}
+"""Optional integrations' CRDs, and the kinds whose plans depend on them."""
+
+
+def _index(
+    operator: Operator,
+    kind: Kind,
+    index_id: str,
+    value_of: Callable[[str, str, kopf.Body, Mapping[str, str]], dict[Any, Any]],
+    labels: dict[str, str] | None = None,
+) -> None:
+    async def index(
+        name: str, namespace: str | None, body: kopf.Body, labels: Mapping[str, str], **_: Any
+    ) -> Any:
+        return value_of(name, namespace or "", body, labels) or None
+
+    _index_fn(operator, kind, index_id, index, labels)
+
+
+def _index_fn(
+    operator: Operator,
+    kind: Kind,
+    index_id: str,
+    function: Callable[..., Coroutine[Any, Any, Any]],
+    labels: dict[str, str] | None = None,
+) -> None:
+    kopf.index(kind.group, kind.version, kind.plural, id=index_id, labels=labels, registry=operator.registry)(
+        function
+    )
+    operator.index_ids.add(index_id)
+
+
+def _on_event(
+    registry: kopf.OperatorRegistry,
+    kind: Kind,
+    handler_id: str,
+    function: Callable[..., Coroutine[Any, Any, None]],
+    labels: dict[str, str] | None = None,
+) -> None:
+    kopf.on.event(kind.group, kind.version, kind.plural, id=handler_id, labels=labels, registry=registry)(
+        function
+    )
+
+
+def _by_owner(kind: Kind) -> Callable[[str, str, kopf.Body, Mapping[str, str]], dict[Any, Any]]:
+    def value_of(name: str, namespace: str, body: kopf.Body, labels: Mapping[str, str]) -> dict[Any, Any]:
+        keys = ix.owner_keys(labels, namespace)
+        if not keys:
+            return {}
+        live = project(kind, body)
+        return dict.fromkeys(keys, live)
+
+    return value_of
+
+
+def _by_name(
+    value: Callable[[kopf.Body], Any],
+) -> Callable[[str, str, kopf.Body, Mapping[str, str]], dict[Any, Any]]:
+    def value_of(name: str, namespace: str, body: kopf.Body, labels: Mapping[str, str]) -> dict[Any, Any]:
+        return {(namespace, name): value(body)}
+
+    return value_of
+
+
+def _wake_owners(wakeups: Wakeups) -> Callable[..., Coroutine[Any, Any, None]]:
+    async def wake_owners(labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
+        for label, ns, owner in ix.owner_keys(labels, namespace):
+            wakeups.wake((OWNER_KINDS[label], ns, owner))
+
+    return wake_owners
+
+
+def _service_account_changed(wakeups: Wakeups) -> Callable[..., Coroutine[Any, Any, None]]:
+    async def service_account_changed(
+        type: str | None, labels: Mapping[str, str], namespace: str | None, **_: Any
+    ) -> None:
+        if labels.get(c.LABEL_MANAGED_BY) == c.MANAGED_BY:
+            for label, ns, owner in ix.owner_keys(labels, namespace):
+                wakeups.wake((OWNER_KINDS[label], ns, owner))
+        elif type in ("ADDED", "DELETED"):  # an object of the namespace may be waiting for it
+            wakeups.wake_where(lambda key: key[1] == namespace)
+
+    return service_account_changed
 
 
 def register_controller(
-    registry: kopf.OperatorRegistry,
-    config: OperatorConfig,
+    operator: Operator,
+    engine: Engine[Any, Any],
     *,
-    kind: str,
-    plural: str,
-    reconciler: Reconciler,
-    watches: Sequence[Watch],
+    also_wake: Callable[[kopf.Body, Mapping[str, str], str, Mapping[str, Any]], Iterable[ObjectKey]]
+    | None = None,
 ) -> None:
-    """The daemon of every ``kind`` object and the watch handlers that wake it."""
-    wakeups = Wakeups()
+    """The daemon of every object of the engine's kind and the handler of its own watch events.
 
-    async def daemon(name: str, namespace: str, uid: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
-        wake = wakeups.event(namespace, name)
+    ``also_wake``: other objects an event of this kind's object concerns, from (body, labels,
+    namespace, indexes); e.g. the sweeps that measure a ModelDeployment.
+    """
+    config, wakeups, registry = operator.config, operator.wakeups, operator.registry
+    controller = engine.controller
+    kind = controller.kind
+
+    async def daemon(
+        body: kopf.Body, name: str, namespace: str, uid: str, stopped: kopf.DaemonStopped, **kwargs: Any
+    ) -> None:
+        key = (kind.kind, namespace, name)
+        indexes = ix.Indexes({k: v for k, v in kwargs.items() if k in operator.index_ids})
+        state = wakeups.register(key)
         try:
             while not stopped:
-                try:
-                    await metrics.reconcile_in_thread(kind, reconciler.reconcile, namespace, name)
-                    pause = config.resync_seconds
-                except Exception:  # a failed pass is retried; the daemon must outlive API hiccups
-                    logger.exception("reconcile of %s %s/%s failed", kind, namespace, name)
-                    pause = config.backoff_seconds
-                await sleep_until_woken(wake, stopped, pause)
+                requeue_at = await finish(asyncio.ensure_future(one_pass(body, state, indexes, stopped)))
+                await sleep_until_woken(state.wake, stopped, _pause(requeue_at, config.resync_seconds))
         finally:
-            wakeups.drop(namespace, name)
-            reconciler.forget(uid)
+            wakeups.drop(key)
+            engine.forget(uid)
 
-    def changed(name: str, namespace: str, **_: Any) -> None:
-        wakeups.wake(namespace, name)
+    async def one_pass(
+        body: kopf.Body, state: ObjectState, indexes: ix.Indexes, stopped: kopf.DaemonStopped
+    ) -> datetime | None:
+        meta = body.get("metadata") or {}
+        namespace, name = meta.get("namespace", ""), meta.get("name", "")
 
-    kopf.daemon(GROUP, VERSION, plural, id=f"{plural}-daemon", registry=registry, cancellation_timeout=10.0)(
-        daemon  # type: ignore[arg-type]
+        async def run() -> datetime | None:
+            if stopped:
+                return None
+            snapshot: Manifest = copy.deepcopy(dict(body))
+            state.generation = snapshot["metadata"].get("generation")
+            stored = state.stored(snapshot.get("status"))
+            state.known = stored
+            outcome = await engine.run(snapshot, stored, indexes)
+            if outcome.written is not None:
+                state.wrote(outcome.written)
+            return outcome.requeue_at
+
+        try:
+            return await metrics.measured_pass(kind.kind, operator.workers, namespace, name, run)
+        except Exception:  # a failed pass is retried; the daemon must outlive API hiccups
+            logger.exception("reconcile of %s %s/%s failed", kind.kind, namespace, name)
+            return utcnow() + timedelta(seconds=config.backoff_seconds)
+
+    async def changed(
+        type: str | None,
+        body: kopf.Body,
+        name: str,
+        namespace: str | None,
+        uid: str,
+        labels: Mapping[str, str],
+        **kwargs: Any,
+    ) -> None:
+        status = dict(body.get("status") or {}) or None
+        metrics.PHASES.observe(kind.kind, uid, (status or {}).get("phase"), deleted=type == "DELETED")
+        state = wakeups.get((kind.kind, namespace or "", name))
+        if state is not None and state.seen(body.get("metadata", {}).get("generation"), status):
+            state.wake.set()
+        if also_wake is not None:
+            for other in also_wake(body, labels, namespace or "", kwargs):
+                wakeups.wake(other)
+
+    kopf.daemon(
+        kind.group,
+        kind.version,
+        kind.plural,
+        id=f"{kind.plural}-daemon",
+        registry=registry,
+        cancellation_backoff=CANCELLATION_BACKOFF_SECONDS,
+        cancellation_timeout=CANCELLATION_BACKOFF_SECONDS,
+    )(daemon)  # type: ignore[arg-type]
+    on_event = kopf.on.event(
+        kind.group, kind.version, kind.plural, id=f"{kind.plural}-changed", registry=registry
     )
-    kopf.on.event(GROUP, VERSION, plural, id=f"{plural}-changed", registry=registry)(changed)  # type: ignore[arg-type]
-    for watch in watches:
-        kopf.on.event(
-            watch.group,
-            watch.version,
-            watch.plural,
-            id=f"{plural}-{watch.plural}-changed",
-            labels={watch.label: kopf.PRESENT},
-            registry=registry,
-        )(_child_changed(wakeups, watch.label))
+    on_event(changed)
 
 
-def _child_changed(wakeups: Wakeups, label: str) -> Callable[..., None]:
-    def child_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
-        wakeups.wake(namespace, labels[label])
+def _pause(requeue_at: datetime | None, resync_seconds: float) -> float:
+    """Seconds until the next pass without events: the plan's deadline or the (jittered) resync."""
+    resync = resync_seconds * (1 - RESYNC_JITTER * random.random())
+    if requeue_at is None:
+        return resync
+    return max(0.0, min(resync, (requeue_at - utcnow()).total_seconds()))
 
-    return child_changed
+
+def sweeps_naming(
+    body: kopf.Body, labels: Mapping[str, str], namespace: str, indexes: Mapping[str, Any]
+) -> list[ObjectKey]:
+    """The sweeps that own or name the ModelDeployment ``body`` (``also_wake`` of ModelDeployments)."""
+    owners = [(OWNER_KINDS[label], ns, owner) for label, ns, owner in ix.owner_keys(labels, namespace)]
+    naming = indexes.get(ix.SWEEPS_BY_TARGET)
+    name = body.get("metadata", {}).get("name", "")
+    if naming is not None and (namespace, name) in naming:
+        owners += [("BenchmarkSweep", namespace, sweep) for sweep in naming[namespace, name]]
+    return owners

@@ -1,57 +1,71 @@
-"""The reconcile pass every controller runs, and its status write.
+"""One reconcile pass, the same for every kind: observe, plan, act, report.
 
-A pass reads the object, drafts the new status on a copy of the stored one, and writes it only when it
-differs (Trainer's pattern, see ``status.status_patch``). Events for conditions whose status or reason
-changed, and any events the pass queued, are posted only after the status write succeeded (JobSet's
-rule), as Warning when the reason is one of the controller's warning reasons.
+- **observe**: the controller reads its object's children and pods from kopf's indexes (``Indexes``)
+  and the object kopf holds; no API call.
+- **plan**: the controller's pure ``plan`` turns (resource, stored status, observations, now) into a
+  ``Plan``; a spec the API server accepted but the operator cannot use becomes phase ``Failed`` with
+  ``Failed=True/InvalidSpec`` naming the field, and no child is touched. It is not final: once a fixed
+  spec validates, the next pass clears that failure (``recover_from_invalid_spec``).
+- **act**: the only place that writes children: server-side apply of the plan's children that are
+  missing or have drifted (``common.live.drifted``), then a prune of owned children the plan neither
+  applies nor keeps, then the capacity manager's ask or release (its answer becomes conditions).
+- **report**: one status write, of the difference between the stored status and the plan's (Trainer's
+  rule: nothing when nothing changed), then one event per condition whose status or reason changed and
+  the plan's own events (JobSet's rule: events only after the status write succeeded), as Warning when
+  the reason is one of the controller's warning reasons.
 
-A spec the API server accepted but the operator cannot use is reported the same way by every
-controller: phase ``Failed`` and ``Failed=True`` with reason ``InvalidSpec`` naming the field, no child
-touched. It is not final: once the user applies a fixed spec, the next pass clears that condition and
-the phase (``recover_from_invalid_spec``) and the controller carries on as for a new object.
-
-Before creating or updating a pod owner (worker Job, serving Deployments, benchmark Jobs) every
-controller checks that the runtime ServiceAccount its pods run as exists (``service_account_ready``):
-the Job and ReplicaSet controllers cannot create pods without it, and would only say so in their own
-``FailedCreate`` events. The controller's default accounts (per-job, the namespace's ``default``) are
-not checked: the operator makes the first, the namespace controller the second.
+A plan that must not lose an action to a crash splits it over two passes: a gang restart is counted in
+the status of one pass and the old gang pruned by the next (the plan asks for it with ``requeue_at``),
+so a crash in between repeats the prune, never the count.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Generic, Self, TypeVar
+import asyncio
+import logging
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, Protocol, TypeVar, cast
 
-from modelfleet_api import API_VERSION
 from modelfleet_api import constants as c
-from modelfleet_api.common import NodePlacement
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from modelfleet_operator.capacity.manager import CapacityManager
+from modelfleet_operator.capacity.manager import CapacityCondition, CapacityManager
 from modelfleet_operator.common.errors import InvalidSpec
-from modelfleet_operator.common.identity import RuntimeIdentity
+from modelfleet_operator.common.indexes import Indexes
+from modelfleet_operator.common.kinds import Kind, kind_of
+from modelfleet_operator.common.live import Live, drifted
 from modelfleet_operator.common.owner import Owner
-from modelfleet_operator.conditions import find, set_condition
+from modelfleet_operator.common.plan import (
+    CapacityAsk,
+    CapacityRelease,
+    Draft,
+    Event,
+    Plan,
+    Status,
+    to_apply,
+    to_prune,
+)
+from modelfleet_operator.conditions import find, transitions
 from modelfleet_operator.kube import Kube, Manifest
 from modelfleet_operator.status import status_patch
 
+logger = logging.getLogger(__name__)
+
 PostEvent = Callable[[Manifest, str, str, str], None]
 """(object, type Normal/Warning, reason, message)."""
+CAPACITY_RECHECK = timedelta(seconds=15)
+"""How soon a pass asks the capacity manager again while pods wait for nodes (pool operations and
+node joins are not watched)."""
 
-OwnerT = TypeVar("OwnerT", bound=Owner)
-SpecT = TypeVar("SpecT")
-T = TypeVar("T")
+ResourceT = TypeVar("ResourceT")
+StatusT = TypeVar("StatusT", bound=Status)
+ResourceT_contra = TypeVar("ResourceT_contra", contravariant=True)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
-
-
-def parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 def validation_problem(error: ValidationError) -> str:
@@ -60,165 +74,215 @@ def validation_problem(error: ValidationError) -> str:
     return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
 
 
-@dataclass
-class Pass(Generic[OwnerT, SpecT]):
-    """One reconcile pass over one object: what was read and the status being drafted."""
-
-    body: Manifest
-    owner: OwnerT
-    spec: SpecT
-    now: datetime
-    written: dict[str, Any]
-    """The status as stored (updated after every write of this pass)."""
-    draft: dict[str, Any]
-    events: list[tuple[str, str, str]] = field(default_factory=list)
-    """(type, reason, message) to post once the status is written."""
-
-    @classmethod
-    def start(cls, body: Manifest, owner: OwnerT, spec: SpecT, now: datetime) -> Self:
-        """A pass whose draft starts as a copy of the stored status."""
-        written = copy.deepcopy(body.get("status") or {})
-        return cls(body=body, owner=owner, spec=spec, now=now, written=written, draft=copy.deepcopy(written))
+class Controller(Protocol[ResourceT, StatusT]):
+    """What a kind's controller gives the engine: how to read, observe and plan one object."""
 
     @property
-    def generation(self) -> int | None:
-        generation: int | None = self.body["metadata"].get("generation")
-        return generation
+    def kind(self) -> Kind:
+        """The kind it reconciles."""
 
-    def condition(self, type_: str, status: bool, reason: str, message: str) -> None:
-        self.draft["conditions"] = set_condition(
-            self.draft.get("conditions", []),
-            type_=type_,
-            status=status,
-            reason=reason,
-            message=message,
-            now=self.now,
-            generation=self.generation,
-        )
+    @property
+    def owner_label(self) -> str:
+        """The label its children carry with its name (``modelfleet.io/trainingjob``)."""
 
-    def drop_condition(self, type_: str) -> None:
-        self.draft["conditions"] = [x for x in self.draft.get("conditions", []) if x.get("type") != type_]
+    @property
+    def child_kinds(self) -> Sequence[Kind]:
+        """Kinds of the children it applies and prunes."""
 
-    def ask_capacity(
-        self, capacity: CapacityManager, placement: NodePlacement, nodes: int, *, scheduled: bool
-    ) -> None:
-        """Ask the capacity manager for ``nodes`` nodes of ``placement`` and set the conditions it answers."""
-        for cond in capacity.ensure(self.owner.uid, placement, nodes, scheduled=scheduled):
-            if not cond.only_if_present or find(self.draft.get("conditions", []), cond.type) is not None:
-                self.condition(cond.type, cond.status, cond.reason, cond.message)
+    @property
+    def status_model(self) -> type[StatusT]:
+        """The kind's status model."""
 
-    def service_account_ready(self, kube: Kube, identity: RuntimeIdentity) -> bool:
-        """Whether the pods' runtime ServiceAccount exists (True when none applies, and then no
-        ServiceAccountReady is kept). Missing: sets ServiceAccountReady=False naming it and the fix;
-        found after that: flips it to True."""
-        name = identity.service_account
-        if name is None:
-            self.drop_condition(c.COND_SERVICE_ACCOUNT_READY)
-            return True
-        namespace = self.owner.namespace
-        if kube.get("v1", "ServiceAccount", name, namespace) is None:
-            message = identity.missing_message(namespace)
-            self.condition(c.COND_SERVICE_ACCOUNT_READY, False, c.REASON_SERVICE_ACCOUNT_NOT_FOUND, message)
-            return False
-        if find(self.draft.get("conditions", []), c.COND_SERVICE_ACCOUNT_READY) is not None:
-            message = f"ServiceAccount {name} exists in namespace {namespace}."
-            self.condition(c.COND_SERVICE_ACCOUNT_READY, True, c.REASON_SERVICE_ACCOUNT_FOUND, message)
-        return True
+    @property
+    def failed_phase(self) -> str:
+        """The phase of a resource whose spec the operator cannot use."""
 
-    def waiting_for_service_account(self) -> bool:
-        """ServiceAccountReady=False as drafted by this pass or an earlier one."""
-        found = find(self.draft.get("conditions", []), c.COND_SERVICE_ACCOUNT_READY)
-        return found is not None and found.get("status") == c.CONDITION_FALSE
+    @property
+    def invalid_spec_note(self) -> str:
+        """Appended to an InvalidSpec message (what happens to running workloads meanwhile)."""
 
-    def recover_from_invalid_spec(self) -> bool:
-        """After ``InvalidSpec``, a spec that validates again: clear that failure and the phase it set.
+    @property
+    def warning_reasons(self) -> Collection[str]:
+        """Condition reasons whose events are Warnings."""
 
-        A resource that finished (it has a ``completionTime``) keeps its phase. True when it recovered.
-        """
-        failed = find(self.draft.get("conditions", []), c.COND_FAILED)
-        if failed is None or failed.get("reason") != c.REASON_INVALID_SPEC:
-            return False
-        if self.draft.get("completionTime"):
-            return False
-        self.drop_condition(c.COND_FAILED)
-        self.draft.pop("phase", None)
-        return True
+    def read(self, body: Manifest) -> ResourceT:
+        """The typed resource; raises ValidationError or InvalidSpec for a spec it cannot use."""
+
+    def owner(self, resource: ResourceT) -> Owner:
+        """The owner its children reference."""
+
+    def observe(self, resource: ResourceT, children: list[Live], indexes: Indexes) -> Any:
+        """What the plan needs to know besides the resource and its status (reads indexes only)."""
+
+    def plan(self, resource: ResourceT, status: StatusT, observed: Any, now: datetime) -> Plan[StatusT]:
+        """The pure decision of this pass."""
 
 
-class StatusWriter:
-    """Writes a controller's status subresource and posts its events (one per controller)."""
+@dataclass(frozen=True)
+class Outcome:
+    written: dict[str, Any] | None
+    """The status this pass wrote, as the API server stored it (None: no write)."""
+    requeue_at: datetime | None
 
-    def __init__(
-        self, kube: Kube, kind: str, post_event: PostEvent, warning_reasons: Collection[str]
-    ) -> None:
-        self._kube = kube
-        self._kind = kind
-        self._post_event = post_event
-        self._warning_reasons = frozenset(warning_reasons)
 
-    def read(self, namespace: str, name: str) -> Manifest | None:
-        """The object to reconcile; None when it is gone or being deleted (its children go with it)."""
-        body = self._kube.get(API_VERSION, self._kind, name, namespace)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return None
-        return body
+@dataclass
+class Engine(Generic[ResourceT, StatusT]):
+    """Runs passes of one controller against the API (``kube``) and the capacity manager."""
 
-    def flush(self, run: Pass[Any, Any]) -> None:
-        """Write the draft status if it changed, then post events for the conditions that changed
-        and those the pass queued (an event repeated word for word is posted once)."""
-        patch = status_patch(run.written, run.draft)
-        if patch is None:
-            return
-        owner = run.owner
-        if self._kube.patch_status(API_VERSION, self._kind, owner.name, owner.namespace, patch) is None:
-            return
-        before = run.written.get("conditions", [])
-        run.written = copy.deepcopy(run.draft)
-        events: list[tuple[str, str, str]] = []
-        for condition in run.draft.get("conditions", []):
-            old = find(before, condition["type"])
-            if old is not None and (old["status"], old["reason"]) == (
-                condition["status"],
-                condition["reason"],
-            ):
-                continue
-            kind = "Warning" if condition["reason"] in self._warning_reasons else "Normal"
-            events.append((kind, condition["reason"], condition["message"]))
-        events, run.events = events + run.events, []
-        for kind, reason, message in dict.fromkeys(events):  # one cause set on several conditions: one event
-            self._post_event(run.body, kind, reason, message)
+    controller: Controller[ResourceT, StatusT]
+    kube: Kube
+    post_event: PostEvent
+    capacity: CapacityManager | None = None
+    clock: Callable[[], datetime] = utcnow
 
-    def parse(
-        self, body: Manifest, now: datetime, failed_phase: str, read: Callable[[Manifest], T], note: str = ""
-    ) -> T | None:
-        """``read`` of the object (its status left out); a spec it rejects with a pydantic
-        ValidationError or ``InvalidSpec`` is reported (``invalid_spec``, ``note`` appended to the
-        message) and None returned, so the pass stops before touching any child."""
-        try:
-            return read({**body, "status": None})
-        except ValidationError as error:
-            problem = validation_problem(error)
-        except InvalidSpec as error:
-            problem = str(error)
-        self.invalid_spec(body, now, failed_phase, f"{problem}. Fix the spec and apply it again.{note}")
-        return None
-
-    def invalid_spec(self, body: Manifest, now: datetime, phase: str, message: str) -> None:
-        """Report a spec the operator cannot use: ``phase`` (Failed) and Failed=True/InvalidSpec."""
+    async def run(self, body: Manifest, stored: dict[str, Any] | None, indexes: Indexes) -> Outcome:
+        """One pass over ``body`` (the object as kopf holds it), whose status is ``stored`` as far as
+        this operator knows (its own latest write may not have come back through the watch yet)."""
         meta = body["metadata"]
-        written = copy.deepcopy(body.get("status") or {})
-        draft = copy.deepcopy(written)
-        draft["phase"] = phase
-        draft["observedGeneration"] = meta.get("generation")
-        draft["conditions"] = set_condition(
-            draft.get("conditions", []),
-            type_=c.COND_FAILED,
-            status=True,
-            reason=c.REASON_INVALID_SPEC,
-            message=message,
-            now=now,
-            generation=meta.get("generation"),
+        if meta.get("deletionTimestamp"):
+            return Outcome(None, None)
+        now = self.clock()
+        stored = dict(stored or {})
+        status = self._status(stored, meta)
+        before = list(status.conditions)
+        children: list[Live] = []
+        try:
+            resource = self.controller.read({**body, "status": None})
+        except (ValidationError, InvalidSpec) as error:
+            problem = validation_problem(error) if isinstance(error, ValidationError) else str(error)
+            message = f"{problem}. Fix the spec and apply it again.{self.controller.invalid_spec_note}"
+            plan = self._invalid_spec(status, meta.get("generation"), now, message)
+            owner_uid = meta["uid"]
+        else:
+            recover_from_invalid_spec(status)
+            owner = self.controller.owner(resource)
+            owner_uid = owner.uid
+            children = indexes.owned(
+                self.controller.owner_label, owner.namespace, owner.name, self.controller.child_kinds
+            )
+            observed = self.controller.observe(resource, children, indexes)
+            plan = self.controller.plan(resource, status, observed, now)
+        requeue_at = plan.requeue_at
+        if not plan.hold:
+            await self._act(plan, children, owner_uid, meta["namespace"])
+        asked = plan.capacity is not None and self.capacity is not None
+        if asked and await self._ask_capacity(plan, owner_uid, meta.get("generation"), now):
+            requeue_at = _earliest(requeue_at, now + CAPACITY_RECHECK)
+        if plan.delete_owner:
+            logger.info(
+                "deleting %s %s/%s: ttlSecondsAfterFinished passed",
+                self.controller.kind.kind,
+                meta["namespace"],
+                meta["name"],
+            )
+            await self.kube.delete(self.controller.kind, meta["name"], meta["namespace"])
+            return Outcome(None, None)
+        written = await self._report(body, stored, before, plan)
+        return Outcome(written, requeue_at)
+
+    def forget(self, uid: str) -> None:
+        """The object's daemon ended (deleted, or the operator stops): release its capacity demand."""
+        if self.capacity is not None:
+            self.capacity.release(uid)
+
+    def _status(self, stored: dict[str, Any], meta: Manifest) -> StatusT:
+        try:
+            model: Any = self.controller.status_model
+            parsed: StatusT = model.model_validate(stored)
+            return parsed
+        except ValidationError as error:
+            logger.warning(
+                "the stored status of %s %s/%s does not validate (%s); starting from an empty one",
+                self.controller.kind.kind,
+                meta.get("namespace"),
+                meta.get("name"),
+                validation_problem(error),
+            )
+            return self.controller.status_model()
+
+    def _invalid_spec(
+        self, status: StatusT, generation: int | None, now: datetime, message: str
+    ) -> Plan[StatusT]:
+        draft = Draft(status, now, generation)
+        cast(Any, status).phase = self.controller.failed_phase
+        status.observed_generation = generation
+        draft.condition(c.COND_FAILED, True, c.REASON_INVALID_SPEC, message)
+        return Plan(status=status, hold=True)
+
+    async def _act(self, plan: Plan[StatusT], children: list[Live], owner_uid: str, namespace: str) -> None:
+        for manifest in to_apply(
+            plan, children, lambda wanted, live: drifted(kind_of(wanted), wanted, live.manifest)
+        ):
+            await self.kube.apply(manifest)
+        for child in to_prune(plan, children, owner_uid):
+            await self.kube.delete(kind_of(child.manifest), child.name, namespace)
+
+    async def _ask_capacity(
+        self, plan: Plan[StatusT], uid: str, generation: int | None, now: datetime
+    ) -> bool:
+        """Tell the capacity manager; True when pods still wait for nodes (ask again later)."""
+        assert self.capacity is not None
+        ask = plan.capacity
+        if isinstance(ask, CapacityRelease):
+            self.capacity.release(uid)
+            return False
+        assert isinstance(ask, CapacityAsk)
+        # ensure() may call Azure (blocking, seconds): a worker thread, awaited, so the pass ends after it.
+        answered = await asyncio.to_thread(
+            self.capacity.ensure, uid, ask.placement, ask.nodes, scheduled=ask.scheduled
         )
-        patch = status_patch(written, draft)
-        if patch and self._kube.patch_status(API_VERSION, self._kind, meta["name"], meta["namespace"], patch):
-            self._post_event(body, "Warning", c.REASON_INVALID_SPEC, message)
+        set_capacity_conditions(Draft(plan.status, now, generation), answered)
+        return not ask.scheduled
+
+    async def _report(
+        self, body: Manifest, stored: dict[str, Any], before: Sequence[Any], plan: Plan[StatusT]
+    ) -> dict[str, Any] | None:
+        wire = cast(BaseModel, plan.status).model_dump(mode="json", by_alias=True, exclude_none=True)
+        patch = status_patch(stored, wire)
+        if patch is None:
+            return None
+        meta = body["metadata"]
+        answer = await self.kube.patch_status(self.controller.kind, meta["name"], meta["namespace"], patch)
+        if answer is None:
+            return None
+        if "phase" in patch:
+            kind, name = self.controller.kind.kind, f"{meta['namespace']}/{meta['name']}"
+            logger.info("%s %s: phase %s -> %s", kind, name, stored.get("phase", "(none)"), wire.get("phase"))
+        for event in self._events(before, plan):
+            self.post_event(body, event.type, event.reason, event.message)
+        written: dict[str, Any] = answer.get("status") or {}
+        return written
+
+    def _events(self, before: Sequence[Any], plan: Plan[StatusT]) -> list[Event]:
+        warnings = self.controller.warning_reasons
+        changed = [
+            Event(type="Warning" if x.reason in warnings else "Normal", reason=x.reason, message=x.message)
+            for x in transitions(before, plan.status.conditions)
+        ]
+        return list(dict.fromkeys([*changed, *plan.events]))  # one cause set on several conditions: one event
+
+
+def recover_from_invalid_spec(status: Status) -> bool:
+    """After ``InvalidSpec``, a spec that validates again: clear that failure and the phase it set
+    (back to the model's default, Pending). A resource that had finished (``completionTime``) keeps
+    its phase. True when it recovered."""
+    failed = find(status.conditions, c.COND_FAILED)
+    if failed is None or failed.reason != c.REASON_INVALID_SPEC:
+        return False
+    if getattr(status, "completion_time", None) is not None:
+        return False
+    status.conditions = [x for x in status.conditions if x.type != c.COND_FAILED]
+    model: Any = status
+    model.phase = type(model).model_fields["phase"].default
+    return True
+
+
+def set_capacity_conditions(draft: Draft[Any], answered: Sequence[CapacityCondition]) -> None:
+    """The capacity manager's conditions; one that only clears a condition is set only if present."""
+    for cond in answered:
+        if not cond.only_if_present or draft.find(cond.type) is not None:
+            draft.condition(cond.type, cond.status, cond.reason, cond.message)
+
+
+def _earliest(first: datetime | None, second: datetime) -> datetime:
+    return second if first is None else min(first, second)

@@ -1,9 +1,8 @@
 """Pure builders of a ModelDeployment's children: (owner, spec, settings, observations) -> manifest dicts.
 
 No API calls, no clock: a test compares each whole manifest with the one a user gets, and the
-reconcile can apply them in any order, any number of times. Every child carries a spec-hash
-annotation over its own content, so the reconcile patches an existing child only when what it
-would build differs from what was built before.
+reconcile can apply them in any order, any number of times (server-side apply; a child that no longer
+matches its manifest is applied again).
 """
 
 from __future__ import annotations
@@ -85,8 +84,9 @@ class Track:
     model: ModelSource
     engine: EngineSpec
     image: str
-    replicas: int
-    """Fixed replica count, or the count a new Deployment starts with under an autoscaler."""
+    replicas: int | None
+    """Fixed replica count, or the count a new Deployment starts with under an autoscaler; None: left
+    to the autoscaler (not applied)."""
     autoscaled: bool
 
 
@@ -132,14 +132,10 @@ def api_path(engine: EngineType) -> str:
     return "/v2" if engine is EngineType.TRITON_TRTLLM else "/v1"
 
 
-def spec_hash(content: Any) -> str:
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def with_hash(manifest: Manifest) -> Manifest:
-    """The manifest with its spec-hash annotation, computed over everything else in it."""
-    manifest["metadata"].setdefault("annotations", {})[c.ANNOTATION_SPEC_HASH] = spec_hash(manifest)
-    return manifest
+def config_hash(config: ServingRuntimeConfig) -> str:
+    """A short hash of the runtime config, on the pod template: a changed config rolls the pods even
+    though the ConfigMap keeps its name."""
+    return hashlib.sha256(json.dumps(config.to_wire(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def labels(owner: Owner, component: str, track: str | None = None) -> dict[str, str]:
@@ -175,14 +171,12 @@ def runtime_config(owner: Owner, spec: ModelDeploymentSpec, track: Track) -> Ser
 
 
 def config_map(owner: Owner, spec: ModelDeploymentSpec, track: Track) -> Manifest:
-    return with_hash(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": _metadata(owner, owner.names.config_map(track.name), c.COMPONENT_CONFIG, track.name),
-            "data": {contract.CONFIG_FILE: runtime_config(owner, spec, track).to_yaml()},
-        }
-    )
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(owner, owner.names.config_map(track.name), c.COMPONENT_CONFIG, track.name),
+        "data": {contract.CONFIG_FILE: runtime_config(owner, spec, track).to_yaml()},
+    }
 
 
 # ---- serving pods ---------------------------------------------------------------------------------
@@ -292,7 +286,7 @@ def pod_template(
     health_path: str,
     identity: RuntimeIdentity = NO_IDENTITY,
 ) -> Manifest:
-    config_hash = spec_hash(runtime_config(owner, spec, track).to_wire())
+    hashed = config_hash(runtime_config(owner, spec, track))
     resources = placement.resources(spec.resources, spec.resources.gpus_per_replica)
     server: dict[str, Any] = {
         "name": SERVER_CONTAINER,
@@ -343,7 +337,7 @@ def pod_template(
         "metadata": {
             "labels": labels(owner, c.COMPONENT_SERVER, track.name) | identity.pod_labels(),
             "annotations": {
-                CONFIG_HASH_ANNOTATION: config_hash,
+                CONFIG_HASH_ANNOTATION: hashed,
                 "kubectl.kubernetes.io/default-container": SERVER_CONTAINER,
             },
         },
@@ -361,21 +355,19 @@ def deployment(
 ) -> Manifest:
     """One Deployment per track. Rolling updates surge one pod and keep every serving one until the
     new pod is ready (a GPU must be free for the surge pod)."""
-    return with_hash(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": _metadata(owner, owner.names.deployment(track.name), c.COMPONENT_SERVER, track.name),
-            "spec": {
-                "replicas": track.replicas,
-                "selector": {"matchLabels": track_selector(owner, track.name)},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
-                "revisionHistoryLimit": 3,
-                "template": pod_template(owner, spec, track, health_path=health_path, identity=identity),
-            },
-        }
-    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(owner, owner.names.deployment(track.name), c.COMPONENT_SERVER, track.name),
+        "spec": {
+            **({"replicas": track.replicas} if track.replicas is not None else {}),
+            "selector": {"matchLabels": track_selector(owner, track.name)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
+            "revisionHistoryLimit": 3,
+            "template": pod_template(owner, spec, track, health_path=health_path, identity=identity),
+        },
+    }
 
 
 # ---- traffic ------------------------------------------------------------------------------------
@@ -389,36 +381,30 @@ def _service_ports(engine: EngineType) -> list[dict[str, Any]]:
 def service(owner: Owner, engine: EngineType) -> Manifest:
     """The endpoint: selects the server pods of every track (the replica-ratio split without Gateway
     API; with it, the HTTPRoute's parent)."""
-    return with_hash(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": _metadata(owner, owner.names.service, c.COMPONENT_SERVER),
-            "spec": {
-                "type": "ClusterIP",
-                "selector": server_selector(owner),
-                "ports": _service_ports(engine),
-            },
-        }
-    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(owner, owner.names.service, c.COMPONENT_SERVER),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": server_selector(owner),
+            "ports": _service_ports(engine),
+        },
+    }
 
 
 def track_service(owner: Owner, track: Track) -> Manifest:
     """One track's pods: a weighted HTTPRoute backend."""
-    return with_hash(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": _metadata(
-                owner, owner.names.track_service(track.name), c.COMPONENT_SERVER, track.name
-            ),
-            "spec": {
-                "type": "ClusterIP",
-                "selector": track_selector(owner, track.name),
-                "ports": _service_ports(track.engine.type),
-            },
-        }
-    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(owner, owner.names.track_service(track.name), c.COMPONENT_SERVER, track.name),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": track_selector(owner, track.name),
+            "ports": _service_ports(track.engine.type),
+        },
+    }
 
 
 def route_weights(spec: ModelDeploymentSpec, *, canary_ready: bool) -> dict[str, int]:
@@ -432,43 +418,39 @@ def route_weights(spec: ModelDeploymentSpec, *, canary_ready: bool) -> dict[str,
 def http_route(owner: Owner, weights: dict[str, int]) -> Manifest:
     """A Gateway API route attached to the Service itself (GAMMA, mesh traffic inside the cluster):
     requests to the endpoint are split over the track Services by weight."""
-    return with_hash(
-        {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "HTTPRoute",
-            "metadata": _metadata(owner, owner.names.http_route, c.COMPONENT_SERVER),
-            "spec": {
-                "parentRefs": [
-                    {"group": "", "kind": "Service", "name": owner.names.service, "port": contract.SERVE_PORT}
-                ],
-                "rules": [
-                    {
-                        "backendRefs": [
-                            {
-                                "name": owner.names.track_service(track),
-                                "port": contract.SERVE_PORT,
-                                "weight": weight,
-                            }
-                            for track, weight in weights.items()
-                        ]
-                    }
-                ],
-            },
-        }
-    )
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": _metadata(owner, owner.names.http_route, c.COMPONENT_SERVER),
+        "spec": {
+            "parentRefs": [
+                {"group": "", "kind": "Service", "name": owner.names.service, "port": contract.SERVE_PORT}
+            ],
+            "rules": [
+                {
+                    "backendRefs": [
+                        {
+                            "name": owner.names.track_service(track),
+                            "port": contract.SERVE_PORT,
+                            "weight": weight,
+                        }
+                        for track, weight in weights.items()
+                    ]
+                }
+            ],
+        },
+    }
 
 
 def pod_disruption_budget(owner: Owner) -> Manifest:
     """Voluntary disruptions (node drains, spot rebalancing) take one replica at a time; never blocks
     a drain outright, which ``minAvailable: 1`` on one replica would."""
-    return with_hash(
-        {
-            "apiVersion": "policy/v1",
-            "kind": "PodDisruptionBudget",
-            "metadata": _metadata(owner, owner.names.pod_disruption_budget, c.COMPONENT_SERVER),
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": server_selector(owner)}},
-        }
-    )
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(owner, owner.names.pod_disruption_budget, c.COMPONENT_SERVER),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": server_selector(owner)}},
+    }
 
 
 # ---- autoscaling -----------------------------------------------------------------------------------
@@ -485,63 +467,57 @@ def scaled_object(
 ) -> Manifest:
     """KEDA scales the stable track on the engine's metric, down to zero when ``minReplicas`` is 0."""
     query = metric.query(owner.namespace, owner.names.deployment(c.TRACK_STABLE))
-    return with_hash(
-        {
-            "apiVersion": "keda.sh/v1alpha1",
-            "kind": "ScaledObject",
-            "metadata": _metadata(owner, owner.names.autoscaler, c.COMPONENT_SERVER),
-            "spec": {
-                "scaleTargetRef": _scale_target(owner),
-                "pollingInterval": KEDA_POLLING_SECONDS,
-                "cooldownPeriod": autoscaling.cooldown_seconds,
-                "minReplicaCount": autoscaling.min_replicas,
-                "maxReplicaCount": autoscaling.max_replicas,
-                "advanced": {
-                    "horizontalPodAutoscalerConfig": {
-                        "behavior": {
-                            "scaleDown": {"stabilizationWindowSeconds": autoscaling.cooldown_seconds}
-                        }
-                    }
-                },
-                "triggers": [
-                    {
-                        "type": "prometheus",
-                        "metricType": "AverageValue",
-                        "metadata": {
-                            "serverAddress": prometheus_url,
-                            "query": query,
-                            "threshold": _number(autoscaling.target),
-                            "activationThreshold": _number(autoscaling.activation_threshold or 0.0),
-                        },
-                    }
-                ],
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": _metadata(owner, owner.names.autoscaler, c.COMPONENT_SERVER),
+        "spec": {
+            "scaleTargetRef": _scale_target(owner),
+            "pollingInterval": KEDA_POLLING_SECONDS,
+            "cooldownPeriod": autoscaling.cooldown_seconds,
+            "minReplicaCount": autoscaling.min_replicas,
+            "maxReplicaCount": autoscaling.max_replicas,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": autoscaling.cooldown_seconds}}
+                }
             },
-        }
-    )
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "metricType": "AverageValue",
+                    "metadata": {
+                        "serverAddress": prometheus_url,
+                        "query": query,
+                        "threshold": _number(autoscaling.target),
+                        "activationThreshold": _number(autoscaling.activation_threshold or 0.0),
+                    },
+                }
+            ],
+        },
+    }
 
 
 def horizontal_pod_autoscaler(owner: Owner, autoscaling: AutoscalingSpec, metric: EngineMetric) -> Manifest:
     """The fallback without KEDA: an HPA on the per-pod metric a custom-metrics adapter serves. It
     cannot scale to zero, so it keeps at least one replica."""
-    return with_hash(
-        {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": _metadata(owner, owner.names.autoscaler, c.COMPONENT_SERVER),
-            "spec": {
-                "scaleTargetRef": _scale_target(owner),
-                "minReplicas": max(autoscaling.min_replicas, 1),
-                "maxReplicas": autoscaling.max_replicas,
-                "metrics": [
-                    {
-                        "type": "Pods",
-                        "pods": {
-                            "metric": {"name": metric.adapter_name},
-                            "target": {"type": "AverageValue", "averageValue": _number(autoscaling.target)},
-                        },
-                    }
-                ],
-                "behavior": {"scaleDown": {"stabilizationWindowSeconds": autoscaling.cooldown_seconds}},
-            },
-        }
-    )
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(owner, owner.names.autoscaler, c.COMPONENT_SERVER),
+        "spec": {
+            "scaleTargetRef": _scale_target(owner),
+            "minReplicas": max(autoscaling.min_replicas, 1),
+            "maxReplicas": autoscaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": metric.adapter_name},
+                        "target": {"type": "AverageValue", "averageValue": _number(autoscaling.target)},
+                    },
+                }
+            ],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": autoscaling.cooldown_seconds}},
+        },
+    }

@@ -1,34 +1,21 @@
 """kopf wiring of the ModelDeployment controller (``common.handlers``): one daemon per ModelDeployment,
-woken by events on it and on its Deployments (their ready counts, the autoscaler's replica changes).
-Pod start-up and crash loops show in pods, which are read each pass rather than watched."""
+woken by events on it, on its children and server pods, and on the KEDA and Gateway API CRDs; its own
+events also wake the BenchmarkSweeps that own or name it."""
 
 from __future__ import annotations
 
-import kopf
-from modelfleet_api import constants as c
+from modelfleet_api.modeldeployment import ModelDeployment, ModelDeploymentStatus
 
 from modelfleet_operator.capacity.manager import CapacityManager
-from modelfleet_operator.common.handlers import Watch, post_event, register_controller
-from modelfleet_operator.config import OperatorConfig
+from modelfleet_operator.common.handlers import Operator, post_event, register_controller, sweeps_naming
+from modelfleet_operator.common.reconcile import Engine
 from modelfleet_operator.kube import Kube
-from modelfleet_operator.serving.reconcile import KIND, ModelDeploymentReconciler
-
-PLURAL = "modeldeployments"
+from modelfleet_operator.serving.reconcile import ModelDeploymentController
 
 
-def register(
-    registry: kopf.OperatorRegistry,
-    config: OperatorConfig,
-    kube: Kube,
-    capacity: CapacityManager | None = None,
-) -> None:
-    """Register the ModelDeployment handlers on ``registry``."""
-    reconciler = ModelDeploymentReconciler(kube, config, post_event, capacity=capacity)
-    register_controller(
-        registry,
-        config,
-        kind=KIND,
-        plural=PLURAL,
-        reconciler=reconciler,
-        watches=[Watch("apps", "v1", "deployments", c.LABEL_MODEL_DEPLOYMENT)],
+def register(operator: Operator, kube: Kube, capacity: CapacityManager | None = None) -> None:
+    """Register the ModelDeployment daemon and handlers."""
+    engine: Engine[ModelDeployment, ModelDeploymentStatus] = Engine(
+        ModelDeploymentController(operator.config), kube, post_event, capacity
     )
+    register_controller(operator, engine, also_wake=sweeps_naming)

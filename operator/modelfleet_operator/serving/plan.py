@@ -1,138 +1,194 @@
-"""The whole desired state of one ModelDeployment: its children and what to say about routing and
-autoscaling, from the spec, the integrations found in the cluster and whether the canary is ready (pure).
+"""The ModelDeployment plan: the children it wants (``serving.desired``), the status from its
+Deployments and server pods, and what to ask the capacity manager (pure).
+
+Every pass applies the whole desired state; children that match it cost nothing, a drifted one is
+applied again, and children the desired state no longer names (a removed canary, an HPA replaced by a
+ScaledObject, the track Services without Gateway API) are pruned. Under an autoscaler the Deployment's
+``replicas`` are the autoscaler's: the operator applies them only when it creates the Deployment, and
+keeps applying the current count while it still owns the field (a ModelDeployment that gained an
+autoscaler), until the autoscaler's first scale takes it over.
+
+While the runtime ServiceAccount is missing the plan holds every child as it is: Deployments made now
+could not create pods, and a rollout to it would replace serving replicas by none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from modelfleet_api import constants as c
-from modelfleet_api.modeldeployment import ModelDeploymentSpec
+from modelfleet_api.modeldeployment import (
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    StartupBreakdown,
+    TrackStatus,
+)
 from modelfleet_api.serving import EngineType
 
-from modelfleet_operator.common.identity import NO_IDENTITY, RuntimeIdentity
+from modelfleet_operator.common.identity import RuntimeIdentity
+from modelfleet_operator.common.live import Live
+from modelfleet_operator.common.plan import RELEASE, CapacityAsk, CapacityRelease, Draft, Plan
+from modelfleet_operator.conditions import is_true
 from modelfleet_operator.serving import builders
-from modelfleet_operator.serving.builders import Integrations, Manifest, Owner
-from modelfleet_operator.serving.policies.metrics import engine_metric, unavailable_message
-from modelfleet_operator.serving.policies.phase import Verdict
+from modelfleet_operator.serving.builders import Integrations, Owner
+from modelfleet_operator.serving.desired import Desired, desired
+from modelfleet_operator.serving.policies.capacity import nodes_for_replicas, pods_scheduled
+from modelfleet_operator.serving.policies.phase import TrackState, Verdict, assess
+from modelfleet_operator.serving.policies.pods import find_problem, startup_breakdown
+
+Manifest = dict[str, Any]
 
 
 @dataclass(frozen=True, kw_only=True)
-class Plan:
-    children: list[Manifest]
-    """In creation order: ConfigMaps, Services, Deployments, PDB, autoscaler, route."""
-    tracks: list[builders.Track]
-    routed: Verdict
-    autoscaling: Verdict | None
-    """None without ``spec.autoscaling``."""
-    endpoint: str
+class Observed:
+    """What a ModelDeployment pass read from the indexes."""
+
+    deployments: Mapping[str, Live] = field(default_factory=dict)
+    """The Deployment of each track that exists."""
+    pods: list[Manifest] = field(default_factory=list)
+    """Server pods of every track."""
+    integrations: Integrations = field(default_factory=lambda: Integrations(keda=False, gateway_api=False))
+    runtime_account_exists: bool = True
 
 
-def _routing(
-    owner: Owner, spec: ModelDeploymentSpec, integrations: Integrations, weights: dict[str, int]
-) -> Verdict:
-    service = owner.names.service
-    if integrations.gateway_api:
-        split = ", ".join(f"{track} {weight}%" for track, weight in weights.items())
-        pending = (
-            " The canary gets no traffic until its replicas are ready."
-            if spec.canary is not None and weights[c.TRACK_CANARY] != spec.canary.weight
-            else ""
-        )
-        return Verdict(
-            status=True,
-            reason=c.REASON_HTTP_ROUTE,
-            message=(
-                f"HTTPRoute {owner.names.http_route} splits requests to Service {service}: {split}.{pending} "
-                f"The split needs a Gateway API mesh implementation (GAMMA) in the cluster."
-            ),
-        )
-    if spec.canary is None:
-        message = f"Gateway API is not installed; Service {service} selects the replicas."
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    image: str
+    health_paths: Mapping[EngineType, str]
+    prometheus_url: str
+    identity: RuntimeIdentity
+
+
+def track_state(name: str, deployment: Live | None) -> TrackState:
+    if deployment is None or deployment.deleting:
+        return TrackState(name=name, exists=False, desired=0, ready=0, updated=0)
+    status = deployment.manifest.get("status") or {}
+    return TrackState(
+        name=name,
+        exists=True,
+        desired=int((deployment.manifest.get("spec") or {}).get("replicas") or 0),
+        ready=int(status.get("readyReplicas") or 0),
+        updated=int(status.get("updatedReplicas") or 0),
+    )
+
+
+def _desired(owner: Owner, spec: ModelDeploymentSpec, observed: Observed, settings: Settings) -> Desired:
+    canary = track_state(c.TRACK_CANARY, observed.deployments.get(c.TRACK_CANARY))
+    stable = observed.deployments.get(c.TRACK_STABLE)
+    new = stable is None or stable.deleting
+    owns_replicas = stable is not None and "spec.replicas" in stable.operator_fields
+    live_replicas = (stable.manifest.get("spec") or {}).get("replicas") if stable is not None else None
+    return desired(
+        owner,
+        spec,
+        image=settings.image,
+        health_paths=settings.health_paths,
+        integrations=observed.integrations,
+        prometheus_url=settings.prometheus_url,
+        canary_ready=canary.exists and canary.desired > 0 and canary.ready >= canary.desired,
+        identity=settings.identity,
+        autoscaled_replicas=live_replicas if owns_replicas else None,
+        new_deployment=new,
+    )
+
+
+def _verdict(draft: Draft[ModelDeploymentStatus], type_: str, verdict: Verdict | None) -> None:
+    if verdict is None:
+        draft.drop_condition(type_)
     else:
-        stable = builders.tracks(spec, "")[0].replicas
-        canary = spec.canary.replicas
-        share = round(100 * canary / (stable + canary))
-        message = (
-            f"Gateway API is not installed; Service {service} selects both tracks, so the canary gets about "
-            f"{share}% of requests ({canary} of {stable + canary} replicas) instead of canary.weight "
-            f"{spec.canary.weight}%. Install the Gateway API CRDs and a mesh for an exact split."
-        )
-    return Verdict(status=True, reason=c.REASON_SERVICE_FALLBACK, message=message)
+        draft.condition(type_, verdict.status, verdict.reason, verdict.message)
 
 
-def _autoscaling(
-    owner: Owner, spec: ModelDeploymentSpec, integrations: Integrations, prometheus_url: str
-) -> tuple[Verdict | None, Manifest | None]:
-    autoscaling = spec.autoscaling
-    if autoscaling is None:
-        return None, None
-    metric = engine_metric(spec.engine.type, autoscaling.metric)
-    if metric is None:
-        message = unavailable_message(spec.engine.type, autoscaling.metric)
-        return Verdict(status=False, reason=c.REASON_AUTOSCALER_UNAVAILABLE, message=message), None
-    bounds = f"{autoscaling.min_replicas}-{autoscaling.max_replicas}"
-    target = f"{metric.series} at {autoscaling.target:g} per replica"
-    if integrations.keda:
-        manifest = builders.scaled_object(owner, autoscaling, metric, prometheus_url=prometheus_url)
-        zero = (
-            " Scales to zero when idle; scaling up from zero needs the metric to report load while "
-            "no replica runs."
-            if autoscaling.min_replicas == 0
-            else ""
-        )
-        message = (
-            f"KEDA ScaledObject {owner.names.autoscaler} scales {bounds} replicas on {target} "
-            f"(Prometheus {prometheus_url}).{zero}"
-        )
-        return Verdict(status=True, reason=c.REASON_KEDA_SCALED_OBJECT, message=message), manifest
-    manifest = builders.horizontal_pod_autoscaler(owner, autoscaling, metric)
-    floor = max(autoscaling.min_replicas, 1)
-    zero_note = (
-        f" minReplicas 0 needs KEDA: the HPA keeps at least {floor} replica."
-        if autoscaling.min_replicas == 0
-        else ""
+def _report(
+    draft: Draft[ModelDeploymentStatus],
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    wanted: Desired,
+    observed: Observed,
+) -> list[TrackState]:
+    """Phase, conditions and replica counts from the Deployments and server pods."""
+    status = draft.status
+    states = [track_state(track.name, observed.deployments.get(track.name)) for track in wanted.tracks]
+    verdict = assess(
+        states,
+        find_problem(observed.pods),
+        canary_weight=spec.canary.weight if spec.canary is not None else None,
     )
-    message = (
-        f"KEDA is not installed; HorizontalPodAutoscaler {owner.names.autoscaler} scales {floor}-"
-        f"{autoscaling.max_replicas} replicas on the pod metric {metric.adapter_name} (served by a "
-        f"custom-metrics adapter such as prometheus-adapter).{zero_note} Install KEDA for scale to zero."
+    status.phase = verdict.phase
+    _verdict(draft, c.COND_AVAILABLE, verdict.available)
+    _verdict(draft, c.COND_PROGRESSING, verdict.progressing)
+    _verdict(draft, c.COND_CANARY_READY, verdict.canary)
+    _verdict(draft, c.COND_AUTOSCALING, wanted.autoscaling)
+    _verdict(draft, c.COND_ROUTED, wanted.routed)
+    stable = states[0]
+    if status.stable.desired_replicas != stable.desired and status.observed_generation is not None:
+        status.last_scale_time = draft.now
+    status.stable = TrackStatus(ready_replicas=stable.ready, desired_replicas=stable.desired)
+    status.canary = (
+        TrackStatus(ready_replicas=states[1].ready, desired_replicas=states[1].desired)
+        if len(states) > 1
+        else None
     )
-    return Verdict(status=True, reason=c.REASON_HPA_FALLBACK, message=message), manifest
+    status.ready = f"{sum(s.ready for s in states)}/{sum(s.desired for s in states)}"
+    status.endpoint = wanted.endpoint
+    status.served_model = builders.served_model_name(owner, spec)
+    status.engine = spec.engine.type.value
+    startup = startup_breakdown(observed.pods)
+    status.startup = StartupBreakdown.model_validate(startup) if startup is not None else None
+    return states
+
+
+def _report_held(draft: Draft[ModelDeploymentStatus], identity: RuntimeIdentity, namespace: str) -> None:
+    """The current spec waits for the runtime ServiceAccount: Pending when nothing was deployed yet,
+    else Degraded while replicas of the previous spec keep serving; Progressing (and Available, when
+    no replica serves) say why."""
+    message = identity.missing_message(namespace)
+    reason = c.REASON_SERVICE_ACCOUNT_NOT_FOUND
+    draft.condition(c.COND_PROGRESSING, False, reason, message)
+    if not is_true(draft.status.conditions, c.COND_AVAILABLE):
+        draft.condition(c.COND_AVAILABLE, False, reason, message)
+    if draft.status.phase is not c.ModelDeploymentPhase.PENDING:
+        draft.status.phase = c.ModelDeploymentPhase.DEGRADED
+
+
+def _capacity(
+    spec: ModelDeploymentSpec, states: list[TrackState], pods: list[Manifest]
+) -> CapacityAsk | CapacityRelease:
+    """The nodes of every desired replica (stable and canary share the placement) while any is desired;
+    none when scaled to zero."""
+    desired_replicas = sum(state.desired for state in states)
+    if desired_replicas == 0:
+        return RELEASE
+    nodes = nodes_for_replicas(spec.resources, desired_replicas)
+    return CapacityAsk(
+        placement=spec.resources, nodes=nodes, scheduled=pods_scheduled(pods, desired_replicas)
+    )
 
 
 def plan(
     owner: Owner,
     spec: ModelDeploymentSpec,
-    *,
-    image: str,
-    health_paths: Mapping[EngineType, str],
-    integrations: Integrations,
-    prometheus_url: str,
-    canary_ready: bool,
-    identity: RuntimeIdentity = NO_IDENTITY,
-) -> Plan:
-    tracks = builders.tracks(spec, image)
-    weights = builders.route_weights(spec, canary_ready=canary_ready)
-    children = [builders.config_map(owner, spec, t) for t in tracks]
-    children.append(builders.service(owner, spec.engine.type))
-    if integrations.gateway_api:
-        children += [builders.track_service(owner, t) for t in tracks]
-    children += [
-        builders.deployment(owner, spec, t, health_path=health_paths[t.engine.type], identity=identity)
-        for t in tracks
-    ]
-    children.append(builders.pod_disruption_budget(owner))
-    autoscaling, autoscaler = _autoscaling(owner, spec, integrations, prometheus_url)
-    if autoscaler is not None:
-        children.append(autoscaler)
-    if integrations.gateway_api:
-        children.append(builders.http_route(owner, weights))
+    generation: int | None,
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    now: datetime,
+    settings: Settings,
+) -> Plan[ModelDeploymentStatus]:
+    draft = Draft(status, now, generation)
+    wanted = _desired(owner, spec, observed, settings)
+    held = not draft.service_account_ready(
+        settings.identity, observed.runtime_account_exists, owner.namespace
+    )
+    states = _report(draft, owner, spec, wanted, observed)
+    status.observed_generation = generation
+    if held:
+        _report_held(draft, settings.identity, owner.namespace)
     return Plan(
-        children=children,
-        tracks=tracks,
-        routed=_routing(owner, spec, integrations, weights),
-        autoscaling=autoscaling,
-        endpoint=owner.names.endpoint(builders.api_path(spec.engine.type)),
+        status=status,
+        apply=() if held else tuple(wanted.children),
+        hold=held,
+        capacity=_capacity(spec, states, observed.pods),
     )

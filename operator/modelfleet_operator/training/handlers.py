@@ -1,33 +1,20 @@
-"""kopf wiring of the TrainingJob controller (``common.handlers``): one daemon per TrainingJob, woken
-by events on it and on its worker Jobs."""
+"""kopf wiring of the TrainingJob controller (``common.handlers``): one daemon per TrainingJob, woken by
+events on it and on its children and worker pods."""
 
 from __future__ import annotations
 
-import kopf
-from modelfleet_api import constants as c
+from modelfleet_api.trainingjob import TrainingJob, TrainingJobStatus
 
 from modelfleet_operator.capacity.manager import CapacityManager
-from modelfleet_operator.common.handlers import Watch, post_event, register_controller
-from modelfleet_operator.config import OperatorConfig
+from modelfleet_operator.common.handlers import Operator, post_event, register_controller
+from modelfleet_operator.common.reconcile import Engine
 from modelfleet_operator.kube import Kube
-from modelfleet_operator.training.reconcile import KIND, TrainingJobReconciler
-
-PLURAL = "trainingjobs"
+from modelfleet_operator.training.reconcile import TrainingJobController
 
 
-def register(
-    registry: kopf.OperatorRegistry,
-    config: OperatorConfig,
-    kube: Kube,
-    capacity: CapacityManager | None = None,
-) -> None:
-    """Register the TrainingJob handlers on ``registry``."""
-    reconciler = TrainingJobReconciler(kube, config, post_event, capacity=capacity)
-    register_controller(
-        registry,
-        config,
-        kind=KIND,
-        plural=PLURAL,
-        reconciler=reconciler,
-        watches=[Watch("batch", "v1", "jobs", c.LABEL_TRAINING_JOB)],
+def register(operator: Operator, kube: Kube, capacity: CapacityManager | None = None) -> None:
+    """Register the TrainingJob daemon and handlers."""
+    engine: Engine[TrainingJob, TrainingJobStatus] = Engine(
+        TrainingJobController(operator.config), kube, post_event, capacity
     )
+    register_controller(operator, engine)

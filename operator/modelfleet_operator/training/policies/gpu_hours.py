@@ -4,7 +4,8 @@ The status keeps the running total, the GPUs held at the last update (``status.g
 that was (``status.gpuHoursUpdatedAt``). Each update adds ``held x elapsed`` for the interval since,
 so the total survives operator restarts and gang restarts. While GPUs are held, the total is
 brought up to date at most every ``min_interval_seconds`` (and at every change of the GPUs held),
-so a running job does not rewrite its status on every reconcile.
+and the plan asks for an update only when it writes the status anyway or the GPUs held changed, so a
+running job that reports nothing new writes nothing.
 """
 
 from __future__ import annotations

@@ -1,0 +1,84 @@
+"""The operator's view of the cluster: kopf's watch-fed indexes, keyed and read here (pure).
+
+kopf keeps each index up to date from its watch streams and waits, at start, until every indexed kind
+has been listed before any daemon runs, so a pass after an operator restart sees every child that
+exists. Children and pods are indexed by the owner label they carry (``owner_keys``), so a pass finds an
+object's family with one dict lookup per kind instead of a LIST call; ServiceAccounts and CRDs by name.
+The functions that compute an object's keys are here too, so the keying and the reading cannot drift
+apart; ``common.handlers`` registers them with kopf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from modelfleet_api import constants as c
+
+from modelfleet_operator.common.kinds import POD, Kind
+from modelfleet_operator.common.live import Live
+
+Manifest = dict[str, Any]
+OwnerKey = tuple[str, str, str]
+"""(owner label, namespace, owner name): the label says which kind of owner."""
+
+OWNER_LABELS = (c.LABEL_TRAINING_JOB, c.LABEL_MODEL_DEPLOYMENT, c.LABEL_BENCHMARK_SWEEP)
+"""Labels naming a child's owner; each names one kind of owner."""
+SERVICE_ACCOUNTS = "serviceaccounts_by_name"
+CRDS = "customresourcedefinitions_by_name"
+MODEL_DEPLOYMENTS = "modeldeployments_by_name"
+SWEEPS_BY_TARGET = "benchmarksweeps_by_target"
+"""Sweeps by the (namespace, deployment) of every target they name, to wake them when it changes."""
+
+
+def owner_keys(labels: Mapping[str, str], namespace: str | None) -> list[OwnerKey]:
+    """The owners an object belongs to, from its owner labels."""
+    return [(label, namespace or "", labels[label]) for label in OWNER_LABELS if labels.get(label)]
+
+
+def crd_summary(body: Mapping[str, Any]) -> Manifest:
+    """What detection needs of a CRD: the versions it serves once Established, and whether it goes."""
+    established = any(
+        cond.get("type") == "Established" and cond.get("status") == c.CONDITION_TRUE
+        for cond in (body.get("status") or {}).get("conditions") or []
+    )
+    served = [v["name"] for v in (body.get("spec") or {}).get("versions") or [] if v.get("served")]
+    deleting = bool((body.get("metadata") or {}).get("deletionTimestamp"))
+    return {"served": served if established and not deleting else []}
+
+
+class Indexes:
+    """The indexes kopf passed to a daemon (live mappings: each read sees the latest events)."""
+
+    def __init__(self, found: Mapping[str, Mapping[Any, Iterable[Any]]]) -> None:
+        self._found = found
+
+    def _values(self, index: str, key: Any) -> list[Any]:
+        store = self._found.get(index)
+        if store is None or key not in store:
+            return []
+        return list(store[key])
+
+    def owned(self, label: str, namespace: str, name: str, kinds: Sequence[Kind]) -> list[Live]:
+        """Children of the owner (``label`` names its kind) of these kinds, as indexed."""
+        key = (label, namespace, name)
+        return [live for kind in kinds for live in self._values(kind.index_id, key)]
+
+    def pods(self, label: str, namespace: str, name: str) -> list[Manifest]:
+        """The owner's pods (of every Job or Deployment it has), as indexed."""
+        return [live.manifest for live in self._values(POD.index_id, (label, namespace, name))]
+
+    def service_account_exists(self, namespace: str, name: str) -> bool:
+        return bool(self._values(SERVICE_ACCOUNTS, (namespace, name)))
+
+    def serves(self, crd: str, version: str | None = None) -> bool:
+        """Whether the CustomResourceDefinition ``crd`` is Established and serves ``version`` (any)."""
+        return any(
+            version in summary["served"] if version else bool(summary["served"])
+            for summary in self._values(CRDS, crd)
+        )
+
+    def model_deployment(self, namespace: str, name: str) -> Manifest | None:
+        """A ModelDeployment by name (any owner, or none), as indexed."""
+        found = self._values(MODEL_DEPLOYMENTS, (namespace, name))
+        return found[0].manifest if found else None

@@ -1,0 +1,112 @@
+"""Every Kubernetes kind the operator reads or writes, with what the I/O layer and the indexes need to
+know about it (pure data).
+
+The operator addresses a fixed set of kinds, so their REST names come from this table instead of API
+discovery (which costs a round of requests per group at start and a lookup per call). A child kind also
+says how a prune deletes it and which parts of it are compared for drift (``compared``; None: the whole
+applied manifest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelfleet_api import API_VERSION
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+    propagation: str = "Background"
+    """How a prune deletes an object of this kind (its dependents go in the background or first)."""
+    compared: tuple[str, ...] | None = None
+    """Dotted paths of the applied manifest that a live object must match; None: all of it."""
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+    @property
+    def index_id(self) -> str:
+        """The kopf index of this kind's objects by owner (a Python identifier: kopf passes indexes to
+        handlers as keyword arguments)."""
+        return f"{self.plural}_by_owner"
+
+    def path(self, namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
+        """The REST path of the collection, or of one object (and its subresource)."""
+        root = f"/api/{self.version}" if not self.group else f"/apis/{self.api_version}"
+        scope = f"/namespaces/{namespace}" if self.namespaced else ""
+        parts = [f"{root}{scope}/{self.plural}"]
+        if name is not None:
+            parts.append(name)
+        if subresource is not None:
+            parts.append(subresource)
+        return "/".join(parts)
+
+
+SERVICE_ACCOUNT = Kind("v1", "ServiceAccount", "serviceaccounts")
+ROLE = Kind("rbac.authorization.k8s.io/v1", "Role", "roles")
+ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings")
+CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps")
+SERVICE = Kind("v1", "Service", "services")
+JOB = Kind(
+    "batch/v1",
+    "Job",
+    "jobs",
+    # Foreground: the Job object stays until its pods are gone, so a controller that waits for it to
+    # disappear never starts a new gang beside pods of the old one.
+    propagation="Foreground",
+    # A Job's pod template is immutable: only what can change on a live Job is compared (a template
+    # built differently, after an operator upgrade, applies to the next attempt's Job).
+    compared=("metadata.labels", "metadata.ownerReferences", "spec.parallelism", "spec.completions"),
+)
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
+POD_DISRUPTION_BUDGET = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+HORIZONTAL_POD_AUTOSCALER = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
+HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+POD = Kind("v1", "Pod", "pods")
+CUSTOM_RESOURCE_DEFINITION = Kind(
+    "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False
+)
+TRAINING_JOB = Kind(API_VERSION, "TrainingJob", "trainingjobs")
+MODEL_DEPLOYMENT = Kind(API_VERSION, "ModelDeployment", "modeldeployments")
+BENCHMARK_SWEEP = Kind(API_VERSION, "BenchmarkSweep", "benchmarksweeps")
+
+CHILD_KINDS = (
+    SERVICE_ACCOUNT,
+    ROLE,
+    ROLE_BINDING,
+    CONFIG_MAP,
+    SERVICE,
+    JOB,
+    DEPLOYMENT,
+    POD_DISRUPTION_BUDGET,
+    HORIZONTAL_POD_AUTOSCALER,
+    SCALED_OBJECT,
+    HTTP_ROUTE,
+    MODEL_DEPLOYMENT,
+)
+"""Kinds the controllers apply and prune, in the order a pass applies them when it makes several."""
+OBSERVED_KINDS = (*CHILD_KINDS, POD)
+"""Kinds indexed by owner: the children, and the pods their Jobs and Deployments run."""
+
+_BY_KIND = {(k.api_version, k.kind): k for k in (*OBSERVED_KINDS, TRAINING_JOB, BENCHMARK_SWEEP)}
+
+
+def kind_of(manifest: dict[str, Any]) -> Kind:
+    """The table entry of a manifest's ``apiVersion`` and ``kind``."""
+    try:
+        return _BY_KIND[manifest["apiVersion"], manifest["kind"]]
+    except KeyError:
+        raise ValueError(
+            f"the operator does not manage {manifest['apiVersion']} {manifest['kind']}"
+        ) from None

@@ -1,0 +1,433 @@
+"""The TrainingJob plan: from the spec, the stored status and what was observed, the children it
+wants, the status, and when to look again (pure).
+
+A short list of ordered steps (KAITO's shape); a step that decided the pass returns True and the rest
+are skipped. The long-lived children (ServiceAccount, Role, RoleBinding, ConfigMaps, Service) are
+applied on every pass of an unfinished job, so a hand edit is put back; the worker Job is applied
+while its gang is the current attempt. A Job the plan does not name is pruned: a suspended job's, a
+failed job's, and the gang of an earlier attempt, which goes before the next one starts, so two gangs
+never compete for the same GPUs.
+
+Two decisions must survive a crash between the status write and the deletion they lead to: a restart
+(``restarts`` is counted first) and a final failure (phase Failed first). Each keeps the old Job in its
+own pass and asks for the next pass at once (``requeue_at`` now), which prunes it; a crash in between
+repeats the prune, never the count, and never reruns a failed gang.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from modelfleet_api import constants as c
+from modelfleet_api.runtime_config import TrainingProgress
+from modelfleet_api.trainingjob import TrainingJobSpec, TrainingJobStatus
+
+from modelfleet_operator.common.identity import RuntimeIdentity
+from modelfleet_operator.common.plan import (
+    RELEASE,
+    CapacityAsk,
+    CapacityRelease,
+    ChildKey,
+    Draft,
+    Plan,
+    key_of,
+)
+from modelfleet_operator.conditions import find, is_true
+from modelfleet_operator.status import status_patch
+from modelfleet_operator.training import builders
+from modelfleet_operator.training.builders import Owner
+from modelfleet_operator.training.policies.failure import decide_restart
+from modelfleet_operator.training.policies.gang import gang_verdict
+from modelfleet_operator.training.policies.gpu_hours import GpuAccount, account
+from modelfleet_operator.training.policies.progress import steps_column
+from modelfleet_operator.training.policies.stall import stall_message
+from modelfleet_operator.training.policies.success import all_workers_succeeded, job_condition_true
+from modelfleet_operator.training.policies.ttl import ttl_expired
+from modelfleet_operator.training.workers import WorkerFailure, WorkerSummary, summarize
+
+Manifest = dict[str, Any]
+Phase = c.TrainingJobPhase
+FINISHED = (Phase.SUCCEEDED, Phase.FAILED)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observed:
+    """What a TrainingJob pass read from the indexes."""
+
+    job: Manifest | None = None
+    """The worker Job (of any attempt), as indexed."""
+    pods: list[Manifest] = field(default_factory=list)
+    """The pods of that Job."""
+    progress: TrainingProgress | None = None
+    """What rank 0 published in the progress ConfigMap."""
+    children: frozenset[ChildKey] = frozenset()
+    """Every child that exists, for a finished job to keep."""
+    runtime_account_exists: bool = True
+    """The runtime ServiceAccount (when one applies) exists."""
+    kueue: bool = False
+    """Kueue's LocalQueue CRD is served."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """The operator's settings the plan depends on."""
+
+    image: str
+    """Image of the workers unless the spec names one."""
+    identity: RuntimeIdentity
+
+
+@dataclass
+class _Planner:
+    owner: Owner
+    spec: TrainingJobSpec
+    observed: Observed
+    settings: Settings
+    draft: Draft[TrainingJobStatus]
+    apply: list[Manifest] = field(default_factory=list)
+    keep: set[ChildKey] = field(default_factory=set)
+    requeue_at: datetime | None = None
+    gpus_held: int = 0
+
+    @property
+    def status(self) -> TrainingJobStatus:
+        return self.draft.status
+
+    @property
+    def now(self) -> datetime:
+        return self.draft.now
+
+    def phase(self, phase: Phase) -> None:
+        self.status.phase = phase
+
+    def workers(self, ready: int) -> None:
+        nodes = self.spec.resources.nodes
+        self.status.ready_workers, self.status.total_workers = ready, nodes
+        self.status.workers = f"{ready}/{nodes}"
+
+    def deadline(self, moment: datetime) -> None:
+        self.requeue_at = moment if self.requeue_at is None else min(self.requeue_at, moment)
+
+    def keep_job(self) -> None:
+        self.keep.add(("Job", self.owner.names.job))
+
+    # ---- steps ----------------------------------------------------------------------------------
+    def finished(self) -> bool:
+        """A Succeeded job keeps its children (the workers' logs stay readable); a Failed one keeps all
+        but its Job, so no worker holds GPUs. Both are deleted once their TTL passed."""
+        if self.status.phase not in FINISHED:
+            return False
+        self.keep = set(self.observed.children)
+        if self.status.phase is Phase.FAILED:
+            self.keep.discard(("Job", self.owner.names.job))
+        ttl = self.spec.ttl_seconds_after_finished
+        completed = self.status.completion_time
+        if ttl is not None and completed is not None:
+            self.deadline(completed + timedelta(seconds=ttl))
+        return True
+
+    def static_children(self) -> bool:
+        self.apply += builders.static_children(self.owner, self.spec, self.settings.identity)
+        return False
+
+    def mirror_progress(self) -> bool:
+        progress = self.observed.progress
+        if progress is not None:
+            self.status.progress = progress
+            self.status.steps = steps_column(progress)
+        return False
+
+    def suspended(self) -> bool:
+        """spec.suspend: the Job goes (pruned), checkpoints stay."""
+        if not self.spec.suspend:
+            if is_true(self.status.conditions, c.COND_SUSPENDED):
+                message = (
+                    "spec.suspend was cleared; the workers are recreated and resume from the latest "
+                    "checkpoint."
+                )
+                self.draft.condition(c.COND_SUSPENDED, False, c.REASON_RESUMED, message)
+            return False
+        self.gpus_held = 0
+        self.phase(Phase.SUSPENDED)
+        self.workers(0)
+        message = (
+            "spec.suspend is true: the workers were deleted, checkpoints are kept. Set it to false to resume."
+        )
+        self.draft.condition(c.COND_SUSPENDED, True, c.REASON_SUSPENDED_BY_USER, message)
+        if self.draft.find(c.COND_RUNNING) is not None:
+            self.draft.condition(c.COND_RUNNING, False, c.REASON_SUSPENDED_BY_USER, message)
+        return True
+
+    def stale_job(self) -> bool:
+        """A Job of an earlier attempt, or one being deleted, must be gone before the next gang starts;
+        not naming it prunes it (foreground: its pods go first), and its deletion wakes the next pass."""
+        job = self.observed.job
+        if job is None:
+            return False
+        attempt = (job["metadata"].get("labels") or {}).get(c.LABEL_RESTART_ATTEMPT)
+        if attempt == str(self.status.restarts) and not job["metadata"].get("deletionTimestamp"):
+            return False
+        self.phase(Phase.PENDING)
+        self.workers(0)
+        return True
+
+    def create_job(self) -> bool:
+        """The worker Job, once its runtime ServiceAccount exists: until then the job stays Pending, and
+        the scheduling timeout (counted from the Job's creation) does not run."""
+        if self.observed.job is not None:
+            return False
+        identity = self.settings.identity
+        if not self.draft.service_account_ready(
+            identity, self.observed.runtime_account_exists, self.owner.namespace
+        ):
+            self.phase(Phase.PENDING)
+            self.workers(0)
+            return True
+        self.apply.append(self._worker_job())
+        self.phase(Phase.SCHEDULING)
+        self.workers(0)
+        queued = (
+            " spec.queueName is set but Kueue is not installed, so the workers are not queued."
+            if self.spec.queue_name and not self.observed.kueue
+            else ""
+        )
+        message = (
+            f"Created {self.spec.resources.nodes} worker pod(s) (attempt {self.status.restarts}); "
+            f"waiting for nodes.{queued}"
+        )
+        self.draft.condition(c.COND_SCHEDULED, False, c.REASON_WAITING_FOR_CAPACITY, message)
+        if self.spec.scheduling_timeout_seconds > 0:
+            self.deadline(self.now + timedelta(seconds=self.spec.scheduling_timeout_seconds))
+        return True
+
+    def gang(self) -> bool:
+        job = self.observed.job
+        assert job is not None, "the steps before this one return early without a Job"
+        self.apply.append(self._worker_job())
+        summary = summarize(self.observed.pods)
+        nodes = self.spec.resources.nodes
+        self.workers(summary.ready)
+        if (job.get("spec") or {}).get("suspend"):
+            self.phase(Phase.PENDING)
+            message = f"Waiting for Kueue to admit the workers (queue {self.spec.queue_name!r})."
+            self.draft.condition(c.COND_SCHEDULED, False, c.REASON_WAITING_FOR_ADMISSION, message)
+            return True
+        if all_workers_succeeded(summary, job, nodes=nodes):
+            self._succeed()
+            return True
+        failure = summary.failure or _job_failure(job)
+        if failure is not None:
+            cause = c.REASON_WORKER_EVICTED if failure.evicted else c.REASON_WORKER_FAILED
+            self._restart_or_fail(cause, f"Worker {failure.pod} failed: {failure.detail}")
+            return True
+        if not self._gang_placed(summary, job):
+            return True
+        if summary.running and self.status.start_time is None:
+            self.status.start_time = self.now
+        if summary.ready + len(summary.succeeded_indexes) < nodes:
+            self.phase(Phase.SCHEDULING)
+            return True
+        self.phase(Phase.RUNNING)
+        gpus = nodes * self.spec.resources.gpus_per_node
+        self.draft.condition(
+            c.COND_RUNNING, True, c.REASON_ALL_WORKERS_RUNNING, f"All {nodes} workers run ({gpus} GPUs)."
+        )
+        self._check_stall()
+        return True
+
+    # ---- decisions --------------------------------------------------------------------------------
+    def _worker_job(self) -> Manifest:
+        image = self.spec.image or self.settings.image
+        return builders.worker_job(
+            self.owner, self.spec, image=image, attempt=self.status.restarts, identity=self.settings.identity
+        )
+
+    def _gang_placed(self, summary: WorkerSummary, job: Manifest) -> bool:
+        resources = self.spec.resources
+        placement = resources.node_pool or resources.instance_type.value
+        waiting_since = _time(job["metadata"].get("creationTimestamp")) or self.now
+        timeout = self.spec.scheduling_timeout_seconds
+        verdict = gang_verdict(
+            summary,
+            nodes=resources.nodes,
+            placement=placement,
+            waiting_since=waiting_since,
+            now=self.now,
+            timeout_seconds=timeout,
+        )
+        if verdict.all_scheduled:
+            self.draft.condition(c.COND_SCHEDULED, True, c.REASON_ALL_WORKERS_SCHEDULED, verdict.message)
+            if self.draft.find(c.COND_UNSCHEDULABLE):
+                self.draft.condition(
+                    c.COND_UNSCHEDULABLE, False, c.REASON_ALL_WORKERS_SCHEDULED, verdict.message
+                )
+            return True
+        if not verdict.timed_out:
+            self.phase(Phase.SCHEDULING)
+            self.draft.condition(c.COND_SCHEDULED, False, c.REASON_WAITING_FOR_CAPACITY, verdict.message)
+            if verdict.unschedulable:
+                self.draft.condition(
+                    c.COND_UNSCHEDULABLE, True, c.REASON_WAITING_FOR_CAPACITY, verdict.message
+                )
+            if timeout > 0:
+                self.deadline(waiting_since + timedelta(seconds=timeout))
+            return False
+        self.draft.condition(c.COND_SCHEDULED, False, c.REASON_SCHEDULING_TIMEOUT, verdict.message)
+        self.draft.condition(c.COND_UNSCHEDULABLE, True, c.REASON_SCHEDULING_TIMEOUT, verdict.message)
+        self.draft.condition(c.COND_FAILED, True, c.REASON_SCHEDULING_TIMEOUT, verdict.message)
+        self._fail_first()
+        return False
+
+    def _check_stall(self) -> None:
+        running = self.draft.find(c.COND_RUNNING)
+        running_since = running.last_transition_time if running else self.now
+        progress = self.status.progress
+        last_progress = progress.updated_at if progress else None
+        timeout = self.spec.stall_timeout_seconds
+        message = stall_message(
+            last_progress_at=last_progress, running_since=running_since, now=self.now, timeout_seconds=timeout
+        )
+        if message is not None:
+            self._restart_or_fail(c.REASON_STALLED, message)
+        elif timeout > 0:
+            last_sign = max(running_since, last_progress) if last_progress else running_since
+            self.deadline(last_sign + timedelta(seconds=timeout))
+
+    def _restart_or_fail(self, cause: str, detail: str) -> None:
+        restarts = self.status.restarts
+        decision = decide_restart(cause, detail, restarts=restarts, backoff_limit=self.spec.backoff_limit)
+        self.workers(0)
+        self.gpus_held = 0
+        self.draft.condition(c.COND_RUNNING, False, cause, decision.message)
+        self.status.last_restart_reason = cause
+        if decision.restart:
+            self.status.restarts = restarts + 1
+            self.phase(Phase.PENDING)
+            self.keep_job()
+            self.apply = [m for m in self.apply if m["kind"] != "Job"]
+            self.deadline(self.now)
+            return
+        self.draft.condition(c.COND_FAILED, True, decision.reason, decision.message)
+        self._fail_first()
+
+    def _fail_first(self) -> None:
+        """Failed now; the Job is pruned by the next pass (asked for at once)."""
+        self._finish(Phase.FAILED)
+        self.gpus_held = 0
+        self.keep_job()
+        self.apply = [m for m in self.apply if m["kind"] != "Job"]
+        self.deadline(self.now)
+
+    def _succeed(self) -> None:
+        self.gpus_held = 0
+        self.workers(0)
+        message = (
+            f"All {self.spec.resources.nodes} workers exited 0; the output is at {self.spec.output.uri}."
+        )
+        self.draft.condition(c.COND_RUNNING, False, c.REASON_TRAINING_SUCCEEDED, message)
+        self.draft.condition(c.COND_COMPLETE, True, c.REASON_TRAINING_SUCCEEDED, message)
+        self._finish(Phase.SUCCEEDED)
+        self.keep_job()
+        self.apply = [m for m in self.apply if m["kind"] != "Job"]
+
+    def _finish(self, phase: Phase) -> None:
+        self.phase(phase)
+        self.status.completion_time = self.now
+        ttl = self.spec.ttl_seconds_after_finished
+        if ttl is not None:
+            self.deadline(self.now + timedelta(seconds=ttl))
+
+    # ---- after the steps ----------------------------------------------------------------------------
+    def capacity(self) -> CapacityAsk | CapacityRelease | None:
+        """What to ask the capacity manager: nothing while Kueue holds the workers, else the gang's nodes
+        until it is placed; a finished, suspended or account-less job releases its demand."""
+        if self.status.phase in FINISHED or self.spec.suspend or self.draft.waiting_for_service_account():
+            return RELEASE
+        scheduled = find(self.status.conditions, c.COND_SCHEDULED)
+        if scheduled is not None and scheduled.reason == c.REASON_WAITING_FOR_ADMISSION:
+            return None
+        all_placed = is_true(self.status.conditions, c.COND_SCHEDULED)
+        return CapacityAsk(
+            placement=self.spec.resources, nodes=self.spec.resources.nodes, scheduled=all_placed
+        )
+
+    def account_gpus(self, stored: dict[str, Any]) -> None:
+        """Bring ``gpuHours`` up to date when the GPUs held change, or (at most once a minute, see the
+        policy) when the status is written anyway: an idle running job then writes nothing (``gpus`` x
+        the time since ``gpuHoursUpdatedAt`` is what it used since)."""
+        status = self.status
+        changing = status_patch(stored, status.to_wire()) is not None
+        if not changing and self.gpus_held == (status.gpus or 0):
+            return
+        previous = GpuAccount(
+            gpu_hours=status.gpu_hours, gpus=status.gpus or 0, updated_at=status.gpu_hours_updated_at
+        )
+        updated = account(previous, gpus_now=self.gpus_held, now=self.now)
+        status.gpu_hours, status.gpus, status.gpu_hours_updated_at = (
+            updated.gpu_hours,
+            updated.gpus,
+            updated.updated_at,
+        )
+
+
+def plan(
+    owner: Owner,
+    spec: TrainingJobSpec,
+    generation: int | None,
+    status: TrainingJobStatus,
+    observed: Observed,
+    now: datetime,
+    settings: Settings,
+) -> Plan[TrainingJobStatus]:
+    stored = status.to_wire()
+    planner = _Planner(owner, spec, observed, settings, Draft(status, now, generation))
+    planner.gpus_held = summarize(observed.pods).scheduled * spec.resources.gpus_per_node
+    status.observed_generation = generation
+    if planner.finished():
+        completed = status.completion_time
+        expired = ttl_expired(completion_time=completed, ttl_seconds=spec.ttl_seconds_after_finished, now=now)
+        return Plan(
+            status=status,
+            keep=frozenset(planner.keep),
+            requeue_at=planner.requeue_at,
+            capacity=RELEASE,
+            delete_owner=expired,
+        )
+    steps = (
+        planner.static_children,
+        planner.mirror_progress,
+        planner.suspended,
+        planner.stale_job,
+        planner.create_job,
+        planner.gang,
+    )
+    for step in steps:
+        if step():
+            break
+    capacity = planner.capacity()
+    planner.account_gpus(stored)
+    keep = frozenset(planner.keep - {key_of(m) for m in planner.apply})
+    return Plan(
+        status=status,
+        apply=tuple(planner.apply),
+        keep=keep,
+        requeue_at=planner.requeue_at,
+        capacity=capacity,
+    )
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _job_failure(job: Manifest) -> WorkerFailure | None:
+    """A failed Job whose failed pod is already gone still names why it failed."""
+    if not job_condition_true(job, "Failed"):
+        return None
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Failed":
+            detail = f"{cond.get('reason', 'Failed')}: {cond.get('message', '')}".rstrip(": ")
+            return WorkerFailure(pod=job["metadata"]["name"], evicted=False, detail=detail)
+    return None
