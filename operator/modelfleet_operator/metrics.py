@@ -11,8 +11,10 @@ Metric names are the ones the chart's dashboard and PrometheusRule query:
 - ``modelfleet_api_requests_total{verb}`` and ``modelfleet_api_errors_total{verb,code}``: Kubernetes API
   calls the operator made (kopf's own watches and patches aside) and those that failed, counted by
   ``kube.Kube``;
-- ``modelfleet_capacity_actions_total{instance_type,action}`` and ``modelfleet_azure_errors_total{code}``:
-  what the GPU capacity manager did to AKS node pools and which Azure errors it met.
+- ``modelfleet_capacity_actions_total{instance_type,action}``,
+  ``modelfleet_capacity_demand_nodes{instance_type}`` and ``modelfleet_azure_errors_total{code}``: what
+  the GPU capacity manager did to AKS node pools, the nodes it is asked for, and which Azure errors it
+  met.
 
 This module imports neither kopf nor the Kubernetes client, so any layer may report through it.
 """
@@ -65,6 +67,11 @@ CAPACITY_ACTIONS = Counter(
     "modelfleet_capacity_actions_total",
     "Node pool changes the capacity manager made (create, scale_up, scale_down).",
     ["instance_type", "action"],
+)
+CAPACITY_DEMAND = Gauge(
+    "modelfleet_capacity_demand_nodes",
+    "Nodes the capacity manager is asked for now, by VM size (over every resource that waits or runs).",
+    ["instance_type"],
 )
 AZURE_ERRORS = Counter(
     "modelfleet_azure_errors_total", "Azure Resource Manager errors met by the capacity manager.", ["code"]

@@ -9,6 +9,7 @@ endpoint and trusts the fake's certificate through ``REQUESTS_CA_BUNDLE``, as a 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from modelfleet_api import GROUP, VERSION
 from hack.controlplane.cluster import ControlPlane, wait_for
 from hack.controlplane.kwok import Pool, add_node
 from tests.cluster.conftest import OperatorProcess, condition, crds, wait_for_training_job  # noqa: F401
+from tests.cluster.test_operator_metrics import samples
+from tests.cluster.test_operator_metrics import value as metric
 from tests.cluster.test_trainingjob_lifecycle import create, training_job
 from tests.fakes.arm import IDENTITY_HEADER, FakeArm
 
@@ -141,3 +144,52 @@ def test_missing_pool_is_created_and_capacity_becomes_ready_when_its_node_joins(
         )
     finally:
         core.delete_node(node)
+
+
+def test_deleting_jobs_while_their_passes_run_leaves_no_capacity_demand_and_no_child(
+    capacity_operator: NamespacedOperator,
+    arm: FakeArm,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    batch: client.BatchV1Api,
+) -> None:
+    """Item 6 of issue 18: kopf stops a deleted object's daemon while its pass may still be asking the
+    capacity manager (here: a slow ARM). The daemon's clean-up releases the demand only after that pass
+    ended, so no pass adds it back for an object that is gone, and the pool can shrink again."""
+    arm.latency = 1.5
+    resources = {"instanceType": POOL.instance_type, "nodePool": POOL.name, "nodes": 1, "gpusPerNode": 1}
+    names = [f"short-{index}" for index in range(3)]
+    for name in names:
+        create(custom, namespace, training_job(name, resources=resources))
+
+    def demand() -> float:
+        return metric(
+            samples(capacity_operator), "modelfleet_capacity_demand_nodes", instance_type=POOL.instance_type
+        )
+
+    wait_for(lambda: demand() > 0 and bool(arm.requests), 30, "passes asking ARM for the pool")
+    for name in names:
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", name)
+
+    def training_jobs() -> list[str]:
+        found = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs")["items"]
+        return [tj["metadata"]["name"] for tj in found]
+
+    wait_for(lambda: not training_jobs(), 60, "the TrainingJobs released by the operator and gone")
+    wait_for(lambda: demand() == 0, 30, "no capacity demand left")
+    time.sleep(2 * arm.latency)  # any pass still in flight would have added its demand back by now
+    assert demand() == 0
+
+    def children_left() -> list[str]:
+        selector = ",".join(f"modelfleet.io/trainingjob={name}" for name in names[:1])
+        left = [j.metadata.name for j in batch.list_namespaced_job(namespace).items]
+        left += [
+            cm.metadata.name
+            for cm in core.list_namespaced_config_map(namespace, label_selector=selector).items
+        ]
+        return left
+
+    wait_for(lambda: not children_left(), 60, "the children garbage-collected")
+    log = capacity_operator.log_path.read_text(errors="replace")
+    assert "Will escalate" not in log and "did not exit in time" not in log

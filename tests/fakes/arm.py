@@ -95,6 +95,8 @@ class FakeArm:
     def __init__(self, directory: Path, *, polls_until_done: int = 1) -> None:
         self.cert, self._key = self_signed(directory)
         self.polls_until_done = polls_until_done
+        self.latency = 0.0
+        """Seconds every agent-pool request takes (a slow ARM keeps the operator's passes in flight)."""
         self.pools: dict[str, dict[str, Any]] = {}
         self.requests: list[Request] = []
         self._faults: list[tuple[str, Fault]] = []
@@ -171,6 +173,7 @@ class FakeArm:
         match = _POOLS.match(route)
         if match is None:
             return 404, _error("NotFound", f"no route {route}"), {}
+        time.sleep(self.latency)
         fault = self._take_fault(method)
         if fault is not None:
             return fault.status, fault.body, fault.headers

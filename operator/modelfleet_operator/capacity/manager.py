@@ -35,7 +35,7 @@ from modelfleet_operator.capacity.plan import (
     shrink_target,
 )
 from modelfleet_operator.capacity.settings import CapacitySettings
-from modelfleet_operator.metrics import AZURE_ERRORS, CAPACITY_ACTIONS
+from modelfleet_operator.metrics import AZURE_ERRORS, CAPACITY_ACTIONS, CAPACITY_DEMAND
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class CapacityManager:
         self._clock = clock
         self._lock = threading.RLock()
         self._demand: dict[str, tuple[Want, int]] = {}
+        self._published: set[str] = set()
         self._last_asked: dict[Want, float] = {}
         self._operations: dict[Want, _Operation] = {}
         self._backoffs: dict[Want, _Backoff] = {}
@@ -98,6 +99,7 @@ class CapacityManager:
         want = Want(instance_type=placement.instance_type, spot=placement.spot, pool_name=placement.node_pool)
         with self._lock:
             self._demand[key] = (want, nodes)
+            self._publish_demand()
             self._last_asked[want] = self._clock()
             if scheduled:
                 message = f"All pods are on {want.describe()} nodes."
@@ -108,6 +110,16 @@ class CapacityManager:
     def release(self, key: str) -> None:
         with self._lock:
             self._demand.pop(key, None)
+            self._publish_demand()
+
+    def _publish_demand(self) -> None:
+        """``modelfleet_capacity_demand_nodes``: every VM size asked for, 0 once nobody asks."""
+        totals: dict[str, int] = {}
+        for want, nodes in self._demand.values():
+            totals[want.instance_type.value] = totals.get(want.instance_type.value, 0) + nodes
+        for size in set(self._published) | set(totals):
+            CAPACITY_DEMAND.labels(size).set(totals.get(size, 0))
+        self._published = set(totals) | self._published
 
     def _request(self, want: Want, needed: int) -> list[CapacityCondition]:
         now = self._clock()
