@@ -1,7 +1,7 @@
 """The operator stands alone: in a venv made from its image's lock file only (the dependencies of the
 ``operator`` extra, hash-checked, no others) plus the project installed without dependencies, the
 operator's whole module graph imports and its kopf registry builds, and nothing of the training or
-serving runtimes' dependencies (torch, transformers, httpx) or the sync Kubernetes client is loaded.
+serving runtimes (their packages, torch, transformers, httpx) or the sync Kubernetes client is loaded.
 
 This is what the operator image does (images/operator.Dockerfile), without Docker. The import-linter
 contracts say the same statically; this test proves the lock file is enough at run time.
@@ -21,12 +21,8 @@ pytestmark = pytest.mark.chart
 REPO = Path(__file__).resolve().parents[2]
 LOCK = REPO / "images" / "requirements" / "operator.txt"
 UV = Path(sys.executable).parent / "uv"
-NOT_IN_THE_IMAGE = ("torch", "transformers", "httpx", "modelfleet_train", "kubernetes")
-"""Top-level packages the operator must not load (the runtimes' and the sync client's)."""
-ENGINE_CONTRACT = "modelfleet_serve.engines"
-"""The engine command contract the operator still reads from the serving runtime's package (pure: no
-host probe, no dependency outside modelfleet_api) until it moves into modelfleet_api (issue 18, item 5);
-the import-linter contract "The operator stands alone" names the same single exception."""
+NOT_IN_THE_IMAGE = ("torch", "transformers", "httpx", "modelfleet_train", "modelfleet_serve", "kubernetes")
+"""Top-level packages the operator must not load: the runtimes, their dependencies, the sync client."""
 
 PROBE = """
 import json, sys
@@ -58,7 +54,5 @@ def test_the_operator_runs_from_its_lock_file_alone(tmp_path: Path) -> None:
     assert probe["daemons"] == 3, "one daemon per kind"
     loaded = {name.split(".")[0] for name in probe["modules"]}
     assert not loaded & set(NOT_IN_THE_IMAGE), f"the operator loaded {sorted(loaded & set(NOT_IN_THE_IMAGE))}"
-    serving = [name for name in probe["modules"] if name.split(".")[0] == "modelfleet_serve"]
-    assert all(name == "modelfleet_serve" or name.startswith(ENGINE_CONTRACT) for name in serving), serving
     usage = run(python, "-m", "modelfleet_operator", "--help").stdout
     assert "--workers" in usage and "--api-qps" in usage

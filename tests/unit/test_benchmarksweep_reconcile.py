@@ -337,3 +337,24 @@ def test_the_ready_timeout_starts_afresh_after_the_account_was_missing() -> None
 
     assert status(kube)["targets"][0]["waitingSince"] == "2026-11-22T09:15:00Z"
     assert {p["phase"] for p in status(kube)["points"]} == {"Pending"}
+
+
+def test_a_load_search_adds_each_next_level_once_the_previous_point_ended() -> None:
+    kube = FakeKube()
+    search = {"mode": "closed-loop", "search": {"min": 2, "max": 8}, "requests": 10}
+    reconciler, _ = make(kube, [{"name": "a", "template": TEMPLATE}], load=search, slos={"ttftP95Ms": 100})
+    reconciler.reconcile()
+    kube.deployment_ready("sw-a-0")
+    reconciler.reconcile()
+    assert [(p["load"], p["phase"]) for p in status(kube)["points"]] == [("concurrency=2", "Running")]
+
+    kube.finish_job("sw-point-0", message=figures(100.0), succeeded=True)  # TTFT 10 ms: meets the SLO
+    reconciler.reconcile()
+
+    assert [(p["load"], p["phase"]) for p in status(kube)["points"]] == [
+        ("concurrency=2", "Succeeded"),
+        ("concurrency=4", "Running"),
+    ]
+    assert ("Job", "sw-point-1") in kube.applies
+    assert status(kube)["frontier"][0]["target"] == "a"
+    assert status(kube)["plot"] == {"configMap": "sw-results", "key": "sweep.html"}

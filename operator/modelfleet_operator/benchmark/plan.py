@@ -27,12 +27,13 @@ from modelfleet_api.serving import EngineType
 
 from modelfleet_operator.benchmark import builders
 from modelfleet_operator.benchmark.builders import Endpoint, Owner
-from modelfleet_operator.benchmark.grid import Point, Target
+from modelfleet_operator.benchmark.grid import Point, Target, point_status
 from modelfleet_operator.benchmark.policies.best import best_per_slo, best_throughput
 from modelfleet_operator.benchmark.policies.readiness import readiness
 from modelfleet_operator.benchmark.policies.results import outcome
 from modelfleet_operator.benchmark.policies.schedule import ENDED, points_to_start
 from modelfleet_operator.benchmark.policies.schedule import plan as schedule
+from modelfleet_operator.benchmark.policies.search import advance
 from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.plan import ChildKey, Draft, Event, Plan, key_of
 
@@ -110,17 +111,7 @@ class _Planner:
             return False
         self.status.observed_generation = self.draft.generation
         self.status.points_total = len(self.grid)
-        self.points = [
-            PointStatus(
-                index=p.index,
-                target=p.target.name,
-                deployment=p.target.deployment,
-                load=p.load.label,
-                input_tokens=p.lengths.input_tokens if p.lengths else None,
-                output_tokens=p.lengths.output_tokens if p.lengths else None,
-            )
-            for p in self.grid.values()
-        ]
+        self.points = [point_status(p) for p in self.grid.values()]
         return False
 
     def finished(self) -> bool:
@@ -145,6 +136,16 @@ class _Planner:
                 for metric, value in ended.metrics:
                     setattr(point, metric, value)
             self.end_point(point, ended.phase, ended.reason, ended.message)
+        return False
+
+    def search(self) -> bool:
+        """With ``load.search``: the next point of every search whose previous point ended, and the
+        frontier so far (``policies.search``)."""
+        step = advance(self.spec, self.targets, self.points)
+        for point in step.new_points:
+            self.grid[point.index] = point
+            self.points.append(point_status(point))
+        self.status.frontier = step.frontier
         return False
 
     def wait_for_service_account(self) -> bool:
@@ -295,8 +296,9 @@ class _Planner:
         parts: list[str] = []
         if sinks.config_map:
             name = self.owner.names.results_config_map
-            self.apply.append(builders.results_config_map(self.owner, self.points))
+            self.apply.append(builders.results_config_map(self.owner, self.points, self.spec.slos))
             self.status.results_config_map = name
+            self.status.plot = builders.plot_link(self.owner)
             ended = sum(p.phase in ENDED for p in self.points)
             parts.append(f"ConfigMap {name} holds the results of {ended} of {len(self.points)} points.")
         measured = [p for p in self.points if p.phase is PointPhase.SUCCEEDED]
@@ -341,6 +343,7 @@ def plan(
         planner.load_points,
         planner.finished,
         planner.observe_jobs,
+        planner.search,
         planner.wait_for_service_account,
         planner.ensure_targets,
         planner.start_points,

@@ -116,7 +116,7 @@ class BenchmarkSweepController:
             identity=self._identity(resource),
             ready_timeout=self._ready_timeout,
         )
-        grid = {p.index: p for p in expand_points(resource.targets, spec)}
+        grid = {p.index: p for p in expand_points(resource.targets, spec, status.points)}
         generation = resource.resource.metadata.get("generation")
         return planning.plan(
             self.owner(resource), spec, resource.targets, grid, generation, status, observed, now, settings
