@@ -3,8 +3,10 @@
 Both train the same small Llama (made here, no hub) on the same tokenized data with the same batch
 size, sequence length, optimizer, schedule and precision, one process each, in this run. Reported:
 tokens per second of each (non-padding tokens over the time spent in optimizer steps, after
-warm-up steps) and their ratio (target >= 1.0), plus checkpoint save rate in GB/s from the
-runtime's own checkpoint events. Not a test: a measurement to read, not a timed assertion.
+warm-up steps) and their ratio (target >= 1.0), the peak resident memory of each (the largest
+process of its tree, from wait4) and their ratio (target <= 1.0; ours includes checkpoint saves and
+the final export, which the Trainer run here does not do), plus checkpoint save rate in GB/s from
+the runtime's own checkpoint events. Not a test: a measurement to read, not a timed assertion.
 
     python benchmarks/train_throughput.py [--steps 40] [--hidden 256] [--layers 4] [--json out.json]
 """
@@ -123,7 +125,7 @@ def run_modelfleet(root: Path, model: Path, data_file: Path, args: argparse.Name
     config_file = root / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
     torchrun = Path(sys.executable).parent / "torchrun"
-    subprocess.run(
+    _, peak = run_measured(
         [
             str(torchrun),
             "--standalone",
@@ -133,9 +135,7 @@ def run_modelfleet(root: Path, model: Path, data_file: Path, args: argparse.Name
             "--config",
             str(config_file),
         ],
-        env=environment(root),
-        check=True,
-        capture_output=True,
+        environment(root),
     )
     metrics = (root / "modelfleet-out" / "training_metrics.jsonl").read_text().splitlines()
     events = [json.loads(line) for line in metrics]
@@ -144,6 +144,7 @@ def run_modelfleet(root: Path, model: Path, data_file: Path, args: argparse.Name
         "tokens": [e["tokens"] for e in steps],
         "durations": [e["step_seconds"] for e in steps],
         "checkpoints": [(e["bytes"], e["seconds"]) for e in events if e["event"] == "checkpoint"],
+        "peak_rss_bytes": peak,
     }
 
 
@@ -158,15 +159,30 @@ def run_hf_trainer(root: Path, model: Path, data_file: Path, args: argparse.Name
         "seed": SEED,
         "out": str(root / "hf-out"),
     }
-    result = subprocess.run(
-        [sys.executable, "-c", HF_TRAINER_SCRIPT, json.dumps(settings)],
-        env=environment(root),
-        check=True,
-        capture_output=True,
-        text=True,
+    output, peak = run_measured(
+        [sys.executable, "-c", HF_TRAINER_SCRIPT, json.dumps(settings)], environment(root)
     )
-    parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return parsed
+    parsed: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return parsed | {"peak_rss_bytes": peak}
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[str, int]:
+    """Run to the end; (stdout, peak resident memory of the largest process in its tree, in bytes).
+
+    `wait4` reports the child's own usage merged with that of the descendants it waited for (torchrun
+    waits for its worker), and `ru_maxrss` (KiB on Linux) is the largest of them."""
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        assert process.stdout is not None
+        output = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            stderr.seek(0)
+            raise RuntimeError(
+                f"{command[:3]} exited {process.returncode}:\n{stderr.read().decode()[-4000:]}"
+            )
+    return output, usage.ru_maxrss * 1024
 
 
 def tokens_per_second(run: dict[str, Any], warmup: int) -> float:
@@ -194,6 +210,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args()
     ours_rates, baseline_rates, checkpoints = [], [], []
+    ours_peaks: list[int] = []
+    baseline_peaks: list[int] = []
     with tempfile.TemporaryDirectory(prefix="modelfleet-bench-") as tmp:
         root = Path(tmp)
         model, data_file = make_assets(root, args.hidden, args.layers, rows=args.steps * args.batch + 64)
@@ -201,10 +219,11 @@ def main() -> None:
             shutil.rmtree(root / "modelfleet-out", ignore_errors=True)
             ours = run_modelfleet(root, model, data_file, args)
             ours_rates.append(tokens_per_second(ours, args.warmup))
+            ours_peaks.append(ours["peak_rss_bytes"])
             checkpoints += ours["checkpoints"]
-            baseline_rates.append(
-                tokens_per_second(run_hf_trainer(root, model, data_file, args), args.warmup)
-            )
+            baseline = run_hf_trainer(root, model, data_file, args)
+            baseline_rates.append(tokens_per_second(baseline, args.warmup))
+            baseline_peaks.append(baseline["peak_rss_bytes"])
     ours_rate, baseline_rate = max(ours_rates), max(baseline_rates)
     saved_bytes = sum(b for b, _ in checkpoints)
     saved_seconds = sum(s for _, s in checkpoints)
@@ -215,6 +234,10 @@ def main() -> None:
         "modelfleet_tokens_per_second": round(ours_rate, 1),
         "hf_trainer_tokens_per_second": round(baseline_rate, 1),
         "ratio_modelfleet_over_hf_trainer": round(ours_rate / baseline_rate, 3),
+        "modelfleet_peak_rss_mb_each_repeat": [round(p / 2**20) for p in ours_peaks],
+        "hf_trainer_peak_rss_mb_each_repeat": [round(p / 2**20) for p in baseline_peaks],
+        # the smallest of each: a peak only grows with outside noise (page cache is not RSS)
+        "peak_rss_ratio_modelfleet_over_hf_trainer": round(min(ours_peaks) / min(baseline_peaks), 3),
         "checkpoints": len(checkpoints),
         "checkpoint_mb_each": round(saved_bytes / max(1, len(checkpoints)) / 1e6, 1),
         "checkpoint_seconds_per_gb": round(saved_seconds / (saved_bytes / 1e9), 2) if saved_bytes else None,

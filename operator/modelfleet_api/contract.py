@@ -11,6 +11,9 @@ CONFIG_DIR = "/etc/modelfleet"
 """Mount path of the ConfigMap holding the resolved runtime config."""
 CONFIG_FILE = "config.yaml"
 """Key in that ConfigMap (and file name under CONFIG_DIR)."""
+ACCELERATE_CONFIG_FILE = "accelerate.yaml"
+"""Key in that ConfigMap (and file under CONFIG_DIR) of the Accelerate config when
+`strategy.launcher` is `accelerate`."""
 ENV_CONFIG = "MODELFLEET_CONFIG"
 """Path of the runtime config file."""
 

@@ -14,11 +14,11 @@ from modelfleet_api.training import (
     DatasetSpec,
     Hyperparameters,
     MethodSpec,
-    ModelSource,
     OutputSpec,
     Precision,
     StrategySpec,
     TrackingSpec,
+    TrainingModelSource,
 )
 
 
@@ -42,7 +42,7 @@ class TrainingRuntimeConfig(ApiModel):
     """Everything a training worker needs, resolved by the operator from the TrainingJob spec."""
 
     job: JobIdentity
-    model: ModelSource
+    model: TrainingModelSource
     dataset: DatasetSpec
     method: MethodSpec = Field(default_factory=MethodSpec)
     strategy: StrategySpec = Field(default_factory=StrategySpec)

@@ -55,6 +55,16 @@ class LrSchedule(StrEnum):
     CONSTANT_WITH_WARMUP = "constant_with_warmup"
 
 
+class Launcher(StrEnum):
+    TORCHRUN = "torchrun"
+    ACCELERATE = "accelerate"
+
+
+class AdapterBackend(StrEnum):
+    PEFT = "peft"
+    UNSLOTH = "unsloth"
+
+
 class CpuOffload(StrEnum):
     NONE = "none"
     OPTIMIZER = "optimizer"
@@ -75,6 +85,38 @@ class ModelSource(ApiModel):
 
     trust_remote_code: bool = False
     """Allow model code shipped with the checkpoint to run. Leave off unless you trust the source."""
+
+
+class TrainingModelSource(ModelSource):
+    """The model a TrainingJob starts from: its weights, or only its architecture."""
+
+    from_scratch: bool = False
+    """Build the model from its config (`config.json` at `uri`) with freshly initialised weights
+    (seeded by `hyperparameters.seed`) instead of reading its weights: pre-training from scratch. The
+    vocabulary and special token ids follow the tokenizer."""
+
+    config_overrides: dict[str, Any] | None = None
+    """Fields of the model's config to change before it is built, e.g. `{num_hidden_layers: 12,
+    hidden_size: 1024}` (with `fromScratch` only)."""
+
+    tokenizer_uri: str | None = Field(default=None, min_length=1, max_length=1024)
+    """Where the tokenizer comes from when it is not at `uri` (the same kinds of URI), e.g. the output of
+    a TrainingJob that trained one; unset: `uri`."""
+
+    cel_rules = (
+        CelRule(
+            rule="self.fromScratch || !has(self.configOverrides)",
+            message="configOverrides applies only with fromScratch: true (a checkpoint fixes its shape)",
+            field_path=".configOverrides",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="!(self.fromScratch && self.loadIn4bit)",
+            message="a model trained from scratch has no weights to load in 4-bit",
+            field_path=".loadIn4bit",
+            reason="FieldValueForbidden",
+        ),
+    )
 
 
 class DatasetFields(ApiModel):
@@ -177,7 +219,17 @@ class MethodSpec(ApiModel):
     dpo: DpoSpec | None = None
     """DPO settings; used by `dpo` (defaults when absent)."""
 
+    backend: AdapterBackend = AdapterBackend.PEFT
+    """Library that loads the model and adds the adapters for `lora` and `qlora`: `peft`, or `unsloth`
+    (Unsloth's patched kernels and 4-bit loading; one CUDA GPU per process, with strategy `ddp`, in an
+    image that has Unsloth installed: set `image`)."""
+
     cel_rules = (
+        CelRule(
+            rule="self.backend == 'peft' || self.type in ['lora', 'qlora']",
+            message="backend unsloth applies only to method types lora and qlora",
+            field_path=".backend",
+        ),
         CelRule(
             rule="self.type == 'dpo' || !has(self.dpo)",
             message="dpo settings apply only to method type dpo",
@@ -231,6 +283,12 @@ class StrategySpec(ApiModel):
 
     fsdp: FsdpSpec | None = None
     """FSDP settings (fsdp only)."""
+
+    launcher: Launcher = Launcher.TORCHRUN
+    """What starts the training processes on each worker: `torchrun`, or `accelerate launch` with an
+    Accelerate config the operator renders beside the runtime config (machines, processes, this
+    worker's rank, rank 0's address, mixed precision). Either way the runtime's strategy (DeepSpeed,
+    FSDP or DDP) shards the model, not Accelerate's plugins."""
 
     cel_rules = (
         CelRule(

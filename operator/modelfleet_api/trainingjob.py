@@ -43,11 +43,11 @@ from modelfleet_api.training import (
     DatasetSpec,
     Hyperparameters,
     MethodSpec,
-    ModelSource,
     OutputSpec,
     Precision,
     StrategySpec,
     TrackingSpec,
+    TrainingModelSource,
 )
 
 MAX_NODES = 256
@@ -96,8 +96,8 @@ ACTIVE_PHASES: tuple[TrainingJobPhase, ...] = (TrainingJobPhase.SCHEDULING, Trai
 class TrainingJobSpec(ApiModel):
     """What to train, how, and on which GPUs."""
 
-    model: ModelSource
-    """Base model to start from."""
+    model: TrainingModelSource
+    """Base model to start from (its weights, or with `fromScratch` only its architecture)."""
 
     dataset: DatasetSpec
     """Training data."""
@@ -225,6 +225,16 @@ class TrainingJobSpec(ApiModel):
             message="dpo on a 4-bit model trains adapters: set method.lora",
             field_path=".method.lora",
             reason="FieldValueRequired",
+        ),
+        CelRule(
+            rule="!self.model.fromScratch || self.method.type in ['full', 'pretrain']",
+            message="a model trained from scratch trains all its weights: method.type full or pretrain",
+            field_path=".model.fromScratch",
+        ),
+        CelRule(
+            rule="self.method.backend != 'unsloth' || self.strategy.type == 'ddp'",
+            message="method.backend unsloth trains with strategy ddp (one GPU per process)",
+            field_path=".strategy.type",
         ),
         CelRule(
             rule="self.precision != 'fp32' || !self.model.loadIn4bit",

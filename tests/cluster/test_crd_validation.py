@@ -171,6 +171,40 @@ BAD_TRAINING_JOBS: list[Case] = [
         'spec.tracking.comet.mode: Unsupported value: "cloud"',
     ),
     (
+        "unsloth-for-full-fine-tune",
+        edit(TJ, spec__method={"type": "full", "backend": "unsloth"}, spec__strategy={"type": "ddp"}),
+        "spec.method.backend: Invalid value: backend unsloth applies only to method types lora and qlora",
+    ),
+    (
+        "unsloth-with-deepspeed",
+        edit(TJ, spec__method={"type": "lora", "backend": "unsloth"}),
+        "spec.strategy.type: Invalid value: method.backend unsloth trains with strategy ddp",
+    ),
+    (
+        "launcher-enum",
+        edit(TJ, spec__strategy={"type": "ddp", "launcher": "mpirun"}),
+        'spec.strategy.launcher: Unsupported value: "mpirun"',
+    ),
+    (
+        "config-overrides-without-from-scratch",
+        edit(TJ, spec__model={"uri": "m", "configOverrides": {"num_hidden_layers": 2}}),
+        "spec.model.configOverrides: Forbidden: configOverrides applies only with fromScratch: true",
+    ),
+    (
+        "from-scratch-in-4bit",
+        edit(
+            TJ,
+            spec__model={"uri": "m", "fromScratch": True, "loadIn4bit": True},
+            spec__method={"type": "pretrain"},
+        ),
+        "spec.model.loadIn4bit: Forbidden: a model trained from scratch has no weights to load in 4-bit",
+    ),
+    (
+        "lora-from-scratch",
+        edit(TJ, spec__model={"uri": "m", "fromScratch": True}),
+        "spec.model.fromScratch: Invalid value: a model trained from scratch trains all its weights",
+    ),
+    (
         "zero-learning-rate",
         edit(TJ, spec__hyperparameters={"learningRate": 0}),
         "spec.hyperparameters.learningRate: Invalid value",

@@ -88,43 +88,67 @@ def pod_env(container: dict[str, Any], namespace: str) -> dict[str, str]:
     return env
 
 
+LAUNCHERS = {
+    "torchrun": {"strategy": {"type": "ddp"}},
+    # two processes on one worker: Accelerate's multi-process launcher, for real, on this CPU
+    "accelerate": {
+        "strategy": {"type": "ddp", "launcher": "accelerate"},
+        "resources": {"instanceType": "Standard_NC80adis_H100_v5", "nodes": 1, "gpusPerNode": 2},
+    },
+}
+
+
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
 def test_operator_rendered_worker_trains_and_reports_progress(
-    tiny: TinyAssets, tmp_path: Path, kube_api: tuple[Path, list[tuple[str, dict[str, Any]]]]
+    launcher: str, tiny: TinyAssets, tmp_path: Path, kube_api: tuple[Path, list[tuple[str, dict[str, Any]]]]
 ) -> None:
     kubeconfig, patches = kube_api
     manifest = yaml.safe_load(EXAMPLE.read_text())
     manifest["metadata"].update(namespace="ml", uid="5f1c-uid")
     spec = manifest["spec"]
+    spec.update(LAUNCHERS[launcher])
     spec["model"]["uri"], spec["dataset"]["uri"] = str(tiny.model), str(tiny.instructions)
     spec["checkpoint"]["uri"], spec["output"]["uri"] = str(tmp_path / "ckpt"), str(tmp_path / "out")
     job = TrainingJob.model_validate(manifest)
     owner = builders.Owner.of(job)
 
-    config_file = tmp_path / "etc" / contract.CONFIG_FILE
-    config_file.parent.mkdir()
-    config_file.write_text(builders.config_map(owner, job.spec)["data"][contract.CONFIG_FILE])
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    for name, text in builders.config_map(owner, job.spec)["data"].items():
+        (etc / name).write_text(text)
     worker = builders.worker_job(owner, job.spec, image="unused", attempt=1)
     container = worker["spec"]["template"]["spec"]["containers"][0]
 
     env = runtime_env(tmp_path) | pod_env(container, "ml")
     # what differs on a laptop: the mount path, the rendezvous host and free ports, the API server
+    master_port = str(free_port())
     env.update(
         {
-            contract.ENV_CONFIG: str(config_file),
+            contract.ENV_CONFIG: str(etc / contract.CONFIG_FILE),
             contract.ENV_MASTER_ADDR: "127.0.0.1",
-            contract.ENV_MASTER_PORT: str(free_port()),
+            contract.ENV_MASTER_PORT: master_port,
             contract.ENV_METRICS_PORT: str(free_port()),
             "KUBECONFIG": str(kubeconfig),
         }
     )
+    accelerate_file = etc / contract.ACCELERATE_CONFIG_FILE
+    if accelerate_file.exists():
+        rendered = yaml.safe_load(accelerate_file.read_text())
+        assert rendered["main_process_ip"] == f"{owner.name}-0.{owner.name}.ml.svc"
+        accelerate_file.write_text(
+            yaml.safe_dump(rendered | {"main_process_ip": "127.0.0.1", "main_process_port": int(master_port)})
+        )
+    # the kubelet's $(VAR) substitution from the container's environment, and the mount path
     command = [
-        arg.replace(f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}", str(config_file))
+        env.get(arg[2:-1], arg) if arg.startswith("$(") else arg.replace(contract.CONFIG_DIR, str(etc))
         for arg in container["command"]
     ]
     command[0] = str(VENV_BIN / command[0])
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-5000:]
     assert "restart attempt 1" in result.stderr
+    processes = job.spec.resources.gpus_per_node
+    assert f"rank 0 of {processes}" in result.stderr, result.stderr[-3000:]
 
     losses = step_losses(tmp_path / "out")
     assert sum(losses[s] for s in range(16, 21)) < sum(losses[s] for s in range(1, 6)), losses

@@ -54,7 +54,7 @@ def main() -> None:
     from modelfleet_train.config import Machine, load_config
     from modelfleet_train.methods import prepare_model
     from modelfleet_train.model_init import init_path
-    from modelfleet_train.model_loading import load_model
+    from modelfleet_train.model_loading import load_model, load_tokenizer
     from modelfleet_train.strategies import build_strategy
     from transformers import set_seed
 
@@ -68,7 +68,7 @@ def main() -> None:
         set_seed(config.hyperparameters.seed)
         strategy = build_strategy(config, ctx)
         path = init_path(config, ctx.rank)
-        model = load_model(config.model, torch.float32, ctx.device, path)
+        model = load_model(config.model, torch.float32, ctx.device, path, load_tokenizer(config.model))
         parameters = list(model.parameters())
         loaded = {
             "path": path.name,

@@ -51,7 +51,12 @@ METHODS: dict[str, dict[str, Any]] = {
     "lora": {"type": "lora", "lora": LORA},
     "dpo-lora": {"type": "dpo", "lora": LORA},
     "dpo-full": {"type": "dpo"},
+    "pretrain-scratch": {"type": "pretrain"},
 }
+SCRATCH = {"fromScratch": True, "configOverrides": {"num_hidden_layers": 1}}
+"""Pre-training from the model's config: one layer instead of two, new weights, documents chunked into
+SCRATCH_SEQUENCE-token sequences, the tokenizer from `tokenizerUri`."""
+SCRATCH_SEQUENCE = 16
 REFUSED = {("zero3", "dpo-full"): "method.lora"}
 """Pairs `validate` rejects, with the field its message names (full DPO's frozen reference is a copy
 of the policy, which ZeRO-3's partitioned model cannot give)."""
@@ -62,17 +67,20 @@ PAIRS = [(s, m) for s in STRATEGIES for m in METHODS if (s, m) not in REFUSED]
 def case_config(
     tiny: TinyAssets, model: Path, strategy: str, method: str, output: Path, checkpoints: Path
 ) -> dict[str, Any]:
-    preference = METHODS[method]["type"] == "dpo"
+    kind = METHODS[method]["type"]
+    data = {"dpo": tiny.preferences, "pretrain": tiny.pretrain}.get(kind, tiny.instructions)
+    scratch = SCRATCH | {"tokenizerUri": str(tiny.model)} if kind == "pretrain" else {}
     config = runtime_config(
         tiny,
         output,
-        model={"uri": str(model)},
+        model={"uri": str(model), **scratch},
         method=METHODS[method],
         strategy=STRATEGIES[strategy],
-        dataset={"uri": str(tiny.preferences if preference else tiny.instructions), "format": "jsonl"},
+        dataset={"uri": str(data), "format": "jsonl"},
         checkpoint={"uri": str(checkpoints), "intervalSteps": RESUME_AT, "keepLast": 2},
     )
-    config["hyperparameters"].update(maxSteps=STEPS, perDeviceBatchSize=2, sequenceLength=48)
+    sequence = SCRATCH_SEQUENCE if scratch else 48
+    config["hyperparameters"].update(maxSteps=STEPS, perDeviceBatchSize=2, sequenceLength=sequence)
     return config
 
 
@@ -155,6 +163,21 @@ def test_resumed_steps_reproduce_the_straight_run(cases: dict[str, Case], strate
     assert sorted(resumed) == list(range(RESUME_AT + 1, STEPS + 1)), "the resumed run did not resume"
     for step in resumed:
         assert resumed[step] == pytest.approx(straight[step], rel=1e-6, abs=1e-6), (step, straight, resumed)
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_a_model_trained_from_scratch_has_the_overridden_shape_and_new_weights(
+    cases: dict[str, Case], tied_model: Path, strategy: str
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    exported = AutoModelForCausalLM.from_pretrained(cases[f"{strategy}-pretrain-scratch"]["straight"])
+    original = AutoModelForCausalLM.from_pretrained(tied_model)
+    assert exported.config.num_hidden_layers == 1 and original.config.num_hidden_layers == 2
+    assert exported.config.vocab_size == len(AutoTokenizer.from_pretrained(tied_model))
+    embeddings = exported.get_input_embeddings().weight
+    assert embeddings.shape == original.get_input_embeddings().weight.shape
+    assert not embeddings.allclose(original.get_input_embeddings().weight, atol=1e-2)
 
 
 @pytest.mark.parametrize(("strategy", "method"), list(REFUSED), ids=[f"{s}-{m}" for s, m in REFUSED])

@@ -1,11 +1,13 @@
 """The worker settings the training runtime's additions need from the operator's pure builders:
-tracker API keys from Secrets (compared with the whole env list a user gets)."""
+tracker API keys from Secrets (compared with the whole env list a user gets), the launcher command and
+the Accelerate config it reads."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+import yaml
 from modelfleet_api.trainingjob import TrainingJobSpec
 from modelfleet_operator.training import builders
 
@@ -40,3 +42,64 @@ def test_offline_trackers_need_no_secret_and_get_none() -> None:
         "comet": {"project": "llm", "mode": "offline"},
     }
     assert worker_env(spec(tracking=tracking)) == expected_env(nnodes="1", nproc="1", attempt="0")
+
+
+def test_torchrun_is_the_default_launcher_and_reads_its_flags_from_pet_variables() -> None:
+    job = builders.worker_job(OWNER, spec(), image="img", attempt=0)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == [
+        "torchrun",
+        "-m",
+        "modelfleet_train",
+        "--config",
+        "/etc/modelfleet/config.yaml",
+    ]
+    assert set(builders.config_map(OWNER, spec())["data"]) == {"config.yaml"}
+
+
+def test_accelerate_launch_gets_a_rendered_config_and_the_pods_node_rank() -> None:
+    job_spec = spec(
+        strategy={"type": "fsdp", "launcher": "accelerate"},
+        resources={"nodes": 4, "gpusPerNode": 8, "instanceType": "Standard_ND96isr_H100_v5"},
+    )
+    container = builders.worker_job(OWNER, job_spec, image="img", attempt=0)["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert container["command"] == [
+        "accelerate",
+        "launch",
+        "--config_file",
+        "/etc/modelfleet/accelerate.yaml",
+        "--machine_rank",
+        "$(PET_NODE_RANK)",  # the kubelet substitutes the pod's completion index from its env
+        "-m",
+        "modelfleet_train",
+        "--config",
+        "/etc/modelfleet/config.yaml",
+    ]
+    assert any(e["name"] == "PET_NODE_RANK" for e in container["env"])
+    data = builders.config_map(OWNER, job_spec)["data"]
+    assert yaml.safe_load(data["accelerate.yaml"]) == {
+        "compute_environment": "LOCAL_MACHINE",
+        "distributed_type": "MULTI_GPU",
+        "num_machines": 4,
+        "num_processes": 32,
+        "machine_rank": 0,
+        "main_process_ip": "lora-0.lora.ml.svc",
+        "main_process_port": 29500,
+        "rdzv_backend": "static",
+        "same_network": True,
+        "mixed_precision": "bf16",
+        "gpu_ids": "all",
+        "use_cpu": False,
+        "downcast_bf16": "no",
+        "debug": False,
+    }
+    assert yaml.safe_load(data["config.yaml"])["strategy"]["launcher"] == "accelerate"
+
+
+def test_accelerate_config_for_one_process_and_fp32_is_not_distributed() -> None:
+    config = builders.accelerate_config(
+        OWNER, spec(strategy={"type": "ddp", "launcher": "accelerate"}, precision="fp32")
+    )
+    assert (config["distributed_type"], config["num_processes"], config["mixed_precision"]) == ("NO", 1, "no")

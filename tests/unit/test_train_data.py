@@ -98,27 +98,60 @@ def test_collator_pads_labels_with_ignore_and_packed_padding_as_its_own_sequence
     assert "attention_mask" not in packed
 
 
-def test_sampler_shards_rows_disjointly_and_equally_across_ranks() -> None:
-    ranks = [data.ResumableSampler(rows=21, batch_size=2, rank=r, world_size=3, seed=1) for r in range(3)]
-    epochs = [sampler.epoch_batches(0) for sampler in ranks]
-    assert all(len(batches) == 3 for batches in epochs)  # 21 rows -> 18 usable, 3 batches of 2 per rank
-    rows = [i for batches in epochs for batch in batches for i in batch]
-    assert len(rows) == len(set(rows)) == 18
+def test_each_rank_tokenizes_a_contiguous_share_and_all_shares_cover_every_row(tokenizer: Any) -> None:
+    import datasets
+
+    raw = datasets.Dataset.from_list(tinymodel.instruction_rows(11))
+    shares = [data.rank_share(raw, rank, 3) for rank in range(3)]
+    assert [len(s) for s in shares] == [4, 4, 3]
+    assert [row for share in shares for row in share.to_list()] == raw.to_list()
+    tokenized = data.tokenize(shares[2], tokenizer, data.TrainingMethod.FULL, data.DatasetFields(), 64)
+    assert len(tokenized) == 3  # this rank tokenized its three rows, not eleven
+
+
+def test_pretraining_chunks_long_documents_without_dropping_a_token(tokenizer: Any) -> None:
+    import datasets
+
+    documents = [" ".join(p + " " + r for p, r in tinymodel.sentences(12, seed=s)) for s in range(3)]
+    raw = datasets.Dataset.from_list([{"text": d} for d in [*documents, "Short one."]])
+    tokenized = data.tokenize(raw, tokenizer, data.TrainingMethod.PRETRAIN, data.DatasetFields(), 32)
+    rows = tokenized.to_list()
+    assert all(len(r["input_ids"]) <= 32 and r["labels"] == r["input_ids"] for r in rows)
+    expected = [
+        t
+        for text in [*documents, "Short one."]
+        for t in [
+            tokenizer.bos_token_id,
+            *tokenizer(text, add_special_tokens=False)["input_ids"],
+            tokenizer.eos_token_id,
+        ]
+    ]
+    assert [t for r in rows for t in r["input_ids"]] == expected  # every token, in order
+    assert len(rows) > len(raw)  # the long documents became several sequences each
+    assert tokenizer.decode(rows[-1]["input_ids"]) == "<|bos|>Short one.<|eos|>"
 
 
 def test_sampler_is_deterministic_reshuffles_per_epoch_and_resumes_mid_run() -> None:
-    sampler = data.ResumableSampler(rows=10, batch_size=2, rank=0, world_size=1, seed=3)
+    sampler = data.ResumableSampler(rows=11, batch_size=2, seed=3, batches_per_epoch=5)
     stream = sampler.micro_batches(0)
     straight = [next(stream) for _ in range(12)]  # 5 batches per epoch: crosses two epoch boundaries
-    assert straight[:5] == data.ResumableSampler(10, 2, 0, 1, seed=3).epoch_batches(0)
+    assert straight[:5] == data.ResumableSampler(11, 2, seed=3, batches_per_epoch=5).epoch_batches(0)
     assert straight[:5] != straight[5:10]
+    assert all(len(set(i for b in straight[e : e + 5] for i in b)) == 10 for e in (0, 5))  # no repeats
     resumed = sampler.micro_batches(7)
     assert [next(resumed) for _ in range(5)] == straight[7:12]
 
 
-def test_sampler_rejects_data_too_small_for_one_batch_per_rank() -> None:
+def test_ranks_take_as_many_batches_as_the_smallest_share_fills() -> None:
+    # shares of 7 and 6 rows fill 3 batches of 2 each; 4 rows only 2: every rank then takes 2 per epoch
+    batches = min(data.ResumableSampler.batches_in(rows, 2) for rows in (7, 6, 4))
+    samplers = [data.ResumableSampler(rows, 2, seed=1, batches_per_epoch=batches) for rows in (7, 6, 4)]
+    assert [len(s.epoch_batches(0)) for s in samplers] == [2, 2, 2]
+
+
+def test_sampler_rejects_a_share_too_small_for_one_batch() -> None:
     with pytest.raises(ValueError, match=r"hyperparameters\.perDeviceBatchSize"):
-        data.ResumableSampler(rows=3, batch_size=2, rank=0, world_size=2, seed=0)
+        data.ResumableSampler(rows=1, batch_size=2, seed=0, batches_per_epoch=0)
 
 
 @pytest.mark.parametrize("data_format", ["jsonl", "parquet", "arrow"])
@@ -141,3 +174,31 @@ def test_each_file_format_loads_the_same_rows(
         datasets.DatasetDict({"train": reference}).save_to_disk(str(path))
     spec = data.DatasetSpec(uri=str(path), format=data_format)
     assert data.load_raw(spec, tmp_path / "downloads").to_list() == rows
+
+
+def test_hf_format_reads_a_local_copy_of_a_hub_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hf` reads a hub id, or offline a local copy: a `save_to_disk` directory (as `prepare` writes
+    it, a DatasetDict or one Dataset) or a repository snapshot (data files plus the README's config)."""
+    import datasets
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    rows = tinymodel.instruction_rows(6)
+    reference = datasets.Dataset.from_list(rows)
+    datasets.DatasetDict({"train": reference, "test": reference.select([0])}).save_to_disk(
+        str(tmp_path / "dict")
+    )
+    reference.save_to_disk(str(tmp_path / "single"))
+    snapshot = tmp_path / "snapshot"
+    (snapshot / "data").mkdir(parents=True)
+    reference.to_parquet(str(snapshot / "data" / "train-00000-of-00001.parquet"))
+    (snapshot / "README.md").write_text(
+        "---\nconfigs:\n- config_name: default\n  data_files:\n"
+        "  - split: train\n    path: data/train-*\n---\n"
+    )
+    for directory in ("dict", "single", "snapshot"):
+        spec = data.DatasetSpec(uri=str(tmp_path / directory), format="hf")
+        assert data.load_raw(spec, tmp_path / "downloads").to_list() == rows, directory
+    with pytest.raises(ValueError, match=r"dataset.split: 'validation' not in .* \['test', 'train'\]"):
+        data.load_raw(data.DatasetSpec(uri=str(tmp_path / "dict"), format="hf", split="validation"), tmp_path)

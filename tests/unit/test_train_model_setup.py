@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from modelfleet_api.training import LoraSpec, ModelSource
+from modelfleet_api.training import LoraSpec, TrainingModelSource
 from modelfleet_train import cli
 from modelfleet_train.methods.lora import lora_config
 from modelfleet_train.model_init import InitPath
@@ -32,7 +32,13 @@ def test_4bit_loading_on_cpu_fails_with_a_clear_message_before_reading_weights()
     with pytest.raises(
         RuntimeError, match=r"model\.loadIn4bit: 4-bit loading with bitsandbytes needs a CUDA GPU"
     ):
-        load_model(ModelSource(uri="/nonexistent"), torch.bfloat16, torch.device("cpu"), InitPath.QUANTIZED)
+        load_model(
+            TrainingModelSource(uri="/nonexistent"),
+            torch.bfloat16,
+            torch.device("cpu"),
+            InitPath.QUANTIZED,
+            None,
+        )
 
 
 def test_lora_spec_maps_to_peft_and_all_linear_is_passed_through() -> None:
@@ -73,3 +79,22 @@ def test_prepare_copies_model_and_dataset_for_offline_use(
 
     assert datasets.load_from_disk(printed["dataset"]["uri"]).to_list() == rows
     assert (tmp_path / "t" / "model" / "config.json").exists()
+
+
+def test_from_scratch_the_config_takes_the_overrides_and_the_tokenizers_vocabulary(tmp_path: Path) -> None:
+    from modelfleet_train.model_loading import model_config
+
+    tokenizer = tinymodel.train_tokenizer()
+    tinymodel.make_model(tokenizer, tmp_path / "model")
+    tokenizer.add_tokens(["<|tool|>"])  # a tokenizer trained later may be larger than the config's
+    scratch = TrainingModelSource(
+        uri=str(tmp_path / "model"), from_scratch=True, config_overrides={"num_hidden_layers": 1}
+    )
+    config = model_config(scratch, tokenizer)
+    assert config.num_hidden_layers == 1 and config.vocab_size == len(tokenizer)
+    assert (config.bos_token_id, config.eos_token_id) == (tokenizer.bos_token_id, tokenizer.eos_token_id)
+    pretrained = model_config(TrainingModelSource(uri=str(tmp_path / "model")), tokenizer)
+    assert pretrained.num_hidden_layers == 2 and pretrained.vocab_size == len(tokenizer) - 1
+    typo = scratch.model_copy(update={"config_overrides": {"num_layers": 1}})
+    with pytest.raises(ValueError, match=r"model\.configOverrides: LlamaConfig has no field 'num_layers'"):
+        model_config(typo, tokenizer)

@@ -17,8 +17,10 @@ from modelfleet_api import contract
 from modelfleet_api.runtime_config import TrainingRuntimeConfig
 from modelfleet_api.training import (
     DEEPSPEED_KEYS_OWNED_BY_SPEC,
+    AdapterBackend,
     CpuOffload,
     DatasetFormat,
+    Launcher,
     Precision,
     StrategyType,
     TrainingMethod,
@@ -100,6 +102,8 @@ def check_config(config: TrainingRuntimeConfig, machine: Machine) -> list[Proble
     """Every cross-field and machine problem of a schema-valid config (empty when it can run)."""
     return [
         *_method_problems(config, machine),
+        *_backend_problems(config, machine),
+        *_launcher_problems(config),
         *_strategy_problems(config),
         *_precision_problems(config, machine),
         *_data_problems(config),
@@ -157,6 +161,39 @@ def _method_problems(config: TrainingRuntimeConfig, machine: Machine) -> list[Pr
             )
         )
     return problems
+
+
+def _backend_problems(config: TrainingRuntimeConfig, machine: Machine) -> list[Problem]:
+    if config.method.backend != AdapterBackend.UNSLOTH:
+        return []
+    problems = []
+    if config.method.type not in {TrainingMethod.LORA, TrainingMethod.QLORA}:
+        problems.append(
+            Problem("method.backend", f"unsloth trains lora and qlora adapters, not {config.method.type}")
+        )
+    if config.strategy.type != StrategyType.DDP:
+        problems.append(
+            Problem("strategy.type", "method.backend unsloth trains with ddp (one GPU per process)")
+        )
+    if not machine.cuda_available:
+        problems.append(
+            Problem("method.backend", "unsloth needs a CUDA GPU and none is visible; use backend peft on CPU")
+        )
+    elif importlib.util.find_spec("unsloth") is None:
+        problems.append(
+            Problem(
+                "method.backend",
+                "unsloth is not installed in this image (the default training image does not ship it: "
+                "its releases pin an older trl); set image to one with Unsloth",
+            )
+        )
+    return problems
+
+
+def _launcher_problems(config: TrainingRuntimeConfig) -> list[Problem]:
+    if config.strategy.launcher == Launcher.ACCELERATE and importlib.util.find_spec("accelerate") is None:
+        return [Problem("strategy.launcher", "the accelerate package is not installed in this image")]
+    return []
 
 
 def _zero_stage(config: TrainingRuntimeConfig) -> int:

@@ -52,7 +52,7 @@ def load_raw(spec: DatasetSpec, cache_root: Path) -> Any:
     import datasets
 
     if spec.format == DatasetFormat.HF:
-        return datasets.load_dataset(spec.uri, split=spec.split)
+        return _load_hf(spec)
     path = materialize(spec.uri, cache_root)
     if not path.exists():
         raise FileNotFoundError(f"dataset.uri: {path} does not exist")
@@ -64,6 +64,28 @@ def load_raw(spec: DatasetSpec, cache_root: Path) -> Any:
     if not files:
         raise FileNotFoundError(f"dataset.uri: no {pattern} files under {path}")
     return datasets.load_dataset(builder, data_files={spec.split: files}, split=spec.split)
+
+
+def _load_hf(spec: DatasetSpec) -> Any:
+    """A hub dataset by id, or a local copy of one: a repository snapshot (data files and its README's
+    config, as `snapshot_download` leaves it) or a `save_to_disk` directory (what `prepare` writes)."""
+    import datasets
+
+    if storage.is_local_uri(spec.uri):
+        path = storage.local_path(spec.uri)
+        if not path.exists():
+            raise FileNotFoundError(f"dataset.uri: {path} does not exist")
+        if (path / datasets.config.DATASET_STATE_JSON_FILENAME).exists() or (
+            path / datasets.config.DATASETDICT_JSON_FILENAME
+        ).exists():
+            loaded = datasets.load_from_disk(str(path))
+            if isinstance(loaded, datasets.DatasetDict):
+                if spec.split not in loaded:
+                    raise ValueError(f"dataset.split: {spec.split!r} not in {path} (it has {sorted(loaded)})")
+                return loaded[spec.split]
+            return loaded
+        return datasets.load_dataset(str(path), split=spec.split)
+    return datasets.load_dataset(spec.uri, split=spec.split)
 
 
 def _chat_text(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
@@ -119,10 +141,16 @@ def chat(tokenizer: Any, messages: list[dict[str, str]], max_length: int) -> dic
     return {"input_ids": full[:max_length], "labels": labels[:max_length]}
 
 
-def plain_text(tokenizer: Any, text: str, max_length: int) -> dict[str, list[int]]:
+def text_chunks(tokenizer: Any, text: str, max_length: int) -> list[dict[str, list[int]]]:
+    """A document for pre-training as consecutive sequences of at most `max_length` tokens: nothing is
+    dropped (a long document continues in the next sequence; the first token of each continuation
+    is the only one without its context)."""
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    ids = (bos + _ids(tokenizer, text) + [tokenizer.eos_token_id])[:max_length]
-    return {"input_ids": ids, "labels": list(ids)}
+    ids = bos + _ids(tokenizer, text) + [tokenizer.eos_token_id]
+    return [
+        {"input_ids": ids[i : i + max_length], "labels": ids[i : i + max_length]}
+        for i in range(0, len(ids), max_length)
+    ]
 
 
 def preference(
@@ -136,26 +164,37 @@ def preference(
 
 
 def tokenize(raw: Any, tokenizer: Any, method: TrainingMethod, fields: DatasetFields, max_length: int) -> Any:
-    """Map raw rows to token ids and labels; rows left without any label token are dropped."""
+    """Map raw rows to token ids and labels; rows left without any label token are dropped. Pre-training
+    documents longer than `max_length` become several sequences."""
 
     def one(row: dict[str, Any]) -> dict[str, list[int]]:
         if method == TrainingMethod.DPO:
             return preference(
                 tokenizer, row[fields.prompt], row[fields.chosen], row[fields.rejected], max_length
             )
-        if method == TrainingMethod.PRETRAIN:
-            return plain_text(tokenizer, row[fields.text], max_length)
         if fields.messages:
             return chat(tokenizer, row[fields.messages], max_length)
         return prompt_response(tokenizer, row[fields.prompt], row[fields.response], max_length)
+
+    def documents(rows: dict[str, list[Any]]) -> dict[str, list[list[int]]]:
+        chunks = [c for text in rows[fields.text] for c in text_chunks(tokenizer, text, max_length)]
+        return {"input_ids": [c["input_ids"] for c in chunks], "labels": [c["labels"] for c in chunks]}
 
     required = _required_columns(method, fields)
     missing = [c for c in required if c not in raw.column_names]
     if missing:
         raise ValueError(f"dataset.fields: columns {missing} not in the dataset (it has {raw.column_names})")
+    if method == TrainingMethod.PRETRAIN:
+        return raw.map(documents, batched=True, remove_columns=raw.column_names, desc="tokenize")
     tokenized = raw.map(one, remove_columns=raw.column_names, desc="tokenize")
     label_columns = ["chosen_labels", "rejected_labels"] if method == TrainingMethod.DPO else ["labels"]
     return tokenized.filter(lambda row: all(any(t != IGNORE_INDEX for t in row[c]) for c in label_columns))
+
+
+def rank_share(raw: Any, rank: int, world_size: int) -> Any:
+    """The contiguous part of the raw rows this rank tokenizes and trains on (sizes differ by at most
+    one row), so no rank tokenizes the whole set."""
+    return raw.shard(num_shards=world_size, index=rank, contiguous=True)
 
 
 def _required_columns(method: TrainingMethod, fields: DatasetFields) -> list[str]:
@@ -231,35 +270,36 @@ class Collator:
 
 
 class ResumableSampler:
-    """Which rows each rank reads in each micro-batch: deterministic, sharded, resumable.
+    """Which of this rank's rows it reads in each micro-batch: deterministic and resumable.
 
-    Epoch e shuffles all rows with seed + e, drops the remainder that would leave ranks with
-    unequal batch counts (ranks must step together), and gives rank r every world_size-th row.
-    Micro-batch m of the run is batch m % batches_per_epoch of epoch m // batches_per_epoch, so
+    Each rank trains on its own share of the data (`rank_share`). Epoch e shuffles the rank's rows with
+    seed + e and uses the first `batches_per_epoch` batches of them: the same count on every
+    rank (ranks must step together), so the run's `batches_per_epoch` is the smallest any rank can
+    fill. Micro-batch m of the run is batch m % batches_per_epoch of epoch m // batches_per_epoch, so
     the data position after a resume follows from the number of micro-batches already consumed.
     """
 
-    def __init__(self, rows: int, batch_size: int, rank: int, world_size: int, seed: int) -> None:
-        self.rows, self.batch_size, self.rank, self.world_size, self.seed = (
-            rows,
-            batch_size,
-            rank,
-            world_size,
-            seed,
-        )
-        self.batches_per_epoch = rows // (batch_size * world_size)
-        if self.batches_per_epoch == 0:
+    def __init__(self, rows: int, batch_size: int, seed: int, batches_per_epoch: int) -> None:
+        self.rows, self.batch_size, self.seed = rows, batch_size, seed
+        self.batches_per_epoch = batches_per_epoch
+        if batches_per_epoch < 1:
             raise ValueError(
-                f"dataset: {rows} rows cannot fill one batch of {batch_size} on each of "
-                f"{world_size} ranks (hyperparameters.perDeviceBatchSize)"
+                f"dataset: a rank's share of the data cannot fill one batch of {batch_size} "
+                "(hyperparameters.perDeviceBatchSize)"
             )
+        if batches_per_epoch * batch_size > rows:
+            raise ValueError(f"{rows} rows cannot fill {batches_per_epoch} batches of {batch_size}")
+
+    @staticmethod
+    def batches_in(rows: int, batch_size: int) -> int:
+        """Full batches this rank's rows can fill."""
+        return rows // batch_size
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         generator = torch.Generator().manual_seed(self.seed + epoch)
         order = torch.randperm(self.rows, generator=generator).tolist()
-        usable = order[: self.batches_per_epoch * self.batch_size * self.world_size]
-        mine = usable[self.rank :: self.world_size]
-        return [mine[i : i + self.batch_size] for i in range(0, len(mine), self.batch_size)]
+        usable = order[: self.batches_per_epoch * self.batch_size]
+        return [usable[i : i + self.batch_size] for i in range(0, len(usable), self.batch_size)]
 
     def micro_batches(self, start: int) -> Any:
         """Row indices of micro-batches start, start+1, ... (endless, epoch after epoch)."""

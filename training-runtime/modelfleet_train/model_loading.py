@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 from modelfleet_api import contract
-from modelfleet_api.training import ModelSource
+from modelfleet_api.training import ModelSource, TrainingModelSource
 
 from modelfleet_train import storage
 from modelfleet_train.model_init import InitPath
@@ -41,11 +42,19 @@ def resolve(source: ModelSource) -> str:
     return source.uri
 
 
-def load_tokenizer(source: ModelSource) -> Any:
+def tokenizer_source(source: TrainingModelSource) -> ModelSource:
+    """Where the tokenizer is read from: `tokenizerUri` when set, else the model's own."""
+    if source.tokenizer_uri is None:
+        return source
+    return ModelSource(uri=source.tokenizer_uri, trust_remote_code=source.trust_remote_code)
+
+
+def load_tokenizer(source: TrainingModelSource) -> Any:
     from transformers import AutoTokenizer
 
+    origin = tokenizer_source(source)
     tokenizer = AutoTokenizer.from_pretrained(
-        resolve(source), revision=source.revision, trust_remote_code=source.trust_remote_code
+        resolve(origin), revision=origin.revision, trust_remote_code=origin.trust_remote_code
     )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -64,16 +73,42 @@ def quantization_config(compute_dtype: torch.dtype) -> Any:
     )
 
 
-def load_model(source: ModelSource, compute_dtype: torch.dtype, device: torch.device, path: InitPath) -> Any:
+def model_config(source: TrainingModelSource, tokenizer: Any) -> Any:
+    """The architecture to build: the checkpoint's config; from scratch, with `configOverrides` applied
+    and the vocabulary and special token ids of the tokenizer the run uses."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(
+        resolve(source), revision=source.revision, trust_remote_code=source.trust_remote_code
+    )
+    if source.from_scratch:
+        for key, value in (source.config_overrides or {}).items():
+            if not hasattr(config, key):
+                raise ValueError(f"model.configOverrides: {type(config).__name__} has no field {key!r}")
+            setattr(config, key, value)
+        config.vocab_size = len(tokenizer)
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            setattr(config, name, getattr(tokenizer, name))
+    return config
+
+
+def load_model(
+    source: TrainingModelSource,
+    compute_dtype: torch.dtype,
+    device: torch.device,
+    path: InitPath,
+    tokenizer: Any,
+) -> Any:
     """The causal LM in fp32 master weights (mixed precision casts on the fly), or 4-bit for QLoRA;
-    only its structure, on the meta device, when the weights come from rank 0 (`InitPath.META`)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    only its structure, on the meta device, when the weights come from rank 0 (`InitPath.META`);
+    freshly initialised from its config (seeded) with `fromScratch`."""
+    from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"revision": source.revision, "trust_remote_code": source.trust_remote_code}
-    if path == InitPath.META:
-        with torch.device("meta"):
+    if path == InitPath.META or source.from_scratch:
+        with torch.device("meta") if path == InitPath.META else nullcontext():
             model = AutoModelForCausalLM.from_config(
-                AutoConfig.from_pretrained(resolve(source), **kwargs),
+                model_config(source, tokenizer),
                 dtype=torch.float32,
                 trust_remote_code=source.trust_remote_code,
             )

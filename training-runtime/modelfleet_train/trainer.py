@@ -21,15 +21,16 @@ from typing import Any
 import torch
 from modelfleet_api import contract
 from modelfleet_api.runtime_config import TrainingProgress, TrainingRuntimeConfig
-from modelfleet_api.training import DatasetFormat
+from modelfleet_api.training import AdapterBackend, DatasetFormat
 
 from modelfleet_train import data, distributed, storage
 from modelfleet_train.checkpoints import Checkpointer, TrainerState, open_store
 from modelfleet_train.distributed import DistContext
 from modelfleet_train.methods import build_objective, frozen_reference, prepare_model, uses_adapters
+from modelfleet_train.methods.unsloth import unsloth_model
 from modelfleet_train.metrics import MetricsReporter, StepRecord, flops_per_token, peak_flops
 from modelfleet_train.model_init import announce, init_path
-from modelfleet_train.model_loading import cache_root, load_model, load_tokenizer, resolve
+from modelfleet_train.model_loading import cache_root, load_model, load_tokenizer, resolve, tokenizer_source
 from modelfleet_train.progress import ProgressPublisher
 from modelfleet_train.signals import StopRequest
 from modelfleet_train.strategies import Strategy, build_strategy
@@ -91,18 +92,25 @@ class Trainer:
         )
         if self.ctx.is_local_main:  # one download per node; the other ranks then read the cache
             resolve(self.config.model)
+            resolve(tokenizer_source(self.config.model))
             if self.config.dataset.format != DatasetFormat.HF:
                 data.materialize(self.config.dataset.uri, cache_root() / "datasets")
         distributed.barrier()
         tokenizer = load_tokenizer(self.config.model)
         dataset = self._dataset(tokenizer)
+        batch_size = self.hp.per_device_batch_size
         sampler = data.ResumableSampler(
-            len(dataset), self.hp.per_device_batch_size, self.ctx.rank, self.ctx.world_size, self.hp.seed
+            len(dataset),
+            batch_size,
+            self.hp.seed,
+            distributed.min_across_ranks(
+                data.ResumableSampler.batches_in(len(dataset), batch_size), self.ctx.device
+            ),
         )
         total_steps = self.hp.max_steps or max(
             1, self.hp.epochs * sampler.batches_per_epoch // self.hp.gradient_accumulation_steps
         )
-        strategy = self._strategy(total_steps)
+        strategy = self._strategy(total_steps, tokenizer)
         objective = build_objective(self.config, self._reference)
 
         checkpointer = Checkpointer(
@@ -166,21 +174,33 @@ class Trainer:
                 reporting.close(step, failed=sys.exc_info()[0] is not None)
 
     def _dataset(self, tokenizer: Any) -> Any:
+        """This rank's share of the data, tokenized (each rank tokenizes only its share)."""
         raw = data.load_raw(self.config.dataset, cache_root() / "datasets")
+        share = data.rank_share(raw, self.ctx.rank, self.ctx.world_size)
         tokenized = data.tokenize(
-            raw, tokenizer, self.config.method.type, self.config.dataset.fields, self.hp.sequence_length
+            share, tokenizer, self.config.method.type, self.config.dataset.fields, self.hp.sequence_length
         )
         if self.config.dataset.packing:
             tokenized = data.pack_dataset(tokenized, self.hp.sequence_length)
-        log.info("dataset: %d rows -> %d training sequences", len(raw), len(tokenized))
+        log.info(
+            "dataset: %d rows, %d on rank %d -> %d training sequences",
+            len(raw),
+            len(share),
+            self.ctx.rank,
+            len(tokenized),
+        )
         return tokenized
 
-    def _strategy(self, total_steps: int) -> Strategy:
+    def _strategy(self, total_steps: int, tokenizer: Any) -> Strategy:
         strategy = build_strategy(self.config, self.ctx)  # first: ZeRO-3 loading needs its config live
         path = init_path(self.config, self.ctx.rank)
         announce(self.ctx.rank, path)
-        model = load_model(self.config.model, _DTYPES[self.config.precision.value], self.ctx.device, path)
-        model = prepare_model(model, self.config)
+        dtype = _DTYPES[self.config.precision.value]
+        if self.config.method.backend == AdapterBackend.UNSLOTH:
+            model = unsloth_model(self.config, dtype)
+        else:
+            model = load_model(self.config.model, dtype, self.ctx.device, path, tokenizer)
+            model = prepare_model(model, self.config)
         reference = frozen_reference(model, self.config)
         self._reference = strategy.wrap_frozen(reference) if reference is not None else None
         strategy.setup(model, total_steps)

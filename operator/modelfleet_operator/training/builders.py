@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import yaml
 from modelfleet_api import constants as c
 from modelfleet_api import contract
 from modelfleet_api.runtime_config import JobIdentity, Topology, TrainingRuntimeConfig
+from modelfleet_api.training import Launcher, Precision
 from modelfleet_api.trainingjob import TrainingJobSpec
 
 from modelfleet_operator.common import placement
@@ -68,12 +70,63 @@ def runtime_config(owner: Owner, spec: TrainingJobSpec) -> TrainingRuntimeConfig
 
 
 def config_map(owner: Owner, spec: TrainingJobSpec) -> Manifest:
+    data = {contract.CONFIG_FILE: runtime_config(owner, spec).to_yaml()}
+    if spec.strategy.launcher == Launcher.ACCELERATE:
+        data[contract.ACCELERATE_CONFIG_FILE] = yaml.safe_dump(
+            accelerate_config(owner, spec), sort_keys=False
+        )
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(owner, owner.names.config_map, c.COMPONENT_CONFIG),
-        "data": {contract.CONFIG_FILE: runtime_config(owner, spec).to_yaml()},
+        "data": data,
     }
+
+
+ACCELERATE_PRECISION = {Precision.BF16: "bf16", Precision.FP16: "fp16", Precision.FP32: "no"}
+
+
+def accelerate_config(owner: Owner, spec: TrainingJobSpec) -> dict[str, Any]:
+    """`accelerate launch`'s config file: the same gang torchrun would start (its multi-GPU launcher
+    is torchrun), machines and processes from `resources`, rank 0's address and port from the headless
+    Service. `MULTI_GPU` is Accelerate's name for "one process per device, torch.distributed": the
+    runtime's own strategy does the sharding, so Accelerate's DeepSpeed/FSDP plugins stay off. The
+    machine rank differs per pod and is passed on the command line (`worker_command`)."""
+    processes = spec.resources.nodes * spec.resources.gpus_per_node
+    return {
+        "compute_environment": "LOCAL_MACHINE",
+        "distributed_type": "MULTI_GPU" if processes > 1 else "NO",
+        "num_machines": spec.resources.nodes,
+        "num_processes": processes,
+        "machine_rank": 0,
+        "main_process_ip": owner.names.master_addr,
+        "main_process_port": contract.MASTER_PORT,
+        "rdzv_backend": "static",
+        "same_network": True,
+        "mixed_precision": ACCELERATE_PRECISION[spec.precision],
+        "gpu_ids": "all",
+        "use_cpu": False,
+        "downcast_bf16": "no",
+        "debug": False,
+    }
+
+
+def worker_command(spec: TrainingJobSpec) -> list[str]:
+    """The worker container's command: torchrun reads its flags from the PET_* variables; `accelerate
+    launch` reads its config file, and the pod's node rank, which the kubelet substitutes for
+    `$(PET_NODE_RANK)` from the container's environment."""
+    runtime = ["-m", "modelfleet_train", "--config", f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"]
+    if spec.strategy.launcher == Launcher.ACCELERATE:
+        return [
+            "accelerate",
+            "launch",
+            "--config_file",
+            f"{contract.CONFIG_DIR}/{contract.ACCELERATE_CONFIG_FILE}",
+            "--machine_rank",
+            f"$({contract.ENV_NODE_RANK})",
+            *runtime,
+        ]
+    return ["torchrun", *runtime]
 
 
 def progress_config_map(owner: Owner) -> Manifest:
@@ -218,13 +271,7 @@ def worker_pod_template(
             {
                 "name": WORKER_CONTAINER,
                 "image": image,
-                "command": [
-                    "torchrun",
-                    "-m",
-                    "modelfleet_train",
-                    "--config",
-                    f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}",
-                ],
+                "command": worker_command(spec),
                 "env": _env(owner, spec, attempt, identity),
                 "ports": [
                     {"name": "rendezvous", "containerPort": contract.MASTER_PORT},
