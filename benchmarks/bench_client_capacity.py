@@ -332,7 +332,11 @@ def main() -> None:
             )
             figures[client.name]["accuracy"] = accuracy(client, ours_file, workdir)
             print(f"   {figures[client.name]['accuracy']}", flush=True)
-        with neutral_server.running(CAPACITY_TTFT_MS, CAPACITY_ITL_MS, MODEL) as server:
+        # capacity and CPU count arrivals only: the server's cheapest mode (chunks batched per 1 ms
+        # tick, no kernel transmit stamps) leaves the most CPU to the clients
+        with neutral_server.running(
+            CAPACITY_TTFT_MS, CAPACITY_ITL_MS, MODEL, tick_ms=1.0, stamp_sends=False
+        ) as server:
             for client in clients if "cpu" in parts else []:
                 print(f"\n== {client.name}: CPU per 1,000 requests at {CPU_RATE:g}/s", flush=True)
                 figures[client.name]["cpu_per_1000"] = comparison.cpu_per_thousand(client, server)

@@ -11,9 +11,13 @@ last event carries `usage`, then `[DONE]`. `GET /stats` returns every request si
 kernel transmit stamp), `request_id` (an `X-Request-ID` header, when the client sent one), all on
 CLOCK_MONOTONIC (perf_counter seconds, shared by every process on the host).
 
-Built on callbacks rather than a coroutine per request (one timer per chunk, non-blocking sends), so
-that the server, which shares the machine's CPUs with the client under test, costs as little CPU per
-request as it can (the benchmark reports the server's own CPU per request). Kernel stamps come from
+Built on callbacks rather than a coroutine per request, one `send` per chunk (the response head goes
+with the first, the usage event and the end with the last), so that the server, which shares the
+machine's CPUs with the client under test, costs as little CPU per request as it can (the benchmark
+reports the server's own CPU per request). Two options make it cheaper still where the comparison only
+counts arrivals: `--tick-ms T` sends the chunks that are due once per tick of T ms instead of each on its
+own timer (a chunk is then up to T ms late; its send is still stamped), and `--no-send-stamps` records a
+clock read before each send instead of the kernel's transmit stamp. Kernel stamps come from
 `modelfleet_serve.bench.netclock` (socket options and their decoding, nothing else of the client).
 
     python -m benchmarks.neutral_server --port 8123 --ttft-ms 1 --itl-ms 1   # from the repo root
@@ -24,14 +28,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import heapq
 import json
+import math
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,10 +70,38 @@ def _json_response(document: object, status: str = "200 OK") -> bytes:
 
 
 class Server:
-    def __init__(self, ttft_ms: float, itl_ms: float, model: str) -> None:
+    def __init__(self, ttft_ms: float, itl_ms: float, model: str, tick_ms: float, stamp_sends: bool) -> None:
         self.ttft, self.itl, self.model = ttft_ms / 1000.0, itl_ms / 1000.0, model
+        self.tick = tick_ms / 1000.0
+        self.stamp_sends = stamp_sends
         self.requests: list[dict[str, Any]] = []
         self.loop = asyncio.get_event_loop()
+        self.due: list[tuple[float, int, Callable[[], None]]] = []
+        """With a tick: chunks waiting for their time, sent by one timer per tick (a heap)."""
+        self.pumping = False
+        self.sequence = 0
+
+    def at(self, when: float, send: Callable[[], None]) -> None:
+        """Run `send` at `when`: its own timer, or (with a tick) the first tick at or after it."""
+        if not self.tick:
+            self.loop.call_at(when, send)
+            return
+        self.sequence += 1
+        heapq.heappush(self.due, (when, self.sequence, send))
+        if not self.pumping:
+            self.pumping = True
+            self.loop.call_at(math.ceil(when / self.tick) * self.tick, self.pump)
+
+    def pump(self) -> None:
+        now = self.loop.time()
+        while self.due and self.due[0][0] <= now:
+            heapq.heappop(self.due)[2]()
+        if self.due:
+            self.loop.call_at(
+                max(math.ceil(self.due[0][0] / self.tick) * self.tick, now + self.tick / 2), self.pump
+            )
+        else:
+            self.pumping = False
 
     def stats(self) -> list[dict[str, Any]]:
         return self.requests
@@ -89,7 +123,7 @@ class Connection:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         enable_rx_timestamps(sock)
-        self.stamped = enable_tx_timestamps(sock)
+        self.stamped = server.stamp_sends and enable_tx_timestamps(sock)
         self.buffer = bytearray()
         self.outgoing = bytearray()
         self.written = 0
@@ -177,23 +211,22 @@ class Connection:
         }
         final = {"id": f"r{number}", "object": kind, "model": server.model, "choices": [], "usage": usage}
         tail = _chunk(b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n") + b"0\r\n\r\n"
-        first, later = event(f"r{number} "), event("tok ")
+        first, later = SSE_HEAD + event(f"r{number} "), event("tok ")
         self.busy = True
-        self.write(SSE_HEAD)
 
         def send(k: int) -> None:
             if self.closed:
                 return
             sent.append(time.perf_counter())
-            self.write(first if k == 0 else later, sent, k)
-            if k + 1 < tokens:
-                self.loop.call_at(arrived + server.ttft + (k + 1) * server.itl, send, k + 1)
+            last = k + 1 == tokens
+            self.write((first if k == 0 else later) + (tail if last else b""), sent, k)
+            if not last:
+                server.at(arrived + server.ttft + (k + 1) * server.itl, lambda: send(k + 1))
             else:
-                self.write(tail)
                 self.busy = False
                 self.next_request(arrived)
 
-        self.loop.call_at(arrived + server.ttft, send, 0)
+        server.at(arrived + server.ttft, lambda: send(0))
 
     def write(self, data: bytes, sent: list[float] | None = None, k: int = 0) -> None:
         if self.closed:
@@ -239,8 +272,8 @@ class Connection:
         self.sock.close()
 
 
-async def serve(host: str, port: int, ttft_ms: float, itl_ms: float, model: str) -> None:
-    server = Server(ttft_ms, itl_ms, model)
+async def serve(host: str, port: int, server_options: dict[str, Any]) -> None:
+    server = Server(**server_options)
     listener = socket.create_server((host, port), backlog=4096, reuse_port=True)
     listener.setblocking(False)
     server.loop.add_reader(listener.fileno(), server.accept, listener)
@@ -259,12 +292,26 @@ class Running:
 
 
 @contextlib.contextmanager
-def running(ttft_ms: float, itl_ms: float, model: str = "neutral") -> Iterator[Running]:
+def running(
+    ttft_ms: float, itl_ms: float, model: str = "neutral", tick_ms: float = 0.0, stamp_sends: bool = True
+) -> Iterator[Running]:
     """The server in its own process on a free 127.0.0.1 port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    options = ["--port", str(port), "--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms), "--model", model]
+    options = [
+        "--port",
+        str(port),
+        "--ttft-ms",
+        str(ttft_ms),
+        "--itl-ms",
+        str(itl_ms),
+        "--model",
+        model,
+        "--tick-ms",
+        str(tick_ms),
+        *([] if stamp_sends else ["--no-send-stamps"]),
+    ]
     root = Path(__file__).parents[1]
     process = subprocess.Popen([sys.executable, "-m", "benchmarks.neutral_server", *options], cwd=root)
     url = f"http://127.0.0.1:{port}"
@@ -303,9 +350,24 @@ def main() -> None:
     parser.add_argument("--ttft-ms", type=float, default=1.0)
     parser.add_argument("--itl-ms", type=float, default=1.0)
     parser.add_argument("--model", default="neutral")
+    parser.add_argument(
+        "--tick-ms", type=float, default=0.0, help="send due chunks once per tick (0: each at its own time)"
+    )
+    parser.add_argument(
+        "--no-send-stamps",
+        action="store_true",
+        help="record a clock read before each send, not the kernel's stamp",
+    )
     args = parser.parse_args()
+    options = {
+        "ttft_ms": args.ttft_ms,
+        "itl_ms": args.itl_ms,
+        "model": args.model,
+        "tick_ms": args.tick_ms,
+        "stamp_sends": not args.no_send_stamps,
+    }
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.ttft_ms, args.itl_ms, args.model))
+        asyncio.run(serve(args.host, args.port, options))
 
 
 if __name__ == "__main__":

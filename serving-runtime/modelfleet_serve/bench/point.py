@@ -21,7 +21,7 @@ from modelfleet_serve.bench.schedule import SessionPlan
 from modelfleet_serve.bench.workload import load_tokenizer
 
 DURATION_ONLY_PROMPTS = 4096
-"""Distinct prompts prepared when a load point is bounded by duration only (they are cycled)."""
+"""Requests prepared (in sessions) when a load point is bounded by its duration only: they are cycled."""
 
 
 def api_key(config: BenchmarkRuntimeConfig) -> str | None:
