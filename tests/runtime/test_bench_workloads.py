@@ -137,6 +137,7 @@ def test_sharegpt_conversations_run_as_multi_turn_chats_with_think_time(
     measured = measure(bench)
     summary = measured.document["summary"]
     assert summary["completed"] == 9 and summary["sessions"] == 3
+    assert sorted(summary["ttft_ms_by_turn"]) == ["0", "1", "2"]
     run(bench, termination_log(tmp_path))
     check_conversations(measured.records, read_trace(tmp_path))
     # later turns find the conversation's earlier turns in the (stand-in) prefix cache

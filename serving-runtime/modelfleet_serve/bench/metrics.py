@@ -130,6 +130,18 @@ def prefix_cache_figures(
     return {"hit_rate": rate, "source": source}
 
 
+def ttft_by_turn(ok: Sequence[RequestRecord]) -> dict[str, dict[str, float | None]]:
+    """Conversations: TTFT of each turn number (later turns reuse the conversation's cached prefix);
+    empty without multi-turn."""
+    turns = sorted({r.turn for r in ok})
+    if turns in ([], [0]):
+        return {}
+    return {
+        str(turn): distribution_ms(np.array([r.chunk_times[0] - r.start for r in ok if r.turn == turn]))
+        for turn in turns
+    }
+
+
 def summarize(
     records: Sequence[RequestRecord],
     slos: Slos,
@@ -177,6 +189,7 @@ def summarize(
         **schedule_figures(measured, load),
         "prefix_cache": prefix_cache_figures(ok, counters),
         "ttft_ms": distribution_ms(requests.ttft),
+        "ttft_ms_by_turn": ttft_by_turn(ok),
         "tpot_ms": distribution_ms(requests.tpot),
         "itl_ms": distribution_ms(requests.itl),
         "e2e_ms": distribution_ms(requests.e2e),
