@@ -13,7 +13,9 @@ Three measurements, each a ratio against the others in the same run:
   requests per attempt. A rate is sustained when the server saw every request arrive and complete, at a
   rate within 1 % of the one asked for, with at most 1 % of arrivals more than 10 ms behind an evenly
   spaced schedule (fitted to the arrivals by their median offset). Rates double from `FIRST_RATE` until
-  one is not sustained, then `BISECTIONS` geometric bisections; the figure is the highest sustained rate.
+  one is not sustained, then bisect geometrically to 20 % (the search of `modelfleet_api.loadsearch`);
+  the clients take turns, one attempt each per round, so a change in the machine's load touches them
+  alike. The figure is the highest sustained rate.
   For modelfleet-bench the run also checks its own claims: at every rate where it says it held the load
   (`held_load`), the rate the server counted is within 1 % of the rate it reports (`achieved_request_rate`).
 - **Timing error at 8 concurrent requests** (closed loop, `ACCURACY_REQUESTS` requests, a server with
@@ -46,7 +48,8 @@ from typing import Any
 
 import numpy as np
 import yaml
-from modelfleet_api.benchmark import BenchmarkRuntimeConfig
+from modelfleet_api import loadsearch
+from modelfleet_api.benchmark import BenchmarkRuntimeConfig, LoadSearch
 from modelfleet_serve.bench.point import measure
 
 from benchmarks import neutral_server
@@ -75,7 +78,9 @@ RATE_SECONDS = 4.0
 MIN_ATTEMPT_REQUESTS = 200
 FIRST_RATE = 100.0
 MAX_RATE = 25_600.0
-BISECTIONS = 2
+SEARCH_PRECISION = 0.2
+"""The search ends when the lowest rate not sustained is within 20 % of the highest sustained one
+(doubling, then two geometric bisections)."""
 LATE_MS = 10.0
 RATE_TOLERANCE = 0.01
 ACCURACY_TTFT_MS, ACCURACY_ITL_MS = 20.0, 4.0
@@ -154,41 +159,46 @@ class Comparison:
         self.attempts.append(row)
         return row, run
 
-    def capacity(self, client: Client, server: neutral_server.Running) -> float:
-        """Highest sustained rate: doubling, then geometric bisection."""
-
-        def sustained(rate: float) -> bool:
-            requests = max(MIN_ATTEMPT_REQUESTS, int(rate * RATE_SECONDS))
-            row, _ = self.attempt(client, server, Job(server.url, MODEL, requests, rate=rate))
-            count = row["server"]
-            claims = row.get("claims") or {}
-            print(
-                f"  {client.name:18s} {rate:8.0f}/s  server counted {count.get('rate', 0):9.1f}/s "
-                f"arrived {count.get('arrived', 0):6d}/{requests} late {count.get('late', '-'):>4} "
-                f"{'SUSTAINED' if count['sustained'] else 'not sustained'}"
-                + (
-                    f"  client claims {claims['achieved_request_rate']:.1f}/s held={claims['held_load']}"
-                    if "held_load" in claims
-                    else ""
-                )
-                + (f"  ERROR {row['error'][:200]}" if row["error"] else "")
-                + f"  load {row['load_average'][0]:.1f}",
-                flush=True,
+    def sustained(self, client: Client, server: neutral_server.Running, rate: float) -> bool:
+        """One attempt at `rate`: whether the server counted it sustained."""
+        requests = max(MIN_ATTEMPT_REQUESTS, int(rate * RATE_SECONDS))
+        row, _ = self.attempt(client, server, Job(server.url, MODEL, requests, rate=rate))
+        count = row["server"]
+        claims = row.get("claims") or {}
+        print(
+            f"  {client.name:18s} {rate:8.0f}/s  server counted {count.get('rate', 0):9.1f}/s "
+            f"arrived {count.get('arrived', 0):6d}/{requests} late {count.get('late', '-'):>4} "
+            f"{'SUSTAINED' if count['sustained'] else 'not sustained'}"
+            + (
+                f"  client claims {claims['achieved_request_rate']:.1f}/s held={claims['held_load']}"
+                if "held_load" in claims
+                else ""
             )
-            return bool(count["sustained"])
+            + (f"  ERROR {row['error'][:200]}" if row["error"] else "")
+            + f"  load {row['load_average'][0]:.1f}",
+            flush=True,
+        )
+        return bool(count["sustained"])
 
-        low, high = 0.0, self.first_rate
-        while high <= MAX_RATE and sustained(high):
-            low, high = high, high * 2
-        if low == 0.0 or high > MAX_RATE:
-            return low
-        for _ in range(BISECTIONS):
-            middle = float(round(math.sqrt(low * high)))
-            if sustained(middle):
-                low = middle
-            else:
-                high = middle
-        return low
+    def capacities(self, server: neutral_server.Running) -> dict[str, float]:
+        """Every client's highest sustained rate, searched in rounds (each client one attempt per
+        round, so that all of them meet the machine's load alike): doubling, then geometric bisection
+        to SEARCH_PRECISION, the same search a BenchmarkSweep runs (`modelfleet_api.loadsearch`)."""
+        search = LoadSearch(min=self.first_rate, max=MAX_RATE, precision=SEARCH_PRECISION, max_points=64)
+        probes: dict[str, list[loadsearch.Probe]] = {c.name: [] for c in self.clients}
+        active = list(self.clients)
+        while active:
+            for client in list(active):
+                step = loadsearch.next_step(search, False, probes[client.name])
+                if step.next_level is None:
+                    active.remove(client)
+                    continue
+                held = self.sustained(client, server, step.next_level)
+                probes[client.name].append(
+                    loadsearch.Probe(step.next_level, () if held else ("notSustained",))
+                )
+        found = {name: loadsearch.bracket(p).highest_meeting for name, p in probes.items()}
+        return {name: probe.level if probe else 0.0 for name, probe in found.items()}
 
     def cpu_per_thousand(self, client: Client, server: neutral_server.Running) -> dict[str, Any]:
         """Marginal CPU per 1,000 requests of the client (and of the server) at CPU_RATE."""
@@ -341,9 +351,10 @@ def main() -> None:
                 print(f"\n== {client.name}: CPU per 1,000 requests at {CPU_RATE:g}/s", flush=True)
                 figures[client.name]["cpu_per_1000"] = comparison.cpu_per_thousand(client, server)
                 print(f"   {figures[client.name]['cpu_per_1000']}", flush=True)
-            for client in clients if "capacity" in parts else []:
-                print(f"\n== {client.name}: highest sustained rate", flush=True)
-                figures[client.name]["sustained_rate"] = comparison.capacity(client, server)
+            if "capacity" in parts:
+                print("\n== highest sustained rate (the clients take turns, one attempt each)", flush=True)
+                for name, rate in comparison.capacities(server).items():
+                    figures[name]["sustained_rate"] = rate
     results |= {"clients": figures, "skipped": skipped, "attempts": comparison.attempts}
     results["load_average"]["after"] = os.getloadavg()
     results["targets"] = targets(figures, comparison.attempts)
