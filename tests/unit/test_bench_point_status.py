@@ -38,11 +38,11 @@ def late_point_message() -> str:
 def test_a_point_that_did_not_hold_its_load_is_marked_in_status() -> None:
     kube = FakeKube()
     reconciler, _ = make(kube, [{"name": "a", "template": TEMPLATE}])
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     kube.deployment_ready("sw-a-0")
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     kube.finish_job("sw-point-0", message=late_point_message(), succeeded=True)
-    reconciler.reconcile(NS, "sw")
+    reconciler.reconcile()
     point = status(kube)["points"][0]
     assert point["phase"] == "Succeeded" and point["heldLoad"] is False
     assert point["lateRequests"] == 10 and point["scheduleLagP99Ms"] == pytest.approx(50.0)
