@@ -58,6 +58,15 @@ chart-tools: ## build helm and the Terraform helm provider from their Go modules
 	bash hack/controlplane/build-helm.sh
 	bash hack/controlplane/build-terraform-providers.sh helm
 
+# Kueue (the cluster tier's), then Prometheus, KEDA and the KEDA HTTP add-on (the real node's tests), each
+# from its Go module into $(CACHE)/<component>-<version>/bin; versions in hack/thirdparty/versions.env.
+THIRDPARTY := kueue prometheus keda http-add-on
+.PHONY: thirdparty-build $(addprefix thirdparty-,$(THIRDPARTY))
+thirdparty-build: ## build Kueue, Prometheus, KEDA and its HTTP add-on from their Go modules (cached)
+	bash hack/thirdparty/build.sh $(THIRDPARTY)
+$(addprefix thirdparty-,$(THIRDPARTY)): thirdparty-%:
+	bash hack/thirdparty/build.sh $*
+
 # Not part of `make test`: the azurerm provider's Go build takes over 20 minutes on two cores. With it
 # in the mirror, the Terraform tests also validate the whole AKS example.
 terraform-azurerm: ## build the Terraform azurerm provider into the local mirror (slow)
@@ -101,7 +110,7 @@ deps: deps-operator deps-train deps-serve deps-dev link
 # most twice more), with its tolerance unchanged: a real error fails every attempt.
 ALL_TIERS = $(subst $(space),$(space)or$(space),$(TIERS))
 CLUSTER_LOG := .cluster/test-cluster-tier.log
-test: deps lint cluster-build chart-tools image-cpu ## set up everything and run every test tier
+test: deps lint cluster-build thirdparty-kueue chart-tools image-cpu ## set up everything and run every test tier
 	@mkdir -p .cluster
 	@$(PYTEST) -m "(cluster or chart or e2e) and not timing" > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
 	$(PYTEST) -m "(unit or runtime) and not timing" && rest=0 || rest=$$?; \
@@ -111,6 +120,7 @@ test: deps lint cluster-build chart-tools image-cpu ## set up everything and run
 	$(PYTEST) -m "($(ALL_TIERS)) and timing" --reruns 2
 test-unit: deps
 	$(PYTEST) -m unit
+test-cluster: thirdparty-kueue
 test-cluster test-runtime: test-%: deps cluster-build
 	$(PYTEST) -m $*
 test-e2e: deps cluster-build image-cpu

@@ -166,3 +166,24 @@ def generate(pki: Pki) -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+
+
+def issue_serving_cert(
+    pki: Pki,
+    cert_path: Path,
+    key_path: Path,
+    common_name: str,
+    ips: tuple[str, ...] = ("127.0.0.1",),
+    dns_names: tuple[str, ...] = (),
+) -> None:
+    """Writes a serving cert signed by the plane's CA, for a server the API server calls (an admission
+    or conversion webhook, an aggregated API server): its ``caBundle`` is then the plane's ``ca.crt``."""
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, rsa.RSAPrivateKey)
+    san: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    san += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    cert, key = _leaf(ca_cert, ca_key, _name(common_name), [ExtendedKeyUsageOID.SERVER_AUTH], san)
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, key_path)

@@ -39,8 +39,9 @@ SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 # Components are started in this order and stopped in reverse.
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-ADD_ONS = ("operator",)
-"""Processes that run against the control plane (`make demo` starts the operator); stopped first."""
+ADD_ONS = ("operator", "kueue")
+"""Processes that run against the control plane (`make demo` starts the operator, the Kueue tests
+start Kueue: ``hack.thirdparty.kueue``); stopped first."""
 CONTROLLER_CLIENT_LIMITS = ("--kube-api-qps=5000", "--kube-api-burst=10000")
 """Client-side rate limits of kube-controller-manager and kube-scheduler, lifted as kwokctl's
 ``--disable-qps-limits`` does, so the local control plane is not what limits the operator scale benchmark

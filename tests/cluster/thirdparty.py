@@ -1,17 +1,17 @@
-"""Third-party CRDs the operator integrates with, installed from their Go modules' published YAML.
+"""Third-party components the operator integrates with, from their Go modules' published YAML.
 
 Nothing is copied into the repository: ``go mod download`` fetches the module at a pinned version into
-the module cache (through the Go module proxy), and the CRD files are applied from there. Fixtures
-install a set for one test and remove it afterwards, so every other test sees the fallback; tests
-that need the fallback ask for ``no_keda`` / ``no_gateway_api`` to be sure.
+the module cache (through the Go module proxy), and the files are applied from there
+(``hack.thirdparty.upstream``). Two kinds of fixture:
+
+- CRDs only (``keda``, ``gateway_api``): a set installed for one test and removed afterwards, so every
+  other test sees the fallback; tests that need the fallback ask for ``no_keda`` / ``no_gateway_api``.
+- The real component running against the plane (``kueue``), for the tests of one module: installed
+  and started when the first of them needs it, stopped and removed when the module ends.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from hack.controlplane.cluster import ControlPlane
+from hack.thirdparty import upstream
+from hack.thirdparty.kueue import Kueue
 
 
 @dataclass(frozen=True)
@@ -34,11 +36,11 @@ class CrdSet:
         return [f"{plural}.{group}" for group, plural in (Path(f).stem.split("_", 1) for f in self.files)]
 
     def paths(self) -> list[Path]:
-        root = module_dir(self.module, self.version)
+        root = upstream.module_dir(self.module, self.version)
         return [root / f for f in self.files]
 
 
-KEDA = CrdSet("github.com/kedacore/keda/v2", "v2.16.1", ("config/crd/bases/keda.sh_scaledobjects.yaml",))
+KEDA = CrdSet(upstream.KEDA.module, upstream.KEDA.version, ("config/crd/bases/keda.sh_scaledobjects.yaml",))
 GATEWAY_API = CrdSet(
     "sigs.k8s.io/gateway-api",
     "v1.2.1",
@@ -47,20 +49,6 @@ GATEWAY_API = CrdSet(
         "config/crd/standard/gateway.networking.k8s.io_gateways.yaml",
     ),
 )
-
-
-@functools.cache
-def module_dir(module: str, version: str) -> Path:
-    """The module's directory in the Go module cache, downloaded if needed."""
-    with tempfile.TemporaryDirectory() as outside_any_module:
-        result = subprocess.run(
-            ["go", "mod", "download", "-json", f"{module}@{version}"],
-            cwd=outside_any_module, capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-    info = json.loads(result.stdout or "{}")
-    if result.returncode != 0 or "Dir" not in info:
-        raise RuntimeError(f"go mod download {module}@{version} failed: {info.get('Error') or result.stderr}")
-    return Path(info["Dir"])
 
 
 def install(cluster: ControlPlane, crds: CrdSet) -> None:
@@ -102,3 +90,16 @@ def no_keda(crds: ControlPlane) -> None:
 @pytest.fixture
 def no_gateway_api(crds: ControlPlane) -> None:
     remove(crds, GATEWAY_API)
+
+
+@pytest.fixture(scope="module")
+def kueue(cluster: ControlPlane) -> Iterator[Kueue]:
+    """Kueue's controller manager running against the plane (``hack.thirdparty.kueue``); it manages
+    the namespaces labelled ``kueue.MANAGED_LABEL``."""
+    manager = Kueue(cluster)
+    try:
+        manager.install()
+        manager.start()
+        yield manager
+    finally:
+        manager.uninstall()

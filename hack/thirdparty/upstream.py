@@ -1,0 +1,111 @@
+"""The pinned third-party Go modules: their versions, their directories in the Go module cache, their
+manifests rendered by kustomize, and the binaries ``build.sh`` made of them.
+
+Nothing is copied into the repository: ``go mod download`` fetches a module at its pinned version
+through the Go module proxy, and its published YAML (``config/`` kustomizations, CRD files) is read
+from the module cache.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("MODELFLEET_CACHE", Path.home() / ".cache" / "modelfleet"))
+
+
+def _versions() -> dict[str, str]:
+    """``versions.env`` (shared with build.sh), each entry overridable from the environment."""
+    pinned = {}
+    for line in (HERE / "versions.env").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            pinned[key] = os.environ.get(key, value)
+    return pinned
+
+
+VERSIONS = _versions()
+
+
+@dataclass(frozen=True)
+class Component:
+    """One Go module built by ``build.sh`` (its ``name`` is also build.sh's argument)."""
+
+    name: str
+    module: str
+    version_key: str
+
+    @property
+    def version(self) -> str:
+        return VERSIONS[self.version_key]
+
+    @property
+    def bin_dir(self) -> Path:
+        return CACHE / f"{self.name}-{self.version}" / "bin"
+
+    def binary(self, name: str) -> Path:
+        path = self.bin_dir / name
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing; run `bash hack/thirdparty/build.sh {self.name}`")
+        return path
+
+    @property
+    def source(self) -> Path:
+        """The module's directory in the Go module cache (read-only)."""
+        return module_dir(self.module, self.version)
+
+    def render(self, kustomization: str, kubectl: Path) -> list[dict[str, Any]]:
+        """The objects of one of the module's kustomizations (e.g. ``config/default``)."""
+        return render(self.source / kustomization, kubectl)
+
+
+KUEUE = Component("kueue", "sigs.k8s.io/kueue", "KUEUE_VERSION")
+PROMETHEUS = Component("prometheus", "github.com/prometheus/prometheus", "PROMETHEUS_VERSION")
+KEDA = Component("keda", "github.com/kedacore/keda/v2", "KEDA_VERSION")
+KEDA_HTTP_ADD_ON = Component(
+    "keda-http-add-on", "github.com/kedacore/http-add-on", "KEDA_HTTP_ADD_ON_VERSION"
+)
+
+
+@functools.cache
+def module_dir(module: str, version: str) -> Path:
+    """The module's directory in the Go module cache, downloaded if needed."""
+    with tempfile.TemporaryDirectory() as outside_any_module:
+        result = subprocess.run(
+            ["go", "mod", "download", "-json", f"{module}@{version}"],
+            cwd=outside_any_module, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+    info = json.loads(result.stdout or "{}")
+    if result.returncode != 0 or "Dir" not in info:
+        raise RuntimeError(f"go mod download {module}@{version} failed: {info.get('Error') or result.stderr}")
+    return Path(info["Dir"])
+
+
+def render(kustomization: Path, kubectl: Path) -> list[dict[str, Any]]:
+    """``kubectl kustomize`` (kustomize is built into kubectl) of a directory: its objects, in order
+    (a fresh copy each call: callers adapt them)."""
+    return copy.deepcopy(_rendered(kustomization, kubectl))
+
+
+@functools.cache
+def _rendered(kustomization: Path, kubectl: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [str(kubectl), "kustomize", str(kustomization)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl kustomize {kustomization} failed: {result.stderr.strip()}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
