@@ -15,8 +15,17 @@ from kubernetes import client
 
 from hack.controlplane.cluster import wait_for
 
-RUNTIME_UID = 65532
-"""The runtime images' user (images/*.Dockerfile): it must be able to write the directory."""
+
+def _share(directory: Path) -> None:
+    """Opens the tree to the runtimes' user: directories writable, files readable. What this machine
+    wrote may be private to it (safetensors writes its files 0600), and a pod reading a file it may
+    not open is told the file does not exist."""
+    directory.chmod(0o777)
+    for path in directory.rglob("*"):
+        if path.is_dir():
+            path.chmod(0o777)
+        elif path.is_file():
+            path.chmod(path.stat().st_mode | 0o644)
 
 
 def host_volume_name(namespace: str, claim: str) -> str:
@@ -24,10 +33,10 @@ def host_volume_name(namespace: str, claim: str) -> str:
 
 
 def create_host_claim(core: client.CoreV1Api, namespace: str, claim: str, directory: Path) -> str:
-    """Binds a new claim ``claim`` in ``namespace`` to ``directory`` (made writable for the runtimes);
+    """Binds a new claim ``claim`` in ``namespace`` to ``directory`` (opened to the runtimes' user);
     returns the PersistentVolume's name, which the caller deletes (volumes are not namespaced)."""
     directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o777)
+    _share(directory)
     volume = host_volume_name(namespace, claim)
     core.create_persistent_volume(
         {
