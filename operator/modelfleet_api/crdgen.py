@@ -240,9 +240,13 @@ def _state_rules(node: dict[str, Any]) -> None:
         for child in current.get("properties", {}).values():
             visit(child)
         if "items" in current:
-            for text in _bounds_text(current["items"]):
+            items = current["items"]
+            for text in _bounds_text(items):
                 collect(current, f"each item {text}")
-            visit(current["items"])
+            for rule in items.get(VALIDATIONS, []):
+                if "fieldPath" not in rule and "description" not in items:
+                    collect(current, f"each item {rule['message']}")
+            visit(items)
         if isinstance(current.get("additionalProperties"), dict):
             visit(current["additionalProperties"])
 

@@ -576,6 +576,14 @@ def test_kubectl_explain_shows_field_docs(crds: ControlPlane) -> None:
     explained = crds.kubectl("explain", "trainingjob.spec.strategy").stdout
     assert "How the model is distributed over the GPUs" in " ".join(explained.split())
     assert "zeroStage" in explained
+    tensor_parallel = " ".join(
+        crds.kubectl("explain", "modeldeployment.spec.engine.settings.tensorParallelSize").stdout.split()
+    )
+    assert (
+        "Rules: engine.settings.tensorParallelSize cannot exceed resources.gpusPerReplica" in tensor_parallel
+    )
+    output = " ".join(crds.kubectl("explain", "trainingjob.spec.output.uri").stdout.split())
+    assert "output.uri is a path inside the worker pod, lost with the pod" in output
 
 
 def _patch(

@@ -177,3 +177,46 @@ def test_main_writes_every_directory(tmp_path: Path) -> None:
     assert crdgen.main([str(t) for t in targets]) == 0
     for target in targets:
         assert {p.name: p.read_text() for p in target.iterdir()} == RENDERED
+
+
+BOUNDING_KEYWORDS = ("minimum", "maximum", "maxLength", "pattern", "maxItems")
+
+
+def _checked(node: dict[str, Any]) -> bool:
+    """Bounds of its own, or a CEL rule reported on the node itself (rules naming a child are that
+    child's to state)."""
+    own_rules = [r for r in node.get("x-kubernetes-validations", []) if "fieldPath" not in r]
+    return any(k in node for k in BOUNDING_KEYWORDS) or bool(own_rules)
+
+
+def test_explain_states_every_fields_rules() -> None:
+    """Every field the API server checks beyond its type says so in its description (what `kubectl
+    explain` shows): its bounds, and the message of every CEL rule reported on it."""
+    fields = [
+        (p, n) for p, n in ALL_NODES if not p.endswith(("[*]", "{*}", ".metadata")) and "description" in n
+    ]
+    silent = [p for p, n in fields if _checked(n) and "Rules: " not in n["description"]]
+    assert not silent, f"fields whose rules their description does not state: {silent}"
+    parents = {p: n for p, n in ALL_NODES}
+    for path, node, rule in RULES:
+        if path.endswith("[*]") and "description" not in node:  # a list's items: stated on the list
+            node = parents[path.removesuffix("[*]")]
+        target = node
+        for part in rule.get("fieldPath", "").lstrip(".").split(".") if "fieldPath" in rule else []:
+            target = target["properties"][part]
+        assert rule["message"] in target.get("description", node.get("description", "")), (
+            path,
+            rule["message"],
+        )
+
+
+def test_tensor_parallel_size_is_said_one_way() -> None:
+    """One rule, stated once: at most the GPUs of a replica (the field's doc, the CEL messages and the
+    sweep axis agree)."""
+    settings = _schema(KINDS[1])["properties"]["spec"]["properties"]["engine"]["properties"]["settings"]
+    described = settings["properties"]["tensorParallelSize"]["description"]
+    assert "at most the pod's GPUs (`resources.gpusPerReplica`)" in described
+    assert "cannot exceed resources.gpusPerReplica" in described
+    assert not any(
+        "must equal" in n.get("description", "") for _, n in ALL_NODES if "ensorParallel" in str(n)
+    )
