@@ -147,7 +147,7 @@ def test_operator_rendered_worker_trains_and_reports_progress(
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-5000:]
     assert "restart attempt 1" in result.stderr
-    processes = job.spec.resources.gpus_per_node
+    processes = job.spec.resources.nodes * int(env[contract.ENV_NPROC_PER_NODE])
     assert f"rank 0 of {processes}" in result.stderr, result.stderr[-3000:]
 
     losses = step_losses(tmp_path / "out")

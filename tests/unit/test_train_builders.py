@@ -98,6 +98,19 @@ def test_accelerate_launch_gets_a_rendered_config_and_the_pods_node_rank() -> No
     assert yaml.safe_load(data["config.yaml"])["strategy"]["launcher"] == "accelerate"
 
 
+def test_accelerate_config_on_a_cpu_size_starts_one_process_per_node() -> None:
+    job_spec = spec(
+        strategy={"type": "ddp", "launcher": "accelerate"},
+        resources={"nodes": 2, "gpusPerNode": 0, "instanceType": "Standard_D8s_v5"},
+    )
+    config = builders.accelerate_config(OWNER, job_spec)
+    assert (config["num_machines"], config["num_processes"], config["distributed_type"]) == (
+        2,
+        2,
+        "MULTI_GPU",
+    )
+
+
 def test_accelerate_config_for_one_process_and_fp32_is_not_distributed() -> None:
     config = builders.accelerate_config(
         OWNER, spec(strategy={"type": "ddp", "launcher": "accelerate"}, precision="fp32")

@@ -92,7 +92,7 @@ def accelerate_config(owner: Owner, spec: TrainingJobSpec) -> dict[str, Any]:
     Service. `MULTI_GPU` is Accelerate's name for "one process per device, torch.distributed": the
     runtime's own strategy does the sharding, so Accelerate's DeepSpeed/FSDP plugins stay off. The
     machine rank differs per pod and is passed on the command line (`worker_command`)."""
-    processes = spec.resources.nodes * spec.resources.gpus_per_node
+    processes = spec.resources.nodes * spec.resources.processes_per_node
     return {
         "compute_environment": "LOCAL_MACHINE",
         "distributed_type": "MULTI_GPU" if processes > 1 else "NO",
