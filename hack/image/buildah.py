@@ -93,6 +93,20 @@ class Buildah:
         )
         return done.returncode == 0
 
+    def prune_dangling(self, rounds: int = 64) -> None:
+        """Remove untagged images no other image builds on (layers of inputs no longer kept), leaf by
+        leaf until none is left; images a container still uses stay."""
+        for _ in range(rounds):
+            out = self.run("images", "--quiet", "--filter", "dangling=true")
+            ids = sorted(set(out.split()))
+            removed = [
+                i
+                for i in ids
+                if subprocess.run([*self.command, "rmi", i], capture_output=True).returncode == 0
+            ]
+            if not removed:
+                return
+
     def images(self, repository: str) -> list[str]:
         """``repository:tag`` of every tagged image of a repository in the store."""
         out = self.run("images", "--format", "{{.Name}}:{{.Tag}}")

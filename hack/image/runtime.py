@@ -34,6 +34,9 @@ CACHE = Path(os.environ.get("MODELFLEET_CACHE", Path.home() / ".cache" / "modelf
 IMAGE_DIR = CACHE / "image"
 DOCKERFILE = REPO / "images" / "runtime-cpu.Dockerfile"
 REPOSITORY = "modelfleet.local/runtime-cpu"
+BUILD_STAGE_REPOSITORY = "modelfleet.local/runtime-cpu-build"
+"""The Dockerfile's build stage, tagged so its layers (the dependencies, DeepSpeed's compiled ops)
+survive the pruning of stale layers and the next build reuses them."""
 ARCHIVE_PREFIX = "runtime-cpu-"
 UV_CACHE_IN_BUILD = "/cache/uv"
 """Where the Dockerfile's build stage keeps uv's cache (its ``UV_CACHE_DIR``)."""
@@ -113,21 +116,26 @@ def _build(image: RuntimeImage, image_dir: Path) -> None:
         context = Path(tmp)
         if source.write_context(context).digest()[:16] != image.tag:
             raise ImageBuildFailed("context", None, "sources changed while the build started; run it again")
+        dockerfile = str(context / DOCKERFILE.relative_to(REPO))
+        build_stage = f"{BUILD_STAGE_REPOSITORY}:{image.tag}"
+        flags = _build_flags(debian)
         buildah.build_step(
-            "runtime-cpu",
+            "runtime-cpu-stage",
             "build",
-            *_build_flags(debian),
+            *flags,
+            "--target",
+            "build",
             "--file",
-            str(context / DOCKERFILE.relative_to(REPO)),
+            dockerfile,
             "--tag",
-            image.ref,
-            str(context),
+            build_stage,
+            tmp,
         )
+        buildah.build_step("runtime-cpu", "build", *flags, "--file", dockerfile, "--tag", image.ref, tmp)
     partial = image.archive.with_suffix(".partial")
     partial.unlink(missing_ok=True)
     buildah.build_step("runtime-cpu-archive", "push", image.ref, f"docker-archive:{partial}:{image.ref}")
     partial.rename(image.archive)
-    _remove_older(buildah, image, image_dir)
     image.build_record.write_text(
         json.dumps(
             {
@@ -139,6 +147,10 @@ def _build(image: RuntimeImage, image_dir: Path) -> None:
             indent=2,
         )
     )
+    try:
+        _remove_older(buildah, image, image_dir)
+    except ImageBuildFailed as problem:  # the image is built; a failed clean-up only costs disk
+        print(f"hack.image: removing older images failed: {problem}", file=sys.stderr)
 
 
 def _build_flags(debian: str) -> list[str]:
@@ -213,6 +225,7 @@ def _remove_older(buildah: Buildah, image: RuntimeImage, image_dir: Path) -> Non
     for path in image_dir.glob(f"{ARCHIVE_PREFIX}*"):
         if path.stem.removeprefix(ARCHIVE_PREFIX) not in kept:
             path.unlink(missing_ok=True)
-    for ref in buildah.images(REPOSITORY):
+    for ref in buildah.images(REPOSITORY) + buildah.images(BUILD_STAGE_REPOSITORY):
         if ref.rsplit(":", 1)[1] not in kept:
             buildah.run("rmi", ref)
+    buildah.prune_dangling()
