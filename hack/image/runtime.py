@@ -158,6 +158,7 @@ def _build_flags(debian: str) -> list[str]:
     the host network (apt and PyPI), the host's uv cache and CA bundle mounted."""
     flags = [
         "--layers",
+        "--force-rm",  # a failed step's container (gigabytes of a half-installed venv) goes too
         "--pull=never",
         "--format",
         "docker",
