@@ -167,6 +167,14 @@ class SweepTarget(ApiModel):
             reason="FieldValueRequired",
         ),
         CelRule(
+            rule="!has(self.template) || !has(self.axes) || !has(self.axes.model) || "
+            "size(self.axes.model) == 0 || has(self.template.model.uri)",
+            message="axes.model replaces template.model.uri: a template serving a TrainingJob's output "
+            "(model.fromTrainingJob) has no model axis",
+            field_path=".axes.model",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
             rule="has(self.template) || !has(self.axes)",
             message="axes expand a template; they need template",
             field_path=".axes",

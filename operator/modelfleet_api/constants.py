@@ -330,3 +330,21 @@ REASON_SKU_NOT_AVAILABLE: Final = "SkuNotAvailable"
 """QuotaExceeded=True: the VM size is not offered (or restricted) in the cluster's region or zones."""
 REASON_QUOTA_AVAILABLE: Final = "QuotaAvailable"
 """QuotaExceeded=False: a later request for the pool succeeded."""
+
+# ModelDeployment lineage (``model.fromTrainingJob``)
+COND_MODEL_READY: Final = "ModelReady"
+"""ModelDeployment whose stable or canary model is a TrainingJob's output: that output can be served.
+While False for the stable track nothing is deployed (replicas of a previous spec keep serving); while
+False for the canary only the stable track runs."""
+REASON_MODEL_RESOLVED: Final = "ModelResolved"
+"""ModelReady=True: every track's TrainingJob Succeeded; the message says what each track serves."""
+REASON_TRAINING_NOT_FINISHED: Final = "TrainingNotFinished"
+"""ModelReady=False: the TrainingJob has not Succeeded yet (the message gives its phase and step)."""
+REASON_TRAINING_FAILED: Final = "TrainingFailed"
+"""ModelReady=False: the TrainingJob Failed; run it again (same name) or point at another job."""
+REASON_TRAINING_JOB_NOT_FOUND: Final = "TrainingJobNotFound"
+"""ModelReady=False: no TrainingJob of that name exists in the namespace."""
+REASON_ADAPTER_NOT_SUPPORTED: Final = "AdapterNotSupported"
+"""ModelReady=False: the TrainingJob wrote a LoRA adapter the track's engine cannot serve (no LoRA
+support, or not with these settings); use an engine that serves adapters or set the job's
+``output.mergeAdapter``."""

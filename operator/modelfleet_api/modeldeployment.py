@@ -29,6 +29,7 @@ from modelfleet_api.common import (
 from modelfleet_api.constants import ModelDeploymentPhase
 from modelfleet_api.engines.metrics import ENGINE_METRICS, offered
 from modelfleet_api.engines.metrics import AutoscalingMetric as AutoscalingMetric
+from modelfleet_api.lineage import ServedModel, TrainingJobRef
 from modelfleet_api.resource import (
     AGE_COLUMN,
     DNS_LABEL_MAX,
@@ -39,6 +40,7 @@ from modelfleet_api.resource import (
     service_name_rule,
 )
 from modelfleet_api.serving import GPU_ONLY_ENGINES, EngineSpec, EngineType, deployment_support_rules
+from modelfleet_api.storage import ModelUri
 from modelfleet_api.training import ModelSource
 
 MAX_REPLICAS = 100
@@ -116,10 +118,43 @@ class AutoscalingSpec(ApiModel):
     )
 
 
+class DeploymentModelSource(ModelSource):
+    """The model to serve: a URI, or the output of a TrainingJob."""
+
+    uri: ModelUri | None = None  # type: ignore[assignment]
+    """Where the model comes from: a Hugging Face id (`meta-llama/Llama-3.1-8B`), an Azure Blob
+    URI (`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH` or `az://CONTAINER/PATH`), a PVC path
+    (`pvc://CLAIM/PATH`) or a local directory in the image (`/models/llama`). Set this or
+    `fromTrainingJob`."""
+
+    from_training_job: TrainingJobRef | None = None
+    """Serve what a TrainingJob of this namespace wrote, once it Succeeded (until then the track waits,
+    condition `ModelReady`): a full model as the model; an adapter on its base model through the
+    engine's LoRA support, under the served model name (the base model is served as `<name>-base`), or
+    the merged model when the job wrote one (`output.mergeAdapter`). `status.model` records what was
+    resolved and the job's UID."""
+
+    cel_rules = (
+        CelRule(
+            rule="has(self.uri) != has(self.fromTrainingJob)",
+            message="set exactly one of uri and fromTrainingJob",
+            field_path=".uri",
+            reason="FieldValueRequired",
+        ),
+        CelRule(
+            rule="!has(self.fromTrainingJob) || !has(self.revision)",
+            message="revision applies to a hub model uri; a TrainingJob's output has none (its base "
+            "model's revision is the job's)",
+            field_path=".revision",
+            reason="FieldValueForbidden",
+        ),
+    )
+
+
 class CanarySpec(ApiModel):
     """A second track with a different model, revision, engine or image that gets a share of traffic."""
 
-    model: ModelSource | None = None
+    model: DeploymentModelSource | None = None
     """Model of the canary; unset: the stable model."""
 
     engine: EngineSpec | None = None
@@ -179,8 +214,9 @@ class ModelCacheSpec(ApiModel):
 class ModelDeploymentSpec(ApiModel):
     """What to serve, with which engine, on how many GPU replicas."""
 
-    model: ModelSource
-    """Model to serve (`loadIn4bit` is a training setting: use `engine.settings.quantization`)."""
+    model: DeploymentModelSource
+    """Model to serve: a URI or a TrainingJob's output (`loadIn4bit` is a training setting: use
+    `engine.settings.quantization`)."""
 
     served_model_name: str | None = Field(default=None, min_length=1, max_length=256)
     """Name clients put in the `model` field of requests; unset: the ModelDeployment's name."""
@@ -283,6 +319,9 @@ class TrackStatus(ApiModel):
     desired_replicas: int = Field(default=0, ge=0)
     """Replicas wanted now (fixed, or the autoscaler's choice)."""
 
+    model: ServedModel | None = None
+    """The model this track serves, resolved (the canary's; the stable track's is `status.model`)."""
+
 
 class StartupBreakdown(ApiModel):
     """Where the latest replica's start-up time went, in seconds since its pod was created."""
@@ -315,6 +354,10 @@ class ModelDeploymentStatus(ApiModel):
 
     observed_generation: int | None = Field(default=None, ge=0)
     """The `metadata.generation` this status was computed from."""
+
+    model: ServedModel | None = None
+    """The model the stable track serves, resolved: its URI, `model` or `adapter`, and the TrainingJob
+    (name and UID) behind it with `model.fromTrainingJob`."""
 
     stable: TrackStatus = Field(default_factory=TrackStatus)
     """Replicas of the stable track."""
@@ -359,7 +402,12 @@ class ModelDeployment(CustomResource):
         short_names=("md",),
         printer_columns=(
             PrinterColumn(name="Engine", json_path=".spec.engine.type", type="string", description="Engine."),
-            PrinterColumn(name="Model", json_path=".spec.model.uri", type="string", description="Model."),
+            PrinterColumn(
+                name="Model",
+                json_path=".status.model.source",
+                type="string",
+                description="Where the stable model came from: a URI, or trainingjob/NAME.",
+            ),
             PrinterColumn(
                 name="Ready", json_path=".status.ready", type="string", description="Ready/desired replicas."
             ),

@@ -9,6 +9,7 @@ import yaml
 from pydantic import Field
 
 from modelfleet_api.base import ApiModel
+from modelfleet_api.lineage import TrainingResult
 from modelfleet_api.training import (
     CheckpointSpec,
     DatasetSpec,
@@ -86,3 +87,6 @@ class TrainingProgress(ApiModel):
     """Step of that checkpoint."""
     updated_at: datetime
     """When rank 0 wrote this (the operator's stall detection compares it with now)."""
+    result: TrainingResult | None = None
+    """What training wrote, reported once by rank 0 after the final model is saved (and merged); the
+    operator copies it into `status.output` when the job Succeeded."""

@@ -224,6 +224,13 @@ class MethodSpec(ApiModel):
     (Unsloth's patched kernels and 4-bit loading; one CUDA GPU per process, with strategy `ddp`, in an
     image that has Unsloth installed: set `image`)."""
 
+    @property
+    def trains_adapters(self) -> bool:
+        """Whether the method trains LoRA adapters (its output is an adapter) rather than all weights."""
+        return self.type in (TrainingMethod.LORA, TrainingMethod.QLORA) or (
+            self.type is TrainingMethod.DPO and self.lora is not None
+        )
+
     cel_rules = (
         CelRule(
             rule="self.backend == 'peft' || self.type in ['lora', 'qlora']",
@@ -403,6 +410,11 @@ class CheckpointSpec(ApiModel):
 class OutputSpec(ApiModel):
     uri: FileUri
     """Where the final model (or adapter) is written: a local/PVC path or a blob URI."""
+
+    merge_adapter: bool = False
+    """After training, also merge the LoRA adapter into its base model and write the merged model under
+    `<uri>/merged` (rank 0, peft `merge_and_unload`), for engines that cannot serve adapters. Only for
+    methods that train adapters (`lora`, `qlora`, `dpo` with `method.lora`)."""
 
 
 class TrackerMode(StrEnum):

@@ -28,6 +28,7 @@ from modelfleet_api.common import (
     refused_on_cpu,
 )
 from modelfleet_api.constants import TrainingJobPhase
+from modelfleet_api.lineage import TrainingOutput
 from modelfleet_api.resource import (
     AGE_COLUMN,
     DNS_LABEL_MAX,
@@ -211,6 +212,14 @@ class TrainingJobSpec(ApiModel):
             reason="FieldValueForbidden",
         ),
         CelRule(
+            rule="!self.output.mergeAdapter || self.method.type in ['lora', 'qlora'] || "
+            "(self.method.type == 'dpo' && has(self.method.lora))",
+            message="output.mergeAdapter merges a LoRA adapter: it needs method.type lora or qlora, or dpo "
+            "with method.lora",
+            field_path=".output.mergeAdapter",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
             rule="self.method.type != 'qlora' || self.model.loadIn4bit",
             message="method qlora needs model.loadIn4bit: true (LoRA on a 4-bit base model)",
             field_path=".model.loadIn4bit",
@@ -298,6 +307,10 @@ class TrainingJobStatus(ApiModel):
 
     gpu_hours: float = Field(default=0.0, ge=0.0)
     """GPU hours consumed so far over all runs (GPUs * wall time while running)."""
+
+    output: TrainingOutput | None = None
+    """What the job wrote (set once it Succeeded): URI, `model` or `adapter`, base model, step and
+    evaluation figures. A ModelDeployment serves it with `model.fromTrainingJob`."""
 
     gpu_hours_updated_at: datetime | None = None
     """When `gpuHours` was last brought up to date; the GPUs held since then (`gpus`) are added at the

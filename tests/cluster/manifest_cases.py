@@ -414,6 +414,14 @@ TRAINING_JOB_MISTAKES: list[Case] = [
         edit(TJ, spec__resources__instanceType="standard_nd96isr_h100_v5"),
         "spec.resources.instanceType: Unsupported value",
     ),
+    # lineage: only an adapter can be merged
+    (
+        "merge-adapter-of-a-full-fine-tune",
+        edit(
+            TJ, spec__method={"type": "full"}, spec__output={"uri": "az://models/out", "mergeAdapter": True}
+        ),
+        ("spec.output.mergeAdapter: Forbidden", "needs method.type lora or qlora"),
+    ),
 ]
 
 MD = good_model_deployment("mistake")
@@ -680,6 +688,27 @@ MODEL_DEPLOYMENT_MISTAKES: list[Case] = [
         edit(MD, spec__serviceAccountName="serve_sa"),
         ("spec.serviceAccountName", OBJECT_NAME),
     ),
+    # lineage: a model is a URI or a TrainingJob's output
+    (
+        "model-uri-and-training-job",
+        edit(MD, spec__model={"uri": "org/model", "fromTrainingJob": {"name": "sft"}}),
+        ("spec.model.uri: Required value", "set exactly one of uri and fromTrainingJob"),
+    ),
+    (
+        "model-with-neither-uri-nor-training-job",
+        edit(MD, spec__model={"trustRemoteCode": True}),
+        ("spec.model.uri: Required value", "set exactly one of uri and fromTrainingJob"),
+    ),
+    (
+        "revision-of-a-training-jobs-output",
+        edit(MD, spec__canary={"model": {"fromTrainingJob": {"name": "sft"}, "revision": "main"}}),
+        ("spec.canary.model.revision: Forbidden", "a TrainingJob's output has none"),
+    ),
+    (
+        "training-job-name-with-capitals",
+        edit(MD, spec__model={"fromTrainingJob": {"name": "SFT"}}),
+        ("spec.model.fromTrainingJob.name", OBJECT_NAME),
+    ),
 ]
 
 BS = good_benchmark_sweep("mistake")
@@ -692,6 +721,20 @@ def grid(**axes: Any) -> list[dict[str, Any]]:
 
 
 BENCHMARK_SWEEP_MISTAKES: list[Case] = [
+    (
+        "model-axis-over-a-training-jobs-output",
+        edit(
+            BS,
+            spec__targets=[
+                {
+                    "name": "trained",
+                    "template": {"model": {"fromTrainingJob": {"name": "sft"}}},
+                    "axes": {"model": ["org/a", "org/b"]},
+                }
+            ],
+        ),
+        ("spec.targets[0].axes.model: Forbidden", "has no model axis"),
+    ),
     ("name-with-a-dot", edit(BS, metadata__name="engines.v2"), DNS_1035),
     ("name-starting-with-a-digit", edit(BS, metadata__name="2025-engines"), DNS_1035),
     (
@@ -1130,6 +1173,26 @@ LONGEST_OBJECT_NAME = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
 
 VALID: list[tuple[str, dict[str, Any]]] = [
     ("tj-name-at-59-characters", training_job(LONGEST_TRAINING_JOB)),
+    (
+        "tj-lora-writing-a-merged-model",
+        training_job(
+            "lora-merged",
+            method={"type": "lora"},
+            output={"uri": "pvc://runs/lora/final", "mergeAdapter": True},
+        ),
+    ),
+    (
+        "md-from-training-jobs-stable-and-canary",
+        {
+            "apiVersion": "modelfleet.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "from-training"},
+            "spec": {
+                "model": {"fromTrainingJob": {"name": "sft-v1"}},
+                "canary": {"model": {"fromTrainingJob": {"name": "sft-v2"}}, "weight": 5},
+            },
+        },
+    ),
     (
         "tj-qlora-on-ddp-to-a-claim",
         training_job(

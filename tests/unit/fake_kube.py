@@ -17,7 +17,13 @@ from datetime import datetime
 from typing import Any
 
 from modelfleet_operator.common import indexes as ix
-from modelfleet_operator.common.kinds import MODEL_DEPLOYMENT, OBSERVED_KINDS, SERVICE_ACCOUNT, Kind
+from modelfleet_operator.common.kinds import (
+    MODEL_DEPLOYMENT,
+    OBSERVED_KINDS,
+    SERVICE_ACCOUNT,
+    TRAINING_JOB,
+    Kind,
+)
 from modelfleet_operator.common.live import FIELD_MANAGER, project
 from modelfleet_operator.common.reconcile import Controller, Engine
 
@@ -115,6 +121,8 @@ class FakeKube:
                 put(ix.SERVICE_ACCOUNTS, (namespace, name), True)
             if kind is MODEL_DEPLOYMENT:
                 put(ix.MODEL_DEPLOYMENTS, (namespace, name), project(MODEL_DEPLOYMENT, body))
+            if kind_name == TRAINING_JOB.kind:
+                put(ix.TRAINING_JOBS, (namespace, name), project(TRAINING_JOB, body))
             if kind_name == "CustomResourceDefinition":
                 put(ix.CRDS, name, ix.crd_summary(body))
         return ix.Indexes(found)

@@ -20,12 +20,14 @@ from typing import Any
 
 import torch
 from modelfleet_api import contract
+from modelfleet_api.lineage import MERGED_SUBDIR, OutputKind, TrainingResult, merged_uri
 from modelfleet_api.runtime_config import TrainingProgress, TrainingRuntimeConfig
 from modelfleet_api.training import AdapterBackend, DatasetFormat
 
 from modelfleet_train import data, distributed, storage
 from modelfleet_train.checkpoints import Checkpointer, TrainerState, open_store
 from modelfleet_train.distributed import DistContext
+from modelfleet_train.merge import merge_adapter
 from modelfleet_train.methods import build_objective, frozen_reference, prepare_model, uses_adapters
 from modelfleet_train.methods.unsloth import unsloth_model
 from modelfleet_train.metrics import MetricsReporter, StepRecord, flops_per_token, peak_flops
@@ -167,7 +169,9 @@ class Trainer:
                         self.stop.signal_name or "stop request on another rank",
                     )
                     return RunResult(step, preempted=True)
-            self._export(strategy, tokenizer)
+            result = self._export(strategy, tokenizer, step)
+            if reporting and result is not None:
+                reporting.finished(result)
             return RunResult(step, preempted=False)
         finally:
             if reporting:  # an exception propagating through here marks the tracked run failed
@@ -227,21 +231,34 @@ class Trainer:
             log.warning("non-finite loss %s", total_loss)
         return total_loss, tokens, samples, extra
 
-    def _export(self, strategy: Strategy, tokenizer: Any) -> None:
-        """Write the final model (or adapter) as a transformers/peft checkpoint, then upload if blob."""
+    def _export(self, strategy: Strategy, tokenizer: Any, step: int) -> TrainingResult | None:
+        """Write the final model (or adapter) as a transformers/peft checkpoint, with
+        ``output.mergeAdapter`` the merged model under ``merged/``, then upload if blob. Rank 0 returns
+        what it wrote (the others None)."""
         state_dict = strategy.full_state_dict()
         if not self.ctx.is_main:
             distributed.barrier()
-            return
+            return None
         target = output_dir(self.config)
         target.mkdir(parents=True, exist_ok=True)
         model = strategy.unwrapped()
         model.save_pretrained(target, state_dict=state_dict)
         tokenizer.save_pretrained(target)
-        log.info("saved final %s to %s", "adapter" if uses_adapters(self.config) else "model", target)
+        adapter = uses_adapters(self.config)
+        log.info("saved final %s to %s", "adapter" if adapter else "model", target)
+        merged = None
+        if adapter and self.config.output.merge_adapter:
+            merge_adapter(self.config, target, target / MERGED_SUBDIR, tokenizer)
+            merged = merged_uri(self.config.output.uri)
         if storage.is_blob_uri(self.config.output.uri):
             storage.upload_dir(target, storage.blob_location(self.config.output.uri))
         distributed.barrier()
+        return TrainingResult(
+            kind=OutputKind.ADAPTER if adapter else OutputKind.MODEL,
+            uri=self.config.output.uri,
+            merged_uri=merged,
+            step=step,
+        )
 
 
 def _parameter_count(model_config: Any) -> int | None:
@@ -382,6 +399,11 @@ class _Reporting:
             last_checkpoint_step=checkpoint_step,
             updated_at=datetime.now(UTC),
         )
+
+    def finished(self, result: TrainingResult) -> None:
+        """What training wrote, in the last progress (the operator's ``status.output``)."""
+        if self.last:
+            self.last = self.last.model_copy(update={"result": result, "updated_at": datetime.now(UTC)})
 
     def close(self, step: int, failed: bool) -> None:
         self.telemetry.stop()

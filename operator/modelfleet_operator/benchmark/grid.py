@@ -63,7 +63,7 @@ def _combinations(position: int, target: SweepTarget) -> list[tuple[str, ModelDe
         return [(target.name, template)]
     settings = template.engine.settings
     engines = axes.engine or [template.engine.type]
-    models = axes.model or [template.model.uri]
+    models: list[str | None] = list(axes.model) or [template.model.uri]
     sizes = axes.tensor_parallel_size or [settings.tensor_parallel_size]
     quantizations = [str(q) for q in axes.quantization] or [str(settings.quantization or NO_QUANTIZATION)]
     varied = [

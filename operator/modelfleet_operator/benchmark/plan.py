@@ -376,6 +376,14 @@ def endpoint_of(deployment: Manifest) -> Endpoint:
         url=status["endpoint"],
         served_model=status.get("servedModel") or spec.served_model_name or deployment["metadata"]["name"],
         engine=EngineType(spec.engine.type),
-        tokenizer=spec.model.uri,
+        tokenizer=served_model_uri(deployment, spec),
         api_key_secret=spec.api_key_secret,
     )
+
+
+def served_model_uri(deployment: Manifest, spec: ModelDeploymentSpec) -> str:
+    """The (base) model the stable track serves: resolved in its status, else named by the spec."""
+    resolved = ((deployment.get("status") or {}).get("model") or {}).get("uri")
+    uri = resolved or spec.model.uri
+    assert uri is not None, "a Ready deployment has resolved its model"
+    return str(uri)

@@ -10,7 +10,8 @@ its spec changed (a new ``generation``) or its status is not one this operator w
 own status write, and kopf's finalizer patches, wake nothing); events on a child or pod, by the owner
 label it carries; a ServiceAccount created or deleted wakes the objects of its namespace (they may be
 waiting for it); a KEDA, Gateway API or Kueue CRD that appears or goes wakes every object of the kinds
-that use it; a ModelDeployment wakes the sweeps that name it. All handlers are coroutines on kopf's
+that use it; a ModelDeployment wakes the sweeps that name it; a TrainingJob wakes the ModelDeployments
+that serve its output. All handlers are coroutines on kopf's
 event loop (kopf runs plain functions in a thread pool, a hop per event, and ``asyncio.Event`` is not
 thread-safe).
 
@@ -41,6 +42,7 @@ from modelfleet_operator.common.kinds import (
     MODEL_DEPLOYMENT,
     OBSERVED_KINDS,
     SERVICE_ACCOUNT,
+    TRAINING_JOB,
     Kind,
 )
 from modelfleet_operator.common.live import project
@@ -193,6 +195,14 @@ def register_indexes(operator: Operator) -> None:
         ix.MODEL_DEPLOYMENTS,
         _by_name(lambda body: project(MODEL_DEPLOYMENT, body)),
     )
+    _index(operator, TRAINING_JOB, ix.TRAINING_JOBS, _by_name(lambda body: project(TRAINING_JOB, body)))
+
+    def by_training_job(
+        name: str, namespace: str, body: kopf.Body, labels: Mapping[str, str]
+    ) -> dict[Any, Any]:
+        return {(namespace, job): name for job in ix.training_jobs_named(body.get("spec") or {})}
+
+    _index(operator, MODEL_DEPLOYMENT, ix.DEPLOYMENTS_BY_TRAINING_JOB, by_training_job)
 
     async def crd_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
         return {name: ix.crd_summary(body)}
@@ -401,3 +411,14 @@ def sweeps_naming(
     if naming is not None and (namespace, name) in naming:
         owners += [("BenchmarkSweep", namespace, sweep) for sweep in naming[namespace, name]]
     return owners
+
+
+def deployments_serving(
+    body: kopf.Body, labels: Mapping[str, str], namespace: str, indexes: Mapping[str, Any]
+) -> list[ObjectKey]:
+    """The ModelDeployments that serve the TrainingJob ``body``'s output (``also_wake`` of TrainingJobs)."""
+    serving = indexes.get(ix.DEPLOYMENTS_BY_TRAINING_JOB)
+    name = body.get("metadata", {}).get("name", "")
+    if serving is None or (namespace, name) not in serving:
+        return []
+    return [("ModelDeployment", namespace, deployment) for deployment in serving[namespace, name]]

@@ -29,6 +29,18 @@ CRDS = "customresourcedefinitions_by_name"
 MODEL_DEPLOYMENTS = "modeldeployments_by_name"
 SWEEPS_BY_TARGET = "benchmarksweeps_by_target"
 """Sweeps by the (namespace, deployment) of every target they name, to wake them when it changes."""
+TRAINING_JOBS = "trainingjobs_by_name"
+DEPLOYMENTS_BY_TRAINING_JOB = "modeldeployments_by_trainingjob"
+"""ModelDeployments by the (namespace, TrainingJob) their tracks serve (``model.fromTrainingJob``), to
+wake them when the job changes."""
+
+
+def training_jobs_named(spec: Mapping[str, Any]) -> list[str]:
+    """The TrainingJobs a ModelDeployment spec serves from (stable and canary)."""
+    models = [spec.get("model") or {}, (spec.get("canary") or {}).get("model") or {}]
+    return sorted(
+        {m["fromTrainingJob"]["name"] for m in models if (m.get("fromTrainingJob") or {}).get("name")}
+    )
 
 
 def owner_keys(labels: Mapping[str, str], namespace: str | None) -> list[OwnerKey]:
@@ -77,6 +89,11 @@ class Indexes:
             version in summary["served"] if version else bool(summary["served"])
             for summary in self._values(CRDS, crd)
         )
+
+    def training_job(self, namespace: str, name: str) -> Manifest | None:
+        """A TrainingJob by name, as indexed."""
+        found = self._values(TRAINING_JOBS, (namespace, name))
+        return found[0].manifest if found else None
 
     def model_deployment(self, namespace: str, name: str) -> Manifest | None:
         """A ModelDeployment by name (any owner, or none), as indexed."""

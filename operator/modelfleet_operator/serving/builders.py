@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from modelfleet_api import constants as c
 from modelfleet_api import contract
 from modelfleet_api import instance_types as it
-from modelfleet_api.modeldeployment import AutoscalingSpec, ModelDeploymentSpec
+from modelfleet_api.modeldeployment import AutoscalingSpec, DeploymentModelSource, ModelDeploymentSpec
 from modelfleet_api.serving import EngineSpec, EngineType, ServingRuntimeConfig
 from modelfleet_api.storage import UriKind, kind_of
 from modelfleet_api.training import ModelSource
@@ -27,6 +28,7 @@ from modelfleet_operator.common.owner import labels as common_labels
 from modelfleet_operator.common.owner import metadata
 from modelfleet_operator.common.volumes import pvc_claims, pvc_volumes
 from modelfleet_operator.serving.names import ChildNames
+from modelfleet_operator.serving.policies.lineage import TrackModel, base_served_name, plain
 from modelfleet_operator.serving.policies.metrics import EngineMetric
 
 Manifest = dict[str, Any]
@@ -82,7 +84,12 @@ class Track:
 
     name: str
     model: ModelSource
+    """What the engine loads (for a trained adapter, its base model)."""
     engine: EngineSpec
+    """The engine, with a trained adapter among its LoRA adapters."""
+    served_name: str | None
+    """The name the engine serves ``model`` under when a trained adapter takes the served model name
+    (``<name>-base``); None: the served model name."""
     image: str
     replicas: int | None
     """Fixed replica count, or the count a new Deployment starts with under an autoscaler; None: left
@@ -90,34 +97,62 @@ class Track:
     autoscaled: bool
 
 
-def tracks(spec: ModelDeploymentSpec, default_image: str) -> list[Track]:
-    image = spec.image or default_image
+def stable_replicas(spec: ModelDeploymentSpec) -> int:
+    """Replicas of the stable track: fixed, or the count a new Deployment starts with under an autoscaler."""
     autoscaling = spec.autoscaling
-    stable_replicas = (
-        max(autoscaling.min_replicas, 1)
-        if autoscaling is not None
-        else (spec.replicas if spec.replicas is not None else 1)
-    )
-    result = [
-        Track(
-            name=c.TRACK_STABLE,
-            model=spec.model,
-            engine=spec.engine,
-            image=image,
-            replicas=stable_replicas,
-            autoscaled=autoscaling is not None,
-        )
-    ]
+    if autoscaling is not None:
+        return max(autoscaling.min_replicas, 1)
+    return spec.replicas if spec.replicas is not None else 1
+
+
+def track_sources(spec: ModelDeploymentSpec) -> dict[str, DeploymentModelSource]:
+    """The model each track names (the canary's own, else the stable one's)."""
+    sources = {c.TRACK_STABLE: spec.model}
     if spec.canary is not None:
-        canary = spec.canary
+        sources[c.TRACK_CANARY] = spec.canary.model or spec.model
+    return sources
+
+
+def track_engine(spec: ModelDeploymentSpec, track: str) -> EngineSpec:
+    if track == c.TRACK_CANARY and spec.canary is not None and spec.canary.engine is not None:
+        return spec.canary.engine
+    return spec.engine
+
+
+def plain_models(spec: ModelDeploymentSpec) -> dict[str, TrackModel]:
+    """The tracks whose model is named by URI, served as named."""
+    found = {track: plain(source) for track, source in track_sources(spec).items()}
+    return {track: model for track, model in found.items() if model is not None}
+
+
+def tracks(
+    spec: ModelDeploymentSpec, default_image: str, models: Mapping[str, TrackModel] | None = None
+) -> list[Track]:
+    """The tracks to run, each with its resolved model (``models``; default: the models named by URI).
+    A track without a resolved model is left out (its TrainingJob has not Succeeded)."""
+    models = plain_models(spec) if models is None else models
+    image = spec.image or default_image
+    result = []
+    for name in track_sources(spec):
+        model = models.get(name)
+        if model is None:
+            continue
+        engine = track_engine(spec, name)
+        if model.adapter is not None:
+            settings = engine.settings.model_copy(
+                update={"lora_adapters": [*engine.settings.lora_adapters, model.adapter]}
+            )
+            engine = engine.model_copy(update={"settings": settings})
+        canary = spec.canary if name == c.TRACK_CANARY else None
         result.append(
             Track(
-                name=c.TRACK_CANARY,
-                model=canary.model or spec.model,
-                engine=canary.engine or spec.engine,
-                image=canary.image or image,
-                replicas=canary.replicas,
-                autoscaled=False,
+                name=name,
+                model=model.model,
+                engine=engine,
+                served_name=base_served_name(model.adapter.name) if model.adapter is not None else None,
+                image=(canary.image if canary is not None else None) or image,
+                replicas=canary.replicas if canary is not None else stable_replicas(spec),
+                autoscaled=canary is None and spec.autoscaling is not None,
             )
         )
     return result
@@ -164,7 +199,7 @@ def runtime_config(owner: Owner, spec: ModelDeploymentSpec, track: Track) -> Ser
     """What the track's launcher reads; ports and cache dir are the contract's defaults."""
     return ServingRuntimeConfig(
         model=track.model,
-        served_model_name=served_model_name(owner, spec),
+        served_model_name=track.served_name or served_model_name(owner, spec),
         engine=track.engine,
         api_key_env=API_KEY_ENV if spec.api_key_secret is not None else None,
     )
@@ -407,11 +442,12 @@ def track_service(owner: Owner, track: Track) -> Manifest:
     }
 
 
-def route_weights(spec: ModelDeploymentSpec, *, canary_ready: bool) -> dict[str, int]:
-    """Percent of requests per track; a canary that is not ready gets none until it is."""
-    if spec.canary is None:
+def route_weights(canary_weight: int | None, *, canary_ready: bool) -> dict[str, int]:
+    """Percent of requests per track (``canary_weight`` None: no canary track runs); a canary that is
+    not ready gets none until it is."""
+    if canary_weight is None:
         return {c.TRACK_STABLE: 100}
-    weight = spec.canary.weight if canary_ready else 0
+    weight = canary_weight if canary_ready else 0
     return {c.TRACK_STABLE: 100 - weight, c.TRACK_CANARY: weight}
 
 

@@ -15,6 +15,7 @@ from modelfleet_api.serving import EngineType
 from modelfleet_operator.common.identity import NO_IDENTITY, RuntimeIdentity
 from modelfleet_operator.serving import builders
 from modelfleet_operator.serving.builders import Integrations, Manifest, Owner
+from modelfleet_operator.serving.policies.lineage import TrackModel
 from modelfleet_operator.serving.policies.metrics import engine_metric, unavailable_message
 from modelfleet_operator.serving.policies.phase import Verdict
 
@@ -38,7 +39,7 @@ def _routing(
         split = ", ".join(f"{track} {weight}%" for track, weight in weights.items())
         pending = (
             " The canary gets no traffic until its replicas are ready."
-            if spec.canary is not None and weights[c.TRACK_CANARY] != spec.canary.weight
+            if spec.canary is not None and weights.get(c.TRACK_CANARY, 0) != spec.canary.weight
             else ""
         )
         return Verdict(
@@ -49,10 +50,10 @@ def _routing(
                 f"The split needs a Gateway API mesh implementation (GAMMA) in the cluster."
             ),
         )
-    if spec.canary is None:
+    if spec.canary is None or c.TRACK_CANARY not in weights:
         message = f"Gateway API is not installed; Service {service} selects the replicas."
     else:
-        stable = builders.tracks(spec, "")[0].replicas or 0
+        stable = builders.stable_replicas(spec)
         canary = spec.canary.replicas
         share = round(100 * canary / (stable + canary))
         message = (
@@ -115,15 +116,21 @@ def desired(
     identity: RuntimeIdentity = NO_IDENTITY,
     autoscaled_replicas: int | None = None,
     new_deployment: bool = True,
+    models: Mapping[str, TrackModel] | None = None,
 ) -> Desired:
     """``new_deployment``: the stable Deployment does not exist yet; ``autoscaled_replicas``: the
     replicas it has while the operator still owns them (it applied them before an autoscaler took
     over). Under an autoscaler a new Deployment starts with the autoscaler's minimum (at least 1); an
-    existing one is applied without ``replicas``, which are the autoscaler's."""
-    tracks = builders.tracks(spec, image)
+    existing one is applied without ``replicas``, which are the autoscaler's. ``models``: each track's
+    resolved model (default: the models named by URI); the stable one must be there, a canary without
+    one is not run."""
+    tracks = builders.tracks(spec, image, models)
     if tracks[0].autoscaled and not new_deployment:
         tracks[0] = replace(tracks[0], replicas=autoscaled_replicas)
-    weights = builders.route_weights(spec, canary_ready=canary_ready)
+    canary_runs = spec.canary is not None and any(t.name == c.TRACK_CANARY for t in tracks)
+    weights = builders.route_weights(
+        spec.canary.weight if canary_runs and spec.canary is not None else None, canary_ready=canary_ready
+    )
     children = [builders.config_map(owner, spec, t) for t in tracks]
     children.append(builders.service(owner, spec.engine.type))
     if integrations.gateway_api:

@@ -36,6 +36,7 @@ from modelfleet_operator.serving import builders
 from modelfleet_operator.serving.builders import Integrations, Owner
 from modelfleet_operator.serving.desired import Desired, desired
 from modelfleet_operator.serving.policies.capacity import nodes_for_replicas, pods_scheduled
+from modelfleet_operator.serving.policies.lineage import TrackModel, ready_message, resolve
 from modelfleet_operator.serving.policies.phase import TrackState, Verdict, assess
 from modelfleet_operator.serving.policies.pods import find_problem, startup_breakdown
 
@@ -52,6 +53,8 @@ class Observed:
     """Server pods of every track."""
     integrations: Integrations = field(default_factory=lambda: Integrations(keda=False, gateway_api=False))
     runtime_account_exists: bool = True
+    training_jobs: Mapping[str, Manifest | None] = field(default_factory=dict)
+    """Each TrainingJob a track serves from (``model.fromTrainingJob``), as indexed (None: absent)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +78,63 @@ def track_state(name: str, deployment: Live | None) -> TrackState:
     )
 
 
-def _desired(owner: Owner, spec: ModelDeploymentSpec, observed: Observed, settings: Settings) -> Desired:
+def _resolve(
+    owner: Owner, spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observed: Observed
+) -> tuple[dict[str, TrackModel], dict[str, Verdict]]:
+    """Each track's model (``policies.lineage``), or why it waits."""
+    served_name = builders.served_model_name(owner, spec)
+    recorded = {
+        c.TRACK_STABLE: status.model,
+        c.TRACK_CANARY: status.canary.model if status.canary is not None else None,
+    }
+    models: dict[str, TrackModel] = {}
+    waiting: dict[str, Verdict] = {}
+    for track, source in builders.track_sources(spec).items():
+        job = observed.training_jobs.get(source.from_training_job.name) if source.from_training_job else None
+        found = resolve(
+            source, job, recorded[track], engine=builders.track_engine(spec, track), served_name=served_name
+        )
+        if isinstance(found, Verdict):
+            waiting[track] = found
+        else:
+            models[track] = found
+    return models, waiting
+
+
+def _model_ready(
+    draft: Draft[ModelDeploymentStatus],
+    spec: ModelDeploymentSpec,
+    models: dict[str, TrackModel],
+    waiting: dict[str, Verdict],
+    observed: Observed,
+) -> None:
+    """ModelReady, for a deployment that serves a TrainingJob's output (dropped otherwise)."""
+    sources = builders.track_sources(spec)
+    if not any(source.from_training_job for source in sources.values()):
+        draft.drop_condition(c.COND_MODEL_READY)
+        return
+    if waiting:
+        first = next(iter(waiting.values()))
+        message = " ".join(f"{track}: {verdict.message}" for track, verdict in waiting.items())
+        if c.TRACK_STABLE not in waiting:
+            message += " The stable track serves meanwhile."
+        draft.condition(c.COND_MODEL_READY, False, first.reason, message)
+        return
+    parts = []
+    for track, model in models.items():
+        source = sources[track]
+        job = observed.training_jobs.get(source.from_training_job.name) if source.from_training_job else None
+        parts.append(ready_message(track, model, job))
+    draft.condition(c.COND_MODEL_READY, True, c.REASON_MODEL_RESOLVED, " ".join(parts))
+
+
+def _desired(
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    observed: Observed,
+    settings: Settings,
+    models: dict[str, TrackModel],
+) -> Desired:
     canary = track_state(c.TRACK_CANARY, observed.deployments.get(c.TRACK_CANARY))
     stable = observed.deployments.get(c.TRACK_STABLE)
     new = stable is None or stable.deleting
@@ -92,6 +151,7 @@ def _desired(owner: Owner, spec: ModelDeploymentSpec, observed: Observed, settin
         identity=settings.identity,
         autoscaled_replicas=live_replicas if owns_replicas else None,
         new_deployment=new,
+        models=models,
     )
 
 
@@ -108,6 +168,7 @@ def _report(
     spec: ModelDeploymentSpec,
     wanted: Desired,
     observed: Observed,
+    models: dict[str, TrackModel],
 ) -> list[TrackState]:
     """Phase, conditions and replica counts from the Deployments and server pods."""
     status = draft.status
@@ -126,9 +187,14 @@ def _report(
     stable = states[0]
     if status.stable.desired_replicas != stable.desired and status.observed_generation is not None:
         status.last_scale_time = draft.now
+    status.model = models[c.TRACK_STABLE].served
     status.stable = TrackStatus(ready_replicas=stable.ready, desired_replicas=stable.desired)
     status.canary = (
-        TrackStatus(ready_replicas=states[1].ready, desired_replicas=states[1].desired)
+        TrackStatus(
+            ready_replicas=states[1].ready,
+            desired_replicas=states[1].desired,
+            model=models[c.TRACK_CANARY].served,
+        )
         if len(states) > 1
         else None
     )
@@ -178,11 +244,15 @@ def plan(
     settings: Settings,
 ) -> Plan[ModelDeploymentStatus]:
     draft = Draft(status, now, generation)
-    wanted = _desired(owner, spec, observed, settings)
+    models, waiting = _resolve(owner, spec, status, observed)
+    _model_ready(draft, spec, models, waiting, observed)
+    if c.TRACK_STABLE in waiting:
+        return _wait_for_model(draft, observed, generation)
+    wanted = _desired(owner, spec, observed, settings, models)
     held = not draft.service_account_ready(
         settings.identity, observed.runtime_account_exists, owner.namespace
     )
-    states = _report(draft, owner, spec, wanted, observed)
+    states = _report(draft, owner, spec, wanted, observed, models)
     status.observed_generation = generation
     if held:
         _report_held(draft, settings.identity, owner.namespace)
@@ -192,3 +262,22 @@ def plan(
         hold=held,
         capacity=_capacity(spec, states, observed.pods),
     )
+
+
+def _wait_for_model(
+    draft: Draft[ModelDeploymentStatus], observed: Observed, generation: int | None
+) -> Plan[ModelDeploymentStatus]:
+    """The stable track's TrainingJob has not Succeeded: nothing is deployed for this spec. Pending when
+    nothing runs; replicas of a previous spec keep serving (Degraded) until the model can be served."""
+    status = draft.status
+    status.observed_generation = generation
+    waiting = draft.find(c.COND_MODEL_READY)
+    assert waiting is not None
+    draft.condition(c.COND_PROGRESSING, False, waiting.reason, waiting.message)
+    running = any(not d.deleting for d in observed.deployments.values())
+    if not running:
+        status.phase = c.ModelDeploymentPhase.PENDING
+        draft.condition(c.COND_AVAILABLE, False, waiting.reason, waiting.message)
+    elif status.phase is not c.ModelDeploymentPhase.PENDING:
+        status.phase = c.ModelDeploymentPhase.DEGRADED
+    return Plan(status=status, hold=True, capacity=None if running else RELEASE)

@@ -15,7 +15,7 @@ from modelfleet_api.modeldeployment import ModelDeployment, ModelDeploymentStatu
 
 from modelfleet_operator.common.errors import InvalidSpec
 from modelfleet_operator.common.identity import RuntimeIdentity
-from modelfleet_operator.common.indexes import Indexes
+from modelfleet_operator.common.indexes import Indexes, training_jobs_named
 from modelfleet_operator.common.kinds import (
     CONFIG_MAP,
     DEPLOYMENT,
@@ -47,6 +47,9 @@ WARNING_REASONS = frozenset(
         c.REASON_INVALID_SPEC,
         c.REASON_AUTOSCALER_UNAVAILABLE,
         c.REASON_SERVICE_ACCOUNT_NOT_FOUND,
+        c.REASON_TRAINING_FAILED,
+        c.REASON_TRAINING_JOB_NOT_FOUND,
+        c.REASON_ADAPTER_NOT_SUPPORTED,
     }
 )
 
@@ -75,6 +78,7 @@ class ModelDeploymentController:
         """The ModelDeployment, if every track's runtime config can launch (else ``InvalidSpec``)."""
         model_deployment = ModelDeployment.model_validate(body)
         owner, spec = Owner.of(model_deployment), model_deployment.spec
+        # Tracks served from a TrainingJob are checked once resolved (ModelReady says what is wrong).
         for track in builders.tracks(spec, self._config.serving_image):
             prefix = "canary: " if track.name == c.TRACK_CANARY else ""
             problem = launch_problem(builders.runtime_config(owner, spec, track), prefix)
@@ -111,6 +115,10 @@ class ModelDeploymentController:
             ),
             runtime_account_exists=account is None
             or indexes.service_account_exists(owner.namespace, account),
+            training_jobs={
+                job: indexes.training_job(owner.namespace, job)
+                for job in training_jobs_named(resource.spec.to_wire())
+            },
         )
 
     def plan(

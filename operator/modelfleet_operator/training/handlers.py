@@ -1,12 +1,18 @@
 """kopf wiring of the TrainingJob controller (``common.handlers``): one daemon per TrainingJob, woken by
-events on it and on its children and worker pods."""
+events on it and on its children and worker pods; its own events also wake the ModelDeployments that
+serve its output."""
 
 from __future__ import annotations
 
 from modelfleet_api.trainingjob import TrainingJob, TrainingJobStatus
 
 from modelfleet_operator.capacity.manager import CapacityManager
-from modelfleet_operator.common.handlers import Operator, post_event, register_controller
+from modelfleet_operator.common.handlers import (
+    Operator,
+    deployments_serving,
+    post_event,
+    register_controller,
+)
 from modelfleet_operator.common.reconcile import Engine
 from modelfleet_operator.kube import Kube
 from modelfleet_operator.training.reconcile import TrainingJobController
@@ -17,4 +23,4 @@ def register(operator: Operator, kube: Kube, capacity: CapacityManager | None = 
     engine: Engine[TrainingJob, TrainingJobStatus] = Engine(
         TrainingJobController(operator.config), kube, post_event, capacity
     )
-    register_controller(operator, engine)
+    register_controller(operator, engine, also_wake=deployments_serving)

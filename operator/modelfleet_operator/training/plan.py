@@ -41,6 +41,7 @@ from modelfleet_operator.training.builders import Owner
 from modelfleet_operator.training.policies.failure import decide_restart
 from modelfleet_operator.training.policies.gang import gang_verdict
 from modelfleet_operator.training.policies.gpu_hours import GpuAccount, account
+from modelfleet_operator.training.policies.output import training_output
 from modelfleet_operator.training.policies.progress import steps_column
 from modelfleet_operator.training.policies.stall import stall_message
 from modelfleet_operator.training.policies.success import all_workers_succeeded, job_condition_true
@@ -328,6 +329,7 @@ class _Planner:
         )
         self.draft.condition(c.COND_RUNNING, False, c.REASON_TRAINING_SUCCEEDED, message)
         self.draft.condition(c.COND_COMPLETE, True, c.REASON_TRAINING_SUCCEEDED, message)
+        self.status.output = training_output(self.spec, self.observed.progress or self.status.progress)
         self._finish(Phase.SUCCEEDED)
         self.keep_job()
         self.apply = [m for m in self.apply if m["kind"] != "Job"]

@@ -21,10 +21,7 @@ class Objective(Protocol):
 
 
 def uses_adapters(config: TrainingRuntimeConfig) -> bool:
-    method = config.method
-    return method.type in {TrainingMethod.LORA, TrainingMethod.QLORA} or (
-        method.type == TrainingMethod.DPO and method.lora is not None
-    )
+    return config.method.trains_adapters
 
 
 def quantized(config: TrainingRuntimeConfig) -> bool:
