@@ -424,8 +424,8 @@ class PointStatus(PointMetrics):
 
 class BestPoint(ApiModel):
     slo: str
-    """`all` (every SLO) or the SLO this point is best for (`ttftP95Ms`, `tpotP95Ms`, `e2eP95Ms`);
-    `throughput` for the highest throughput regardless of SLOs."""
+    """`all`: the best point meeting every SLO; `throughput` for the highest throughput regardless of
+    SLOs."""
 
     point: int = Field(ge=0)
     """Index of the point."""
@@ -519,7 +519,7 @@ class BenchmarkSweepStatus(ApiModel):
     """Summary for humans: Pending, Deploying, Running, Succeeded or Failed."""
 
     conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_SCHEMA_EXTRA)
-    """Latest observations (TargetsReady, Complete, Failed, SinksWritten), one per type."""
+    """Latest observations (TargetsReady, Complete, Failed, SinksWritten, SlosMet), one per type."""
 
     observed_generation: int | None = Field(default=None, ge=0)
     """The `metadata.generation` this status was computed from."""
@@ -540,7 +540,8 @@ class BenchmarkSweepStatus(ApiModel):
     """Every point with its summary metrics."""
 
     best_per_slo: list[BestPoint] = Field(default_factory=list)
-    """Highest-throughput point meeting all SLOs (`all`) and each single SLO."""
+    """The highest-throughput point that meets every SLO (`all`); empty when no point does (condition
+    `SlosMet` then says so, with the closest figures measured). It never names a point failing an SLO."""
 
     best_throughput: BestPoint | None = None
     """Highest output-token throughput of any point, SLOs aside."""

@@ -348,3 +348,11 @@ REASON_ADAPTER_NOT_SUPPORTED: Final = "AdapterNotSupported"
 """ModelReady=False: the TrainingJob wrote a LoRA adapter the track's engine cannot serve (no LoRA
 support, or not with these settings); use an engine that serves adapters or set the job's
 ``output.mergeAdapter``."""
+
+COND_SLOS_MET: Final = "SlosMet"
+"""BenchmarkSweep with ``slos``: some measured point meets every SLO (``bestPerSlo`` names the best)."""
+REASON_POINTS_MEET_SLOS: Final = "PointsMeetSlos"
+"""SlosMet=True: the message says how many points meet every SLO and which is best."""
+REASON_NO_POINT_MEETS_SLOS: Final = "NoPointMeetsSlos"
+"""SlosMet=False: no measured point meets every SLO, so ``bestPerSlo`` is empty; the message gives the
+closest figure measured for each SLO."""

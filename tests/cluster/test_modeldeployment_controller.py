@@ -274,7 +274,12 @@ def test_sglang_canary_behind_an_http_route_then_promoted(
     ns, name = md_namespace, "qwen-chat"
     crds.kubectl("apply", "-n", ns, "-f", str(SGLANG_EXAMPLE))
     md = wait_md(custom, ns, name, phase_is("Ready"), "Ready with both tracks", timeout=90)
-    assert md["status"]["canary"] == {"readyReplicas": 1, "desiredReplicas": 1}
+    qwen = "Qwen/Qwen2.5-72B-Instruct"
+    assert md["status"]["canary"] == {
+        "readyReplicas": 1,
+        "desiredReplicas": 1,
+        "model": {"uri": qwen, "kind": "model", "source": qwen},
+    }
     assert md["status"]["ready"] == "3/3"
     assert condition(md, c.COND_CANARY_READY)["reason"] == c.REASON_CANARY_SERVING
     assert condition(md, c.COND_ROUTED)["reason"] == c.REASON_HTTP_ROUTE

@@ -28,7 +28,7 @@ from modelfleet_api.serving import EngineType
 from modelfleet_operator.benchmark import builders
 from modelfleet_operator.benchmark.builders import Endpoint, Owner
 from modelfleet_operator.benchmark.grid import Point, Target, point_status
-from modelfleet_operator.benchmark.policies.best import best_per_slo, best_throughput
+from modelfleet_operator.benchmark.policies.best import best_per_slo, best_throughput, slo_verdict
 from modelfleet_operator.benchmark.policies.readiness import readiness
 from modelfleet_operator.benchmark.policies.results import outcome
 from modelfleet_operator.benchmark.policies.schedule import ENDED, points_to_start
@@ -247,6 +247,11 @@ class _Planner:
         status.progress = f"{done}/{len(points)}"
         status.best_per_slo = best_per_slo(points, self.spec.slos)
         status.best_throughput = best_throughput(points)
+        verdict = slo_verdict(points, self.spec.slos)
+        if verdict is None:
+            self.draft.drop_condition(c.COND_SLOS_MET)
+        else:
+            self.draft.condition(c.COND_SLOS_MET, verdict.status, verdict.reason, verdict.message)
         if status.phase in FINISHED:
             return
         self._sinks()

@@ -1,17 +1,24 @@
-"""Choosing the best points: highest output-token throughput overall, under all SLOs, and under each.
+"""Choosing the best points: the highest output-token throughput overall, and among the points that meet
+every SLO (pure).
 
 Throughput is output tokens per second; a tie goes to the earlier point (lower load, usually the
-cheaper configuration). An SLO's check uses the point's p95 of that metric, the same rule the
-benchmark client applies for ``meetsSlos``.
+cheaper configuration). A point meets the SLOs when it was measured, the p95 of every SLO metric is
+within its threshold (the rule the benchmark client applies for ``meetsSlos``) and the client did not
+say otherwise on its unrounded figures. ``bestPerSlo`` names only such a point; when none is, the
+``SlosMet`` condition says so with the closest figures measured, so a reader never takes the best of
+failing points for a good one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from modelfleet_api import constants as c
 from modelfleet_api.benchmark import Slos
 from modelfleet_api.benchmarksweep import BestPoint, PointStatus
 from modelfleet_api.constants import PointPhase
+
+from modelfleet_operator.serving.policies.phase import Verdict
 
 ALL_SLOS = "all"
 THROUGHPUT = "throughput"
@@ -19,15 +26,15 @@ SLO_METRICS = ("ttft_p95_ms", "tpot_p95_ms", "e2e_p95_ms")
 """Fields of ``Slos`` and of ``PointMetrics`` with the same name and meaning."""
 
 
+def _measured(points: list[PointStatus]) -> list[PointStatus]:
+    return [p for p in points if p.phase is PointPhase.SUCCEEDED and p.output_tokens_per_second is not None]
+
+
 def _best(points: list[PointStatus], slo: str, keep: Callable[[PointStatus], bool]) -> BestPoint | None:
-    measured = [
-        p
-        for p in points
-        if p.phase is PointPhase.SUCCEEDED and p.output_tokens_per_second is not None and keep(p)
-    ]
-    if not measured:
+    kept = [p for p in _measured(points) if keep(p)]
+    if not kept:
         return None
-    best = max(measured, key=lambda p: (p.output_tokens_per_second or 0.0, -p.index))
+    best = max(kept, key=lambda p: (p.output_tokens_per_second or 0.0, -p.index))
     return BestPoint(
         slo=slo,
         point=best.index,
@@ -38,12 +45,27 @@ def _best(points: list[PointStatus], slo: str, keep: Callable[[PointStatus], boo
     )
 
 
-def _within(name: str, limit: float) -> Callable[[PointStatus], bool]:
-    def check(point: PointStatus) -> bool:
-        value: float | None = getattr(point, name)
-        return value is not None and value <= limit
+def limits(slos: Slos) -> dict[str, float]:
+    """The SLOs set: ``PointMetrics`` field -> threshold."""
+    return {name: getattr(slos, name) for name in SLO_METRICS if getattr(slos, name) is not None}
 
-    return check
+
+def wire_name(metric: str) -> str:
+    return Slos.model_fields[metric].alias or metric
+
+
+def within(point: PointStatus, metric: str, limit: float) -> bool:
+    value: float | None = getattr(point, metric)
+    return value is not None and value <= limit
+
+
+def meets_slos(point: PointStatus, slos: Slos) -> bool:
+    """Measured, every SLO metric within its threshold, and not refused by the client's own check."""
+    return (
+        point.phase is PointPhase.SUCCEEDED
+        and point.meets_slos is not False
+        and all(within(point, metric, limit) for metric, limit in limits(slos).items())
+    )
 
 
 def best_throughput(points: list[PointStatus]) -> BestPoint | None:
@@ -51,10 +73,44 @@ def best_throughput(points: list[PointStatus]) -> BestPoint | None:
 
 
 def best_per_slo(points: list[PointStatus], slos: Slos) -> list[BestPoint]:
-    """``all`` (every SLO met), then one entry per SLO that is set, for those some point meets."""
-    limits = {name: getattr(slos, name) for name in SLO_METRICS if getattr(slos, name) is not None}
-    if not limits:
+    """``all``: the highest-throughput point meeting every SLO; empty without SLOs or when none does."""
+    if not limits(slos):
         return []
-    found = [_best(points, ALL_SLOS, lambda p: all(_within(n, v)(p) for n, v in limits.items()))]
-    found += [_best(points, Slos.model_fields[n].alias or n, _within(n, v)) for n, v in limits.items()]
-    return [b for b in found if b is not None]
+    found = _best(points, ALL_SLOS, lambda p: meets_slos(p, slos))
+    return [found] if found is not None else []
+
+
+def slo_verdict(points: list[PointStatus], slos: Slos) -> Verdict | None:
+    """The ``SlosMet`` condition once a point was measured (None without SLOs or measured points)."""
+    set_limits, measured = limits(slos), _measured(points)
+    if not set_limits or not measured:
+        return None
+    best = best_per_slo(points, slos)
+    if best:
+        meeting = sum(meets_slos(p, slos) for p in measured)
+        top = best[0]
+        return Verdict(
+            status=True,
+            reason=c.REASON_POINTS_MEET_SLOS,
+            message=f"{meeting} of {len(measured)} measured points meet every SLO; the best is point "
+            f"{top.point} ({top.target} {top.load}) at {top.output_tokens_per_second:g} output tokens/s.",
+        )
+    closest = []
+    for metric, limit in set_limits.items():
+        values = [p for p in measured if getattr(p, metric) is not None]
+        if not values:
+            closest.append(f"{wire_name(metric)} <= {limit:g}: not measured")
+            continue
+        low = min(values, key=lambda p: (getattr(p, metric), p.index))
+        met = sum(within(p, metric, limit) for p in values)
+        closest.append(
+            f"{wire_name(metric)} <= {limit:g}: lowest p95 {getattr(low, metric):g} ms at point {low.index} "
+            f"({low.load}), met by {met}"
+        )
+    return Verdict(
+        status=False,
+        reason=c.REASON_NO_POINT_MEETS_SLOS,
+        message=f"None of the {len(measured)} measured points meets every SLO, so bestPerSlo names none ("
+        + "; ".join(closest)
+        + ").",
+    )
