@@ -8,8 +8,7 @@ from modelfleet_api import constants as c
 from modelfleet_api.benchmark import Slos
 from modelfleet_api.benchmarksweep import PointStatus
 from modelfleet_api.constants import PointPhase
-from modelfleet_operator.benchmark.policies.best import best_per_slo, slo_verdict
-from modelfleet_operator.serving.policies.phase import Verdict
+from modelfleet_operator.benchmark.policies.best import Verdict, best_per_slo, slo_verdict
 
 pytestmark = pytest.mark.unit
 
@@ -50,7 +49,8 @@ def test_the_clients_own_verdict_on_unrounded_figures_is_kept() -> None:
     verdict = slo_verdict(points, SLOS)
     assert verdict is not None and verdict.status and verdict.reason == c.REASON_POINTS_MEET_SLOS
     assert verdict.message == (
-        "1 of 2 measured points meet every SLO; the best is point 1 (tiny concurrency=2) at 20 output tokens/s."
+        "1 of 2 measured points meet every SLO; the best is point 1 (tiny concurrency=2) at 20 output "
+        "tokens/s."
     )
 
 

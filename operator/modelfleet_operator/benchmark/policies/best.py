@@ -12,18 +12,26 @@ failing points for a good one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from modelfleet_api import constants as c
 from modelfleet_api.benchmark import Slos
 from modelfleet_api.benchmarksweep import BestPoint, PointStatus
 from modelfleet_api.constants import PointPhase
 
-from modelfleet_operator.serving.policies.phase import Verdict
-
 ALL_SLOS = "all"
 THROUGHPUT = "throughput"
 SLO_METRICS = ("ttft_p95_ms", "tpot_p95_ms", "e2e_p95_ms")
 """Fields of ``Slos`` and of ``PointMetrics`` with the same name and meaning."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    """The SlosMet condition to set."""
+
+    status: bool
+    reason: str
+    message: str
 
 
 def _measured(points: list[PointStatus]) -> list[PointStatus]:
