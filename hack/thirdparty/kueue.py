@@ -36,7 +36,7 @@ import yaml
 from hack.controlplane.certs import issue_serving_cert
 from hack.controlplane.cluster import ControlPlane
 from hack.controlplane.processes import Process, StepFailed, wait_until
-from hack.thirdparty.upstream import KUEUE
+from hack.thirdparty.upstream import KUEUE, apply, crd_names, kubectl, stream
 
 GROUP = "kueue.x-k8s.io"
 NAMESPACE = "kueue-system"
@@ -142,9 +142,9 @@ class Kueue:
         leaves them so until the plane runs again) is waited for first: applying to it would be lost.
         """
         objects = self.manifests()
-        crds = [f"crd/{o['metadata']['name']}" for o in objects if o["kind"] == "CustomResourceDefinition"]
+        crds = crd_names(objects)
         self._kubectl("wait", "--for=delete", "--timeout=120s", f"namespace/{NAMESPACE}", *crds)
-        self._kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=_stream(objects))
+        apply(self.plane, objects)
         self._kubectl("wait", "--for=condition=Established", "--timeout=60s", *crds)
 
     def start(self) -> None:
@@ -192,7 +192,7 @@ class Kueue:
             )
         self.stop()
         rest = [o for o in objects if o["kind"] not in ("CustomResourceDefinition", "Namespace")]
-        self._kubectl("delete", "--ignore-not-found", "-f", "-", input=_stream(rest))
+        self._kubectl("delete", "--ignore-not-found", "-f", "-", input=stream(rest))
         self._kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s")
 
     # ---- helpers -------------------------------------------------------------------------------------
@@ -239,14 +239,7 @@ class Kueue:
     def _kubectl(
         self, *args: str, input: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        result = self.plane.kubectl(*args, input=input, check=False)
-        if check and result.returncode != 0:
-            raise RuntimeError(f"kubectl {' '.join(args[:3])} failed: {result.stderr.strip()}")
-        return result
-
-
-def _stream(objects: list[dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(objects, sort_keys=False)
+        return kubectl(self.plane, *args, input=input, check=check)
 
 
 def _http_ok(url: str) -> bool:

@@ -16,9 +16,12 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from hack.controlplane.cluster import ControlPlane
 
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("MODELFLEET_CACHE", Path.home() / ".cache" / "modelfleet"))
@@ -109,3 +112,54 @@ def _rendered(kustomization: Path, kubectl: Path) -> list[dict[str, Any]]:
     if result.returncode != 0:
         raise RuntimeError(f"kubectl kustomize {kustomization} failed: {result.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def stream(objects: list[dict[str, Any]]) -> str:
+    """Objects as one YAML stream (what ``kubectl apply -f -`` reads)."""
+    return yaml.safe_dump_all(objects, sort_keys=False)
+
+
+KUBECTL_TIMEOUT = 400.0
+
+
+def kubectl(
+    plane: ControlPlane, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``kubectl`` against the plane; with ``check``, a failure raises with kubectl's own words. The
+    waits here pass kubectl a ``--timeout`` of their own, so its process is given longer than that."""
+    result = subprocess.run(
+        [str(plane.kubectl_bin), f"--kubeconfig={plane.kubeconfig}", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=KUBECTL_TIMEOUT,
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args[:3])} failed: {result.stderr.strip()}")
+    return result
+
+
+def apply(plane: ControlPlane, objects: list[dict[str, Any]]) -> None:
+    kubectl(plane, "apply", "--server-side", "--force-conflicts", "-f", "-", input=stream(objects))
+
+
+def crd_names(objects: list[dict[str, Any]]) -> list[str]:
+    """``crd/<name>`` of every CustomResourceDefinition among ``objects`` (kubectl's argument form)."""
+    return [f"crd/{o['metadata']['name']}" for o in objects if o["kind"] == "CustomResourceDefinition"]
+
+
+ROLLOUT_TIMEOUT = 300.0
+"""A Deployment's pods on the real node start in seconds; this bounds a start on a machine busy with
+other builds."""
+
+
+def rollout(plane: ControlPlane, namespace: str, deployment: str, timeout: float = ROLLOUT_TIMEOUT) -> None:
+    """Waits until the Deployment's rollout is complete."""
+    status = kubectl(
+        plane, "rollout", "status", f"deployment/{deployment}", "-n", namespace, f"--timeout={timeout:.0f}s",
+        check=False,
+    )  # fmt: skip
+    if status.returncode != 0:
+        pods = kubectl(plane, "get", "pods", "-n", namespace, "-o", "wide", check=False).stdout
+        raise RuntimeError(f"deployment {namespace}/{deployment} did not roll out: {status.stderr}\n{pods}")
