@@ -113,7 +113,13 @@ def server_count(requests: list[dict[str, Any]], job: Job) -> dict[str, Any]:
         and abs(rate - job.rate) <= RATE_TOLERANCE * job.rate
         and late <= RATE_TOLERANCE * job.requests
     )
-    return {"arrived": count, "completed": completed, "rate": rate, "late": late, "sustained": sustained}
+    return {
+        "arrived": count,
+        "completed": completed,
+        "rate": float(rate),
+        "late": late,
+        "sustained": bool(sustained),
+    }
 
 
 class Comparison:
