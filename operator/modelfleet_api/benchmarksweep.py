@@ -38,6 +38,7 @@ from modelfleet_api.common import (
 )
 from modelfleet_api.constants import BenchmarkSweepPhase, PointPhase
 from modelfleet_api.modeldeployment import CPU_ENGINES, CPU_ENGINES_CEL, ModelDeploymentSpec
+from modelfleet_api.pods import BenchmarkPodTemplate
 from modelfleet_api.resource import (
     AGE_COLUMN,
     DNS_LABEL_MAX,
@@ -262,6 +263,11 @@ class BenchmarkSweepSpec(ApiModel):
 
     sinks: SweepSinks = Field(default_factory=SweepSinks)
     """Result exports."""
+
+    pod_template: BenchmarkPodTemplate | None = None
+    """Additions to every point's benchmark pod: labels, annotations, tolerations, node affinity, image
+    pull secrets, volumes and their mounts, sidecars. The operator's own parts of the pods stay as they
+    are. Deployments expanded from `targets[].template` take the template's own `podTemplate`."""
 
     service_account_name: ServiceAccountName | None = None
     """ServiceAccount the benchmark Jobs' pods run as, e.g. a workload-identity one federated with the

@@ -144,11 +144,78 @@ class Condition(ApiModel):
 CONDITIONS_SCHEMA_EXTRA: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
 
 
+KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+"""A key of a Secret or ConfigMap."""
+
+
+class KeyRef(ApiModel):
+    """One key of a Secret or ConfigMap in the resource's namespace."""
+
+    name: ObjectName
+    """Secret or ConfigMap in the resource's namespace."""
+
+    key: str = Field(min_length=1, max_length=253, pattern=KEY_PATTERN)
+    """Key in it."""
+
+    optional: bool = False
+    """Start the pod even when the object or the key is missing (the variable is then unset); by
+    default the pod waits, and the kubelet reports `CreateContainerConfigError` naming what is missing."""
+
+    def to_k8s(self) -> dict[str, Any]:
+        return {"name": self.name, "key": self.key, **({"optional": True} if self.optional else {})}
+
+
+class EnvVarSource(ApiModel):
+    """Where an environment variable's value comes from (read by the kubelet when the pod starts)."""
+
+    secret_key_ref: KeyRef | None = None
+    """A key of a Secret: the value never appears in the resource."""
+
+    config_map_key_ref: KeyRef | None = None
+    """A key of a ConfigMap."""
+
+    cel_rules = (
+        CelRule(
+            rule="has(self.secretKeyRef) != has(self.configMapKeyRef)",
+            message="valueFrom takes exactly one of secretKeyRef and configMapKeyRef",
+            reason="FieldValueRequired",
+        ),
+    )
+
+
 class EnvVar(ApiModel):
+    """An environment variable: a literal value, or one the kubelet reads from a Secret or ConfigMap."""
+
     name: str = Field(min_length=1, max_length=256, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
     """Environment variable name."""
-    value: str = Field(default="", max_length=32768)
-    """Value (literal; reference secrets through the engine's or runtime's own settings)."""
+    value: str | None = Field(default=None, max_length=32768)
+    """Literal value; for a secret, use `valueFrom.secretKeyRef` instead."""
+    value_from: EnvVarSource | None = None
+    """Read the value from a key of a Secret (`secretKeyRef`) or ConfigMap (`configMapKeyRef`)."""
+
+    cel_rules = (
+        CelRule(
+            rule="!(has(self.value) && has(self.valueFrom))",
+            message="set value or valueFrom, not both",
+            field_path=".valueFrom",
+            reason="FieldValueForbidden",
+        ),
+    )
+
+    def to_k8s(self) -> dict[str, Any]:
+        """The container's ``env`` entry."""
+        source = self.value_from
+        if source is None:
+            return {"name": self.name, "value": self.value or ""}
+        if source.secret_key_ref is not None:
+            return {"name": self.name, "valueFrom": {"secretKeyRef": source.secret_key_ref.to_k8s()}}
+        assert source.config_map_key_ref is not None  # the CRD requires exactly one
+        return {"name": self.name, "valueFrom": {"configMapKeyRef": source.config_map_key_ref.to_k8s()}}
+
+
+def env_list(env: list[EnvVar]) -> list[dict[str, Any]]:
+    """A spec's ``env`` as container ``env`` entries."""
+    return [variable.to_k8s() for variable in env]
 
 
 class SecretKeyRef(ApiModel):
@@ -163,6 +230,24 @@ class SecretKeyRef(ApiModel):
     def env_var(self, name: str) -> dict[str, Any]:
         """A container environment variable `name` whose value the kubelet reads from this key."""
         return {"name": name, "valueFrom": {"secretKeyRef": {"name": self.name, "key": self.key}}}
+
+
+HUB_TOKEN_ENV = "HF_TOKEN"
+"""The variable huggingface_hub and the engines read a Hugging Face access token from."""
+
+
+class HubTokenSecret(ApiModel):
+    """A Hugging Face access token in a Secret of the resource's namespace."""
+
+    name: ObjectName
+    """Secret in the resource's namespace."""
+
+    key: str = Field(default="token", min_length=1, max_length=253, pattern=KEY_PATTERN)
+    """Key in the Secret holding the token."""
+
+    def env_var(self) -> dict[str, Any]:
+        """``HF_TOKEN``, read by the kubelet from the Secret."""
+        return {"name": HUB_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": self.name, "key": self.key}}}
 
 
 SET: JsonDict = {"x-kubernetes-list-type": "set"}
@@ -183,6 +268,18 @@ def env_rules(path: str = ".env") -> tuple[CelRule, ...]:
             field_path=path,
             reason="FieldValueForbidden",
         ),
+    )
+
+
+def hub_token_env_rule(model: str, guard: str = "") -> CelRule:
+    """A rule that ``env`` does not set ``HF_TOKEN`` when the model at wire path ``model`` (under the
+    spec) names a ``tokenSecret``, which sets it; ``guard`` is CEL that holds when that model is unset."""
+    return CelRule(
+        rule=f"{guard}!has(self.{model}.tokenSecret) || !has(self.env) || "
+        f"!self.env.exists(e, e.name == '{HUB_TOKEN_ENV}')",
+        message=f"env {HUB_TOKEN_ENV} is set from {model}.tokenSecret: drop one of them",
+        field_path=".env",
+        reason="FieldValueForbidden",
     )
 
 

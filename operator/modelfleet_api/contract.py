@@ -64,6 +64,8 @@ MODEL_CACHE_DIR = "/models"
 """Where the model is downloaded to (emptyDir or PVC) and read from by the engine."""
 ENV_BENCH_CONFIG = "MODELFLEET_BENCH_CONFIG"
 """Path of a benchmark Job's ``benchmark.BenchmarkRuntimeConfig`` file."""
+BENCH_RESULTS_DIR = "/results"
+"""The emptyDir a benchmark pod writes its result files to."""
 TRITON_GRPC_PORT = 8001
 """Port of Triton's KServe v2 gRPC API (its HTTP API is on SERVE_PORT)."""
 TRITON_METRICS_PORT = 8002

@@ -24,12 +24,14 @@ from modelfleet_api.common import (
     ServiceAccountName,
     env_rules,
     gpu_count_rules,
+    hub_token_env_rule,
     refused_on_cpu,
 )
 from modelfleet_api.constants import ModelDeploymentPhase
 from modelfleet_api.engines.metrics import ENGINE_METRICS, offered
 from modelfleet_api.engines.metrics import AutoscalingMetric as AutoscalingMetric
 from modelfleet_api.lineage import ServedModel, TrainingJobRef
+from modelfleet_api.pods import ServingPodTemplate
 from modelfleet_api.resource import (
     AGE_COLUMN,
     DNS_LABEL_MAX,
@@ -41,7 +43,7 @@ from modelfleet_api.resource import (
 )
 from modelfleet_api.serving import GPU_ONLY_ENGINES, EngineSpec, EngineType, deployment_support_rules
 from modelfleet_api.storage import ModelUri
-from modelfleet_api.training import ModelSource
+from modelfleet_api.training import ModelSource, hub_id_cel
 
 MAX_REPLICAS = 100
 MAX_NAME_LENGTH = DNS_LABEL_MAX - len("-canary")
@@ -140,6 +142,12 @@ class DeploymentModelSource(ModelSource):
             message="set exactly one of uri and fromTrainingJob",
             field_path=".uri",
             reason="FieldValueRequired",
+        ),
+        CelRule(
+            rule=f"!has(self.tokenSecret) || has(self.fromTrainingJob) || {hub_id_cel('self.uri')}",
+            message="tokenSecret is a Hugging Face hub token: uri must be a hub id (ORG/NAME)",
+            field_path=".tokenSecret",
+            reason="FieldValueForbidden",
         ),
         CelRule(
             rule="!has(self.fromTrainingJob) || !has(self.revision)",
@@ -246,8 +254,14 @@ class ModelDeploymentSpec(ApiModel):
     """Serving image; unset: the operator's default image for the engine."""
 
     env: list[EnvVar] = Field(default_factory=list, max_length=MAX_ENV, json_schema_extra=ENV_SCHEMA_EXTRA)
-    """Extra environment variables for the engine container. Names starting with `PET_` or
-    `MODELFLEET_` are reserved for the operator."""
+    """Extra environment variables for the engine container (and the model download), each a literal
+    `value` or `valueFrom` a Secret's or ConfigMap's key. Names starting with `PET_` or `MODELFLEET_`
+    are reserved for the operator."""
+
+    pod_template: ServingPodTemplate | None = None
+    """Additions to the serving pods of both tracks: labels, annotations, tolerations, node affinity,
+    image pull secrets, volumes and their mounts, sidecars. The operator's own parts of the pods stay
+    as they are."""
 
     service_account_name: ServiceAccountName | None = None
     """ServiceAccount the serving pods (stable and canary) run as, e.g. a workload-identity one
@@ -309,6 +323,8 @@ class ModelDeploymentSpec(ApiModel):
         *deployment_support_rules("engine"),
         *deployment_support_rules("canary.engine", guard="has(self.canary) && has(self.canary.engine)"),
         *env_rules(),
+        hub_token_env_rule("model"),
+        hub_token_env_rule("canary.model", guard="!has(self.canary) || !has(self.canary.model) || "),
     )
 
 

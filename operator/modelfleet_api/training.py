@@ -7,12 +7,12 @@ runtime config (``runtime_config.TrainingRuntimeConfig``) that every worker pod 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
 from modelfleet_api.base import ApiModel, CelRule
-from modelfleet_api.common import HttpUrl, MlflowUri, SecretKeyRef
+from modelfleet_api.common import HttpUrl, HubTokenSecret, MlflowUri, SecretKeyRef
 from modelfleet_api.storage import PATTERNS, FileUri, ModelUri, UriKind
 
 MAX_STEPS = 10_000_000
@@ -71,6 +71,11 @@ class CpuOffload(StrEnum):
     OPTIMIZER_AND_PARAMS = "optimizer_and_params"
 
 
+def hub_id_cel(path: str) -> str:
+    """CEL that holds when the URI at ``path`` (``self.uri``) is a Hugging Face hub id."""
+    return f'{path}.matches(r"{PATTERNS[UriKind.HUB]}")'
+
+
 class ModelSource(ApiModel):
     uri: ModelUri
     """Where the base model comes from: a Hugging Face id (`meta-llama/Llama-3.1-8B`), an Azure Blob
@@ -85,6 +90,20 @@ class ModelSource(ApiModel):
 
     trust_remote_code: bool = False
     """Allow model code shipped with the checkpoint to run. Leave off unless you trust the source."""
+
+    token_secret: HubTokenSecret | None = None
+    """Secret key holding a Hugging Face access token, for a gated or private hub model: the pods get
+    it as `HF_TOKEN` (the token never appears in the resource). For other hub downloads (adapters, a
+    data set) with a model stored elsewhere, set `HF_TOKEN` in `env` from a Secret instead."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule=f"!has(self.tokenSecret) || {hub_id_cel('self.uri')}",
+            message="tokenSecret is a Hugging Face hub token: uri must be a hub id (ORG/NAME)",
+            field_path=".tokenSecret",
+            reason="FieldValueForbidden",
+        ),
+    )
 
 
 class TrainingModelSource(ModelSource):
@@ -104,6 +123,14 @@ class TrainingModelSource(ModelSource):
     a TrainingJob that trained one; unset: `uri`."""
 
     cel_rules = (
+        CelRule(
+            rule=f"!has(self.tokenSecret) || {hub_id_cel('self.uri')} || "
+            f"(has(self.tokenizerUri) && {hub_id_cel('self.tokenizerUri')})",
+            message="tokenSecret is a Hugging Face hub token: uri or tokenizerUri must be a hub id "
+            "(ORG/NAME)",
+            field_path=".tokenSecret",
+            reason="FieldValueForbidden",
+        ),
         CelRule(
             rule="self.fromScratch || !has(self.configOverrides)",
             message="configOverrides applies only with fromScratch: true (a checkpoint fixes its shape)",
@@ -144,7 +171,7 @@ class DatasetFields(ApiModel):
 
 DATASET_SUFFIXES = {".jsonl": "jsonl", ".parquet": "parquet", ".arrow": "arrow"}
 """File extensions that say the format (the runtime reads a file by `format`, not by its name)."""
-_HUB_ID = f'self.uri.matches(r"{PATTERNS[UriKind.HUB]}")'
+_HUB_ID = hub_id_cel("self.uri")
 _LOCAL = f'self.uri.matches(r"{PATTERNS[UriKind.LOCAL]}")'
 
 

@@ -24,11 +24,13 @@ from modelfleet_api.common import (
     ServiceAccountName,
     env_rules,
     gpu_count_rules,
+    hub_token_env_rule,
     no_local_mlflow_store,
     refused_on_cpu,
 )
 from modelfleet_api.constants import TrainingJobPhase
 from modelfleet_api.lineage import TrainingOutput
+from modelfleet_api.pods import TrainingPodTemplate
 from modelfleet_api.resource import (
     AGE_COLUMN,
     DNS_LABEL_MAX,
@@ -128,8 +130,14 @@ class TrainingJobSpec(ApiModel):
     """Training runtime image; unset: the operator's default (its `--training-image`)."""
 
     env: list[EnvVar] = Field(default_factory=list, max_length=MAX_ENV, json_schema_extra=ENV_SCHEMA_EXTRA)
-    """Extra environment variables for every worker (e.g. `NCCL_DEBUG`). Names starting with
-    `PET_` or `MODELFLEET_` are reserved for the operator."""
+    """Extra environment variables for every worker (e.g. `NCCL_DEBUG`), each a literal `value` or
+    `valueFrom` a Secret's or ConfigMap's key. Names starting with `PET_` or `MODELFLEET_` are reserved
+    for the operator."""
+
+    pod_template: TrainingPodTemplate | None = None
+    """Additions to every worker pod: labels, annotations, tolerations, node affinity, image pull
+    secrets, volumes and their mounts, sidecars. The operator's own parts of the pods stay as they are;
+    a change applies from the next gang restart."""
 
     suspend: bool = False
     """Delete the workers and keep the job (and its checkpoints); clear it to resume from the latest
@@ -259,6 +267,7 @@ class TrainingJobSpec(ApiModel):
             "4-bit loading (bitsandbytes; method qlora) needs a GPU: use lora",
         ),
         *env_rules(),
+        hub_token_env_rule("model"),
     )
 
 

@@ -1416,3 +1416,510 @@ VALID: list[tuple[str, dict[str, Any]]] = [
         ),
     ),
 ]
+
+# ---- secrets and pod overrides: env from Secrets and ConfigMaps, hub tokens, spec.podTemplate -------
+TOKEN = {"name": "hf-token"}
+SIDECAR = {"name": "proxy", "image": "envoyproxy/envoy:v1.31.0"}
+PLACEMENT_LABELS = "place the pods already: set the field named instead"
+
+
+def pod_template(**spec: Any) -> dict[str, Any]:
+    return {"spec": spec}
+
+
+def requirement(key: str, operator: str, *values: str) -> dict[str, Any]:
+    term = {"matchExpressions": [{"key": key, "operator": operator, "values": list(values)}]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+
+
+MD_POD = "spec.podTemplate.spec"
+MODEL_DEPLOYMENT_MISTAKES += [
+    (
+        "env-with-value-and-value-from",
+        edit(
+            MD,
+            spec__env=[
+                {"name": "HF_TOKEN", "value": "hf_x", "valueFrom": {"secretKeyRef": TOKEN | {"key": "t"}}}
+            ],
+        ),
+        ("spec.env[0].valueFrom: Forbidden", "set value or valueFrom, not both"),
+    ),
+    (
+        "env-value-from-secret-and-config-map",
+        edit(
+            MD,
+            spec__env=[
+                {
+                    "name": "LOG_LEVEL",
+                    "valueFrom": {
+                        "secretKeyRef": {"name": "s", "key": "k"},
+                        "configMapKeyRef": {"name": "c", "key": "k"},
+                    },
+                }
+            ],
+        ),
+        ("spec.env[0].valueFrom", "valueFrom takes exactly one of secretKeyRef and configMapKeyRef"),
+    ),
+    (
+        "env-value-from-secret-without-key",
+        edit(MD, spec__env=[{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token"}}}]),
+        "spec.env[0].valueFrom.secretKeyRef.key: Required value",
+    ),
+    (
+        "token-secret-with-a-blob-model",
+        edit(MD, spec__model={"uri": "az://models/llama", "tokenSecret": TOKEN}),
+        (
+            "spec.model.tokenSecret: Forbidden",
+            "tokenSecret is a Hugging Face hub token: uri must be a hub id",
+        ),
+    ),
+    (
+        "token-secret-and-hf-token-env",
+        edit(
+            MD,
+            spec__model={"uri": "meta-llama/Llama-3.1-8B-Instruct", "tokenSecret": TOKEN},
+            spec__env=[{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": TOKEN | {"key": "token"}}}],
+        ),
+        ("spec.env: Forbidden", "env HF_TOKEN is set from model.tokenSecret: drop one of them"),
+    ),
+    (
+        "canary-token-secret-and-hf-token-env",
+        edit(
+            MD,
+            spec__canary={"model": {"uri": "meta-llama/Llama-3.1-8B-Instruct", "tokenSecret": TOKEN}},
+            spec__env=[{"name": "HF_TOKEN", "value": "hf_x"}],
+        ),
+        ("spec.env: Forbidden", "env HF_TOKEN is set from canary.model.tokenSecret"),
+    ),
+    (
+        "pod-label-taking-the-selector",
+        edit(MD, spec__podTemplate={"metadata": {"labels": {"app.kubernetes.io/component": "gpu"}}}),
+        (
+            "spec.podTemplate.metadata.labels: Forbidden",
+            "keys starting with app.kubernetes.io/ or modelfleet.io/",
+        ),
+    ),
+    (
+        "pod-label-key-with-spaces",
+        edit(MD, spec__podTemplate={"metadata": {"labels": {"cost center": "ml"}}}),
+        ("spec.podTemplate.metadata.labels: Invalid value", "labels: every key must be a qualified name"),
+    ),
+    (
+        "pod-label-value-too-long",
+        edit(MD, spec__podTemplate={"metadata": {"labels": {"team": "x" * 64}}}),
+        "spec.podTemplate.metadata.labels.team: Too long",
+    ),
+    (
+        "pod-annotation-taking-the-config-hash",
+        edit(MD, spec__podTemplate={"metadata": {"annotations": {"modelfleet.io/config-hash": "0"}}}),
+        (
+            "spec.podTemplate.metadata.annotations: Forbidden",
+            "annotations: keys starting with modelfleet.io/",
+        ),
+    ),
+    (
+        "pod-annotation-key-with-two-slashes",
+        edit(MD, spec__podTemplate={"metadata": {"annotations": {"a/b/c": "x"}}}),
+        "annotations: every key must be a qualified name",
+    ),
+    (
+        "toleration-exists-with-a-value",
+        edit(
+            MD,
+            spec__podTemplate=pod_template(
+                tolerations=[{"key": "dedicated", "operator": "Exists", "value": "ml"}]
+            ),
+        ),
+        (f"{MD_POD}.tolerations[0].value: Forbidden", "value must be unset with operator Exists"),
+    ),
+    (
+        "toleration-without-key-with-equal",
+        edit(MD, spec__podTemplate=pod_template(tolerations=[{"value": "ml", "effect": "NoSchedule"}])),
+        (f"{MD_POD}.tolerations[0].operator", "a toleration without key tolerates every taint"),
+    ),
+    (
+        "toleration-seconds-on-no-schedule",
+        edit(
+            MD,
+            spec__podTemplate=pod_template(
+                tolerations=[
+                    {"key": "dedicated", "value": "ml", "effect": "NoSchedule", "tolerationSeconds": 60}
+                ]
+            ),
+        ),
+        (
+            f"{MD_POD}.tolerations[0].tolerationSeconds: Forbidden",
+            "tolerationSeconds applies to effect NoExecute",
+        ),
+    ),
+    (
+        "toleration-key-with-a-space",
+        edit(MD, spec__podTemplate=pod_template(tolerations=[{"key": "gpu type", "operator": "Exists"}])),
+        (f"{MD_POD}.tolerations[0].key", "must be a qualified name"),
+    ),
+    (
+        "node-affinity-on-the-instance-type",
+        edit(
+            MD,
+            spec__podTemplate=pod_template(
+                affinity=requirement("node.kubernetes.io/instance-type", "In", "Standard_ND96isr_H100_v5")
+            ),
+        ),
+        ("matchExpressions[0].key: Forbidden", PLACEMENT_LABELS),
+    ),
+    (
+        "node-affinity-in-without-values",
+        edit(MD, spec__podTemplate=pod_template(affinity=requirement("topology.kubernetes.io/zone", "In"))),
+        ("matchExpressions[0].values: Required value", "values needs at least one value with operator In"),
+    ),
+    (
+        "node-affinity-exists-with-values",
+        edit(
+            MD, spec__podTemplate=pod_template(affinity=requirement("example.com/fast-disk", "Exists", "yes"))
+        ),
+        ("matchExpressions[0].values: Forbidden", "values must be empty with operator Exists"),
+    ),
+    (
+        "node-affinity-gt-a-word",
+        edit(
+            MD, spec__podTemplate=pod_template(affinity=requirement("example.com/generation", "Gt", "four"))
+        ),
+        ("matchExpressions[0].values: Invalid value", "values must be one integer with operator Gt or Lt"),
+    ),
+    (
+        "pod-affinity-between-pods",
+        edit(MD, spec__podTemplate=pod_template(affinity={"podAntiAffinity": {}})),
+        'unknown field "spec.podTemplate.spec.affinity.podAntiAffinity"',
+    ),
+    (
+        "volume-with-two-sources",
+        edit(
+            MD,
+            spec__podTemplate=pod_template(
+                volumes=[{"name": "certs", "secret": {"secretName": "ca"}, "configMap": {"name": "ca"}}]
+            ),
+        ),
+        (f"{MD_POD}.volumes[0]", "a volume takes exactly one source"),
+    ),
+    (
+        "volume-from-a-host-path",
+        edit(
+            MD, spec__podTemplate=pod_template(volumes=[{"name": "host", "hostPath": {"path": "/var/run"}}])
+        ),
+        'unknown field "spec.podTemplate.spec.volumes[0].hostPath"',
+    ),
+    (
+        "volume-named-like-the-model-cache",
+        edit(MD, spec__podTemplate=pod_template(volumes=[{"name": "model-cache", "emptyDir": {}}])),
+        (f"{MD_POD}.volumes: Forbidden", "are the ModelDeployment pods' own volume names"),
+    ),
+    (
+        "volume-named-with-capitals",
+        edit(MD, spec__podTemplate=pod_template(volumes=[{"name": "Certs", "emptyDir": {}}])),
+        (f"{MD_POD}.volumes[0].name", "must be a DNS label"),
+    ),
+    (
+        "volume-mount-over-the-model-cache",
+        edit(
+            MD,
+            spec__podTemplate=pod_template(
+                volumes=[{"name": "extra", "emptyDir": {}}],
+                volumeMounts=[{"name": "extra", "mountPath": "/models/extra"}],
+            ),
+        ),
+        (
+            f"{MD_POD}.volumeMounts: Forbidden",
+            "where the operator mounts the ModelDeployment pods' own volumes",
+        ),
+    ),
+    (
+        "volume-mount-of-no-volume",
+        edit(
+            MD,
+            spec__podTemplate=pod_template(volumeMounts=[{"name": "certs", "mountPath": "/etc/ssl/custom"}]),
+        ),
+        (f"{MD_POD}.volumeMounts", "each name must be a volume of podTemplate.spec.volumes"),
+    ),
+    (
+        "volume-mount-relative-path",
+        edit(
+            MD,
+            spec__podTemplate=pod_template(
+                volumes=[{"name": "certs", "secret": {"secretName": "ca"}}],
+                volumeMounts=[{"name": "certs", "mountPath": "etc/ssl"}],
+            ),
+        ),
+        (f"{MD_POD}.volumeMounts[0].mountPath", "must be an absolute path in the container"),
+    ),
+    (
+        "volume-item-path-leaving-the-volume",
+        edit(
+            MD,
+            spec__podTemplate=pod_template(
+                volumes=[
+                    {
+                        "name": "certs",
+                        "secret": {"secretName": "ca", "items": [{"key": "ca", "path": "../ca.crt"}]},
+                    }
+                ]
+            ),
+        ),
+        (
+            f"{MD_POD}.volumes[0].secret.items[0].path",
+            "must be a relative path (not starting with '/') without '..'",
+        ),
+    ),
+    (
+        "sidecar-named-server",
+        edit(MD, spec__podTemplate=pod_template(sidecars=[SIDECAR | {"name": "server"}])),
+        (f"{MD_POD}.sidecars: Forbidden", "are the ModelDeployment pods' own container names"),
+    ),
+    (
+        "sidecar-on-the-engine-port",
+        edit(MD, spec__podTemplate=pod_template(sidecars=[SIDECAR | {"ports": [{"containerPort": 8000}]}])),
+        (
+            f"{MD_POD}.sidecars: Forbidden",
+            "are the ModelDeployment workload's: a sidecar must listen elsewhere",
+        ),
+    ),
+    (
+        "sidecar-mounting-no-volume",
+        edit(
+            MD,
+            spec__podTemplate=pod_template(
+                sidecars=[SIDECAR | {"volumeMounts": [{"name": "x", "mountPath": "/x"}]}]
+            ),
+        ),
+        (
+            f"{MD_POD}.sidecars",
+            "sidecars: each volumeMounts name must be a volume of podTemplate.spec.volumes",
+        ),
+    ),
+    (
+        "sidecar-asking-for-a-gpu",
+        edit(
+            MD,
+            spec__podTemplate=pod_template(
+                sidecars=[SIDECAR | {"resources": {"limits": {"nvidia.com/gpu": "1"}}}]
+            ),
+        ),
+        'unknown field "spec.podTemplate.spec.sidecars[0].resources.limits.nvidia.com/gpu"',
+    ),
+    (
+        "sidecar-port-name-with-capitals",
+        edit(
+            MD,
+            spec__podTemplate=pod_template(
+                sidecars=[SIDECAR | {"ports": [{"name": "Admin", "containerPort": 9901}]}]
+            ),
+        ),
+        (f"{MD_POD}.sidecars[0].ports[0].name", "must be an IANA service name"),
+    ),
+]
+
+TJ_POD = "spec.podTemplate.spec"
+TRAINING_JOB_MISTAKES += [
+    (
+        "token-secret-with-a-claim-model",
+        edit(TJ, spec__model={"uri": "pvc://models/llama", "tokenSecret": TOKEN}),
+        ("spec.model.tokenSecret: Forbidden", "uri or tokenizerUri must be a hub id"),
+    ),
+    (
+        "token-secret-and-hf-token-env",
+        edit(
+            TJ,
+            spec__model={"uri": "meta-llama/Llama-3.1-8B", "tokenSecret": TOKEN},
+            spec__env=[{"name": "HF_TOKEN", "value": "hf_x"}],
+        ),
+        ("spec.env: Forbidden", "env HF_TOKEN is set from model.tokenSecret"),
+    ),
+    (
+        "volume-named-like-the-cache",
+        edit(TJ, spec__podTemplate=pod_template(volumes=[{"name": "pvc-0", "emptyDir": {}}])),
+        (f"{TJ_POD}.volumes: Forbidden", "are the TrainingJob pods' own volume names"),
+    ),
+    (
+        "volume-mount-on-the-config",
+        edit(
+            TJ,
+            spec__podTemplate=pod_template(
+                volumes=[{"name": "extra", "configMap": {"name": "extra"}}],
+                volumeMounts=[{"name": "extra", "mountPath": "/etc/modelfleet"}],
+            ),
+        ),
+        (f"{TJ_POD}.volumeMounts: Forbidden", "where the operator mounts the TrainingJob pods' own volumes"),
+    ),
+    (
+        "sidecar-named-trainer",
+        edit(TJ, spec__podTemplate=pod_template(sidecars=[SIDECAR | {"name": "trainer"}])),
+        (f"{TJ_POD}.sidecars: Forbidden", "are the TrainingJob pods' own container names"),
+    ),
+    (
+        "sidecar-on-the-rendezvous-port",
+        edit(TJ, spec__podTemplate=pod_template(sidecars=[SIDECAR | {"ports": [{"containerPort": 29500}]}])),
+        (f"{TJ_POD}.sidecars: Forbidden", "are the TrainingJob workload's"),
+    ),
+]
+
+BS_POD = "spec.podTemplate.spec"
+BENCHMARK_SWEEP_MISTAKES += [
+    (
+        "volume-named-results",
+        edit(BS, spec__podTemplate=pod_template(volumes=[{"name": "results", "emptyDir": {}}])),
+        (f"{BS_POD}.volumes: Forbidden", "are the BenchmarkSweep pods' own volume names"),
+    ),
+    (
+        "volume-mount-on-the-results",
+        edit(
+            BS,
+            spec__podTemplate=pod_template(
+                volumes=[{"name": "prompts", "configMap": {"name": "prompts"}}],
+                volumeMounts=[{"name": "prompts", "mountPath": "/results"}],
+            ),
+        ),
+        (
+            f"{BS_POD}.volumeMounts: Forbidden",
+            "where the operator mounts the BenchmarkSweep pods' own volumes",
+        ),
+    ),
+    (
+        "sidecar-named-bench",
+        edit(BS, spec__podTemplate=pod_template(sidecars=[SIDECAR | {"name": "bench"}])),
+        (f"{BS_POD}.sidecars: Forbidden", "are the BenchmarkSweep pods' own container names"),
+    ),
+]
+
+EVERYTHING_ADDED = {
+    "metadata": {
+        "labels": {"team": "ml-platform", "example.com/cost-center": "4711"},
+        "annotations": {"prometheus.io/scrape": "true", "example.com/owner": "ml@example.com"},
+    },
+    "spec": {
+        "tolerations": [
+            {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"},
+            {
+                "key": "node.kubernetes.io/unreachable",
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": 30,
+            },
+            {"operator": "Exists"},
+        ],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {
+                                    "key": "topology.kubernetes.io/zone",
+                                    "operator": "In",
+                                    "values": ["westeurope-1", "westeurope-2"],
+                                }
+                            ]
+                        },
+                        {
+                            "matchExpressions": [
+                                {"key": "example.com/generation", "operator": "Gt", "values": ["3"]}
+                            ]
+                        },
+                    ]
+                },
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 50,
+                        "preference": {
+                            "matchExpressions": [{"key": "example.com/fast-disk", "operator": "Exists"}]
+                        },
+                    }
+                ],
+            }
+        },
+        "imagePullSecrets": [{"name": "acr-pull"}],
+        "volumes": [
+            {
+                "name": "ca",
+                "secret": {
+                    "secretName": "corp-ca",
+                    "items": [{"key": "ca.crt", "path": "certs/ca.crt", "mode": 0o444}],
+                    "defaultMode": 0o400,
+                },
+            },
+            {"name": "settings", "configMap": {"name": "engine-settings", "optional": True}},
+            {"name": "shared", "persistentVolumeClaim": {"claimName": "shared-data", "readOnly": True}},
+            {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+            {
+                "name": "kv-secrets",
+                "csi": {
+                    "driver": "secrets-store.csi.k8s.io",
+                    "readOnly": True,
+                    "volumeAttributes": {"secretProviderClass": "llm-keys"},
+                },
+            },
+        ],
+        "volumeMounts": [
+            {"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True},
+            {"name": "settings", "mountPath": "/etc/engine/settings.json", "subPath": "settings.json"},
+            {"name": "kv-secrets", "mountPath": "/mnt/secrets"},
+        ],
+        "sidecars": [
+            {
+                "name": "log-shipper",
+                "image": "fluent/fluent-bit:3.2",
+                "imagePullPolicy": "IfNotPresent",
+                "args": ["-c", "/fluent-bit/etc/fluent-bit.conf"],
+                "env": [
+                    {"name": "SHIP_TO", "value": "https://logs.example.com"},
+                    {"name": "SHIP_KEY", "valueFrom": {"secretKeyRef": {"name": "log-key", "key": "key"}}},
+                ],
+                "ports": [{"name": "fb-metrics", "containerPort": 2020}],
+                "resources": {
+                    "requests": {"cpu": "50m", "memory": "64Mi"},
+                    "limits": {"memory": "128Mi", "ephemeral-storage": "1Gi"},
+                },
+                "volumeMounts": [{"name": "scratch", "mountPath": "/buffer"}],
+            }
+        ],
+    },
+}
+"""Every kind of addition a pod template takes, each valid."""
+
+VALID += [
+    (
+        "md-gated-hub-model-with-secrets-and-every-pod-addition",
+        model_deployment(
+            "gated",
+            model={
+                "uri": "meta-llama/Llama-3.1-8B-Instruct",
+                "tokenSecret": {"name": "hf-token", "key": "HF_TOKEN"},
+            },
+            env=[
+                {"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"},
+                {
+                    "name": "OTEL_ENDPOINT",
+                    "valueFrom": {"configMapKeyRef": {"name": "otel", "key": "endpoint"}},
+                },
+                {
+                    "name": "WANDB_API_KEY",
+                    "valueFrom": {"secretKeyRef": {"name": "wandb", "key": "key", "optional": True}},
+                },
+                {"name": "EMPTY"},
+            ],
+            podTemplate=EVERYTHING_ADDED,
+        ),
+    ),
+    (
+        "tj-token-for-a-hub-tokenizer-with-every-pod-addition",
+        training_job(
+            "gated",
+            model={
+                "uri": "pvc://models/llama",
+                "tokenizerUri": "meta-llama/Llama-3.1-8B",
+                "tokenSecret": TOKEN,
+            },
+            env=[{"name": "NCCL_DEBUG", "valueFrom": {"configMapKeyRef": {"name": "nccl", "key": "level"}}}],
+            podTemplate=EVERYTHING_ADDED,
+        ),
+    ),
+    ("bs-every-pod-addition", benchmark_sweep("pods", podTemplate=EVERYTHING_ADDED)),
+]

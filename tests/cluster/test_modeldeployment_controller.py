@@ -338,3 +338,84 @@ def test_canary_without_gateway_api_splits_by_replicas_behind_one_service(
         c.LABEL_COMPONENT: c.COMPONENT_SERVER,
     }
     assert get_object(crds, "service", f"{name}-canary", ns) is None
+
+
+POD_OVERRIDES = {
+    "metadata": {"labels": {"team": "ml"}, "annotations": {"example.com/owner": "ml"}},
+    "spec": {
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+        "imagePullSecrets": [{"name": "acr-pull"}],
+        "volumes": [
+            {"name": "ca", "secret": {"secretName": "corp-ca", "optional": True}},
+            {"name": "buffer", "emptyDir": {"sizeLimit": "1Gi"}},
+        ],
+        "volumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}],
+        "sidecars": [
+            {
+                "name": "log-shipper",
+                "image": "fluent/fluent-bit:3.2",
+                "env": [
+                    {"name": "SHIP_KEY", "valueFrom": {"secretKeyRef": {"name": "log-key", "key": "key"}}}
+                ],
+                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+                "volumeMounts": [{"name": "buffer", "mountPath": "/buffer"}],
+            }
+        ],
+    },
+}
+
+
+def test_secrets_and_pod_overrides_reach_the_serving_pods(
+    crds: ControlPlane,
+    operator: OperatorProcess,
+    no_keda: None,  # noqa: F811
+    md_namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+) -> None:
+    """A gated hub model with its token in a Secret, env from a ConfigMap, and every kind of pod
+    addition: the API server accepts the Deployment and the ReplicaSet's pod (a native sidecar first,
+    the token read from the Secret in both containers), and the pod runs on kwok's CPU node."""
+    ns, name = md_namespace, "gated"
+    manifest = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"uri": "org/gated-tiny", "tokenSecret": {"name": "hf-token"}},
+            "servedModelName": "tiny",
+            "engine": {"type": "transformers"},
+            "resources": {"instanceType": "Standard_D8s_v5", "gpusPerReplica": 0},
+            "replicas": 1,
+            "env": [
+                {"name": "LOG_LEVEL", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "log"}}}
+            ],
+            "podTemplate": POD_OVERRIDES,
+        },
+    }
+    crds.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(manifest))
+    wait_object(crds, "deployment", f"{name}-stable", ns)
+    wait_for(lambda: len(server_pods(core, ns, f"{name}-stable")) == 1, TIMEOUT, "the serving pod")
+    (pod,) = server_pods(core, ns, f"{name}-stable")
+    assert pod.metadata.labels["team"] == "ml" and pod.metadata.labels[c.LABEL_TRACK] == "stable"
+    assert pod.metadata.annotations["example.com/owner"] == "ml"
+    sidecar, download = pod.spec.init_containers
+    assert (sidecar.name, sidecar.restart_policy, download.name) == (
+        "log-shipper",
+        "Always",
+        "model-download",
+    )
+    assert sidecar.security_context.allow_privilege_escalation is False
+    (server,) = pod.spec.containers
+    for container in (server, download):
+        token = next(e for e in container.env if e.name == "HF_TOKEN")
+        assert (token.value_from.secret_key_ref.name, token.value_from.secret_key_ref.key) == (
+            "hf-token",
+            "token",
+        )
+        level = next(e for e in container.env if e.name == "LOG_LEVEL")
+        assert level.value_from.config_map_key_ref.name == "settings"
+        assert "/etc/ssl/corp" in [m.mount_path for m in container.volume_mounts]
+    assert [s.name for s in pod.spec.image_pull_secrets] == ["acr-pull"]
+    assert {"ca", "buffer"} <= {v.name for v in pod.spec.volumes}
+    assert any(t.key == "dedicated" for t in pod.spec.tolerations)

@@ -474,3 +474,196 @@ def test_a_changed_runtime_config_rolls_the_pods() -> None:
 
     assert config_hash(spec) == config_hash(spec_of())
     assert config_hash(spec_of(servedModelName="other")) != config_hash(spec)
+
+
+GATED_WITH_OVERRIDES = {
+    "model": {"uri": "meta-llama/Llama-3.1-8B-Instruct", "tokenSecret": {"name": "hf-token"}},
+    "resources": {"instanceType": "Standard_NC40adis_H100_v5", "spot": True},
+    "env": [
+        {"name": "OTEL_ENDPOINT", "valueFrom": {"configMapKeyRef": {"name": "otel", "key": "endpoint"}}},
+        {
+            "name": "SHIP_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "log-key", "key": "key", "optional": True}},
+        },
+    ],
+    "podTemplate": {
+        "metadata": {"labels": {"team": "ml"}, "annotations": {"example.com/owner": "ml"}},
+        "spec": {
+            "tolerations": [{"key": "dedicated", "value": "ml", "effect": "NoSchedule"}],
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["1"]}]},
+                            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["2"]}]},
+                        ]
+                    },
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "weight": 50,
+                            "preference": {"matchExpressions": [{"key": "fast", "operator": "Exists"}]},
+                        }
+                    ],
+                }
+            },
+            "imagePullSecrets": [{"name": "acr-pull"}],
+            "volumes": [
+                {"name": "ca", "secret": {"secretName": "corp-ca"}},
+                {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+            ],
+            "volumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}],
+            "sidecars": [
+                {
+                    "name": "log-shipper",
+                    "image": "fluent/fluent-bit:3.2",
+                    "env": [{"name": "SHIP_TO", "value": "https://logs.example.com"}],
+                    "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+                    "volumeMounts": [{"name": "scratch", "mountPath": "/buffer"}],
+                }
+            ],
+        },
+    },
+}
+
+
+def test_secrets_and_pod_overrides_whole_pod() -> None:
+    """A gated hub model (HF_TOKEN from its Secret in both containers), env from a ConfigMap and a
+    Secret, and every kind of pod addition: the operator's labels, annotations, spot requirement, GPU
+    toleration, volumes and containers stay; the user's are added (the spot requirement joins each of
+    the user's required terms; the sidecar runs as a native sidecar before the model download)."""
+    spec = spec_of(**GATED_WITH_OVERRIDES)
+    track = builders.tracks(spec, IMAGE)[0]
+    config_hash = builders.config_hash(builders.runtime_config(OWNER, spec, track))
+    spot = {"key": "kubernetes.azure.com/scalesetpriority", "operator": "In", "values": ["spot"]}
+    env = [
+        *ENV,
+        {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token"}}},
+        {"name": "OTEL_ENDPOINT", "valueFrom": {"configMapKeyRef": {"name": "otel", "key": "endpoint"}}},
+        {
+            "name": "SHIP_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "log-key", "key": "key", "optional": True}},
+        },
+    ]
+    amounts = {"cpu": "36", "memory": "288Gi"}
+    mounts = [
+        {"name": "config", "mountPath": "/etc/modelfleet", "readOnly": True},
+        {"name": "model-cache", "mountPath": "/models", "readOnly": False},
+    ]
+    ca_mount = {"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}
+    probe = {"httpGet": {"path": "/health", "port": "http"}}
+    assert builders.pod_template(OWNER, spec, track, health_path="/health") == {
+        "metadata": {
+            "labels": {"team": "ml", **labels("server", "stable")},
+            "annotations": {
+                "example.com/owner": "ml",
+                "modelfleet.io/config-hash": config_hash,
+                "kubectl.kubernetes.io/default-container": "server",
+            },
+        },
+        "spec": {
+            "nodeSelector": {"node.kubernetes.io/instance-type": "Standard_NC40adis_H100_v5"},
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [spot, {"key": "zone", "operator": "In", "values": ["1"]}]},
+                            {"matchExpressions": [spot, {"key": "zone", "operator": "In", "values": ["2"]}]},
+                        ]
+                    },
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "weight": 50,
+                            "preference": {"matchExpressions": [{"key": "fast", "operator": "Exists"}]},
+                        }
+                    ],
+                }
+            },
+            "tolerations": [
+                {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},
+                {
+                    "key": "kubernetes.azure.com/scalesetpriority",
+                    "operator": "Equal",
+                    "value": "spot",
+                    "effect": "NoSchedule",
+                },
+                {"key": "dedicated", "value": "ml", "effect": "NoSchedule"},
+            ],
+            "terminationGracePeriodSeconds": 120,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65532,
+                "runAsGroup": 65532,
+                "fsGroup": 65532,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "server",
+                    "image": IMAGE,
+                    "command": ["modelfleet-serve"],
+                    "args": ["--config", "/etc/modelfleet/config.yaml"],
+                    "env": env,
+                    "ports": [
+                        {"name": "http", "containerPort": 8000},
+                        {"name": "metrics", "containerPort": 9090},
+                    ],
+                    "startupProbe": probe
+                    | {"periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 360},
+                    "readinessProbe": probe
+                    | {"periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3},
+                    "livenessProbe": probe
+                    | {"periodSeconds": 15, "timeoutSeconds": 10, "failureThreshold": 4},
+                    "resources": {
+                        "requests": amounts | {"nvidia.com/gpu": "1"},
+                        "limits": amounts | {"nvidia.com/gpu": "1"},
+                    },
+                    "volumeMounts": [*mounts, {"name": "dshm", "mountPath": "/dev/shm"}, ca_mount],
+                    "securityContext": SECURITY,
+                }
+            ],
+            "volumes": [
+                {"name": "config", "configMap": {"name": "llama3-8b-stable-config"}},
+                {"name": "model-cache", "emptyDir": {"sizeLimit": "200Gi"}},
+                {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+                {"name": "ca", "secret": {"secretName": "corp-ca"}},
+                {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+            ],
+            "initContainers": [
+                {
+                    "name": "log-shipper",
+                    "image": "fluent/fluent-bit:3.2",
+                    "env": [{"name": "SHIP_TO", "value": "https://logs.example.com"}],
+                    "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+                    "volumeMounts": [{"name": "scratch", "mountPath": "/buffer"}],
+                    "restartPolicy": "Always",
+                    "securityContext": SECURITY,
+                },
+                {
+                    "name": "model-download",
+                    "image": IMAGE,
+                    "command": ["modelfleet-serve", "download"],
+                    "args": ["--config", "/etc/modelfleet/config.yaml"],
+                    "env": env,
+                    "resources": {"requests": amounts, "limits": amounts},
+                    "volumeMounts": [*mounts, ca_mount],
+                    "securityContext": SECURITY,
+                },
+            ],
+            "imagePullSecrets": [{"name": "acr-pull"}],
+        },
+    }
+
+
+def test_the_canary_reads_its_own_models_token() -> None:
+    spec = spec_of(
+        canary={"model": {"uri": "org/gated-v2", "tokenSecret": {"name": "other-token", "key": "hf"}}},
+    )
+    stable, canary = builders.tracks(spec, IMAGE)
+    server = builders.pod_template(OWNER, spec, canary, health_path="/health")["spec"]["containers"][0]
+    assert server["env"][3:] == [
+        {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "other-token", "key": "hf"}}}
+    ]
+    assert (
+        builders.pod_template(OWNER, spec, stable, health_path="/health")["spec"]["containers"][0]["env"]
+        == ENV
+    )

@@ -25,6 +25,7 @@ from modelfleet_api.benchmark import (
 from modelfleet_api.benchmarksweep import BenchmarkSweepSpec, PlotLink, PointStatus
 from modelfleet_api.common import SecretKeyRef
 from modelfleet_api.constants import PointPhase
+from modelfleet_api.pods import BenchmarkPodTemplate
 from modelfleet_api.serving import EngineType
 from modelfleet_api.sweepplot import PANELS, PlotPoint, render_html
 
@@ -34,13 +35,14 @@ from modelfleet_operator.common.identity import NO_IDENTITY, RuntimeIdentity
 from modelfleet_operator.common.owner import Owner as OwnerBase
 from modelfleet_operator.common.owner import labels
 from modelfleet_operator.common.owner import metadata as _metadata
+from modelfleet_operator.common.pod_overlay import merge_pod
 
 Manifest = dict[str, Any]
 
 BENCH_CONTAINER = "bench"
 CONFIG_VOLUME = "config"
 RESULTS_VOLUME = "results"
-RESULTS_DIR = "/results"
+RESULTS_DIR = contract.BENCH_RESULTS_DIR
 RESULTS_KEY = "results.json"
 """Key of the results ConfigMap holding every point's status as a JSON list."""
 PLOT_KEY = "sweep.html"
@@ -184,9 +186,11 @@ def point_job(
     image: str,
     api_key_secret: SecretKeyRef | None,
     identity: RuntimeIdentity = NO_IDENTITY,
+    pod_template: BenchmarkPodTemplate | None = None,
 ) -> Manifest:
-    """One load point. ``backoffLimit: 0``: a rerun would measure a different moment of the server,
-    so a failed point is recorded as failed rather than retried."""
+    """One load point (``pod_template``: the sweep's additions to its pod). ``backoffLimit: 0``: a
+    rerun would measure a different moment of the server, so a failed point is recorded as failed
+    rather than retried."""
     env: list[dict[str, Any]] = [
         {"name": contract.ENV_BENCH_CONFIG, "value": f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"}
     ]
@@ -221,27 +225,30 @@ def point_job(
         ),
         "spec": {
             "backoffLimit": 0,
-            "template": {
-                "metadata": {"labels": point_labels},
-                "spec": {
-                    **identity.pod_spec(),
-                    "restartPolicy": "Never",
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": RUNTIME_USER,
-                        "runAsGroup": RUNTIME_USER,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container],
-                    "volumes": [
-                        {
-                            "name": CONFIG_VOLUME,
-                            "configMap": {"name": owner.names.point_config_map(point.index)},
+            "template": merge_pod(
+                {
+                    "metadata": {"labels": point_labels},
+                    "spec": {
+                        **identity.pod_spec(),
+                        "restartPolicy": "Never",
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": RUNTIME_USER,
+                            "runAsGroup": RUNTIME_USER,
+                            "seccompProfile": {"type": "RuntimeDefault"},
                         },
-                        {"name": RESULTS_VOLUME, "emptyDir": {}},
-                    ],
+                        "containers": [container],
+                        "volumes": [
+                            {
+                                "name": CONFIG_VOLUME,
+                                "configMap": {"name": owner.names.point_config_map(point.index)},
+                            },
+                            {"name": RESULTS_VOLUME, "emptyDir": {}},
+                        ],
+                    },
                 },
-            },
+                pod_template,
+            ),
         },
     }
 

@@ -228,6 +228,7 @@ class _Planner:
                 image=image,
                 api_key_secret=endpoint.api_key_secret,
                 identity=self.settings.identity,
+                pod_template=self.spec.pod_template,
             )
             self.apply.append(job)
             point.phase = PointPhase.RUNNING

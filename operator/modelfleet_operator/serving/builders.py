@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from modelfleet_api import constants as c
 from modelfleet_api import contract
 from modelfleet_api import instance_types as it
+from modelfleet_api.common import env_list
 from modelfleet_api.modeldeployment import AutoscalingSpec, DeploymentModelSource, ModelDeploymentSpec
 from modelfleet_api.serving import EngineSpec, EngineType, ServingRuntimeConfig
 from modelfleet_api.storage import UriKind, kind_of
@@ -26,6 +27,7 @@ from modelfleet_operator.common.identity import NO_IDENTITY, RuntimeIdentity
 from modelfleet_operator.common.owner import Owner as OwnerBase
 from modelfleet_operator.common.owner import labels as common_labels
 from modelfleet_operator.common.owner import metadata
+from modelfleet_operator.common.pod_overlay import merge_pod
 from modelfleet_operator.common.volumes import pvc_claims, pvc_volumes
 from modelfleet_operator.serving.names import ChildNames
 from modelfleet_operator.serving.policies.lineage import TrackModel, base_served_name, plain
@@ -268,7 +270,9 @@ def _volume_mounts(spec: ModelDeploymentSpec, track: Track, *, shm: bool) -> lis
     return mounts + _model_pvcs(track)[1]
 
 
-def _env(spec: ModelDeploymentSpec, identity: RuntimeIdentity, *, api_key: bool) -> list[dict[str, Any]]:
+def _env(
+    spec: ModelDeploymentSpec, track: Track, identity: RuntimeIdentity, *, api_key: bool
+) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": contract.ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": contract.ENV_POD_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -279,7 +283,9 @@ def _env(spec: ModelDeploymentSpec, identity: RuntimeIdentity, *, api_key: bool)
         env.append(
             {"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}}}
         )
-    return env + identity.env() + [{"name": e.name, "value": e.value} for e in spec.env]
+    if track.model.token_secret is not None:
+        env.append(track.model.token_secret.env_var())
+    return env + identity.env() + env_list(spec.env)
 
 
 def _ports(engine: EngineType) -> list[dict[str, Any]]:
@@ -328,7 +334,7 @@ def pod_template(
         "image": track.image,
         "command": ["modelfleet-serve"],
         "args": ["--config", f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"],
-        "env": _env(spec, identity, api_key=True),
+        "env": _env(spec, track, identity, api_key=True),
         "ports": _ports(track.engine.type),
         **_probes(health_path),
         "resources": resources,
@@ -362,13 +368,13 @@ def pod_template(
                 # file in the cache and starts at once (and start-up time splits into download and load).
                 "command": ["modelfleet-serve", "download"],
                 "args": ["--config", f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"],
-                "env": _env(spec, identity, api_key=False),
+                "env": _env(spec, track, identity, api_key=False),
                 "resources": no_gpu,
                 "volumeMounts": _volume_mounts(spec, track, shm=False),
                 "securityContext": CONTAINER_SECURITY,
             }
         ]
-    return {
+    template = {
         "metadata": {
             "labels": labels(owner, c.COMPONENT_SERVER, track.name) | identity.pod_labels(),
             "annotations": {
@@ -378,6 +384,7 @@ def pod_template(
         },
         "spec": pod_spec,
     }
+    return merge_pod(template, spec.pod_template)
 
 
 def deployment(

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import yaml
 from modelfleet_api import constants as c
 from modelfleet_api import contract
+from modelfleet_api.common import env_list
 from modelfleet_api.runtime_config import JobIdentity, Topology, TrainingRuntimeConfig
 from modelfleet_api.training import Launcher, Precision
 from modelfleet_api.trainingjob import TrainingJobSpec
@@ -22,6 +23,7 @@ from modelfleet_operator.common.identity import NO_IDENTITY, RuntimeIdentity
 from modelfleet_operator.common.owner import Owner as OwnerBase
 from modelfleet_operator.common.owner import labels
 from modelfleet_operator.common.owner import metadata as _metadata
+from modelfleet_operator.common.pod_overlay import merge_pod
 from modelfleet_operator.common.volumes import pvc_claims, pvc_volumes
 from modelfleet_operator.training.names import ChildNames
 
@@ -225,12 +227,8 @@ def _env(
         {"name": contract.ENV_METRICS_PORT, "value": str(contract.METRICS_PORT)},
         {"name": contract.ENV_CACHE_DIR, "value": contract.RUNTIME_CACHE_DIR},
     ]
-    return (
-        contract_env
-        + tracker_key_env(spec)
-        + identity.env()
-        + [{"name": e.name, "value": e.value} for e in spec.env]
-    )
+    token = [spec.model.token_secret.env_var()] if spec.model.token_secret is not None else []
+    return contract_env + tracker_key_env(spec) + token + identity.env() + env_list(spec.env)
 
 
 def tracker_key_env(spec: TrainingJobSpec) -> list[dict[str, Any]]:
@@ -295,7 +293,7 @@ def worker_pod_template(
     }
     if spec.priority_class_name:
         pod_spec["priorityClassName"] = spec.priority_class_name
-    return {"metadata": {"labels": pod_labels}, "spec": pod_spec}
+    return merge_pod({"metadata": {"labels": pod_labels}, "spec": pod_spec}, spec.pod_template)
 
 
 def worker_job(

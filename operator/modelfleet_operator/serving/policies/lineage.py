@@ -60,6 +60,7 @@ def _model(source: DeploymentModelSource, uri: str, revision: str | None = None)
             "revision": revision,
             "loadIn4bit": source.load_in_4bit,
             "trustRemoteCode": source.trust_remote_code,
+            "tokenSecret": source.token_secret,
         }
     )
 
