@@ -1,8 +1,9 @@
 """How the operator scales: bursts against a plain client, a steady stream, and its cost at rest.
 
-On a control plane of its own (etcd, kube-apiserver, controller-manager, scheduler, kwok), started fresh
-under ``--run-dir`` on ``--port-base`` and stopped at the end, with the operator as a real process
-(``python -m modelfleet_operator``, production resync and backoff) running as a ServiceAccount of its own:
+Each measurement runs on a control plane of its own (etcd, kube-apiserver, controller-manager, scheduler,
+kwok), started fresh under ``--run-dir/LABEL`` on ``--port-base`` and stopped after it, with the operator
+as a real process (``python -m modelfleet_operator``, its default settings) running as a ServiceAccount
+of its own:
 
 - burst: N TrainingJobs of ``--workers`` workers created as fast as a client can (16 threads); time
   until every one has all its children (ServiceAccount, Role, RoleBinding, two ConfigMaps, Service,
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -43,7 +45,6 @@ from typing import Any
 
 from benchmarks.scale import procstat
 from benchmarks.scale.phases import Bench, Settings
-from benchmarks.scale.plane import BenchPlane
 from benchmarks.scale.report import print_report, targets
 from hack.controlplane.cluster import PORT_BASE, REPO_ROOT
 
@@ -147,14 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {**vars(settings), "phases": args.phases},
         "phases": {},
     }
-    plane = BenchPlane(args.run_dir, args.port_base)
     started = time.monotonic()
-    print(f"starting a control plane under {args.run_dir} (ports from {args.port_base})", flush=True)
-    plane.start()
+    print(f"control planes under {args.run_dir}, ports from {args.port_base}", flush=True)
+    shutil.rmtree(args.run_dir, ignore_errors=True)  # an earlier run's logs
     try:
-        _run_phases(Bench(plane, settings), args, report)
+        _run_phases(Bench(args.run_dir, args.port_base, settings), args, report)
     finally:
-        plane.stop()
         report["machine"]["loadavg_end"] = procstat.loadavg()
         report["seconds"] = round(time.monotonic() - started, 1)
         report["targets"] = targets(report["phases"])

@@ -109,9 +109,7 @@ class BenchPlane:
 
     def component_pids(self) -> dict[str, int]:
         """pid of every running control-plane process, by component name."""
-        from hack.controlplane.cluster import COMPONENTS
-
-        pids = {name: self.plane.process(name).pid() for name in COMPONENTS}
+        pids = {name: self.plane.process(name).pid() for name in self.plane.components}
         return {name: pid for name, pid in pids.items() if pid is not None}
 
     def _identity(self, account: str) -> None:
