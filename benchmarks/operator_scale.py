@@ -25,8 +25,8 @@ CPU seconds, API Priority and Fairness rejections and queue waits, and the machi
 machine is shared, so read ratios, not seconds. The figures go to ``--out`` as JSON, and a table with
 issue 18's targets is printed.
 
-    python -m benchmarks.operator_scale --out report.json              # everything (heavy: ~30 min)
-    python -m benchmarks.operator_scale --quick --out report.json      # small sizes (~1 min)
+    python -m benchmarks.operator_scale --out report.json              # everything (heavy: 30-60 min on 2 cores)
+    python -m benchmarks.operator_scale --quick --out report.json      # small sizes (a few minutes)
     python -m benchmarks.operator_scale --phases burst --burst-sizes 300 --out report.json
 """
 
