@@ -25,7 +25,7 @@ CPU seconds, API Priority and Fairness rejections and queue waits, and the machi
 machine is shared, so read ratios, not seconds. The figures go to ``--out`` as JSON, and a table with
 issue 18's targets is printed.
 
-    python -m benchmarks.operator_scale --out report.json              # everything (heavy: 30-60 min on 2 cores)
+    python -m benchmarks.operator_scale --out report.json              # everything (30-60 min on 2 cores)
     python -m benchmarks.operator_scale --quick --out report.json      # small sizes (a few minutes)
     python -m benchmarks.operator_scale --phases burst --burst-sizes 300 --out report.json
 """
@@ -170,8 +170,8 @@ def _run_phases(bench: Bench, args: argparse.Namespace, report: dict[str, Any]) 
         phases["burst"] = []
         for size in args.burst_sizes:
             print(f"burst of {size} TrainingJobs: plain client, then operator", flush=True)
-            phases["burst"].append(bench.burst(size))
-            _write(args.out, report)
+            phases["burst"].append(entry := {})
+            bench.burst(size, entry, lambda: _write(args.out, report))
     if "steady" in args.phases:
         print(f"steady: {args.steady_rate:g} TrainingJobs/s for {args.steady_seconds:g} s", flush=True)
         phases["steady"] = bench.steady(args.steady_rate, args.steady_seconds)

@@ -103,13 +103,18 @@ class KubeApi:
             "timeoutSeconds": str(timeout_seconds),
         }
         url = f"{self.server}{path}?{urllib.parse.urlencode(query)}"
-        response = self._pool.request(
-            "GET",
-            url,
-            headers=self._headers,
-            preload_content=False,
-            timeout=urllib3.Timeout(connect=10, read=timeout_seconds + 30),
-        )
+        for _ in range(RETRIES_429):
+            response = self._pool.request(
+                "GET",
+                url,
+                headers=self._headers,
+                preload_content=False,
+                timeout=urllib3.Timeout(connect=10, read=timeout_seconds + 30),
+            )
+            if response.status != 429:
+                break
+            response.drain_conn()
+            time.sleep(float(response.headers.get("Retry-After", "1")))
         if response.status != 200:
             raise ApiError("GET", path, response.status, response.data.decode(errors="replace"))
         return WatchStream(response)

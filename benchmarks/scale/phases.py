@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,17 +106,20 @@ class Bench:
             shutil.rmtree(self.plane.run_dir / "etcd", ignore_errors=True)
 
     # ---- phases -------------------------------------------------------------------------------------
-    def burst(self, size: int) -> Json:
-        """``size`` TrainingJobs at once: the plain client first, then the operator, same creator."""
-        plain = self._burst_one(size, "plain")
-        operator = self._burst_one(size, "operator")
-        ratios = {
+    def burst(self, size: int, into: Json, save: Callable[[], None]) -> None:
+        """``size`` TrainingJobs at once: the plain client first, then the operator, same creator. The
+        figures go into ``into`` as they come, and ``save`` is called after each contestant."""
+        into["training_jobs"] = size
+        into["plain"] = plain = self._burst_one(size, "plain")
+        save()
+        into["operator"] = operator = self._burst_one(size, "operator")
+        into["operator_vs_plain"] = {
             "children_rate": _ratio(operator["children_per_second"], plain["children_per_second"]),
             "p99_latency": _ratio(
                 operator["job_latency_seconds"]["p99"], plain["job_latency_seconds"]["p99"]
             ),
         }
-        return {"training_jobs": size, "plain": plain, "operator": operator, "operator_vs_plain": ratios}
+        save()
 
     def steady(self, rate: float, seconds: float) -> Json:
         """TrainingJobs at ``rate`` per second for ``seconds``, the operator alone."""

@@ -33,7 +33,9 @@ def _judge(name: str, wanted: str, value: float | None, met: bool, measured: boo
 def targets(phases: Json) -> list[Json]:
     """Each target with the figure it is judged on; ``met`` is None when the run did not measure it at
     the target's size (a ``--quick`` run, or a phase left out)."""
-    burst: Json = next((b for b in phases.get("burst", []) if b["training_jobs"] == TARGET_BURST), {})
+    burst: Json = next(
+        (b for b in phases.get("burst", []) if b["training_jobs"] == TARGET_BURST and "operator" in b), {}
+    )
     no_burst = f"no burst of {TARGET_BURST} in this run"
     # a burst whose operator did not finish is judged on what it did, and fails
     finished = bool(burst) and burst["operator"]["complete"] and burst["plain"]["complete"]
@@ -93,6 +95,8 @@ def print_report(report: Json, console: Console | None = None) -> None:
         for burst in phases["burst"]:
             size = burst["training_jobs"]
             for who in ("plain", "operator"):
+                if who not in burst:
+                    continue  # an interrupted run
                 row = burst[who]
                 latency = row["job_latency_seconds"]
                 window = row["window_until_all_children"]
@@ -104,7 +108,7 @@ def print_report(report: Json, console: Console | None = None) -> None:
                     _fmt(row["peak_rss_mb"]), _fmt(requests / size if isinstance(requests, int) else None),
                     _fmt(window["loadavg_before"][0]),
                 )  # fmt: skip
-            ratios = burst["operator_vs_plain"]
+            ratios = burst.get("operator_vs_plain", {"children_rate": None, "p99_latency": None})
             table.add_row(
                 str(size), "ratio", _fmt(ratios["children_rate"]), "", "", "", _fmt(ratios["p99_latency"])
             )
