@@ -7,6 +7,7 @@ measured from /proc while it runs.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +95,7 @@ def start_plain(bench: BenchPlane, namespace: str, processes: int, threads: int)
                 "--shard",
                 f"{shard}/{processes}",
             ],
-            env={"PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+            env={"PYTHONUNBUFFERED": "1", "PYTHONPATH": _python_path()},
         )
         started.append(process)
     contestant = Contestant("plain", started)
@@ -107,3 +108,10 @@ def start_plain(bench: BenchPlane, namespace: str, processes: int, threads: int)
 
     wait_for(ready, 60, "the plain clients' watches")
     return contestant
+
+
+def _python_path() -> str:
+    """This checkout first (``benchmarks`` is not installed), then whatever the caller put there."""
+    return os.pathsep.join(
+        p for p in (str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")) if p
+    )
