@@ -11,20 +11,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from modelfleet_api.base import ApiModel, CelRule
 from modelfleet_api.benchmark import (
     RESULTS_URI_MAX_LENGTH,
-    WORKLOAD_LOAD_RULES,
-    LoadPattern,
-    Protocol,
     Sinks,
-    Slos,
-    Workload,
-    workload_load_problem,
 )
 from modelfleet_api.common import (
     CONDITIONS_SCHEMA_EXTRA,
@@ -32,7 +26,6 @@ from modelfleet_api.common import (
     SET,
     Condition,
     ModelDeploymentName,
-    ServiceAccountName,
     no_local_mlflow_store,
     refused_on_cpu,
 )
@@ -58,7 +51,8 @@ from modelfleet_api.serving import (
     settings_alias,
     support_checks,
 )
-from modelfleet_api.storage import BlobUri, ModelUri, TokenizerUri
+from modelfleet_api.storage import BlobUri, ModelUri
+from modelfleet_api.sweep_template import SweepTemplate
 
 MAX_TARGETS = 16
 MAX_AXIS_VALUES = 8
@@ -153,6 +147,10 @@ class SweepTarget(ApiModel):
     deployment_ref: ModelDeploymentName | None = None
     """Name of an existing ModelDeployment in the sweep's namespace."""
 
+    track: Track | None = None
+    """Measure one track of `deploymentRef` through its own Service (`<name>-stable` or `<name>-canary`)
+    instead of the endpoint that splits requests between them; a canary analysis measures each so."""
+
     template: ModelDeploymentSpec | None = None
     """Spec of ModelDeployments the sweep creates (and deletes when done)."""
 
@@ -173,6 +171,12 @@ class SweepTarget(ApiModel):
             message="axes.model replaces template.model.uri: a template serving a TrainingJob's output "
             "(model.fromTrainingJob) has no model axis",
             field_path=".axes.model",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="has(self.deploymentRef) || !has(self.track)",
+            message="track selects a track of a deploymentRef; a template's deployment has one track",
+            field_path=".track",
             reason="FieldValueForbidden",
         ),
         CelRule(
@@ -209,6 +213,11 @@ class SweepTarget(ApiModel):
     )
 
 
+class Track(StrEnum):
+    STABLE = "stable"
+    CANARY = "canary"
+
+
 class TokenLengths(ApiModel):
     input_tokens: int = Field(ge=1, le=1_048_576)
     """Prompt length in tokens."""
@@ -230,36 +239,18 @@ class SweepSinks(Sinks):
     benchmark pods have `AZURE_STORAGE_ACCOUNT`. The benchmark pods upload with workload identity."""
 
 
-class BenchmarkSweepSpec(ApiModel):
+class BenchmarkSweepSpec(SweepTemplate):
     """What to measure, how hard, and where results go."""
 
     targets: list[SweepTarget] = Field(min_length=1, max_length=MAX_TARGETS)
     """Deployments to measure (names must be unique)."""
 
-    workload: Workload
-    """Requests to send: prompts from a file or synthetic ones."""
-
-    load: LoadPattern
-    """Load levels (concurrency or request rates), and the requests, duration and warm-up of each point."""
-
     token_lengths: list[TokenLengths] = Field(default_factory=list, max_length=MAX_AXIS_VALUES)
     """Extra axis: each entry replaces the synthetic workload's lengths with these constants."""
-
-    slos: Slos = Field(default_factory=Slos)
-    """Objectives that define goodput and the best point per SLO."""
-
-    protocol: Protocol | None = None
-    """Wire protocol; unset: `kserve-v2-http` for Triton targets, `openai-chat` for the others."""
-
-    tokenizer: TokenizerUri | None = None
-    """Tokenizer for synthetic prompts and token counting; unset: the target's model."""
 
     max_parallel_points: int = Field(default=1, ge=1, le=64)
     """Points measured at the same time (on different targets; one target is measured one point at a
     time so points do not disturb each other)."""
-
-    image: str | None = Field(default=None, max_length=1024)
-    """Benchmark client image; unset: the operator's default."""
 
     sinks: SweepSinks = Field(default_factory=SweepSinks)
     """Result exports."""
@@ -268,14 +259,6 @@ class BenchmarkSweepSpec(ApiModel):
     """Additions to every point's benchmark pod: labels, annotations, tolerations, node affinity, image
     pull secrets, volumes and their mounts, sidecars. The operator's own parts of the pods stay as they
     are. Deployments expanded from `targets[].template` take the template's own `podTemplate`."""
-
-    service_account_name: ServiceAccountName | None = None
-    """ServiceAccount the benchmark Jobs' pods run as, e.g. a workload-identity one federated with the
-    runtime identity to upload to `sinks.blobUri`; it must exist in the namespace, or the Jobs cannot
-    create their pods. The pods get the label `azure.workload.identity/use: "true"`. Unset: the
-    operator's runtime service account (chart value `azure.workloadIdentity.runtimeServiceAccount`),
-    else the namespace's `default`. Deployments expanded from `targets[].template` take the
-    template's own `serviceAccountName`."""
 
     cel_rules = (
         CelRule(
@@ -286,22 +269,14 @@ class BenchmarkSweepSpec(ApiModel):
         CelRule(
             rule="self.targets.all(t, !has(t.deploymentRef) || "
             "self.targets.exists_one(u, has(u.deploymentRef) && u.deploymentRef == t.deploymentRef))",
-            message="two targets measure the same deploymentRef: measure each deployment once",
+            message="two targets measure the same deploymentRef: measure each deployment once (one track "
+            "each; another sweep measures its other track)",
             field_path=".targets",
         ),
         CelRule(
             rule="!has(self.tokenLengths) || size(self.tokenLengths) == 0 || has(self.workload.synthetic)",
             message="tokenLengths replace synthetic lengths: it needs workload.synthetic",
             field_path=".tokenLengths",
-        ),
-        CelRule(
-            rule=(
-                "!has(self.load.search) || (has(self.slos) && (has(self.slos.ttftP95Ms) || "
-                "has(self.slos.tpotP95Ms) || has(self.slos.e2eP95Ms)))"
-            ),
-            message="search finds the highest load meeting the SLOs: set at least one of slos",
-            field_path=".load.search",
-            reason="FieldValueRequired",
         ),
         no_local_mlflow_store("sinks.mlflow.trackingUri"),
         CelRule(
@@ -313,21 +288,8 @@ class BenchmarkSweepSpec(ApiModel):
             "triton-trtllm speaks KServe v2: set protocol openai-chat or measure triton apart",
             field_path=".workload.multiTurn",
         ),
-        *WORKLOAD_LOAD_RULES,
+        *SweepTemplate.cel_rules,
     )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        problem = workload_load_problem(self.workload, self.load.arrival, self.protocol)
-        if problem is not None:
-            raise ValueError(problem)
-        if self.load.search is not None and not any(
-            getattr(self.slos, name) is not None for name in Slos.model_fields
-        ):
-            raise ValueError(
-                "load.search: search finds the highest load meeting the SLOs: set at least one of slos"
-            )
-        return self
 
 
 class PointMetrics(ApiModel):
@@ -402,6 +364,19 @@ class PointStatus(PointMetrics):
 
     deployment: str | None = None
     """ModelDeployment measured."""
+
+    track: str | None = None
+    """The deployment's track measured (`stable` or `canary`); unset: its endpoint."""
+
+    model_uri: str | None = None
+    """The model the measured track served (its base model for an adapter), from the deployment's
+    status when the point started."""
+
+    adapter_uri: str | None = None
+    """The LoRA adapter served on `modelUri`, when the track serves a trained adapter."""
+
+    training_job: str | None = None
+    """The TrainingJob whose output was measured (`NAME (uid UID)`), with `model.fromTrainingJob`."""
 
     load: str
     """Load level, e.g. `concurrency=8` or `rate=4/s (poisson)`."""

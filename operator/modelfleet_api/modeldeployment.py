@@ -11,6 +11,7 @@ from datetime import datetime
 from pydantic import Field
 
 from modelfleet_api.base import ApiModel, CelRule
+from modelfleet_api.canary import CanaryAnalysis, CanaryAnalysisStatus
 from modelfleet_api.common import (
     CONDITIONS_SCHEMA_EXTRA,
     ENV_SCHEMA_EXTRA,
@@ -176,6 +177,11 @@ class CanarySpec(ApiModel):
 
     replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
     """Canary replicas (not autoscaled)."""
+
+    analysis: CanaryAnalysis | None = None
+    """Promote the canary stage by stage, each stage gated by a benchmark of both tracks; `weight` is
+    then the stages' instead (see `status.canaryAnalysis`). Unset: the canary keeps `weight` until the
+    spec changes (manual promotion)."""
 
     cel_rules = (
         CelRule(
@@ -380,6 +386,9 @@ class ModelDeploymentStatus(ApiModel):
 
     canary: TrackStatus | None = None
     """Replicas of the canary track (with `spec.canary`)."""
+
+    canary_analysis: CanaryAnalysisStatus | None = None
+    """Where the benchmark-gated promotion of the canary is (with `spec.canary.analysis`)."""
 
     ready: str | None = None
     """`ready/desired` replicas over both tracks, for `kubectl get`."""

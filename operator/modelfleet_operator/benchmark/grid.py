@@ -38,6 +38,8 @@ class Target:
     """ModelDeployment name (existing for ``deploymentRef``, created by the sweep for templates)."""
     template: ModelDeploymentSpec | None
     """Spec of a deployment the sweep owns; None for a referenced one."""
+    track: str | None = None
+    """The referenced deployment's track measured through its own Service; None: its endpoint."""
 
     @property
     def owned(self) -> bool:
@@ -107,7 +109,10 @@ def expand_targets(names: ChildNames, spec: BenchmarkSweepSpec) -> list[Target]:
     targets: list[Target] = []
     for position, target in enumerate(spec.targets):
         if target.deployment_ref is not None:
-            targets.append(Target(name=target.name, deployment=target.deployment_ref, template=None))
+            track = target.track.value if target.track is not None else None
+            targets.append(
+                Target(name=target.name, deployment=target.deployment_ref, template=None, track=track)
+            )
             continue
         for index, (label, template) in enumerate(_combinations(position, target)):
             targets.append(
@@ -154,6 +159,7 @@ def point_status(point: Point) -> PointStatus:
         index=point.index,
         target=point.target.name,
         deployment=point.target.deployment,
+        track=point.target.track,
         load=point.load.label,
         concurrency=point.load.concurrency,
         request_rate=point.load.request_rate,

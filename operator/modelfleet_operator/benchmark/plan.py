@@ -183,6 +183,7 @@ class _Planner:
                 waiting_since=since,
                 now=self.now,
                 timeout=self.settings.ready_timeout,
+                track=target.track,
             )
             entry.ready = verdict.ready
             if verdict.ready:
@@ -219,7 +220,8 @@ class _Planner:
             grid_point = self.grid[point.index]
             deployment = self.observed.deployments.get(point.deployment or "")
             assert deployment is not None  # ready targets were observed
-            endpoint = endpoint_of(deployment)
+            endpoint = endpoint_of(deployment, grid_point.target.track)
+            record_lineage(point, deployment, grid_point.target.track)
             config = builders.runtime_config(self.owner, self.spec, grid_point, endpoint)
             self.apply.append(builders.point_config_map(self.owner, grid_point, config))
             job = builders.point_job(
@@ -374,22 +376,50 @@ def plan(
     )
 
 
-def endpoint_of(deployment: Manifest) -> Endpoint:
-    """How to reach a Ready ModelDeployment, from its spec and status."""
+def endpoint_of(deployment: Manifest, track: str | None = None) -> Endpoint:
+    """How to reach a Ready ModelDeployment (or one of its tracks, through the track's Service named
+    ``<name>-<track>`` beside the endpoint's), from its spec and status."""
     spec = ModelDeploymentSpec.model_validate(deployment["spec"])
     status = deployment.get("status") or {}
+    name = deployment["metadata"]["name"]
+    url = status["endpoint"]
+    engine = spec.engine.type
+    if track is not None:
+        url = url.replace(f"//{name}.", f"//{name}-{track}.", 1)
+        if track == c.TRACK_CANARY and spec.canary is not None and spec.canary.engine is not None:
+            engine = spec.canary.engine.type
     return Endpoint(
-        url=status["endpoint"],
-        served_model=status.get("servedModel") or spec.served_model_name or deployment["metadata"]["name"],
-        engine=EngineType(spec.engine.type),
-        tokenizer=served_model_uri(deployment, spec),
+        url=url,
+        served_model=status.get("servedModel") or spec.served_model_name or name,
+        engine=EngineType(engine),
+        tokenizer=served_model_uri(deployment, spec, track),
         api_key_secret=spec.api_key_secret,
     )
 
 
-def served_model_uri(deployment: Manifest, spec: ModelDeploymentSpec) -> str:
-    """The (base) model the stable track serves: resolved in its status, else named by the spec."""
-    resolved = ((deployment.get("status") or {}).get("model") or {}).get("uri")
-    uri = resolved or spec.model.uri
+def _served(deployment: Manifest, track: str | None) -> Manifest:
+    status = deployment.get("status") or {}
+    found: Manifest = (
+        ((status.get("canary") or {}).get("model") or {})
+        if track == c.TRACK_CANARY
+        else status.get("model") or {}
+    )
+    return found
+
+
+def record_lineage(point: PointStatus, deployment: Manifest, track: str | None) -> None:
+    """Which model (and TrainingJob) the point measures, as the deployment resolved it."""
+    served = _served(deployment, track)
+    point.model_uri = served.get("uri")
+    point.adapter_uri = served.get("adapterUri")
+    job = served.get("trainingJob")
+    point.training_job = f"{job['name']} (uid {job['uid']})" if job else None
+
+
+def served_model_uri(deployment: Manifest, spec: ModelDeploymentSpec, track: str | None = None) -> str:
+    """The (base) model a track serves: resolved in its status, else named by the spec."""
+    resolved = _served(deployment, track).get("uri")
+    named = spec.canary.model if track == c.TRACK_CANARY and spec.canary and spec.canary.model else spec.model
+    uri = resolved or named.uri
     assert uri is not None, "a Ready deployment has resolved its model"
     return str(uri)

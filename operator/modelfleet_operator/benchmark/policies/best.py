@@ -18,11 +18,10 @@ from modelfleet_api import constants as c
 from modelfleet_api.benchmark import Slos
 from modelfleet_api.benchmarksweep import BestPoint, PointStatus
 from modelfleet_api.constants import PointPhase
+from modelfleet_api.slo import limits, meets_slos, wire_name, within
 
 ALL_SLOS = "all"
 THROUGHPUT = "throughput"
-SLO_METRICS = ("ttft_p95_ms", "tpot_p95_ms", "e2e_p95_ms")
-"""Fields of ``Slos`` and of ``PointMetrics`` with the same name and meaning."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,29 +49,6 @@ def _best(points: list[PointStatus], slo: str, keep: Callable[[PointStatus], boo
         load=best.load,
         output_tokens_per_second=best.output_tokens_per_second or 0.0,
         goodput=best.goodput,
-    )
-
-
-def limits(slos: Slos) -> dict[str, float]:
-    """The SLOs set: ``PointMetrics`` field -> threshold."""
-    return {name: getattr(slos, name) for name in SLO_METRICS if getattr(slos, name) is not None}
-
-
-def wire_name(metric: str) -> str:
-    return Slos.model_fields[metric].alias or metric
-
-
-def within(point: PointStatus, metric: str, limit: float) -> bool:
-    value: float | None = getattr(point, metric)
-    return value is not None and value <= limit
-
-
-def meets_slos(point: PointStatus, slos: Slos) -> bool:
-    """Measured, every SLO metric within its threshold, and not refused by the client's own check."""
-    return (
-        point.phase is PointPhase.SUCCEEDED
-        and point.meets_slos is not False
-        and all(within(point, metric, limit) for metric, limit in limits(slos).items())
     )
 
 

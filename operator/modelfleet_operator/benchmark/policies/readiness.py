@@ -44,7 +44,9 @@ def readiness(
     waiting_since: datetime,
     now: datetime,
     timeout: timedelta = DEFAULT_READY_TIMEOUT,
+    track: str | None = None,
 ) -> Readiness:
+    """``track``: the target measures that track of the deployment, ready once a replica of it is."""
     if deployment is None:
         if owned:
             return Readiness(message=f"ModelDeployment {name} is being created.")
@@ -54,7 +56,11 @@ def readiness(
         )
     status = deployment.get("status") or {}
     phase = status.get("phase")
-    if phase in MEASURABLE and status.get("endpoint"):
+    if track is not None:
+        ready_replicas = (status.get(track) or {}).get("readyReplicas") or 0
+        if ready_replicas > 0 and status.get("endpoint"):
+            return Readiness(ready=True, message=f"ModelDeployment {name}'s {track} track serves.")
+    elif phase in MEASURABLE and status.get("endpoint"):
         return Readiness(ready=True, message=f"ModelDeployment {name} is {phase} at {status['endpoint']}.")
     if phase == c.ModelDeploymentPhase.FAILED.value:
         return Readiness(
@@ -69,4 +75,5 @@ def readiness(
                 f"(phase {phase or 'unset'}; {_available_message(deployment)})."
             ),
         )
-    return Readiness(message=f"ModelDeployment {name} is {phase or 'Pending'}; waiting for Ready.")
+    waited = f"its {track} track to serve" if track is not None else "Ready"
+    return Readiness(message=f"ModelDeployment {name} is {phase or 'Pending'}; waiting for {waited}.")

@@ -1,0 +1,77 @@
+"""How a deployment is measured, without the deployments: the part of a BenchmarkSweep's spec a canary
+analysis reuses (``ModelDeployment.spec.canary.analysis.benchmark``), and that ``BenchmarkSweepSpec``
+extends with its targets."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Self
+
+from pydantic import Field, model_validator
+
+from modelfleet_api.base import ApiModel, CelRule
+from modelfleet_api.benchmark import (
+    WORKLOAD_LOAD_RULES,
+    LoadPattern,
+    Protocol,
+    Slos,
+    Workload,
+    workload_load_problem,
+)
+from modelfleet_api.common import ServiceAccountName
+from modelfleet_api.storage import TokenizerUri
+
+SEARCH_NEEDS_SLOS = CelRule(
+    rule=(
+        "!has(self.load.search) || (has(self.slos) && (has(self.slos.ttftP95Ms) || "
+        "has(self.slos.tpotP95Ms) || has(self.slos.e2eP95Ms)))"
+    ),
+    message="search finds the highest load meeting the SLOs: set at least one of slos",
+    field_path=".load.search",
+    reason="FieldValueRequired",
+)
+
+
+class SweepTemplate(ApiModel):
+    """How to measure a deployment: the requests, the load levels and the objectives (a sweep without
+    its targets; a canary analysis runs it against the stable and the canary track)."""
+
+    workload: Workload
+    """Requests to send: prompts from a file or synthetic ones."""
+
+    load: LoadPattern
+    """Load levels (concurrency or request rates), and the requests, duration and warm-up of each point."""
+
+    slos: Slos = Field(default_factory=Slos)
+    """Objectives that define goodput and the best point."""
+
+    protocol: Protocol | None = None
+    """Wire protocol; unset: `kserve-v2-http` for Triton targets, `openai-chat` for the others."""
+
+    tokenizer: TokenizerUri | None = None
+    """Tokenizer for synthetic prompts and token counting; unset: the target's model."""
+
+    image: str | None = Field(default=None, max_length=1024)
+    """Benchmark client image; unset: the operator's default."""
+
+    service_account_name: ServiceAccountName | None = None
+    """ServiceAccount the benchmark Jobs' pods run as, e.g. a workload-identity one federated with the
+    runtime identity to upload to `sinks.blobUri`; it must exist in the namespace, or the Jobs cannot
+    create their pods. The pods get the label `azure.workload.identity/use: "true"`. Unset: the
+    operator's runtime service account (chart value `azure.workloadIdentity.runtimeServiceAccount`),
+    else the namespace's `default`. Deployments expanded from `targets[].template` take the
+    template's own `serviceAccountName`."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (SEARCH_NEEDS_SLOS, *WORKLOAD_LOAD_RULES)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problem = workload_load_problem(self.workload, self.load.arrival, self.protocol)
+        if problem is not None:
+            raise ValueError(problem)
+        if self.load.search is not None and not any(
+            getattr(self.slos, name) is not None for name in Slos.model_fields
+        ):
+            raise ValueError(
+                "load.search: search finds the highest load meeting the SLOs: set at least one of slos"
+            )
+        return self
