@@ -356,3 +356,18 @@ REASON_POINTS_MEET_SLOS: Final = "PointsMeetSlos"
 REASON_NO_POINT_MEETS_SLOS: Final = "NoPointMeetsSlos"
 """SlosMet=False: no measured point meets every SLO, so ``bestPerSlo`` is empty; the message gives the
 closest figure measured for each SLO."""
+
+COMPONENT_ANALYSIS: Final = "analysis"
+"""A BenchmarkSweep a ModelDeployment runs to judge its canary (``spec.canary.analysis``)."""
+COND_CANARY_ANALYSIS: Final = "CanaryAnalysis"
+"""ModelDeployment with ``spec.canary.analysis``: the canary passed every stage."""
+REASON_STAGE_IN_PROGRESS: Final = "StageInProgress"
+"""CanaryAnalysis=False: a stage is under way (the message says which and what it waits for)."""
+REASON_CANARY_STAGE_PASSED: Final = "CanaryStagePassed"
+"""Event: a stage passed; the message has the figures, and the next stage's weight applies."""
+REASON_CANARY_PROMOTED: Final = "CanaryPromoted"
+"""CanaryAnalysis=True: every stage passed; the canary keeps the last stage's weight until the spec
+makes it the stable track."""
+REASON_CANARY_ROLLED_BACK: Final = "CanaryRolledBack"
+"""CanaryAnalysis=False: the canary failed a stage (the message has the deciding figures); it gets no
+requests and its replicas are scaled to 0."""

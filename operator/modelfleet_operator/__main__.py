@@ -23,7 +23,12 @@ from modelfleet_operator.benchmark import handlers as benchmark_handlers
 from modelfleet_operator.capacity.arm import AgentPools
 from modelfleet_operator.capacity.manager import CapacityManager
 from modelfleet_operator.common.handlers import Operator, register_indexes
-from modelfleet_operator.common.kinds import MODEL_DEPLOYMENT, OBSERVED_KINDS, SERVICE_ACCOUNT
+from modelfleet_operator.common.kinds import (
+    BENCHMARK_SWEEP,
+    MODEL_DEPLOYMENT,
+    OBSERVED_KINDS,
+    SERVICE_ACCOUNT,
+)
 from modelfleet_operator.config import OperatorConfig, load_config
 from modelfleet_operator.kube import Kube
 from modelfleet_operator.logging_setup import configure_logging
@@ -75,9 +80,10 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     settings.peering.priority = config.priority
     settings.peering.standalone = config.standalone
     # Only the operator's own children and pods are of interest: filter them on the server, not in this
-    # process. ServiceAccounts are all watched (a runtime one is the namespace's), ModelDeployments too.
+    # process. ServiceAccounts are all watched (a runtime one is the namespace's), ModelDeployments and
+    # BenchmarkSweeps too (users make them; the operator also makes some, as children).
     for kind in OBSERVED_KINDS:
-        if kind not in (SERVICE_ACCOUNT, MODEL_DEPLOYMENT):
+        if kind not in (SERVICE_ACCOUNT, MODEL_DEPLOYMENT, BENCHMARK_SWEEP):
             settings.watching.label_selectors[kind.group, kind.plural] = (
                 f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
             )

@@ -94,6 +94,7 @@ CHILD_KINDS = (
     SCALED_OBJECT,
     HTTP_ROUTE,
     MODEL_DEPLOYMENT,
+    BENCHMARK_SWEEP,
 )
 """Kinds the controllers apply and prune, in the order a pass applies them when it makes several."""
 OBSERVED_KINDS = (*CHILD_KINDS, POD)

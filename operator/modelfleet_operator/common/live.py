@@ -26,7 +26,15 @@ from typing import Any
 
 from modelfleet_api import constants as c
 
-from modelfleet_operator.common.kinds import DEPLOYMENT, JOB, MODEL_DEPLOYMENT, POD, TRAINING_JOB, Kind
+from modelfleet_operator.common.kinds import (
+    BENCHMARK_SWEEP,
+    DEPLOYMENT,
+    JOB,
+    MODEL_DEPLOYMENT,
+    POD,
+    TRAINING_JOB,
+    Kind,
+)
 
 Manifest = dict[str, Any]
 
@@ -118,7 +126,7 @@ def project(kind: Kind, body: Mapping[str, Any]) -> Live:
                 for k in ("replicas", "readyReplicas", "updatedReplicas", "availableReplicas")
                 if k in status
             }
-        elif kind in (MODEL_DEPLOYMENT, TRAINING_JOB):
+        elif kind in (MODEL_DEPLOYMENT, TRAINING_JOB, BENCHMARK_SWEEP):
             projected["status"] = dict(status)
     return Live(manifest=projected, operator_fields=_operator_fields(meta))
 

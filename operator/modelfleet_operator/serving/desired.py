@@ -32,14 +32,19 @@ class Desired:
 
 
 def _routing(
-    owner: Owner, spec: ModelDeploymentSpec, integrations: Integrations, weights: dict[str, int]
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    integrations: Integrations,
+    weights: dict[str, int],
+    canary_weight: int | None,
+    canary_replicas: int,
 ) -> Verdict:
     service = owner.names.service
     if integrations.gateway_api:
         split = ", ".join(f"{track} {weight}%" for track, weight in weights.items())
         pending = (
             " The canary gets no traffic until its replicas are ready."
-            if spec.canary is not None and weights.get(c.TRACK_CANARY, 0) != spec.canary.weight
+            if spec.canary is not None and weights.get(c.TRACK_CANARY, 0) != canary_weight
             else ""
         )
         return Verdict(
@@ -54,12 +59,12 @@ def _routing(
         message = f"Gateway API is not installed; Service {service} selects the replicas."
     else:
         stable = builders.stable_replicas(spec)
-        canary = spec.canary.replicas
+        canary = canary_replicas
         share = round(100 * canary / (stable + canary))
         message = (
             f"Gateway API is not installed; Service {service} selects both tracks, so the canary gets about "
             f"{share}% of requests ({canary} of {stable + canary} replicas) instead of canary.weight "
-            f"{spec.canary.weight}%. Install the Gateway API CRDs and a mesh for an exact split."
+            f"{canary_weight}%. Install the Gateway API CRDs and a mesh for an exact split."
         )
     return Verdict(status=True, reason=c.REASON_SERVICE_FALLBACK, message=message)
 
@@ -117,23 +122,29 @@ def desired(
     autoscaled_replicas: int | None = None,
     new_deployment: bool = True,
     models: Mapping[str, TrackModel] | None = None,
+    canary_weight: int | None = None,
+    canary_replicas: int | None = None,
+    track_services: bool = False,
 ) -> Desired:
     """``new_deployment``: the stable Deployment does not exist yet; ``autoscaled_replicas``: the
     replicas it has while the operator still owns them (it applied them before an autoscaler took
     over). Under an autoscaler a new Deployment starts with the autoscaler's minimum (at least 1); an
     existing one is applied without ``replicas``, which are the autoscaler's. ``models``: each track's
     resolved model (default: the models named by URI); the stable one must be there, a canary without
-    one is not run."""
+    one is not run. A canary analysis sets the canary's weight and (rolled back) its replicas, and needs
+    each track's Service (``track_services``) to measure the tracks apart."""
     tracks = builders.tracks(spec, image, models)
     if tracks[0].autoscaled and not new_deployment:
         tracks[0] = replace(tracks[0], replicas=autoscaled_replicas)
+    if canary_replicas is not None:
+        tracks = [replace(t, replicas=canary_replicas) if t.name == c.TRACK_CANARY else t for t in tracks]
     canary_runs = spec.canary is not None and any(t.name == c.TRACK_CANARY for t in tracks)
-    weights = builders.route_weights(
-        spec.canary.weight if canary_runs and spec.canary is not None else None, canary_ready=canary_ready
-    )
+    if canary_weight is None and spec.canary is not None:
+        canary_weight = spec.canary.weight
+    weights = builders.route_weights(canary_weight if canary_runs else None, canary_ready=canary_ready)
     children = [builders.config_map(owner, spec, t) for t in tracks]
     children.append(builders.service(owner, spec.engine.type))
-    if integrations.gateway_api:
+    if integrations.gateway_api or track_services:
         children += [builders.track_service(owner, t) for t in tracks]
     children += [
         builders.deployment(owner, spec, t, health_path=health_paths[t.engine.type], identity=identity)
@@ -148,7 +159,14 @@ def desired(
     return Desired(
         children=children,
         tracks=tracks,
-        routed=_routing(owner, spec, integrations, weights),
+        routed=_routing(
+            owner,
+            spec,
+            integrations,
+            weights,
+            canary_weight,
+            next((t.replicas or 0 for t in tracks if t.name == c.TRACK_CANARY), 0),
+        ),
         autoscaling=autoscaling,
         endpoint=owner.names.endpoint(builders.api_path(spec.engine.type)),
     )

@@ -32,7 +32,7 @@ from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.live import Live
 from modelfleet_operator.common.plan import RELEASE, CapacityAsk, CapacityRelease, Draft, Plan
 from modelfleet_operator.conditions import is_true
-from modelfleet_operator.serving import builders
+from modelfleet_operator.serving import analysis, builders
 from modelfleet_operator.serving.builders import Integrations, Owner
 from modelfleet_operator.serving.desired import Desired, desired
 from modelfleet_operator.serving.policies.capacity import nodes_for_replicas, pods_scheduled
@@ -53,6 +53,8 @@ class Observed:
     """Server pods of every track."""
     integrations: Integrations = field(default_factory=lambda: Integrations(keda=False, gateway_api=False))
     runtime_account_exists: bool = True
+    sweeps: Mapping[str, Manifest] = field(default_factory=dict)
+    """The canary analysis' BenchmarkSweeps, by name."""
     training_jobs: Mapping[str, Manifest | None] = field(default_factory=dict)
     """Each TrainingJob a track serves from (``model.fromTrainingJob``), as indexed (None: absent)."""
 
@@ -128,14 +130,50 @@ def _model_ready(
     draft.condition(c.COND_MODEL_READY, True, c.REASON_MODEL_RESOLVED, " ".join(parts))
 
 
+def _canary_ready(observed: Observed) -> bool:
+    canary = track_state(c.TRACK_CANARY, observed.deployments.get(c.TRACK_CANARY))
+    return canary.exists and canary.desired > 0 and canary.ready >= canary.desired
+
+
+def _analysis(
+    draft: Draft[ModelDeploymentStatus],
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    observed: Observed,
+    settings: Settings,
+    models: dict[str, TrackModel],
+) -> analysis.Outcome | None:
+    """The canary analysis step, while a canary with ``analysis`` runs (else its status is dropped)."""
+    canary = next(
+        (t for t in builders.tracks(spec, settings.image, models) if t.name == c.TRACK_CANARY), None
+    )
+    if spec.canary is None or spec.canary.analysis is None or canary is None:
+        draft.drop_condition(c.COND_CANARY_ANALYSIS)
+        draft.status.canary_analysis = None
+        return None
+    print_ = analysis.fingerprint(owner, spec, canary, spec.canary.analysis)
+    ready = _canary_ready(observed)
+    outcome = analysis.analyze(
+        draft,
+        owner,
+        spec.canary.analysis,
+        draft.status.canary_analysis,
+        print_,
+        canary_ready=ready,
+        sweeps=observed.sweeps,
+    )
+    draft.status.canary_analysis = outcome.status
+    return outcome
+
+
 def _desired(
     owner: Owner,
     spec: ModelDeploymentSpec,
     observed: Observed,
     settings: Settings,
     models: dict[str, TrackModel],
+    analyzed: analysis.Outcome | None = None,
 ) -> Desired:
-    canary = track_state(c.TRACK_CANARY, observed.deployments.get(c.TRACK_CANARY))
     stable = observed.deployments.get(c.TRACK_STABLE)
     new = stable is None or stable.deleting
     owns_replicas = stable is not None and "spec.replicas" in stable.operator_fields
@@ -147,11 +185,14 @@ def _desired(
         health_paths=settings.health_paths,
         integrations=observed.integrations,
         prometheus_url=settings.prometheus_url,
-        canary_ready=canary.exists and canary.desired > 0 and canary.ready >= canary.desired,
+        canary_ready=_canary_ready(observed),
         identity=settings.identity,
         autoscaled_replicas=live_replicas if owns_replicas else None,
         new_deployment=new,
         models=models,
+        canary_weight=analyzed.weight if analyzed is not None else None,
+        canary_replicas=analyzed.canary_replicas if analyzed is not None else None,
+        track_services=analyzed is not None,
     )
 
 
@@ -169,15 +210,12 @@ def _report(
     wanted: Desired,
     observed: Observed,
     models: dict[str, TrackModel],
+    canary_weight: int | None,
 ) -> list[TrackState]:
     """Phase, conditions and replica counts from the Deployments and server pods."""
     status = draft.status
     states = [track_state(track.name, observed.deployments.get(track.name)) for track in wanted.tracks]
-    verdict = assess(
-        states,
-        find_problem(observed.pods),
-        canary_weight=spec.canary.weight if spec.canary is not None else None,
-    )
+    verdict = assess(states, find_problem(observed.pods), canary_weight=canary_weight)
     status.phase = verdict.phase
     _verdict(draft, c.COND_AVAILABLE, verdict.available)
     _verdict(draft, c.COND_PROGRESSING, verdict.progressing)
@@ -248,18 +286,24 @@ def plan(
     _model_ready(draft, spec, models, waiting, observed)
     if c.TRACK_STABLE in waiting:
         return _wait_for_model(draft, observed, generation)
-    wanted = _desired(owner, spec, observed, settings, models)
+    analyzed = _analysis(draft, owner, spec, observed, settings, models)
+    wanted = _desired(owner, spec, observed, settings, models, analyzed)
     held = not draft.service_account_ready(
         settings.identity, observed.runtime_account_exists, owner.namespace
     )
-    states = _report(draft, owner, spec, wanted, observed, models)
+    weight = analyzed.weight if analyzed is not None else (spec.canary.weight if spec.canary else None)
+    states = _report(draft, owner, spec, wanted, observed, models, weight)
     status.observed_generation = generation
     if held:
         _report_held(draft, settings.identity, owner.namespace)
+    sweeps = analyzed.sweeps if analyzed is not None else []
     return Plan(
         status=status,
-        apply=() if held else tuple(wanted.children),
+        apply=() if held else (*wanted.children, *sweeps),
+        keep=analyzed.keep if analyzed is not None else frozenset(),
         hold=held,
+        events=tuple(draft.events),
+        requeue_at=analyzed.requeue_at if analyzed is not None else None,
         capacity=_capacity(spec, states, observed.pods),
     )
 

@@ -17,6 +17,7 @@ from modelfleet_operator.common.errors import InvalidSpec
 from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.indexes import Indexes, training_jobs_named
 from modelfleet_operator.common.kinds import (
+    BENCHMARK_SWEEP,
     CONFIG_MAP,
     DEPLOYMENT,
     HORIZONTAL_POD_AUTOSCALER,
@@ -50,6 +51,7 @@ WARNING_REASONS = frozenset(
         c.REASON_TRAINING_FAILED,
         c.REASON_TRAINING_JOB_NOT_FOUND,
         c.REASON_ADAPTER_NOT_SUPPORTED,
+        c.REASON_CANARY_ROLLED_BACK,
     }
 )
 
@@ -65,6 +67,7 @@ class ModelDeploymentController:
         HORIZONTAL_POD_AUTOSCALER,
         SCALED_OBJECT,
         HTTP_ROUTE,
+        BENCHMARK_SWEEP,
     )
     status_model = ModelDeploymentStatus
     failed_phase = c.ModelDeploymentPhase.FAILED
@@ -115,6 +118,11 @@ class ModelDeploymentController:
             ),
             runtime_account_exists=account is None
             or indexes.service_account_exists(owner.namespace, account),
+            sweeps={
+                child.name: child.manifest
+                for child in children
+                if child.manifest["kind"] == BENCHMARK_SWEEP.kind
+            },
             training_jobs={
                 job: indexes.training_job(owner.namespace, job)
                 for job in training_jobs_named(resource.spec.to_wire())
