@@ -425,6 +425,14 @@ TRAINING_JOB_MISTAKES: list[Case] = [
 ]
 
 MD = good_model_deployment("mistake")
+ANALYSIS = {
+    "benchmark": {
+        "workload": {"synthetic": {"inputTokens": {"mean": 128}, "outputTokens": {"mean": 64}}},
+        "load": {"mode": "closed-loop", "concurrency": [1, 8], "requests": 40},
+        "slos": {"ttftP95Ms": 500},
+    },
+    "stages": [{"weight": 5}, {"weight": 100}],
+}
 SECRET = {"name": "llama-api-key"}
 
 
@@ -688,6 +696,49 @@ MODEL_DEPLOYMENT_MISTAKES: list[Case] = [
         edit(MD, spec__serviceAccountName="serve_sa"),
         ("spec.serviceAccountName", OBJECT_NAME),
     ),
+    # canary analysis
+    (
+        "analysis-stages-decreasing",
+        edit(
+            MD,
+            spec__canary={
+                "image": "serve:2",
+                "analysis": {**ANALYSIS, "stages": [{"weight": 50}, {"weight": 5}]},
+            },
+        ),
+        ("spec.canary.analysis.stages", "weights must increase from one stage to the next"),
+    ),
+    (
+        "analysis-without-slos",
+        edit(
+            MD,
+            spec__canary={
+                "image": "serve:2",
+                "analysis": {**ANALYSIS, "benchmark": {**ANALYSIS["benchmark"], "slos": {}}},
+            },
+        ),
+        (
+            "spec.canary.analysis.benchmark.slos: Required value",
+            "a canary is promoted when it meets the SLOs",
+        ),
+    ),
+    (
+        "analysis-with-a-load-search",
+        edit(
+            MD,
+            spec__canary={
+                "image": "serve:2",
+                "analysis": {
+                    **ANALYSIS,
+                    "benchmark": {
+                        **ANALYSIS["benchmark"],
+                        "load": {"mode": "open-loop", "requests": 50, "search": {"min": 1, "max": 64}},
+                    },
+                },
+            },
+        ),
+        ("spec.canary.analysis.benchmark.load.search: Forbidden", "both tracks are compared"),
+    ),
     # lineage: a model is a URI or a TrainingJob's output
     (
         "model-uri-and-training-job",
@@ -721,6 +772,11 @@ def grid(**axes: Any) -> list[dict[str, Any]]:
 
 
 BENCHMARK_SWEEP_MISTAKES: list[Case] = [
+    (
+        "track-of-a-template",
+        edit(BS, spec__targets=[{"name": "grid", "template": TEMPLATE, "track": "canary"}]),
+        ("spec.targets[0].track: Forbidden", "track selects a track of a deploymentRef"),
+    ),
     (
         "model-axis-over-a-training-jobs-output",
         edit(
