@@ -54,15 +54,9 @@ def plain(source: DeploymentModelSource) -> TrackModel | None:
 
 
 def _model(source: DeploymentModelSource, uri: str, revision: str | None = None) -> ModelSource:
-    return ModelSource.model_validate(
-        {
-            "uri": uri,
-            "revision": revision,
-            "loadIn4bit": source.load_in_4bit,
-            "trustRemoteCode": source.trust_remote_code,
-            "tokenSecret": source.token_secret,
-        }
-    )
+    """The model at ``uri``, with the rest of the track's model settings (remote code, hub token...)."""
+    settings = source.model_dump(by_alias=True, exclude={"from_training_job", "uri", "revision"})
+    return ModelSource.model_validate({**settings, "uri": uri, "revision": revision})
 
 
 def from_output(
