@@ -30,6 +30,7 @@ from modelfleet_api.common import (
     refused_on_cpu,
 )
 from modelfleet_api.constants import BenchmarkSweepPhase, PointPhase
+from modelfleet_api.cost import CostStatus
 from modelfleet_api.modeldeployment import CPU_ENGINES, CPU_ENGINES_CEL, ModelDeploymentSpec
 from modelfleet_api.pods import BenchmarkPodTemplate
 from modelfleet_api.resource import (
@@ -492,6 +493,9 @@ class TargetStatus(ApiModel):
     """When the sweep started waiting for the deployment to become Ready (its ready timeout counts
     from here)."""
 
+    cost: CostStatus | None = None
+    """What a deployment the sweep created has cost, as it last reported (kept once it is deleted)."""
+
 
 class BenchmarkSweepStatus(ApiModel):
     """What the operator observed; written only by the operator."""
@@ -504,6 +508,10 @@ class BenchmarkSweepStatus(ApiModel):
 
     observed_generation: int | None = Field(default=None, ge=0)
     """The `metadata.generation` this status was computed from."""
+
+    cost: CostStatus | None = None
+    """What the deployments the sweep created (templates) have cost so far, added up; referenced
+    deployments are not the sweep's (they report their own), nor are the benchmark pods."""
 
     targets: list[TargetStatus] = Field(default_factory=list)
     """Resolved targets (templates expanded)."""
@@ -566,6 +574,9 @@ class BenchmarkSweep(CustomResource):
                 json_path=".status.bestThroughput.outputTokensPerSecond",
                 type="number",
                 description="Highest output tokens per second.",
+            ),
+            PrinterColumn(
+                name="Cost", json_path=".status.cost.amount", type="number", description="Cost so far."
             ),
             AGE_COLUMN,
         ),

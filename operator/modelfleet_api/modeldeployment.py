@@ -29,6 +29,7 @@ from modelfleet_api.common import (
     refused_on_cpu,
 )
 from modelfleet_api.constants import ModelDeploymentPhase
+from modelfleet_api.cost import CostStatus
 from modelfleet_api.engines.metrics import ENGINE_METRICS, offered
 from modelfleet_api.engines.metrics import AutoscalingMetric as AutoscalingMetric
 from modelfleet_api.lineage import ServedModel, TrainingJobRef
@@ -377,6 +378,10 @@ class ModelDeploymentStatus(ApiModel):
     observed_generation: int | None = Field(default=None, ge=0)
     """The `metadata.generation` this status was computed from."""
 
+    cost: CostStatus | None = None
+    """What it has cost so far: VM-hours times the operator's list price for the VM size and priority
+    (`basis` says which, or why there is none)."""
+
     model: ServedModel | None = None
     """The model the stable track serves, resolved: its URI, `model` or `adapter`, and the TrainingJob
     (name and UID) behind it with `model.fromTrainingJob`."""
@@ -440,6 +445,9 @@ class ModelDeployment(CustomResource):
                 name="Endpoint", json_path=".status.endpoint", type="string", description="In-cluster URL."
             ),
             PrinterColumn(name="Phase", json_path=".status.phase", type="string", description="Phase."),
+            PrinterColumn(
+                name="Cost", json_path=".status.cost.amount", type="number", description="Cost so far."
+            ),
             AGE_COLUMN,
         ),
     )

@@ -29,6 +29,7 @@ from modelfleet_api.common import (
     refused_on_cpu,
 )
 from modelfleet_api.constants import TrainingJobPhase
+from modelfleet_api.cost import CostStatus
 from modelfleet_api.lineage import TrainingOutput
 from modelfleet_api.pods import TrainingPodTemplate
 from modelfleet_api.resource import (
@@ -284,6 +285,10 @@ class TrainingJobStatus(ApiModel):
     observed_generation: int | None = Field(default=None, ge=0)
     """The `metadata.generation` this status was computed from."""
 
+    cost: CostStatus | None = None
+    """What it has cost so far: VM-hours times the operator's list price for the VM size and priority
+    (`basis` says which, or why there is none)."""
+
     ready_workers: int = Field(default=0, ge=0)
     """Worker pods running and ready."""
 
@@ -346,6 +351,9 @@ class TrainingJob(CustomResource):
             ),
             PrinterColumn(
                 name="Loss", json_path=".status.progress.loss", type="number", description="Latest loss."
+            ),
+            PrinterColumn(
+                name="Cost", json_path=".status.cost.amount", type="number", description="Cost so far."
             ),
             AGE_COLUMN,
         ),

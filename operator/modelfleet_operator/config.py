@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from modelfleet_api.common import DNS_SUBDOMAIN_MAX, DNS_SUBDOMAIN_PATTERN
+from modelfleet_api.cost import PriceTable
+from pydantic import ValidationError
 
 from modelfleet_operator.capacity.settings import CapacitySettings, load_capacity_settings
 
@@ -80,6 +82,10 @@ class OperatorConfig:
     storage_account: str | None = None
     """Azure storage account of ``az://CONTAINER/PATH`` URIs, given to every runtime pod as
     ``AZURE_STORAGE_ACCOUNT`` (``MODELFLEET_STORAGE_ACCOUNT``)."""
+    prices: PriceTable | None = None
+    """List prices per VM size and priority for ``status.cost`` (``MODELFLEET_PRICES``, a JSON
+    ``modelfleet_api.cost.PriceTable``; the chart's ``pricing`` value). Unset: costs say they are not
+    priced."""
     capacity: CapacitySettings | None = None
     """The AKS capacity manager, when ``MODELFLEET_CAPACITY_MANAGER=azure`` (see ``capacity.settings``)."""
 
@@ -192,5 +198,15 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         storage_account=_optional_name(
             env, "MODELFLEET_STORAGE_ACCOUNT", STORAGE_ACCOUNT_NAME, "3-24 lowercase letters and digits"
         ),
+        prices=_prices(env.get("MODELFLEET_PRICES")),
         capacity=load_capacity_settings(env),
     )
+
+
+def _prices(text: str | None) -> PriceTable | None:
+    if not text:
+        return None
+    try:
+        return PriceTable.model_validate_json(text)
+    except ValidationError as error:
+        raise SystemExit(f"MODELFLEET_PRICES is not a valid price table: {error}") from None

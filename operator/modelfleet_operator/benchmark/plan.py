@@ -22,6 +22,7 @@ from typing import Any
 from modelfleet_api import constants as c
 from modelfleet_api.benchmarksweep import BenchmarkSweepSpec, BenchmarkSweepStatus, PointStatus, TargetStatus
 from modelfleet_api.constants import BenchmarkSweepPhase, PointPhase
+from modelfleet_api.cost import CostStatus
 from modelfleet_api.modeldeployment import ModelDeploymentSpec
 from modelfleet_api.serving import EngineType
 
@@ -34,6 +35,7 @@ from modelfleet_operator.benchmark.policies.results import outcome
 from modelfleet_operator.benchmark.policies.schedule import ENDED, points_to_start
 from modelfleet_operator.benchmark.policies.schedule import plan as schedule
 from modelfleet_operator.benchmark.policies.search import advance
+from modelfleet_operator.common.cost import total_cost
 from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.plan import ChildKey, Draft, Event, Plan, key_of
 
@@ -240,7 +242,19 @@ class _Planner:
         self.requeue_at = moment if self.requeue_at is None else min(self.requeue_at, moment)
 
     # ---- status ---------------------------------------------------------------------------------
+    def account_cost(self) -> None:
+        """Each created deployment's cost as it last reported, and their sum (``status.cost``)."""
+        by_deployment = {t.deployment: t for t in self.status.targets}
+        for target in self.targets:
+            found = self.observed.deployments.get(target.deployment) if target.owned else None
+            reported = ((found or {}).get("status") or {}).get("cost")
+            entry = by_deployment.get(target.deployment)
+            if reported and entry is not None:
+                entry.cost = CostStatus.model_validate(reported)
+        self.status.cost = total_cost([t.cost for t in self.status.targets if t.cost is not None])
+
     def summarize(self) -> None:
+        self.account_cost()
         points = self.points
         status = self.status
         done = sum(p.phase in ENDED for p in points)

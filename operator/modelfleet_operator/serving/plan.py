@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from modelfleet_api import constants as c
+from modelfleet_api.cost import PriceTable
 from modelfleet_api.modeldeployment import (
     ModelDeploymentSpec,
     ModelDeploymentStatus,
@@ -28,6 +29,7 @@ from modelfleet_api.modeldeployment import (
 )
 from modelfleet_api.serving import EngineType
 
+from modelfleet_operator.common.cost import account, vm_share
 from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.live import Live
 from modelfleet_operator.common.plan import RELEASE, CapacityAsk, CapacityRelease, Draft, Plan
@@ -39,6 +41,7 @@ from modelfleet_operator.serving.policies.capacity import nodes_for_replicas, po
 from modelfleet_operator.serving.policies.lineage import TrackModel, ready_message, resolve
 from modelfleet_operator.serving.policies.phase import TrackState, Verdict, assess
 from modelfleet_operator.serving.policies.pods import find_problem, startup_breakdown
+from modelfleet_operator.status import status_patch
 
 Manifest = dict[str, Any]
 
@@ -65,6 +68,8 @@ class Settings:
     health_paths: Mapping[EngineType, str]
     prometheus_url: str
     identity: RuntimeIdentity
+    prices: PriceTable | None = None
+    """The operator's price table (``status.cost``)."""
 
 
 def track_state(name: str, deployment: Live | None) -> TrackState:
@@ -281,6 +286,7 @@ def plan(
     now: datetime,
     settings: Settings,
 ) -> Plan[ModelDeploymentStatus]:
+    stored = status.to_wire()
     draft = Draft(status, now, generation)
     models, waiting = _resolve(owner, spec, status, observed)
     _model_ready(draft, spec, models, waiting, observed)
@@ -296,6 +302,15 @@ def plan(
     status.observed_generation = generation
     if held:
         _report_held(draft, settings.identity, owner.namespace)
+    scheduled = sum(1 for pod in observed.pods if (pod.get("spec") or {}).get("nodeName"))
+    status.cost = account(
+        status.cost,
+        vms_now=vm_share(spec.resources, scheduled, spec.resources.gpus_per_replica),
+        now=now,
+        table=settings.prices,
+        placement=spec.resources,
+        writing=status_patch(stored, status.to_wire()) is not None,
+    )
     sweeps = analyzed.sweeps if analyzed is not None else []
     return Plan(
         status=status,

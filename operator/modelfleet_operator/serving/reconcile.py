@@ -141,6 +141,7 @@ class ModelDeploymentController:
             health_paths=HEALTH_PATHS,
             prometheus_url=self._config.prometheus_url,
             identity=self._identity(resource),
+            prices=self._config.prices,
         )
         generation = resource.metadata.get("generation")
         return planning.plan(self.owner(resource), resource.spec, generation, status, observed, now, settings)

@@ -21,9 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from modelfleet_api import constants as c
+from modelfleet_api.cost import PriceTable
 from modelfleet_api.runtime_config import TrainingProgress
 from modelfleet_api.trainingjob import TrainingJobSpec, TrainingJobStatus
 
+from modelfleet_operator.common.cost import account, vm_share
 from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.plan import (
     RELEASE,
@@ -40,7 +42,8 @@ from modelfleet_operator.training import builders
 from modelfleet_operator.training.builders import Owner
 from modelfleet_operator.training.policies.failure import decide_restart
 from modelfleet_operator.training.policies.gang import gang_verdict
-from modelfleet_operator.training.policies.gpu_hours import GpuAccount, account
+from modelfleet_operator.training.policies.gpu_hours import GpuAccount
+from modelfleet_operator.training.policies.gpu_hours import account as account_gpu_hours
 from modelfleet_operator.training.policies.output import training_output
 from modelfleet_operator.training.policies.progress import steps_column
 from modelfleet_operator.training.policies.stall import stall_message
@@ -78,6 +81,8 @@ class Settings:
     image: str
     """Image of the workers unless the spec names one."""
     identity: RuntimeIdentity
+    prices: PriceTable | None = None
+    """The operator's price table (``status.cost``)."""
 
 
 @dataclass
@@ -90,7 +95,8 @@ class _Planner:
     apply: list[Manifest] = field(default_factory=list)
     keep: set[ChildKey] = field(default_factory=set)
     requeue_at: datetime | None = None
-    gpus_held: int = 0
+    workers_held: int = 0
+    """Worker pods holding nodes (and GPUs) after this pass."""
 
     @property
     def status(self) -> TrainingJobStatus:
@@ -150,7 +156,7 @@ class _Planner:
                 )
                 self.draft.condition(c.COND_SUSPENDED, False, c.REASON_RESUMED, message)
             return False
-        self.gpus_held = 0
+        self.workers_held = 0
         self.phase(Phase.SUSPENDED)
         self.workers(0)
         message = (
@@ -300,7 +306,7 @@ class _Planner:
         restarts = self.status.restarts
         decision = decide_restart(cause, detail, restarts=restarts, backoff_limit=self.spec.backoff_limit)
         self.workers(0)
-        self.gpus_held = 0
+        self.workers_held = 0
         self.draft.condition(c.COND_RUNNING, False, cause, decision.message)
         self.status.last_restart_reason = cause
         if decision.restart:
@@ -316,13 +322,13 @@ class _Planner:
     def _fail_first(self) -> None:
         """Failed now; the Job is pruned by the next pass (asked for at once)."""
         self._finish(Phase.FAILED)
-        self.gpus_held = 0
+        self.workers_held = 0
         self.keep_job()
         self.apply = [m for m in self.apply if m["kind"] != "Job"]
         self.deadline(self.now)
 
     def _succeed(self) -> None:
-        self.gpus_held = 0
+        self.workers_held = 0
         self.workers(0)
         message = (
             f"All {self.spec.resources.nodes} workers exited 0; the output is at {self.spec.output.uri}."
@@ -355,18 +361,31 @@ class _Planner:
             placement=self.spec.resources, nodes=self.spec.resources.nodes, scheduled=all_placed
         )
 
+    def account_cost(self, stored: dict[str, Any]) -> None:
+        """``status.cost`` from the VM shares the workers hold (``common.cost``)."""
+        resources = self.spec.resources
+        self.status.cost = account(
+            self.status.cost,
+            vms_now=vm_share(resources, self.workers_held, resources.gpus_per_node),
+            now=self.now,
+            table=self.settings.prices,
+            placement=resources,
+            writing=status_patch(stored, self.status.to_wire()) is not None,
+        )
+
     def account_gpus(self, stored: dict[str, Any]) -> None:
         """Bring ``gpuHours`` up to date when the GPUs held change, or (at most once a minute, see the
         policy) when the status is written anyway: an idle running job then writes nothing (``gpus`` x
         the time since ``gpuHoursUpdatedAt`` is what it used since)."""
         status = self.status
         changing = status_patch(stored, status.to_wire()) is not None
-        if not changing and self.gpus_held == (status.gpus or 0):
+        gpus_held = self.workers_held * self.spec.resources.gpus_per_node
+        if not changing and gpus_held == (status.gpus or 0):
             return
         previous = GpuAccount(
             gpu_hours=status.gpu_hours, gpus=status.gpus or 0, updated_at=status.gpu_hours_updated_at
         )
-        updated = account(previous, gpus_now=self.gpus_held, now=self.now)
+        updated = account_gpu_hours(previous, gpus_now=gpus_held, now=self.now)
         status.gpu_hours, status.gpus, status.gpu_hours_updated_at = (
             updated.gpu_hours,
             updated.gpus,
@@ -385,7 +404,7 @@ def plan(
 ) -> Plan[TrainingJobStatus]:
     stored = status.to_wire()
     planner = _Planner(owner, spec, observed, settings, Draft(status, now, generation))
-    planner.gpus_held = summarize(observed.pods).scheduled * spec.resources.gpus_per_node
+    planner.workers_held = summarize(observed.pods).scheduled
     status.observed_generation = generation
     if planner.finished():
         completed = status.completion_time
@@ -410,6 +429,7 @@ def plan(
             break
     capacity = planner.capacity()
     planner.account_gpus(stored)
+    planner.account_cost(stored)
     keep = frozenset(planner.keep - {key_of(m) for m in planner.apply})
     return Plan(
         status=status,

@@ -101,6 +101,8 @@ class TrainingJobController:
     def plan(
         self, resource: TrainingJob, status: TrainingJobStatus, observed: planning.Observed, now: datetime
     ) -> Plan[TrainingJobStatus]:
-        settings = planning.Settings(image=self._config.training_image, identity=self._identity(resource))
+        settings = planning.Settings(
+            image=self._config.training_image, identity=self._identity(resource), prices=self._config.prices
+        )
         generation = resource.metadata.get("generation")
         return planning.plan(self.owner(resource), resource.spec, generation, status, observed, now, settings)
