@@ -208,7 +208,7 @@ def test_sweep_over_two_engines_records_results_survives_a_failed_point_and_clea
     assert [p["phase"] for p in results] == [p["phase"] for p in points]
 
     table = cluster.kubectl("get", "benchmarksweeps", "-n", ns).stdout
-    assert table.split("\n")[0].split() == ["NAME", "PHASE", "POINTS", "BEST", "THROUGHPUT", "AGE"]
+    assert table.split("\n")[0].split() == ["NAME", "PHASE", "POINTS", "BEST", "THROUGHPUT", "COST", "AGE"]
     assert table.split("\n")[1].split()[:4] == [name, "Succeeded", "6/6", "6100"]
 
     def no_deployments() -> bool:

@@ -27,7 +27,7 @@ PRICES = PriceTable.model_validate(
     {
         "currency": "USD",
         "source": "test prices",
-        "sizes": {"Standard_ND96isr_H100_v5": {"onDemand": 80.0}, "Standard_NC40adis_H100_v5": {"spot": 3.0}},
+        "sizes": {"Standard_ND96isr_H100_v5": {"onDemand": 80.0}, "Standard_NC80adis_H100_v5": {"spot": 3.0}},
     }
 )
 
@@ -72,8 +72,9 @@ def test_cost_of_a_training_job_and_a_deployment(
     assert cost["vmHours"] == pytest.approx(done["status"]["gpuHours"] / 8, abs=1e-5)
     assert cost["amount"] == pytest.approx(cost["vmHours"] * 80.0, abs=1e-3) and cost["amount"] > 0
     assert cost["basis"] == "Standard_ND96isr_H100_v5 on-demand at 80 USD per VM-hour; test prices"
-    row = cluster.kubectl("get", "tj", "priced", "-n", namespace, "--no-headers").stdout.split()
-    assert row[6] == f"{cost['amount']:g}", row
+    header, row = cluster.kubectl("get", "tj", "priced", "-n", namespace).stdout.splitlines()[:2]
+    column = header.index("COST")
+    assert row[column:].split()[0] == f"{cost['amount']:g}", (header, row)
 
     deployment = {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -81,20 +82,30 @@ def test_cost_of_a_training_job_and_a_deployment(
         "metadata": {"name": "priced"},
         "spec": {
             "model": {"uri": "meta-llama/Llama-3.1-8B-Instruct"},
-            "resources": {"instanceType": "Standard_NC40adis_H100_v5", "gpusPerReplica": 1, "spot": True},
+            "resources": {"instanceType": "Standard_NC80adis_H100_v5", "gpusPerReplica": 2, "spot": True},
         },
     }
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments", deployment)
     md = wait_md(
-        custom, namespace, "priced", lambda m: (m["status"].get("cost") or {}).get("vms") == 1, "1 VM held"
+        custom,
+        namespace,
+        "priced",
+        lambda m: (m.get("status", {}).get("cost") or {}).get("vms") == 1,
+        "1 VM held",
     )
-    assert md["status"]["cost"]["basis"] == "Standard_NC40adis_H100_v5 spot at 3 USD per VM-hour; test prices"
+    assert md["status"]["cost"]["basis"] == "Standard_NC80adis_H100_v5 spot at 3 USD per VM-hour; test prices"
     assert md["status"]["cost"]["amount"] is not None
 
     custom.patch_namespaced_custom_object(
         GROUP, VERSION, namespace, "modeldeployments", "priced", {"spec": {"replicas": 0}}
     )
-    stopped = wait_md(custom, namespace, "priced", lambda m: m["status"]["cost"]["vms"] == 0, "no VM held")
+    stopped = wait_md(
+        custom,
+        namespace,
+        "priced",
+        lambda m: (m.get("status", {}).get("cost") or {}).get("vms") == 0,
+        "no VM held",
+    )
     assert stopped["status"]["cost"]["vmHours"] > 0
     wait_for(
         lambda: custom.delete_namespaced_custom_object(

@@ -204,7 +204,7 @@ def test_vllm_example_with_keda_scales_to_zero_gets_ready_degrades_and_survives_
     assert pod_object.spec.node_name.startswith("aks-nc80h100-")  # the spot NC80adis pool
 
     table = crds.kubectl("get", "modeldeployments", "-n", ns).stdout.splitlines()
-    assert table[0].split() == ["NAME", "ENGINE", "MODEL", "READY", "ENDPOINT", "PHASE", "AGE"]
+    assert table[0].split() == ["NAME", "ENGINE", "MODEL", "READY", "ENDPOINT", "PHASE", "COST", "AGE"]
     row = table[1].split()
     assert row[:6] == [
         name,
