@@ -65,9 +65,18 @@ class Buildah:
             "overlay",
         ]
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of every call: buildah's temporary files (a layer's whole diff while it is
+        committed, gigabytes for the dependency layer) under the store, not in /var/tmp, so an
+        interrupted build leaves nothing outside the cache and ``remove_stale`` clears them."""
+        tmp = self.store / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        return {**os.environ, "TMPDIR": str(tmp)}
+
     def run(self, *args: str) -> str:
         """A short buildah command; its stdout."""
-        done = subprocess.run([*self.command, *args], capture_output=True, text=True)
+        done = subprocess.run([*self.command, *args], capture_output=True, text=True, env=self.env)
         if done.returncode != 0:
             raise ImageBuildFailed(
                 f"buildah {args[0]}", None, done.stderr.strip() or f"exit {done.returncode}"
@@ -83,13 +92,19 @@ class Buildah:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"image-{step}.log"
         with log.open("w") as out:
-            done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
+            )
         if done.returncode != 0:
-            raise ImageBuildFailed(step, log, f"exit {done.returncode}")
+            detail = f"exit {done.returncode}"
+            if "no space left on device" in log.read_text(errors="replace"):
+                free = shutil.disk_usage(self.store).free / 2**30
+                detail += f"; the disk is full ({free:.1f} GiB free under {self.store} now)"
+            raise ImageBuildFailed(step, log, detail)
 
     def has_image(self, ref: str) -> bool:
         done = subprocess.run(
-            [*self.command, "inspect", "--type", "image", ref], capture_output=True, text=True
+            [*self.command, "inspect", "--type", "image", ref], capture_output=True, text=True, env=self.env
         )
         return done.returncode == 0
 
@@ -99,13 +114,20 @@ class Buildah:
         for _ in range(rounds):
             out = self.run("images", "--quiet", "--filter", "dangling=true")
             ids = sorted(set(out.split()))
+            env = self.env
             removed = [
                 i
                 for i in ids
-                if subprocess.run([*self.command, "rmi", i], capture_output=True).returncode == 0
+                if subprocess.run([*self.command, "rmi", i], capture_output=True, env=env).returncode == 0
             ]
             if not removed:
                 return
+
+    def remove_stale(self) -> None:
+        """Working containers and temporary files that an interrupted build left (a killed build never
+        removes its container, which pins its layers). Only safe while holding the build lock."""
+        self.run("rm", "--all")
+        shutil.rmtree(self.store / "tmp", ignore_errors=True)
 
     def images(self, repository: str) -> list[str]:
         """``repository:tag`` of every tagged image of a repository in the store."""

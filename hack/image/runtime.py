@@ -43,6 +43,8 @@ UV_CACHE_IN_BUILD = "/cache/uv"
 CA_BUNDLE_IN_BUILD = "/run/host-ca.crt"
 KEEP = 2
 """Archives (about 5 GiB each) kept: the newest build and the one used last before it."""
+ARCHIVE_ESTIMATE = 6 * 2**30
+"""The archive's size before one was built (5.4 GiB measured)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,9 @@ def _build(image: RuntimeImage, image_dir: Path) -> None:
     require_tools()
     started = time.monotonic()
     buildah = Buildah(store=image_dir / "containers", logs=CACHE / "logs")
+    buildah.remove_stale()
+    _remove_older(buildah, image, image_dir, prune=False)  # room first; the layer cache stays
+    _require_space(image_dir)
     scratch = image_dir / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     source = inputs()
@@ -218,8 +223,25 @@ def _host_ca_bundle() -> Path | None:
     return None
 
 
-def _remove_older(buildah: Buildah, image: RuntimeImage, image_dir: Path) -> None:
-    """Archives and tags beyond the ``KEEP`` most recently used go; the layer cache stays."""
+def _require_space(image_dir: Path) -> None:
+    """Fail before a build that cannot fit. Measured on this project's image: a build whose
+    dependency layer is rebuilt holds that layer's diff in a temporary file while committing it,
+    then the layer, the final stage and the archive, about three archives' worth at its peak."""
+    archives = [a.stat().st_size for a in image_dir.glob(f"{ARCHIVE_PREFIX}*.tar")]
+    need = 3 * (max(archives) if archives else ARCHIVE_ESTIMATE)
+    free = shutil.disk_usage(image_dir).free
+    if free < need:
+        raise ImageBuildFailed(
+            "disk",
+            None,
+            f"{free / 2**30:.1f} GiB free under {image_dir}; a build may need {need / 2**30:.1f} GiB "
+            "(three times the image's archive): free some disk and run it again",
+        )
+
+
+def _remove_older(buildah: Buildah, image: RuntimeImage, image_dir: Path, prune: bool = True) -> None:
+    """Archives and tags beyond the ``KEEP`` most recently used go; with ``prune``, so do the layers
+    no kept image uses (before a build they stay: they may be its cache)."""
     archives = sorted(image_dir.glob(f"{ARCHIVE_PREFIX}*.tar"), key=lambda a: a.stat().st_mtime, reverse=True)
     others = [a.stem.removeprefix(ARCHIVE_PREFIX) for a in archives if a != image.archive]
     kept = {image.tag, *others[: KEEP - 1]}
@@ -229,4 +251,5 @@ def _remove_older(buildah: Buildah, image: RuntimeImage, image_dir: Path) -> Non
     for ref in buildah.images(REPOSITORY) + buildah.images(BUILD_STAGE_REPOSITORY):
         if ref.rsplit(":", 1)[1] not in kept:
             buildah.run("rmi", ref)
-    buildah.prune_dangling()
+    if prune:
+        buildah.prune_dangling()

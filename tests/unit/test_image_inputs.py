@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from hack.image import base
+from hack.image.buildah import Buildah, ImageBuildFailed
 from hack.image.inputs import BuildInputs, copy_sources
-from hack.image.runtime import DOCKERFILE, REPOSITORY, planned
+from hack.image.runtime import DOCKERFILE, REPOSITORY, _require_space, planned
 
 pytestmark = pytest.mark.unit
 
@@ -90,3 +92,23 @@ def test_the_runtime_image_is_named_by_its_inputs_and_the_debian_recipe() -> Non
     assert {"images/requirements/runtime-cpu.txt", "pyproject.toml"} <= set(inputs.files)
     assert any(f.startswith("training-runtime/modelfleet_train/") for f in inputs.files)
     assert any(f.startswith("serving-runtime/modelfleet_serve/") for f in inputs.files)
+
+
+def test_a_build_the_disk_cannot_hold_is_refused_before_it_starts(tmp_path: Path) -> None:
+    free = shutil.disk_usage(tmp_path).free
+    with (tmp_path / "runtime-cpu-0123456789abcdef.tar").open("wb") as archive:
+        archive.truncate(free)  # sparse: its size, not its blocks, sets what a build needs
+    with pytest.raises(ImageBuildFailed, match=r"GiB free under .*: free some disk"):
+        _require_space(tmp_path)
+    (tmp_path / "runtime-cpu-0123456789abcdef.tar").unlink()
+    with (tmp_path / "runtime-cpu-0123456789abcdef.tar").open("wb") as archive:
+        archive.truncate(1024)
+    _require_space(tmp_path)
+
+
+def test_a_step_that_fills_the_disk_says_so(tmp_path: Path) -> None:
+    buildah = Buildah(store=tmp_path / "store", logs=tmp_path / "logs")
+    failing = ["sh", "-c", "echo 'write /x/1: no space left on device'; exit 1"]
+    with pytest.raises(ImageBuildFailed, match=r"the disk is full \(.* GiB free under .*store now\)"):
+        buildah.step("commit", failing)
+    assert buildah.env["TMPDIR"] == str(tmp_path / "store" / "tmp")
