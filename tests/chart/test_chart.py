@@ -107,7 +107,7 @@ pruned."""
 OPERATOR_RULES = {
     ("modelfleet.io", "trainingjobs"): {"list", "watch", "patch", "delete"},
     ("modelfleet.io", "modeldeployments"): APPLIED,
-    ("modelfleet.io", "benchmarksweeps"): {"list", "watch", "patch"},
+    ("modelfleet.io", "benchmarksweeps"): {"list", "watch", "create", "patch", "delete"},
     **{
         ("modelfleet.io", f"{kind}/status"): {"patch"}
         for kind in ("trainingjobs", "modeldeployments", "benchmarksweeps")

@@ -79,9 +79,10 @@ creates the object) and prunes them (delete). Neither it nor kopf uses update (P
 - apiGroups: ["modelfleet.io"]
   resources: ["modeldeployments"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# BenchmarkSweeps: a ModelDeployment's canary analysis applies and prunes its own.
 - apiGroups: ["modelfleet.io"]
   resources: ["benchmarksweeps"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["modelfleet.io"]
   resources: ["trainingjobs/status", "modeldeployments/status", "benchmarksweeps/status"]
   verbs: ["patch"]
