@@ -14,6 +14,8 @@ import itertools
 import os
 import signal
 import subprocess
+import tarfile
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from hack.controlplane.certs import Pki
 from hack.controlplane.processes import Process, StepFailed, wait_until
-from hack.node import configs
+from hack.node import configs, imports
 from hack.node.images import pause_image
 from hack.node.layout import BRIDGE, NODE_NAME, NodeLayout, check_addresses
 from hack.node.oci import ImageArchive
@@ -35,6 +37,9 @@ COREDNS_VERSION = os.environ.get("COREDNS_VERSION", "v1.15.0")
 NODE_COMPONENTS = ("containerd", "coredns", "kube-proxy", "kubelet")
 """Started in this order inside the node's namespace, stopped in reverse."""
 CGROUP_V1 = Path("/sys/fs/cgroup")
+CPU_SHARES_PER_CORE = 1024
+"""cgroup v1's ``cpu.shares`` of one CPU (the kubelet's ``MilliCPUToShares``)."""
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 READY_TIMEOUT = 90.0
 """Ready takes seconds; this only bounds a start on a machine busy with other builds."""
 
@@ -93,15 +98,19 @@ class RealNode:
     def running(self) -> bool:
         return all(self.process(name).alive() for name in NODE_COMPONENTS)
 
+    def ctr_command(self, *args: str) -> list[str]:
+        """``ctr`` on the node's containerd, in the CRI's namespace."""
+        return [
+            str(self.containerd_bin / "ctr"),
+            f"--address={self.layout.containerd_socket}",
+            "-n",
+            "k8s.io",
+            *args,
+        ]
+
     def ctr(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [
-                str(self.containerd_bin / "ctr"),
-                f"--address={self.layout.containerd_socket}",
-                "-n",
-                "k8s.io",
-                *args,
-            ],
+            self.ctr_command(*args),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -115,20 +124,15 @@ class RealNode:
     def load_image(self, image: ImageArchive) -> None:
         """Imports (and unpacks) an image archive into the node's containerd unless it has it, pins it,
         then drops the node's other tags of the same repository (their snapshots go with them, unless a
-        container still runs on one): a rebuilt image replaces its predecessor instead of piling up.
+        container still runs on one, or the new image shares them): a rebuilt image replaces its
+        predecessor instead of piling up.
 
-        The layers are discarded once unpacked: they would double the disk an image takes (5 GB for the
-        runtime image), and nothing needs them again (the snapshots are what containers run on)."""
+        Only the layers the node has not unpacked yet are sent (``hack.node.imports``): after a source
+        edit, the layer of the project's code, not the 5 GB of its dependencies. The layers are
+        discarded once unpacked: they would double the disk an image takes, and nothing needs them
+        again (the snapshots are what containers run on)."""
         if not self.has_image(image.ref):
-            imported = self.ctr(
-                "images", "import", "--local", "--discard-unpacked-layers", str(image.archive)
-            )
-            if imported.returncode != 0 or not self.has_image(image.ref):
-                raise StepFailed(
-                    "node: image import",
-                    self.process("containerd").log_file,
-                    f"`ctr images import {image.archive}` gave no {image.ref}: {imported.stderr.strip()}",
-                )
+            self._import(image)
         # pinned: the kubelet's image garbage collection skips the image, which nothing could pull back
         # (containerd reports the label to the kubelet as "pinned")
         self.ctr("images", "label", image.ref, "io.cri-containerd.pinned=pinned", timeout=60)
@@ -137,6 +141,34 @@ class RealNode:
         older = [ref for ref in listed if ref.rsplit(":", 1)[0] == repository and ref != image.ref]
         if older:
             self.ctr("images", "rm", *older, timeout=120)
+
+    def has_snapshot(self, chain_id: str) -> bool:
+        return self.ctr("snapshots", "info", chain_id, timeout=60).returncode == 0
+
+    def _import(self, image: ImageArchive) -> None:
+        log = self.process("containerd").log_file
+        command = self.ctr_command("images", "import", "--local", "--discard-unpacked-layers", "-")
+        with tarfile.open(image.archive) as source, tempfile.TemporaryFile() as output:
+            archived = imports.ArchivedImage.read(source)
+            send = imports.layers_to_send(archived, self.has_snapshot)
+            ctr = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT)
+            assert ctr.stdin is not None
+            try:
+                imports.write_thin_archive(source, archived, image.ref, send, ctr.stdin)
+            except BrokenPipeError:
+                pass  # ctr stopped reading: its output says why
+            finally:
+                ctr.stdin.close()
+            returncode = ctr.wait(timeout=1200)
+            output.seek(0)
+            said = output.read().decode(errors="replace").strip()
+        if returncode != 0 or not self.has_image(image.ref):
+            raise StepFailed(
+                "node: image import",
+                log,
+                f"`ctr images import` of {image.archive} ({len(send)} of {len(archived.layers)} layers "
+                f"sent) gave no {image.ref}: {said[-2000:]}",
+            )
 
     # ---- lifecycle -----------------------------------------------------------------------------------
     def up(self) -> None:
@@ -364,7 +396,12 @@ class RealNode:
 
     def _make_cgroup_root(self) -> None:
         """The kubelet wants its cgroup root in every v1 hierarchy; a new cpuset starts with no CPUs or
-        memory nodes, so it gets its parent's."""
+        memory nodes, so it gets its parent's.
+
+        Its CPU weight is the node's CPUs' worth (1024 shares each, the weight the kubelet gives
+        ``kubepods`` below it): at the default 1024 all the node's pods together weighed as much as one
+        process of this machine, and with the machine busy (a load of 30) two training workers got 5%
+        of a core between them."""
         for hierarchy in sorted(CGROUP_V1.iterdir()):
             if not (hierarchy / "cgroup.procs").exists():
                 continue
@@ -373,6 +410,8 @@ class RealNode:
             for name in ("cpuset.cpus", "cpuset.mems"):
                 if (hierarchy / name).exists():
                     (path / name).write_text((hierarchy / name).read_text())
+            if (path / "cpu.shares").exists():
+                (path / "cpu.shares").write_text(str(CPU_SHARES_PER_CORE * (os.cpu_count() or 1)))
 
     def _start_kubelet(self) -> None:
         self._make_cgroup_root()
@@ -396,11 +435,15 @@ class RealNode:
         )
 
     def _node_ready(self) -> bool:
+        """Ready, and the node controller has lifted its ``not-ready`` taint: until then the scheduler
+        places no pod there (the kubelet reports Ready a few seconds before the taint goes)."""
         from kubernetes import client, config
 
         api = client.CoreV1Api(config.new_client_from_config(str(self.admin_kubeconfig)))
         node = api.read_node(NODE_NAME)
-        return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        tainted = any(t.key == NOT_READY_TAINT for t in node.spec.taints or [])
+        return ready and not tainted
 
     def _http_ok(self, port: int, path: str) -> bool:
         with urllib.request.urlopen(f"http://{self.layout.node_ip}:{port}{path}", timeout=2) as response:

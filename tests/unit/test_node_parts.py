@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hack.node import configs
+from hack.node.imports import ArchivedImage, chain_ids, layers_to_send, write_thin_archive
 from hack.node.layout import NodeLayout, check_addresses
 from hack.node.node import instance_type_for
 from hack.node.oci import Entry, image_archive
@@ -108,3 +109,74 @@ def test_oci_archive_is_deterministic_and_complete(tmp_path: Path) -> None:
     (layer,) = manifest["layers"]
     with tarfile.open(fileobj=io.BytesIO(files[f"blobs/sha256/{layer['digest'][7:]}"])) as tar:
         assert tar.getnames() == ["hello"]
+
+
+def _docker_archive(path: Path, layers: list[bytes]) -> list[str]:
+    """A docker archive (the layout ``buildah push docker-archive:`` writes) of uncompressed layers;
+    their diff IDs."""
+    diff_ids = [f"sha256:{hashlib.sha256(layer).hexdigest()}" for layer in layers]
+    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    config_name = f"{hashlib.sha256(config).hexdigest()}.json"
+    files = {
+        config_name: config,
+        **{f"{d[7:]}.tar": layer for d, layer in zip(diff_ids, layers, strict=True)},
+        "manifest.json": json.dumps(
+            [{"Config": config_name, "RepoTags": ["x:1"], "Layers": [f"{d[7:]}.tar" for d in diff_ids]}]
+        ).encode(),
+    }
+    with tarfile.open(path, "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return diff_ids
+
+
+def test_chain_ids_follow_the_oci_image_spec() -> None:
+    """ChainID(L0) = DiffID(L0); ChainID(L0|...|Ln) = sha256(ChainID(L0|...|Ln-1) + " " + DiffID(Ln))."""
+    ab = f"sha256:{hashlib.sha256(b'sha256:a sha256:b').hexdigest()}"
+    abc = f"sha256:{hashlib.sha256(f'{ab} sha256:c'.encode()).hexdigest()}"
+    assert chain_ids(["sha256:a", "sha256:b", "sha256:c"]) == ["sha256:a", ab, abc]
+
+
+def test_a_thin_import_sends_the_layers_from_the_first_one_the_node_lacks(tmp_path: Path) -> None:
+    """A source edit changes the image's last layer: only that one goes to containerd, under a manifest
+    that still lists every layer and the archive's own config (so the same image ID)."""
+    layers = [b"base" * 100, b"dependencies" * 1000, b"code"]
+    diff_ids = _docker_archive(tmp_path / "image.tar", layers)
+    chains = chain_ids(diff_ids)
+    out = io.BytesIO()
+    with tarfile.open(tmp_path / "image.tar") as source:
+        image = ArchivedImage.read(source)
+        assert image.diff_ids == diff_ids
+        send = layers_to_send(image, lambda chain: chain in chains[:2])
+        assert [layer.digest for layer in send] == diff_ids[2:]
+        assert layers_to_send(image, lambda chain: chain != chains[1]) == image.layers[1:]
+        write_thin_archive(source, image, "modelfleet.local/x:2", send, out)
+    out.seek(0)
+    with tarfile.open(fileobj=out) as thin:
+        files = {m.name: thin.extractfile(m).read() for m in thin.getmembers()}  # type: ignore[union-attr]
+    for name, data in files.items():
+        if name.startswith("blobs/sha256/"):
+            assert hashlib.sha256(data).hexdigest() == name.rsplit("/", 1)[1]
+    (entry,) = json.loads(files["index.json"])["manifests"]
+    assert entry["annotations"]["io.containerd.image.name"] == "modelfleet.local/x:2"
+    manifest = json.loads(files[f"blobs/sha256/{entry['digest'][7:]}"])
+    assert [layer["digest"] for layer in manifest["layers"]] == diff_ids
+    assert files[f"blobs/sha256/{manifest['config']['digest'][7:]}"] == image.config
+    sent = {name for name in files if name.startswith("blobs/")} - {
+        f"blobs/sha256/{entry['digest'][7:]}",
+        f"blobs/sha256/{manifest['config']['digest'][7:]}",
+    }
+    assert sent == {f"blobs/sha256/{diff_ids[2][7:]}"}
+
+
+def test_the_node_images_own_oci_archives_are_read_as_well(tmp_path: Path) -> None:
+    binary = tmp_path / "hello"
+    binary.write_bytes(b"hi")
+    built = image_archive("modelfleet.local/hello", [Entry("hello", binary)], {}, tmp_path)
+    with tarfile.open(built.archive) as source:
+        image = ArchivedImage.read(source)
+        (layer,) = image.layers
+        assert image.diff_ids == [layer.digest]
+        assert layers_to_send(image, lambda chain: False) == image.layers
