@@ -6,6 +6,11 @@ from __future__ import annotations
 import sys
 import urllib.request
 
+START_TIMEOUT = 180.0
+"""Seconds for a starting operator's /healthz to answer: it imports kopf, both Kubernetes clients and
+pydantic first, which took over a minute when the two cores were shared by a load average of 30; a
+crash fails at once (the callers watch the process), whatever this says."""
+
 
 def command(*scope: str, health_port: int, metrics_port: int) -> list[str]:
     """``python -m modelfleet_operator --standalone SCOPE...`` with its two ports; ``scope`` is

@@ -108,11 +108,13 @@ class Demo:
                 "PYTHONUNBUFFERED": "1",
             },
         )
-        wait_for(
-            lambda: operator_run.healthy(self.health_port),
-            60,
-            f"the operator's /healthz (log: {operator.log_file})",
-        )
+
+        def healthy() -> bool:
+            if not operator.alive():
+                raise SystemExit(f"the operator exited while starting; its log: {operator.log_file}")
+            return operator_run.healthy(self.health_port)
+
+        wait_for(healthy, operator_run.START_TIMEOUT, f"the operator's /healthz (log: {operator.log_file})")
         print(
             f"operator running (pid {operator.pid()}), log: {operator.log_file}, "
             f"metrics: http://127.0.0.1:{self.metrics_port}/metrics"

@@ -90,7 +90,7 @@ class OperatorProcess:
             self._process = subprocess.Popen(
                 self.command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        wait_for(self._healthy, 60, f"the operator's /healthz (log: {self.log_path})")
+        wait_for(self._healthy, operator_run.START_TIMEOUT, f"the operator's /healthz (log: {self.log_path})")
 
     def _healthy(self) -> bool:
         assert self._process is not None
