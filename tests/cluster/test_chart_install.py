@@ -112,13 +112,16 @@ def save_sample(name: str, obj: dict[str, Any]) -> None:
     (SAMPLES / f"{name}.json").write_text(json.dumps(sample, indent=2, sort_keys=True) + "\n")
 
 
-def test_chart_installs_and_its_service_account_runs_the_operator(
+def test_chart_installs_and_its_service_account_runs_the_operator_with_a_stand_in_runtime(
     cluster: ControlPlane,
     namespace: str,
     api_client: client.ApiClient,
     no_session_operator: None,
     tmp_path: Path,
 ) -> None:
+    """The operator runs every kind to its end under the chart's RBAC. The test stands in for the training
+    runtime: nothing runs in the kwok pods, so it publishes rank 0's progress itself (made-up figures,
+    ``tests.cluster.drive``); the e2e tier runs the real runtime."""
     ns = namespace
     custom, core = client.CustomObjectsApi(api_client), client.CoreV1Api(api_client)
     operator: ChartOperator | None = None

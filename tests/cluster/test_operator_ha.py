@@ -69,13 +69,16 @@ def acted_on(operator: ChartOperator, name: str) -> bool:
     )
 
 
-def test_standby_replica_takes_over_when_the_active_one_stops(
+def test_standby_replica_takes_over_when_the_active_one_stops_with_a_stand_in_runtime(
     cluster: ControlPlane,
     namespace: str,
     api_client: client.ApiClient,
     no_session_operator: None,
     tmp_path: Path,
 ) -> None:
+    """The standby replica carries the TrainingJob to its end once the active one stops. The test stands in
+    for the training runtime: nothing runs in the kwok pods, so it publishes rank 0's progress itself (made-up
+    figures, ``tests.cluster.drive``); the e2e tier runs the real runtime."""
     ns = namespace
     custom, core = client.CustomObjectsApi(api_client), client.CoreV1Api(api_client)
     peering_crds_present = cluster.kubectl("get", "crd", KOPF_PEERING_CRD, check=False).returncode == 0

@@ -65,13 +65,16 @@ def binding_subjects(rbac: client.RbacAuthorizationV1Api, namespace: str) -> lis
     return [(s.kind, s.name) for s in binding.subjects]
 
 
-def test_training_workers_run_as_the_runtime_service_account_under_the_charts_rbac(
+def test_training_workers_run_as_the_runtime_service_account_under_the_charts_rbac_with_a_stand_in_runtime(
     cluster: ControlPlane,
     namespace: str,
     api_client: client.ApiClient,
     no_session_operator: None,
     tmp_path: Path,
 ) -> None:
+    """The workers run as the runtime ServiceAccount, whose token may patch their progress ConfigMap. The test
+    stands in for the training runtime: nothing runs in the kwok pods, so it publishes rank 0's progress
+    itself (made-up figures, ``tests.cluster.drive``); the e2e tier runs the real runtime."""
     ns = namespace
     custom, core = client.CustomObjectsApi(api_client), client.CoreV1Api(api_client)
     rbac = client.RbacAuthorizationV1Api(api_client)

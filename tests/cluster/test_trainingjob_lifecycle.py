@@ -113,9 +113,12 @@ def test_worker_failure_restarts_the_gang_until_the_backoff_limit(
     wait_for(lambda: not worker_pods(core, namespace, "flaky"), 30, "the last gang's pods to be gone")
 
 
-def test_stalled_gang_is_restarted(
+def test_stalled_gang_is_restarted_with_a_stand_in_runtime(
     operator: OperatorProcess, namespace: str, custom: client.CustomObjectsApi, core: client.CoreV1Api
 ) -> None:
+    """A gang whose progress stops is restarted with the reason Stalled. The test stands in for the training
+    runtime: nothing runs in the kwok pods, so it publishes rank 0's progress itself (made-up figures,
+    ``tests.cluster.drive``); the e2e tier runs the real runtime."""
     create(custom, namespace, training_job("stuck", stallTimeoutSeconds=3, backoffLimit=1))
     wait_for_phase(custom, namespace, "stuck", "Running")
     publish_progress(core, namespace, "stuck", step=5, total_steps=100, loss=2.0)
@@ -128,13 +131,16 @@ def test_stalled_gang_is_restarted(
     assert "no new progress was reported" in condition(restarted, "Running")["message"]
 
 
-def test_success_mirrors_progress_and_records_completion(
+def test_success_mirrors_progress_and_records_completion_with_a_stand_in_runtime(
     cluster: ControlPlane,
     operator: OperatorProcess,
     namespace: str,
     custom: client.CustomObjectsApi,
     core: client.CoreV1Api,
 ) -> None:
+    """Progress is mirrored into the status, and success records the completion. The test stands in for the
+    training runtime: nothing runs in the kwok pods, so it publishes rank 0's progress itself (made-up
+    figures, ``tests.cluster.drive``); the e2e tier runs the real runtime."""
     two_nd96 = {"instanceType": "Standard_ND96isr_H100_v5", "nodes": 2, "gpusPerNode": 8}
     create(custom, namespace, training_job("good", resources=two_nd96))
     wait_for_phase(custom, namespace, "good", "Running")
