@@ -3,7 +3,8 @@
 #
 #   images/build.sh [--registry REGISTRY] [--tag TAG] [--push] [--dry-run] [IMAGE...]
 #
-# IMAGE is operator, training-runtime, serving-runtime or runtime-cpu (default: all four). Images are named
+# IMAGE is operator, training-runtime, serving-ENGINE (vllm, sglang, tgi, lmdeploy, triton-trtllm) or
+# runtime-cpu (default: all eight). Images are named
 # REGISTRY/modelfleet-IMAGE:TAG (REGISTRY defaults to $MODELFLEET_REGISTRY, else none; TAG to the
 # project version). --dry-run prints the docker commands instead of running them.
 # Extra build arguments pass through the environment, e.g.
@@ -22,12 +23,14 @@ while [ $# -gt 0 ]; do
     --tag) tag="$2"; shift 2 ;;
     --push) push=1; shift ;;
     --dry-run) dry_run=1; shift ;;
-    operator|training-runtime|serving-runtime|runtime-cpu) images+=("$1"); shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    operator|training-runtime|serving-vllm|serving-sglang|serving-tgi|serving-lmdeploy|serving-triton-trtllm|runtime-cpu)
+      images+=("$1"); shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "images/build.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#images[@]} -gt 0 ] || images=(operator training-runtime serving-runtime runtime-cpu)
+[ ${#images[@]} -gt 0 ] || images=(operator training-runtime serving-vllm serving-sglang serving-tgi serving-lmdeploy
+  serving-triton-trtllm runtime-cpu)
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/pyproject.toml" | head -n1)
 tag="${tag:-$version}"

@@ -6,8 +6,8 @@
 #   train.txt             .[train] with torch held to the last PyPI build on CUDA 12 (see below)
 #   train-build.txt       what DeepSpeed's and flash-attn's builds import, at train.txt's versions
 #   flash-attn.txt        flash-attn alone (an optional source build in the training image)
-#   serve.txt             .[serve] resolved together with the vLLM release the serving image starts
-#                         from, minus what that image already ships (torch, vLLM, CUDA wheels)
+#   serving-launcher.txt  .[launcher]: the launcher layer of every engine's serving image, installed
+#                         into a venv of its own over the engine image's Python (3.11 or 3.12)
 #   runtime-cpu.txt       .[train,serve] for the CPU runtime image (Debian 12's CPython 3.11), minus
 #                         what only a GPU loads (see below) and DeepSpeed
 #   runtime-cpu-deepspeed.txt  DeepSpeed alone, built in that image with its CPU ops compiled
@@ -16,8 +16,7 @@ cd "$(dirname "$0")/.."
 
 UV="${UV:-$(command -v uv || echo "${MODELFLEET_CACHE:-$HOME/.cache/modelfleet}/venv/bin/uv")}"
 OUT=images/requirements
-# Keep these in step with the Dockerfiles' ARGs of the same names.
-VLLM_VERSION=0.32.0
+# Keep this in step with the training Dockerfile's ARG of the same name.
 FLASH_ATTN_VERSION=2.8.3.post2
 mkdir -p "$OUT"
 
@@ -36,16 +35,12 @@ compile "$OUT/train-build.txt" images/requirements/train-build.in --constraints 
 # Its only run-time dependency besides torch is einops, named here.
 printf 'flash-attn==%s\neinops\n' "$FLASH_ATTN_VERSION" | compile "$OUT/flash-attn.txt" --no-deps -
 
-vllm_lock=$(mktemp)
-trap 'rm -f "$vllm_lock"' EXIT
-# Seeded with the current lock: uv keeps the versions it finds in the output file where they still
-# fit, so adding one dependency does not re-resolve (and drift) everything else.
-[ ! -f "$OUT/serve.txt" ] || cp "$OUT/serve.txt" "$vllm_lock"
-echo "vllm==$VLLM_VERSION" | compile "$vllm_lock" pyproject.toml --extra serve -
-# Drop the packages the vllm/vllm-openai image installs itself (its torch may be a local +cuXXX
-# build that a PyPI pin would replace) together with their hash lines.
-awk '/^[A-Za-z0-9]/ { skip = ($0 ~ /^(torch|torchaudio|torchvision|vllm|triton|xformers|flashinfer-python|nvidia-[a-z0-9-]+)==/) } !skip' \
-  "$vllm_lock" >"$OUT/serve.txt"
+# The launcher layer of the engine images (images/serving-*.Dockerfile). It lives in a venv of its
+# own, so it is resolved alone, not with the engine: nothing of the engine's environment changes, and
+# the engine's packages never shadow the launcher's. Resolved for the oldest Python among the engine
+# images (TGI's 3.11; the others have 3.12); the hashes cover every wheel of each pinned version, so
+# each image's Python installs its own.
+PYTHON_VERSION=3.11 compile "$OUT/serving-launcher.txt" pyproject.toml --extra launcher
 
 # The CPU runtime image. PyPI's x86_64 torch is the CUDA build: libtorch links libtorch_cuda, which
 # links cuBLAS, cuDNN, cuFFT, cuSPARSE(Lt), NCCL, NVSHMEM, cuFile, CUPTI, NVRTC and the CUDA runtime,
@@ -56,7 +51,7 @@ awk '/^[A-Za-z0-9]/ { skip = ($0 ~ /^(torch|torchaudio|torchvision|vllm|triton|x
 # source with its CPU ops compiled, without uv's cache (a cached wheel would lack them).
 cpu_unused=(triton nvidia-cusolver nvidia-cuda-cccl nvidia-nvtx cuda-bindings cuda-pathfinder)
 cpu_lock=$(mktemp)
-trap 'rm -f "$vllm_lock" "$cpu_lock"' EXIT
+trap 'rm -f "$cpu_lock"' EXIT
 cat "$OUT/runtime-cpu.txt" "$OUT/runtime-cpu-deepspeed.txt" >"$cpu_lock" 2>/dev/null || true
 PYTHON_VERSION=3.11 compile "$cpu_lock" pyproject.toml --extra train --extra serve "${cpu_unused[@]/#/--no-emit-package=}"
 awk -v ds="$OUT/runtime-cpu-deepspeed.txt" -v rest="$OUT/runtime-cpu.txt" '

@@ -171,7 +171,8 @@ class CanarySpec(ApiModel):
     """Engine and settings of the canary; unset: the stable engine."""
 
     image: str | None = Field(default=None, max_length=1024)
-    """Serving image of the canary; unset: the stable image."""
+    """Serving image of the canary; unset: the stable track's image when the canary runs the same engine,
+    else the operator's default image for the canary's engine."""
 
     weight: int = Field(default=10, ge=0, le=100)
     """Percent of requests routed to the canary (exact with Gateway API; by replica ratio without)."""
@@ -258,7 +259,8 @@ class ModelDeploymentSpec(ApiModel):
     """Secret key holding the API key clients must send as a bearer token; unset: no authentication."""
 
     image: str | None = Field(default=None, max_length=1024)
-    """Serving image; unset: the operator's default image for the engine."""
+    """Serving image of the stable track (it must hold the engine and the launcher, `modelfleet-serve`);
+    unset: the operator's default image for the engine (chart values `runtimeImages.serving.<engine>`)."""
 
     env: list[EnvVar] = Field(default_factory=list, max_length=MAX_ENV, json_schema_extra=ENV_SCHEMA_EXTRA)
     """Extra environment variables for the engine container (and the model download), each a literal

@@ -11,16 +11,23 @@ import os
 import re
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelfleet_api.common import DNS_SUBDOMAIN_MAX, DNS_SUBDOMAIN_PATTERN
 from modelfleet_api.cost import PriceTable
+from modelfleet_api.serving import GPU_ONLY_ENGINES, EngineType
 from pydantic import ValidationError
 
 from modelfleet_operator.capacity.settings import CapacitySettings, load_capacity_settings
 
 DEFAULT_TRAINING_IMAGE = "ghcr.io/modelfleet/training-runtime:0.1.0"
-DEFAULT_SERVING_IMAGE = "ghcr.io/modelfleet/serving-runtime:0.1.0"
+DEFAULT_CPU_RUNTIME_IMAGE = "ghcr.io/modelfleet/runtime-cpu:0.1.0"
+DEFAULT_SERVING_IMAGES: dict[EngineType, str] = {
+    **{engine: f"ghcr.io/modelfleet/serving-{engine.value}:0.1.0" for engine in GPU_ONLY_ENGINES},
+    EngineType.TRANSFORMERS: DEFAULT_CPU_RUNTIME_IMAGE,
+}
+"""Each engine's serving image (images/serving-<engine>.Dockerfile: the engine's upstream image plus
+the launcher); `transformers serve`, the CPU engine, runs in the CPU runtime image."""
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 """The Service the Prometheus Operator creates for a Prometheus in namespace ``monitoring``."""
 SERVICE_ACCOUNT_NAME = re.compile(f"(?=.{{1,{DNS_SUBDOMAIN_MAX}}}$){DNS_SUBDOMAIN_PATTERN.strip('^$')}")
@@ -32,8 +39,14 @@ STORAGE_ACCOUNT_NAME = re.compile("[a-z0-9]{3,24}")
 class OperatorConfig:
     training_image: str = DEFAULT_TRAINING_IMAGE
     """Image of the worker pods unless a TrainingJob names its own (``MODELFLEET_TRAINING_IMAGE``)."""
-    serving_image: str = DEFAULT_SERVING_IMAGE
-    """Image of the serving pods unless a ModelDeployment names its own (``MODELFLEET_SERVING_IMAGE``)."""
+    serving_images: dict[EngineType, str] = field(default_factory=lambda: dict(DEFAULT_SERVING_IMAGES))
+    """Image of each engine's serving pods unless a ModelDeployment names its own
+    (``MODELFLEET_SERVING_IMAGE_<ENGINE>``, e.g. ``MODELFLEET_SERVING_IMAGE_TRITON_TRTLLM``; else
+    ``MODELFLEET_SERVING_IMAGE`` for every engine; else the engine's own image)."""
+    benchmark_image: str = DEFAULT_CPU_RUNTIME_IMAGE
+    """Image of the benchmark client pods unless a BenchmarkSweep names its own
+    (``MODELFLEET_BENCHMARK_IMAGE``; else ``MODELFLEET_SERVING_IMAGE``; else the CPU runtime image,
+    which carries ``modelfleet-bench``)."""
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
     """Prometheus that KEDA queries for the engines' metrics (``MODELFLEET_PROMETHEUS_URL``)."""
     namespaces: tuple[str, ...] = ()
@@ -96,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the modelfleet operator (TrainingJob, ModelDeployment, BenchmarkSweep).",
     )
     parser.add_argument("--training-image", help="default worker image")
-    parser.add_argument("--serving-image", help="default serving image")
+    parser.add_argument("--serving-image", help="default serving image of every engine")
     parser.add_argument("--prometheus-url", help="Prometheus that KEDA queries for engine metrics")
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
@@ -143,6 +156,19 @@ def _optional_name(env: Mapping[str, str], var: str, pattern: re.Pattern[str], a
     return value
 
 
+def serving_image_variable(engine: EngineType) -> str:
+    """The variable naming one engine's serving image (``MODELFLEET_SERVING_IMAGE_SGLANG``)."""
+    return f"MODELFLEET_SERVING_IMAGE_{engine.value.upper().replace('-', '_')}"
+
+
+def _serving_images(flag: str | None, env: Mapping[str, str]) -> dict[EngineType, str]:
+    every = flag or env.get("MODELFLEET_SERVING_IMAGE")
+    return {
+        engine: env.get(serving_image_variable(engine)) or every or default
+        for engine, default in DEFAULT_SERVING_IMAGES.items()
+    }
+
+
 def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> OperatorConfig:
     """Settings from ``argv`` (default: none) over ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -165,7 +191,9 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     standalone = args.standalone or _env_bool(env.get("MODELFLEET_STANDALONE", "false"))
     return OperatorConfig(
         training_image=str(pick(args.training_image, "MODELFLEET_TRAINING_IMAGE", defaults.training_image)),
-        serving_image=str(pick(args.serving_image, "MODELFLEET_SERVING_IMAGE", defaults.serving_image)),
+        serving_images=_serving_images(args.serving_image, env),
+        benchmark_image=env.get("MODELFLEET_BENCHMARK_IMAGE")
+        or str(pick(args.serving_image, "MODELFLEET_SERVING_IMAGE", defaults.benchmark_image)),
         prometheus_url=str(pick(args.prometheus_url, "MODELFLEET_PROMETHEUS_URL", defaults.prometheus_url)),
         namespaces=namespaces,
         standalone=standalone,

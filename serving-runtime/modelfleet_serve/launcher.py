@@ -21,11 +21,11 @@ import httpx
 from modelfleet_api.contract import ENV_SERVE_CONFIG
 from modelfleet_api.engines import command_for
 from modelfleet_api.engines.base import EngineCommand, EngineConfigError, EngineLaunch, ResolvedModel
-from modelfleet_api.serving import EngineType, ServingRuntimeConfig
+from modelfleet_api.serving import ServingRuntimeConfig
 from pydantic import ValidationError
 
 from modelfleet_serve import model_cache
-from modelfleet_serve.engines import availability_problem, has_nvidia_gpu, model_problem, vllm_args
+from modelfleet_serve.engines import availability_problem, has_nvidia_gpu, model_problem, parser_check
 from modelfleet_serve.launcher_metrics import LauncherMetrics
 
 log = logging.getLogger("modelfleet_serve")
@@ -114,12 +114,12 @@ def fail(message: str, code: int) -> int:
 
 
 def engine_launch(config: ServingRuntimeConfig, model: ResolvedModel, api_key: str | None) -> EngineLaunch:
-    """The engine's command line, checked against this host and the engine's own parser (vLLM);
-    raises ``EngineConfigError`` naming the field."""
+    """The engine's command line, checked against this host and the engine's own parser (where it is
+    a Python package); raises ``EngineConfigError`` naming the field."""
     launch = command_for(config.engine.type).launch(config, model, api_key, gpu=has_nvidia_gpu())
-    problem = model_problem(config, model)
-    if problem is None and config.engine.type is EngineType.VLLM:
-        problem = vllm_args.argv_problem(launch.argv, config.engine.settings.extra_args)
+    problem = model_problem(config, model) or parser_check.argv_problem(
+        config.engine.type, launch.argv, config.engine.settings.extra_args
+    )
     if problem is not None:
         raise EngineConfigError(problem)
     return launch
@@ -141,7 +141,7 @@ def run(config: ServingRuntimeConfig, command: EngineCommand, metrics: LauncherM
         launch = engine_launch(config, model, api_key)
     except ValueError as error:  # EngineConfigError and bad URIs
         return fail(str(error), EXIT_CONFIG_ERROR)
-    except vllm_args.VllmParserUnavailable as error:
+    except parser_check.ParserUnavailable as error:
         return fail(str(error), EXIT_ENGINE_UNAVAILABLE)
     started = time.monotonic()
     engine = start_engine(launch)

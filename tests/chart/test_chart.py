@@ -327,13 +327,15 @@ def test_every_operator_metric_expression_uses_labels_the_metric_has() -> None:
 
 
 def test_deployment_sets_only_env_the_operator_reads() -> None:
-    from modelfleet_operator.config import load_config
+    from modelfleet_api.serving import EngineType
+    from modelfleet_operator.config import load_config, serving_image_variable
 
     read = set()
     for source in ("config.py", "capacity/settings.py"):
         text = (REPO / "operator" / "modelfleet_operator" / source).read_text()
         read |= set(re.findall(r"\"((?:MODELFLEET|AZURE)_[A-Z_]+)\"", text))
     read.add("POD_ID")  # kopf's peering identity
+    read |= {serving_image_variable(engine) for engine in EngineType}  # one per engine
     for case in sorted(CASES):
         (deployment,) = by_kind(render(*CASES[case]), "Deployment")
         env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -368,7 +370,23 @@ def test_deployment_sets_only_env_the_operator_reads() -> None:
         for i in default["spec"]["template"]["spec"]["containers"][0]["env"]
         if "value" in i
     }
-    assert load_config([], plain).capacity is None
+    defaults = load_config([], plain)
+    assert defaults.capacity is None
+    # Each engine's serving pods run that engine's image; transformers (CPU) and the benchmark client
+    # run the CPU runtime image.
+    assert {engine.value: image for engine, image in defaults.serving_images.items()} == {
+        "vllm": "modelfleet-serving-vllm:0.1.0",
+        "tgi": "modelfleet-serving-tgi:0.1.0",
+        "sglang": "modelfleet-serving-sglang:0.1.0",
+        "lmdeploy": "modelfleet-serving-lmdeploy:0.1.0",
+        "triton-trtllm": "modelfleet-serving-triton-trtllm:0.1.0",
+        "transformers": "modelfleet-runtime-cpu:0.1.0",
+    }
+    assert defaults.benchmark_image == "modelfleet-runtime-cpu:0.1.0"
+    assert (
+        config.serving_images[EngineType.SGLANG]
+        == "myacr.azurecr.io/modelfleet-serving-sglang:0.1.0-sglang0.5.19"
+    )
 
 
 def test_network_policy_limits_ingress_to_metrics_scrapers() -> None:

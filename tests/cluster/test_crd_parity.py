@@ -51,6 +51,7 @@ from tests.cluster.manifest_cases import (
 pytestmark = pytest.mark.cluster
 
 NAMESPACE, UID = "ml", "0f0f-parity"
+IMAGES = dict.fromkeys(serving.EngineType, "image")
 
 
 @dataclass
@@ -241,7 +242,7 @@ def operator_fields(kind: str, manifest: dict[str, Any]) -> list[str]:
             owner = serving_builders.Owner.of(deployment)
             problems = [
                 launch_problem(serving_builders.runtime_config(owner, deployment.spec, track))
-                for track in serving_builders.tracks(deployment.spec, "image")
+                for track in serving_builders.tracks(deployment.spec, IMAGES)
             ]
             return [_spec_field(p) for p in problems if p is not None]
         except ValidationError as error:

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from modelfleet_api import contract
 from modelfleet_api.modeldeployment import ModelDeploymentSpec
-from modelfleet_api.serving import ServingRuntimeConfig
+from modelfleet_api.serving import EngineType, ServingRuntimeConfig
 from modelfleet_operator.serving import builders
 from modelfleet_operator.serving.builders import Owner
 from modelfleet_operator.serving.engines import HEALTH_PATHS
@@ -50,7 +50,7 @@ def rendered(model_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}],
         }
     )
-    (track,) = builders.tracks(spec, "serving-image")
+    (track,) = builders.tracks(spec, dict.fromkeys(EngineType, "serving-image"))
     deployment = builders.deployment(OWNER, spec, track, health_path=HEALTH_PATHS[track.engine.type])
     pod = deployment["spec"]["template"]["spec"]
     assert "initContainers" not in pod

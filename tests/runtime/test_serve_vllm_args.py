@@ -1,15 +1,14 @@
 """The launcher checks the final `vllm serve` command line with vLLM's own argument parser.
 
-vLLM is not in the project's venv (the serving image starts from vLLM's own image): these tests run
-the launcher in a separate venv with the vLLM release the serving image is built on
-(``images/serving-runtime.Dockerfile``), installed into the cache on first use. vLLM's CLI is real;
-the only stand-ins are the GPU probe (this machine has none) and the termination-log path, both
-replaced inside ``vllm_launcher_driver.py``.
+In the serving image the launcher has a venv of its own and runs vLLM's parser with the image's
+`python3` (``modelfleet_serve.engines.parsers.vllm_cli``). Here the launcher runs from the project's venv
+as it would from its own, and `python3` on PATH is a venv with the vLLM release of the serving image
+(``images/serving-vllm.Dockerfile``), installed into the cache on first use. vLLM's CLI is real; the
+only stand-ins are the GPU probe (this machine has none) and the termination-log path.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -19,6 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modelfleet_api.engines import command_for
+from modelfleet_api.engines.base import ResolvedModel
+from modelfleet_api.serving import EngineType, ServingRuntimeConfig
+from modelfleet_serve import engines as host
+from modelfleet_serve import launcher
+from modelfleet_serve.engines import parser_check
+from modelfleet_serve.launcher_metrics import LauncherMetrics
 
 from tests.runtime.conftest import CACHE
 from tests.unit.test_serve_engines import FULL_SETTINGS
@@ -27,19 +33,16 @@ pytestmark = pytest.mark.runtime
 
 REPO = Path(__file__).resolve().parents[2]
 VLLM_VERSION = re.search(
-    r"^ARG VLLM_VERSION=(\S+)$", (REPO / "images/serving-runtime.Dockerfile").read_text(), re.MULTILINE
+    r"^ARG VLLM_VERSION=(\S+)$", (REPO / "images/serving-vllm.Dockerfile").read_text(), re.MULTILINE
 ).group(1)  # type: ignore[union-attr]
 VLLM_VENV = CACHE / f"vllm-{VLLM_VERSION}"
 INSTALL_TIMEOUT_SECONDS = 3600
 """First use downloads vLLM and its CUDA wheels (uv hard-links what the project's venv already has)."""
-DRIVER_TIMEOUT_SECONDS = 900
-"""Importing vLLM's CLI takes about a minute on two busy cores (torch and vLLM's config modules)."""
-EXIT_CONFIG_ERROR = 2
 
 
 def vllm_python() -> Path:
     """The vLLM venv's interpreter, created on first use with the project's uv."""
-    python = VLLM_VENV / "bin" / "python"
+    python = VLLM_VENV / "bin" / "python3"
     if (VLLM_VENV / ".installed").exists():
         return python
     uv = Path(sys.executable).parent / "uv"
@@ -59,99 +62,100 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def vllm_config(root: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "model": {"uri": str(root / "model")},
-        "servedModelName": "llama",
-        "engine": {"type": "vllm", "settings": settings},
-        "host": "127.0.0.1",
-        "metricsPort": free_port(),
-        "cacheDir": str(root / "cache"),
-    }
+def vllm_config(root: Path, settings: dict[str, Any]) -> ServingRuntimeConfig:
+    return ServingRuntimeConfig.model_validate(
+        {
+            "model": {"uri": str(root / "model")},
+            "servedModelName": "llama",
+            "engine": {"type": "vllm", "settings": settings},
+            "host": "127.0.0.1",
+            "metricsPort": free_port(),
+            "cacheDir": str(root / "cache"),
+        }
+    )
 
 
-REFUSED: list[tuple[str, list[str], tuple[str, ...]]] = [
-    (
-        "typo-in-a-flag",
-        ["--max-modle-len", "4096"],
-        ("engine.settings.extraArgs: vLLM refuses", "unrecognized arguments: --max-modle-len 4096"),
-    ),
+REFUSED: list[tuple[str, list[str], str]] = [
+    ("typo-in-a-flag", ["--max-modle-len", "4096"], "unrecognized arguments: --max-modle-len 4096"),
     (
         "value-outside-the-choices",
         ["--kv-cache-dtype", "int3"],
-        ("engine.settings.extraArgs", "argument --kv-cache-dtype: invalid choice: 'int3'"),
+        "argument --kv-cache-dtype: invalid choice: 'int3'",
     ),
-    (
-        "not-a-number",
-        ["--max-num-batched-tokens", "lots"],
-        ("engine.settings.extraArgs", "argument --max-num-batched-tokens", "'lots'"),
-    ),
+    ("not-a-number", ["--max-num-batched-tokens", "lots"], "argument --max-num-batched-tokens"),
     (
         "flag-needing-another",
         ["--enable-auto-tool-choice"],
-        ("engine.settings.extraArgs", "--enable-auto-tool-choice requires --tool-call-parser"),
+        "--enable-auto-tool-choice requires --tool-call-parser",
     ),
 ]
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """Every case through the launcher in the vLLM venv, in one process (vLLM's CLI imports once)."""
-    root = tmp_path_factory.mktemp("vllm-args")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    made = tmp_path_factory.mktemp("vllm-args")
     for directory in ("model", "adapters/sql"):
-        (root / directory).mkdir(parents=True)
+        (made / directory).mkdir(parents=True)
+    return made
+
+
+def argv_of(config: ServingRuntimeConfig, root: Path) -> list[str]:
+    """The command line the launcher builds for ``config`` on a GPU node."""
+    models = ResolvedModel(path=root / "model", lora_adapters={"sql": root / "adapters/sql"})
+    return command_for(EngineType.VLLM).launch(config, models, None, gpu=True).argv
+
+
+@pytest.fixture(scope="module")
+def verdicts(root: Path) -> dict[str, str | None]:
+    """vLLM's verdict on every case's command line, from one run of its parser (it imports once)."""
     every_setting = {
         **FULL_SETTINGS,
         "loraAdapters": [{"name": "sql", "uri": str(root / "adapters/sql")}],
         "extraArgs": ["--seed", "7", "--enforce-eager", "--kv-cache-dtype", "fp8"],
     }
-    cases = [
-        {"id": "defaults", "expect": "accept", "config": vllm_config(root, {})},
-        {"id": "every-setting", "expect": "accept", "config": vllm_config(root, every_setting)},
-        *(
-            {"id": id_, "expect": "refuse", "config": vllm_config(root, {"extraArgs": extra})}
-            for id_, extra, _ in REFUSED
-        ),
-    ]
-    (root / "cases.json").write_text(json.dumps(cases))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("operator", "serving-runtime")),
-        "PATH": f"{VLLM_VENV / 'bin'}{os.pathsep}{os.environ['PATH']}",
-        "HF_HUB_OFFLINE": "1",
+    cases = {
+        "defaults": vllm_config(root, {}),
+        "every-setting": vllm_config(root, every_setting),
+        **{id_: vllm_config(root, {"extraArgs": extra}) for id_, extra, _ in REFUSED},
     }
-    done = subprocess.run(
-        [
-            str(vllm_python()),
-            str(Path(__file__).with_name("vllm_launcher_driver.py")),
-            str(root / "cases.json"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=DRIVER_TIMEOUT_SECONDS,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    return {r["id"]: r for r in json.loads(done.stdout.strip().splitlines()[-1])}
+    argvs = [argv_of(config, root) for config in cases.values()]
+    found = parser_check.refusals(EngineType.VLLM, argvs, python=str(vllm_python()))
+    return dict(zip(cases, found, strict=True))
 
 
-def test_generated_command_lines_are_accepted_by_vllm(results: dict[str, dict[str, Any]]) -> None:
-    assert results["defaults"]["argv"][:3] == ["vllm", "serve", results["defaults"]["argv"][2]]
-    argv = results["every-setting"]["argv"]
+def test_generated_command_lines_are_accepted_by_vllm(verdicts: dict[str, str | None], root: Path) -> None:
+    assert verdicts["defaults"] is None and verdicts["every-setting"] is None
+    argv = argv_of(vllm_config(root, {**FULL_SETTINGS, "loraAdapters": [{"name": "sql", "uri": "/a"}]}), root)
     for flag in ("--tensor-parallel-size", "--max-model-len", "--dtype", "--quantization",
                  "--gpu-memory-utilization", "--max-num-seqs", "--no-enable-prefix-caching", "--enable-lora",
-                 "--lora-modules", "--kv-cache-dtype"):  # fmt: skip
+                 "--lora-modules"):  # fmt: skip
         assert flag in argv
 
 
 @pytest.mark.parametrize(
     ("case", "expected"), [(i, e) for i, _, e in REFUSED], ids=[i for i, _, _ in REFUSED]
 )
-def test_a_bad_extra_arg_stops_the_launcher_naming_it(
-    results: dict[str, dict[str, Any]], case: str, expected: tuple[str, ...]
+def test_vllm_refuses_a_bad_extra_arg_in_its_own_words(
+    verdicts: dict[str, str | None], case: str, expected: str
 ) -> None:
-    result = results[case]
-    assert result["exit"] == EXIT_CONFIG_ERROR
-    for text in expected:
-        assert text in result["message"], result["message"]
+    assert verdicts[case] is not None and expected in verdicts[case]  # type: ignore[operator]
+
+
+def test_the_launcher_stops_before_the_engine_naming_the_field(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole launcher (``modelfleet-serve``) on a typo: exit 2 before anything starts, the field and
+    vLLM's words in the termination message."""
+    monkeypatch.setattr(host, "has_nvidia_gpu", lambda: True)
+    monkeypatch.setattr(launcher, "has_nvidia_gpu", lambda: True)
+    monkeypatch.setattr(launcher, "TERMINATION_LOG", tmp_path / "termination-log")
+    (tmp_path / "termination-log").write_text("")
+    vllm_python()
+    monkeypatch.setenv("PATH", f"{VLLM_VENV / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = vllm_config(root, {"extraArgs": ["--max-modle-len", "4096"]})
+    code = launcher.run(config, command_for(EngineType.VLLM), LauncherMetrics())
+    message = (tmp_path / "termination-log").read_text()
+    assert code == launcher.EXIT_CONFIG_ERROR
+    assert "engine.settings.extraArgs: vLLM refuses ['--max-modle-len', '4096']" in message
+    assert "unrecognized arguments: --max-modle-len 4096" in message

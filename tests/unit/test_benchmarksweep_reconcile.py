@@ -73,7 +73,7 @@ def make(kube: FakeKube, targets: list[dict[str, Any]], **spec: Any) -> tuple[Ha
         },
     }
     now = [T0]
-    controller = BenchmarkSweepController(OperatorConfig(serving_image="bench:1"), timedelta(minutes=10))
+    controller = BenchmarkSweepController(OperatorConfig(benchmark_image="bench:1"), timedelta(minutes=10))
     return Harness(kube, controller, body, lambda: now[0]), now
 
 

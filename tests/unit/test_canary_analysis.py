@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from modelfleet_api import constants as c
+from modelfleet_api.serving import EngineType
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.serving.reconcile import ModelDeploymentController
 
@@ -49,7 +50,12 @@ def make(kube: FakeKube, clock: Clock) -> Harness:
             "canary": {"model": {"uri": "org/model-v2"}, "analysis": ANALYSIS},
         },
     }
-    return Harness(kube, ModelDeploymentController(OperatorConfig(serving_image="serve:1")), body, clock)
+    return Harness(
+        kube,
+        ModelDeploymentController(OperatorConfig(serving_images=dict.fromkeys(EngineType, "serve:1"))),
+        body,
+        clock,
+    )
 
 
 def ready(kube: FakeKube) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from modelfleet_api import constants as c
+from modelfleet_api.serving import EngineType
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.serving.reconcile import ModelDeploymentController
 
@@ -30,7 +31,9 @@ def make(kube: FakeKube, **spec: Any) -> Harness:
         "metadata": {"name": "chat", "namespace": NS, "uid": "md-uid", "generation": 1},
         "spec": {"model": {"fromTrainingJob": {"name": "sft"}}, **spec},
     }
-    controller = ModelDeploymentController(OperatorConfig(serving_image="serve:1"))
+    controller = ModelDeploymentController(
+        OperatorConfig(serving_images=dict.fromkeys(EngineType, "serve:1"))
+    )
     return Harness(kube, controller, body, lambda: NOW, capacity=None)
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from modelfleet_api import constants as c
 from modelfleet_api.modeldeployment import ModelDeployment, ModelDeploymentSpec
-from modelfleet_api.serving import ServingRuntimeConfig
+from modelfleet_api.serving import EngineType, ServingRuntimeConfig
 from modelfleet_operator.serving import builders
 from modelfleet_operator.serving.builders import Integrations, Owner
 from modelfleet_operator.serving.desired import desired
@@ -18,7 +18,8 @@ from modelfleet_operator.serving.engines import HEALTH_PATHS
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE = "ghcr.io/modelfleet/serving-runtime:test"
+IMAGE = "ghcr.io/modelfleet/serving-vllm:test"
+IMAGES = dict.fromkeys(EngineType, IMAGE)
 PROMETHEUS = "http://prometheus.monitoring:9090"
 OWNER = Owner(name="llama3-8b", namespace="team-a", uid="uid-1")
 REF = {
@@ -67,7 +68,7 @@ SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}
 
 def test_vllm_example_deployment_whole() -> None:
     spec = example("modeldeployment-vllm-llama3-8b.yaml")
-    track = builders.tracks(spec, IMAGE)[0]
+    track = builders.tracks(spec, IMAGES)[0]
     config_hash = builders.config_hash(builders.runtime_config(OWNER, spec, track))
     amounts = {"cpu": "36", "memory": "288Gi", "nvidia.com/gpu": "1"}
     mounts = [
@@ -186,7 +187,7 @@ def test_vllm_example_deployment_whole() -> None:
 
 def test_vllm_example_config_map_is_what_the_launcher_reads() -> None:
     spec = example("modeldeployment-vllm-llama3-8b.yaml")
-    manifest = builders.config_map(OWNER, spec, builders.tracks(spec, IMAGE)[0])
+    manifest = builders.config_map(OWNER, spec, builders.tracks(spec, IMAGES)[0])
     assert manifest == (
         {
             "apiVersion": "v1",
@@ -223,7 +224,7 @@ def test_vllm_example_config_map_is_what_the_launcher_reads() -> None:
 
 def test_keda_scaled_object_scales_the_stable_track_to_zero_on_queue_depth() -> None:
     spec = example("modeldeployment-vllm-llama3-8b.yaml")
-    wanted = desired(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
+    wanted = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS,
                   integrations=Integrations(keda=True, gateway_api=False), prometheus_url=PROMETHEUS,
                   canary_ready=False)  # fmt: skip
     scaled = next(m for m in wanted.children if m["kind"] == "ScaledObject")
@@ -269,7 +270,7 @@ def test_keda_scaled_object_scales_the_stable_track_to_zero_on_queue_depth() -> 
 
 def test_without_keda_an_hpa_keeps_one_replica_and_says_so() -> None:
     spec = example("modeldeployment-vllm-llama3-8b.yaml")
-    wanted = desired(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
+    wanted = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS,
                   integrations=Integrations(keda=False, gateway_api=False), prometheus_url=PROMETHEUS,
                   canary_ready=False)  # fmt: skip
     hpa = next(m for m in wanted.children if m["kind"] == "HorizontalPodAutoscaler")
@@ -302,7 +303,7 @@ def test_without_keda_an_hpa_keeps_one_replica_and_says_so() -> None:
 
 def test_engine_without_the_metric_gets_no_autoscaler_and_a_condition() -> None:
     spec = spec_of(engine={"type": "transformers"}, autoscaling={"maxReplicas": 3, "target": 4})
-    wanted = desired(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
+    wanted = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS,
                   integrations=Integrations(keda=True, gateway_api=False), prometheus_url=PROMETHEUS,
                   canary_ready=False)  # fmt: skip
     assert {m["kind"] for m in wanted.children} == {
@@ -322,7 +323,7 @@ def test_engine_without_the_metric_gets_no_autoscaler_and_a_condition() -> None:
 def test_canary_http_route_splits_by_weight_once_the_canary_is_ready() -> None:
     spec = example("modeldeployment-sglang-canary.yaml")
     gateway = Integrations(keda=False, gateway_api=True)
-    ready = desired(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS, integrations=gateway,
+    ready = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS, integrations=gateway,
                  prometheus_url=PROMETHEUS, canary_ready=True)  # fmt: skip
     route = next(m for m in ready.children if m["kind"] == "HTTPRoute")
     assert route == (
@@ -356,7 +357,7 @@ def test_canary_http_route_splits_by_weight_once_the_canary_is_ready() -> None:
         ("HTTPRoute", "llama3-8b"),
     ]
     assert ready.routed.reason == c.REASON_HTTP_ROUTE
-    starting = desired(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS, integrations=gateway,
+    starting = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS, integrations=gateway,
                     prometheus_url=PROMETHEUS, canary_ready=False)  # fmt: skip
     route = next(m for m in starting.children if m["kind"] == "HTTPRoute")
     assert [b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]] == [100, 0]
@@ -365,7 +366,7 @@ def test_canary_http_route_splits_by_weight_once_the_canary_is_ready() -> None:
 
 def test_canary_config_carries_its_own_engine_settings() -> None:
     spec = example("modeldeployment-sglang-canary.yaml")
-    stable, canary = builders.tracks(spec, IMAGE)
+    stable, canary = builders.tracks(spec, IMAGES)
     assert (stable.replicas, canary.replicas) == (2, 1)
     assert builders.runtime_config(OWNER, spec, stable).engine.settings.quantization is None
     assert builders.runtime_config(OWNER, spec, canary).engine.settings.quantization == "fp8"
@@ -374,7 +375,7 @@ def test_canary_config_carries_its_own_engine_settings() -> None:
 
 def test_without_gateway_api_one_service_splits_by_replicas_and_says_so() -> None:
     spec = example("modeldeployment-sglang-canary.yaml")
-    wanted = desired(OWNER, spec, image=IMAGE, health_paths=HEALTH_PATHS,
+    wanted = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS,
                   integrations=Integrations(keda=False, gateway_api=False), prometheus_url=PROMETHEUS,
                   canary_ready=True)  # fmt: skip
     kinds = [m["kind"] for m in wanted.children]
@@ -419,7 +420,7 @@ def test_pvc_cache_and_pvc_model_mounts_and_api_key() -> None:
         apiKeySecret={"name": "llama-key"},
         env=[{"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"}],
     )
-    track = builders.tracks(spec, IMAGE)[0]
+    track = builders.tracks(spec, IMAGES)[0]
     pod = builders.pod_template(OWNER, spec, track, health_path="/health")["spec"]
     assert "initContainers" not in pod  # read-only cache: nothing is downloaded
     assert pod["volumes"] == [
@@ -447,7 +448,7 @@ def test_pvc_cache_and_pvc_model_mounts_and_api_key() -> None:
 
 def test_triton_exposes_grpc_and_its_metrics_and_kserve_endpoint() -> None:
     spec = spec_of(engine={"type": "triton-trtllm"})
-    track = builders.tracks(spec, IMAGE)[0]
+    track = builders.tracks(spec, IMAGES)[0]
     server = builders.pod_template(OWNER, spec, track, health_path=HEALTH_PATHS[track.engine.type])["spec"][
         "containers"
     ][0]
@@ -457,15 +458,15 @@ def test_triton_exposes_grpc_and_its_metrics_and_kserve_endpoint() -> None:
 
 
 def test_fixed_replicas_and_defaults() -> None:
-    assert builders.tracks(spec_of(), IMAGE)[0].replicas == 1
-    assert builders.tracks(spec_of(replicas=0), IMAGE)[0].replicas == 0
-    assert builders.tracks(spec_of(image="my/image:1"), IMAGE)[0].image == "my/image:1"
+    assert builders.tracks(spec_of(), IMAGES)[0].replicas == 1
+    assert builders.tracks(spec_of(replicas=0), IMAGES)[0].replicas == 0
+    assert builders.tracks(spec_of(image="my/image:1"), IMAGES)[0].image == "my/image:1"
     assert builders.served_model_name(OWNER, spec_of()) == "llama3-8b"
 
 
 def test_a_changed_runtime_config_rolls_the_pods() -> None:
     spec = spec_of()
-    track = builders.tracks(spec, IMAGE)[0]
+    track = builders.tracks(spec, IMAGES)[0]
 
     def config_hash(of: ModelDeploymentSpec) -> str:
         template = builders.deployment(OWNER, of, track, health_path="/health")["spec"]["template"]
@@ -532,7 +533,7 @@ def test_secrets_and_pod_overrides_whole_pod() -> None:
     toleration, volumes and containers stay; the user's are added (the spot requirement joins each of
     the user's required terms; the sidecar runs as a native sidecar before the model download)."""
     spec = spec_of(**GATED_WITH_OVERRIDES)
-    track = builders.tracks(spec, IMAGE)[0]
+    track = builders.tracks(spec, IMAGES)[0]
     config_hash = builders.config_hash(builders.runtime_config(OWNER, spec, track))
     spot = {"key": "kubernetes.azure.com/scalesetpriority", "operator": "In", "values": ["spot"]}
     env = [
@@ -658,7 +659,7 @@ def test_the_canary_reads_its_own_models_token() -> None:
     spec = spec_of(
         canary={"model": {"uri": "org/gated-v2", "tokenSecret": {"name": "other-token", "key": "hf"}}},
     )
-    stable, canary = builders.tracks(spec, IMAGE)
+    stable, canary = builders.tracks(spec, IMAGES)
     server = builders.pod_template(OWNER, spec, canary, health_path="/health")["spec"]["containers"][0]
     assert server["env"][3:] == [
         {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "other-token", "key": "hf"}}}

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from modelfleet_api import constants as c
 from modelfleet_api.common import NodePlacement
+from modelfleet_api.serving import EngineType
 from modelfleet_operator.capacity.manager import CapacityCondition
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.serving.reconcile import ModelDeploymentController
@@ -18,6 +19,7 @@ from modelfleet_operator.serving.reconcile import ModelDeploymentController
 from tests.unit.fake_kube import FakeKube, Harness
 
 pytestmark = pytest.mark.unit
+IMAGES = dict.fromkeys(EngineType, "serve:1")
 
 NS = "team-a"
 NOW = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
@@ -60,7 +62,7 @@ def make(
         "metadata": {"name": "llm", "namespace": NS, "uid": "md-uid", "generation": 1},
         "spec": {"model": {"uri": "org/model"}, **spec},
     }
-    controller = ModelDeploymentController(config or OperatorConfig(serving_image="serve:1"))
+    controller = ModelDeploymentController(config or OperatorConfig(serving_images=IMAGES))
     return Harness(kube, controller, body, lambda: NOW, capacity=capacity)
 
 
@@ -229,7 +231,7 @@ def test_an_invalid_spec_fails_and_recovers_once_fixed() -> None:
 
 def test_a_missing_runtime_service_account_creates_no_child_until_it_exists() -> None:
     kube = FakeKube()
-    config = OperatorConfig(serving_image="serve:1", runtime_service_account="modelfleet-runtime")
+    config = OperatorConfig(serving_images=IMAGES, runtime_service_account="modelfleet-runtime")
     md = make(kube, None, config, replicas=1)
 
     md.reconcile()

@@ -10,6 +10,7 @@ import pytest
 from modelfleet_api import pods
 from modelfleet_api.benchmarksweep import BenchmarkSweepSpec
 from modelfleet_api.modeldeployment import ModelDeploymentSpec
+from modelfleet_api.serving import EngineType
 from modelfleet_api.trainingjob import TrainingJobSpec
 from modelfleet_operator.benchmark import builders as bench
 from modelfleet_operator.benchmark.grid import expand_points, expand_targets
@@ -23,6 +24,7 @@ from tests.unit.test_trainingjob_builders import labels as training_labels
 
 pytestmark = pytest.mark.unit
 
+IMAGES = dict.fromkeys(EngineType, "img")
 SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 OVERLAY = {
     "metadata": {"labels": {"team": "ml"}, "annotations": {"sidecar.istio.io/inject": "false"}},
@@ -280,7 +282,7 @@ def test_reserved_parts_cover_every_pod_the_operator_makes() -> None:
             "modelCache": {"pvc": {"claimName": "cache"}},
         }
     )
-    for track in serving.tracks(serving_spec, "img"):
+    for track in serving.tracks(serving_spec, IMAGES):
         _within(
             pods.SERVING_POD,
             serving.pod_template(
@@ -293,7 +295,7 @@ def test_reserved_parts_cover_every_pod_the_operator_makes() -> None:
         serving.pod_template(
             serving.Owner(name="m", namespace="n", uid="u"),
             hub,
-            serving.tracks(hub, "img")[0],
+            serving.tracks(hub, IMAGES)[0],
             health_path="/",
         ),
     )

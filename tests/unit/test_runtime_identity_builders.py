@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from modelfleet_api.benchmarksweep import BenchmarkSweepSpec
 from modelfleet_api.modeldeployment import ModelDeploymentSpec
+from modelfleet_api.serving import EngineType
 from modelfleet_api.trainingjob import TrainingJobSpec
 from modelfleet_operator.benchmark import builders as bench
 from modelfleet_operator.benchmark.grid import expand_points, expand_targets
@@ -183,7 +184,8 @@ SERVING_SPEC = ModelDeploymentSpec.model_validate(
 
 
 def serving_deployments(identity: RuntimeIdentity) -> list[dict[str, Any]]:
-    wanted = desired(SERVING_OWNER, SERVING_SPEC, image="serve:1", health_paths=HEALTH_PATHS,
+    images = dict.fromkeys(EngineType, "serve:1")
+    wanted = desired(SERVING_OWNER, SERVING_SPEC, images=images, health_paths=HEALTH_PATHS,
                   integrations=Integrations(keda=False, gateway_api=False), prometheus_url="http://p:9090",
                   canary_ready=False, identity=identity)  # fmt: skip
     return [m for m in wanted.children if m["kind"] == "Deployment"]

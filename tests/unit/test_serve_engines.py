@@ -5,6 +5,7 @@ checks (``modelfleet_serve.engines``)."""
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from modelfleet_api.engines.base import EngineConfigError, EngineLaunch, Resolve
 from modelfleet_api.serving import EngineType, ServingRuntimeConfig
 from modelfleet_serve import engines as host
 from modelfleet_serve import launcher
-from modelfleet_serve.engines import vllm_args
+from modelfleet_serve.engines import parser_check
 from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
@@ -219,10 +220,50 @@ def test_engine_not_in_the_image_says_which_program(monkeypatch: pytest.MonkeyPa
 
 
 def test_vllm_parser_missing_is_said_plainly() -> None:
-    """The dev venv has no vLLM (the runtime tier checks the parser in a venv that has it): the
-    check says that it cannot run, rather than passing the command line unchecked."""
-    with pytest.raises(vllm_args.VllmParserUnavailable, match="vLLM's argument parser cannot be imported"):
-        vllm_args.argv_problem(["vllm", "serve", "/m", "--seed", "7"], ["--seed", "7"])
+    """vLLM's parser script run by an interpreter without vLLM (this venv's; the runtime tier runs it
+    in a venv that has vLLM): the check says that it cannot run, rather than passing the command line
+    unchecked."""
+    with pytest.raises(parser_check.ParserUnavailable, match="vLLM's argument parser cannot be imported"):
+        parser_check.argv_problem(
+            EngineType.VLLM, ["vllm", "serve", "/m", "--seed", "7"], ["--seed", "7"], python=sys.executable
+        )
+
+
+def stand_in_parser(tmp_path: Path, refused: dict[str, str]) -> str:
+    """An interpreter standing in for an engine's (its parser script is not run): it speaks the
+    parsers' protocol and refuses every command line holding one of ``refused``'s flags."""
+    fake = tmp_path / "python3"
+    fake.write_text(
+        f"#!{sys.executable}\nimport json, sys\nrefused = {refused!r}\n"
+        "argvs = json.load(sys.stdin)['argvs']\n"
+        "found = [next((m for f, m in refused.items() if f in argv), None) for argv in argvs]\n"
+        "json.dump({'refusals': found}, sys.stdout)\n"
+    )
+    fake.chmod(0o755)
+    return str(fake)
+
+
+def test_parser_check_names_the_extra_args_or_the_release_mismatch(tmp_path: Path) -> None:
+    """The stand-in parser refuses ``--bad`` and ``--old``: a refused extra arg is the user's field; a
+    refused generated flag is a mismatch between modelfleet and the image's engine release."""
+    python = stand_in_parser(
+        tmp_path, {"--bad": "unrecognized arguments: --bad", "--old": "unrecognized arguments: --old"}
+    )
+    argv = ["vllm", "serve", "/m", "--port", "8000"]
+    assert parser_check.argv_problem(EngineType.VLLM, [*argv, "--seed", "7"], ["--seed", "7"], python) is None
+    assert parser_check.argv_problem(EngineType.VLLM, [*argv, "--bad"], ["--bad"], python) == (
+        "engine.settings.extraArgs: vLLM refuses ['--bad']: unrecognized arguments: --bad"
+    )
+    assert parser_check.argv_problem(EngineType.VLLM, [*argv, "--old"], [], python) == (
+        "this vLLM release refuses the command line modelfleet generates (the serving image and "
+        "modelfleet do not match): unrecognized arguments: --old"
+    )
+
+
+def test_engines_without_a_python_parser_are_not_checked(tmp_path: Path) -> None:
+    """TGI and Triton keep pinned command lines: nothing runs for them, not even an interpreter."""
+    for engine in (EngineType.TGI, EngineType.TRITON_TRTLLM, EngineType.TRANSFORMERS):
+        assert parser_check.argv_problem(engine, ["x", "--bad"], ["--bad"], str(tmp_path / "none")) is None
 
 
 def test_download_resolves_the_model_and_names_a_missing_one(tmp_path: Path) -> None:

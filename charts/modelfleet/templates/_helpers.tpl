@@ -43,9 +43,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- include "modelfleet.imageRef" (dict "registry" .Values.image.registry "repository" .Values.image.repository "tag" .Values.image.tag "digest" .Values.image.digest "root" .) -}}
 {{- end -}}
 
+{{/* A runtime image ({repository, tag}) under the operator image's registry. */}}
 {{- define "modelfleet.runtimeImage" -}}
-{{- $image := index .root.Values.runtimeImages .name -}}
-{{- include "modelfleet.imageRef" (dict "registry" .root.Values.image.registry "repository" $image.repository "tag" $image.tag "digest" "" "root" .root) -}}
+{{- include "modelfleet.imageRef" (dict "registry" .root.Values.image.registry "repository" .image.repository "tag" .image.tag "digest" "" "root" .root) -}}
 {{- end -}}
 
 {{/* MODELFLEET_CAPACITY_MAX_NODES from capacityManager.maxNodes: SIZE=COUNT,... in key order. */}}

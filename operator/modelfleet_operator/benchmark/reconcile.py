@@ -112,7 +112,7 @@ class BenchmarkSweepController:
     ) -> Plan[BenchmarkSweepStatus]:
         spec = resource.resource.spec
         settings = planning.Settings(
-            image=self._config.serving_image,
+            image=self._config.benchmark_image,
             identity=self._identity(resource),
             ready_timeout=self._ready_timeout,
         )

@@ -127,13 +127,26 @@ def plain_models(spec: ModelDeploymentSpec) -> dict[str, TrackModel]:
     return {track: model for track, model in found.items() if model is not None}
 
 
+def track_image(spec: ModelDeploymentSpec, track: str, images: Mapping[EngineType, str]) -> str:
+    """The track's image: its own (``canary.image``, ``image``), else the default image of its engine.
+    A canary without an image of its own runs the stable one only when it runs the same engine."""
+    engine = track_engine(spec, track).type
+    if track == c.TRACK_CANARY and spec.canary is not None and spec.canary.image:
+        return spec.canary.image
+    if spec.image and engine is spec.engine.type:
+        return spec.image
+    return images[engine]
+
+
 def tracks(
-    spec: ModelDeploymentSpec, default_image: str, models: Mapping[str, TrackModel] | None = None
+    spec: ModelDeploymentSpec,
+    images: Mapping[EngineType, str],
+    models: Mapping[str, TrackModel] | None = None,
 ) -> list[Track]:
-    """The tracks to run, each with its resolved model (``models``; default: the models named by URI).
-    A track without a resolved model is left out (its TrainingJob has not Succeeded)."""
+    """The tracks to run, each with its resolved model (``models``; default: the models named by URI)
+    and image (``images``: the default image of each engine). A track without a resolved model is left
+    out (its TrainingJob has not Succeeded)."""
     models = plain_models(spec) if models is None else models
-    image = spec.image or default_image
     result = []
     for name in track_sources(spec):
         model = models.get(name)
@@ -152,7 +165,7 @@ def tracks(
                 model=model.model,
                 engine=engine,
                 served_name=base_served_name(model.adapter.name) if model.adapter is not None else None,
-                image=(canary.image if canary is not None else None) or image,
+                image=track_image(spec, name, images),
                 replicas=canary.replicas if canary is not None else stable_replicas(spec),
                 autoscaled=canary is None and spec.autoscaling is not None,
             )

@@ -113,7 +113,7 @@ def desired(
     owner: Owner,
     spec: ModelDeploymentSpec,
     *,
-    image: str,
+    images: Mapping[EngineType, str],
     health_paths: Mapping[EngineType, str],
     integrations: Integrations,
     prometheus_url: str,
@@ -133,7 +133,7 @@ def desired(
     resolved model (default: the models named by URI); the stable one must be there, a canary without
     one is not run. A canary analysis sets the canary's weight and (rolled back) its replicas, and needs
     each track's Service (``track_services``) to measure the tracks apart."""
-    tracks = builders.tracks(spec, image, models)
+    tracks = builders.tracks(spec, images, models)
     if tracks[0].autoscaled and not new_deployment:
         tracks[0] = replace(tracks[0], replicas=autoscaled_replicas)
     if canary_replicas is not None:

@@ -64,7 +64,8 @@ class Observed:
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    image: str
+    images: Mapping[EngineType, str]
+    """The default serving image of each engine."""
     health_paths: Mapping[EngineType, str]
     prometheus_url: str
     identity: RuntimeIdentity
@@ -150,7 +151,7 @@ def _analysis(
 ) -> analysis.Outcome | None:
     """The canary analysis step, while a canary with ``analysis`` runs (else its status is dropped)."""
     canary = next(
-        (t for t in builders.tracks(spec, settings.image, models) if t.name == c.TRACK_CANARY), None
+        (t for t in builders.tracks(spec, settings.images, models) if t.name == c.TRACK_CANARY), None
     )
     if spec.canary is None or spec.canary.analysis is None or canary is None:
         draft.drop_condition(c.COND_CANARY_ANALYSIS)
@@ -186,7 +187,7 @@ def _desired(
     return desired(
         owner,
         spec,
-        image=settings.image,
+        images=settings.images,
         health_paths=settings.health_paths,
         integrations=observed.integrations,
         prometheus_url=settings.prometheus_url,

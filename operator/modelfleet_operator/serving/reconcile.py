@@ -82,7 +82,7 @@ class ModelDeploymentController:
         model_deployment = ModelDeployment.model_validate(body)
         owner, spec = Owner.of(model_deployment), model_deployment.spec
         # Tracks served from a TrainingJob are checked once resolved (ModelReady says what is wrong).
-        for track in builders.tracks(spec, self._config.serving_image):
+        for track in builders.tracks(spec, self._config.serving_images):
             prefix = "canary: " if track.name == c.TRACK_CANARY else ""
             problem = launch_problem(builders.runtime_config(owner, spec, track), prefix)
             if problem is not None:
@@ -137,7 +137,7 @@ class ModelDeploymentController:
         now: datetime,
     ) -> Plan[ModelDeploymentStatus]:
         settings = planning.Settings(
-            image=self._config.serving_image,
+            images=self._config.serving_images,
             health_paths=HEALTH_PATHS,
             prometheus_url=self._config.prometheus_url,
             identity=self._identity(resource),

@@ -3,14 +3,14 @@
 The command line itself is the engine command contract in ``modelfleet_api.engines`` (pure, shared
 with the operator); what only the pod can know lives here: whether a GPU is visible, whether the
 engine's program is in this image, whether a Triton model repository has the served model, and
-whether the engine's own argument parser accepts the final command line (``vllm_args``).
+whether the engine's own argument parser accepts the final command line (``parser_check``).
 """
 
 from __future__ import annotations
 
 import glob
-import importlib.util
 import shutil
+import subprocess
 
 from modelfleet_api.engines import command_for
 from modelfleet_api.engines.base import Program, ResolvedModel
@@ -22,11 +22,21 @@ def has_nvidia_gpu() -> bool:
     return bool(glob.glob("/dev/nvidia[0-9]*"))
 
 
-def installed(program: Program) -> bool:
-    """Whether the program is present in this image."""
+ENGINE_PYTHON = "python3"
+"""The image's interpreter, where a Python engine is installed (the launcher has a venv of its own)."""
+
+
+def installed(program: Program, python: str = ENGINE_PYTHON) -> bool:
+    """Whether the program is present in this image: an executable on PATH, or a module the image's
+    ``python3`` finds."""
     if program.kind == "executable":
         return shutil.which(program.name) is not None
-    return importlib.util.find_spec(program.name.split(".")[0]) is not None
+    package = program.name.split(".")[0]
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
+    try:
+        return subprocess.run([python, "-c", probe, package], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def availability_problem(engine: EngineType) -> str | None:
