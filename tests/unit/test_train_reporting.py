@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -73,6 +74,17 @@ def test_progress_failures_are_logged_not_raised(caplog: pytest.LogCaptureFixtur
 def test_no_publisher_outside_a_training_job_pod(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(contract.ENV_PROGRESS_CONFIGMAP, raising=False)
     assert ProgressPublisher.from_env() is None
+
+
+def test_a_training_job_pod_without_the_kubernetes_client_stops_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An image without the client would train with no progress and be restarted as stalled, over and
+    over: the worker refuses to start instead, naming what is missing."""
+    monkeypatch.setenv(contract.ENV_PROGRESS_CONFIGMAP, "job-progress")
+    monkeypatch.setitem(sys.modules, "kubernetes", None)  # import kubernetes -> ImportError
+    with pytest.raises(RuntimeError, match=r"kubernetes client is not installed .*train extra"):
+        ProgressPublisher.from_env()
 
 
 def step_record(step: int) -> StepRecord:

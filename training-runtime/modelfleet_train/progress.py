@@ -56,6 +56,13 @@ class ProgressPublisher:
         namespace = os.environ.get(contract.ENV_POD_NAMESPACE, "default")
         try:
             return cls(_patch_with_kubernetes(name, namespace))
+        except ImportError as exc:
+            # a broken image, not a passing outage: without progress the operator would restart the gang
+            # as stalled again and again, so the worker stops now and says why
+            raise RuntimeError(
+                f"the kubernetes client is not installed ({exc}): rank 0 reports progress to the operator "
+                "through it; install the train extra (pip install 'modelfleet[train]') in the image"
+            ) from exc
         except Exception:
             log.exception("progress reporting disabled: cannot reach the Kubernetes API")
             return None
