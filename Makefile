@@ -110,7 +110,7 @@ deps: deps-operator deps-train deps-serve deps-dev link
 # most twice more), with its tolerance unchanged: a real error fails every attempt.
 ALL_TIERS = $(subst $(space),$(space)or$(space),$(TIERS))
 CLUSTER_LOG := .cluster/test-cluster-tier.log
-test: deps lint cluster-build thirdparty-kueue thirdparty-prometheus chart-tools image-cpu ## set up everything and run every test tier
+test: deps lint cluster-build thirdparty-kueue thirdparty-prometheus thirdparty-keda thirdparty-http-add-on chart-tools image-cpu ## set up everything and run every test tier
 	@mkdir -p .cluster
 	@$(PYTEST) -m "(cluster or chart or e2e) and not timing" > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
 	$(PYTEST) -m "(unit or runtime) and not timing" && rest=0 || rest=$$?; \
@@ -123,7 +123,7 @@ test-unit: deps
 test-cluster: thirdparty-kueue
 test-cluster test-runtime: test-%: deps cluster-build
 	$(PYTEST) -m $*
-test-e2e: deps cluster-build thirdparty-prometheus image-cpu
+test-e2e: deps cluster-build thirdparty-prometheus thirdparty-keda thirdparty-http-add-on image-cpu
 	$(PYTEST) -m e2e
 test-chart: deps chart-tools image-cpu
 	$(PYTEST) -m $*

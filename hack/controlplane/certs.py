@@ -26,6 +26,9 @@ API_SERVER_DNS_NAMES = (
     "kubernetes.default.svc.cluster.local",
 )
 API_SERVER_IPS = ("127.0.0.1", "10.96.0.1")
+FRONT_PROXY_NAME = "front-proxy-client"
+"""Common name of the API server's client cert towards aggregated API servers (KEDA's metrics API
+server): the only name allowed to pass a user on in request headers (``--requestheader-allowed-names``)."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,18 @@ class Pki:
     def sa_pub(self) -> Path:
         return self.root / "sa.pub"
 
+    @property
+    def front_proxy_cert(self) -> Path:
+        """The client cert the API server presents to aggregated API servers (``FRONT_PROXY_NAME``)."""
+        return self.root / "front-proxy-client.crt"
+
+    @property
+    def front_proxy_key(self) -> Path:
+        return self.root / "front-proxy-client.key"
+
     def complete(self) -> bool:
         files = (self.ca_cert, self.server_cert, self.server_key, self.admin_cert, self.admin_key)
+        files += (self.front_proxy_cert, self.front_proxy_key)
         return all(p.exists() for p in (*files, self.sa_key, self.sa_pub))
 
 
@@ -154,6 +167,9 @@ def generate(pki: Pki) -> None:
     admin_cert, admin_key = _leaf(
         ca_cert, ca_key, _name("modelfleet-admin", "system:masters"), [ExtendedKeyUsageOID.CLIENT_AUTH]
     )
+    proxy_cert, proxy_key = _leaf(ca_cert, ca_key, _name(FRONT_PROXY_NAME), [ExtendedKeyUsageOID.CLIENT_AUTH])
+    _write_key(proxy_key, pki.front_proxy_key)
+    pki.front_proxy_cert.write_bytes(proxy_cert.public_bytes(serialization.Encoding.PEM))
     for cert, path in ((ca_cert, pki.ca_cert), (server_cert, pki.server_cert), (admin_cert, pki.admin_cert)):
         path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(ca_key, pki.ca_key)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from hack.controlplane.certs import Pki, generate
+from hack.controlplane.certs import FRONT_PROXY_NAME, Pki, generate
 from hack.controlplane.processes import Process, StepFailed, wait_until
 from hack.node.layout import NodeLayout
 from hack.node.node import NODE_COMPONENTS, RealNode
@@ -315,6 +315,17 @@ class ControlPlane:
                 f"--kubelet-client-certificate={pki.admin_cert}",
                 f"--kubelet-client-key={pki.admin_key}",
                 "--kubelet-preferred-address-types=InternalIP",
+                # The aggregation layer (KEDA's external metrics API): the API server calls an
+                # APIService's pods directly (Service IPs exist only inside the real node's network
+                # namespace), as front-proxy-client, which alone may pass the user on in headers.
+                "--enable-aggregator-routing=true",
+                f"--proxy-client-cert-file={pki.front_proxy_cert}",
+                f"--proxy-client-key-file={pki.front_proxy_key}",
+                f"--requestheader-client-ca-file={pki.ca_cert}",
+                f"--requestheader-allowed-names={FRONT_PROXY_NAME}",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
                 "--authorization-mode=RBAC",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",

@@ -154,7 +154,7 @@ class Prometheus:
         image = binary_image(PROMETHEUS, "prometheus", user=NOBODY)
         self.node.load_image(image)
         objects = manifests(image.ref)
-        kubectl(self.plane, "wait", "--for=delete", "--timeout=120s", f"namespace/{NAMESPACE}")
+        self.uninstall()  # what a session killed before its teardown left behind
         apply(self.plane, objects)
         rollout(self.plane, NAMESPACE, NAME)
 

@@ -4,6 +4,10 @@ The plane (``.cluster/e2e/``, ports ``MODELFLEET_PORT_BASE + 400``) has the real
 as its system pool and kwok's simulated GPU pools, and no simulated CPU node: a CPU pod of this tier
 can only run for real. The fixtures check the node is there and Ready and fail, naming its logs, when
 it is not. Like the tests' plane, the first session to need it starts it and the last one stops it.
+
+Third-party components (Prometheus, KEDA and its HTTP add-on, built from their Go modules) are
+session fixtures here: installed on the real node when a test first asks for one, removed when the
+session ends (``hack/thirdparty/README.md``, "Using them from an e2e test").
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from hack.controlplane.cluster import PORT_BASE, REPO_ROOT, ControlPlane
 from hack.node.configs import REAL_NODE_LABEL
 from hack.node.images import busybox_image
 from hack.node.layout import NODE_NAME
+from hack.thirdparty.keda import Keda
+from hack.thirdparty.prometheus import Prometheus
 from tests.conftest import client_of
 
 E2E_PLANE_DIR = REPO_ROOT / ".cluster" / "e2e"
@@ -60,3 +66,40 @@ def busybox(cluster: ControlPlane, real_node: client.V1Node) -> str:
     image = busybox_image()
     cluster.node.load_image(image)
     return image.ref
+
+
+# ---- third-party components, once per session (hack.thirdparty) ----------------------------------
+# Defined here, not in a test module: a session fixture that two modules imported would be two
+# fixtures, each installing its own copy. Tests request them by name without importing anything.
+@pytest.fixture(scope="session")
+def prometheus(cluster: ControlPlane, real_node: client.V1Node) -> Iterator[Prometheus]:
+    """Prometheus (built from its Go module) as a pod on the real node, scraping every pod that has the
+    ``prometheus.io/scrape`` annotations; pods reach it at ``hack.thirdparty.prometheus.URL_IN_CLUSTER``."""
+    server = Prometheus(cluster)
+    try:
+        server.install()
+        yield server
+    finally:
+        server.uninstall()
+
+
+@pytest.fixture(scope="session")
+def keda(cluster: ControlPlane, prometheus: Prometheus) -> Iterator[Keda]:
+    """KEDA (operator, metrics API server) and the KEDA HTTP add-on (operator, interceptor, scaler),
+    built from their Go modules, as pods on the real node, with Prometheus for their triggers to read.
+    The API server serves the external metrics API through KEDA; pods send HTTP traffic that should
+    wake a target at zero to ``hack.thirdparty.keda.INTERCEPTOR_IN_CLUSTER`` (this machine: to
+    ``Keda.interceptor_url``)."""
+    installed = Keda(cluster)
+    try:
+        installed.install()
+        yield installed
+    finally:
+        installed.uninstall()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Figures the e2e tests measured (``record_property``), shown in every run's summary."""
+    for report in terminalreporter.stats.get("passed", []):
+        for name, value in report.user_properties:
+            terminalreporter.write_line(f"measured: {report.nodeid}: {name} = {value}")

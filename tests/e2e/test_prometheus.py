@@ -10,7 +10,6 @@ from kubernetes import client
 
 from hack.controlplane.cluster import ControlPlane, wait_for
 from hack.thirdparty.prometheus import Prometheus
-from tests.e2e.thirdparty import prometheus  # noqa: F401  (fixture)
 from tests.e2e.workloads import GAUGE, PORT, create, ready_replicas, site, web_deployment
 
 pytestmark = pytest.mark.e2e
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 def test_prometheus_scrapes_a_pod_it_discovers_by_its_annotations(
     cluster: ControlPlane,
-    prometheus: Prometheus,  # noqa: F811
+    prometheus: Prometheus,
     namespace: str,
     busybox: str,
     api_client: client.ApiClient,

@@ -27,9 +27,15 @@ def site(name: str, depth: int) -> dict[str, Any]:
     }
 
 
-def web_deployment(name: str, image: str, replicas: int) -> dict[str, Any]:
-    """busybox httpd serving the ConfigMap ``name``, scraped by Prometheus through its annotations."""
+def web_deployment(name: str, image: str, replicas: int, scraped: bool = True) -> dict[str, Any]:
+    """busybox httpd serving the ConfigMap ``name``; with ``scraped``, Prometheus scrapes its
+    ``metrics.txt`` (the pods' ``prometheus.io/*`` annotations)."""
     labels = {"app": name}
+    scrape = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(PORT),
+        "prometheus.io/path": "/metrics.txt",
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -38,14 +44,7 @@ def web_deployment(name: str, image: str, replicas: int) -> dict[str, Any]:
             "replicas": replicas,
             "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {
-                    "labels": labels,
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(PORT),
-                        "prometheus.io/path": "/metrics.txt",
-                    },
-                },
+                "metadata": {"labels": labels, "annotations": scrape if scraped else {}},
                 "spec": {
                     "terminationGracePeriodSeconds": 1,
                     "containers": [
