@@ -39,13 +39,15 @@ class OutputKind(StrEnum):
 
 
 class EvaluationSummary(ApiModel):
-    """Evaluation figures of the final model, as the training runtime measured them on held-out data."""
+    """Evaluation figures of the weights written, as the training runtime measured them."""
 
     eval_loss: float | None = None
-    """Mean token cross-entropy on the held-out split, at the end of training."""
+    """Held-out loss of the weights written (`step`; the best checkpoint's with `output.select: best`):
+    the mean token cross-entropy of the held-out label tokens (for preference methods, the mean pairwise
+    loss)."""
 
     perplexity: float | None = Field(default=None, ge=1.0)
-    """exp(evalLoss)."""
+    """exp(evalLoss), for methods that model language."""
 
     best_eval_loss: float | None = None
     """Lowest eval loss measured during training."""

@@ -9,6 +9,7 @@ import yaml
 from pydantic import Field
 
 from modelfleet_api.base import ApiModel
+from modelfleet_api.evaluation import EvaluationSpec, EvaluationStatus
 from modelfleet_api.lineage import TrainingResult
 from modelfleet_api.training import (
     CheckpointSpec,
@@ -51,6 +52,7 @@ class TrainingRuntimeConfig(ApiModel):
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     output: OutputSpec
+    evaluation: EvaluationSpec | None = None
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     topology: Topology
 
@@ -85,6 +87,8 @@ class TrainingProgress(ApiModel):
     """URI of the latest complete checkpoint."""
     last_checkpoint_step: int | None = None
     """Step of that checkpoint."""
+    evaluation: EvaluationStatus | None = None
+    """Held-out figures: the latest and the best, with their steps (`spec.evaluation`)."""
     updated_at: datetime
     """When rank 0 wrote this (the operator's stall detection compares it with now)."""
     result: TrainingResult | None = None

@@ -175,7 +175,9 @@ _HUB_ID = hub_id_cel("self.uri")
 _LOCAL = f'self.uri.matches(r"{PATTERNS[UriKind.LOCAL]}")'
 
 
-class DatasetSpec(ApiModel):
+class DatasetSource(ApiModel):
+    """Where a data set is and how to read it (the training data, or a held-out set to evaluate on)."""
+
     cel_rules = (
         CelRule(
             rule=" && ".join(
@@ -201,7 +203,11 @@ class DatasetSpec(ApiModel):
     """File format of the data: `jsonl`, `parquet`, `arrow` (a saved Dataset) or `hf` (hub dataset)."""
 
     split: str = Field(default="train", min_length=1, max_length=256)
-    """Split to train on."""
+    """Split to read."""
+
+
+class DatasetSpec(DatasetSource):
+    """The training data."""
 
     fields: DatasetFields = Field(default_factory=DatasetFields)
     """Column mapping."""
@@ -434,6 +440,11 @@ class CheckpointSpec(ApiModel):
     """How many complete checkpoints to keep."""
 
 
+class OutputSelect(StrEnum):
+    LAST = "last"
+    BEST = "best"
+
+
 class OutputSpec(ApiModel):
     uri: FileUri
     """Where the final model (or adapter) is written: a local/PVC path or a blob URI."""
@@ -442,6 +453,11 @@ class OutputSpec(ApiModel):
     """After training, also merge the LoRA adapter into its base model and write the merged model under
     `<uri>/merged` (rank 0, peft `merge_and_unload`), for engines that cannot serve adapters. Only for
     methods that train adapters (`lora`, `qlora`, `dpo` with `method.lora`)."""
+
+    select: OutputSelect = OutputSelect.LAST
+    """Which weights are written: `last` (those of the final step) or `best` (those of the checkpoint
+    with the lowest held-out loss, `evaluation`; every checkpoint is then evaluated, and the best one is
+    kept whatever `checkpoint.keepLast` says)."""
 
 
 class TrackerMode(StrEnum):

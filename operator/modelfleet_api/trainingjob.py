@@ -30,6 +30,7 @@ from modelfleet_api.common import (
 )
 from modelfleet_api.constants import TrainingJobPhase
 from modelfleet_api.cost import CostStatus
+from modelfleet_api.evaluation import EvaluationSpec, EvaluationStatus
 from modelfleet_api.lineage import TrainingOutput
 from modelfleet_api.pods import TrainingPodTemplate
 from modelfleet_api.resource import (
@@ -126,6 +127,11 @@ class TrainingJobSpec(ApiModel):
 
     output: OutputSpec
     """Where the trained model or adapter goes."""
+
+    evaluation: EvaluationSpec | None = None
+    """Held-out loss while training, generation metrics and lm-evaluation-harness tasks on the final
+    model; the figures go to `status.evaluation`, `status.output.evaluation`, Prometheus and the
+    trackers."""
 
     image: str | None = Field(default=None, max_length=1024)
     """Training runtime image; unset: the operator's default (its `--training-image`)."""
@@ -229,6 +235,21 @@ class TrainingJobSpec(ApiModel):
             reason="FieldValueForbidden",
         ),
         CelRule(
+            rule="self.output.select != 'best' || (has(self.evaluation) && "
+            "(has(self.evaluation.holdoutFraction) || has(self.evaluation.dataset)))",
+            message="output.select best picks the checkpoint with the lowest held-out loss: set "
+            "evaluation.holdoutFraction or evaluation.dataset",
+            field_path=".output.select",
+        ),
+        CelRule(
+            rule="self.output.select != 'best' || !has(self.evaluation) || "
+            "!has(self.evaluation.intervalSteps) || "
+            "self.checkpoint.intervalSteps % self.evaluation.intervalSteps == 0",
+            message="with output.select best every checkpoint needs its held-out loss: "
+            "checkpoint.intervalSteps must be a multiple of evaluation.intervalSteps",
+            field_path=".evaluation.intervalSteps",
+        ),
+        CelRule(
             rule="self.method.type != 'qlora' || self.model.loadIn4bit",
             message="method qlora needs model.loadIn4bit: true (LoRA on a 4-bit base model)",
             field_path=".model.loadIn4bit",
@@ -326,6 +347,10 @@ class TrainingJobStatus(ApiModel):
     """What the job wrote (set once it Succeeded): URI, `model` or `adapter`, base model, step and
     evaluation figures. A ModelDeployment serves it with `model.fromTrainingJob`."""
 
+    evaluation: EvaluationStatus | None = None
+    """Held-out figures while the job trains: the latest and the best (lowest loss), with their steps, as
+    rank 0 reported them (`spec.evaluation`)."""
+
     gpu_hours_updated_at: datetime | None = None
     """When `gpuHours` was last brought up to date; the GPUs held since then (`gpus`) are added at the
     next update. Unset while the job holds no GPU."""
@@ -351,6 +376,12 @@ class TrainingJob(CustomResource):
             ),
             PrinterColumn(
                 name="Loss", json_path=".status.progress.loss", type="number", description="Latest loss."
+            ),
+            PrinterColumn(
+                name="Eval Loss",
+                json_path=".status.evaluation.latest.loss",
+                type="number",
+                description="Latest held-out loss.",
             ),
             PrinterColumn(
                 name="Cost", json_path=".status.cost.amount", type="number", description="Cost so far."

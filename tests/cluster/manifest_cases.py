@@ -1979,3 +1979,110 @@ VALID += [
     ),
     ("bs-every-pod-addition", benchmark_sweep("pods", podTemplate=EVERYTHING_ADDED)),
 ]
+
+# ---- evaluation ---------------------------------------------------------------------------------
+HELD_OUT = {"holdoutFraction": 0.05}
+TRAINING_JOB_MISTAKES += [
+    (
+        "held-out-fraction-and-dataset",
+        edit(TJ, spec__evaluation={"holdoutFraction": 0.05, "dataset": {"uri": "az://data/eval.jsonl"}}),
+        ("spec.evaluation.dataset: Forbidden", "set one"),
+    ),
+    (
+        "eval-interval-without-held-out-data",
+        edit(TJ, spec__evaluation={"intervalSteps": 100, "lmEval": {"tasks": ["arc_easy"]}}),
+        ("spec.evaluation.intervalSteps: Forbidden", "set holdoutFraction or dataset"),
+    ),
+    (
+        "evaluation-measuring-nothing",
+        edit(TJ, spec__evaluation={}),
+        ("spec.evaluation.holdoutFraction: Required value", "evaluation needs something to measure"),
+    ),
+    (
+        "holding-out-most-of-the-data",
+        edit(TJ, spec__evaluation={"holdoutFraction": 0.8}),
+        ("spec.evaluation.holdoutFraction", "less than or equal to 0.5"),
+    ),
+    (
+        "eval-dataset-parquet-read-as-jsonl",
+        edit(TJ, spec__evaluation={"dataset": {"uri": "az://data/eval.parquet"}}),
+        ("spec.evaluation.dataset.format", "format must match the file's extension"),
+    ),
+    (
+        "eval-reference-set-as-a-hub-id",
+        edit(TJ, spec__evaluation={"generation": {"uri": "myorg/references"}}),
+        ("spec.evaluation.generation.uri", URI_FILES),
+    ),
+    (
+        "generation-metric-unknown",
+        edit(TJ, spec__evaluation={"generation": {"uri": "az://data/refs.jsonl", "metrics": ["meteor"]}}),
+        ("spec.evaluation.generation.metrics[0]", 'supported values: "bleu"'),
+    ),
+    (
+        "lm-eval-task-with-a-space",
+        edit(TJ, spec__evaluation={"lmEval": {"tasks": ["arc easy"]}}),
+        ("spec.evaluation.lmEval.tasks[0]", "must be an lm-evaluation-harness task"),
+    ),
+    (
+        "lm-eval-without-tasks",
+        edit(TJ, spec__evaluation={"lmEval": {"tasks": []}}),
+        ("spec.evaluation.lmEval.tasks", "should have at least 1 items"),
+    ),
+    (
+        "select-best-without-held-out-data",
+        edit(TJ, spec__output={"uri": "az://models/out", "select": "best"}),
+        ("spec.output.select: Invalid value", "set evaluation.holdoutFraction or evaluation.dataset"),
+    ),
+    (
+        "select-best-with-checkpoints-between-evaluations",
+        edit(
+            TJ,
+            spec__output={"uri": "az://models/out", "select": "best"},
+            spec__checkpoint={"intervalSteps": 500},
+            spec__evaluation={**HELD_OUT, "intervalSteps": 200},
+        ),
+        ("spec.evaluation.intervalSteps: Invalid value", "must be a multiple of evaluation.intervalSteps"),
+    ),
+]
+
+VALID += [
+    (
+        "tj-evaluated-every-way-keeping-the-best",
+        training_job(
+            "evaluated",
+            method={"type": "lora"},
+            checkpoint={"uri": "az://runs/checkpoints", "intervalSteps": 400},
+            output={"uri": "az://models/out", "select": "best"},
+            evaluation={
+                "holdoutFraction": 0.5,
+                "intervalSteps": 100,
+                "generation": {
+                    "uri": "pvc://evals/references.jsonl",
+                    "promptField": "question",
+                    "referenceField": "answers",
+                    "metrics": ["bleu", "rouge1", "rouge2", "rougeL", "rougeLsum", "exactMatch"],
+                    "maxNewTokens": 8192,
+                    "maxRows": 500,
+                    "batchSize": 16,
+                },
+                "lmEval": {
+                    "tasks": ["arc_easy", "mmlu_abstract_algebra", "leaderboard_bbh", "our-task.v2:strict"],
+                    "tasksUri": "az://evals/tasks",
+                    "numFewshot": 5,
+                    "limit": 1000,
+                    "batchSize": 8,
+                    "applyChatTemplate": True,
+                },
+            },
+        ),
+    ),
+    (
+        "tj-evaluated-on-a-held-out-dataset-at-every-checkpoint",
+        training_job(
+            "held-out-set",
+            output={"uri": "pvc://runs/out", "select": "best"},
+            evaluation={"dataset": {"uri": "pvc://data/validation", "format": "parquet"}},
+        ),
+    ),
+    ("tj-lm-eval-only", training_job("scored", evaluation={"lmEval": {"tasks": ["hellaswag"]}})),
+]

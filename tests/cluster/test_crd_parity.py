@@ -109,7 +109,8 @@ RUNTIME_SITES = Sites()
 RUNTIME_SITES.add(runtime_config, _calls("Problem"), within="check_config")
 for function in (
     "_method_problems", "_strategy_problems", "_precision_problems", "_data_problems",
-    "_storage_problems", "_schedule_problems", "_tracking_problems", "_topology_problems",
+    "_storage_problems", "_schedule_problems", "_tracking_problems", "_evaluation_problems",
+    "_topology_problems",
 ):  # fmt: skip
     RUNTIME_SITES.add(runtime_config, _calls("Problem"), within=function)
 
@@ -118,7 +119,8 @@ RUNTIME_ENVIRONMENT = {
     "bitsandbytes package": "a library of the image, not of the spec",
     "fp16 needs a GPU": "the node, not the spec",
     "Problem(field, str(error))": "an az:// URI needs AZURE_STORAGE_ACCOUNT in the pod's environment",
-    "package is not installed in this image": "a tracker's library (mlflow, wandb, comet) is the image's",
+    "package is not installed in this image": "a library of the image (mlflow, wandb, comet, lm-eval, "
+    "sacrebleu, rouge-score), not of the spec",
     "processes were started": "the world size torchrun was started with",
 }
 """Runtime problems that depend on the machine or the image, by a text of their source, and why."""
@@ -143,6 +145,9 @@ TRAINING_PARITY: list[tuple[str, str]] = [
     ("dpo-with-packing", "dataset.packing"),
     ("pretrain-reading-chat-messages", "dataset.fields.messages"),
     ("warmup-beyond-max-steps", "hyperparameters.warmupSteps"),
+    ("select-best-without-held-out-data", "output.select"),
+    ("select-best-with-checkpoints-between-evaluations", "evaluation.intervalSteps"),
+    ("held-out-fraction-and-dataset", "evaluation.dataset"),
 ]
 
 EXTRA_TRAINING_CASES: dict[str, dict[str, Any]] = {

@@ -2,7 +2,8 @@
 whose Prometheus endpoint is scraped while it trains, whose pushes land on a stand-in Pushgateway,
 whose MLflow run (a local file store) is read back with the MLflow client, and whose Weights & Biases
 run (W&B's offline mode) and CometML experiment (Comet's offline experiment) are read back from the
-files those libraries wrote. The run's JSON-lines file is the reference every channel must agree with.
+files those libraries wrote. The run's JSON-lines file is the reference every channel must agree with,
+for the training steps and for the held-out figures measured every EVAL_EVERY steps.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.runtime
 
 MAX_STEPS = 40
 PEAK_LR = 3e-3
+EVAL_EVERY = 10
 
 
 @dataclass
@@ -93,9 +95,9 @@ def scrape(port: int) -> dict[str, float] | None:
         return None
 
 
-def jsonl_steps(output: Path) -> dict[int, dict[str, Any]]:
+def jsonl_events(output: Path, event: str) -> dict[int, dict[str, Any]]:
     lines = (output / "training_metrics.jsonl").read_text().splitlines()
-    return {row["step"]: row for row in map(json.loads, lines) if row["event"] == "step"}
+    return {row["step"]: row for row in map(json.loads, lines) if row["event"] == event}
 
 
 @dataclass
@@ -104,6 +106,8 @@ class ObservedRun:
     mlruns: Path
     steps: dict[int, dict[str, Any]]
     """The run's JSON-lines step records: the reference."""
+    evals: dict[int, dict[str, Any]]
+    """Its held-out measurements."""
     scrapes: list[dict[str, float]]
     pushes: list[Push]
 
@@ -127,6 +131,7 @@ def run(
             "seed": 7,
         },
         checkpoint={"intervalSteps": MAX_STEPS // 2, "keepLast": 1},
+        evaluation={"holdoutFraction": 0.1, "intervalSteps": EVAL_EVERY},
         topology={"nodes": 1, "gpusPerNode": 1},
         tracking={
             "mlflowUri": mlruns.as_uri(),
@@ -165,9 +170,10 @@ def run(
             os.killpg(process.pid, 9)
         process.wait()
     assert process.returncode == 0, f"training exited {process.returncode}:\n{log_file.read_text()[-6000:]}"
-    steps = jsonl_steps(output)
+    steps, evals = jsonl_events(output, "step"), jsonl_events(output, "eval")
     assert sorted(steps) == list(range(1, MAX_STEPS + 1))
-    return ObservedRun(output, mlruns, steps, scrapes, pushgateway.pushes)
+    assert sorted(evals) == list(range(EVAL_EVERY, MAX_STEPS + 1, EVAL_EVERY))
+    return ObservedRun(output, mlruns, steps, evals, scrapes, pushgateway.pushes)
 
 
 def test_metrics_endpoint_follows_the_run_as_it_trains(run: ObservedRun) -> None:
@@ -186,6 +192,10 @@ def test_metrics_endpoint_follows_the_run_as_it_trains(run: ObservedRun) -> None
         assert sample["modelfleet_train_tokens_total"] == sum(
             run.steps[s]["tokens"] for s in range(1, record["step"] + 1)
         )
+        measured = int(sample["modelfleet_train_eval_step"])
+        if measured:  # a scrape between a step and its measurement still shows the previous one
+            assert record["step"] - EVAL_EVERY <= measured <= record["step"]
+            assert sample["modelfleet_train_eval_loss"] == pytest.approx(run.evals[measured]["loss"])
 
 
 def test_pushgateway_gets_the_registry_under_the_jobs_grouping_key(run: ObservedRun) -> None:
@@ -199,6 +209,14 @@ def test_pushgateway_gets_the_registry_under_the_jobs_grouping_key(run: Observed
     assert final["modelfleet_train_loss"] == pytest.approx(run.steps[MAX_STEPS]["loss"])
     assert final["modelfleet_train_tokens_total"] == sum(row["tokens"] for row in run.steps.values())
     assert final["modelfleet_train_checkpoints_total"] == 2
+    assert final["modelfleet_train_eval_step"] == MAX_STEPS
+    assert final["modelfleet_train_eval_loss"] == pytest.approx(run.evals[MAX_STEPS]["loss"])
+    assert final["modelfleet_train_eval_perplexity"] == pytest.approx(run.evals[MAX_STEPS]["perplexity"])
+    best = min(run.evals.values(), key=lambda row: row["loss"])
+    assert (final["modelfleet_train_best_eval_loss"], final["modelfleet_train_best_eval_step"]) == (
+        pytest.approx(best["loss"]),
+        best["step"],
+    )
     assert set(final) == set(run.scrapes[-1])
 
 
@@ -225,6 +243,9 @@ def test_mlflow_run_has_the_config_and_every_steps_metrics(
     for metric in ("loss", "learning_rate", "tokens_per_second"):
         history = {m.step: m.value for m in client.get_metric_history(logged.info.run_id, metric)}
         assert history == pytest.approx({step: row[metric] for step, row in run.steps.items()}), metric
+    for metric in ("loss", "perplexity"):
+        history = {m.step: m.value for m in client.get_metric_history(logged.info.run_id, f"eval_{metric}")}
+        assert history == pytest.approx({step: row[metric] for step, row in run.evals.items()}), metric
 
 
 def wandb_records(path: Path) -> Iterator[Any]:
@@ -274,7 +295,7 @@ def test_wandb_offline_run_holds_the_config_and_every_steps_metrics(run: Observe
             config |= {item.key: json.loads(item.value_json) for item in record.run.config.update}
         elif kind == "history":
             values = {"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in record.history.item}
-            history[int(values["train/step"])] = values
+            history.setdefault(int(values["train/step"]), {}).update(values)
         elif kind == "exit":
             exit_code = record.exit.exit_code
     assert exit_code == 0
@@ -283,6 +304,9 @@ def test_wandb_offline_run_holds_the_config_and_every_steps_metrics(run: Observe
     for step, values in history.items():
         for metric in ("loss", "learning_rate", "tokens_per_second"):
             assert values[f"train/{metric}"] == pytest.approx(run.steps[step][metric]), (step, metric)
+    for metric in ("loss", "perplexity"):
+        logged = {step: values[f"eval/{metric}"] for step, values in history.items() if "eval/loss" in values}
+        assert logged == pytest.approx({step: row[metric] for step, row in run.evals.items()}), metric
 
 
 def test_comet_offline_experiment_holds_the_config_and_every_steps_metrics(run: ObservedRun) -> None:
@@ -307,3 +331,6 @@ def test_comet_offline_experiment_holds_the_config_and_every_steps_metrics(run: 
     for metric in ("loss", "learning_rate", "tokens_per_second"):
         expected = {step: row[metric] for step, row in run.steps.items()}
         assert metrics[metric] == pytest.approx(expected), metric
+    for metric in ("loss", "perplexity"):
+        expected = {step: row[metric] for step, row in run.evals.items()}
+        assert metrics[f"eval_{metric}"] == pytest.approx(expected), metric

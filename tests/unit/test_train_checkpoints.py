@@ -52,6 +52,13 @@ def test_prune_keeps_the_newest_complete_and_latest_and_removes_torn_leftovers()
     assert steps_to_prune(steps, complete={10, 20}, keep_last=1, latest=20) == [10]
 
 
+def test_prune_never_removes_the_protected_best_checkpoint() -> None:
+    steps = [10, 20, 30, 40]
+    complete = set(steps)
+    assert steps_to_prune(steps, complete, keep_last=1, latest=40) == [10, 20, 30]
+    assert steps_to_prune(steps, complete, keep_last=1, latest=40, protected=20) == [10, 30]
+
+
 def test_local_store_publishes_manifest_then_latest_and_detects_truncation(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     write_checkpoint(store, 5, {"state/__0_0.distcp": b"x" * 100, "trainer_state.json": b"{}"})

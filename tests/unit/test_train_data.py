@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modelfleet_api.training import DatasetSpec
 from modelfleet_train import data
 from modelfleet_train.data import IGNORE_INDEX
 
@@ -172,7 +173,7 @@ def test_each_file_format_loads_the_same_rows(
     else:
         path = tmp_path / "saved"
         datasets.DatasetDict({"train": reference}).save_to_disk(str(path))
-    spec = data.DatasetSpec(uri=str(path), format=data_format)
+    spec = DatasetSpec(uri=str(path), format=data_format)
     assert data.load_raw(spec, tmp_path / "downloads").to_list() == rows
 
 
@@ -198,7 +199,7 @@ def test_hf_format_reads_a_local_copy_of_a_hub_dataset(
         "  - split: train\n    path: data/train-*\n---\n"
     )
     for directory in ("dict", "single", "snapshot"):
-        spec = data.DatasetSpec(uri=str(tmp_path / directory), format="hf")
+        spec = DatasetSpec(uri=str(tmp_path / directory), format="hf")
         assert data.load_raw(spec, tmp_path / "downloads").to_list() == rows, directory
     with pytest.raises(ValueError, match=r"dataset.split: 'validation' not in .* \['test', 'train'\]"):
-        data.load_raw(data.DatasetSpec(uri=str(tmp_path / "dict"), format="hf", split="validation"), tmp_path)
+        data.load_raw(DatasetSpec(uri=str(tmp_path / "dict"), format="hf", split="validation"), tmp_path)

@@ -45,7 +45,9 @@ def test_dpo_loss_matches_the_formula(loss_type: str, beta: float) -> None:
 
 def test_sigmoid_loss_is_log2_when_policy_equals_reference() -> None:
     same = torch.tensor([-3.0, -2.0])
-    assert dpo_loss(same, same - 1, same, same - 1, 0.1, "sigmoid").item() == pytest.approx(math.log(2))
+    assert dpo_loss(same, same - 1, same, same - 1, beta=0.1, loss_type="sigmoid").item() == pytest.approx(
+        math.log(2)
+    )
 
 
 def test_sequence_logps_sums_log_probabilities_of_labelled_next_tokens() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from modelfleet_api import contract
+from modelfleet_api.evaluation import EvaluationPoint, EvaluationStatus
 from modelfleet_api.runtime_config import TrainingProgress
 from modelfleet_train.metrics import MetricsReporter, StepRecord, flops_per_token, peak_flops
 from modelfleet_train.progress import ProgressPublisher
@@ -120,6 +121,37 @@ def test_metrics_are_served_in_prometheus_format_and_appended_as_json_lines(tmp_
     events = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events] == ["step", "checkpoint"]
     assert events[0]["loss"] == 2.5 and events[1]["uri"] == "/ckpt/step-00000003"
+
+
+def test_held_out_figures_and_final_scores_are_gauges_and_json_lines(tmp_path: Path) -> None:
+    reporter = MetricsReporter(tmp_path / "m.jsonl", port=None, pushgateway_url=None, grouping={})
+    best = EvaluationPoint(step=4, loss=1.5, perplexity=4.4817)
+    latest = EvaluationPoint(step=6, loss=1.75, perplexity=5.7546)
+    reporter.record_evaluation(latest, EvaluationStatus(latest=latest, best=best), seconds=0.25)
+    reporter.record_final_scores(6, {"bleu": 12.5, "lm-eval/arc_easy/acc": 0.5})
+    exposition = generate_latest(reporter.registry).decode()
+    for line in (
+        "modelfleet_train_eval_step 6.0",
+        "modelfleet_train_eval_loss 1.75",
+        "modelfleet_train_eval_perplexity 5.7546",
+        "modelfleet_train_best_eval_loss 1.5",
+        "modelfleet_train_best_eval_step 4.0",
+        "modelfleet_train_eval_seconds 0.25",
+        'modelfleet_train_final_score{metric="bleu"} 12.5',
+        'modelfleet_train_final_score{metric="lm-eval/arc_easy/acc"} 0.5',
+    ):
+        assert line in exposition
+    events = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["eval", "final_scores"]
+    assert events[0] | {"time": 0} == {
+        "time": 0,
+        "event": "eval",
+        "step": 6,
+        "loss": 1.75,
+        "perplexity": 5.7546,
+        "accuracy": None,
+        "seconds": 0.25,
+    }
 
 
 PUSH_SECONDS = 1.0

@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 from modelfleet_api.runtime_config import TrainingRuntimeConfig
-from modelfleet_train.tracking import RunStatus, Trackers, flatten, run_key, tracked_params
+from modelfleet_train.tracking import (
+    EVAL_SECTION,
+    RunStatus,
+    Trackers,
+    flatten,
+    run_key,
+    section_name,
+    tracked_params,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -54,7 +62,7 @@ class Failing:
     def __init__(self) -> None:
         self.closed: list[str] = []
 
-    def log_step(self, step: int, values: dict[str, float]) -> None:
+    def log_step(self, step: int, values: dict[str, float], section: str = "train") -> None:
         raise ConnectionError("tracking server unreachable")
 
     def close(self, status: str) -> None:
@@ -67,10 +75,12 @@ class Recording:
 
     def __init__(self) -> None:
         self.steps: list[tuple[int, dict[str, float]]] = []
+        self.sections: list[str] = []
         self.closed: list[str] = []
 
-    def log_step(self, step: int, values: dict[str, float]) -> None:
+    def log_step(self, step: int, values: dict[str, float], section: str = "train") -> None:
         self.steps.append((step, values))
+        self.sections.append(section)
 
     def close(self, status: str) -> None:
         self.closed.append(status)
@@ -87,6 +97,16 @@ def test_a_failing_tracker_does_not_keep_the_others_or_the_loop_from_their_work(
     assert failing.closed == recording.closed == [RunStatus.KILLED]
     assert "flaky logging failed: tracking server unreachable" in caplog.text
     assert "ending the flaky run failed" in caplog.text
+
+
+def test_held_out_figures_go_to_every_tracker_under_the_eval_section() -> None:
+    recording = Recording()
+    trackers = Trackers([recording])
+    trackers.log_step(4, {"loss": 1.5, "perplexity": 4.48, "accuracy": None}, section=EVAL_SECTION)
+    assert recording.steps == [(4, {"loss": 1.5, "perplexity": 4.48})]
+    assert recording.sections == [EVAL_SECTION]
+    assert section_name(EVAL_SECTION, "loss") == "eval_loss"
+    assert section_name("train", "loss") == "loss"
 
 
 def test_run_key_is_the_same_for_every_attempt_and_differs_for_a_recreated_job() -> None:

@@ -233,6 +233,26 @@ def test_pvc_uris_mount_their_claims_read_only_unless_written() -> None:
     ]
 
 
+def test_claims_of_the_tokenizer_and_of_what_the_evaluation_reads_are_mounted_read_only() -> None:
+    job_spec = spec(
+        model={"uri": "meta-llama/Llama-3.1-8B", "tokenizerUri": "pvc://tokenizers/bpe-64k"},
+        evaluation={
+            "dataset": {"uri": "pvc://evals/validation.jsonl"},
+            "generation": {"uri": "pvc://evals/references.jsonl"},
+            "lmEval": {"tasks": ["ours"], "tasksUri": "pvc://tasks/ours"},
+        },
+        output={"uri": "az://out/lora"},
+    )
+
+    pod = builders.worker_job(OWNER, job_spec, image="img:1", attempt=0)["spec"]["template"]["spec"]
+
+    assert [v["persistentVolumeClaim"] for v in pod["volumes"][3:]] == [
+        {"claimName": "tokenizers", "readOnly": True},
+        {"claimName": "evals", "readOnly": True},
+        {"claimName": "tasks", "readOnly": True},
+    ]
+
+
 def test_headless_service_publishes_not_ready_workers_for_rendezvous() -> None:
     assert builders.headless_service(OWNER) == {
         "apiVersion": "v1",

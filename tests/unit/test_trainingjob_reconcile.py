@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 from modelfleet_api import constants as c
+from modelfleet_api import contract
 from modelfleet_api.common import Condition
+from modelfleet_api.evaluation import EvaluationPoint, EvaluationStatus
+from modelfleet_api.runtime_config import TrainingProgress
 from modelfleet_api.trainingjob import TrainingJob, TrainingJobStatus
 from modelfleet_operator.common.identity import NO_IDENTITY
 from modelfleet_operator.common.plan import CapacityAsk, Plan
@@ -385,3 +388,22 @@ def test_an_idle_running_job_writes_no_gpu_hours_until_something_changes() -> No
     add_worker(kube, 0, "Succeeded")
     job.reconcile()
     assert (job.status["phase"], job.status["gpus"], job.status["gpuHours"]) == ("Succeeded", 0, 2.0)
+
+
+def test_held_out_figures_rank_0_publishes_are_mirrored_into_status_evaluation() -> None:
+    kube = FakeKube()
+    job = make(kube)
+    job.reconcile()
+    latest = EvaluationPoint(step=40, loss=2.25, perplexity=9.4877)
+    best = EvaluationPoint(step=20, loss=2.0, perplexity=7.389)
+    published = TrainingProgress(
+        step=41, total_steps=100, evaluation=EvaluationStatus(latest=latest, best=best), updated_at=T0
+    )
+    config_map = kube.objects[("ConfigMap", NS, "tiny-progress")]
+    config_map["data"] = {contract.PROGRESS_KEY: published.model_dump_json(by_alias=True, exclude_none=True)}
+    kube.add(config_map)
+    job.reconcile()
+    assert job.status["evaluation"] == {
+        "latest": {"step": 40, "loss": 2.25, "perplexity": 9.4877},
+        "best": {"step": 20, "loss": 2.0, "perplexity": 7.389},
+    }

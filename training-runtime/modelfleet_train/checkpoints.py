@@ -59,6 +59,8 @@ class TrainerState:
     world_size: int
     total_steps: int
     job_uid: str | None = None
+    evaluation: dict[str, Any] | None = None
+    """The held-out figures so far (`EvaluationStatus` on the wire): latest and best."""
 
 
 def manifest_problem(manifest: dict[str, int] | None, present: dict[str, int]) -> str | None:
@@ -86,9 +88,12 @@ def choose_resume_step(latest: int | None, steps: list[int], problem_of: Any) ->
     return None
 
 
-def steps_to_prune(steps: list[int], complete: set[int], keep_last: int, latest: int | None) -> list[int]:
-    """Complete checkpoints beyond the newest `keep_last`, and torn ones older than the newest complete."""
-    kept = set(sorted(complete, reverse=True)[:keep_last]) | ({latest} if latest is not None else set())
+def steps_to_prune(
+    steps: list[int], complete: set[int], keep_last: int, latest: int | None, protected: int | None = None
+) -> list[int]:
+    """Complete checkpoints beyond the newest `keep_last`, and torn ones older than the newest complete;
+    never `latest` nor `protected` (the best checkpoint, with `output.select: best`)."""
+    kept = set(sorted(complete, reverse=True)[:keep_last]) | {s for s in (latest, protected) if s is not None}
     newest_complete = max(complete, default=None)
     return [
         s
@@ -273,8 +278,10 @@ class Checkpointer:
     def __init__(self, store: CheckpointStore, ctx: DistContext, keep_last: int) -> None:
         self.store, self.ctx, self.keep_last = store, ctx, keep_last
 
-    def save(self, strategy: Strategy, state: TrainerState) -> tuple[str, float, int]:
-        """Save, publish and prune; returns (uri, seconds, bytes)."""
+    def save(
+        self, strategy: Strategy, state: TrainerState, protect: int | None = None
+    ) -> tuple[str, float, int]:
+        """Save, publish and prune (never the checkpoint of step `protect`); returns (uri, seconds, bytes)."""
         started = time.perf_counter()
         directory = self.store.write_dir(state.step)
         if self.ctx.is_local_main and directory.exists():
@@ -292,15 +299,15 @@ class Checkpointer:
             files.update(part)
         if self.ctx.is_main:
             self.store.publish(state.step, files)
-            self._prune()
+            self._prune(protect)
         distributed.barrier()
         return self.store.uri(state.step), time.perf_counter() - started, sum(files.values())
 
-    def _prune(self) -> None:
+    def _prune(self, protect: int | None) -> None:
         try:
             steps = self.store.steps()
             complete = {s for s in steps if self.store.problem(s) is None}
-            for step in steps_to_prune(steps, complete, self.keep_last, self.store.latest()):
+            for step in steps_to_prune(steps, complete, self.keep_last, self.store.latest(), protect):
                 self.store.delete(step)
         except Exception:  # pruning is housekeeping: a failure must not stop training
             log.exception("pruning old checkpoints failed")
@@ -313,9 +320,7 @@ class Checkpointer:
         step = distributed.broadcast_object(step)
         if step is None:
             return None
-        directory = self.store.fetch(step) if self.ctx.is_local_main else self.store.write_dir(step)
-        distributed.barrier()
-        state = TrainerState(**json.loads((directory / TRAINER_STATE).read_text()))
+        directory, state = self._fetch(step)
         if state.job_uid and job_uid and state.job_uid != job_uid:
             raise RuntimeError(
                 f"checkpoint.uri: {self.store.uri(step)} belongs to job uid {state.job_uid}, "
@@ -331,3 +336,22 @@ class Checkpointer:
             )
         log.info("resumed from %s at step %d", self.store.uri(step), state.step)
         return state
+
+    def load_weights(self, strategy: Strategy, step: int) -> None:
+        """Put the state of the checkpoint of `step` back into the strategy (collective): the best
+        checkpoint's weights, to write them as the output."""
+        problem = self.store.problem(step) if self.ctx.is_main else None
+        problem = distributed.broadcast_object(problem)
+        if problem is not None:
+            raise RuntimeError(
+                f"output.select best: checkpoint {self.store.uri(step)} cannot be read: {problem}"
+            )
+        directory, _ = self._fetch(step)
+        strategy.load(directory)
+        log.info("loaded the weights of %s", self.store.uri(step))
+
+    def _fetch(self, step: int) -> tuple[Path, TrainerState]:
+        """The local directory of the checkpoint of `step` (downloaded once per node) and its state."""
+        directory = self.store.fetch(step) if self.ctx.is_local_main else self.store.write_dir(step)
+        distributed.barrier()
+        return directory, TrainerState(**json.loads((directory / TRAINER_STATE).read_text()))

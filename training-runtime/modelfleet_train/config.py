@@ -21,6 +21,7 @@ from modelfleet_api.training import (
     CpuOffload,
     DatasetFormat,
     Launcher,
+    OutputSelect,
     Precision,
     StrategyType,
     TrainingMethod,
@@ -110,6 +111,7 @@ def check_config(config: TrainingRuntimeConfig, machine: Machine) -> list[Proble
         *_storage_problems(config),
         *_schedule_problems(config),
         *_tracking_problems(config),
+        *_evaluation_problems(config),
         *_topology_problems(config, machine),
     ]
 
@@ -271,11 +273,22 @@ def _data_problems(config: TrainingRuntimeConfig) -> list[Problem]:
 
 def _storage_problems(config: TrainingRuntimeConfig) -> list[Problem]:
     problems = []
+    evaluation = config.evaluation
     for field, uri in [
         ("output.uri", config.output.uri),
         ("checkpoint.uri", config.checkpoint.uri),
         ("dataset.uri", config.dataset.uri),
         ("model.uri", config.model.uri),
+        ("model.tokenizerUri", config.model.tokenizer_uri),
+        ("evaluation.dataset.uri", evaluation.dataset.uri if evaluation and evaluation.dataset else None),
+        (
+            "evaluation.generation.uri",
+            evaluation.generation.uri if evaluation and evaluation.generation else None,
+        ),
+        (
+            "evaluation.lmEval.tasksUri",
+            evaluation.lm_eval.tasks_uri if evaluation and evaluation.lm_eval else None,
+        ),
     ]:
         if uri is None:
             continue
@@ -310,6 +323,47 @@ def _tracking_problems(config: TrainingRuntimeConfig) -> list[Problem]:
         for field, setting, package in wanted
         if setting and importlib.util.find_spec(package) is None
     ]
+
+
+def _evaluation_problems(config: TrainingRuntimeConfig) -> list[Problem]:
+    evaluation, problems = config.evaluation, []
+    if config.output.select == OutputSelect.BEST:
+        if evaluation is None or not evaluation.holds_out:
+            problems.append(
+                Problem(
+                    "output.select",
+                    "best picks the checkpoint with the lowest held-out loss: set evaluation.holdoutFraction "
+                    "or evaluation.dataset",
+                )
+            )
+        elif evaluation.interval_steps and config.checkpoint.interval_steps % evaluation.interval_steps:
+            problems.append(
+                Problem(
+                    "evaluation.intervalSteps",
+                    "with output.select best every checkpoint needs its held-out loss: "
+                    f"checkpoint.intervalSteps {config.checkpoint.interval_steps} is not a multiple of "
+                    f"{evaluation.interval_steps}",
+                )
+            )
+    if evaluation is None:
+        return problems
+    if evaluation.holdout_fraction is not None and evaluation.dataset is not None:
+        problems.append(
+            Problem(
+                "evaluation.dataset", "holdoutFraction and dataset both choose the held-out data: set one"
+            )
+        )
+    wanted = [
+        ("evaluation.generation", evaluation.generation, ("sacrebleu", "rouge_score")),
+        ("evaluation.lmEval", evaluation.lm_eval, ("lm_eval",)),
+    ]
+    problems += [
+        Problem(field, f"the {package} package is not installed in this image")
+        for field, setting, packages in wanted
+        for package in packages
+        if setting and importlib.util.find_spec(package) is None
+    ]
+    return problems
 
 
 def _topology_problems(config: TrainingRuntimeConfig, machine: Machine) -> list[Problem]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from modelfleet_api.training import DatasetFields, DatasetFormat, DatasetSpec, TrainingMethod
+from modelfleet_api.training import DatasetFields, DatasetFormat, DatasetSource, TrainingMethod
 
 from modelfleet_train import storage
 
@@ -47,8 +47,8 @@ def materialize(uri: str, cache_root: Path) -> Path:
     return target / Path(location.prefix).name if single_file else target
 
 
-def load_raw(spec: DatasetSpec, cache_root: Path) -> Any:
-    """The split to train on as a `datasets.Dataset`."""
+def load_raw(spec: DatasetSource, cache_root: Path) -> Any:
+    """The split to read as a `datasets.Dataset`."""
     import datasets
 
     if spec.format == DatasetFormat.HF:
@@ -66,7 +66,7 @@ def load_raw(spec: DatasetSpec, cache_root: Path) -> Any:
     return datasets.load_dataset(builder, data_files={spec.split: files}, split=spec.split)
 
 
-def _load_hf(spec: DatasetSpec) -> Any:
+def _load_hf(spec: DatasetSource) -> Any:
     """A hub dataset by id, or a local copy of one: a repository snapshot (data files and its README's
     config, as `snapshot_download` leaves it) or a `save_to_disk` directory (what `prepare` writes)."""
     import datasets
@@ -189,6 +189,27 @@ def tokenize(raw: Any, tokenizer: Any, method: TrainingMethod, fields: DatasetFi
     tokenized = raw.map(one, remove_columns=raw.column_names, desc="tokenize")
     label_columns = ["chosen_labels", "rejected_labels"] if method == TrainingMethod.DPO else ["labels"]
     return tokenized.filter(lambda row: all(any(t != IGNORE_INDEX for t in row[c]) for c in label_columns))
+
+
+HOLDOUT_SEED = 20240917
+"""Seed of the held-out rows (`evaluation.holdoutFraction`): fixed rather than `hyperparameters.seed`, so
+jobs on the same data that differ in their hyperparameters are evaluated on the same rows."""
+
+
+def holdout_indices(rows: int, fraction: float) -> tuple[list[int], list[int]]:
+    """(training rows, held-out rows) of a data set of `rows` rows, each in ascending order: a seeded
+    choice of round(rows * fraction) rows (at least one, never all) is held out."""
+    held = min(max(1, round(rows * fraction)), rows - 1)
+    if held < 1:
+        raise ValueError(f"evaluation.holdoutFraction: a data set of {rows} row(s) has none to hold out")
+    order = torch.randperm(rows, generator=torch.Generator().manual_seed(HOLDOUT_SEED)).tolist()
+    return sorted(order[held:]), sorted(order[:held])
+
+
+def split_holdout(raw: Any, fraction: float) -> tuple[Any, Any]:
+    """(training rows, held-out rows) of `raw` (see `holdout_indices`)."""
+    training, held_out = holdout_indices(len(raw), fraction)
+    return raw.select(training), raw.select(held_out)
 
 
 def rank_share(raw: Any, rank: int, world_size: int) -> Any:
@@ -320,7 +341,9 @@ class MicroBatchStream:
         return self
 
     def __next__(self) -> dict[str, torch.Tensor]:
-        rows = self._dataset[next(self._indices)]
-        return self._collator(
-            [dict(zip(rows, values, strict=True)) for values in zip(*rows.values(), strict=True)]
-        )
+        return self._collator(examples(self._dataset[next(self._indices)]))
+
+
+def examples(rows: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """A batch of rows as `datasets` returns it (column -> values) as a list of examples."""
+    return [dict(zip(rows, values, strict=True)) for values in zip(*rows.values(), strict=True)]

@@ -71,16 +71,29 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(tensor.item())
 
 
-def min_across_ranks(value: int, device: torch.device) -> int:
+def _reduced_int(value: int, device: torch.device, op: Any) -> int:
     tensor = torch.tensor([value], dtype=torch.int64, device=device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    dist.all_reduce(tensor, op=op)
     return int(tensor.item())
 
 
-def mean_across_ranks(values: list[float], device: torch.device) -> list[float]:
+def min_across_ranks(value: int, device: torch.device) -> int:
+    return _reduced_int(value, device, dist.ReduceOp.MIN)
+
+
+def max_across_ranks(value: int, device: torch.device) -> int:
+    return _reduced_int(value, device, dist.ReduceOp.MAX)
+
+
+def sum_across_ranks(values: list[float], device: torch.device) -> list[float]:
+    """Element-wise sums over the ranks, in float64 (sums of many token losses stay exact enough)."""
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return (tensor / dist.get_world_size()).tolist()
+    return [float(v) for v in tensor.tolist()]
+
+
+def mean_across_ranks(values: list[float], device: torch.device) -> list[float]:
+    return [v / dist.get_world_size() for v in sum_across_ranks(values, device)]
 
 
 def shutdown() -> None:

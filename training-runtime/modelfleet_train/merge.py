@@ -20,8 +20,8 @@ from modelfleet_train.model_loading import resolve
 log = logging.getLogger(__name__)
 
 
-def merge_adapter(config: TrainingRuntimeConfig, adapter_dir: Path, target: Path, tokenizer: Any) -> None:
-    """Write ``adapter_dir``'s adapter merged into the job's base model to ``target``."""
+def merged_model(config: TrainingRuntimeConfig, adapter_dir: Path) -> Any:
+    """``adapter_dir``'s adapter merged into the job's base model (in the base checkpoint's dtype)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -32,7 +32,13 @@ def merge_adapter(config: TrainingRuntimeConfig, adapter_dir: Path, target: Path
         trust_remote_code=source.trust_remote_code,
         dtype="auto",
     )
-    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+
+
+def merge_adapter(config: TrainingRuntimeConfig, adapter_dir: Path, target: Path, tokenizer: Any) -> None:
+    """Write ``adapter_dir``'s adapter merged into the job's base model to ``target``."""
+    source = config.model
+    merged = merged_model(config, adapter_dir)
     target.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(target)
     tokenizer.save_pretrained(target)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from modelfleet_api import contract
+from modelfleet_api.evaluation import EvaluationPoint, EvaluationStatus
 from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway, start_http_server
 
 from modelfleet_train.telemetry import Snapshot
@@ -92,6 +93,16 @@ class MetricsReporter:
             "modelfleet_train_checkpoints", "Checkpoints saved", registry=self.registry
         )
         self.tokens = Counter("modelfleet_train_tokens", "Tokens trained on", registry=self.registry)
+        self.eval_step = g("eval_step", "Step of the latest held-out measurement")
+        self.eval_loss = g("eval_loss", "Held-out loss at eval_step")
+        self.eval_perplexity = g("eval_perplexity", "exp(eval_loss), for language-modelling methods")
+        self.eval_accuracy = g("eval_accuracy", "Share of held-out preference pairs ranked correctly")
+        self.eval_seconds = g("eval_seconds", "Duration of the latest held-out measurement")
+        self.best_eval_loss = g("best_eval_loss", "Lowest held-out loss so far")
+        self.best_eval_step = g("best_eval_step", "Step of best_eval_loss")
+        self.final_score = g(
+            "final_score", "Scores of the final model (generation metrics, lm-eval)", ("metric",)
+        )
         if port is not None:
             start_http_server(port, registry=self.registry)
         jsonl_path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +137,26 @@ class MetricsReporter:
         self.write_line(
             {"event": "checkpoint", "step": step, "uri": uri, "seconds": seconds, "bytes": size_bytes}
         )
+        self.push(force=True)
+
+    def record_evaluation(self, point: EvaluationPoint, status: EvaluationStatus, seconds: float) -> None:
+        self.eval_step.set(point.step)
+        self.eval_loss.set(point.loss)
+        if point.perplexity is not None:
+            self.eval_perplexity.set(point.perplexity)
+        if point.accuracy is not None:
+            self.eval_accuracy.set(point.accuracy)
+        self.eval_seconds.set(seconds)
+        if status.best is not None:
+            self.best_eval_loss.set(status.best.loss)
+            self.best_eval_step.set(status.best.step)
+        self.write_line({"event": "eval", **point.model_dump(), "seconds": seconds})
+        self.push(force=True)
+
+    def record_final_scores(self, step: int, scores: dict[str, float]) -> None:
+        for name, value in scores.items():
+            self.final_score.labels(name).set(value)
+        self.write_line({"event": "final_scores", "step": step, "scores": scores})
         self.push(force=True)
 
     def write_line(self, payload: dict[str, Any]) -> None:

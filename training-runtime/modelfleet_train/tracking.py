@@ -33,6 +33,15 @@ WANDB_DIR = "wandb"
 COMET_DIR = "comet"
 """Under the output directory: Comet's offline experiment archives (`comet upload`)."""
 STEP_METRIC = "train/step"
+TRAIN_SECTION = "train"
+EVAL_SECTION = "eval"
+"""Held-out figures and the final model's scores: `eval_<name>` in MLflow and Comet, `eval/<name>` in
+W&B (training metrics keep their plain names there, and `train/<name>` in W&B)."""
+
+
+def section_name(section: str, name: str) -> str:
+    """A metric's name in MLflow and Comet: plain for training, `<section>_<name>` otherwise."""
+    return name if section == TRAIN_SECTION else f"{section}_{name}"
 
 
 class RunStatus:
@@ -45,7 +54,7 @@ class RunStatus:
 class Tracker(Protocol):
     name: str
 
-    def log_step(self, step: int, values: dict[str, float]) -> None: ...
+    def log_step(self, step: int, values: dict[str, float], section: str = TRAIN_SECTION) -> None: ...
 
     def close(self, status: str) -> None: ...
 
@@ -84,8 +93,9 @@ class MlflowTracker:
         mlflow.start_run(run_name=config.job.name)
         mlflow.log_params({k: str(v)[:500] for k, v in flatten(tracked_params(config)).items()})
 
-    def log_step(self, step: int, values: dict[str, float]) -> None:
-        self._mlflow.log_metrics(values, step=step, synchronous=False)
+    def log_step(self, step: int, values: dict[str, float], section: str = TRAIN_SECTION) -> None:
+        named = {section_name(section, k): v for k, v in values.items()}
+        self._mlflow.log_metrics(named, step=step, synchronous=False)
 
     def close(self, status: str) -> None:
         self._mlflow.end_run(status=status)  # flushes the queued metrics first
@@ -116,8 +126,8 @@ class WandbTracker:
         self._run.define_metric(STEP_METRIC)
         self._run.define_metric("*", step_metric=STEP_METRIC)
 
-    def log_step(self, step: int, values: dict[str, float]) -> None:
-        self._run.log({STEP_METRIC: step, **{f"train/{k}": v for k, v in values.items()}})
+    def log_step(self, step: int, values: dict[str, float], section: str = TRAIN_SECTION) -> None:
+        self._run.log({STEP_METRIC: step, **{f"{section}/{k}": v for k, v in values.items()}})
 
     def close(self, status: str) -> None:
         if status == RunStatus.KILLED:
@@ -160,8 +170,8 @@ class CometTracker:
         )
         self._experiment.log_parameters(flatten(tracked_params(config)))
 
-    def log_step(self, step: int, values: dict[str, float]) -> None:
-        self._experiment.log_metrics(values, step=step)
+    def log_step(self, step: int, values: dict[str, float], section: str = TRAIN_SECTION) -> None:
+        self._experiment.log_metrics({section_name(section, k): v for k, v in values.items()}, step=step)
 
     def close(self, status: str) -> None:
         self._experiment.log_other("status", status)
@@ -202,11 +212,11 @@ class Trackers:
         ]
         return cls(started, offline)
 
-    def log_step(self, step: int, values: dict[str, float | None]) -> None:
+    def log_step(self, step: int, values: dict[str, float | None], section: str = TRAIN_SECTION) -> None:
         present = {k: v for k, v in values.items() if v is not None}
         for tracker in self.trackers:
             try:
-                tracker.log_step(step, present)
+                tracker.log_step(step, present, section)
             except Exception as error:
                 log.warning("%s logging failed: %s", tracker.name, error)
 

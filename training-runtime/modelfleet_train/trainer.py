@@ -8,6 +8,8 @@ reports to the TrainingJob status.
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
 import math
 import os
@@ -20,13 +22,16 @@ from typing import Any
 
 import torch
 from modelfleet_api import contract
-from modelfleet_api.lineage import MERGED_SUBDIR, OutputKind, TrainingResult, merged_uri
+from modelfleet_api.evaluation import EvaluationPoint, EvaluationStatus
+from modelfleet_api.lineage import MERGED_SUBDIR, EvaluationSummary, OutputKind, TrainingResult, merged_uri
 from modelfleet_api.runtime_config import TrainingProgress, TrainingRuntimeConfig
-from modelfleet_api.training import AdapterBackend, DatasetFormat
+from modelfleet_api.training import AdapterBackend, DatasetFormat, OutputSelect
 
 from modelfleet_train import data, distributed, storage
 from modelfleet_train.checkpoints import Checkpointer, TrainerState, open_store
 from modelfleet_train.distributed import DistContext
+from modelfleet_train.evaluation import final
+from modelfleet_train.evaluation.heldout import EvaluationHistory, HeldOutEvaluator
 from modelfleet_train.merge import merge_adapter
 from modelfleet_train.methods import build_objective, frozen_reference, prepare_model, uses_adapters
 from modelfleet_train.methods.unsloth import unsloth_model
@@ -37,11 +42,13 @@ from modelfleet_train.progress import ProgressPublisher
 from modelfleet_train.signals import StopRequest
 from modelfleet_train.strategies import Strategy, build_strategy
 from modelfleet_train.telemetry import TelemetrySampler, gpu_names
-from modelfleet_train.tracking import RunStatus, Trackers
+from modelfleet_train.tracking import EVAL_SECTION, RunStatus, Trackers
 
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "training_metrics.jsonl"
+EVALUATION_FILE = "evaluation.json"
+"""Written beside the model: its evaluation figures (`lineage.EvaluationSummary` on the wire)."""
 CHECKPOINT_SUBDIR = "checkpoints"
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -95,11 +102,14 @@ class Trainer:
         if self.ctx.is_local_main:  # one download per node; the other ranks then read the cache
             resolve(self.config.model)
             resolve(tokenizer_source(self.config.model))
-            if self.config.dataset.format != DatasetFormat.HF:
-                data.materialize(self.config.dataset.uri, cache_root() / "datasets")
+            for source in self._data_sources():
+                if source.format != DatasetFormat.HF:
+                    data.materialize(source.uri, cache_root() / "datasets")
+        if self.ctx.is_main:  # what the final model's scores read: checked before any training
+            final.check_ready(self.config, cache_root() / "datasets")
         distributed.barrier()
         tokenizer = load_tokenizer(self.config.model)
-        dataset = self._dataset(tokenizer)
+        dataset, held_out = self._datasets(tokenizer)
         batch_size = self.hp.per_device_batch_size
         sampler = data.ResumableSampler(
             len(dataset),
@@ -122,14 +132,22 @@ class Trainer:
         )
         state = checkpointer.restore(strategy, self.config.job.uid)
         step = state.step if state else 0
+        history = EvaluationHistory.from_state(state.evaluation if state else None)
         multiple = 8 if self.ctx.device.type == "cuda" else 1
-        stream = data.MicroBatchStream(
-            dataset,
-            sampler,
-            data.Collator(tokenizer.pad_token_id, multiple),
-            start=step * self.hp.gradient_accumulation_steps,
+        collator = data.Collator(tokenizer.pad_token_id, multiple)
+        evaluator = (
+            HeldOutEvaluator(held_out, batch_size, collator, objective, self.ctx)
+            if held_out is not None
+            else None
         )
-        reporting = _Reporting(self.config, self.ctx, strategy, total_steps) if self.ctx.is_main else None
+        stream = data.MicroBatchStream(
+            dataset, sampler, collator, start=step * self.hp.gradient_accumulation_steps
+        )
+        reporting = (
+            _Reporting(self.config, self.ctx, strategy, total_steps, history.status)
+            if self.ctx.is_main
+            else None
+        )
         try:
             while step < total_steps:
                 started = time.perf_counter()
@@ -155,10 +173,23 @@ class Trainer:
                         extra,
                     )
                 stopping = distributed.any_rank(self.stop.requested, self.ctx.device)
+                if evaluator and not stopping and self._evaluation_due(step, total_steps):
+                    point, eval_seconds = evaluator.evaluate(strategy, step)
+                    history.record(point)
+                    if reporting:
+                        reporting.evaluation(point, history.status, eval_seconds)
                 if stopping or step % self.config.checkpoint.interval_steps == 0 or step == total_steps:
                     uri, save_seconds, size = checkpointer.save(
                         strategy,
-                        TrainerState(step, consumed, self.ctx.world_size, total_steps, self.config.job.uid),
+                        TrainerState(
+                            step,
+                            consumed,
+                            self.ctx.world_size,
+                            total_steps,
+                            self.config.job.uid,
+                            history.to_state(),
+                        ),
+                        protect=history.best_step if self._selects_best else None,
                     )
                     if reporting:
                         reporting.checkpoint(step, uri, save_seconds, size)
@@ -169,31 +200,115 @@ class Trainer:
                         self.stop.signal_name or "stop request on another rank",
                     )
                     return RunResult(step, preempted=True)
-            result = self._export(strategy, tokenizer, step)
-            if reporting and result is not None:
-                reporting.finished(result)
+            written = step
+            if self._selects_best and history.best_step not in (None, step):
+                assert history.best_step is not None
+                checkpointer.load_weights(strategy, history.best_step)
+                written = history.best_step
+            result = self._export(strategy, tokenizer, written, self._summary(history, written))
+            del strategy, objective, stream, evaluator  # the final model's scores load it afresh
+            self._reference = None
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if result is not None:
+                result = self._score_final_model(result, tokenizer, reporting)
+                if reporting:
+                    reporting.finished(result)
             return RunResult(step, preempted=False)
         finally:
             if reporting:  # an exception propagating through here marks the tracked run failed
                 reporting.close(step, failed=sys.exc_info()[0] is not None)
 
-    def _dataset(self, tokenizer: Any) -> Any:
-        """This rank's share of the data, tokenized (each rank tokenizes only its share)."""
+    @property
+    def _selects_best(self) -> bool:
+        return self.config.output.select == OutputSelect.BEST
+
+    def _data_sources(self) -> list[Any]:
+        """The training data and the held-out data set, when there is one."""
+        evaluation = self.config.evaluation
+        held_out = [evaluation.dataset] if evaluation is not None and evaluation.dataset is not None else []
+        return [self.config.dataset, *held_out]
+
+    def _evaluation_due(self, step: int, total_steps: int) -> bool:
+        """Every `evaluation.intervalSteps` (unset: every checkpoint) and at the last step."""
+        assert self.config.evaluation is not None
+        interval = self.config.evaluation.interval_steps or self.config.checkpoint.interval_steps
+        return step == total_steps or step % interval == 0
+
+    def _datasets(self, tokenizer: Any) -> tuple[Any, Any | None]:
+        """This rank's share of the training rows and of the held-out rows (None without held-out
+        evaluation), tokenized: each rank reads and tokenizes only its shares."""
         raw = data.load_raw(self.config.dataset, cache_root() / "datasets")
-        share = data.rank_share(raw, self.ctx.rank, self.ctx.world_size)
-        tokenized = data.tokenize(
-            share, tokenizer, self.config.method.type, self.config.dataset.fields, self.hp.sequence_length
-        )
+        evaluation = self.config.evaluation
+        held_raw = None
+        if evaluation is not None and evaluation.holdout_fraction is not None:
+            raw, held_raw = data.split_holdout(raw, evaluation.holdout_fraction)
+        elif evaluation is not None and evaluation.dataset is not None:
+            held_raw = data.load_raw(evaluation.dataset, cache_root() / "datasets")
+        training = self._tokenized(data.rank_share(raw, self.ctx.rank, self.ctx.world_size), tokenizer)
         if self.config.dataset.packing:
-            tokenized = data.pack_dataset(tokenized, self.hp.sequence_length)
+            training = data.pack_dataset(training, self.hp.sequence_length)
+        held_out = None
+        if held_raw is not None:
+            held_out = self._tokenized(
+                data.rank_share(held_raw, self.ctx.rank, self.ctx.world_size), tokenizer
+            )
         log.info(
-            "dataset: %d rows, %d on rank %d -> %d training sequences",
+            "dataset: %d training rows -> %d sequences on rank %d; %s held-out rows",
             len(raw),
-            len(share),
+            len(training),
             self.ctx.rank,
-            len(tokenized),
+            "no" if held_raw is None else f"{len(held_raw)} ({len(held_out or [])} sequences here)",
         )
-        return tokenized
+        return training, held_out
+
+    def _tokenized(self, rows: Any, tokenizer: Any) -> Any:
+        fields = self.config.dataset.fields
+        return data.tokenize(rows, tokenizer, self.config.method.type, fields, self.hp.sequence_length)
+
+    def _summary(self, history: EvaluationHistory, written: int) -> EvaluationSummary | None:
+        """The held-out figures of the weights written (at step `written`) and the best ones."""
+        if self.config.evaluation is None:
+            return None
+        point, best = history.point_at(written), history.status.best
+        metrics = {"accuracy": point.accuracy} if point is not None and point.accuracy is not None else {}
+        return EvaluationSummary(
+            eval_loss=point.loss if point else None,
+            perplexity=point.perplexity if point else None,
+            best_eval_loss=best.loss if best else None,
+            best_step=best.step if best else None,
+            metrics=metrics,
+        )
+
+    def _score_final_model(
+        self, result: TrainingResult, tokenizer: Any, reporting: _Reporting | None
+    ) -> TrainingResult:
+        """Rank 0: the final model's generation and lm-eval scores added to the result, which is also
+        written beside the model (`evaluation.json`)."""
+        if result.evaluation is None:
+            return result
+        if final.scores_final_model(self.config):
+            dtype = _DTYPES[self.config.precision.value] if self.ctx.device.type == "cuda" else torch.float32
+            scores = final.final_scores(
+                self.config,
+                output_dir(self.config),
+                tokenizer,
+                self.ctx.device,
+                dtype,
+                cache_root() / "datasets",
+            )
+            evaluation = result.evaluation.model_copy(
+                update={"metrics": {**result.evaluation.metrics, **scores}}
+            )
+            result = result.model_copy(update={"evaluation": evaluation})
+            if reporting:
+                reporting.final_scores(result.step, scores)
+        target = output_dir(self.config) / EVALUATION_FILE
+        target.write_text(json.dumps(result.evaluation.to_wire(), indent=2))
+        if storage.is_blob_uri(self.config.output.uri):
+            storage.upload_file(storage.blob_location(self.config.output.uri).child(EVALUATION_FILE), target)
+        return result
 
     def _strategy(self, total_steps: int, tokenizer: Any) -> Strategy:
         strategy = build_strategy(self.config, self.ctx)  # first: ZeRO-3 loading needs its config live
@@ -231,7 +346,9 @@ class Trainer:
             log.warning("non-finite loss %s", total_loss)
         return total_loss, tokens, samples, extra
 
-    def _export(self, strategy: Strategy, tokenizer: Any, step: int) -> TrainingResult | None:
+    def _export(
+        self, strategy: Strategy, tokenizer: Any, step: int, evaluation: EvaluationSummary | None
+    ) -> TrainingResult | None:
         """Write the final model (or adapter) as a transformers/peft checkpoint, with
         ``output.mergeAdapter`` the merged model under ``merged/``, then upload if blob. Rank 0 returns
         what it wrote (the others None)."""
@@ -258,6 +375,7 @@ class Trainer:
             uri=self.config.output.uri,
             merged_uri=merged,
             step=step,
+            evaluation=evaluation,
         )
 
 
@@ -278,9 +396,16 @@ class _Reporting:
     """Everything rank 0 reports: metrics, progress, tracking, telemetry."""
 
     def __init__(
-        self, config: TrainingRuntimeConfig, ctx: DistContext, strategy: Strategy, total_steps: int
+        self,
+        config: TrainingRuntimeConfig,
+        ctx: DistContext,
+        strategy: Strategy,
+        total_steps: int,
+        evaluation: EvaluationStatus,
     ) -> None:
         self.total_steps = total_steps
+        self.evaluation_status = evaluation if evaluation.latest else None
+        """Held-out figures so far (restored from the checkpoint on a resume), sent with every progress."""
         self.telemetry = TelemetrySampler().start()
         port = MetricsReporter.port_from_env()
         try:
@@ -379,6 +504,34 @@ class _Reporting:
             if self.progress:
                 self.progress.submit(self.last, force=True)
 
+    def evaluation(self, point: EvaluationPoint, status: EvaluationStatus, seconds: float) -> None:
+        """Report a held-out measurement (and the best so far) on every channel."""
+        self.evaluation_status = status
+        self.metrics.record_evaluation(point, status, seconds)
+        log.info(
+            "step %d eval loss %.4f%s (best %.4f at step %d), %.1f s",
+            point.step,
+            point.loss,
+            f" perplexity {point.perplexity:.3f}" if point.perplexity is not None else "",
+            status.best.loss if status.best else point.loss,
+            status.best.step if status.best else point.step,
+            seconds,
+        )
+        self.trackers.log_step(
+            point.step,
+            {"loss": point.loss, "perplexity": point.perplexity, "accuracy": point.accuracy},
+            section=EVAL_SECTION,
+        )
+        if self.last:
+            self.last = self.last.model_copy(update={"evaluation": status, "updated_at": datetime.now(UTC)})
+            if self.progress:
+                self.progress.submit(self.last, force=True)
+
+    def final_scores(self, step: int, scores: dict[str, float]) -> None:
+        """Report the final model's generation and lm-eval scores."""
+        self.metrics.record_final_scores(step, scores)
+        self.trackers.log_step(step, dict(scores), section=EVAL_SECTION)
+
     def _progress(
         self,
         step: int,
@@ -397,6 +550,7 @@ class _Reporting:
             tokens_per_second=tokens_per_second,
             last_checkpoint=uri,
             last_checkpoint_step=checkpoint_step,
+            evaluation=self.evaluation_status,
             updated_at=datetime.now(UTC),
         )
 

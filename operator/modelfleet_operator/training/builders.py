@@ -66,6 +66,7 @@ def runtime_config(owner: Owner, spec: TrainingJobSpec) -> TrainingRuntimeConfig
         hyperparameters=spec.hyperparameters,
         checkpoint=spec.checkpoint,
         output=spec.output,
+        evaluation=spec.evaluation,
         tracking=spec.tracking,
         topology=Topology(nodes=spec.resources.nodes, gpus_per_node=spec.resources.processes_per_node),
     )
@@ -244,11 +245,29 @@ def tracker_key_env(spec: TrainingJobSpec) -> list[dict[str, Any]]:
     ]
 
 
+def _read_uris(spec: TrainingJobSpec) -> list[str | None]:
+    """Every URI the workers read: model, tokenizer, data and what the evaluation reads."""
+    evaluation = spec.evaluation
+    return [
+        spec.model.uri,
+        spec.model.tokenizer_uri,
+        spec.dataset.uri,
+        *(
+            (
+                evaluation.dataset.uri if evaluation.dataset else None,
+                evaluation.generation.uri if evaluation.generation else None,
+                evaluation.lm_eval.tasks_uri if evaluation.lm_eval else None,
+            )
+            if evaluation
+            else ()
+        ),
+    ]
+
+
 def _pvcs(spec: TrainingJobSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Claims of ``pvc://`` URIs: read-only for model and data, read-write for checkpoints and output."""
-    claims = pvc_claims(
-        read=(spec.model.uri, spec.dataset.uri), written=(spec.checkpoint.uri, spec.output.uri)
-    )
+    """Claims of ``pvc://`` URIs: read-only for what the workers read, read-write for checkpoints and
+    output."""
+    claims = pvc_claims(read=_read_uris(spec), written=(spec.checkpoint.uri, spec.output.uri))
     return pvc_volumes(claims, PVC_VOLUME)
 
 

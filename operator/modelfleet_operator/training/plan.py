@@ -144,6 +144,7 @@ class _Planner:
         if progress is not None:
             self.status.progress = progress
             self.status.steps = steps_column(progress)
+            self.status.evaluation = progress.evaluation
         return False
 
     def suspended(self) -> bool:

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Protocol
+from typing import Any
 
-import torch
 from modelfleet_api.runtime_config import TrainingRuntimeConfig
 from modelfleet_api.training import DpoSpec, LoraSpec, TrainingMethod
 
 from modelfleet_train.methods.causal_lm import CausalLmObjective
 from modelfleet_train.methods.dpo import DpoObjective
 from modelfleet_train.methods.lora import apply_lora
+from modelfleet_train.methods.objective import Objective
 from modelfleet_train.methods.qlora import prepare_quantized
-
-
-class Objective(Protocol):
-    def __call__(self, model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """The loss of one micro-batch and extra scalars to report."""
 
 
 def uses_adapters(config: TrainingRuntimeConfig) -> bool:

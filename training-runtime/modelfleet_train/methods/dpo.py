@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from modelfleet_api.training import DpoSpec
 
 from modelfleet_train.data import IGNORE_INDEX
+from modelfleet_train.methods.objective import EvalSums
 
 
 def sequence_logps(logits: torch.Tensor, labels: torch.Tensor, average: bool = False) -> torch.Tensor:
@@ -33,7 +34,7 @@ def sequence_logps(logits: torch.Tensor, labels: torch.Tensor, average: bool = F
     return summed / mask.sum(-1).clamp(min=1) if average else summed
 
 
-def dpo_loss(
+def dpo_losses(
     policy_chosen: torch.Tensor,
     policy_rejected: torch.Tensor,
     reference_chosen: torch.Tensor,
@@ -41,6 +42,7 @@ def dpo_loss(
     beta: float,
     loss_type: str,
 ) -> torch.Tensor:
+    """The loss of each pair."""
     logits = (policy_chosen - policy_rejected) - (reference_chosen - reference_rejected)
     if loss_type == "sigmoid":
         losses = -F.logsigmoid(beta * logits)
@@ -50,7 +52,12 @@ def dpo_loss(
         losses = torch.relu(1 - beta * logits)
     else:
         raise ValueError(f"method.dpo.lossType: unknown {loss_type!r}")
-    return losses.mean()
+    return losses
+
+
+def dpo_loss(*logps: torch.Tensor, beta: float, loss_type: str) -> torch.Tensor:
+    """The mean loss over the pairs (arguments as `dpo_losses`)."""
+    return dpo_losses(*logps, beta=beta, loss_type=loss_type).mean()
 
 
 def _concatenated(batch: dict[str, torch.Tensor], pad_token_id: int) -> tuple[torch.Tensor, ...]:
@@ -69,24 +76,34 @@ def _concatenated(batch: dict[str, torch.Tensor], pad_token_id: int) -> tuple[to
 class DpoObjective:
     """DPO against a frozen reference: a separate model (full DPO) or the policy with adapters off (LoRA)."""
 
+    token_level = False
+
     def __init__(self, spec: DpoSpec, reference: Any | None) -> None:
         self.spec, self.reference = spec, reference
 
     def __call__(self, model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        losses, margin = self._pairs(model, batch)
+        return losses.mean(), {
+            "reward_accuracy": (margin > 0).float().mean().item(),
+            "reward_margin": (self.spec.beta * margin).mean().item(),
+        }
+
+    def eval_sums(self, model: Any, batch: dict[str, torch.Tensor]) -> EvalSums:
+        losses, margin = self._pairs(model, batch)
+        return EvalSums(float(losses.sum()), float(losses.numel()), float((margin > 0).sum()))
+
+    def _pairs(self, model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each pair's loss and implicit reward margin (policy over reference, chosen over rejected)."""
         ids, mask, labels = _concatenated(batch, pad_token_id=0)
         pairs = batch["chosen_input_ids"].shape[0]
         average = self.spec.loss_type == "ipo"
         policy = sequence_logps(model(input_ids=ids, attention_mask=mask).logits, labels, average)
         with torch.no_grad(), self._reference_context(model) as reference:
             ref = sequence_logps(reference(input_ids=ids, attention_mask=mask).logits, labels, average)
-        loss = dpo_loss(
+        losses = dpo_losses(
             policy[:pairs], policy[pairs:], ref[:pairs], ref[pairs:], self.spec.beta, self.spec.loss_type
         )
-        margin = (policy[:pairs] - ref[:pairs]) - (policy[pairs:] - ref[pairs:])
-        return loss, {
-            "reward_accuracy": (margin > 0).float().mean().item(),
-            "reward_margin": (self.spec.beta * margin).mean().item(),
-        }
+        return losses, (policy[:pairs] - ref[:pairs]) - (policy[pairs:] - ref[pairs:])
 
     def _reference_context(self, model: Any) -> Any:
         if self.reference is not None:

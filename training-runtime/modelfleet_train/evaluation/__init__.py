@@ -1,0 +1,1 @@
+"""Evaluation (`spec.evaluation`): the held-out loss while training, and scores of the final model."""
