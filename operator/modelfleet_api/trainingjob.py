@@ -378,7 +378,7 @@ class TrainingJob(CustomResource):
                 name="Loss", json_path=".status.progress.loss", type="number", description="Latest loss."
             ),
             PrinterColumn(
-                name="Eval Loss",
+                name="Eval-Loss",
                 json_path=".status.evaluation.latest.loss",
                 type="number",
                 description="Latest held-out loss.",

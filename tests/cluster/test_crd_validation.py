@@ -569,7 +569,7 @@ def test_kubectl_get_modelfleet_lists_all_kinds(crds: ControlPlane, namespace: s
         "trainingjob.modelfleet.io/llama-lora",
     ]
     table = crds.kubectl("get", "tj", "-n", namespace).stdout.splitlines()[0].split()
-    assert table == ["NAME", "PHASE", "WORKERS", "GPUS", "PROGRESS", "LOSS", "COST", "AGE"]
+    assert table == ["NAME", "PHASE", "WORKERS", "GPUS", "PROGRESS", "LOSS", "EVAL-LOSS", "COST", "AGE"]
 
 
 def test_kubectl_explain_shows_field_docs(crds: ControlPlane) -> None:

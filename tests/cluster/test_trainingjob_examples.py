@@ -76,7 +76,17 @@ def test_lora_example_runs_on_one_spot_nc80_node(
         assert [ref.uid for ref in read().metadata.owner_references] == [owner_uid]
 
     table = cluster.kubectl("get", "trainingjobs", "-n", namespace).stdout.splitlines()
-    assert table[0].split() == ["NAME", "PHASE", "WORKERS", "GPUS", "PROGRESS", "LOSS", "COST", "AGE"]
+    assert table[0].split() == [
+        "NAME",
+        "PHASE",
+        "WORKERS",
+        "GPUS",
+        "PROGRESS",
+        "LOSS",
+        "EVAL-LOSS",
+        "COST",
+        "AGE",
+    ]
     assert table[1].split()[:4] == [name, "Running", "1/1", "2"]
 
 
