@@ -422,6 +422,11 @@ TRAINING_JOB_MISTAKES: list[Case] = [
         ),
         ("spec.output.mergeAdapter: Forbidden", "needs method.type lora or qlora"),
     ),
+    (
+        "merge-adapter-of-a-full-model-dpo",
+        edit(TJ, spec__method={"type": "dpo"}, spec__output={"uri": "az://models/out", "mergeAdapter": True}),
+        ("spec.output.mergeAdapter: Forbidden", "or dpo with method.lora"),
+    ),
 ]
 
 MD = good_model_deployment("mistake")

@@ -11,9 +11,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -139,12 +141,15 @@ def write_config(config: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def start_training(config: dict[str, Any], work: Path, nproc: int = 2) -> subprocess.Popen[str]:
+def start_training(
+    config: dict[str, Any], work: Path, nproc: int = 2, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`torchrun` on ``config``; ``env`` is added to the runtime's environment."""
     work.mkdir(parents=True, exist_ok=True)
     config_file = write_config(config, work / f"config-{len(list(work.glob('config-*')))}.yaml")
     return subprocess.Popen(
         torchrun_command(config_file, nproc),
-        env=runtime_env(work),
+        env=runtime_env(work) | (env or {}),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -152,9 +157,15 @@ def start_training(config: dict[str, Any], work: Path, nproc: int = 2) -> subpro
     )
 
 
-def run_training(config: dict[str, Any], work: Path, nproc: int = 2, timeout: float = 540) -> str:
+def run_training(
+    config: dict[str, Any],
+    work: Path,
+    nproc: int = 2,
+    timeout: float = 540,
+    env: dict[str, str] | None = None,
+) -> str:
     """Run to the end; returns the combined log and fails the test with it on a non-zero exit."""
-    process = start_training(config, work, nproc)
+    process = start_training(config, work, nproc, env)
     try:
         output, _ = process.communicate(timeout=timeout)
     finally:
@@ -284,3 +295,52 @@ def parse_exposition(text: str) -> dict[str, float]:
 def scrape(url: str) -> dict[str, float]:
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         return parse_exposition(response.read().decode())
+
+
+@dataclass
+class KubeApi:
+    """A stand-in Kubernetes API that records the ConfigMap patches rank 0 sends (what the operator
+    would read back), and a kubeconfig pointing at it."""
+
+    kubeconfig: Path
+    patches: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+@pytest.fixture
+def kube_api(tmp_path: Path) -> Iterator[KubeApi]:
+    api = KubeApi(tmp_path / "kubeconfig")
+
+    class RecordPatches(BaseHTTPRequestHandler):
+        def do_PATCH(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            api.patches.append((self.path, body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {}}).encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordPatches)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    api.kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "fake",
+                "clusters": [
+                    {"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}
+                ],
+                "users": [{"name": "fake", "user": {"token": "t"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+            }
+        )
+    )
+    try:
+        yield api
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,14 +1,11 @@
 """The operator-to-runtime contract, run locally: the worker pod the operator renders (command and
 environment) and the ConfigMap it renders, executed as a pod would, with rank 0's progress reports
-landing on a stand-in Kubernetes API."""
+landing on a stand-in Kubernetes API (the `kube_api` fixture)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,57 +16,12 @@ from modelfleet_api.runtime_config import TrainingProgress
 from modelfleet_api.trainingjob import TrainingJob
 from modelfleet_operator.training import builders
 
-from tests.runtime.conftest import VENV_BIN, TinyAssets, free_port, runtime_env, step_losses
+from tests.runtime.conftest import VENV_BIN, KubeApi, TinyAssets, free_port, runtime_env, step_losses
 
 pytestmark = pytest.mark.runtime
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "trainingjob-cpu-tiny.yaml"
 POD_NAME = "tiny-cpu-worker-0"
-
-
-class FakeConfigMapApi(BaseHTTPRequestHandler):
-    """Records the ConfigMap patches rank 0 sends (what the operator would read back)."""
-
-    patches: list[tuple[str, dict[str, Any]]] = []
-
-    def do_PATCH(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.patches.append((self.path, body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(json.dumps({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {}}).encode())
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def kube_api(tmp_path: Path) -> Iterator[tuple[Path, list[tuple[str, dict[str, Any]]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeConfigMapApi)
-    FakeConfigMapApi.patches = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "fake",
-                "clusters": [
-                    {"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}
-                ],
-                "users": [{"name": "fake", "user": {"token": "t"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-            }
-        )
-    )
-    try:
-        yield kubeconfig, FakeConfigMapApi.patches
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def pod_env(container: dict[str, Any], namespace: str) -> dict[str, str]:
@@ -100,9 +52,9 @@ LAUNCHERS = {
 
 @pytest.mark.parametrize("launcher", list(LAUNCHERS))
 def test_operator_rendered_worker_trains_and_reports_progress(
-    launcher: str, tiny: TinyAssets, tmp_path: Path, kube_api: tuple[Path, list[tuple[str, dict[str, Any]]]]
+    launcher: str, tiny: TinyAssets, tmp_path: Path, kube_api: KubeApi
 ) -> None:
-    kubeconfig, patches = kube_api
+    kubeconfig, patches = kube_api.kubeconfig, kube_api.patches
     manifest = yaml.safe_load(EXAMPLE.read_text())
     manifest["metadata"].update(namespace="ml", uid="5f1c-uid")
     spec = manifest["spec"]

@@ -85,6 +85,8 @@ BAD_CONFIGS = [
     (with_changes(method={"type": "dpo"}, dataset__packing=True), "dataset.packing"),
     (with_changes(method={"type": "full", "lora": {"r": 8}}), "method.lora"),
     (with_changes(method={"type": "lora", "dpo": {"beta": 0.2}}), "method.dpo"),
+    (with_changes(method={"type": "full"}, output__mergeAdapter=True), "output.mergeAdapter"),
+    (with_changes(method={"type": "dpo"}, output__mergeAdapter=True), "output.mergeAdapter"),
     (with_changes(method={"type": "dpo"}, strategy={"type": "deepspeed", "zeroStage": 3}), "method.lora"),
     (with_changes(hyperparameters__warmupSteps=100), "hyperparameters.warmupSteps"),
     (with_changes(output__uri="s3://bucket/out"), "output.uri"),

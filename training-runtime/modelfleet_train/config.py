@@ -141,6 +141,14 @@ def _method_problems(config: TrainingRuntimeConfig, machine: Machine) -> list[Pr
         problems.append(Problem("method.lora", f"only used by lora, qlora and dpo, not {method.type}"))
     if method.dpo is not None and method.type != TrainingMethod.DPO:
         problems.append(Problem("method.dpo", f"only used by dpo, not {method.type}"))
+    if config.output.merge_adapter and not method.trains_adapters:
+        problems.append(
+            Problem(
+                "output.mergeAdapter",
+                f"merges a LoRA adapter, and {method.type} trains none: "
+                "use method.type lora or qlora, or dpo with method.lora",
+            )
+        )
     if quantized and config.strategy.type != StrategyType.DDP:
         problems.append(
             Problem(
