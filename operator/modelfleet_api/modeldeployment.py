@@ -30,7 +30,7 @@ from modelfleet_api.common import (
 )
 from modelfleet_api.constants import ModelDeploymentPhase
 from modelfleet_api.cost import CostStatus
-from modelfleet_api.engines.metrics import ENGINE_METRICS, offered
+from modelfleet_api.engines.metrics import ENGINE_METRICS, INTERCEPTOR_METRICS, offered
 from modelfleet_api.engines.metrics import AutoscalingMetric as AutoscalingMetric
 from modelfleet_api.lineage import ServedModel, TrainingJobRef
 from modelfleet_api.pods import ServingPodTemplate
@@ -91,13 +91,17 @@ class AutoscalingSpec(ApiModel):
     """Scale replicas on an engine metric (KEDA ScaledObject; an HPA when KEDA is not installed)."""
 
     min_replicas: int = Field(default=1, ge=0, le=MAX_REPLICAS)
-    """Fewest replicas; 0 scales to zero when idle (needs KEDA; the HPA fallback keeps one)."""
+    """Fewest replicas; 0 scales to zero when idle (needs KEDA; the HPA fallback keeps one). A request
+    wakes a deployment at zero only through the KEDA HTTP add-on's interceptor, which holds it until a
+    replica is ready; one sent straight to the Service fails while no replica runs."""
 
     max_replicas: int = Field(ge=1, le=MAX_REPLICAS)
     """Most replicas."""
 
     metric: AutoscalingMetric = AutoscalingMetric.QUEUE_DEPTH
-    """Metric to scale on: `queueDepth`, `runningRequests`, `kvCacheUsage` or `requestsPerSecond`."""
+    """Metric to scale on: the engine's `queueDepth`, `runningRequests`, `kvCacheUsage` or
+    `requestsPerSecond`, or `concurrentRequests` counted by the KEDA HTTP add-on's interceptor (any
+    engine; needs the add-on)."""
 
     target: float = Field(gt=0.0, le=1_000_000.0)
     """Target value of the metric per replica (for `kvCacheUsage` a fraction in (0, 1])."""
@@ -108,11 +112,21 @@ class AutoscalingSpec(ApiModel):
     cooldown_seconds: int = Field(default=300, ge=0, le=86_400)
     """Wait this long after the last scale-up-worthy load before scaling down (and to zero)."""
 
+    cold_start_timeout_seconds: int = Field(default=600, ge=10, le=3600)
+    """With `minReplicas` 0 and the KEDA HTTP add-on: how long its interceptor holds a request that
+    arrived at zero replicas while a replica starts (scheduling, model download, engine load); past it
+    the client gets an error. Requests sent straight to the Service are not held."""
+
     cel_rules = (
         CelRule(
             rule="self.minReplicas <= self.maxReplicas",
             message="minReplicas must be <= maxReplicas",
             field_path=".minReplicas",
+        ),
+        CelRule(
+            rule="self.metric != 'concurrentRequests' || self.target == double(int(self.target))",
+            message="concurrentRequests counts requests: target must be a whole number",
+            field_path=".target",
         ),
         CelRule(
             rule="self.metric != 'kvCacheUsage' || self.target <= 1.0",
@@ -318,15 +332,18 @@ class ModelDeploymentSpec(ApiModel):
         ),
         CelRule(
             rule="!has(self.autoscaling) || "
+            + f"self.autoscaling.metric in [{', '.join(repr(m.value) for m in INTERCEPTOR_METRICS)}] || "
             + " || ".join(
                 f"(self.engine.type == '{engine}' && self.autoscaling.metric in "
                 f"[{', '.join(repr(m.value) for m in metrics)}])"
                 for engine, metrics in ENGINE_METRICS.items()
+                if metrics
             ),
             message="autoscaling.metric is not exported by this engine, so the autoscaler could never "
             "scale up or wake from zero ("
             + "; ".join(f"{engine}: {offered(engine)}" for engine in ENGINE_METRICS)
-            + "): choose one it exports, or fixed replicas",
+            + "; concurrentRequests is counted by the KEDA HTTP add-on's interceptor): choose one of "
+            "these, or fixed replicas",
             field_path=".autoscaling.metric",
         ),
         *deployment_support_rules("engine"),

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from modelfleet_api.common import DNS_SUBDOMAIN_MAX, DNS_SUBDOMAIN_PATTERN
+from modelfleet_api.common import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_MAX, DNS_SUBDOMAIN_PATTERN
 from modelfleet_api.cost import PriceTable
 from modelfleet_api.serving import GPU_ONLY_ENGINES, EngineType
 from pydantic import ValidationError
@@ -32,6 +32,9 @@ DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 """The Service the Prometheus Operator creates for a Prometheus in namespace ``monitoring``."""
 SERVICE_ACCOUNT_NAME = re.compile(f"(?=.{{1,{DNS_SUBDOMAIN_MAX}}}$){DNS_SUBDOMAIN_PATTERN.strip('^$')}")
 STORAGE_ACCOUNT_NAME = re.compile("[a-z0-9]{3,24}")
+NAMESPACE_NAME = re.compile(f"(?=.{{1,63}}$){DNS_LABEL_PATTERN.strip('^$')}")
+DEFAULT_KEDA_HTTP_NAMESPACE = "keda"
+"""Where the KEDA HTTP add-on's Helm chart and its ``config/default`` install it."""
 """Azure's rule for storage account names."""
 
 
@@ -49,6 +52,9 @@ class OperatorConfig:
     which carries ``modelfleet-bench``)."""
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
     """Prometheus that KEDA queries for the engines' metrics (``MODELFLEET_PROMETHEUS_URL``)."""
+    keda_http_namespace: str = DEFAULT_KEDA_HTTP_NAMESPACE
+    """Namespace of the KEDA HTTP add-on (``MODELFLEET_KEDA_HTTP_NAMESPACE``): its interceptor holds
+    requests for a ModelDeployment at zero replicas and its scaler wakes it."""
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means cluster-wide (``MODELFLEET_NAMESPACES``, comma-separated)."""
     standalone: bool = False
@@ -195,6 +201,10 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         benchmark_image=env.get("MODELFLEET_BENCHMARK_IMAGE")
         or str(pick(args.serving_image, "MODELFLEET_SERVING_IMAGE", defaults.benchmark_image)),
         prometheus_url=str(pick(args.prometheus_url, "MODELFLEET_PROMETHEUS_URL", defaults.prometheus_url)),
+        keda_http_namespace=_optional_name(
+            env, "MODELFLEET_KEDA_HTTP_NAMESPACE", NAMESPACE_NAME, "a namespace name (DNS-1123 label)"
+        )
+        or defaults.keda_http_namespace,
         namespaces=namespaces,
         standalone=standalone,
         peering_name=str(pick(args.peering_name, "MODELFLEET_PEERING", defaults.peering_name)),

@@ -128,6 +128,7 @@ OPERATOR_RULES = {
     ("policy", "poddisruptionbudgets"): APPLIED,
     ("autoscaling", "horizontalpodautoscalers"): APPLIED,
     ("keda.sh", "scaledobjects"): APPLIED,
+    ("http.keda.sh", "httpscaledobjects"): APPLIED,
     ("gateway.networking.k8s.io", "httproutes"): APPLIED,
 }
 """What the operator does with each kind (modelfleet_operator.kube calls and kopf), exactly; proven in

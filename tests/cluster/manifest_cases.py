@@ -624,6 +624,20 @@ MODEL_DEPLOYMENT_MISTAKES: list[Case] = [
         "spec.autoscaling.metric: Invalid value",
     ),
     (
+        "concurrent-requests-fractional-target",
+        edit(
+            MD,
+            spec__engine=engine("transformers"),
+            spec__autoscaling={"maxReplicas": 4, "metric": "concurrentRequests", "target": 1.5},
+        ),
+        ("spec.autoscaling.target", "concurrentRequests counts requests: target must be a whole number"),
+    ),
+    (
+        "cold-start-timeout-too-short",
+        edit(MD, spec__autoscaling={"maxReplicas": 4, "target": 8, "coldStartTimeoutSeconds": 5}),
+        "spec.autoscaling.coldStartTimeoutSeconds: Invalid value",
+    ),
+    (
         "autoscaling-target-0",
         edit(MD, spec__autoscaling={"maxReplicas": 4, "target": 0}),
         "spec.autoscaling.target: Invalid value",

@@ -10,6 +10,7 @@ import yaml
 from modelfleet_api import constants as c
 from modelfleet_api.modeldeployment import ModelDeployment, ModelDeploymentSpec
 from modelfleet_api.serving import EngineType, ServingRuntimeConfig
+from modelfleet_operator.config import load_config
 from modelfleet_operator.serving import builders
 from modelfleet_operator.serving.builders import Integrations, Owner
 from modelfleet_operator.serving.desired import desired
@@ -318,6 +319,115 @@ def test_engine_without_the_metric_gets_no_autoscaler_and_a_condition() -> None:
         "Engine transformers exports no metric for autoscaling.metric queueDepth"
         in wanted.autoscaling.message
     )
+
+
+KEDA_AND_ADD_ON = Integrations(keda=True, gateway_api=False, keda_http=True)
+
+
+def test_at_zero_the_http_add_on_holds_requests_and_its_trigger_wakes_the_engine_metric_scaler() -> None:
+    """minReplicas 0 with the KEDA HTTP add-on: the ScaledObject keeps the engine's metric and gains the
+    add-on's external-push trigger; the HTTPScaledObject routes the Service's names through the
+    interceptor and makes no ScaledObject of its own; the condition and Available say what happens."""
+    spec = example("modeldeployment-vllm-llama3-8b.yaml")
+    wanted = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS, integrations=KEDA_AND_ADD_ON,
+                     prometheus_url=PROMETHEUS, add_on=builders.HttpAddOn("keda-http"),
+                     canary_ready=False)  # fmt: skip
+    assert [m["kind"] for m in wanted.children] == [
+        "ConfigMap", "Service", "Deployment", "PodDisruptionBudget", "HTTPScaledObject", "ScaledObject"
+    ]  # fmt: skip
+    scaled = next(m for m in wanted.children if m["kind"] == "ScaledObject")
+    assert [t["type"] for t in scaled["spec"]["triggers"]] == ["prometheus", "external-push"]
+    assert scaled["spec"]["triggers"][1]["metadata"] == {
+        "scalerAddress": "keda-add-ons-http-external-scaler.keda-http:9090",
+        "httpScaledObject": "llama3-8b-http",
+    }
+    routed = next(m for m in wanted.children if m["kind"] == "HTTPScaledObject")
+    assert routed == {
+        "apiVersion": "http.keda.sh/v1alpha1",
+        "kind": "HTTPScaledObject",
+        "metadata": {
+            **meta("llama3-8b-http", "server"),
+            "annotations": {"httpscaledobject.keda.sh/skip-scaledobject-creation": "true"},
+        },
+        "spec": {
+            "hosts": ["llama3-8b.team-a.svc.cluster.local", "llama3-8b.team-a.svc", "llama3-8b.team-a"],
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": "llama3-8b-stable",
+                "service": "llama3-8b",
+                "port": 8000,
+            },
+            "replicas": {"min": 0, "max": 4},
+            "timeouts": {"conditionWait": "600s", "responseHeader": "600s"},
+        },
+    }
+    assert wanted.autoscaling is not None and wanted.autoscaling.status
+    message = wanted.autoscaling.message
+    assert "on vllm:num_requests_waiting at 8 per replica" in message
+    assert "requests in flight through the KEDA HTTP add-on's interceptor (to wake it)" in message
+    assert wanted.at_zero == (
+        "At zero replicas a request sent through the KEDA HTTP add-on's interceptor "
+        "(http://keda-add-ons-http-interceptor-proxy.keda-http:8080, "
+        "Host llama3-8b.team-a.svc.cluster.local) is held for up to 600s while a replica starts, then "
+        "answered (HTTPScaledObject llama3-8b-http); a request sent straight to Service llama3-8b is not "
+        "held and fails while no replica runs."
+    )
+    assert wanted.at_zero in message
+
+
+def test_at_zero_without_the_add_on_the_condition_says_nothing_wakes_it() -> None:
+    spec = example("modeldeployment-vllm-llama3-8b.yaml")
+    wanted = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS,
+                     integrations=Integrations(keda=True, gateway_api=False), prometheus_url=PROMETHEUS,
+                     canary_ready=False)  # fmt: skip
+    assert "HTTPScaledObject" not in [m["kind"] for m in wanted.children]
+    assert wanted.at_zero is not None and wanted.at_zero.startswith("Nothing wakes it on a request")
+    assert "Install the KEDA HTTP add-on" in wanted.at_zero
+    assert wanted.autoscaling is not None and wanted.at_zero in wanted.autoscaling.message
+
+
+def test_concurrent_requests_scale_any_engine_on_the_interceptors_count() -> None:
+    """transformers exports no metric; the interceptor's count of requests in flight scales it."""
+    spec = spec_of(
+        engine={"type": "transformers"},
+        autoscaling={"minReplicas": 0, "maxReplicas": 2, "metric": "concurrentRequests", "target": 3,
+                     "coldStartTimeoutSeconds": 120},
+    )  # fmt: skip
+    wanted = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS, integrations=KEDA_AND_ADD_ON,
+                     prometheus_url=PROMETHEUS, canary_ready=False)  # fmt: skip
+    scaled = next(m for m in wanted.children if m["kind"] == "ScaledObject")
+    assert [t["type"] for t in scaled["spec"]["triggers"]] == ["external-push"]
+    routed = next(m for m in wanted.children if m["kind"] == "HTTPScaledObject")
+    assert routed["spec"]["scalingMetric"] == {"concurrency": {"targetValue": 3}}
+    assert routed["spec"]["timeouts"]["conditionWait"] == "120s"
+    assert wanted.autoscaling is not None and wanted.autoscaling.status
+    assert "interceptor (at 3 per replica)" in wanted.autoscaling.message
+
+
+@pytest.mark.parametrize(
+    ("integrations", "missing"),
+    [
+        (Integrations(keda=True, gateway_api=False), "the KEDA HTTP add-on is not installed"),
+        (Integrations(keda=False, gateway_api=False, keda_http=True), "KEDA is not installed"),
+        (Integrations(keda=False, gateway_api=False), "KEDA and the KEDA HTTP add-on are not installed"),
+    ],
+)
+def test_concurrent_requests_without_keda_or_the_add_on_get_no_autoscaler_and_say_what_is_missing(
+    integrations: Integrations, missing: str
+) -> None:
+    spec = spec_of(
+        engine={"type": "transformers"},
+        autoscaling={"minReplicas": 0, "maxReplicas": 2, "metric": "concurrentRequests", "target": 3},
+    )
+    wanted = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS, integrations=integrations,
+                     prometheus_url=PROMETHEUS, canary_ready=False)  # fmt: skip
+    assert not {"ScaledObject", "HTTPScaledObject", "HorizontalPodAutoscaler"} & {
+        m["kind"] for m in wanted.children
+    }
+    assert wanted.autoscaling is not None
+    assert (wanted.autoscaling.status, wanted.autoscaling.reason) == (False, c.REASON_AUTOSCALER_UNAVAILABLE)
+    assert missing in wanted.autoscaling.message and "replicas stay at 1" in wanted.autoscaling.message
 
 
 def test_canary_http_route_splits_by_weight_once_the_canary_is_ready() -> None:
@@ -668,3 +778,13 @@ def test_the_canary_reads_its_own_models_token() -> None:
         builders.pod_template(OWNER, spec, stable, health_path="/health")["spec"]["containers"][0]["env"]
         == ENV
     )
+
+
+def test_the_http_add_ons_namespace_comes_from_the_environment_and_is_checked() -> None:
+    assert load_config([], {}).keda_http_namespace == "keda"
+    assert (
+        load_config([], {"MODELFLEET_KEDA_HTTP_NAMESPACE": "autoscaling"}).keda_http_namespace
+        == "autoscaling"
+    )
+    with pytest.raises(ValueError, match="MODELFLEET_KEDA_HTTP_NAMESPACE='Keda_1' is not valid"):
+        load_config([], {"MODELFLEET_KEDA_HTTP_NAMESPACE": "Keda_1"})

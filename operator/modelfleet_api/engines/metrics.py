@@ -22,6 +22,14 @@ class AutoscalingMetric(StrEnum):
     """Fraction of the KV cache in use (0-1), averaged over replicas."""
     REQUESTS_PER_SECOND = "requestsPerSecond"
     """Incoming requests per second, per replica."""
+    CONCURRENT_REQUESTS = "concurrentRequests"
+    """Requests in flight through the KEDA HTTP add-on's interceptor (held while no replica is ready,
+    or being answered), per replica. Measured in front of the engine, so every engine offers it; it
+    needs the add-on in the cluster."""
+
+
+INTERCEPTOR_METRICS = (AutoscalingMetric.CONCURRENT_REQUESTS,)
+"""Metrics the KEDA HTTP add-on's interceptor measures, whatever the engine exports."""
 
 
 @dataclass(frozen=True)
@@ -63,5 +71,6 @@ ENGINE_METRICS: dict[EngineType, dict[AutoscalingMetric, Series]] = {
 
 
 def offered(engine: EngineType) -> str:
-    """The autoscaling metrics an engine exports, in words."""
-    return ", ".join(m.value for m in ENGINE_METRICS[engine]) or "none"
+    """The autoscaling metrics a deployment of this engine can scale on, in words: the engine's own,
+    then those the KEDA HTTP add-on's interceptor counts."""
+    return ", ".join(m.value for m in (*ENGINE_METRICS[engine], *INTERCEPTOR_METRICS))

@@ -72,6 +72,7 @@ DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 POD_DISRUPTION_BUDGET = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
 HORIZONTAL_POD_AUTOSCALER = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
+HTTP_SCALED_OBJECT = Kind("http.keda.sh/v1alpha1", "HTTPScaledObject", "httpscaledobjects")
 HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 POD = Kind("v1", "Pod", "pods")
 CUSTOM_RESOURCE_DEFINITION = Kind(
@@ -92,6 +93,7 @@ CHILD_KINDS = (
     POD_DISRUPTION_BUDGET,
     HORIZONTAL_POD_AUTOSCALER,
     SCALED_OBJECT,
+    HTTP_SCALED_OBJECT,
     HTTP_ROUTE,
     MODEL_DEPLOYMENT,
     BENCHMARK_SWEEP,

@@ -17,6 +17,7 @@ from modelfleet_api import constants as c
 from modelfleet_api import contract
 from modelfleet_api import instance_types as it
 from modelfleet_api.common import env_list
+from modelfleet_api.engines.metrics import AutoscalingMetric
 from modelfleet_api.modeldeployment import AutoscalingSpec, DeploymentModelSource, ModelDeploymentSpec
 from modelfleet_api.serving import EngineSpec, EngineType, ServingRuntimeConfig
 from modelfleet_api.storage import UriKind, kind_of
@@ -29,6 +30,7 @@ from modelfleet_operator.common.owner import labels as common_labels
 from modelfleet_operator.common.owner import metadata
 from modelfleet_operator.common.pod_overlay import merge_pod
 from modelfleet_operator.common.volumes import pvc_claims, pvc_volumes
+from modelfleet_operator.config import DEFAULT_KEDA_HTTP_NAMESPACE
 from modelfleet_operator.serving.names import ChildNames
 from modelfleet_operator.serving.policies.lineage import TrackModel, base_served_name, plain
 from modelfleet_operator.serving.policies.metrics import EngineMetric
@@ -56,6 +58,12 @@ TERMINATION_GRACE_SECONDS = 120
 """Engines finish in-flight requests on SIGTERM; long generations need time."""
 PROGRESS_DEADLINE_SECONDS = 3600
 KEDA_POLLING_SECONDS = 15
+SKIP_SCALED_OBJECT_ANNOTATION = "httpscaledobject.keda.sh/skip-scaledobject-creation"
+"""The add-on makes no ScaledObject of its own: the operator's carries the add-on's trigger beside the
+engine's metric (the add-on's walkthrough, "Integrating HTTP Add-On Scaler with other KEDA scalers")."""
+RESPONSE_HEADER_TIMEOUT = "600s"
+"""How long the interceptor waits for the engine's response headers once it forwarded a request (its
+own default is 500 ms): a non-streamed completion sends them only when the whole answer is generated."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +86,28 @@ class Integrations:
     """KEDA's ScaledObject CRD (keda.sh/v1alpha1)."""
     gateway_api: bool
     """Gateway API's HTTPRoute CRD (gateway.networking.k8s.io/v1)."""
+    keda_http: bool = False
+    """The KEDA HTTP add-on's HTTPScaledObject CRD (http.keda.sh/v1alpha1)."""
+
+
+@dataclass(frozen=True)
+class HttpAddOn:
+    """Where the KEDA HTTP add-on runs: its Services as its ``config/default`` and Helm chart name them."""
+
+    namespace: str
+
+    @property
+    def scaler_address(self) -> str:
+        """The external scaler KEDA's ``external-push`` trigger streams activity from (gRPC)."""
+        return f"keda-add-ons-http-external-scaler.{self.namespace}:9090"
+
+    @property
+    def interceptor_url(self) -> str:
+        """The interceptor's proxy: requests sent here are routed by their ``Host`` header."""
+        return f"http://keda-add-ons-http-interceptor-proxy.{self.namespace}:8080"
+
+
+DEFAULT_HTTP_ADD_ON = HttpAddOn(DEFAULT_KEDA_HTTP_NAMESPACE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -518,11 +548,49 @@ def _scale_target(owner: Owner) -> dict[str, str]:
     return {"apiVersion": "apps/v1", "kind": "Deployment", "name": owner.names.deployment(c.TRACK_STABLE)}
 
 
-def scaled_object(
-    owner: Owner, autoscaling: AutoscalingSpec, metric: EngineMetric, *, prometheus_url: str
+def _prometheus_trigger(
+    owner: Owner, autoscaling: AutoscalingSpec, metric: EngineMetric, prometheus_url: str
 ) -> Manifest:
-    """KEDA scales the stable track on the engine's metric, down to zero when ``minReplicas`` is 0."""
-    query = metric.query(owner.namespace, owner.names.deployment(c.TRACK_STABLE))
+    return {
+        "type": "prometheus",
+        "metricType": "AverageValue",
+        "metadata": {
+            "serverAddress": prometheus_url,
+            "query": metric.query(owner.namespace, owner.names.deployment(c.TRACK_STABLE)),
+            "threshold": _number(autoscaling.target),
+            "activationThreshold": _number(autoscaling.activation_threshold or 0.0),
+        },
+    }
+
+
+def _interceptor_trigger(owner: Owner, add_on: HttpAddOn) -> Manifest:
+    """The add-on's scaler streams the requests its interceptor holds or forwards for the
+    HTTPScaledObject (the trigger the add-on would put in a ScaledObject of its own)."""
+    return {
+        "type": "external-push",
+        "metadata": {
+            "scalerAddress": add_on.scaler_address,
+            "httpScaledObject": owner.names.http_scaled_object,
+        },
+    }
+
+
+def scaled_object(
+    owner: Owner,
+    autoscaling: AutoscalingSpec,
+    metric: EngineMetric | None,
+    *,
+    prometheus_url: str,
+    add_on: HttpAddOn | None = None,
+) -> Manifest:
+    """KEDA scales the stable track on the engine's metric (``metric``) and, with ``add_on``, on the
+    requests the add-on's interceptor counts (which alone can wake it from zero: at zero no replica
+    exports the engine's metric); down to zero when ``minReplicas`` is 0."""
+    triggers = [] if metric is None else [_prometheus_trigger(owner, autoscaling, metric, prometheus_url)]
+    if add_on is not None:
+        triggers.append(_interceptor_trigger(owner, add_on))
+    if not triggers:
+        raise ValueError("a ScaledObject needs the engine's metric or the HTTP add-on's trigger")
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
@@ -538,19 +606,36 @@ def scaled_object(
                     "behavior": {"scaleDown": {"stabilizationWindowSeconds": autoscaling.cooldown_seconds}}
                 }
             },
-            "triggers": [
-                {
-                    "type": "prometheus",
-                    "metricType": "AverageValue",
-                    "metadata": {
-                        "serverAddress": prometheus_url,
-                        "query": query,
-                        "threshold": _number(autoscaling.target),
-                        "activationThreshold": _number(autoscaling.activation_threshold or 0.0),
-                    },
-                }
-            ],
+            "triggers": triggers,
         },
+    }
+
+
+def http_scaled_object(owner: Owner, autoscaling: AutoscalingSpec) -> Manifest:
+    """The KEDA HTTP add-on's routing for the Service: its interceptor takes requests addressed to the
+    Service's names, holds them while no stable replica is ready (up to ``coldStartTimeoutSeconds``),
+    then forwards them to the Service; its scaler reports them to the ScaledObject. With
+    ``concurrentRequests`` the add-on's concurrency is the scaling metric at ``target`` per replica;
+    otherwise its default target (100 in flight per replica) leaves scaling to the engine's metric."""
+    names = owner.names
+    spec: Manifest = {
+        "hosts": names.hosts,
+        "scaleTargetRef": {**_scale_target(owner), "service": names.service, "port": contract.SERVE_PORT},
+        "replicas": {"min": autoscaling.min_replicas, "max": autoscaling.max_replicas},
+        "timeouts": {
+            "conditionWait": f"{autoscaling.cold_start_timeout_seconds}s",
+            "responseHeader": RESPONSE_HEADER_TIMEOUT,
+        },
+    }
+    if autoscaling.metric is AutoscalingMetric.CONCURRENT_REQUESTS:
+        spec["scalingMetric"] = {"concurrency": {"targetValue": int(autoscaling.target)}}
+    manifest_metadata = _metadata(owner, names.http_scaled_object, c.COMPONENT_SERVER)
+    manifest_metadata["annotations"] = {SKIP_SCALED_OBJECT_ANNOTATION: "true"}
+    return {
+        "apiVersion": "http.keda.sh/v1alpha1",
+        "kind": "HTTPScaledObject",
+        "metadata": manifest_metadata,
+        "spec": spec,
     }
 
 

@@ -6,18 +6,30 @@ replicas each track's Deployment is applied with (pure).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from modelfleet_api import constants as c
-from modelfleet_api.modeldeployment import ModelDeploymentSpec
+from modelfleet_api.engines.metrics import INTERCEPTOR_METRICS, offered
+from modelfleet_api.modeldeployment import AutoscalingSpec, ModelDeploymentSpec
 from modelfleet_api.serving import EngineType
 
 from modelfleet_operator.common.identity import NO_IDENTITY, RuntimeIdentity
 from modelfleet_operator.serving import builders
-from modelfleet_operator.serving.builders import Integrations, Manifest, Owner
+from modelfleet_operator.serving.builders import HttpAddOn, Integrations, Manifest, Owner
 from modelfleet_operator.serving.policies.lineage import TrackModel
-from modelfleet_operator.serving.policies.metrics import engine_metric, unavailable_message
+from modelfleet_operator.serving.policies.metrics import EngineMetric, engine_metric, unavailable_message
 from modelfleet_operator.serving.policies.phase import Verdict
+
+
+@dataclass(frozen=True, kw_only=True)
+class Autoscaling:
+    """The autoscaler's children and what to say about them."""
+
+    verdict: Verdict | None = None
+    """None without ``spec.autoscaling``."""
+    manifests: list[Manifest] = field(default_factory=list)
+    at_zero: str | None = None
+    """What happens to a request while no replica runs (None: the deployment never scales to zero)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,6 +40,8 @@ class Desired:
     routed: Verdict
     autoscaling: Verdict | None
     """None without ``spec.autoscaling``."""
+    at_zero: str | None
+    """What happens to a request while the autoscaler holds no replica (None: it never scales to zero)."""
     endpoint: str
 
 
@@ -69,33 +83,100 @@ def _routing(
     return Verdict(status=True, reason=c.REASON_SERVICE_FALLBACK, message=message)
 
 
+def _wake(owner: Owner, autoscaling: AutoscalingSpec, add_on: HttpAddOn) -> str:
+    names = owner.names
+    return (
+        "At zero replicas a request sent through the KEDA HTTP add-on's interceptor "
+        f"({add_on.interceptor_url}, Host {names.host}) is held for up to "
+        f"{autoscaling.cold_start_timeout_seconds}s while a replica starts, then answered (HTTPScaledObject "
+        f"{names.http_scaled_object}); a request sent straight to Service {names.service} is not held and "
+        "fails while no replica runs."
+    )
+
+
+def _keda(
+    owner: Owner,
+    autoscaling: AutoscalingSpec,
+    metric: EngineMetric | None,
+    integrations: Integrations,
+    prometheus_url: str,
+    add_on: HttpAddOn,
+) -> Autoscaling:
+    """KEDA's ScaledObject on the engine's metric and, when the add-on is installed and the deployment
+    may reach zero (or scales on its count), the add-on's trigger and HTTPScaledObject."""
+    intercepted = metric is None
+    routed = integrations.keda_http and (intercepted or autoscaling.min_replicas == 0)
+    manifests = [
+        builders.scaled_object(
+            owner, autoscaling, metric, prometheus_url=prometheus_url, add_on=add_on if routed else None
+        )
+    ]
+    bounds = f"{autoscaling.min_replicas}-{autoscaling.max_replicas}"
+    on = []
+    if metric is not None:
+        on.append(f"{metric.series} at {autoscaling.target:g} per replica (Prometheus {prometheus_url})")
+    if routed:
+        manifests.insert(0, builders.http_scaled_object(owner, autoscaling))
+        counted = f"at {autoscaling.target:g} per replica" if intercepted else "to wake it"
+        on.append(f"requests in flight through the KEDA HTTP add-on's interceptor ({counted})")
+    message = f"KEDA ScaledObject {owner.names.autoscaler} scales {bounds} replicas on {' and '.join(on)}."
+    at_zero = None
+    if autoscaling.min_replicas == 0 and routed:
+        at_zero = _wake(owner, autoscaling, add_on)
+        message += f" Scales to zero after {autoscaling.cooldown_seconds}s without load. {at_zero}"
+    elif autoscaling.min_replicas == 0 and metric is not None:
+        at_zero = (
+            f"Nothing wakes it on a request: at zero no replica exports {metric.series}, "
+            f"and a request sent to Service {owner.names.service} finds no replica and fails. Install the "
+            "KEDA HTTP add-on (its interceptor then holds requests and wakes the deployment) or set "
+            "minReplicas to 1 or more."
+        )
+        message += f" Scales to zero after {autoscaling.cooldown_seconds}s without load. {at_zero}"
+    elif intercepted:
+        message += (
+            f" Only requests sent through the interceptor ({add_on.interceptor_url}, Host "
+            f"{owner.names.host}) count; those sent straight to Service {owner.names.service} do not."
+        )
+    verdict = Verdict(status=True, reason=c.REASON_KEDA_SCALED_OBJECT, message=message)
+    return Autoscaling(verdict=verdict, manifests=manifests, at_zero=at_zero)
+
+
+def _unavailable(message: str) -> Verdict:
+    return Verdict(status=False, reason=c.REASON_AUTOSCALER_UNAVAILABLE, message=message)
+
+
 def _autoscaling(
-    owner: Owner, spec: ModelDeploymentSpec, integrations: Integrations, prometheus_url: str
-) -> tuple[Verdict | None, Manifest | None]:
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    integrations: Integrations,
+    prometheus_url: str,
+    add_on: HttpAddOn,
+) -> Autoscaling:
     autoscaling = spec.autoscaling
     if autoscaling is None:
-        return None, None
-    metric = engine_metric(spec.engine.type, autoscaling.metric)
-    if metric is None:
+        return Autoscaling()
+    intercepted = autoscaling.metric in INTERCEPTOR_METRICS
+    metric = None if intercepted else engine_metric(spec.engine.type, autoscaling.metric)
+    if metric is None and not intercepted:
         message = unavailable_message(spec.engine.type, autoscaling.metric)
-        return Verdict(status=False, reason=c.REASON_AUTOSCALER_UNAVAILABLE, message=message), None
-    bounds = f"{autoscaling.min_replicas}-{autoscaling.max_replicas}"
-    target = f"{metric.series} at {autoscaling.target:g} per replica"
-    if integrations.keda:
-        manifest = builders.scaled_object(owner, autoscaling, metric, prometheus_url=prometheus_url)
-        zero = (
-            " Scales to zero when idle; scaling up from zero needs the metric to report load while "
-            "no replica runs."
-            if autoscaling.min_replicas == 0
-            else ""
+        return Autoscaling(verdict=_unavailable(message))
+    if integrations.keda and (integrations.keda_http or not intercepted):
+        return _keda(owner, autoscaling, metric, integrations, prometheus_url, add_on)
+    floor = max(autoscaling.min_replicas, 1)
+    if metric is None:
+        missing = " and ".join(
+            name
+            for name, found in (("KEDA", integrations.keda), ("the KEDA HTTP add-on", integrations.keda_http))
+            if not found
         )
         message = (
-            f"KEDA ScaledObject {owner.names.autoscaler} scales {bounds} replicas on {target} "
-            f"(Prometheus {prometheus_url}).{zero}"
+            f"autoscaling.metric {autoscaling.metric.value} is counted by the KEDA HTTP add-on's "
+            f"interceptor, and {missing} {'are' if ' and ' in missing else 'is'} not installed: replicas "
+            f"stay at {floor}. Install {missing}, "
+            f"or scale on a metric the engine exports ({offered(spec.engine.type)})."
         )
-        return Verdict(status=True, reason=c.REASON_KEDA_SCALED_OBJECT, message=message), manifest
+        return Autoscaling(verdict=_unavailable(message))
     manifest = builders.horizontal_pod_autoscaler(owner, autoscaling, metric)
-    floor = max(autoscaling.min_replicas, 1)
     zero_note = (
         f" minReplicas 0 needs KEDA: the HPA keeps at least {floor} replica."
         if autoscaling.min_replicas == 0
@@ -106,7 +187,8 @@ def _autoscaling(
         f"{autoscaling.max_replicas} replicas on the pod metric {metric.adapter_name} (served by a "
         f"custom-metrics adapter such as prometheus-adapter).{zero_note} Install KEDA for scale to zero."
     )
-    return Verdict(status=True, reason=c.REASON_HPA_FALLBACK, message=message), manifest
+    verdict = Verdict(status=True, reason=c.REASON_HPA_FALLBACK, message=message)
+    return Autoscaling(verdict=verdict, manifests=[manifest])
 
 
 def desired(
@@ -117,6 +199,7 @@ def desired(
     health_paths: Mapping[EngineType, str],
     integrations: Integrations,
     prometheus_url: str,
+    add_on: HttpAddOn = builders.DEFAULT_HTTP_ADD_ON,
     canary_ready: bool,
     identity: RuntimeIdentity = NO_IDENTITY,
     autoscaled_replicas: int | None = None,
@@ -151,9 +234,8 @@ def desired(
         for t in tracks
     ]
     children.append(builders.pod_disruption_budget(owner))
-    autoscaling, autoscaler = _autoscaling(owner, spec, integrations, prometheus_url)
-    if autoscaler is not None:
-        children.append(autoscaler)
+    autoscaling = _autoscaling(owner, spec, integrations, prometheus_url, add_on)
+    children += autoscaling.manifests
     if integrations.gateway_api:
         children.append(builders.http_route(owner, weights))
     return Desired(
@@ -167,6 +249,7 @@ def desired(
             canary_weight,
             next((t.replicas or 0 for t in tracks if t.name == c.TRACK_CANARY), 0),
         ),
-        autoscaling=autoscaling,
+        autoscaling=autoscaling.verdict,
+        at_zero=autoscaling.at_zero,
         endpoint=owner.names.endpoint(builders.api_path(spec.engine.type)),
     )

@@ -40,6 +40,18 @@ class ChildNames:
         return self.model_deployment
 
     @property
+    def http_scaled_object(self) -> str:
+        """The KEDA HTTP add-on's HTTPScaledObject: not the ScaledObject's name, which the add-on would
+        take for one it made itself."""
+        return f"{self.model_deployment}-http"
+
+    @property
+    def hosts(self) -> list[str]:
+        """The names clients address the Service by, which the add-on's interceptor routes on (the
+        ``Host`` header, port stripped)."""
+        return [self.host, f"{self.service}.{self.namespace}.svc", f"{self.service}.{self.namespace}"]
+
+    @property
     def http_route(self) -> str:
         return self.model_deployment
 

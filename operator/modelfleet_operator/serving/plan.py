@@ -35,7 +35,7 @@ from modelfleet_operator.common.live import Live
 from modelfleet_operator.common.plan import RELEASE, CapacityAsk, CapacityRelease, Draft, Plan
 from modelfleet_operator.conditions import is_true
 from modelfleet_operator.serving import analysis, builders
-from modelfleet_operator.serving.builders import Integrations, Owner
+from modelfleet_operator.serving.builders import HttpAddOn, Integrations, Owner
 from modelfleet_operator.serving.desired import Desired, desired
 from modelfleet_operator.serving.policies.capacity import nodes_for_replicas, pods_scheduled
 from modelfleet_operator.serving.policies.lineage import TrackModel, ready_message, resolve
@@ -69,6 +69,8 @@ class Settings:
     health_paths: Mapping[EngineType, str]
     prometheus_url: str
     identity: RuntimeIdentity
+    add_on: HttpAddOn = builders.DEFAULT_HTTP_ADD_ON
+    """Where the KEDA HTTP add-on runs, when the cluster has it."""
     prices: PriceTable | None = None
     """The operator's price table (``status.cost``)."""
 
@@ -191,6 +193,7 @@ def _desired(
         health_paths=settings.health_paths,
         integrations=observed.integrations,
         prometheus_url=settings.prometheus_url,
+        add_on=settings.add_on,
         canary_ready=_canary_ready(observed),
         identity=settings.identity,
         autoscaled_replicas=live_replicas if owns_replicas else None,
@@ -221,7 +224,7 @@ def _report(
     """Phase, conditions and replica counts from the Deployments and server pods."""
     status = draft.status
     states = [track_state(track.name, observed.deployments.get(track.name)) for track in wanted.tracks]
-    verdict = assess(states, find_problem(observed.pods), canary_weight=canary_weight)
+    verdict = assess(states, find_problem(observed.pods), canary_weight=canary_weight, at_zero=wanted.at_zero)
     status.phase = verdict.phase
     _verdict(draft, c.COND_AVAILABLE, verdict.available)
     _verdict(draft, c.COND_PROGRESSING, verdict.progressing)

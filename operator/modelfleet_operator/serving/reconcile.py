@@ -22,6 +22,7 @@ from modelfleet_operator.common.kinds import (
     DEPLOYMENT,
     HORIZONTAL_POD_AUTOSCALER,
     HTTP_ROUTE,
+    HTTP_SCALED_OBJECT,
     MODEL_DEPLOYMENT,
     POD_DISRUPTION_BUDGET,
     SCALED_OBJECT,
@@ -32,7 +33,7 @@ from modelfleet_operator.common.plan import Plan
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.serving import builders
 from modelfleet_operator.serving import plan as planning
-from modelfleet_operator.serving.builders import Integrations, Owner
+from modelfleet_operator.serving.builders import HttpAddOn, Integrations, Owner
 from modelfleet_operator.serving.engines import HEALTH_PATHS, launch_problem
 
 KIND = "ModelDeployment"
@@ -40,6 +41,7 @@ KEPT_REPLICAS = " Running replicas keep the previous spec."
 """Said with an invalid spec: the pass stops before it touches the Deployments."""
 KEDA_CRD = ("scaledobjects.keda.sh", SCALED_OBJECT.version)
 GATEWAY_API_CRD = ("httproutes.gateway.networking.k8s.io", HTTP_ROUTE.version)
+KEDA_HTTP_CRD = ("httpscaledobjects.http.keda.sh", HTTP_SCALED_OBJECT.version)
 WARNING_REASONS = frozenset(
     {
         c.REASON_ENGINE_CRASHING,
@@ -66,6 +68,7 @@ class ModelDeploymentController:
         POD_DISRUPTION_BUDGET,
         HORIZONTAL_POD_AUTOSCALER,
         SCALED_OBJECT,
+        HTTP_SCALED_OBJECT,
         HTTP_ROUTE,
         BENCHMARK_SWEEP,
     )
@@ -114,7 +117,9 @@ class ModelDeploymentController:
             deployments=deployments,
             pods=pods,
             integrations=Integrations(
-                keda=indexes.serves(*KEDA_CRD), gateway_api=indexes.serves(*GATEWAY_API_CRD)
+                keda=indexes.serves(*KEDA_CRD),
+                gateway_api=indexes.serves(*GATEWAY_API_CRD),
+                keda_http=indexes.serves(*KEDA_HTTP_CRD),
             ),
             runtime_account_exists=account is None
             or indexes.service_account_exists(owner.namespace, account),
@@ -140,6 +145,7 @@ class ModelDeploymentController:
             images=self._config.serving_images,
             health_paths=HEALTH_PATHS,
             prometheus_url=self._config.prometheus_url,
+            add_on=HttpAddOn(self._config.keda_http_namespace),
             identity=self._identity(resource),
             prices=self._config.prices,
         )

@@ -77,9 +77,14 @@ def _canary(tracks: Sequence[TrackState], weight: int | None) -> Verdict | None:
 
 
 def assess(
-    tracks: Sequence[TrackState], problem: PodProblem | None, *, canary_weight: int | None
+    tracks: Sequence[TrackState],
+    problem: PodProblem | None,
+    *,
+    canary_weight: int | None,
+    at_zero: str | None = None,
 ) -> Assessment:
-    """``tracks`` starts with the stable track; ``canary_weight`` is set with ``spec.canary``."""
+    """``tracks`` starts with the stable track; ``canary_weight`` is set with ``spec.canary``;
+    ``at_zero`` says what happens to a request while the autoscaler holds no replica."""
     stable = tracks[0]
     progressing = _progressing(tracks)
     canary = _canary(tracks, canary_weight)
@@ -93,7 +98,7 @@ def assess(
         available = Verdict(
             status=True,
             reason=c.REASON_SCALED_TO_ZERO,
-            message="No replica runs (scaled to zero); the autoscaler starts one when load arrives.",
+            message=f"No replica runs (scaled to zero). {at_zero or 'No autoscaler wakes it.'}",
         )
         return Assessment(
             phase=Phase.SCALED_TO_ZERO, available=available, progressing=progressing, canary=canary
