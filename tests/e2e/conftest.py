@@ -20,9 +20,15 @@ from kubernetes import client
 from hack.controlplane.cluster import PORT_BASE, REPO_ROOT, ControlPlane
 from hack.node.configs import REAL_NODE_LABEL
 from hack.node.images import busybox_image
+from hack.node.images import runtime_image as node_runtime_image
 from hack.node.layout import NODE_NAME
 from hack.thirdparty.keda import Keda
 from hack.thirdparty.prometheus import Prometheus
+from tests.cluster.conftest import (  # crds: the same fixture, for this directory's plane
+    OperatorProcess,
+    crds,  # noqa: F401
+    running,
+)
 from tests.conftest import client_of
 
 E2E_PLANE_DIR = REPO_ROOT / ".cluster" / "e2e"
@@ -66,6 +72,31 @@ def busybox(cluster: ControlPlane, real_node: client.V1Node) -> str:
     image = busybox_image()
     cluster.node.load_image(image)
     return image.ref
+
+
+@pytest.fixture(scope="session")
+def runtime_image(cluster: ControlPlane, real_node: client.V1Node) -> str:
+    """The CPU runtime image (``hack.image``: built here when its inputs changed) in the node's
+    containerd; its reference. Pods use it with the default pull policy of a tagged image,
+    IfNotPresent, so nothing is ever pulled."""
+    image = node_runtime_image()
+    cluster.node.load_image(image)
+    return str(image.ref)
+
+
+@pytest.fixture(scope="session")
+def operator(
+    crds: ControlPlane,  # noqa: F811  (the fixture imported above)
+    runtime_image: str,
+    api_client: client.ApiClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """The operator as a subprocess, every workload on the runtime image. Stopped once it released the
+    TrainingJobs of the namespaces the tests deleted (kopf's finalizer)."""
+    images = {f"MODELFLEET_{kind}_IMAGE": runtime_image for kind in ("TRAINING", "SERVING")}
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with running(OperatorProcess(crds.kubeconfig, log, images), api_client) as process:
+        yield process
 
 
 # ---- third-party components, once per session (hack.thirdparty) ----------------------------------
