@@ -148,6 +148,8 @@ TRAINING_PARITY: list[tuple[str, str]] = [
     ("select-best-without-held-out-data", "output.select"),
     ("select-best-with-checkpoints-between-evaluations", "evaluation.intervalSteps"),
     ("held-out-fraction-and-dataset", "evaluation.dataset"),
+    ("merge-adapter-of-a-full-fine-tune", "output.mergeAdapter"),
+    ("merge-adapter-of-a-full-model-dpo", "output.mergeAdapter"),
 ]
 
 EXTRA_TRAINING_CASES: dict[str, dict[str, Any]] = {
