@@ -606,8 +606,8 @@ BENCHMARK_POD = ReservedPodParts(
     kind="BenchmarkSweep",
     containers=frozenset({"bench"}),
     volumes=frozenset({"config", "results"}),
-    volume_prefix=None,
-    mount_paths=frozenset({contract.CONFIG_DIR, contract.BENCH_RESULTS_DIR}),
+    volume_prefix="model-pvc-",
+    mount_paths=frozenset({contract.CONFIG_DIR, contract.BENCH_RESULTS_DIR, contract.PVC_MOUNT_ROOT}),
     ports=frozenset(),
 )
 

@@ -303,3 +303,37 @@ def test_the_longest_blob_prefix_still_fits_a_point_config() -> None:
 )
 def test_target_url_drops_the_api_path_the_client_adds(endpoint: str, base: str) -> None:
     assert builders.target_url(endpoint) == base
+
+
+def test_a_point_reads_the_tokenizer_of_a_model_on_a_claim_from_that_claim_mounted_read_only() -> None:
+    """A trained model on ``pvc://`` (what a TrainingJob writes): the point pod mounts its claim
+    read-only and reads the tokenizer there; a sweep that names its tokenizer mounts nothing; a model in
+    blob storage gives no tokenizer (the pod downloads nothing: the bench client asks for one)."""
+    point = POINTS[0]
+    endpoint = Endpoint(
+        url="http://chat.ml.svc.cluster.local:8000/v1",
+        served_model="tiny",
+        engine=EngineType.TRANSFORMERS,
+        tokenizer="pvc://work/output",
+    )
+    assert builders.runtime_config(OWNER, SPEC, point, endpoint).tokenizer == "/mnt/pvc/work/output"
+    claims = builders.tokenizer_claims(SPEC, endpoint)
+    assert claims == {"work": True}
+    pod = builders.point_job(OWNER, point, image="bench:1", api_key_secret=None, claims=claims)["spec"][
+        "template"
+    ]["spec"]
+    assert pod["volumes"][-1] == {
+        "name": "model-pvc-0",
+        "persistentVolumeClaim": {"claimName": "work", "readOnly": True},
+    }
+    assert pod["containers"][0]["volumeMounts"][-1] == {
+        "name": "model-pvc-0",
+        "mountPath": "/mnt/pvc/work",
+        "readOnly": True,
+    }
+    named = SPEC.model_copy(update={"tokenizer": "/tokenizers/llama"})
+    assert builders.runtime_config(OWNER, named, point, endpoint).tokenizer == "/tokenizers/llama"
+    assert builders.tokenizer_claims(named, endpoint) == {}
+    in_blob = Endpoint(**{**endpoint.__dict__, "tokenizer": "az://models/tiny"})
+    assert builders.runtime_config(OWNER, SPEC, point, in_blob).tokenizer is None
+    assert builders.tokenizer_claims(SPEC, in_blob) == {}

@@ -27,6 +27,7 @@ from modelfleet_api.common import SecretKeyRef
 from modelfleet_api.constants import PointPhase
 from modelfleet_api.pods import BenchmarkPodTemplate
 from modelfleet_api.serving import EngineType
+from modelfleet_api.storage import StorageUri, UriKind, kind_of
 from modelfleet_api.sweepplot import PANELS, PlotPoint, render_html
 
 from modelfleet_operator.benchmark.grid import Point, Target
@@ -36,12 +37,15 @@ from modelfleet_operator.common.owner import Owner as OwnerBase
 from modelfleet_operator.common.owner import labels
 from modelfleet_operator.common.owner import metadata as _metadata
 from modelfleet_operator.common.pod_overlay import merge_pod
+from modelfleet_operator.common.volumes import pvc_claims, pvc_volumes
 
 Manifest = dict[str, Any]
 
 BENCH_CONTAINER = "bench"
 CONFIG_VOLUME = "config"
 RESULTS_VOLUME = "results"
+MODEL_VOLUME_PREFIX = "model-pvc"
+"""Volumes of the claims a point pod reads the model's tokenizer from: ``model-pvc-N``."""
 RESULTS_DIR = contract.BENCH_RESULTS_DIR
 RESULTS_KEY = "results.json"
 """Key of the results ConfigMap holding every point's status as a JSON list."""
@@ -141,6 +145,23 @@ def results_uri(owner: Owner, spec: BenchmarkSweepSpec, point: Point) -> str | N
     return None if folder is None else f"{folder}/point-{point.index}"
 
 
+def model_tokenizer(model_uri: str) -> str | None:
+    """Where a point pod reads the served model's tokenizer: a hub id or a path in the pod as is, a
+    ``pvc://`` model where its claim is mounted (``tokenizer_claims``); None for blob storage, which the
+    pod does not download from (a synthetic workload then needs the sweep's ``tokenizer``, and the
+    point's pod says so)."""
+    kind = kind_of(model_uri)
+    if kind in (UriKind.PVC, UriKind.LOCAL):
+        return str(StorageUri(model_uri, kind).local_path())
+    return model_uri if kind is UriKind.HUB else None
+
+
+def tokenizer_claims(spec: BenchmarkSweepSpec, endpoint: Endpoint) -> dict[str, bool]:
+    """The claim a point pod mounts (read-only) to read a ``pvc://`` model's tokenizer, unless the
+    sweep names its own tokenizer."""
+    return {} if spec.tokenizer else pvc_claims([endpoint.tokenizer])
+
+
 def runtime_config(
     owner: Owner, spec: BenchmarkSweepSpec, point: Point, endpoint: Endpoint
 ) -> BenchmarkRuntimeConfig:
@@ -153,7 +174,7 @@ def runtime_config(
         workload=workload(spec, point),
         load=point.load,
         slos=spec.slos,
-        tokenizer=spec.tokenizer or endpoint.tokenizer,
+        tokenizer=spec.tokenizer or model_tokenizer(endpoint.tokenizer),
         api_key_env=API_KEY_ENV if endpoint.api_key_secret is not None else None,
         output_dir=RESULTS_DIR,
         sinks=Sinks(
@@ -187,10 +208,12 @@ def point_job(
     api_key_secret: SecretKeyRef | None,
     identity: RuntimeIdentity = NO_IDENTITY,
     pod_template: BenchmarkPodTemplate | None = None,
+    claims: dict[str, bool] | None = None,
 ) -> Manifest:
-    """One load point (``pod_template``: the sweep's additions to its pod). ``backoffLimit: 0``: a
-    rerun would measure a different moment of the server, so a failed point is recorded as failed
-    rather than retried."""
+    """One load point (``pod_template``: the sweep's additions to its pod; ``claims``: the claims it
+    mounts, ``tokenizer_claims``). ``backoffLimit: 0``: a rerun would measure a different moment of the
+    server, so a failed point is recorded as failed rather than retried."""
+    claim_volumes, claim_mounts = pvc_volumes(claims or {}, MODEL_VOLUME_PREFIX)
     env: list[dict[str, Any]] = [
         {"name": contract.ENV_BENCH_CONFIG, "value": f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"}
     ]
@@ -214,6 +237,7 @@ def point_job(
         "volumeMounts": [
             {"name": CONFIG_VOLUME, "mountPath": contract.CONFIG_DIR, "readOnly": True},
             {"name": RESULTS_VOLUME, "mountPath": RESULTS_DIR},
+            *claim_mounts,
         ],
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
     }
@@ -244,6 +268,7 @@ def point_job(
                                 "configMap": {"name": owner.names.point_config_map(point.index)},
                             },
                             {"name": RESULTS_VOLUME, "emptyDir": {}},
+                            *claim_volumes,
                         ],
                     },
                 },

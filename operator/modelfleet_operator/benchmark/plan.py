@@ -233,6 +233,7 @@ class _Planner:
                 api_key_secret=endpoint.api_key_secret,
                 identity=self.settings.identity,
                 pod_template=self.spec.pod_template,
+                claims=builders.tokenizer_claims(self.spec, endpoint),
             )
             self.apply.append(job)
             point.phase = PointPhase.RUNNING
