@@ -140,7 +140,23 @@ class RealNode:
         listed = self.ctr("images", "ls", "-q", timeout=60).stdout.split()
         older = [ref for ref in listed if ref.rsplit(":", 1)[0] == repository and ref != image.ref]
         if older:
-            self.ctr("images", "rm", *older, timeout=120)
+            self.ctr("images", "rm", "--sync", *older, timeout=120)
+        self._drop_unnamed_images()
+
+    def _drop_unnamed_images(self) -> None:
+        """Removes the CRI's ``sha256:<image id>`` references of images no name points at any more.
+
+        The CRI names every image it knows by its ID too; dropping an image's tag leaves that reference,
+        which keeps the image's snapshots (5 GB of a replaced runtime image) until it goes as well.
+        Nothing on this node is pulled by digest, so an image with only its ID left is a replaced one.
+        ``--sync``: the snapshots go now, not at containerd's next garbage collection."""
+        rows = [line.split() for line in self.ctr("images", "ls", timeout=60).stdout.splitlines()[1:]]
+        named = {row[2] for row in rows if len(row) > 2 and not row[0].startswith("sha256:")}
+        unnamed = [
+            row[0] for row in rows if len(row) > 2 and row[0].startswith("sha256:") and row[2] not in named
+        ]
+        if unnamed:
+            self.ctr("images", "rm", "--sync", *unnamed, timeout=120)
 
     def has_snapshot(self, chain_id: str) -> bool:
         return self.ctr("snapshots", "info", chain_id, timeout=60).returncode == 0
