@@ -82,8 +82,9 @@ image-tools: ## install buildah and mmdebstrap (Debian packages) when missing
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq --no-install-recommends buildah mmdebstrap; }
 
+# MODELFLEET_RUNTIME_IMAGE_TAG=<tag> names an archive already built (hack/node/images.py): nothing is built.
 image-cpu: image-tools deps-dev link ## build the CPU runtime image (cached by its inputs' hash)
-	$(PY) -m hack.image build
+	$(if $(MODELFLEET_RUNTIME_IMAGE_TAG),@echo "MODELFLEET_RUNTIME_IMAGE_TAG=$(MODELFLEET_RUNTIME_IMAGE_TAG): the archive built for that tag is used as is",$(PY) -m hack.image build)
 
 # ---- Code generation and checks -----------------------------------------------------------------
 .PHONY: crds lint
@@ -102,21 +103,26 @@ lint: deps-operator link ## ruff, mypy on the operator, import layers
 TIERS := unit cluster runtime chart e2e
 .PHONY: deps test $(addprefix test-,$(TIERS))
 deps: deps-operator deps-train deps-serve deps-dev link
-# The cluster tier (mostly waiting on the API server), the light chart tier and the e2e tier (pods on
-# the real node) run in a second pytest session beside the CPU-bound unit and runtime tiers, the
-# longer of the two; its report follows theirs. Tests marked `timing` check
-# latencies to the millisecond, which two busy cores cannot promise, so they run afterwards alone; a
-# timing test whose measurement window a stray stall of this shared machine hit is measured again (at
-# most twice more), with its tolerance unchanged: a real error fails every attempt.
+# Three pytest sessions run side by side: the CPU-bound unit and runtime tiers in the foreground; the
+# cluster tier (mostly waiting on the API server) with the light chart tier; and the e2e tier (pods on the
+# real node of a control plane of its own, mostly waiting on them). The background sessions' reports
+# follow the foreground's. Tests marked `timing` check latencies to the millisecond, which two busy cores
+# cannot promise, so they run afterwards alone; a timing test whose measurement window a stray stall of
+# this shared machine hit is measured again (at most twice more), with its tolerance unchanged: a real
+# error fails every attempt.
 ALL_TIERS = $(subst $(space),$(space)or$(space),$(TIERS))
 CLUSTER_LOG := .cluster/test-cluster-tier.log
+E2E_LOG := .cluster/test-e2e-tier.log
 test: deps lint cluster-build thirdparty-kueue thirdparty-prometheus thirdparty-keda thirdparty-http-add-on chart-tools image-cpu ## set up everything and run every test tier
 	@mkdir -p .cluster
-	@$(PYTEST) -m "(cluster or chart or e2e) and not timing" > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
+	@$(PYTEST) -m "(cluster or chart) and not timing" > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
+	$(PYTEST) -m "e2e and not timing" > $(E2E_LOG) 2>&1 & e2e=$$!; \
 	$(PYTEST) -m "(unit or runtime) and not timing" && rest=0 || rest=$$?; \
 	wait $$cluster && cluster_rc=0 || cluster_rc=$$?; \
-	echo "==== cluster, chart and e2e tiers (log: $(CLUSTER_LOG)) ===="; cat $(CLUSTER_LOG); \
-	test $$rest -eq 0 -a $$cluster_rc -eq 0
+	wait $$e2e && e2e_rc=0 || e2e_rc=$$?; \
+	echo "==== cluster and chart tiers (log: $(CLUSTER_LOG)) ===="; cat $(CLUSTER_LOG); \
+	echo "==== e2e tier (log: $(E2E_LOG)) ===="; cat $(E2E_LOG); \
+	test $$rest -eq 0 -a $$cluster_rc -eq 0 -a $$e2e_rc -eq 0
 	$(PYTEST) -m "($(ALL_TIERS)) and timing" --reruns 2
 test-unit: deps
 	$(PYTEST) -m unit

@@ -29,7 +29,7 @@ from tests.cluster.conftest import (  # crds: the same fixture, for this directo
     crds,  # noqa: F401
     running,
 )
-from tests.conftest import client_of
+from tests.conftest import client_of, fresh_namespace
 
 E2E_PLANE_DIR = REPO_ROOT / ".cluster" / "e2e"
 E2E_PORT_BASE = PORT_BASE + 400
@@ -134,3 +134,30 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for report in terminalreporter.stats.get("passed", []):
         for name, value in report.user_properties:
             terminalreporter.write_line(f"measured: {report.nodeid}: {name} = {value}")
+
+
+@pytest.fixture(scope="module")
+def module_namespace(request: pytest.FixtureRequest, api_client: client.ApiClient) -> Iterator[str]:
+    """One namespace for a module whose tests build on each other (train, then serve, then bench)."""
+    with fresh_namespace(api_client, request.module.__name__.rsplit(".", 1)[-1]) as name:
+        yield name
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test that ran the operator gets the tail of its log in the report, and every failing
+    test the tail of the node's kubelet log: what the pods' failure looked like from there."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    values = getattr(item, "funcargs", {})
+    operator_process = values.get("operator")
+    if isinstance(operator_process, OperatorProcess):
+        report.sections.append(("operator log (tail)", operator_process.log_tail()))
+    plane = values.get("cluster")
+    if isinstance(plane, ControlPlane):
+        kubelet_log = plane.node.process("kubelet").log_file
+        if kubelet_log.exists():
+            lines = kubelet_log.read_text(errors="replace").splitlines()[-40:]
+            report.sections.append((f"kubelet log (tail of {kubelet_log})", "\n".join(lines)))
