@@ -292,7 +292,10 @@ def test_sglang_canary_behind_an_http_route_then_promoted(
     assert route["spec"]["parentRefs"][0] == {"group": "", "kind": "Service", "name": name, "port": 8000}
     stable_cm = wait_object(crds, "configmap", f"{name}-stable-config", ns)
     canary_cm = wait_object(crds, "configmap", f"{name}-canary-config", ns)
-    common = f"--served-model-name {name} --host 0.0.0.0 --port 8000 --tp-size 4 --context-length 32768"
+    common = (
+        f"--served-model-name {name} --host 0.0.0.0 --port 8000 --tp-size 4 --enable-metrics "
+        "--context-length 32768"
+    )
     fp8 = f"{common} --quantization fp8 --mem-fraction-static 0.85".split()
     program = "python3 -m sglang.launch_server --model-path"
     assert engine_command(stable_cm, tmp_path) == (program, f"{common} --mem-fraction-static 0.85".split())

@@ -11,65 +11,38 @@ requests the deployment returns to zero. The cold start the chat request waited 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from kubernetes import client
-from modelfleet_api import GROUP, VERSION
 from modelfleet_api import constants as c
 
-from hack import tinymodel
 from hack.controlplane.cluster import ControlPlane, wait_for
-from hack.node.volumes import create_host_claim, delete_host_volume
 from hack.thirdparty.keda import Keda
 from tests.cluster.conftest import OperatorProcess
+from tests.e2e.serving import SERVED_NAME, cpu_model_deployment, create, model_claim, read  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 NAME = "tiny-zero"
-SERVED_NAME = "tiny/llama"
-CPU_SIZE = "Standard_D2s_v5"
-"""The real node's size."""
 COOLDOWN_SECONDS = 30
 COLD_START_TIMEOUT_SECONDS = 600
 """How long the interceptor holds the request: pod start, model copy and load on a busy 2-core node."""
 
 
-@pytest.fixture
-def model_claim(api_client: client.ApiClient, namespace: str, tmp_path: Path) -> Iterator[str]:
-    """The tiny model on a claim (``pvc://models/model``) bound to a directory of this machine."""
-    tinymodel.make_model(tinymodel.train_tokenizer(tmp_path / "model"), save_dir=tmp_path / "model")
-    core = client.CoreV1Api(api_client)
-    volume = create_host_claim(core, namespace, "models", tmp_path)
-    try:
-        yield "models"
-    finally:
-        delete_host_volume(core, volume)
-
-
 def _model_deployment() -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ModelDeployment",
-        "metadata": {"name": NAME},
-        "spec": {
-            "model": {"uri": "pvc://models/model"},
-            "servedModelName": SERVED_NAME,
-            "engine": {"type": "transformers", "settings": {"dtype": "float32"}},
-            "resources": {"instanceType": CPU_SIZE, "gpusPerReplica": 0, "cpu": "500m", "memory": "2Gi"},
-            "autoscaling": {
-                "minReplicas": 0,
-                "maxReplicas": 1,
-                "metric": "concurrentRequests",
-                "target": 1,
-                "cooldownSeconds": COOLDOWN_SECONDS,
-                "coldStartTimeoutSeconds": COLD_START_TIMEOUT_SECONDS,
-            },
+    return cpu_model_deployment(
+        NAME,
+        autoscaling={
+            "minReplicas": 0,
+            "maxReplicas": 1,
+            "metric": "concurrentRequests",
+            "target": 1,
+            "cooldownSeconds": COOLDOWN_SECONDS,
+            "coldStartTimeoutSeconds": COLD_START_TIMEOUT_SECONDS,
         },
-    }
+    )
 
 
 def _condition(deployment: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -111,16 +84,12 @@ def test_a_deployment_at_zero_answers_a_chat_request_held_by_the_interceptor_the
     operator: OperatorProcess,
     api_client: client.ApiClient,
     namespace: str,
-    model_claim: str,
+    model_claim: str,  # noqa: F811  (the fixture imported above)
     busybox: str,
     record_property: Any,
 ) -> None:
     core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
-    custom = client.CustomObjectsApi(api_client)
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments", _model_deployment())
-
-    def read() -> dict[str, Any]:
-        return dict(custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments", NAME))
+    create(api_client, namespace, _model_deployment())
 
     def replicas() -> int:
         return int(apps.read_namespaced_deployment(f"{NAME}-stable", namespace).spec.replicas or 0)
@@ -131,7 +100,8 @@ def test_a_deployment_at_zero_answers_a_chat_request_held_by_the_interceptor_the
 
     def at_zero() -> bool:
         try:
-            return read().get("status", {}).get("phase") == "ScaledToZero" and not server_pods()
+            phase = read(api_client, namespace, NAME).get("status", {}).get("phase")
+            return phase == "ScaledToZero" and not server_pods()
         except client.ApiException:
             return False
 
@@ -142,8 +112,9 @@ def test_a_deployment_at_zero_answers_a_chat_request_held_by_the_interceptor_the
         60,
         "the interceptor to route the deployment's host",
     )
-    status = read()["status"]
-    available, autoscaling = _condition(read(), "Available"), _condition(read(), "Autoscaling")
+    deployment = read(api_client, namespace, NAME)
+    status = deployment["status"]
+    available, autoscaling = _condition(deployment, "Available"), _condition(deployment, "Autoscaling")
     assert (available["status"], available["reason"]) == ("True", c.REASON_SCALED_TO_ZERO)
     assert "is held for up to 600s while a replica starts" in available["message"]
     assert f"straight to Service {NAME} is not held and fails" in available["message"]
@@ -176,7 +147,7 @@ def test_a_deployment_at_zero_answers_a_chat_request_held_by_the_interceptor_the
     assert answer["choices"][0]["message"]["content"]
     assert answer["usage"]["completion_tokens"] > 0
     record_property("cold_start_seconds", round(cold_start, 1))
-    startup = read().get("status", {}).get("startup")
+    startup = read(api_client, namespace, NAME).get("status", {}).get("startup")
     if startup:
         record_property("startup_breakdown", startup)
 

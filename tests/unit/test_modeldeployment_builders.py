@@ -22,6 +22,12 @@ REPO = Path(__file__).resolve().parents[2]
 IMAGE = "ghcr.io/modelfleet/serving-vllm:test"
 IMAGES = dict.fromkeys(EngineType, IMAGE)
 PROMETHEUS = "http://prometheus.monitoring:9090"
+SCRAPED_ON_8000 = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": "8000",
+    "prometheus.io/path": "/metrics",
+}
+"""The engine's own /metrics on its API port (vLLM)."""
 OWNER = Owner(name="llama3-8b", namespace="team-a", uid="uid-1")
 REF = {
     "apiVersion": "modelfleet.io/v1alpha1",
@@ -99,6 +105,7 @@ def test_vllm_example_deployment_whole() -> None:
                     "annotations": {
                         "modelfleet.io/config-hash": config_hash,
                         "kubectl.kubernetes.io/default-container": "server",
+                        **SCRAPED_ON_8000,
                     },
                 },
                 "spec": {
@@ -669,6 +676,7 @@ def test_secrets_and_pod_overrides_whole_pod() -> None:
                 "example.com/owner": "ml",
                 "modelfleet.io/config-hash": config_hash,
                 "kubectl.kubernetes.io/default-container": "server",
+                **SCRAPED_ON_8000,
             },
         },
         "spec": {
@@ -788,3 +796,22 @@ def test_the_http_add_ons_namespace_comes_from_the_environment_and_is_checked() 
     )
     with pytest.raises(ValueError, match="MODELFLEET_KEDA_HTTP_NAMESPACE='Keda_1' is not valid"):
         load_config([], {"MODELFLEET_KEDA_HTTP_NAMESPACE": "Keda_1"})
+
+
+@pytest.mark.parametrize(
+    ("engine", "port"),
+    [
+        (EngineType.VLLM, "8000"),
+        (EngineType.SGLANG, "8000"),
+        (EngineType.TGI, "8000"),
+        (EngineType.TRITON_TRTLLM, "8002"),
+        (EngineType.LMDEPLOY, "9090"),
+        (EngineType.TRANSFORMERS, "9090"),
+    ],
+)
+def test_prometheus_scrapes_the_engines_own_metrics_else_the_launchers(engine: EngineType, port: str) -> None:
+    assert builders.scrape_annotations(engine) == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": port,
+        "prometheus.io/path": "/metrics",
+    }

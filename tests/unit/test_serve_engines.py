@@ -96,9 +96,9 @@ def test_sglang_every_setting() -> None:
     got = launch("sglang", {**FULL_SETTINGS, "loraAdapters": LORA_SETTINGS}, WITH_LORA, "secret", True)
     assert got.argv == shlex.split(
         "python3 -m sglang.launch_server --model-path /models/llama --served-model-name llama --host "
-        "0.0.0.0 --port 8000 --tp-size 2 --context-length 8192 --dtype bfloat16 --quantization awq "
-        "--mem-fraction-static 0.85 --max-running-requests 128 --disable-radix-cache --enable-lora "
-        "--lora-paths sql=/models/sql chat=/c --trust-remote-code --api-key secret --seed 7"
+        "0.0.0.0 --port 8000 --tp-size 2 --enable-metrics --context-length 8192 --dtype bfloat16 "
+        "--quantization awq --mem-fraction-static 0.85 --max-running-requests 128 --disable-radix-cache "
+        "--enable-lora --lora-paths sql=/models/sql chat=/c --trust-remote-code --api-key secret --seed 7"
     )
     assert "--disable-radix-cache" not in launch("sglang", {"prefixCaching": True}).argv
 

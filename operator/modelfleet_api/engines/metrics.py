@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from modelfleet_api.contract import METRICS_PORT, SERVE_PORT, TRITON_METRICS_PORT
 from modelfleet_api.serving import EngineType
 
 
@@ -74,3 +75,20 @@ def offered(engine: EngineType) -> str:
     """The autoscaling metrics a deployment of this engine can scale on, in words: the engine's own,
     then those the KEDA HTTP add-on's interceptor counts."""
     return ", ".join(m.value for m in (*ENGINE_METRICS[engine], *INTERCEPTOR_METRICS))
+
+
+METRICS_PATH = "/metrics"
+ENGINE_METRICS_PORTS: dict[EngineType, int] = {
+    EngineType.VLLM: SERVE_PORT,
+    EngineType.SGLANG: SERVE_PORT,  # with --enable-metrics, which its command line always passes
+    EngineType.TGI: SERVE_PORT,
+    EngineType.TRITON_TRTLLM: TRITON_METRICS_PORT,
+}
+"""Where each engine serves the series of ``ENGINE_METRICS`` (path ``METRICS_PATH``)."""
+
+
+def scrape_port(engine: EngineType) -> int:
+    """The one port Prometheus scrapes on a serving pod (``prometheus.io/port``): the engine's own
+    metrics where it has them (what the autoscaler queries), else the launcher's (model download,
+    engine start-up and readiness)."""
+    return ENGINE_METRICS_PORTS.get(engine, METRICS_PORT)

@@ -23,6 +23,7 @@ class SglangCommand(EngineCommand):
             "--host", config.host,
             "--port", str(config.port),
             "--tp-size", str(s.tensor_parallel_size),
+            "--enable-metrics",  # /metrics, which the autoscaler's queries read, is off by default
         ]  # fmt: skip
         argv += optional("--context-length", s.max_model_length)
         if s.dtype is not Dtype.AUTO:

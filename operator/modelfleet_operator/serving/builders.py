@@ -17,7 +17,7 @@ from modelfleet_api import constants as c
 from modelfleet_api import contract
 from modelfleet_api import instance_types as it
 from modelfleet_api.common import env_list
-from modelfleet_api.engines.metrics import AutoscalingMetric
+from modelfleet_api.engines.metrics import METRICS_PATH, AutoscalingMetric, scrape_port
 from modelfleet_api.modeldeployment import AutoscalingSpec, DeploymentModelSource, ModelDeploymentSpec
 from modelfleet_api.serving import EngineSpec, EngineType, ServingRuntimeConfig
 from modelfleet_api.storage import UriKind, kind_of
@@ -423,11 +423,23 @@ def pod_template(
             "annotations": {
                 CONFIG_HASH_ANNOTATION: hashed,
                 "kubectl.kubernetes.io/default-container": SERVER_CONTAINER,
+                **scrape_annotations(track.engine.type),
             },
         },
         "spec": pod_spec,
     }
     return merge_pod(template, spec.pod_template)
+
+
+def scrape_annotations(engine: EngineType) -> dict[str, str]:
+    """The ``prometheus.io/*`` pod annotations that annotation-driven Prometheus scrape jobs follow
+    (upstream's ``kubernetes-pods`` example job; Azure Monitor managed Prometheus with pod-annotation
+    scraping enabled for the namespace): the engine's metrics, which KEDA's trigger queries."""
+    return {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(scrape_port(engine)),
+        "prometheus.io/path": METRICS_PATH,
+    }
 
 
 def deployment(
