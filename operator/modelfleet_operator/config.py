@@ -52,6 +52,11 @@ class OperatorConfig:
     which carries ``modelfleet-bench``)."""
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
     """Prometheus that KEDA queries for the engines' metrics (``MODELFLEET_PROMETHEUS_URL``)."""
+    keda_trigger_authentication: str | None = None
+    """ClusterTriggerAuthentication that the KEDA prometheus triggers authenticate with
+    (``MODELFLEET_KEDA_TRIGGER_AUTHENTICATION``; the chart's ``keda.azureWorkloadIdentity``: workload
+    identity towards Azure Monitor managed Prometheus). Unset: the triggers query Prometheus
+    unauthenticated."""
     keda_http_namespace: str = DEFAULT_KEDA_HTTP_NAMESPACE
     """Namespace of the KEDA HTTP add-on (``MODELFLEET_KEDA_HTTP_NAMESPACE``): its interceptor holds
     requests for a ModelDeployment at zero replicas and its scaler wakes it."""
@@ -201,6 +206,12 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         benchmark_image=env.get("MODELFLEET_BENCHMARK_IMAGE")
         or str(pick(args.serving_image, "MODELFLEET_SERVING_IMAGE", defaults.benchmark_image)),
         prometheus_url=str(pick(args.prometheus_url, "MODELFLEET_PROMETHEUS_URL", defaults.prometheus_url)),
+        keda_trigger_authentication=_optional_name(
+            env,
+            "MODELFLEET_KEDA_TRIGGER_AUTHENTICATION",
+            SERVICE_ACCOUNT_NAME,
+            "a ClusterTriggerAuthentication name (DNS-1123 subdomain, at most 253 characters)",
+        ),
         keda_http_namespace=_optional_name(
             env, "MODELFLEET_KEDA_HTTP_NAMESPACE", NAMESPACE_NAME, "a namespace name (DNS-1123 label)"
         )

@@ -815,3 +815,38 @@ def test_prometheus_scrapes_the_engines_own_metrics_else_the_launchers(engine: E
         "prometheus.io/port": port,
         "prometheus.io/path": "/metrics",
     }
+
+
+def test_with_a_trigger_authentication_the_prometheus_trigger_references_it_and_the_condition_says_so() -> (
+    None
+):
+    """Azure Monitor managed Prometheus: the chart's ClusterTriggerAuthentication (workload identity)."""
+    spec = example("modeldeployment-vllm-llama3-8b.yaml")
+    wanted = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS,
+                     integrations=Integrations(keda=True, gateway_api=False), prometheus_url=PROMETHEUS,
+                     keda_authentication="modelfleet-azure-monitor", canary_ready=False)  # fmt: skip
+    scaled = next(m for m in wanted.children if m["kind"] == "ScaledObject")
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["authenticationRef"] == {
+        "name": "modelfleet-azure-monitor",
+        "kind": "ClusterTriggerAuthentication",
+    }
+    assert wanted.autoscaling is not None
+    assert f"(Prometheus {PROMETHEUS}, as ClusterTriggerAuthentication modelfleet-azure-monitor)" in (
+        wanted.autoscaling.message
+    )
+    unauthenticated = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS,
+                              integrations=Integrations(keda=True, gateway_api=False),
+                              prometheus_url=PROMETHEUS, canary_ready=False)  # fmt: skip
+    assert (
+        "authenticationRef"
+        not in next(m for m in unauthenticated.children if m["kind"] == "ScaledObject")["spec"]["triggers"][0]
+    )
+
+
+def test_the_trigger_authentication_comes_from_the_environment_and_is_checked() -> None:
+    assert load_config([], {}).keda_trigger_authentication is None
+    env = {"MODELFLEET_KEDA_TRIGGER_AUTHENTICATION": "modelfleet-azure-monitor"}
+    assert load_config([], env).keda_trigger_authentication == "modelfleet-azure-monitor"
+    with pytest.raises(ValueError, match="MODELFLEET_KEDA_TRIGGER_AUTHENTICATION='Bad_Name' is not valid"):
+        load_config([], {"MODELFLEET_KEDA_TRIGGER_AUTHENTICATION": "Bad_Name"})

@@ -161,3 +161,10 @@ operator's index of them tells the controllers whether KEDA, Gateway API and Kue
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
 {{- end -}}
+
+{{/*
+The ClusterTriggerAuthentication of KEDA's prometheus triggers (keda.azureWorkloadIdentity).
+*/}}
+{{- define "modelfleet.kedaAuthentication" -}}
+{{ include "modelfleet.fullname" . }}-azure-monitor
+{{- end -}}

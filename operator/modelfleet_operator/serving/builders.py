@@ -561,9 +561,17 @@ def _scale_target(owner: Owner) -> dict[str, str]:
 
 
 def _prometheus_trigger(
-    owner: Owner, autoscaling: AutoscalingSpec, metric: EngineMetric, prometheus_url: str
+    owner: Owner,
+    autoscaling: AutoscalingSpec,
+    metric: EngineMetric,
+    prometheus_url: str,
+    authentication: str | None,
 ) -> Manifest:
+    """``authentication``: a ClusterTriggerAuthentication (workload identity for Azure Monitor managed
+    Prometheus, whose query endpoint refuses anonymous queries)."""
+    auth = {"authenticationRef": {"name": authentication, "kind": "ClusterTriggerAuthentication"}}
     return {
+        **(auth if authentication else {}),
         "type": "prometheus",
         "metricType": "AverageValue",
         "metadata": {
@@ -594,11 +602,14 @@ def scaled_object(
     *,
     prometheus_url: str,
     add_on: HttpAddOn | None = None,
+    authentication: str | None = None,
 ) -> Manifest:
     """KEDA scales the stable track on the engine's metric (``metric``) and, with ``add_on``, on the
     requests the add-on's interceptor counts (which alone can wake it from zero: at zero no replica
     exports the engine's metric); down to zero when ``minReplicas`` is 0."""
-    triggers = [] if metric is None else [_prometheus_trigger(owner, autoscaling, metric, prometheus_url)]
+    triggers = []
+    if metric is not None:
+        triggers.append(_prometheus_trigger(owner, autoscaling, metric, prometheus_url, authentication))
     if add_on is not None:
         triggers.append(_interceptor_trigger(owner, add_on))
     if not triggers:

@@ -101,6 +101,7 @@ def _keda(
     integrations: Integrations,
     prometheus_url: str,
     add_on: HttpAddOn,
+    authentication: str | None,
 ) -> Autoscaling:
     """KEDA's ScaledObject on the engine's metric and, when the add-on is installed and the deployment
     may reach zero (or scales on its count), the add-on's trigger and HTTPScaledObject."""
@@ -108,13 +109,21 @@ def _keda(
     routed = integrations.keda_http and (intercepted or autoscaling.min_replicas == 0)
     manifests = [
         builders.scaled_object(
-            owner, autoscaling, metric, prometheus_url=prometheus_url, add_on=add_on if routed else None
+            owner,
+            autoscaling,
+            metric,
+            prometheus_url=prometheus_url,
+            add_on=add_on if routed else None,
+            authentication=authentication,
         )
     ]
     bounds = f"{autoscaling.min_replicas}-{autoscaling.max_replicas}"
     on = []
     if metric is not None:
-        on.append(f"{metric.series} at {autoscaling.target:g} per replica (Prometheus {prometheus_url})")
+        auth = f", as ClusterTriggerAuthentication {authentication}" if authentication else ""
+        on.append(
+            f"{metric.series} at {autoscaling.target:g} per replica (Prometheus {prometheus_url}{auth})"
+        )
     if routed:
         manifests.insert(0, builders.http_scaled_object(owner, autoscaling))
         counted = f"at {autoscaling.target:g} per replica" if intercepted else "to wake it"
@@ -151,6 +160,7 @@ def _autoscaling(
     integrations: Integrations,
     prometheus_url: str,
     add_on: HttpAddOn,
+    authentication: str | None,
 ) -> Autoscaling:
     autoscaling = spec.autoscaling
     if autoscaling is None:
@@ -161,7 +171,7 @@ def _autoscaling(
         message = unavailable_message(spec.engine.type, autoscaling.metric)
         return Autoscaling(verdict=_unavailable(message))
     if integrations.keda and (integrations.keda_http or not intercepted):
-        return _keda(owner, autoscaling, metric, integrations, prometheus_url, add_on)
+        return _keda(owner, autoscaling, metric, integrations, prometheus_url, add_on, authentication)
     floor = max(autoscaling.min_replicas, 1)
     if metric is None:
         missing = " and ".join(
@@ -200,6 +210,7 @@ def desired(
     integrations: Integrations,
     prometheus_url: str,
     add_on: HttpAddOn = builders.DEFAULT_HTTP_ADD_ON,
+    keda_authentication: str | None = None,
     canary_ready: bool,
     identity: RuntimeIdentity = NO_IDENTITY,
     autoscaled_replicas: int | None = None,
@@ -234,7 +245,7 @@ def desired(
         for t in tracks
     ]
     children.append(builders.pod_disruption_budget(owner))
-    autoscaling = _autoscaling(owner, spec, integrations, prometheus_url, add_on)
+    autoscaling = _autoscaling(owner, spec, integrations, prometheus_url, add_on, keda_authentication)
     children += autoscaling.manifests
     if integrations.gateway_api:
         children.append(builders.http_route(owner, weights))

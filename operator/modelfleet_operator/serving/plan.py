@@ -70,6 +70,8 @@ class Settings:
     prometheus_url: str
     identity: RuntimeIdentity
     add_on: HttpAddOn = builders.DEFAULT_HTTP_ADD_ON
+    keda_authentication: str | None = None
+    """The ClusterTriggerAuthentication of the prometheus triggers, if any."""
     """Where the KEDA HTTP add-on runs, when the cluster has it."""
     prices: PriceTable | None = None
     """The operator's price table (``status.cost``)."""
@@ -194,6 +196,7 @@ def _desired(
         integrations=observed.integrations,
         prometheus_url=settings.prometheus_url,
         add_on=settings.add_on,
+        keda_authentication=settings.keda_authentication,
         canary_ready=_canary_ready(observed),
         identity=settings.identity,
         autoscaled_replicas=live_replicas if owns_replicas else None,

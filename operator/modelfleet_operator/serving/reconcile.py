@@ -146,6 +146,7 @@ class ModelDeploymentController:
             health_paths=HEALTH_PATHS,
             prometheus_url=self._config.prometheus_url,
             add_on=HttpAddOn(self._config.keda_http_namespace),
+            keda_authentication=self._config.keda_trigger_authentication,
             identity=self._identity(resource),
             prices=self._config.prices,
         )

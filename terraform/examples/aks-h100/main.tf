@@ -94,6 +94,29 @@ module "monitoring" {
   tags                     = local.tags
 }
 
+# KEDA's operator (the AKS add-on, service account kube-system/keda-operator) reads the engines'
+# metrics from the managed workspace as this identity: the chart's ClusterTriggerAuthentication names it.
+module "keda_identity" {
+  source = "../../modules/workload-identity"
+  count  = var.monitoring_enabled ? 1 : 0
+
+  name                = "${var.name}-keda"
+  location            = azurerm_resource_group.this.location
+  resource_group_name = azurerm_resource_group.this.name
+  oidc_issuer_url     = module.aks.oidc_issuer_url
+  service_accounts    = [{ namespace = "kube-system", name = "keda-operator" }]
+  tags                = local.tags
+}
+
+resource "azurerm_role_assignment" "keda_reads_metrics" {
+  count = var.monitoring_enabled ? 1 : 0
+
+  scope                = module.monitoring[0].monitor_workspace_id
+  role_definition_name = "Monitoring Data Reader"
+  principal_id         = module.keda_identity[0].principal_id
+  principal_type       = "ServicePrincipal"
+}
+
 module "modelfleet" {
   source = "../../modules/modelfleet-release"
   count  = var.install_chart ? 1 : 0
@@ -105,6 +128,8 @@ module "modelfleet" {
   runtime_client_id           = module.runtime_identity.client_id
   storage_account_name        = module.storage.name
   managed_prometheus_scraping = var.monitoring_enabled
+  prometheus_url              = var.monitoring_enabled ? module.monitoring[0].prometheus_query_endpoint : ""
+  keda_identity_client_id     = var.monitoring_enabled ? module.keda_identity[0].client_id : ""
   extra_values                = var.chart_values
 
   # The GPU pools and identities must exist before the operator starts placing work.

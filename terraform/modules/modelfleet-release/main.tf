@@ -31,6 +31,16 @@ resource "helm_release" "modelfleet" {
           apiVersion = "azmonitoring.coreos.com/v1"
         }
       }
+      operator = {
+        prometheusUrl = var.prometheus_url
+      }
+      # KEDA's prometheus triggers authenticate to the managed workspace with workload identity.
+      keda = {
+        azureWorkloadIdentity = {
+          enabled    = var.keda_identity_client_id != ""
+          identityId = var.keda_identity_client_id
+        }
+      }
     }),
     yamlencode(var.extra_values),
   ]

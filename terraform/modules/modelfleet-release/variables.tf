@@ -48,6 +48,18 @@ variable "managed_prometheus_scraping" {
   default     = false
 }
 
+variable "prometheus_url" {
+  type        = string
+  description = "Prometheus that KEDA queries for the engines' metrics (the managed workspace's query endpoint); empty: the chart's default."
+  default     = ""
+}
+
+variable "keda_identity_client_id" {
+  type        = string
+  description = "Client ID of the workload identity KEDA's operator queries Azure Monitor managed Prometheus as; empty: KEDA queries unauthenticated."
+  default     = ""
+}
+
 variable "extra_values" {
   type        = any
   description = "More chart values, merged over the ones this module sets."
