@@ -9,6 +9,7 @@ pod measured and wrote as its termination message.
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
 import httpx
@@ -60,6 +61,8 @@ def train(demo: Demo) -> None:
         return status.get("phase") in ("Succeeded", "Failed")
 
     wait_for(report, 900, f"TrainingJob {TRAINING_JOB} to finish", interval=1)
+    if last_step == -1:
+        print("rank 0 reported no progress: no step, loss or throughput to show (its log says why)")
     show(demo.plane, "get", "trainingjob", TRAINING_JOB, "-n", NAMESPACE)
     phase = demo.phase("trainingjobs", TRAINING_JOB)
     if phase != "Succeeded":
@@ -91,7 +94,10 @@ def _progress_line(progress: dict[str, Any], restarts: int) -> str:
 
 def serve_and_chat(demo: Demo) -> None:
     banner(f"ModelDeployment {DEPLOYMENT}: `transformers serve` of what the job wrote, on the real node")
-    _apply_example(demo, "modeldeployment-cpu-tiny.yaml", {"model": {"uri": f"{WORK}/output"}})
+    # lineage: the deployment names the job, and the operator serves the output the job's status records
+    _apply_example(
+        demo, "modeldeployment-cpu-tiny.yaml", {"model": {"fromTrainingJob": {"name": TRAINING_JOB}}}
+    )
     wait_for(
         lambda: demo.phase("modeldeployments", DEPLOYMENT) == "Ready", 600, f"{DEPLOYMENT} Ready", interval=1
     )
@@ -128,9 +134,7 @@ def _stream_chat(demo: Demo) -> None:
     }
     usage: dict[str, Any] = {}
     with (
-        httpx.Client(
-            verify=str(plane.pki.ca_cert), cert=(str(plane.pki.admin_cert), str(plane.pki.admin_key))
-        ) as http,
+        httpx.Client(verify=_admin_tls(demo)) as http,
         http.stream("POST", url, json=body, timeout=120) as reply,
     ):
         reply.raise_for_status()
@@ -142,6 +146,16 @@ def _stream_chat(demo: Demo) -> None:
                 print(choice.get("delta", {}).get("content") or "", end="", flush=True)
             usage = chunk.get("usage") or usage
     print(f"\n({usage.get('completion_tokens', '?')} tokens from the engine's pod)")
+
+
+def _admin_tls(demo: Demo) -> ssl.SSLContext:
+    """TLS to the API server as the kubeconfig's admin: the plane's CA and the admin's client
+    certificate (httpx 0.28+ takes them as one context; its ``cert=`` argument no longer reaches the
+    server, which then sees ``system:anonymous``)."""
+    pki = demo.plane.pki
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    context.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
+    return context
 
 
 def benchmark(demo: Demo) -> None:
@@ -174,5 +188,10 @@ def print_points(status: dict[str, Any]) -> None:
                 str(point.get("meetsSlos", "-")),
             )
         )
+    points = {point["index"]: point for point in status.get("points", [])}
     for best in status.get("bestPerSlo", []):
-        print(f"best for {best['slo']}: {best['load']} ({best['outputTokensPerSecond']:.1f} tokens/s)")
+        figure = points[best["point"]].get("outputTokensPerSecond")
+        print(f"best meeting every SLO: {best['load']} ({figure:.1f} tokens/s)")
+    if not status.get("bestPerSlo"):
+        slos_met = next((k for k in status.get("conditions", []) if k["type"] == c.COND_SLOS_MET), None)
+        print(f"no point meets every SLO: {slos_met['message'] if slos_met else 'the sweep set no SLO'}")

@@ -45,7 +45,8 @@ def apply_gpu_examples(demo: Demo) -> None:
     banner(f"{SIMULATED}: their pods are scheduled on the kwok GPU pools, where nothing runs")
     show(demo.plane, "get", "pods", "-n", NAMESPACE, "-o", "wide")
     print(
-        f"{SIMULATED}: no GPU and no kubelet behind these nodes, so these pods never start a process: "
+        f"{SIMULATED}: no GPU and no kubelet behind these nodes, so these pods never start a process "
+        "(kwok reports them Running and Ready): "
         "there is no step, loss, throughput or latency of theirs to show. A Pending pod is one the "
         "scheduler found no free GPU for (the simulated TrainingJobs never finish, so they keep theirs)."
     )
@@ -55,6 +56,7 @@ def show_still_simulated(demo: Demo) -> None:
     banner(f"{SIMULATED}: the H100 resources, as the operator sees their scheduled pods")
     show(demo.plane, "get", "trainingjobs,modeldeployments", "-n", NAMESPACE)
     print(
-        f"{SIMULATED}: the H100 rows above report scheduling only; the CPU rows (tiny-*) were trained, "
-        "served and measured by real pods on this machine."
+        f"{SIMULATED}: the H100 rows above report scheduling only (a simulated replica counts as Ready "
+        "because kwok says so); the CPU rows (tiny-*) were trained, served and measured by real pods on "
+        "this machine."
     )
