@@ -83,11 +83,14 @@ def runtime_image(image_dir: Path = IMAGE_DIR) -> RuntimeImage:
     """The CPU runtime image of the current sources, built first when it is missing (the first build
     takes several minutes; later ones reuse the dependency layers)."""
     image = planned(image_dir)
-    try:
-        os.utime(image.archive)  # marks it used: another checkout's build keeps the KEEP latest used
+    if image.built:
+        for used in (
+            image.archive,
+            image.build_record,
+        ):  # another checkout's build keeps the KEEP latest used
+            if used.exists():
+                os.utime(used)
         return image
-    except FileNotFoundError:
-        pass
     with _build_lock(image_dir):
         if not image.built:  # another process may have built it while we waited
             _build(image, image_dir)
@@ -111,7 +114,7 @@ def _build(image: RuntimeImage, image_dir: Path) -> None:
     started = time.monotonic()
     buildah = Buildah(store=image_dir / "containers", logs=CACHE / "logs")
     buildah.remove_stale()
-    _remove_older(buildah, image, image_dir, prune=False)  # room first; the layer cache stays
+    _remove_older(buildah, image, image_dir, before_build=True)  # room first; layers stay
     _require_space(image_dir)
     scratch = image_dir / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -239,17 +242,20 @@ def _require_space(image_dir: Path) -> None:
         )
 
 
-def _remove_older(buildah: Buildah, image: RuntimeImage, image_dir: Path, prune: bool = True) -> None:
-    """Archives and tags beyond the ``KEEP`` most recently used go; with ``prune``, so do the layers
-    no kept image uses (before a build they stay: they may be its cache)."""
-    archives = sorted(image_dir.glob(f"{ARCHIVE_PREFIX}*.tar"), key=lambda a: a.stat().st_mtime, reverse=True)
-    others = [a.stem.removeprefix(ARCHIVE_PREFIX) for a in archives if a != image.archive]
+def _remove_older(buildah: Buildah, image: RuntimeImage, image_dir: Path, before_build: bool = False) -> None:
+    """Images beyond the ``KEEP`` most recently used go: their archives, build records and tags, and
+    the layers no kept image uses. Before a build, every other image's archive goes too (5 GiB each,
+    remade from the kept layers in about two minutes if that image is asked for again), and no layer
+    goes: they may be this build's cache."""
+    records = sorted(image_dir.glob(f"{ARCHIVE_PREFIX}*.json"), key=lambda r: r.stat().st_mtime, reverse=True)
+    others = [r.stem.removeprefix(ARCHIVE_PREFIX) for r in records if r.stem != image.archive.stem]
     kept = {image.tag, *others[: KEEP - 1]}
     for path in image_dir.glob(f"{ARCHIVE_PREFIX}*"):
-        if path.stem.removeprefix(ARCHIVE_PREFIX) not in kept:
+        tag = path.name.removeprefix(ARCHIVE_PREFIX).split(".", 1)[0]
+        if tag not in kept or (before_build and tag != image.tag and path.suffix != ".json"):
             path.unlink(missing_ok=True)
     for ref in buildah.images(REPOSITORY) + buildah.images(BUILD_STAGE_REPOSITORY):
         if ref.rsplit(":", 1)[1] not in kept:
             buildah.run("rmi", ref)
-    if prune:
+    if not before_build:
         buildah.prune_dangling()

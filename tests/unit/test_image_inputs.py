@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from hack.image import base
 from hack.image.buildah import Buildah, ImageBuildFailed
 from hack.image.inputs import BuildInputs, copy_sources
-from hack.image.runtime import DOCKERFILE, REPOSITORY, _require_space, planned
+from hack.image.runtime import DOCKERFILE, REPOSITORY, RuntimeImage, _remove_older, _require_space, planned
 
 pytestmark = pytest.mark.unit
 
@@ -112,3 +113,43 @@ def test_a_step_that_fills_the_disk_says_so(tmp_path: Path) -> None:
     with pytest.raises(ImageBuildFailed, match=r"the disk is full \(.* GiB free under .*store now\)"):
         buildah.step("commit", failing)
     assert buildah.env["TMPDIR"] == str(tmp_path / "store" / "tmp")
+
+
+class _StandInBuildah:
+    """Stands in for buildah's store: the tags it holds, what was removed."""
+
+    def __init__(self, tags: list[str]) -> None:
+        self.tags = tags
+        self.pruned = False
+
+    def images(self, repository: str) -> list[str]:
+        return [t for t in self.tags if t.startswith(repository + ":")]
+
+    def run(self, *args: str) -> str:
+        assert args[0] == "rmi"
+        self.tags.remove(args[1])
+        return ""
+
+    def prune_dangling(self) -> None:
+        self.pruned = True
+
+
+def test_stand_in_store_before_a_build_other_archives_go_and_the_layers_stay(tmp_path: Path) -> None:
+    for age, tag in enumerate(["0000000000000old", "000000000000last"]):
+        for suffix in (".tar", ".json"):
+            path = tmp_path / f"runtime-cpu-{tag}{suffix}"
+            path.write_text("x")
+            os.utime(path, (1000 + age, 1000 + age))
+    buildah = _StandInBuildah([f"{REPOSITORY}:0000000000000old", f"{REPOSITORY}:000000000000last"])
+    image = RuntimeImage(f"{REPOSITORY}:00000000000new", tmp_path / "runtime-cpu-00000000000new.tar")
+
+    _remove_older(buildah, image, tmp_path, before_build=True)  # type: ignore[arg-type]
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runtime-cpu-000000000000last.json"]
+    assert buildah.tags == [f"{REPOSITORY}:000000000000last"]  # its layers: this build's cache
+    assert not buildah.pruned
+
+    image.archive.write_text("x")
+    image.build_record.write_text("x")
+    _remove_older(buildah, image, tmp_path)  # type: ignore[arg-type]
+    assert buildah.pruned and buildah.tags == [f"{REPOSITORY}:000000000000last"]  # KEEP = 2
