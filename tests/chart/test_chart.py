@@ -129,6 +129,7 @@ OPERATOR_RULES = {
     ("autoscaling", "horizontalpodautoscalers"): APPLIED,
     ("keda.sh", "scaledobjects"): APPLIED,
     ("http.keda.sh", "httpscaledobjects"): APPLIED,
+    ("monitoring.coreos.com", "podmonitors"): APPLIED,
     ("gateway.networking.k8s.io", "httproutes"): APPLIED,
 }
 """What the operator does with each kind (modelfleet_operator.kube calls and kopf), exactly; proven in

@@ -850,3 +850,45 @@ def test_the_trigger_authentication_comes_from_the_environment_and_is_checked() 
     assert load_config([], env).keda_trigger_authentication == "modelfleet-azure-monitor"
     with pytest.raises(ValueError, match="MODELFLEET_KEDA_TRIGGER_AUTHENTICATION='Bad_Name' is not valid"):
         load_config([], {"MODELFLEET_KEDA_TRIGGER_AUTHENTICATION": "Bad_Name"})
+
+
+def test_with_the_prometheus_operator_each_track_gets_a_pod_monitor_of_its_engines_metrics() -> None:
+    """The stable vLLM track: its engine's /metrics on the API port and the launcher's; a canary on
+    transformers (no metrics of its own): the launcher's only."""
+    spec = spec_of(canary={"engine": {"type": "transformers"}, "weight": 10})
+    monitored = Integrations(keda=False, gateway_api=False, pod_monitor=True)
+    wanted = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS, integrations=monitored,
+                     prometheus_url=PROMETHEUS, canary_ready=False)  # fmt: skip
+    monitors = [m for m in wanted.children if m["kind"] == "PodMonitor"]
+    assert monitors == [
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PodMonitor",
+            "metadata": meta(f"llama3-8b-{track}", "server", track),
+            "spec": {
+                "selector": {
+                    "matchLabels": {
+                        "modelfleet.io/modeldeployment": "llama3-8b",
+                        "app.kubernetes.io/component": "server",
+                        "modelfleet.io/track": track,
+                    }
+                },
+                "podMetricsEndpoints": [{"port": port, "path": "/metrics"} for port in ports],
+            },
+        }
+        for track, ports in (("stable", ["http", "metrics"]), ("canary", ["metrics"]))
+    ]
+    without = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS,
+                      integrations=Integrations(keda=False, gateway_api=False), prometheus_url=PROMETHEUS,
+                      canary_ready=False)  # fmt: skip
+    assert "PodMonitor" not in [m["kind"] for m in without.children]
+
+
+def test_tritons_pod_monitor_scrapes_its_metrics_port() -> None:
+    spec = spec_of(engine={"type": "triton-trtllm"}, autoscaling=None, replicas=1)
+    (track,) = builders.tracks(spec, IMAGES)
+    endpoints = builders.pod_monitor(OWNER, track)["spec"]["podMetricsEndpoints"]
+    assert endpoints == [
+        {"port": "engine-metrics", "path": "/metrics"},
+        {"port": "metrics", "path": "/metrics"},
+    ]

@@ -146,6 +146,10 @@ creates the object) and prunes them (delete). Neither it nor kopf uses update (P
 - apiGroups: ["http.keda.sh"]
   resources: ["httpscaledobjects"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# The engine pods' scrape targets for the Prometheus Operator.
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["list", "watch", "create", "patch", "delete"]

@@ -220,6 +220,7 @@ def register_indexes(operator: Operator) -> None:
 INTEGRATION_USERS: dict[str, frozenset[str]] = {
     "scaledobjects.keda.sh": frozenset({"ModelDeployment"}),
     "httpscaledobjects.http.keda.sh": frozenset({"ModelDeployment"}),
+    "podmonitors.monitoring.coreos.com": frozenset({"ModelDeployment"}),
     "httproutes.gateway.networking.k8s.io": frozenset({"ModelDeployment"}),
     "localqueues.kueue.x-k8s.io": frozenset({"TrainingJob"}),
 }

@@ -88,6 +88,8 @@ class Integrations:
     """Gateway API's HTTPRoute CRD (gateway.networking.k8s.io/v1)."""
     keda_http: bool = False
     """The KEDA HTTP add-on's HTTPScaledObject CRD (http.keda.sh/v1alpha1)."""
+    pod_monitor: bool = False
+    """The Prometheus Operator's PodMonitor CRD (monitoring.coreos.com/v1)."""
 
 
 @dataclass(frozen=True)
@@ -440,6 +442,28 @@ def scrape_annotations(engine: EngineType) -> dict[str, str]:
         "prometheus.io/port": str(scrape_port(engine)),
         "prometheus.io/path": METRICS_PATH,
     }
+
+
+def pod_monitor(owner: Owner, track: Track) -> Manifest:
+    """The Prometheus Operator scrapes the track's pods: the engine's own metrics where it has them
+    (what KEDA's trigger queries) and the launcher's (model download, start-up, readiness). One per
+    track, since a canary may run another engine with its metrics elsewhere."""
+    engine = track.engine.type
+    ports = [name for name, number in _metrics_port_names(engine) if number == scrape_port(engine)]
+    ports += [] if "metrics" in ports else ["metrics"]
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": _metadata(owner, owner.names.pod_monitor(track.name), c.COMPONENT_SERVER, track.name),
+        "spec": {
+            "selector": {"matchLabels": track_selector(owner, track.name)},
+            "podMetricsEndpoints": [{"port": port, "path": METRICS_PATH} for port in ports],
+        },
+    }
+
+
+def _metrics_port_names(engine: EngineType) -> list[tuple[str, int]]:
+    return [(p["name"], p["containerPort"]) for p in _ports(engine)]
 
 
 def deployment(

@@ -35,7 +35,7 @@ class Autoscaling:
 @dataclass(frozen=True, kw_only=True)
 class Desired:
     children: list[Manifest]
-    """In creation order: ConfigMaps, Services, Deployments, PDB, autoscaler, route."""
+    """In creation order: ConfigMaps, Services, Deployments, PDB, PodMonitors, autoscaler, route."""
     tracks: list[builders.Track]
     routed: Verdict
     autoscaling: Verdict | None
@@ -245,6 +245,8 @@ def desired(
         for t in tracks
     ]
     children.append(builders.pod_disruption_budget(owner))
+    if integrations.pod_monitor:
+        children += [builders.pod_monitor(owner, t) for t in tracks]
     autoscaling = _autoscaling(owner, spec, integrations, prometheus_url, add_on, keda_authentication)
     children += autoscaling.manifests
     if integrations.gateway_api:

@@ -51,6 +51,9 @@ class ChildNames:
         ``Host`` header, port stripped)."""
         return [self.host, f"{self.service}.{self.namespace}.svc", f"{self.service}.{self.namespace}"]
 
+    def pod_monitor(self, track: str) -> str:
+        return f"{self.model_deployment}-{track}"
+
     @property
     def http_route(self) -> str:
         return self.model_deployment

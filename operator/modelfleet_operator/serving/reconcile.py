@@ -25,6 +25,7 @@ from modelfleet_operator.common.kinds import (
     HTTP_SCALED_OBJECT,
     MODEL_DEPLOYMENT,
     POD_DISRUPTION_BUDGET,
+    POD_MONITOR,
     SCALED_OBJECT,
     SERVICE,
 )
@@ -42,6 +43,7 @@ KEPT_REPLICAS = " Running replicas keep the previous spec."
 KEDA_CRD = ("scaledobjects.keda.sh", SCALED_OBJECT.version)
 GATEWAY_API_CRD = ("httproutes.gateway.networking.k8s.io", HTTP_ROUTE.version)
 KEDA_HTTP_CRD = ("httpscaledobjects.http.keda.sh", HTTP_SCALED_OBJECT.version)
+POD_MONITOR_CRD = ("podmonitors.monitoring.coreos.com", POD_MONITOR.version)
 WARNING_REASONS = frozenset(
     {
         c.REASON_ENGINE_CRASHING,
@@ -69,6 +71,7 @@ class ModelDeploymentController:
         HORIZONTAL_POD_AUTOSCALER,
         SCALED_OBJECT,
         HTTP_SCALED_OBJECT,
+        POD_MONITOR,
         HTTP_ROUTE,
         BENCHMARK_SWEEP,
     )
@@ -120,6 +123,7 @@ class ModelDeploymentController:
                 keda=indexes.serves(*KEDA_CRD),
                 gateway_api=indexes.serves(*GATEWAY_API_CRD),
                 keda_http=indexes.serves(*KEDA_HTTP_CRD),
+                pod_monitor=indexes.serves(*POD_MONITOR_CRD),
             ),
             runtime_account_exists=account is None
             or indexes.service_account_exists(owner.namespace, account),
