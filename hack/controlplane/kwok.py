@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
+from modelfleet_api import instance_types
+from modelfleet_operator.worker_nodes import DEFAULT_RDMA_RESOURCE
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 KWOK_ANNOTATION_VALUE = "fake"
@@ -81,7 +83,13 @@ POOLS: dict[str, Pool] = {
 }
 
 
+RDMA_PODS_PER_NODE = 63
+"""What the RDMA shared device plugin advertises per node by default (its rdmaHcaMax in Azure's guide)."""
+
+
 def node_manifest(pool: Pool, name: str) -> dict[str, Any]:
+    """An AKS node of ``pool``; on an InfiniBand VM size it also advertises the RDMA shared device
+    plugin's resource, as a node does once the plugin (or the NVIDIA Network Operator) runs there."""
     resources = {
         "cpu": str(pool.cpus),
         "memory": f"{pool.memory_gi}Gi",
@@ -90,6 +98,8 @@ def node_manifest(pool: Pool, name: str) -> dict[str, Any]:
     }
     if pool.gpus:
         resources["nvidia.com/gpu"] = str(pool.gpus)
+    if instance_types.info(pool.instance_type).infiniband:
+        resources[DEFAULT_RDMA_RESOURCE] = str(RDMA_PODS_PER_NODE)
     return {
         "apiVersion": "v1",
         "kind": "Node",

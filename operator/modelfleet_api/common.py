@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import AfterValidator, Field, model_validator
@@ -90,6 +91,33 @@ _QUANTITY = re.compile(
     r"^(?P<number>[0-9]+(\.[0-9]*)?|\.[0-9]+)(?P<suffix>[eE][0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?$"
 )
 POSITIVE_QUANTITY_MESSAGE = "must be a positive quantity such as 32, 500m, 64Gi or 1.5"
+_SUFFIX_VALUE = {
+    "": Decimal(1),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    **{
+        suffix: Decimal(1024) ** (power + 1)
+        for power, suffix in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))
+    },
+}
+
+
+def quantity_value(value: str) -> Decimal | None:
+    """The value of a non-negative Kubernetes quantity (``64Gi`` is 68719476736), None when it is not one."""
+    match = _QUANTITY.match(value.strip())
+    if match is None:
+        return None
+    suffix = match["suffix"] or ""
+    if suffix[:1] in ("e", "E") and len(suffix) > 1:
+        return Decimal(match["number"]) * Decimal(10) ** int(suffix[1:])
+    return Decimal(match["number"]) * _SUFFIX_VALUE[suffix]
 
 
 def _positive_quantity(value: str) -> str:

@@ -34,6 +34,10 @@ JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
 """Set by Kubernetes on Indexed Job pods; the operator maps it to the node rank."""
 MASTER_PORT = 29500
 
+ENV_TORCH_SHUTDOWN_TIMEOUT = "TORCH_ELASTIC_SHUTDOWN_TIMEOUT"
+"""Seconds torchrun (and `accelerate launch`, which runs it) waits for its processes after passing a
+SIGTERM on, before it kills them; the operator sets it from the pod's termination grace period."""
+
 ENV_PROGRESS_CONFIGMAP = "MODELFLEET_PROGRESS_CONFIGMAP"
 """Name of the ConfigMap (in POD_NAMESPACE) where rank 0 publishes progress; the operator mirrors
 its ``progress`` key into the TrainingJob status. A per-job Role allows patching only that object."""
@@ -49,7 +53,14 @@ SHM_MOUNT = "/dev/shm"
 ENV_CACHE_DIR = "MODELFLEET_CACHE_DIR"
 """Where the training runtime caches what it downloads (models, datasets from blob or the hub)."""
 RUNTIME_CACHE_DIR = "/var/cache/modelfleet"
-"""The emptyDir the operator mounts for that cache in every worker pod."""
+"""Where the operator mounts that cache in every worker pod: the node's cache directory (hostPath, shared
+by the jobs on the node) or the pod's own emptyDir."""
+ENV_CACHE_MAX_BYTES = "MODELFLEET_CACHE_MAX_BYTES"
+"""A node cache's size cap: the runtime removes the entries used longest ago beyond it."""
+ENV_HF_HOME = "HF_HOME"
+"""The Hugging Face hub's and datasets' cache (the node cache's ``huggingface/``)."""
+ENV_TORCH_EXTENSIONS_DIR = "TORCH_EXTENSIONS_DIR"
+"""Where torch keeps the ops it compiles on first use (DeepSpeed's), in the node cache."""
 
 ENV_WANDB_API_KEY = "WANDB_API_KEY"
 """Weights & Biases API key (from `tracking.wandb.apiKeySecret`), the name the wandb library reads."""

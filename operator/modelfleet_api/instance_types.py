@@ -7,7 +7,9 @@ resource requests, so adding a VM size is one entry here.
 
 Figures are Azure's published ones (learn.microsoft.com, "Sizes for virtual machines in Azure":
 the NCads H100 v5, ND H100 v5, ND H200 v5, NDasr A100 v4, NDm A100 v4, NC A100 v4 and Dsv5 series
-pages). Memory is the VM's as Azure lists it; GPU memory is per GPU.
+pages). Memory is the VM's as Azure lists it; GPU memory is per GPU; network bandwidth is the
+series page's "Max Bandwidth (Mbps)", the VM's aggregate over all its Ethernet NICs (InfiniBand
+comes on top).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ class InstanceTypeInfo:
     """Memory of one GPU."""
     vcpu: int
     memory_gib: int
+    network_mbps: int
+    """The VM's maximum network bandwidth (Azure's figure, an upper limit it does not guarantee):
+    what bounds a worker's writes to blob storage and network-attached volumes."""
     pool: str
     """Name of the AKS node pool of this size in DESIGN.md and the Terraform example (the capacity
     manager names a pool it creates for the size so too)."""
@@ -64,17 +69,44 @@ class InstanceTypeInfo:
         return self.gpus > 0
 
 
+DSV5_NETWORK_MBPS: Final = {
+    2: 12_500,
+    4: 12_500,
+    8: 12_500,
+    16: 12_500,
+    32: 16_000,
+    48: 24_000,
+    64: 30_000,
+    96: 35_000,
+}
+"""Dsv5 network bandwidth by vCPUs."""
+
+
 def _dsv5(vcpu: int) -> InstanceTypeInfo:
     """Dsv5: Intel Xeon general purpose, 4 GiB per vCPU, no GPU (the AKS system pool's kind)."""
-    return InstanceTypeInfo(gpus=0, vcpu=vcpu, memory_gib=4 * vcpu, pool=f"d{vcpu}sv5")
+    return InstanceTypeInfo(
+        gpus=0, vcpu=vcpu, memory_gib=4 * vcpu, network_mbps=DSV5_NETWORK_MBPS[vcpu], pool=f"d{vcpu}sv5"
+    )
 
 
 CATALOGUE: Final[dict[InstanceType, InstanceTypeInfo]] = {
     InstanceType.NC40ADIS_H100_V5: InstanceTypeInfo(
-        gpus=1, gpu_model="H100 NVL", gpu_memory_gib=94, vcpu=40, memory_gib=320, pool="nc40h100"
+        gpus=1,
+        gpu_model="H100 NVL",
+        gpu_memory_gib=94,
+        vcpu=40,
+        memory_gib=320,
+        network_mbps=40_000,
+        pool="nc40h100",
     ),
     InstanceType.NC80ADIS_H100_V5: InstanceTypeInfo(
-        gpus=2, gpu_model="H100 NVL", gpu_memory_gib=94, vcpu=80, memory_gib=640, pool="nc80h100"
+        gpus=2,
+        gpu_model="H100 NVL",
+        gpu_memory_gib=94,
+        vcpu=80,
+        memory_gib=640,
+        network_mbps=80_000,
+        pool="nc80h100",
     ),
     InstanceType.ND96ISR_H100_V5: InstanceTypeInfo(
         gpus=8,
@@ -82,6 +114,7 @@ CATALOGUE: Final[dict[InstanceType, InstanceTypeInfo]] = {
         gpu_memory_gib=80,
         vcpu=96,
         memory_gib=1900,
+        network_mbps=80_000,
         pool="nd96h100",
         infiniband=True,
     ),
@@ -91,6 +124,7 @@ CATALOGUE: Final[dict[InstanceType, InstanceTypeInfo]] = {
         gpu_memory_gib=141,
         vcpu=96,
         memory_gib=1850,
+        network_mbps=80_000,
         pool="nd96h200",
         infiniband=True,
     ),
@@ -100,6 +134,7 @@ CATALOGUE: Final[dict[InstanceType, InstanceTypeInfo]] = {
         gpu_memory_gib=40,
         vcpu=96,
         memory_gib=900,
+        network_mbps=24_000,
         pool="nd96a100",
         infiniband=True,
     ),
@@ -109,17 +144,36 @@ CATALOGUE: Final[dict[InstanceType, InstanceTypeInfo]] = {
         gpu_memory_gib=80,
         vcpu=96,
         memory_gib=1900,
+        network_mbps=24_000,
         pool="nd96ma100",
         infiniband=True,
     ),
     InstanceType.NC24ADS_A100_V4: InstanceTypeInfo(
-        gpus=1, gpu_model="A100 PCIe", gpu_memory_gib=80, vcpu=24, memory_gib=220, pool="nc24a100"
+        gpus=1,
+        gpu_model="A100 PCIe",
+        gpu_memory_gib=80,
+        vcpu=24,
+        memory_gib=220,
+        network_mbps=20_000,
+        pool="nc24a100",
     ),
     InstanceType.NC48ADS_A100_V4: InstanceTypeInfo(
-        gpus=2, gpu_model="A100 PCIe", gpu_memory_gib=80, vcpu=48, memory_gib=440, pool="nc48a100"
+        gpus=2,
+        gpu_model="A100 PCIe",
+        gpu_memory_gib=80,
+        vcpu=48,
+        memory_gib=440,
+        network_mbps=40_000,
+        pool="nc48a100",
     ),
     InstanceType.NC96ADS_A100_V4: InstanceTypeInfo(
-        gpus=4, gpu_model="A100 PCIe", gpu_memory_gib=80, vcpu=96, memory_gib=880, pool="nc96a100"
+        gpus=4,
+        gpu_model="A100 PCIe",
+        gpu_memory_gib=80,
+        vcpu=96,
+        memory_gib=880,
+        network_mbps=80_000,
+        pool="nc96a100",
     ),
     InstanceType.D2S_V5: _dsv5(2),
     InstanceType.D4S_V5: _dsv5(4),

@@ -89,6 +89,11 @@ class TrainingProgress(ApiModel):
     """Step of that checkpoint."""
     evaluation: EvaluationStatus | None = None
     """Held-out figures: the latest and the best, with their steps (`spec.evaluation`)."""
+    step_seconds: float | None = Field(default=None, ge=0)
+    """Wall time of the latest optimizer step."""
+    checkpoint_seconds: float | None = Field(default=None, ge=0)
+    """Wall time of the latest checkpoint save (all ranks, until it was complete). The operator sizes
+    the next attempt's termination grace period from it and `stepSeconds`."""
     updated_at: datetime
     """When rank 0 wrote this (the operator's stall detection compares it with now)."""
     result: TrainingResult | None = None

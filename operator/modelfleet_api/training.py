@@ -460,6 +460,22 @@ class OutputSpec(ApiModel):
     kept whatever `checkpoint.keepLast` says)."""
 
 
+CHECKPOINT_SUBDIR = "checkpoints"
+"""Where checkpoints go under `output.uri` when `checkpoint.uri` is unset."""
+LOGS_SUBDIR = "logs"
+"""Where, under the checkpoint URI, each worker's log is saved: `logs/attempt-N/POD.log`."""
+
+
+def checkpoint_location(checkpoint: CheckpointSpec, output: OutputSpec) -> str:
+    """The checkpoint URI a job uses: `checkpoint.uri`, else `output.uri`/checkpoints."""
+    return checkpoint.uri or f"{output.uri.rstrip('/')}/{CHECKPOINT_SUBDIR}"
+
+
+def attempt_logs_location(checkpoint: CheckpointSpec, output: OutputSpec, attempt: int) -> str:
+    """Where the workers of gang attempt `attempt` save their logs (one file per pod)."""
+    return f"{checkpoint_location(checkpoint, output).rstrip('/')}/{LOGS_SUBDIR}/attempt-{attempt}"
+
+
 class TrackerMode(StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"

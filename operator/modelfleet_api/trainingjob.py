@@ -21,6 +21,7 @@ from modelfleet_api.common import (
     LabelName,
     NodePlacement,
     ObjectName,
+    PositiveQuantity,
     ServiceAccountName,
     env_rules,
     gpu_count_rules,
@@ -56,6 +57,11 @@ from modelfleet_api.training import (
 )
 
 MAX_NODES = 256
+MIN_GRACE_SECONDS = 30
+"""Kubernetes' default grace period: less leaves no time to save a checkpoint."""
+MAX_GRACE_SECONDS = 3600
+"""An hour: four times the longest notice Azure Scheduled Events give before a planned disruption
+(15 minutes)."""
 MAX_TTL_SECONDS = 30 * 86_400
 """Keep a finished job at most 30 days before deleting it (unset: keep it until deleted by hand)."""
 MAX_NAME_LENGTH = DNS_LABEL_MAX - len(f"-{MAX_NODES - 1}")
@@ -73,7 +79,20 @@ class TrainingResources(NodePlacement):
     """GPUs (and training processes) per worker; at most the GPUs of `instanceType`. 0 on a CPU
     `instanceType`, where each worker runs one training process."""
 
-    cel_rules = gpu_count_rules("gpusPerNode")
+    shared_memory: PositiveQuantity | None = None
+    """Size of each worker's `/dev/shm` (a memory-backed volume: NCCL's transport between the node's
+    GPUs and the data loaders' workers use it), counted against `memory`; unset: as large as the pod's
+    memory limit."""
+
+    cel_rules = (
+        *gpu_count_rules("gpusPerNode"),
+        CelRule(
+            rule="!has(self.sharedMemory) || !has(self.memory) || "
+            "quantity(self.sharedMemory).compareTo(quantity(self.memory)) <= 0",
+            message="sharedMemory is memory of the pod: it must not exceed memory",
+            field_path=".sharedMemory",
+        ),
+    )
     gpu_count_field = "gpus_per_node"
 
     @property
@@ -160,6 +179,18 @@ class TrainingJobSpec(ApiModel):
     stall_timeout_seconds: int = Field(default=1800, ge=0, le=604800)
     """Restart the gang (reason `Stalled`) when every worker runs but no training step was reported for
     this long (0: never). Must exceed the time to load the model and reach the first step."""
+
+    termination_grace_period_seconds: int | None = Field(
+        default=None, ge=MIN_GRACE_SECONDS, le=MAX_GRACE_SECONDS
+    )
+    """Seconds a worker has, after SIGTERM (a node drain, an eviction, a preemption), to finish its step
+    and save a checkpoint before it is killed; torchrun gives its processes as long. Unset: derived
+    (docs/operations.md, "Spot evictions and drains"): twice the time to write the node's training
+    state (at most its GPUs' memory, or the VM's memory with CPU offload or on a CPU size) at the VM's
+    network bandwidth, plus 30 s; from the next attempt on, at least twice the last measured checkpoint
+    save and step, plus 30 s. A worker exits as soon as its checkpoint is saved, so a long grace period
+    costs nothing. Azure deletes a spot VM 30 s after its eviction notice, whatever this says. A change
+    applies from the next gang restart."""
 
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0, le=MAX_TTL_SECONDS)
     """Delete the TrainingJob this many seconds after it Succeeded or Failed; unset: keep it."""
@@ -293,6 +324,43 @@ class TrainingJobSpec(ApiModel):
     )
 
 
+MAX_FAILURES_KEPT = 10
+"""`status.failures` keeps the latest this many attempts' failures."""
+TERMINATION_MESSAGE_MAX = 4096
+"""The kubelet keeps at most 4 KiB of a container's termination message."""
+
+
+class AttemptFailure(ApiModel):
+    """Why one attempt's gang stopped: the first worker that failed, as its pod reported it."""
+
+    attempt: int = Field(ge=0)
+    """The gang attempt (`status.restarts` when it ran; pods carry it as `modelfleet.io/restart-attempt`)."""
+
+    reason: str = Field(max_length=64)
+    """`WorkerFailed`, `WorkerEvicted` or `Stalled`."""
+
+    pod: str | None = Field(default=None, max_length=253)
+    """The worker pod that failed first (for a stall: none)."""
+
+    node: str | None = Field(default=None, max_length=253)
+    """The node it ran on."""
+
+    exit_code: int | None = None
+    """Its container's exit code."""
+
+    message: str = Field(max_length=TERMINATION_MESSAGE_MAX + 512)
+    """What happened: the worker's termination message (the exception, its type and the last lines of
+    the log, as the runtime wrote them; the kubelet's tail of the log when it wrote none), else the
+    pod's or the Job's own reason."""
+
+    logs: str | None = Field(default=None, max_length=2048)
+    """Where that attempt's workers saved their logs (one file per pod): `kubectl logs` no longer
+    reaches a pod deleted with its gang."""
+
+    time: datetime
+    """When the operator saw the failure."""
+
+
 class TrainingJobStatus(ApiModel):
     """What the operator observed; written only by the operator."""
 
@@ -331,8 +399,16 @@ class TrainingJobStatus(ApiModel):
     restarts: int = Field(default=0, ge=0)
     """Gang restarts so far (counted against `backoffLimit`)."""
 
+    termination_grace_period_seconds: int | None = Field(default=None, ge=0)
+    """The grace period the current attempt's workers got (`spec.terminationGracePeriodSeconds`, or
+    the derived one)."""
+
     last_restart_reason: str | None = None
     """Reason of the latest gang restart (`WorkerFailed`, `WorkerEvicted`, `Stalled`)."""
+
+    failures: list[AttemptFailure] = Field(default_factory=list, max_length=MAX_FAILURES_KEPT)
+    """The failures of the latest attempts, oldest first: which worker stopped the gang, on which
+    node, and what it said."""
 
     progress: TrainingProgress | None = None
     """Latest progress reported by rank 0 (step, loss, throughput, last checkpoint)."""

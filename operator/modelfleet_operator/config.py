@@ -12,13 +12,21 @@ import re
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from modelfleet_api.common import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_MAX, DNS_SUBDOMAIN_PATTERN
 from modelfleet_api.cost import PriceTable
+from modelfleet_api.instance_types import CATALOGUE, InstanceType
 from modelfleet_api.serving import GPU_ONLY_ENGINES, EngineType
 from pydantic import ValidationError
 
 from modelfleet_operator.capacity.settings import CapacitySettings, load_capacity_settings
+from modelfleet_operator.worker_nodes import (
+    DEFAULT_RDMA_RESOURCE,
+    NodeCache,
+    WorkerNodeSettings,
+    parse_node_cache,
+)
 
 DEFAULT_TRAINING_IMAGE = "ghcr.io/modelfleet/training-runtime:0.1.0"
 DEFAULT_CPU_RUNTIME_IMAGE = "ghcr.io/modelfleet/runtime-cpu:0.1.0"
@@ -112,6 +120,9 @@ class OperatorConfig:
     priced."""
     capacity: CapacitySettings | None = None
     """The AKS capacity manager, when ``MODELFLEET_CAPACITY_MANAGER=azure`` (see ``capacity.settings``)."""
+    worker_nodes: WorkerNodeSettings = field(default_factory=WorkerNodeSettings)
+    """What training workers get from the node they run on: InfiniBand, the node-local cache
+    (``MODELFLEET_RDMA_*``, ``MODELFLEET_NCCL_TOPOLOGY_DIR``, ``MODELFLEET_NODE_CACHE*``)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -249,6 +260,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         ),
         prices=_prices(env.get("MODELFLEET_PRICES")),
         capacity=load_capacity_settings(env),
+        worker_nodes=load_worker_node_settings(env),
     )
 
 
@@ -259,3 +271,43 @@ def _prices(text: str | None) -> PriceTable | None:
         return PriceTable.model_validate_json(text)
     except ValidationError as error:
         raise SystemExit(f"MODELFLEET_PRICES is not a valid price table: {error}") from None
+
+
+RESOURCE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+"""An extended resource name, DOMAIN/NAME."""
+
+
+def load_worker_node_settings(env: Mapping[str, str]) -> WorkerNodeSettings:
+    """``MODELFLEET_RDMA_RESOURCE`` (empty: no RDMA; unset: the default), ``MODELFLEET_RDMA_PER_WORKER``,
+    ``MODELFLEET_NCCL_TOPOLOGY_DIR`` (files named after an InfiniBand VM size, ``<SIZE>.xml``),
+    ``MODELFLEET_NODE_CACHE`` (``emptyDir[:SIZE]`` or ``hostPath:/PATH``) and
+    ``MODELFLEET_NODE_CACHE_MAX_SIZE``."""
+    resource = env.get("MODELFLEET_RDMA_RESOURCE", DEFAULT_RDMA_RESOURCE).strip() or None
+    if resource is not None and not RESOURCE_NAME.fullmatch(resource):
+        raise ValueError(f"MODELFLEET_RDMA_RESOURCE={resource!r} is not valid: expected DOMAIN/NAME")
+    per_worker = _positive(int(env.get("MODELFLEET_RDMA_PER_WORKER", "1")), "MODELFLEET_RDMA_PER_WORKER")
+    cache: NodeCache = parse_node_cache(
+        env.get("MODELFLEET_NODE_CACHE", "emptyDir"), env.get("MODELFLEET_NODE_CACHE_MAX_SIZE", "")
+    )
+    return WorkerNodeSettings(
+        rdma_resource=resource,
+        rdma_per_worker=per_worker,
+        nccl_topology=_nccl_topology(env.get("MODELFLEET_NCCL_TOPOLOGY_DIR", "")),
+        cache=cache,
+    )
+
+
+def _nccl_topology(directory: str) -> dict[InstanceType, str]:
+    """The NCCL topology file of each InfiniBand VM size in ``directory`` (``<SIZE>.xml``)."""
+    if not directory:
+        return {}
+    found: dict[InstanceType, str] = {}
+    for path in sorted(Path(directory).glob("*.xml")):
+        try:
+            size = InstanceType(path.stem)
+        except ValueError:
+            raise ValueError(f"MODELFLEET_NCCL_TOPOLOGY_DIR: {path.name} names no known VM size") from None
+        if not CATALOGUE[size].infiniband:
+            raise ValueError(f"MODELFLEET_NCCL_TOPOLOGY_DIR: {size.value} has no InfiniBand")
+        found[size] = path.read_text()
+    return found

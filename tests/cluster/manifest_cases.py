@@ -258,6 +258,26 @@ TRAINING_JOB_MISTAKES: list[Case] = [
         ("spec.resources.memory", QUANTITY),
     ),
     (
+        "shared-memory-above-the-pods-memory",
+        edit(TJ, spec__resources__memory="64Gi", spec__resources__sharedMemory="128Gi"),
+        ("spec.resources.sharedMemory", "sharedMemory is memory of the pod: it must not exceed memory"),
+    ),
+    (
+        "zero-shared-memory",
+        edit(TJ, spec__resources__sharedMemory="0"),
+        ("spec.resources.sharedMemory", QUANTITY),
+    ),
+    (
+        "grace-period-too-short-to-checkpoint",
+        edit(TJ, spec__terminationGracePeriodSeconds=5),
+        "spec.terminationGracePeriodSeconds: Invalid value",
+    ),
+    (
+        "grace-period-of-a-day",
+        edit(TJ, spec__terminationGracePeriodSeconds=86400),
+        "spec.terminationGracePeriodSeconds: Invalid value",
+    ),
+    (
         "queue-name-with-a-slash",
         edit(TJ, spec__queueName="team-a/gpu"),
         ("spec.queueName", "usable as a label value"),

@@ -122,3 +122,6 @@ def test_operator_rendered_worker_trains_and_reports_progress(
     assert final.step == final.total_steps == 20
     assert final.last_checkpoint == str(tmp_path / "ckpt" / "step-00000020")
     assert final.loss is not None and final.tokens_per_second
+    # what the operator sizes the next attempt's grace period from
+    assert final.step_seconds is not None and final.step_seconds > 0
+    assert final.checkpoint_seconds is not None and final.checkpoint_seconds > 0

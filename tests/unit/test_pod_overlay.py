@@ -92,6 +92,7 @@ def test_training_worker_pod_with_a_token_env_from_secrets_and_every_addition() 
         },
         "spec": {
             "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 71,
             "subdomain": "lora",
             "serviceAccountName": "lora-worker",
             "nodeSelector": {"node.kubernetes.io/instance-type": "Standard_NC40adis_H100_v5"},
@@ -130,7 +131,7 @@ def test_training_worker_pod_with_a_token_env_from_secrets_and_every_addition() 
                         "/etc/modelfleet/config.yaml",
                     ],
                     "env": [
-                        *expected_env(nnodes="1", nproc="1", attempt="0"),
+                        *expected_env(nnodes="1", nproc="1", attempt="0", shutdown="66"),
                         {
                             "name": "HF_TOKEN",
                             "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "hf"}},
@@ -155,7 +156,7 @@ def test_training_worker_pod_with_a_token_env_from_secrets_and_every_addition() 
             ],
             "volumes": [
                 {"name": "config", "configMap": {"name": "lora-config"}},
-                {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+                {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "288Gi"}},
                 {"name": "cache", "emptyDir": {}},
                 CA_VOLUME,
             ],

@@ -29,7 +29,7 @@ def test_tracker_api_keys_come_from_the_named_secrets_before_the_users_env() -> 
     }
     env = worker_env(spec(tracking=tracking, env=[{"name": "NCCL_DEBUG", "value": "INFO"}]))
     assert env == [
-        *expected_env(nnodes="1", nproc="1", attempt="0"),
+        *expected_env(nnodes="1", nproc="1", attempt="0", shutdown="66"),
         {"name": "WANDB_API_KEY", "valueFrom": {"secretKeyRef": {"name": "wandb", "key": "token"}}},
         {"name": "COMET_API_KEY", "valueFrom": {"secretKeyRef": {"name": "comet", "key": "api-key"}}},
         {"name": "NCCL_DEBUG", "value": "INFO"},
@@ -41,7 +41,9 @@ def test_offline_trackers_need_no_secret_and_get_none() -> None:
         "wandb": {"project": "llm", "mode": "offline"},
         "comet": {"project": "llm", "mode": "offline"},
     }
-    assert worker_env(spec(tracking=tracking)) == expected_env(nnodes="1", nproc="1", attempt="0")
+    assert worker_env(spec(tracking=tracking)) == expected_env(
+        nnodes="1", nproc="1", attempt="0", shutdown="66"
+    )
 
 
 def test_torchrun_is_the_default_launcher_and_reads_its_flags_from_pet_variables() -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from modelfleet_api.instance_types import InstanceType
 from modelfleet_api.runtime_config import TrainingRuntimeConfig
 from modelfleet_api.trainingjob import TrainingJobSpec
 from modelfleet_operator.training import builders
 from modelfleet_operator.training.builders import Owner
+from modelfleet_operator.worker_nodes import NodeCache, WorkerNodeSettings
 
 pytestmark = pytest.mark.unit
 
@@ -42,7 +44,8 @@ def spec(**overrides: object) -> TrainingJobSpec:
     return TrainingJobSpec.model_validate(base | overrides)
 
 
-def expected_env(*, nnodes: str, nproc: str, attempt: str) -> list[dict[str, object]]:
+def expected_env(*, nnodes: str, nproc: str, attempt: str, shutdown: str) -> list[dict[str, object]]:
+    """``shutdown``: torchrun's shutdown timeout, the pod's grace period less 5 s."""
     return [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -62,6 +65,10 @@ def expected_env(*, nnodes: str, nproc: str, attempt: str) -> list[dict[str, obj
         {"name": "MODELFLEET_PROGRESS_CONFIGMAP", "value": "lora-progress"},
         {"name": "MODELFLEET_METRICS_PORT", "value": "9090"},
         {"name": "MODELFLEET_CACHE_DIR", "value": "/var/cache/modelfleet"},
+        {"name": "TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "value": shutdown},
+        # the hub's, datasets' and torch's own caches go to the cache volume
+        {"name": "HF_HOME", "value": "/var/cache/modelfleet/huggingface"},
+        {"name": "TORCH_EXTENSIONS_DIR", "value": "/var/cache/modelfleet/torch_extensions"},
     ]
 
 
@@ -113,10 +120,17 @@ def test_worker_job_for_one_spot_nc80_node_with_kueue_and_priority() -> None:
             "completions": 1,
             "parallelism": 1,
             "backoffLimit": 0,
+            "podFailurePolicy": {
+                "rules": [
+                    {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+                ]
+            },
             "template": {
                 "metadata": {"labels": labels("worker") | {"modelfleet.io/restart-attempt": "2"}},
                 "spec": {
                     "restartPolicy": "Never",
+                    # 2 x 188 GiB of GPU memory written at the VM's 80,000 Mbps, + 30 s
+                    "terminationGracePeriodSeconds": 71,
                     "subdomain": "lora",
                     "serviceAccountName": "lora-worker",
                     "nodeSelector": {"node.kubernetes.io/instance-type": "Standard_NC80adis_H100_v5"},
@@ -134,7 +148,7 @@ def test_worker_job_for_one_spot_nc80_node_with_kueue_and_priority() -> None:
                                 "/etc/modelfleet/config.yaml",
                             ],
                             "env": [
-                                *expected_env(nnodes="1", nproc="2", attempt="2"),
+                                *expected_env(nnodes="1", nproc="2", attempt="2", shutdown="66"),
                                 {"name": "NCCL_DEBUG", "value": "WARN"},
                             ],
                             "ports": [
@@ -151,7 +165,8 @@ def test_worker_job_for_one_spot_nc80_node_with_kueue_and_priority() -> None:
                     ],
                     "volumes": [
                         {"name": "config", "configMap": {"name": "lora-config"}},
-                        {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+                        # /dev/shm counts against the pod's memory: sized as its limit
+                        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "576Gi"}},
                         {"name": "cache", "emptyDir": {}},
                     ],
                     "priorityClassName": "training-high",
@@ -182,7 +197,7 @@ def test_worker_job_for_four_nd96_nodes_pinned_to_a_pool_with_explicit_cpu_and_m
     assert pod["nodeSelector"] == {"kubernetes.azure.com/agentpool": "nd96b"}
     assert pod["tolerations"] == [GPU_TOLERATION]
     assert "affinity" not in pod and "priorityClassName" not in pod
-    assert pod["containers"][0]["env"] == expected_env(nnodes="4", nproc="8", attempt="0")
+    assert pod["containers"][0]["env"] == expected_env(nnodes="4", nproc="8", attempt="0", shutdown="163")
     assert pod["containers"][0]["resources"] == {"requests": resources, "limits": resources}
 
 
@@ -194,7 +209,7 @@ def test_worker_on_a_cpu_size_requests_no_gpu_tolerates_no_gpu_taint_and_runs_on
     resources = {"cpu": "7", "memory": "28Gi"}  # 90 % of the VM's 8 vCPUs and 32 GiB
     assert pod["nodeSelector"] == {"node.kubernetes.io/instance-type": "Standard_D8s_v5"}
     assert "tolerations" not in pod and "affinity" not in pod
-    assert pod["containers"][0]["env"] == expected_env(nnodes="2", nproc="1", attempt="0")
+    assert pod["containers"][0]["env"] == expected_env(nnodes="2", nproc="1", attempt="0", shutdown="69")
     assert pod["containers"][0]["resources"] == {"requests": resources, "limits": resources}
     config = yaml.safe_load(builders.config_map(OWNER, job_spec)["data"]["config.yaml"])
     assert config["topology"] == {"nodes": 2, "gpusPerNode": 1}  # processes per node
@@ -349,3 +364,108 @@ def test_static_children_come_in_dependency_order_with_distinct_names() -> None:
         ("ConfigMap", "lora-config"),
         ("Service", "lora"),
     ]
+
+
+ND96_NODES = WorkerNodeSettings(
+    nccl_topology={InstanceType.ND96ISR_H100_V5: "<system version='1'/>"},
+    cache=NodeCache(host_path="/mnt/modelfleet/cache", max_bytes=500 * 2**30),
+)
+"""The chart's defaults on AKS: the RDMA shared device plugin's resource, a topology file for the H100
+size, the node cache on the VM's temporary disk."""
+
+
+def test_an_infiniband_worker_gets_the_rdma_device_ipc_lock_nccl_ib_settings_and_the_node_cache() -> None:
+    job_spec = spec(resources={"instanceType": "Standard_ND96isr_H100_v5", "nodes": 2, "gpusPerNode": 8})
+
+    pod = builders.worker_job(OWNER, job_spec, image="img:1", attempt=0, nodes=ND96_NODES)["spec"][
+        "template"
+    ]["spec"]
+
+    (container,) = pod["containers"]
+    amounts = {"cpu": "86", "memory": "1710Gi", "nvidia.com/gpu": "8", "rdma/rdma_shared_device_a": "1"}
+    assert container["resources"] == {"requests": amounts, "limits": amounts}
+    assert container["securityContext"] == {"capabilities": {"add": ["IPC_LOCK"]}}
+    env = container["env"][len(expected_env(nnodes="2", nproc="8", attempt="0", shutdown="163")) :]
+    assert env == [
+        {"name": "MODELFLEET_CACHE_MAX_BYTES", "value": str(500 * 2**30)},
+        {"name": "NCCL_IB_DISABLE", "value": "0"},
+        {"name": "NCCL_IB_HCA", "value": "mlx5_ib"},
+        {"name": "NCCL_IB_PCI_RELAXED_ORDERING", "value": "1"},
+        {"name": "NCCL_NET_GDR_LEVEL", "value": "SYS"},
+        {"name": "NCCL_SOCKET_IFNAME", "value": "eth0"},
+        {"name": "CUDA_DEVICE_ORDER", "value": "PCI_BUS_ID"},
+        {"name": "UCX_TLS", "value": "rc"},
+        {
+            "name": "UCX_NET_DEVICES",
+            "value": ",".join(f"mlx5_ib{i}:1" for i in range(8)),
+        },
+        {"name": "UCX_IB_PCI_RELAXED_ORDERING", "value": "on"},
+        {"name": "NCCL_TOPO_FILE", "value": "/etc/modelfleet/nccl-topology.xml"},
+    ]
+    assert pod["volumes"][:3] == [
+        {"name": "config", "configMap": {"name": "lora-config"}},
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1710Gi"}},
+        {"name": "cache", "hostPath": {"path": "/mnt/modelfleet/cache", "type": "DirectoryOrCreate"}},
+    ]
+    assert pod["initContainers"] == [
+        {
+            "name": "cache-permissions",
+            "image": "img:1",
+            "command": ["chmod", "1777", "/var/cache/modelfleet"],
+            "securityContext": {"runAsUser": 0, "runAsNonRoot": False},
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "16Mi"}},
+            "volumeMounts": [{"name": "cache", "mountPath": "/var/cache/modelfleet"}],
+        }
+    ]
+    config = builders.config_map(OWNER, job_spec, ND96_NODES)["data"]
+    assert config["nccl-topology.xml"] == "<system version='1'/>"
+
+
+def test_the_specs_env_overrides_an_infiniband_setting_once() -> None:
+    """Server-side apply refuses a container env naming a variable twice; the spec's value wins."""
+    job_spec = spec(
+        resources={"instanceType": "Standard_ND96isr_H100_v5", "nodes": 2, "gpusPerNode": 8},
+        env=[{"name": "NCCL_IB_HCA", "value": "=mlx5_ib0,mlx5_ib1"}, {"name": "NCCL_DEBUG", "value": "WARN"}],
+    )
+
+    (container,) = builders.worker_job(OWNER, job_spec, image="img:1", attempt=0, nodes=ND96_NODES)["spec"][
+        "template"
+    ]["spec"]["containers"]
+
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names))
+    assert container["env"][-2:] == [
+        {"name": "NCCL_IB_HCA", "value": "=mlx5_ib0,mlx5_ib1"},
+        {"name": "NCCL_DEBUG", "value": "WARN"},
+    ]
+    assert {"name": "NCCL_IB_DISABLE", "value": "0"} in container["env"], "the others are kept"
+
+
+def test_a_size_without_infiniband_or_rdma_turned_off_gets_none_of_it() -> None:
+    on_nc80 = spec(resources={"instanceType": "Standard_NC80adis_H100_v5", "gpusPerNode": 2})
+    on_nd96 = spec(resources={"instanceType": "Standard_ND96isr_H100_v5", "gpusPerNode": 8})
+    off = WorkerNodeSettings(rdma_resource=None, nccl_topology=ND96_NODES.nccl_topology)
+    for job_spec, nodes in ((on_nc80, ND96_NODES), (on_nd96, off)):
+        pod = builders.worker_job(OWNER, job_spec, image="img:1", attempt=0, nodes=nodes)["spec"]["template"][
+            "spec"
+        ]
+        (container,) = pod["containers"]
+        assert "securityContext" not in container
+        assert not any(key.startswith("rdma/") for key in container["resources"]["limits"])
+        assert not any(e["name"].startswith(("NCCL_", "UCX_")) for e in container["env"])
+        assert "nccl-topology.xml" not in builders.config_map(OWNER, job_spec, nodes)["data"]
+
+
+def test_shared_memory_can_be_asked_for_below_the_memory_limit() -> None:
+    job_spec = spec(resources={"instanceType": "Standard_NC40adis_H100_v5", "sharedMemory": "64Gi"})
+    pod = builders.worker_job(OWNER, job_spec, image="img:1", attempt=0)["spec"]["template"]["spec"]
+    assert pod["volumes"][1] == {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "64Gi"}}
+
+
+def test_an_emptydir_cache_may_have_a_size_limit_and_needs_no_init_container() -> None:
+    nodes = WorkerNodeSettings(rdma_resource=None, cache=NodeCache(size_limit="200Gi"))
+    pod = builders.worker_job(OWNER, spec(), image="img:1", attempt=0, nodes=nodes)["spec"]["template"][
+        "spec"
+    ]
+    assert pod["volumes"][2] == {"name": "cache", "emptyDir": {"sizeLimit": "200Gi"}}
+    assert "initContainers" not in pod

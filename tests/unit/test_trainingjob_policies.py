@@ -6,9 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from modelfleet_operator.training.policies.failure import decide_restart
+from modelfleet_api.runtime_config import TrainingProgress
+from modelfleet_api.trainingjob import MAX_FAILURES_KEPT, TrainingJobSpec
+from modelfleet_operator.training.policies.failure import decide_restart, record_failure
 from modelfleet_operator.training.policies.gang import gang_verdict
 from modelfleet_operator.training.policies.gpu_hours import GpuAccount, account
+from modelfleet_operator.training.policies.grace import grace_period, torchrun_shutdown_seconds
 from modelfleet_operator.training.policies.progress import read_progress, steps_column
 from modelfleet_operator.training.policies.stall import stall_message
 from modelfleet_operator.training.policies.success import all_workers_succeeded
@@ -212,3 +215,148 @@ def test_progress_is_read_from_the_config_map_and_garbage_ignored() -> None:
     assert read_progress({"metadata": {"name": "p"}, "data": {"progress": "{not json"}}) is None
     assert read_progress({"metadata": {"name": "p"}}) is None
     assert read_progress(None) is None
+
+
+def test_a_worker_being_evicted_is_a_failure_before_it_has_stopped() -> None:
+    leaving = pod("w-1", "Running", node="n2", index=1, **READY)
+    leaving["metadata"]["deletionTimestamp"] = "2026-11-22T09:00:00Z"
+    leaving["status"]["conditions"] = [
+        *READY["conditions"],
+        {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "EvictionByEvictionAPI",
+            "message": "Eviction API: evicting",
+        },
+    ]
+    summary = summarize([pod("w-0", "Running", node="n1", **READY), leaving])
+    assert summary.failure is not None
+    assert (summary.failure.pod, summary.failure.node, summary.failure.evicted) == ("w-1", "n2", True)
+    assert summary.failure.detail == (
+        "EvictionByEvictionAPI (Eviction API: evicting): it was told to stop and saves a checkpoint in its "
+        "grace period"
+    )
+    assert (summary.pods, summary.scheduled) == (1, 1)
+
+
+def test_a_failed_worker_keeps_its_node_exit_code_and_whole_termination_message() -> None:
+    message = "RuntimeError: CUDA out of memory (rank 3)\n--- last log lines ---\nstep 41/100 loss 1.9"
+    failed = pod(
+        "w-0",
+        "Failed",
+        node="n1",
+        containerStatuses=[
+            {
+                "state": {
+                    "terminated": {
+                        "exitCode": 1,
+                        "reason": "Error",
+                        "message": message,
+                        "finishedAt": "2026-11-22T09:01:00Z",
+                    }
+                }
+            }
+        ],
+    )
+    failure = summarize([failed]).failure
+    assert failure is not None
+    assert (failure.node, failure.exit_code, failure.message, failure.finished_at) == (
+        "n1",
+        1,
+        message,
+        "2026-11-22T09:01:00Z",
+    )
+
+
+def test_failures_keep_the_workers_own_message_and_only_the_latest_attempts() -> None:
+    worker = summarize(
+        [
+            pod(
+                "w-0",
+                "Failed",
+                node="n1",
+                containerStatuses=[{"state": {"terminated": {"exitCode": 1, "message": "ValueError: bad"}}}],
+            )
+        ]
+    ).failure
+    failures: list[Any] = []
+    for attempt in range(MAX_FAILURES_KEPT + 2):
+        failures = record_failure(
+            failures,
+            attempt=attempt,
+            cause="WorkerFailed",
+            detail="Worker w-0 failed: exit code 1 (Error): ValueError: bad",
+            worker=worker,
+            logs=f"az://out/checkpoints/logs/attempt-{attempt}",
+            now=T0,
+        )
+    assert [f.attempt for f in failures] == list(range(2, MAX_FAILURES_KEPT + 2))
+    last = failures[-1]
+    assert (last.pod, last.node, last.exit_code, last.message) == ("w-0", "n1", 1, "ValueError: bad")
+    stall = record_failure(
+        [], attempt=0, cause="Stalled", detail="no progress for 30 min", worker=None, logs=None, now=T0
+    )
+    assert (stall[0].pod, stall[0].message) == (None, "no progress for 30 min")
+
+
+def grace_spec(**resources: Any) -> TrainingJobSpec:
+    strategy = resources.pop("strategy", {})
+    grace = resources.pop("grace", None)
+    body: dict[str, Any] = {
+        "model": {"uri": "/m"},
+        "dataset": {"uri": "/d"},
+        "output": {"uri": "az://out/x"},
+        "resources": resources,
+        "strategy": strategy,
+    }
+    if grace is not None:
+        body["terminationGracePeriodSeconds"] = grace
+    return TrainingJobSpec.model_validate(body)
+
+
+def progress(checkpoint: float | None, step: float | None) -> TrainingProgress:
+    return TrainingProgress(step=10, checkpoint_seconds=checkpoint, step_seconds=step, updated_at=T0)
+
+
+@pytest.mark.parametrize(
+    ("resources", "seconds"),
+    [
+        # 8 x 80 GiB written at 80,000 Mbps: 68.7 s, twice, + 30 s
+        ({"instanceType": "Standard_ND96isr_H100_v5", "gpusPerNode": 8}, 168),
+        # 8 x 80 GiB at the A100 v4's 24,000 Mbps: 229 s
+        ({"instanceType": "Standard_ND96amsr_A100_v4", "gpusPerNode": 8}, 489),
+        # the optimizer offloaded: the VM's 1900 GiB, not its GPUs' memory
+        (
+            {
+                "instanceType": "Standard_ND96isr_H100_v5",
+                "gpusPerNode": 8,
+                "strategy": {"type": "deepspeed", "zeroStage": 3, "cpuOffload": "optimizer"},
+            },
+            439,
+        ),
+        # one of two GPUs: 94 GiB at 80,000 Mbps
+        ({"instanceType": "Standard_NC80adis_H100_v5", "gpusPerNode": 1}, 51),
+        # a CPU size: the VM's 8 GiB at 12,500 Mbps
+        ({"instanceType": "Standard_D2s_v5", "gpusPerNode": 0}, 41),
+    ],
+)  # fmt: skip
+def test_grace_period_bounds_the_save_of_the_nodes_state_at_the_vms_bandwidth(
+    resources: dict[str, Any], seconds: int
+) -> None:
+    assert grace_period(grace_spec(**resources), None).seconds == seconds
+
+
+def test_a_measured_checkpoint_lengthens_the_grace_period_and_never_shortens_it() -> None:
+    nc40 = grace_spec(instanceType="Standard_NC40adis_H100_v5", gpusPerNode=1)
+    assert grace_period(nc40, None).seconds == 71
+    slow = grace_period(nc40, progress(checkpoint=240.0, step=6.0))
+    assert slow.seconds == 2 * 246 + 30
+    assert "measured 240 s checkpoint save" in slow.basis
+    assert grace_period(nc40, progress(checkpoint=2.0, step=1.0)).seconds == 71
+    assert grace_period(nc40, progress(checkpoint=5000.0, step=1.0)).seconds == 3600
+
+
+def test_the_spec_grace_period_wins_and_torchrun_waits_almost_as_long() -> None:
+    chosen = grace_period(grace_spec(grace=900), progress(checkpoint=2000.0, step=1.0))
+    assert (chosen.seconds, chosen.basis) == (900, "spec.terminationGracePeriodSeconds")
+    assert torchrun_shutdown_seconds(900) == 895

@@ -107,6 +107,7 @@ def test_the_first_plan_applies_every_child_and_the_gang_whole() -> None:
             total_workers=2,
             workers="0/2",
             gpus=0,
+            termination_grace_period_seconds=71,  # 94 GiB at 40,000 Mbps: 2 x 20.2 s + 30 s
         ),
         apply=(
             *builders.static_children(owner, resource.spec),
@@ -407,3 +408,60 @@ def test_held_out_figures_rank_0_publishes_are_mirrored_into_status_evaluation()
         "latest": {"step": 40, "loss": 2.25, "perplexity": 9.4877},
         "best": {"step": 20, "loss": 2.0, "perplexity": 7.389},
     }
+
+
+def test_a_job_failed_by_its_disruption_rule_restarts_as_an_eviction_with_a_warning_event() -> None:
+    """The evicted worker's pod is gone; the Job's pod failure policy still says which pod it was."""
+    kube = FakeKube()
+    job = make(kube)
+    job.reconcile()
+    add_worker(kube, 0, "Running")
+    job.reconcile()
+    gang = kube.objects[("Job", NS, "tiny")]
+    gang["status"] = {
+        "conditions": [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "PodFailurePolicy",
+                "message": (
+                    f"Pod {NS}/tiny-1-x2b7q has condition DisruptionTarget matching FailJob rule at index 0"
+                ),
+            }
+        ]
+    }
+    del kube.objects[("Pod", NS, "tiny-0-0")]
+
+    job.reconcile()
+
+    assert (job.status["restarts"], job.status["lastRestartReason"]) == (1, "WorkerEvicted")
+    (record,) = job.status["failures"]
+    assert (record["attempt"], record["reason"], record["pod"]) == (0, "WorkerEvicted", "tiny-1-x2b7q")
+    assert record["logs"] == "/o/checkpoints/logs/attempt-0"
+    assert record["message"] == (
+        "Worker tiny-1-x2b7q was evicted: PodFailurePolicy: Pod ml/tiny-1-x2b7q has condition "
+        "DisruptionTarget matching FailJob rule at index 0"
+    )
+    assert job.events[-1] == ("Warning", "WorkerEvicted")
+
+
+def test_a_second_failure_with_the_same_reason_still_posts_its_event() -> None:
+    kube = FakeKube()
+    job = make(kube, backoffLimit=3)
+    job.reconcile()
+    failed = {
+        "containerStatuses": [{"state": {"terminated": {"exitCode": 1, "message": "OSError: disk full"}}}]
+    }
+    add_worker(kube, 0, "Failed", **failed)
+    job.reconcile()
+    job.reconcile()  # the old gang goes
+    job.reconcile()  # the next one is created, and fails before it ever ran
+    add_worker(kube, 0, "Failed", **failed)
+    events_before = len(job.events)
+
+    job.reconcile()
+
+    assert job.status["restarts"] == 2
+    assert job.events[events_before:] == [("Warning", "WorkerFailed")]
+    assert [f["attempt"] for f in job.status["failures"]] == [0, 1]
+    assert all(f["message"] == "OSError: disk full" for f in job.status["failures"])

@@ -25,7 +25,7 @@ from modelfleet_api import contract
 from modelfleet_api.evaluation import EvaluationPoint, EvaluationStatus
 from modelfleet_api.lineage import MERGED_SUBDIR, EvaluationSummary, OutputKind, TrainingResult, merged_uri
 from modelfleet_api.runtime_config import TrainingProgress, TrainingRuntimeConfig
-from modelfleet_api.training import AdapterBackend, DatasetFormat, OutputSelect
+from modelfleet_api.training import AdapterBackend, DatasetFormat, OutputSelect, checkpoint_location
 
 from modelfleet_train import data, distributed, storage
 from modelfleet_train.checkpoints import Checkpointer, TrainerState, open_store
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 METRICS_FILE = "training_metrics.jsonl"
 EVALUATION_FILE = "evaluation.json"
 """Written beside the model: its evaluation figures (`lineage.EvaluationSummary` on the wire)."""
-CHECKPOINT_SUBDIR = "checkpoints"
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
@@ -67,9 +66,7 @@ def output_dir(config: TrainingRuntimeConfig) -> Path:
 
 
 def checkpoint_uri(config: TrainingRuntimeConfig) -> str:
-    if config.checkpoint.uri:
-        return config.checkpoint.uri
-    return f"{config.output.uri.rstrip('/')}/{CHECKPOINT_SUBDIR}"
+    return checkpoint_location(config.checkpoint, config.output)
 
 
 def count_tokens(batch: dict[str, torch.Tensor]) -> tuple[int, int]:
@@ -489,7 +486,7 @@ class _Reporting:
                 **extra,
             },
         )
-        self.last = self._progress(step, loss, lr, tokens_per_second, epoch)
+        self.last = self._progress(step, loss, lr, tokens_per_second, epoch, seconds)
         if self.progress:
             self.progress.submit(self.last)
 
@@ -499,7 +496,12 @@ class _Reporting:
         log.info("checkpoint %s: %.2f s, %.1f MB", uri, seconds, size / 1e6)
         if self.last:
             self.last = self.last.model_copy(
-                update={"last_checkpoint": uri, "last_checkpoint_step": step, "updated_at": datetime.now(UTC)}
+                update={
+                    "last_checkpoint": uri,
+                    "last_checkpoint_step": step,
+                    "checkpoint_seconds": seconds,
+                    "updated_at": datetime.now(UTC),
+                }
             )
             if self.progress:
                 self.progress.submit(self.last, force=True)
@@ -539,6 +541,7 @@ class _Reporting:
         lr: float | None,
         tokens_per_second: float | None,
         epoch: float | None,
+        step_seconds: float,
     ) -> TrainingProgress:
         uri, checkpoint_step = self.last_checkpoint or (None, None)
         return TrainingProgress(
@@ -551,6 +554,8 @@ class _Reporting:
             last_checkpoint=uri,
             last_checkpoint_step=checkpoint_step,
             evaluation=self.evaluation_status,
+            step_seconds=step_seconds,
+            checkpoint_seconds=self.last.checkpoint_seconds if self.last else None,
             updated_at=datetime.now(UTC),
         )
 

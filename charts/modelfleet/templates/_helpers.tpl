@@ -172,3 +172,39 @@ The ClusterTriggerAuthentication of KEDA's prometheus triggers (keda.azureWorklo
 {{- define "modelfleet.kedaAuthentication" -}}
 {{ include "modelfleet.fullname" . }}-azure-monitor
 {{- end -}}
+
+{{- define "modelfleet.nodeTerminationHandlerSelectorLabels" -}}
+app.kubernetes.io/name: aks-node-termination-handler
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: node-termination-handler
+{{- end -}}
+
+{{- define "modelfleet.nodeTerminationHandlerLabels" -}}
+{{ include "modelfleet.nodeTerminationHandlerSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.training.nodeTerminationHandler.image | splitList ":" | last | quote }}
+app.kubernetes.io/part-of: modelfleet
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "modelfleet.rdmaPluginSelectorLabels" -}}
+app.kubernetes.io/name: rdma-shared-device-plugin
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: rdma-device-plugin
+{{- end -}}
+
+{{- define "modelfleet.rdmaPluginLabels" -}}
+{{ include "modelfleet.rdmaPluginSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.training.rdma.sharedDevicePlugin.image | splitList ":" | last | quote }}
+app.kubernetes.io/part-of: modelfleet
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* The VM sizes with InfiniBand (modelfleet_api.instance_types: infiniband); a chart test keeps them equal. */}}
+{{- define "modelfleet.infinibandSizes" -}}
+- Standard_ND96isr_H100_v5
+- Standard_ND96isr_H200_v5
+- Standard_ND96asr_v4
+- Standard_ND96amsr_A100_v4
+{{- end -}}

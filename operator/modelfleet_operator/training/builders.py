@@ -25,7 +25,10 @@ from modelfleet_operator.common.owner import labels
 from modelfleet_operator.common.owner import metadata as _metadata
 from modelfleet_operator.common.pod_overlay import merge_pod
 from modelfleet_operator.common.volumes import pvc_claims, pvc_volumes
+from modelfleet_operator.training import node_setup
 from modelfleet_operator.training.names import ChildNames
+from modelfleet_operator.training.policies.grace import grace_period, torchrun_shutdown_seconds
+from modelfleet_operator.worker_nodes import PLAIN_NODES, WorkerNodeSettings
 
 Manifest = dict[str, Any]
 
@@ -35,6 +38,12 @@ SHM_VOLUME = "dshm"
 CACHE_VOLUME = "cache"
 PVC_VOLUME = "pvc"
 COMPLETION_INDEX_FIELD = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+DISRUPTED_WORKER_RULE: dict[str, Any] = {
+    "action": "FailJob",
+    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+}
+"""Pod failure policy rule: a worker that stopped because it was disrupted fails the Job with reason
+``PodFailurePolicy``, naming the pod and the condition."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,8 +81,13 @@ def runtime_config(owner: Owner, spec: TrainingJobSpec) -> TrainingRuntimeConfig
     )
 
 
-def config_map(owner: Owner, spec: TrainingJobSpec) -> Manifest:
+def config_map(owner: Owner, spec: TrainingJobSpec, nodes: WorkerNodeSettings = PLAIN_NODES) -> Manifest:
+    """The runtime config; the Accelerate config with that launcher; the VM size's NCCL topology file
+    when the workers use InfiniBand and the operator has one."""
     data = {contract.CONFIG_FILE: runtime_config(owner, spec).to_yaml()}
+    topology = node_setup.topology_of(spec.resources.instance_type, nodes)
+    if topology is not None:
+        data[node_setup.NCCL_TOPOLOGY_FILE] = topology
     if spec.strategy.launcher == Launcher.ACCELERATE:
         data[contract.ACCELERATE_CONFIG_FILE] = yaml.safe_dump(
             accelerate_config(owner, spec), sort_keys=False
@@ -209,7 +223,12 @@ def headless_service(owner: Owner) -> Manifest:
 
 
 def _env(
-    owner: Owner, spec: TrainingJobSpec, attempt: int, identity: RuntimeIdentity
+    owner: Owner,
+    spec: TrainingJobSpec,
+    attempt: int,
+    identity: RuntimeIdentity,
+    grace_seconds: int,
+    nodes: WorkerNodeSettings,
 ) -> list[dict[str, Any]]:
     names = owner.names
     config_path = f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"
@@ -227,9 +246,21 @@ def _env(
         {"name": contract.ENV_PROGRESS_CONFIGMAP, "value": names.progress_config_map},
         {"name": contract.ENV_METRICS_PORT, "value": str(contract.METRICS_PORT)},
         {"name": contract.ENV_CACHE_DIR, "value": contract.RUNTIME_CACHE_DIR},
+        {"name": contract.ENV_TORCH_SHUTDOWN_TIMEOUT, "value": str(torchrun_shutdown_seconds(grace_seconds))},
     ]
     token = [spec.model.token_secret.env_var()] if spec.model.token_secret is not None else []
-    return contract_env + tracker_key_env(spec) + token + identity.env() + env_list(spec.env)
+    defaults = (
+        contract_env
+        + node_setup.cache_env(nodes.cache)
+        + node_setup.rdma_env(spec.resources.instance_type, nodes)
+        + tracker_key_env(spec)
+        + token
+        + identity.env()
+    )
+    # The spec's env overrides what the operator sets (the names PET_* and MODELFLEET_* are refused at
+    # apply); a name may appear only once in a container's env under server-side apply.
+    own = {e.name for e in spec.env}
+    return [item for item in defaults if item["name"] not in own] + env_list(spec.env)
 
 
 def tracker_key_env(spec: TrainingJobSpec) -> list[dict[str, Any]]:
@@ -272,29 +303,48 @@ def _pvcs(spec: TrainingJobSpec) -> tuple[list[dict[str, Any]], list[dict[str, A
 
 
 def worker_pod_template(
-    owner: Owner, spec: TrainingJobSpec, *, image: str, attempt: int, identity: RuntimeIdentity = NO_IDENTITY
+    owner: Owner,
+    spec: TrainingJobSpec,
+    *,
+    image: str,
+    attempt: int,
+    grace_seconds: int | None = None,
+    identity: RuntimeIdentity = NO_IDENTITY,
+    nodes: WorkerNodeSettings = PLAIN_NODES,
 ) -> Manifest:
+    """``grace_seconds`` unset: derived from the spec alone (``policies.grace``); ``nodes``: what the
+    workers get from their nodes (``node_setup``)."""
+    if grace_seconds is None:
+        grace_seconds = grace_period(spec, None).seconds
     names = owner.names
     pvc_volumes_, pvc_mounts = _pvcs(spec)
+    size = spec.resources.instance_type
+    resources = placement.resources(spec.resources, spec.resources.gpus_per_node)
+    for amounts in resources.values():
+        amounts.update(node_setup.rdma_resources(size, nodes))
+    init_containers = node_setup.cache_init_containers(nodes.cache, image, CACHE_VOLUME)
     pod_labels = (
         labels(owner, c.COMPONENT_WORKER) | {c.LABEL_RESTART_ATTEMPT: str(attempt)} | identity.pod_labels()
     )
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": grace_seconds,
         "subdomain": names.service,
         **identity.pod_spec(default_service_account=names.service_account),
         **placement.pod_placement(spec.resources),
+        **({"initContainers": init_containers} if init_containers else {}),
         "containers": [
             {
                 "name": WORKER_CONTAINER,
                 "image": image,
                 "command": worker_command(spec),
-                "env": _env(owner, spec, attempt, identity),
+                "env": _env(owner, spec, attempt, identity, grace_seconds, nodes),
                 "ports": [
                     {"name": "rendezvous", "containerPort": contract.MASTER_PORT},
                     {"name": "metrics", "containerPort": contract.METRICS_PORT},
                 ],
-                "resources": placement.resources(spec.resources, spec.resources.gpus_per_node),
+                "resources": resources,
+                **node_setup.rdma_security_context(size, nodes),
                 "volumeMounts": [
                     {"name": CONFIG_VOLUME, "mountPath": contract.CONFIG_DIR, "readOnly": True},
                     {"name": SHM_VOLUME, "mountPath": contract.SHM_MOUNT},
@@ -305,8 +355,13 @@ def worker_pod_template(
         ],
         "volumes": [
             {"name": CONFIG_VOLUME, "configMap": {"name": names.config_map}},
-            {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}},
-            {"name": CACHE_VOLUME, "emptyDir": {}},
+            {
+                "name": SHM_VOLUME,
+                **node_setup.shared_memory_volume(
+                    spec.resources.shared_memory or resources["limits"]["memory"]
+                ),
+            },
+            {"name": CACHE_VOLUME, **node_setup.cache_volume(nodes.cache)},
             *pvc_volumes_,
         ],
     }
@@ -316,35 +371,58 @@ def worker_pod_template(
 
 
 def worker_job(
-    owner: Owner, spec: TrainingJobSpec, *, image: str, attempt: int, identity: RuntimeIdentity = NO_IDENTITY
+    owner: Owner,
+    spec: TrainingJobSpec,
+    *,
+    image: str,
+    attempt: int,
+    grace_seconds: int | None = None,
+    identity: RuntimeIdentity = NO_IDENTITY,
+    nodes: WorkerNodeSettings = PLAIN_NODES,
 ) -> Manifest:
     """The gang: an Indexed Job with one pod per node.
 
     ``backoffLimit: 0`` because the gang restart is the operator's (a failed worker ends the Job,
     the Job's other pods are stopped by the Job controller, and the operator starts the next
-    attempt from the latest checkpoint).
+    attempt from the latest checkpoint). The pod failure policy fails the Job at once when a worker
+    was disrupted (evicted by a drain, preempted), so the Job itself records which pod was and why,
+    after the pod is gone; it also makes the Job count a worker as failed only once it has stopped
+    (``podReplacementPolicy: Failed``), not while it still saves its checkpoint. ``grace_seconds``
+    unset: derived from the spec alone (``policies.grace``).
     """
     metadata = _metadata(owner, owner.names.job, c.COMPONENT_WORKER)
     metadata["labels"][c.LABEL_RESTART_ATTEMPT] = str(attempt)
     if spec.queue_name:
         metadata["labels"][c.KUEUE_QUEUE_LABEL] = spec.queue_name
-    nodes = spec.resources.nodes
+    workers = spec.resources.nodes
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": metadata,
         "spec": {
             "completionMode": "Indexed",
-            "completions": nodes,
-            "parallelism": nodes,
+            "completions": workers,
+            "parallelism": workers,
             "backoffLimit": 0,
-            "template": worker_pod_template(owner, spec, image=image, attempt=attempt, identity=identity),
+            "podFailurePolicy": {"rules": [DISRUPTED_WORKER_RULE]},
+            "template": worker_pod_template(
+                owner,
+                spec,
+                image=image,
+                attempt=attempt,
+                grace_seconds=grace_seconds,
+                identity=identity,
+                nodes=nodes,
+            ),
         },
     }
 
 
 def static_children(
-    owner: Owner, spec: TrainingJobSpec, identity: RuntimeIdentity = NO_IDENTITY
+    owner: Owner,
+    spec: TrainingJobSpec,
+    identity: RuntimeIdentity = NO_IDENTITY,
+    nodes: WorkerNodeSettings = PLAIN_NODES,
 ) -> list[Manifest]:
     """Children that live as long as the TrainingJob, in creation order (the Job comes after). With a
     runtime ServiceAccount (which the namespace provides) the job gets no ServiceAccount of its own."""
@@ -354,6 +432,6 @@ def static_children(
         progress_role(owner),
         progress_role_binding(owner, identity),
         progress_config_map(owner),
-        config_map(owner, spec),
+        config_map(owner, spec, nodes),
         headless_service(owner),
     ]

@@ -16,6 +16,7 @@ repeats the prune, never the count, and never reruns a failed gang.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from modelfleet_api import constants as c
 from modelfleet_api.cost import PriceTable
 from modelfleet_api.runtime_config import TrainingProgress
+from modelfleet_api.training import attempt_logs_location
 from modelfleet_api.trainingjob import TrainingJobSpec, TrainingJobStatus
 
 from modelfleet_operator.common.cost import account, vm_share
@@ -33,6 +35,7 @@ from modelfleet_operator.common.plan import (
     CapacityRelease,
     ChildKey,
     Draft,
+    Event,
     Plan,
     key_of,
 )
@@ -40,20 +43,26 @@ from modelfleet_operator.conditions import find, is_true
 from modelfleet_operator.status import status_patch
 from modelfleet_operator.training import builders
 from modelfleet_operator.training.builders import Owner
-from modelfleet_operator.training.policies.failure import decide_restart
+from modelfleet_operator.training.policies.failure import decide_restart, record_failure
 from modelfleet_operator.training.policies.gang import gang_verdict
 from modelfleet_operator.training.policies.gpu_hours import GpuAccount
 from modelfleet_operator.training.policies.gpu_hours import account as account_gpu_hours
+from modelfleet_operator.training.policies.grace import grace_period
 from modelfleet_operator.training.policies.output import training_output
 from modelfleet_operator.training.policies.progress import steps_column
 from modelfleet_operator.training.policies.stall import stall_message
 from modelfleet_operator.training.policies.success import all_workers_succeeded, job_condition_true
 from modelfleet_operator.training.policies.ttl import ttl_expired
 from modelfleet_operator.training.workers import WorkerFailure, WorkerSummary, summarize
+from modelfleet_operator.worker_nodes import PLAIN_NODES, WorkerNodeSettings
 
 Manifest = dict[str, Any]
 Phase = c.TrainingJobPhase
 FINISHED = (Phase.SUCCEEDED, Phase.FAILED)
+JOB_POD_FAILURE_POLICY = "PodFailurePolicy"
+"""Reason of a Job's Failed condition when a rule of its pod failure policy failed it."""
+POLICY_POD = re.compile(r"Pod [^/\s]+/(\S+) ")
+"""The pod a pod-failure-policy message names ("Pod NAMESPACE/NAME has condition ...")."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +92,8 @@ class Settings:
     identity: RuntimeIdentity
     prices: PriceTable | None = None
     """The operator's price table (``status.cost``)."""
+    nodes: WorkerNodeSettings = PLAIN_NODES
+    """What the workers get from their nodes: InfiniBand, the node cache."""
 
 
 @dataclass
@@ -136,7 +147,9 @@ class _Planner:
         return True
 
     def static_children(self) -> bool:
-        self.apply += builders.static_children(self.owner, self.spec, self.settings.identity)
+        self.apply += builders.static_children(
+            self.owner, self.spec, self.settings.identity, self.settings.nodes
+        )
         return False
 
     def mirror_progress(self) -> bool:
@@ -193,6 +206,8 @@ class _Planner:
             self.phase(Phase.PENDING)
             self.workers(0)
             return True
+        grace = grace_period(self.spec, self.status.progress)
+        self.status.termination_grace_period_seconds = grace.seconds
         self.apply.append(self._worker_job())
         self.phase(Phase.SCHEDULING)
         self.workers(0)
@@ -228,7 +243,9 @@ class _Planner:
         failure = summary.failure or _job_failure(job)
         if failure is not None:
             cause = c.REASON_WORKER_EVICTED if failure.evicted else c.REASON_WORKER_FAILED
-            self._restart_or_fail(cause, f"Worker {failure.pod} failed: {failure.detail}")
+            who = f"Worker {failure.pod}" if failure.pod else "The worker Job"
+            verb = "was evicted" if failure.evicted else "failed"
+            self._restart_or_fail(cause, f"{who} {verb}: {failure.detail}", failure)
             return True
         if not self._gang_placed(summary, job):
             return True
@@ -247,9 +264,19 @@ class _Planner:
 
     # ---- decisions --------------------------------------------------------------------------------
     def _worker_job(self) -> Manifest:
+        """The current attempt's Job, with the grace period chosen when it was created (a Job's pod
+        template cannot change; a new measurement applies to the next attempt)."""
         image = self.spec.image or self.settings.image
+        if self.status.termination_grace_period_seconds is None:  # a Job created by an older operator
+            self.status.termination_grace_period_seconds = grace_period(self.spec, None).seconds
         return builders.worker_job(
-            self.owner, self.spec, image=image, attempt=self.status.restarts, identity=self.settings.identity
+            self.owner,
+            self.spec,
+            image=image,
+            attempt=self.status.restarts,
+            grace_seconds=self.status.termination_grace_period_seconds,
+            identity=self.settings.identity,
+            nodes=self.settings.nodes,
         )
 
     def _gang_placed(self, summary: WorkerSummary, job: Manifest) -> bool:
@@ -303,13 +330,25 @@ class _Planner:
             last_sign = max(running_since, last_progress) if last_progress else running_since
             self.deadline(last_sign + timedelta(seconds=timeout))
 
-    def _restart_or_fail(self, cause: str, detail: str) -> None:
+    def _restart_or_fail(self, cause: str, detail: str, worker: WorkerFailure | None = None) -> None:
+        """Restart the gang or give up; either way the attempt's failure goes into ``status.failures``
+        and an event (the one its condition's change posts, or the same when the reason stays)."""
         restarts = self.status.restarts
         decision = decide_restart(cause, detail, restarts=restarts, backoff_limit=self.spec.backoff_limit)
         self.workers(0)
         self.workers_held = 0
         self.draft.condition(c.COND_RUNNING, False, cause, decision.message)
+        self.draft.events.append(Event(type="Warning", reason=cause, message=decision.message))
         self.status.last_restart_reason = cause
+        self.status.failures = record_failure(
+            self.status.failures,
+            attempt=restarts,
+            cause=cause,
+            detail=detail,
+            worker=worker,
+            logs=attempt_logs_location(self.spec.checkpoint, self.spec.output, restarts),
+            now=self.now,
+        )
         if decision.restart:
             self.status.restarts = restarts + 1
             self.phase(Phase.PENDING)
@@ -436,6 +475,7 @@ def plan(
         status=status,
         apply=tuple(planner.apply),
         keep=keep,
+        events=tuple(planner.draft.events),
         requeue_at=planner.requeue_at,
         capacity=capacity,
     )
@@ -446,11 +486,15 @@ def _time(value: str | None) -> datetime | None:
 
 
 def _job_failure(job: Manifest) -> WorkerFailure | None:
-    """A failed Job whose failed pod is already gone still names why it failed."""
+    """A failed Job whose failed pod is already gone still names why it failed; its pod failure
+    policy (``builders.DISRUPTED_WORKER_RULE``) says when a worker was disrupted."""
     if not job_condition_true(job, "Failed"):
         return None
     for cond in (job.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Failed":
-            detail = f"{cond.get('reason', 'Failed')}: {cond.get('message', '')}".rstrip(": ")
-            return WorkerFailure(pod=job["metadata"]["name"], evicted=False, detail=detail)
+            message = str(cond.get("message", ""))
+            detail = f"{cond.get('reason', 'Failed')}: {message}".rstrip(": ")
+            evicted = cond.get("reason") == JOB_POD_FAILURE_POLICY and "DisruptionTarget" in message
+            named = POLICY_POD.match(message)
+            return WorkerFailure(pod=named.group(1) if named else None, evicted=evicted, detail=detail)
     return None

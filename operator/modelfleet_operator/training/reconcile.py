@@ -102,7 +102,10 @@ class TrainingJobController:
         self, resource: TrainingJob, status: TrainingJobStatus, observed: planning.Observed, now: datetime
     ) -> Plan[TrainingJobStatus]:
         settings = planning.Settings(
-            image=self._config.training_image, identity=self._identity(resource), prices=self._config.prices
+            image=self._config.training_image,
+            identity=self._identity(resource),
+            prices=self._config.prices,
+            nodes=self._config.worker_nodes,
         )
         generation = resource.metadata.get("generation")
         return planning.plan(self.owner(resource), resource.spec, generation, status, observed, now, settings)

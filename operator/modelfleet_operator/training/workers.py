@@ -17,11 +17,18 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerFailure:
-    pod: str
+    pod: str | None
+    """None when only the worker Job said that a worker failed (its pod is gone)."""
     evicted: bool
     """The pod was evicted or preempted (spot reclaim, node drain) rather than exiting on its own."""
     detail: str
     """Exit code, reason and message, for the condition message."""
+    node: str | None = None
+    exit_code: int | None = None
+    message: str | None = None
+    """The container's termination message: what the runtime wrote (the error and its last log
+    lines), or the kubelet's tail of its log when it wrote nothing."""
+    finished_at: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,15 +45,21 @@ class WorkerSummary:
     """The scheduler's own reason (PodScheduled=False message) for one pending worker, if any."""
 
 
+def _disrupted(pod: Manifest) -> Manifest | None:
+    """The pod's DisruptionTarget condition when it is True: the pod is being or was evicted (a node
+    drain, the Eviction API), preempted or taken by a node going away."""
+    disruption = pod_condition(pod, "DisruptionTarget")
+    return disruption if disruption is not None and disruption.get("status") == c.CONDITION_TRUE else None
+
+
 def _failure(pod: Manifest) -> WorkerFailure:
     status = pod.get("status", {})
-    disruption = pod_condition(pod, "DisruptionTarget")
-    evicted = status.get("reason") == "Evicted" or (
-        disruption is not None and disruption.get("status") == c.CONDITION_TRUE
-    )
+    disruption = _disrupted(pod)
+    evicted = status.get("reason") == "Evicted" or disruption is not None
     parts: list[str] = []
+    terminated: Manifest = {}
     for container in status.get("containerStatuses") or []:
-        terminated = (container.get("state") or {}).get("terminated")
+        terminated = (container.get("state") or {}).get("terminated") or {}
         if terminated:
             parts.append(f"exit code {terminated.get('exitCode')} ({terminated.get('reason') or 'Error'})")
             if terminated.get("message"):
@@ -58,14 +71,47 @@ def _failure(pod: Manifest) -> WorkerFailure:
             parts.append(str(disruption["message"]))
     if status.get("message"):
         parts.append(str(status["message"]))
-    return WorkerFailure(pod=pod["metadata"]["name"], evicted=evicted, detail=": ".join(parts))
+    message = str(terminated.get("message") or "").strip()
+    return WorkerFailure(
+        pod=pod["metadata"]["name"],
+        evicted=evicted,
+        detail=": ".join(parts),
+        node=(pod.get("spec") or {}).get("nodeName"),
+        exit_code=terminated.get("exitCode"),
+        message=message or None,
+        finished_at=terminated.get("finishedAt"),
+    )
+
+
+def _being_evicted(pod: Manifest) -> WorkerFailure:
+    """A worker still stopping after an eviction: it has its grace period to save a checkpoint."""
+    disruption = _disrupted(pod) or {}
+    reason = disruption.get("reason") or "DisruptionTarget"
+    said = f" ({disruption['message']})" if disruption.get("message") else ""
+    return WorkerFailure(
+        pod=pod["metadata"]["name"],
+        evicted=True,
+        detail=f"{reason}{said}: it was told to stop and saves a checkpoint in its grace period",
+        node=(pod.get("spec") or {}).get("nodeName"),
+    )
 
 
 def summarize(pods: Sequence[Manifest]) -> WorkerSummary:
+    """Pods being deleted count for nothing, except a disrupted worker (evicted by a drain, preempted):
+    the gang has lost it, whether or not it has stopped yet."""
     live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    leaving = [
+        p
+        for p in pods
+        if p["metadata"].get("deletionTimestamp")
+        and _disrupted(p) is not None
+        and p.get("status", {}).get("phase") != "Succeeded"
+    ]
     scheduled = running = ready = 0
     succeeded: set[int] = set()
-    failure: WorkerFailure | None = None
+    failure: WorkerFailure | None = next(
+        (_failure(p) if p["status"].get("phase") == "Failed" else _being_evicted(p) for p in leaving), None
+    )
     unschedulable: str | None = None
     for pod in live:
         phase = pod.get("status", {}).get("phase")

@@ -7,8 +7,12 @@ attempt resumes from the latest checkpoint; each restart counts against ``spec.b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from modelfleet_api import constants as c
+from modelfleet_api.trainingjob import MAX_FAILURES_KEPT, TERMINATION_MESSAGE_MAX, AttemptFailure
+
+from modelfleet_operator.training.workers import WorkerFailure
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,3 +45,31 @@ def decide_restart(cause: str, detail: str, *, restarts: int, backoff_limit: int
             f"(restart {attempt} of at most {backoff_limit})."
         ),
     )
+
+
+def record_failure(
+    failures: list[AttemptFailure],
+    *,
+    attempt: int,
+    cause: str,
+    detail: str,
+    worker: WorkerFailure | None,
+    logs: str | None,
+    now: datetime,
+) -> list[AttemptFailure]:
+    """``failures`` with this attempt's failure appended (the oldest dropped beyond
+    ``MAX_FAILURES_KEPT``): the worker's own termination message when it wrote one, else ``detail``."""
+    text = (worker.message if worker is not None and worker.message else detail)[
+        : TERMINATION_MESSAGE_MAX + 512
+    ]
+    record = AttemptFailure(
+        attempt=attempt,
+        reason=cause,
+        pod=worker.pod if worker is not None else None,
+        node=worker.node if worker is not None else None,
+        exit_code=worker.exit_code if worker is not None else None,
+        message=text,
+        logs=logs,
+        time=now,
+    )
+    return [*failures, record][-MAX_FAILURES_KEPT:]
