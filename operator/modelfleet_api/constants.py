@@ -241,6 +241,10 @@ REASON_HPA_FALLBACK: Final = "HpaFallback"
 """Autoscaling=True: KEDA is not installed, a HorizontalPodAutoscaler scales instead (no scale to zero)."""
 REASON_AUTOSCALER_UNAVAILABLE: Final = "AutoscalerUnavailable"
 """Autoscaling=False: neither KEDA nor the HPA can serve the metric; replicas stay at ``minReplicas``."""
+REASON_CUSTOM_METRICS_UNAVAILABLE: Final = "CustomMetricsUnavailable"
+"""Autoscaling=False: KEDA is not installed and the custom metrics API (``custom.metrics.k8s.io``) that
+the fallback HPA reads is not served (no adapter's APIService, or it is not Available): the HPA is
+applied but cannot scale until a custom-metrics adapter such as prometheus-adapter serves it."""
 
 COND_ROUTED: Final = "Routed"
 """ModelDeployment: an endpoint routes requests to the replicas."""

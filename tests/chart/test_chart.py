@@ -134,7 +134,10 @@ OPERATOR_RULES = {
 }
 """What the operator does with each kind (modelfleet_operator.kube calls and kopf), exactly; proven in
 the local control plane by tests/cluster/test_chart_install.py."""
-DETECTION_RULES = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
+DETECTION_RULES = {
+    ("apiregistration.k8s.io", "apiservices"): {"list", "watch"},
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+}
 
 
 def test_cluster_wide_role_is_exactly_what_the_operator_uses() -> None:
@@ -170,6 +173,7 @@ def test_watch_namespaces_switches_to_roles_in_each_namespace() -> None:
     (cluster_role,) = by_kind(docs, "ClusterRole")
     # kopf lists and watches namespaces when it watches a list of them.
     assert rules_of(cluster_role) == [
+        ("apiregistration.k8s.io", "apiservices", frozenset({"list", "watch"})),
         ("apiextensions.k8s.io", "customresourcedefinitions", frozenset({"list", "watch"})),
         ("", "namespaces", frozenset({"list", "watch"})),
     ]

@@ -125,6 +125,8 @@ class FakeKube:
                 put(ix.TRAINING_JOBS, (namespace, name), project(TRAINING_JOB, body))
             if kind_name == "CustomResourceDefinition":
                 put(ix.CRDS, name, ix.crd_summary(body))
+            if kind_name == "APIService":
+                put(ix.API_SERVICES, name, ix.api_service_summary(body))
         return ix.Indexes(found)
 
 

@@ -15,6 +15,7 @@ from modelfleet_operator.serving import builders
 from modelfleet_operator.serving.builders import Integrations, Owner
 from modelfleet_operator.serving.desired import desired
 from modelfleet_operator.serving.engines import HEALTH_PATHS
+from modelfleet_operator.serving.policies.custom_metrics import CustomMetricsApi
 
 pytestmark = pytest.mark.unit
 
@@ -278,9 +279,10 @@ def test_keda_scaled_object_scales_the_stable_track_to_zero_on_queue_depth() -> 
 
 def test_without_keda_an_hpa_keeps_one_replica_and_says_so() -> None:
     spec = example("modeldeployment-vllm-llama3-8b.yaml")
-    wanted = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS,
-                  integrations=Integrations(keda=False, gateway_api=False), prometheus_url=PROMETHEUS,
-                  canary_ready=False)  # fmt: skip
+    adapter = CustomMetricsApi(served=True, detail="APIService v1beta1.custom.metrics.k8s.io is Available")
+    integrations = Integrations(keda=False, gateway_api=False, custom_metrics=adapter)
+    wanted = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS, integrations=integrations,
+                  prometheus_url=PROMETHEUS, canary_ready=False)  # fmt: skip
     hpa = next(m for m in wanted.children if m["kind"] == "HorizontalPodAutoscaler")
     assert hpa == (
         {

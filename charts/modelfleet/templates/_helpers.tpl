@@ -157,10 +157,13 @@ creates the object) and prunes them (delete). Neither it nor kopf uses update (P
 
 {{/*
 Cluster-scoped reads: kopf lists and watches CRDs to notice resources that appear or go, and the
-operator's index of them tells the controllers whether KEDA, Gateway API and Kueue are installed
-(read-only).
+operator's index of them tells the controllers whether KEDA, Gateway API and Kueue are installed;
+APIServices tell whether a custom-metrics adapter serves the fallback HPA's pod metric (read-only).
 */}}
 {{- define "modelfleet.detectionRules" -}}
+- apiGroups: ["apiregistration.k8s.io"]
+  resources: ["apiservices"]
+  verbs: ["list", "watch"]
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]

@@ -10,8 +10,9 @@ its spec changed (a new ``generation``) or its status is not one this operator w
 own status write, and kopf's finalizer patches, wake nothing); events on a child or pod, by the owner
 label it carries; a ServiceAccount created or deleted wakes the objects of its namespace (they may be
 waiting for it); a KEDA, Gateway API or Kueue CRD that appears or goes wakes every object of the kinds
-that use it; a ModelDeployment wakes the sweeps that name it; a TrainingJob wakes the ModelDeployments
-that serve its output. All handlers are coroutines on kopf's
+that use it, and so does an APIService of an aggregated group they use that appears, goes or changes
+its Available condition; a ModelDeployment wakes the sweeps that name it; a TrainingJob wakes the
+ModelDeployments that serve its output. All handlers are coroutines on kopf's
 event loop (kopf runs plain functions in a thread pool, a hop per event, and ``asyncio.Event`` is not
 thread-safe).
 
@@ -38,6 +39,7 @@ from modelfleet_api import constants as c
 from modelfleet_operator import metrics
 from modelfleet_operator.common import indexes as ix
 from modelfleet_operator.common.kinds import (
+    API_SERVICE,
     CUSTOM_RESOURCE_DEFINITION,
     MODEL_DEPLOYMENT,
     OBSERVED_KINDS,
@@ -216,6 +218,20 @@ def register_indexes(operator: Operator) -> None:
 
     _on_event(registry, CUSTOM_RESOURCE_DEFINITION, "crds-wake", crd_changed)
 
+    async def api_service_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
+        if (body.get("spec") or {}).get("group") not in API_SERVICE_USERS:
+            return None
+        return {name: ix.api_service_summary(body)}
+
+    _index_fn(operator, API_SERVICE, ix.API_SERVICES, api_service_by_name)
+
+    async def api_service_changed(body: kopf.Body, **_: Any) -> None:
+        users = API_SERVICE_USERS.get((body.get("spec") or {}).get("group") or "")
+        if users:
+            wakeups.wake_where(lambda key: key[0] in users)
+
+    _on_event(registry, API_SERVICE, "apiservices-wake", api_service_changed)
+
 
 INTEGRATION_USERS: dict[str, frozenset[str]] = {
     "scaledobjects.keda.sh": frozenset({"ModelDeployment"}),
@@ -225,6 +241,11 @@ INTEGRATION_USERS: dict[str, frozenset[str]] = {
     "localqueues.kueue.x-k8s.io": frozenset({"TrainingJob"}),
 }
 """Optional integrations' CRDs, and the kinds whose plans depend on them."""
+API_SERVICE_USERS: dict[str, frozenset[str]] = {
+    # The HPA fallback's Pods metric is read through it (a custom-metrics adapter serves it).
+    "custom.metrics.k8s.io": frozenset({"ModelDeployment"}),
+}
+"""Aggregated API groups whose APIServices are indexed, and the kinds whose plans depend on them."""
 
 
 def _index(

@@ -26,6 +26,8 @@ OWNER_LABELS = (c.LABEL_TRAINING_JOB, c.LABEL_MODEL_DEPLOYMENT, c.LABEL_BENCHMAR
 """Labels naming a child's owner; each names one kind of owner."""
 SERVICE_ACCOUNTS = "serviceaccounts_by_name"
 CRDS = "customresourcedefinitions_by_name"
+API_SERVICES = "apiservices_by_name"
+"""APIServices of the aggregated groups a plan depends on (``handlers.API_SERVICE_USERS``), by name."""
 MODEL_DEPLOYMENTS = "modeldeployments_by_name"
 SWEEPS_BY_TARGET = "benchmarksweeps_by_target"
 """Sweeps by the (namespace, deployment) of every target they name, to wake them when it changes."""
@@ -59,6 +61,19 @@ def crd_summary(body: Mapping[str, Any]) -> Manifest:
     return {"served": served if established and not deleting else []}
 
 
+def api_service_summary(body: Mapping[str, Any]) -> Manifest:
+    """What a plan needs of an APIService: its Available condition as the aggregator set it (status
+    "Unknown" before the aggregator's first check), and whether it goes."""
+    conditions = (body.get("status") or {}).get("conditions") or []
+    available: Manifest = next((cond for cond in conditions if cond.get("type") == "Available"), {})
+    deleting = bool((body.get("metadata") or {}).get("deletionTimestamp"))
+    return {
+        "available": available.get("status") == c.CONDITION_TRUE and not deleting,
+        "reason": "Deleting" if deleting else available.get("reason") or "",
+        "message": "the APIService is being deleted" if deleting else available.get("message") or "",
+    }
+
+
 class Indexes:
     """The indexes kopf passed to a daemon (live mappings: each read sees the latest events)."""
 
@@ -89,6 +104,11 @@ class Indexes:
             version in summary["served"] if version else bool(summary["served"])
             for summary in self._values(CRDS, crd)
         )
+
+    def api_service(self, name: str) -> Manifest | None:
+        """An indexed APIService's ``api_service_summary`` (None: it does not exist)."""
+        found = self._values(API_SERVICES, name)
+        return found[0] if found else None
 
     def training_job(self, namespace: str, name: str) -> Manifest | None:
         """A TrainingJob by name, as indexed."""

@@ -79,6 +79,7 @@ POD = Kind("v1", "Pod", "pods")
 CUSTOM_RESOURCE_DEFINITION = Kind(
     "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False
 )
+API_SERVICE = Kind("apiregistration.k8s.io/v1", "APIService", "apiservices", namespaced=False)
 TRAINING_JOB = Kind(API_VERSION, "TrainingJob", "trainingjobs")
 MODEL_DEPLOYMENT = Kind(API_VERSION, "ModelDeployment", "modeldeployments")
 BENCHMARK_SWEEP = Kind(API_VERSION, "BenchmarkSweep", "benchmarksweeps")

@@ -32,6 +32,7 @@ from modelfleet_operator.common.pod_overlay import merge_pod
 from modelfleet_operator.common.volumes import pvc_claims, pvc_volumes
 from modelfleet_operator.config import DEFAULT_KEDA_HTTP_NAMESPACE
 from modelfleet_operator.serving.names import ChildNames
+from modelfleet_operator.serving.policies.custom_metrics import NOT_FOUND, CustomMetricsApi
 from modelfleet_operator.serving.policies.lineage import TrackModel, base_served_name, plain
 from modelfleet_operator.serving.policies.metrics import EngineMetric
 
@@ -90,6 +91,8 @@ class Integrations:
     """The KEDA HTTP add-on's HTTPScaledObject CRD (http.keda.sh/v1alpha1)."""
     pod_monitor: bool = False
     """The Prometheus Operator's PodMonitor CRD (monitoring.coreos.com/v1)."""
+    custom_metrics: CustomMetricsApi = NOT_FOUND
+    """The custom metrics API an HPA's Pods metric is read from (a custom-metrics adapter's)."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from modelfleet_api.serving import EngineType
 from modelfleet_operator.common.identity import NO_IDENTITY, RuntimeIdentity
 from modelfleet_operator.serving import builders
 from modelfleet_operator.serving.builders import HttpAddOn, Integrations, Manifest, Owner
+from modelfleet_operator.serving.policies.custom_metrics import GROUP
 from modelfleet_operator.serving.policies.lineage import TrackModel
 from modelfleet_operator.serving.policies.metrics import EngineMetric, engine_metric, unavailable_message
 from modelfleet_operator.serving.policies.phase import Verdict
@@ -187,18 +188,37 @@ def _autoscaling(
         )
         return Autoscaling(verdict=_unavailable(message))
     manifest = builders.horizontal_pod_autoscaler(owner, autoscaling, metric)
+    return Autoscaling(verdict=_hpa_verdict(owner, autoscaling, metric, integrations), manifests=[manifest])
+
+
+def _hpa_verdict(
+    owner: Owner, autoscaling: AutoscalingSpec, metric: EngineMetric, integrations: Integrations
+) -> Verdict:
+    """The fallback HPA scales only while a custom-metrics adapter serves its Pods metric."""
+    floor = max(autoscaling.min_replicas, 1)
+    hpa = f"HorizontalPodAutoscaler {owner.names.autoscaler}"
+    api = integrations.custom_metrics
+    if not api.served:
+        message = (
+            f"KEDA is not installed and {hpa} cannot scale: it reads the pod metric "
+            f"{metric.adapter_name} from the custom metrics API ({GROUP}), which is not served "
+            f"({api.detail}). Replicas stay at their count, within {floor}-{autoscaling.max_replicas}. "
+            f"Install a custom-metrics adapter such as prometheus-adapter with a rule that serves "
+            f"{metric.series} as the pods metric {metric.adapter_name}, or install KEDA, which reads "
+            "Prometheus itself."
+        )
+        return Verdict(status=False, reason=c.REASON_CUSTOM_METRICS_UNAVAILABLE, message=message)
     zero_note = (
         f" minReplicas 0 needs KEDA: the HPA keeps at least {floor} replica."
         if autoscaling.min_replicas == 0
         else ""
     )
     message = (
-        f"KEDA is not installed; HorizontalPodAutoscaler {owner.names.autoscaler} scales {floor}-"
-        f"{autoscaling.max_replicas} replicas on the pod metric {metric.adapter_name} (served by a "
-        f"custom-metrics adapter such as prometheus-adapter).{zero_note} Install KEDA for scale to zero."
+        f"KEDA is not installed; {hpa} scales {floor}-{autoscaling.max_replicas} replicas on the pod "
+        f"metric {metric.adapter_name} from the custom metrics API ({api.detail}; its adapter must serve "
+        f"that metric).{zero_note} Install KEDA for scale to zero."
     )
-    verdict = Verdict(status=True, reason=c.REASON_HPA_FALLBACK, message=message)
-    return Autoscaling(verdict=verdict, manifests=[manifest])
+    return Verdict(status=True, reason=c.REASON_HPA_FALLBACK, message=message)
 
 
 def desired(

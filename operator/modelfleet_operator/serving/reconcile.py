@@ -2,7 +2,8 @@
 
 Reading refuses a spec whose runtime config no engine launcher would accept (``InvalidSpec``, the
 running replicas keep the previous spec); observe reads the Deployments, server pods and optional
-integrations (KEDA, Gateway API) from the indexes; the decisions are ``serving.plan``'s.
+integrations (KEDA, Gateway API, the custom metrics API) from the indexes; the decisions are
+``serving.plan``'s.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from modelfleet_operator.serving import builders
 from modelfleet_operator.serving import plan as planning
 from modelfleet_operator.serving.builders import HttpAddOn, Integrations, Owner
 from modelfleet_operator.serving.engines import HEALTH_PATHS, launch_problem
+from modelfleet_operator.serving.policies.custom_metrics import API_SERVICE_NAMES, custom_metrics_api
 
 KIND = "ModelDeployment"
 KEPT_REPLICAS = " Running replicas keep the previous spec."
@@ -51,6 +53,7 @@ WARNING_REASONS = frozenset(
         c.REASON_UNSCHEDULABLE,
         c.REASON_INVALID_SPEC,
         c.REASON_AUTOSCALER_UNAVAILABLE,
+        c.REASON_CUSTOM_METRICS_UNAVAILABLE,
         c.REASON_SERVICE_ACCOUNT_NOT_FOUND,
         c.REASON_TRAINING_FAILED,
         c.REASON_TRAINING_JOB_NOT_FOUND,
@@ -124,6 +127,9 @@ class ModelDeploymentController:
                 gateway_api=indexes.serves(*GATEWAY_API_CRD),
                 keda_http=indexes.serves(*KEDA_HTTP_CRD),
                 pod_monitor=indexes.serves(*POD_MONITOR_CRD),
+                custom_metrics=custom_metrics_api(
+                    {name: indexes.api_service(name) for name in API_SERVICE_NAMES}
+                ),
             ),
             runtime_account_exists=account is None
             or indexes.service_account_exists(owner.namespace, account),
