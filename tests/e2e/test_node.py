@@ -100,7 +100,10 @@ def test_pods_meet_by_service_and_pod_dns_names_and_reach_the_api_server(
     script = "; ".join(
         (
             "set -e",
-            f"wget -qO- http://web.{namespace}.svc.cluster.local/",
+            # kube-proxy programs the Service a moment after the web pod turns Ready (its EndpointSlice
+            # changes, then kube-proxy syncs): until then the ClusterIP refuses; a client retries
+            f"n=0; until wget -qO- http://web.{namespace}.svc.cluster.local/; do "
+            "n=$((n+1)); [ $n -lt 30 ] || exit 1; sleep 1; done",
             f"nslookup web-0.peers.{namespace}.svc.cluster.local | grep -q 'Address: {web_ip}$'",
             # busybox cannot speak the API server's TLS: a TCP connection through the Service is what is
             # checked here (the runtimes' API calls with their tokens are the training test's)

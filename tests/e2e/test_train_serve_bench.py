@@ -11,7 +11,7 @@ directory of this machine (``hack.node.volumes``), which the test reads.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,9 +321,15 @@ def test_benchmark_sweep_measures_the_deployment_from_point_pods(
     assert status["phase"] == "Succeeded", status
     points = status["points"]
     assert len(points) == 2 and all(p["phase"] == "Succeeded" for p in points), points
-    pods = core.list_namespaced_pod(
-        module_namespace, label_selector=f"{c.LABEL_BENCHMARK_SWEEP}=tiny-bench"
-    ).items
+    _assert_points_hold_their_pods_measurements(core, module_namespace, "tiny-bench", points)
+
+
+def _assert_points_hold_their_pods_measurements(
+    core: client.CoreV1Api, namespace: str, sweep: str, points: list[dict[str, Any]]
+) -> None:
+    """Every point's figures are the ones its pod, on the real node, measured and wrote as its
+    termination message, to the digit."""
+    pods = core.list_namespaced_pod(namespace, label_selector=f"{c.LABEL_BENCHMARK_SWEEP}={sweep}").items
     measured = {
         int(p.metadata.labels[c.LABEL_SWEEP_POINT]): json.loads(
             p.status.container_statuses[0].state.terminated.message
@@ -334,7 +340,91 @@ def test_benchmark_sweep_measures_the_deployment_from_point_pods(
     assert all(p.spec.node_name == NODE_NAME for p in pods), [p.spec.node_name for p in pods]
     for point in points:
         assert point["outputTokensPerSecond"] > 0 and point["ttftP95Ms"] > 0, point
-        # every figure in the status is the one the point's pod measured and wrote as its termination
-        # message, to the digit
         message = measured[point["index"]]
         assert message and {key: point.get(key) for key in message} == message, (point, message)
+
+
+def test_a_second_jobs_output_goes_in_as_a_canary_that_benchmarks_of_both_tracks_decide(
+    api_client: client.ApiClient,
+    served: str,
+    module_namespace: str,
+    training_run: TrainingRun,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """Lineage and the gated canary on real pods: a second TrainingJob fine-tunes the first one's output,
+    the deployment takes it as its canary by name, and the analysis benchmarks both tracks at each stage
+    with point pods on the node. What is checked is that real figures of each track, measured by pods,
+    decided each stage (the bounds are loose: a CPU shared with the rest of the machine)."""
+    core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
+    namespace = module_namespace
+    job = _training_job("tiny-more")
+    job["spec"].update(
+        model={"uri": "pvc://work/output"},
+        checkpoint={"uri": "pvc://work/checkpoints-more", "intervalSteps": 10},
+        output={"uri": "pvc://work/output-more"},
+    )
+    job["spec"]["hyperparameters"]["maxSteps"] = 20
+    job["spec"]["resources"]["nodes"] = 1
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", job)
+
+    def job_phase() -> str | None:
+        phase: str | None = (
+            _get(custom, namespace, "trainingjobs", "tiny-more").get("status", {}).get("phase")
+        )
+        return phase
+
+    wait_for(lambda: job_phase() in ("Succeeded", "Failed"), 300, "TrainingJob tiny-more to finish")
+    assert job_phase() == "Succeeded"
+    analysis = {
+        "benchmark": {
+            "workload": {
+                "synthetic": {
+                    "inputTokens": {"distribution": "uniform", "min": 8, "max": 24, "mean": 16},
+                    "outputTokens": {"mean": 8},
+                },
+                "seed": 1,
+            },
+            "load": {"mode": "closed-loop", "concurrency": [1], "requests": 4, "warmupRequests": 1},
+            "slos": {"e2eP95Ms": 60000},
+        },
+        "stages": [{"weight": 50, "durationSeconds": 0}, {"weight": 100, "durationSeconds": 0}],
+        "maxRegressionPercent": 100,
+    }
+    canary = {"model": {"fromTrainingJob": {"name": "tiny-more"}}, "replicas": 1, "analysis": analysis}
+    custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "modeldeployments", served, {"spec": {"canary": canary}}
+    )
+
+    def decided() -> dict[str, Any] | None:
+        status = _get(custom, namespace, "modeldeployments", served).get("status", {})
+        found: dict[str, Any] | None = status.get("canaryAnalysis")
+        return found if found and found.get("phase") in ("Promoted", "RolledBack") else None
+
+    wait_for(decided, 900, f"the canary analysis of {served} to decide")
+    result = decided()
+    assert result is not None
+    record_property("canary analysis", result["phase"])
+    for stage in result["stages"]:
+        record_property(f"stage {stage['stage']} ({stage['weight']} %)", stage["message"])
+    # the figures decide: loose bounds make a promotion all but certain, yet a stall of this shared
+    # machine may still make the canary twice as slow as stable at one stage, and then it is rolled back
+    if result["phase"] == "Promoted":
+        assert [(stage["weight"], stage["promoted"]) for stage in result["stages"]] == [
+            (50, True),
+            (100, True),
+        ]
+    else:
+        assert result["stages"][-1]["promoted"] is False and result["weight"] == 0, result
+    last = result["stages"][-1]["stage"]
+    # each decision names the figures of the canary against stable's (or the canary's failed point)
+    assert all("canary" in stage["message"] for stage in result["stages"]), result
+    assert (training_run.directory / "output-more" / "config.json").is_file()
+    for track, model in (("stable", "pvc://work/output"), ("canary", "pvc://work/output-more")):
+        sweep = f"{served}-a{last}-{track}"
+        status = _get(custom, namespace, "benchmarksweeps", sweep)["status"]
+        assert status["phase"] == "Succeeded", status
+        points = status["points"]
+        assert all((p["track"], p["modelUri"]) == (track, model) for p in points), points
+        _assert_points_hold_their_pods_measurements(core, namespace, sweep, points)
+    canary_points = _get(custom, namespace, "benchmarksweeps", f"{served}-a{last}-canary")["status"]["points"]
+    assert all(p["trainingJob"].startswith("tiny-more (uid ") for p in canary_points), canary_points
