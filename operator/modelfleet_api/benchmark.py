@@ -31,6 +31,10 @@ class Protocol(StrEnum):
     """Triton's KServe v2 inference protocol over gRPC (decoupled streaming when streaming)."""
 
 
+OPENAI_PROTOCOLS = frozenset({Protocol.OPENAI_CHAT, Protocol.OPENAI_COMPLETIONS})
+"""Protocols of the engines that serve their Prometheus `/metrics` on the API port."""
+
+
 class Distribution(StrEnum):
     CONSTANT = "constant"
     UNIFORM = "uniform"
@@ -607,6 +611,13 @@ class BenchmarkRuntimeConfig(ApiModel):
 
     target_url: str = Field(min_length=1, max_length=1024)
     """Base URL of the server, e.g. `http://llama-8b.team-a:8000` (gRPC: `host:port`)."""
+
+    target_host: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:\[\]-]+$"
+    )
+    """`Host` header (gRPC: `:authority`) sent instead of the URL's host and port: for a `targetUrl` that is
+    a proxy routing by host, such as the KEDA HTTP add-on's interceptor, which holds requests to a
+    deployment at zero replicas and wakes it."""
 
     target_name: str = Field(default="target", min_length=1, max_length=253)
     """Label of the target in results and plots (the ModelDeployment name)."""

@@ -384,6 +384,16 @@ class StartupBreakdown(ApiModel):
     """Until the pod was ready to serve."""
 
 
+class InterceptorRoute(ApiModel):
+    """How to reach a ModelDeployment through the KEDA HTTP add-on's interceptor."""
+
+    url: str = Field(min_length=1, max_length=1024)
+    """Base URL of the API through the interceptor's proxy Service (with `/v1` or `/v2`, as `endpoint`)."""
+
+    host: str = Field(min_length=1, max_length=253)
+    """`Host` header to send: the interceptor routes requests by it."""
+
+
 class ModelDeploymentStatus(ApiModel):
     """What the operator observed; written only by the operator."""
 
@@ -419,6 +429,11 @@ class ModelDeploymentStatus(ApiModel):
 
     endpoint: str | None = None
     """Base URL of the OpenAI-compatible (or KServe v2) API inside the cluster."""
+
+    interceptor: InterceptorRoute | None = None
+    """Set while the KEDA HTTP add-on routes the deployment (`minReplicas` 0, or `autoscaling.metric`
+    concurrentRequests): a request sent to `interceptor.url` with `Host: interceptor.host` is held while
+    no replica runs, wakes the deployment and is answered; one sent to `endpoint` fails at zero."""
 
     served_model: str | None = None
     """Model name clients send in requests."""

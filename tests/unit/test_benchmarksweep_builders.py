@@ -337,3 +337,63 @@ def test_a_point_reads_the_tokenizer_of_a_model_on_a_claim_from_that_claim_mount
     in_blob = Endpoint(**{**endpoint.__dict__, "tokenizer": "az://models/tiny"})
     assert builders.runtime_config(OWNER, SPEC, point, in_blob).tokenizer is None
     assert builders.tokenizer_claims(SPEC, in_blob) == {}
+
+
+def test_a_point_against_a_deployment_the_http_add_on_routes_sends_through_the_interceptor() -> None:
+    """``status.interceptor``: the points send there with the deployment's Host, so a request that finds
+    it at zero is held and wakes it; the engine's counters are read on the Service."""
+    from modelfleet_operator.benchmark.plan import endpoint_of
+
+    deployment = {
+        "metadata": {"name": "llama", "namespace": "ml"},
+        "spec": {"model": {"uri": "meta-llama/Llama-3.1-8B-Instruct"}},
+        "status": {
+            "phase": "ScaledToZero",
+            "endpoint": "http://llama.ml.svc.cluster.local:8000/v1",
+            "interceptor": {
+                "url": "http://keda-add-ons-http-interceptor-proxy.keda:8080/v1",
+                "host": "llama.ml.svc.cluster.local",
+            },
+        },
+    }
+    endpoint = endpoint_of(deployment)
+    assert endpoint == Endpoint(
+        url="http://keda-add-ons-http-interceptor-proxy.keda:8080/v1",
+        host="llama.ml.svc.cluster.local",
+        service_url="http://llama.ml.svc.cluster.local:8000/v1",
+        served_model="llama",
+        engine=EngineType.VLLM,
+        tokenizer="meta-llama/Llama-3.1-8B-Instruct",
+    )
+    config = builders.runtime_config(OWNER, SPEC, POINTS[0], endpoint).to_wire()
+    assert (config["targetUrl"], config["targetHost"], config["engineMetricsUrl"]) == (
+        "http://keda-add-ons-http-interceptor-proxy.keda:8080",
+        "llama.ml.svc.cluster.local",
+        "http://llama.ml.svc.cluster.local:8000/metrics",
+    )
+
+    canary = endpoint_of(deployment, "canary")
+    assert (canary.url, canary.host, canary.service_url) == (
+        "http://llama-canary.ml.svc.cluster.local:8000/v1",
+        None,
+        None,
+    ), "a track is measured through its own Service, which the add-on does not route"
+
+    del deployment["status"]["interceptor"]
+    config = builders.runtime_config(OWNER, SPEC, POINTS[0], endpoint_of(deployment)).to_wire()
+    assert config["targetUrl"] == "http://llama.ml.svc.cluster.local:8000"
+    assert "targetHost" not in config and "engineMetricsUrl" not in config
+
+
+def test_a_triton_point_through_the_interceptor_leaves_the_metrics_port_to_the_user() -> None:
+    endpoint = Endpoint(
+        url="http://keda-add-ons-http-interceptor-proxy.keda:8080/v2",
+        host="sw-llama-1.ml.svc.cluster.local",
+        service_url="http://sw-llama-1.ml.svc.cluster.local:8000/v2",
+        served_model="ensemble",
+        engine=EngineType.TRITON_TRTLLM,
+        tokenizer="meta-llama/Llama-3.1-8B-Instruct",
+    )
+    config = builders.runtime_config(OWNER, SPEC, POINTS[3], endpoint)
+    assert config.target_url == "http://keda-add-ons-http-interceptor-proxy.keda:8080"
+    assert config.target_host == "sw-llama-1.ml.svc.cluster.local" and config.engine_metrics_url is None

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 from modelfleet_api import constants as c
-from modelfleet_api.modeldeployment import ModelDeployment, ModelDeploymentSpec
+from modelfleet_api.modeldeployment import InterceptorRoute, ModelDeployment, ModelDeploymentSpec
 from modelfleet_api.serving import EngineType, ServingRuntimeConfig
 from modelfleet_operator.config import load_config
 from modelfleet_operator.serving import builders
@@ -383,6 +383,10 @@ def test_at_zero_the_http_add_on_holds_requests_and_its_trigger_wakes_the_engine
         "held and fails while no replica runs."
     )
     assert wanted.at_zero in message
+    assert wanted.interceptor == InterceptorRoute(
+        url="http://keda-add-ons-http-interceptor-proxy.keda-http:8080/v1",
+        host="llama3-8b.team-a.svc.cluster.local",
+    ), "status.interceptor: where a client (a BenchmarkSweep's points) sends to wake it"
 
 
 def test_at_zero_without_the_add_on_the_condition_says_nothing_wakes_it() -> None:
@@ -394,6 +398,7 @@ def test_at_zero_without_the_add_on_the_condition_says_nothing_wakes_it() -> Non
     assert wanted.at_zero is not None and wanted.at_zero.startswith("Nothing wakes it on a request")
     assert "Install the KEDA HTTP add-on" in wanted.at_zero
     assert wanted.autoscaling is not None and wanted.at_zero in wanted.autoscaling.message
+    assert wanted.interceptor is None
 
 
 def test_concurrent_requests_scale_any_engine_on_the_interceptors_count() -> None:
@@ -412,6 +417,7 @@ def test_concurrent_requests_scale_any_engine_on_the_interceptors_count() -> Non
     assert routed["spec"]["timeouts"]["conditionWait"] == "120s"
     assert wanted.autoscaling is not None and wanted.autoscaling.status
     assert "interceptor (at 3 per replica)" in wanted.autoscaling.message
+    assert wanted.interceptor is not None and wanted.interceptor.url.endswith(":8080/v1")
 
 
 @pytest.mark.parametrize(

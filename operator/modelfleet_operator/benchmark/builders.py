@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from modelfleet_api import API_VERSION, contract
 from modelfleet_api import constants as c
 from modelfleet_api.benchmark import (
+    OPENAI_PROTOCOLS,
     BenchmarkRuntimeConfig,
     LengthDistribution,
     Protocol,
@@ -81,12 +82,17 @@ class Endpoint:
     """What the sweep read from a Ready ModelDeployment to point the benchmark client at it."""
 
     url: str
-    """``status.endpoint``."""
+    """Where the point pods send: ``status.endpoint`` (the Service), or ``status.interceptor.url``."""
     served_model: str
     engine: EngineType
     tokenizer: str
     """The deployment's model URI (the tokenizer unless the sweep names one)."""
     api_key_secret: SecretKeyRef | None = None
+    host: str | None = None
+    """``Host`` header for the interceptor (``status.interceptor.host``); None: straight to the Service."""
+    service_url: str | None = None
+    """``status.endpoint`` when ``url`` is the interceptor's: the engine's counters are read there, not
+    through the interceptor (a replica runs by then, woken by the warm-up or first requests)."""
 
 
 def model_deployment(owner: Owner, target: Target) -> Manifest:
@@ -116,6 +122,15 @@ def protocol(spec: BenchmarkSweepSpec, engine: EngineType) -> Protocol:
     if spec.protocol is not None:
         return spec.protocol
     return Protocol.KSERVE_V2_HTTP if engine is EngineType.TRITON_TRTLLM else Protocol.OPENAI_CHAT
+
+
+def engine_metrics_url(spec: BenchmarkSweepSpec, endpoint: Endpoint) -> str | None:
+    """Where the client reads the engine's counters when it sends through the interceptor: ``/metrics``
+    on the Service (OpenAI-compatible engines serve it on the API port; Triton's are on another port,
+    which the client reads only when told). None: the client's default, beside ``targetUrl``."""
+    if endpoint.service_url is None or protocol(spec, endpoint.engine) not in OPENAI_PROTOCOLS:
+        return None
+    return f"{target_url(endpoint.service_url)}/metrics"
 
 
 def workload(spec: BenchmarkSweepSpec, point: Point) -> Workload:
@@ -168,6 +183,7 @@ def runtime_config(
     """What ``modelfleet-bench run`` reads for one point."""
     return BenchmarkRuntimeConfig(
         target_url=target_url(endpoint.url),
+        target_host=endpoint.host,
         target_name=point.target.deployment,
         model=endpoint.served_model,
         protocol=protocol(spec, endpoint.engine),
@@ -177,6 +193,7 @@ def runtime_config(
         tokenizer=spec.tokenizer or model_tokenizer(endpoint.tokenizer),
         api_key_env=API_KEY_ENV if endpoint.api_key_secret is not None else None,
         output_dir=RESULTS_DIR,
+        engine_metrics_url=engine_metrics_url(spec, endpoint),
         sinks=Sinks(
             pushgateway=spec.sinks.pushgateway,
             mlflow=spec.sinks.mlflow,

@@ -393,18 +393,25 @@ def plan(
 
 def endpoint_of(deployment: Manifest, track: str | None = None) -> Endpoint:
     """How to reach a Ready ModelDeployment (or one of its tracks, through the track's Service named
-    ``<name>-<track>`` beside the endpoint's), from its spec and status."""
+    ``<name>-<track>`` beside the endpoint's), from its spec and status. A deployment the KEDA HTTP
+    add-on routes (``status.interceptor``) is reached through the interceptor, with its ``Host``: a
+    request there is held while the deployment is at zero and wakes it, where one sent to the Service
+    would fail. A track is measured once it serves, through its own Service, which the add-on does not
+    route."""
     spec = ModelDeploymentSpec.model_validate(deployment["spec"])
     status = deployment.get("status") or {}
     name = deployment["metadata"]["name"]
     url = status["endpoint"]
     engine = spec.engine.type
+    interceptor = status.get("interceptor") if track is None else None
     if track is not None:
         url = url.replace(f"//{name}.", f"//{name}-{track}.", 1)
         if track == c.TRACK_CANARY and spec.canary is not None and spec.canary.engine is not None:
             engine = spec.canary.engine.type
     return Endpoint(
-        url=url,
+        url=interceptor["url"] if interceptor else url,
+        host=interceptor["host"] if interceptor else None,
+        service_url=url if interceptor else None,
         served_model=status.get("servedModel") or spec.served_model_name or name,
         engine=EngineType(engine),
         tokenizer=served_model_uri(deployment, spec, track),

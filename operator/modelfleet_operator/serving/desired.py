@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from modelfleet_api import constants as c
 from modelfleet_api.engines.metrics import INTERCEPTOR_METRICS, offered
-from modelfleet_api.modeldeployment import AutoscalingSpec, ModelDeploymentSpec
+from modelfleet_api.modeldeployment import AutoscalingSpec, InterceptorRoute, ModelDeploymentSpec
 from modelfleet_api.serving import EngineType
 
 from modelfleet_operator.common.identity import NO_IDENTITY, RuntimeIdentity
@@ -31,6 +31,8 @@ class Autoscaling:
     manifests: list[Manifest] = field(default_factory=list)
     at_zero: str | None = None
     """What happens to a request while no replica runs (None: the deployment never scales to zero)."""
+    interceptor: InterceptorRoute | None = None
+    """How to send through the KEDA HTTP add-on's interceptor, when it routes the deployment."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +46,8 @@ class Desired:
     at_zero: str | None
     """What happens to a request while the autoscaler holds no replica (None: it never scales to zero)."""
     endpoint: str
+    interceptor: InterceptorRoute | None = None
+    """``status.interceptor``: set while the KEDA HTTP add-on routes the deployment."""
 
 
 def _routing(
@@ -103,6 +107,7 @@ def _keda(
     prometheus_url: str,
     add_on: HttpAddOn,
     authentication: str | None,
+    api_path: str,
 ) -> Autoscaling:
     """KEDA's ScaledObject on the engine's metric and, when the add-on is installed and the deployment
     may reach zero (or scales on its count), the add-on's trigger and HTTPScaledObject."""
@@ -148,7 +153,10 @@ def _keda(
             f"{owner.names.host}) count; those sent straight to Service {owner.names.service} do not."
         )
     verdict = Verdict(status=True, reason=c.REASON_KEDA_SCALED_OBJECT, message=message)
-    return Autoscaling(verdict=verdict, manifests=manifests, at_zero=at_zero)
+    interceptor = (
+        InterceptorRoute(url=f"{add_on.interceptor_url}{api_path}", host=owner.names.host) if routed else None
+    )
+    return Autoscaling(verdict=verdict, manifests=manifests, at_zero=at_zero, interceptor=interceptor)
 
 
 def _unavailable(message: str) -> Verdict:
@@ -172,7 +180,10 @@ def _autoscaling(
         message = unavailable_message(spec.engine.type, autoscaling.metric)
         return Autoscaling(verdict=_unavailable(message))
     if integrations.keda and (integrations.keda_http or not intercepted):
-        return _keda(owner, autoscaling, metric, integrations, prometheus_url, add_on, authentication)
+        api_path = builders.api_path(spec.engine.type)
+        return _keda(
+            owner, autoscaling, metric, integrations, prometheus_url, add_on, authentication, api_path
+        )
     floor = max(autoscaling.min_replicas, 1)
     if metric is None:
         missing = " and ".join(
@@ -285,4 +296,5 @@ def desired(
         autoscaling=autoscaling.verdict,
         at_zero=autoscaling.at_zero,
         endpoint=owner.names.endpoint(builders.api_path(spec.engine.type)),
+        interceptor=autoscaling.interceptor,
     )

@@ -250,6 +250,7 @@ def _report(
     )
     status.ready = f"{sum(s.ready for s in states)}/{sum(s.desired for s in states)}"
     status.endpoint = wanted.endpoint
+    status.interceptor = wanted.interceptor
     status.served_model = builders.served_model_name(owner, spec)
     status.engine = spec.engine.type.value
     startup = startup_breakdown(observed.pods)

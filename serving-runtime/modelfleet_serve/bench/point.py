@@ -4,12 +4,13 @@ counters read around it, the metrics summarized. No files are written here (`res
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from modelfleet_api.benchmark import BenchmarkRuntimeConfig, Protocol
+from modelfleet_api.benchmark import OPENAI_PROTOCOLS, BenchmarkRuntimeConfig, Protocol
 
 from modelfleet_serve.bench import workload
 from modelfleet_serve.bench.engine_metrics import read_engine_counters
@@ -19,6 +20,8 @@ from modelfleet_serve.bench.records import RequestRecord
 from modelfleet_serve.bench.runner import Target, choose_workers, run_load_point
 from modelfleet_serve.bench.schedule import SessionPlan
 from modelfleet_serve.bench.workload import load_tokenizer
+
+log = logging.getLogger(__name__)
 
 DURATION_ONLY_PROMPTS = 4096
 """Requests prepared (in sessions) when a load point is bounded by its duration only: they are cycled."""
@@ -44,10 +47,14 @@ class Measurement:
 
 def engine_metrics_url(config: BenchmarkRuntimeConfig) -> str | None:
     """Where the engine's Prometheus counters are: `engineMetricsUrl`, else `/metrics` beside the
-    OpenAI API (KServe: Triton serves them on another port, so only when set)."""
+    OpenAI API (KServe: Triton serves them on another port, so only when set). Behind a proxy that
+    routes by ``targetHost`` the URL's own ``/metrics`` are the proxy's: only when set, too."""
     if config.engine_metrics_url is not None:
         return config.engine_metrics_url
-    if config.protocol in (Protocol.OPENAI_CHAT, Protocol.OPENAI_COMPLETIONS):
+    if config.target_host is not None:
+        log.info("targetHost is set and engineMetricsUrl is not: the prefix-cache hit rate is not measured")
+        return None
+    if config.protocol in OPENAI_PROTOCOLS:
         return f"{config.target_url.rstrip('/')}/metrics"
     return None
 
@@ -72,6 +79,7 @@ def measure(config: BenchmarkRuntimeConfig) -> Measurement:
         config.kserve,
         api_key(config),
         config.workload.ignore_eos,
+        config.target_host,
     )
     requested = config.workers if "workers" in config.model_fields_set else None
     turns = [t for s in requests.measured for t in s.turns]

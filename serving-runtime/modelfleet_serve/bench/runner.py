@@ -52,6 +52,8 @@ class Target:
     kserve: KServeSettings
     api_key: str | None = None
     ignore_eos: bool = False
+    host: str | None = None
+    """The ``Host`` header (``targetHost``); None: the URL's."""
 
 
 def make_client(target: Target, load: LoadPoint) -> ProtocolClient:
@@ -66,6 +68,7 @@ def make_client(target: Target, load: LoadPoint) -> ProtocolClient:
             max_connections=load.max_in_flight,
             timeout_seconds=load.request_timeout_seconds,
             ignore_eos=target.ignore_eos,
+            host=target.host,
         )
     kserve: Callable[..., ProtocolClient]
     if target.protocol is Protocol.KSERVE_V2_GRPC:
@@ -78,6 +81,7 @@ def make_client(target: Target, load: LoadPoint) -> ProtocolClient:
         target.kserve,
         max_connections=load.max_in_flight,
         timeout_seconds=load.request_timeout_seconds,
+        host=target.host,
     )
 
 

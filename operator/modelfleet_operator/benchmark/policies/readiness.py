@@ -1,11 +1,12 @@
 """Whether a target deployment can be measured, must be waited for, or has failed its points.
 
 A target is ready when its ModelDeployment reports an endpoint and is in phase Ready, or ScaledToZero
-(available on purpose). The point pods send to ``status.endpoint``, the Service, which does not hold a
-request while no replica runs: a target at zero wakes only for requests through the KEDA HTTP add-on's
-interceptor (see the deployment's Available condition), so its points fail until a replica runs. A referenced
-deployment that does not exist fails its points at once (a typo should not hold GPUs for an hour);
-one that reports phase Failed, or is not Ready within the ready timeout, fails them too.
+(available on purpose). The point pods send through the KEDA HTTP add-on's interceptor when it routes
+the deployment (``status.interceptor``): their first requests are held while a replica starts, wake it
+and are answered. Otherwise they send to ``status.endpoint``, the Service, which does not hold a request
+while no replica runs: the points of a target at zero without the add-on fail until a replica runs. A
+referenced deployment that does not exist fails its points at once (a typo should not hold GPUs for an
+hour); one that reports phase Failed, or is not Ready within the ready timeout, fails them too.
 """
 
 from __future__ import annotations

@@ -42,8 +42,9 @@ class KServeHttpClient(ProtocolClient):
         *,
         max_connections: int = 1024,
         timeout_seconds: float = 600.0,
+        host: str | None = None,
     ) -> None:
-        self.pool = Http1Pool(base_url, max_connections, timeout_seconds)
+        self.pool = Http1Pool(base_url, max_connections, timeout_seconds, host)
         self.names = settings
         endpoint = "generate_stream" if settings.streaming else "infer"
         self.path = f"/v2/models/{quote(model, safe='')}/{endpoint}"

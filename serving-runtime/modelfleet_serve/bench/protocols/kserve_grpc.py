@@ -96,13 +96,14 @@ class KServeGrpcClient(ProtocolClient):
         *,
         max_connections: int = 1024,
         timeout_seconds: float = 600.0,
+        host: str | None = None,
     ) -> None:
         address = urlsplit(url if "://" in url else f"grpc://{url}")
         if address.scheme not in ("grpc", "http") or not address.port:
             raise ValueError(
                 f"targetUrl: a gRPC target is host:port (or grpc://host:port, no TLS), got {url}"
             )
-        self.pool = Http2Pool(f"http://{address.netloc}", max_connections, timeout_seconds)
+        self.pool = Http2Pool(f"http://{address.netloc}", max_connections, timeout_seconds, host)
         self.model, self.names = model, settings
         self.headers = (
             ("content-type", "application/grpc"),

@@ -29,8 +29,9 @@ class OpenAIClient(ProtocolClient):
         max_connections: int = 1024,
         timeout_seconds: float = 600.0,
         ignore_eos: bool = False,
+        host: str | None = None,
     ) -> None:
-        self.pool = Http1Pool(base_url, max_connections, timeout_seconds)
+        self.pool = Http1Pool(base_url, max_connections, timeout_seconds, host)
         self.path = "/v1/chat/completions" if chat else "/v1/completions"
         self.model, self.chat, self.ignore_eos = model, chat, ignore_eos
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}

@@ -68,13 +68,17 @@ ConnectionT = TypeVar("ConnectionT", bound=Connection)  # type: ignore[type-arg]
 class ConnectionPool(ABC, Generic[RequestT, ConnectionT]):
     """At most `max_connections` connections at once; idle ones are reused."""
 
-    def __init__(self, base_url: str, max_connections: int, timeout_seconds: float) -> None:
+    def __init__(
+        self, base_url: str, max_connections: int, timeout_seconds: float, host: str | None = None
+    ) -> None:
+        """``host``: the ``Host`` header (HTTP/2: ``:authority``) instead of the URL's host and port, for a
+        proxy that routes by it (``targetHost``)."""
         parts = urlsplit(base_url)
         if parts.scheme != "http":
             raise ValueError(f"targetUrl: only http:// is supported by the streaming client, got {base_url}")
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
-        self.authority = parts.netloc
+        self.authority = host or parts.netloc
         self.prefix = parts.path.rstrip("/")
         self.timeout = timeout_seconds
         self.slots = asyncio.Semaphore(max_connections)
