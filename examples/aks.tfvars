@@ -19,8 +19,9 @@ gpu_pools = {
   nc40h100 = { vm_size = "Standard_NC40adis_H100_v5", max_count = 4 }
   # 2 x H100 NVL on Spot: interruptible training that resumes from checkpoints.
   nc80h100 = { vm_size = "Standard_NC80adis_H100_v5", max_count = 4, spot = true, spot_max_price = -1 }
-  # 8 x H100 SXM with InfiniBand: multi-node full fine-tuning; enable once you have ND quota.
-  nd96h100 = { vm_size = "Standard_ND96isr_H100_v5", max_count = 2, enabled = false }
+  # 8 x H100 SXM with InfiniBand: multi-node full fine-tuning; enable once you have ND quota (4 nodes,
+  # 384 vCPUs of the NDsr H100 v5 family: what the 70B ZeRO-3 example takes).
+  nd96h100 = { vm_size = "Standard_ND96isr_H100_v5", max_count = 4, enabled = false }
 }
 
 local_account_disabled = true

@@ -38,6 +38,17 @@ ENV_TORCH_SHUTDOWN_TIMEOUT = "TORCH_ELASTIC_SHUTDOWN_TIMEOUT"
 """Seconds torchrun (and `accelerate launch`, which runs it) waits for its processes after passing a
 SIGTERM on, before it kills them; the operator sets it from the pod's termination grace period."""
 
+SUPERVISOR_MODULE = "modelfleet_train.supervise"
+"""What a worker container runs (``python -m``): it starts the launcher (torchrun or `accelerate
+launch`), passes SIGTERM on, saves the pod's log beside the checkpoints and writes the termination
+message when the launcher fails."""
+ENV_RUN_DIR = "MODELFLEET_RUN_DIR"
+"""A directory the supervisor gives the pod's training processes; each writes why it failed there."""
+TERMINATION_LOG = "/dev/termination-log"
+"""The worker container's terminationMessagePath (the kubelet keeps at most 4 KiB of it)."""
+ENV_TERMINATION_LOG = "MODELFLEET_TERMINATION_LOG"
+"""Where the supervisor writes the termination message instead (a run outside Kubernetes)."""
+
 ENV_PROGRESS_CONFIGMAP = "MODELFLEET_PROGRESS_CONFIGMAP"
 """Name of the ConfigMap (in POD_NAMESPACE) where rank 0 publishes progress; the operator mirrors
 its ``progress`` key into the TrainingJob status. A per-job Role allows patching only that object."""

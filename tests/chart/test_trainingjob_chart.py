@@ -194,3 +194,36 @@ def test_schema_rejects_bad_training_values(args: list[str], message: str) -> No
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema" in result.stderr
     assert message in result.stderr, result.stderr
+
+
+def test_the_recommended_terraform_pools_fit_every_gpu_training_example() -> None:
+    """Each example TrainingJob on a GPU size has a pool of that size (and spot-ness) in the recommended
+    values and in the example's defaults, that may grow to its node count."""
+    import yaml
+    from modelfleet_api.trainingjob import TrainingJob
+
+    from tests.chart.hcl import REPO, blocks, load
+
+    example = REPO / "terraform" / "examples" / "aks-h100"
+    pool_sets = {
+        "examples/aks.tfvars": load(REPO / "examples" / "aks.tfvars")["gpu_pools"],
+        "variables.tf": blocks(example / "variables.tf", "variable")["gpu_pools"]["default"],
+    }
+    checked = 0
+    for path in sorted((REPO / "examples").glob("trainingjob-*.yaml")):
+        resources = TrainingJob.model_validate(yaml.safe_load(path.read_text())).spec.resources
+        if resources.on_cpu:
+            continue
+        for where, pools in pool_sets.items():
+            fitting = [
+                name
+                for name, pool in pools.items()
+                if pool["vm_size"] == resources.instance_type.value
+                and pool.get("spot", False) == resources.spot
+                and int(pool["max_count"]) >= resources.nodes
+            ]
+            assert fitting, (
+                f"{path.name}: no {resources.instance_type.value} pool of {resources.nodes} in {where}"
+            )
+        checked += 1
+    assert checked >= 2

@@ -2,11 +2,12 @@
 Azure Scheduled Event: cordon, then evict every pod through the Eviction API): the worker gets the
 job's termination grace period, the gang restarts on another node and the next attempt resumes.
 
-kwok plays the kubelet here, and nothing runs in the worker: the test stands in for the runtime where
-it would stop (``finish_pod`` with exit code 143 after its SIGTERM checkpoint), and checks only what the
-operator and Kubernetes do. That SIGTERM really leads to a checkpoint and the next attempt resumes from
-it is the e2e tier's test on the real node (``tests/e2e``) and the runtime tier's
-(``tests/runtime/test_train_resume.py``).
+kwok plays the kubelet here, and nothing runs in the worker: kwok stops an evicted pod as a kubelet
+does once its processes exited after the SIGTERM (exit code 143, phase Failed), standing in for the
+runtime's checkpoint, and the test checks only what the operator and Kubernetes do. That SIGTERM really
+leads to a checkpoint and the next attempt resumes from it is the runtime tier's test
+(``tests/runtime/test_train_supervise.py``, ``tests/runtime/test_train_ddp.py``) and the e2e tier's on
+the real node.
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ from modelfleet_api import GROUP, VERSION
 from modelfleet_api import constants as c
 
 from hack.controlplane.cluster import ControlPlane, wait_for
-from hack.controlplane.kwok import POOLS, Pool, finish_pod, node_manifest
+from hack.controlplane.kwok import POOLS, Pool, node_manifest
 from tests.cluster.conftest import OperatorProcess, condition, wait_for_training_job
 from tests.cluster.drive import worker_pods
 
 pytestmark = pytest.mark.cluster
 
 GRACE_SECONDS = 300
-EXIT_CODE_AFTER_CHECKPOINT = 143
-"""What the runtime exits with after its SIGTERM checkpoint (``modelfleet_train.signals``)."""
 
 
 @dataclass(frozen=True)
@@ -158,21 +157,6 @@ def test_a_drained_node_evicts_the_worker_with_its_grace_period_and_the_gang_res
             drained_node,
         )
         assert record["logs"] == "az://out/drained/checkpoints/logs/attempt-0"
-
-        # Standing in for the kubelet and the runtime: the worker saved its checkpoint and exited. (The
-        # operator may have deleted the old gang already, and kwok with it the pod: nothing to finish.)
-        try:
-            finish_pod(
-                core,
-                namespace,
-                first.metadata.name,
-                succeeded=False,
-                exit_code=EXIT_CODE_AFTER_CHECKPOINT,
-                message="stopped at step 40 after a SIGTERM; checkpoint saved",
-            )
-        except client.ApiException as error:
-            if error.status != 404:
-                raise
 
         resumed = wait_for_training_job(
             custom,

@@ -46,6 +46,10 @@ def test_lora_example_runs_on_one_spot_nc80_node(
     container = pod.spec.containers[0]
     assert container.resources.limits["nvidia.com/gpu"] == "2"
     assert container.command == [
+        "python",
+        "-m",
+        "modelfleet_train.supervise",
+        "--",
         "torchrun",
         "-m",
         "modelfleet_train",
@@ -110,6 +114,11 @@ def test_zero3_example_spreads_four_ranks_over_four_nd96_nodes(
         assert pod.spec.hostname == f"{name}-{rank}" and pod.spec.subdomain == name
         assert pod.spec.node_selector == {"node.kubernetes.io/instance-type": "Standard_ND96isr_H100_v5"}
         assert pod.spec.containers[0].resources.requests["nvidia.com/gpu"] == "8"
+        # InfiniBand: the RDMA shared device plugin's resource (the simulated ND96 nodes advertise it),
+        # locked memory for RDMA, NCCL told to use the HCAs
+        assert pod.spec.containers[0].resources.requests["rdma/rdma_shared_device_a"] == "1"
+        assert pod.spec.containers[0].security_context.capabilities.add == ["IPC_LOCK"]
+        assert env_of(pod)["NCCL_IB_HCA"] == "mlx5_ib"
         env = env_of(pod)
         assert (env["PET_NNODES"], env["PET_NPROC_PER_NODE"], env["NCCL_DEBUG"]) == ("4", "8", "WARN")
         assert env["PET_NODE_RANK"]["field_ref"]["field_path"] == (

@@ -73,7 +73,11 @@ def test_impossible_gang_fails_with_the_schedulers_reason_and_frees_the_nodes(
 
 
 def test_worker_failure_restarts_the_gang_until_the_backoff_limit(
-    operator: OperatorProcess, namespace: str, custom: client.CustomObjectsApi, core: client.CoreV1Api
+    operator: OperatorProcess,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    batch: client.BatchV1Api,
 ) -> None:
     two_nc40 = {"instanceType": "Standard_NC40adis_H100_v5", "nodes": 2, "gpusPerNode": 1}
     create(custom, namespace, training_job("flaky", resources=two_nc40, backoffLimit=1))
@@ -102,15 +106,47 @@ def test_worker_failure_restarts_the_gang_until_the_backoff_limit(
     )
     assert failed_pod not in {p.metadata.name for p in pods}
 
-    finish_workers(core, namespace, "flaky", succeeded=False, only_rank=0)
+    [last_failed] = finish_workers(
+        core,
+        namespace,
+        "flaky",
+        succeeded=False,
+        only_rank=0,
+        message="ValueError: dataset.fields.prompt: no column 'prompt' (rank 0)\nexit code 1",
+    )
 
     failed = wait_for_phase(custom, namespace, "flaky", "Failed")
     failure = condition(failed, "Failed")
     assert failure["reason"] == "BackoffLimitExceeded"
     assert "Gave up after 1 restart(s) (spec.backoffLimit 1)" in failure["message"]
     assert "exit code 1 (Error)" in failure["message"]
+    assert "ValueError: dataset.fields.prompt: no column 'prompt'" in failure["message"]
     assert condition(failed, "Running")["reason"] == "WorkerFailed"
-    wait_for(lambda: not worker_pods(core, namespace, "flaky"), 30, "the last gang's pods to be gone")
+    # both attempts' failures, each with its worker's own termination message
+    first, last = failed["status"]["failures"]
+    assert (first["attempt"], first["pod"], first["exitCode"], first["message"]) == (
+        0,
+        failed_pod,
+        137,
+        "NCCL watchdog timeout",
+    )
+    assert (last["attempt"], last["pod"], last["reason"]) == (1, last_failed, "WorkerFailed")
+    assert last["message"].startswith("ValueError: dataset.fields.prompt")
+    assert last["logs"] == "az://out/tiny/checkpoints/logs/attempt-1"
+    # the event carries the message too
+    events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=flaky").items
+    assert any(e.reason == "WorkerFailed" and "no column 'prompt'" in e.message for e in events)
+
+    # The failed worker is kept (its logs stay readable); the Job controller stopped the other one, so
+    # no pod holds a GPU.
+    def only_the_failed_worker_left() -> bool:
+        pods = worker_pods(core, namespace, "flaky")
+        return [p.metadata.name for p in pods] == [last_failed] and pods[0].status.phase == "Failed"
+
+    wait_for(
+        only_the_failed_worker_left, 30, "the other worker of the last gang stopped, the failed one kept"
+    )
+    assert jobs_of(batch, namespace, "flaky")
 
 
 def test_stalled_gang_is_restarted_with_a_stand_in_runtime(

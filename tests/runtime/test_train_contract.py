@@ -5,6 +5,7 @@ landing on a stand-in Kubernetes API (the `kube_api` fixture)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -71,11 +72,16 @@ def test_operator_rendered_worker_trains_and_reports_progress(
     worker = builders.worker_job(owner, job.spec, image="unused", attempt=1)
     container = worker["spec"]["template"]["spec"]["containers"][0]
 
-    env = runtime_env(tmp_path) | pod_env(container, "ml")
-    # what differs on a laptop: the mount path, the rendezvous host and free ports, the API server
+    laptop = runtime_env(tmp_path)
+    env = laptop | pod_env(container, "ml")
+    # what differs on a laptop: the mount paths, the rendezvous host and free ports, the API server
     master_port = str(free_port())
     env.update(
         {
+            **{name: laptop[name] for name in (contract.ENV_CACHE_DIR, contract.ENV_HF_HOME)},
+            contract.ENV_TORCH_EXTENSIONS_DIR: laptop[contract.ENV_TORCH_EXTENSIONS_DIR],
+            contract.ENV_TERMINATION_LOG: str(tmp_path / "termination-log"),
+            "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
             contract.ENV_CONFIG: str(etc / contract.CONFIG_FILE),
             contract.ENV_MASTER_ADDR: "127.0.0.1",
             contract.ENV_MASTER_PORT: master_port,
@@ -97,10 +103,15 @@ def test_operator_rendered_worker_trains_and_reports_progress(
     ]
     command[0] = str(VENV_BIN / command[0])
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-5000:]
-    assert "restart attempt 1" in result.stderr
+    output = result.stdout + result.stderr  # the supervisor passes the launcher's output on as its stdout
+    assert result.returncode == 0, output[-5000:]
+    assert "restart attempt 1" in output
+    # the supervisor saved the pod's whole log beside the checkpoints, and wrote no termination message
+    saved = (tmp_path / "ckpt" / "logs" / "attempt-1" / f"{POD_NAME}.log").read_text()
+    assert "restart attempt 1" in saved and "step 20/20" in saved
+    assert not (tmp_path / "termination-log").exists()
     processes = job.spec.resources.nodes * int(env[contract.ENV_NPROC_PER_NODE])
-    assert f"rank 0 of {processes}" in result.stderr, result.stderr[-3000:]
+    assert f"rank 0 of {processes}" in output, output[-3000:]
 
     losses = step_losses(tmp_path / "out")
     assert sum(losses[s] for s in range(16, 21)) < sum(losses[s] for s in range(1, 6)), losses

@@ -124,6 +124,10 @@ def test_training_worker_pod_with_a_token_env_from_secrets_and_every_addition() 
                     "name": "trainer",
                     "image": "train:1",
                     "command": [
+                        "python",
+                        "-m",
+                        "modelfleet_train.supervise",
+                        "--",
                         "torchrun",
                         "-m",
                         "modelfleet_train",
@@ -146,6 +150,8 @@ def test_training_worker_pod_with_a_token_env_from_secrets_and_every_addition() 
                         {"name": "metrics", "containerPort": 9090},
                     ],
                     "resources": {"requests": resources, "limits": resources},
+                    "terminationMessagePath": "/dev/termination-log",
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
                     "volumeMounts": [
                         {"name": "config", "mountPath": "/etc/modelfleet", "readOnly": True},
                         {"name": "dshm", "mountPath": "/dev/shm"},

@@ -46,10 +46,15 @@ def test_offline_trackers_need_no_secret_and_get_none() -> None:
     )
 
 
+SUPERVISED = ["python", "-m", "modelfleet_train.supervise", "--"]
+"""The runtime's supervisor runs the launcher (it saves the pod's log and writes its termination message)."""
+
+
 def test_torchrun_is_the_default_launcher_and_reads_its_flags_from_pet_variables() -> None:
     job = builders.worker_job(OWNER, spec(), image="img", attempt=0)
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == [
+        *SUPERVISED,
         "torchrun",
         "-m",
         "modelfleet_train",
@@ -68,6 +73,7 @@ def test_accelerate_launch_gets_a_rendered_config_and_the_pods_node_rank() -> No
         "containers"
     ][0]
     assert container["command"] == [
+        *SUPERVISED,
         "accelerate",
         "launch",
         "--config_file",

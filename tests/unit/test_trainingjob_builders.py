@@ -141,6 +141,10 @@ def test_worker_job_for_one_spot_nc80_node_with_kueue_and_priority() -> None:
                             "name": "trainer",
                             "image": "registry.example/train:1.2",
                             "command": [
+                                "python",
+                                "-m",
+                                "modelfleet_train.supervise",
+                                "--",
                                 "torchrun",
                                 "-m",
                                 "modelfleet_train",
@@ -156,6 +160,8 @@ def test_worker_job_for_one_spot_nc80_node_with_kueue_and_priority() -> None:
                                 {"name": "metrics", "containerPort": 9090},
                             ],
                             "resources": {"requests": resources, "limits": resources},
+                            "terminationMessagePath": "/dev/termination-log",
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
                             "volumeMounts": [
                                 {"name": "config", "mountPath": "/etc/modelfleet", "readOnly": True},
                                 {"name": "dshm", "mountPath": "/dev/shm"},
@@ -469,3 +475,18 @@ def test_an_emptydir_cache_may_have_a_size_limit_and_needs_no_init_container() -
     ]
     assert pod["volumes"][2] == {"name": "cache", "emptyDir": {"sizeLimit": "200Gi"}}
     assert "initContainers" not in pod
+
+
+def test_the_specs_env_overrides_the_operators_settings_each_name_once() -> None:
+    job_spec = spec(
+        resources={"instanceType": "Standard_ND96isr_H100_v5", "gpusPerNode": 8},
+        env=[{"name": "NCCL_IB_HCA", "value": "mlx5_ib0,mlx5_ib1"}, {"name": "HF_HOME", "value": "/hf"}],
+    )
+    env = builders.worker_job(OWNER, job_spec, image="img:1", attempt=0, nodes=ND96_NODES)["spec"][
+        "template"
+    ]["spec"]["containers"][0]["env"]
+    names = [item["name"] for item in env]
+    assert len(names) == len(set(names))
+    values = {item["name"]: item.get("value") for item in env}
+    assert (values["NCCL_IB_HCA"], values["HF_HOME"]) == ("mlx5_ib0,mlx5_ib1", "/hf")
+    assert values["NCCL_IB_PCI_RELAXED_ORDERING"] == "1"

@@ -197,7 +197,9 @@ def test_a_restart_is_counted_before_the_old_gang_is_deleted() -> None:
     assert env["MODELFLEET_RESTART_ATTEMPT"] == "1"
 
 
-def test_past_the_backoff_limit_the_job_fails_first_and_its_gang_goes_next() -> None:
+def test_past_the_backoff_limit_a_failed_workers_job_is_kept_with_its_pod() -> None:
+    """The Job controller stopped the other workers itself; the failed pod holds no GPU and its logs
+    stay readable."""
     kube = FakeKube()
     job = make(kube, backoffLimit=0)
     job.reconcile()
@@ -207,12 +209,31 @@ def test_past_the_backoff_limit_the_job_fails_first_and_its_gang_goes_next() -> 
 
     assert (job.status["phase"], job.status["lastRestartReason"]) == ("Failed", "WorkerEvicted")
     assert job.conditions()["Failed"] == ("True", "BackoffLimitExceeded")
-    assert ("Job", NS, "tiny") in kube.objects
     job.reconcile()
-    assert ("Job", NS, "tiny") not in kube.objects and ("Job", "tiny") in kube.deletes
+    assert ("Job", NS, "tiny") in kube.objects and not kube.deletes
     applied, writes = len(kube.applies), kube.status_writes
     job.reconcile()
     assert (len(kube.applies), kube.status_writes, job.status["phase"]) == (applied, writes, "Failed")
+
+
+def test_past_the_backoff_limit_a_stalled_gang_fails_first_and_goes_next() -> None:
+    """A stalled gang's workers still run and hold their GPUs: the next pass deletes them."""
+    kube = FakeKube()
+    job = make(kube, backoffLimit=0, stallTimeoutSeconds=60)
+    job.reconcile()
+    for index in (0, 1):
+        add_worker(kube, index, "Running")
+    job.reconcile()
+    assert job.status["phase"] == "Running"
+    job.engine.clock = lambda: T0 + timedelta(hours=1)
+
+    job.reconcile()
+
+    assert job.conditions()["Failed"] == ("True", "BackoffLimitExceeded")
+    assert job.status["failures"][-1]["reason"] == "Stalled"
+    assert ("Job", NS, "tiny") in kube.objects
+    job.reconcile()
+    assert ("Job", NS, "tiny") not in kube.objects and ("Job", "tiny") in kube.deletes
 
 
 def test_an_invalid_spec_is_reported_not_crashed_on() -> None:

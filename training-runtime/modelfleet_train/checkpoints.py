@@ -213,7 +213,10 @@ class BlobStore(CheckpointStore):
         return self.staging / step_name(step)
 
     def publish_files(self, step: int) -> dict[str, int]:
-        return dict(storage.upload_dir(self.write_dir(step), self.location.child(step_name(step))))
+        """Upload this node's files of the checkpoint, then drop them from the staging directory."""
+        uploaded = dict(storage.upload_dir(self.write_dir(step), self.location.child(step_name(step))))
+        shutil.rmtree(self.write_dir(step), ignore_errors=True)
+        return uploaded
 
     def publish(self, step: int, files: dict[str, int]) -> None:
         name = step_name(step)

@@ -12,11 +12,13 @@ from pathlib import Path
 from modelfleet_api.training import DatasetFormat, StrategyType
 
 from modelfleet_train.config import ConfigError, Machine, config_path, load_config, parse_config
+from modelfleet_train.failures import record_rank_failure
 from modelfleet_train.signals import EXIT_CODE_PREEMPTED
 
 log = logging.getLogger("modelfleet_train")
 
 COMMANDS = ("train", "validate", "prepare")
+EXIT_FAILED = 1
 EXIT_CONFIG_ERROR = 2
 
 
@@ -59,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv.insert(0, "train")
     args = _parser().parse_args(argv)
-    setup_logging(int(os.environ.get("RANK", "0")))
+    rank = int(os.environ.get("RANK", "0"))
+    setup_logging(rank)
     try:
         if args.command == "validate":
             return validate(config_path(args.config), args.world_size, args.assume_gpu)
@@ -68,7 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         return train(config_path(args.config))
     except ConfigError as error:
         print(error, file=sys.stderr)
+        record_rank_failure(error, rank)
         return EXIT_CONFIG_ERROR
+    except Exception as error:  # what the pod's termination message names (the supervisor writes it)
+        log.exception("rank %d failed", rank)
+        record_rank_failure(error, rank)
+        return EXIT_FAILED
 
 
 def validate(path: Path, world_size: int | None, assume_gpu: bool) -> int:
@@ -117,7 +125,7 @@ def prepare(path: Path, target: Path) -> int:
         from huggingface_hub import snapshot_download
 
         snapshot_download(source, revision=config.model.revision, local_dir=model_dir)
-    raw = data.load_raw(config.dataset, model_loading.cache_root() / "datasets")
+    raw = data.load_raw(config.dataset, model_loading.cache_root())
     raw.save_to_disk(str(dataset_dir))
     print(
         json.dumps(

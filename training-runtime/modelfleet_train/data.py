@@ -8,7 +8,6 @@ prompt+rejected side by side for DPO.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import torch
 from modelfleet_api.training import DatasetFields, DatasetFormat, DatasetSource, TrainingMethod
 
 from modelfleet_train import storage
+from modelfleet_train.node_cache import NodeCache
 
 log = logging.getLogger(__name__)
 
@@ -27,24 +27,23 @@ _BUILDERS = {DatasetFormat.JSONL: ("json", "*.jsonl"), DatasetFormat.PARQUET: ("
 _FILE_SUFFIXES = {".jsonl", ".json", ".parquet"}
 
 
-def cache_dir_for(uri: str, root: Path) -> Path:
-    return root / hashlib.sha256(uri.encode()).hexdigest()[:16]
-
-
 def materialize(uri: str, cache_root: Path) -> Path:
-    """A local path holding the data at `uri` (blob URIs are downloaded once into the cache)."""
+    """A local path holding the data at `uri` (blob URIs are downloaded once into the node cache at
+    `cache_root`)."""
     if not storage.is_blob_uri(uri):
         return storage.local_path(uri)
     location = storage.blob_location(uri)
-    target = cache_dir_for(uri, cache_root)
+    name = Path(location.prefix).name
     single_file = Path(location.prefix).suffix in _FILE_SUFFIXES
-    if not (target / ".complete").exists():
+
+    def fetch(target: Path) -> None:
         if single_file:
-            storage.download_file(location, target / Path(location.prefix).name)
+            storage.download_file(location, target / name)
         else:
             storage.download_prefix(location, target)
-        (target / ".complete").touch()
-    return target / Path(location.prefix).name if single_file else target
+
+    target = NodeCache.from_env(cache_root).fill("datasets", uri, fetch)
+    return target / name if single_file else target
 
 
 def load_raw(spec: DatasetSource, cache_root: Path) -> Any:

@@ -14,26 +14,23 @@ from modelfleet_api.training import ModelSource, TrainingModelSource
 
 from modelfleet_train import storage
 from modelfleet_train.model_init import InitPath
+from modelfleet_train.node_cache import NodeCache
 
 log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
-    """Where blob downloads are cached: the pod's cache volume (set by the operator), else ~/.cache."""
+    """Where blob downloads are cached: the cache volume the operator mounts (the node's cache
+    directory, or the pod's own), else ~/.cache."""
     return Path(os.environ.get(contract.ENV_CACHE_DIR) or Path.home() / ".cache" / "modelfleet" / "runtime")
 
 
 def resolve(source: ModelSource) -> str:
     """A local directory or a hub id that `from_pretrained` can read."""
     if storage.is_blob_uri(source.uri):
-        from modelfleet_train.data import cache_dir_for
-
-        target = cache_dir_for(source.uri, cache_root() / "models")
-        if not (target / ".complete").exists():
-            log.info("downloading model %s to %s", source.uri, target)
-            storage.download_prefix(storage.blob_location(source.uri), target)
-            (target / ".complete").touch()
-        return str(target)
+        location = storage.blob_location(source.uri)
+        cache = NodeCache.from_env(cache_root())
+        return str(cache.fill("models", source.uri, lambda target: storage.download_prefix(location, target)))
     if storage.is_local_uri(source.uri):
         path = storage.local_path(source.uri)
         if not path.exists():

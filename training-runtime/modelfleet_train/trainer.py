@@ -38,6 +38,7 @@ from modelfleet_train.methods.unsloth import unsloth_model
 from modelfleet_train.metrics import MetricsReporter, StepRecord, flops_per_token, peak_flops
 from modelfleet_train.model_init import announce, init_path
 from modelfleet_train.model_loading import cache_root, load_model, load_tokenizer, resolve, tokenizer_source
+from modelfleet_train.node_cache import pod_scratch
 from modelfleet_train.progress import ProgressPublisher
 from modelfleet_train.signals import StopRequest
 from modelfleet_train.strategies import Strategy, build_strategy
@@ -61,7 +62,7 @@ class RunResult:
 def output_dir(config: TrainingRuntimeConfig) -> Path:
     """Local directory for the final model and the metrics file (a staging area for blob outputs)."""
     if storage.is_blob_uri(config.output.uri):
-        return cache_root() / "output" / config.job.name
+        return pod_scratch(cache_root()) / "output"
     return storage.local_path(config.output.uri)
 
 
@@ -101,9 +102,9 @@ class Trainer:
             resolve(tokenizer_source(self.config.model))
             for source in self._data_sources():
                 if source.format != DatasetFormat.HF:
-                    data.materialize(source.uri, cache_root() / "datasets")
+                    data.materialize(source.uri, cache_root())
         if self.ctx.is_main:  # what the final model's scores read: checked before any training
-            final.check_ready(self.config, cache_root() / "datasets")
+            final.check_ready(self.config, cache_root())
         distributed.barrier()
         tokenizer = load_tokenizer(self.config.model)
         dataset, held_out = self._datasets(tokenizer)
@@ -123,7 +124,7 @@ class Trainer:
         objective = build_objective(self.config, self._reference)
 
         checkpointer = Checkpointer(
-            open_store(checkpoint_uri(self.config), cache_root() / "checkpoint-staging"),
+            open_store(checkpoint_uri(self.config), pod_scratch(cache_root()) / "checkpoint-staging"),
             self.ctx,
             self.config.checkpoint.keep_last,
         )
@@ -236,13 +237,13 @@ class Trainer:
     def _datasets(self, tokenizer: Any) -> tuple[Any, Any | None]:
         """This rank's share of the training rows and of the held-out rows (None without held-out
         evaluation), tokenized: each rank reads and tokenizes only its shares."""
-        raw = data.load_raw(self.config.dataset, cache_root() / "datasets")
+        raw = data.load_raw(self.config.dataset, cache_root())
         evaluation = self.config.evaluation
         held_raw = None
         if evaluation is not None and evaluation.holdout_fraction is not None:
             raw, held_raw = data.split_holdout(raw, evaluation.holdout_fraction)
         elif evaluation is not None and evaluation.dataset is not None:
-            held_raw = data.load_raw(evaluation.dataset, cache_root() / "datasets")
+            held_raw = data.load_raw(evaluation.dataset, cache_root())
         training = self._tokenized(data.rank_share(raw, self.ctx.rank, self.ctx.world_size), tokenizer)
         if self.config.dataset.packing:
             training = data.pack_dataset(training, self.hp.sequence_length)
@@ -293,7 +294,7 @@ class Trainer:
                 tokenizer,
                 self.ctx.device,
                 dtype,
-                cache_root() / "datasets",
+                cache_root(),
             )
             evaluation = result.evaluation.model_copy(
                 update={"metrics": {**result.evaluation.metrics, **scores}}

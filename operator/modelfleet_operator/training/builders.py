@@ -129,12 +129,15 @@ def accelerate_config(owner: Owner, spec: TrainingJobSpec) -> dict[str, Any]:
 
 
 def worker_command(spec: TrainingJobSpec) -> list[str]:
-    """The worker container's command: torchrun reads its flags from the PET_* variables; `accelerate
-    launch` reads its config file, and the pod's node rank, which the kubelet substitutes for
-    `$(PET_NODE_RANK)` from the container's environment."""
+    """The worker container's command: the runtime's supervisor (it keeps the pod's log beside the
+    checkpoints and writes the termination message) running the launcher. torchrun reads its flags from
+    the PET_* variables; `accelerate launch` reads its config file, and the pod's node rank, which the
+    kubelet substitutes for `$(PET_NODE_RANK)` from the container's environment."""
+    supervisor = ["python", "-m", contract.SUPERVISOR_MODULE, "--"]
     runtime = ["-m", "modelfleet_train", "--config", f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"]
     if spec.strategy.launcher == Launcher.ACCELERATE:
         return [
+            *supervisor,
             "accelerate",
             "launch",
             "--config_file",
@@ -143,7 +146,7 @@ def worker_command(spec: TrainingJobSpec) -> list[str]:
             f"$({contract.ENV_NODE_RANK})",
             *runtime,
         ]
-    return ["torchrun", *runtime]
+    return [*supervisor, "torchrun", *runtime]
 
 
 def progress_config_map(owner: Owner) -> Manifest:
@@ -345,6 +348,9 @@ def worker_pod_template(
                 ],
                 "resources": resources,
                 **node_setup.rdma_security_context(size, nodes),
+                # the supervisor's message; when it could write none (killed), the log's last lines
+                "terminationMessagePath": contract.TERMINATION_LOG,
+                "terminationMessagePolicy": "FallbackToLogsOnError",
                 "volumeMounts": [
                     {"name": CONFIG_VOLUME, "mountPath": contract.CONFIG_DIR, "readOnly": True},
                     {"name": SHM_VOLUME, "mountPath": contract.SHM_MOUNT},

@@ -59,6 +59,8 @@ from modelfleet_operator.worker_nodes import PLAIN_NODES, WorkerNodeSettings
 Manifest = dict[str, Any]
 Phase = c.TrainingJobPhase
 FINISHED = (Phase.SUCCEEDED, Phase.FAILED)
+WORKER_CAUSES = (c.REASON_WORKER_FAILED, c.REASON_WORKER_EVICTED)
+"""Ends of a gang that the Job controller completes itself (it stops the other workers)."""
 JOB_POD_FAILURE_POLICY = "PodFailurePolicy"
 """Reason of a Job's Failed condition when a rule of its pod failure policy failed it."""
 POLICY_POD = re.compile(r"Pod [^/\s]+/(\S+) ")
@@ -133,18 +135,30 @@ class _Planner:
 
     # ---- steps ----------------------------------------------------------------------------------
     def finished(self) -> bool:
-        """A Succeeded job keeps its children (the workers' logs stay readable); a Failed one keeps all
-        but its Job, so no worker holds GPUs. Both are deleted once their TTL passed."""
+        """A Succeeded job keeps its children (the workers' logs stay readable). A Failed one keeps its
+        Job too when a worker's failure ended it: the Job controller stops the other workers itself, a
+        failed pod holds no GPU, and ``kubectl logs`` of the failed worker keeps working. A gang the
+        operator gave up on (a stall, no nodes) still holds GPUs: its Job goes. All are deleted once
+        their TTL passed."""
         if self.status.phase not in FINISHED:
             return False
         self.keep = set(self.observed.children)
-        if self.status.phase is Phase.FAILED:
+        if self.status.phase is Phase.FAILED and self._final_cause() not in WORKER_CAUSES:
             self.keep.discard(("Job", self.owner.names.job))
         ttl = self.spec.ttl_seconds_after_finished
         completed = self.status.completion_time
         if ttl is not None and completed is not None:
             self.deadline(completed + timedelta(seconds=ttl))
         return True
+
+    def _final_cause(self) -> str | None:
+        """Why the job failed: the Failed condition's reason, or past the backoff limit the cause of
+        the last attempt's end (the Running condition's reason)."""
+        failed = self.draft.find(c.COND_FAILED)
+        if failed is not None and failed.reason == c.REASON_BACKOFF_LIMIT_EXCEEDED:
+            running = self.draft.find(c.COND_RUNNING)
+            return running.reason if running is not None else None
+        return failed.reason if failed is not None else None
 
     def static_children(self) -> bool:
         self.apply += builders.static_children(
@@ -360,7 +374,8 @@ class _Planner:
         self._fail_first()
 
     def _fail_first(self) -> None:
-        """Failed now; the Job is pruned by the next pass (asked for at once)."""
+        """Failed now; the next pass (asked for at once) prunes the Job unless a worker's failure ended
+        it (``finished``)."""
         self._finish(Phase.FAILED)
         self.workers_held = 0
         self.keep_job()

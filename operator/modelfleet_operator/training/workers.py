@@ -65,6 +65,8 @@ def _failure(pod: Manifest) -> WorkerFailure:
             if terminated.get("message"):
                 parts.append(str(terminated["message"]).strip())
             break
+    if parts and disruption is not None:  # stopped because it was disrupted: say how first
+        parts.insert(0, _disruption_text(disruption))
     if not parts:
         parts.append(status.get("reason") or "Failed")
         if disruption is not None and disruption.get("message"):
@@ -83,15 +85,22 @@ def _failure(pod: Manifest) -> WorkerFailure:
     )
 
 
+STOPPING = "it was told to stop and saves a checkpoint in its grace period"
+
+
+def _disruption_text(disruption: Manifest) -> str:
+    """``EvictionByEvictionAPI (Eviction API: evicting)``."""
+    reason = disruption.get("reason") or "DisruptionTarget"
+    return f"{reason} ({disruption['message']})" if disruption.get("message") else reason
+
+
 def _being_evicted(pod: Manifest) -> WorkerFailure:
     """A worker still stopping after an eviction: it has its grace period to save a checkpoint."""
     disruption = _disrupted(pod) or {}
-    reason = disruption.get("reason") or "DisruptionTarget"
-    said = f" ({disruption['message']})" if disruption.get("message") else ""
     return WorkerFailure(
         pod=pod["metadata"]["name"],
         evicted=True,
-        detail=f"{reason}{said}: it was told to stop and saves a checkpoint in its grace period",
+        detail=f"{_disruption_text(disruption)}: {STOPPING}",
         node=(pod.get("spec") or {}).get("nodeName"),
     )
 

@@ -50,8 +50,9 @@ variable "gpu_pools" {
   default = {
     nc40h100 = { vm_size = "Standard_NC40adis_H100_v5", max_count = 4 }
     nc80h100 = { vm_size = "Standard_NC80adis_H100_v5", max_count = 4, spot = true }
-    # 8 x H100 with InfiniBand for multi-node training; off until you have ND quota.
-    nd96h100 = { vm_size = "Standard_ND96isr_H100_v5", max_count = 2, enabled = false }
+    # 8 x H100 with InfiniBand for multi-node training; off until you have ND quota. 4 nodes: the
+    # 70B ZeRO-3 example (examples/trainingjob-zero3-nd96.yaml) runs on 4.
+    nd96h100 = { vm_size = "Standard_ND96isr_H100_v5", max_count = 4, enabled = false }
   }
   validation {
     condition     = length([for name, pool in var.gpu_pools : name if pool.enabled]) > 0
