@@ -24,6 +24,7 @@ from modelfleet_api.benchmarksweep import PointMetrics
 from hack.controlplane.cluster import ControlPlane, wait_for
 from hack.controlplane.kwok import finish_pod
 from tests.cluster.conftest import OperatorProcess
+from tests.cluster.thirdparty import CrdSet, keda, keda_http_add_on  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.cluster
 
@@ -281,3 +282,47 @@ def test_open_loop_sweep_against_an_existing_deployment(
     )
     # the referenced deployment is the user's: the sweep leaves it alone
     assert custom.get_namespaced_custom_object(GROUP, VERSION, ns, "modeldeployments", "llama3-8b")
+
+
+def test_a_sweep_against_a_deployment_the_http_add_on_routes_sends_through_its_interceptor(
+    cluster: ControlPlane,
+    keda_http_add_on: CrdSet,  # noqa: F811
+    sweep_namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+) -> None:
+    """With KEDA and its HTTP add-on, the deployment (minReplicas 0) reports how to reach it through the
+    interceptor (``status.interceptor``, kept by the CRD's schema), and the sweep's point sends there with
+    the deployment's Host, so a request that finds it at zero wakes it. Only the add-on's CRD is
+    installed here: the e2e tier runs the interceptor itself."""
+    ns = sweep_namespace
+    cluster.kubectl("apply", "-n", ns, "-f", str(DEPLOYMENT_EXAMPLE), "-f", str(OPEN_LOOP_EXAMPLE))
+    host = f"llama3-8b.{ns}.svc.cluster.local"
+    wait_for(
+        lambda: (
+            custom.get_namespaced_custom_object(GROUP, VERSION, ns, "modeldeployments", "llama3-8b")
+            .get("status", {})
+            .get("interceptor")
+            == {"url": "http://keda-add-ons-http-interceptor-proxy.keda:8080/v1", "host": host}
+        ),
+        TIMEOUT,
+        "the ModelDeployment's status.interceptor",
+    )
+    name = yaml.safe_load(OPEN_LOOP_EXAMPLE.read_text())["metadata"]["name"]
+
+    def first_point_config() -> BenchmarkRuntimeConfig | None:
+        try:
+            return point_config(core, ns, name, 0)
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    wait_for(lambda: first_point_config() is not None, TIMEOUT, "the first point's config")
+    config = first_point_config()
+    assert config is not None
+    assert (config.target_url, config.target_host, config.engine_metrics_url) == (
+        "http://keda-add-ons-http-interceptor-proxy.keda:8080",
+        host,
+        f"http://{host}:8000/metrics",
+    )

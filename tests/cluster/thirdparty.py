@@ -41,6 +41,11 @@ class CrdSet:
 
 
 KEDA = CrdSet(upstream.KEDA.module, upstream.KEDA.version, ("config/crd/bases/keda.sh_scaledobjects.yaml",))
+KEDA_HTTP_ADD_ON = CrdSet(
+    upstream.KEDA_HTTP_ADD_ON.module,
+    upstream.KEDA_HTTP_ADD_ON.version,
+    ("config/crd/bases/http.keda.sh_httpscaledobjects.yaml",),
+)
 GATEWAY_API = CrdSet(
     "sigs.k8s.io/gateway-api",
     "v1.2.1",
@@ -71,6 +76,17 @@ def keda(crds: ControlPlane) -> Iterator[CrdSet]:
         yield KEDA
     finally:
         remove(crds, KEDA)
+
+
+@pytest.fixture
+def keda_http_add_on(crds: ControlPlane, keda: CrdSet) -> Iterator[CrdSet]:
+    """The KEDA HTTP add-on's CRD beside KEDA's (no controller runs: the e2e tier runs them on the real
+    node)."""
+    install(crds, KEDA_HTTP_ADD_ON)
+    try:
+        yield KEDA_HTTP_ADD_ON
+    finally:
+        remove(crds, KEDA_HTTP_ADD_ON)
 
 
 @pytest.fixture
