@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modelfleet_api import constants as c
 from modelfleet_api.benchmark import RESULTS_URI_MAX_LENGTH, LoadPoint, Slos
 from modelfleet_api.benchmarksweep import (
     SINK_ERROR_MAX_LENGTH,
@@ -290,7 +291,19 @@ def deployment(phase: str, endpoint: str | None = None) -> dict[str, Any]:
 def test_readiness() -> None:
     kw: dict[str, Any] = {"name": "d", "waiting_since": T0, "now": T0 + timedelta(minutes=5)}
     assert readiness(deployment("Ready", "http://d.ml.svc.cluster.local:8000/v1"), owned=True, **kw).ready
-    assert readiness(deployment("ScaledToZero", "http://d:8000/v1"), owned=False, **kw).ready
+    at_zero = deployment("ScaledToZero", "http://d:8000/v1")
+    waiting = readiness(at_zero, owned=False, **kw)
+    assert not waiting.ready and waiting.failure_reason is None
+    assert "the KEDA HTTP add-on does not route it" in waiting.message
+    at_zero["status"]["interceptor"] = {
+        "url": "http://keda-add-ons-http-interceptor-proxy.keda:8080/v1",
+        "host": "d",
+    }
+    assert readiness(at_zero, owned=False, **kw).ready, "the points' requests wake it"
+    late = readiness(
+        deployment("ScaledToZero", "http://d:8000/v1"), owned=False, **{**kw, "now": T0 + timedelta(hours=2)}
+    )
+    assert late.failure_reason == c.REASON_POINT_TARGET_NOT_READY and "phase ScaledToZero" in late.message
     assert not readiness(deployment("Ready"), owned=True, **kw).ready  # no endpoint yet
     assert readiness(None, owned=True, **kw).failure_reason is None
     assert readiness(None, owned=False, **kw).failure_reason == "TargetNotFound"

@@ -4,9 +4,10 @@ A target is ready when its ModelDeployment reports an endpoint and is in phase R
 (available on purpose). The point pods send through the KEDA HTTP add-on's interceptor when it routes
 the deployment (``status.interceptor``): their first requests are held while a replica starts, wake it
 and are answered. Otherwise they send to ``status.endpoint``, the Service, which does not hold a request
-while no replica runs: the points of a target at zero without the add-on fail until a replica runs. A
-referenced deployment that does not exist fails its points at once (a typo should not hold GPUs for an
-hour); one that reports phase Failed, or is not Ready within the ready timeout, fails them too.
+while no replica runs: a target at zero without the add-on is waited for (until the ready timeout) instead
+of failing its points' requests. A referenced deployment that does not exist fails its points at once
+(a typo should not hold GPUs for an hour); one that reports phase Failed, or is not Ready within the
+ready timeout, fails them too.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def readiness(
         ready_replicas = (status.get(track) or {}).get("readyReplicas") or 0
         if ready_replicas > 0 and status.get("endpoint"):
             return Readiness(ready=True, message=f"ModelDeployment {name}'s {track} track serves.")
-    elif phase in MEASURABLE and status.get("endpoint"):
+    elif phase in MEASURABLE and status.get("endpoint") and not _unwakeable(status):
         return Readiness(ready=True, message=f"ModelDeployment {name} is {phase} at {status['endpoint']}.")
     if phase == c.ModelDeploymentPhase.FAILED.value:
         return Readiness(
@@ -78,5 +79,20 @@ def readiness(
                 f"(phase {phase or 'unset'}; {_available_message(deployment)})."
             ),
         )
+    if track is None and _unwakeable(status):
+        return Readiness(
+            message=(
+                f"ModelDeployment {name} is scaled to zero and the KEDA HTTP add-on does not route it: a "
+                "request would find no replica and fail. Waiting for a replica; install the add-on (its "
+                "interceptor then holds the points' requests and wakes it) or set minReplicas to 1 or more."
+            )
+        )
     waited = f"its {track} track to serve" if track is not None else "Ready"
     return Readiness(message=f"ModelDeployment {name} is {phase or 'Pending'}; waiting for {waited}.")
+
+
+def _unwakeable(status: dict[str, Any]) -> bool:
+    """At zero replicas with nothing to hold a request (no ``status.interceptor``)."""
+    return status.get("phase") == c.ModelDeploymentPhase.SCALED_TO_ZERO.value and not status.get(
+        "interceptor"
+    )
