@@ -20,7 +20,15 @@ from hack.controlplane.processes import Process
 
 HEALTH_OFFSET, METRICS_OFFSET = 90, 91
 """Ports of the operator's /healthz and /metrics, as offsets from the plane's port base."""
-OPERATOR_WATCHES = frozenset({"trainingjobs", "modeldeployments", "benchmarksweeps"})
+OPERATOR_WATCHES = frozenset(
+    {
+        "trainingjobs", "modeldeployments", "benchmarksweeps",
+        # what the operator indexes: kopf starts no pass before every indexed kind has been listed
+        "jobs", "pods", "configmaps", "services", "serviceaccounts", "roles", "rolebindings",
+        "deployments", "poddisruptionbudgets", "horizontalpodautoscalers", "customresourcedefinitions",
+        "secrets", "persistentvolumeclaims", "priorityclasses",
+    }
+)  # fmt: skip
 
 
 @dataclass

@@ -60,7 +60,7 @@ def training_job(name: str, workers: int) -> Json:
         {
             "model": {"uri": "/models/tiny"},
             "dataset": {"uri": "/data/tiny.jsonl"},
-            "output": {"uri": f"az://out/{name}"},
+            "output": {"uri": f"az://out/{name}"},  # a multi-node job's output may not be a pod path
             "resources": {**PLACEMENT, "nodes": workers, "gpusPerNode": 1},
             "schedulingTimeoutSeconds": 0,
             "stallTimeoutSeconds": 0,

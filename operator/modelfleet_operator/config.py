@@ -118,6 +118,11 @@ class OperatorConfig:
     """List prices per VM size and priority for ``status.cost`` (``MODELFLEET_PRICES``, a JSON
     ``modelfleet_api.cost.PriceTable``; the chart's ``pricing`` value). Unset: costs say they are not
     priced."""
+    check_secrets: bool = True
+    """Whether the Secrets a spec names must exist before pods are made (``MODELFLEET_CHECK_SECRETS``):
+    the operator then lists and watches Secrets, keeping only their names. Off: it may not read
+    Secrets at all (the chart grants no Secret access), and a missing one shows only as the pods'
+    ``CreateContainerConfigError``."""
     capacity: CapacitySettings | None = None
     """The AKS capacity manager, when ``MODELFLEET_CAPACITY_MANAGER=azure`` (see ``capacity.settings``)."""
     worker_nodes: WorkerNodeSettings = field(default_factory=WorkerNodeSettings)
@@ -259,6 +264,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
             env, "MODELFLEET_STORAGE_ACCOUNT", STORAGE_ACCOUNT_NAME, "3-24 lowercase letters and digits"
         ),
         prices=_prices(env.get("MODELFLEET_PRICES")),
+        check_secrets=_env_bool(env.get("MODELFLEET_CHECK_SECRETS", str(defaults.check_secrets))),
         capacity=load_capacity_settings(env),
         worker_nodes=load_worker_node_settings(env),
     )

@@ -397,6 +397,10 @@ def test_secrets_and_pod_overrides_reach_the_serving_pods(
             "podTemplate": POD_OVERRIDES,
         },
     }
+    # The token's Secret must exist before pods are made (ReferencesReady, test_references.py).
+    core.create_namespaced_secret(
+        ns, {"metadata": {"name": "hf-token"}, "stringData": {"token": "not-a-token"}}
+    )
     crds.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(manifest))
     wait_object(crds, "deployment", f"{name}-stable", ns)
     wait_for(lambda: len(server_pods(core, ns, f"{name}-stable")) == 1, TIMEOUT, "the serving pod")

@@ -96,6 +96,12 @@ class FakeKube:
         self.objects[(manifest["kind"], meta.get("namespace", ""), meta["name"])] = manifest
         return manifest
 
+    def add_named(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        """An object a spec names (a Secret, a claim; namespace "" for a PriorityClass)."""
+        self.add(
+            {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}}
+        )
+
     def add_service_account(self, namespace: str, name: str) -> None:
         self.add(
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}}
@@ -106,7 +112,8 @@ class FakeKube:
 
     def indexes(self) -> ix.Indexes:
         """What kopf's indexes would hold for these objects."""
-        found: dict[str, dict[Any, list[Any]]] = {}
+        found: dict[str, dict[Any, list[Any]]] = {index: {} for index in ix.REFERENCED.values()}
+        found[ix.MODEL_DEPLOYMENTS] = {}
 
         def put(index: str, key: Any, value: Any) -> None:
             found.setdefault(index, {}).setdefault(key, []).append(value)
@@ -121,6 +128,8 @@ class FakeKube:
                 put(ix.SERVICE_ACCOUNTS, (namespace, name), True)
             if kind is MODEL_DEPLOYMENT:
                 put(ix.MODEL_DEPLOYMENTS, (namespace, name), project(MODEL_DEPLOYMENT, body))
+            if kind_name in ix.REFERENCED:
+                put(ix.REFERENCED[kind_name], (namespace, name), True)
             if kind_name == TRAINING_JOB.kind:
                 put(ix.TRAINING_JOBS, (namespace, name), project(TRAINING_JOB, body))
             if kind_name == "CustomResourceDefinition":

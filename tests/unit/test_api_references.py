@@ -87,3 +87,32 @@ def test_condition_names_every_missing_object_and_waits() -> None:
         "proceeds once everything it names exists.",
     )
     assert references_condition([], "team-a")[:2] == ("True", c.REASON_REFERENCES_FOUND)
+
+
+def test_secrets_named_by_tokens_trackers_and_env_are_references_unless_optional() -> None:
+    manifest = good_training_job()
+    manifest["spec"] |= {
+        "model": {"uri": "meta-llama/Llama-3.1-8B", "tokenSecret": {"name": "hf"}},
+        "tracking": {"wandb": {"project": "p", "apiKeySecret": {"name": "wandb"}}},
+        "env": [
+            {"name": "A", "valueFrom": {"secretKeyRef": {"name": "needed", "key": "k"}}},
+            {"name": "B", "valueFrom": {"secretKeyRef": {"name": "maybe", "key": "k", "optional": True}}},
+            {"name": "C", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "k"}}},
+        ],
+    }
+    assert [
+        (r.kind, r.name, r.field) for r in training_references(TrainingJob.model_validate(manifest).spec)
+    ] == [
+        ("Secret", "hf", "spec.model.tokenSecret.name"),
+        ("Secret", "wandb", "spec.tracking.wandb.apiKeySecret.name"),
+        ("Secret", "needed", "spec.env[0].valueFrom.secretKeyRef.name"),
+    ]
+
+    deployment = good_model_deployment()
+    deployment["spec"] |= {
+        "model": {"uri": "org/model", "tokenSecret": {"name": "hf"}},
+        "env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "other"}}}],
+    }
+    assert [
+        (r.kind, r.name, r.field) for r in serving_references(ModelDeployment.model_validate(deployment).spec)
+    ] == [("Secret", "hf", "spec.model.tokenSecret.name")]

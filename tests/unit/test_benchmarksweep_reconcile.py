@@ -85,17 +85,56 @@ def figures(tps: float) -> str:
     return PointMetrics(output_tokens_per_second=tps, ttft_p95_ms=10.0).model_dump_json(by_alias=True)
 
 
-def test_a_missing_reference_and_a_failed_job_do_not_stop_the_sweep() -> None:
+def referenced_deployment(kube: FakeKube, name: str, phase: str) -> None:
+    kube.add(
+        {
+            "apiVersion": "modelfleet.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": TEMPLATE,
+            "status": {"phase": phase},
+        }
+    )
+
+
+def test_a_sweep_waits_for_a_missing_deployment_it_names_and_goes_on_once_it_exists() -> None:
     kube = FakeKube()
-    reconciler, _ = make(kube, [{"name": "a", "template": TEMPLATE}, {"name": "b", "deploymentRef": "gone"}])
+    reconciler, _ = make(kube, [{"name": "a", "template": TEMPLATE}, {"name": "b", "deploymentRef": "later"}])
     reconciler.reconcile()
-    assert kube.applies == [("ModelDeployment", "sw-a-0"), ("ConfigMap", "sw-results")]
+    assert kube.created("ModelDeployment", "Job") == [], "no target is brought up meanwhile"
+    waiting = next(c for c in status(kube)["conditions"] if c["type"] == "ReferencesReady")
+    assert (status(kube)["phase"], waiting["status"], waiting["reason"]) == (
+        "Pending",
+        "False",
+        "ReferenceMissing",
+    )
+    assert waiting["message"].startswith(
+        "ModelDeployment later (spec.targets[1].deploymentRef) does not exist in namespace ml. Create it"
+    )
+    assert [p["phase"] for p in status(kube)["points"]] == ["Pending"] * 4
+
+    referenced_deployment(kube, "later", "Deploying")
+    reconciler.reconcile()  # woken by its creation (ModelDeployments wake the sweeps naming them)
+    found = next(c for c in status(kube)["conditions"] if c["type"] == "ReferencesReady")
+    assert (found["status"], found["reason"]) == ("True", "ReferencesFound")
+    assert kube.created("ModelDeployment") == [("ModelDeployment", "sw-a-0")]
+    assert status(kube)["phase"] == "Deploying"
+
+
+def test_a_failed_target_and_a_failed_job_do_not_stop_the_sweep() -> None:
+    kube = FakeKube()
+    referenced_deployment(kube, "broken", "Failed")
+    reconciler, _ = make(
+        kube, [{"name": "a", "template": TEMPLATE}, {"name": "b", "deploymentRef": "broken"}]
+    )
+    reconciler.reconcile()
+    assert kube.applies == [("ConfigMap", "sw-results"), ("ModelDeployment", "sw-a-0")]
     assert status(kube)["phase"] == "Deploying" and status(kube)["progress"] == "2/4"
     assert [(p["phase"], p.get("reason")) for p in status(kube)["points"]] == [
         ("Pending", None),
         ("Pending", None),
-        ("Failed", "TargetNotFound"),
-        ("Failed", "TargetNotFound"),
+        ("Failed", "TargetFailed"),
+        ("Failed", "TargetFailed"),
     ]
     reconciler.reconcile()  # woken by the deployment's creation: it is seen now
     writes = kube.status_writes
@@ -183,7 +222,7 @@ def test_an_invalid_spec_recovers_once_the_user_fixes_it() -> None:
 
     assert "Failed" not in [x["type"] for x in status(kube)["conditions"]]
     assert (status(kube)["phase"], status(kube)["observedGeneration"]) == ("Deploying", 2)
-    assert kube.applies[0] == ("ModelDeployment", "sw-a-0")
+    assert ("ModelDeployment", "sw-a-0") in kube.applies
 
 
 def run_two_points(kube: FakeKube, sinks: dict[str, Any], messages: list[str]) -> dict[str, Any]:

@@ -100,11 +100,11 @@ def test_the_desired_state_is_applied_once_drift_is_put_back_and_idle_passes_wri
 
     md.reconcile()
 
-    assert kube.applies == [
+    assert kube.applies == [  # the pod owner after what its pods use
         ("ConfigMap", "llm-stable-config"),
         ("Service", "llm"),
-        ("Deployment", "llm-stable"),
         ("PodDisruptionBudget", "llm"),
+        ("Deployment", "llm-stable"),
     ]
     assert md.status["phase"] == "Pending", "reported from what was observed before the apply"
     md.reconcile()  # woken by the Deployment's creation
@@ -284,3 +284,55 @@ def test_a_rollout_to_a_missing_account_is_held_and_the_previous_replicas_keep_s
     template = kube.objects[("Deployment", NS, "llm-stable")]["spec"]["template"]
     assert template["spec"]["serviceAccountName"] == "team-sa"
     assert md.conditions()[c.COND_SERVICE_ACCOUNT_READY] == ("True", c.REASON_SERVICE_ACCOUNT_FOUND)
+
+
+def test_a_missing_secret_or_claim_creates_no_child_until_it_exists() -> None:
+    kube = FakeKube()
+    md = make(
+        kube, None, replicas=1, apiKeySecret={"name": "llm-key"}, modelCache={"pvc": {"claimName": "cache"}}
+    )
+    kube.add_named("v1", "PersistentVolumeClaim", NS, "cache")
+
+    md.reconcile()
+
+    assert kube.applies == []
+    missing = ("False", c.REASON_REFERENCE_MISSING)
+    assert md.status["phase"] == "Pending"
+    assert md.conditions()[c.COND_REFERENCES_READY] == missing
+    assert md.conditions()[c.COND_AVAILABLE] == missing
+    assert md.conditions()[c.COND_PROGRESSING] == missing
+    available = next(x for x in md.status["conditions"] if x["type"] == c.COND_AVAILABLE)
+    assert available["message"].startswith(
+        f"Secret llm-key (spec.apiKeySecret.name) does not exist in namespace {NS}. Create it"
+    )
+    writes = kube.status_writes
+    md.reconcile()
+    assert (kube.applies, kube.status_writes) == ([], writes)
+
+    kube.add_named("v1", "Secret", NS, "llm-key")
+    md.reconcile()
+
+    assert ("Deployment", NS, "llm-stable") in kube.objects
+    md.reconcile()
+    assert md.status["phase"] == "Deploying"
+    assert md.conditions()[c.COND_REFERENCES_READY] == ("True", c.REASON_REFERENCES_FOUND)
+
+
+def test_a_secret_deleted_later_holds_the_next_rollout_while_the_replicas_keep_serving() -> None:
+    kube = FakeKube()
+    kube.add_named("v1", "Secret", NS, "llm-key")
+    md = make(kube, None, replicas=1, apiKeySecret={"name": "llm-key"})
+    md.reconcile()
+    ready(kube)
+    md.reconcile()
+    assert md.status["phase"] == "Ready" and c.COND_REFERENCES_READY not in md.conditions()
+
+    del kube.objects[("Secret", NS, "llm-key")]
+    md.body["spec"]["replicas"] = 2
+    md.body["metadata"]["generation"] = 2
+    md.reconcile()
+
+    assert kube.objects[("Deployment", NS, "llm-stable")]["spec"]["replicas"] == 1
+    assert md.status["phase"] == "Degraded"
+    assert md.conditions()[c.COND_AVAILABLE] == ("True", c.REASON_MINIMUM_REPLICAS_AVAILABLE)
+    assert md.conditions()[c.COND_PROGRESSING] == ("False", c.REASON_REFERENCE_MISSING)

@@ -93,6 +93,7 @@ def test_settings_from_flags_over_environment() -> None:
         "MODELFLEET_RESYNC_SECONDS": "2",
         "MODELFLEET_WORKERS": "8",
         "MODELFLEET_API_QPS": "50",
+        "MODELFLEET_CHECK_SECRETS": "false",
     }
     assert load_config([], env) == OperatorConfig(
         training_image="env/image:1",
@@ -101,6 +102,7 @@ def test_settings_from_flags_over_environment() -> None:
         resync_seconds=2.0,
         workers=8,
         api_qps=50.0,
+        check_secrets=False,
     )
     flagged = load_config(
         ["-A", "--training-image", "flag/image:2", "--priority", "100", "--workers", "4"], env
@@ -113,6 +115,7 @@ def test_settings_from_flags_over_environment() -> None:
     )
     assert load_config(["-n", "x", "-n", "y"], {}).namespaces == ("x", "y")
     assert load_config([], {}) == OperatorConfig()
+    assert OperatorConfig().check_secrets, "a Secret a spec names is checked unless turned off"
     assert OperatorConfig().resync_seconds >= 60, "a safety resync, not a poll"
     with pytest.raises(ValueError, match="workers must be at least 1"):
         load_config(["--workers", "0"], {})
@@ -345,3 +348,15 @@ def test_a_cancelled_daemon_waits_for_its_pass_in_flight() -> None:
 
     asyncio.run(scenario())
     assert order == ["pass ended", "forget"]
+
+
+def test_a_kind_the_operator_does_not_index_is_not_checked() -> None:
+    from modelfleet_operator.common import indexes as ix
+    from modelfleet_operator.common.references import Reference
+
+    secret = Reference(api_version="v1", kind="Secret", name="key", field="spec.apiKeySecret.name")
+    claim = Reference(api_version="v1", kind="PersistentVolumeClaim", name="c", field="spec.model.uri")
+    claims_only = Indexes({ix.REFERENCED["PersistentVolumeClaim"]: {("ns", "c"): [True]}})
+    assert claims_only.look_up([secret, claim], "ns") == ix.Lookup(named=(claim,), missing=())
+    both = Indexes({ix.REFERENCED["PersistentVolumeClaim"]: {}, ix.REFERENCED["Secret"]: {}})
+    assert both.look_up([secret, claim], "ns").missing == (secret, claim)

@@ -126,13 +126,13 @@ def test_passes_apply_each_child_once_and_idle_passes_write_nothing() -> None:
     job.reconcile()
     job.reconcile()
 
-    assert kube.applies == [
+    assert kube.applies == [  # two waves: what the pods use, then the binding and the pods' owner
         ("ServiceAccount", "tiny-worker"),
         ("Role", "tiny-worker"),
-        ("RoleBinding", "tiny-worker"),
         ("ConfigMap", "tiny-progress"),
         ("ConfigMap", "tiny-config"),
         ("Service", "tiny"),
+        ("RoleBinding", "tiny-worker"),
         ("Job", "tiny"),
     ]
     assert job.status["phase"] == "Scheduling"
@@ -167,7 +167,7 @@ def test_children_edited_by_hand_are_put_back_and_nothing_else_is_applied() -> N
 
     job.reconcile()
 
-    assert kube.applies == [("RoleBinding", "tiny-worker"), ("ConfigMap", "tiny-config")]
+    assert kube.applies == [("ConfigMap", "tiny-config"), ("RoleBinding", "tiny-worker")]  # by wave
     assert kube.objects[("ConfigMap", NS, "tiny-config")]["data"] == wanted
 
 
@@ -486,3 +486,58 @@ def test_a_second_failure_with_the_same_reason_still_posts_its_event() -> None:
     assert job.events[events_before:] == [("Warning", "WorkerFailed")]
     assert [f["attempt"] for f in job.status["failures"]] == [0, 1]
     assert all(f["message"] == "OSError: disk full" for f in job.status["failures"])
+
+
+def test_missing_claims_secrets_and_priority_class_hold_the_job_until_they_exist() -> None:
+    kube = FakeKube()
+    now = [T0]
+    job = make(
+        kube,
+        clock=lambda: now[0],
+        dataset={"uri": "pvc://data/train.jsonl"},
+        priorityClassName="training-high",
+        env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}],
+        schedulingTimeoutSeconds=60,
+    )
+
+    job.reconcile()
+
+    assert ("Job", NS, "tiny") not in kube.objects, "no pod owner while anything it names is missing"
+    assert job.status["phase"] == "Pending"
+    waiting = next(x for x in job.status["conditions"] if x["type"] == c.COND_REFERENCES_READY)
+    assert (waiting["status"], waiting["reason"]) == ("False", c.REASON_REFERENCE_MISSING)
+    assert waiting["message"] == (
+        "PersistentVolumeClaim data (spec.dataset.uri) does not exist in namespace ml; "
+        "Secret creds (spec.env[0].valueFrom.secretKeyRef.name) does not exist in namespace ml; "
+        "PriorityClass training-high (spec.priorityClassName) does not exist. "
+        "Create them or change the spec; the resource waits and proceeds once everything it names exists."
+    )
+    assert job.events == [("Warning", c.REASON_REFERENCE_MISSING)]
+    assert job.requeue_at is None, "no deadline: the objects' creation wakes the job"
+
+    kube.add_named("v1", "PersistentVolumeClaim", NS, "data")
+    kube.add_named("scheduling.k8s.io/v1", "PriorityClass", "", "training-high")
+    now[0] = T0 + timedelta(hours=2)  # far past schedulingTimeoutSeconds: waiting is not failing
+    job.reconcile()
+    assert ("Job", NS, "tiny") not in kube.objects and job.status["phase"] == "Pending"
+    still = next(x for x in job.status["conditions"] if x["type"] == c.COND_REFERENCES_READY)
+    assert still["message"].startswith("Secret creds (spec.env[0].valueFrom.secretKeyRef.name) does not")
+
+    kube.add_named("v1", "Secret", NS, "creds")
+    job.reconcile()
+
+    assert ("Job", NS, "tiny") in kube.objects
+    assert job.status["phase"] == "Scheduling"
+    assert job.conditions()[c.COND_REFERENCES_READY] == ("True", c.REASON_REFERENCES_FOUND)
+    assert ("Normal", c.REASON_REFERENCES_FOUND) in job.events
+
+
+def test_a_job_whose_references_all_exist_carries_no_references_condition() -> None:
+    kube = FakeKube()
+    kube.add_named("v1", "PersistentVolumeClaim", NS, "data")
+    job = make(kube, dataset={"uri": "pvc://data/train.jsonl"})
+
+    job.reconcile()
+
+    assert ("Job", NS, "tiny") in kube.objects
+    assert c.COND_REFERENCES_READY not in job.conditions()

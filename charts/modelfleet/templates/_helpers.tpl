@@ -153,6 +153,16 @@ creates the object) and prunes them (delete). Neither it nor kopf uses update (P
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# What a spec may name but the operator never creates: pods are made only once each exists
+# (ReferencesReady). Watched into an index of names; never written.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["list", "watch"]
+{{- if .Values.operator.checkSecrets }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["list", "watch"]
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -166,6 +176,10 @@ APIServices tell whether a custom-metrics adapter serves the fallback HPA's pod 
   verbs: ["list", "watch"]
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+# PriorityClasses a TrainingJob names must exist before its workers are made (ReferencesReady).
+- apiGroups: ["scheduling.k8s.io"]
+  resources: ["priorityclasses"]
   verbs: ["list", "watch"]
 {{- end -}}
 

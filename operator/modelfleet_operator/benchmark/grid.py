@@ -25,7 +25,12 @@ NO_QUANTIZATION = "none"
 
 
 class InvalidSweep(InvalidSpec):
-    """The spec passed the schema but cannot be expanded; the message names the field."""
+    """The spec passed the schema but cannot be expanded; the message names the field.
+
+    The CRD refuses each of these on apply now; the checks stay as backstops for sweeps stored
+    before their rules existed (each says which rule), which the API server keeps and the operator
+    still expands on every pass: without them such a sweep would make ModelDeployments the API server
+    refuses, and fail pass after pass instead of saying ``InvalidSpec``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +86,7 @@ def _combinations(position: int, target: SweepTarget) -> list[tuple[str, ModelDe
     result = []
     for engine, model, size, quantization in itertools.product(engines, models, sizes, quantizations):
         chosen = None if quantization == NO_QUANTIZATION else Quantization(quantization)
+        # Backstop: the CRD's axes.quantization rule (since commit 1b33f83) refuses this on apply.
         if chosen is not None and chosen not in QUANTIZATION_SUPPORT[engine]:
             raise InvalidSweep(
                 f"spec.targets[{position}].axes.quantization: {chosen} is not supported by engine {engine}"
@@ -118,6 +124,7 @@ def expand_targets(names: ChildNames, spec: BenchmarkSweepSpec) -> list[Target]:
             targets.append(
                 Target(name=label, deployment=names.deployment(target.name, index), template=template)
             )
+    # Backstop: the CRD's workload.multiTurn rule (since commit 4603b9c) refuses this on apply.
     if spec.workload.multi_turn is not None and spec.protocol is None:
         triton = next(
             (t for t in targets if t.template and t.template.engine.type is EngineType.TRITON_TRTLLM), None
@@ -127,6 +134,9 @@ def expand_targets(names: ChildNames, spec: BenchmarkSweepSpec) -> list[Target]:
                 f"spec.workload.multiTurn: target {triton.name} runs triton-trtllm, which speaks KServe v2; "
                 "multi-turn conversations need the openai-chat protocol"
             )
+    # Two deploymentRefs alike: refused by the CRD since commit 1b33f83 (a backstop for sweeps stored
+    # before). A deploymentRef that is also the name an expanded template gets (<sweep>-<target>-<i>)
+    # depends on the sweep's name, which the spec's rules do not see: checked here only.
     deployments = [t.deployment for t in targets]
     duplicate = next((d for d in deployments if deployments.count(d) > 1), None)
     if duplicate is not None:

@@ -38,6 +38,7 @@ from modelfleet_operator.benchmark.policies.search import advance
 from modelfleet_operator.common.cost import total_cost
 from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.plan import ChildKey, Draft, Event, Plan, key_of
+from modelfleet_operator.common.references import NOTHING_NAMED, Lookup
 
 Manifest = dict[str, Any]
 FINISHED = (BenchmarkSweepPhase.SUCCEEDED, BenchmarkSweepPhase.FAILED)
@@ -65,6 +66,9 @@ class Observed:
     """Each target's ModelDeployment by name (None: absent), owned or referenced."""
     children: frozenset[ChildKey] = frozenset()
     runtime_account_exists: bool = True
+    references: Lookup = NOTHING_NAMED
+    """The ModelDeployments the targets name and what the templates' deployments need, and which of
+    them are missing."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,14 +154,18 @@ class _Planner:
         self.status.frontier = step.frontier
         return False
 
-    def wait_for_service_account(self) -> bool:
-        """Pending points start only once the benchmark Jobs' runtime ServiceAccount exists. Until then
-        no target is brought up and the targets not Ready yet are forgotten, so their ready timeout
-        starts afresh once the account is there."""
+    def wait_for_prerequisites(self) -> bool:
+        """Pending points start only once the benchmark Jobs' runtime ServiceAccount and every object
+        the spec names exist (a referenced ModelDeployment, a Secret or claim a template needs). Until
+        then no target is brought up and the targets not Ready yet are forgotten, so their ready
+        timeout starts afresh once everything is there."""
         if not any(p.phase is PointPhase.PENDING for p in self.points):
             return False
+        namespace = self.owner.namespace
+        references = self.draft.references_ready(self.observed.references, namespace)
         exists = self.observed.runtime_account_exists
-        if self.draft.service_account_ready(self.settings.identity, exists, self.owner.namespace):
+        account = self.draft.service_account_ready(self.settings.identity, exists, namespace)
+        if references and account:
             return False
         self.status.targets = [t for t in self.status.targets if t.ready]
         return True
@@ -279,7 +287,8 @@ class _Planner:
                 for p in points
             )
             phase = BenchmarkSweepPhase.RUNNING if started else BenchmarkSweepPhase.DEPLOYING
-            if not started and self.draft.waiting_for_service_account():
+            waiting = self.draft.waiting_for_service_account() or self.draft.waiting_for_references()
+            if not started and waiting:
                 phase = BenchmarkSweepPhase.PENDING
             status.phase = phase
             return
@@ -367,14 +376,14 @@ def plan(
         planner.finished,
         planner.observe_jobs,
         planner.search,
-        planner.wait_for_service_account,
+        planner.wait_for_prerequisites,
         planner.ensure_targets,
         planner.start_points,
     )
     held = False
     for step in steps:
         if step():
-            held = step == planner.wait_for_service_account
+            held = step == planner.wait_for_prerequisites
             break
     planner.summarize()
     owned = {t.deployment for t in targets if t.owned}

@@ -23,13 +23,13 @@ from modelfleet_operator.common.indexes import Indexes
 from modelfleet_operator.common.kinds import BENCHMARK_SWEEP, CONFIG_MAP, JOB, MODEL_DEPLOYMENT
 from modelfleet_operator.common.live import Live
 from modelfleet_operator.common.plan import Plan
+from modelfleet_operator.common.references import sweep_references
 from modelfleet_operator.config import OperatorConfig
 
 KIND = "BenchmarkSweep"
 WARNING_REASONS = frozenset(
     {
         c.REASON_INVALID_SPEC,
-        c.REASON_TARGET_NOT_FOUND,
         c.REASON_TARGET_FAILED,
         c.REASON_SINK_FAILED,
         c.REASON_POINT_JOB_FAILED,
@@ -38,6 +38,7 @@ WARNING_REASONS = frozenset(
         c.REASON_POINT_TARGET_NOT_READY,
         c.REASON_NO_POINT_SUCCEEDED,
         c.REASON_SERVICE_ACCOUNT_NOT_FOUND,
+        c.REASON_REFERENCE_MISSING,
     }
 )
 
@@ -105,6 +106,7 @@ class BenchmarkSweepController:
             children=frozenset((child.manifest["kind"], child.name) for child in children),
             runtime_account_exists=account is None
             or indexes.service_account_exists(owner.namespace, account),
+            references=indexes.look_up(sweep_references(resource.resource.spec), owner.namespace),
         )
 
     def plan(

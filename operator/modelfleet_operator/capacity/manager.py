@@ -26,6 +26,7 @@ from modelfleet_api.common import NodePlacement
 from modelfleet_operator.capacity.arm import AgentPools, AzureProblem, classify
 from modelfleet_operator.capacity.plan import (
     Blocked,
+    CapacityCondition,
     CreatePool,
     Fits,
     PoolState,
@@ -40,16 +41,6 @@ from modelfleet_operator.metrics import AZURE_ERRORS, CAPACITY_ACTIONS, CAPACITY
 logger = logging.getLogger(__name__)
 
 SETTLED_STATES = frozenset({"Succeeded", "Failed", "Canceled"})
-
-
-@dataclass(frozen=True)
-class CapacityCondition:
-    type: str
-    status: bool
-    reason: str
-    message: str
-    only_if_present: bool = False
-    """Set only to clear a condition the resource already has (QuotaExceeded=False after a refusal)."""
 
 
 def _ready(reason: str, message: str, status: bool = False) -> CapacityCondition:

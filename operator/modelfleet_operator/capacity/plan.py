@@ -27,6 +27,16 @@ PRIORITY_SPOT: Final = "Spot"
 PRIORITY_REGULAR: Final = "Regular"
 
 
+@dataclass(frozen=True)
+class CapacityCondition:
+    type: str
+    status: bool
+    reason: str
+    message: str
+    only_if_present: bool = False
+    """Set only to clear a condition the resource already has (QuotaExceeded=False after a refusal)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class PoolState:
     """What the manager reads of an AKS agent pool."""

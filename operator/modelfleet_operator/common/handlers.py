@@ -11,8 +11,9 @@ own status write, and kopf's finalizer patches, wake nothing); events on a child
 label it carries; a ServiceAccount created or deleted wakes the objects of its namespace (they may be
 waiting for it); a KEDA, Gateway API or Kueue CRD that appears or goes wakes every object of the kinds
 that use it, and so does an APIService of an aggregated group they use that appears, goes or changes
-its Available condition; a ModelDeployment wakes the sweeps that name it; a TrainingJob wakes the
-ModelDeployments that serve its output. All handlers are coroutines on kopf's
+its Available condition; a Secret, PersistentVolumeClaim or PriorityClass created or deleted wakes the
+objects that may name it (``ReferencesReady``); a ModelDeployment wakes the sweeps that name it; a
+TrainingJob wakes the ModelDeployments that serve its output. All handlers are coroutines on kopf's
 event loop (kopf runs plain functions in a thread pool, a hop per event, and ``asyncio.Event`` is not
 thread-safe).
 
@@ -43,6 +44,8 @@ from modelfleet_operator.common.kinds import (
     CUSTOM_RESOURCE_DEFINITION,
     MODEL_DEPLOYMENT,
     OBSERVED_KINDS,
+    REFERENCED_KINDS,
+    SECRET,
     SERVICE_ACCOUNT,
     TRAINING_JOB,
     Kind,
@@ -191,6 +194,11 @@ def register_indexes(operator: Operator) -> None:
 
     _index(operator, SERVICE_ACCOUNT, ix.SERVICE_ACCOUNTS, _by_name(lambda body: True))
     _on_event(registry, SERVICE_ACCOUNT, "serviceaccounts-wake", _service_account_changed(wakeups))
+    for kind in REFERENCED_KINDS:  # kept by name only: a Secret's data never enters an index
+        if kind == SECRET and not operator.config.check_secrets:
+            continue  # not indexed: Secret references are not checked (``Indexes.look_up``)
+        _index(operator, kind, ix.REFERENCED[kind.kind], _by_name(lambda body: True))
+        _on_event(registry, kind, f"{kind.plural}-wake", _reference_changed(wakeups))
     _index(
         operator,
         MODEL_DEPLOYMENT,
@@ -327,6 +335,18 @@ def _service_account_changed(wakeups: Wakeups) -> Callable[..., Coroutine[Any, A
             wakeups.wake_where(lambda key: key[1] == namespace)
 
     return service_account_changed
+
+
+def _reference_changed(wakeups: Wakeups) -> Callable[..., Coroutine[Any, Any, None]]:
+    """An object a spec may name (``common.references``) appeared or went: wake the objects of its
+    namespace (every object, for a cluster-scoped one), which may be waiting for it. Changes of an
+    existing one wake nothing: only existence counts."""
+
+    async def reference_changed(type: str | None, namespace: str | None, **_: Any) -> None:
+        if type in ("ADDED", "DELETED"):
+            wakeups.wake_where(lambda key: namespace is None or key[1] == namespace)
+
+    return reference_changed
 
 
 def register_controller(

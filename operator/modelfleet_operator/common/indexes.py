@@ -15,8 +15,9 @@ from typing import Any
 
 from modelfleet_api import constants as c
 
-from modelfleet_operator.common.kinds import POD, Kind
+from modelfleet_operator.common.kinds import MODEL_DEPLOYMENT, POD, REFERENCED_KINDS, Kind
 from modelfleet_operator.common.live import Live
+from modelfleet_operator.common.references import Lookup, Reference
 
 Manifest = dict[str, Any]
 OwnerKey = tuple[str, str, str]
@@ -32,6 +33,8 @@ MODEL_DEPLOYMENTS = "modeldeployments_by_name"
 SWEEPS_BY_TARGET = "benchmarksweeps_by_target"
 """Sweeps by the (namespace, deployment) of every target they name, to wake them when it changes."""
 TRAINING_JOBS = "trainingjobs_by_name"
+REFERENCED = {kind.kind: f"{kind.plural}_by_name" for kind in REFERENCED_KINDS}
+"""The index of each kind a spec may name, by (namespace, name); "" for a cluster-scoped one."""
 DEPLOYMENTS_BY_TRAINING_JOB = "modeldeployments_by_trainingjob"
 """ModelDeployments by the (namespace, TrainingJob) their tracks serve (``model.fromTrainingJob``), to
 wake them when the job changes."""
@@ -97,6 +100,19 @@ class Indexes:
 
     def service_account_exists(self, namespace: str, name: str) -> bool:
         return bool(self._values(SERVICE_ACCOUNTS, (namespace, name)))
+
+    def look_up(self, references: Sequence[Reference], namespace: str) -> Lookup:
+        """Which of the ``references`` (of a resource in ``namespace``) do not exist, as indexed. A
+        kind the operator does not index (Secrets, when it may not read them) is not checked."""
+        checked, missing = [], []
+        for ref in references:
+            index = MODEL_DEPLOYMENTS if ref.kind == MODEL_DEPLOYMENT.kind else REFERENCED[ref.kind]
+            if index not in self._found:
+                continue
+            checked.append(ref)
+            if not self._values(index, (namespace if ref.namespaced else "", ref.name)):
+                missing.append(ref)
+        return Lookup(named=tuple(checked), missing=tuple(missing))
 
     def serves(self, crd: str, version: str | None = None) -> bool:
         """Whether the CustomResourceDefinition ``crd`` is Established and serves ``version`` (any)."""

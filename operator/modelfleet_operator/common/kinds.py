@@ -25,6 +25,10 @@ class Kind:
     """How a prune deletes an object of this kind (its dependents go in the background or first)."""
     compared: tuple[str, ...] | None = None
     """Dotted paths of the applied manifest that a live object must match; None: all of it."""
+    wave: int = 0
+    """Apply order within a pass: children of one wave go at once, after the waves before (pod
+    owners after what their pods use, a RoleBinding after its Role, autoscalers, monitors and routes
+    after what they point at)."""
 
     @property
     def group(self) -> str:
@@ -54,7 +58,9 @@ class Kind:
 
 SERVICE_ACCOUNT = Kind("v1", "ServiceAccount", "serviceaccounts")
 ROLE = Kind("rbac.authorization.k8s.io/v1", "Role", "roles")
-ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings")
+# After its Role: without the ``bind`` verb (the chart grants none) the API server checks the Role's
+# rules against the operator's own, and refuses a binding whose Role does not exist yet.
+ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", wave=1)
 CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps")
 SERVICE = Kind("v1", "Service", "services")
 JOB = Kind(
@@ -67,21 +73,27 @@ JOB = Kind(
     # A Job's pod template is immutable: only what can change on a live Job is compared (a template
     # built differently, after an operator upgrade, applies to the next attempt's Job).
     compared=("metadata.labels", "metadata.ownerReferences", "spec.parallelism", "spec.completions"),
+    wave=1,
 )
-DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", wave=1)
 POD_DISRUPTION_BUDGET = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
-HORIZONTAL_POD_AUTOSCALER = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
-SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
-HTTP_SCALED_OBJECT = Kind("http.keda.sh/v1alpha1", "HTTPScaledObject", "httpscaledobjects")
-POD_MONITOR = Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors")
-HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+HORIZONTAL_POD_AUTOSCALER = Kind(
+    "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", wave=2
+)
+SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects", wave=2)
+HTTP_SCALED_OBJECT = Kind("http.keda.sh/v1alpha1", "HTTPScaledObject", "httpscaledobjects", wave=2)
+POD_MONITOR = Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors", wave=2)
+HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", wave=2)
 POD = Kind("v1", "Pod", "pods")
 CUSTOM_RESOURCE_DEFINITION = Kind(
     "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False
 )
 API_SERVICE = Kind("apiregistration.k8s.io/v1", "APIService", "apiservices", namespaced=False)
+SECRET = Kind("v1", "Secret", "secrets")
+PERSISTENT_VOLUME_CLAIM = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+PRIORITY_CLASS = Kind("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", namespaced=False)
 TRAINING_JOB = Kind(API_VERSION, "TrainingJob", "trainingjobs")
-MODEL_DEPLOYMENT = Kind(API_VERSION, "ModelDeployment", "modeldeployments")
+MODEL_DEPLOYMENT = Kind(API_VERSION, "ModelDeployment", "modeldeployments", wave=1)
 BENCHMARK_SWEEP = Kind(API_VERSION, "BenchmarkSweep", "benchmarksweeps")
 
 CHILD_KINDS = (
@@ -101,9 +113,12 @@ CHILD_KINDS = (
     MODEL_DEPLOYMENT,
     BENCHMARK_SWEEP,
 )
-"""Kinds the controllers apply and prune, in the order a pass applies them when it makes several."""
+"""Kinds the controllers apply and prune."""
 OBSERVED_KINDS = (*CHILD_KINDS, POD)
 """Kinds indexed by owner: the children, and the pods their Jobs and Deployments run."""
+REFERENCED_KINDS = (SECRET, PERSISTENT_VOLUME_CLAIM, PRIORITY_CLASS)
+"""Kinds a spec names that the operator does not create (``common.references``): indexed by name, so a
+pass knows whether they exist without a request."""
 
 _BY_KIND = {(k.api_version, k.kind): k for k in (*OBSERVED_KINDS, TRAINING_JOB, BENCHMARK_SWEEP)}
 

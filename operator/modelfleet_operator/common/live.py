@@ -1,8 +1,9 @@
 """What the indexes keep of each watched object, and whether a live child still matches its plan (pure).
 
-**Projection.** An index keeps a trimmed copy of each object: no ``managedFields`` (but the top-level
-spec fields the operator's field manager owns, see ``Live.operator_fields``), no client-side-apply
-annotation, and of the status only what the plans read. Jobs keep their labels and mutable counts but
+**Projection.** An index keeps a trimmed copy of each object: of its metadata only names, labels,
+owners and times (no ``managedFields``, but the top-level spec fields the operator's field manager
+owns, see ``Live.operator_fields``; no annotations: the operator sets none on its children), and of
+the status only what the plans read. Jobs keep their labels and mutable counts but
 not their (immutable, large) pod template; pods keep their status but not their spec. So the operator's
 memory grows with the number of children, not with their size.
 
@@ -40,7 +41,6 @@ Manifest = dict[str, Any]
 
 FIELD_MANAGER = c.MANAGED_BY
 """The operator's one field manager (``metadata.managedFields[].manager`` of what it applies)."""
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
 _SUFFIX = {
     "": Decimal(1),
@@ -58,7 +58,19 @@ _SUFFIX = {
         for power, suffix in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))
     },
 }
-_POD_STATUS_DROPPED = ("hostIP", "hostIPs", "podIP", "podIPs", "qosClass", "resourceClaimStatuses")
+_KEPT_META = (
+    "name",
+    "namespace",
+    "uid",
+    "labels",
+    "ownerReferences",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "generation",
+)
+"""What a projection keeps of ``metadata``: names, labels, owners and the times the plans read."""
+_POD_STATUS = ("phase", "reason", "message", "conditions", "containerStatuses", "initContainerStatuses")
+_CONTAINER_STATUS = ("name", "state", "lastState", "restartCount", "ready")
 
 
 @dataclass(frozen=True)
@@ -97,10 +109,7 @@ def _operator_fields(meta: Mapping[str, Any]) -> frozenset[str]:
 def project(kind: Kind, body: Mapping[str, Any]) -> Live:
     """The projection an index keeps of ``body``, an object of ``kind``."""
     meta = body.get("metadata") or {}
-    kept_meta = {k: v for k, v in meta.items() if k not in ("managedFields", "resourceVersion")}
-    annotations = kept_meta.get("annotations")
-    if annotations and LAST_APPLIED in annotations:
-        kept_meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    kept_meta = {k: meta[k] for k in _KEPT_META if k in meta}
     projected: Manifest = {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
@@ -115,7 +124,7 @@ def project(kind: Kind, body: Mapping[str, Any]) -> Live:
         }
     elif kind == POD:
         projected["spec"] = {"nodeName": spec["nodeName"]} if "nodeName" in spec else {}
-        projected["status"] = {k: v for k, v in status.items() if k not in _POD_STATUS_DROPPED}
+        projected["status"] = _pod_status(status)
     else:
         projected.update(
             {k: v for k, v in body.items() if k not in ("apiVersion", "kind", "metadata", "status")}
@@ -129,6 +138,14 @@ def project(kind: Kind, body: Mapping[str, Any]) -> Live:
         elif kind in (MODEL_DEPLOYMENT, TRAINING_JOB, BENCHMARK_SWEEP):
             projected["status"] = dict(status)
     return Live(manifest=projected, operator_fields=_operator_fields(meta))
+
+
+def _pod_status(status: Mapping[str, Any]) -> Manifest:
+    kept: Manifest = {k: status[k] for k in _POD_STATUS if k in status}
+    for key in ("containerStatuses", "initContainerStatuses"):
+        if key in kept:
+            kept[key] = [{k: c[k] for k in _CONTAINER_STATUS if k in c} for c in kept[key]]
+    return kept
 
 
 def _quantity(value: Any) -> Decimal | None:

@@ -20,6 +20,7 @@ from modelfleet_api.common import Condition, NodePlacement
 
 from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.live import Live
+from modelfleet_operator.common.references import Lookup, references_condition
 from modelfleet_operator.conditions import find, set_condition
 
 Manifest = dict[str, Any]
@@ -71,7 +72,7 @@ class Plan(Generic[StatusT]):
     status: StatusT
     """The whole new status; the engine writes the difference to the stored one."""
     apply: Sequence[Manifest] = ()
-    """Children that must exist as built, in the order they are applied when several are missing."""
+    """Children that must exist as built (the engine applies the missing ones wave by wave, ``Kind.wave``)."""
     keep: Collection[ChildKey] = frozenset()
     """Existing children left exactly as they are (a finished gang's Job keeps its pods' logs)."""
     hold: bool = False
@@ -142,16 +143,49 @@ class Draft(Generic[StatusT]):
         if identity.service_account is None:
             self.drop_condition(c.COND_SERVICE_ACCOUNT_READY)
             return True
-        if not exists:
-            message = identity.missing_message(namespace)
-            self.condition(c.COND_SERVICE_ACCOUNT_READY, False, c.REASON_SERVICE_ACCOUNT_NOT_FOUND, message)
-            return False
-        if self.find(c.COND_SERVICE_ACCOUNT_READY) is not None:
-            message = f"ServiceAccount {identity.service_account} exists in namespace {namespace}."
-            self.condition(c.COND_SERVICE_ACCOUNT_READY, True, c.REASON_SERVICE_ACCOUNT_FOUND, message)
-        return True
+        found = f"ServiceAccount {identity.service_account} exists in namespace {namespace}."
+        missing = (c.REASON_SERVICE_ACCOUNT_NOT_FOUND, identity.missing_message(namespace))
+        return self._exists(
+            c.COND_SERVICE_ACCOUNT_READY,
+            missing=None if exists else missing,
+            found=(c.REASON_SERVICE_ACCOUNT_FOUND, found),
+        )
+
+    def references_ready(self, lookup: Lookup, namespace: str) -> bool:
+        """Whether every object the spec names exists (True when it names none, and then no
+        ReferencesReady is kept). Missing: ReferencesReady=False naming each one, its field and the fix;
+        all found after that: True."""
+        if not lookup.named:
+            self.drop_condition(c.COND_REFERENCES_READY)
+            return True
+        missing = list(lookup.missing)
+        _, reason, message = references_condition(missing, namespace)
+        _, found_reason, found_message = references_condition([], namespace)
+        return self._exists(
+            c.COND_REFERENCES_READY,
+            missing=(reason, message) if missing else None,
+            found=(found_reason, found_message),
+        )
 
     def waiting_for_service_account(self) -> bool:
         """ServiceAccountReady=False as drafted by this pass or an earlier one."""
-        found = self.find(c.COND_SERVICE_ACCOUNT_READY)
+        return self._waiting(c.COND_SERVICE_ACCOUNT_READY)
+
+    def waiting_for_references(self) -> bool:
+        """ReferencesReady=False as drafted by this pass or an earlier one."""
+        return self._waiting(c.COND_REFERENCES_READY)
+
+    def _exists(self, type_: str, *, missing: tuple[str, str] | None, found: tuple[str, str]) -> bool:
+        """The ``type_`` condition of something the pods need: False with ``missing``'s (reason,
+        message) while it is missing; True with ``found``'s once it exists, set only if the condition
+        was there (a resource that never waited carries none). Whether it exists."""
+        if missing is not None:
+            self.condition(type_, False, *missing)
+            return False
+        if self.find(type_) is not None:
+            self.condition(type_, True, *found)
+        return True
+
+    def _waiting(self, type_: str) -> bool:
+        found = self.find(type_)
         return found is not None and found.status == c.CONDITION_FALSE

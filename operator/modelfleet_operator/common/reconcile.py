@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from modelfleet_api import constants as c
 from pydantic import BaseModel, ValidationError
 
-from modelfleet_operator.capacity.manager import CapacityCondition, CapacityManager
+from modelfleet_operator.capacity.plan import CapacityCondition
 from modelfleet_operator.common.errors import InvalidSpec
 from modelfleet_operator.common.indexes import Indexes
 from modelfleet_operator.common.kinds import Kind, kind_of
@@ -50,6 +50,9 @@ from modelfleet_operator.common.plan import (
 from modelfleet_operator.conditions import find, transitions
 from modelfleet_operator.kube import Kube, Manifest
 from modelfleet_operator.status import status_patch
+
+if TYPE_CHECKING:  # the Azure SDK is imported only when the capacity manager is on
+    from modelfleet_operator.capacity.manager import CapacityManager
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +148,7 @@ class Engine(Generic[ResourceT, StatusT]):
         stored = dict(stored or {})
         status = self._status(stored, meta)
         before = list(status.conditions)
+        phase_before = cast(Any, status).phase
         children: list[Live] = []
         try:
             resource = self.controller.read({**body, "status": None})
@@ -178,6 +182,10 @@ class Engine(Generic[ResourceT, StatusT]):
             await self.kube.delete(self.controller.kind, meta["name"], meta["namespace"])
             return Outcome(None, None)
         written = await self._report(body, stored, before, plan)
+        phase = cast(Any, plan.status).phase
+        if written is not None and phase != phase_before:
+            kind, name = self.controller.kind.kind, f"{meta['namespace']}/{meta['name']}"
+            logger.info("%s %s: phase %s -> %s", kind, name, phase_before, phase)
         return Outcome(written, requeue_at)
 
     def forget(self, uid: str) -> None:
@@ -210,12 +218,16 @@ class Engine(Generic[ResourceT, StatusT]):
         return Plan(status=status, hold=True)
 
     async def _act(self, plan: Plan[StatusT], children: list[Live], owner_uid: str, namespace: str) -> None:
-        for manifest in to_apply(
+        """Apply wave by wave (``Kind.wave``), each wave's children at once, then prune at once: a new
+        TrainingJob's seven children take two round trips, not seven."""
+        missing = to_apply(
             plan, children, lambda wanted, live: drifted(kind_of(wanted), wanted, live.manifest)
-        ):
-            await self.kube.apply(manifest)
-        for child in to_prune(plan, children, owner_uid):
-            await self.kube.delete(kind_of(child.manifest), child.name, namespace)
+        )
+        for wave in sorted({kind_of(manifest).wave for manifest in missing}):
+            batch = [manifest for manifest in missing if kind_of(manifest).wave == wave]
+            await _all(self.kube.apply(manifest) for manifest in batch)
+        pruned = to_prune(plan, children, owner_uid)
+        await _all(self.kube.delete(kind_of(child.manifest), child.name, namespace) for child in pruned)
 
     async def _ask_capacity(
         self, plan: Plan[StatusT], uid: str, generation: int | None, now: datetime
@@ -245,9 +257,6 @@ class Engine(Generic[ResourceT, StatusT]):
         answer = await self.kube.patch_status(self.controller.kind, meta["name"], meta["namespace"], patch)
         if answer is None:
             return None
-        if "phase" in patch:
-            kind, name = self.controller.kind.kind, f"{meta['namespace']}/{meta['name']}"
-            logger.info("%s %s: phase %s -> %s", kind, name, stored.get("phase", "(none)"), wire.get("phase"))
         for event in self._events(before, plan):
             self.post_event(body, event.type, event.reason, event.message)
         written: dict[str, Any] = answer.get("status") or {}
@@ -282,6 +291,14 @@ def set_capacity_conditions(draft: Draft[Any], answered: Sequence[CapacityCondit
     for cond in answered:
         if not cond.only_if_present or draft.find(cond.type) is not None:
             draft.condition(cond.type, cond.status, cond.reason, cond.message)
+
+
+async def _all(calls: Iterable[Awaitable[Any]]) -> None:
+    """Await ``calls`` together; the first failure is raised once every call has ended."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    failure = next((r for r in results if isinstance(r, BaseException)), None)
+    if failure is not None:
+        raise failure
 
 
 def _earliest(first: datetime | None, second: datetime) -> datetime:

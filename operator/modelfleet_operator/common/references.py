@@ -5,8 +5,13 @@ whether the object exists depends on the cluster, so it is reported through the 
 condition instead: the resource waits, naming what is missing, and proceeds once it appears, like
 ``ServiceAccountReady`` for the runtime ServiceAccount (which ``common.identity`` handles).
 
-A reconcile pass looks each ``Reference`` up (kopf indexes or the API) and hands the missing ones to
-``references_condition``; while any is missing it creates no pod owner.
+A reconcile pass looks each ``Reference`` up in kopf's indexes (``common.indexes.Indexes.missing``) and
+hands the missing ones to ``Draft.references_ready``; while any is missing it creates no pod owner.
+
+Named but not checked: ConfigMaps of ``env[].valueFrom.configMapKeyRef`` (the operator watches only
+its own ConfigMaps; the kubelet reports a missing one as ``CreateContainerConfigError``, which the
+pod problems name) and image pull secrets (a public image needs none). A key ref marked ``optional``
+is not a reference: the pod starts without it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 
 from modelfleet_api import constants as c
 from modelfleet_api.benchmarksweep import BenchmarkSweepSpec
+from modelfleet_api.common import EnvVar
 from modelfleet_api.modeldeployment import ModelDeploymentSpec
 from modelfleet_api.storage import StorageUri, UriKind, kind_of
 from modelfleet_api.trainingjob import TrainingJobSpec
@@ -37,6 +43,17 @@ class Reference:
         return f"{self.kind} {self.name} ({self.field}) does not exist{where}"
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """What a pass found of the objects a spec names."""
+
+    named: tuple[Reference, ...] = ()
+    missing: tuple[Reference, ...] = ()
+
+
+NOTHING_NAMED = Lookup()
+
+
 def _claims(uris: Iterable[tuple[str, str | None]]) -> list[Reference]:
     """The claims of ``pvc://`` URIs, as (field, uri) pairs name them."""
     return [
@@ -48,16 +65,39 @@ def _claims(uris: Iterable[tuple[str, str | None]]) -> list[Reference]:
     ]
 
 
+def _secret(name: str, field: str) -> Reference:
+    return Reference(api_version="v1", kind="Secret", name=name, field=field)
+
+
+def _env_secrets(env: Iterable[EnvVar], prefix: str) -> list[Reference]:
+    """Secrets of ``env[].valueFrom.secretKeyRef`` that are not optional."""
+    return [
+        _secret(ref.name, f"{prefix}.env[{i}].valueFrom.secretKeyRef.name")
+        for i, var in enumerate(env)
+        if var.value_from is not None
+        and (ref := var.value_from.secret_key_ref) is not None
+        and not ref.optional
+    ]
+
+
 def training_references(spec: TrainingJobSpec) -> list[Reference]:
     """What a TrainingJob's workers need to exist before they can start."""
     found = _claims(
         [
             ("spec.model.uri", spec.model.uri),
+            ("spec.model.tokenizerUri", spec.model.tokenizer_uri),
             ("spec.dataset.uri", spec.dataset.uri),
             ("spec.checkpoint.uri", spec.checkpoint.uri),
             ("spec.output.uri", spec.output.uri),
         ]
     )
+    if spec.model.token_secret is not None:
+        found.append(_secret(spec.model.token_secret.name, "spec.model.tokenSecret.name"))
+    for tracker in ("wandb", "comet"):
+        spec_of = getattr(spec.tracking, tracker)
+        if spec_of is not None and spec_of.api_key_secret is not None:
+            found.append(_secret(spec_of.api_key_secret.name, f"spec.tracking.{tracker}.apiKeySecret.name"))
+    found += _env_secrets(spec.env, "spec")
     if spec.priority_class_name:
         found.append(
             Reference(
@@ -97,14 +137,16 @@ def serving_references(spec: ModelDeploymentSpec, prefix: str = "spec") -> list[
             )
         )
     if spec.api_key_secret is not None:
-        found.append(
-            Reference(
-                api_version="v1",
-                kind="Secret",
-                name=spec.api_key_secret.name,
-                field=f"{prefix}.apiKeySecret.name",
-            )
-        )
+        found.append(_secret(spec.api_key_secret.name, f"{prefix}.apiKeySecret.name"))
+    models = [("model", spec.model)]
+    if spec.canary is not None and spec.canary.model is not None:
+        models.append(("canary.model", spec.canary.model))
+    found += [
+        _secret(model.token_secret.name, f"{prefix}.{path}.tokenSecret.name")
+        for path, model in models
+        if model.token_secret is not None
+    ]
+    found += _env_secrets(spec.env, prefix)
     return _unique(found)
 
 

@@ -3,8 +3,12 @@
 The command builders (``modelfleet_api.engines``) are pure: config in, command line out, the same code
 the launcher starts the engine with. Running them here on the config the pods will read turns a
 setting the engine cannot honour into an ``InvalidSpec`` condition at once, instead of a
-crash-looping pod (the CRD refuses such specs on apply; this catches objects stored before a rule
-existed); and the health path the probes use is the one the launcher watches.
+crash-looping pod; and the health path the probes use is the one the launcher watches.
+
+A backstop: the CRD refuses on apply every spec these builders refuse (rules generated from
+``modelfleet_api.serving.ENGINE_SUPPORT``: engine settings, served name and API key, the last two
+since commit c74e15e). ModelDeployments stored before those rules are kept by the API server as they
+are, and would otherwise start pods whose launcher refuses them.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from modelfleet_operator.common.cost import account, vm_share
 from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.live import Live
 from modelfleet_operator.common.plan import RELEASE, CapacityAsk, CapacityRelease, Draft, Plan
+from modelfleet_operator.common.references import NOTHING_NAMED, Lookup
 from modelfleet_operator.conditions import is_true
 from modelfleet_operator.serving import analysis, builders
 from modelfleet_operator.serving.builders import HttpAddOn, Integrations, Owner
@@ -58,6 +59,8 @@ class Observed:
     runtime_account_exists: bool = True
     sweeps: Mapping[str, Manifest] = field(default_factory=dict)
     """The canary analysis' BenchmarkSweeps, by name."""
+    references: Lookup = NOTHING_NAMED
+    """The Secrets and claims the spec names, and which of them are missing."""
     training_jobs: Mapping[str, Manifest | None] = field(default_factory=dict)
     """Each TrainingJob a track serves from (``model.fromTrainingJob``), as indexed (None: absent)."""
 
@@ -258,12 +261,16 @@ def _report(
     return states
 
 
-def _report_held(draft: Draft[ModelDeploymentStatus], identity: RuntimeIdentity, namespace: str) -> None:
-    """The current spec waits for the runtime ServiceAccount: Pending when nothing was deployed yet,
-    else Degraded while replicas of the previous spec keep serving; Progressing (and Available, when
-    no replica serves) say why."""
-    message = identity.missing_message(namespace)
-    reason = c.REASON_SERVICE_ACCOUNT_NOT_FOUND
+def _report_held(draft: Draft[ModelDeploymentStatus]) -> None:
+    """The current spec waits for an object it names or the runtime ServiceAccount: Pending when
+    nothing was deployed yet, else Degraded while replicas of the previous spec keep serving;
+    Progressing (and Available, when no replica serves) say why, as the waiting condition does."""
+    waiting = next(
+        found
+        for type_ in (c.COND_REFERENCES_READY, c.COND_SERVICE_ACCOUNT_READY)
+        if (found := draft.find(type_)) is not None and found.status == c.CONDITION_FALSE
+    )
+    reason, message = waiting.reason, waiting.message
     draft.condition(c.COND_PROGRESSING, False, reason, message)
     if not is_true(draft.status.conditions, c.COND_AVAILABLE):
         draft.condition(c.COND_AVAILABLE, False, reason, message)
@@ -302,14 +309,15 @@ def plan(
         return _wait_for_model(draft, observed, generation)
     analyzed = _analysis(draft, owner, spec, observed, settings, models)
     wanted = _desired(owner, spec, observed, settings, models, analyzed)
-    held = not draft.service_account_ready(
-        settings.identity, observed.runtime_account_exists, owner.namespace
-    )
+    references = draft.references_ready(observed.references, owner.namespace)
+    exists = observed.runtime_account_exists
+    account_ready = draft.service_account_ready(settings.identity, exists, owner.namespace)
+    held = not (references and account_ready)
     weight = analyzed.weight if analyzed is not None else (spec.canary.weight if spec.canary else None)
     states = _report(draft, owner, spec, wanted, observed, models, weight)
     status.observed_generation = generation
     if held:
-        _report_held(draft, settings.identity, owner.namespace)
+        _report_held(draft)
     scheduled = sum(1 for pod in observed.pods if (pod.get("spec") or {}).get("nodeName"))
     status.cost = account(
         status.cost,

@@ -32,6 +32,7 @@ from modelfleet_operator.common.kinds import (
 )
 from modelfleet_operator.common.live import Live
 from modelfleet_operator.common.plan import Plan
+from modelfleet_operator.common.references import serving_references
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.serving import builders
 from modelfleet_operator.serving import plan as planning
@@ -55,6 +56,7 @@ WARNING_REASONS = frozenset(
         c.REASON_AUTOSCALER_UNAVAILABLE,
         c.REASON_CUSTOM_METRICS_UNAVAILABLE,
         c.REASON_SERVICE_ACCOUNT_NOT_FOUND,
+        c.REASON_REFERENCE_MISSING,
         c.REASON_TRAINING_FAILED,
         c.REASON_TRAINING_JOB_NOT_FOUND,
         c.REASON_ADAPTER_NOT_SUPPORTED,
@@ -138,6 +140,7 @@ class ModelDeploymentController:
                 for child in children
                 if child.manifest["kind"] == BENCHMARK_SWEEP.kind
             },
+            references=indexes.look_up(serving_references(resource.spec), owner.namespace),
             training_jobs={
                 job: indexes.training_job(owner.namespace, job)
                 for job in training_jobs_named(resource.spec.to_wire())

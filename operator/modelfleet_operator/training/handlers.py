@@ -4,9 +4,10 @@ serve its output."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from modelfleet_api.trainingjob import TrainingJob, TrainingJobStatus
 
-from modelfleet_operator.capacity.manager import CapacityManager
 from modelfleet_operator.common.handlers import (
     Operator,
     deployments_serving,
@@ -16,6 +17,9 @@ from modelfleet_operator.common.handlers import (
 from modelfleet_operator.common.reconcile import Engine
 from modelfleet_operator.kube import Kube
 from modelfleet_operator.training.reconcile import TrainingJobController
+
+if TYPE_CHECKING:  # the Azure SDK is imported only when the capacity manager is on
+    from modelfleet_operator.capacity.manager import CapacityManager
 
 
 def register(operator: Operator, kube: Kube, capacity: CapacityManager | None = None) -> None:

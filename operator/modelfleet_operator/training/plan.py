@@ -39,6 +39,7 @@ from modelfleet_operator.common.plan import (
     Plan,
     key_of,
 )
+from modelfleet_operator.common.references import NOTHING_NAMED, Lookup
 from modelfleet_operator.conditions import find, is_true
 from modelfleet_operator.status import status_patch
 from modelfleet_operator.training import builders
@@ -81,6 +82,8 @@ class Observed:
     """Every child that exists, for a finished job to keep."""
     runtime_account_exists: bool = True
     """The runtime ServiceAccount (when one applies) exists."""
+    references: Lookup = NOTHING_NAMED
+    """The Secrets, claims and PriorityClass the spec names, and which of them are missing."""
     kueue: bool = False
     """Kueue's LocalQueue CRD is served."""
 
@@ -209,14 +212,15 @@ class _Planner:
         return True
 
     def create_job(self) -> bool:
-        """The worker Job, once its runtime ServiceAccount exists: until then the job stays Pending, and
-        the scheduling timeout (counted from the Job's creation) does not run."""
+        """The worker Job, once its runtime ServiceAccount and every object the spec names exist: until
+        then the job stays Pending, and the scheduling timeout (counted from the Job's creation) does
+        not run."""
         if self.observed.job is not None:
             return False
-        identity = self.settings.identity
-        if not self.draft.service_account_ready(
-            identity, self.observed.runtime_account_exists, self.owner.namespace
-        ):
+        identity, namespace = self.settings.identity, self.owner.namespace
+        references = self.draft.references_ready(self.observed.references, namespace)
+        account = self.draft.service_account_ready(identity, self.observed.runtime_account_exists, namespace)
+        if not (references and account):
             self.phase(Phase.PENDING)
             self.workers(0)
             return True
@@ -405,8 +409,14 @@ class _Planner:
     # ---- after the steps ----------------------------------------------------------------------------
     def capacity(self) -> CapacityAsk | CapacityRelease | None:
         """What to ask the capacity manager: nothing while Kueue holds the workers, else the gang's nodes
-        until it is placed; a finished, suspended or account-less job releases its demand."""
-        if self.status.phase in FINISHED or self.spec.suspend or self.draft.waiting_for_service_account():
+        until it is placed; a finished or suspended job, or one waiting for its ServiceAccount or a
+        reference, releases its demand."""
+        if (
+            self.status.phase in FINISHED
+            or self.spec.suspend
+            or self.draft.waiting_for_service_account()
+            or self.draft.waiting_for_references()
+        ):
             return RELEASE
         scheduled = find(self.status.conditions, c.COND_SCHEDULED)
         if scheduled is not None and scheduled.reason == c.REASON_WAITING_FOR_ADMISSION:

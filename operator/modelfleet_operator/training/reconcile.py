@@ -25,6 +25,7 @@ from modelfleet_operator.common.kinds import (
 )
 from modelfleet_operator.common.live import Live
 from modelfleet_operator.common.plan import Plan
+from modelfleet_operator.common.references import training_references
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.training import plan as planning
 from modelfleet_operator.training.builders import Owner
@@ -49,6 +50,7 @@ WARNING_REASONS = frozenset(
         c.REASON_QUOTA_EXCEEDED,
         c.REASON_SKU_NOT_AVAILABLE,
         c.REASON_SERVICE_ACCOUNT_NOT_FOUND,
+        c.REASON_REFERENCE_MISSING,
     }
 )
 
@@ -95,6 +97,7 @@ class TrainingJobController:
             children=frozenset(by_key),
             runtime_account_exists=account is None
             or indexes.service_account_exists(owner.namespace, account),
+            references=indexes.look_up(training_references(resource.spec), owner.namespace),
             kueue=indexes.serves(KUEUE_CRD),
         )
 

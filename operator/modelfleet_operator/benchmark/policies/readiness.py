@@ -5,9 +5,10 @@ A target is ready when its ModelDeployment reports an endpoint and is in phase R
 the deployment (``status.interceptor``): their first requests are held while a replica starts, wake it
 and are answered. Otherwise they send to ``status.endpoint``, the Service, which does not hold a request
 while no replica runs: a target at zero without the add-on is waited for (until the ready timeout) instead
-of failing its points' requests. A referenced deployment that does not exist fails its points at once
-(a typo should not hold GPUs for an hour); one that reports phase Failed, or is not Ready within the
-ready timeout, fails them too.
+of failing its points' requests. A referenced deployment that does not exist is waited for: the sweep
+holds its pending points with ``ReferencesReady=False`` naming it (``common.references``) and goes on
+once it appears. One that reports phase Failed, or is not Ready within the ready timeout, fails its
+points.
 """
 
 from __future__ import annotations
@@ -52,12 +53,8 @@ def readiness(
 ) -> Readiness:
     """``track``: the target measures that track of the deployment, ready once a replica of it is."""
     if deployment is None:
-        if owned:
-            return Readiness(message=f"ModelDeployment {name} is being created.")
-        return Readiness(
-            failure_reason=c.REASON_TARGET_NOT_FOUND,
-            message=f"ModelDeployment {name} (deploymentRef) does not exist in this namespace.",
-        )
+        created = "is being created" if owned else "(deploymentRef) does not exist in this namespace"
+        return Readiness(message=f"ModelDeployment {name} {created}.")
     status = deployment.get("status") or {}
     phase = status.get("phase")
     if track is not None:
