@@ -184,15 +184,14 @@ REASON_BACKOFF_LIMIT_EXCEEDED: Final = "BackoffLimitExceeded"
 REASON_INVALID_SPEC: Final = "InvalidSpec"
 """Failed=True (any kind): the spec passed the schema but cannot be run (the message names the field).
 The phase is Failed until a fixed spec is applied; then the condition is cleared and the resource runs."""
-REASON_TARGET_NOT_FOUND: Final = "TargetNotFound"
-"""Failed=True (BenchmarkSweep): a ``deploymentRef`` names a ModelDeployment that does not exist."""
 REASON_TARGET_FAILED: Final = "TargetFailed"
 """Failed=True (BenchmarkSweep): a target deployment failed to become Ready."""
 REASON_NO_POINT_SUCCEEDED: Final = "NoPointSucceeded"
 """Failed=True (BenchmarkSweep): every point ended and none was measured; see ``status.points``."""
 
 # Reasons of a failed BenchmarkSweep point (``status.points[].reason`` with phase Failed; also posted as
-# Warning events). ``TargetNotFound`` and ``TargetFailed`` above apply to points too.
+# Warning events). ``TargetFailed`` above applies to points too. A ``deploymentRef`` that names no
+# ModelDeployment is waited for (``ReferencesReady=False``), not failed.
 REASON_POINT_JOB_FAILED: Final = "JobFailed"
 """Point Failed: the benchmark Job failed (the message carries the pod's termination message or log tail)."""
 REASON_POINT_RESULT_MISSING: Final = "ResultMissing"

@@ -54,5 +54,6 @@ def test_the_operator_runs_from_its_lock_file_alone(tmp_path: Path) -> None:
     assert probe["daemons"] == 3, "one daemon per kind"
     loaded = {name.split(".")[0] for name in probe["modules"]}
     assert not loaded & set(NOT_IN_THE_IMAGE), f"the operator loaded {sorted(loaded & set(NOT_IN_THE_IMAGE))}"
+    assert "azure" not in loaded, "the Azure SDK (tens of MB) is imported only with the capacity manager on"
     usage = run(python, "-m", "modelfleet_operator", "--help").stdout
     assert "--workers" in usage and "--api-qps" in usage

@@ -18,6 +18,7 @@ from modelfleet_api import constants as c
 
 from hack.controlplane.cluster import wait_for
 from tests.cluster.conftest import OperatorProcess, condition, wait_for_training_job
+from tests.cluster.manifest_cases import model_deployment
 from tests.cluster.test_trainingjob_lifecycle import training_job
 
 pytestmark = pytest.mark.cluster
@@ -118,17 +119,13 @@ def test_a_model_deployment_makes_no_deployment_until_its_api_key_secret_exists(
     api_client: client.ApiClient,
 ) -> None:
     name = "keyed"
-    manifest = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"uri": "org/tiny"},
-            "resources": {"instanceType": "Standard_NC40adis_H100_v5"},
-            "replicas": 1,
-            "apiKeySecret": {"name": "tiny-key"},
-        },
-    }
+    manifest = model_deployment(
+        name,
+        model={"uri": "org/tiny"},
+        resources={"instanceType": "Standard_NC40adis_H100_v5"},
+        replicas=1,
+        apiKeySecret={"name": "tiny-key"},
+    )
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments", manifest)
     apps = client.AppsV1Api(api_client)
 

@@ -170,14 +170,18 @@ def test_projections_keep_what_plans_read_and_who_applied_what() -> None:
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "p", "labels": LABELS},
+        "metadata": {
+            "name": "p",
+            "labels": LABELS,
+            "annotations": {"modelfleet.io/config-hash": "abc", "kubectl.kubernetes.io/last-applied": "{}"},
+        },
         "spec": {"nodeName": "n", "containers": [{"name": "x", "image": "i"}]},
         "status": {"phase": "Running", "podIP": "10.0.0.1", "hostIP": "10.1.0.1"},
     }
     assert project(POD, pod).manifest == {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "p", "labels": LABELS},
+        "metadata": {"name": "p", "labels": LABELS, "annotations": {"modelfleet.io/config-hash": "abc"}},
         "spec": {"nodeName": "n"},
         "status": {"phase": "Running"},
     }

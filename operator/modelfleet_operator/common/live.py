@@ -1,11 +1,12 @@
 """What the indexes keep of each watched object, and whether a live child still matches its plan (pure).
 
 **Projection.** An index keeps a trimmed copy of each object: of its metadata only names, labels,
-owners and times (no ``managedFields``, but the top-level spec fields the operator's field manager
-owns, see ``Live.operator_fields``; no annotations: the operator sets none on its children), and of
-the status only what the plans read. Jobs keep their labels and mutable counts but
-not their (immutable, large) pod template; pods keep their status but not their spec. So the operator's
-memory grows with the number of children, not with their size.
+owners, times and the operator's own ``modelfleet.io/`` annotations (which plans read and drift
+compares, e.g. the canary analysis' sweeps; no ``managedFields``, but the top-level spec fields the
+operator's field manager owns, see ``Live.operator_fields``), and of the status only what the plans
+read. Jobs keep their labels and mutable counts but not their (immutable, large) pod template; pods
+keep their status but not their spec. So the operator's memory grows with the number of children, not
+with their size.
 
 **Drift.** A child has drifted when the manifest the plan wants is not a subset of the live object: a
 field the plan sets differs, or is missing. Fields the API server or other controllers add (defaults,
@@ -69,6 +70,9 @@ _KEPT_META = (
     "generation",
 )
 """What a projection keeps of ``metadata``: names, labels, owners and the times the plans read."""
+OWN_ANNOTATION_PREFIX = "modelfleet.io/"
+"""Annotations a projection keeps: the operator's own (others', such as kubectl's last-applied copy of
+the whole object, are not read and can be large)."""
 _POD_STATUS = ("phase", "reason", "message", "conditions", "containerStatuses", "initContainerStatuses")
 _CONTAINER_STATUS = ("name", "state", "lastState", "restartCount", "ready")
 
@@ -110,6 +114,9 @@ def project(kind: Kind, body: Mapping[str, Any]) -> Live:
     """The projection an index keeps of ``body``, an object of ``kind``."""
     meta = body.get("metadata") or {}
     kept_meta = {k: meta[k] for k in _KEPT_META if k in meta}
+    own = {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith(OWN_ANNOTATION_PREFIX)}
+    if own:
+        kept_meta["annotations"] = own
     projected: Manifest = {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
