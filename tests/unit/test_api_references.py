@@ -116,3 +116,16 @@ def test_secrets_named_by_tokens_trackers_and_env_are_references_unless_optional
     assert [
         (r.kind, r.name, r.field) for r in serving_references(ModelDeployment.model_validate(deployment).spec)
     ] == [("Secret", "hf", "spec.model.tokenSecret.name")]
+
+
+def test_the_claims_the_evaluation_reads_are_references_too() -> None:
+    manifest = good_training_job()
+    manifest["spec"]["evaluation"] = {
+        "dataset": {"uri": "pvc://heldout/eval.jsonl"},
+        "lmEval": {"tasks": ["my_task"], "tasksUri": "pvc://tasks/my_task.yaml"},
+    }
+    refs = training_references(TrainingJob.model_validate(manifest).spec)
+    assert [(r.kind, r.name, r.field) for r in refs] == [
+        ("PersistentVolumeClaim", "heldout", "spec.evaluation.dataset.uri"),
+        ("PersistentVolumeClaim", "tasks", "spec.evaluation.lmEval.tasksUri"),
+    ]

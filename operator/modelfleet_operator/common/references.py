@@ -81,16 +81,23 @@ def _env_secrets(env: Iterable[EnvVar], prefix: str) -> list[Reference]:
 
 
 def training_references(spec: TrainingJobSpec) -> list[Reference]:
-    """What a TrainingJob's workers need to exist before they can start."""
-    found = _claims(
-        [
-            ("spec.model.uri", spec.model.uri),
-            ("spec.model.tokenizerUri", spec.model.tokenizer_uri),
-            ("spec.dataset.uri", spec.dataset.uri),
-            ("spec.checkpoint.uri", spec.checkpoint.uri),
-            ("spec.output.uri", spec.output.uri),
+    """What a TrainingJob's workers need to exist before they can start (the claims are those
+    ``training.builders`` mounts)."""
+    uris = [
+        ("spec.model.uri", spec.model.uri),
+        ("spec.model.tokenizerUri", spec.model.tokenizer_uri),
+        ("spec.dataset.uri", spec.dataset.uri),
+        ("spec.checkpoint.uri", spec.checkpoint.uri),
+        ("spec.output.uri", spec.output.uri),
+    ]
+    evaluation = spec.evaluation
+    if evaluation is not None:
+        uris += [
+            ("spec.evaluation.dataset.uri", evaluation.dataset.uri if evaluation.dataset else None),
+            ("spec.evaluation.generation.uri", evaluation.generation.uri if evaluation.generation else None),
+            ("spec.evaluation.lmEval.tasksUri", evaluation.lm_eval.tasks_uri if evaluation.lm_eval else None),
         ]
-    )
+    found = _claims(uris)
     if spec.model.token_secret is not None:
         found.append(_secret(spec.model.token_secret.name, "spec.model.tokenSecret.name"))
     for tracker in ("wandb", "comet"):
