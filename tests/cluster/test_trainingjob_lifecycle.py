@@ -3,6 +3,7 @@ suspend/resume, TTL and cascading delete, with the operator running as a subproc
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -195,6 +196,9 @@ def test_success_mirrors_progress_and_records_completion_with_a_stand_in_runtime
     assert row[1:6] == ["Running", "2/2", "16", "40/100", "1.5"]
 
     publish_progress(core, namespace, "good", step=100, total_steps=100, loss=1.1)
+    # The operator's passes tell time in whole seconds (common.reconcile.utcnow): GPUs held and let go
+    # within one second add 0 GPU-hours, so they are held past the next second.
+    time.sleep(2)
     finish_workers(core, namespace, "good", succeeded=True)
 
     done = wait_for_phase(custom, namespace, "good", "Succeeded")
