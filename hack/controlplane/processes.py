@@ -63,6 +63,19 @@ class Process:
     def alive(self) -> bool:
         return self.pid() is not None
 
+    def exec_done(self) -> bool:
+        """The pid file's process runs its binary now: not a launcher still on its way there, whose
+        passing moment of empty cmdline between two execs ``alive`` takes for the binary's own."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            binary = self.pid_file.read_text().split("\n", 1)[1].strip()
+        except (OSError, IndexError):
+            return False
+        return cmdline == binary
+
     def start(
         self, argv: Sequence[str], env: dict[str, str] | None = None, netns: Path | None = None
     ) -> None:

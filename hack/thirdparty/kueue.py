@@ -251,7 +251,8 @@ def _start_with_etc_overlay(process: Process, etc_extra: Path, argv: list[str]) 
     """Starts ``argv`` in a private mount namespace whose ``/etc`` shows ``etc_extra`` over the real one.
 
     ``unshare`` and ``sh`` exec the binary in place, so the pid file (which names ``argv[0]``) is
-    trusted from that moment on.
+    trusted from that moment on; until then (``sh`` may still be mounting) the process is waited for,
+    not taken for exited.
     """
     process.pid_file.parent.mkdir(parents=True, exist_ok=True)
     process.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -267,7 +268,7 @@ def _start_with_etc_overlay(process: Process, etc_extra: Path, argv: list[str]) 
         )
     process.pid_file.write_text(f"{proc.pid}\n{argv[0]}\n")
     wait_until(
-        f"{process.name} (exec)", lambda: process.alive() or proc.poll() is not None, process.log_file, 10
+        f"{process.name} (exec)", lambda: process.exec_done() or proc.poll() is not None, process.log_file, 30
     )
     if proc.poll() is not None:
         raise StepFailed(process.name, process.log_file, f"exited with {proc.returncode}")

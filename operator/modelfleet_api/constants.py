@@ -200,6 +200,10 @@ REASON_POINT_RESULT_UNPARSEABLE: Final = "ResultUnparseable"
 """Point Failed: the termination message is not a ``PointMetrics`` JSON document."""
 REASON_POINT_TARGET_NOT_READY: Final = "TargetReadyTimeout"
 """Point Failed: its target deployment did not become Ready within the ready timeout."""
+COND_POINTS_SCHEDULED: Final = "PointsScheduled"
+"""BenchmarkSweep, False only (reason ``Unschedulable``): a running point's benchmark pod cannot be placed
+on a node; the message names the point, its pod and what the scheduler said. Gone once every running
+point's pod is placed."""
 
 # ModelDeployment
 COND_AVAILABLE: Final = "Available"

@@ -17,7 +17,7 @@ from modelfleet_api.benchmark import (
     Workload,
     workload_load_problem,
 )
-from modelfleet_api.common import ServiceAccountName
+from modelfleet_api.common import PositiveQuantity, ServiceAccountName
 from modelfleet_api.storage import TokenizerUri
 
 SEARCH_NEEDS_SLOS = CelRule(
@@ -29,6 +29,16 @@ SEARCH_NEEDS_SLOS = CelRule(
     field_path=".load.search",
     reason="FieldValueRequired",
 )
+
+
+class ClientResources(ApiModel):
+    """What each point's benchmark pod (one load-generator process) asks of its node."""
+
+    cpu: PositiveQuantity = "1"
+    """CPU request (no limit: a throttled client would measure its own stalls, not the server)."""
+
+    memory: PositiveQuantity = "2Gi"
+    """Memory request and limit (its connection pool and the record of every request)."""
 
 
 class SweepTemplate(ApiModel):
@@ -52,6 +62,10 @@ class SweepTemplate(ApiModel):
 
     image: str | None = Field(default=None, max_length=1024)
     """Benchmark client image; unset: the operator's default."""
+
+    client_resources: ClientResources = Field(default_factory=ClientResources)
+    """CPU and memory of each point's benchmark pod. A point whose pod no node has room for waits
+    (the sweep's `PointsScheduled` condition says so)."""
 
     service_account_name: ServiceAccountName | None = None
     """ServiceAccount the benchmark Jobs' pods run as, e.g. a workload-identity one federated with the

@@ -386,6 +386,9 @@ def test_a_second_jobs_output_goes_in_as_a_canary_that_benchmarks_of_both_tracks
             },
             "load": {"mode": "closed-loop", "concurrency": [1], "requests": 4, "warmupRequests": 1},
             "slos": {"e2eP95Ms": 60000},
+            # the node (2 CPUs) holds both tracks, the session's KEDA and Prometheus pods and both
+            # tracks' point pods at once: the default 1 CPU per point pod would leave them unplaced
+            "clientResources": {"cpu": "200m", "memory": "1Gi"},
         },
         "stages": [{"weight": 50, "durationSeconds": 0}, {"weight": 100, "durationSeconds": 0}],
         "maxRegressionPercent": 100,
@@ -400,7 +403,10 @@ def test_a_second_jobs_output_goes_in_as_a_canary_that_benchmarks_of_both_tracks
         found: dict[str, Any] | None = status.get("canaryAnalysis")
         return found if found and found.get("phase") in ("Promoted", "RolledBack") else None
 
-    wait_for(decided, 900, f"the canary analysis of {served} to decide")
+    try:
+        wait_for(decided, 900, f"the canary analysis of {served} to decide")
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}\n{_analysis_story(core, custom, namespace, served)}") from None
     result = decided()
     assert result is not None
     record_property("canary analysis", result["phase"])
@@ -428,3 +434,34 @@ def test_a_second_jobs_output_goes_in_as_a_canary_that_benchmarks_of_both_tracks
         _assert_points_hold_their_pods_measurements(core, namespace, sweep, points)
     canary_points = _get(custom, namespace, "benchmarksweeps", f"{served}-a{last}-canary")["status"]["points"]
     assert all(p["trainingJob"].startswith("tiny-more (uid ") for p in canary_points), canary_points
+
+
+def _analysis_story(
+    core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str, served: str
+) -> str:
+    """What an undecided analysis was waiting for: the deployment's analysis status and conditions, each
+    sweep's phase, conditions and points, and every pod of the namespace not yet running, with why."""
+    status = _get(custom, namespace, "modeldeployments", served).get("status", {})
+    lines = [
+        f"canaryAnalysis: {json.dumps(status.get('canaryAnalysis'))}",
+        *(
+            f"condition {cond['type']}={cond['status']} {cond.get('reason')}: {cond.get('message')}"
+            for cond in status.get("conditions", [])
+        ),
+    ]
+    for sweep in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "benchmarksweeps")["items"]:
+        swept = sweep.get("status", {})
+        lines.append(f"sweep {sweep['metadata']['name']}: phase {swept.get('phase')}")
+        lines += [
+            f"  {cond['type']}={cond['status']}: {cond.get('message')}"
+            for cond in swept.get("conditions", [])
+        ]
+        lines += [f"  point {json.dumps(point)}" for point in swept.get("points", [])]
+    for pod in core.list_namespaced_pod(namespace).items:
+        if pod.status.phase in ("Pending", "Unknown"):
+            said = [
+                f"{cond.type}={cond.status} {cond.reason}: {cond.message}"
+                for cond in pod.status.conditions or []
+            ]
+            lines.append(f"pod {pod.metadata.name} {pod.status.phase}: {'; '.join(said)}")
+    return "\n".join(lines)

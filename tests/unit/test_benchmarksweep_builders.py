@@ -196,7 +196,7 @@ def test_point_config_map_and_job() -> None:
                                 },
                             ],
                             "resources": {
-                                "requests": {"cpu": "1", "memory": "1Gi"},
+                                "requests": {"cpu": "1", "memory": "2Gi"},
                                 "limits": {"memory": "2Gi"},
                             },
                             "terminationMessagePath": "/dev/termination-log",

@@ -397,3 +397,63 @@ def test_a_load_search_adds_each_next_level_once_the_previous_point_ended() -> N
     assert ("Job", "sw-point-1") in kube.applies
     assert status(kube)["frontier"][0]["target"] == "a"
     assert status(kube)["plot"] == {"configMap": "sw-results", "key": "sweep.html"}
+
+
+def test_a_point_whose_pod_cannot_be_placed_says_so_and_runs_once_it_is() -> None:
+    kube = FakeKube()
+    referenced_deployment(kube, "served", "Ready")
+    kube.deployment_ready("served")
+    reconciler, _ = make(
+        kube, [{"name": "a", "deploymentRef": "served"}], load={"concurrency": [1], "requests": 4}
+    )
+    reconciler.reconcile()
+    job = kube.objects[("Job", NS, "sw-point-0")]
+    scheduler_said = "0/1 nodes are available: 1 Insufficient cpu."
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "sw-point-0-x", "namespace": NS, "labels": {"job-name": "sw-point-0"}},
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": scheduler_said,
+                }
+            ],
+        },
+    }
+    pod["metadata"]["labels"].update(job["spec"]["template"]["metadata"]["labels"])
+    kube.add(pod)
+    reconciler.reconcile()
+    found = next(c for c in status(kube)["conditions"] if c["type"] == "PointsScheduled")
+    assert (found["status"], found["reason"]) == ("False", "Unschedulable")
+    assert found["message"] == (
+        f"point 0: benchmark pod sw-point-0-x cannot be scheduled ({scheduler_said}). Each benchmark pod "
+        "requests 1 CPU and 2Gi of memory (spec.clientResources); the points wait until a node has room."
+    )
+    assert status(kube)["points"][0]["phase"] == "Running"
+
+    pod["status"] = {"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}]}
+    reconciler.reconcile()
+    assert all(c["type"] != "PointsScheduled" for c in status(kube)["conditions"])
+
+
+def test_client_resources_reach_every_point_pod() -> None:
+    kube = FakeKube()
+    referenced_deployment(kube, "served", "Ready")
+    kube.deployment_ready("served")
+    reconciler, _ = make(
+        kube,
+        [{"name": "a", "deploymentRef": "served"}],
+        load={"concurrency": [1], "requests": 4},
+        clientResources={"cpu": "250m", "memory": "512Mi"},
+    )
+    reconciler.reconcile()
+    (container,) = kube.objects[("Job", NS, "sw-point-0")]["spec"]["template"]["spec"]["containers"]
+    assert container["resources"] == {
+        "requests": {"cpu": "250m", "memory": "512Mi"},
+        "limits": {"memory": "512Mi"},
+    }

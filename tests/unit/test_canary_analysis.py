@@ -166,3 +166,26 @@ def test_a_slower_canary_is_rolled_back_with_the_figures() -> None:
     md.body["metadata"]["generation"] = 2
     md.reconcile()
     assert (analysis(md)["phase"], analysis(md)["stage"], analysis(md)["stages"]) == ("Progressing", 0, [])
+
+
+def test_a_sweep_held_up_says_why_in_the_analysis_condition() -> None:
+    """A stage's sweep whose benchmark pod the scheduler cannot place (its PointsScheduled condition,
+    set here as the sweep's controller would) is named with its words in the CanaryAnalysis message."""
+    kube, clock = FakeKube(), Clock()
+    md = make(kube, clock)
+    md.reconcile()
+    ready(kube)
+    md.reconcile()
+    held = "point 0: benchmark pod llm-a0-canary-point-0-x cannot be scheduled (0/1 nodes are available)."
+    kube.objects[("BenchmarkSweep", NS, "llm-a0-canary")]["status"] = {
+        "phase": "Running",
+        "conditions": [
+            {"type": c.COND_POINTS_SCHEDULED, "status": "False", "reason": "Unschedulable", "message": held}
+        ],
+    }
+    md.reconcile()
+    found = next(x for x in md.status["conditions"] if x["type"] == c.COND_CANARY_ANALYSIS)
+    assert found["message"] == (
+        "Stage 1 of 2 (5%): measuring both tracks (BenchmarkSweeps llm-a0-stable and llm-a0-canary); "
+        f"llm-a0-canary: {held}"
+    )

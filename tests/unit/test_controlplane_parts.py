@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,23 @@ def test_failed_start_names_the_step_and_its_log(tmp_path: Path) -> None:
     assert "flag provided but not defined" in message
     proc.stop()
     assert not proc.pid_file.exists()
+
+
+def test_a_launcher_on_its_way_to_the_binary_is_not_yet_its_exec(tmp_path: Path) -> None:
+    """What Kueue's start (unshare, then sh mounting an overlay, then exec) needs: while the pid file's
+    process is still the launcher, ``exec_done`` is False; once the binary runs, True."""
+    proc = Process("launched", tmp_path)
+    sleep, gate = "/bin/sleep", tmp_path / "go"
+    os.mkfifo(gate)
+    proc.start(["/bin/sh", "-c", f"read _ < {gate}; exec {sleep} 30"])
+    pid = int(proc.pid_file.read_text().split()[0])
+    proc.pid_file.write_text(f"{pid}\n{sleep}\n")
+    try:
+        assert not proc.exec_done()
+        gate.write_text("now\n")
+        wait_until("launched", proc.exec_done, proc.log_file, 10)
+        assert proc.alive()
+    finally:
+        proc.stop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)  # a launcher that never got to the binary

@@ -222,7 +222,7 @@ def test_benchmark_pod_with_every_addition() -> None:
                     "image": "bench:1",
                     "command": ["modelfleet-bench", "run"],
                     "env": [{"name": "MODELFLEET_BENCH_CONFIG", "value": "/etc/modelfleet/config.yaml"}],
-                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+                    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}},
                     "terminationMessagePath": "/dev/termination-log",
                     "terminationMessagePolicy": "FallbackToLogsOnError",
                     "volumeMounts": [

@@ -29,6 +29,7 @@ from modelfleet_api.constants import PointPhase
 from modelfleet_api.pods import BenchmarkPodTemplate
 from modelfleet_api.serving import EngineType
 from modelfleet_api.storage import StorageUri, UriKind, kind_of
+from modelfleet_api.sweep_template import ClientResources
 from modelfleet_api.sweepplot import PANELS, PlotPoint, render_html
 
 from modelfleet_operator.benchmark.grid import Point, Target
@@ -59,8 +60,6 @@ RUNTIME_USER = 65532
 TERMINATION_LOG = "/dev/termination-log"
 """Where ``modelfleet-bench run`` writes the point's ``PointMetrics`` (the Kubernetes default path,
 named here so the contract is visible in the manifest)."""
-BENCH_RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
-"""One load-generator process (``workers: 1``) with its connection pool and request records."""
 API_PATHS = ("/v1", "/v2")
 """Suffixes a ModelDeployment's ``status.endpoint`` carries; the benchmark client appends its own."""
 
@@ -217,6 +216,11 @@ def point_config_map(owner: Owner, point: Point, config: BenchmarkRuntimeConfig)
     }
 
 
+def client_resources(asked: ClientResources) -> dict[str, Any]:
+    """The benchmark container's resources: memory limited to its request, CPU not limited."""
+    return {"requests": {"cpu": asked.cpu, "memory": asked.memory}, "limits": {"memory": asked.memory}}
+
+
 def point_job(
     owner: Owner,
     point: Point,
@@ -226,10 +230,12 @@ def point_job(
     identity: RuntimeIdentity = NO_IDENTITY,
     pod_template: BenchmarkPodTemplate | None = None,
     claims: dict[str, bool] | None = None,
+    resources: ClientResources | None = None,
 ) -> Manifest:
     """One load point (``pod_template``: the sweep's additions to its pod; ``claims``: the claims it
-    mounts, ``tokenizer_claims``). ``backoffLimit: 0``: a rerun would measure a different moment of the
-    server, so a failed point is recorded as failed rather than retried."""
+    mounts, ``tokenizer_claims``; ``resources``: the sweep's ``clientResources``). ``backoffLimit: 0``:
+    a rerun would measure a different moment of the server, so a failed point is recorded as failed
+    rather than retried."""
     claim_volumes, claim_mounts = pvc_volumes(claims or {}, MODEL_VOLUME_PREFIX)
     env: list[dict[str, Any]] = [
         {"name": contract.ENV_BENCH_CONFIG, "value": f"{contract.CONFIG_DIR}/{contract.CONFIG_FILE}"}
@@ -248,7 +254,7 @@ def point_job(
         "image": image,
         "command": ["modelfleet-bench", "run"],
         "env": env,
-        "resources": BENCH_RESOURCES,
+        "resources": client_resources(resources or ClientResources()),
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [

@@ -31,7 +31,7 @@ from modelfleet_operator.benchmark.builders import Endpoint, Owner
 from modelfleet_operator.benchmark.grid import Point, Target, point_status
 from modelfleet_operator.benchmark.policies.best import best_per_slo, best_throughput, slo_verdict
 from modelfleet_operator.benchmark.policies.readiness import readiness
-from modelfleet_operator.benchmark.policies.results import outcome
+from modelfleet_operator.benchmark.policies.results import outcome, unschedulable
 from modelfleet_operator.benchmark.policies.schedule import ENDED, points_to_start
 from modelfleet_operator.benchmark.policies.schedule import plan as schedule
 from modelfleet_operator.benchmark.policies.search import advance
@@ -125,7 +125,10 @@ class _Planner:
         return self.status.phase in FINISHED
 
     def observe_jobs(self) -> bool:
-        """Points whose Job exists are Running; finished Jobs give their outcome."""
+        """Points whose Job exists are Running; finished Jobs give their outcome. A running point whose
+        pod the scheduler cannot place says so (``PointsScheduled``): it waits for room, it is not
+        failed, since a node may free up or be added."""
+        unplaced: list[str] = []
         for point in self.points:
             job = self.observed.jobs.get(point.index)
             if point.phase in ENDED or job is None:
@@ -137,11 +140,21 @@ class _Planner:
             ]
             ended = outcome(job, pods, builders.BENCH_CONTAINER)
             if ended is None:
+                unplaced += [f"point {point.index}: {why}" for why in unschedulable(pods)]
                 continue
             if ended.metrics is not None:
                 for metric, value in ended.metrics:
                     setattr(point, metric, value)
             self.end_point(point, ended.phase, ended.reason, ended.message)
+        if unplaced:
+            asked = self.spec.client_resources
+            message = (
+                f"{'; '.join(unplaced)}. Each benchmark pod requests {asked.cpu} CPU and {asked.memory} of "
+                "memory (spec.clientResources); the points wait until a node has room."
+            )
+            self.draft.condition(c.COND_POINTS_SCHEDULED, False, c.REASON_UNSCHEDULABLE, message)
+        else:
+            self.draft.drop_condition(c.COND_POINTS_SCHEDULED)
         return False
 
     def search(self) -> bool:
@@ -242,6 +255,7 @@ class _Planner:
                 identity=self.settings.identity,
                 pod_template=self.spec.pod_template,
                 claims=builders.tokenizer_claims(self.spec, endpoint),
+                resources=self.spec.client_resources,
             )
             self.apply.append(job)
             point.phase = PointPhase.RUNNING

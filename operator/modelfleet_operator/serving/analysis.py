@@ -153,6 +153,7 @@ def analyze(
     ended = all((sweeps.get(name, {}).get("status") or {}).get("phase") in ENDED for name in status.sweeps)
     if not ended or now < due:
         waiting = f"measuring both tracks (BenchmarkSweeps {' and '.join(status.sweeps)})"
+        waiting += "".join(f"; {held}" for held in _held_up(sweeps, status.sweeps))
         if ended:
             waiting = f"measured; deciding at {due.isoformat()} (durationSeconds {stage.duration_seconds})"
         draft.condition(c.COND_CANARY_ANALYSIS, False, c.REASON_STAGE_IN_PROGRESS, f"{label}: {waiting}.")
@@ -193,6 +194,25 @@ def analyze(
     message = f"{label} passed; stage {status.stage + 1} gives the canary {status.weight}% of requests."
     draft.condition(c.COND_CANARY_ANALYSIS, False, c.REASON_STAGE_IN_PROGRESS, message)
     return Outcome(status=status, weight=status.weight, keep=keep, requeue_at=now)
+
+
+HOLDING_CONDITIONS = (c.COND_POINTS_SCHEDULED, c.COND_TARGETS_READY, c.COND_REFERENCES_READY)
+"""A sweep's conditions that, when False, say what its points wait for."""
+
+
+def _held_up(sweeps: Mapping[str, Manifest], names: list[str]) -> list[str]:
+    """What holds up each of ``names`` not yet ended, in its own conditions' words."""
+    found = []
+    for name in names:
+        swept = (sweeps.get(name) or {}).get("status") or {}
+        if swept.get("phase") in ENDED:
+            continue
+        found += [
+            f"{name}: {(cond.get('message') or cond.get('reason') or '').rstrip('.')}"
+            for cond in swept.get("conditions") or []
+            if cond.get("type") in HOLDING_CONDITIONS and cond.get("status") == c.CONDITION_FALSE
+        ]
+    return found
 
 
 def _rolled_back(status: CanaryAnalysisStatus, why: str) -> str:

@@ -14,6 +14,8 @@ from modelfleet_api.benchmarksweep import PointMetrics
 from modelfleet_api.constants import PointPhase
 from pydantic import ValidationError
 
+from modelfleet_operator.conditions import pod_condition
+
 MESSAGE_LIMIT = 512
 """Longest failure message kept in status (the tail of a log is enough to see what went wrong)."""
 
@@ -87,3 +89,18 @@ def outcome(job: dict[str, Any], pods: list[dict[str, Any]], container: str) -> 
         reason=c.REASON_POINT_JOB_FAILED,
         message=_tail(f"{why}; pod said: {detail}" if detail else why),
     )
+
+
+def unschedulable(pods: list[dict[str, Any]]) -> list[str]:
+    """What the scheduler said of each of a running point's pods that it cannot place."""
+    found = []
+    for pod in pods:
+        scheduled = pod_condition(pod, "PodScheduled")
+        if (
+            scheduled
+            and scheduled.get("status") == c.CONDITION_FALSE
+            and scheduled.get("reason") == "Unschedulable"
+        ):
+            said = scheduled.get("message") or "no node fits"
+            found.append(f"benchmark pod {pod['metadata']['name']} cannot be scheduled ({said})")
+    return found
