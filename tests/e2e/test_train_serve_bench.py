@@ -386,9 +386,10 @@ def test_a_second_jobs_output_goes_in_as_a_canary_that_benchmarks_of_both_tracks
             },
             "load": {"mode": "closed-loop", "concurrency": [1], "requests": 4, "warmupRequests": 1},
             "slos": {"e2eP95Ms": 60000},
-            # the node (2 CPUs) holds both tracks, the session's KEDA and Prometheus pods and both
-            # tracks' point pods at once: the default 1 CPU per point pod would leave them unplaced
-            "clientResources": {"cpu": "200m", "memory": "1Gi"},
+            # the node's 2 CPUs hold both tracks (500m each), the session's KEDA and add-on pods (5 x 100m
+            # as upstream asks) and both tracks' point pods at once: at the default 1 CPU per point pod
+            # neither would be placed
+            "clientResources": {"cpu": "100m", "memory": "1Gi"},
         },
         "stages": [{"weight": 50, "durationSeconds": 0}, {"weight": 100, "durationSeconds": 0}],
         "maxRegressionPercent": 100,
