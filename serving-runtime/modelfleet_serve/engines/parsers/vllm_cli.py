@@ -9,18 +9,14 @@ nor refuses one it does (KAITO's vLLM launcher wraps the parser the same way). P
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
-import json
 import sys
-from typing import Any
 
-UNAVAILABLE = 3
+from modelfleet_parser_protocol import Parse, answer
 
 
-def serve_parser() -> tuple[argparse.ArgumentParser, Any]:
-    """vLLM's `vllm` parser with its `serve` subcommand, and that subcommand (for ``validate``)."""
+def serve_parse() -> Parse:
+    """The parsing of a whole `vllm serve ...` command line: vLLM's `vllm` parser with its `serve`
+    subcommand, then that subcommand's ``validate``."""
     from vllm import platforms
 
     if platforms.current_platform.is_unspecified():
@@ -37,35 +33,8 @@ def serve_parser() -> tuple[argparse.ArgumentParser, Any]:
     subparsers = parser.add_subparsers(required=False, dest="subparser")
     serve = ServeSubcommand()
     serve.subparser_init(subparsers)
-    return parser, serve
-
-
-def refusal(parser: argparse.ArgumentParser, serve: Any, argv: list[str]) -> str | None:
-    """vLLM's own message when it refuses ``argv`` (`vllm serve ...`), or None."""
-    errors = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(errors):
-            args = parser.parse_args(argv[1:])
-    except SystemExit:
-        lines = [line for line in errors.getvalue().splitlines() if line.strip()]
-        return lines[-1] if lines else "refused (no message)"
-    try:
-        serve.validate(args)
-    except (TypeError, ValueError) as error:
-        return str(error)
-    return None
-
-
-def main() -> int:
-    argvs = json.load(sys.stdin)["argvs"]
-    try:
-        parser, serve = serve_parser()
-    except ImportError as error:
-        print(f"vLLM's argument parser cannot be imported: {error}", file=sys.stderr)
-        return UNAVAILABLE
-    json.dump({"refusals": [refusal(parser, serve, argv) for argv in argvs]}, sys.stdout)
-    return 0
+    return lambda argv: serve.validate(parser.parse_args(argv[1:]))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(answer("vLLM", serve_parse))
