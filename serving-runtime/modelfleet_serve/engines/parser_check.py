@@ -7,8 +7,9 @@ in the container's termination message. Each parser runs in the engine's interpr
 
 The generated flags are checked on their own first, so a flag this engine release renamed is reported
 as an incompatibility between modelfleet and the image rather than blamed on the user's extraArgs.
-Engines whose parser is not a Python package (TGI's launcher is Rust, Triton's server C++) keep
-command lines pinned by the unit tests instead (see their builders in ``modelfleet_api.engines``).
+Checked: vLLM, SGLang and LMDeploy. Engines whose parser is not a Python package (TGI's launcher is
+Rust, Triton's server C++) keep command lines pinned by the unit tests instead (see their builders in
+``modelfleet_api.engines``); `transformers serve`'s parser is run by its runtime test.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from modelfleet_serve.engines import ENGINE_PYTHON, parsers
 EXTRA_ARGS_FIELD = "engine.settings.extraArgs"
 PARSERS: dict[EngineType, tuple[str, str]] = {
     EngineType.VLLM: ("vllm_cli", "vLLM"),
+    EngineType.SGLANG: ("sglang_cli", "SGLang"),
+    EngineType.LMDEPLOY: ("lmdeploy_cli", "LMDeploy"),
 }
 """Engine -> (script in ``parsers``, the engine's name in messages). A script is never named after
 the engine's package: Python puts the script's directory first on ``sys.path``."""

@@ -6,5 +6,6 @@ self-contained script (the standard library and the engine's package only) that 
 with the image's ``python3``: JSON ``{"argvs": [ARGV, ...]}`` on stdin, each ARGV a whole command
 line as the launcher would start it; JSON ``{"refusals": [MESSAGE or null, ...]}`` on stdout, the
 engine's own message for each ARGV it refuses. Exit status 3 (message on stderr) when the engine's
-parser cannot be imported. ``modelfleet_serve.engines.parser_check`` runs them.
+parser cannot be imported. ``modelfleet_serve.engines.parser_check`` runs them; what they share is
+``modelfleet_parser_protocol``, which they import as a sibling.
 """
