@@ -37,7 +37,10 @@ pytestmark = pytest.mark.runtime
 
 OWNER = Owner(name="tiny-chat", namespace="dev", uid="uid-1")
 SERVED_NAME = "tiny/llama"
-STARTUP_TIMEOUT_SECONDS = 120
+STARTUP_TIMEOUT_SECONDS = 300
+"""A bound on a hang, not a measurement: on a fresh machine the first start imports transformers and
+torch from a cold page cache while the other tiers import the runtime image into the node (one run
+took over 120 s there)."""
 
 
 def rendered(model_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
