@@ -148,7 +148,11 @@ def test_a_drained_node_evicts_the_worker_with_its_grace_period_and_the_gang_res
 
         wait_for(eviction_events, 30, "the WorkerEvicted event")
         (event,) = eviction_events()
-        assert evicted in event.message and "saves a checkpoint in its grace period" in event.message
+        # the operator sees the evicted worker either still stopping (it has its grace period to save a
+        # checkpoint) or already stopped (kwok ends its container with SIGTERM's 143 at once): which one
+        # first is a race of this plane's timing, and the event says which it saw
+        stopping, stopped = "saves a checkpoint in its grace period", "exit code 143"
+        assert evicted in event.message and (stopping in event.message or stopped in event.message), event
         (record,) = evicting["status"]["failures"]
         assert (record["attempt"], record["reason"], record["pod"], record["node"]) == (
             0,
