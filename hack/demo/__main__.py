@@ -6,10 +6,13 @@ the node, starts the operator (kept running afterwards, stopped by ``make cluste
 
 1. applies the H100 examples, whose pods kwok schedules on the simulated GPU pools (nothing in them
    runs, so nothing is measured and no figure is shown for them);
-2. trains the tiny model with two workers on the real node, printing the progress rank 0 reports;
+2. trains the tiny model with two workers on the real node, printing the progress and the held-out
+   loss rank 0 reports;
 3. serves what it wrote with the ``transformers`` engine and streams a chat completion from it;
 4. benchmarks that deployment: point Jobs run ``modelfleet-bench`` in pods, and their figures come back
-   into the sweep's status from the pods' termination messages.
+   into the sweep's status from the pods' termination messages;
+5. fine-tunes the trained model further in a second job and puts its output into the deployment as a
+   canary, which the operator promotes or rolls back stage by stage on benchmarks of both tracks.
 Every figure printed was measured by a pod on this machine.
 """
 
@@ -48,6 +51,7 @@ def main() -> int:
     cpu.train(demo)
     cpu.serve_and_chat(demo)
     cpu.benchmark(demo)
+    cpu.canary(demo)
     simulated.show_still_simulated(demo)
     banner(f"demo done in {time.monotonic() - started:.0f}s")
     print(f"kubeconfig: export KUBECONFIG={Path(plane.kubeconfig)}  (stop everything: make cluster-down)")

@@ -11,6 +11,7 @@ directory of this machine (``hack.node.volumes``), which the test reads.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ CPU_SIZE = "Standard_D2s_v5"
 TRAIN_STEPS = 60
 CHECKPOINT_EVERY = 10
 EVICT_AFTER_STEP = 20
+HOLDOUT_FRACTION = 0.125
+"""Of the 256 rows, 32 are held out (split over both ranks) and measured at every checkpoint and the end."""
 SERVED_NAME = "tiny/llama"
 RANK_LABEL = "batch.kubernetes.io/job-completion-index"
 """The Indexed Job's label on each worker pod: its node rank."""
@@ -55,6 +58,8 @@ class TrainingRun:
     """Index in ``progress`` of the first entry seen once the evicted gang was gone."""
     resumed_log: str = ""
     """The log of the restarted gang's rank 0 (the other ranks log warnings only)."""
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    """Every distinct status.evaluation.latest seen (held-out figures rank 0 reported), in order."""
 
 
 def _training_job(name: str) -> dict[str, Any]:
@@ -109,7 +114,8 @@ def training_run(
     module_namespace: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TrainingRun]:
-    """Trains the tiny model with two workers, evicting one worker mid-run, and records what it saw."""
+    """Trains the tiny model with two workers, holding an eighth of the rows out for evaluation, evicting
+    one worker mid-run, and records what it saw."""
     core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
     namespace = module_namespace
     directory = tmp_path_factory.mktemp("work")
@@ -119,9 +125,9 @@ def training_run(
     volume = create_host_claim(core, namespace, "work", directory)
     run = TrainingRun(namespace, directory)
     try:
-        custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, "trainingjobs", _training_job("tiny")
-        )
+        job = _training_job("tiny")
+        job["spec"]["evaluation"] = {"holdoutFraction": HOLDOUT_FRACTION}
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", job)
 
         def observe() -> dict[str, Any]:
             job = _get(custom, namespace, "trainingjobs", "tiny")
@@ -135,6 +141,9 @@ def training_run(
             )
             if seen and (not run.progress or run.progress[-1] != seen):
                 run.progress.append(seen)
+            evaluated = (status.get("evaluation") or {}).get("latest")
+            if evaluated and (not run.evaluations or run.evaluations[-1] != evaluated):
+                run.evaluations.append(evaluated)
             return status
 
         # The run is paced by what the workers wrote to the claim (the checkpoint marker), not by the
@@ -200,6 +209,25 @@ def test_an_evicted_worker_checkpoints_and_the_gang_resumes_from_that_step(train
     resumed = f"resumed from /mnt/pvc/work/checkpoints/step-{saved:08d} at step {saved}"
     assert resumed in training_run.resumed_log, training_run.resumed_log
     assert after and min(p["step"] for p in after) >= saved, training_run.progress
+
+
+def test_the_held_out_loss_is_measured_over_both_ranks_and_falls(training_run: TrainingRun) -> None:
+    """spec.evaluation on real workers: rank 0 reports the held-out loss (both ranks' shares summed over
+    gloo) at the checkpoints and the end; the operator mirrors it into status.evaluation and the output's
+    summary."""
+    status = training_run.final["status"]
+    latest, best = status["evaluation"]["latest"], status["evaluation"]["best"]
+    assert latest["step"] == TRAIN_STEPS, status["evaluation"]
+    assert math.isclose(math.log(latest["perplexity"]), latest["loss"], rel_tol=1e-3), latest
+    seen = training_run.evaluations
+    assert len(seen) >= 2, seen
+    assert all(e["step"] % CHECKPOINT_EVERY == 0 for e in seen), seen
+    assert seen[-1]["loss"] < seen[0]["loss"], f"the held-out loss did not fall: {seen}"
+    assert best["loss"] <= min(e["loss"] for e in seen) + 1e-9, (best, seen)
+    summary = status["output"]["evaluation"]
+    assert summary["bestStep"] == best["step"], (summary, status["evaluation"])
+    assert math.isclose(summary["evalLoss"], latest["loss"], rel_tol=1e-6), (summary, latest)
+    assert math.isclose(summary["bestEvalLoss"], best["loss"], rel_tol=1e-6), (summary, best)
 
 
 # ---- serving and benchmarking what was trained ---------------------------------------------------------
