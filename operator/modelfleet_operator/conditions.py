@@ -41,6 +41,19 @@ def object_condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
 pod_condition = object_condition
 
 
+def unschedulable_message(pod: dict[str, Any]) -> str | None:
+    """What the scheduler said of a pod it cannot place (``PodScheduled`` False, reason
+    ``Unschedulable``), or None while it is placed or not yet tried."""
+    scheduled = pod_condition(pod, "PodScheduled")
+    if (
+        scheduled
+        and scheduled.get("status") == CONDITION_FALSE
+        and scheduled.get("reason") == "Unschedulable"
+    ):
+        return str(scheduled.get("message") or "no node fits")
+    return None
+
+
 def set_condition(
     conditions: Sequence[Condition],
     *,

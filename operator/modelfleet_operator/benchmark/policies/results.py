@@ -14,7 +14,7 @@ from modelfleet_api.benchmarksweep import PointMetrics
 from modelfleet_api.constants import PointPhase
 from pydantic import ValidationError
 
-from modelfleet_operator.conditions import pod_condition
+from modelfleet_operator.conditions import unschedulable_message
 
 MESSAGE_LIMIT = 512
 """Longest failure message kept in status (the tail of a log is enough to see what went wrong)."""
@@ -93,14 +93,8 @@ def outcome(job: dict[str, Any], pods: list[dict[str, Any]], container: str) -> 
 
 def unschedulable(pods: list[dict[str, Any]]) -> list[str]:
     """What the scheduler said of each of a running point's pods that it cannot place."""
-    found = []
-    for pod in pods:
-        scheduled = pod_condition(pod, "PodScheduled")
-        if (
-            scheduled
-            and scheduled.get("status") == c.CONDITION_FALSE
-            and scheduled.get("reason") == "Unschedulable"
-        ):
-            said = scheduled.get("message") or "no node fits"
-            found.append(f"benchmark pod {pod['metadata']['name']} cannot be scheduled ({said})")
-    return found
+    return [
+        f"benchmark pod {pod['metadata']['name']} cannot be scheduled ({said})"
+        for pod in pods
+        if (said := unschedulable_message(pod)) is not None
+    ]

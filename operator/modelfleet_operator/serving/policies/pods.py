@@ -10,7 +10,7 @@ from typing import Any
 
 from modelfleet_api import constants as c
 
-from modelfleet_operator.conditions import pod_condition
+from modelfleet_operator.conditions import pod_condition, unschedulable_message
 
 Manifest = dict[str, Any]
 CRASH_LOOP = "CrashLoopBackOff"
@@ -87,17 +87,13 @@ def _problem_of(pod: Manifest) -> PodProblem | None:
                     + ". Check spec.image and the pull secret."
                 ),
             )
-    scheduled = pod_condition(pod, "PodScheduled")
-    if (
-        scheduled
-        and scheduled.get("status") == c.CONDITION_FALSE
-        and scheduled.get("reason") == "Unschedulable"
-    ):
+    said = unschedulable_message(pod)
+    if said is not None:
         return PodProblem(
             reason=c.REASON_UNSCHEDULABLE,
             pod=name,
             message=(
-                f"Pod {name} cannot be scheduled: {scheduled.get('message', 'no node fits')}. "
+                f"Pod {name} cannot be scheduled: {said}. "
                 f"Wait for capacity, or change spec.resources (instanceType, nodePool, spot)."
             ),
         )
