@@ -21,6 +21,7 @@ from modelfleet_api import constants as c
 
 from hack.controlplane.cluster import ControlPlane, wait_for
 from hack.controlplane.kwok import crash_loop_pod
+from tests.cluster import thirdparty
 from tests.cluster.conftest import OperatorProcess
 from tests.cluster.thirdparty import gateway_api, keda, no_gateway_api, no_keda  # noqa: F401  (fixtures)
 
@@ -256,6 +257,30 @@ def test_without_keda_an_hpa_scales_and_the_condition_says_why(
     assert (autoscaling["status"], autoscaling["reason"]) == ("False", c.REASON_CUSTOM_METRICS_UNAVAILABLE)
     assert "KEDA is not installed" in autoscaling["message"]
     assert "within 1-4" in autoscaling["message"]
+
+
+def test_the_operator_keeps_running_when_keda_is_uninstalled_under_its_watch(
+    crds: ControlPlane,
+    operator: OperatorProcess,
+    no_keda: None,  # noqa: F811
+    md_namespace: str,
+    custom: client.CustomObjectsApi,
+) -> None:
+    """KEDA installed and uninstalled three times while the operator watches ScaledObjects: a watch
+    request that meets the deleted CRD (404) no longer stops the operator (kopf_fixes.vanished_kinds),
+    and it then reconciles a ModelDeployment with the HPA fallback."""
+    for _ in range(3):
+        thirdparty.install(crds, thirdparty.KEDA)
+        thirdparty.remove(crds, thirdparty.KEDA)
+    assert operator.is_running(), f"the operator exited:\n{operator.log_tail()}"
+    ns, name = md_namespace, "llama3-8b"
+    crds.kubectl("apply", "-n", ns, "-f", str(VLLM_EXAMPLE))
+    wait_object(crds, "hpa", name, ns)
+    md = wait_md(
+        custom, ns, name, lambda md: bool(condition(md, c.COND_AUTOSCALING)), "an Autoscaling condition"
+    )
+    assert "KEDA is not installed" in condition(md, c.COND_AUTOSCALING)["message"]
+    assert operator.is_running(), f"the operator exited:\n{operator.log_tail()}"
 
 
 def route_weights(cluster: ControlPlane, namespace: str, name: str) -> list[tuple[str, int]]:
