@@ -135,6 +135,7 @@ OPERATOR_RULES = {
     ("keda.sh", "scaledobjects"): APPLIED,
     ("http.keda.sh", "httpscaledobjects"): APPLIED,
     ("monitoring.coreos.com", "podmonitors"): APPLIED,
+    ("azmonitoring.coreos.com", "podmonitors"): APPLIED,
     ("gateway.networking.k8s.io", "httproutes"): APPLIED,
     ("", "persistentvolumeclaims"): {"list", "watch"},
     ("", "secrets"): {"list", "watch"},

@@ -146,8 +146,12 @@ creates the object) and prunes them (delete). Neither it nor kopf uses update (P
 - apiGroups: ["http.keda.sh"]
   resources: ["httpscaledobjects"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-# The engine pods' scrape targets for the Prometheus Operator.
+# The engine pods' scrape targets for the Prometheus Operator, and for Azure Monitor managed
+# Prometheus (its add-on's copy of the same kind).
 - apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["azmonitoring.coreos.com"]
   resources: ["podmonitors"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["gateway.networking.k8s.io"]

@@ -190,7 +190,7 @@ def register_indexes(operator: Operator) -> None:
     for kind in OBSERVED_KINDS:
         _index(operator, kind, kind.index_id, _by_owner(kind), labels=managed)
         if kind not in (MODEL_DEPLOYMENT, SERVICE_ACCOUNT):  # these two have handlers of their own
-            _on_event(registry, kind, f"{kind.plural}-wake-owner", _wake_owners(wakeups), labels=managed)
+            _on_event(registry, kind, f"{kind.key}-wake-owner", _wake_owners(wakeups), labels=managed)
 
     _index(operator, SERVICE_ACCOUNT, ix.SERVICE_ACCOUNTS, _by_name(lambda body: True))
     _on_event(registry, SERVICE_ACCOUNT, "serviceaccounts-wake", _service_account_changed(wakeups))
@@ -245,6 +245,7 @@ INTEGRATION_USERS: dict[str, frozenset[str]] = {
     "scaledobjects.keda.sh": frozenset({"ModelDeployment"}),
     "httpscaledobjects.http.keda.sh": frozenset({"ModelDeployment"}),
     "podmonitors.monitoring.coreos.com": frozenset({"ModelDeployment"}),
+    "podmonitors.azmonitoring.coreos.com": frozenset({"ModelDeployment"}),
     "httproutes.gateway.networking.k8s.io": frozenset({"ModelDeployment"}),
     "localqueues.kueue.x-k8s.io": frozenset({"TrainingJob"}),
 }
