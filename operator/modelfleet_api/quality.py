@@ -12,6 +12,7 @@ Every score reported is higher-is-better, so a floor is a minimum and a regressi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Self
 
@@ -23,9 +24,11 @@ from modelfleet_api.scoring import LM_EVAL_PREFIX
 from modelfleet_api.storage import PodFileUri
 
 MAX_FLOORS = 8
-FLOOR_NAME_MAX = 128
-"""A floor's metric name at most: with at most `MAX_FLOORS` of them, the floored scores always fit
-the termination message a point's figures travel in (4096 bytes)."""
+FLOOR_NAME = r"^[A-Za-z0-9_.:/-]{1,128}$"
+"""A floor's metric name: short, and of characters JSON does not escape, so that with at most
+`MAX_FLOORS` of them the floored scores always fit the termination message a point's figures travel
+in (4096 bytes)."""
+FLOOR_NAME_TEXT = "at most 128 letters, digits, '_', '.', ':', '/' and '-'"
 
 
 class ReferenceSet(ReferenceSetScoring):
@@ -85,8 +88,8 @@ class QualitySpec(ApiModel):
             field_path=".floors",
         ),
         CelRule(
-            rule=f"!has(self.floors) || self.floors.all(k, size(k) <= {FLOOR_NAME_MAX})",
-            message=f"floors: a metric name is at most {FLOOR_NAME_MAX} characters",
+            rule=f'!has(self.floors) || self.floors.all(k, k.matches(r"{FLOOR_NAME}"))',
+            message=f"floors: each key is a metric name of {FLOOR_NAME_TEXT}",
             field_path=".floors",
         ),
     )
@@ -95,9 +98,9 @@ class QualitySpec(ApiModel):
     def _consistent(self) -> Self:
         if self.reference_set is None and self.lm_eval is None:
             raise ValueError("quality: quality needs something to score: set referenceSet, lmEval or both")
-        long = [name for name in self.floors if len(name) > FLOOR_NAME_MAX]
-        if long:
-            raise ValueError(f"quality.floors: a metric name is at most {FLOOR_NAME_MAX} characters: {long}")
+        malformed = [name for name in self.floors if not re.fullmatch(FLOOR_NAME, name)]
+        if malformed:
+            raise ValueError(f"quality.floors: each key is a metric name of {FLOOR_NAME_TEXT}: {malformed}")
         unknown = [name for name in self.floors if not self.computes(name)]
         if unknown:
             raise ValueError(

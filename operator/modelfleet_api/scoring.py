@@ -85,7 +85,7 @@ def score(
 
         streams = max(len(r) for r in references)
         # sacrebleu takes one stream per reference position; rows with fewer references pad with None
-        transposed = [[r[i] if i < len(r) else None for r in references] for i in range(streams)]
+        transposed: Any = [[r[i] if i < len(r) else None for r in references] for i in range(streams)]
         scores[GenerationMetric.BLEU.value] = float(sacrebleu.corpus_bleu(answers, transposed).score)
     rouge = [m for m in metrics if m in ROUGE_METRICS]
     if rouge:
@@ -147,7 +147,9 @@ def lm_eval_task_manager(tasks: list[str], directory: Path | None, field: str) -
     unknown = _unknown(tasks, manager)
     if unknown:
         where = f" nor in tasksUri ({directory})" if directory else ""
-        raise ValueError(f"{field}.tasks: {unknown} are not lm-evaluation-harness tasks, groups or tags{where}")
+        raise ValueError(
+            f"{field}.tasks: {unknown} are not lm-evaluation-harness tasks, groups or tags{where}"
+        )
     return manager
 
 

@@ -84,7 +84,11 @@ class SweepTemplate(ApiModel):
     else the namespace's `default`. Deployments expanded from `targets[].template` take the
     template's own `serviceAccountName`."""
 
-    cel_rules: ClassVar[tuple[CelRule, ...]] = (SEARCH_NEEDS_SLOS, *WORKLOAD_LOAD_RULES, QUALITY_PROTOCOL_RULE)
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        SEARCH_NEEDS_SLOS,
+        *WORKLOAD_LOAD_RULES,
+        QUALITY_PROTOCOL_RULE,
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -113,7 +113,9 @@ def reference_set_scores(
     return len(rows), scoring.score(spec.metrics, answers, [references for _, references in rows])
 
 
-async def ask(config: BenchmarkRuntimeConfig, prompts: list[str], max_tokens: int, concurrency: int) -> list[str]:
+async def ask(
+    config: BenchmarkRuntimeConfig, prompts: list[str], max_tokens: int, concurrency: int
+) -> list[str]:
     """Greedy answers of the target to `prompts`, through the protocol adapter the load used."""
     client = OpenAIClient(
         config.target_url,
@@ -137,7 +139,8 @@ async def ask(config: BenchmarkRuntimeConfig, prompts: list[str], max_tokens: in
     if failed:
         raise ValueError(
             f"{REFERENCE_SET}: {len(failed)} of {len(prompts)} requests to {config.target_url} failed "
-            f"(row {failed[0].index + 1}: {failed[0].error}); the reference set is not scored on partial answers"
+            f"(row {failed[0].index + 1}: {failed[0].error}); a reference set is not scored on part of "
+            "its answers"
         )
     return [r.text for r in records]
 
