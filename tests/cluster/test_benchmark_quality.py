@@ -9,6 +9,8 @@ Ready) and for the benchmark runtime (it ends each benchmark pod with the termin
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import yaml
 from kubernetes import client
@@ -93,22 +95,32 @@ ONE_STAGE = {
 STABLE = [(100.0, 200.0, 20.0, 0.40), (600.0, 400.0, 30.0, 0.40)]
 
 
-def gated(custom: client.CustomObjectsApi, namespace: str, name: str) -> None:
+def gated_stage(
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    ns: str,
+    name: str,
+    canary: list[tuple[float, float, float, float]],
+    phase: str,
+) -> dict[str, Any]:
+    """A deployment whose canary is gated on quality, its one stage measured (stable at `STABLE`, the
+    canary at `canary`); the deployment once its analysis reached `phase`."""
     manifest = deployment(name)
     manifest["spec"]["canary"]["analysis"] = ONE_STAGE
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments", manifest)
-
-
-def measure(
-    core: client.CoreV1Api, ns: str, sweep: str, figures: list[tuple[float, float, float, float]]
-) -> None:
-    drive_points(
-        core,
-        ns,
-        sweep,
-        len(figures),
-        lambda index, pod: finish_pod(core, ns, pod, succeeded=True, message=scored(*figures[index])),
-        max_running=1,
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "modeldeployments", manifest)
+    for track, figures in (("stable", STABLE), ("canary", canary)):
+        drive_points(
+            core,
+            ns,
+            f"{name}-a0-{track}",
+            len(figures),
+            lambda index, pod, figures=figures: finish_pod(
+                core, ns, pod, succeeded=True, message=scored(*figures[index])
+            ),
+            max_running=1,
+        )
+    return wait_md(
+        custom, ns, name, lambda md: (md["status"].get("canaryAnalysis") or {}).get("phase") == phase, phase
     )
 
 
@@ -119,18 +131,9 @@ def test_a_canary_under_the_quality_floor_is_rolled_back_with_its_score(
     core: client.CoreV1Api,
 ) -> None:
     ns, name = sweep_namespace, "gated-quality-low"
-    gated(custom, ns, name)
-    measure(core, ns, f"{name}-a0-stable", STABLE)
     # as fast as stable, within the SLOs, but its answers score under the floor at 8 users
-    measure(core, ns, f"{name}-a0-canary", [(99.0, 205.0, 20.0, 0.35), (590.0, 410.0, 30.0, 0.21)])
-
-    rolled = wait_md(
-        custom,
-        ns,
-        name,
-        lambda md: (md["status"].get("canaryAnalysis") or {}).get("phase") == "RolledBack",
-        "rolled back",
-    )
+    canary = [(99.0, 205.0, 20.0, 0.35), (590.0, 410.0, 30.0, 0.21)]
+    rolled = gated_stage(custom, core, ns, name, canary, "RolledBack")
     found = condition(rolled, c.COND_CANARY_ANALYSIS)
     assert found["reason"] == c.REASON_CANARY_ROLLED_BACK
     assert "at concurrency=8 the canary misses the quality floor: rougeL 0.21 < 0.3" in found["message"]
@@ -145,17 +148,8 @@ def test_a_canary_meeting_the_quality_floor_is_promoted_with_its_scores(
     core: client.CoreV1Api,
 ) -> None:
     ns, name = sweep_namespace, "gated-quality-good"
-    gated(custom, ns, name)
-    measure(core, ns, f"{name}-a0-stable", STABLE)
-    measure(core, ns, f"{name}-a0-canary", [(99.0, 205.0, 20.0, 0.41), (590.0, 410.0, 30.0, 0.38)])
-
-    promoted = wait_md(
-        custom,
-        ns,
-        name,
-        lambda md: (md["status"].get("canaryAnalysis") or {}).get("phase") == "Promoted",
-        "Promoted",
-    )
+    canary = [(99.0, 205.0, 20.0, 0.41), (590.0, 410.0, 30.0, 0.38)]
+    promoted = gated_stage(custom, core, ns, name, canary, "Promoted")
     analysis = promoted["status"]["canaryAnalysis"]
     assert [(s["weight"], s["promoted"]) for s in analysis["stages"]] == [(50, True)]
     message = analysis["stages"][0]["message"]
