@@ -170,3 +170,30 @@ def test_a_reference_set_the_target_cannot_answer_fails_the_step(tmp_path: Path)
         ValueError, match=r"quality.referenceSet: 1 of 1 requests to http://127.0.0.1:9 failed"
     ):
         score_quality(config, QualitySpec.model_validate(quality))
+
+
+def test_the_cli_scores_quality_alone_and_once_per_local_sweep(
+    fake_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`modelfleet-bench quality` sends no load, prints the scores and exits 1 on a missed floor (for a
+    pipeline to stop on); `modelfleet-bench sweep` scores the target once, after its last point."""
+    from modelfleet_serve.bench.cli import main
+
+    references = tinymodel.write_jsonl(tmp_path / "references.jsonl", [{"prompt": "p", "reference": "tok"}])
+    quality = {"referenceSet": {"uri": str(references), "metrics": ["exactMatch"], "maxNewTokens": 1}}
+    config_file = tmp_path / "point.yaml"
+    floored = {**quality, "floors": {"exactMatch": 1.0}}
+    config_file.write_text(yaml.safe_dump(point_config(fake_server, floored)))
+    assert main(["quality", "--config", str(config_file)]) == 0  # 'tok' is the one-token answer
+    assert json.loads(capsys.readouterr().out)["scores"] == {"exactMatch": 1.0}
+    longer = {**floored, "referenceSet": {**quality["referenceSet"], "maxNewTokens": 2}}
+    config_file.write_text(yaml.safe_dump(point_config(fake_server, longer)))
+    assert main(["quality", "--config", str(config_file)]) == 1  # 'tok tok' is not 'tok'
+
+    sweep = point_config(fake_server, quality, outputDir=str(tmp_path / "sweep"))
+    sweep["load"] = {"mode": "closed-loop", "concurrency": [1, 2], "requests": 4}
+    config_file.write_text(yaml.safe_dump(sweep))
+    assert main(["sweep", "--config", str(config_file)]) == 0
+    written = json.loads((tmp_path / "sweep" / "quality.json").read_text())
+    assert written["scores"] == {"exactMatch": 1.0} and written["reference_rows"] == 1
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["point-0", "point-1"]
