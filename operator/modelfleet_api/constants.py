@@ -194,6 +194,9 @@ REASON_NO_POINT_SUCCEEDED: Final = "NoPointSucceeded"
 # ModelDeployment is waited for (``ReferencesReady=False``), not failed.
 REASON_POINT_JOB_FAILED: Final = "JobFailed"
 """Point Failed: the benchmark Job failed (the message carries the pod's termination message or log tail)."""
+REASON_POINT_QUALITY_NEEDS_OPENAI: Final = "QualityNeedsOpenAI"
+"""Point Failed: the sweep scores ``quality``, which needs an OpenAI protocol, and the target speaks
+KServe v2 (a triton-trtllm ``deploymentRef`` and no ``protocol``); no Job was started."""
 REASON_POINT_RESULT_MISSING: Final = "ResultMissing"
 """Point Failed: the Job succeeded but its pod left no termination message with the point's figures."""
 REASON_POINT_RESULT_UNPARSEABLE: Final = "ResultUnparseable"
@@ -358,12 +361,13 @@ support, or not with these settings); use an engine that serves adapters or set 
 ``output.mergeAdapter``."""
 
 COND_SLOS_MET: Final = "SlosMet"
-"""BenchmarkSweep with ``slos``: some measured point meets every SLO (``bestPerSlo`` names the best)."""
+"""BenchmarkSweep with ``slos`` or ``quality.floors``: some measured point meets every SLO and every
+quality floor (``bestPerSlo`` names the best)."""
 REASON_POINTS_MEET_SLOS: Final = "PointsMeetSlos"
-"""SlosMet=True: the message says how many points meet every SLO and which is best."""
+"""SlosMet=True: the message says how many points meet every SLO (and floor) and which is best."""
 REASON_NO_POINT_MEETS_SLOS: Final = "NoPointMeetsSlos"
-"""SlosMet=False: no measured point meets every SLO, so ``bestPerSlo`` is empty; the message gives the
-closest figure measured for each SLO."""
+"""SlosMet=False: no measured point meets every SLO and floor, so ``bestPerSlo`` is empty; the message
+gives the closest figure measured for each SLO and each floor."""
 
 COMPONENT_ANALYSIS: Final = "analysis"
 """A BenchmarkSweep a ModelDeployment runs to judge its canary (``spec.canary.analysis``)."""
