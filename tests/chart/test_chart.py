@@ -136,6 +136,7 @@ OPERATOR_RULES = {
     ("http.keda.sh", "httpscaledobjects"): APPLIED,
     ("monitoring.coreos.com", "podmonitors"): APPLIED,
     ("gateway.networking.k8s.io", "httproutes"): APPLIED,
+    ("kueue.x-k8s.io", "workloads"): {"list", "watch"},
     ("", "persistentvolumeclaims"): {"list", "watch"},
     ("", "secrets"): {"list", "watch"},
 }
