@@ -70,10 +70,11 @@ FINALIZER: Final = "modelfleet.io/cleanup"
 class TrainingJobPhase(StrEnum):
     PENDING = "Pending"
     """Accepted; no worker holds a node: children not created yet, waiting for Kueue to admit (or
-    re-admit, after a preemption) the gang, a requeued gang waiting out its backoff, or waiting for the
-    runtime ServiceAccount (ServiceAccountReady=False)."""
+    re-admit, after a preemption) the gang, or waiting for the runtime ServiceAccount
+    (ServiceAccountReady=False)."""
     SCHEDULING = "Scheduling"
-    """Worker pods exist and wait for GPU nodes."""
+    """The gang waits for GPU nodes: its worker pods exist and wait to be placed, or it was released
+    after ``spec.schedulingTimeoutSeconds`` and is created again after a backoff (GangRequeued)."""
     RUNNING = "Running"
     """Every worker runs."""
     SUCCEEDED = "Succeeded"

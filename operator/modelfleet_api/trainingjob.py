@@ -193,7 +193,7 @@ class TrainingJobSpec(ApiModel):
     says what follows."""
 
     on_scheduling_timeout: SchedulingTimeoutAction = SchedulingTimeoutAction.REQUEUE
-    """After a scheduling timeout: `Requeue` (the default) puts the job back to Pending with
+    """After a scheduling timeout: `Requeue` (the default) keeps the job Scheduling with
     `Scheduled=False`, reason `GangRequeued` (the scheduler's reason and when the gang is created again)
     and creates the gang again after a backoff (`requeueBackoffSeconds`); requeues are counted in
     `status.requeues`, not against `backoffLimit`. `Fail`: the job fails with reason

@@ -581,7 +581,7 @@ def test_a_gang_not_placed_in_time_is_requeued_not_failed_and_created_again_afte
     job.reconcile()
 
     retry = now[0] + timedelta(seconds=30)
-    assert (job.status["phase"], job.status["requeues"], job.status["restarts"]) == ("Pending", 1, 0)
+    assert (job.status["phase"], job.status["requeues"], job.status["restarts"]) == ("Scheduling", 1, 0)
     assert job.status["requeueTime"] == retry.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert job.conditions()[c.COND_SCHEDULED] == ("False", c.REASON_GANG_REQUEUED)
     assert job.conditions()[c.COND_UNSCHEDULABLE] == ("True", c.REASON_GANG_REQUEUED)
@@ -597,7 +597,8 @@ def test_a_gang_not_placed_in_time_is_requeued_not_failed_and_created_again_afte
     drop_pods(kube)
     job.reconcile()
     assert ("Job", NS, "tiny") not in kube.objects and job.requeue_at == retry, "backing off"
-    assert job.status["phase"] == "Pending" and job.status["gpus"] == 0
+    assert job.status["phase"] == "Scheduling", "still waiting for nodes: the alert on Scheduling sees it"
+    assert job.status["gpus"] == 0
 
     now[0] = retry
     job.reconcile()

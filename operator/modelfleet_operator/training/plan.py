@@ -220,10 +220,12 @@ class _Planner:
         current = attempt == str(self.status.restarts) and not job["metadata"].get("deletionTimestamp")
         if current and not self._released(job):
             return False
-        self.phase(Phase.PENDING)
         self.workers(0)
         if self.status.requeue_time is not None:
+            self.phase(Phase.SCHEDULING)
             self.deadline(self.status.requeue_time)
+        else:
+            self.phase(Phase.PENDING)
         return True
 
     def _released(self, job: Manifest) -> bool:
@@ -234,8 +236,8 @@ class _Planner:
 
     def create_job(self) -> bool:
         """The worker Job, once a requeued gang's backoff is over and its runtime ServiceAccount and every
-        object the spec names exist: until then the job stays Pending, and the scheduling timeout
-        (counted from the Job's start) does not run. Suspended, for Kueue to admit, with a queue name
+        object the spec names exist: until then no scheduling timeout (counted from the Job's start)
+        runs. Suspended, for Kueue to admit, with a queue name
         when Kueue is installed."""
         if self.observed.job is not None:
             return False
@@ -275,13 +277,13 @@ class _Planner:
         return True
 
     def _backing_off(self) -> bool:
-        """A requeued gang is created again at ``status.requeueTime``; until then the job stays Pending
-        with the condition the requeue set."""
+        """A requeued gang is created again at ``status.requeueTime``; until then the job stays
+        Scheduling (it still waits for nodes) with the condition the requeue set."""
         retry = self.status.requeue_time
         if retry is None:
             return False
         if self.now < retry:
-            self.phase(Phase.PENDING)
+            self.phase(Phase.SCHEDULING)
             self.workers(0)
             self.deadline(retry)
             return True
@@ -416,7 +418,7 @@ class _Planner:
             placement=placement,
         )
         self.status.requeues, self.status.requeue_time = decision.requeues, decision.retry_at
-        self.phase(Phase.PENDING)
+        self.phase(Phase.SCHEDULING)
         self.workers(0)
         self.workers_held = 0
         self.draft.condition(c.COND_SCHEDULED, False, c.REASON_GANG_REQUEUED, decision.message)
