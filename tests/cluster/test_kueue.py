@@ -29,6 +29,7 @@ from hack.thirdparty.kueue import MANAGED_LABEL, Kueue
 from tests.cluster.conftest import OperatorProcess, get_training_job, wait_for_phase, wait_for_training_job
 from tests.cluster.conftest import condition as tj_condition
 from tests.cluster.drive import finish_workers, publish_progress, worker_pods
+from tests.cluster.manifest_cases import training_job
 from tests.cluster.thirdparty import kueue  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.cluster
@@ -325,27 +326,21 @@ def training_queue(
 
 def queued_training_job(queue: GpuQueue, name: str, priority_class: str | None = None) -> dict[str, Any]:
     """One ND96 worker with its 8 GPUs, the whole quota, submitted to the test's LocalQueue."""
-    spec: dict[str, Any] = {
-        "model": {"uri": "meta-llama/Llama-3.1-8B"},
-        "dataset": {"uri": "az://data/chat.jsonl"},
-        "output": {"uri": f"az://out/{name}"},
-        "resources": {
-            "instanceType": "Standard_ND96isr_H100_v5",
-            "nodePool": queue.pool,
-            "nodes": 1,
-            "gpusPerNode": QUOTA_GPUS,
-        },
-        "queueName": queue.local_queue,
-        "backoffLimit": 0,
+    resources = {
+        "instanceType": "Standard_ND96isr_H100_v5",
+        "nodePool": queue.pool,
+        "nodes": 1,
+        "gpusPerNode": QUOTA_GPUS,
     }
-    if priority_class:
-        spec["priorityClassName"] = priority_class
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "TrainingJob",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
+    priority = {"priorityClassName": priority_class} if priority_class else {}
+    return training_job(
+        name,
+        output={"uri": f"az://models/{name}"},
+        resources=resources,
+        queueName=queue.local_queue,
+        backoffLimit=0,
+        **priority,
+    )
 
 
 def submit(
@@ -431,7 +426,7 @@ def test_a_higher_priority_training_job_preempts_a_lower_one_which_resumes_when_
     submit(custom, queue, "low", training_queue.low)
     wait_for_phase(custom, namespace, "low", "Running", timeout=90)
     (first_worker,) = worker_pods(core, namespace, "low")
-    checkpoint = "az://out/low/checkpoints/step-40"
+    checkpoint = "az://models/low/checkpoints/step-40"
     publish_progress(core, namespace, "low", step=40, total_steps=100, loss=1.7, last_checkpoint=checkpoint)
     wait_for_training_job(
         custom,
@@ -474,3 +469,8 @@ def test_a_higher_priority_training_job_preempts_a_lower_one_which_resumes_when_
     assert (status_now["restarts"], status_now.get("failures", [])) == (0, [])
     assert status_now["progress"]["lastCheckpoint"] == checkpoint, "where the resumed runtime starts from"
     assert tj_condition(resumed, c.COND_FAILED) is None
+
+    publish_progress(core, namespace, "low", step=100, total_steps=100, loss=1.2)
+    finish_workers(core, namespace, "low", succeeded=True)
+    done = wait_for_phase(custom, namespace, "low", "Succeeded")
+    assert (done["status"]["restarts"], done["status"]["progress"]["step"]) == (0, 100)

@@ -22,6 +22,7 @@ from hack.controlplane.cluster import wait_for
 from hack.controlplane.kwok import POOLS, Pool, node_manifest
 from tests.cluster.conftest import OperatorProcess, condition, wait_for_phase, wait_for_training_job
 from tests.cluster.drive import finish_workers, running_workers, worker_pods
+from tests.cluster.manifest_cases import training_job
 
 pytestmark = pytest.mark.cluster
 
@@ -75,27 +76,22 @@ def pool(core: client.CoreV1Api, namespace: str, custom: client.CustomObjectsApi
             core.delete_node(name)
 
 
-def training_job(name: str, pool: str, nodes: int) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "TrainingJob",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"uri": "meta-llama/Llama-3.1-8B"},
-            "dataset": {"uri": "az://data/chat.jsonl"},
-            "output": {"uri": f"az://out/{name}"},
-            "resources": {
-                "instanceType": "Standard_ND96isr_H100_v5",
-                "nodePool": pool,
-                "nodes": nodes,
-                "gpusPerNode": 8,
-            },
-            "schedulingTimeoutSeconds": TIMEOUT_SECONDS,
-            "requeueBackoffSeconds": 1,
-            "maxRequeueBackoffSeconds": 2,
-            "backoffLimit": 0,
+def requeuing_job(name: str, pool: str, nodes: int) -> dict[str, Any]:
+    """``nodes`` ND96 workers on ``pool``, quick to time out and to requeue."""
+    return training_job(
+        name,
+        output={"uri": f"az://models/{name}"},
+        resources={
+            "instanceType": "Standard_ND96isr_H100_v5",
+            "nodePool": pool,
+            "nodes": nodes,
+            "gpusPerNode": 8,
         },
-    }
+        schedulingTimeoutSeconds=TIMEOUT_SECONDS,
+        requeueBackoffSeconds=1,
+        maxRequeueBackoffSeconds=2,
+        backoffLimit=0,
+    )
 
 
 def create(custom: client.CustomObjectsApi, namespace: str, manifest: dict[str, Any]) -> None:
@@ -133,7 +129,7 @@ def test_a_half_placed_gang_is_released_requeued_and_placed_when_a_node_joins(
     batch: client.BatchV1Api,
     pool: GpuPool,
 ) -> None:
-    create(custom, namespace, training_job("wide", pool.name, nodes=2))
+    create(custom, namespace, requeuing_job("wide", pool.name, nodes=2))
     (placed,) = running_workers(core, namespace, "wide", 1)  # one node: one worker fits, one waits
     first_job = batch.read_namespaced_job("wide", namespace).metadata.uid
 
@@ -175,9 +171,9 @@ def test_a_gang_waiting_behind_another_job_is_requeued_until_that_job_finishes(
     core: client.CoreV1Api,
     pool: GpuPool,
 ) -> None:
-    create(custom, namespace, training_job("first", pool.name, nodes=1))
+    create(custom, namespace, requeuing_job("first", pool.name, nodes=1))
     running_workers(core, namespace, "first", 1)
-    create(custom, namespace, training_job("second", pool.name, nodes=1))
+    create(custom, namespace, requeuing_job("second", pool.name, nodes=1))
 
     waiting = wait_for_training_job(
         custom,

@@ -305,6 +305,7 @@ def test_indexes_are_read_by_owner_and_by_name() -> None:
 
 
 def test_a_kueue_workload_is_indexed_by_its_jobs_uid_with_only_its_conditions() -> None:
+    reserved = {"type": "QuotaReserved", "status": "False", "reason": "Pending", "message": "no quota"}
     workload = {
         "apiVersion": "kueue.x-k8s.io/v1beta2",
         "kind": "Workload",
@@ -316,30 +317,12 @@ def test_a_kueue_workload_is_indexed_by_its_jobs_uid_with_only_its_conditions() 
         "spec": {"podSets": [{"name": "main", "count": 2, "template": {"spec": {"containers": []}}}]},
         "status": {
             "conditions": [
-                {
-                    "type": "QuotaReserved",
-                    "status": "False",
-                    "reason": "Pending",
-                    "message": "insufficient unused quota",
-                    "lastTransitionTime": "2026-11-22T09:00:00Z",
-                    "observedGeneration": 1,
-                }
+                {**reserved, "lastTransitionTime": "2026-11-22T09:00:00Z", "observedGeneration": 1}
             ]
         },
     }
-    summary = {
-        "metadata": {"name": "job-tj-1a2b3"},
-        "status": {
-            "conditions": [
-                {
-                    "type": "QuotaReserved",
-                    "status": "False",
-                    "reason": "Pending",
-                    "message": "insufficient unused quota",
-                }
-            ]
-        },
-    }
+    summary = {"metadata": {"name": "job-tj-1a2b3"}, "status": {"conditions": [reserved]}}
+
     assert workload_keys(workload) == {("ns", "job-uid"): summary}
     indexed = {key: [value] for key, value in workload_keys(workload).items()}  # kopf keeps a collection
     assert Indexes({WORKLOADS_BY_JOB: indexed}).workload("ns", "job-uid") == summary
