@@ -237,8 +237,7 @@ class _Planner:
     def create_job(self) -> bool:
         """The worker Job, once a requeued gang's backoff is over and its runtime ServiceAccount and every
         object the spec names exist: until then no scheduling timeout (counted from the Job's start)
-        runs. Suspended, for Kueue to admit, with a queue name
-        when Kueue is installed."""
+        runs. With a queue name and Kueue installed, the Job is created suspended for Kueue to admit."""
         if self.observed.job is not None:
             return False
         if self._backing_off():
