@@ -69,10 +69,12 @@ FINALIZER: Final = "modelfleet.io/cleanup"
 # ---- phases -----------------------------------------------------------------------------------
 class TrainingJobPhase(StrEnum):
     PENDING = "Pending"
-    """Accepted; children not created yet (or waiting for Kueue admission, or for the runtime
-    ServiceAccount: ServiceAccountReady=False)."""
+    """Accepted; no worker holds a node: children not created yet, waiting for Kueue to admit (or
+    re-admit, after a preemption) the gang, or waiting for the runtime ServiceAccount
+    (ServiceAccountReady=False)."""
     SCHEDULING = "Scheduling"
-    """Worker pods exist and wait for GPU nodes."""
+    """The gang waits for GPU nodes: its worker pods exist and wait to be placed, or it was released
+    after ``spec.schedulingTimeoutSeconds`` and is created again after a backoff (GangRequeued)."""
     RUNNING = "Running"
     """Every worker runs."""
     SUCCEEDED = "Succeeded"
@@ -138,15 +140,30 @@ REASON_ALL_WORKERS_SCHEDULED: Final = "AllWorkersScheduled"
 REASON_WAITING_FOR_CAPACITY: Final = "WaitingForCapacity"
 """Scheduled=False: some worker pods are unschedulable (no free GPU node of the instance type yet)."""
 REASON_WAITING_FOR_ADMISSION: Final = "WaitingForAdmission"
-"""Scheduled=False: the Job waits for Kueue to admit it (``spec.queueName``)."""
+"""Scheduled=False: the Job waits, suspended, for Kueue to admit it (``spec.queueName``); the message
+quotes Kueue's reason (its Workload's QuotaReserved condition, e.g. insufficient unused quota)."""
+REASON_PREEMPTED: Final = "Preempted"
+"""Scheduled=False and Running=False: Kueue preempted the admitted gang (its Workload's Evicted=True,
+reason Preempted) for a workload of higher priority: it suspended the Job, whose workers were stopped
+(each saving a checkpoint in its grace period). The gang resumes from the latest checkpoint when Kueue
+admits it again; not counted against ``spec.backoffLimit``."""
+REASON_EVICTED_BY_KUEUE: Final = "EvictedByKueue"
+"""Scheduled=False and Running=False: Kueue evicted the admitted gang for another reason than a
+preemption (the message quotes Kueue's reason and message); as ``Preempted`` otherwise."""
+REASON_GANG_REQUEUED: Final = "GangRequeued"
+"""Scheduled=False and Unschedulable=True (``spec.onSchedulingTimeout: Requeue``): the workers were not
+all placed within ``spec.schedulingTimeoutSeconds``; the gang was released (its Job deleted, so none
+holds a node) and is created again after a backoff (``status.requeueTime``). Counted in
+``status.requeues``, not against ``spec.backoffLimit``."""
 REASON_SCHEDULING_TIMEOUT: Final = "SchedulingTimeout"
-"""Scheduled=False, Unschedulable=True and Failed=True: workers stayed unschedulable longer than
-``spec.schedulingTimeoutSeconds``; the Job was deleted so no half-started gang holds GPUs."""
+"""Scheduled=False, Unschedulable=True and Failed=True (``spec.onSchedulingTimeout: Fail``): workers
+stayed unschedulable longer than ``spec.schedulingTimeoutSeconds``; the Job was deleted so no
+half-started gang holds GPUs."""
 
 COND_UNSCHEDULABLE: Final = "Unschedulable"
 """TrainingJob: the scheduler cannot place some workers; the message is the scheduler's own (e.g.
 ``Insufficient nvidia.com/gpu``). Reasons: WaitingForCapacity while within the scheduling timeout,
-SchedulingTimeout after it, AllWorkersScheduled once it clears."""
+GangRequeued or SchedulingTimeout after it, AllWorkersScheduled once it clears."""
 
 COND_RUNNING: Final = "Running"
 """TrainingJob: every worker runs and training makes progress."""

@@ -137,6 +137,7 @@ OPERATOR_RULES = {
     ("monitoring.coreos.com", "podmonitors"): APPLIED,
     ("azmonitoring.coreos.com", "podmonitors"): APPLIED,
     ("gateway.networking.k8s.io", "httproutes"): APPLIED,
+    ("kueue.x-k8s.io", "workloads"): {"list", "watch"},
     ("", "persistentvolumeclaims"): {"list", "watch"},
     ("", "secrets"): {"list", "watch"},
 }

@@ -368,6 +368,16 @@ TRAINING_JOB_MISTAKES: list[Case] = [
         "spec.schedulingTimeoutSeconds: Invalid value",
     ),
     (
+        "retry-on-scheduling-timeout",
+        edit(TJ, spec__onSchedulingTimeout="Retry"),
+        'spec.onSchedulingTimeout: Unsupported value: "Retry"',
+    ),
+    (
+        "requeue-backoff-above-its-maximum",
+        edit(TJ, spec__requeueBackoffSeconds=600, spec__maxRequeueBackoffSeconds=60),
+        "spec.maxRequeueBackoffSeconds: Invalid value",
+    ),
+    (
         "lora-dropout-1",
         edit(TJ, spec__method={"type": "lora", "lora": {"dropout": 1.0}}),
         "spec.method.lora.dropout: Invalid value",

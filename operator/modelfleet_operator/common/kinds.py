@@ -105,6 +105,8 @@ SECRET = Kind("v1", "Secret", "secrets")
 PERSISTENT_VOLUME_CLAIM = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
 PRIORITY_CLASS = Kind("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", namespaced=False)
 TRAINING_JOB = Kind(API_VERSION, "TrainingJob", "trainingjobs")
+KUEUE_WORKLOAD = Kind("kueue.x-k8s.io/v1beta2", "Workload", "workloads")
+"""What Kueue made of a worker Job it manages (``spec.queueName``): read, never written."""
 MODEL_DEPLOYMENT = Kind(API_VERSION, "ModelDeployment", "modeldeployments", wave=1)
 BENCHMARK_SWEEP = Kind(API_VERSION, "BenchmarkSweep", "benchmarksweeps")
 
