@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 from modelfleet_api.base import ApiModel, CelRule
 from modelfleet_api.evaluation import LmEvalTasks, ReferenceSetScoring
 from modelfleet_api.scoring import LM_EVAL_PREFIX
-from modelfleet_api.storage import PodFileUri
+from modelfleet_api.storage import FileUri
 
 MAX_FLOORS = 8
 FLOOR_NAME = r"^[A-Za-z0-9_.:/-]{1,128}$"
@@ -36,9 +36,10 @@ class ReferenceSet(ReferenceSetScoring):
     `openai-chat`, the prompt as it is with `openai-completions`), answered greedily (temperature 0, at
     most `maxNewTokens`), and the answers are scored against the references."""
 
-    uri: PodFileUri
-    """The reference set: a JSONL file, or a directory of them (read in name order); a path in the pod
-    or Azure Blob storage (a file, or a prefix of files), downloaded with the pod's identity."""
+    uri: FileUri
+    """The reference set: a JSONL file, or a directory of them (read in name order); a path in the pod,
+    a claim (`pvc://CLAIM/PATH`: each point pod mounts it read-only) or Azure Blob storage (a file, or
+    a prefix of files), downloaded with the pod's identity."""
 
 
 class EndpointLmEval(LmEvalTasks):
@@ -48,9 +49,10 @@ class EndpointLmEval(LmEvalTasks):
     through `local-completions` (every task kind; log-likelihood tasks need an engine that returns
     prompt log-probabilities, `echo` with `logprobs`, and the model's tokenizer)."""
 
-    tasks_uri: PodFileUri | None = None
-    """A directory of task definitions (the harness's YAML files) and the data they read, in the pod or
-    under an Azure Blob prefix; `data_files` paths in them are read relative to this directory."""
+    tasks_uri: FileUri | None = None
+    """A directory of task definitions (the harness's YAML files) and the data they read: in the pod, on
+    a claim (`pvc://CLAIM/PATH`, mounted read-only) or under an Azure Blob prefix; `data_files` paths in
+    them are read relative to this directory."""
 
 
 class QualitySpec(ApiModel):
@@ -108,6 +110,12 @@ class QualitySpec(ApiModel):
                 f"referenceSet.metrics, or {LM_EVAL_PREFIX}/<task>/<metric> of a task in lmEval.tasks"
             )
         return self
+
+    def files(self) -> list[str]:
+        """The URIs of the files the point pods read to score."""
+        uris = [self.reference_set.uri if self.reference_set is not None else None]
+        uris.append(self.lm_eval.tasks_uri if self.lm_eval is not None else None)
+        return [uri for uri in uris if uri is not None]
 
     def computes(self, name: str) -> bool:
         """Whether `name` is a score this section computes (the floors' rule)."""

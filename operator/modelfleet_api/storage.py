@@ -72,8 +72,8 @@ MODEL_SOURCES = frozenset(UriKind)
 FILE_SOURCES = frozenset({UriKind.LOCAL, UriKind.PVC, UriKind.BLOB})
 BLOB_ONLY = frozenset({UriKind.BLOB})
 POD_FILES = frozenset({UriKind.LOCAL, UriKind.BLOB})
-"""What a benchmark pod reads from a sweep's spec (it mounts no claim of the sweep's: only the served
-model's, to read its tokenizer)."""
+"""What a benchmark pod reads from a sweep's workload (it mounts only the claims of the served model, to
+read its tokenizer, and of the quality section's files)."""
 TOKENIZERS = frozenset({UriKind.LOCAL, UriKind.HUB})
 """What `AutoTokenizer.from_pretrained` reads as given."""
 

@@ -2173,9 +2173,9 @@ BENCHMARK_SWEEP_MISTAKES += [
         ("spec.quality.floors.rougeL", "should be greater than or equal to 0"),
     ),
     (
-        "quality-reference-set-on-a-claim",
-        edit(BS, spec__quality={"referenceSet": {"uri": "pvc://evals/qa.jsonl"}}),
-        ("spec.quality.referenceSet.uri", URI_POD_FILES),
+        "quality-reference-set-from-the-hub",
+        edit(BS, spec__quality={"referenceSet": {"uri": "org/qa-set"}}),
+        ("spec.quality.referenceSet.uri", URI_FILES),
     ),
     (
         "quality-over-kserve",

@@ -5,6 +5,7 @@ quality (floor and regression against stable, with the figures that decided)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from modelfleet_api.sweep_template import SweepTemplate
 from modelfleet_operator.benchmark.policies.best import Verdict, best_per_slo, slo_verdict
 from modelfleet_operator.serving.policies.canary import Decision, decide
 from modelfleet_serve.bench.metrics import summarize
-from modelfleet_serve.bench.quality import QualityScores
+from modelfleet_serve.bench.quality import QualityScores, local_copy
 from modelfleet_serve.bench.results import TERMINATION_MESSAGE_LIMIT, point_metrics, termination_message
 from pydantic import ValidationError
 
@@ -55,6 +56,16 @@ def test_floors_must_name_scores_the_section_computes() -> None:
         QualitySpec.model_validate({"referenceSet": REFERENCES, "floors": {f"x{i}": 1.0 for i in range(9)}})
     with pytest.raises(ValidationError, match="quality needs something to score"):
         QualitySpec.model_validate({"floors": {}})
+
+
+def test_a_reference_set_on_a_claim_is_read_where_the_operator_mounts_it(tmp_path: Path) -> None:
+    """``pvc://CLAIM/PATH`` is read at the claim's mount (the point pod mounts it read-only); a path in
+    the pod as it is; neither is downloaded."""
+    assert local_copy("pvc://evals/qa/refs.jsonl", "quality.referenceSet.uri", tmp_path) == Path(
+        "/mnt/pvc/evals/qa/refs.jsonl"
+    )
+    assert local_copy("/data/refs.jsonl", "quality.referenceSet.uri", tmp_path) == Path("/data/refs.jsonl")
+    assert not any(tmp_path.iterdir())
 
 
 def test_quality_is_scored_over_an_openai_protocol_only() -> None:

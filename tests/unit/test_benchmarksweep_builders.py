@@ -8,6 +8,7 @@ from modelfleet_api.benchmark import Slos
 from modelfleet_api.benchmarksweep import BenchmarkSweepSpec, PointStatus
 from modelfleet_api.common import SecretKeyRef
 from modelfleet_api.constants import PointPhase
+from modelfleet_api.quality import QualitySpec
 from modelfleet_api.serving import EngineType
 from modelfleet_api.sweepplot import PANELS, PlotPoint, render_html
 from modelfleet_operator.benchmark import builders
@@ -317,7 +318,7 @@ def test_a_point_reads_the_tokenizer_of_a_model_on_a_claim_from_that_claim_mount
         tokenizer="pvc://work/output",
     )
     assert builders.runtime_config(OWNER, SPEC, point, endpoint).tokenizer == "/mnt/pvc/work/output"
-    claims = builders.tokenizer_claims(SPEC, endpoint)
+    claims = builders.read_claims(SPEC, endpoint)
     assert claims == {"work": True}
     pod = builders.point_job(OWNER, point, image="bench:1", api_key_secret=None, claims=claims)["spec"][
         "template"
@@ -333,10 +334,29 @@ def test_a_point_reads_the_tokenizer_of_a_model_on_a_claim_from_that_claim_mount
     }
     named = SPEC.model_copy(update={"tokenizer": "/tokenizers/llama"})
     assert builders.runtime_config(OWNER, named, point, endpoint).tokenizer == "/tokenizers/llama"
-    assert builders.tokenizer_claims(named, endpoint) == {}
+    assert builders.read_claims(named, endpoint) == {}
     in_blob = Endpoint(**{**endpoint.__dict__, "tokenizer": "az://models/tiny"})
     assert builders.runtime_config(OWNER, SPEC, point, in_blob).tokenizer is None
-    assert builders.tokenizer_claims(SPEC, in_blob) == {}
+    assert builders.read_claims(SPEC, in_blob) == {}
+
+
+def test_the_quality_sections_files_on_claims_are_mounted_read_only_beside_the_models() -> None:
+    """A reference set (or lm-eval task directory) on a claim is read where the claim is mounted: the
+    point pod mounts it read-only, once even when the model's tokenizer is on the same claim."""
+    endpoint = Endpoint(
+        url="http://chat.ml.svc.cluster.local:8000/v1",
+        served_model="tiny",
+        engine=EngineType.TRANSFORMERS,
+        tokenizer="pvc://work/output",
+    )
+    quality = {
+        "referenceSet": {"uri": "pvc://evals/qa.jsonl"},
+        "lmEval": {"tasks": ["t"], "tasksUri": "pvc://work/tasks"},
+    }
+    scored = SPEC.model_copy(update={"quality": QualitySpec.model_validate(quality)})
+    assert builders.read_claims(scored, endpoint) == {"work": True, "evals": True}
+    named = scored.model_copy(update={"tokenizer": "/tokenizers/llama"})
+    assert builders.read_claims(named, endpoint) == {"evals": True, "work": True}
 
 
 def test_a_point_against_a_deployment_the_http_add_on_routes_sends_through_the_interceptor() -> None:

@@ -47,7 +47,8 @@ BENCH_CONTAINER = "bench"
 CONFIG_VOLUME = "config"
 RESULTS_VOLUME = "results"
 MODEL_VOLUME_PREFIX = "model-pvc"
-"""Volumes of the claims a point pod reads the model's tokenizer from: ``model-pvc-N``."""
+"""Volumes of the claims a point pod reads (the model's tokenizer, the quality section's files):
+``model-pvc-N``, the operator's claim volumes in every pod."""
 RESULTS_DIR = contract.BENCH_RESULTS_DIR
 RESULTS_KEY = "results.json"
 """Key of the results ConfigMap holding every point's status as a JSON list."""
@@ -161,7 +162,7 @@ def results_uri(owner: Owner, spec: BenchmarkSweepSpec, point: Point) -> str | N
 
 def model_tokenizer(model_uri: str) -> str | None:
     """Where a point pod reads the served model's tokenizer: a hub id or a path in the pod as is, a
-    ``pvc://`` model where its claim is mounted (``tokenizer_claims``); None for blob storage, which the
+    ``pvc://`` model where its claim is mounted (``read_claims``); None for blob storage, which the
     pod does not download from (a synthetic workload then needs the sweep's ``tokenizer``, and the
     point's pod says so)."""
     kind = kind_of(model_uri)
@@ -170,10 +171,12 @@ def model_tokenizer(model_uri: str) -> str | None:
     return model_uri if kind is UriKind.HUB else None
 
 
-def tokenizer_claims(spec: BenchmarkSweepSpec, endpoint: Endpoint) -> dict[str, bool]:
-    """The claim a point pod mounts (read-only) to read a ``pvc://`` model's tokenizer, unless the
-    sweep names its own tokenizer."""
-    return {} if spec.tokenizer else pvc_claims([endpoint.tokenizer])
+def read_claims(spec: BenchmarkSweepSpec, endpoint: Endpoint) -> dict[str, bool]:
+    """The claims a point pod mounts (read-only): a ``pvc://`` model's, to read its tokenizer (unless the
+    sweep names its own), and those of the quality section's ``pvc://`` files."""
+    tokenizer = [] if spec.tokenizer else [endpoint.tokenizer]
+    quality = spec.quality.files() if spec.quality is not None else []
+    return pvc_claims([*tokenizer, *quality])
 
 
 def runtime_config(
@@ -234,7 +237,7 @@ def point_job(
     resources: ClientResources | None = None,
 ) -> Manifest:
     """One load point (``pod_template``: the sweep's additions to its pod; ``claims``: the claims it
-    mounts, ``tokenizer_claims``; ``resources``: the sweep's ``clientResources``). ``backoffLimit: 0``:
+    mounts, ``read_claims``; ``resources``: the sweep's ``clientResources``). ``backoffLimit: 0``:
     a rerun would measure a different moment of the server, so a failed point is recorded as failed
     rather than retried."""
     claim_volumes, claim_mounts = pvc_volumes(claims or {}, MODEL_VOLUME_PREFIX)

@@ -262,7 +262,7 @@ class _Planner:
                 api_key_secret=endpoint.api_key_secret,
                 identity=self.settings.identity,
                 pod_template=self.spec.pod_template,
-                claims=builders.tokenizer_claims(self.spec, endpoint),
+                claims=builders.read_claims(self.spec, endpoint),
                 resources=self.spec.client_resources,
             )
             self.apply.append(job)

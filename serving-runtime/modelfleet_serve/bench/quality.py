@@ -30,6 +30,7 @@ import httpx
 from modelfleet_api import scoring
 from modelfleet_api.benchmark import BenchmarkRuntimeConfig, Protocol
 from modelfleet_api.quality import EndpointLmEval, PointQuality, QualitySpec, ReferenceSet, floor_misses
+from modelfleet_api.storage import FILE_SOURCES, StorageUri, UriKind, kind_of
 
 from modelfleet_serve import blob
 from modelfleet_serve.bench import datasets
@@ -93,8 +94,11 @@ def score_quality(config: BenchmarkRuntimeConfig, spec: QualitySpec) -> QualityS
 
 
 def local_copy(uri: str, field: str, workdir: Path) -> Path:
-    """The file or directory at `uri` here: a path in the pod as it is; from Azure Blob, a `.jsonl` blob
-    or every blob under a prefix, downloaded into `workdir`."""
+    """The file or directory at `uri` here: a path in the pod as it is; on a claim, where the operator
+    mounted it; from Azure Blob, a `.jsonl` blob or every blob under a prefix, downloaded into
+    `workdir`."""
+    if kind_of(uri, FILE_SOURCES) is UriKind.PVC:
+        return StorageUri(uri, UriKind.PVC).local_path()
     location = blob.parse_blob_uri(uri, field)
     if location is None:
         return Path(uri.removeprefix("file://"))
