@@ -3,7 +3,7 @@
 Examples become token ids plus labels in which every position the loss must ignore is -100:
 instruction data keeps only the response (or the assistant turns of a chat) in the labels, so the
 model learns to answer rather than to repeat prompts. Preference pairs keep prompt+chosen and
-prompt+rejected side by side for DPO.
+prompt+rejected side by side for DPO and reward models.
 """
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from modelfleet_api.training import DatasetFields, DatasetFormat, DatasetSource, TrainingMethod
+from modelfleet_api.training import (
+    PREFERENCE_METHODS,
+    DatasetFields,
+    DatasetFormat,
+    DatasetSource,
+    TrainingMethod,
+)
 
 from modelfleet_train import storage
 from modelfleet_train.node_cache import NodeCache
@@ -167,7 +173,7 @@ def tokenize(raw: Any, tokenizer: Any, method: TrainingMethod, fields: DatasetFi
     documents longer than `max_length` become several sequences."""
 
     def one(row: dict[str, Any]) -> dict[str, list[int]]:
-        if method == TrainingMethod.DPO:
+        if method in PREFERENCE_METHODS:
             return preference(
                 tokenizer, row[fields.prompt], row[fields.chosen], row[fields.rejected], max_length
             )
@@ -186,7 +192,7 @@ def tokenize(raw: Any, tokenizer: Any, method: TrainingMethod, fields: DatasetFi
     if method == TrainingMethod.PRETRAIN:
         return raw.map(documents, batched=True, remove_columns=raw.column_names, desc="tokenize")
     tokenized = raw.map(one, remove_columns=raw.column_names, desc="tokenize")
-    label_columns = ["chosen_labels", "rejected_labels"] if method == TrainingMethod.DPO else ["labels"]
+    label_columns = ["chosen_labels", "rejected_labels"] if method in PREFERENCE_METHODS else ["labels"]
     return tokenized.filter(lambda row: all(any(t != IGNORE_INDEX for t in row[c]) for c in label_columns))
 
 
@@ -218,7 +224,7 @@ def rank_share(raw: Any, rank: int, world_size: int) -> Any:
 
 
 def _required_columns(method: TrainingMethod, fields: DatasetFields) -> list[str]:
-    if method == TrainingMethod.DPO:
+    if method in PREFERENCE_METHODS:
         return [fields.prompt, fields.chosen, fields.rejected]
     if method == TrainingMethod.PRETRAIN:
         return [fields.text]

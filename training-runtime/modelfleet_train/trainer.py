@@ -98,15 +98,15 @@ class Trainer:
             self.ctx.world_size,
         )
         if self.ctx.is_local_main:  # one download per node; the other ranks then read the cache
-            resolve(self.config.model)
-            resolve(tokenizer_source(self.config.model))
+            resolve(self.config.base_model)
+            resolve(tokenizer_source(self.config.base_model))
             for source in self._data_sources():
                 if source.format != DatasetFormat.HF:
                     data.materialize(source.uri, cache_root())
         if self.ctx.is_main:  # what the final model's scores read: checked before any training
             final.check_ready(self.config, cache_root())
         distributed.barrier()
-        tokenizer = load_tokenizer(self.config.model)
+        tokenizer = load_tokenizer(self.config.base_model)
         dataset, held_out = self._datasets(tokenizer)
         batch_size = self.hp.per_device_batch_size
         sampler = data.ResumableSampler(
@@ -121,7 +121,7 @@ class Trainer:
             1, self.hp.epochs * sampler.batches_per_epoch // self.hp.gradient_accumulation_steps
         )
         strategy = self._strategy(total_steps, tokenizer)
-        objective = build_objective(self.config, self._reference)
+        objective = build_objective(self.config, self._reference, tokenizer.pad_token_id)
 
         checkpointer = Checkpointer(
             open_store(checkpoint_uri(self.config), pod_scratch(cache_root()) / "checkpoint-staging"),
@@ -270,7 +270,8 @@ class Trainer:
         if self.config.evaluation is None:
             return None
         point, best = history.point_at(written), history.status.best
-        metrics = {"accuracy": point.accuracy} if point is not None and point.accuracy is not None else {}
+        figures = {"accuracy": point.accuracy, "margin": point.margin} if point is not None else {}
+        metrics = {name: value for name, value in figures.items() if value is not None}
         return EvaluationSummary(
             eval_loss=point.loss if point else None,
             perplexity=point.perplexity if point else None,
@@ -316,7 +317,9 @@ class Trainer:
         if self.config.method.backend == AdapterBackend.UNSLOTH:
             model = unsloth_model(self.config, dtype)
         else:
-            model = load_model(self.config.model, dtype, self.ctx.device, path, tokenizer)
+            model = load_model(
+                self.config.base_model, self.config.method.type, dtype, self.ctx.device, path, tokenizer
+            )
             model = prepare_model(model, self.config)
         reference = frozen_reference(model, self.config)
         self._reference = strategy.wrap_frozen(reference) if reference is not None else None
@@ -522,7 +525,12 @@ class _Reporting:
         )
         self.trackers.log_step(
             point.step,
-            {"loss": point.loss, "perplexity": point.perplexity, "accuracy": point.accuracy},
+            {
+                "loss": point.loss,
+                "perplexity": point.perplexity,
+                "accuracy": point.accuracy,
+                "margin": point.margin,
+            },
             section=EVAL_SECTION,
         )
         if self.last:
