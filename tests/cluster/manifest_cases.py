@@ -12,7 +12,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.unit.test_api_models import good_benchmark_sweep, good_model_deployment, good_training_job
+from tests.unit.test_api_models import (
+    example_manifests,
+    good_benchmark_sweep,
+    good_model_deployment,
+    good_training_job,
+)
 
 DELETE = object()
 """``edit`` value that removes the key."""
@@ -2315,3 +2320,10 @@ VALID += [
     ),
     ("tj-lm-eval-only", training_job("scored", evaluation={"lmEval": {"tasks": ["hellaswag"]}})),
 ]
+
+VALID += [
+    (f"example-{path.stem}-{manifest['kind'].lower()}-{manifest['metadata']['name']}", manifest)
+    for path, manifest in example_manifests()
+    if path.name.startswith("trainingjob-")
+]
+"""The TrainingJob examples (the other kinds' are applied by their controllers' cluster tests)."""
