@@ -222,6 +222,15 @@ class DatasetSpec(DatasetSource):
     """Pack several short examples into one sequence of `sequenceLength` tokens (attention kept per
     example)."""
 
+    streaming: bool = False
+    """Read the rows as training consumes them instead of loading the whole set first: each rank opens
+    only its own files (a `jsonl` or `parquet` directory of a multiple of the world size's files; else
+    every rank reads the file and keeps every world-size-th row), shuffles them in a buffer of
+    10,000 rows reseeded every pass, and tokenizes only those. A stream has no length, so
+    `hyperparameters.maxSteps` says when training ends; a rank that reaches the end of its share
+    starts a new pass over it. A resumed run reads what each rank had consumed of its current pass
+    again without training on it (exact; it costs the reading and tokenizing time)."""
+
 
 class LoraSpec(ApiModel):
     r: int = Field(default=16, ge=1, le=1024)

@@ -357,6 +357,25 @@ class TrainingJobSpec(ApiModel):
         ),
         *TOKENIZER_RULES,
         CelRule(
+            rule="!self.dataset.streaming || has(self.hyperparameters.maxSteps)",
+            message="a streamed data set has no length to count epochs by: set hyperparameters.maxSteps",
+            field_path=".hyperparameters.maxSteps",
+            reason="FieldValueRequired",
+        ),
+        CelRule(
+            rule="!self.dataset.streaming || !has(self.evaluation) || !has(self.evaluation.holdoutFraction)",
+            message="evaluation.holdoutFraction picks rows of the whole data set, which streaming never "
+            "loads: hold out a data set of its own with evaluation.dataset",
+            field_path=".evaluation.holdoutFraction",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="!self.dataset.streaming || self.method.type != 'tokenizer'",
+            message="method tokenizer reads the data set once on one worker: streaming does not apply",
+            field_path=".dataset.streaming",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
             rule="self.output.select != 'best' || (has(self.evaluation) && "
             "(has(self.evaluation.holdoutFraction) || has(self.evaluation.dataset)))",
             message="output.select best picks the checkpoint with the lowest held-out loss: set "

@@ -310,6 +310,30 @@ TRAINING_JOB_MISTAKES: list[Case] = [
         ),
         ("spec.output.mergeAdapter: Forbidden", "or dpo or reward with method.lora"),
     ),
+    # streamed data
+    (
+        "streaming-by-epochs",
+        edit(
+            TJ,
+            spec__dataset={"uri": "az://data/shards/", "streaming": True},
+            spec__hyperparameters={"epochs": 2},
+        ),
+        ("spec.hyperparameters.maxSteps: Required value", "a streamed data set has no length"),
+    ),
+    (
+        "streaming-with-a-held-out-fraction",
+        edit(
+            TJ,
+            spec__dataset={"uri": "az://data/shards/", "streaming": True},
+            spec__evaluation={"holdoutFraction": 0.05},
+        ),
+        ("spec.evaluation.holdoutFraction: Forbidden", "hold out a data set of its own"),
+    ),
+    (
+        "tokenizer-streaming",
+        edit(TOKENIZER_JOB, spec__dataset={"uri": "az://data/corpus.jsonl", "streaming": True}),
+        ("spec.dataset.streaming: Forbidden", "method tokenizer reads the data set once"),
+    ),
     # tokenizer training
     ("model-left-out", edit(TJ, spec__model=DELETE), ("spec.model: Required value", "model is required")),
     (
@@ -1498,6 +1522,16 @@ VALID: list[tuple[str, dict[str, Any]]] = [
             strategy={"type": "fsdp"},
             evaluation={"holdoutFraction": 0.05, "intervalSteps": 100},
             output={"uri": "pvc://runs/reward/final", "mergeAdapter": True, "select": "best"},
+        ),
+    ),
+    (
+        "tj-streamed-hub-pretraining-held-out-on-its-own-set",
+        training_job(
+            "streamed",
+            dataset={"uri": "HuggingFaceFW/fineweb-edu", "format": "hf", "split": "train", "streaming": True},
+            method={"type": "pretrain"},
+            hyperparameters={"maxSteps": 100_000},
+            evaluation={"dataset": {"uri": "pvc://data/held-out.jsonl"}, "intervalSteps": 1000},
         ),
     ),
     (

@@ -164,6 +164,9 @@ TRAINING_PARITY: list[tuple[str, str]] = [
     ("tokenizer-tracked-in-mlflow", "tracking"),
     ("tokenizer-packing", "dataset.packing"),
     ("tokenizer-reading-chat-messages", "dataset.fields.messages"),
+    ("streaming-by-epochs", "hyperparameters.maxSteps"),
+    ("streaming-with-a-held-out-fraction", "evaluation.holdoutFraction"),
+    ("tokenizer-streaming", "dataset.streaming"),
 ]
 
 EXTRA_TRAINING_CASES: dict[str, dict[str, Any]] = {

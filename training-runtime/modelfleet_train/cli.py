@@ -54,6 +54,7 @@ def setup_logging(rank: int) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("modelfleet_train.model_init").setLevel(logging.INFO)  # every rank: its weights path
+    logging.getLogger("modelfleet_train.streaming").setLevel(logging.INFO)  # every rank: the rows it reads
 
 
 def main(argv: list[str] | None = None) -> int:

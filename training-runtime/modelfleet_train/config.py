@@ -303,6 +303,23 @@ def _data_problems(config: TrainingRuntimeConfig) -> list[Problem]:
         problems.append(
             Problem("dataset.packing", "method tokenizer reads the raw text; packing does not apply")
         )
+    if dataset.streaming and config.hyperparameters.max_steps is None:
+        problems.append(
+            Problem(
+                "hyperparameters.maxSteps", "a streamed data set has no length to count epochs by: set it"
+            )
+        )
+    if dataset.streaming and config.evaluation is not None and config.evaluation.holdout_fraction is not None:
+        problems.append(
+            Problem(
+                "evaluation.holdoutFraction",
+                "picks rows of the whole data set, which streaming never loads: use evaluation.dataset",
+            )
+        )
+    if dataset.streaming and method == TrainingMethod.TOKENIZER:
+        problems.append(
+            Problem("dataset.streaming", "method tokenizer reads the data set once on one worker")
+        )
     if dataset.fields.messages and method in {
         TrainingMethod.PRETRAIN,
         TrainingMethod.TOKENIZER,

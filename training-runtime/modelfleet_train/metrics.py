@@ -58,7 +58,7 @@ class StepRecord:
     tokens_per_second: float
     samples_per_second: float
     mfu: float | None
-    epoch: float
+    epoch: float | None
     tokens: int
     """Non-padding tokens of this step over all ranks."""
     step_seconds: float
