@@ -40,8 +40,24 @@ def scores(model_dir: Path, rows: list[dict[str, str]]) -> tuple[list[float], li
     return chosen, rejected
 
 
-def preference_rows(tiny: TinyAssets) -> list[dict[str, str]]:
-    return [json.loads(line) for line in tiny.preferences.read_text().splitlines()]
+def assert_every_pair_ranked_chosen_first(model_dir: Path, tiny: TinyAssets) -> None:
+    rows = [json.loads(line) for line in tiny.preferences.read_text().splitlines()]
+    chosen, rejected = scores(model_dir, rows)
+    ranked = sum(c > r for c, r in zip(chosen, rejected, strict=True))
+    assert ranked == len(chosen), f"{ranked}/{len(chosen)} pairs ranked chosen first"
+
+
+def reward_config(
+    tiny: TinyAssets, output: Path, method: dict[str, Any], learning_rate: float
+) -> dict[str, Any]:
+    """Twelve steps on the tiny preference pairs at a constant learning rate."""
+    config = runtime_config(
+        tiny, output, method=method, dataset={"uri": str(tiny.preferences), "format": "jsonl"}
+    )
+    config["hyperparameters"].update(
+        maxSteps=12, learningRate=learning_rate, lrSchedule="constant", sequenceLength=64
+    )
+    return config
 
 
 def test_a_reward_model_learns_to_rank_chosen_answers_first_and_is_saved_with_its_score_head(
@@ -49,14 +65,8 @@ def test_a_reward_model_learns_to_rank_chosen_answers_first_and_is_saved_with_it
 ) -> None:
     """Two DDP ranks, full weights, a held-out eighth of the pairs."""
     output = tmp_path / "out"
-    config = runtime_config(
-        tiny,
-        output,
-        method={"type": "reward"},
-        dataset={"uri": str(tiny.preferences), "format": "jsonl"},
-        evaluation={"holdoutFraction": 0.125, "intervalSteps": 6},
-    )
-    config["hyperparameters"].update(maxSteps=12, learningRate=1e-3, lrSchedule="constant", sequenceLength=64)
+    config = reward_config(tiny, output, {"type": "reward"}, learning_rate=1e-3)
+    config["evaluation"] = {"holdoutFraction": 0.125, "intervalSteps": 6}
     run_training(config, tmp_path)
 
     steps = metrics(output, "step")
@@ -71,10 +81,7 @@ def test_a_reward_model_learns_to_rank_chosen_answers_first_and_is_saved_with_it
     assert evaluations[-1]["accuracy"] == 1.0 and evaluations[-1]["margin"] > 0
     assert evaluations[-1]["perplexity"] is None  # a pairwise loss has none
     assert evaluations[-1]["loss"] < evaluations[0]["loss"]
-
-    chosen, rejected = scores(output, preference_rows(tiny))
-    ranked = sum(c > r for c, r in zip(chosen, rejected, strict=True))
-    assert ranked == len(chosen), f"{ranked}/{len(chosen)} pairs ranked chosen first"
+    assert_every_pair_ranked_chosen_first(output, tiny)
 
 
 def test_a_lora_reward_model_trains_its_score_head_and_merges_into_a_full_reward_model(
@@ -84,14 +91,9 @@ def test_a_lora_reward_model_trains_its_score_head_and_merges_into_a_full_reward
     from safetensors.torch import load_file
 
     output = tmp_path / "out"
-    config = runtime_config(
-        tiny,
-        output,
-        method={"type": "reward", "lora": {"r": 8, "alpha": 16, "dropout": 0.0}},
-        dataset={"uri": str(tiny.preferences), "format": "jsonl"},
-    )
+    lora = {"r": 8, "alpha": 16, "dropout": 0.0}
+    config = reward_config(tiny, output, {"type": "reward", "lora": lora}, learning_rate=1e-2)
     config["output"]["mergeAdapter"] = True
-    config["hyperparameters"].update(maxSteps=12, learningRate=1e-2, lrSchedule="constant", sequenceLength=64)
     config["topology"] = {"nodes": 1, "gpusPerNode": 1}
     run_training(config, tmp_path, nproc=1)
 
@@ -100,6 +102,4 @@ def test_a_lora_reward_model_trains_its_score_head_and_merges_into_a_full_reward
     saved = load_file(output / "adapter_model.safetensors")
     assert any(".score." in name for name in saved), sorted(saved)
     assert json.loads((output / "adapter_config.json").read_text())["task_type"] == "SEQ_CLS"
-    chosen, rejected = scores(output / "merged", preference_rows(tiny))
-    ranked = sum(c > r for c, r in zip(chosen, rejected, strict=True))
-    assert ranked == len(chosen), f"{ranked}/{len(chosen)} pairs ranked chosen first"
+    assert_every_pair_ranked_chosen_first(output / "merged", tiny)
