@@ -105,6 +105,31 @@ def instruction_rows(count: int = 256, seed: int = 0) -> list[dict[str, Any]]:
     return [{"prompt": p, "response": r} for p, r in sentences(count, seed)]
 
 
+REFERENCE_ROWS = 8
+
+
+def write_reference_set(path: Path) -> Path:
+    """Prompts with their expected answers (``prompt``, ``response``), drawn like the training rows but
+    with another seed, for a BenchmarkSweep's ``quality.referenceSet``."""
+    return write_jsonl(path, instruction_rows(REFERENCE_ROWS, seed=1))
+
+
+def reference_quality(uri: str) -> dict[str, Any]:
+    """A sweep's ``quality`` section over the reference set at ``uri``: each point pod scores its
+    target's greedy answers by ROUGE-L. The floor of 0 shows the scoring and its judgement without
+    gating on what a tiny model answers."""
+    return {
+        "referenceSet": {
+            "uri": uri,
+            "referenceField": "response",
+            "metrics": ["rougeL"],
+            "maxNewTokens": 16,
+            "maxRows": REFERENCE_ROWS,
+        },
+        "floors": {"rougeL": 0.0},
+    }
+
+
 def chat_rows(count: int = 256, seed: int = 0) -> list[dict[str, Any]]:
     return [
         {"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": r}]}

@@ -161,6 +161,10 @@ class Demo:
         tokenizer = tinymodel.train_tokenizer()
         tinymodel.make_model(tokenizer, save_dir=self.work_dir / "model")
         tinymodel.write_jsonl(self.work_dir / "data" / "train.jsonl", tinymodel.instruction_rows(256))
+        tinymodel.write_reference_set(self.work_dir / "references.jsonl")
         create_host_claim(self.core, NAMESPACE, WORK_CLAIM, self.work_dir)
-        banner(f"claim {WORK_CLAIM}: a tiny Llama and 256 examples made here, in {self.work_dir}")
+        banner(
+            f"claim {WORK_CLAIM}: a tiny Llama, 256 examples and {tinymodel.REFERENCE_ROWS} reference answers"
+            f" made here, in {self.work_dir}"
+        )
         show(self.plane, "get", "pvc", "-n", NAMESPACE)

@@ -16,6 +16,7 @@ import httpx
 import yaml
 from modelfleet_api import constants as c
 
+from hack import tinymodel
 from hack.controlplane.cluster import REPO_ROOT, wait_for
 from hack.demo.cluster import NAMESPACE, WORK_CLAIM, Demo, banner, show
 
@@ -57,12 +58,14 @@ ANALYSIS = {
         "slos": {"e2eP95Ms": 60000},
         # both tracks (500m each) and both tracks' point pods share the node's 2 CPUs
         "clientResources": {"cpu": "250m", "memory": "1Gi"},
+        "quality": tinymodel.reference_quality(f"{WORK}/references.jsonl"),
     },
     "stages": [{"weight": 50, "durationSeconds": 0}, {"weight": 100, "durationSeconds": 0}],
     "maxRegressionPercent": 50,
 }
-"""The canary's gated promotion: at 50 % then 100 % of the traffic, each track measured by a point pod;
-the canary may be at most half as good as stable (a shared CPU measures both tracks at once)."""
+"""The canary's gated promotion: at 50 % then 100 % of the traffic, each track measured by a point pod,
+which also scores the track's answers to the reference set; the canary may be at most half as good as
+stable (a shared CPU measures both tracks at once)."""
 
 
 def _apply_example(demo: Demo, example: str, spec_overrides: dict[str, Any], name: str | None = None) -> None:
@@ -277,6 +280,16 @@ def canary(demo: Demo) -> None:
     wait_for(decided, 900, f"the canary analysis of {DEPLOYMENT} to decide", interval=2)
     analysis = demo.get("modeldeployments", DEPLOYMENT)["status"]["canaryAnalysis"]
     print(f"the canary was {analysis['phase']}: it now serves {analysis['weight']} % of the requests")
+    last = analysis["stages"][-1]["stage"]
+    for track in (c.TRACK_STABLE, c.TRACK_CANARY):
+        points = (
+            demo.get("benchmarksweeps", f"{DEPLOYMENT}-a{last}-{track}").get("status", {}).get("points", [])
+        )
+        scores = [p["quality"]["scores"] for p in points if p.get("quality")]
+        print(
+            f"{track}'s answers to the reference set at the last stage, as its point pod scored them: "
+            f"{scores}"
+        )
     show(demo.plane, "get", "modeldeployment", DEPLOYMENT, "-n", NAMESPACE)
     show(
         demo.plane,

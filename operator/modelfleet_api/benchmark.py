@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from modelfleet_api.base import ApiModel, CelRule
 from modelfleet_api.common import SET, HttpUrl, MlflowUri
+from modelfleet_api.quality import QualitySpec
 from modelfleet_api.storage import BLOB_ONLY, PodFileUri, TokenizerUri, uri_check, uri_constraints
 
 
@@ -591,6 +592,19 @@ WORKLOAD_LOAD_RULES = (
 )
 """Rules between the workload, the load and the protocol, on a sweep's spec and on a point's config."""
 
+QUALITY_NEEDS_OPENAI = (
+    "quality is scored through the OpenAI API (KServe v2 has no temperature to ask for greedy answers, "
+    "and lm-eval's clients speak OpenAI): set protocol openai-chat or openai-completions"
+)
+QUALITY_PROTOCOL_RULE = CelRule(
+    rule="!has(self.quality) || !has(self.protocol) || self.protocol in "
+    f"[{', '.join(repr(str(p)) for p in sorted(OPENAI_PROTOCOLS))}]",
+    message=QUALITY_NEEDS_OPENAI,
+    field_path=".quality",
+    reason="FieldValueForbidden",
+)
+"""The protocols quality is scored over, on a sweep's spec (a point's config checks ``quality_problem``)."""
+
 
 def workload_load_problem(
     workload: Workload, arrival: ArrivalProcess, protocol: Protocol | None
@@ -603,6 +617,13 @@ def workload_load_problem(
         )
     if arrival is ArrivalProcess.TRACE and workload.trace is None:
         return "load.arrival: trace sends requests at a trace's recorded offsets: it needs workload.trace"
+    return None
+
+
+def quality_problem(quality: QualitySpec | None, protocol: Protocol) -> str | None:
+    """What ``QUALITY_PROTOCOL_RULE`` refuses, for a point's protocol once the target resolved it."""
+    if quality is not None and protocol not in OPENAI_PROTOCOLS:
+        return f"quality: {QUALITY_NEEDS_OPENAI}, not {protocol}"
     return None
 
 
@@ -660,9 +681,14 @@ class BenchmarkRuntimeConfig(ApiModel):
     """The engine's Prometheus metrics, read before and after the measured phase for its prefix-cache
     hit rate; unset: `<targetUrl>/metrics` (vLLM, SGLang and TGI serve them on the API port)."""
 
+    quality: QualitySpec | None = None
+    """Score the target's answers after the load phase (OpenAI protocols only); the scores go into
+    results.json and the termination message."""
+
     @model_validator(mode="after")
     def _workload_fits_load(self) -> Self:
         problem = workload_load_problem(self.workload, self.load.arrival, self.protocol)
+        problem = problem or quality_problem(self.quality, self.protocol)
         if problem is not None:
             raise ValueError(problem)
         return self

@@ -33,6 +33,7 @@ from modelfleet_api.constants import BenchmarkSweepPhase, PointPhase
 from modelfleet_api.cost import CostStatus
 from modelfleet_api.modeldeployment import CPU_ENGINES, CPU_ENGINES_CEL, ModelDeploymentSpec
 from modelfleet_api.pods import BenchmarkPodTemplate
+from modelfleet_api.quality import PointQuality
 from modelfleet_api.resource import (
     AGE_COLUMN,
     DNS_LABEL_MAX,
@@ -240,6 +241,15 @@ class SweepSinks(Sinks):
     benchmark pods have `AZURE_STORAGE_ACCOUNT`. The benchmark pods upload with workload identity."""
 
 
+_NO_TRITON_TEMPLATE = (
+    "self.targets.all(t, !has(t.template) || "
+    "!((has(t.axes) && has(t.axes.engine) && size(t.axes.engine) > 0) ? "
+    "t.axes.engine.exists(e, e == 'triton-trtllm') : t.template.engine.type == 'triton-trtllm'))"
+)
+"""CEL: no template target expands to a triton-trtllm deployment (which speaks KServe v2 unless the
+sweep sets a protocol)."""
+
+
 class BenchmarkSweepSpec(SweepTemplate):
     """What to measure, how hard, and where results go."""
 
@@ -281,13 +291,17 @@ class BenchmarkSweepSpec(SweepTemplate):
         ),
         no_local_mlflow_store("sinks.mlflow.trackingUri"),
         CelRule(
-            rule="!has(self.workload.multiTurn) || has(self.protocol) || "
-            "self.targets.all(t, !has(t.template) || "
-            "!((has(t.axes) && has(t.axes.engine) && size(t.axes.engine) > 0) ? "
-            "t.axes.engine.exists(e, e == 'triton-trtllm') : t.template.engine.type == 'triton-trtllm'))",
+            rule=f"!has(self.workload.multiTurn) || has(self.protocol) || {_NO_TRITON_TEMPLATE}",
             message="multi-turn conversations need the openai-chat protocol, and a template target running "
             "triton-trtllm speaks KServe v2: set protocol openai-chat or measure triton apart",
             field_path=".workload.multiTurn",
+        ),
+        CelRule(
+            rule=f"!has(self.quality) || has(self.protocol) || {_NO_TRITON_TEMPLATE}",
+            message="quality is scored through the OpenAI API, and a template target running triton-trtllm "
+            "speaks KServe v2: set protocol openai-chat or openai-completions, or measure triton apart",
+            field_path=".quality",
+            reason="FieldValueForbidden",
         ),
         *SweepTemplate.cel_rules,
     )
@@ -353,6 +367,9 @@ class PointMetrics(ApiModel):
     """Sinks that failed for this point, each `SINK: error` (cut short); the figures are recorded all
     the same."""
 
+    quality: PointQuality | None = None
+    """Quality scores of the target's answers, measured after the load phase (with `quality`)."""
+
 
 class PointStatus(PointMetrics):
     """One measured (target, lengths, load level) point."""
@@ -406,8 +423,8 @@ class PointStatus(PointMetrics):
 
 class BestPoint(ApiModel):
     slo: str
-    """`all`: the best point meeting every SLO; `throughput` for the highest throughput regardless of
-    SLOs."""
+    """`all`: the best point meeting every SLO (and every `quality.floors` entry); `throughput` for the
+    highest throughput regardless of SLOs and quality."""
 
     point: int = Field(ge=0)
     """Index of the point."""
@@ -529,8 +546,9 @@ class BenchmarkSweepStatus(ApiModel):
     """Every point with its summary metrics."""
 
     best_per_slo: list[BestPoint] = Field(default_factory=list)
-    """The highest-throughput point that meets every SLO (`all`); empty when no point does (condition
-    `SlosMet` then says so, with the closest figures measured). It never names a point failing an SLO."""
+    """The highest-throughput point that meets every SLO and every quality floor (`all`); empty when no
+    point does (condition `SlosMet` then says so, with the closest figures measured). It never names a
+    point failing an SLO or a floor."""
 
     best_throughput: BestPoint | None = None
     """Highest output-token throughput of any point, SLOs aside."""

@@ -45,7 +45,8 @@ class CanaryAnalysis(ApiModel):
 
     max_regression_percent: float = Field(default=10.0, ge=0.0, le=100.0)
     """How much worse than stable the canary may be at a load level: output tokens per second at most
-    this much lower, the p95 of each SLO metric at most this much higher."""
+    this much lower, the p95 of each SLO metric at most this much higher, and with `benchmark.quality`
+    each quality score both tracks measured at most this much lower (the same margin)."""
 
     cel_rules = (
         CelRule(

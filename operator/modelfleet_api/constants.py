@@ -69,10 +69,12 @@ FINALIZER: Final = "modelfleet.io/cleanup"
 # ---- phases -----------------------------------------------------------------------------------
 class TrainingJobPhase(StrEnum):
     PENDING = "Pending"
-    """Accepted; children not created yet (or waiting for Kueue admission, or for the runtime
-    ServiceAccount: ServiceAccountReady=False)."""
+    """Accepted; no worker holds a node: children not created yet, waiting for Kueue to admit (or
+    re-admit, after a preemption) the gang, or waiting for the runtime ServiceAccount
+    (ServiceAccountReady=False)."""
     SCHEDULING = "Scheduling"
-    """Worker pods exist and wait for GPU nodes."""
+    """The gang waits for GPU nodes: its worker pods exist and wait to be placed, or it was released
+    after ``spec.schedulingTimeoutSeconds`` and is created again after a backoff (GangRequeued)."""
     RUNNING = "Running"
     """Every worker runs."""
     SUCCEEDED = "Succeeded"
@@ -138,15 +140,30 @@ REASON_ALL_WORKERS_SCHEDULED: Final = "AllWorkersScheduled"
 REASON_WAITING_FOR_CAPACITY: Final = "WaitingForCapacity"
 """Scheduled=False: some worker pods are unschedulable (no free GPU node of the instance type yet)."""
 REASON_WAITING_FOR_ADMISSION: Final = "WaitingForAdmission"
-"""Scheduled=False: the Job waits for Kueue to admit it (``spec.queueName``)."""
+"""Scheduled=False: the Job waits, suspended, for Kueue to admit it (``spec.queueName``); the message
+quotes Kueue's reason (its Workload's QuotaReserved condition, e.g. insufficient unused quota)."""
+REASON_PREEMPTED: Final = "Preempted"
+"""Scheduled=False and Running=False: Kueue preempted the admitted gang (its Workload's Evicted=True,
+reason Preempted) for a workload of higher priority: it suspended the Job, whose workers were stopped
+(each saving a checkpoint in its grace period). The gang resumes from the latest checkpoint when Kueue
+admits it again; not counted against ``spec.backoffLimit``."""
+REASON_EVICTED_BY_KUEUE: Final = "EvictedByKueue"
+"""Scheduled=False and Running=False: Kueue evicted the admitted gang for another reason than a
+preemption (the message quotes Kueue's reason and message); as ``Preempted`` otherwise."""
+REASON_GANG_REQUEUED: Final = "GangRequeued"
+"""Scheduled=False and Unschedulable=True (``spec.onSchedulingTimeout: Requeue``): the workers were not
+all placed within ``spec.schedulingTimeoutSeconds``; the gang was released (its Job deleted, so none
+holds a node) and is created again after a backoff (``status.requeueTime``). Counted in
+``status.requeues``, not against ``spec.backoffLimit``."""
 REASON_SCHEDULING_TIMEOUT: Final = "SchedulingTimeout"
-"""Scheduled=False, Unschedulable=True and Failed=True: workers stayed unschedulable longer than
-``spec.schedulingTimeoutSeconds``; the Job was deleted so no half-started gang holds GPUs."""
+"""Scheduled=False, Unschedulable=True and Failed=True (``spec.onSchedulingTimeout: Fail``): workers
+stayed unschedulable longer than ``spec.schedulingTimeoutSeconds``; the Job was deleted so no
+half-started gang holds GPUs."""
 
 COND_UNSCHEDULABLE: Final = "Unschedulable"
 """TrainingJob: the scheduler cannot place some workers; the message is the scheduler's own (e.g.
 ``Insufficient nvidia.com/gpu``). Reasons: WaitingForCapacity while within the scheduling timeout,
-SchedulingTimeout after it, AllWorkersScheduled once it clears."""
+GangRequeued or SchedulingTimeout after it, AllWorkersScheduled once it clears."""
 
 COND_RUNNING: Final = "Running"
 """TrainingJob: every worker runs and training makes progress."""
@@ -194,6 +211,9 @@ REASON_NO_POINT_SUCCEEDED: Final = "NoPointSucceeded"
 # ModelDeployment is waited for (``ReferencesReady=False``), not failed.
 REASON_POINT_JOB_FAILED: Final = "JobFailed"
 """Point Failed: the benchmark Job failed (the message carries the pod's termination message or log tail)."""
+REASON_POINT_QUALITY_NEEDS_OPENAI: Final = "QualityNeedsOpenAI"
+"""Point Failed: the sweep scores ``quality``, which needs an OpenAI protocol, and the target speaks
+KServe v2 (a triton-trtllm ``deploymentRef`` and no ``protocol``); no Job was started."""
 REASON_POINT_RESULT_MISSING: Final = "ResultMissing"
 """Point Failed: the Job succeeded but its pod left no termination message with the point's figures."""
 REASON_POINT_RESULT_UNPARSEABLE: Final = "ResultUnparseable"
@@ -361,12 +381,13 @@ REASON_NOT_A_MODEL: Final = "NotAModel"
 point at a job that trained a model (a later job reads the tokenizer with ``model.tokenizerUri``)."""
 
 COND_SLOS_MET: Final = "SlosMet"
-"""BenchmarkSweep with ``slos``: some measured point meets every SLO (``bestPerSlo`` names the best)."""
+"""BenchmarkSweep with ``slos`` or ``quality.floors``: some measured point meets every SLO and every
+quality floor (``bestPerSlo`` names the best)."""
 REASON_POINTS_MEET_SLOS: Final = "PointsMeetSlos"
-"""SlosMet=True: the message says how many points meet every SLO and which is best."""
+"""SlosMet=True: the message says how many points meet every SLO (and floor) and which is best."""
 REASON_NO_POINT_MEETS_SLOS: Final = "NoPointMeetsSlos"
-"""SlosMet=False: no measured point meets every SLO, so ``bestPerSlo`` is empty; the message gives the
-closest figure measured for each SLO."""
+"""SlosMet=False: no measured point meets every SLO and floor, so ``bestPerSlo`` is empty; the message
+gives the closest figure measured for each SLO and each floor."""
 
 COMPONENT_ANALYSIS: Final = "analysis"
 """A BenchmarkSweep a ModelDeployment runs to judge its canary (``spec.canary.analysis``)."""

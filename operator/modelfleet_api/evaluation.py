@@ -46,13 +46,9 @@ class GenerationMetric(StrEnum):
     EXACT_MATCH = "exactMatch"
 
 
-class GenerationEvalSpec(ApiModel):
-    """Generation metrics of the final model on a reference set: each prompt is answered greedily (in the
-    prompt format training used: the tokenizer's chat template when it has one) and the answers are
-    scored against the references."""
-
-    uri: FileUri
-    """The reference set: a JSONL file (or a directory of them) on a PVC, in blob storage or in the pod."""
+class ReferenceSetScoring(ApiModel):
+    """How a reference set's rows are read and their answers scored: shared by a TrainingJob's
+    `evaluation.generation` and a BenchmarkSweep's `quality.referenceSet`, which score the same way."""
 
     prompt_field: str = Field(default="prompt", min_length=1, max_length=256)
     """Column holding the prompt."""
@@ -76,6 +72,15 @@ class GenerationEvalSpec(ApiModel):
     max_rows: int | None = Field(default=None, ge=1, le=1_000_000)
     """Score only the first this many rows; unset: all of them."""
 
+
+class GenerationEvalSpec(ReferenceSetScoring):
+    """Generation metrics of the final model on a reference set: each prompt is answered greedily (in the
+    prompt format training used: the tokenizer's chat template when it has one) and the answers are
+    scored against the references."""
+
+    uri: FileUri
+    """The reference set: a JSONL file (or a directory of them) on a PVC, in blob storage or in the pod."""
+
     batch_size: int = Field(default=8, ge=1, le=1024)
     """Prompts generated at once."""
 
@@ -86,8 +91,9 @@ LM_EVAL_TASK = TextFormat(
 )
 
 
-class LmEvalSpec(ApiModel):
-    """lm-evaluation-harness tasks run on the final model by rank 0."""
+class LmEvalTasks(ApiModel):
+    """Which lm-evaluation-harness tasks run and on how many documents: shared by a TrainingJob's
+    `evaluation.lmEval` and a BenchmarkSweep's `quality.lmEval`."""
 
     tasks: list[Annotated[str, LM_EVAL_TASK.field(256), LM_EVAL_TASK.check()]] = Field(
         min_length=1, max_length=64, json_schema_extra={"x-kubernetes-list-type": "set"}
@@ -95,15 +101,19 @@ class LmEvalSpec(ApiModel):
     """Task (or group, or tag) names: the harness's own (their data sets are read from the Hugging Face
     hub, or its cache) or those defined in `tasksUri`."""
 
-    tasks_uri: FileUri | None = None
-    """A directory of task definitions (the harness's YAML files) and the data they read; `data_files`
-    paths in them are read relative to this directory."""
-
     num_fewshot: int | None = Field(default=None, ge=0, le=100)
     """Few-shot examples per prompt; unset: each task's own setting."""
 
     limit: int | None = Field(default=None, ge=1, le=10_000_000)
     """Evaluate only the first this many documents of each task; unset: all of them."""
+
+
+class LmEvalSpec(LmEvalTasks):
+    """lm-evaluation-harness tasks run on the final model by rank 0."""
+
+    tasks_uri: FileUri | None = None
+    """A directory of task definitions (the harness's YAML files) and the data they read; `data_files`
+    paths in them are read relative to this directory."""
 
     batch_size: int = Field(default=1, ge=1, le=1024)
     """Requests scored at once."""

@@ -313,6 +313,17 @@ class ModelDeploymentSpec(ApiModel):
         *engine_on_cpu_rules("engine"),
         *engine_on_cpu_rules("canary.engine", unless="!has(self.canary) || !has(self.canary.engine) || "),
         CelRule(
+            rule="!has(self.canary) || !has(self.canary.analysis) || "
+            "!has(self.canary.analysis.benchmark.quality) || has(self.canary.analysis.benchmark.protocol) || "
+            "(self.engine.type != 'triton-trtllm' && "
+            "(!has(self.canary.engine) || self.canary.engine.type != 'triton-trtllm'))",
+            message="canary.analysis.benchmark.quality is scored through the OpenAI API, and a track running "
+            "triton-trtllm speaks KServe v2: set canary.analysis.benchmark.protocol openai-chat or "
+            "openai-completions",
+            field_path=".canary.analysis.benchmark.quality",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
             rule="!(has(self.replicas) && has(self.autoscaling))",
             message="set either replicas or autoscaling, not both",
             field_path=".replicas",

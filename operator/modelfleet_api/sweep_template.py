@@ -10,14 +10,17 @@ from pydantic import Field, model_validator
 
 from modelfleet_api.base import ApiModel, CelRule
 from modelfleet_api.benchmark import (
+    QUALITY_PROTOCOL_RULE,
     WORKLOAD_LOAD_RULES,
     LoadPattern,
     Protocol,
     Slos,
     Workload,
+    quality_problem,
     workload_load_problem,
 )
 from modelfleet_api.common import PositiveQuantity, ServiceAccountName
+from modelfleet_api.quality import QualitySpec
 from modelfleet_api.storage import TokenizerUri
 
 SEARCH_NEEDS_SLOS = CelRule(
@@ -54,6 +57,12 @@ class SweepTemplate(ApiModel):
     slos: Slos = Field(default_factory=Slos)
     """Objectives that define goodput and the best point."""
 
+    quality: QualitySpec | None = None
+    """Score each target's answers too: each point's pod, after its load phase, scores the target
+    through the same endpoint (a reference set, lm-eval tasks, or both; those requests are not in the
+    latency figures), and reports the scores in `status.points[].quality`. With `floors`, the best point
+    and a canary's promotion also need the scores at or above them. Needs an OpenAI protocol."""
+
     protocol: Protocol | None = None
     """Wire protocol; unset: `kserve-v2-http` for Triton targets, `openai-chat` for the others."""
 
@@ -75,12 +84,18 @@ class SweepTemplate(ApiModel):
     else the namespace's `default`. Deployments expanded from `targets[].template` take the
     template's own `serviceAccountName`."""
 
-    cel_rules: ClassVar[tuple[CelRule, ...]] = (SEARCH_NEEDS_SLOS, *WORKLOAD_LOAD_RULES)
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        SEARCH_NEEDS_SLOS,
+        *WORKLOAD_LOAD_RULES,
+        QUALITY_PROTOCOL_RULE,
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         problem = workload_load_problem(self.workload, self.load.arrival, self.protocol)
         if problem is not None:
+            raise ValueError(problem)
+        if self.protocol is not None and (problem := quality_problem(self.quality, self.protocol)):
             raise ValueError(problem)
         if self.load.search is not None and not any(
             getattr(self.slos, name) is not None for name in Slos.model_fields

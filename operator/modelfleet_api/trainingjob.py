@@ -8,6 +8,7 @@ the models as ``cel_rules`` and end up in the CRD, so the API server rejects a b
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from pydantic import Field
 
@@ -115,6 +116,18 @@ changing them would silently restart the run with a different world size or a di
 Suspend the job first (phase Suspended), change them, then resume."""
 
 ACTIVE_PHASES: tuple[TrainingJobPhase, ...] = (TrainingJobPhase.SCHEDULING, TrainingJobPhase.RUNNING)
+
+MAX_REQUEUE_BACKOFF_SECONDS = 86_400
+"""A day: the longest wait before a requeued gang is created again."""
+
+
+class SchedulingTimeoutAction(StrEnum):
+    """What follows when a gang's workers were not all placed within `schedulingTimeoutSeconds`."""
+
+    REQUEUE = "Requeue"
+    """Release the gang and create it again after a backoff."""
+    FAIL = "Fail"
+    """Release the gang and fail the job."""
 
 
 def unchanged(path: str) -> str:
@@ -233,8 +246,26 @@ class TrainingJobSpec(ApiModel):
     """Gang restarts (after a worker failure, an eviction or a stall) before the job is Failed."""
 
     scheduling_timeout_seconds: int = Field(default=1800, ge=0, le=604800)
-    """Fail with `SchedulingTimeout` if the workers cannot all be placed within this time (0: wait
-    forever)."""
+    """How long the workers may take to all be placed on nodes (0: no limit), counted from the worker
+    Job's creation, or with `queueName` from Kueue's admission. A half-placed gang holds GPUs and trains
+    nothing (torchrun waits for every rank), so when the time is up the gang is released: its worker
+    Job is deleted with its pods, and the nodes the placed ones held are free. `onSchedulingTimeout`
+    says what follows."""
+
+    on_scheduling_timeout: SchedulingTimeoutAction = SchedulingTimeoutAction.REQUEUE
+    """After a scheduling timeout: `Requeue` (the default) keeps the job Scheduling with
+    `Scheduled=False`, reason `GangRequeued` (the scheduler's reason and when the gang is created again)
+    and creates the gang again after a backoff (`requeueBackoffSeconds`); requeues are counted in
+    `status.requeues`, not against `backoffLimit`. `Fail`: the job fails with reason
+    `SchedulingTimeout`."""
+
+    requeue_backoff_seconds: int = Field(default=60, ge=1, le=MAX_REQUEUE_BACKOFF_SECONDS)
+    """Wait before a requeued gang is created again, after the job's first requeue; it doubles with
+    each requeue, up to `maxRequeueBackoffSeconds`. The default is Kueue's for its own requeues
+    (`waitForPodsReady.requeuingStrategy.backoffBaseSeconds`)."""
+
+    max_requeue_backoff_seconds: int = Field(default=3600, ge=1, le=MAX_REQUEUE_BACKOFF_SECONDS)
+    """The longest wait before a requeued gang is created again (Kueue's default `backoffMaxSeconds`)."""
 
     stall_timeout_seconds: int = Field(default=1800, ge=0, le=604800)
     """Restart the gang (reason `Stalled`) when every worker runs but no training step was reported for
@@ -256,10 +287,16 @@ class TrainingJobSpec(ApiModel):
     """Delete the TrainingJob this many seconds after it Succeeded or Failed; unset: keep it."""
 
     priority_class_name: ObjectName | None = None
-    """PriorityClass of the worker pods (lets important jobs preempt others)."""
+    """PriorityClass of the worker pods (lets important jobs preempt others). With `queueName`, Kueue
+    takes the gang's priority from it too, and preempts lower-priority gangs as its ClusterQueue's
+    `preemption` policy allows."""
 
     queue_name: LabelName | None = None
-    """Kueue LocalQueue to submit the workers to (label `kueue.x-k8s.io/queue-name`); unset: no Kueue."""
+    """Kueue LocalQueue to submit the workers to (label `kueue.x-k8s.io/queue-name`); unset: no Kueue.
+    When Kueue is installed the worker Job is created suspended and Kueue admits the gang as a whole
+    once its quota fits (`Scheduled=False`, reason `WaitingForAdmission`, until then); a gang Kueue
+    preempts is stopped (`Preempted`) and resumes from its latest checkpoint when admitted again,
+    without counting against `backoffLimit`."""
 
     service_account_name: ServiceAccountName | None = None
     """ServiceAccount the worker pods run as, e.g. a workload-identity one federated with the runtime
@@ -287,6 +324,12 @@ class TrainingJobSpec(ApiModel):
             "job reads the tokenizer with model.tokenizerUri)",
             field_path=".model",
             reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="self.maxRequeueBackoffSeconds >= self.requeueBackoffSeconds",
+            message="maxRequeueBackoffSeconds bounds the wait that starts at requeueBackoffSeconds: it must "
+            "be at least requeueBackoffSeconds",
+            field_path=".maxRequeueBackoffSeconds",
         ),
         no_local_mlflow_store("tracking.mlflowUri"),
         *(
@@ -509,6 +552,13 @@ class TrainingJobStatus(ApiModel):
 
     restarts: int = Field(default=0, ge=0)
     """Gang restarts so far (counted against `backoffLimit`)."""
+
+    requeues: int = Field(default=0, ge=0)
+    """Times the gang was released for not being placed within `schedulingTimeoutSeconds` and queued
+    again (`onSchedulingTimeout: Requeue`); not counted against `backoffLimit`."""
+
+    requeue_time: datetime | None = None
+    """When the requeued gang is created again; unset while the job has a gang."""
 
     termination_grace_period_seconds: int | None = Field(default=None, ge=0)
     """The grace period the current attempt's workers got (`spec.terminationGracePeriodSeconds`, or

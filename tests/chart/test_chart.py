@@ -135,7 +135,9 @@ OPERATOR_RULES = {
     ("keda.sh", "scaledobjects"): APPLIED,
     ("http.keda.sh", "httpscaledobjects"): APPLIED,
     ("monitoring.coreos.com", "podmonitors"): APPLIED,
+    ("azmonitoring.coreos.com", "podmonitors"): APPLIED,
     ("gateway.networking.k8s.io", "httproutes"): APPLIED,
+    ("kueue.x-k8s.io", "workloads"): {"list", "watch"},
     ("", "persistentvolumeclaims"): {"list", "watch"},
     ("", "secrets"): {"list", "watch"},
 }

@@ -92,6 +92,9 @@ class OperatorProcess:
             )
         wait_for(self._healthy, operator_run.START_TIMEOUT, f"the operator's /healthz (log: {self.log_path})")
 
+    def is_running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def _healthy(self) -> bool:
         assert self._process is not None
         if self._process.poll() is not None:

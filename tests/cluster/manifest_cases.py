@@ -539,6 +539,16 @@ TRAINING_JOB_MISTAKES: list[Case] = [
         "spec.schedulingTimeoutSeconds: Invalid value",
     ),
     (
+        "retry-on-scheduling-timeout",
+        edit(TJ, spec__onSchedulingTimeout="Retry"),
+        'spec.onSchedulingTimeout: Unsupported value: "Retry"',
+    ),
+    (
+        "requeue-backoff-above-its-maximum",
+        edit(TJ, spec__requeueBackoffSeconds=600, spec__maxRequeueBackoffSeconds=60),
+        "spec.maxRequeueBackoffSeconds: Invalid value",
+    ),
+    (
         "lora-dropout-1",
         edit(TJ, spec__method={"type": "lora", "lora": {"dropout": 1.0}}),
         "spec.method.lora.dropout: Invalid value",
@@ -2353,6 +2363,117 @@ VALID += [
         ),
     ),
     ("tj-lm-eval-only", training_job("scored", evaluation={"lmEval": {"tasks": ["hellaswag"]}})),
+]
+
+# ---- quality of a sweep's targets (and a canary analysis') --------------------------------------------
+REFERENCE_SET = {"uri": "az://evals/qa.jsonl", "metrics": ["rougeL", "exactMatch"]}
+QUALITY = {"referenceSet": REFERENCE_SET, "floors": {"rougeL": 0.3}}
+TRITON_TEMPLATE = {**TEMPLATE, "engine": {"type": "triton-trtllm"}}
+BENCHMARK_SWEEP_MISTAKES += [
+    (
+        "quality-scoring-nothing",
+        edit(BS, spec__quality={"floors": {}}),
+        ("spec.quality.referenceSet: Required value", "quality needs something to score"),
+    ),
+    (
+        "quality-floor-on-a-metric-not-computed",
+        edit(BS, spec__quality={"referenceSet": REFERENCE_SET, "floors": {"bleu": 20}}),
+        ("spec.quality.floors: Invalid value", "each key must name a score this section computes"),
+    ),
+    (
+        "quality-floor-on-a-task-not-run",
+        edit(
+            BS,
+            spec__quality={"lmEval": {"tasks": ["arc_easy"]}, "floors": {"lm-eval/gsm8k/exact_match": 0.5}},
+        ),
+        ("spec.quality.floors: Invalid value", "lm-eval/<task>/<metric> of a task in lmEval.tasks"),
+    ),
+    (
+        "quality-floor-name-with-a-space",
+        edit(
+            BS,
+            spec__quality={"lmEval": {"tasks": ["arc_easy"]}, "floors": {"lm-eval/arc_easy/acc norm": 0.5}},
+        ),
+        ("spec.quality.floors: Invalid value", "each key is a metric name of at most 128 letters"),
+    ),
+    (
+        "quality-floor-below-zero",
+        edit(BS, spec__quality={**QUALITY, "floors": {"rougeL": -0.1}}),
+        ("spec.quality.floors.rougeL", "should be greater than or equal to 0"),
+    ),
+    (
+        "quality-reference-set-on-a-claim",
+        edit(BS, spec__quality={"referenceSet": {"uri": "pvc://evals/qa.jsonl"}}),
+        ("spec.quality.referenceSet.uri", URI_POD_FILES),
+    ),
+    (
+        "quality-over-kserve",
+        edit(BS, spec__quality=QUALITY, spec__protocol="kserve-v2-http"),
+        ("spec.quality: Forbidden", "quality is scored through the OpenAI API (KServe v2 has no temperature"),
+    ),
+    (
+        "quality-of-a-triton-template",
+        edit(BS, spec__quality=QUALITY, spec__targets=[{"name": "trt", "template": TRITON_TEMPLATE}]),
+        ("spec.quality: Forbidden", "a template target running triton-trtllm speaks KServe v2"),
+    ),
+]
+MODEL_DEPLOYMENT_MISTAKES += [
+    (
+        "canary-analysis-quality-of-a-triton-canary",
+        edit(
+            MD,
+            spec__canary={
+                "engine": {"type": "triton-trtllm"},
+                "analysis": {**ANALYSIS, "benchmark": {**ANALYSIS["benchmark"], "quality": QUALITY}},
+            },
+        ),
+        (
+            "spec.canary.analysis.benchmark.quality: Forbidden",
+            "a track running triton-trtllm speaks KServe v2",
+        ),
+    ),
+]
+VALID += [
+    (
+        "bs-scoring-a-reference-set-and-lm-eval-tasks-with-floors",
+        benchmark_sweep(
+            "quality",
+            protocol="openai-completions",
+            tokenizer="meta-llama/Llama-3.1-8B-Instruct",
+            quality={
+                "referenceSet": {
+                    **REFERENCE_SET,
+                    "promptField": "q",
+                    "referenceField": "a",
+                    "maxRows": 500,
+                    "maxNewTokens": 64,
+                },
+                "lmEval": {
+                    "tasks": ["arc_easy", "my-task"],
+                    "tasksUri": "az://evals/tasks",
+                    "limit": 100,
+                    "numFewshot": 5,
+                },
+                "floors": {
+                    "rougeL": 0.3,
+                    "exactMatch": 0.2,
+                    "lm-eval/arc_easy/acc_norm": 0.6,
+                    "lm-eval/my-task/exact_match/strict-match": 0.5,
+                },
+                "concurrency": 8,
+            },
+        ),
+    ),
+    (
+        "md-canary-gated-on-quality",
+        model_deployment(
+            "gated-quality",
+            canary={
+                "model": {"uri": "org/llama-tuned"},
+                "analysis": {**ANALYSIS, "benchmark": {**ANALYSIS["benchmark"], "quality": QUALITY}},
+            },
+        ),
+    ),
 ]
 
 VALID += [

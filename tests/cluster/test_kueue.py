@@ -1,10 +1,13 @@
-"""Kueue, built from its Go module and running against the plane, gates plain batch Jobs by GPU quota.
+"""Kueue, built from its Go module and running against the plane, gates batch Jobs by GPU quota: plain
+ones, and TrainingJobs' worker Jobs with the operator running (admitted whole, queued with Kueue's
+reason, preempted by priority and resumed).
 
 Each test gets a GPU pool of its own: one kwok node shaped like a Standard_ND96isr_H100_v5 (8
 ``nvidia.com/gpu``), carrying a taint of the test so that no other test's pod lands on it, and a
 ResourceFlavor naming that pool whose tolerations Kueue adds to the pods it admits (the Jobs
 themselves carry none). A ClusterQueue gives the namespace's LocalQueue a quota of exactly that
-node's 8 GPUs. kwok plays the node's kubelet: admitted pods go Running and stay so, holding quota.
+node's 8 GPUs (and of its RDMA devices, which TrainingJob workers on an InfiniBand size request).
+kwok plays the node's kubelet: admitted pods go Running and stay so, holding quota.
 """
 
 from __future__ import annotations
@@ -16,10 +19,17 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from modelfleet_api import GROUP, VERSION
+from modelfleet_api import constants as c
+from modelfleet_operator.worker_nodes import DEFAULT_RDMA_RESOURCE
 
 from hack.controlplane.cluster import wait_for
-from hack.controlplane.kwok import POOLS, Pool, node_manifest
+from hack.controlplane.kwok import POOLS, RDMA_PODS_PER_NODE, Pool, node_manifest
 from hack.thirdparty.kueue import MANAGED_LABEL, Kueue
+from tests.cluster.conftest import OperatorProcess, get_training_job, wait_for_phase, wait_for_training_job
+from tests.cluster.conftest import condition as tj_condition
+from tests.cluster.drive import finish_workers, publish_progress, worker_pods
+from tests.cluster.manifest_cases import training_job
 from tests.cluster.thirdparty import kueue  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.cluster
@@ -90,11 +100,14 @@ def gpu_queue(
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
             "preemption": {"withinClusterQueue": "LowerPriority"},
             "resourceGroups": [{
-                "coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
+                "coveredResources": ["cpu", "memory", "nvidia.com/gpu", DEFAULT_RDMA_RESOURCE],
                 "flavors": [{"name": queue.flavor, "resources": [
                     {"name": "cpu", "nominalQuota": str(nd96.cpus)},
                     {"name": "memory", "nominalQuota": f"{nd96.memory_gi}Gi"},
                     {"name": "nvidia.com/gpu", "nominalQuota": str(QUOTA_GPUS)},
+                    # TrainingJob workers on an InfiniBand size request it: a resource no flavor
+                    # covers keeps a Workload from being admitted at all.
+                    {"name": DEFAULT_RDMA_RESOURCE, "nominalQuota": str(RDMA_PODS_PER_NODE)},
                 ]}],
             }],
         })),
@@ -272,3 +285,192 @@ def test_a_higher_priority_job_preempts_a_lower_one(queue: Queue) -> None:
     evicted = condition(workload, "Evicted")
     assert (evicted.get("status"), evicted.get("reason")) == ("True", "Preempted"), workload["status"]
     assert condition(workload, "Preempted").get("reason") == "InClusterQueue", workload["status"]
+
+
+# ---- TrainingJobs through Kueue, with the operator ------------------------------------------------
+@dataclass(frozen=True)
+class TrainingQueue:
+    """The test's queue, and two PriorityClasses the workers may run at (Kueue takes a Workload's
+    priority from its pods' PriorityClass). Their ``preemptionPolicy`` is ``Never``: only Kueue
+    preempts, kube-scheduler does not."""
+
+    queue: GpuQueue
+    low: str
+    high: str
+
+
+@pytest.fixture
+def training_queue(
+    gpu_queue: GpuQueue,
+    operator: OperatorProcess,
+    api_client: client.ApiClient,
+    custom: client.CustomObjectsApi,
+    batch: client.BatchV1Api,
+) -> Iterator[TrainingQueue]:
+    scheduling = client.SchedulingV1Api(api_client)
+    names = TrainingQueue(gpu_queue, f"train-{gpu_queue.low}", f"train-{gpu_queue.high}")
+    for name, value in ((names.low, LOW), (names.high, HIGH)):
+        body = {"metadata": {"name": name}, "value": value, "preemptionPolicy": "Never"}
+        scheduling.create_priority_class(body)
+    try:
+        yield names
+    finally:
+        # The TrainingJobs go before the queue: the operator would otherwise recreate the worker Jobs
+        # that the queue's clean-up deletes.
+        namespace = gpu_queue.namespace
+        custom.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs")
+        wait_for(lambda: not batch.list_namespaced_job(namespace).items, 60, "the worker Jobs to go")
+        for name in (names.low, names.high):
+            scheduling.delete_priority_class(name)
+
+
+def queued_training_job(queue: GpuQueue, name: str, priority_class: str | None = None) -> dict[str, Any]:
+    """One ND96 worker with its 8 GPUs, the whole quota, submitted to the test's LocalQueue."""
+    resources = {
+        "instanceType": "Standard_ND96isr_H100_v5",
+        "nodePool": queue.pool,
+        "nodes": 1,
+        "gpusPerNode": QUOTA_GPUS,
+    }
+    priority = {"priorityClassName": priority_class} if priority_class else {}
+    return training_job(
+        name,
+        output={"uri": f"az://models/{name}"},
+        resources=resources,
+        queueName=queue.local_queue,
+        backoffLimit=0,
+        **priority,
+    )
+
+
+def submit(
+    custom: client.CustomObjectsApi, queue: GpuQueue, name: str, priority_class: str | None = None
+) -> None:
+    manifest = queued_training_job(queue, name, priority_class)
+    custom.create_namespaced_custom_object(GROUP, VERSION, queue.namespace, "trainingjobs", manifest)
+
+
+def phase_of(custom: client.CustomObjectsApi, namespace: str, name: str) -> str | None:
+    found = get_training_job(custom, namespace, name) or {}
+    phase: str | None = found.get("status", {}).get("phase")
+    return phase
+
+
+def scheduled(tj: dict[str, Any]) -> tuple[str, str, str]:
+    found = tj_condition(tj, c.COND_SCHEDULED) or {}
+    return found.get("status", ""), found.get("reason", ""), found.get("message", "")
+
+
+def test_two_training_jobs_over_the_quota_one_runs_the_other_waits_queued_until_it_finishes(
+    training_queue: TrainingQueue,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    batch: client.BatchV1Api,
+) -> None:
+    queue = training_queue.queue
+    namespace = queue.namespace
+    for name in ("tj-a", "tj-b"):
+        submit(custom, queue, name)
+
+    def one_running() -> bool:
+        return sorted(phase_of(custom, namespace, n) or "" for n in ("tj-a", "tj-b")) == [
+            "Pending",
+            "Running",
+        ]
+
+    wait_for(one_running, 90, "one TrainingJob Running, the other Pending in Kueue's queue")
+    (running,) = [n for n in ("tj-a", "tj-b") if phase_of(custom, namespace, n) == "Running"]
+    (waiting,) = {"tj-a", "tj-b"} - {running}
+
+    # The waiting gang holds nothing: its Job is suspended, no worker exists, and its status quotes Kueue.
+    queued = wait_for_training_job(
+        custom,
+        namespace,
+        waiting,
+        lambda tj: "insufficient unused quota for nvidia.com/gpu" in scheduled(tj)[2],
+        "Kueue's reason in the Scheduled condition",
+    )
+    status, reason, message = scheduled(queued)
+    assert (status, reason) == ("False", c.REASON_WAITING_FOR_ADMISSION)
+    assert message.startswith(
+        f"Waiting for Kueue to admit the workers as a whole (queue '{queue.local_queue}'): "
+    )
+    assert batch.read_namespaced_job(waiting, namespace).spec.suspend is True
+    assert not worker_pods(core, namespace, waiting)
+    assert queued["status"]["gpus"] == 0 and queued["status"].get("requeues", 0) == 0
+
+    finish_workers(core, namespace, running, succeeded=True)
+    wait_for_phase(custom, namespace, running, "Succeeded")
+    admitted = wait_for_phase(custom, namespace, waiting, "Running", timeout=90)
+
+    assert admitted["status"]["restarts"] == 0 and scheduled(admitted)[:2] == (
+        "True",
+        c.REASON_ALL_WORKERS_SCHEDULED,
+    )
+    (pod,) = worker_pods(core, namespace, waiting)
+    assert pod.spec.node_name == queue.node
+
+
+def test_a_higher_priority_training_job_preempts_a_lower_one_which_resumes_when_readmitted(
+    training_queue: TrainingQueue,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    batch: client.BatchV1Api,
+) -> None:
+    """kwok stands in for the kubelet and the runtime: the preempted worker stops at once (exit code 143)
+    where the runtime would save a checkpoint in its grace period, and the test publishes the progress
+    rank 0 would. That SIGTERM leads to a checkpoint and a restarted worker resumes from the latest one
+    is the runtime tier's test (``tests/runtime/test_train_supervise.py``)."""
+    queue = training_queue.queue
+    namespace = queue.namespace
+    submit(custom, queue, "low", training_queue.low)
+    wait_for_phase(custom, namespace, "low", "Running", timeout=90)
+    (first_worker,) = worker_pods(core, namespace, "low")
+    checkpoint = "az://models/low/checkpoints/step-40"
+    publish_progress(core, namespace, "low", step=40, total_steps=100, loss=1.7, last_checkpoint=checkpoint)
+    wait_for_training_job(
+        custom,
+        namespace,
+        "low",
+        lambda tj: (tj["status"].get("progress") or {}).get("lastCheckpoint") == checkpoint,
+        "the checkpoint mirrored",
+    )
+
+    submit(custom, queue, "high", training_queue.high)
+
+    preempted = wait_for_training_job(
+        custom,
+        namespace,
+        "low",
+        lambda tj: scheduled(tj)[1] == c.REASON_PREEMPTED,
+        "Scheduled=False, reason Preempted",
+        timeout=90,
+    )
+    status, _, message = scheduled(preempted)
+    assert status == "False"
+    assert "Preempted to accommodate a workload" in message, message
+    running = tj_condition(preempted, c.COND_RUNNING) or {}
+    assert (running.get("status"), running.get("reason")) == ("False", c.REASON_PREEMPTED)
+    assert preempted["status"]["phase"] == "Pending"
+    assert (preempted["status"]["restarts"], preempted["status"].get("failures", [])) == (0, [])
+    assert tj_condition(preempted, c.COND_FAILED) is None
+    assert batch.read_namespaced_job("low", namespace).spec.suspend is True, "Kueue suspended the Job"
+    wait_for(lambda: not worker_pods(core, namespace, "low"), 60, "the preempted worker to stop")
+    wait_for_phase(custom, namespace, "high", "Running", timeout=90)
+
+    finish_workers(core, namespace, "high", succeeded=True)
+    wait_for_phase(custom, namespace, "high", "Succeeded")
+    resumed = wait_for_phase(custom, namespace, "low", "Running", timeout=90)
+
+    (worker,) = worker_pods(core, namespace, "low")
+    assert worker.metadata.uid != first_worker.metadata.uid, "a new worker, made by the Job controller"
+    assert worker.metadata.labels[c.LABEL_RESTART_ATTEMPT] == "0", "the same attempt: not a gang restart"
+    status_now = resumed["status"]
+    assert (status_now["restarts"], status_now.get("failures", [])) == (0, [])
+    assert status_now["progress"]["lastCheckpoint"] == checkpoint, "where the resumed runtime starts from"
+    assert tj_condition(resumed, c.COND_FAILED) is None
+
+    publish_progress(core, namespace, "low", step=100, total_steps=100, loss=1.2)
+    finish_workers(core, namespace, "low", succeeded=True)
+    done = wait_for_phase(custom, namespace, "low", "Succeeded")
+    assert (done["status"]["restarts"], done["status"]["progress"]["step"]) == (0, 100)

@@ -21,8 +21,15 @@ from modelfleet_api import constants as c
 
 from hack.controlplane.cluster import ControlPlane, wait_for
 from hack.controlplane.kwok import crash_loop_pod
+from tests.cluster import thirdparty
 from tests.cluster.conftest import OperatorProcess
-from tests.cluster.thirdparty import gateway_api, keda, no_gateway_api, no_keda  # noqa: F401  (fixtures)
+from tests.cluster.thirdparty import (  # noqa: F401  (fixtures)
+    azure_pod_monitor,
+    gateway_api,
+    keda,
+    no_gateway_api,
+    no_keda,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -256,6 +263,57 @@ def test_without_keda_an_hpa_scales_and_the_condition_says_why(
     assert (autoscaling["status"], autoscaling["reason"]) == ("False", c.REASON_CUSTOM_METRICS_UNAVAILABLE)
     assert "KEDA is not installed" in autoscaling["message"]
     assert "within 1-4" in autoscaling["message"]
+
+
+def test_the_operator_keeps_running_when_keda_is_uninstalled_under_its_watch(
+    crds: ControlPlane,
+    operator: OperatorProcess,
+    no_keda: None,  # noqa: F811
+    md_namespace: str,
+    custom: client.CustomObjectsApi,
+) -> None:
+    """KEDA installed and uninstalled three times while the operator watches ScaledObjects: a watch
+    request that meets the deleted CRD (404) no longer stops the operator (kopf_fixes.vanished_kinds),
+    and it then reconciles a ModelDeployment with the HPA fallback."""
+    for _ in range(3):
+        thirdparty.install(crds, thirdparty.KEDA)
+        thirdparty.remove(crds, thirdparty.KEDA)
+    assert operator.is_running(), f"the operator exited:\n{operator.log_tail()}"
+    ns, name = md_namespace, "llama3-8b"
+    crds.kubectl("apply", "-n", ns, "-f", str(VLLM_EXAMPLE))
+    wait_object(crds, "hpa", name, ns)
+    md = wait_md(
+        custom, ns, name, lambda md: bool(condition(md, c.COND_AUTOSCALING)), "an Autoscaling condition"
+    )
+    assert "KEDA is not installed" in condition(md, c.COND_AUTOSCALING)["message"]
+    assert operator.is_running(), f"the operator exited:\n{operator.log_tail()}"
+
+
+def test_azure_managed_prometheus_gets_a_pod_monitor_of_its_own_group_per_track(
+    crds: ControlPlane,
+    operator: OperatorProcess,
+    azure_pod_monitor: str,  # noqa: F811
+    md_namespace: str,
+) -> None:
+    """Where the AKS metrics add-on's PodMonitor CRD is served, each track's pods get an
+    ``azmonitoring.coreos.com/v1`` PodMonitor (the only group the add-on reads) that the CRD's schema
+    accepts, with the label limits Azure's template sets; annotations alone are not scraped there."""
+    ns, name = md_namespace, "qwen-chat"
+    crds.kubectl("apply", "-n", ns, "-f", str(SGLANG_EXAMPLE))
+    kind = f"podmonitors.{thirdparty.AZURE_MONITOR_GROUP}"
+    monitors = {track: wait_object(crds, kind, f"{name}-{track}", ns) for track in ("stable", "canary")}
+    for track, monitor in monitors.items():
+        spec = monitor["spec"]
+        assert (spec["labelLimit"], spec["labelNameLengthLimit"], spec["labelValueLengthLimit"]) == (
+            63,
+            511,
+            1023,
+        )
+        assert spec["selector"]["matchLabels"][c.LABEL_TRACK] == track
+        assert [e["path"] for e in spec["podMetricsEndpoints"]] == ["/metrics"] * len(
+            spec["podMetricsEndpoints"]
+        )
+        assert monitor["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
 
 
 def route_weights(cluster: ControlPlane, namespace: str, name: str) -> list[tuple[str, int]]:

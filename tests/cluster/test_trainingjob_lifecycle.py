@@ -1,4 +1,4 @@
-"""TrainingJob lifecycle against the real control plane: gang timeout, restarts, stall, success,
+"""TrainingJob lifecycle against the real control plane: gang timeout (fail-fast), restarts, stall, success,
 suspend/resume, TTL and cascading delete, with the operator running as a subprocess."""
 
 from __future__ import annotations
@@ -53,11 +53,15 @@ def jobs_of(batch: client.BatchV1Api, namespace: str, name: str) -> list[Any]:
     return batch.list_namespaced_job(namespace, label_selector=f"modelfleet.io/trainingjob={name}").items
 
 
-def test_impossible_gang_fails_with_the_schedulers_reason_and_frees_the_nodes(
+def test_with_fail_on_timeout_an_impossible_gang_fails_with_the_schedulers_reason_and_frees_the_nodes(
     operator: OperatorProcess, namespace: str, custom: client.CustomObjectsApi, batch: client.BatchV1Api
 ) -> None:
+    """The fail-fast choice; by default such a gang is requeued (``test_trainingjob_requeue.py``)."""
     five_nd96 = {"instanceType": "Standard_ND96isr_H100_v5", "nodes": 5, "gpusPerNode": 8}
-    create(custom, namespace, training_job("too-big", resources=five_nd96, schedulingTimeoutSeconds=3))
+    manifest = training_job(
+        "too-big", resources=five_nd96, schedulingTimeoutSeconds=3, onSchedulingTimeout="Fail"
+    )
+    create(custom, namespace, manifest)
 
     failed = wait_for_phase(custom, namespace, "too-big", "Failed", timeout=60)
 

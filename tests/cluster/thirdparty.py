@@ -4,8 +4,9 @@ Nothing is copied into the repository: ``go mod download`` fetches the module at
 the module cache (through the Go module proxy), and the files are applied from there
 (``hack.thirdparty.upstream``). Two kinds of fixture:
 
-- CRDs only (``keda``, ``gateway_api``): a set installed for one test and removed afterwards, so every
-  other test sees the fallback; tests that need the fallback ask for ``no_keda`` / ``no_gateway_api``.
+- CRDs only (``keda``, ``gateway_api``, ``azure_pod_monitor``): a set installed for one test and
+  removed afterwards, so every other test sees the fallback; tests that need the fallback ask for
+  ``no_keda`` / ``no_gateway_api``.
 - The real component running against the plane (``kueue``), for the tests of one module: installed
   and started when the first of them needs it, stopped and removed when the module ends.
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hack.controlplane.cluster import ControlPlane
 from hack.thirdparty import upstream
@@ -54,6 +56,14 @@ GATEWAY_API = CrdSet(
         "config/crd/standard/gateway.networking.k8s.io_gateways.yaml",
     ),
 )
+
+
+PROMETHEUS_OPERATOR_POD_MONITOR = CrdSet(
+    "github.com/prometheus-operator/prometheus-operator",
+    "v0.85.0",
+    ("example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml",),
+)
+AZURE_MONITOR_GROUP = "azmonitoring.coreos.com"
 
 
 def install(cluster: ControlPlane, crds: CrdSet) -> None:
@@ -96,6 +106,26 @@ def gateway_api(crds: ControlPlane) -> Iterator[CrdSet]:
         yield GATEWAY_API
     finally:
         remove(crds, GATEWAY_API)
+
+
+@pytest.fixture
+def azure_pod_monitor(crds: ControlPlane, tmp_path: Path) -> Iterator[str]:
+    """Azure Monitor managed Prometheus's PodMonitor CRD, which the AKS metrics add-on installs. No
+    module the Go proxy serves publishes its YAML; Azure documents it as the Prometheus Operator's CRD
+    under the group ``azmonitoring.coreos.com`` and nothing else changed, so it is that CRD (from the
+    Prometheus Operator's Go module) with the group renamed. Yields the CRD's name."""
+    (source,) = PROMETHEUS_OPERATOR_POD_MONITOR.paths()
+    crd = yaml.safe_load(source.read_text())
+    crd["spec"]["group"] = AZURE_MONITOR_GROUP
+    crd["metadata"]["name"] = name = f"{crd['spec']['names']['plural']}.{AZURE_MONITOR_GROUP}"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(crd))
+    crds.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    crds.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+    try:
+        yield name
+    finally:
+        crds.kubectl("delete", "--ignore-not-found", "--wait=true", "--timeout=120s", f"crd/{name}")
 
 
 @pytest.fixture

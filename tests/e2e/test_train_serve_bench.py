@@ -418,10 +418,12 @@ def test_a_second_jobs_output_goes_in_as_a_canary_that_benchmarks_of_both_tracks
             # as upstream asks) and both tracks' point pods at once: at the default 1 CPU per point pod
             # neither would be placed
             "clientResources": {"cpu": "100m", "memory": "1Gi"},
+            "quality": tinymodel.reference_quality("pvc://work/references.jsonl"),
         },
         "stages": [{"weight": 50, "durationSeconds": 0}, {"weight": 100, "durationSeconds": 0}],
         "maxRegressionPercent": 100,
     }
+    tinymodel.write_reference_set(training_run.directory / "references.jsonl")
     canary = {"model": {"fromTrainingJob": {"name": "tiny-more"}}, "replicas": 1, "analysis": analysis}
     custom.patch_namespaced_custom_object(
         GROUP, VERSION, namespace, "modeldeployments", served, {"spec": {"canary": canary}}
@@ -460,6 +462,10 @@ def test_a_second_jobs_output_goes_in_as_a_canary_that_benchmarks_of_both_tracks
         assert status["phase"] == "Succeeded", status
         points = status["points"]
         assert all((p["track"], p["modelUri"]) == (track, model) for p in points), points
+        # the pod scored its track's answers after the load, and the floor was judged
+        assert all(0.0 <= p["quality"]["scores"]["rougeL"] <= 1.0 for p in points), points
+        assert all(p["quality"]["meetsFloor"] is True for p in points), points
+        record_property(f"{track} rougeL", [p["quality"]["scores"]["rougeL"] for p in points])
         _assert_points_hold_their_pods_measurements(core, namespace, sweep, points)
     canary_points = _get(custom, namespace, "benchmarksweeps", f"{served}-a{last}-canary")["status"]["points"]
     assert all(p["trainingJob"].startswith("tiny-more (uid ") for p in canary_points), canary_points

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -195,3 +196,61 @@ def test_benchmark_client_against_the_engine_counts_what_the_server_reports(
         assert 0 < len(record.chunk_times) <= record.output_tokens <= 6
     assert summary["ttft_ms"]["p50"] > 0 and summary["e2e_ms"]["p50"] >= summary["ttft_ms"]["p50"]
     assert summary["output_tokens_per_s"] > 0 and summary["requests_per_s"] > 0
+
+
+def quality_config(engine: Engine, quality: dict[str, object], protocol: str = "openai-chat") -> Any:
+    from modelfleet_api.benchmark import BenchmarkRuntimeConfig
+
+    return BenchmarkRuntimeConfig.model_validate(
+        {
+            "targetUrl": engine.url,
+            "model": SERVED_NAME,
+            "protocol": protocol,
+            "workload": {"synthetic": {"inputTokens": {"mean": 12}, "outputTokens": {"mean": 6}}},
+            "load": {"mode": "closed-loop", "concurrency": 1, "requests": 1},
+            "tokenizer": str(engine.model_dir),
+            "quality": quality,
+        }
+    )
+
+
+def test_a_reference_set_scores_the_engines_own_greedy_answers(engine: Engine, tmp_path: Path) -> None:
+    """A row whose reference is the answer the engine streamed to the same prompt at temperature 0 (the
+    tiny model's byte-level tokens may end mid-character, so the reference is the streamed text as a
+    client assembles it) matches exactly when the quality step asks; a row whose reference is words the
+    tiny model does not know does not."""
+    from modelfleet_serve.bench.quality import score_quality
+
+    prompt = "How many red cats?"
+    body = {"model": SERVED_NAME, "messages": [{"role": "user", "content": prompt}], "max_tokens": 8,
+            "temperature": 0, "stream": True}  # fmt: skip
+    pieces = []
+    with httpx.stream("POST", f"{engine.url}/v1/chat/completions", json=body, timeout=60) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                chunk = json.loads(line.removeprefix("data: "))
+                pieces += [c["delta"].get("content") or "" for c in chunk.get("choices") or []]
+    own = "".join(pieces)
+    rows = [{"prompt": prompt, "reference": own}, {"prompt": "Any blue owls?", "reference": "zebra quartz"}]
+    references = tinymodel.write_jsonl(tmp_path / "references.jsonl", rows)
+    quality = {"referenceSet": {"uri": str(references), "metrics": ["exactMatch"], "maxNewTokens": 8}}
+    config = quality_config(engine, quality)
+
+    scored = score_quality(config, config.quality)
+    assert scored.scores == {"exactMatch": 0.5}, f"the engine streamed {own!r} when asked directly"
+
+
+def test_log_likelihood_tasks_need_prompt_logprobs_the_engine_does_not_return(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """`transformers serve` answers /v1/completions without log-probabilities: a multiple-choice task
+    is refused before it runs, naming the field."""
+    from modelfleet_serve.bench.quality import score_quality
+
+    from tests.runtime.test_train_evaluation import TASK, write_local_task
+
+    write_local_task(tmp_path / "tasks")
+    quality = {"lmEval": {"tasks": [TASK], "tasksUri": str(tmp_path / "tasks")}}
+    config = quality_config(engine, quality, protocol="openai-completions")
+    with pytest.raises(ValueError, match=r"quality.lmEval.tasks: log-likelihood tasks need the log-prob"):
+        score_quality(config, config.quality)

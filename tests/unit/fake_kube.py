@@ -136,6 +136,9 @@ class FakeKube:
                 put(ix.CRDS, name, ix.crd_summary(body))
             if kind_name == "APIService":
                 put(ix.API_SERVICES, name, ix.api_service_summary(body))
+            if kind_name == "Workload":
+                for key, summary in ix.workload_keys(body).items():
+                    put(ix.WORKLOADS_BY_JOB, key, summary)
         return ix.Indexes(found)
 
 

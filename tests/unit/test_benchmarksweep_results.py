@@ -258,8 +258,8 @@ def test_best_per_slo_and_best_throughput() -> None:
         output_tokens_per_second=900.0,
         goodput=9.0,
     )
-    assert [(b.slo, b.point) for b in best_per_slo(points, slos)] == [("all", 4)]
-    assert best_per_slo(points, Slos()) == []
+    assert [(b.slo, b.point) for b in best_per_slo(points, slos, {})] == [("all", 4)]
+    assert best_per_slo(points, Slos(), {}) == []
     assert best_throughput([point(0, None, PointPhase.FAILED)]) is None
 
 

@@ -31,8 +31,8 @@ def point(index: int, ttft: float, tpot: float, meets: bool | None = None) -> Po
 def test_no_best_is_named_when_every_point_fails_an_slo() -> None:
     points = [point(0, 812.0, 40.0, False), point(1, 1500.0, 60.0, False), point(2, 3100.5, 95.0, False)]
 
-    assert best_per_slo(points, SLOS) == []
-    assert slo_verdict(points, SLOS) == Verdict(
+    assert best_per_slo(points, SLOS, {}) == []
+    assert slo_verdict(points, SLOS, {}) == Verdict(
         status=False,
         reason=c.REASON_NO_POINT_MEETS_SLOS,
         message="None of the 3 measured points meets every SLO, so bestPerSlo names none (ttftP95Ms <= "
@@ -45,8 +45,8 @@ def test_the_clients_own_verdict_on_unrounded_figures_is_kept() -> None:
     """A point whose rounded figures sit on the threshold but whose client said it missed is not best."""
     points = [point(0, 500.0, 100.0, False), point(1, 200.0, 50.0, True)]
 
-    assert [(b.slo, b.point) for b in best_per_slo(points, SLOS)] == [("all", 1)]
-    verdict = slo_verdict(points, SLOS)
+    assert [(b.slo, b.point) for b in best_per_slo(points, SLOS, {})] == [("all", 1)]
+    verdict = slo_verdict(points, SLOS, {})
     assert verdict is not None and verdict.status and verdict.reason == c.REASON_POINTS_MEET_SLOS
     assert verdict.message == (
         "1 of 2 measured points meet every SLO; the best is point 1 (tiny concurrency=2) at 20 output "
@@ -55,6 +55,6 @@ def test_the_clients_own_verdict_on_unrounded_figures_is_kept() -> None:
 
 
 def test_no_verdict_without_slos_or_before_a_point_is_measured() -> None:
-    assert slo_verdict([point(0, 1.0, 1.0)], Slos()) is None
+    assert slo_verdict([point(0, 1.0, 1.0)], Slos(), {}) is None
     pending = point(0, 1.0, 1.0).model_copy(update={"phase": PointPhase.RUNNING})
-    assert slo_verdict([pending], SLOS) is None
+    assert slo_verdict([pending], SLOS, {}) is None

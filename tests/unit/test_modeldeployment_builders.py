@@ -892,6 +892,28 @@ def test_with_the_prometheus_operator_each_track_gets_a_pod_monitor_of_its_engin
     assert "PodMonitor" not in [m["kind"] for m in without.children]
 
 
+def test_with_azure_managed_prometheus_each_track_gets_a_pod_monitor_of_the_add_ons_group() -> None:
+    """The AKS metrics add-on reads only azmonitoring.coreos.com: the same monitor there, with the label
+    limits Azure's template sets; with both CRDs served, each scraper gets its own."""
+    spec = spec_of(canary={"engine": {"type": "transformers"}, "weight": 10})
+
+    def monitors(integrations: Integrations) -> list[dict[str, Any]]:
+        wanted = desired(OWNER, spec, images=IMAGES, health_paths=HEALTH_PATHS, integrations=integrations,
+                         prometheus_url=PROMETHEUS, canary_ready=False)  # fmt: skip
+        return [m for m in wanted.children if m["kind"] == "PodMonitor"]
+
+    azure = monitors(Integrations(keda=False, gateway_api=False, azure_pod_monitor=True))
+    oss = monitors(Integrations(keda=False, gateway_api=False, pod_monitor=True))
+    assert [m["apiVersion"] for m in azure] == ["azmonitoring.coreos.com/v1"] * 2
+    for azure_monitor, oss_monitor in zip(azure, oss, strict=True):
+        limits = {"labelLimit": 63, "labelNameLengthLimit": 511, "labelValueLengthLimit": 1023}
+        assert azure_monitor["spec"] == {**limits, **oss_monitor["spec"]}
+        assert azure_monitor["metadata"] == oss_monitor["metadata"]
+    both = monitors(Integrations(keda=False, gateway_api=False, pod_monitor=True, azure_pod_monitor=True))
+    assert sorted(m["apiVersion"] for m in both) == sorted(["monitoring.coreos.com/v1"] * 2 + [
+        "azmonitoring.coreos.com/v1"] * 2)  # fmt: skip
+
+
 def test_tritons_pod_monitor_scrapes_its_metrics_port() -> None:
     spec = spec_of(engine={"type": "triton-trtllm"}, autoscaling=None, replicas=1)
     (track,) = builders.tracks(spec, IMAGES)

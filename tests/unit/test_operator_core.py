@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from modelfleet_api import constants as c
 from modelfleet_operator.common.handlers import ObjectState, finish
-from modelfleet_operator.common.indexes import Indexes, owner_keys
+from modelfleet_operator.common.indexes import WORKLOADS_BY_JOB, Indexes, owner_keys, workload_keys
 from modelfleet_operator.common.kinds import CONFIG_MAP, DEPLOYMENT, JOB, POD, SERVICE
 from modelfleet_operator.common.live import Live, drifted, matches, project
 from modelfleet_operator.common.plan import Plan, to_apply, to_prune
@@ -163,7 +163,7 @@ def test_projections_keep_what_plans_read_and_who_applied_what() -> None:
             "kind": "Job",
             "metadata": {"name": "tj", "labels": LABELS},
             "spec": {"parallelism": 2, "completions": 2},
-            "status": {"conditions": [], "active": 2},
+            "status": {"conditions": [], "active": 2, "startTime": "2026-11-22T09:00:00Z"},
         },
         operator_fields=frozenset({"spec.parallelism"}),
     )
@@ -302,6 +302,36 @@ def test_indexes_are_read_by_owner_and_by_name() -> None:
     assert indexes.service_account_exists("ns", "runtime") and not indexes.service_account_exists("ns", "x")
     assert indexes.serves("scaledobjects.keda.sh", "v1alpha1") and indexes.serves("scaledobjects.keda.sh")
     assert not indexes.serves("httproutes.gateway.networking.k8s.io")
+
+
+def test_a_kueue_workload_is_indexed_by_its_jobs_uid_with_only_its_conditions() -> None:
+    reserved = {"type": "QuotaReserved", "status": "False", "reason": "Pending", "message": "no quota"}
+    workload = {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "Workload",
+        "metadata": {
+            "name": "job-tj-1a2b3",
+            "namespace": "ns",
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "tj", "uid": "job-uid"}],
+        },
+        "spec": {"podSets": [{"name": "main", "count": 2, "template": {"spec": {"containers": []}}}]},
+        "status": {
+            "conditions": [
+                {**reserved, "lastTransitionTime": "2026-11-22T09:00:00Z", "observedGeneration": 1}
+            ]
+        },
+    }
+    summary = {"metadata": {"name": "job-tj-1a2b3"}, "status": {"conditions": [reserved]}}
+
+    assert workload_keys(workload) == {("ns", "job-uid"): summary}
+    indexed = {key: [value] for key, value in workload_keys(workload).items()}  # kopf keeps a collection
+    assert Indexes({WORKLOADS_BY_JOB: indexed}).workload("ns", "job-uid") == summary
+    assert Indexes({WORKLOADS_BY_JOB: {}}).workload("ns", "other-uid") is None
+    not_a_job = {
+        **workload,
+        "metadata": {**workload["metadata"], "ownerReferences": [{"kind": "Pod", "uid": "u"}]},
+    }
+    assert workload_keys(not_a_job) == {}
 
 
 # ---- passes and wakes ----------------------------------------------------------------------------

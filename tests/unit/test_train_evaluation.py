@@ -1,15 +1,13 @@
-"""The pure parts of evaluation: which rows are held out, how held-out sums become figures, the best
-so far, generation metrics, and the names lm-evaluation-harness scores get."""
+"""The pure parts of evaluation: which rows are held out, how held-out sums become figures and the best
+so far (the scoring shared with a sweep's quality step is in test_quality_scoring)."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
-from modelfleet_api.evaluation import EvaluationPoint, GenerationMetric
+from modelfleet_api.evaluation import EvaluationPoint
 from modelfleet_train import data
-from modelfleet_train.evaluation.generation import score
-from modelfleet_train.evaluation.harness import metric_name, scores_of
 from modelfleet_train.evaluation.heldout import EvaluationHistory, filler_batch, point_from_sums
 from modelfleet_train.methods.objective import EvalSums
 
@@ -60,31 +58,3 @@ def test_history_keeps_the_latest_and_the_lowest_and_survives_a_checkpoint() -> 
     assert restored.status == history.status
     assert restored.point_at(4) == EvaluationPoint(step=4, loss=2.0)
     assert restored.point_at(2) is None
-
-
-def test_generation_metrics_of_known_answers() -> None:
-    metrics = list(GenerationMetric)
-    perfect = score(metrics, ["There are 3 red cats."], [["There are 3 red cats."]])
-    assert perfect == {"bleu": pytest.approx(100.0)} | {
-        m: pytest.approx(1.0) for m in ("rouge1", "rouge2", "rougeL", "rougeLsum", "exactMatch")
-    }
-    partial = score(
-        [GenerationMetric.ROUGE1, GenerationMetric.EXACT_MATCH], ["the cat sat"], [["the cat sat down"]]
-    )
-    # unigrams: precision 3/3, recall 3/4, F1 = 2 * 1 * 0.75 / 1.75
-    assert partial["rouge1"] == pytest.approx(2 * 0.75 / 1.75)
-    assert partial["exactMatch"] == 0.0
-    # several references: ROUGE takes the best one per row, exact match any of them
-    several = score([GenerationMetric.ROUGE1, GenerationMetric.EXACT_MATCH], ["a b"], [["x y", " a b "]])
-    assert several == {"rouge1": pytest.approx(1.0), "exactMatch": 1.0}
-    assert score([GenerationMetric.BLEU], ["a b c d", "e f"], [["a b c d"], ["e f", "e f g"]])["bleu"] > 0
-
-
-def test_lm_eval_scores_are_named_by_task_metric_and_filter() -> None:
-    assert metric_name("arc_easy", "acc,none") == "lm-eval/arc_easy/acc"
-    assert metric_name("gsm8k", "exact_match,strict-match") == "lm-eval/gsm8k/exact_match/strict-match"
-    assert metric_name("arc_easy", "acc_stderr,none") is None
-    assert metric_name("arc_easy", "alias") is None
-    assert metric_name("arc_easy", "sample_len") is None
-    results = {"arc_easy": {"alias": "arc_easy", "acc,none": 0.5, "acc_stderr,none": "N/A", "sample_len": 8}}
-    assert scores_of(results) == {"lm-eval/arc_easy/acc": 0.5}

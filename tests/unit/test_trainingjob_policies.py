@@ -9,10 +9,12 @@ import pytest
 from modelfleet_api.runtime_config import TrainingProgress
 from modelfleet_api.trainingjob import MAX_FAILURES_KEPT, TrainingJobSpec
 from modelfleet_operator.training.policies.failure import decide_restart, record_failure
-from modelfleet_operator.training.policies.gang import gang_verdict
+from modelfleet_operator.training.policies.gang import failed_message, gang_verdict
 from modelfleet_operator.training.policies.gpu_hours import GpuAccount, account
 from modelfleet_operator.training.policies.grace import grace_period, torchrun_shutdown_seconds
+from modelfleet_operator.training.policies.kueue import kueue_hold
 from modelfleet_operator.training.policies.progress import read_progress, steps_column
+from modelfleet_operator.training.policies.requeue import backoff_seconds, requeue
 from modelfleet_operator.training.policies.stall import stall_message
 from modelfleet_operator.training.policies.success import all_workers_succeeded
 from modelfleet_operator.training.policies.ttl import ttl_expired
@@ -121,10 +123,88 @@ def test_gang_waits_with_the_scheduler_reason_until_the_timeout() -> None:
     expired = gang(pods, 60)
     assert expired.timed_out
     assert expired.message == (
-        "1/2 workers found a Standard_ND96isr_H100_v5 node within 60s, so the workers were deleted. "
-        f"The scheduler says: {INSUFFICIENT} Free or add Standard_ND96isr_H100_v5 nodes, or lower "
+        f"1/2 workers found a Standard_ND96isr_H100_v5 node within 60s. The scheduler says: {INSUFFICIENT}"
+    )
+    assert failed_message(expired, "Standard_ND96isr_H100_v5") == (
+        f"{expired.message} The workers were deleted so that none holds a node, and the job failed "
+        "(spec.onSchedulingTimeout Fail). To run it, free or add Standard_ND96isr_H100_v5 nodes, or lower "
         "resources.nodes or resources.gpusPerNode, then recreate the TrainingJob."
     )
+
+
+def test_requeue_backoff_doubles_from_the_base_and_stops_at_the_maximum() -> None:
+    waits = [backoff_seconds(n, base_seconds=60, max_seconds=3600) for n in range(1, 9)]
+    assert waits == [60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert backoff_seconds(10**6, base_seconds=1, max_seconds=86_400) == 86_400
+    assert backoff_seconds(1, base_seconds=90, max_seconds=90) == 90
+
+
+def test_a_timed_out_gang_is_requeued_with_the_schedulers_reason_and_when_it_retries() -> None:
+    expired = gang([pod("w-0", "Running", node="n1"), pod("w-1", "Pending", index=1, **UNSCHEDULABLE)], 60)
+    now = T0 + timedelta(seconds=60)
+
+    third = requeue(expired, requeues=2, now=now, base_seconds=60, max_seconds=3600, placement="pool-a")
+
+    assert (third.requeues, third.retry_at) == (3, now + timedelta(seconds=240))
+    assert third.message == (
+        f"{expired.message} The gang was released (its workers deleted, so none holds a node) and is "
+        "created again at 2026-11-22T09:05:00Z, in 240s (requeue 3; the wait starts at "
+        "spec.requeueBackoffSeconds and doubles with each requeue, up to spec.maxRequeueBackoffSeconds). "
+        "Requeues do not count against spec.backoffLimit. To place it sooner, free or add pool-a nodes, or "
+        "lower resources.nodes or resources.gpusPerNode; to fail instead, set spec.onSchedulingTimeout: Fail."
+    )
+
+
+def workload(**conditions: dict[str, str]) -> dict[str, Any]:
+    """Kueue's Workload as the operator indexes it (``indexes.workload_keys``)."""
+    return {
+        "metadata": {"name": "job-tiny-1a2b3"},
+        "status": {"conditions": [{"type": kind, **cond} for kind, cond in conditions.items()]},
+    }
+
+
+QUOTA = "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor h100"
+
+
+def test_a_gang_kueue_has_not_admitted_waits_with_kueues_reason() -> None:
+    unseen = kueue_hold(None, queue="gpu")
+    assert (unseen.reason, unseen.evicted) == ("WaitingForAdmission", False)
+    assert unseen.message == "Waiting for Kueue to admit the workers as a whole (queue 'gpu')."
+    queued = kueue_hold(
+        workload(QuotaReserved={"status": "False", "reason": "Pending", "message": QUOTA}), queue="gpu"
+    )
+    assert (queued.reason, queued.evicted) == ("WaitingForAdmission", False)
+    assert queued.message == f"Waiting for Kueue to admit the workers as a whole (queue 'gpu'): {QUOTA}."
+
+
+def test_a_gang_kueue_preempted_says_so_and_that_it_resumes_when_admitted_again() -> None:
+    preempted = kueue_hold(
+        workload(
+            QuotaReserved={"status": "False", "reason": "Pending", "message": QUOTA},
+            Evicted={
+                "status": "True",
+                "reason": "Preempted",
+                "message": "Preempted to accommodate a workload (UID: u2, JobUID: j2) due to prioritization "
+                "in the ClusterQueue",
+            },
+        ),
+        queue="gpu",
+    )
+    assert (preempted.reason, preempted.evicted) == ("Preempted", True)
+    assert preempted.message == (
+        "Kueue evicted the gang from queue 'gpu' (Preempted: Preempted to accommodate a workload (UID: u2, "
+        "JobUID: j2) due to prioritization in the ClusterQueue) and suspended its Job: the workers were told "
+        "to stop and save a checkpoint in their grace period. The gang resumes from the latest checkpoint "
+        f"when Kueue admits it again (Kueue: {QUOTA}); this does not count against spec.backoffLimit."
+    )
+    stopped = kueue_hold(workload(Evicted={"status": "True", "reason": "ClusterQueueStopped"}), queue=None)
+    assert (stopped.reason, stopped.evicted) == ("EvictedByKueue", True)
+    assert stopped.message.startswith("Kueue evicted the gang (ClusterQueueStopped) and suspended its Job")
+    readmitted = kueue_hold(
+        workload(Evicted={"status": "False", "reason": "QuotaReserved", "message": "Previously: ..."}),
+        queue="gpu",
+    )
+    assert (readmitted.reason, readmitted.evicted) == ("WaitingForAdmission", False)
 
 
 def test_gang_not_yet_tried_by_the_scheduler_is_not_unschedulable() -> None:

@@ -4,6 +4,7 @@ status written only on change. (The cluster tier runs the same code against a re
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -541,3 +542,195 @@ def test_a_job_whose_references_all_exist_carries_no_references_condition() -> N
 
     assert ("Job", NS, "tiny") in kube.objects
     assert c.COND_REFERENCES_READY not in job.conditions()
+
+
+def add_pending_worker(kube: FakeKube, index: int) -> None:
+    """A worker pod of the current Job that the scheduler could not place."""
+    add_worker(kube, index, "Pending")
+    attempt = kube.objects[("Job", NS, "tiny")]["metadata"]["labels"][c.LABEL_RESTART_ATTEMPT]
+    pod = kube.objects[("Pod", NS, f"tiny-{index}-{attempt}")]
+    del pod["spec"]["nodeName"]
+    message = "0/4 nodes are available: 4 Insufficient nvidia.com/gpu."
+    pod["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
+    ]
+
+
+def drop_pods(kube: FakeKube) -> None:
+    """The pods of a deleted Job are gone (the garbage collector's work)."""
+    for key in [k for k in kube.objects if k[0] == "Pod"]:
+        del kube.objects[key]
+
+
+def test_a_gang_not_placed_in_time_is_requeued_not_failed_and_created_again_after_its_backoff() -> None:
+    kube = FakeKube()
+    now = [T0]
+    job = make(
+        kube,
+        clock=lambda: now[0],
+        schedulingTimeoutSeconds=60,
+        backoffLimit=0,
+        requeueBackoffSeconds=30,
+        maxRequeueBackoffSeconds=45,
+    )
+    job.reconcile()
+    add_worker(kube, 0, "Running")
+    add_pending_worker(kube, 1)
+    now[0] = T0 + timedelta(seconds=61)
+
+    job.reconcile()
+
+    retry = now[0] + timedelta(seconds=30)
+    assert (job.status["phase"], job.status["requeues"], job.status["restarts"]) == ("Scheduling", 1, 0)
+    assert job.status["requeueTime"] == retry.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert job.conditions()[c.COND_SCHEDULED] == ("False", c.REASON_GANG_REQUEUED)
+    assert job.conditions()[c.COND_UNSCHEDULABLE] == ("True", c.REASON_GANG_REQUEUED)
+    assert c.COND_FAILED not in job.conditions(), "backoffLimit 0, yet nothing failed"
+    assert job.events[-1] == ("Warning", c.REASON_GANG_REQUEUED)
+    assert "4 Insufficient nvidia.com/gpu" in job.messages[-1]
+    assert "created again at 2026-11-22T09:01:31Z, in 30s (requeue 1;" in job.messages[-1]
+    assert ("Job", NS, "tiny") in kube.objects, "the requeue is written first, the gang goes next pass"
+    assert job.requeue_at == now[0]
+
+    job.reconcile()
+    assert ("Job", NS, "tiny") not in kube.objects, "released: the placed worker frees its node"
+    drop_pods(kube)
+    job.reconcile()
+    assert ("Job", NS, "tiny") not in kube.objects and job.requeue_at == retry, "backing off"
+    assert job.status["phase"] == "Scheduling", "still waiting for nodes: the alert on Scheduling sees it"
+    assert job.status["gpus"] == 0
+
+    now[0] = retry
+    job.reconcile()
+    gang = kube.objects[("Job", NS, "tiny")]
+    assert gang["metadata"]["labels"][c.LABEL_RESTART_ATTEMPT] == "0", "the same attempt, not a restart"
+    assert "requeueTime" not in job.status and job.status["phase"] == "Scheduling"
+
+    add_pending_worker(kube, 0)
+    add_pending_worker(kube, 1)
+    now[0] = retry + timedelta(seconds=60)
+    job.reconcile()
+    assert (job.status["requeues"], job.status["restarts"]) == (2, 0)
+    second = now[0] + timedelta(seconds=45)  # 30 s doubled, capped at maxRequeueBackoffSeconds
+    assert job.status["requeueTime"] == second.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_with_on_scheduling_timeout_fail_the_job_fails_and_its_gang_goes() -> None:
+    kube = FakeKube()
+    now = [T0]
+    job = make(kube, clock=lambda: now[0], schedulingTimeoutSeconds=60, onSchedulingTimeout="Fail")
+    job.reconcile()
+    add_worker(kube, 0, "Running")
+    add_pending_worker(kube, 1)
+    now[0] = T0 + timedelta(seconds=60)
+
+    job.reconcile()
+
+    assert job.status["phase"] == "Failed" and job.status["requeues"] == 0
+    assert job.conditions()[c.COND_FAILED] == ("True", c.REASON_SCHEDULING_TIMEOUT)
+    job.reconcile()
+    assert ("Job", NS, "tiny") not in kube.objects
+
+
+LOCAL_QUEUES_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "localqueues.kueue.x-k8s.io"},
+    "spec": {"versions": [{"name": "v1beta2", "served": True}]},
+    "status": {"conditions": [{"type": "Established", "status": "True"}]},
+}
+
+
+def kueue_workload(kube: FakeKube, **conditions: dict[str, str]) -> None:
+    """Kueue's Workload of the current worker Job, with these conditions (replacing any earlier one)."""
+    gang = kube.objects[("Job", NS, "tiny")]
+    kube.objects[("Workload", NS, "job-tiny-5d3a1")] = {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "Workload",
+        "metadata": {
+            "name": "job-tiny-5d3a1",
+            "namespace": NS,
+            "ownerReferences": [
+                {"apiVersion": "batch/v1", "kind": "Job", "name": "tiny", "uid": gang["metadata"]["uid"]}
+            ],
+        },
+        "status": {"conditions": [{"type": kind, **cond} for kind, cond in conditions.items()]},
+    }
+
+
+def kueue_sets(kube: FakeKube, *, suspend: bool, started: datetime | None) -> None:
+    """What Kueue and the Job controller do to the worker Job on an admission or an eviction."""
+    gang = kube.objects[("Job", NS, "tiny")]
+    gang["spec"]["suspend"] = suspend
+    gang["status"] = {
+        "conditions": [{"type": "Suspended", "status": "True" if suspend else "False"}],
+        **({"startTime": started.strftime("%Y-%m-%dT%H:%M:%SZ")} if started else {}),
+    }
+
+
+QUOTA = "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor h100"
+
+
+def test_with_kueue_the_gang_is_admitted_whole_and_a_preempted_gang_waits_to_resume() -> None:
+    kube = FakeKube()
+    kube.add(copy.deepcopy(LOCAL_QUEUES_CRD))
+    now = [T0]
+    job = make(kube, clock=lambda: now[0], queueName="gpu", schedulingTimeoutSeconds=60, backoffLimit=0)
+
+    job.reconcile()
+
+    gang = kube.objects[("Job", NS, "tiny")]
+    assert gang["spec"]["suspend"] is True and gang["metadata"]["labels"][c.KUEUE_QUEUE_LABEL] == "gpu"
+    assert job.status["phase"] == "Pending"
+    assert job.conditions()[c.COND_SCHEDULED] == ("False", c.REASON_WAITING_FOR_ADMISSION)
+    assert job.requeue_at is None, "waiting in Kueue's queue is no scheduling timeout"
+
+    kueue_workload(kube, QuotaReserved={"status": "False", "reason": "Pending", "message": QUOTA})
+    now[0] = T0 + timedelta(hours=1)
+    job.reconcile()
+    scheduled = next(x for x in job.status["conditions"] if x["type"] == c.COND_SCHEDULED)
+    assert (
+        scheduled["message"] == f"Waiting for Kueue to admit the workers as a whole (queue 'gpu'): {QUOTA}."
+    )
+
+    # Kueue admits the gang an hour after the Job was made: the scheduling timeout counts from then.
+    kueue_workload(kube, QuotaReserved={"status": "True", "reason": "QuotaReserved"})
+    kueue_sets(kube, suspend=False, started=None)
+    job.reconcile()
+    assert job.status["phase"] == "Scheduling" and job.requeue_at == now[0] + timedelta(seconds=60)
+    kueue_sets(kube, suspend=False, started=now[0])
+    add_worker(kube, 0, "Running")
+    add_worker(kube, 1, "Running")
+    job.reconcile()
+    assert job.status["phase"] == "Running"
+
+    # A workload of higher priority preempts it: Kueue suspends the Job, whose controller deletes the pods.
+    preempted = (
+        "Preempted to accommodate a workload (UID: u2, JobUID: j2) due to prioritization in the ClusterQueue"
+    )
+    kueue_workload(
+        kube,
+        QuotaReserved={"status": "False", "reason": "Pending", "message": QUOTA},
+        Evicted={"status": "True", "reason": "Preempted", "message": preempted},
+    )
+    kueue_sets(kube, suspend=True, started=None)
+    drop_pods(kube)
+    now[0] += timedelta(minutes=5)
+    job.reconcile()
+
+    assert (job.status["phase"], job.status["restarts"], job.status["gpus"]) == ("Pending", 0, 0)
+    assert job.conditions()[c.COND_SCHEDULED] == ("False", c.REASON_PREEMPTED)
+    assert job.conditions()[c.COND_RUNNING] == ("False", c.REASON_PREEMPTED)
+    assert c.COND_FAILED not in job.conditions() and job.status["failures"] == []
+    assert job.events[-1] == ("Warning", c.REASON_PREEMPTED)
+    assert preempted in job.messages[-1]
+    assert ("Job", NS, "tiny") in kube.objects and not kube.deletes, "Kueue's to resume, not a restart"
+
+    # Admitted again: the Job controller makes the workers anew, and the runtime resumes.
+    kueue_workload(kube, QuotaReserved={"status": "True", "reason": "QuotaReserved"})
+    kueue_sets(kube, suspend=False, started=now[0])
+    add_worker(kube, 0, "Running")
+    add_worker(kube, 1, "Running")
+    job.reconcile()
+    assert (job.status["phase"], job.status["restarts"]) == ("Running", 0)
+    assert job.conditions()[c.COND_RUNNING] == ("True", c.REASON_ALL_WORKERS_RUNNING)

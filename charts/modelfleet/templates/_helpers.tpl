@@ -146,13 +146,22 @@ creates the object) and prunes them (delete). Neither it nor kopf uses update (P
 - apiGroups: ["http.keda.sh"]
   resources: ["httpscaledobjects"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-# The engine pods' scrape targets for the Prometheus Operator.
+# The engine pods' scrape targets for the Prometheus Operator, and for Azure Monitor managed
+# Prometheus (its add-on's copy of the same kind).
 - apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["azmonitoring.coreos.com"]
   resources: ["podmonitors"]
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# Kueue's Workloads of the worker Jobs it manages (spec.queueName): why a gang waits, whether it was
+# preempted. Read only.
+- apiGroups: ["kueue.x-k8s.io"]
+  resources: ["workloads"]
+  verbs: ["list", "watch"]
 # What a spec may name but the operator never creates: pods are made only once each exists
 # (ReferencesReady). Watched into an index of names; never written.
 - apiGroups: [""]

@@ -193,6 +193,7 @@ def runtime_config(
         api_key_env=API_KEY_ENV if endpoint.api_key_secret is not None else None,
         output_dir=RESULTS_DIR,
         engine_metrics_url=engine_metrics_url(spec, endpoint),
+        quality=spec.quality,
         sinks=Sinks(
             pushgateway=spec.sinks.pushgateway,
             mlflow=spec.sinks.mlflow,

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from modelfleet_api import constants as c
+from modelfleet_api.benchmark import quality_problem
 from modelfleet_api.benchmarksweep import BenchmarkSweepSpec, BenchmarkSweepStatus, PointStatus, TargetStatus
 from modelfleet_api.constants import BenchmarkSweepPhase, PointPhase
 from modelfleet_api.cost import CostStatus
@@ -245,6 +246,13 @@ class _Planner:
             assert deployment is not None  # ready targets were observed
             endpoint = endpoint_of(deployment, grid_point.target.track)
             record_lineage(point, deployment, grid_point.target.track)
+            unscorable = quality_problem(self.spec.quality, builders.protocol(self.spec, endpoint.engine))
+            if unscorable is not None:
+                reason = c.REASON_POINT_QUALITY_NEEDS_OPENAI
+                self.end_point(
+                    point, PointPhase.FAILED, reason, f"{unscorable} ({endpoint.engine} speaks it)"
+                )
+                continue
             config = builders.runtime_config(self.owner, self.spec, grid_point, endpoint)
             self.apply.append(builders.point_config_map(self.owner, grid_point, config))
             job = builders.point_job(
@@ -285,9 +293,10 @@ class _Planner:
         status.points_done = done
         status.points_total = len(points)
         status.progress = f"{done}/{len(points)}"
-        status.best_per_slo = best_per_slo(points, self.spec.slos)
+        floors = self.spec.quality.floors if self.spec.quality is not None else {}
+        status.best_per_slo = best_per_slo(points, self.spec.slos, floors)
         status.best_throughput = best_throughput(points)
-        verdict = slo_verdict(points, self.spec.slos)
+        verdict = slo_verdict(points, self.spec.slos, floors)
         if verdict is None:
             self.draft.drop_condition(c.COND_SLOS_MET)
         else:

@@ -8,11 +8,12 @@ plan's next deadline (``requeue_at``: a timeout, a TTL), or until the long safet
 **Wakes.** Watch events wake the daemon of the object they concern: events on the object itself when
 its spec changed (a new ``generation``) or its status is not one this operator wrote (the echo of its
 own status write, and kopf's finalizer patches, wake nothing); events on a child or pod, by the owner
-label it carries; a ServiceAccount created or deleted wakes the objects of its namespace (they may be
-waiting for it); a KEDA, Gateway API or Kueue CRD that appears or goes wakes every object of the kinds
-that use it, and so does an APIService of an aggregated group they use that appears, goes or changes
-its Available condition; a Secret, PersistentVolumeClaim or PriorityClass created or deleted wakes the
-objects that may name it (``ReferencesReady``); a ModelDeployment wakes the sweeps that name it; a
+label it carries; a Kueue Workload wakes the TrainingJob whose worker Job it belongs to; a
+ServiceAccount created or deleted wakes the objects of its namespace (they may be waiting for it); a
+KEDA, Gateway API or Kueue CRD that appears or goes wakes every object of the kinds that use it, and
+so does an APIService of an aggregated group they use that appears, goes or changes its Available
+condition; a Secret, PersistentVolumeClaim or PriorityClass created or deleted wakes the objects that
+may name it (``ReferencesReady``); a ModelDeployment wakes the sweeps that name it; a
 TrainingJob wakes the ModelDeployments that serve its output. All handlers are coroutines on kopf's
 event loop (kopf runs plain functions in a thread pool, a hop per event, and ``asyncio.Event`` is not
 thread-safe).
@@ -42,6 +43,7 @@ from modelfleet_operator.common import indexes as ix
 from modelfleet_operator.common.kinds import (
     API_SERVICE,
     CUSTOM_RESOURCE_DEFINITION,
+    KUEUE_WORKLOAD,
     MODEL_DEPLOYMENT,
     OBSERVED_KINDS,
     REFERENCED_KINDS,
@@ -190,7 +192,7 @@ def register_indexes(operator: Operator) -> None:
     for kind in OBSERVED_KINDS:
         _index(operator, kind, kind.index_id, _by_owner(kind), labels=managed)
         if kind not in (MODEL_DEPLOYMENT, SERVICE_ACCOUNT):  # these two have handlers of their own
-            _on_event(registry, kind, f"{kind.plural}-wake-owner", _wake_owners(wakeups), labels=managed)
+            _on_event(registry, kind, f"{kind.key}-wake-owner", _wake_owners(wakeups), labels=managed)
 
     _index(operator, SERVICE_ACCOUNT, ix.SERVICE_ACCOUNTS, _by_name(lambda body: True))
     _on_event(registry, SERVICE_ACCOUNT, "serviceaccounts-wake", _service_account_changed(wakeups))
@@ -213,6 +215,19 @@ def register_indexes(operator: Operator) -> None:
         return {(namespace, job): name for job in ix.training_jobs_named(body.get("spec") or {})}
 
     _index(operator, MODEL_DEPLOYMENT, ix.DEPLOYMENTS_BY_TRAINING_JOB, by_training_job)
+
+    async def workloads_by_job(body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
+        return ix.workload_keys(body) or None
+
+    _index_fn(operator, KUEUE_WORKLOAD, ix.WORKLOADS_BY_JOB, workloads_by_job)
+
+    async def workload_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+        # A worker Job bears its TrainingJob's name (``training.names``); other Jobs' Workloads wake no one.
+        for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
+            if ref.get("kind") == "Job" and ref.get("name"):
+                wakeups.wake((TRAINING_JOB.kind, namespace or "", ref["name"]))
+
+    _on_event(registry, KUEUE_WORKLOAD, "workloads-wake", workload_changed)
 
     async def crd_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
         return {name: ix.crd_summary(body)}
@@ -245,6 +260,7 @@ INTEGRATION_USERS: dict[str, frozenset[str]] = {
     "scaledobjects.keda.sh": frozenset({"ModelDeployment"}),
     "httpscaledobjects.http.keda.sh": frozenset({"ModelDeployment"}),
     "podmonitors.monitoring.coreos.com": frozenset({"ModelDeployment"}),
+    "podmonitors.azmonitoring.coreos.com": frozenset({"ModelDeployment"}),
     "httproutes.gateway.networking.k8s.io": frozenset({"ModelDeployment"}),
     "localqueues.kueue.x-k8s.io": frozenset({"TrainingJob"}),
 }

@@ -35,6 +35,8 @@ SWEEPS_BY_TARGET = "benchmarksweeps_by_target"
 TRAINING_JOBS = "trainingjobs_by_name"
 REFERENCED = {kind.kind: f"{kind.plural}_by_name" for kind in REFERENCED_KINDS}
 """The index of each kind a spec may name, by (namespace, name); "" for a cluster-scoped one."""
+WORKLOADS_BY_JOB = "workloads_by_job"
+"""Kueue's Workloads by the (namespace, uid) of the Job that owns each (``workload_keys``)."""
 DEPLOYMENTS_BY_TRAINING_JOB = "modeldeployments_by_trainingjob"
 """ModelDeployments by the (namespace, TrainingJob) their tracks serve (``model.fromTrainingJob``), to
 wake them when the job changes."""
@@ -74,6 +76,24 @@ def api_service_summary(body: Mapping[str, Any]) -> Manifest:
         "available": available.get("status") == c.CONDITION_TRUE and not deleting,
         "reason": "Deleting" if deleting else available.get("reason") or "",
         "message": "the APIService is being deleted" if deleting else available.get("message") or "",
+    }
+
+
+def workload_keys(body: Mapping[str, Any]) -> dict[tuple[str, str], Manifest]:
+    """A Kueue Workload under the (namespace, uid) of each Job that owns it, with what a plan reads of
+    it: its name and its conditions (Kueue copies none of the Job's labels onto it by default, so the
+    owner reference is the link)."""
+    meta = body.get("metadata") or {}
+    conditions = [
+        {k: cond[k] for k in ("type", "status", "reason", "message") if k in cond}
+        for cond in (body.get("status") or {}).get("conditions") or []
+    ]
+    summary = {"metadata": {"name": meta.get("name")}, "status": {"conditions": conditions}}
+    namespace = meta.get("namespace") or ""
+    return {
+        (namespace, ref["uid"]): summary
+        for ref in meta.get("ownerReferences") or []
+        if ref.get("kind") == "Job" and ref.get("apiVersion") == "batch/v1" and ref.get("uid")
     }
 
 
@@ -124,6 +144,11 @@ class Indexes:
     def api_service(self, name: str) -> Manifest | None:
         """An indexed APIService's ``api_service_summary`` (None: it does not exist)."""
         found = self._values(API_SERVICES, name)
+        return found[0] if found else None
+
+    def workload(self, namespace: str, job_uid: str) -> Manifest | None:
+        """Kueue's Workload of a Job (``workload_keys``), as indexed; None while there is none."""
+        found = self._values(WORKLOADS_BY_JOB, (namespace, job_uid))
         return found[0] if found else None
 
     def training_job(self, namespace: str, name: str) -> Manifest | None:

@@ -29,6 +29,13 @@ class Kind:
     """Apply order within a pass: children of one wave go at once, after the waves before (pod
     owners after what their pods use, a RoleBinding after its Role, autoscalers, monitors and routes
     after what they point at)."""
+    alias: str | None = None
+    """The kind's name in index and handler ids when another group has a kind of the same plural (a
+    Python identifier); unset: the plural."""
+
+    @property
+    def key(self) -> str:
+        return self.alias or self.plural
 
     @property
     def group(self) -> str:
@@ -42,7 +49,7 @@ class Kind:
     def index_id(self) -> str:
         """The kopf index of this kind's objects by owner (a Python identifier: kopf passes indexes to
         handlers as keyword arguments)."""
-        return f"{self.plural}_by_owner"
+        return f"{self.key}_by_owner"
 
     def path(self, namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
         """The REST path of the collection, or of one object (and its subresource)."""
@@ -83,6 +90,11 @@ HORIZONTAL_POD_AUTOSCALER = Kind(
 SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects", wave=2)
 HTTP_SCALED_OBJECT = Kind("http.keda.sh/v1alpha1", "HTTPScaledObject", "httpscaledobjects", wave=2)
 POD_MONITOR = Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors", wave=2)
+# Azure Monitor managed Prometheus's own copy of the Prometheus Operator's PodMonitor (the same schema
+# under another group, installed with the AKS metrics add-on, which reads only this group).
+AZURE_POD_MONITOR = Kind(
+    "azmonitoring.coreos.com/v1", "PodMonitor", "podmonitors", wave=2, alias="azure_podmonitors"
+)
 HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", wave=2)
 POD = Kind("v1", "Pod", "pods")
 CUSTOM_RESOURCE_DEFINITION = Kind(
@@ -93,6 +105,8 @@ SECRET = Kind("v1", "Secret", "secrets")
 PERSISTENT_VOLUME_CLAIM = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
 PRIORITY_CLASS = Kind("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", namespaced=False)
 TRAINING_JOB = Kind(API_VERSION, "TrainingJob", "trainingjobs")
+KUEUE_WORKLOAD = Kind("kueue.x-k8s.io/v1beta2", "Workload", "workloads")
+"""What Kueue made of a worker Job it manages (``spec.queueName``): read, never written."""
 MODEL_DEPLOYMENT = Kind(API_VERSION, "ModelDeployment", "modeldeployments", wave=1)
 BENCHMARK_SWEEP = Kind(API_VERSION, "BenchmarkSweep", "benchmarksweeps")
 
@@ -109,6 +123,7 @@ CHILD_KINDS = (
     SCALED_OBJECT,
     HTTP_SCALED_OBJECT,
     POD_MONITOR,
+    AZURE_POD_MONITOR,
     HTTP_ROUTE,
     MODEL_DEPLOYMENT,
     BENCHMARK_SWEEP,

@@ -127,7 +127,7 @@ def project(kind: Kind, body: Mapping[str, Any]) -> Live:
     if kind == JOB:
         projected["spec"] = {k: spec[k] for k in ("parallelism", "completions", "suspend") if k in spec}
         projected["status"] = {
-            k: status[k] for k in ("conditions", "active", "ready", "failed") if k in status
+            k: status[k] for k in ("conditions", "active", "ready", "failed", "startTime") if k in status
         }
     elif kind == POD:
         projected["spec"] = {"nodeName": spec["nodeName"]} if "nodeName" in spec else {}

@@ -162,7 +162,13 @@ def analyze(
         )
 
     stable_points, canary_points = (_points(sweeps.get(name)) for name in status.sweeps)
-    decision = decide(stable_points, canary_points, analysis.benchmark.slos, analysis.max_regression_percent)
+    decision = decide(
+        stable_points,
+        canary_points,
+        analysis.benchmark.slos,
+        analysis.max_regression_percent,
+        analysis.benchmark.quality,
+    )
     status.stages.append(
         StageResult(
             stage=status.stage,

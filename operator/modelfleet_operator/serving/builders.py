@@ -91,6 +91,9 @@ class Integrations:
     """The KEDA HTTP add-on's HTTPScaledObject CRD (http.keda.sh/v1alpha1)."""
     pod_monitor: bool = False
     """The Prometheus Operator's PodMonitor CRD (monitoring.coreos.com/v1)."""
+    azure_pod_monitor: bool = False
+    """Azure Monitor managed Prometheus's PodMonitor CRD (azmonitoring.coreos.com/v1), which the AKS
+    metrics add-on installs and reads."""
     custom_metrics: CustomMetricsApi = NOT_FOUND
     """The custom metrics API an HPA's Pods metric is read from (a custom-metrics adapter's)."""
 
@@ -447,18 +450,26 @@ def scrape_annotations(engine: EngineType) -> dict[str, str]:
     }
 
 
-def pod_monitor(owner: Owner, track: Track) -> Manifest:
-    """The Prometheus Operator scrapes the track's pods: the engine's own metrics where it has them
-    (what KEDA's trigger queries) and the launcher's (model download, start-up, readiness). One per
-    track, since a canary may run another engine with its metrics elsewhere."""
+AZURE_LABEL_LIMITS = {"labelLimit": 63, "labelNameLengthLimit": 511, "labelValueLengthLimit": 1023}
+"""What Azure Monitor's PodMonitor template sets: its docs warn that a monitor without these limits
+may be dropped while processed (learn.microsoft.com: azure-monitor/containers/
+prometheus-metrics-scrape-crd)."""
+
+
+def pod_monitor(owner: Owner, track: Track, *, azure: bool = False) -> Manifest:
+    """The Prometheus Operator (or, `azure`, Azure Monitor managed Prometheus, whose add-on reads only
+    its own group) scrapes the track's pods: the engine's own metrics where it has them (what KEDA's
+    trigger queries) and the launcher's (model download, start-up, readiness). One per track, since a
+    canary may run another engine with its metrics elsewhere."""
     engine = track.engine.type
     ports = [name for name, number in _metrics_port_names(engine) if number == scrape_port(engine)]
     ports += [] if "metrics" in ports else ["metrics"]
     return {
-        "apiVersion": "monitoring.coreos.com/v1",
+        "apiVersion": "azmonitoring.coreos.com/v1" if azure else "monitoring.coreos.com/v1",
         "kind": "PodMonitor",
         "metadata": _metadata(owner, owner.names.pod_monitor(track.name), c.COMPONENT_SERVER, track.name),
         "spec": {
+            **(AZURE_LABEL_LIMITS if azure else {}),
             "selector": {"matchLabels": track_selector(owner, track.name)},
             "podMetricsEndpoints": [{"port": port, "path": METRICS_PATH} for port in ports],
         },

@@ -278,6 +278,8 @@ def desired(
     children.append(builders.pod_disruption_budget(owner))
     if integrations.pod_monitor:
         children += [builders.pod_monitor(owner, t) for t in tracks]
+    if integrations.azure_pod_monitor:
+        children += [builders.pod_monitor(owner, t, azure=True) for t in tracks]
     autoscaling = _autoscaling(owner, spec, integrations, prometheus_url, add_on, keda_authentication)
     children += autoscaling.manifests
     if integrations.gateway_api:

@@ -18,6 +18,7 @@ from modelfleet_operator.common.errors import InvalidSpec
 from modelfleet_operator.common.identity import RuntimeIdentity
 from modelfleet_operator.common.indexes import Indexes, training_jobs_named
 from modelfleet_operator.common.kinds import (
+    AZURE_POD_MONITOR,
     BENCHMARK_SWEEP,
     CONFIG_MAP,
     DEPLOYMENT,
@@ -47,6 +48,7 @@ KEDA_CRD = ("scaledobjects.keda.sh", SCALED_OBJECT.version)
 GATEWAY_API_CRD = ("httproutes.gateway.networking.k8s.io", HTTP_ROUTE.version)
 KEDA_HTTP_CRD = ("httpscaledobjects.http.keda.sh", HTTP_SCALED_OBJECT.version)
 POD_MONITOR_CRD = ("podmonitors.monitoring.coreos.com", POD_MONITOR.version)
+AZURE_POD_MONITOR_CRD = ("podmonitors.azmonitoring.coreos.com", AZURE_POD_MONITOR.version)
 WARNING_REASONS = frozenset(
     {
         c.REASON_ENGINE_CRASHING,
@@ -78,6 +80,7 @@ class ModelDeploymentController:
         SCALED_OBJECT,
         HTTP_SCALED_OBJECT,
         POD_MONITOR,
+        AZURE_POD_MONITOR,
         HTTP_ROUTE,
         BENCHMARK_SWEEP,
     )
@@ -130,6 +133,7 @@ class ModelDeploymentController:
                 gateway_api=indexes.serves(*GATEWAY_API_CRD),
                 keda_http=indexes.serves(*KEDA_HTTP_CRD),
                 pod_monitor=indexes.serves(*POD_MONITOR_CRD),
+                azure_pod_monitor=indexes.serves(*AZURE_POD_MONITOR_CRD),
                 custom_metrics=custom_metrics_api(
                     {name: indexes.api_service(name) for name in API_SERVICE_NAMES}
                 ),

@@ -386,6 +386,7 @@ def worker_job(
     grace_seconds: int | None = None,
     identity: RuntimeIdentity = NO_IDENTITY,
     nodes: WorkerNodeSettings = PLAIN_NODES,
+    suspend: bool = False,
 ) -> Manifest:
     """The gang: an Indexed Job with one pod per node.
 
@@ -396,6 +397,10 @@ def worker_job(
     after the pod is gone; it also makes the Job count a worker as failed only once it has stopped
     (``podReplacementPolicy: Failed``), not while it still saves its checkpoint. ``grace_seconds``
     unset: derived from the spec alone (``policies.grace``).
+
+    ``suspend``: the Job is created suspended for Kueue to admit (``spec.queueName``), and re-applied
+    suspended while Kueue holds it. Not suspended, the field is left out rather than set false: the
+    operator does not take the field from Kueue, which clears and sets it to admit and evict the gang.
     """
     metadata = _metadata(owner, owner.names.job, c.COMPONENT_WORKER)
     metadata["labels"][c.LABEL_RESTART_ATTEMPT] = str(attempt)
@@ -411,6 +416,7 @@ def worker_job(
             "completions": workers,
             "parallelism": workers,
             "backoffLimit": 0,
+            **({"suspend": True} if suspend else {}),
             "podFailurePolicy": {"rules": [DISRUPTED_WORKER_RULE]},
             "template": worker_pod_template(
                 owner,

@@ -5,13 +5,18 @@ A short list of ordered steps (KAITO's shape); a step that decided the pass retu
 are skipped. The long-lived children (ServiceAccount, Role, RoleBinding, ConfigMaps, Service) are
 applied on every pass of an unfinished job, so a hand edit is put back; the worker Job is applied
 while its gang is the current attempt. A Job the plan does not name is pruned: a suspended job's, a
-failed job's, and the gang of an earlier attempt, which goes before the next one starts, so two gangs
-never compete for the same GPUs.
+failed job's, the gang of an earlier attempt and a gang released by a requeue, which go before the next
+one starts, so two gangs never compete for the same GPUs.
 
-Two decisions must survive a crash between the status write and the deletion they lead to: a restart
-(``restarts`` is counted first) and a final failure (phase Failed first). Each keeps the old Job in its
-own pass and asks for the next pass at once (``requeue_at`` now), which prunes it; a crash in between
-repeats the prune, never the count, and never reruns a failed gang.
+Three decisions must survive a crash between the status write and the deletion they lead to: a restart
+(``restarts`` is counted first), a requeue (``requeues`` and ``requeueTime`` first) and a final failure
+(phase Failed first). Each keeps the old Job in its own pass and asks for the next pass at once
+(``requeue_at`` now), which prunes it; a crash in between repeats the prune, never the count, and
+never reruns a failed gang.
+
+With ``spec.queueName`` and Kueue installed, Kueue admits the gang: the Job is created suspended and
+the plan reports what Kueue says while it stays so (``policies.kueue``); the scheduling timeout counts
+from the admission.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from modelfleet_api import constants as c
 from modelfleet_api.cost import PriceTable
 from modelfleet_api.runtime_config import TrainingProgress
 from modelfleet_api.training import attempt_logs_location
-from modelfleet_api.trainingjob import TrainingJobSpec, TrainingJobStatus
+from modelfleet_api.trainingjob import SchedulingTimeoutAction, TrainingJobSpec, TrainingJobStatus
 
 from modelfleet_operator.common.cost import account, vm_share
 from modelfleet_operator.common.identity import RuntimeIdentity
@@ -45,12 +50,14 @@ from modelfleet_operator.status import status_patch
 from modelfleet_operator.training import builders
 from modelfleet_operator.training.builders import Owner
 from modelfleet_operator.training.policies.failure import decide_restart, record_failure
-from modelfleet_operator.training.policies.gang import gang_verdict
+from modelfleet_operator.training.policies.gang import GangVerdict, failed_message, gang_verdict
 from modelfleet_operator.training.policies.gpu_hours import GpuAccount
 from modelfleet_operator.training.policies.gpu_hours import account as account_gpu_hours
 from modelfleet_operator.training.policies.grace import grace_period
+from modelfleet_operator.training.policies.kueue import kueue_hold
 from modelfleet_operator.training.policies.output import training_output
 from modelfleet_operator.training.policies.progress import steps_column
+from modelfleet_operator.training.policies.requeue import requeue
 from modelfleet_operator.training.policies.stall import stall_message
 from modelfleet_operator.training.policies.success import all_workers_succeeded, job_condition_true
 from modelfleet_operator.training.policies.ttl import ttl_expired
@@ -62,6 +69,8 @@ Phase = c.TrainingJobPhase
 FINISHED = (Phase.SUCCEEDED, Phase.FAILED)
 WORKER_CAUSES = (c.REASON_WORKER_FAILED, c.REASON_WORKER_EVICTED)
 """Ends of a gang that the Job controller completes itself (it stops the other workers)."""
+KUEUE_HOLDS = (c.REASON_WAITING_FOR_ADMISSION, c.REASON_PREEMPTED, c.REASON_EVICTED_BY_KUEUE)
+"""Reasons of Scheduled=False while Kueue holds the worker Job suspended."""
 JOB_POD_FAILURE_POLICY = "PodFailurePolicy"
 """Reason of a Job's Failed condition when a rule of its pod failure policy failed it."""
 POLICY_POD = re.compile(r"Pod [^/\s]+/(\S+) ")
@@ -86,6 +95,8 @@ class Observed:
     """The Secrets, claims and PriorityClass the spec names, and which of them are missing."""
     kueue: bool = False
     """Kueue's LocalQueue CRD is served."""
+    workload: Manifest | None = None
+    """Kueue's Workload of the worker Job (its name and conditions), once Kueue made one."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,24 +210,38 @@ class _Planner:
         return True
 
     def stale_job(self) -> bool:
-        """A Job of an earlier attempt, or one being deleted, must be gone before the next gang starts;
-        not naming it prunes it (foreground: its pods go first), and its deletion wakes the next pass."""
+        """A Job of an earlier attempt, one a requeue released, or one being deleted must be gone before
+        the next gang starts; not naming it prunes it (foreground: its pods go first), and its deletion
+        wakes the next pass."""
         job = self.observed.job
         if job is None:
             return False
         attempt = (job["metadata"].get("labels") or {}).get(c.LABEL_RESTART_ATTEMPT)
-        if attempt == str(self.status.restarts) and not job["metadata"].get("deletionTimestamp"):
+        current = attempt == str(self.status.restarts) and not job["metadata"].get("deletionTimestamp")
+        if current and not self._released(job):
             return False
-        self.phase(Phase.PENDING)
         self.workers(0)
+        if self.status.requeue_time is not None:
+            self.phase(Phase.SCHEDULING)
+            self.deadline(self.status.requeue_time)
+        else:
+            self.phase(Phase.PENDING)
         return True
 
+    def _released(self, job: Manifest) -> bool:
+        """The Job is the gang a requeue released: made before the time its successor is due."""
+        retry = self.status.requeue_time
+        created = _time(job["metadata"].get("creationTimestamp"))
+        return retry is not None and (created is None or created < retry)
+
     def create_job(self) -> bool:
-        """The worker Job, once its runtime ServiceAccount and every object the spec names exist: until
-        then the job stays Pending, and the scheduling timeout (counted from the Job's creation) does
-        not run."""
+        """The worker Job, once a requeued gang's backoff is over and its runtime ServiceAccount and every
+        object the spec names exist: until then no scheduling timeout (counted from the Job's start)
+        runs. With a queue name and Kueue installed, the Job is created suspended for Kueue to admit."""
         if self.observed.job is not None:
             return False
+        if self._backing_off():
+            return True
         identity, namespace = self.settings.identity, self.owner.namespace
         references = self.draft.references_ready(self.observed.references, namespace)
         account = self.draft.service_account_ready(identity, self.observed.runtime_account_exists, namespace)
@@ -226,34 +251,54 @@ class _Planner:
             return True
         grace = grace_period(self.spec, self.status.progress)
         self.status.termination_grace_period_seconds = grace.seconds
-        self.apply.append(self._worker_job())
-        self.phase(Phase.SCHEDULING)
+        queued = bool(self.spec.queue_name) and self.observed.kueue
+        self.apply.append(self._worker_job(suspend=queued))
         self.workers(0)
-        queued = (
+        nodes, attempt = self.spec.resources.nodes, self.status.restarts
+        if queued:
+            self.phase(Phase.PENDING)
+            message = (
+                f"Created the worker Job of {nodes} worker(s) (attempt {attempt}), suspended until Kueue "
+                f"admits it (queue {self.spec.queue_name!r})."
+            )
+            self.draft.condition(c.COND_SCHEDULED, False, c.REASON_WAITING_FOR_ADMISSION, message)
+            return True
+        self.phase(Phase.SCHEDULING)
+        unqueued = (
             " spec.queueName is set but Kueue is not installed, so the workers are not queued."
-            if self.spec.queue_name and not self.observed.kueue
+            if self.spec.queue_name
             else ""
         )
-        message = (
-            f"Created {self.spec.resources.nodes} worker pod(s) (attempt {self.status.restarts}); "
-            f"waiting for nodes.{queued}"
-        )
+        message = f"Created {nodes} worker pod(s) (attempt {attempt}); waiting for nodes.{unqueued}"
         self.draft.condition(c.COND_SCHEDULED, False, c.REASON_WAITING_FOR_CAPACITY, message)
         if self.spec.scheduling_timeout_seconds > 0:
             self.deadline(self.now + timedelta(seconds=self.spec.scheduling_timeout_seconds))
         return True
 
+    def _backing_off(self) -> bool:
+        """A requeued gang is created again at ``status.requeueTime``; until then the job stays
+        Scheduling (it still waits for nodes) with the condition the requeue set."""
+        retry = self.status.requeue_time
+        if retry is None:
+            return False
+        if self.now < retry:
+            self.phase(Phase.SCHEDULING)
+            self.workers(0)
+            self.deadline(retry)
+            return True
+        self.status.requeue_time = None
+        return False
+
     def gang(self) -> bool:
         job = self.observed.job
         assert job is not None, "the steps before this one return early without a Job"
-        self.apply.append(self._worker_job())
+        suspended = bool((job.get("spec") or {}).get("suspend"))
+        self.apply.append(self._worker_job(suspend=suspended))
         summary = summarize(self.observed.pods)
         nodes = self.spec.resources.nodes
         self.workers(summary.ready)
-        if (job.get("spec") or {}).get("suspend"):
-            self.phase(Phase.PENDING)
-            message = f"Waiting for Kueue to admit the workers (queue {self.spec.queue_name!r})."
-            self.draft.condition(c.COND_SCHEDULED, False, c.REASON_WAITING_FOR_ADMISSION, message)
+        if suspended:
+            self._held_by_kueue()
             return True
         if all_workers_succeeded(summary, job, nodes=nodes):
             self._succeed()
@@ -281,9 +326,10 @@ class _Planner:
         return True
 
     # ---- decisions --------------------------------------------------------------------------------
-    def _worker_job(self) -> Manifest:
+    def _worker_job(self, *, suspend: bool) -> Manifest:
         """The current attempt's Job, with the grace period chosen when it was created (a Job's pod
-        template cannot change; a new measurement applies to the next attempt)."""
+        template cannot change; a new measurement applies to the next attempt); ``suspend`` as
+        ``builders.worker_job`` takes it."""
         image = self.spec.image or self.settings.image
         if self.status.termination_grace_period_seconds is None:  # a Job created by an older operator
             self.status.termination_grace_period_seconds = grace_period(self.spec, None).seconds
@@ -295,12 +341,22 @@ class _Planner:
             grace_seconds=self.status.termination_grace_period_seconds,
             identity=self.settings.identity,
             nodes=self.settings.nodes,
+            suspend=suspend,
         )
+
+    def _held_by_kueue(self) -> None:
+        """Kueue holds the Job suspended: the gang is not admitted yet, or was evicted (a preemption);
+        the condition quotes Kueue (``policies.kueue``)."""
+        hold = kueue_hold(self.observed.workload, queue=self.spec.queue_name)
+        self.phase(Phase.PENDING)
+        self.draft.condition(c.COND_SCHEDULED, False, hold.reason, hold.message)
+        if hold.evicted and self.draft.find(c.COND_RUNNING) is not None:
+            self.draft.condition(c.COND_RUNNING, False, hold.reason, hold.message)
 
     def _gang_placed(self, summary: WorkerSummary, job: Manifest) -> bool:
         resources = self.spec.resources
         placement = resources.node_pool or resources.instance_type.value
-        waiting_since = _time(job["metadata"].get("creationTimestamp")) or self.now
+        waiting_since = self._placeable_since(job)
         timeout = self.spec.scheduling_timeout_seconds
         verdict = gang_verdict(
             summary,
@@ -327,11 +383,49 @@ class _Planner:
             if timeout > 0:
                 self.deadline(waiting_since + timedelta(seconds=timeout))
             return False
-        self.draft.condition(c.COND_SCHEDULED, False, c.REASON_SCHEDULING_TIMEOUT, verdict.message)
-        self.draft.condition(c.COND_UNSCHEDULABLE, True, c.REASON_SCHEDULING_TIMEOUT, verdict.message)
-        self.draft.condition(c.COND_FAILED, True, c.REASON_SCHEDULING_TIMEOUT, verdict.message)
-        self._fail_first()
+        if self.spec.on_scheduling_timeout is SchedulingTimeoutAction.FAIL:
+            message = failed_message(verdict, placement)
+            self.draft.condition(c.COND_SCHEDULED, False, c.REASON_SCHEDULING_TIMEOUT, message)
+            self.draft.condition(c.COND_UNSCHEDULABLE, True, c.REASON_SCHEDULING_TIMEOUT, message)
+            self.draft.condition(c.COND_FAILED, True, c.REASON_SCHEDULING_TIMEOUT, message)
+            self._fail_first()
+        else:
+            self._requeue(verdict, placement)
         return False
+
+    def _placeable_since(self, job: Manifest) -> datetime:
+        """Since when the gang could be placed: the Job's start (the Job controller sets it when the Job
+        runs unsuspended, anew after each admission by Kueue). A Job that was suspended and has no start
+        yet was just admitted; otherwise it started when it was created."""
+        started = _time((job.get("status") or {}).get("startTime"))
+        if started is not None:
+            return started
+        if any(cond.get("type") == "Suspended" for cond in (job.get("status") or {}).get("conditions") or []):
+            return self.now
+        return _time(job["metadata"].get("creationTimestamp")) or self.now
+
+    def _requeue(self, verdict: GangVerdict, placement: str) -> None:
+        """Release a gang that timed out and queue it again (``policies.requeue``): the requeue is
+        written first, and the next pass prunes the Job (``stale_job``)."""
+        spec = self.spec
+        decision = requeue(
+            verdict,
+            requeues=self.status.requeues,
+            now=self.now,
+            base_seconds=spec.requeue_backoff_seconds,
+            max_seconds=spec.max_requeue_backoff_seconds,
+            placement=placement,
+        )
+        self.status.requeues, self.status.requeue_time = decision.requeues, decision.retry_at
+        self.phase(Phase.SCHEDULING)
+        self.workers(0)
+        self.workers_held = 0
+        self.draft.condition(c.COND_SCHEDULED, False, c.REASON_GANG_REQUEUED, decision.message)
+        self.draft.condition(c.COND_UNSCHEDULABLE, True, c.REASON_GANG_REQUEUED, decision.message)
+        self.draft.events.append(
+            Event(type="Warning", reason=c.REASON_GANG_REQUEUED, message=decision.message)
+        )
+        self._prune_job_next_pass()
 
     def _check_stall(self) -> None:
         running = self.draft.find(c.COND_RUNNING)
@@ -370,9 +464,7 @@ class _Planner:
         if decision.restart:
             self.status.restarts = restarts + 1
             self.phase(Phase.PENDING)
-            self.keep_job()
-            self.apply = [m for m in self.apply if m["kind"] != "Job"]
-            self.deadline(self.now)
+            self._prune_job_next_pass()
             return
         self.draft.condition(c.COND_FAILED, True, decision.reason, decision.message)
         self._fail_first()
@@ -382,6 +474,11 @@ class _Planner:
         it (``finished``)."""
         self._finish(Phase.FAILED)
         self.workers_held = 0
+        self._prune_job_next_pass()
+
+    def _prune_job_next_pass(self) -> None:
+        """Keep the Job in this pass, whose status write records the decision that ends it, and ask for
+        the next pass at once, which prunes it."""
         self.keep_job()
         self.apply = [m for m in self.apply if m["kind"] != "Job"]
         self.deadline(self.now)
@@ -419,7 +516,7 @@ class _Planner:
         ):
             return RELEASE
         scheduled = find(self.status.conditions, c.COND_SCHEDULED)
-        if scheduled is not None and scheduled.reason == c.REASON_WAITING_FOR_ADMISSION:
+        if scheduled is not None and scheduled.reason in KUEUE_HOLDS:
             return None
         all_placed = is_true(self.status.conditions, c.COND_SCHEDULED)
         return CapacityAsk(

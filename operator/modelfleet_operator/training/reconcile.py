@@ -1,7 +1,7 @@
 """The TrainingJob controller: how the engine (``common.reconcile``) reads, observes and plans one.
 
-Observe reads the worker Job, its pods and the progress ConfigMap from the indexes; the decisions are
-``training.plan``'s.
+Observe reads the worker Job, its pods, Kueue's Workload of it and the progress ConfigMap from the
+indexes; the decisions are ``training.plan``'s.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ WARNING_REASONS = frozenset(
         c.REASON_STALLED,
         c.REASON_BACKOFF_LIMIT_EXCEEDED,
         c.REASON_SCHEDULING_TIMEOUT,
+        c.REASON_GANG_REQUEUED,
+        c.REASON_PREEMPTED,
+        c.REASON_EVICTED_BY_KUEUE,
         c.REASON_WAITING_FOR_CAPACITY,
         c.REASON_INVALID_SPEC,
         c.REASON_CEILING_REACHED,
@@ -82,8 +85,10 @@ class TrainingJobController:
         by_key = {(child.manifest["kind"], child.name): child.manifest for child in children}
         job = by_key.get(("Job", names.job))
         pods = []
+        workload = None
         if job is not None:
             uid = job["metadata"].get("uid")
+            workload = indexes.workload(owner.namespace, uid) if uid else None
             pods = [
                 pod
                 for pod in indexes.pods(self.owner_label, owner.namespace, owner.name)
@@ -99,6 +104,7 @@ class TrainingJobController:
             or indexes.service_account_exists(owner.namespace, account),
             references=indexes.look_up(training_references(resource.spec), owner.namespace),
             kueue=indexes.serves(KUEUE_CRD),
+            workload=workload,
         )
 
     def plan(

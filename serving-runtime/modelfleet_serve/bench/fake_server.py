@@ -346,9 +346,12 @@ def _take_request(buffer: bytearray) -> tuple[str, str, bytes] | None:
 
 
 @contextlib.contextmanager
-def running(ttft_ms: float, itl_ms: float, *extra: str, start_timeout: float = 30.0) -> Iterator[str]:
+def running(ttft_ms: float, itl_ms: float, *extra: str, start_timeout: float = 180.0) -> Iterator[str]:
     """A fake server in its own process on a free 127.0.0.1 port (`extra`: more of its options);
-    yields its base URL."""
+    yields its base URL.
+
+    `start_timeout` bounds a hang, not a speed: the process imports grpc and Triton's client before it
+    listens, which took more than 30 s while `make test` ran its three tiers on two cores."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -362,9 +365,13 @@ def running(ttft_ms: float, itl_ms: float, *extra: str, start_timeout: float = 3
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=1):
                     break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
+            except OSError as error:
+                if server.poll() is not None:
+                    raise RuntimeError(f"the fake server exited with {server.returncode}") from error
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"the fake server did not answer {url}/health in {start_timeout:.0f} s"
+                    ) from error
                 time.sleep(0.05)
         yield url
     finally:

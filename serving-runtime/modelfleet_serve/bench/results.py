@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from modelfleet_api.benchmarksweep import PointMetrics
+from modelfleet_api.quality import PointQuality
 
 from modelfleet_serve.bench.records import RequestRecord
 from modelfleet_serve.bench.schedule import SessionPlan
@@ -124,10 +125,13 @@ def _figure(value: float | None, decimals: int = FIGURE_DECIMALS) -> float | Non
 
 
 def point_metrics(
-    summary: dict[str, Any], results_uri: str | None = None, sink_errors: Sequence[str] = ()
+    summary: dict[str, Any],
+    results_uri: str | None = None,
+    sink_errors: Sequence[str] = (),
+    quality: PointQuality | None = None,
 ) -> PointMetrics:
     """The key figures of a summary, as a BenchmarkSweep records them for the point, with where its
-    files were uploaded and which sinks failed."""
+    files were uploaded, which sinks failed and the quality scores."""
     return PointMetrics(
         ttft_p95_ms=_figure(summary["ttft_ms"]["p95"]),
         tpot_p95_ms=_figure(summary["tpot_ms"]["p95"]),
@@ -145,26 +149,41 @@ def point_metrics(
         prefix_cache_hit_rate=_figure(summary["prefix_cache"]["hit_rate"], ERROR_RATE_DECIMALS),
         results_uri=results_uri,
         sink_errors=list(sink_errors) or None,
+        quality=quality,
     )
 
 
-def termination_message(metrics: PointMetrics) -> str:
+def termination_message(metrics: PointMetrics, floored: Collection[str] = ()) -> str:
     """Compact JSON of the metrics, within TERMINATION_MESSAGE_LIMIT bytes. The API bounds every field
-    (sink errors are short and at most SINK_ERRORS_MAX), so this always fits; should it not, the sink
-    errors give way to a note rather than the figures being cut."""
-    text = metrics.model_dump_json(by_alias=True, exclude_none=True)
+    but the quality scores (sink errors are short and at most SINK_ERRORS_MAX; floors at most
+    MAX_FLOORS, with short names), so this always fits: when it would not, the quality scores other
+    than the `floored` ones give way first (their number is said in `scoresLeftOut`), then the sink
+    errors give way to a note, rather than the figures being cut."""
+    text = _compact(metrics)
+    quality = metrics.quality
+    if len(text.encode()) > TERMINATION_MESSAGE_LIMIT and quality is not None:
+        kept = {name: value for name, value in quality.scores.items() if name in floored}
+        if len(kept) < len(quality.scores):
+            left_out = len(quality.scores) - len(kept)
+            trimmed = quality.model_copy(update={"scores": kept, "scores_left_out": left_out})
+            metrics = metrics.model_copy(update={"quality": trimmed})
+            text = _compact(metrics)
     if len(text.encode()) > TERMINATION_MESSAGE_LIMIT:
         note = f"{len(metrics.sink_errors or [])} sink(s) failed; the pod's log says why"
-        text = metrics.model_copy(update={"sink_errors": [note]}).model_dump_json(
-            by_alias=True, exclude_none=True
-        )
+        text = _compact(metrics.model_copy(update={"sink_errors": [note]}))
     return text
 
 
-def write_termination_message(metrics: PointMetrics, path: Path = TERMINATION_LOG) -> bool:
+def _compact(metrics: PointMetrics) -> str:
+    return metrics.model_dump_json(by_alias=True, exclude_none=True)
+
+
+def write_termination_message(
+    metrics: PointMetrics, path: Path = TERMINATION_LOG, floored: Collection[str] = ()
+) -> bool:
     """Write the point's key figures as compact JSON where the operator reads them; False outside a
     container (Kubernetes creates the file in every container)."""
     if not path.exists():
         return False
-    path.write_text(termination_message(metrics))
+    path.write_text(termination_message(metrics, floored))
     return True

@@ -4,7 +4,9 @@ BenchmarkSweep runs, `modelfleet_api.loadsearch`).
 
 The config is a point's (`BenchmarkRuntimeConfig`) with `load` holding a pattern (`concurrency` or
 `requestRates` lists, or `search`). Point N's files go to `<outputDir>/point-N/`, the plot to
-`<outputDir>/sweep.html`, and a search's result to `<outputDir>/frontier.json`.
+`<outputDir>/sweep.html`, and a search's result to `<outputDir>/frontier.json`. With `quality`, the
+target is scored once, after the last point (its answers do not depend on the load), into
+`<outputDir>/quality.json`.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from modelfleet_api.sweepplot import render_html
 
 from modelfleet_serve.bench.plot import plot_point
 from modelfleet_serve.bench.point import measure
+from modelfleet_serve.bench.quality import score_quality
 from modelfleet_serve.bench.results import point_metrics, write_results
 
 log = logging.getLogger("modelfleet_bench")
 PLOT_HTML = "sweep.html"
 FRONTIER_JSON = "frontier.json"
+QUALITY_JSON = "quality.json"
 
 
 @dataclass
@@ -62,6 +66,7 @@ class LocalSweep:
 class SweepResult:
     documents: list[dict[str, Any]] = field(default_factory=list)
     frontier: dict[str, Any] | None = None
+    quality: dict[str, Any] | None = None
     plot: Path | None = None
 
 
@@ -103,6 +108,10 @@ def run_sweep(sweep: LocalSweep) -> SweepResult:
     if search is not None:
         result.frontier = frontier(search, probes, result.documents)
         (sweep.output / FRONTIER_JSON).write_text(json.dumps(result.frontier, indent=2) + "\n")
+    target = sweep.config(sweep.pattern.points()[0], 0)
+    if target.quality is not None:
+        result.quality = score_quality(target, target.quality).document(target.quality.floors)
+        (sweep.output / QUALITY_JSON).write_text(json.dumps(result.quality, indent=2) + "\n")
     result.plot = sweep.output / PLOT_HTML
     points = [plot_point(d) for d in result.documents]
     result.plot.write_text(

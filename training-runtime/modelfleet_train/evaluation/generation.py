@@ -2,66 +2,31 @@
 
 Each prompt is rendered as training rendered prompts (the chat template with a generation prompt when
 the tokenizer has one, else BOS + prompt), answered greedily, and the answers are scored against the
-references: corpus BLEU with sacrebleu (0-100, its default 13a tokenization), ROUGE F1 with
-rouge-score (stemmed; with several references, the best one per row; averaged over the rows, 0-1)
-and exact match (0-1). Rows may carry one reference or a list of them.
+references by ``modelfleet_api.scoring`` (BLEU, ROUGE, exact match), as a BenchmarkSweep's
+`quality.referenceSet` scores a served model's answers.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import torch
-from modelfleet_api.evaluation import GenerationEvalSpec, GenerationMetric
+from modelfleet_api import scoring
+from modelfleet_api.evaluation import GenerationEvalSpec
+from modelfleet_api.scoring import ReferenceRow
 
 from modelfleet_train import data
 
 log = logging.getLogger(__name__)
 
-ROUGE_METRICS = {
-    GenerationMetric.ROUGE1,
-    GenerationMetric.ROUGE2,
-    GenerationMetric.ROUGE_L,
-    GenerationMetric.ROUGE_LSUM,
-}
+FIELD = "evaluation.generation"
 
 
-def reference_rows(spec: GenerationEvalSpec, cache_root: Path) -> list[tuple[str, list[str]]]:
-    """(prompt, references) of the reference set's rows, in file order (at most `maxRows`)."""
-    path = data.materialize(spec.uri, cache_root)
-    if not path.exists():
-        raise FileNotFoundError(f"evaluation.generation.uri: {path} does not exist")
-    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
-    if not files:
-        raise FileNotFoundError(f"evaluation.generation.uri: no *.jsonl files under {path}")
-    rows: list[tuple[str, list[str]]] = []
-    for file in files:
-        for number, line in enumerate(file.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            rows.append(_reference_row(row, spec, f"{file.name}:{number}"))
-            if spec.max_rows is not None and len(rows) >= spec.max_rows:
-                return rows
-    if not rows:
-        raise ValueError(f"evaluation.generation.uri: {path} holds no rows")
-    return rows
-
-
-def _reference_row(row: dict[str, Any], spec: GenerationEvalSpec, where: str) -> tuple[str, list[str]]:
-    for field, name in (("promptField", spec.prompt_field), ("referenceField", spec.reference_field)):
-        if name not in row:
-            raise ValueError(
-                f"evaluation.generation.{field}: {where} has no column {name!r} (it has {sorted(row)})"
-            )
-    references = row[spec.reference_field]
-    references = [references] if isinstance(references, str) else list(references)
-    if not references or not all(isinstance(r, str) for r in references):
-        raise ValueError(f"evaluation.generation.referenceField: {where} needs a string or a list of strings")
-    return str(row[spec.prompt_field]), references
+def reference_rows(spec: GenerationEvalSpec, cache_root: Path) -> list[ReferenceRow]:
+    """(prompt, references) of the reference set's rows (downloaded first from blob storage)."""
+    return scoring.reference_rows(data.materialize(spec.uri, cache_root), spec, FIELD)
 
 
 def generate(
@@ -89,41 +54,12 @@ def generate(
     return answers
 
 
-def score(
-    metrics: list[GenerationMetric], answers: list[str], references: list[list[str]]
-) -> dict[str, float]:
-    """Each asked metric of the answers against their references, by its name."""
-    scores: dict[str, float] = {}
-    if GenerationMetric.BLEU in metrics:
-        import sacrebleu
-
-        streams = max(len(r) for r in references)
-        # sacrebleu takes one stream per reference position; rows with fewer references pad with None
-        transposed = [[r[i] if i < len(r) else None for r in references] for i in range(streams)]
-        scores[GenerationMetric.BLEU.value] = float(sacrebleu.corpus_bleu(answers, transposed).score)
-    rouge = [m for m in metrics if m in ROUGE_METRICS]
-    if rouge:
-        from rouge_score import rouge_scorer
-
-        scorer = rouge_scorer.RougeScorer([m.value for m in rouge], use_stemmer=True)
-        rows = [scorer.score_multi(refs, answer) for answer, refs in zip(answers, references, strict=True)]
-        for metric in rouge:
-            scores[metric.value] = sum(row[metric.value].fmeasure for row in rows) / len(rows)
-    if GenerationMetric.EXACT_MATCH in metrics:
-        matches = [
-            answer.strip() in {r.strip() for r in refs}
-            for answer, refs in zip(answers, references, strict=True)
-        ]
-        scores[GenerationMetric.EXACT_MATCH.value] = sum(matches) / len(matches)
-    return scores
-
-
 def generation_scores(
     spec: GenerationEvalSpec, model: Any, tokenizer: Any, cache_root: Path
 ) -> dict[str, float]:
     """Answer the reference set's prompts with `model` and score the answers."""
     rows = reference_rows(spec, cache_root)
     answers = generate(model, tokenizer, [p for p, _ in rows], spec.max_new_tokens, spec.batch_size)
-    scores = score(spec.metrics, answers, [refs for _, refs in rows])
+    scores = scoring.score(spec.metrics, answers, [refs for _, refs in rows])
     log.info("generation metrics on %d reference rows: %s", len(rows), scores)
     return scores

@@ -1,5 +1,5 @@
-"""kopf_fixes: kopf's start-up readiness set wakes its waiters only when its own state flips, and still
-behaves as kopf's ``ToggleSet`` for every caller kopf has (index pre-population, peering pauses)."""
+"""kopf_fixes.readiness: kopf's start-up readiness set wakes its waiters only when its own state flips,
+and still behaves as kopf's ``ToggleSet`` for every caller kopf has (index pre-population, peering pauses)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,12 @@
+"""Fixes to kopf's reactor, installed before the operator runs: each replaces one private piece of
+kopf, checks first that it still has the shape the fix was written for, and leaves kopf alone (with a
+warning) otherwise."""
+
+from __future__ import annotations
+
+from modelfleet_operator.kopf_fixes import readiness, vanished_kinds
+
+
+def install() -> bool:
+    """Install every fix once; False when one of them found kopf changed and was left out."""
+    return all([readiness.install(), vanished_kinds.install()])
