@@ -376,6 +376,9 @@ REASON_ADAPTER_NOT_SUPPORTED: Final = "AdapterNotSupported"
 """ModelReady=False: the TrainingJob wrote a LoRA adapter the track's engine cannot serve (no LoRA
 support, or not with these settings); use an engine that serves adapters or set the job's
 ``output.mergeAdapter``."""
+REASON_NOT_A_MODEL: Final = "NotAModel"
+"""ModelReady=False: the TrainingJob trained a tokenizer (method ``tokenizer``), which no engine serves;
+point at a job that trained a model (a later job reads the tokenizer with ``model.tokenizerUri``)."""
 
 COND_SLOS_MET: Final = "SlosMet"
 """BenchmarkSweep with ``slos`` or ``quality.floors``: some measured point meets every SLO and every

@@ -188,6 +188,10 @@ class EvaluationPoint(ApiModel):
     accuracy: float | None = Field(default=None, ge=0.0, le=1.0)
     """Preference methods: share of held-out pairs whose chosen answer scored above the rejected one."""
 
+    margin: float | None = None
+    """Preference methods: mean margin of the held-out pairs' rewards, chosen minus rejected (a reward
+    model's scores; DPO's implicit rewards, beta times the log-ratio margin)."""
+
 
 class EvaluationStatus(ApiModel):
     """Held-out figures while the job trains."""

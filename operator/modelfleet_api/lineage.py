@@ -21,6 +21,7 @@ from pydantic import Field
 
 from modelfleet_api.base import ApiModel
 from modelfleet_api.common import ObjectName
+from modelfleet_api.training import MethodSpec, TrainingMethod
 
 MERGED_SUBDIR = "merged"
 """With ``output.mergeAdapter``, the merged model is written under ``<output.uri>/merged``."""
@@ -36,6 +37,16 @@ class OutputKind(StrEnum):
     """A full model (transformers checkpoint): served as it is."""
     ADAPTER = "adapter"
     """A LoRA adapter (peft checkpoint): served on its base model through the engine's LoRA support."""
+    TOKENIZER = "tokenizer"
+    """A tokenizer alone (method `tokenizer`): read by later TrainingJobs (`model.tokenizerUri`), never
+    served."""
+
+
+def output_kind(method: MethodSpec) -> OutputKind:
+    """What a job of this method writes."""
+    if method.type is TrainingMethod.TOKENIZER:
+        return OutputKind.TOKENIZER
+    return OutputKind.ADAPTER if method.trains_adapters else OutputKind.MODEL
 
 
 class EvaluationSummary(ApiModel):
@@ -64,7 +75,7 @@ class TrainingResult(ApiModel):
     runtime tells the operator what it wrote."""
 
     kind: OutputKind
-    """A full model or an adapter."""
+    """A full model, an adapter or a tokenizer."""
 
     uri: str = Field(min_length=1, max_length=1024)
     """Where it is (`output.uri`)."""
@@ -72,8 +83,8 @@ class TrainingResult(ApiModel):
     merged_uri: str | None = Field(default=None, min_length=1, max_length=1024)
     """Where the adapter merged into its base model is (with `output.mergeAdapter`)."""
 
-    step: int = Field(ge=0)
-    """Optimizer step of the weights written."""
+    step: int | None = Field(default=None, ge=0)
+    """Optimizer step of the weights written (unset for a tokenizer)."""
 
     evaluation: EvaluationSummary | None = None
     """Evaluation figures; unset when the job evaluates nothing."""
@@ -83,13 +94,15 @@ class TrainingOutput(ApiModel):
     """What a Succeeded TrainingJob wrote, for ModelDeployments that serve it (`model.fromTrainingJob`)."""
 
     uri: str
-    """Where the model or adapter is (`spec.output.uri`)."""
+    """Where the model, adapter or tokenizer is (`spec.output.uri`)."""
 
     kind: OutputKind
-    """`model` (a full model) or `adapter` (a LoRA adapter for `baseModel`)."""
+    """`model` (a full model), `adapter` (a LoRA adapter for `baseModel`) or `tokenizer` (method
+    `tokenizer`: a later job reads it with `model.tokenizerUri`)."""
 
-    base_model: str
-    """The model training started from (`spec.model.uri`): what an adapter is served on."""
+    base_model: str | None = None
+    """The model training started from (`spec.model.uri`): what an adapter is served on (unset for a
+    tokenizer)."""
 
     base_model_revision: str | None = None
     """Hub revision of the base model (`spec.model.revision`)."""

@@ -44,7 +44,7 @@ class TrainingRuntimeConfig(ApiModel):
     """Everything a training worker needs, resolved by the operator from the TrainingJob spec."""
 
     job: JobIdentity
-    model: TrainingModelSource
+    model: TrainingModelSource | None = None
     dataset: DatasetSpec
     method: MethodSpec = Field(default_factory=MethodSpec)
     strategy: StrategySpec = Field(default_factory=StrategySpec)
@@ -55,6 +55,14 @@ class TrainingRuntimeConfig(ApiModel):
     evaluation: EvaluationSpec | None = None
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     topology: Topology
+
+    @property
+    def base_model(self) -> TrainingModelSource:
+        """The model the job trains: every method but `tokenizer` has one (the runtime's config check
+        refuses a config without it before this is read)."""
+        if self.model is None:
+            raise ValueError(f"model: method {self.method.type} needs a model")
+        return self.model
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_wire(), sort_keys=False)

@@ -27,6 +27,12 @@ class TrainingMethod(StrEnum):
     QLORA = "qlora"
     DPO = "dpo"
     PRETRAIN = "pretrain"
+    REWARD = "reward"
+    TOKENIZER = "tokenizer"
+
+
+PREFERENCE_METHODS = (TrainingMethod.DPO, TrainingMethod.REWARD)
+"""Methods that train on preference pairs (prompt, chosen, rejected)."""
 
 
 class StrategyType(StrEnum):
@@ -150,10 +156,10 @@ class DatasetFields(ApiModel):
     """Column names in the dataset; only the ones the chosen method uses are read."""
 
     text: str = Field(default="text", min_length=1, max_length=256)
-    """Raw text column for `pretrain`."""
+    """Raw text column for `pretrain` and `tokenizer`."""
 
     prompt: str = Field(default="prompt", min_length=1, max_length=256)
-    """Instruction/prompt column for instruction tuning and DPO."""
+    """Instruction/prompt column for instruction tuning, DPO and reward models."""
 
     response: str = Field(default="response", min_length=1, max_length=256)
     """Response column for instruction tuning; the loss is computed on these tokens only."""
@@ -163,10 +169,10 @@ class DatasetFields(ApiModel):
     rendered with the tokenizer's chat template, the loss masked to the assistant turns."""
 
     chosen: str = Field(default="chosen", min_length=1, max_length=256)
-    """Preferred response column for DPO."""
+    """Preferred response column for DPO and reward models."""
 
     rejected: str = Field(default="rejected", min_length=1, max_length=256)
-    """Dispreferred response column for DPO."""
+    """Dispreferred response column for DPO and reward models."""
 
 
 DATASET_SUFFIXES = {".jsonl": "jsonl", ".parquet": "parquet", ".arrow": "arrow"}
@@ -216,6 +222,15 @@ class DatasetSpec(DatasetSource):
     """Pack several short examples into one sequence of `sequenceLength` tokens (attention kept per
     example)."""
 
+    streaming: bool = False
+    """Read the rows as training consumes them instead of loading the whole set first: each rank opens
+    only its own files (a `jsonl` or `parquet` directory of a multiple of the world size's files; else
+    every rank reads the file and keeps every world-size-th row), shuffles them in a buffer of
+    10,000 rows reseeded every pass, and tokenizes only those. A stream has no length, so
+    `hyperparameters.maxSteps` says when training ends; a rank that reaches the end of its share
+    starts a new pass over it. A resumed run reads what each rank had consumed of its current pass
+    again without training on it (exact; it costs the reading and tokenizing time)."""
+
 
 class LoraSpec(ApiModel):
     r: int = Field(default=16, ge=1, le=1024)
@@ -241,16 +256,99 @@ class DpoSpec(ApiModel):
     """DPO loss variant: `sigmoid` (the paper's), `ipo` or `hinge`."""
 
 
+class TokenizerAlgorithm(StrEnum):
+    BPE = "bpe"
+    UNIGRAM = "unigram"
+    WORDPIECE = "wordpiece"
+
+
+SpecialToken = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class SpecialTokens(ApiModel):
+    """The special tokens of a trained tokenizer: they get the first ids, in this order (`pad`, `bos`,
+    `eos`, `unk`, then `additional`), and are never split or merged."""
+
+    pad: SpecialToken = "<pad>"
+    """Padding token."""
+
+    bos: SpecialToken = "<s>"
+    """Beginning of a sequence: put before every document (and prompt) the runtime tokenizes."""
+
+    eos: SpecialToken = "</s>"
+    """End of a sequence: put after every document and response."""
+
+    unk: SpecialToken = "<unk>"
+    """Stands for what the vocabulary cannot spell (`unigram`, `wordpiece`; `bpe` is byte-level, spells
+    every text and has none)."""
+
+    additional: list[SpecialToken] = Field(
+        default_factory=list, max_length=256, json_schema_extra={"x-kubernetes-list-type": "set"}
+    )
+    """More tokens kept whole, e.g. the role markers of a chat template (`<|user|>`, `<|assistant|>`)."""
+
+    cel_rules = (
+        CelRule(
+            rule="[self.pad, self.bos, self.eos, self.unk].all(t, !self.additional.exists(a, a == t)) && "
+            "self.pad != self.bos && self.pad != self.eos && self.pad != self.unk && self.bos != self.eos "
+            "&& self.bos != self.unk && self.eos != self.unk",
+            message="pad, bos, eos, unk and the additional tokens must differ from each other",
+            field_path=".additional",
+        ),
+    )
+
+
+class TokenizerSpec(ApiModel):
+    """A tokenizer trained on the data set's `fields.text` column with the Hugging Face `tokenizers`
+    library, written as a `transformers` tokenizer (`AutoTokenizer.from_pretrained` reads it)."""
+
+    algorithm: TokenizerAlgorithm = TokenizerAlgorithm.BPE
+    """`bpe`: byte-level BPE (GPT-2, Llama 3), spells any text without an unknown token; `unigram`: the
+    SentencePiece unigram model with NFKC normalisation and `▁` for spaces (T5, Llama 2's kind);
+    `wordpiece`: BERT's (lower-cased, split on whitespace and punctuation, `##` continuations)."""
+
+    vocab_size: int = Field(default=32_000, ge=64, le=1_048_576)
+    """Tokens in the vocabulary, special tokens (and for `bpe` the 256 bytes) included."""
+
+    min_frequency: int | None = Field(default=None, ge=1, le=1_000_000)
+    """Fewest occurrences of a pair (`bpe`) or of a word piece (`wordpiece`) to make it a token; unset:
+    2. Not for `unigram`, whose trainer prunes by likelihood instead."""
+
+    special_tokens: SpecialTokens = Field(default_factory=SpecialTokens)
+    """Its special tokens."""
+
+    chat_template: str | None = Field(default=None, min_length=1, max_length=65_536)
+    """A Jinja chat template stored with the tokenizer, for later instruction tuning on chat messages;
+    its role markers belong in `specialTokens.additional`."""
+
+    model_max_length: int = Field(default=4096, ge=8, le=1_048_576)
+    """Longest sequence the models using it read (`model_max_length` of the tokenizer)."""
+
+    cel_rules = (
+        CelRule(
+            rule="self.algorithm != 'unigram' || !has(self.minFrequency)",
+            message="minFrequency applies to bpe and wordpiece: the unigram trainer prunes by likelihood",
+            field_path=".minFrequency",
+            reason="FieldValueForbidden",
+        ),
+    )
+
+
 class MethodSpec(ApiModel):
     type: TrainingMethod = TrainingMethod.LORA
-    """`full` fine-tune, `lora`, `qlora` (LoRA on a 4-bit base), `dpo` (preference pairs) or `pretrain`."""
+    """`full` fine-tune, `lora`, `qlora` (LoRA on a 4-bit base), `dpo` (preference pairs), `pretrain`,
+    `reward` (a reward model: a scalar head on the model, trained on preference pairs with the
+    Bradley-Terry loss) or `tokenizer` (train a tokenizer on the data instead of a model)."""
 
     lora: LoraSpec | None = None
-    """LoRA settings; used by `lora` and `qlora` (defaults when absent), and by `dpo` when set
-    (DPO trains adapters instead of the full model)."""
+    """LoRA settings; used by `lora` and `qlora` (defaults when absent), and by `dpo` and `reward` when
+    set (they then train adapters, and `reward` its score head in full, instead of the whole model)."""
 
     dpo: DpoSpec | None = None
     """DPO settings; used by `dpo` (defaults when absent)."""
+
+    tokenizer: TokenizerSpec | None = None
+    """Tokenizer settings; used by `tokenizer` (defaults when absent)."""
 
     backend: AdapterBackend = AdapterBackend.PEFT
     """Library that loads the model and adds the adapters for `lora` and `qlora`: `peft`, or `unsloth`
@@ -261,7 +359,7 @@ class MethodSpec(ApiModel):
     def trains_adapters(self) -> bool:
         """Whether the method trains LoRA adapters (its output is an adapter) rather than all weights."""
         return self.type in (TrainingMethod.LORA, TrainingMethod.QLORA) or (
-            self.type is TrainingMethod.DPO and self.lora is not None
+            self.type in PREFERENCE_METHODS and self.lora is not None
         )
 
     cel_rules = (
@@ -277,9 +375,15 @@ class MethodSpec(ApiModel):
             reason="FieldValueForbidden",
         ),
         CelRule(
-            rule="self.type in ['lora', 'qlora', 'dpo'] || !has(self.lora)",
-            message="lora settings apply only to method types lora, qlora and dpo",
+            rule="self.type in ['lora', 'qlora', 'dpo', 'reward'] || !has(self.lora)",
+            message="lora settings apply only to method types lora, qlora, dpo and reward",
             field_path=".lora",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="self.type == 'tokenizer' || !has(self.tokenizer)",
+            message="tokenizer settings apply only to method type tokenizer",
+            field_path=".tokenizer",
             reason="FieldValueForbidden",
         ),
     )

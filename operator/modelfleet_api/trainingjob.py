@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from modelfleet_api.base import ApiModel, CelRule
+from modelfleet_api.base import ApiModel, CelReason, CelRule
 from modelfleet_api.common import (
     CONDITIONS_SCHEMA_EXTRA,
     ENV_SCHEMA_EXTRA,
@@ -130,17 +130,77 @@ class SchedulingTimeoutAction(StrEnum):
     """Release the gang and fail the job."""
 
 
+def unchanged(path: str) -> str:
+    """CEL that holds when the spec field at `path` is the same in `self` and `oldSelf` (both unset
+    counts as the same for the optional `model`)."""
+    if path != "model":
+        return f"self.spec.{path} == oldSelf.spec.{path}"
+    return (
+        f"has(self.spec.{path}) == has(oldSelf.spec.{path}) && "
+        f"(!has(self.spec.{path}) || self.spec.{path} == oldSelf.spec.{path})"
+    )
+
+
+IN_4BIT = "(has(self.model) && self.model.loadIn4bit)"
+"""CEL over the spec: the model is loaded in 4-bit (a tokenizer job has no model)."""
+
+
+def _tokenizer_rule(
+    rule: str, message: str, field_path: str, reason: CelReason = "FieldValueInvalid"
+) -> CelRule:
+    return CelRule(
+        rule=f"self.method.type != 'tokenizer' || ({rule})",
+        message=f"method tokenizer {message}",
+        field_path=field_path,
+        reason=reason,
+    )
+
+
+TOKENIZER_RULES = (
+    _tokenizer_rule(
+        "self.resources.nodes == 1", "trains on one worker (rank 0 alone): set nodes 1", ".resources.nodes"
+    ),
+    _tokenizer_rule(
+        "self.resources.gpusPerNode == 0",
+        "uses no GPU: set gpusPerNode 0 and a CPU instanceType (Standard_D<cores>s_v5)",
+        ".resources.gpusPerNode",
+    ),
+    _tokenizer_rule(
+        "!has(self.evaluation)",
+        "trains no model to evaluate: remove evaluation",
+        ".evaluation",
+        "FieldValueForbidden",
+    ),
+    _tokenizer_rule(
+        "!has(self.strategy.zeroStage) && !has(self.strategy.fsdp) && !has(self.strategy.deepspeedConfig) "
+        "&& self.strategy.cpuOffload == 'none' && self.strategy.launcher == 'torchrun'",
+        "runs one process and distributes no model: remove the strategy settings",
+        ".strategy",
+        "FieldValueForbidden",
+    ),
+    _tokenizer_rule(
+        "!has(self.tracking.mlflowUri) && !has(self.tracking.wandb) && !has(self.tracking.comet) && "
+        "!has(self.tracking.pushgatewayUrl)",
+        "reports no training metrics: remove tracking",
+        ".tracking",
+        "FieldValueForbidden",
+    ),
+)
+"""What a tokenizer job refuses: several workers, GPUs, and the settings of model training."""
+
+
 class TrainingJobSpec(ApiModel):
     """What to train, how, and on which GPUs."""
 
-    model: TrainingModelSource
-    """Base model to start from (its weights, or with `fromScratch` only its architecture)."""
+    model: TrainingModelSource | None = None
+    """Base model to start from (its weights, or with `fromScratch` only its architecture); required by
+    every method but `tokenizer`, which trains no model."""
 
     dataset: DatasetSpec
     """Training data."""
 
     method: MethodSpec = Field(default_factory=MethodSpec)
-    """Training method: full fine-tune, LoRA, QLoRA, DPO or pre-training."""
+    """Training method: full fine-tune, LoRA, QLoRA, DPO, pre-training, a reward model, or a tokenizer."""
 
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     """How the model is distributed over the GPUs: DeepSpeed ZeRO, FSDP or DDP, and their settings."""
@@ -252,6 +312,20 @@ class TrainingJobSpec(ApiModel):
 
     cel_rules = (
         CelRule(
+            rule="has(self.model) || self.method.type == 'tokenizer'",
+            message="model is required: every method but tokenizer starts from a model (its weights, or "
+            "with fromScratch its architecture)",
+            field_path=".model",
+            reason="FieldValueRequired",
+        ),
+        CelRule(
+            rule="!has(self.model) || self.method.type != 'tokenizer'",
+            message="method tokenizer trains a tokenizer from the data set alone: remove model (a later "
+            "job reads the tokenizer with model.tokenizerUri)",
+            field_path=".model",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
             rule="self.maxRequeueBackoffSeconds >= self.requeueBackoffSeconds",
             message="maxRequeueBackoffSeconds bounds the wait that starts at requeueBackoffSeconds: it must "
             "be at least requeueBackoffSeconds",
@@ -268,7 +342,7 @@ class TrainingJobSpec(ApiModel):
             for field, guard in (("output.uri", ""), ("checkpoint.uri", "!has(self.checkpoint.uri) || "))
         ),
         CelRule(
-            rule="!(self.method.type == 'qlora' || self.model.loadIn4bit) || self.strategy.type == 'ddp'",
+            rule=f"!(self.method.type == 'qlora' || {IN_4BIT}) || self.strategy.type == 'ddp'",
             message="4-bit (qlora) training runs with strategy ddp: sharding quantized weights is not "
             "supported",
             field_path=".strategy.type",
@@ -287,25 +361,61 @@ class TrainingJobSpec(ApiModel):
             field_path=".precision",
         ),
         CelRule(
-            rule="self.method.type != 'dpo' || !self.dataset.packing",
-            message="DPO compares whole chosen and rejected sequences: packing is not supported",
+            rule="!(self.method.type in ['dpo', 'reward']) || !self.dataset.packing",
+            message="dpo and reward compare whole chosen and rejected sequences: packing is not supported",
+            field_path=".dataset.packing",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="self.method.type != 'tokenizer' || !self.dataset.packing",
+            message="method tokenizer reads the raw text: packing does not apply",
             field_path=".dataset.packing",
             reason="FieldValueForbidden",
         ),
         CelRule(
             rule="!has(self.dataset.fields) || !has(self.dataset.fields.messages) || "
-            "!(self.method.type in ['pretrain', 'dpo'])",
-            message="pretrain and dpo do not read chat messages: use fields.text (pretrain) or "
-            "fields.prompt/chosen/rejected (dpo)",
+            "!(self.method.type in ['pretrain', 'dpo', 'reward', 'tokenizer'])",
+            message="pretrain, dpo, reward and tokenizer do not read chat messages: use fields.text "
+            "(pretrain, tokenizer) or fields.prompt/chosen/rejected (dpo, reward)",
             field_path=".dataset.fields.messages",
             reason="FieldValueForbidden",
         ),
         CelRule(
             rule="!self.output.mergeAdapter || self.method.type in ['lora', 'qlora'] || "
-            "(self.method.type == 'dpo' && has(self.method.lora))",
+            "(self.method.type in ['dpo', 'reward'] && has(self.method.lora))",
             message="output.mergeAdapter merges a LoRA adapter: it needs method.type lora or qlora, or dpo "
-            "with method.lora",
+            "or reward with method.lora",
             field_path=".output.mergeAdapter",
+            reason="FieldValueForbidden",
+        ),
+        *(
+            CelRule(
+                rule=f"self.method.type != 'reward' || !has(self.evaluation) || !has(self.evaluation.{part})",
+                message=f"evaluation.{part} scores generated answers, and a reward model generates none: "
+                "measure it on held-out pairs (evaluation.holdoutFraction or evaluation.dataset)",
+                field_path=f".evaluation.{part}",
+                reason="FieldValueForbidden",
+            )
+            for part in ("generation", "lmEval")
+        ),
+        *TOKENIZER_RULES,
+        CelRule(
+            rule="!self.dataset.streaming || has(self.hyperparameters.maxSteps)",
+            message="a streamed data set has no length to count epochs by: set hyperparameters.maxSteps",
+            field_path=".hyperparameters.maxSteps",
+            reason="FieldValueRequired",
+        ),
+        CelRule(
+            rule="!self.dataset.streaming || !has(self.evaluation) || !has(self.evaluation.holdoutFraction)",
+            message="evaluation.holdoutFraction picks rows of the whole data set, which streaming never "
+            "loads: hold out a data set of its own with evaluation.dataset",
+            field_path=".evaluation.holdoutFraction",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            rule="!self.dataset.streaming || self.method.type != 'tokenizer'",
+            message="method tokenizer reads the data set once on one worker: streaming does not apply",
+            field_path=".dataset.streaming",
             reason="FieldValueForbidden",
         ),
         CelRule(
@@ -324,23 +434,24 @@ class TrainingJobSpec(ApiModel):
             field_path=".evaluation.intervalSteps",
         ),
         CelRule(
-            rule="self.method.type != 'qlora' || self.model.loadIn4bit",
+            rule=f"self.method.type != 'qlora' || {IN_4BIT}",
             message="method qlora needs model.loadIn4bit: true (LoRA on a 4-bit base model)",
             field_path=".model.loadIn4bit",
         ),
         CelRule(
-            rule="!self.model.loadIn4bit || self.method.type in ['qlora', 'dpo']",
-            message="4-bit base weights cannot be trained directly: use method qlora (or dpo with lora)",
+            rule=f"!{IN_4BIT} || self.method.type in ['qlora', 'dpo', 'reward']",
+            message="4-bit base weights cannot be trained directly: use method qlora (or dpo or reward "
+            "with lora)",
             field_path=".model.loadIn4bit",
         ),
         CelRule(
-            rule="!self.model.loadIn4bit || self.method.type != 'dpo' || has(self.method.lora)",
-            message="dpo on a 4-bit model trains adapters: set method.lora",
+            rule=f"!{IN_4BIT} || !(self.method.type in ['dpo', 'reward']) || has(self.method.lora)",
+            message="dpo and reward on a 4-bit model train adapters: set method.lora",
             field_path=".method.lora",
             reason="FieldValueRequired",
         ),
         CelRule(
-            rule="!self.model.fromScratch || self.method.type in ['full', 'pretrain']",
+            rule="!has(self.model) || !self.model.fromScratch || self.method.type in ['full', 'pretrain']",
             message="a model trained from scratch trains all its weights: method.type full or pretrain",
             field_path=".model.fromScratch",
         ),
@@ -350,7 +461,7 @@ class TrainingJobSpec(ApiModel):
             field_path=".strategy.type",
         ),
         CelRule(
-            rule="self.precision != 'fp32' || !self.model.loadIn4bit",
+            rule=f"self.precision != 'fp32' || !{IN_4BIT}",
             message="a 4-bit base model computes in bf16 or fp16, not fp32",
             field_path=".precision",
         ),
@@ -358,12 +469,12 @@ class TrainingJobSpec(ApiModel):
             "self.precision != 'fp16'", ".precision", "precision fp16 needs a GPU: use bf16 or fp32"
         ),
         refused_on_cpu(
-            "!self.model.loadIn4bit",
+            f"!{IN_4BIT}",
             ".model.loadIn4bit",
             "4-bit loading (bitsandbytes; method qlora) needs a GPU: use lora",
         ),
         *env_rules(),
-        hub_token_env_rule("model"),
+        hub_token_env_rule("model", guard="!has(self.model) || "),
     )
 
 
@@ -534,7 +645,7 @@ class TrainingJob(CustomResource):
                 rule=(
                     "!has(oldSelf.status) || !has(oldSelf.status.phase) || "
                     f"!(oldSelf.status.phase in {[p.value for p in ACTIVE_PHASES]}) || "
-                    f"self.spec.{path} == oldSelf.spec.{path}"
+                    f"{unchanged(path)}"
                 ),
                 message=f"spec.{path} cannot change while the job is Scheduling or Running; "
                 "suspend it first (spec.suspend: true)",

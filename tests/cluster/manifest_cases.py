@@ -12,7 +12,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.unit.test_api_models import good_benchmark_sweep, good_model_deployment, good_training_job
+from tests.unit.test_api_models import (
+    example_manifests,
+    good_benchmark_sweep,
+    good_model_deployment,
+    good_training_job,
+)
 
 DELETE = object()
 """``edit`` value that removes the key."""
@@ -50,6 +55,15 @@ MLFLOW = "must be an MLflow tracking URI with a scheme"
 TJ = good_training_job("mistake")
 QLORA = {"type": "qlora", "lora": {"r": 16}}
 QLORA_MODEL = {"uri": "meta-llama/Llama-3.1-8B", "loadIn4bit": True}
+TOKENIZER_JOB = edit(
+    TJ,
+    spec__model=DELETE,
+    spec__method={"type": "tokenizer", "tokenizer": {"algorithm": "bpe", "vocabSize": 32000}},
+    spec__strategy=DELETE,
+    spec__dataset={"uri": "az://data/corpus.jsonl"},
+    spec__resources={"nodes": 1, "gpusPerNode": 0, "instanceType": "Standard_D16s_v5"},
+)
+"""A valid tokenizer job (``VALID`` has it) that its mistakes edit."""
 
 TRAINING_JOB_MISTAKES: list[Case] = [
     # names the worker Service and hostnames are made from
@@ -168,7 +182,7 @@ TRAINING_JOB_MISTAKES: list[Case] = [
             spec__method={"type": "dpo", "lora": {"r": 8}},
             spec__dataset={"uri": "az://data/p.jsonl", "packing": True},
         ),
-        ("spec.dataset.packing", "DPO compares whole chosen and rejected sequences"),
+        ("spec.dataset.packing", "dpo and reward compare whole chosen and rejected sequences"),
     ),
     (
         "pretrain-reading-chat-messages",
@@ -177,7 +191,7 @@ TRAINING_JOB_MISTAKES: list[Case] = [
             spec__method={"type": "pretrain"},
             spec__dataset={"uri": "az://data/c.jsonl", "fields": {"messages": "conversation"}},
         ),
-        ("spec.dataset.fields.messages", "pretrain and dpo do not read chat messages"),
+        ("spec.dataset.fields.messages", "pretrain, dpo, reward and tokenizer do not read chat messages"),
     ),
     (
         "dpo-reading-chat-messages",
@@ -226,7 +240,7 @@ TRAINING_JOB_MISTAKES: list[Case] = [
     (
         "dpo-on-4-bit-without-adapters",
         edit(TJ, spec__method={"type": "dpo"}, spec__model=QLORA_MODEL, spec__strategy={"type": "ddp"}),
-        ("spec.method.lora: Required value", "dpo on a 4-bit model trains adapters"),
+        ("spec.method.lora: Required value", "dpo and reward on a 4-bit model train adapters"),
     ),
     (
         "qlora-in-fp32",
@@ -242,12 +256,169 @@ TRAINING_JOB_MISTAKES: list[Case] = [
     (
         "lora-settings-on-a-full-fine-tune",
         edit(TJ, spec__method={"type": "full", "lora": {"r": 8}}),
-        ("spec.method.lora: Forbidden", "lora settings apply only to method types lora, qlora and dpo"),
+        (
+            "spec.method.lora: Forbidden",
+            "lora settings apply only to method types lora, qlora, dpo and reward",
+        ),
     ),
     (
         "offload-under-zero0",
         edit(TJ, spec__strategy={"type": "deepspeed", "zeroStage": 0, "cpuOffload": "optimizer"}),
         ("spec.strategy.cpuOffload", "cpuOffload needs ZeRO stage 1, 2 or 3"),
+    ),
+    # reward models
+    (
+        "reward-with-packing",
+        edit(
+            TJ, spec__method={"type": "reward"}, spec__dataset={"uri": "az://data/p.jsonl", "packing": True}
+        ),
+        ("spec.dataset.packing: Forbidden", "dpo and reward compare whole chosen and rejected sequences"),
+    ),
+    (
+        "reward-with-dpo-beta",
+        edit(TJ, spec__method={"type": "reward", "dpo": {"beta": 0.2}}),
+        ("spec.method.dpo: Forbidden", "dpo settings apply only to method type dpo"),
+    ),
+    (
+        "reward-scored-on-generated-answers",
+        edit(
+            TJ,
+            spec__method={"type": "reward"},
+            spec__evaluation={"holdoutFraction": 0.1, "generation": {"uri": "az://data/ref.jsonl"}},
+        ),
+        ("spec.evaluation.generation: Forbidden", "a reward model generates none"),
+    ),
+    (
+        "reward-on-lm-eval-tasks",
+        edit(TJ, spec__method={"type": "reward"}, spec__evaluation={"lmEval": {"tasks": ["arc_easy"]}}),
+        ("spec.evaluation.lmEval: Forbidden", "evaluation.lmEval scores generated answers"),
+    ),
+    (
+        "reward-on-4-bit-without-adapters",
+        edit(TJ, spec__method={"type": "reward"}, spec__model=QLORA_MODEL, spec__strategy={"type": "ddp"}),
+        ("spec.method.lora: Required value", "dpo and reward on a 4-bit model train adapters"),
+    ),
+    (
+        "reward-from-scratch",
+        edit(TJ, spec__method={"type": "reward"}, spec__model={"uri": "/models/llama", "fromScratch": True}),
+        ("spec.model.fromScratch", "trains all its weights: method.type full or pretrain"),
+    ),
+    (
+        "merge-adapter-of-a-full-reward-model",
+        edit(
+            TJ, spec__method={"type": "reward"}, spec__output={"uri": "az://models/rm", "mergeAdapter": True}
+        ),
+        ("spec.output.mergeAdapter: Forbidden", "or dpo or reward with method.lora"),
+    ),
+    # streamed data
+    (
+        "streaming-by-epochs",
+        edit(
+            TJ,
+            spec__dataset={"uri": "az://data/shards/", "streaming": True},
+            spec__hyperparameters={"epochs": 2},
+        ),
+        ("spec.hyperparameters.maxSteps: Required value", "a streamed data set has no length"),
+    ),
+    (
+        "streaming-with-a-held-out-fraction",
+        edit(
+            TJ,
+            spec__dataset={"uri": "az://data/shards/", "streaming": True},
+            spec__evaluation={"holdoutFraction": 0.05},
+        ),
+        ("spec.evaluation.holdoutFraction: Forbidden", "hold out a data set of its own"),
+    ),
+    (
+        "tokenizer-streaming",
+        edit(TOKENIZER_JOB, spec__dataset={"uri": "az://data/corpus.jsonl", "streaming": True}),
+        ("spec.dataset.streaming: Forbidden", "method tokenizer reads the data set once"),
+    ),
+    # tokenizer training
+    ("model-left-out", edit(TJ, spec__model=DELETE), ("spec.model: Required value", "model is required")),
+    (
+        "tokenizer-with-a-model",
+        edit(TOKENIZER_JOB, spec__model={"uri": "meta-llama/Llama-3.1-8B"}),
+        ("spec.model: Forbidden", "method tokenizer trains a tokenizer from the data set alone"),
+    ),
+    (
+        "tokenizer-settings-on-lora",
+        edit(TJ, spec__method={"type": "lora", "tokenizer": {"vocabSize": 32000}}),
+        ("spec.method.tokenizer: Forbidden", "tokenizer settings apply only to method type tokenizer"),
+    ),
+    (
+        "tokenizer-with-lora-settings",
+        edit(TOKENIZER_JOB, spec__method={"type": "tokenizer", "lora": {"r": 8}}),
+        ("spec.method.lora: Forbidden", "lora settings apply only to method types"),
+    ),
+    (
+        "tokenizer-on-two-workers",
+        edit(
+            TOKENIZER_JOB, spec__resources={"nodes": 2, "gpusPerNode": 0, "instanceType": "Standard_D16s_v5"}
+        ),
+        ("spec.resources.nodes", "method tokenizer trains on one worker"),
+    ),
+    (
+        "tokenizer-on-a-gpu",
+        edit(TOKENIZER_JOB, spec__resources={"gpusPerNode": 1, "instanceType": "Standard_NC40adis_H100_v5"}),
+        ("spec.resources.gpusPerNode", "method tokenizer uses no GPU"),
+    ),
+    (
+        "tokenizer-with-evaluation",
+        edit(TOKENIZER_JOB, spec__evaluation={"holdoutFraction": 0.1}),
+        ("spec.evaluation: Forbidden", "method tokenizer trains no model to evaluate"),
+    ),
+    (
+        "tokenizer-under-zero3",
+        edit(TOKENIZER_JOB, spec__strategy={"type": "deepspeed", "zeroStage": 3}),
+        ("spec.strategy: Forbidden", "method tokenizer runs one process and distributes no model"),
+    ),
+    (
+        "tokenizer-tracked-in-mlflow",
+        edit(TOKENIZER_JOB, spec__tracking={"mlflowUri": "http://mlflow.ml:5000"}),
+        ("spec.tracking: Forbidden", "method tokenizer reports no training metrics"),
+    ),
+    (
+        "tokenizer-packing",
+        edit(TOKENIZER_JOB, spec__dataset={"uri": "az://data/corpus.jsonl", "packing": True}),
+        ("spec.dataset.packing: Forbidden", "method tokenizer reads the raw text"),
+    ),
+    (
+        "tokenizer-reading-chat-messages",
+        edit(TOKENIZER_JOB, spec__dataset={"uri": "az://data/c.jsonl", "fields": {"messages": "m"}}),
+        ("spec.dataset.fields.messages: Forbidden", "pretrain, dpo, reward and tokenizer do not read chat"),
+    ),
+    (
+        "unigram-with-min-frequency",
+        edit(
+            TOKENIZER_JOB,
+            spec__method={"type": "tokenizer", "tokenizer": {"algorithm": "unigram", "minFrequency": 5}},
+        ),
+        ("spec.method.tokenizer.minFrequency: Forbidden", "the unigram trainer prunes by likelihood"),
+    ),
+    (
+        "tokenizer-bos-among-the-additional",
+        edit(
+            TOKENIZER_JOB,
+            spec__method={
+                "type": "tokenizer",
+                "tokenizer": {"specialTokens": {"additional": ["<|user|>", "<s>"]}},
+            },
+        ),
+        ("spec.method.tokenizer.specialTokens.additional", "must differ from each other"),
+    ),
+    (
+        "tokenizer-pad-is-eos",
+        edit(
+            TOKENIZER_JOB,
+            spec__method={"type": "tokenizer", "tokenizer": {"specialTokens": {"pad": "</s>"}}},
+        ),
+        "spec.method.tokenizer.specialTokens.additional: Invalid value",
+    ),
+    (
+        "tokenizer-vocabulary-of-ten",
+        edit(TOKENIZER_JOB, spec__method={"type": "tokenizer", "tokenizer": {"vocabSize": 10}}),
+        "spec.method.tokenizer.vocabSize",
     ),
     # child objects the names go into
     ("negative-cpu", edit(TJ, spec__resources__cpu="-4"), ("spec.resources.cpu", QUANTITY)),
@@ -455,7 +626,7 @@ TRAINING_JOB_MISTAKES: list[Case] = [
     (
         "merge-adapter-of-a-full-model-dpo",
         edit(TJ, spec__method={"type": "dpo"}, spec__output={"uri": "az://models/out", "mergeAdapter": True}),
-        ("spec.output.mergeAdapter: Forbidden", "or dpo with method.lora"),
+        ("spec.output.mergeAdapter: Forbidden", "or dpo or reward with method.lora"),
     ),
 ]
 
@@ -1313,6 +1484,64 @@ VALID: list[tuple[str, dict[str, Any]]] = [
                 "instanceType": "Standard_NC80adis_H100_v5",
                 "spot": True,
             },
+        ),
+    ),
+    ("tj-tokenizer-bpe-on-a-cpu-worker", TOKENIZER_JOB),
+    (
+        "tj-tokenizer-unigram-with-a-chat-template",
+        edit(
+            TOKENIZER_JOB,
+            spec__method={
+                "type": "tokenizer",
+                "tokenizer": {
+                    "algorithm": "unigram",
+                    "vocabSize": 64000,
+                    "specialTokens": {"unk": "<unk>", "additional": ["<|user|>", "<|assistant|>"]},
+                    "chatTemplate": "{% for m in messages %}"
+                    "<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}",
+                },
+            },
+            spec__dataset={
+                "uri": "pvc://datasets/corpus",
+                "format": "parquet",
+                "fields": {"text": "content"},
+            },
+            spec__output={"uri": "pvc://runs/tokenizers/unigram-64k"},
+        ),
+    ),
+    (
+        "tj-pretrain-from-scratch-with-a-trained-tokenizer",
+        training_job(
+            "scratch",
+            model={
+                "uri": "meta-llama/Llama-3.2-1B",
+                "fromScratch": True,
+                "tokenizerUri": "pvc://runs/tokenizers/unigram-64k",
+                "configOverrides": {"num_hidden_layers": 8},
+            },
+            method={"type": "pretrain"},
+            dataset={"uri": "pvc://datasets/corpus", "format": "parquet", "fields": {"text": "content"}},
+        ),
+    ),
+    (
+        "tj-reward-adapters-on-fsdp-with-held-out-pairs",
+        training_job(
+            "reward",
+            dataset={"uri": "HuggingFaceH4/ultrafeedback_binarized", "format": "hf", "split": "train_prefs"},
+            method={"type": "reward", "lora": {"r": 16}},
+            strategy={"type": "fsdp"},
+            evaluation={"holdoutFraction": 0.05, "intervalSteps": 100},
+            output={"uri": "pvc://runs/reward/final", "mergeAdapter": True, "select": "best"},
+        ),
+    ),
+    (
+        "tj-streamed-hub-pretraining-held-out-on-its-own-set",
+        training_job(
+            "streamed",
+            dataset={"uri": "HuggingFaceFW/fineweb-edu", "format": "hf", "split": "train", "streaming": True},
+            method={"type": "pretrain"},
+            hyperparameters={"maxSteps": 100_000},
+            evaluation={"dataset": {"uri": "pvc://data/held-out.jsonl"}, "intervalSteps": 1000},
         ),
     ),
     (
@@ -2246,3 +2475,10 @@ VALID += [
         ),
     ),
 ]
+
+VALID += [
+    (f"example-{path.stem}-{manifest['kind'].lower()}-{manifest['metadata']['name']}", manifest)
+    for path, manifest in example_manifests()
+    if path.name.startswith("trainingjob-")
+]
+"""The TrainingJob examples (the other kinds' are applied by their controllers' cluster tests)."""

@@ -108,7 +108,8 @@ def _raises(name: str) -> Callable[[ast.AST], bool]:
 RUNTIME_SITES = Sites()
 RUNTIME_SITES.add(runtime_config, _calls("Problem"), within="check_config")
 for function in (
-    "_method_problems", "_strategy_problems", "_precision_problems", "_data_problems",
+    "_model_problems", "_method_problems", "_tokenizer_problems", "_strategy_problems",
+    "_precision_problems", "_data_problems",
     "_storage_problems", "_schedule_problems", "_tracking_problems", "_evaluation_problems",
     "_topology_problems",
 ):  # fmt: skip
@@ -150,6 +151,22 @@ TRAINING_PARITY: list[tuple[str, str]] = [
     ("held-out-fraction-and-dataset", "evaluation.dataset"),
     ("merge-adapter-of-a-full-fine-tune", "output.mergeAdapter"),
     ("merge-adapter-of-a-full-model-dpo", "output.mergeAdapter"),
+    ("reward-with-packing", "dataset.packing"),
+    ("reward-scored-on-generated-answers", "evaluation.generation"),
+    ("reward-on-lm-eval-tasks", "evaluation.lmEval"),
+    ("reward-on-4-bit-without-adapters", "method.lora"),
+    ("model-left-out", "model"),
+    ("tokenizer-with-a-model", "model"),
+    ("tokenizer-settings-on-lora", "method.tokenizer"),
+    ("tokenizer-with-lora-settings", "method.lora"),
+    ("tokenizer-with-evaluation", "evaluation"),
+    ("tokenizer-under-zero3", "strategy"),
+    ("tokenizer-tracked-in-mlflow", "tracking"),
+    ("tokenizer-packing", "dataset.packing"),
+    ("tokenizer-reading-chat-messages", "dataset.fields.messages"),
+    ("streaming-by-epochs", "hyperparameters.maxSteps"),
+    ("streaming-with-a-held-out-fraction", "evaluation.holdoutFraction"),
+    ("tokenizer-streaming", "dataset.streaming"),
 ]
 
 EXTRA_TRAINING_CASES: dict[str, dict[str, Any]] = {

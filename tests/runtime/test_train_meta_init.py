@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import torch
-from modelfleet_api.training import LoraSpec
+from modelfleet_api.training import LoraSpec, TrainingMethod
 
 from tests.runtime.conftest import (
     TinyAssets,
@@ -68,7 +68,10 @@ def main() -> None:
         set_seed(config.hyperparameters.seed)
         strategy = build_strategy(config, ctx)
         path = init_path(config, ctx.rank)
-        model = load_model(config.model, torch.float32, ctx.device, path, load_tokenizer(config.model))
+        source = config.base_model
+        model = load_model(
+            source, config.method.type, torch.float32, ctx.device, path, load_tokenizer(source)
+        )
         parameters = list(model.parameters())
         loaded = {
             "path": path.name,
@@ -112,7 +115,7 @@ def reference(model_dir: Path, lora: LoraSpec | None = None) -> tuple[dict[str, 
     set_seed(SEED)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     if lora is not None:
-        model = apply_lora(model, lora)
+        model = apply_lora(model, lora, TrainingMethod.LORA)
     with torch.no_grad():
         loss = model(**fixed_batch(model.config.vocab_size)).loss.item()
     return model.state_dict(), loss

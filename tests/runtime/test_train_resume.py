@@ -52,6 +52,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "dpo-lora": {"type": "dpo", "lora": LORA},
     "dpo-full": {"type": "dpo"},
     "pretrain-scratch": {"type": "pretrain"},
+    "reward": {"type": "reward"},
+    "reward-lora": {"type": "reward", "lora": LORA},
 }
 SCRATCH = {"fromScratch": True, "configOverrides": {"num_hidden_layers": 1}}
 """Pre-training from the model's config: one layer instead of two, new weights, documents chunked into
@@ -68,7 +70,9 @@ def case_config(
     tiny: TinyAssets, model: Path, strategy: str, method: str, output: Path, checkpoints: Path
 ) -> dict[str, Any]:
     kind = METHODS[method]["type"]
-    data = {"dpo": tiny.preferences, "pretrain": tiny.pretrain}.get(kind, tiny.instructions)
+    data = {"dpo": tiny.preferences, "reward": tiny.preferences, "pretrain": tiny.pretrain}.get(
+        kind, tiny.instructions
+    )
     scratch = SCRATCH | {"tokenizerUri": str(tiny.model)} if kind == "pretrain" else {}
     config = runtime_config(
         tiny,

@@ -172,7 +172,7 @@ def test_bad_manifest_is_rejected_naming_the_field(
         kind.model_validate(manifest)
 
 
-def _example_manifests() -> list[tuple[Path, dict[str, Any]]]:
+def example_manifests() -> list[tuple[Path, dict[str, Any]]]:
     kinds = {k.names.kind for k, _ in GOOD}
     found = []
     for path in sorted((REPO / "examples").rglob("*.yaml")):
@@ -187,7 +187,7 @@ def _example_manifests() -> list[tuple[Path, dict[str, Any]]]:
 
 
 @pytest.mark.parametrize(
-    ("path", "manifest"), _example_manifests(), ids=lambda v: v.name if isinstance(v, Path) else ""
+    ("path", "manifest"), example_manifests(), ids=lambda v: v.name if isinstance(v, Path) else ""
 )
 def test_examples_validate(path: Path, manifest: dict[str, Any]) -> None:
     kind = {k.names.kind: k for k, _ in GOOD}[manifest["kind"]]

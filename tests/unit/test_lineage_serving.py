@@ -168,6 +168,19 @@ def test_an_adapter_the_engine_cannot_serve_waits_unless_the_job_merged_it() -> 
     assert md.status["model"]["source"] == "trainingjob/sft (merged)"
 
 
+def test_a_tokenizer_is_not_served() -> None:
+    kube = FakeKube()
+    job(kube, phase="Succeeded", output={"uri": "pvc://work/tok", "kind": "tokenizer"})
+    md = make(kube)
+
+    md.reconcile()
+
+    assert md.conditions()[c.COND_MODEL_READY] == ("False", c.REASON_NOT_A_MODEL)
+    ready = next(x for x in md.status["conditions"] if x["type"] == c.COND_MODEL_READY)
+    assert "trained a tokenizer (pvc://work/tok), not a model" in ready["message"]
+    assert kube.applies == []
+
+
 def test_a_job_run_again_keeps_the_recorded_output_served_until_it_succeeds() -> None:
     kube = FakeKube()
     succeeded(kube)

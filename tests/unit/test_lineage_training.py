@@ -55,6 +55,7 @@ def test_the_runtimes_report_is_the_output() -> None:
         ("pretrain", False, OutputKind.MODEL, None),
         ("lora", False, OutputKind.ADAPTER, None),
         ("lora", True, OutputKind.ADAPTER, "pvc://work/out/merged"),
+        ("reward", False, OutputKind.MODEL, None),
     ],
 )
 def test_without_a_report_the_spec_says_what_was_written(
@@ -71,3 +72,19 @@ def test_without_a_report_the_spec_says_what_was_written(
         step=90,
     )
     assert training_output(spec(method, merge), None).step is None, "no step is made up"
+
+
+def test_a_tokenizer_job_wrote_a_tokenizer_of_no_base_model() -> None:
+    job = TrainingJobSpec.model_validate(
+        {
+            "dataset": {"uri": "pvc://data/corpus.jsonl"},
+            "method": {"type": "tokenizer"},
+            "output": {"uri": "pvc://work/tokenizer"},
+        }
+    )
+    reported = TrainingResult(kind=OutputKind.TOKENIZER, uri="pvc://work/tokenizer")
+    done = TrainingProgress(step=5000, total_steps=5000, updated_at=AT, result=reported)
+
+    expected = TrainingOutput(uri="pvc://work/tokenizer", kind=OutputKind.TOKENIZER, base_model=None)
+    assert training_output(job, done) == expected
+    assert training_output(job, None) == expected, "the spec alone says a tokenizer was written"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from modelfleet_api.training import LoraSpec, TrainingModelSource
+from modelfleet_api.training import LoraSpec, TrainingMethod, TrainingModelSource
 from modelfleet_train import cli
 from modelfleet_train.methods.lora import lora_config
 from modelfleet_train.model_init import InitPath
@@ -34,6 +34,7 @@ def test_4bit_loading_on_cpu_fails_with_a_clear_message_before_reading_weights()
     ):
         load_model(
             TrainingModelSource(uri="/nonexistent"),
+            TrainingMethod.QLORA,
             torch.bfloat16,
             torch.device("cpu"),
             InitPath.QUANTIZED,
@@ -42,10 +43,17 @@ def test_4bit_loading_on_cpu_fails_with_a_clear_message_before_reading_weights()
 
 
 def test_lora_spec_maps_to_peft_and_all_linear_is_passed_through() -> None:
-    config = lora_config(LoraSpec(r=8, alpha=32, dropout=0.1, target_modules=["q_proj", "v_proj"]))
+    spec = LoraSpec(r=8, alpha=32, dropout=0.1, target_modules=["q_proj", "v_proj"])
+    config = lora_config(spec, TrainingMethod.LORA)
     assert (config.r, config.lora_alpha, config.lora_dropout) == (8, 32, 0.1)
     assert set(config.target_modules) == {"q_proj", "v_proj"}
-    assert lora_config(LoraSpec(target_modules=["all-linear"])).target_modules == "all-linear"
+    assert config.task_type == "CAUSAL_LM"
+    all_linear = lora_config(LoraSpec(target_modules=["all-linear"]), TrainingMethod.LORA)
+    assert all_linear.target_modules == "all-linear"
+
+
+def test_a_reward_models_adapters_are_for_sequence_classification_so_its_score_head_trains() -> None:
+    assert lora_config(LoraSpec(), TrainingMethod.REWARD).task_type == "SEQ_CLS"
 
 
 def test_prepare_copies_model_and_dataset_for_offline_use(
@@ -90,11 +98,29 @@ def test_from_scratch_the_config_takes_the_overrides_and_the_tokenizers_vocabula
     scratch = TrainingModelSource(
         uri=str(tmp_path / "model"), from_scratch=True, config_overrides={"num_hidden_layers": 1}
     )
-    config = model_config(scratch, tokenizer)
+    config = model_config(scratch, tokenizer, TrainingMethod.PRETRAIN)
     assert config.num_hidden_layers == 1 and config.vocab_size == len(tokenizer)
     assert (config.bos_token_id, config.eos_token_id) == (tokenizer.bos_token_id, tokenizer.eos_token_id)
-    pretrained = model_config(TrainingModelSource(uri=str(tmp_path / "model")), tokenizer)
+    pretrained = model_config(
+        TrainingModelSource(uri=str(tmp_path / "model")), tokenizer, TrainingMethod.FULL
+    )
     assert pretrained.num_hidden_layers == 2 and pretrained.vocab_size == len(tokenizer) - 1
     typo = scratch.model_copy(update={"config_overrides": {"num_layers": 1}})
     with pytest.raises(ValueError, match=r"model\.configOverrides: LlamaConfig has no field 'num_layers'"):
-        model_config(typo, tokenizer)
+        model_config(typo, tokenizer, TrainingMethod.PRETRAIN)
+
+
+def test_a_reward_models_config_has_one_label_and_the_tokenizers_padding(tmp_path: Path) -> None:
+    """The score is read at the last token that is not the config's padding: the one batches are padded
+    with."""
+    from modelfleet_train.model_loading import model_config
+    from transformers import AutoConfig
+
+    tokenizer = tinymodel.train_tokenizer()
+    tinymodel.make_model(tokenizer, tmp_path / "model")
+    saved = AutoConfig.from_pretrained(tmp_path / "model")
+    saved.pad_token_id = None  # like Llama 3's: no padding token of its own
+    saved.save_pretrained(tmp_path / "model")
+    config = model_config(TrainingModelSource(uri=str(tmp_path / "model")), tokenizer, TrainingMethod.REWARD)
+    assert config.num_labels == 1
+    assert config.pad_token_id == tokenizer.pad_token_id is not None

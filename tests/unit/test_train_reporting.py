@@ -150,6 +150,7 @@ def test_held_out_figures_and_final_scores_are_gauges_and_json_lines(tmp_path: P
         "loss": 1.75,
         "perplexity": 5.7546,
         "accuracy": None,
+        "margin": None,
         "seconds": 0.25,
     }
 

@@ -321,6 +321,28 @@ def test_config_map_holds_the_runtime_config_the_workers_read() -> None:
     assert yaml.safe_load(manifest["data"]["config.yaml"])["topology"] == {"nodes": 4, "gpusPerNode": 8}
 
 
+def test_a_tokenizer_jobs_config_has_no_model_and_its_workers_read_only_the_data() -> None:
+    job_spec = TrainingJobSpec.model_validate(
+        {
+            "dataset": {"uri": "pvc://corpus/text.jsonl"},
+            "method": {"type": "tokenizer", "tokenizer": {"algorithm": "unigram", "vocabSize": 32000}},
+            "output": {"uri": "pvc://runs/tokenizer"},
+            "resources": {"instanceType": "Standard_D16s_v5", "gpusPerNode": 0},
+        }
+    )
+
+    config = TrainingRuntimeConfig.from_yaml(builders.config_map(OWNER, job_spec)["data"]["config.yaml"])
+    assert config.model is None and config.method == job_spec.method
+    assert config.topology.model_dump() == {"nodes": 1, "gpus_per_node": 1}
+    pod = builders.worker_job(OWNER, job_spec, image="img:1", attempt=0)["spec"]["template"]["spec"]
+    assert {
+        v["persistentVolumeClaim"]["claimName"]: v["persistentVolumeClaim"].get("readOnly", False)
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    } == {"corpus": True, "runs": False}
+    assert not any(e["name"] == "HF_TOKEN" for e in pod["containers"][0]["env"])
+
+
 def test_progress_rbac_grants_only_its_own_config_map() -> None:
     assert builders.service_account(OWNER) == {
         "apiVersion": "v1",

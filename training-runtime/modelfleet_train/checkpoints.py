@@ -61,6 +61,9 @@ class TrainerState:
     job_uid: str | None = None
     evaluation: dict[str, Any] | None = None
     """The held-out figures so far (`EvaluationStatus` on the wire): latest and best."""
+    stream_positions: list[list[int]] | None = None
+    """With `dataset.streaming`, where each rank is in its share, by rank: [pass, micro-batches of that
+    pass consumed]."""
 
 
 def manifest_problem(manifest: dict[str, int] | None, present: dict[str, int]) -> str | None:

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from modelfleet_api.training import DatasetFormat, StrategyType
+from modelfleet_api.training import DatasetFormat, StrategyType, TrainingMethod
 
 from modelfleet_train.config import ConfigError, Machine, config_path, load_config, parse_config
 from modelfleet_train.failures import record_rank_failure
@@ -54,6 +54,7 @@ def setup_logging(rank: int) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("modelfleet_train.model_init").setLevel(logging.INFO)  # every rank: its weights path
+    logging.getLogger("modelfleet_train.streaming").setLevel(logging.INFO)  # every rank: the rows it reads
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,6 +103,11 @@ def train(path: Path) -> int:
     from modelfleet_train.trainer import Trainer
 
     config = load_config(path, Machine.detect())
+    if config.method.type == TrainingMethod.TOKENIZER:  # one process, no model: no process group
+        from modelfleet_train import tokenizer_training
+
+        tokenizer_training.run(config)
+        return 0
     ctx = distributed.init_distributed()
     try:
         result = Trainer(config, ctx).run()
@@ -116,24 +122,20 @@ def prepare(path: Path, target: Path) -> int:
 
     config = parse_config(path.read_text())
     model_dir, dataset_dir = target / "model", target / "dataset"
-    source = model_loading.resolve(config.model)
-    if Path(source).is_dir():
-        import shutil
+    prepared: dict[str, dict[str, str]] = {}
+    if config.model is not None:  # a tokenizer job has none
+        source = model_loading.resolve(config.model)
+        if Path(source).is_dir():
+            import shutil
 
-        shutil.copytree(source, model_dir, dirs_exist_ok=True)
-    else:
-        from huggingface_hub import snapshot_download
+            shutil.copytree(source, model_dir, dirs_exist_ok=True)
+        else:
+            from huggingface_hub import snapshot_download
 
-        snapshot_download(source, revision=config.model.revision, local_dir=model_dir)
+            snapshot_download(source, revision=config.model.revision, local_dir=model_dir)
+        prepared["model"] = {"uri": str(model_dir)}
     raw = data.load_raw(config.dataset, model_loading.cache_root())
     raw.save_to_disk(str(dataset_dir))
-    print(
-        json.dumps(
-            {
-                "model": {"uri": str(model_dir)},
-                "dataset": {"uri": str(dataset_dir), "format": DatasetFormat.ARROW.value},
-            },
-            indent=2,
-        )
-    )
+    prepared["dataset"] = {"uri": str(dataset_dir), "format": DatasetFormat.ARROW.value}
+    print(json.dumps(prepared, indent=2))
     return 0

@@ -17,6 +17,7 @@ from modelfleet_api import contract
 from modelfleet_api.runtime_config import TrainingRuntimeConfig
 from modelfleet_api.training import (
     DEEPSPEED_KEYS_OWNED_BY_SPEC,
+    PREFERENCE_METHODS,
     AdapterBackend,
     CpuOffload,
     DatasetFormat,
@@ -102,7 +103,9 @@ def load_config(path: Path, machine: Machine) -> TrainingRuntimeConfig:
 def check_config(config: TrainingRuntimeConfig, machine: Machine) -> list[Problem]:
     """Every cross-field and machine problem of a schema-valid config (empty when it can run)."""
     return [
+        *_model_problems(config),
         *_method_problems(config, machine),
+        *_tokenizer_problems(config),
         *_backend_problems(config, machine),
         *_launcher_problems(config),
         *_strategy_problems(config),
@@ -116,9 +119,25 @@ def check_config(config: TrainingRuntimeConfig, machine: Machine) -> list[Proble
     ]
 
 
+def _model_problems(config: TrainingRuntimeConfig) -> list[Problem]:
+    tokenizer = config.method.type == TrainingMethod.TOKENIZER
+    if config.model is None and not tokenizer:
+        return [Problem("model", f"required: method {config.method.type} starts from a model")]
+    if config.model is not None and tokenizer:
+        return [
+            Problem(
+                "model",
+                "method tokenizer trains a tokenizer from the data alone: remove model (a later job reads "
+                "the tokenizer with model.tokenizerUri)",
+            )
+        ]
+    return []
+
+
 def _method_problems(config: TrainingRuntimeConfig, machine: Machine) -> list[Problem]:
     method, problems = config.method, []
-    quantized = method.type == TrainingMethod.QLORA or config.model.load_in_4bit
+    in_4bit = config.model is not None and config.model.load_in_4bit
+    quantized = method.type == TrainingMethod.QLORA or in_4bit
     if method.type == TrainingMethod.QLORA and not machine.cuda_available:
         problems.append(
             Problem(
@@ -129,24 +148,30 @@ def _method_problems(config: TrainingRuntimeConfig, machine: Machine) -> list[Pr
         )
     elif quantized and importlib.util.find_spec("bitsandbytes") is None:
         problems.append(Problem("method.type", "4-bit loading needs the bitsandbytes package in the image"))
-    if config.model.load_in_4bit and method.type not in ADAPTER_METHODS | {TrainingMethod.DPO}:
+    if in_4bit and method.type not in ADAPTER_METHODS | set(PREFERENCE_METHODS):
         problems.append(
             Problem(
                 "model.loadIn4bit", f"4-bit weights cannot be trained by {method.type}; use method.type qlora"
             )
         )
-    if config.model.load_in_4bit and method.type == TrainingMethod.DPO and method.lora is None:
-        problems.append(Problem("method.lora", "DPO on a 4-bit base trains adapters: set method.lora"))
-    if method.lora is not None and method.type not in ADAPTER_METHODS | {TrainingMethod.DPO}:
-        problems.append(Problem("method.lora", f"only used by lora, qlora and dpo, not {method.type}"))
+    if in_4bit and method.type in PREFERENCE_METHODS and method.lora is None:
+        problems.append(
+            Problem("method.lora", f"{method.type} on a 4-bit base trains adapters: set method.lora")
+        )
+    if method.lora is not None and method.type not in ADAPTER_METHODS | set(PREFERENCE_METHODS):
+        problems.append(
+            Problem("method.lora", f"only used by lora, qlora, dpo and reward, not {method.type}")
+        )
     if method.dpo is not None and method.type != TrainingMethod.DPO:
         problems.append(Problem("method.dpo", f"only used by dpo, not {method.type}"))
+    if method.tokenizer is not None and method.type != TrainingMethod.TOKENIZER:
+        problems.append(Problem("method.tokenizer", f"only used by tokenizer, not {method.type}"))
     if config.output.merge_adapter and not method.trains_adapters:
         problems.append(
             Problem(
                 "output.mergeAdapter",
                 f"merges a LoRA adapter, and {method.type} trains none: "
-                "use method.type lora or qlora, or dpo with method.lora",
+                "use method.type lora or qlora, or dpo or reward with method.lora",
             )
         )
     if quantized and config.strategy.type != StrategyType.DDP:
@@ -266,13 +291,40 @@ def _data_problems(config: TrainingRuntimeConfig) -> list[Problem]:
         problems.append(
             Problem("dataset.format", f"{dataset.format} does not match {dataset.uri!r}; use {suffix_format}")
         )
-    if dataset.packing and config.method.type == TrainingMethod.DPO:
+    method = config.method.type
+    if dataset.packing and method in PREFERENCE_METHODS:
         problems.append(
             Problem(
-                "dataset.packing", "DPO compares whole chosen/rejected sequences; packing is not supported"
+                "dataset.packing",
+                f"{method} compares whole chosen/rejected sequences; packing is not supported",
             )
         )
-    if dataset.fields.messages and config.method.type in {TrainingMethod.PRETRAIN, TrainingMethod.DPO}:
+    if dataset.packing and method == TrainingMethod.TOKENIZER:
+        problems.append(
+            Problem("dataset.packing", "method tokenizer reads the raw text; packing does not apply")
+        )
+    if dataset.streaming and config.hyperparameters.max_steps is None:
+        problems.append(
+            Problem(
+                "hyperparameters.maxSteps", "a streamed data set has no length to count epochs by: set it"
+            )
+        )
+    if dataset.streaming and config.evaluation is not None and config.evaluation.holdout_fraction is not None:
+        problems.append(
+            Problem(
+                "evaluation.holdoutFraction",
+                "picks rows of the whole data set, which streaming never loads: use evaluation.dataset",
+            )
+        )
+    if dataset.streaming and method == TrainingMethod.TOKENIZER:
+        problems.append(
+            Problem("dataset.streaming", "method tokenizer reads the data set once on one worker")
+        )
+    if dataset.fields.messages and method in {
+        TrainingMethod.PRETRAIN,
+        TrainingMethod.TOKENIZER,
+        *PREFERENCE_METHODS,
+    }:
         problems.append(
             Problem("dataset.fields.messages", f"{config.method.type} does not read chat messages")
         )
@@ -286,8 +338,8 @@ def _storage_problems(config: TrainingRuntimeConfig) -> list[Problem]:
         ("output.uri", config.output.uri),
         ("checkpoint.uri", config.checkpoint.uri),
         ("dataset.uri", config.dataset.uri),
-        ("model.uri", config.model.uri),
-        ("model.tokenizerUri", config.model.tokenizer_uri),
+        ("model.uri", config.model.uri if config.model else None),
+        ("model.tokenizerUri", config.model.tokenizer_uri if config.model else None),
         ("evaluation.dataset.uri", evaluation.dataset.uri if evaluation and evaluation.dataset else None),
         (
             "evaluation.generation.uri",
@@ -355,6 +407,15 @@ def _evaluation_problems(config: TrainingRuntimeConfig) -> list[Problem]:
             )
     if evaluation is None:
         return problems
+    if config.method.type == TrainingMethod.REWARD:
+        problems += [
+            Problem(field, "scores generated answers, and a reward model generates none")
+            for field, setting in [
+                ("evaluation.generation", evaluation.generation),
+                ("evaluation.lmEval", evaluation.lm_eval),
+            ]
+            if setting is not None
+        ]
     if evaluation.holdout_fraction is not None and evaluation.dataset is not None:
         problems.append(
             Problem(
@@ -372,6 +433,31 @@ def _evaluation_problems(config: TrainingRuntimeConfig) -> list[Problem]:
         if setting and importlib.util.find_spec(package) is None
     ]
     return problems
+
+
+def _tokenizer_problems(config: TrainingRuntimeConfig) -> list[Problem]:
+    """Settings of model training that a tokenizer job has no use for."""
+    if config.method.type != TrainingMethod.TOKENIZER:
+        return []
+    strategy, tracking = config.strategy, config.tracking
+    unused = [
+        ("evaluation", config.evaluation is not None, "trains no model to evaluate"),
+        (
+            "strategy",
+            strategy.zero_stage is not None
+            or strategy.fsdp is not None
+            or strategy.deepspeed_config is not None
+            or strategy.cpu_offload != CpuOffload.NONE
+            or strategy.launcher != Launcher.TORCHRUN,
+            "runs one process and distributes no model",
+        ),
+        (
+            "tracking",
+            any((tracking.mlflow_uri, tracking.wandb, tracking.comet, tracking.pushgateway_url)),
+            "reports no training metrics",
+        ),
+    ]
+    return [Problem(field, f"method tokenizer {why}: remove it") for field, setting, why in unused if setting]
 
 
 def _topology_problems(config: TrainingRuntimeConfig, machine: Machine) -> list[Problem]:

@@ -3,17 +3,24 @@
 Examples become token ids plus labels in which every position the loss must ignore is -100:
 instruction data keeps only the response (or the assistant turns of a chat) in the labels, so the
 model learns to answer rather than to repeat prompts. Preference pairs keep prompt+chosen and
-prompt+rejected side by side for DPO.
+prompt+rejected side by side for DPO and reward models.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from modelfleet_api.training import DatasetFields, DatasetFormat, DatasetSource, TrainingMethod
+from modelfleet_api.training import (
+    PREFERENCE_METHODS,
+    DatasetFields,
+    DatasetFormat,
+    DatasetSource,
+    TrainingMethod,
+)
 
 from modelfleet_train import storage
 from modelfleet_train.node_cache import NodeCache
@@ -46,26 +53,41 @@ def materialize(uri: str, cache_root: Path) -> Path:
     return target / name if single_file else target
 
 
-def load_raw(spec: DatasetSource, cache_root: Path) -> Any:
-    """The split to read as a `datasets.Dataset`."""
+def load_raw(spec: DatasetSource, cache_root: Path, streaming: bool = False) -> Any:
+    """The split to read as a `datasets.Dataset`; with `streaming`, a hub dataset (or a repository
+    snapshot of one) as an `IterableDataset` read as it is consumed (a saved Dataset is memory-mapped,
+    so it stays one: nothing of it is read before it is used)."""
     import datasets
 
     if spec.format == DatasetFormat.HF:
-        return _load_hf(spec)
-    path = materialize(spec.uri, cache_root)
-    if not path.exists():
-        raise FileNotFoundError(f"dataset.uri: {path} does not exist")
+        return _load_hf(spec, streaming)
     if spec.format == DatasetFormat.ARROW:
-        loaded = datasets.load_from_disk(str(path))
+        loaded = datasets.load_from_disk(str(_existing(spec, cache_root)))
         return loaded[spec.split] if isinstance(loaded, datasets.DatasetDict) else loaded
+    builder, files = source_files(spec, cache_root)
+    return datasets.load_dataset(
+        builder, data_files={spec.split: files}, split=spec.split, streaming=streaming
+    )
+
+
+def source_files(spec: DatasetSource, cache_root: Path) -> tuple[str, list[str]]:
+    """The `datasets` builder of a `jsonl` or `parquet` source and its files, sorted by name."""
+    path = _existing(spec, cache_root)
     builder, pattern = _BUILDERS[spec.format]
     files = sorted(str(p) for p in path.glob(pattern)) if path.is_dir() else [str(path)]
     if not files:
         raise FileNotFoundError(f"dataset.uri: no {pattern} files under {path}")
-    return datasets.load_dataset(builder, data_files={spec.split: files}, split=spec.split)
+    return builder, files
 
 
-def _load_hf(spec: DatasetSource) -> Any:
+def _existing(spec: DatasetSource, cache_root: Path) -> Path:
+    path = materialize(spec.uri, cache_root)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset.uri: {path} does not exist")
+    return path
+
+
+def _load_hf(spec: DatasetSource, streaming: bool) -> Any:
     """A hub dataset by id, or a local copy of one: a repository snapshot (data files and its README's
     config, as `snapshot_download` leaves it) or a `save_to_disk` directory (what `prepare` writes)."""
     import datasets
@@ -83,8 +105,8 @@ def _load_hf(spec: DatasetSource) -> Any:
                     raise ValueError(f"dataset.split: {spec.split!r} not in {path} (it has {sorted(loaded)})")
                 return loaded[spec.split]
             return loaded
-        return datasets.load_dataset(str(path), split=spec.split)
-    return datasets.load_dataset(spec.uri, split=spec.split)
+        return datasets.load_dataset(str(path), split=spec.split, streaming=streaming)
+    return datasets.load_dataset(spec.uri, split=spec.split, streaming=streaming)
 
 
 def _chat_text(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
@@ -162,32 +184,49 @@ def preference(
     return pair
 
 
-def tokenize(raw: Any, tokenizer: Any, method: TrainingMethod, fields: DatasetFields, max_length: int) -> Any:
-    """Map raw rows to token ids and labels; rows left without any label token are dropped. Pre-training
-    documents longer than `max_length` become several sequences."""
-
-    def one(row: dict[str, Any]) -> dict[str, list[int]]:
-        if method == TrainingMethod.DPO:
-            return preference(
-                tokenizer, row[fields.prompt], row[fields.chosen], row[fields.rejected], max_length
-            )
-        if fields.messages:
-            return chat(tokenizer, row[fields.messages], max_length)
-        return prompt_response(tokenizer, row[fields.prompt], row[fields.response], max_length)
-
-    def documents(rows: dict[str, list[Any]]) -> dict[str, list[list[int]]]:
-        chunks = [c for text in rows[fields.text] for c in text_chunks(tokenizer, text, max_length)]
-        return {"input_ids": [c["input_ids"] for c in chunks], "labels": [c["labels"] for c in chunks]}
-
-    required = _required_columns(method, fields)
-    missing = [c for c in required if c not in raw.column_names]
-    if missing:
-        raise ValueError(f"dataset.fields: columns {missing} not in the dataset (it has {raw.column_names})")
+def row_examples(
+    row: dict[str, Any], tokenizer: Any, method: TrainingMethod, fields: DatasetFields, max_length: int
+) -> list[dict[str, list[int]]]:
+    """The training examples of one raw row: a pre-training document's sequences, a preference pair, or
+    one instruction (or chat) example; none when truncation left it without a label token."""
     if method == TrainingMethod.PRETRAIN:
-        return raw.map(documents, batched=True, remove_columns=raw.column_names, desc="tokenize")
-    tokenized = raw.map(one, remove_columns=raw.column_names, desc="tokenize")
-    label_columns = ["chosen_labels", "rejected_labels"] if method == TrainingMethod.DPO else ["labels"]
-    return tokenized.filter(lambda row: all(any(t != IGNORE_INDEX for t in row[c]) for c in label_columns))
+        return text_chunks(tokenizer, row[fields.text], max_length)
+    if method in PREFERENCE_METHODS:
+        example = preference(
+            tokenizer, row[fields.prompt], row[fields.chosen], row[fields.rejected], max_length
+        )
+    elif fields.messages:
+        example = chat(tokenizer, row[fields.messages], max_length)
+    else:
+        example = prompt_response(tokenizer, row[fields.prompt], row[fields.response], max_length)
+    label_columns = [k for k in example if k.endswith("labels")]
+    return [example] if all(any(t != IGNORE_INDEX for t in example[c]) for c in label_columns) else []
+
+
+def check_columns(columns: list[str], method: TrainingMethod, fields: DatasetFields) -> None:
+    """Raise, naming them, when columns the method reads are missing."""
+    missing = [c for c in _required_columns(method, fields) if c not in columns]
+    if missing:
+        raise ValueError(f"dataset.fields: columns {missing} not in the dataset (it has {columns})")
+
+
+def tokenize(raw: Any, tokenizer: Any, method: TrainingMethod, fields: DatasetFields, max_length: int) -> Any:
+    """Map raw rows to token ids and labels (`row_examples`): rows left without any label token are
+    dropped, pre-training documents longer than `max_length` become several sequences."""
+    check_columns(raw.column_names, method, fields)
+    keys = _example_keys(method)
+
+    def rows_to_examples(rows: dict[str, list[Any]]) -> dict[str, list[list[int]]]:
+        made = [e for row in examples(rows) for e in row_examples(row, tokenizer, method, fields, max_length)]
+        return {key: [e[key] for e in made] for key in keys}
+
+    return raw.map(rows_to_examples, batched=True, remove_columns=raw.column_names, desc="tokenize")
+
+
+def _example_keys(method: TrainingMethod) -> list[str]:
+    if method in PREFERENCE_METHODS:
+        return [f"{side}_{key}" for side in ("chosen", "rejected") for key in ("input_ids", "labels")]
+    return ["input_ids", "labels"]
 
 
 HOLDOUT_SEED = 20240917
@@ -218,33 +257,37 @@ def rank_share(raw: Any, rank: int, world_size: int) -> Any:
 
 
 def _required_columns(method: TrainingMethod, fields: DatasetFields) -> list[str]:
-    if method == TrainingMethod.DPO:
+    if method in PREFERENCE_METHODS:
         return [fields.prompt, fields.chosen, fields.rejected]
     if method == TrainingMethod.PRETRAIN:
         return [fields.text]
     return [fields.messages] if fields.messages else [fields.prompt, fields.response]
 
 
-def pack(examples: list[dict[str, list[int]]], sequence_length: int) -> list[dict[str, list[int]]]:
-    """Concatenate examples, in order, into bins of at most `sequence_length` tokens.
+def pack(examples: Iterable[dict[str, list[int]]], sequence_length: int) -> list[dict[str, list[int]]]:
+    """Every bin of `packed`."""
+    return list(packed(examples, sequence_length))
+
+
+def packed(examples: Iterable[dict[str, list[int]]], sequence_length: int) -> Iterator[dict[str, list[int]]]:
+    """Concatenate examples, in order, into bins of at most `sequence_length` tokens, each bin yielded as
+    soon as the next example does not fit (so a stream is packed as it is read).
 
     Position ids restart at 0 for every example, which transformers turns into a block-diagonal
     attention mask, so packed examples do not attend to each other. The first label of each
     example is masked: it would otherwise be predicted from the previous example's last token.
     """
-    bins: list[dict[str, list[int]]] = []
     current: dict[str, list[int]] = {"input_ids": [], "labels": [], "position_ids": []}
     for example in examples:
         ids = example["input_ids"][:sequence_length]
         if current["input_ids"] and len(current["input_ids"]) + len(ids) > sequence_length:
-            bins.append(current)
+            yield current
             current = {"input_ids": [], "labels": [], "position_ids": []}
         current["input_ids"] += ids
         current["labels"] += [IGNORE_INDEX, *example["labels"][1 : len(ids)]]
         current["position_ids"] += list(range(len(ids)))
     if current["input_ids"]:
-        bins.append(current)
-    return bins
+        yield current
 
 
 def pack_dataset(tokenized: Any, sequence_length: int) -> Any:

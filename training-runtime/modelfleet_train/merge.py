@@ -15,21 +15,22 @@ from typing import Any
 from modelfleet_api.runtime_config import TrainingRuntimeConfig
 from modelfleet_api.training import ModelSource
 
-from modelfleet_train.model_loading import resolve
+from modelfleet_train.model_loading import auto_class, model_config, resolve
 
 log = logging.getLogger(__name__)
 
 
-def merged_model(config: TrainingRuntimeConfig, adapter_dir: Path) -> Any:
-    """``adapter_dir``'s adapter merged into the job's base model (in the base checkpoint's dtype)."""
+def merged_model(config: TrainingRuntimeConfig, adapter_dir: Path, tokenizer: Any) -> Any:
+    """``adapter_dir``'s adapter merged into the job's base model (in the base checkpoint's dtype); a
+    reward model's base gets its one-score head, which the adapter's checkpoint fills."""
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
-    source = config.model
-    base = AutoModelForCausalLM.from_pretrained(
+    source = config.base_model
+    base = auto_class(config.method.type).from_pretrained(
         resolve(ModelSource(uri=source.uri, revision=source.revision)),
         revision=source.revision,
         trust_remote_code=source.trust_remote_code,
+        config=model_config(source, tokenizer, config.method.type),
         dtype="auto",
     )
     return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
@@ -37,8 +38,8 @@ def merged_model(config: TrainingRuntimeConfig, adapter_dir: Path) -> Any:
 
 def merge_adapter(config: TrainingRuntimeConfig, adapter_dir: Path, target: Path, tokenizer: Any) -> None:
     """Write ``adapter_dir``'s adapter merged into the job's base model to ``target``."""
-    source = config.model
-    merged = merged_model(config, adapter_dir)
+    source = config.base_model
+    merged = merged_model(config, adapter_dir, tokenizer)
     target.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(target)
     tokenizer.save_pretrained(target)

@@ -58,7 +58,7 @@ class StepRecord:
     tokens_per_second: float
     samples_per_second: float
     mfu: float | None
-    epoch: float
+    epoch: float | None
     tokens: int
     """Non-padding tokens of this step over all ranks."""
     step_seconds: float
@@ -97,6 +97,7 @@ class MetricsReporter:
         self.eval_loss = g("eval_loss", "Held-out loss at eval_step")
         self.eval_perplexity = g("eval_perplexity", "exp(eval_loss), for language-modelling methods")
         self.eval_accuracy = g("eval_accuracy", "Share of held-out preference pairs ranked correctly")
+        self.eval_margin = g("eval_margin", "Mean reward margin (chosen minus rejected) of held-out pairs")
         self.eval_seconds = g("eval_seconds", "Duration of the latest held-out measurement")
         self.best_eval_loss = g("best_eval_loss", "Lowest held-out loss so far")
         self.best_eval_step = g("best_eval_step", "Step of best_eval_loss")
@@ -146,6 +147,8 @@ class MetricsReporter:
             self.eval_perplexity.set(point.perplexity)
         if point.accuracy is not None:
             self.eval_accuracy.set(point.accuracy)
+        if point.margin is not None:
+            self.eval_margin.set(point.margin)
         self.eval_seconds.set(seconds)
         if status.best is not None:
             self.best_eval_loss.set(status.best.loss)

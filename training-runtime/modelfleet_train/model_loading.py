@@ -1,4 +1,5 @@
-"""Loading the tokenizer and causal LM from a local/PVC path, Azure Blob or the Hugging Face hub."""
+"""Loading the tokenizer and the model (a causal LM, or for a reward model its sequence-classification
+variant with a one-score head) from a local/PVC path, Azure Blob or the Hugging Face hub."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import torch
 from modelfleet_api import contract
-from modelfleet_api.training import ModelSource, TrainingModelSource
+from modelfleet_api.training import ModelSource, TrainingMethod, TrainingModelSource
 
 from modelfleet_train import storage
 from modelfleet_train.model_init import InitPath
@@ -70,14 +71,26 @@ def quantization_config(compute_dtype: torch.dtype) -> Any:
     )
 
 
-def model_config(source: TrainingModelSource, tokenizer: Any) -> Any:
+def auto_class(method: TrainingMethod) -> Any:
+    """transformers' auto class of the model a method trains: a reward model scores a sequence with one
+    label of a sequence-classification head; every other method trains a causal LM."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification if method == TrainingMethod.REWARD else AutoModelForCausalLM
+
+
+def model_config(source: TrainingModelSource, tokenizer: Any, method: TrainingMethod) -> Any:
     """The architecture to build: the checkpoint's config; from scratch, with `configOverrides` applied
-    and the vocabulary and special token ids of the tokenizer the run uses."""
+    and the vocabulary and special token ids of the tokenizer the run uses. A reward model gets one
+    label, and the tokenizer's padding token, by which it finds the last real token of a sequence."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(
         resolve(source), revision=source.revision, trust_remote_code=source.trust_remote_code
     )
+    if method == TrainingMethod.REWARD:
+        config.num_labels = 1
+        config.pad_token_id = tokenizer.pad_token_id
     if source.from_scratch:
         for key, value in (source.config_overrides or {}).items():
             if not hasattr(config, key):
@@ -91,28 +104,28 @@ def model_config(source: TrainingModelSource, tokenizer: Any) -> Any:
 
 def load_model(
     source: TrainingModelSource,
+    method: TrainingMethod,
     compute_dtype: torch.dtype,
     device: torch.device,
     path: InitPath,
     tokenizer: Any,
 ) -> Any:
-    """The causal LM in fp32 master weights (mixed precision casts on the fly), or 4-bit for QLoRA;
+    """The model in fp32 master weights (mixed precision casts on the fly), or 4-bit for QLoRA;
     only its structure, on the meta device, when the weights come from rank 0 (`InitPath.META`);
-    freshly initialised from its config (seeded) with `fromScratch`."""
-    from transformers import AutoModelForCausalLM
-
+    freshly initialised from its config (seeded) with `fromScratch`. A reward model's score head is
+    new (seeded) unless the checkpoint is a reward model already."""
+    if path == InitPath.QUANTIZED and device.type != "cuda":
+        raise RuntimeError("model.loadIn4bit: 4-bit loading with bitsandbytes needs a CUDA GPU")
+    model_class = auto_class(method)
+    config = model_config(source, tokenizer, method)
     kwargs: dict[str, Any] = {"revision": source.revision, "trust_remote_code": source.trust_remote_code}
     if path == InitPath.META or source.from_scratch:
         with torch.device("meta") if path == InitPath.META else nullcontext():
-            model = AutoModelForCausalLM.from_config(
-                model_config(source, tokenizer),
-                dtype=torch.float32,
-                trust_remote_code=source.trust_remote_code,
+            model = model_class.from_config(
+                config, dtype=torch.float32, trust_remote_code=source.trust_remote_code
             )
     else:
         if path == InitPath.QUANTIZED:
-            if device.type != "cuda":
-                raise RuntimeError("model.loadIn4bit: 4-bit loading with bitsandbytes needs a CUDA GPU")
             kwargs.update(
                 quantization_config=quantization_config(compute_dtype),
                 device_map={"": device.index},
@@ -120,6 +133,6 @@ def load_model(
             )
         else:
             kwargs["dtype"] = torch.float32
-        model = AutoModelForCausalLM.from_pretrained(resolve(source), **kwargs)
+        model = model_class.from_pretrained(resolve(source), config=config, **kwargs)
     model.config.use_cache = False
     return model

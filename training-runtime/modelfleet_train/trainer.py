@@ -15,6 +15,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from modelfleet_api.lineage import MERGED_SUBDIR, EvaluationSummary, OutputKind,
 from modelfleet_api.runtime_config import TrainingProgress, TrainingRuntimeConfig
 from modelfleet_api.training import AdapterBackend, DatasetFormat, OutputSelect, checkpoint_location
 
-from modelfleet_train import data, distributed, storage
+from modelfleet_train import data, distributed, storage, streaming
 from modelfleet_train.checkpoints import Checkpointer, TrainerState, open_store
 from modelfleet_train.distributed import DistContext
 from modelfleet_train.evaluation import final
@@ -98,30 +99,32 @@ class Trainer:
             self.ctx.world_size,
         )
         if self.ctx.is_local_main:  # one download per node; the other ranks then read the cache
-            resolve(self.config.model)
-            resolve(tokenizer_source(self.config.model))
+            resolve(self.config.base_model)
+            resolve(tokenizer_source(self.config.base_model))
             for source in self._data_sources():
                 if source.format != DatasetFormat.HF:
                     data.materialize(source.uri, cache_root())
         if self.ctx.is_main:  # what the final model's scores read: checked before any training
             final.check_ready(self.config, cache_root())
         distributed.barrier()
-        tokenizer = load_tokenizer(self.config.model)
+        tokenizer = load_tokenizer(self.config.base_model)
         dataset, held_out = self._datasets(tokenizer)
         batch_size = self.hp.per_device_batch_size
-        sampler = data.ResumableSampler(
-            len(dataset),
-            batch_size,
-            self.hp.seed,
-            distributed.min_across_ranks(
-                data.ResumableSampler.batches_in(len(dataset), batch_size), self.ctx.device
-            ),
-        )
+        sampler = None
+        if dataset is not None:
+            sampler = data.ResumableSampler(
+                len(dataset),
+                batch_size,
+                self.hp.seed,
+                distributed.min_across_ranks(
+                    data.ResumableSampler.batches_in(len(dataset), batch_size), self.ctx.device
+                ),
+            )
         total_steps = self.hp.max_steps or max(
-            1, self.hp.epochs * sampler.batches_per_epoch // self.hp.gradient_accumulation_steps
+            1, self.hp.epochs * self._batches_per_epoch(sampler) // self.hp.gradient_accumulation_steps
         )
         strategy = self._strategy(total_steps, tokenizer)
-        objective = build_objective(self.config, self._reference)
+        objective = build_objective(self.config, self._reference, tokenizer.pad_token_id)
 
         checkpointer = Checkpointer(
             open_store(checkpoint_uri(self.config), pod_scratch(cache_root()) / "checkpoint-staging"),
@@ -138,9 +141,7 @@ class Trainer:
             if held_out is not None
             else None
         )
-        stream = data.MicroBatchStream(
-            dataset, sampler, collator, start=step * self.hp.gradient_accumulation_steps
-        )
+        stream = self._micro_batches(dataset, sampler, collator, tokenizer, step, state)
         reporting = (
             _Reporting(self.config, self.ctx, strategy, total_steps, history.status)
             if self.ctx.is_main
@@ -167,7 +168,7 @@ class Trainer:
                         round(tokens * self.ctx.world_size),
                         round(samples * self.ctx.world_size),
                         seconds,
-                        consumed / sampler.batches_per_epoch,
+                        consumed / sampler.batches_per_epoch if sampler else None,
                         extra,
                     )
                 stopping = distributed.any_rank(self.stop.requested, self.ctx.device)
@@ -186,6 +187,7 @@ class Trainer:
                             total_steps,
                             self.config.job.uid,
                             history.to_state(),
+                            _stream_positions(stream),
                         ),
                         protect=history.best_step if self._selects_best else None,
                     )
@@ -234,11 +236,60 @@ class Trainer:
         interval = self.config.evaluation.interval_steps or self.config.checkpoint.interval_steps
         return step == total_steps or step % interval == 0
 
-    def _datasets(self, tokenizer: Any) -> tuple[Any, Any | None]:
-        """This rank's share of the training rows and of the held-out rows (None without held-out
-        evaluation), tokenized: each rank reads and tokenizes only its shares."""
-        raw = data.load_raw(self.config.dataset, cache_root())
+    def _batches_per_epoch(self, sampler: data.ResumableSampler | None) -> int:
+        if sampler is None:
+            raise ValueError("hyperparameters.maxSteps: a streamed data set needs it")
+        return sampler.batches_per_epoch
+
+    def _micro_batches(
+        self,
+        dataset: Any,
+        sampler: data.ResumableSampler | None,
+        collator: data.Collator,
+        tokenizer: Any,
+        step: int,
+        state: TrainerState | None,
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """This rank's micro-batches after optimizer step `step` (restored from `state`): of its
+        tokenized rows in the sampler's order, or read from its share of the streamed data
+        (`dataset.streaming`) from the place in it the checkpoint saved."""
+        consumed = step * self.hp.gradient_accumulation_steps
+        if sampler is not None:
+            return data.MicroBatchStream(dataset, sampler, collator, start=consumed)
+        positions = state.stream_positions if state is not None else None
+        saved = positions is not None and len(positions) == self.ctx.world_size
+        start = (
+            (positions[self.ctx.rank][0], positions[self.ctx.rank][1])
+            if saved and positions
+            else (0, consumed)
+        )
+        share = streaming.rank_share(self.config.dataset, cache_root(), self.ctx.rank, self.ctx.world_size)
+        fields, length = self.config.dataset.fields, self.hp.sequence_length
+        return streaming.StreamedMicroBatches(
+            share,
+            streaming.row_tokenizer(tokenizer, self.config.method.type, fields, length),
+            batch_size=self.hp.per_device_batch_size,
+            collator=collator,
+            seed=self.hp.seed,
+            packing_length=length if self.config.dataset.packing else None,
+            start=start,
+            rank=self.ctx.rank,
+        )
+
+    def _datasets(self, tokenizer: Any) -> tuple[Any | None, Any | None]:
+        """This rank's share of the training rows (None when they are streamed) and of the held-out rows
+        (None without held-out evaluation), tokenized: each rank reads and tokenizes only its shares."""
         evaluation = self.config.evaluation
+        if self.config.dataset.streaming:  # held out: only a data set of its own (the config check)
+            held = evaluation.dataset if evaluation is not None else None
+            held_out = None
+            if held is not None:
+                held_raw = data.load_raw(held, cache_root())
+                held_out = self._tokenized(
+                    data.rank_share(held_raw, self.ctx.rank, self.ctx.world_size), tokenizer
+                )
+            return None, held_out
+        raw = data.load_raw(self.config.dataset, cache_root())
         held_raw = None
         if evaluation is not None and evaluation.holdout_fraction is not None:
             raw, held_raw = data.split_holdout(raw, evaluation.holdout_fraction)
@@ -270,7 +321,8 @@ class Trainer:
         if self.config.evaluation is None:
             return None
         point, best = history.point_at(written), history.status.best
-        metrics = {"accuracy": point.accuracy} if point is not None and point.accuracy is not None else {}
+        figures = {"accuracy": point.accuracy, "margin": point.margin} if point is not None else {}
+        metrics = {name: value for name, value in figures.items() if value is not None}
         return EvaluationSummary(
             eval_loss=point.loss if point else None,
             perplexity=point.perplexity if point else None,
@@ -316,7 +368,9 @@ class Trainer:
         if self.config.method.backend == AdapterBackend.UNSLOTH:
             model = unsloth_model(self.config, dtype)
         else:
-            model = load_model(self.config.model, dtype, self.ctx.device, path, tokenizer)
+            model = load_model(
+                self.config.base_model, self.config.method.type, dtype, self.ctx.device, path, tokenizer
+            )
             model = prepare_model(model, self.config)
         reference = frozen_reference(model, self.config)
         self._reference = strategy.wrap_frozen(reference) if reference is not None else None
@@ -375,6 +429,13 @@ class Trainer:
             step=step,
             evaluation=evaluation,
         )
+
+
+def _stream_positions(stream: Any) -> list[list[int]] | None:
+    """Every rank's place in its streamed share, by rank (collective); None when nothing is streamed."""
+    if not isinstance(stream, streaming.StreamedMicroBatches):
+        return None
+    return [list(position) for position in distributed.all_gather_object(stream.position)]
 
 
 def _parameter_count(model_config: Any) -> int | None:
@@ -450,7 +511,7 @@ class _Reporting:
         tokens: int,
         samples: int,
         seconds: float,
-        epoch: float,
+        epoch: float | None,
         extra: dict[str, float],
     ) -> None:
         """Report one optimizer step; `tokens` and `samples` are totals over all ranks."""
@@ -522,7 +583,12 @@ class _Reporting:
         )
         self.trackers.log_step(
             point.step,
-            {"loss": point.loss, "perplexity": point.perplexity, "accuracy": point.accuracy},
+            {
+                "loss": point.loss,
+                "perplexity": point.perplexity,
+                "accuracy": point.accuracy,
+                "margin": point.margin,
+            },
             section=EVAL_SECTION,
         )
         if self.last:

@@ -83,9 +83,10 @@ def _env_secrets(env: Iterable[EnvVar], prefix: str) -> list[Reference]:
 def training_references(spec: TrainingJobSpec) -> list[Reference]:
     """What a TrainingJob's workers need to exist before they can start (the claims are those
     ``training.builders`` mounts)."""
+    model = spec.model
     uris = [
-        ("spec.model.uri", spec.model.uri),
-        ("spec.model.tokenizerUri", spec.model.tokenizer_uri),
+        ("spec.model.uri", model.uri if model else None),
+        ("spec.model.tokenizerUri", model.tokenizer_uri if model else None),
         ("spec.dataset.uri", spec.dataset.uri),
         ("spec.checkpoint.uri", spec.checkpoint.uri),
         ("spec.output.uri", spec.output.uri),
@@ -98,8 +99,8 @@ def training_references(spec: TrainingJobSpec) -> list[Reference]:
             ("spec.evaluation.lmEval.tasksUri", evaluation.lm_eval.tasks_uri if evaluation.lm_eval else None),
         ]
     found = _claims(uris)
-    if spec.model.token_secret is not None:
-        found.append(_secret(spec.model.token_secret.name, "spec.model.tokenSecret.name"))
+    if model is not None and model.token_secret is not None:
+        found.append(_secret(model.token_secret.name, "spec.model.tokenSecret.name"))
     for tracker in ("wandb", "comet"):
         spec_of = getattr(spec.tracking, tracker)
         if spec_of is not None and spec_of.api_key_secret is not None:

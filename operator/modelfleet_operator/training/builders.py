@@ -251,7 +251,8 @@ def _env(
         {"name": contract.ENV_CACHE_DIR, "value": contract.RUNTIME_CACHE_DIR},
         {"name": contract.ENV_TORCH_SHUTDOWN_TIMEOUT, "value": str(torchrun_shutdown_seconds(grace_seconds))},
     ]
-    token = [spec.model.token_secret.env_var()] if spec.model.token_secret is not None else []
+    model = spec.model
+    token = [model.token_secret.env_var()] if model is not None and model.token_secret is not None else []
     defaults = (
         contract_env
         + node_setup.cache_env(nodes.cache)
@@ -283,8 +284,8 @@ def _read_uris(spec: TrainingJobSpec) -> list[str | None]:
     """Every URI the workers read: model, tokenizer, data and what the evaluation reads."""
     evaluation = spec.evaluation
     return [
-        spec.model.uri,
-        spec.model.tokenizer_uri,
+        spec.model.uri if spec.model else None,
+        spec.model.tokenizer_uri if spec.model else None,
         spec.dataset.uri,
         *(
             (

@@ -38,7 +38,7 @@ def check_ready(config: TrainingRuntimeConfig, cache_root: Path) -> None:
 
 
 def written_model(
-    config: TrainingRuntimeConfig, model_dir: Path, device: torch.device, dtype: torch.dtype
+    config: TrainingRuntimeConfig, model_dir: Path, tokenizer: Any, device: torch.device, dtype: torch.dtype
 ) -> Any:
     """The model as the job wrote it to `model_dir`, on `device`, in eval mode."""
     from transformers import AutoModelForCausalLM
@@ -48,7 +48,7 @@ def written_model(
     elif (model_dir / MERGED_SUBDIR / "config.json").exists():
         model = AutoModelForCausalLM.from_pretrained(model_dir / MERGED_SUBDIR, dtype=dtype)
     else:
-        model = merged_model(config, model_dir).to(dtype)
+        model = merged_model(config, model_dir, tokenizer).to(dtype)
     return model.to(device).eval()
 
 
@@ -64,7 +64,7 @@ def final_scores(
     evaluation = config.evaluation
     if evaluation is None or not scores_final_model(config):
         return {}
-    model = written_model(config, model_dir, device, dtype)
+    model = written_model(config, model_dir, tokenizer, device, dtype)
     scores: dict[str, float] = {}
     if evaluation.generation is not None:
         scores |= generation.generation_scores(evaluation.generation, model, tokenizer, cache_root)

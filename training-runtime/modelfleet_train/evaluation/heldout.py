@@ -1,9 +1,9 @@
 """The held-out loss over every rank's share of the held-out rows, and the best of it so far.
 
 Each rank scores its own share and the ranks add up the sums of the loss, of what it is averaged over
-(label tokens, or preference pairs) and of the correctly ranked pairs: the result is the mean over all
-held-out units, exactly, however the rows fall on the ranks and into batches (a mean of per-rank or
-per-batch means would weigh a short batch like a full one).
+(label tokens, or preference pairs), of the correctly ranked pairs and of their reward margins: the
+result is the mean over all held-out units, exactly, however the rows fall on the ranks and into
+batches (a mean of per-rank or per-batch means would weigh a short batch like a full one).
 
 Every rank runs the same number of forward passes (the most any rank needs), filling in with a one-
 token batch whose sums it drops: sharded and replicated models alike communicate inside the forward
@@ -42,13 +42,14 @@ def filler_batch(pad_token_id: int, pairs: bool) -> dict[str, torch.Tensor]:
 
 def point_from_sums(step: int, sums: EvalSums, token_level: bool) -> EvaluationPoint:
     """The figures of summed held-out results: mean loss, its perplexity (token-level losses) or the
-    share of correctly ranked pairs (preference methods)."""
+    share of correctly ranked pairs and their mean reward margin (preference methods)."""
     if sums.count <= 0:
         raise ValueError("evaluation: the held-out rows have no label token to score")
     loss = sums.loss / sums.count
     perplexity = math.exp(loss) if token_level and loss < 700 else None  # exp overflows a float above
     accuracy = None if token_level else sums.correct / sums.count
-    return EvaluationPoint(step=step, loss=loss, perplexity=perplexity, accuracy=accuracy)
+    margin = None if token_level else sums.margin / sums.count
+    return EvaluationPoint(step=step, loss=loss, perplexity=perplexity, accuracy=accuracy, margin=margin)
 
 
 @dataclass
@@ -70,7 +71,7 @@ class HeldOutEvaluator:
         rounds = distributed.max_across_ranks(batches, self.ctx.device)
         pairs = "chosen_input_ids" in self.dataset.column_names
         filler = filler_batch(self.collator.pad_token_id, pairs)
-        totals = [0.0, 0.0, 0.0]
+        totals = [0.0] * len(EvalSums._fields)
         model = strategy.model
         model.eval()
         try:

@@ -13,6 +13,7 @@ from modelfleet_train.methods.dpo import DpoObjective
 from modelfleet_train.methods.lora import apply_lora
 from modelfleet_train.methods.objective import Objective
 from modelfleet_train.methods.qlora import prepare_quantized
+from modelfleet_train.methods.reward import RewardObjective
 
 
 def uses_adapters(config: TrainingRuntimeConfig) -> bool:
@@ -21,7 +22,7 @@ def uses_adapters(config: TrainingRuntimeConfig) -> bool:
 
 def quantized(config: TrainingRuntimeConfig) -> bool:
     """QLoRA, or another method over a base loaded in 4-bit."""
-    return config.method.type == TrainingMethod.QLORA or config.model.load_in_4bit
+    return config.method.type == TrainingMethod.QLORA or config.base_model.load_in_4bit
 
 
 def prepare_model(model: Any, config: TrainingRuntimeConfig) -> Any:
@@ -36,7 +37,7 @@ def prepare_model(model: Any, config: TrainingRuntimeConfig) -> Any:
     if quantized(config):
         model = prepare_quantized(model, config.hyperparameters.gradient_checkpointing)
     if uses_adapters(config):
-        model = apply_lora(model, config.method.lora or LoraSpec())
+        model = apply_lora(model, config.method.lora or LoraSpec(), config.method.type)
     return model
 
 
@@ -49,7 +50,10 @@ def frozen_reference(model: Any, config: TrainingRuntimeConfig) -> Any | None:
     return reference
 
 
-def build_objective(config: TrainingRuntimeConfig, reference: Any | None) -> Objective:
+def build_objective(config: TrainingRuntimeConfig, reference: Any | None, pad_token_id: int) -> Objective:
+    """The method's loss; `pad_token_id` is what the batches are padded with."""
     if config.method.type == TrainingMethod.DPO:
         return DpoObjective(config.method.dpo or DpoSpec(), reference)
+    if config.method.type == TrainingMethod.REWARD:
+        return RewardObjective(pad_token_id)
     return CausalLmObjective()

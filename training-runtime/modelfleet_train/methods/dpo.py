@@ -60,8 +60,9 @@ def dpo_loss(*logps: torch.Tensor, beta: float, loss_type: str) -> torch.Tensor:
     return dpo_losses(*logps, beta=beta, loss_type=loss_type).mean()
 
 
-def _concatenated(batch: dict[str, torch.Tensor], pad_token_id: int) -> tuple[torch.Tensor, ...]:
-    """Chosen and rejected stacked into one batch, so one forward (and one DDP reduction) serves both."""
+def concatenated_pairs(batch: dict[str, torch.Tensor], pad_token_id: int) -> tuple[torch.Tensor, ...]:
+    """Chosen and rejected stacked into one batch (ids, attention mask, labels), so one forward (and one
+    DDP reduction) serves both; the shorter side is padded with `pad_token_id`."""
     length = max(batch["chosen_input_ids"].shape[1], batch["rejected_input_ids"].shape[1])
 
     def padded(tensor: torch.Tensor, value: int) -> torch.Tensor:
@@ -90,11 +91,14 @@ class DpoObjective:
 
     def eval_sums(self, model: Any, batch: dict[str, torch.Tensor]) -> EvalSums:
         losses, margin = self._pairs(model, batch)
-        return EvalSums(float(losses.sum()), float(losses.numel()), float((margin > 0).sum()))
+        rewards = self.spec.beta * margin
+        return EvalSums(
+            float(losses.sum()), float(losses.numel()), float((margin > 0).sum()), float(rewards.sum())
+        )
 
     def _pairs(self, model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Each pair's loss and implicit reward margin (policy over reference, chosen over rejected)."""
-        ids, mask, labels = _concatenated(batch, pad_token_id=0)
+        ids, mask, labels = concatenated_pairs(batch, pad_token_id=0)  # the labels mask the padding
         pairs = batch["chosen_input_ids"].shape[0]
         average = self.spec.loss_type == "ipo"
         policy = sequence_logps(model(input_ids=ids, attention_mask=mask).logits, labels, average)

@@ -10,11 +10,12 @@ import torch
 class EvalSums(NamedTuple):
     """A held-out batch's contribution, summed so that ranks and batches add up exactly: the loss
     summed over the units it is averaged over (label tokens, or preference pairs), their count, and
-    for preference methods the pairs ranked correctly."""
+    for preference methods the pairs ranked correctly and their reward margins."""
 
     loss: float
     count: float
     correct: float = 0.0
+    margin: float = 0.0
 
 
 class Objective(Protocol):

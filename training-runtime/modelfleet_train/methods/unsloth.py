@@ -18,12 +18,12 @@ from modelfleet_train.model_loading import resolve
 def load_kwargs(config: TrainingRuntimeConfig, compute_dtype: torch.dtype) -> dict[str, Any]:
     """`FastLanguageModel.from_pretrained`'s arguments for this config."""
     return {
-        "model_name": resolve(config.model),
+        "model_name": resolve(config.base_model),
         "max_seq_length": config.hyperparameters.sequence_length,
         "dtype": compute_dtype,
         "load_in_4bit": config.method.type == TrainingMethod.QLORA,
-        "revision": config.model.revision,
-        "trust_remote_code": config.model.trust_remote_code,
+        "revision": config.base_model.revision,
+        "trust_remote_code": config.base_model.trust_remote_code,
     }
 
 

@@ -69,6 +69,13 @@ def from_output(
 ) -> TrackModel | Verdict:
     """Serve a TrainingJob's output with this engine, or why it cannot be (``AdapterNotSupported``)."""
     job = f"trainingjob/{origin.name}"
+    if output.kind is OutputKind.TOKENIZER:
+        return Verdict(
+            status=False,
+            reason=c.REASON_NOT_A_MODEL,
+            message=f"TrainingJob {origin.name} trained a tokenizer ({output.uri}), not a model: nothing to "
+            "serve. Point fromTrainingJob at a job that trained a model with it (model.tokenizerUri).",
+        )
     if output.kind is OutputKind.MODEL or output.merged_uri is not None:
         uri = output.merged_uri if output.kind is OutputKind.ADAPTER else output.uri
         assert uri is not None
@@ -84,6 +91,7 @@ def from_output(
     problem = settings_support_problem(engine.type, settings)
     if problem is not None:
         return _unsupported(origin, f"engine {engine.type} cannot serve it: {problem}")
+    assert output.base_model is not None, "an adapter has a base model"
     served = ServedModel(
         uri=output.base_model,
         revision=output.base_model_revision,
