@@ -19,19 +19,18 @@ from modelfleet_api import constants as c
 from modelfleet_api.benchmarksweep import PointMetrics
 from modelfleet_api.quality import PointQuality, QualitySpec
 
-from hack.controlplane.cluster import ControlPlane, wait_for
+from hack.controlplane.cluster import ControlPlane
 from hack.controlplane.kwok import finish_pod
 from tests.cluster.test_benchmarksweep_lifecycle import (
     DEPLOYMENT_EXAMPLE,
     REPO,
-    TIMEOUT,
     drive_points,
     point_config,
     result,
     sweep_namespace,  # noqa: F401  (fixture)
     wait_sweep,
 )
-from tests.cluster.test_canary_analysis import ANALYSIS, deployment
+from tests.cluster.test_canary_analysis import ANALYSIS, deployment, wait_rollback_event
 from tests.cluster.test_modeldeployment_controller import condition, wait_md
 
 pytestmark = pytest.mark.cluster
@@ -139,13 +138,7 @@ def test_a_canary_under_the_quality_floor_is_rolled_back_with_its_score(
     assert found["reason"] == c.REASON_CANARY_ROLLED_BACK
     assert "at concurrency=8 the canary misses the quality floor: rougeL 0.21 < 0.3" in found["message"]
 
-    def rollback_event() -> bool:  # posted after the status write that the wait above saw
-        events = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
-        return any(
-            e.reason == c.REASON_CANARY_ROLLED_BACK and "rougeL 0.21 < 0.3" in e.message for e in events
-        )
-
-    wait_for(rollback_event, TIMEOUT, "the CanaryRolledBack event quoting the score")
+    wait_rollback_event(core, ns, name, "rougeL 0.21 < 0.3")
 
 
 def test_a_canary_meeting_the_quality_floor_is_promoted_with_its_scores(

@@ -17,9 +17,10 @@ from kubernetes import client
 from modelfleet_api import GROUP, VERSION
 from modelfleet_api import constants as c
 
-from hack.controlplane.cluster import ControlPlane
+from hack.controlplane.cluster import ControlPlane, wait_for
 from hack.controlplane.kwok import finish_pod
 from tests.cluster.test_benchmarksweep_lifecycle import (
+    TIMEOUT,
     drive_points,
     result,
     sweep_namespace,  # noqa: F401  (fixture)
@@ -121,5 +122,14 @@ def test_a_canary_with_bad_figures_is_rolled_back(
     assert "at concurrency=8 the canary misses the SLOs: ttftP95Ms 700 > 500" in found["message"]
     canary = get_object(crds, "deployment", f"{name}-canary", ns)
     assert canary is not None and canary["spec"]["replicas"] == 0
-    events = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
-    assert any(e.reason == c.REASON_CANARY_ROLLED_BACK and "ttftP95Ms 700 > 500" in e.message for e in events)
+    wait_rollback_event(core, ns, name, "ttftP95Ms 700 > 500")
+
+
+def wait_rollback_event(core: client.CoreV1Api, ns: str, name: str, quoting: str) -> None:
+    """Wait for the CanaryRolledBack event quoting `quoting`: it is posted after the status write."""
+
+    def posted() -> bool:
+        events = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
+        return any(e.reason == c.REASON_CANARY_ROLLED_BACK and quoting in e.message for e in events)
+
+    wait_for(posted, TIMEOUT, f"the CanaryRolledBack event quoting {quoting!r}")

@@ -122,3 +122,50 @@ def test_a_deployment_waits_for_its_training_job_then_serves_the_adapter_on_its_
     wait_md(custom, namespace, "chat", lambda md: md.get("status", {}).get("phase") == "Ready", "Ready")
     row = cluster.kubectl("get", "md", "chat", "-n", namespace, "--no-headers").stdout.split()
     assert row[1:4] == ["vllm", "trainingjob/sft", "(adapter)"]
+
+
+def test_the_tokenizer_example_trains_on_a_cpu_node_and_is_refused_as_a_model(
+    cluster: ControlPlane,
+    no_session_operator: None,
+    slow_resync_operator: OperatorProcess,
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+) -> None:
+    """The shipped tokenizer example, applied with kubectl, runs one CPU worker on the system pool's
+    D-series node; once it succeeded its output is a tokenizer of no base model, and a deployment
+    asking to serve it says so instead of starting an engine on it."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "trainingjob-tokenizer-cpu.yaml"
+    cluster.kubectl("apply", "-n", namespace, "-f", str(example))
+    name = "corpus-tokenizer"
+
+    wait_for_phase(custom, namespace, name, "Running")
+    [pod] = running_workers(core, namespace, name, 1)
+    assert core.read_node(pod.spec.node_name).metadata.labels["kubernetes.azure.com/agentpool"] == "system"
+    requests = pod.spec.containers[0].resources.requests
+    assert requests["cpu"] == "7" and "nvidia.com/gpu" not in requests
+
+    finish_workers(core, namespace, name, succeeded=True)
+    done = wait_for_phase(custom, namespace, name, "Succeeded")
+    assert done["status"]["output"] == {"uri": "az://models/tokenizers/corpus-bpe-32k", "kind": "tokenizer"}
+
+    deployment = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "tok"},
+        "spec": {
+            "model": {"fromTrainingJob": {"name": name}},
+            "resources": {"instanceType": "Standard_NC40adis_H100_v5", "gpusPerReplica": 1},
+        },
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments", deployment)
+    refused = wait_md(
+        custom,
+        namespace,
+        "tok",
+        lambda md: condition(md, "ModelReady").get("reason") == "NotAModel",
+        "ModelReady=False NotAModel",
+    )
+    message = condition(refused, "ModelReady")["message"]
+    assert "trained a tokenizer (az://models/tokenizers/corpus-bpe-32k), not a model" in message
+    assert get_object(cluster, "deployment", "tok-stable", namespace) is None, "no engine on a tokenizer"
