@@ -53,6 +53,8 @@ class TrainingRun:
     progress: list[dict[str, Any]] = field(default_factory=list)
     """Every distinct status.progress seen, in order, with the status's restart count."""
     evicted_pod: str = ""
+    restart_events: list[str] = field(default_factory=list)
+    """The TrainingJob's events once its gang restarted, as "reason: message"."""
     checkpoint_step_at_eviction: int | None = None
     resumed_from_progress: int = 0
     """Index in ``progress`` of the first entry seen once the evicted gang was gone."""
@@ -156,8 +158,17 @@ def training_run(
         workers = core.list_namespaced_pod(namespace, label_selector=f"{c.LABEL_TRAINING_JOB}=tiny").items
         victim = next(p for p in workers if p.metadata.labels.get(RANK_LABEL) == "1")
         run.evicted_pod = victim.metadata.name
-        # what a spot eviction does: SIGTERM, then the grace period to save a checkpoint
-        core.delete_namespaced_pod(run.evicted_pod, namespace, grace_period_seconds=30)
+        # what a drain does to each pod of a node a spot eviction notice cordoned: the Eviction API, then
+        # SIGTERM and the grace period to save a checkpoint. (The node is not cordoned here: it is the only
+        # real one, and the gang must restart somewhere; the cluster tier cordons and drains kwok nodes.)
+        core.create_namespaced_pod_eviction(
+            run.evicted_pod,
+            namespace,
+            client.V1Eviction(
+                metadata=client.V1ObjectMeta(name=run.evicted_pod, namespace=namespace),
+                delete_options=client.V1DeleteOptions(grace_period_seconds=30),
+            ),
+        )
         resumed_gang = f"{c.LABEL_TRAINING_JOB}=tiny,{c.LABEL_RESTART_ATTEMPT}=1"
 
         def restarted() -> bool:
@@ -166,6 +177,10 @@ def training_run(
             )
 
         wait_for(restarted, 180, "the gang restart after the eviction")
+        run.restart_events = [
+            f"{e.reason}: {e.message}"
+            for e in core.list_namespaced_event(namespace, field_selector="involvedObject.name=tiny").items
+        ]
         # the new gang's Job exists once the evicted gang's pods are gone (its Job is deleted in the
         # foreground): the newest checkpoint is the one the evicted gang saved last
         run.checkpoint_step_at_eviction = _latest_checkpoint(directory)
@@ -200,6 +215,10 @@ def test_two_workers_train_over_gloo_and_report_a_falling_loss(training_run: Tra
 def test_an_evicted_worker_checkpoints_and_the_gang_resumes_from_that_step(training_run: TrainingRun) -> None:
     status = training_run.final["status"]
     assert status["restarts"] == 1
+    # told apart from a crash: the Job's pod failure policy saw the pod's DisruptionTarget condition
+    assert status["lastRestartReason"] == c.REASON_WORKER_EVICTED
+    evicted = f"{c.REASON_WORKER_EVICTED}: Worker {training_run.evicted_pod} was evicted"
+    assert any(e.startswith(evicted) for e in training_run.restart_events), training_run.restart_events
     saved = training_run.checkpoint_step_at_eviction
     assert saved is not None and saved >= EVICT_AFTER_STEP, training_run.progress
     assert (training_run.directory / "checkpoints").is_dir()
