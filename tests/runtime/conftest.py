@@ -196,6 +196,17 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeou
     wait_for(listening, timeout, f"{what} to listen on port {port}")
 
 
+def stop(process: subprocess.Popen[bytes], grace: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``grace`` seconds: Azurite's node process has
+    been seen to take over 10 s to exit on a loaded machine, which failed a teardown."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running blob emulator (Azurite, from npm); yields its connection string."""
@@ -230,8 +241,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
         )
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
 
 
 def build_pushgateway() -> Path:
@@ -278,8 +288,7 @@ def pushgateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         wait_for_port(port, process, "the Pushgateway")
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
 
 
 def parse_exposition(text: str) -> dict[str, float]:
