@@ -42,6 +42,19 @@ def slow_resync_operator(
         yield p
 
 
+def serving(name: str, *, training_job: str) -> dict[str, Any]:
+    """A one-GPU ModelDeployment serving what ``training_job`` wrote."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"fromTrainingJob": {"name": training_job}},
+            "resources": {"instanceType": "Standard_NC40adis_H100_v5", "gpusPerReplica": 1},
+        },
+    }
+
+
 def test_a_deployment_waits_for_its_training_job_then_serves_the_adapter_on_its_base(
     cluster: ControlPlane,
     no_session_operator: None,
@@ -63,16 +76,9 @@ def test_a_deployment_waits_for_its_training_job_then_serves_the_adapter_on_its_
             "resources": {"instanceType": "Standard_NC40adis_H100_v5", "nodes": 1, "gpusPerNode": 1},
         },
     }
-    deployment = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ModelDeployment",
-        "metadata": {"name": "chat"},
-        "spec": {
-            "model": {"fromTrainingJob": {"name": "sft"}},
-            "resources": {"instanceType": "Standard_NC40adis_H100_v5", "gpusPerReplica": 1},
-        },
-    }
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments", deployment)
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "modeldeployments", serving("chat", training_job="sft")
+    )
     waiting = wait_md(
         custom,
         namespace,
@@ -149,16 +155,9 @@ def test_the_tokenizer_example_trains_on_a_cpu_node_and_is_refused_as_a_model(
     done = wait_for_phase(custom, namespace, name, "Succeeded")
     assert done["status"]["output"] == {"uri": "az://models/tokenizers/corpus-bpe-32k", "kind": "tokenizer"}
 
-    deployment = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ModelDeployment",
-        "metadata": {"name": "tok"},
-        "spec": {
-            "model": {"fromTrainingJob": {"name": name}},
-            "resources": {"instanceType": "Standard_NC40adis_H100_v5", "gpusPerReplica": 1},
-        },
-    }
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments", deployment)
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "modeldeployments", serving("tok", training_job=name)
+    )
     refused = wait_md(
         custom,
         namespace,
