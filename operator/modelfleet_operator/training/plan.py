@@ -45,7 +45,7 @@ from modelfleet_operator.common.plan import (
     key_of,
 )
 from modelfleet_operator.common.references import NOTHING_NAMED, Lookup
-from modelfleet_operator.conditions import find, is_true
+from modelfleet_operator.conditions import find, is_true, object_condition
 from modelfleet_operator.status import status_patch
 from modelfleet_operator.training import builders
 from modelfleet_operator.training.builders import Owner
@@ -400,7 +400,7 @@ class _Planner:
         started = _time((job.get("status") or {}).get("startTime"))
         if started is not None:
             return started
-        if any(cond.get("type") == "Suspended" for cond in (job.get("status") or {}).get("conditions") or []):
+        if object_condition(job, "Suspended") is not None:
             return self.now
         return _time(job["metadata"].get("creationTimestamp")) or self.now
 
