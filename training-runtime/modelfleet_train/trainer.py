@@ -257,12 +257,9 @@ class Trainer:
         if sampler is not None:
             return data.MicroBatchStream(dataset, sampler, collator, start=consumed)
         positions = state.stream_positions if state is not None else None
-        saved = positions is not None and len(positions) == self.ctx.world_size
-        start = (
-            (positions[self.ctx.rank][0], positions[self.ctx.rank][1])
-            if saved and positions
-            else (0, consumed)
-        )
+        start = (0, consumed)
+        if positions is not None and len(positions) == self.ctx.world_size:
+            start = (positions[self.ctx.rank][0], positions[self.ctx.rank][1])
         share = streaming.rank_share(self.config.dataset, cache_root(), self.ctx.rank, self.ctx.world_size)
         fields, length = self.config.dataset.fields, self.hp.sequence_length
         return streaming.StreamedMicroBatches(
@@ -280,29 +277,18 @@ class Trainer:
         """This rank's share of the training rows (None when they are streamed) and of the held-out rows
         (None without held-out evaluation), tokenized: each rank reads and tokenizes only its shares."""
         evaluation = self.config.evaluation
+        held_raw = None  # a held-out fraction or a data set of its own, never both (the CRD's rule)
+        if evaluation is not None and evaluation.dataset is not None:
+            held_raw = data.load_raw(evaluation.dataset, cache_root())
         if self.config.dataset.streaming:  # held out: only a data set of its own (the config check)
-            held = evaluation.dataset if evaluation is not None else None
-            held_out = None
-            if held is not None:
-                held_raw = data.load_raw(held, cache_root())
-                held_out = self._tokenized(
-                    data.rank_share(held_raw, self.ctx.rank, self.ctx.world_size), tokenizer
-                )
-            return None, held_out
+            return None, self._held_out(held_raw, tokenizer)
         raw = data.load_raw(self.config.dataset, cache_root())
-        held_raw = None
         if evaluation is not None and evaluation.holdout_fraction is not None:
             raw, held_raw = data.split_holdout(raw, evaluation.holdout_fraction)
-        elif evaluation is not None and evaluation.dataset is not None:
-            held_raw = data.load_raw(evaluation.dataset, cache_root())
         training = self._tokenized(data.rank_share(raw, self.ctx.rank, self.ctx.world_size), tokenizer)
         if self.config.dataset.packing:
             training = data.pack_dataset(training, self.hp.sequence_length)
-        held_out = None
-        if held_raw is not None:
-            held_out = self._tokenized(
-                data.rank_share(held_raw, self.ctx.rank, self.ctx.world_size), tokenizer
-            )
+        held_out = self._held_out(held_raw, tokenizer)
         log.info(
             "dataset: %d training rows -> %d sequences on rank %d; %s held-out rows",
             len(raw),
@@ -311,6 +297,12 @@ class Trainer:
             "no" if held_raw is None else f"{len(held_raw)} ({len(held_out or [])} sequences here)",
         )
         return training, held_out
+
+    def _held_out(self, held_raw: Any | None, tokenizer: Any) -> Any | None:
+        """This rank's share of the held-out rows, tokenized (None without them)."""
+        if held_raw is None:
+            return None
+        return self._tokenized(data.rank_share(held_raw, self.ctx.rank, self.ctx.world_size), tokenizer)
 
     def _tokenized(self, rows: Any, tokenizer: Any) -> Any:
         fields = self.config.dataset.fields
