@@ -52,15 +52,13 @@ def _share(spec: DatasetSpec, cache_root: Path, rank: int, world_size: int) -> t
 
     if spec.format in (DatasetFormat.JSONL, DatasetFormat.PARQUET):
         builder, files = data.source_files(spec, cache_root)
-        if len(files) % world_size == 0:
-            mine = files[rank::world_size]
-            stream = datasets.load_dataset(
-                builder, data_files={spec.split: mine}, split=spec.split, streaming=True
-            )
-            return stream, f"{len(mine)} of {len(files)} files: {', '.join(Path(f).name for f in mine)}"
+        whole_files = len(files) % world_size == 0
+        mine = files[rank::world_size] if whole_files else files
         stream = datasets.load_dataset(
-            builder, data_files={spec.split: files}, split=spec.split, streaming=True
+            builder, data_files={spec.split: mine}, split=spec.split, streaming=True
         )
+        if whole_files:
+            return stream, f"{len(mine)} of {len(files)} files: {', '.join(Path(f).name for f in mine)}"
         what = f"{_every_other(rank, world_size)} of {len(files)} file(s)"
         return split_dataset_by_node(stream, rank=rank, world_size=world_size), what
     loaded = data.load_raw(spec, cache_root, streaming=True)
