@@ -15,6 +15,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
+from modelfleet_api.yamltext import dump_yaml
+
 # The API server formats the error as "<fieldPath>: Invalid value|Forbidden|Required value: <message>".
 # (FieldValueDuplicate is left out on purpose: the API server drops the message for it.)
 CelReason = Literal["FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired"]
@@ -95,3 +97,7 @@ class ApiModel(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """The JSON-ready dict with camelCase keys, leaving out unset optional fields."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def to_yaml(self) -> str:
+        """The wire form as a YAML document, fields in declaration order (a runtime config file)."""
+        return dump_yaml(self.to_wire())

@@ -693,9 +693,6 @@ class BenchmarkRuntimeConfig(ApiModel):
             raise ValueError(problem)
         return self
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_wire(), sort_keys=False)
-
     @classmethod
     def from_yaml(cls, text: str) -> BenchmarkRuntimeConfig:
         return cls.model_validate(yaml.safe_load(text))

@@ -64,9 +64,6 @@ class TrainingRuntimeConfig(ApiModel):
             raise ValueError(f"model: method {self.method.type} needs a model")
         return self.model
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_wire(), sort_keys=False)
-
     @classmethod
     def from_yaml(cls, text: str) -> TrainingRuntimeConfig:
         return cls.model_validate(yaml.safe_load(text))

@@ -451,9 +451,6 @@ class ServingRuntimeConfig(ApiModel):
     cache_dir: str = Field(default=MODEL_CACHE_DIR, min_length=1, max_length=1024)
     """Directory the model is downloaded to and read from."""
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_wire(), sort_keys=False)
-
     @classmethod
     def from_yaml(cls, text: str) -> ServingRuntimeConfig:
         return cls.model_validate(yaml.safe_load(text))

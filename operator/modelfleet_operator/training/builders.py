@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import yaml
 from modelfleet_api import constants as c
 from modelfleet_api import contract
 from modelfleet_api.common import env_list
 from modelfleet_api.runtime_config import JobIdentity, Topology, TrainingRuntimeConfig
 from modelfleet_api.training import Launcher, Precision
 from modelfleet_api.trainingjob import TrainingJobSpec
+from modelfleet_api.yamltext import dump_yaml
 
 from modelfleet_operator.common import placement
 from modelfleet_operator.common.identity import NO_IDENTITY, RuntimeIdentity
@@ -89,9 +89,7 @@ def config_map(owner: Owner, spec: TrainingJobSpec, nodes: WorkerNodeSettings = 
     if topology is not None:
         data[node_setup.NCCL_TOPOLOGY_FILE] = topology
     if spec.strategy.launcher == Launcher.ACCELERATE:
-        data[contract.ACCELERATE_CONFIG_FILE] = yaml.safe_dump(
-            accelerate_config(owner, spec), sort_keys=False
-        )
+        data[contract.ACCELERATE_CONFIG_FILE] = dump_yaml(accelerate_config(owner, spec))
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
