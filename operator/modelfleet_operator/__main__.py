@@ -20,6 +20,7 @@ from modelfleet_api import constants as c
 
 from modelfleet_operator import kopf_fixes, metrics
 from modelfleet_operator.benchmark import handlers as benchmark_handlers
+from modelfleet_operator.common.essence import OwnKindsDiffBase
 from modelfleet_operator.common.handlers import Operator, register_indexes
 from modelfleet_operator.common.kinds import (
     BENCHMARK_SWEEP,
@@ -61,6 +62,7 @@ def build_registry(
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         apply_settings(settings, config)
+        settings.persistence.diffbase_storage = OwnKindsDiffBase(operator.daemon_kinds)
         await kube.start()
 
     @kopf.on.cleanup(registry=registry)
