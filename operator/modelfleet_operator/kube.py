@@ -32,7 +32,9 @@ import time
 from typing import Any
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from kubernetes_asyncio import client, config
+from yarl import URL
 
 from modelfleet_operator.common.kinds import Kind, kind_of
 from modelfleet_operator.common.live import FIELD_MANAGER
@@ -45,6 +47,8 @@ Manifest = dict[str, Any]
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT_SECONDS = 30.0
+READ_BUFFER_BYTES = 2**21
+"""aiohttp's read buffer, as kubernetes_asyncio sets it (an object may be up to etcd's 1.5 MiB)."""
 _CREATED = 201
 _NOT_FOUND = 404
 _CONFLICT = 409
@@ -95,7 +99,35 @@ async def load_api_client(max_connections: int, kubeconfig: str | None = None) -
             config_file=kubeconfig or os.environ.get("KUBECONFIG"), client_configuration=configuration
         )
     configuration.connection_pool_maxsize = max_connections
-    return client.ApiClient(configuration)
+    api = client.ApiClient(configuration)
+    _distrust_environment(api.rest_client, configuration.host)
+    return api
+
+
+def _distrust_environment(rest: Any, host: str | None) -> None:
+    """Give ``rest`` (the client's ``RESTClientObject``) a session that does not read the environment.
+
+    kubernetes_asyncio opens its aiohttp session with ``trust_env=True``, so aiohttp looks up the proxy
+    variables and ``~/.netrc`` again for every request, each on a worker thread: two thread hops per
+    call, about 6 % of the operator's CPU in a burst of new TrainingJobs. The API server's address is
+    fixed, so its proxy (``HTTPS_PROXY`` unless ``NO_PROXY`` names it) is looked up once, here, with
+    aiohttp's own lookup; credentials come from the kubeconfig or the service account, never netrc.
+    """
+    session: aiohttp.ClientSession = rest.pool_manager
+    connector = session.connector
+    session.detach()  # the connector (its TLS settings and pool size) moves to the new session
+    rest.pool_manager = aiohttp.ClientSession(
+        connector=connector, trust_env=False, read_bufsize=READ_BUFFER_BYTES
+    )
+    if rest.proxy or not host:  # the kubeconfig names one
+        return
+    try:
+        proxy, proxy_auth = get_env_proxy_for_url(URL(host))
+    except LookupError:  # no proxy for this address
+        return
+    rest.proxy = str(proxy)
+    if proxy_auth is not None:
+        rest.proxy_headers = {**(rest.proxy_headers or {}), "Proxy-Authorization": proxy_auth.encode()}
 
 
 class Kube:

@@ -174,3 +174,35 @@ def test_refused_and_unanswered_requests_are_counted_by_verb_and_code(tmp_path: 
 
     asyncio.run(unreachable())
     assert sample("modelfleet_api_errors_total", verb="patch", code="connection") == connection_before + 1
+
+
+def test_the_proxy_the_environment_names_is_looked_up_once_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API server's proxy comes from ``HTTP(S)_PROXY`` as before, but is read when the client
+    starts, not again (on a worker thread) for every request."""
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    proxied: list[tuple[str, str]] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        proxied.append((request.host, request.path))
+        return web.json_response({"status": {}})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", proxy)
+        async with TestServer(app) as server:
+            monkeypatch.setenv("HTTP_PROXY", str(server.make_url("")))
+            kube = Kube(kubeconfig=kubeconfig(tmp_path / "kubeconfig", "http://kube-api.example:6443"))
+            await kube.start()
+            monkeypatch.delenv("HTTP_PROXY")
+            try:
+                await kube.patch_status(TRAINING_JOB, "tj", "ml", {"phase": "Running"})
+            finally:
+                await kube.close()
+
+    asyncio.run(main())
+    assert proxied == [
+        ("kube-api.example", "/apis/modelfleet.io/v1alpha1/namespaces/ml/trainingjobs/tj/status")
+    ]
