@@ -523,8 +523,9 @@ class _Planner:
             placement=self.spec.resources, nodes=self.spec.resources.nodes, scheduled=all_placed
         )
 
-    def account_cost(self, stored: dict[str, Any]) -> None:
-        """``status.cost`` from the VM shares the workers hold (``common.cost``)."""
+    def account_cost(self, *, writing: bool) -> None:
+        """``status.cost`` from the VM shares the workers hold (``common.cost``); ``writing``: the status
+        is written this pass anyway."""
         resources = self.spec.resources
         self.status.cost = account(
             self.status.cost,
@@ -532,18 +533,19 @@ class _Planner:
             now=self.now,
             table=self.settings.prices,
             placement=resources,
-            writing=status_patch(stored, self.status.to_wire()) is not None,
+            writing=writing,
         )
 
-    def account_gpus(self, stored: dict[str, Any]) -> None:
+    def account_gpus(self, stored: dict[str, Any]) -> bool:
         """Bring ``gpuHours`` up to date when the GPUs held change, or (at most once a minute, see the
         policy) when the status is written anyway: an idle running job then writes nothing (``gpus`` x
-        the time since ``gpuHoursUpdatedAt`` is what it used since)."""
+        the time since ``gpuHoursUpdatedAt`` is what it used since). Whether the status is written
+        this pass: it differs from ``stored`` in any other field, or in the GPUs held."""
         status = self.status
         changing = status_patch(stored, status.to_wire()) is not None
         gpus_held = self.workers_held * self.spec.resources.gpus_per_node
         if not changing and gpus_held == (status.gpus or 0):
-            return
+            return False
         previous = GpuAccount(
             gpu_hours=status.gpu_hours, gpus=status.gpus or 0, updated_at=status.gpu_hours_updated_at
         )
@@ -553,6 +555,7 @@ class _Planner:
             updated.gpus,
             updated.updated_at,
         )
+        return True
 
 
 def plan(
@@ -590,8 +593,7 @@ def plan(
         if step():
             break
     capacity = planner.capacity()
-    planner.account_gpus(stored)
-    planner.account_cost(stored)
+    planner.account_cost(writing=planner.account_gpus(stored))
     keep = frozenset(planner.keep - {key_of(m) for m in planner.apply})
     return Plan(
         status=status,
