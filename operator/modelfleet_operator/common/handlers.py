@@ -27,7 +27,6 @@ back a demand or a child after the clean-up (issue 18, item 6).
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import random
 from collections.abc import Callable, Coroutine, Iterable, Mapping
@@ -407,7 +406,9 @@ def register_controller(
         async def run() -> datetime | None:
             if stopped:
                 return None
-            snapshot: Manifest = copy.deepcopy(dict(body))
+            # kopf replaces the body it holds with each event's new one and never changes one in place,
+            # so the top level's copy is a snapshot that stays as it was while the pass awaits.
+            snapshot: Manifest = dict(body)
             state.generation = snapshot["metadata"].get("generation")
             stored = state.stored(snapshot.get("status"))
             state.known = stored
