@@ -1,6 +1,7 @@
 """Operator core: typed conditions (JobSet semantics), status diffing, settings, the projections and
 drift comparison behind server-side apply, prune, the wake filter that ignores the operator's own
-status writes, and a pass that a cancellation cannot cut short."""
+status writes, a daemon that waits for the events following a wake, and a pass that a cancellation
+cannot cut short."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 from modelfleet_api import constants as c
-from modelfleet_operator.common.handlers import ObjectState, finish
+from modelfleet_operator.common.handlers import ObjectState, finish, sleep_until_woken
 from modelfleet_operator.common.indexes import WORKLOADS_BY_JOB, Indexes, owner_keys, workload_keys
 from modelfleet_operator.common.kinds import CONFIG_MAP, DEPLOYMENT, JOB, POD, SERVICE
 from modelfleet_operator.common.live import Live, drifted, matches, project
@@ -348,6 +349,41 @@ def test_the_echo_of_the_operators_own_status_write_wakes_nothing() -> None:
     assert state.seen(2, {"phase": "Running"}), "a spec change"
     state.generation = 2
     assert state.seen(2, {"phase": "Edited"}), "a status this operator did not write"
+
+
+class Stopped:
+    """kopf's ``DaemonStopped`` as a daemon uses it: true once stopped, and ``await stopped.wait()``."""
+
+    def __init__(self) -> None:
+        self.flag = asyncio.Event()
+
+    def __bool__(self) -> bool:
+        return self.flag.is_set()
+
+    async def wait(self) -> None:
+        await self.flag.wait()
+
+
+def test_a_woken_daemon_settles_so_the_events_after_the_wake_come_into_one_pass() -> None:
+    async def scenario() -> None:
+        wake, stopped = asyncio.Event(), Stopped()
+        sleeping = asyncio.ensure_future(sleep_until_woken(wake, stopped, 600, settle=600))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        wake.set()
+        await asyncio.sleep(0.01)
+        assert not sleeping.done(), "woken, it waits for what follows"
+        wake.set()  # the next event, within the settle time
+        await asyncio.sleep(0.01)
+        assert not sleeping.done()
+        stopped.flag.set()  # a deletion does not wait for the settle time
+        await asyncio.wait_for(sleeping, 5)
+        assert not wake.is_set(), "both events are for the pass that follows"
+
+        stopped = Stopped()
+        stopped.flag.set()
+        await asyncio.wait_for(sleep_until_woken(wake, stopped, 600, settle=600), 5)  # type: ignore[arg-type]
+
+    asyncio.run(scenario())
 
 
 def test_a_cancelled_daemon_waits_for_its_pass_in_flight() -> None:

@@ -3,7 +3,8 @@ that wake it.
 
 **Passes.** One daemon per object runs its passes (``Engine.run``) one at a time, each in one of the
 operator's ``workers`` slots (``metrics.measured_pass``), then sleeps until it is woken, until the
-plan's next deadline (``requeue_at``: a timeout, a TTL), or until the long safety resync passes.
+plan's next deadline (``requeue_at``: a timeout, a TTL), or until the long safety resync passes. Woken,
+it waits ``SETTLE_SECONDS`` more, so the events that follow one another come into one pass.
 
 **Wakes.** Watch events wake the daemon of the object they concern: events on the object itself when
 its spec changed (a new ``generation``) or its status is not one this operator wrote (the echo of its
@@ -29,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -70,6 +71,9 @@ RESYNC_JITTER = 0.1
 """The safety resync of each object is spread by up to this share, so objects do not resync in step."""
 CANCELLATION_BACKOFF_SECONDS = 30.0
 """How long kopf lets a deleted object's daemon finish its pass in flight before it cancels it."""
+SETTLE_SECONDS = 1.0
+"""How long a woken daemon waits for more events before its pass (``sleep_until_woken``): in a burst,
+a new TrainingJob's children and four pods bring some twenty events within seconds."""
 
 ObjectKey = tuple[str, str, str]
 """(kind, namespace, name)."""
@@ -139,20 +143,31 @@ def post_event(body: Manifest, type_: str, reason: str, message: str) -> None:
     kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message)
 
 
-async def sleep_until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float) -> None:
-    """Sleep ``seconds``, or less when ``wake`` is set or the daemon is stopped; clears ``wake``."""
-    if seconds > 0 and not wake.is_set():
+async def sleep_until_woken(
+    wake: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float, settle: float = 0.0
+) -> None:
+    """Sleep ``seconds``, or less when ``wake`` is set or the daemon is stopped; clears ``wake``.
 
-        async def until_stopped() -> None:
-            await stopped.wait()
-
-        waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(until_stopped())}
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+    Woken, it sleeps ``settle`` seconds more (unless stopped), so the events that follow one another
+    (a pod scheduled, then running, then its Job's counts) come into one pass, not a pass each: a
+    controller's work queue does the same by holding a key that is already queued."""
+    woken = wake.is_set()
+    if seconds > 0 and not woken:
+        woken = await _first(wake.wait(), stopped.wait(), timeout=seconds) and wake.is_set()
+    if woken and settle > 0 and not stopped:
+        await _first(stopped.wait(), timeout=settle)
     wake.clear()
+
+
+async def _first(*awaitables: Awaitable[Any], timeout: float) -> bool:
+    """Wait until the first of ``awaitables`` is done, at most ``timeout`` seconds; whether one was."""
+    waiters = {asyncio.ensure_future(awaitable) for awaitable in awaitables}
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return bool(done)
 
 
 async def finish(task: asyncio.Future[Any]) -> Any:
@@ -392,7 +407,8 @@ def register_controller(
         try:
             while not stopped:
                 requeue_at = await finish(asyncio.ensure_future(one_pass(body, state, indexes, stopped)))
-                await sleep_until_woken(state.wake, stopped, _pause(requeue_at, config.resync_seconds))
+                pause = _pause(requeue_at, config.resync_seconds)
+                await sleep_until_woken(state.wake, stopped, pause, SETTLE_SECONDS)
         finally:
             wakeups.drop(key)
             engine.forget(uid)
