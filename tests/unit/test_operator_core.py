@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from modelfleet_api import constants as c
-from modelfleet_operator.common.handlers import ObjectState, finish, sleep_until_woken
+from modelfleet_operator.common.handlers import ObjectState, finish, pod_stops, sleep_until_woken
 from modelfleet_operator.common.indexes import WORKLOADS_BY_JOB, Indexes, owner_keys, workload_keys
 from modelfleet_operator.common.kinds import CONFIG_MAP, DEPLOYMENT, JOB, POD, SERVICE
 from modelfleet_operator.common.live import Live, drifted, matches, project
@@ -383,7 +383,25 @@ def test_a_woken_daemon_settles_so_the_events_after_the_wake_come_into_one_pass(
         stopped.flag.set()
         await asyncio.wait_for(sleep_until_woken(wake, stopped, 600, settle=600), 5)  # type: ignore[arg-type]
 
+        urgent, running = asyncio.Event(), Stopped()
+        sleeping = asyncio.ensure_future(sleep_until_woken(wake, running, 600, 600, urgent))  # type: ignore[arg-type]
+        wake.set()
+        await asyncio.sleep(0.01)
+        assert not sleeping.done()
+        wake.set()
+        urgent.set()  # a pod that stops: its owner's pass runs at once
+        await asyncio.wait_for(sleeping, 5)
+        assert not wake.is_set() and not urgent.is_set()
+
     asyncio.run(scenario())
+
+
+def test_a_pod_that_stops_is_urgent_news() -> None:
+    running = {"metadata": {}, "status": {"phase": "Running"}}
+    assert not pod_stops("MODIFIED", running)
+    assert pod_stops("DELETED", running)
+    assert pod_stops("MODIFIED", {**running, "metadata": {"deletionTimestamp": "2026-11-22T09:00:00Z"}})
+    assert pod_stops("MODIFIED", {"metadata": {}, "status": {"phase": "Failed"}})
 
 
 def test_a_cancelled_daemon_waits_for_its_pass_in_flight() -> None:

@@ -4,7 +4,8 @@ that wake it.
 **Passes.** One daemon per object runs its passes (``Engine.run``) one at a time, each in one of the
 operator's ``workers`` slots (``metrics.measured_pass``), then sleeps until it is woken, until the
 plan's next deadline (``requeue_at``: a timeout, a TTL), or until the long safety resync passes. Woken,
-it waits ``SETTLE_SECONDS`` more, so the events that follow one another come into one pass.
+it waits ``SETTLE_SECONDS`` more, so the events that follow one another come into one pass; an event
+of a pod that stops (``pod_stops``) cuts that wait short.
 
 **Wakes.** Watch events wake the daemon of the object they concern: events on the object itself when
 its spec changed (a new ``generation``) or its status is not one this operator wrote (the echo of its
@@ -46,6 +47,7 @@ from modelfleet_operator.common.kinds import (
     KUEUE_WORKLOAD,
     MODEL_DEPLOYMENT,
     OBSERVED_KINDS,
+    POD,
     REFERENCED_KINDS,
     SECRET,
     SERVICE_ACCOUNT,
@@ -84,6 +86,8 @@ class ObjectState:
     """What a daemon knows of its object between passes."""
 
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    urgent: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set with ``wake`` by an event whose news may be gone after the settle time (a pod that stops)."""
     generation: int | None = None
     """``metadata.generation`` the latest pass planned from."""
     known: dict[str, Any] | None = None
@@ -127,10 +131,12 @@ class Wakeups:
     def get(self, key: ObjectKey) -> ObjectState | None:
         return self._objects.get(key)
 
-    def wake(self, key: ObjectKey) -> None:
+    def wake(self, key: ObjectKey, *, urgent: bool = False) -> None:
         found = self._objects.get(key)
         if found is not None:
             found.wake.set()
+            if urgent:
+                found.urgent.set()
 
     def wake_where(self, matches: Callable[[ObjectKey], bool]) -> None:
         for key, state in self._objects.items():
@@ -144,19 +150,26 @@ def post_event(body: Manifest, type_: str, reason: str, message: str) -> None:
 
 
 async def sleep_until_woken(
-    wake: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float, settle: float = 0.0
+    wake: asyncio.Event,
+    stopped: kopf.DaemonStopped,
+    seconds: float,
+    settle: float = 0.0,
+    urgent: asyncio.Event | None = None,
 ) -> None:
     """Sleep ``seconds``, or less when ``wake`` is set or the daemon is stopped; clears ``wake``.
 
-    Woken, it sleeps ``settle`` seconds more (unless stopped), so the events that follow one another
-    (a pod scheduled, then running, then its Job's counts) come into one pass, not a pass each: a
-    controller's work queue does the same by holding a key that is already queued."""
+    Woken, it sleeps ``settle`` seconds more (unless stopped, or ``urgent`` is or gets set), so the
+    events that follow one another (a pod scheduled, then running, then its Job's counts) come into one
+    pass, not a pass each: a controller's work queue does the same by holding a key that is already
+    queued. ``urgent`` is cleared too."""
+    urgent = urgent or asyncio.Event()
     woken = wake.is_set()
     if seconds > 0 and not woken:
         woken = await _first(wake.wait(), stopped.wait(), timeout=seconds) and wake.is_set()
-    if woken and settle > 0 and not stopped:
-        await _first(stopped.wait(), timeout=settle)
+    if woken and settle > 0 and not stopped and not urgent.is_set():
+        await _first(stopped.wait(), urgent.wait(), timeout=settle)
     wake.clear()
+    urgent.clear()
 
 
 async def _first(*awaitables: Awaitable[Any], timeout: float) -> bool:
@@ -208,7 +221,8 @@ def register_indexes(operator: Operator) -> None:
     for kind in OBSERVED_KINDS:
         _index(operator, kind, kind.index_id, _by_owner(kind), labels=managed)
         if kind not in (MODEL_DEPLOYMENT, SERVICE_ACCOUNT):  # these two have handlers of their own
-            _on_event(registry, kind, f"{kind.key}-wake-owner", _wake_owners(wakeups), labels=managed)
+            wake = _wake_owners(wakeups, urgent=pod_stops if kind == POD else None)
+            _on_event(registry, kind, f"{kind.key}-wake-owner", wake, labels=managed)
 
     _index(operator, SERVICE_ACCOUNT, ix.SERVICE_ACCOUNTS, _by_name(lambda body: True))
     _on_event(registry, SERVICE_ACCOUNT, "serviceaccounts-wake", _service_account_changed(wakeups))
@@ -348,10 +362,23 @@ def _by_name(
     return value_of
 
 
-def _wake_owners(wakeups: Wakeups) -> Callable[..., Coroutine[Any, Any, None]]:
-    async def wake_owners(labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
+def pod_stops(type: str | None, body: Mapping[str, Any]) -> bool:
+    """A pod deleted, being deleted, or ended: why it stopped (an eviction, a failure) is read from it,
+    and it may be gone after the settle time, so its owner's pass runs at once."""
+    deleting = bool((body.get("metadata") or {}).get("deletionTimestamp"))
+    ended = (body.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    return type == "DELETED" or deleting or ended
+
+
+def _wake_owners(
+    wakeups: Wakeups, urgent: Callable[[str | None, Mapping[str, Any]], bool] | None = None
+) -> Callable[..., Coroutine[Any, Any, None]]:
+    async def wake_owners(
+        type: str | None, body: kopf.Body, labels: Mapping[str, str], namespace: str | None, **_: Any
+    ) -> None:
+        now = urgent is not None and urgent(type, body)
         for label, ns, owner in ix.owner_keys(labels, namespace):
-            wakeups.wake((OWNER_KINDS[label], ns, owner))
+            wakeups.wake((OWNER_KINDS[label], ns, owner), urgent=now)
 
     return wake_owners
 
@@ -408,7 +435,7 @@ def register_controller(
             while not stopped:
                 requeue_at = await finish(asyncio.ensure_future(one_pass(body, state, indexes, stopped)))
                 pause = _pause(requeue_at, config.resync_seconds)
-                await sleep_until_woken(state.wake, stopped, pause, SETTLE_SECONDS)
+                await sleep_until_woken(state.wake, stopped, pause, SETTLE_SECONDS, state.urgent)
         finally:
             wakeups.drop(key)
             engine.forget(uid)
