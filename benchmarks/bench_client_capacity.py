@@ -289,8 +289,9 @@ def accuracy(client: Client, prompts_file: Path, workdir: Path) -> dict[str, Any
         return found
 
 
-def prepare(workdir: Path) -> tuple[list[Client], dict[str, str], Path]:
-    """The clients that can run here, the reason for each that cannot, and the prompts file of ours."""
+def prepare(workdir: Path, only: set[str] | None) -> tuple[list[Client], dict[str, str], Path]:
+    """The clients that can run here (of `only`, when given: the others are not installed), the
+    reason for each that cannot, and the prompts file of ours."""
     texts = [json.loads(line)["conversations"][0]["value"] for line in SAMPLE.read_text().splitlines()]
     tokenizer = workdir / "tokenizer"
     tinymodel.train_tokenizer(tokenizer)
@@ -306,6 +307,8 @@ def prepare(workdir: Path) -> tuple[list[Client], dict[str, str], Path]:
     ]
     ready, skipped = [], {}
     for client in candidates:
+        if only is not None and client.name not in only:
+            continue
         try:
             client.prepare(workdir)
             ready.append(client)
@@ -334,10 +337,7 @@ def main() -> None:
     results: dict[str, Any] = {"load_average": {"before": load_before}, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="bench-clients-") as tmp:
         workdir = Path(tmp)
-        clients, skipped, ours_file = prepare(workdir)
-        if args.only:
-            wanted = set(args.only.split(","))
-            clients = [c for c in clients if c.name in wanted]
+        clients, skipped, ours_file = prepare(workdir, set(args.only.split(",")) if args.only else None)
         comparison = Comparison(workdir, clients, args.first_rate)
         figures: dict[str, dict[str, Any]] = {c.name: {"version": c.version} for c in clients}
         parts = set(args.parts.split(","))
