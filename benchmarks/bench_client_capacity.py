@@ -26,7 +26,11 @@ Three measurements, each a ratio against the others in the same run:
   `X-Request-ID`). modelfleet-bench runs in-process here (its records keep the response text).
 - **Client CPU per 1,000 requests**: at `CPU_RATE` (a rate every client sustains), two runs of
   `CPU_REQUESTS` requests; the difference of the CPU the whole client process tree used, per 1,000
-  requests of difference (start-up cancels out). The server's own CPU per 1,000 requests is shown too.
+  requests of difference (start-up cancels out, when it costs the same twice). The server's own CPU
+  per 1,000 requests is shown too. And, robust to a start-up that varies by more than the difference
+  (vllm bench serve's imports take tens of CPU seconds on a loaded machine), the CPU of the load
+  phase alone: the process tree's CPU sampled while it runs (`cputrace`), from the server's first
+  arrival to its last chunk, per 1,000 requests the server saw (start-up and the final report left out).
 
 The machine's load average is recorded before, after and at every attempt: seven engineers share its 2
 cores, so run it when `/proc/loadavg` is low and read the figures with it.
@@ -53,6 +57,7 @@ from modelfleet_api.benchmark import BenchmarkRuntimeConfig, LoadSearch
 from modelfleet_serve.bench.point import measure
 
 from benchmarks import neutral_server
+from benchmarks.cputrace import cpu_between
 from benchmarks.peers import (
     AIPerf,
     Client,
@@ -122,6 +127,16 @@ def server_count(requests: list[dict[str, Any]], job: Job) -> dict[str, Any]:
     }
 
 
+def load_phase_cpu(run: Run, requests: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The client's CPU from the server's first arrival to its last chunk sent (`cputrace`), and the
+    requests the server saw (warm-up ones too) in that time."""
+    sent = [r["sent"][-1] for r in requests if r["sent"]]
+    if not sent:
+        return None
+    cpu = cpu_between(run.cpu_trace, min(r["arrived"] for r in requests), max(sent))
+    return None if cpu is None else {"cpu_seconds": cpu, "requests": len(requests)}
+
+
 class Comparison:
     def __init__(self, workdir: Path, clients: list[Client], first_rate: float) -> None:
         self.workdir, self.clients, self.first_rate = workdir, clients, first_rate
@@ -157,6 +172,7 @@ class Comparison:
         if run is not None:
             row |= {
                 "client_cpu_seconds": run.cpu_seconds,
+                "client_cpu_in_load": load_phase_cpu(run, requests),
                 "wall_seconds": run.wall_seconds,
                 "claims": run.claims,
             }
@@ -214,8 +230,12 @@ class Comparison:
         if small["error"] or large["error"]:
             return {"error": small["error"] or large["error"]}
         per = 1000.0 / (CPU_REQUESTS[1] - CPU_REQUESTS[0])
+        in_load = [row["client_cpu_in_load"] for row in (small, large)]
         return {
             "client": (large["client_cpu_seconds"] - small["client_cpu_seconds"]) * per,
+            "client_in_load": None
+            if None in in_load
+            else 1000.0 * sum(x["cpu_seconds"] for x in in_load) / sum(x["requests"] for x in in_load),
             "server": (large["server_cpu_seconds"] - small["server_cpu_seconds"]) * per,
             "sustained": [small["server"]["sustained"], large["server"]["sustained"]],
         }
@@ -410,18 +430,18 @@ def report(results: dict[str, Any]) -> None:
     print()
     print(
         f"{'client':20s} {'version':>8s} {'sustained/s':>11s} {'TTFT err p50':>12s} {'p99':>8s} "
-        f"{'ITL err p50':>11s} {'p99':>8s} {'CPU s/1000 req':>14s}"
+        f"{'ITL err p50':>11s} {'p99':>8s} {'CPU s/1000 req':>14s} {'in load':>8s}"
     )
     for name, f in results["clients"].items():
         ttft = (f.get("accuracy") or {}).get("ttft_error") or {}
         itl = (f.get("accuracy") or {}).get("itl_error") or {}
-        cpu = (f.get("cpu_per_1000") or {}).get("client")
-        cpu = math.nan if cpu is None else cpu
+        cpu, in_load = ((f.get("cpu_per_1000") or {}).get(key) for key in ("client", "client_in_load"))
+        cpu, in_load = (math.nan if x is None else x for x in (cpu, in_load))
         ttft_p50, ttft_p99 = ttft.get("p50_ms", math.nan), ttft.get("p99_ms", math.nan)
         itl_p50, itl_p99 = itl.get("p50_ms", math.nan), itl.get("p99_ms", math.nan)
         print(
             f"{name:20s} {f['version']:>8s} {f.get('sustained_rate', math.nan):11.0f} {ttft_p50:9.3f} ms "
-            f"{ttft_p99:6.2f} ms {itl_p50:8.3f} ms {itl_p99:6.2f} ms {cpu:14.2f}"
+            f"{ttft_p99:6.2f} ms {itl_p50:8.3f} ms {itl_p99:6.2f} ms {cpu:14.2f} {in_load:8.2f}"
         )
     for name, reason in results["skipped"].items():
         print(f"{name:20s} skipped: {reason}")
