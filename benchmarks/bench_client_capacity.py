@@ -394,7 +394,9 @@ def targets(figures: dict[str, dict[str, Any]], attempts: list[dict[str, Any]]) 
     if ours is None:
         return {}
     peers = {name: f for name, f in figures.items() if name != ModelfleetBench.name}
-    best_peer = max((f["sustained_rate"] for f in peers.values() if "sustained_rate" in f), default=None)
+    rated = {name: f["sustained_rate"] for name, f in peers.items() if "sustained_rate" in f}
+    best_name = max(rated, key=rated.__getitem__, default=None)
+    best_peer = rated[best_name] if best_name is not None else None
     held = [
         a
         for a in attempts
@@ -416,6 +418,7 @@ def targets(figures: dict[str, dict[str, Any]], attempts: list[dict[str, Any]]) 
         },
         "sustained_ratio_to_best_peer": {
             "ratio": ratio(ours.get("sustained_rate"), best_peer),
+            "best_peer": best_name,
             "best_peer_rate": best_peer,
             "met": None if not best_peer else ours.get("sustained_rate", 0.0) >= 1.5 * best_peer,
         },
