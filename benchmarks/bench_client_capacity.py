@@ -24,7 +24,9 @@ Three measurements, each a ratio against the others in the same run:
   (mean gap between its chunks' send stamps); p50 and p99 of the absolute error. Requests are paired
   with the server's records by the `r<N>` the server writes into its first chunk (AIPerf: by its
   `X-Request-ID`). modelfleet-bench runs in-process here (its records keep the response text).
-- **Client CPU per 1,000 requests**: at `CPU_RATE` (a rate every client sustains), two runs of
+- **Client CPU per 1,000 requests**: at `CPU_RATE` (a rate every client sustains; `--cpu-rate` for
+  another: at 100/s a client's loop wakes for nearly every chunk, at a higher rate it handles several
+  events per wake-up, so the cost per request depends on the rate), two runs of
   `CPU_REQUESTS` requests; the difference of the CPU the whole client process tree used, per 1,000
   requests of difference (start-up cancels out, when it costs the same twice). The server's own CPU
   per 1,000 requests is shown too. And, robust to a start-up that varies by more than the difference
@@ -138,8 +140,8 @@ def load_phase_cpu(run: Run, requests: list[dict[str, Any]]) -> dict[str, Any] |
 
 
 class Comparison:
-    def __init__(self, workdir: Path, clients: list[Client], first_rate: float) -> None:
-        self.workdir, self.clients, self.first_rate = workdir, clients, first_rate
+    def __init__(self, workdir: Path, clients: list[Client], first_rate: float, cpu_rate: float) -> None:
+        self.workdir, self.clients, self.first_rate, self.cpu_rate = workdir, clients, first_rate, cpu_rate
         self.attempts: list[dict[str, Any]] = []
 
     def attempt(
@@ -223,9 +225,10 @@ class Comparison:
         return {name: probe.level if probe else 0.0 for name, probe in found.items()}
 
     def cpu_per_thousand(self, client: Client, server: neutral_server.Running) -> dict[str, Any]:
-        """Marginal CPU per 1,000 requests of the client (and of the server) at CPU_RATE."""
+        """Marginal CPU per 1,000 requests of the client (and of the server) at `cpu_rate`."""
         small, large = (
-            self.attempt(client, server, Job(server.url, MODEL, n, rate=CPU_RATE))[0] for n in CPU_REQUESTS
+            self.attempt(client, server, Job(server.url, MODEL, n, rate=self.cpu_rate))[0]
+            for n in CPU_REQUESTS
         )
         if small["error"] or large["error"]:
             return {"error": small["error"] or large["error"]}
@@ -348,17 +351,24 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated client names to run (default: all)")
     parser.add_argument("--first-rate", type=float, default=FIRST_RATE, help="first rate of the search")
     parser.add_argument(
+        "--cpu-rate", type=float, default=CPU_RATE, help="the rate of the CPU measurement (requests/s)"
+    )
+    parser.add_argument(
         "--parts", default="accuracy,cpu,capacity", help="which measurements to make (default: all three)"
     )
     args = parser.parse_args()
     become_subreaper()
     load_before = os.getloadavg()
     print(f"load average before: {load_before}; {os.cpu_count()} CPUs", flush=True)
-    results: dict[str, Any] = {"load_average": {"before": load_before}, "cpus": os.cpu_count()}
+    results: dict[str, Any] = {
+        "load_average": {"before": load_before},
+        "cpus": os.cpu_count(),
+        "cpu_rate": args.cpu_rate,
+    }
     with tempfile.TemporaryDirectory(prefix="bench-clients-") as tmp:
         workdir = Path(tmp)
         clients, skipped, ours_file = prepare(workdir, set(args.only.split(",")) if args.only else None)
-        comparison = Comparison(workdir, clients, args.first_rate)
+        comparison = Comparison(workdir, clients, args.first_rate, args.cpu_rate)
         figures: dict[str, dict[str, Any]] = {c.name: {"version": c.version} for c in clients}
         parts = set(args.parts.split(","))
         for client in clients if "accuracy" in parts else []:
@@ -374,7 +384,7 @@ def main() -> None:
             CAPACITY_TTFT_MS, CAPACITY_ITL_MS, MODEL, tick_ms=1.0, stamp_sends=False
         ) as server:
             for client in clients if "cpu" in parts else []:
-                print(f"\n== {client.name}: CPU per 1,000 requests at {CPU_RATE:g}/s", flush=True)
+                print(f"\n== {client.name}: CPU per 1,000 requests at {args.cpu_rate:g}/s", flush=True)
                 figures[client.name]["cpu_per_1000"] = comparison.cpu_per_thousand(client, server)
                 print(f"   {figures[client.name]['cpu_per_1000']}", flush=True)
             if "capacity" in parts:
