@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-_scan = json.JSONDecoder().scan_once
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+"""The decoder's scanner (set in its __init__, not in typeshed): (value, end) of the JSON at an index."""
 
 
 def sse_data(pieces: list[tuple[float, bytes]]) -> Iterator[tuple[float, bytes]]:
