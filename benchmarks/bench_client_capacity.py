@@ -24,9 +24,15 @@ Three measurements, each a ratio against the others in the same run:
   (mean gap between its chunks' send stamps); p50 and p99 of the absolute error. Requests are paired
   with the server's records by the `r<N>` the server writes into its first chunk (AIPerf: by its
   `X-Request-ID`). modelfleet-bench runs in-process here (its records keep the response text).
-- **Client CPU per 1,000 requests**: at `CPU_RATE` (a rate every client sustains), two runs of
+- **Client CPU per 1,000 requests**: at `CPU_RATE` (a rate every client sustains; `--cpu-rate` for
+  another: at 100/s a client's loop wakes for nearly every chunk, at a higher rate it handles several
+  events per wake-up, so the cost per request depends on the rate), two runs of
   `CPU_REQUESTS` requests; the difference of the CPU the whole client process tree used, per 1,000
-  requests of difference (start-up cancels out). The server's own CPU per 1,000 requests is shown too.
+  requests of difference (start-up cancels out, when it costs the same twice). The server's own CPU
+  per 1,000 requests is shown too. And, robust to a start-up that varies by more than the difference
+  (vllm bench serve's imports take tens of CPU seconds on a loaded machine), the CPU of the load
+  phase alone: the process tree's CPU sampled while it runs (`cputrace`), from the server's first
+  arrival to its last chunk, per 1,000 requests the server saw (start-up and the final report left out).
 
 The machine's load average is recorded before, after and at every attempt: seven engineers share its 2
 cores, so run it when `/proc/loadavg` is low and read the figures with it.
@@ -53,6 +59,7 @@ from modelfleet_api.benchmark import BenchmarkRuntimeConfig, LoadSearch
 from modelfleet_serve.bench.point import measure
 
 from benchmarks import neutral_server
+from benchmarks.cputrace import cpu_between
 from benchmarks.peers import (
     AIPerf,
     Client,
@@ -122,9 +129,19 @@ def server_count(requests: list[dict[str, Any]], job: Job) -> dict[str, Any]:
     }
 
 
+def load_phase_cpu(run: Run, requests: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The client's CPU from the server's first arrival to its last chunk sent (`cputrace`), and the
+    requests the server saw (warm-up ones too) in that time."""
+    sent = [r["sent"][-1] for r in requests if r["sent"]]
+    if not sent:
+        return None
+    cpu = cpu_between(run.cpu_trace, min(r["arrived"] for r in requests), max(sent))
+    return None if cpu is None else {"cpu_seconds": cpu, "requests": len(requests)}
+
+
 class Comparison:
-    def __init__(self, workdir: Path, clients: list[Client], first_rate: float) -> None:
-        self.workdir, self.clients, self.first_rate = workdir, clients, first_rate
+    def __init__(self, workdir: Path, clients: list[Client], first_rate: float, cpu_rate: float) -> None:
+        self.workdir, self.clients, self.first_rate, self.cpu_rate = workdir, clients, first_rate, cpu_rate
         self.attempts: list[dict[str, Any]] = []
 
     def attempt(
@@ -157,6 +174,7 @@ class Comparison:
         if run is not None:
             row |= {
                 "client_cpu_seconds": run.cpu_seconds,
+                "client_cpu_in_load": load_phase_cpu(run, requests),
                 "wall_seconds": run.wall_seconds,
                 "claims": run.claims,
             }
@@ -207,15 +225,20 @@ class Comparison:
         return {name: probe.level if probe else 0.0 for name, probe in found.items()}
 
     def cpu_per_thousand(self, client: Client, server: neutral_server.Running) -> dict[str, Any]:
-        """Marginal CPU per 1,000 requests of the client (and of the server) at CPU_RATE."""
+        """Marginal CPU per 1,000 requests of the client (and of the server) at `cpu_rate`."""
         small, large = (
-            self.attempt(client, server, Job(server.url, MODEL, n, rate=CPU_RATE))[0] for n in CPU_REQUESTS
+            self.attempt(client, server, Job(server.url, MODEL, n, rate=self.cpu_rate))[0]
+            for n in CPU_REQUESTS
         )
         if small["error"] or large["error"]:
             return {"error": small["error"] or large["error"]}
         per = 1000.0 / (CPU_REQUESTS[1] - CPU_REQUESTS[0])
+        in_load = [row["client_cpu_in_load"] for row in (small, large)]
         return {
             "client": (large["client_cpu_seconds"] - small["client_cpu_seconds"]) * per,
+            "client_in_load": None
+            if None in in_load
+            else 1000.0 * sum(x["cpu_seconds"] for x in in_load) / sum(x["requests"] for x in in_load),
             "server": (large["server_cpu_seconds"] - small["server_cpu_seconds"]) * per,
             "sustained": [small["server"]["sustained"], large["server"]["sustained"]],
         }
@@ -289,8 +312,9 @@ def accuracy(client: Client, prompts_file: Path, workdir: Path) -> dict[str, Any
         return found
 
 
-def prepare(workdir: Path) -> tuple[list[Client], dict[str, str], Path]:
-    """The clients that can run here, the reason for each that cannot, and the prompts file of ours."""
+def prepare(workdir: Path, only: set[str] | None) -> tuple[list[Client], dict[str, str], Path]:
+    """The clients that can run here (of `only`, when given: the others are not installed), the
+    reason for each that cannot, and the prompts file of ours."""
     texts = [json.loads(line)["conversations"][0]["value"] for line in SAMPLE.read_text().splitlines()]
     tokenizer = workdir / "tokenizer"
     tinymodel.train_tokenizer(tokenizer)
@@ -306,6 +330,8 @@ def prepare(workdir: Path) -> tuple[list[Client], dict[str, str], Path]:
     ]
     ready, skipped = [], {}
     for client in candidates:
+        if only is not None and client.name not in only:
+            continue
         try:
             client.prepare(workdir)
             ready.append(client)
@@ -325,20 +351,24 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated client names to run (default: all)")
     parser.add_argument("--first-rate", type=float, default=FIRST_RATE, help="first rate of the search")
     parser.add_argument(
+        "--cpu-rate", type=float, default=CPU_RATE, help="the rate of the CPU measurement (requests/s)"
+    )
+    parser.add_argument(
         "--parts", default="accuracy,cpu,capacity", help="which measurements to make (default: all three)"
     )
     args = parser.parse_args()
     become_subreaper()
     load_before = os.getloadavg()
     print(f"load average before: {load_before}; {os.cpu_count()} CPUs", flush=True)
-    results: dict[str, Any] = {"load_average": {"before": load_before}, "cpus": os.cpu_count()}
+    results: dict[str, Any] = {
+        "load_average": {"before": load_before},
+        "cpus": os.cpu_count(),
+        "cpu_rate": args.cpu_rate,
+    }
     with tempfile.TemporaryDirectory(prefix="bench-clients-") as tmp:
         workdir = Path(tmp)
-        clients, skipped, ours_file = prepare(workdir)
-        if args.only:
-            wanted = set(args.only.split(","))
-            clients = [c for c in clients if c.name in wanted]
-        comparison = Comparison(workdir, clients, args.first_rate)
+        clients, skipped, ours_file = prepare(workdir, set(args.only.split(",")) if args.only else None)
+        comparison = Comparison(workdir, clients, args.first_rate, args.cpu_rate)
         figures: dict[str, dict[str, Any]] = {c.name: {"version": c.version} for c in clients}
         parts = set(args.parts.split(","))
         for client in clients if "accuracy" in parts else []:
@@ -354,7 +384,7 @@ def main() -> None:
             CAPACITY_TTFT_MS, CAPACITY_ITL_MS, MODEL, tick_ms=1.0, stamp_sends=False
         ) as server:
             for client in clients if "cpu" in parts else []:
-                print(f"\n== {client.name}: CPU per 1,000 requests at {CPU_RATE:g}/s", flush=True)
+                print(f"\n== {client.name}: CPU per 1,000 requests at {args.cpu_rate:g}/s", flush=True)
                 figures[client.name]["cpu_per_1000"] = comparison.cpu_per_thousand(client, server)
                 print(f"   {figures[client.name]['cpu_per_1000']}", flush=True)
             if "capacity" in parts:
@@ -374,7 +404,9 @@ def targets(figures: dict[str, dict[str, Any]], attempts: list[dict[str, Any]]) 
     if ours is None:
         return {}
     peers = {name: f for name, f in figures.items() if name != ModelfleetBench.name}
-    best_peer = max((f["sustained_rate"] for f in peers.values() if "sustained_rate" in f), default=None)
+    rated = {name: f["sustained_rate"] for name, f in peers.items() if "sustained_rate" in f}
+    best_name = max(rated, key=rated.__getitem__, default=None)
+    best_peer = rated[best_name] if best_name is not None else None
     held = [
         a
         for a in attempts
@@ -396,6 +428,7 @@ def targets(figures: dict[str, dict[str, Any]], attempts: list[dict[str, Any]]) 
         },
         "sustained_ratio_to_best_peer": {
             "ratio": ratio(ours.get("sustained_rate"), best_peer),
+            "best_peer": best_name,
             "best_peer_rate": best_peer,
             "met": None if not best_peer else ours.get("sustained_rate", 0.0) >= 1.5 * best_peer,
         },
@@ -410,18 +443,18 @@ def report(results: dict[str, Any]) -> None:
     print()
     print(
         f"{'client':20s} {'version':>8s} {'sustained/s':>11s} {'TTFT err p50':>12s} {'p99':>8s} "
-        f"{'ITL err p50':>11s} {'p99':>8s} {'CPU s/1000 req':>14s}"
+        f"{'ITL err p50':>11s} {'p99':>8s} {'CPU s/1000 req':>14s} {'in load':>8s}"
     )
     for name, f in results["clients"].items():
         ttft = (f.get("accuracy") or {}).get("ttft_error") or {}
         itl = (f.get("accuracy") or {}).get("itl_error") or {}
-        cpu = (f.get("cpu_per_1000") or {}).get("client")
-        cpu = math.nan if cpu is None else cpu
+        cpu, in_load = ((f.get("cpu_per_1000") or {}).get(key) for key in ("client", "client_in_load"))
+        cpu, in_load = (math.nan if x is None else x for x in (cpu, in_load))
         ttft_p50, ttft_p99 = ttft.get("p50_ms", math.nan), ttft.get("p99_ms", math.nan)
         itl_p50, itl_p99 = itl.get("p50_ms", math.nan), itl.get("p99_ms", math.nan)
         print(
             f"{name:20s} {f['version']:>8s} {f.get('sustained_rate', math.nan):11.0f} {ttft_p50:9.3f} ms "
-            f"{ttft_p99:6.2f} ms {itl_p50:8.3f} ms {itl_p99:6.2f} ms {cpu:14.2f}"
+            f"{ttft_p99:6.2f} ms {itl_p50:8.3f} ms {itl_p99:6.2f} ms {cpu:14.2f} {in_load:8.2f}"
         )
     for name, reason in results["skipped"].items():
         print(f"{name:20s} skipped: {reason}")

@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from benchmarks.cputrace import CpuSampler
+
 CACHE = Path(os.environ.get("MODELFLEET_CACHE", Path.home() / ".cache" / "modelfleet"))
 RUN_TIMEOUT_SECONDS = 1800
 FIRST_CHUNK = re.compile(r"^r(\d+) ")
@@ -75,6 +77,8 @@ class Run:
     wall_seconds: float = 0.0
     claims: dict[str, Any] = field(default_factory=dict)
     """What the client reported about the run (modelfleet-bench: achieved rate, held load)."""
+    cpu_trace: list[tuple[float, float]] = field(default_factory=list)
+    """(perf_counter seconds, CPU seconds of the process tree so far) while it ran."""
 
 
 def become_subreaper() -> None:
@@ -107,20 +111,40 @@ def _reap(keep: set[int], timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def run_command(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> tuple[int, float, float]:
-    """(exit code, CPU seconds of the whole process tree, wall seconds)."""
+@dataclass
+class Finished:
+    """A client's command that ran to its end."""
+
+    code: int
+    cpu_seconds: float
+    """CPU of its whole process tree."""
+    wall_seconds: float
+    cpu_trace: list[tuple[float, float]]
+    """(perf_counter seconds, CPU seconds so far) while it ran (`cputrace`)."""
+
+    def run(self, records: list[ClientRecord], claims: dict[str, Any] | None = None) -> Run:
+        return Run(records, self.cpu_seconds, self.wall_seconds, claims or {}, self.cpu_trace)
+
+
+def run_command(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> Finished:
     keep = _children()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     with log.open("w") as sink:
-        done = subprocess.run(
-            command, env=env, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT_SECONDS
-        )
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT)
+        sampler = CpuSampler(process.pid)
+        try:
+            code = process.wait(RUN_TIMEOUT_SECONDS)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            trace = sampler.stop()
     wall = time.monotonic() - started
     _reap(keep)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return done.returncode, cpu, wall
+    return Finished(code, cpu, wall, trace)
 
 
 def key_of_output(text: str | None) -> tuple[str, object] | None:
@@ -220,17 +244,16 @@ class ModelfleetBench(Client):
         config = workdir / "modelfleet-bench.yaml"
         config.write_text(yaml.safe_dump(self.config(job, output)))
         command = [sys.executable, "-m", "modelfleet_serve.bench.cli", "run", "--config", str(config)]
-        code, cpu, wall = run_command(command, dict(os.environ), workdir, workdir / "modelfleet-bench.log")
-        if code != 0:
-            raise RuntimeError(
-                f"modelfleet-bench exited {code}: {(workdir / 'modelfleet-bench.log').read_text()[-3000:]}"
-            )
+        done = run_command(command, dict(os.environ), workdir, workdir / "modelfleet-bench.log")
+        if done.code != 0:
+            log = (workdir / "modelfleet-bench.log").read_text()[-3000:]
+            raise RuntimeError(f"modelfleet-bench exited {done.code}: {log}")
         summary = json.loads((output / "results.json").read_text())["summary"]
         claims = {
             key: summary[key] for key in ("achieved_request_rate", "held_load", "late_requests", "errors")
         }
         claims["schedule_lag_ms"] = summary["schedule_lag_ms"]
-        return Run(records=[], cpu_seconds=cpu, wall_seconds=wall, claims=claims)
+        return done.run([], claims)
 
 
 class GuideLLM(Client):
@@ -271,9 +294,11 @@ class GuideLLM(Client):
             "--disable-console",
         ]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        code, cpu, wall = run_command(command, env, workdir, workdir / "guidellm.log")
-        if code != 0 or not report.exists():
-            raise RuntimeError(f"guidellm exited {code}: {(workdir / 'guidellm.log').read_text()[-3000:]}")
+        done = run_command(command, env, workdir, workdir / "guidellm.log")
+        if done.code != 0 or not report.exists():
+            raise RuntimeError(
+                f"guidellm exited {done.code}: {(workdir / 'guidellm.log').read_text()[-3000:]}"
+            )
         (benchmark,) = json.loads(report.read_text())["benchmarks"]
         records = []
         for kind in ("successful", "errored", "incomplete"):
@@ -294,7 +319,7 @@ class GuideLLM(Client):
                 records.append(
                     ClientRecord(key_of_output(request.get("output")), ttft, itl, kind == "successful")
                 )
-        return Run(records=records, cpu_seconds=cpu, wall_seconds=wall)
+        return done.run(records)
 
 
 class AIPerf(Client):
@@ -350,10 +375,10 @@ class AIPerf(Client):
         # AIPerf loads a local tokenizer only with the hub "online" (offline, it looks the path up in the
         # hub cache); a local path makes no network call either way
         env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-        code, cpu, wall = run_command(command, env, workdir, workdir / "aiperf.log")
+        done = run_command(command, env, workdir, workdir / "aiperf.log")
         export = artifacts / "profile_export.jsonl"
-        if code != 0 or not export.exists():
-            raise RuntimeError(f"aiperf exited {code}: {(workdir / 'aiperf.log').read_text()[-3000:]}")
+        if done.code != 0 or not export.exists():
+            raise RuntimeError(f"aiperf exited {done.code}: {(workdir / 'aiperf.log').read_text()[-3000:]}")
         records = []
         for line in export.read_text().splitlines():
             record = json.loads(line)
@@ -368,7 +393,7 @@ class AIPerf(Client):
                     not record.get("error") and ttft is not None,
                 )
             )
-        return Run(records=records, cpu_seconds=cpu, wall_seconds=wall)
+        return done.run(records)
 
 
 class VllmBench(Client):
@@ -428,10 +453,10 @@ class VllmBench(Client):
             result.name,
         ]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        code, cpu, wall = run_command(command, env, workdir, workdir / "vllm.log")
-        if code != 0 or not result.exists():
+        done = run_command(command, env, workdir, workdir / "vllm.log")
+        if done.code != 0 or not result.exists():
             raise RuntimeError(
-                f"vllm bench serve exited {code}: {(workdir / 'vllm.log').read_text()[-3000:]}"
+                f"vllm bench serve exited {done.code}: {(workdir / 'vllm.log').read_text()[-3000:]}"
             )
         document = json.loads(result.read_text())
         records = []
@@ -440,4 +465,4 @@ class VllmBench(Client):
         ):
             itl = sum(itls) / len(itls) if itls else None
             records.append(ClientRecord(key_of_output(text), ttft or None, itl, not error))
-        return Run(records=records, cpu_seconds=cpu, wall_seconds=wall)
+        return done.run(records)

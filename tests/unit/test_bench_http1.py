@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 from modelfleet_serve.bench.protocols.http1 import HttpError, Response, ResponseParser
-from modelfleet_serve.bench.protocols.sse import sse_data
+from modelfleet_serve.bench.protocols.sse import sse_data, sse_json
 
 pytestmark = pytest.mark.unit
 
@@ -71,3 +71,14 @@ def test_garbage_is_an_error() -> None:
 def test_an_event_gets_the_arrival_of_the_read_that_ended_its_line() -> None:
     pieces = [(1.0, b'data: {"a"'), (2.0, b":1}\n\ndata: [DO"), (3.0, b"NE]\n\n"), (4.0, b": comment\n")]
     assert list(sse_data(pieces)) == [(2.0, b'{"a":1}'), (3.0, b"[DONE]")]
+
+
+def test_events_decoded_up_to_the_stop_line_each_with_its_arrival() -> None:
+    pieces = [(1.0, b'data: {"a":1}\n\ndata: [1, "x"]\n'), (2.0, b"\ndata: [DONE]\n\ndata: {}\n\n")]
+    assert list(sse_json(pieces, b"[DONE]")) == [(1.0, {"a": 1}), (1.0, [1, "x"])]
+
+
+@pytest.mark.parametrize("data", [b"", b"{", b'{"a":1} {"b":2}', b"nope"])
+def test_an_event_that_is_not_one_json_value_is_an_error(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        list(sse_json([(1.0, b"data: " + data + b"\n\n")]))

@@ -324,13 +324,18 @@ async def run_plan(
     return records
 
 
-@dataclass
+@dataclass(repr=False)
 class PointRecords:
     """Every record of a load point (warm-up ones flagged) in index order, and the engine's counters
     read just before its measured phase."""
 
     records: list[RequestRecord]
     counters_before: EngineCounters | None = None
+
+    def __repr__(self) -> str:
+        # short: as `asyncio.run`'s result it is repr'd whole when the runner restores the SIGINT
+        # handler (Python 3.11 formats its main task, result included), some µs per record
+        return f"PointRecords({len(self.records)} records)"
 
 
 def _worker_main(

@@ -114,39 +114,55 @@ class ResponseParser:
 
 
 class Http1Connection(Connection[bytes]):
+    """The reader stays registered for the connection's life rather than per exchange: that saves two
+    epoll_ctl calls and the selector's bookkeeping per request, and a server closing an idle
+    connection is seen when it happens (the connection is then `broken`; the pool retries a request
+    that found it so on a new one)."""
+
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(sock, loop)
         self.parser: ResponseParser | None = None
         self.finished: asyncio.Future[None] | None = None
+        self.broken: HttpError | None = None
+        self.fd = sock.fileno()
+        self.reading = True
+        loop.add_reader(self.fd, self._readable)
 
     async def exchange(self, request: bytes, response: Response) -> bool:
-        loop, sock = self.loop, self.sock
-        parser = self.parser = ResponseParser(response)
-        finished = self.finished = loop.create_future()
         self.received = False
-        fd = sock.fileno()
-        loop.add_reader(fd, self._readable)
+        if self.broken is not None:
+            raise self.broken
+        sock = self.sock
+        parser = self.parser = ResponseParser(response)
+        finished = self.finished = self.loop.create_future()
         try:
             response.start = time.perf_counter_ns() * NS
-            await loop.sock_sendall(sock, request)
+            try:  # the whole request fits the socket's buffer but for a long prompt: no coroutine then
+                sent = sock.send(request)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent < len(request):
+                await self.loop.sock_sendall(sock, memoryview(request)[sent:])
             await finished
         except OSError as error:
             raise HttpError(f"{type(error).__name__}: {error}") from error
         finally:
-            loop.remove_reader(fd)
+            self.finished = None
         return parser.keep_alive
 
     def _readable(self) -> None:
-        parser, finished = self.parser, self.finished
-        assert parser is not None and finished is not None
-        if finished.done():
-            return
         try:
             data, arrived_ns = recv_stamped(self.sock, READ_BYTES)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as error:
-            finished.set_exception(HttpError(f"{type(error).__name__}: {error}"))
+            self._break(HttpError(f"{type(error).__name__}: {error}"))
+            return
+        parser, finished = self.parser, self.finished
+        if finished is None or finished.done() or parser is None:
+            self._break(
+                HttpError("the server closed the idle connection" if not data else "bytes outside a response")
+            )
             return
         try:
             if not data:
@@ -155,6 +171,7 @@ class Http1Connection(Connection[bytes]):
                     finished.set_result(None)
                 else:
                     finished.set_exception(HttpError("connection closed before the response ended"))
+                self._stop_reading()
                 return
             self.received = True
             if parser.feed(arrived_ns * NS, data):
@@ -163,6 +180,24 @@ class Http1Connection(Connection[bytes]):
         except HttpError as error:
             finished.set_exception(error)
 
+    def _break(self, error: HttpError) -> None:
+        """The connection is unusable: fail its exchange, if one is waiting, and stop reading."""
+        self.broken = error
+        self._stop_reading()
+        if self.finished is not None and not self.finished.done():
+            self.finished.set_exception(error)
+
+    def _stop_reading(self) -> None:
+        if self.broken is None:
+            self.broken = HttpError("the connection was closed")
+        if self.reading:
+            self.reading = False
+            self.loop.remove_reader(self.fd)
+
+    def close(self) -> None:
+        self._stop_reading()
+        super().close()
+
 
 class Http1Pool(ConnectionPool[bytes, Http1Connection]):
     """HTTP/1.1 keep-alive connections; a request is its encoded bytes (`request_bytes`)."""
@@ -170,8 +205,18 @@ class Http1Pool(ConnectionPool[bytes, Http1Connection]):
     def connection(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> Http1Connection:
         return Http1Connection(sock, loop)
 
-    def request_bytes(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    def request_head(self, method: str, path: str, headers: dict[str, str]) -> bytes:
+        """A request's head up to its Content-Length value: the same for every request of an adapter,
+        so it is encoded once (`with_body` completes it)."""
         lines = [f"{method} {self.prefix}{path} HTTP/1.1", f"Host: {self.authority}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
-        lines.append(f"Content-Length: {len(body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        lines.append("Content-Length: ")
+        return "\r\n".join(lines).encode("latin-1")
+
+    def request_bytes(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+        return with_body(self.request_head(method, path, headers), body)
+
+
+def with_body(head: bytes, body: bytes) -> bytes:
+    """The request: `head` (from `request_head`), the body's length, the body."""
+    return b"%b%d\r\n\r\n%b" % (head, len(body), body)

@@ -20,7 +20,7 @@ from modelfleet_serve.bench.protocols.base import ProtocolClient
 from modelfleet_serve.bench.protocols.http1 import Http1Pool
 from modelfleet_serve.bench.protocols.pool import Response
 from modelfleet_serve.bench.protocols.recorded import exchange_into, status_error
-from modelfleet_serve.bench.protocols.sse import sse_data
+from modelfleet_serve.bench.protocols.sse import sse_json
 from modelfleet_serve.bench.records import BenchRequest, RequestRecord
 
 
@@ -86,8 +86,7 @@ class KServeHttpClient(ProtocolClient):
         if record.error:
             return
         name = self.names.text_output
-        for arrived, data in sse_data(response.pieces):
-            event = json.loads(data)
+        for arrived, event in sse_json(response.pieces):
             if "error" in event:
                 record.error = f"Triton: {event['error']}"
                 return

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 
 from modelfleet_serve.bench.protocols.base import ProtocolClient
-from modelfleet_serve.bench.protocols.http1 import Http1Pool
+from modelfleet_serve.bench.protocols.http1 import Http1Pool, with_body
 from modelfleet_serve.bench.protocols.pool import Response
 from modelfleet_serve.bench.protocols.recorded import exchange_into, status_error
-from modelfleet_serve.bench.protocols.sse import sse_data
+from modelfleet_serve.bench.protocols.sse import sse_json
 from modelfleet_serve.bench.records import BenchRequest, RequestRecord
 
 
@@ -34,9 +34,10 @@ class OpenAIClient(ProtocolClient):
         self.pool = Http1Pool(base_url, max_connections, timeout_seconds, host)
         self.path = "/v1/chat/completions" if chat else "/v1/completions"
         self.model, self.chat, self.ignore_eos = model, chat, ignore_eos
-        self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if api_key:
-            self.headers["Authorization"] = f"Bearer {api_key}"
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.head = self.pool.request_head("POST", self.path, headers)
 
     def body(self, request: BenchRequest) -> dict[str, object]:
         body: dict[str, object] = {
@@ -59,9 +60,7 @@ class OpenAIClient(ProtocolClient):
         return body
 
     async def send(self, request: BenchRequest, record: RequestRecord) -> None:
-        encoded = self.pool.request_bytes(
-            "POST", self.path, json.dumps(self.body(request)).encode(), self.headers
-        )
+        encoded = with_body(self.head, json.dumps(self.body(request)).encode())
         await exchange_into(self.pool, encoded, record, self.parse)
 
     def parse(self, response: Response, record: RequestRecord) -> None:
@@ -69,10 +68,7 @@ class OpenAIClient(ProtocolClient):
         if record.error:
             return
         chat = self.chat
-        for arrived, data in sse_data(response.pieces):
-            if data == b"[DONE]":
-                break
-            chunk = json.loads(data)
+        for arrived, chunk in sse_json(response.pieces, b"[DONE]"):
             for choice in chunk.get("choices") or ():
                 piece = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
                 if piece:
