@@ -98,13 +98,14 @@ def test_deepspeed_zero3_trains_and_exports_full_weights(tiny: TinyAssets, tmp_p
 
 
 def test_deepspeed_imports_without_mlflow_which_stays_importable() -> None:
-    """DeepSpeed's autotuner would import MLflow on every rank's start (seconds of CPU, unused): the
-    strategy imports deepspeed with MLflow hidden, after which MLflow imports as before, for the
-    runtime's own tracking. Run in a fresh interpreter: this one may have imported either already."""
+    """DeepSpeed's autotuner would import MLflow into every training process (seconds of CPU, unused):
+    with the runtime's import guard installed, deepspeed imports without it, and MLflow then imports as
+    before, for the runtime's own tracking. In a fresh interpreter: this one may have imported either."""
     script = (
         "import sys\n"
-        "from modelfleet_train.strategies.deepspeed import import_deepspeed\n"
-        "deepspeed = import_deepspeed()\n"
+        "from modelfleet_train import import_guard\n"
+        "import_guard.install()\n"
+        "import deepspeed\n"
         "from deepspeed.autotuning import autotuner\n"
         "print(deepspeed.__name__, 'mlflow' in sys.modules, autotuner.has_mlflow)\n"
         "import mlflow\n"

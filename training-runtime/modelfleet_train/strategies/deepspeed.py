@@ -10,10 +10,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import sys
 from contextlib import nullcontext
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
@@ -27,28 +25,6 @@ from modelfleet_train.strategies import Strategy
 log = logging.getLogger(__name__)
 
 CHECKPOINT_TAG = "state"
-
-
-def import_deepspeed() -> ModuleType:
-    """`import deepspeed`, without the MLflow import it would make for its autotuner.
-
-    `deepspeed.runtime.config` imports `deepspeed.autotuning`, whose autotuner imports `mlflow` when it
-    is installed (the runtime's tracking can use MLflow, so it is): about 7 s of CPU on every rank of
-    every start, for an autotuner only the `deepspeed --autotuning` launcher runs, never this runtime.
-    MLflow is hidden while deepspeed imports (its autotuner then records ``has_mlflow = False``) and
-    visible again afterwards; when the runtime's own MLflow tracking has imported it already, nothing
-    is hidden. (`importlib.util.LazyLoader` does not help: on Python 3.11 `import` of a module found in
-    ``sys.modules`` reads its ``__spec__``, which loads a lazy module at once.)
-    """
-    hide_mlflow = "mlflow" not in sys.modules
-    if hide_mlflow:
-        sys.modules["mlflow"] = None  # type: ignore[assignment]  # None in sys.modules: ImportError
-    try:
-        import deepspeed
-    finally:
-        if hide_mlflow and sys.modules.get("mlflow", ...) is None:
-            del sys.modules["mlflow"]
-    return deepspeed
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +109,7 @@ class DeepSpeedStrategy(Strategy):
 
         if init_path(self.config, self.ctx.rank) != InitPath.ZERO3_PARTITIONED:
             return None
-        deepspeed = import_deepspeed()
+        import deepspeed
         from transformers.integrations import HfDeepSpeedConfig
 
         # zero.Init reads the world size from deepspeed's comm layer (else 1, failing its batch-size
@@ -142,7 +118,7 @@ class DeepSpeedStrategy(Strategy):
         return HfDeepSpeedConfig(copy.deepcopy(self.ds_config))
 
     def setup(self, model: torch.nn.Module, total_steps: int) -> None:
-        deepspeed = import_deepspeed()
+        import deepspeed
 
         if self.ctx.is_main:
             log.info("deepspeed config (generated, user overrides merged): %s", json.dumps(self.ds_config))
