@@ -7,6 +7,8 @@ partitioned weights as a normal transformers checkpoint.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +95,24 @@ def test_deepspeed_zero3_trains_and_exports_full_weights(tiny: TinyAssets, tmp_p
     original = AutoModelForCausalLM.from_pretrained(tiny.model)
     assert exported.lm_head.weight.shape == original.lm_head.weight.shape
     assert not exported.lm_head.weight.equal(original.lm_head.weight)
+
+
+def test_deepspeed_imports_without_mlflow_which_stays_importable() -> None:
+    """DeepSpeed's autotuner would import MLflow into every training process (seconds of CPU, unused):
+    with the runtime's import guard installed, deepspeed imports without it, and MLflow then imports as
+    before, for the runtime's own tracking. In a fresh interpreter: this one may have imported either."""
+    script = (
+        "import sys\n"
+        "from modelfleet_train import import_guard\n"
+        "import_guard.install()\n"
+        "import deepspeed\n"
+        "from deepspeed.autotuning import autotuner\n"
+        "print(deepspeed.__name__, 'mlflow' in sys.modules, autotuner.has_mlflow)\n"
+        "import mlflow\n"
+        "print(mlflow.__name__, callable(mlflow.start_run))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["deepspeed False False", "mlflow True"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from modelfleet_api.training import DatasetFormat, StrategyType, TrainingMethod
 
+from modelfleet_train import import_guard
 from modelfleet_train.config import ConfigError, Machine, config_path, load_config, parse_config
 from modelfleet_train.failures import record_rank_failure
 from modelfleet_train.signals import EXIT_CODE_PREEMPTED
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv.insert(0, "train")
     args = _parser().parse_args(argv)
+    import_guard.install()
     rank = int(os.environ.get("RANK", "0"))
     setup_logging(rank)
     try:

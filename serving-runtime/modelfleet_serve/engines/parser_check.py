@@ -71,9 +71,16 @@ def argv_problem(
     None (also for an engine without a parser here)."""
     if engine not in PARSERS:
         return None
-    name = PARSERS[engine][1]
     generated = argv[: len(argv) - len(extra_args)]
     own, whole = refusals(engine, [generated, argv], python)
+    return problem_of(engine, extra_args, own, whole)
+
+
+def problem_of(engine: EngineType, extra_args: list[str], own: str | None, whole: str | None) -> str | None:
+    """The problem the engine's verdicts show: ``own`` on the generated command line alone, ``whole``
+    on it followed by ``extra_args``. A refusal of the generated part is a mismatch between the image
+    and modelfleet; one only of the whole is the user's field."""
+    name = PARSERS[engine][1]
     if own is not None:
         return (
             f"this {name} release refuses the command line modelfleet generates (the serving image and "
