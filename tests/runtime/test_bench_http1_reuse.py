@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from modelfleet_serve.bench.protocols.http1 import Http1Pool
+from modelfleet_serve.bench.protocols.http1 import Http1Pool, with_body
 from modelfleet_serve.bench.protocols.pool import Response
 
 pytestmark = pytest.mark.runtime
@@ -33,7 +33,7 @@ async def exchanges() -> tuple[list[bytes], int]:
     bodies = []
     for _ in range(REQUESTS):
         response = Response()
-        await pool.exchange(pool.request_bytes("GET", "/", b"", {}), response)
+        await pool.exchange(with_body(pool.request_head("GET", "/", {}), b""), response)
         bodies.append(response.body)
         await asyncio.sleep(0.05)  # the server's close arrives while the connection is idle
     await pool.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from modelfleet_api.benchmark import BenchmarkRuntimeConfig, KServeSettings, LoadPoint, Protocol
 from modelfleet_serve.bench.point import engine_metrics_url
-from modelfleet_serve.bench.protocols.http1 import Http1Pool
+from modelfleet_serve.bench.protocols.http1 import Http1Pool, with_body
 from modelfleet_serve.bench.runner import Target, make_client
 
 pytestmark = pytest.mark.unit
@@ -17,12 +17,13 @@ HOST = "llama.ml.svc.cluster.local"
 
 
 def test_the_host_header_replaces_the_urls_authority() -> None:
-    routed = Http1Pool(PROXY, 1, 1.0, HOST).request_bytes("POST", "/v1/completions", b"{}", {"A": "b"})
+    head = Http1Pool(PROXY, 1, 1.0, HOST).request_head("POST", "/v1/completions", {"A": "b"})
+    routed = with_body(head, b"{}")
     assert routed == (
         b"POST /v1/completions HTTP/1.1\r\nHost: llama.ml.svc.cluster.local\r\n"
         b"A: b\r\nContent-Length: 2\r\n\r\n{}"
     )
-    direct = Http1Pool(PROXY, 1, 1.0).request_bytes("POST", "/v1/completions", b"", {})
+    direct = with_body(Http1Pool(PROXY, 1, 1.0).request_head("POST", "/v1/completions", {}), b"")
     assert direct.startswith(
         b"POST /v1/completions HTTP/1.1\r\nHost: keda-add-ons-http-interceptor-proxy.keda:8080\r\n"
     )

@@ -200,7 +200,7 @@ class Http1Connection(Connection[bytes]):
 
 
 class Http1Pool(ConnectionPool[bytes, Http1Connection]):
-    """HTTP/1.1 keep-alive connections; a request is its encoded bytes (`request_bytes`)."""
+    """HTTP/1.1 keep-alive connections; a request is its encoded bytes (`request_head` and `with_body`)."""
 
     def connection(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> Http1Connection:
         return Http1Connection(sock, loop)
@@ -212,9 +212,6 @@ class Http1Pool(ConnectionPool[bytes, Http1Connection]):
         lines += [f"{name}: {value}" for name, value in headers.items()]
         lines.append("Content-Length: ")
         return "\r\n".join(lines).encode("latin-1")
-
-    def request_bytes(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
-        return with_body(self.request_head(method, path, headers), body)
 
 
 def with_body(head: bytes, body: bytes) -> bytes:

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from modelfleet_api.benchmark import KServeSettings
 from modelfleet_serve.bench.protocols.base import ProtocolClient
-from modelfleet_serve.bench.protocols.http1 import Http1Pool
+from modelfleet_serve.bench.protocols.http1 import Http1Pool, with_body
 from modelfleet_serve.bench.protocols.pool import Response
 from modelfleet_serve.bench.protocols.recorded import exchange_into, status_error
 from modelfleet_serve.bench.protocols.sse import sse_json
@@ -47,10 +47,10 @@ class KServeHttpClient(ProtocolClient):
         self.pool = Http1Pool(base_url, max_connections, timeout_seconds, host)
         self.names = settings
         endpoint = "generate_stream" if settings.streaming else "infer"
-        self.path = f"/v2/models/{quote(model, safe='')}/{endpoint}"
-        self.headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json"}
         if settings.streaming:
-            self.headers["Accept"] = "text/event-stream"
+            headers["Accept"] = "text/event-stream"
+        self.head = self.pool.request_head("POST", f"/v2/models/{quote(model, safe='')}/{endpoint}", headers)
 
     def body(self, request: BenchRequest) -> dict[str, object]:
         names = self.names
@@ -75,9 +75,7 @@ class KServeHttpClient(ProtocolClient):
         }
 
     async def send(self, request: BenchRequest, record: RequestRecord) -> None:
-        encoded = self.pool.request_bytes(
-            "POST", self.path, json.dumps(self.body(request)).encode(), self.headers
-        )
+        encoded = with_body(self.head, json.dumps(self.body(request)).encode())
         parse = self.parse_stream if self.names.streaming else self.parse_infer
         await exchange_into(self.pool, encoded, record, parse)
 
