@@ -6,15 +6,15 @@ varying by more than a thousand requests cost it: the difference of two whole ru
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.scale.procstat import TICKS, stat_fields
+
 INTERVAL_SECONDS = 0.05
-TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -24,13 +24,12 @@ def tree_cpu_seconds(pid: int) -> float:
     while stack:
         process = stack.pop()
         try:
-            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += sum(int(field) for field in fields[11:15])
+            ticks += sum(int(field) for field in stat_fields(process)[11:15])  # utime .. cstime
             for task in Path(f"/proc/{process}/task").iterdir():
                 stack += [int(child) for child in (task / "children").read_text().split()]
         except (OSError, ValueError):  # it ended meanwhile
             continue
-    return ticks / TICKS_PER_SECOND
+    return ticks / TICKS
 
 
 class CpuSampler:

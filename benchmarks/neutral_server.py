@@ -31,7 +31,6 @@ import contextlib
 import heapq
 import json
 import math
-import os
 import socket
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from modelfleet_serve.bench.netclock import (
     sent_stamps,
 )
 
+from benchmarks.scale import procstat
 from hack.controlplane.cluster import wait_for
 
 READ_BYTES = 1 << 16
@@ -287,8 +287,7 @@ class Running:
 
     def cpu_seconds(self) -> float:
         """CPU the server process used so far (user + system)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return procstat.cpu_seconds(self.pid)
 
 
 @contextlib.contextmanager
