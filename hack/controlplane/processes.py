@@ -81,23 +81,37 @@ class Process:
     ) -> None:
         """Starts ``argv``; with ``netns``, inside that network namespace (``nsenter`` execs ``argv[0]``
         in place, so the pid file names the process itself)."""
+        launcher = ["nsenter", f"--net={netns}", "--"] if netns else []
+        self.launch([*launcher, *argv], binary=argv[0], env=env)
+
+    def launch(self, command: Sequence[str], binary: str, env: dict[str, str] | None = None) -> None:
+        """Starts ``command``: ``binary`` itself, or a launcher that ends by exec'ing ``binary`` in place.
+
+        A launcher is waited for until ``binary`` runs. Until then ``/proc`` shows the launcher (or the
+        empty cmdline of an exec), which ``alive`` rightly does not take for ``binary``, so a readiness
+        wait that began before the exec reported "the process exited" with an empty log: CI saw it for
+        Kueue's launcher and for CoreDNS under ``nsenter`` on a loaded machine. A launcher that exits
+        instead is reported with its exit status.
+        """
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        command = ["nsenter", f"--net={netns}", "--", *argv] if netns else list(argv)
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
-                command,
+                list(command),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 env={**os.environ, **(env or {})},
             )
-        self.pid_file.write_text(f"{proc.pid}\n{argv[0]}\n")
-        if netns:  # until nsenter has exec'd, the pid file's binary is not yet the process's
-            deadline = time.monotonic() + 5
-            while proc.poll() is None and not self.alive() and time.monotonic() < deadline:
-                time.sleep(0.01)
+        self.pid_file.write_text(f"{proc.pid}\n{binary}\n")
+        if command[0] == binary:
+            return
+        wait_until(
+            f"{self.name} (exec)", lambda: self.exec_done() or proc.poll() is not None, self.log_file, 60
+        )
+        if proc.poll() is not None:
+            raise StepFailed(self.name, self.log_file, f"exited with {proc.returncode}")
 
     def stop(self, timeout: float = 15.0) -> None:
         pid = self.pid()

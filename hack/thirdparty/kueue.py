@@ -35,7 +35,7 @@ import yaml
 
 from hack.controlplane.certs import issue_serving_cert
 from hack.controlplane.cluster import ControlPlane
-from hack.controlplane.processes import Process, StepFailed, wait_until
+from hack.controlplane.processes import Process, wait_until
 from hack.thirdparty.upstream import KUEUE, apply, crd_names, kubectl, stream
 
 GROUP = "kueue.x-k8s.io"
@@ -248,27 +248,8 @@ def _http_ok(url: str) -> bool:
 
 
 def _start_with_etc_overlay(process: Process, etc_extra: Path, argv: list[str]) -> None:
-    """Starts ``argv`` in a private mount namespace whose ``/etc`` shows ``etc_extra`` over the real one.
-
-    ``unshare`` and ``sh`` exec the binary in place, so the pid file (which names ``argv[0]``) is
-    trusted from that moment on; until then (``sh`` may still be mounting) the process is waited for,
-    not taken for exited.
-    """
-    process.pid_file.parent.mkdir(parents=True, exist_ok=True)
-    process.log_file.parent.mkdir(parents=True, exist_ok=True)
+    """Starts ``argv`` in a private mount namespace whose ``/etc`` shows ``etc_extra`` over the real one
+    (``unshare``, then ``sh`` mounting the overlay, then ``exec`` of the binary in place)."""
     mount_then_exec = 'mount -t overlay overlay -o "lowerdir=$0:/etc" /etc && exec "$@"'
     command = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", mount_then_exec]
-    with process.log_file.open("ab") as log:
-        proc = subprocess.Popen(
-            [*command, str(etc_extra), *argv],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    process.pid_file.write_text(f"{proc.pid}\n{argv[0]}\n")
-    wait_until(
-        f"{process.name} (exec)", lambda: process.exec_done() or proc.poll() is not None, process.log_file, 30
-    )
-    if proc.poll() is not None:
-        raise StepFailed(process.name, process.log_file, f"exited with {proc.returncode}")
+    process.launch([*command, str(etc_extra), *argv], binary=argv[0])

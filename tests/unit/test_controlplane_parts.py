@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,27 @@ def test_a_launcher_on_its_way_to_the_binary_is_not_yet_its_exec(tmp_path: Path)
         proc.stop()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)  # a launcher that never got to the binary
+
+
+def test_a_launched_binary_is_waited_for_until_the_launcher_has_exec_d_it(tmp_path: Path) -> None:
+    """``launch`` returns only once the launcher (here ``sh`` held at a fifo, as ``nsenter`` may be on a
+    loaded machine) has exec'd the binary, so no readiness wait sees the launcher and calls it exited."""
+    proc = Process("launched", tmp_path)
+    sleep, gate = "/bin/sleep", tmp_path / "go"
+    os.mkfifo(gate)
+    opener = threading.Timer(0.5, gate.write_text, args=("now\n",))
+    opener.start()
+    try:
+        proc.launch(["/bin/sh", "-c", f"read _ < {gate}; exec {sleep} 30"], binary=sleep)
+        assert proc.exec_done()
+    finally:
+        opener.join()
+        proc.stop()
+
+
+def test_a_launcher_that_exits_before_its_exec_is_reported_with_its_status(tmp_path: Path) -> None:
+    proc = Process("launched", tmp_path)
+    with pytest.raises(StepFailed) as failure:
+        proc.launch(["/bin/sh", "-c", "echo 'nsenter: cannot open netns'; exit 1"], binary="/bin/sleep")
+    assert "exited with 1" in str(failure.value)
+    assert "nsenter: cannot open netns" in str(failure.value)
