@@ -119,11 +119,13 @@ deps: deps-operator deps-train deps-serve deps-dev link
 ALL_TIERS = $(subst $(space),$(space)or$(space),$(TIERS))
 CLUSTER_LOG := .cluster/test-cluster-tier.log
 E2E_LOG := .cluster/test-e2e-tier.log
+# each session ends with its slowest steps (setup, call, teardown): a run's log shows where its time went
+DURATIONS := --durations=15 --durations-min=10
 test: deps lint cluster-build thirdparty-kueue thirdparty-prometheus thirdparty-keda thirdparty-http-add-on chart-tools image-cpu ## set up everything and run every test tier
 	@mkdir -p .cluster
-	@$(PYTEST) -m "(cluster or chart) and not timing" > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
-	$(PYTEST) -m "e2e and not timing" > $(E2E_LOG) 2>&1 & e2e=$$!; \
-	$(PYTEST) -m "(unit or runtime) and not timing" && rest=0 || rest=$$?; \
+	@$(PYTEST) $(DURATIONS) -m "(cluster or chart) and not timing" > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
+	$(PYTEST) $(DURATIONS) -m "e2e and not timing" > $(E2E_LOG) 2>&1 & e2e=$$!; \
+	$(PYTEST) $(DURATIONS) -m "(unit or runtime) and not timing" && rest=0 || rest=$$?; \
 	wait $$cluster && cluster_rc=0 || cluster_rc=$$?; \
 	wait $$e2e && e2e_rc=0 || e2e_rc=$$?; \
 	echo "==== cluster and chart tiers (log: $(CLUSTER_LOG)) ===="; cat $(CLUSTER_LOG); \
