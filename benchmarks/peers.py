@@ -127,7 +127,12 @@ class Finished:
 
 
 def run_command(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> Finished:
+    """Runs a client to its end. Its temporary files go under ``cwd`` (the comparison's own temporary
+    directory): AIPerf leaves a memory-mapped copy of its data set in the temp directory of every run."""
     keep = _children()
+    scratch = cwd / "tmp"
+    scratch.mkdir(exist_ok=True)
+    env = {**env, "TMPDIR": str(scratch)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     with log.open("w") as sink:
