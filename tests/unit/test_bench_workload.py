@@ -61,7 +61,7 @@ def test_dataset_errors_name_the_field_and_the_record(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"record 0: has no user turn"):
         datasets.conversations(write(tmp_path / "e", [{"conversations": []}], True), "f", None)
     with pytest.raises(ValueError, match=r"f.uri: /nowhere.json is not a file here"):
-        datasets.local_file("/nowhere.json", "f.uri")
+        datasets.read_file("/nowhere.json", "f.uri", Path.read_text)
 
 
 def prompts_file(tmp_path: Path, multi_turn: dict[str, Any] | None = None) -> Workload:

@@ -11,31 +11,40 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from modelfleet_serve import blob
 from modelfleet_serve.bench.records import Message
+
+T = TypeVar("T")
 
 USER_ROLES = frozenset({"human", "user"})
 ASSISTANT_ROLES = frozenset({"gpt", "assistant", "chatgpt", "bing", "bard", "model"})
 
 
-def local_file(uri: str, field: str, workdir: Path | None = None) -> Path:
-    """The file a workload URI names, downloaded first when it is an Azure Blob URI."""
+def local_file(uri: str, field: str, workdir: Path) -> Path:
+    """The file a workload URI names, downloaded into ``workdir`` first when it is an Azure Blob URI."""
     location = blob.parse_blob_uri(uri, field)
     if location is None:
         path = Path(uri.removeprefix("file://"))
         if not path.is_file():
             raise ValueError(f"{field}: {uri} is not a file here (a local path, or an Azure Blob URI)")
         return path
-    target = (workdir or Path(tempfile.mkdtemp(prefix="modelfleet-bench-"))) / Path(location.prefix).name
+    target = workdir / Path(location.prefix).name
     container = blob.container_client(location)
     with target.open("wb") as sink:
         container.download_blob(location.prefix, max_concurrency=4).readinto(sink)
     return target
+
+
+def read_file(uri: str, field: str, read: Callable[[Path], T]) -> T:
+    """``read`` of the file a workload URI names; a blob is downloaded into a temporary directory that is
+    removed once it has been read."""
+    with tempfile.TemporaryDirectory(prefix="modelfleet-bench-") as workdir:
+        return read(local_file(uri, field, Path(workdir)))
 
 
 def records(path: Path, field: str) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -161,8 +161,9 @@ def file_sessions(
     spec: PromptsFile, multi_turn: MultiTurn | None, rng: np.random.Generator, tokenizer: Tokenizer | None
 ) -> Iterator[Session]:
     field = "workload.promptsFile"
-    path = datasets.local_file(spec.uri, f"{field}.uri")
-    found = datasets.conversations(path, field, spec.max_prompts)
+    found = datasets.read_file(
+        spec.uri, f"{field}.uri", lambda path: datasets.conversations(path, field, spec.max_prompts)
+    )
     max_turns = multi_turn.turns if multi_turn else 1
     output_length = _output_lengths(spec, rng, tokenizer)
     for turns in itertools.cycle(found):
@@ -200,7 +201,9 @@ def trace_sessions(spec: TraceReplay) -> Iterator[Session]:
     """The trace's requests, one session each, their offsets continuing where the trace ended when it
     starts over (one mean gap after its last request)."""
     field = "workload.trace"
-    traced = datasets.trace(datasets.local_file(spec.uri, f"{field}.uri"), field, spec.max_requests)
+    traced = datasets.read_file(
+        spec.uri, f"{field}.uri", lambda path: datasets.trace(path, field, spec.max_requests)
+    )
     span = traced[-1].offset or 0.0
     period = span + (span / (len(traced) - 1) if len(traced) > 1 else 1.0)
     for cycle in itertools.count():
