@@ -102,8 +102,13 @@ def free_port() -> int:
 
 
 def runtime_env(work: Path) -> dict[str, str]:
+    """The environment of a worker's processes; their temporary files (torchrun's ``torchelastic_*``
+    directories among them) go under ``work``, not into the machine's /tmp."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELFLEET_", "PET_", "POD_"))}
+    scratch = work / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
     env.update(
+        TMPDIR=str(scratch),
         HF_HUB_OFFLINE="1",
         HF_HOME=str(work / "hf"),
         MODELFLEET_CACHE_DIR=str(work / "cache"),
