@@ -210,8 +210,6 @@ class Operator:
     wakeups: Wakeups = field(default_factory=Wakeups)
     workers: asyncio.Semaphore = field(init=False)
     index_ids: set[str] = field(default_factory=set)
-    daemon_kinds: list[Kind] = field(default_factory=list)
-    """The kinds whose objects have a daemon (``register_controller``)."""
 
     def __post_init__(self) -> None:
         self.workers = asyncio.Semaphore(self.config.workers)
@@ -426,7 +424,6 @@ def register_controller(
     config, wakeups, registry = operator.config, operator.wakeups, operator.registry
     controller = engine.controller
     kind = controller.kind
-    operator.daemon_kinds.append(kind)
 
     async def daemon(
         body: kopf.Body, name: str, namespace: str, uid: str, stopped: kopf.DaemonStopped, **kwargs: Any
