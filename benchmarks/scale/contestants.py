@@ -55,14 +55,32 @@ class Contestant:
             process.stop()
 
 
+AS_IN_ITS_IMAGE = (
+    "import runpy, sys; sys.modules['kubernetes'] = None; "
+    "runpy.run_module('modelfleet_operator', run_name='__main__', alter_sys=True)"
+)
+"""``python -m modelfleet_operator`` without the synchronous ``kubernetes`` client, as in the operator's
+image (its lock holds only the ``operator`` extra): kopf imports that client whenever it is installed
+(``kopf._cogs.helpers.thirdparty``), and in this project's one development venv the ``train`` extra
+installs it, which added 29 MB to the operator's memory that the image never has."""
+
+
+def operator_command(health_port: int, metrics_port: int) -> list[str]:
+    """``hack.operator_run``'s command (cluster-wide, standalone), run as in the operator's image."""
+    command = operator_run.command("--all-namespaces", health_port=health_port, metrics_port=metrics_port)
+    assert command[1:3] == ["-m", "modelfleet_operator"], command
+    return [command[0], "-c", AS_IN_ITS_IMAGE, *command[3:]]
+
+
 def start_operator(bench: BenchPlane, env: dict[str, str]) -> Contestant:
     """``python -m modelfleet_operator`` cluster-wide and standalone, as its ServiceAccount, with the
-    production defaults (resync, backoff) unless ``env`` sets them."""
+    production defaults (resync, backoff) unless ``env`` sets them, and the packages of its image
+    (``AS_IN_ITS_IMAGE``)."""
     process = bench.plane.process("operator")
     health, metrics = bench.port_base + HEALTH_OFFSET, bench.port_base + METRICS_OFFSET
     offset = audit.end_offset(bench.plane.audit_log)
     process.start(
-        operator_run.command("--all-namespaces", health_port=health, metrics_port=metrics),
+        operator_command(health, metrics),
         env={"KUBECONFIG": str(bench.kubeconfig_of(OPERATOR_ACCOUNT)), "PYTHONUNBUFFERED": "1", **env},
     )
     contestant = Contestant("operator", [process])

@@ -62,7 +62,7 @@ def build_registry(
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         apply_settings(settings, config)
-        settings.persistence.diffbase_storage = OwnKindsDiffBase(operator.daemon_kinds)
+        settings.persistence.diffbase_storage = OwnKindsDiffBase()  # no handler reads an essence
         await kube.start()
 
     @kopf.on.cleanup(registry=registry)

@@ -12,7 +12,7 @@ layer only writes, with three verbs:
 Why ``kubernetes_asyncio`` and its raw ``call_api``: every pass runs on kopf's event loop, so a pass
 never waits in a thread pool's queue for a worker thread (the sync client's cost at scale: passes
 queued for minutes behind asyncio's 6 default threads), and cancelling a pass cannot leave a thread
-writing behind it. ``_preload_content=False`` with ``json.loads`` skips the generated models' response
+writing behind it. ``_preload_content=False`` with ``orjson.loads`` skips the generated models' response
 wrapping, which costs several times the CPU of the request itself; the client still brings the
 kubeconfig and in-cluster token handling. REST paths come from ``common.kinds`` (no discovery).
 
@@ -25,13 +25,13 @@ token bucket, so a burst of passes cannot flood a shared API server. Every call 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp.helpers import get_env_proxy_for_url
 from kubernetes_asyncio import client, config
 from yarl import URL
@@ -221,7 +221,7 @@ class Kube:
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             count_api_error(verb, None)
             raise ApiError(verb, None, type(error).__name__, str(error)) from error
-        answer: Manifest = json.loads(payload) if payload else {}
+        answer: Manifest = orjson.loads(payload) if payload else {}
         if status == _NOT_FOUND and missing_ok:
             return status, answer
         if not 200 <= status < 300:

@@ -448,3 +448,32 @@ def test_a_kind_the_operator_does_not_index_is_not_checked() -> None:
     assert claims_only.look_up([secret, claim], "ns") == ix.Lookup(named=(claim,), missing=())
     both = Indexes({ix.REFERENCED["PersistentVolumeClaim"]: {}, ix.REFERENCED["Secret"]: {}})
     assert both.look_up([secret, claim], "ns").missing == (secret, claim)
+
+
+def test_no_handler_reads_kopfs_essence_so_no_kind_builds_one() -> None:
+    """``common.essence``: kopf's essence is read only by change handlers and by daemons or timers with
+    ``idle=``; the operator registers neither, so its diff base builds and fetches none."""
+    import kopf
+    from modelfleet_operator.__main__ import build_registry
+    from modelfleet_operator.common.essence import OwnKindsDiffBase
+    from modelfleet_operator.kube import Kube
+
+    registry = build_registry(load_config(["--all-namespaces", "--standalone"]), Kube())
+    assert registry._changing.get_all_handlers() == []
+    daemons = registry._spawning.get_all_handlers()
+    assert daemons and all(getattr(handler, "idle", None) is None for handler in daemons)
+
+    storage = OwnKindsDiffBase()
+    annotated = kopf.Body(
+        {
+            "apiVersion": "modelfleet.io/v1alpha1",
+            "kind": "TrainingJob",
+            "metadata": {"annotations": {"kopf.zalando.org/last-handled-configuration": '{"spec": {}}'}},
+            "spec": {"a": 1},
+        }
+    )
+    assert storage.build(body=annotated) == {}
+    assert storage.fetch(body=annotated) is None
+    kept = OwnKindsDiffBase([CONFIG_MAP])  # a kind whose handlers would read it keeps kopf's essence
+    config_map = kopf.Body({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}, "data": {"a": "1"}})
+    assert kept.build(body=config_map) == {"data": {"a": "1"}}

@@ -132,3 +132,22 @@ def test_targets_of_a_small_or_unfinished_run() -> None:
     assert all(t["note"] for t in small)
     unfinished = targets({"burst": [burst(1000, 0.95, 1.5, 200.0, complete=False)]})
     assert [t["met"] for t in unfinished[:3]] == [False, False, True]
+
+
+def test_the_operator_runs_without_the_sync_client_as_in_its_image() -> None:
+    import subprocess
+    import sys
+
+    from benchmarks.scale.contestants import AS_IN_ITS_IMAGE, operator_command
+
+    command = operator_command(9990, 9991)
+    assert command == [
+        sys.executable, "-c", AS_IN_ITS_IMAGE,
+        "--standalone", "--all-namespaces", "--health-port", "9990", "--metrics-port", "9991",
+    ]  # fmt: skip
+    usage = subprocess.run([*command[:3], "--help"], capture_output=True, text=True, timeout=120, check=True)
+    assert usage.stdout.startswith("usage: modelfleet-operator")
+    hidden = AS_IN_ITS_IMAGE.split("runpy.run_module")[0]
+    probe = hidden + "import modelfleet_operator.__main__; print(sys.modules['kubernetes'])"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert loaded.stdout.strip() == "None", "kopf loaded the sync client"

@@ -18,7 +18,9 @@ condition; a Secret, PersistentVolumeClaim or PriorityClass created or deleted w
 may name it (``ReferencesReady``); a ModelDeployment wakes the sweeps that name it; a
 TrainingJob wakes the ModelDeployments that serve its output. All handlers are coroutines on kopf's
 event loop (kopf runs plain functions in a thread pool, a hop per event, and ``asyncio.Event`` is not
-thread-safe).
+thread-safe). The index functions and these wake handlers are ``light``
+(``kopf_fixes.light_handlers``): kopf calls them with only ``body``, ``name``, ``namespace``, ``uid``,
+``labels`` and ``type``, without its per-call work.
 
 **Deletion.** kopf signals a deleted object's daemon to stop (``stopped``) and, only after
 ``cancellation_backoff``, cancels it. A pass in flight is never cut short: the daemon waits for it even
@@ -57,6 +59,7 @@ from modelfleet_operator.common.kinds import (
 from modelfleet_operator.common.live import project
 from modelfleet_operator.common.reconcile import Engine, utcnow
 from modelfleet_operator.config import OperatorConfig
+from modelfleet_operator.kopf_fixes.light_handlers import light
 from modelfleet_operator.kube import Manifest
 
 logger = logging.getLogger(__name__)
@@ -207,8 +210,6 @@ class Operator:
     wakeups: Wakeups = field(default_factory=Wakeups)
     workers: asyncio.Semaphore = field(init=False)
     index_ids: set[str] = field(default_factory=set)
-    daemon_kinds: list[Kind] = field(default_factory=list)
-    """The kinds whose objects have a daemon (``register_controller``)."""
 
     def __post_init__(self) -> None:
         self.workers = asyncio.Semaphore(self.config.workers)
@@ -325,7 +326,7 @@ def _index_fn(
     labels: dict[str, str] | None = None,
 ) -> None:
     kopf.index(kind.group, kind.version, kind.plural, id=index_id, labels=labels, registry=operator.registry)(
-        function
+        light(function)
     )
     operator.index_ids.add(index_id)
 
@@ -338,7 +339,7 @@ def _on_event(
     labels: dict[str, str] | None = None,
 ) -> None:
     kopf.on.event(kind.group, kind.version, kind.plural, id=handler_id, labels=labels, registry=registry)(
-        function
+        light(function)
     )
 
 
@@ -423,7 +424,6 @@ def register_controller(
     config, wakeups, registry = operator.config, operator.wakeups, operator.registry
     controller = engine.controller
     kind = controller.kind
-    operator.daemon_kinds.append(kind)
 
     async def daemon(
         body: kopf.Body, name: str, namespace: str, uid: str, stopped: kopf.DaemonStopped, **kwargs: Any
