@@ -109,36 +109,28 @@ lint: deps-operator link ## ruff, mypy on the operator, import layers
 TIERS := unit cluster runtime chart e2e
 .PHONY: deps test $(addprefix test-,$(TIERS))
 deps: deps-operator deps-train deps-serve deps-dev link
-# Four pytest sessions run side by side: the CPU-bound unit and runtime tiers in the foreground, with the
-# runtime tier's heaviest training files (RUNTIME_SECOND) in a session of their own beside it; the
+# Three pytest sessions run side by side: the CPU-bound unit and runtime tiers in the foreground; the
 # cluster tier (mostly waiting on the API server) with the light chart tier; and the e2e tier (pods on the
-# real node of a control plane of its own, mostly waiting on them). The other sessions' reports follow
-# the foreground's. One runtime session kept about one core busy (1,285 CPU seconds in 1,121 s: a test's
-# ranks wait on each other, on gloo and on their files), so two of them fill the machine's two cores. Tests marked `timing` check latencies to the millisecond, which two busy cores
+# real node of a control plane of its own, mostly waiting on them). The background sessions' reports
+# follow the foreground's. Tests marked `timing` check latencies to the millisecond, which two busy cores
 # cannot promise, so they run afterwards alone; a timing test whose measurement window a stray stall of
 # this shared machine hit is measured again (at most twice more), with its tolerance unchanged: a real
 # error fails every attempt.
 ALL_TIERS = $(subst $(space),$(space)or$(space),$(TIERS))
 CLUSTER_LOG := .cluster/test-cluster-tier.log
 E2E_LOG := .cluster/test-e2e-tier.log
-RUNTIME_SECOND := $(addprefix tests/runtime/test_train_,resume.py ddp.py streaming.py meta_init.py supervise.py)
-RUNTIME_SECOND_LOG := .cluster/test-runtime-second.log
 # each session ends with its slowest steps (setup, call, teardown): a run's log shows where its time went
 DURATIONS := --durations=15 --durations-min=10
 test: deps lint cluster-build thirdparty-kueue thirdparty-prometheus thirdparty-keda thirdparty-http-add-on chart-tools image-cpu ## set up everything and run every test tier
 	@mkdir -p .cluster
 	@$(PYTEST) $(DURATIONS) -m "(cluster or chart) and not timing" > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
 	$(PYTEST) $(DURATIONS) -m "e2e and not timing" > $(E2E_LOG) 2>&1 & e2e=$$!; \
-	$(PYTEST) $(DURATIONS) -m "runtime and not timing" $(RUNTIME_SECOND) > $(RUNTIME_SECOND_LOG) 2>&1 & second=$$!; \
-	$(PYTEST) $(DURATIONS) -m "(unit or runtime) and not timing" $(addprefix --ignore=,$(RUNTIME_SECOND)) \
-	  && rest=0 || rest=$$?; \
-	wait $$second && second_rc=0 || second_rc=$$?; \
+	$(PYTEST) $(DURATIONS) -m "(unit or runtime) and not timing" && rest=0 || rest=$$?; \
 	wait $$cluster && cluster_rc=0 || cluster_rc=$$?; \
 	wait $$e2e && e2e_rc=0 || e2e_rc=$$?; \
-	echo "==== runtime tier, second session (log: $(RUNTIME_SECOND_LOG)) ===="; cat $(RUNTIME_SECOND_LOG); \
 	echo "==== cluster and chart tiers (log: $(CLUSTER_LOG)) ===="; cat $(CLUSTER_LOG); \
 	echo "==== e2e tier (log: $(E2E_LOG)) ===="; cat $(E2E_LOG); \
-	test $$rest -eq 0 -a $$second_rc -eq 0 -a $$cluster_rc -eq 0 -a $$e2e_rc -eq 0
+	test $$rest -eq 0 -a $$cluster_rc -eq 0 -a $$e2e_rc -eq 0
 	$(PYTEST) -m "($(ALL_TIERS)) and timing" --reruns 2
 test-unit: deps
 	$(PYTEST) -m unit
