@@ -240,7 +240,8 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_port(port, process, "azurite")
+        # Azurite starts in seconds, but took over 60 s with four test sessions loading the machine
+        wait_for_port(port, process, "azurite", timeout=180)
         yield (
             f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
             f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
