@@ -75,6 +75,7 @@ from benchmarks.peers import (
     key_of_output,
 )
 from hack import tinymodel
+from hack.controlplane.cluster import REPO_ROOT
 
 ROOT = Path(__file__).parents[1]
 SAMPLE = ROOT / "examples" / "bench" / "sharegpt-sample.jsonl"
@@ -347,7 +348,10 @@ def ratio(ours: float | None, best: float | None) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--json", type=Path, default=Path("bench_client_capacity.json"))
+    parser.add_argument(
+        "--json", type=Path, default=REPO_ROOT / ".cluster" / "bench-client-capacity.json",
+        help="where the JSON report is written (default: under .cluster/, which git ignores)",
+    )  # fmt: skip
     parser.add_argument("--only", help="comma-separated client names to run (default: all)")
     parser.add_argument("--first-rate", type=float, default=FIRST_RATE, help="first rate of the search")
     parser.add_argument(
@@ -395,6 +399,7 @@ def main() -> None:
     results["load_average"]["after"] = os.getloadavg()
     results["targets"] = targets(figures, comparison.attempts)
     report(results)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.json}")
 
