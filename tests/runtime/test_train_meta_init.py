@@ -1,17 +1,21 @@
 """Sharded strategies never read the whole model on every rank (model_init).
 
-Most tests run this module's `main` under torchrun in two gloo processes: the runtime's own steps
-(build the strategy, load the model, prepare it, set the strategy up) with an inspection after
-loading and after setup, written to one JSON file per rank. The test process compares them with
-the model `from_pretrained` gives and with a non-sharded forward pass over the same batch. That a
-resume over the broadcast (FSDP) or partitioned (ZeRO-3) weights continues the straight run exactly
+The tests share one torchrun of this module's `main` in two gloo processes, which runs three cases
+in turn (FSDP, FSDP with LoRA, ZeRO-3): for each, the runtime's own steps (build the strategy, load
+the model, prepare it, set the strategy up) from the case's config, with an inspection after loading
+and after setup, written to one JSON file per rank. What is inspected is how each case's model is
+built, which starts anew from its config in every case; only the process group and the imports are
+shared (a launch costs far more than a case). The test process compares the reports with the model
+`from_pretrained` gives and with a non-sharded forward pass over the same batch. That a resume over the broadcast (FSDP) or partitioned (ZeRO-3) weights continues the straight run exactly
 is tested with the other pairs in test_train_resume.py, on the same tied-embedding model.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +51,8 @@ def held_elements(parameter: torch.nn.Parameter) -> int:
     return 0 if parameter.is_meta else parameter.numel()
 
 
-def main() -> None:
-    """One rank: set the strategy up the way the trainer does and report what it saw."""
+def inspect_case(config_file: Path, report_dir: Path) -> None:
+    """One case on this rank: set the strategy up the way the trainer does and report what it saw."""
     from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
     from modelfleet_train import distributed
     from modelfleet_train.config import Machine, load_config
@@ -58,52 +62,89 @@ def main() -> None:
     from modelfleet_train.strategies import build_strategy
     from transformers import set_seed
 
+    config = load_config(config_file, Machine.detect())
+    ctx = distributed.init_distributed()
+    set_seed(config.hyperparameters.seed)
+    strategy = build_strategy(config, ctx)
+    path = init_path(config, ctx.rank)
+    source = config.base_model
+    model = load_model(source, config.method.type, torch.float32, ctx.device, path, load_tokenizer(source))
+    parameters = list(model.parameters())
+    loaded = {
+        "path": path.name,
+        "on_meta": all(p.is_meta for p in parameters),
+        "partitioned": all(
+            getattr(p, "ds_status", None) == ZeroParamStatus.NOT_AVAILABLE for p in parameters
+        ),
+        "held_elements": sum(held_elements(p) for p in parameters),
+    }
+    strategy.setup(prepare_model(model, config), total_steps=1)
+    inner = strategy.unwrapped()
+    state = strategy.full_state_dict()
+    with torch.no_grad(), strategy.forward_context():
+        loss = strategy.model(**fixed_batch(inner.config.vocab_size)).loss.item()
+    if ctx.is_main:
+        torch.save(state, report_dir / "state.pt")
+    report = loaded | {"tied": inner.lm_head.weight is inner.get_input_embeddings().weight, "loss": loss}
+    (report_dir / f"rank{ctx.rank}.json").write_text(json.dumps(report))
+
+
+def main() -> None:
+    """Every case of the plan on this rank, in turn; a failing case is recorded and the next runs."""
+    from modelfleet_train import distributed
+
     parser = argparse.ArgumentParser()
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--report", type=Path, required=True)
-    args = parser.parse_args()
-    config = load_config(args.config, Machine.detect())
+    parser.add_argument("--plan", type=Path, required=True)
+    plan = json.loads(parser.parse_args().plan.read_text())
     ctx = distributed.init_distributed()
     try:
-        set_seed(config.hyperparameters.seed)
-        strategy = build_strategy(config, ctx)
-        path = init_path(config, ctx.rank)
-        source = config.base_model
-        model = load_model(
-            source, config.method.type, torch.float32, ctx.device, path, load_tokenizer(source)
-        )
-        parameters = list(model.parameters())
-        loaded = {
-            "path": path.name,
-            "on_meta": all(p.is_meta for p in parameters),
-            "partitioned": all(
-                getattr(p, "ds_status", None) == ZeroParamStatus.NOT_AVAILABLE for p in parameters
-            ),
-            "held_elements": sum(held_elements(p) for p in parameters),
-        }
-        strategy.setup(prepare_model(model, config), total_steps=1)
-        inner = strategy.unwrapped()
-        state = strategy.full_state_dict()
-        with torch.no_grad(), strategy.forward_context():
-            loss = strategy.model(**fixed_batch(inner.config.vocab_size)).loss.item()
-        if ctx.is_main:
-            torch.save(state, args.report.parent / "state.pt")
-        report = loaded | {
-            "tied": inner.lm_head.weight is inner.get_input_embeddings().weight,
-            "loss": loss,
-        }
-        args.report.with_name(f"rank{ctx.rank}.json").write_text(json.dumps(report))
+        for case in plan:
+            report_dir = Path(case["dir"])
+            try:
+                inspect_case(Path(case["config"]), report_dir)
+            except Exception:
+                (report_dir / f"error-rank{ctx.rank}.txt").write_text(traceback.format_exc())
+            gc.collect()  # the strategy (a ZeRO-3 one holds transformers' DeepSpeed config) goes first
+            distributed.barrier()
     finally:
         distributed.shutdown()
 
 
-def run_ranks(config: dict[str, Any], work: Path) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
-    """Each rank's report and the full state dict gathered after setup."""
-    config_file = write_config(config, work / "config.yaml")
-    arguments = ["--config", str(config_file), "--report", str(work / "report.json")]
-    run_module_ranks(__name__, arguments, work, runtime_env(work))
-    reports = [json.loads((work / f"rank{rank}.json").read_text()) for rank in (0, 1)]
-    return reports, torch.load(work / "state.pt", weights_only=True)
+Inspected = dict[str, tuple[list[dict[str, Any]], dict[str, torch.Tensor]]]
+"""Case -> each rank's report and the full state dict gathered after setup."""
+
+CASES = ("fsdp", "fsdp-lora", "zero3")
+"""In launch order: ZeRO-3 last, as it leaves transformers a DeepSpeed config until it is collected."""
+
+
+@pytest.fixture(scope="module")
+def inspected(tiny: TinyAssets, tied_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Inspected:
+    """Case -> each rank's report and the full state dict gathered after setup, from one torchrun."""
+    work = tmp_path_factory.mktemp("meta-init")
+    strategies = {
+        "fsdp": {"strategy": {"type": "fsdp"}},
+        "fsdp-lora": {
+            "strategy": {"type": "fsdp"},
+            "method": {"type": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}},
+        },
+        "zero3": {"strategy": {"type": "deepspeed", "zeroStage": 3}},
+    }
+    plan = []
+    for name in CASES:
+        case = work / name
+        case.mkdir()
+        config = runtime_config(tiny, case / "out", model={"uri": str(tied_model)}, **strategies[name])
+        plan.append({"dir": str(case), "config": str(write_config(config, case / "config.yaml"))})
+    (work / "plan.json").write_text(json.dumps(plan))
+    run_module_ranks(__name__, ["--plan", str(work / "plan.json")], work, runtime_env(work))
+    results = {}
+    for name in CASES:
+        case = work / name
+        errors = sorted(case.glob("error-rank*.txt"))
+        assert not errors, "\n".join(p.read_text() for p in errors)
+        reports = [json.loads((case / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+        results[name] = reports, torch.load(case / "state.pt", weights_only=True)
+    return results
 
 
 def reference(model_dir: Path, lora: LoraSpec | None = None) -> tuple[dict[str, torch.Tensor], float]:
@@ -128,10 +169,9 @@ def assert_same_weights(state: dict[str, torch.Tensor], expected: dict[str, torc
 
 
 def test_fsdp_rank0_alone_reads_the_weights_and_fills_every_shard(
-    tiny: TinyAssets, tied_model: Path, tmp_path: Path
+    inspected: Inspected, tied_model: Path
 ) -> None:
-    config = runtime_config(tiny, tmp_path / "out", model={"uri": str(tied_model)}, strategy={"type": "fsdp"})
-    reports, state = run_ranks(config, tmp_path)
+    reports, state = inspected["fsdp"]
     expected, loss = reference(tied_model)
 
     assert [(r["path"], r["on_meta"]) for r in reports] == [("RANK0_WEIGHTS", False), ("META", True)]
@@ -142,16 +182,9 @@ def test_fsdp_rank0_alone_reads_the_weights_and_fills_every_shard(
 
 
 def test_fsdp_lora_adapters_are_added_on_meta_and_filled_from_rank0(
-    tiny: TinyAssets, tied_model: Path, tmp_path: Path
+    inspected: Inspected, tied_model: Path
 ) -> None:
-    config = runtime_config(
-        tiny,
-        tmp_path / "out",
-        model={"uri": str(tied_model)},
-        strategy={"type": "fsdp"},
-        method={"type": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}},
-    )
-    reports, state = run_ranks(config, tmp_path)
+    reports, state = inspected["fsdp-lora"]
     expected, loss = reference(tied_model, LoraSpec(r=4, alpha=8, dropout=0.0))
 
     assert reports[1]["on_meta"]
@@ -161,11 +194,8 @@ def test_fsdp_lora_adapters_are_added_on_meta_and_filled_from_rank0(
     assert all(r["loss"] == pytest.approx(loss, abs=1e-6) for r in reports)
 
 
-def test_zero3_partitions_parameters_as_they_load(tiny: TinyAssets, tied_model: Path, tmp_path: Path) -> None:
-    config = runtime_config(
-        tiny, tmp_path / "out", model={"uri": str(tied_model)}, strategy={"type": "deepspeed", "zeroStage": 3}
-    )
-    reports, state = run_ranks(config, tmp_path)
+def test_zero3_partitions_parameters_as_they_load(inspected: Inspected, tied_model: Path) -> None:
+    reports, state = inspected["zero3"]
     expected, loss = reference(tied_model)
 
     assert [(r["path"], r["partitioned"]) for r in reports] == [("ZERO3_PARTITIONED", True)] * 2
