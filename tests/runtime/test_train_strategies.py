@@ -2,7 +2,10 @@
 
 DDP is covered with checkpoint/resume in test_train_ddp.py. The FSDP run also exercises bf16
 mixed precision, chat data with packing and gradient checkpointing; ZeRO-3 also exports its
-partitioned weights as a normal transformers checkpoint.
+partitioned weights as a normal transformers checkpoint. The three runs share one two-rank torchrun
+(tests.runtime.trainer_runs): what they test is what the runtime's Trainer does with each strategy,
+and every run builds its model, strategy and data anew from its config; the launch itself is tested
+in test_train_contract.py and test_train_ddp.py.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.conftest import TinyAssets, run_training, runtime_config, step_losses
+from tests.runtime.conftest import TinyAssets, runtime_config, step_losses
+from tests.runtime.trainer_runs import Case, Run, run_trainer_cases
 
 pytestmark = pytest.mark.runtime
 
@@ -40,58 +44,68 @@ def config(
     return base
 
 
-def test_fsdp2_bf16_packed_chat_with_gradient_checkpointing(tiny: TinyAssets, tmp_path: Path) -> None:
-    log = run_training(
-        config(
-            tiny,
-            tmp_path / "out",
-            strategy={"type": "fsdp", "fsdp": {"reshardAfterForward": True}},
-            precision="bf16",
-            dataset={
-                "uri": str(tiny.chat),
-                "format": "jsonl",
-                "fields": {"messages": "messages"},
-                "packing": True,
-            },
-            hyperparameters={"sequenceLength": 128, "perDeviceBatchSize": 2, "gradientCheckpointing": True},
-        ),
-        tmp_path,
+@pytest.fixture(scope="module")
+def runs(tiny: TinyAssets, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
+    """The FSDP2, ZeRO-2 and ZeRO-3 runs, from one torchrun of two ranks (ZeRO-3 last: it leaves
+    transformers a DeepSpeed config until its strategy is collected); keyed by strategy."""
+    work = tmp_path_factory.mktemp("strategies")
+    fsdp2 = config(
+        tiny,
+        work / "fsdp2" / "out",
+        strategy={"type": "fsdp", "fsdp": {"reshardAfterForward": True}},
+        precision="bf16",
+        dataset={
+            "uri": str(tiny.chat),
+            "format": "jsonl",
+            "fields": {"messages": "messages"},
+            "packing": True,
+        },
+        hyperparameters={"sequenceLength": 128, "perDeviceBatchSize": 2, "gradientCheckpointing": True},
     )
-    assert_learns(tmp_path / "out")
+    zero2 = config(
+        tiny,
+        work / "zero2" / "out",
+        strategy={
+            "type": "deepspeed",
+            "zeroStage": 2,
+            "deepspeedConfig": {"zero_optimization": {"reduce_bucket_size": 1_000_000}},
+        },
+    )
+    zero3 = config(tiny, work / "zero3" / "out", strategy={"type": "deepspeed", "zeroStage": 3})
+    cases = {
+        name: Case(work / name, [Run("train", run)])
+        for name, run in (("fsdp2", fsdp2), ("zero2", zero2), ("zero3", zero3))
+    }
+    run_trainer_cases(list(cases.values()), work)
+    return cases
+
+
+def test_fsdp2_bf16_packed_chat_with_gradient_checkpointing(runs: dict[str, Case]) -> None:
+    log = runs["fsdp2"].log("train")
+    output = runs["fsdp2"].directory / "out"
+    assert_learns(output)
     assert "rank1 INFO modelfleet_train.model_init: rank 1: model on meta, weights from rank 0" in log
     from transformers import AutoModelForCausalLM
 
     # the checkpoint wrappers must not leak into the exported weights' names
-    _, loading = AutoModelForCausalLM.from_pretrained(tmp_path / "out", output_loading_info=True)
+    _, loading = AutoModelForCausalLM.from_pretrained(output, output_loading_info=True)
     assert not loading["missing_keys"] and not loading["unexpected_keys"], loading
 
 
-def test_deepspeed_zero2_logs_its_merged_config(tiny: TinyAssets, tmp_path: Path) -> None:
-    log = run_training(
-        config(
-            tiny,
-            tmp_path / "out",
-            strategy={
-                "type": "deepspeed",
-                "zeroStage": 2,
-                "deepspeedConfig": {"zero_optimization": {"reduce_bucket_size": 1_000_000}},
-            },
-        ),
-        tmp_path,
-    )
-    assert_learns(tmp_path / "out")
+def test_deepspeed_zero2_logs_its_merged_config(runs: dict[str, Case]) -> None:
+    log = runs["zero2"].log("train")
+    assert_learns(runs["zero2"].directory / "out")
     assert '"reduce_bucket_size": 1000000' in log and '"stage": 2' in log
 
 
-def test_deepspeed_zero3_trains_and_exports_full_weights(tiny: TinyAssets, tmp_path: Path) -> None:
-    log = run_training(
-        config(tiny, tmp_path / "out", strategy={"type": "deepspeed", "zeroStage": 3}), tmp_path
-    )
-    assert_learns(tmp_path / "out")
+def test_deepspeed_zero3_trains_and_exports_full_weights(runs: dict[str, Case], tiny: TinyAssets) -> None:
+    log = runs["zero3"].log("train")
+    output = runs["zero3"].directory / "out"
+    assert_learns(output)
     assert "rank 1: weights partitioned across ranks as they load (ZeRO-3)" in log
     from transformers import AutoModelForCausalLM
 
-    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+    exported = AutoModelForCausalLM.from_pretrained(output)
     original = AutoModelForCausalLM.from_pretrained(tiny.model)
     assert exported.lm_head.weight.shape == original.lm_head.weight.shape
     assert not exported.lm_head.weight.equal(original.lm_head.weight)
