@@ -49,10 +49,14 @@ class Case:
     directory: Path
     runs: list[Run] = field(default_factory=list)
 
-    def log(self, run: str) -> str:
-        """Every rank's log lines of `run`; first the errors of the case, if any, fail the test."""
+    def check(self) -> None:
+        """Fails the test with the errors the case's ranks recorded, if any."""
         errors = sorted(self.directory.glob("error-rank*.txt"))
         assert not errors, "\n".join(path.read_text() for path in errors)
+
+    def log(self, run: str) -> str:
+        """Every rank's log lines of `run`, once `check` has passed."""
+        self.check()
         return "".join(path.read_text() for path in sorted(self.directory.glob(f"{run}-rank*.log")))
 
 
