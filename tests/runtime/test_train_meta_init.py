@@ -6,16 +6,14 @@ the model, prepare it, set the strategy up) from the case's config, with an insp
 and after setup, written to one JSON file per rank. What is inspected is how each case's model is
 built, which starts anew from its config in every case; only the process group and the imports are
 shared (a launch costs far more than a case). The test process compares the reports with the model
-`from_pretrained` gives and with a non-sharded forward pass over the same batch. That a resume over the broadcast (FSDP) or partitioned (ZeRO-3) weights continues the straight run exactly
-is tested with the other pairs in test_train_resume.py, on the same tied-embedding model.
+`from_pretrained` gives and with a non-sharded forward pass over the same batch. That a resume over
+the broadcast (FSDP) or partitioned (ZeRO-3) weights continues the straight run exactly is tested
+with the other pairs in test_train_resume.py, on the same tied-embedding model.
 """
 
 from __future__ import annotations
 
-import argparse
-import gc
 import json
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from tests.runtime.conftest import (
     runtime_env,
     write_config,
 )
+from tests.runtime.trainer_runs import Case, each_case
 
 pytestmark = pytest.mark.runtime
 
@@ -91,23 +90,7 @@ def inspect_case(config_file: Path, report_dir: Path) -> None:
 
 def main() -> None:
     """Every case of the plan on this rank, in turn; a failing case is recorded and the next runs."""
-    from modelfleet_train import distributed
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--plan", type=Path, required=True)
-    plan = json.loads(parser.parse_args().plan.read_text())
-    ctx = distributed.init_distributed()
-    try:
-        for case in plan:
-            report_dir = Path(case["dir"])
-            try:
-                inspect_case(Path(case["config"]), report_dir)
-            except Exception:
-                (report_dir / f"error-rank{ctx.rank}.txt").write_text(traceback.format_exc())
-            gc.collect()  # the strategy (a ZeRO-3 one holds transformers' DeepSpeed config) goes first
-            distributed.barrier()
-    finally:
-        distributed.shutdown()
+    each_case(lambda case, rank: inspect_case(Path(case["config"]), Path(case["dir"])))
 
 
 Inspected = dict[str, tuple[list[dict[str, Any]], dict[str, torch.Tensor]]]
@@ -140,8 +123,7 @@ def inspected(tiny: TinyAssets, tied_model: Path, tmp_path_factory: pytest.TempP
     results = {}
     for name in CASES:
         case = work / name
-        errors = sorted(case.glob("error-rank*.txt"))
-        assert not errors, "\n".join(p.read_text() for p in errors)
+        Case(case).check()
         reports = [json.loads((case / f"rank{rank}.json").read_text()) for rank in (0, 1)]
         results[name] = reports, torch.load(case / "state.pt", weights_only=True)
     return results

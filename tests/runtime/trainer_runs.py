@@ -9,6 +9,8 @@ data anew from the run's config as a pod does; only the process group and the im
 run's log lines (what the pod's log would hold, every rank's) go to `<case>/<run>-rank<N>.log` besides
 the combined torchrun log, so a test reads the log of its own run. A failed run is recorded in
 `<case>/error-rank<N>.txt` (which the test reports) and ends its case: the next case still runs.
+`each_case` is that loop over a plan's cases; test_train_meta_init.py runs its own cases (a strategy's
+set-up inspected, no training) with it.
 
 What a fresh launch itself does (the CLI's argument handling and exit codes, SIGTERM through torchrun,
 the supervisor, the operator-rendered worker) is tested with real `torchrun -m modelfleet_train`
@@ -24,6 +26,7 @@ import logging
 import os
 import shutil
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,29 +110,43 @@ def train(run: dict[str, Any], log_file: Path) -> None:
         handler.close()
 
 
-def main() -> None:
-    """Every case of the plan; a failing run is recorded, ends its case, and the next case runs."""
-    from modelfleet_train import cli, distributed, import_guard
+def each_case(do_case: Callable[[dict[str, Any], int], None]) -> None:
+    """Under torchrun: join the process group, then `do_case(case, rank)` for every case of the
+    `--plan` file in turn. A failing case is recorded in its `dir`'s `error-rank<N>.txt` (which
+    `Case.check` reports) and the next case runs; between cases the last one's objects are collected
+    first (a ZeRO-3 strategy leaves transformers its DeepSpeed config until it is) and the ranks wait
+    for each other."""
+    from modelfleet_train import distributed
 
-    import_guard.install()
-    rank = int(os.environ.get("RANK", "0"))
-    cli.setup_logging(rank)
     parser = argparse.ArgumentParser()
     parser.add_argument("--plan", type=Path, required=True)
     plan = json.loads(parser.parse_args().plan.read_text())
-    distributed.init_distributed()
+    ctx = distributed.init_distributed()
     try:
         for case in plan:
-            directory = Path(case["dir"])
             try:
-                for run in case["runs"]:
-                    train(run, directory / f"{run['name']}-rank{rank}.log")
+                do_case(case, ctx.rank)
             except Exception:
-                (directory / f"error-rank{rank}.txt").write_text(traceback.format_exc())
-            gc.collect()  # the strategy (a ZeRO-3 one holds transformers' DeepSpeed config) goes first
+                Path(case["dir"], f"error-rank{ctx.rank}.txt").write_text(traceback.format_exc())
+            gc.collect()
             distributed.barrier()
     finally:
         distributed.shutdown()
+
+
+def train_runs(case: dict[str, Any], rank: int) -> None:
+    """A case's runs in order, each with its own log files; a failed run ends the case."""
+    for run in case["runs"]:
+        train(run, Path(case["dir"]) / f"{run['name']}-rank{rank}.log")
+
+
+def main() -> None:
+    """The plan's cases, after what the CLI does first (import guard, logging)."""
+    from modelfleet_train import cli, import_guard
+
+    import_guard.install()
+    cli.setup_logging(int(os.environ.get("RANK", "0")))
+    each_case(train_runs)
 
 
 if __name__ == "__main__":
