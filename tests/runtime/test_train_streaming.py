@@ -2,19 +2,21 @@
 divides by the world size, else every other row), the shares are disjoint and cover the data set, as the
 ranks' own logs say; and a streamed run resumed from a checkpoint continues on exactly the batches it
 would have had (its losses equal the straight run's), reading again only what it consumed of its current
-pass."""
+pass. The four runs (two shares, the straight run and its resume) share one two-rank torchrun
+(tests.runtime.trainer_runs): what is tested is what the runtime's reader and Trainer do, each run
+building its data and model anew from its config as a pod does."""
 
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-from modelfleet_train.checkpoints import LATEST, step_name
+from modelfleet_train.checkpoints import step_name
 
 from hack import tinymodel
-from tests.runtime.conftest import TinyAssets, run_training, runtime_config, step_losses
+from tests.runtime.conftest import TinyAssets, runtime_config, step_losses
+from tests.runtime.trainer_runs import Case, Run, run_trainer_cases
 
 pytestmark = pytest.mark.runtime
 
@@ -59,13 +61,47 @@ def rank_logs(log: str, pattern: str) -> dict[int, str]:
     return found
 
 
-@pytest.mark.parametrize(("files", "share"), [(FILES, "files"), (1, "rows")])
+SHARES = {"files": FILES, "rows": 1}
+"""Each share test's corpus: 4 files, which each rank reads whole, two of them; or 1 file, which the
+ranks read every other row of."""
+
+
+@pytest.fixture(scope="module")
+def runs(tiny: TinyAssets, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
+    """The two share runs and the straight and resumed run, from one torchrun of two ranks; keyed
+    `files`, `rows` and `resume`. The resumed run starts from a copy of the straight run's checkpoint at
+    RESUME_AT in its own, otherwise empty, checkpoint directory."""
+    work = tmp_path_factory.mktemp("streaming")
+    cases = {}
+    for share, files in SHARES.items():
+        data, _ = split_corpus(work / share / "data", files)
+        config = streamed_config(tiny, data, work / share / "out", work / share / "checkpoints")
+        cases[share] = Case(work / share, [Run("train", config)])
+    resume = work / "resume"
+    data, _ = split_corpus(resume / "data", FILES)
+    cases["resume"] = Case(
+        resume,
+        [
+            Run(
+                "straight", streamed_config(tiny, data, resume / "straight", resume / "straight-checkpoints")
+            ),
+            Run(
+                "resumed",
+                streamed_config(tiny, data, resume / "resumed", resume / "resumed-checkpoints"),
+                resume_from=resume / "straight-checkpoints" / step_name(RESUME_AT),
+            ),
+        ],
+    )
+    run_trainer_cases(list(cases.values()), work)
+    return cases
+
+
+@pytest.mark.parametrize("share", list(SHARES))
 def test_each_rank_reads_only_its_share_and_the_shares_cover_the_data_set(
-    tiny: TinyAssets, tmp_path: Path, files: int, share: str
+    runs: dict[str, Case], share: str
 ) -> None:
-    data, rows = split_corpus(tmp_path / "data", files)
-    config = streamed_config(tiny, data, tmp_path / "out", tmp_path / "checkpoints")
-    log = run_training(config, tmp_path / "work")
+    rows = ROWS_PER_FILE * FILES
+    log = runs[share].log("train")
 
     read = {
         rank: int(n) for rank, n in rank_logs(log, r"rank \d: pass 0 over its share read (\d+) rows").items()
@@ -86,27 +122,17 @@ def test_each_rank_reads_only_its_share_and_the_shares_cover_the_data_set(
             0: "rows 0, 2, 4, ... of 1 file(s)",
             1: "rows 1, 3, 5, ... of 1 file(s)",
         }
-    assert sorted(step_losses(tmp_path / "out")) == list(range(1, STEPS + 1))
+    assert sorted(step_losses(runs[share].directory / "out")) == list(range(1, STEPS + 1))
 
 
-def test_a_resumed_streamed_run_reproduces_the_straight_runs_losses(tiny: TinyAssets, tmp_path: Path) -> None:
-    data, _ = split_corpus(tmp_path / "data", FILES)
-    straight = streamed_config(tiny, data, tmp_path / "straight", tmp_path / "straight-checkpoints")
-    run_training(straight, tmp_path / "straight-work")
-
-    resumed_checkpoints = tmp_path / "resumed-checkpoints"
-    resumed_checkpoints.mkdir()
-    shutil.copytree(
-        tmp_path / "straight-checkpoints" / step_name(RESUME_AT), resumed_checkpoints / step_name(RESUME_AT)
-    )
-    (resumed_checkpoints / LATEST).write_text(str(RESUME_AT))
-    resumed = streamed_config(tiny, data, tmp_path / "resumed", resumed_checkpoints)
-    log = run_training(resumed, tmp_path / "resumed-work")
+def test_a_resumed_streamed_run_reproduces_the_straight_runs_losses(runs: dict[str, Case]) -> None:
+    case = runs["resume"]
+    log = case.log("resumed")
 
     assert log.count("micro-batches consumed before the resume again") == 2, "one line per rank"
     assert "rank 0: read the 4 micro-batches consumed before the resume again" in log
     assert "rank 1: read the 4 micro-batches consumed before the resume again" in log
-    first, second = step_losses(tmp_path / "straight"), step_losses(tmp_path / "resumed")
+    first, second = step_losses(case.directory / "straight"), step_losses(case.directory / "resumed")
     assert sorted(second) == list(range(RESUME_AT + 1, STEPS + 1)), "the resumed run did not resume"
     for step in second:
         assert second[step] == pytest.approx(first[step], rel=1e-6, abs=1e-6), (step, first, second)
