@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.runtime.conftest import run_module_ranks, runtime_env, write_config
-
 
 @dataclass(frozen=True)
 class Run:
@@ -66,6 +64,9 @@ class Case:
 def run_trainer_cases(cases: list[Case], work: Path, nproc: int = 2) -> None:
     """All `cases` in one launch of `nproc` ranks; fails the test on a non-zero exit (a failed run
     does not exit non-zero: see `Case.log`)."""
+    # here, not at the top: the ranks import this module, and need neither pytest nor the harness
+    from tests.runtime.conftest import run_module_ranks, runtime_env, write_config
+
     plan = []
     for case in cases:
         case.directory.mkdir(parents=True, exist_ok=True)
