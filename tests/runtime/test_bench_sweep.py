@@ -2,8 +2,12 @@
 meets the SLOs, and a listed pattern drawn as the sweep plot.
 
 The server stands in for an engine with an admission limit (`--max-concurrent 5`: more requests at
-once are refused with 429), so the answer is exact and depends on no timing: every level up to 5 meets
-the (generous) SLOs and keeps its load (nothing counts as late), any higher one has errors."""
+once are refused with 429), so the answer is exact: every level up to 5 meets the (generous) SLOs and
+keeps its load (nothing counts as late), any higher one has errors. That a higher level has errors
+needs more than 5 of its requests in flight at once: each completion holds its slot for HOLD_MS before
+its first token, so the workers of a level overlap even when a loaded machine delays the client's
+sends by tens of milliseconds. With 5 ms, at load 8-19 on two cores, level 8 once never had 6 in
+flight, was not refused, and the search answered 8."""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ import yaml
 from modelfleet_serve.bench.fake_server import running
 
 pytestmark = pytest.mark.runtime
+
+HOLD_MS = 100.0
 
 PROMPTS = Path(__file__).parents[2] / "examples" / "bench" / "sharegpt-sample.jsonl"
 
@@ -42,7 +48,7 @@ def sweep(tmp_path: Path, url: str, load: dict[str, Any]) -> Path:
 
 
 def test_search_finds_the_highest_concurrency_meeting_the_slos(tmp_path: Path) -> None:
-    with running(5.0, 1.0, "--max-concurrent", "5") as url:
+    with running(HOLD_MS, 1.0, "--max-concurrent", "5") as url:
         # a stall of this shared machine must not decide the answer: no request counts as late
         load = {
             "mode": "closed-loop",
