@@ -17,6 +17,8 @@ from modelfleet_operator.common.reconcile import Outcome
 from modelfleet_operator.common.slots import PassSlots, Priority
 from modelfleet_operator.config import OperatorConfig
 
+from tests.unit.test_operator_core import Stopped
+
 pytestmark = pytest.mark.unit
 
 PROMPT, ROUTINE = Priority.PROMPT, Priority.ROUTINE
@@ -109,19 +111,6 @@ def test_passes_that_may_make_children_are_prompt() -> None:
     assert pass_priority(planned, 3, urgent=True) == PROMPT, "a pod stopped"
 
 
-class Stopped:
-    """kopf's ``DaemonStopped`` as a daemon uses it."""
-
-    def __init__(self) -> None:
-        self.flag = asyncio.Event()
-
-    def __bool__(self) -> bool:
-        return self.flag.is_set()
-
-    async def wait(self) -> None:
-        await self.flag.wait()
-
-
 class RecordingEngine:
     """An engine whose passes only record which object they were over."""
 
@@ -145,34 +134,44 @@ def body(name: str, generation: int = 1) -> dict[str, Any]:
     return {"apiVersion": "modelfleet.io/v1alpha1", "kind": "TrainingJob", "metadata": meta, "spec": {}}
 
 
-def daemon_of(operator: Operator, engine: RecordingEngine) -> Any:
+def daemons(operator: Operator, engine: RecordingEngine) -> Any:
+    """A function that starts the daemon ``register_controller`` registers for one object."""
     register_controller(operator, engine)  # type: ignore[arg-type]
     (daemon,) = operator.registry._spawning.get_all_handlers()
-    return daemon.fn
 
-
-def test_a_new_objects_first_pass_goes_before_the_follow_ups_of_others(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(handlers, "SETTLE_SECONDS", 0.0)
-    engine = RecordingEngine()
-
-    async def scenario() -> None:
-        operator = Operator(OperatorConfig(workers=1), kopf.OperatorRegistry())
-        daemon = daemon_of(operator, engine)
-        stops = [Stopped() for _ in range(2)]
-        old = asyncio.ensure_future(
-            daemon(body=body("old"), name="old", namespace="ns", uid="uid-old", stopped=stops[0])
+    def start(name: str, stopped: Stopped) -> asyncio.Future[Any]:
+        return asyncio.ensure_future(
+            daemon.fn(body=body(name), name=name, namespace="ns", uid=f"uid-{name}", stopped=stopped)
         )
+
+    return start
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> RecordingEngine:
+    """An engine for daemons that pass again at once when woken (no settle time)."""
+    monkeypatch.setattr(handlers, "SETTLE_SECONDS", 0.0)
+    return RecordingEngine()
+
+
+def one_slot(engine: RecordingEngine) -> tuple[Operator, Any]:
+    """An operator of one worker slot, and the starter of its daemons (inside the event loop)."""
+    operator = Operator(OperatorConfig(workers=1), kopf.OperatorRegistry())
+    return operator, daemons(operator, engine)
+
+
+def test_a_new_objects_first_pass_goes_before_the_follow_ups_of_others(engine: RecordingEngine) -> None:
+    async def scenario() -> None:
+        operator, start = one_slot(engine)
+        stops = [Stopped() for _ in range(2)]
+        old = start("old", stops[0])
         await settle()
         assert engine.passes == ["old"], "its first pass"
 
         await operator.workers.acquire(ROUTINE)  # every slot is busy
         operator.wakeups.wake(("TrainingJob", "ns", "old"))  # its pods changed: a follow-up waits
         await settle()
-        new = asyncio.ensure_future(
-            daemon(body=body("new"), name="new", namespace="ns", uid="uid-new", stopped=stops[1])
-        )
+        new = start("new", stops[1])
         await settle()
         assert operator.workers.waiting == 2
         operator.workers.release()
@@ -186,19 +185,13 @@ def test_a_new_objects_first_pass_goes_before_the_follow_ups_of_others(
 
 
 def test_wakes_that_come_while_a_pass_waits_for_its_slot_make_no_pass_of_their_own(
-    monkeypatch: pytest.MonkeyPatch,
+    engine: RecordingEngine,
 ) -> None:
-    monkeypatch.setattr(handlers, "SETTLE_SECONDS", 0.0)
-    engine = RecordingEngine()
-
     async def scenario() -> None:
-        operator = Operator(OperatorConfig(workers=1), kopf.OperatorRegistry())
-        daemon = daemon_of(operator, engine)
+        operator, start = one_slot(engine)
         stopped = Stopped()
         await operator.workers.acquire(ROUTINE)
-        task = asyncio.ensure_future(
-            daemon(body=body("tj"), name="tj", namespace="ns", uid="uid-tj", stopped=stopped)
-        )
+        task = start("tj", stopped)
         await settle()
         for _ in range(3):  # its children and pods change while its first pass waits for a slot
             operator.wakeups.wake(("TrainingJob", "ns", "tj"))
