@@ -13,6 +13,8 @@ of its own:
   the operator's figures are given as ratios of its. Latencies of both are counted from each
   TrainingJob's creation, so they include the wait behind the burst's earlier TrainingJobs.
 - steady: TrainingJobs at a fixed rate (20/s for 60 s), creation -> worker-Job p50/p99.
+- steady-plain (not run by default): the same stream handled by the plain client instead of the
+  operator: whether the API server allows that rate on this machine at all.
 - idle: 500 Running TrainingJobs and 100 Ready ModelDeployments (kwok runs their pods), nothing
   changing: the operator's API requests per second, counted exactly from the API server's audit log
   (the operator's user only), and its CPU; ``apiserver_request_total`` over the same window with and
@@ -48,7 +50,7 @@ from benchmarks.scale.phases import Bench, Settings
 from benchmarks.scale.report import print_report, targets
 from hack.controlplane.cluster import PORT_BASE, REPO_ROOT
 
-PHASES = ("burst", "steady", "idle", "client-check")
+PHASES = ("burst", "steady", "steady-plain", "idle", "client-check")
 DEFAULT_PHASES = ("burst", "steady", "idle")
 BENCH_PORT_OFFSET = 100
 """Ports: `make cluster-up` uses the base, the test tier +200 (and +300 for a second plane), this +100."""
@@ -175,6 +177,13 @@ def _run_phases(bench: Bench, args: argparse.Namespace, report: dict[str, Any]) 
     if "steady" in args.phases:
         print(f"steady: {args.steady_rate:g} TrainingJobs/s for {args.steady_seconds:g} s", flush=True)
         phases["steady"] = bench.steady(args.steady_rate, args.steady_seconds)
+        _write(args.out, report)
+    if "steady-plain" in args.phases:
+        print(
+            f"steady, plain client: {args.steady_rate:g} TrainingJobs/s for {args.steady_seconds:g} s",
+            flush=True,
+        )
+        phases["steady_plain"] = bench.steady(args.steady_rate, args.steady_seconds, who="plain")
         _write(args.out, report)
     if "idle" in args.phases:
         print(

@@ -121,13 +121,20 @@ class Bench:
         }
         save()
 
-    def steady(self, rate: float, seconds: float) -> Json:
-        """TrainingJobs at ``rate`` per second for ``seconds``, the operator alone."""
+    def steady(self, rate: float, seconds: float, who: str = "operator") -> Json:
+        """TrainingJobs at ``rate`` per second for ``seconds``, the operator alone (``who="plain"``: the
+        plain client instead, what the API server allows at that rate on this machine)."""
         count = round(rate * seconds)
-        namespace = "steady"
+        namespace = "steady" if who == "operator" else f"steady-{who}"
+        operator = who == "operator"
         with self._fresh_plane(namespace):
-            recorder = self._open(namespace, include_training_jobs=True)
-            contestant = start_operator(self.plane, self.settings.operator_env)
+            recorder = self._open(namespace, include_training_jobs=operator)
+            if operator:
+                contestant = start_operator(self.plane, self.settings.operator_env)
+            else:
+                contestant = start_plain(
+                    self.plane, namespace, self.settings.plain_processes, self.settings.plain_threads
+                )
             try:
                 before = self._snapshot(contestant)
                 manifests = [training_job(f"tj-{i:05d}", self.settings.workers) for i in range(count)]
@@ -135,13 +142,14 @@ class Bench:
                 outcome = self._children_outcome(recorder, namespace, created)
                 after = self._snapshot(contestant)
                 pods = self._pods_outcome(recorder, count, created)
-                running = self._running_outcome(recorder, count, created)
+                running = self._running_outcome(recorder, count, created) if operator else None
                 final = self._snapshot(contestant)
-                windows = self._window(before, after, "operator"), self._window(before, final, "operator")
+                windows = self._window(before, after, who), self._window(before, final, who)
             finally:
                 contestant.stop()
                 recorder.stop()
-        return {
+        result: Json = {
+            "who": who,
             "rate_per_second": rate,
             "seconds": seconds,
             "training_jobs": count,
@@ -149,11 +157,13 @@ class Bench:
             "creation_lateness_seconds": percentiles(created.late),
             **outcome,
             "pods": pods,
-            "training_jobs_running": running,
             "window_until_all_children": windows[0],
             "window_total": windows[1],
-            "operator_peak_rss_mb": _mb(final.contestant.peak_rss_bytes if final.contestant else 0),
+            f"{who}_peak_rss_mb": _mb(final.contestant.peak_rss_bytes if final.contestant else 0),
         }
+        if running is not None:
+            result["training_jobs_running"] = running
+        return result
 
     def idle(self, training_jobs: int, deployments: int, settle: float, seconds: float) -> Json:
         """``training_jobs`` Running TrainingJobs and ``deployments`` Ready ModelDeployments, nothing

@@ -113,10 +113,12 @@ def print_report(report: Json, console: Console | None = None) -> None:
                 str(size), "ratio", _fmt(ratios["children_rate"]), "", "", "", _fmt(ratios["p99_latency"])
             )
         console.print(table)
-    if phases.get("steady"):
-        steady = phases["steady"]
+    for key, who in (("steady", "operator"), ("steady_plain", "plain")):
+        if not phases.get(key):
+            continue
+        steady = phases[key]
         table = Table(
-            title=f"Steady: {steady['rate_per_second']:g} TrainingJobs/s for {steady['seconds']:g} s"
+            title=f"Steady ({who}): {steady['rate_per_second']:g} TrainingJobs/s for {steady['seconds']:g} s"
         )
         for column in ("achieved/s", "Jobs seen", "Job p50", "p95", "p99", "max", "CPU s", "RSS MB", "load"):
             table.add_column(column, justify="right")
@@ -125,7 +127,7 @@ def print_report(report: Json, console: Console | None = None) -> None:
         table.add_row(
             _fmt(steady["achieved_creation_rate"]), f"{latency['count']}/{steady['training_jobs']}",
             _fmt(latency["p50"]), _fmt(latency["p95"]), _fmt(latency["p99"]), _fmt(latency["max"]),
-            _fmt(window.get("contestant_cpu_seconds")), _fmt(steady["operator_peak_rss_mb"]),
+            _fmt(window.get("contestant_cpu_seconds")), _fmt(steady[f"{who}_peak_rss_mb"]),
             _fmt(window["loadavg_before"][0]),
         )  # fmt: skip
         console.print(table)

@@ -86,8 +86,9 @@ class OperatorConfig:
     (``MODELFLEET_RESYNC_SECONDS``). Passes are driven by watch events and by each plan's own deadline
     (timeouts, stalls, TTLs); this only bounds how long a missed event could go unnoticed."""
     workers: int = 32
-    """Passes that run at once over all objects (``MODELFLEET_WORKERS``); the others wait for a slot,
-    first come first served (``modelfleet_reconcile_queue_depth{state="waiting"}``)."""
+    """Passes that run at once over all objects (``MODELFLEET_WORKERS``); the others wait for a slot
+    (``modelfleet_reconcile_queue_depth{state="waiting"}``), the passes that make children (an
+    object's first, or its first after a spec change) before those that report (``common.slots``)."""
     api_qps: float = 0.0
     """Average Kubernetes API requests per second the controllers may make (``MODELFLEET_API_QPS``;
     0: no limit besides ``api_connections``), for a shared API server."""

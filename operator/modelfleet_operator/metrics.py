@@ -21,7 +21,6 @@ This module imports neither kopf nor the Kubernetes client, so any layer may rep
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -32,6 +31,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_se
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from modelfleet_operator.common.slots import PassSlots, Priority
 from modelfleet_operator.log_context import resource_context
 
 T = TypeVar("T")
@@ -105,19 +105,25 @@ def observe_reconcile(kind: str) -> Iterator[None]:
 
 
 async def measured_pass(
-    kind: str, workers: asyncio.Semaphore, namespace: str, name: str, run: Callable[[], Awaitable[T]]
+    kind: str,
+    workers: PassSlots,
+    priority: Priority,
+    namespace: str,
+    name: str,
+    run: Callable[[], Awaitable[T]],
 ) -> T:
-    """``await run()`` once one of the operator's ``workers`` slots is free, measured and with the
-    object in every log line it writes. The one call a controller's daemon makes per pass::
+    """``await run()`` once one of the operator's ``workers`` slots is given to it (by ``priority``,
+    ``common.slots``), measured and with the object in every log line it writes. The one call a
+    controller's daemon makes per pass::
 
-        await metrics.measured_pass("ModelDeployment", workers, namespace, name, one_pass)
+        await metrics.measured_pass("ModelDeployment", workers, Priority.ROUTINE, namespace, name, one_pass)
 
     The wait for a slot is the ``waiting`` queue, the pass itself the ``running`` one.
     """
     waiting = QUEUE_DEPTH.labels(kind, "waiting")
     waiting.inc()
     try:
-        await workers.acquire()
+        await workers.acquire(priority)
     finally:
         waiting.dec()
     try:

@@ -46,7 +46,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         [
             sys.executable, "-m", "benchmarks.operator_scale", "--quick", "--out", str(out),
             "--run-dir", str(run_dir), "--port-base", str(PORT_BASE + PORT_OFFSET),
-            "--workers", str(WORKERS), "--phases", "burst,steady,idle,client-check",
+            "--workers", str(WORKERS), "--phases", "burst,steady,steady-plain,idle,client-check",
         ],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=540,
     )  # fmt: skip
@@ -108,6 +108,18 @@ def test_steady_phase_sees_a_job_for_every_training_job(report: dict[str, Any]) 
     assert steady["creation_lateness_seconds"]["count"] == count
     assert steady["training_jobs_running"]["running"] == count
     assert steady["operator_peak_rss_mb"] > 0
+
+
+def test_steady_plain_phase_runs_the_same_stream_through_the_plain_client(report: dict[str, Any]) -> None:
+    steady = report["phases"]["steady_plain"]
+    count = steady["training_jobs"]
+    assert steady["who"] == "plain" and count == report["phases"]["steady"]["training_jobs"]
+    assert steady["complete"] is True
+    assert steady["job_latency_seconds"]["count"] == count
+    assert "training_jobs_running" not in steady  # the plain client writes no status
+    requests = steady["window_total"]["plain_requests"]
+    assert requests["by_verb"] == {"create": count * children_per_training_job()}
+    assert steady["plain_peak_rss_mb"] > 0
 
 
 def test_idle_phase_counts_the_operators_requests_exactly(report: dict[str, Any]) -> None:

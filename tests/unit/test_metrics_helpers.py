@@ -9,10 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 from modelfleet_operator import metrics
+from modelfleet_operator.common.slots import PassSlots, Priority
 from modelfleet_operator.logging_setup import configure_logging
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 pytestmark = pytest.mark.unit
+ROUTINE = Priority.ROUTINE
 
 
 def sample(name: str, **labels: str) -> float:
@@ -29,9 +31,9 @@ def test_measured_pass_counts_results_duration_and_empties_the_queue() -> None:
     async def bad() -> None:
         raise RuntimeError("API down")
 
-    asyncio.run(metrics.measured_pass("UnitKind", asyncio.Semaphore(1), "ns", "a", good))
+    asyncio.run(metrics.measured_pass("UnitKind", PassSlots(1), ROUTINE, "ns", "a", good))
     with pytest.raises(RuntimeError):
-        asyncio.run(metrics.measured_pass("UnitKind", asyncio.Semaphore(1), "ns", "b", bad))
+        asyncio.run(metrics.measured_pass("UnitKind", PassSlots(1), ROUTINE, "ns", "b", bad))
 
     assert seen == ["a"]
     assert sample("modelfleet_reconcile_total", kind="UnitKind", result="success") == 1
@@ -43,15 +45,15 @@ def test_measured_pass_counts_results_duration_and_empties_the_queue() -> None:
 
 def test_passes_wait_for_a_worker_slot_and_a_cancelled_wait_leaves_the_queue() -> None:
     async def scenario() -> None:
-        workers = asyncio.Semaphore(1)
+        workers = PassSlots(1)
         blocker = asyncio.Event()
 
         async def slow() -> None:
             await blocker.wait()
 
-        first = asyncio.ensure_future(metrics.measured_pass("QueueKind", workers, "ns", "a", slow))
+        first = asyncio.ensure_future(metrics.measured_pass("QueueKind", workers, ROUTINE, "ns", "a", slow))
         await asyncio.sleep(0.01)
-        second = asyncio.ensure_future(metrics.measured_pass("QueueKind", workers, "ns", "b", slow))
+        second = asyncio.ensure_future(metrics.measured_pass("QueueKind", workers, ROUTINE, "ns", "b", slow))
         await asyncio.sleep(0.01)
         assert sample("modelfleet_reconcile_queue_depth", kind="QueueKind", state="waiting") == 1
         assert sample("modelfleet_reconcile_queue_depth", kind="QueueKind", state="running") == 1
@@ -108,7 +110,7 @@ def test_json_logs_carry_the_object_of_the_reconcile_pass(
         log.info("pass over %s", "llama")
 
     log.info("outside any pass")
-    asyncio.run(metrics.measured_pass("TrainingJob", asyncio.Semaphore(1), "team-a", "llama", reconcile))
+    asyncio.run(metrics.measured_pass("TrainingJob", PassSlots(1), ROUTINE, "team-a", "llama", reconcile))
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
 
     outside, inside = lines

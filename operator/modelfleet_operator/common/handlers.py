@@ -5,7 +5,11 @@ that wake it.
 operator's ``workers`` slots (``metrics.measured_pass``), then sleeps until it is woken, until the
 plan's next deadline (``requeue_at``: a timeout, a TTL), or until the long safety resync passes. Woken,
 it waits ``SETTLE_SECONDS`` more, so the events that follow one another come into one pass; an event
-of a pod that stops (``pod_stops``) cuts that wait short.
+of a pod that stops (``pod_stops``) cuts that wait short. Slots go first to the passes that make or
+replace children (``pass_priority``: an object's first pass, its first after a spec change, one woken
+by a pod that stopped), then to the others (``common.slots``). A pass reads its object and the
+indexes when it gets its slot, so the wakes that came while it waited for one are news it already
+sees: they are cleared then, and make no pass of their own.
 
 **Wakes.** Watch events wake the daemon of the object they concern: events on the object itself when
 its spec changed (a new ``generation``) or its status is not one this operator wrote (the echo of its
@@ -58,6 +62,7 @@ from modelfleet_operator.common.kinds import (
 )
 from modelfleet_operator.common.live import project
 from modelfleet_operator.common.reconcile import Engine, utcnow
+from modelfleet_operator.common.slots import PassSlots, Priority
 from modelfleet_operator.config import OperatorConfig
 from modelfleet_operator.kopf_fixes.light_handlers import light
 from modelfleet_operator.kube import Manifest
@@ -158,21 +163,32 @@ async def sleep_until_woken(
     seconds: float,
     settle: float = 0.0,
     urgent: asyncio.Event | None = None,
-) -> None:
+) -> bool:
     """Sleep ``seconds``, or less when ``wake`` is set or the daemon is stopped; clears ``wake``.
 
     Woken, it sleeps ``settle`` seconds more (unless stopped, or ``urgent`` is or gets set), so the
     events that follow one another (a pod scheduled, then running, then its Job's counts) come into one
     pass, not a pass each: a controller's work queue does the same by holding a key that is already
-    queued. ``urgent`` is cleared too."""
+    queued. ``urgent`` is cleared too; whether it was set is returned."""
     urgent = urgent or asyncio.Event()
     woken = wake.is_set()
     if seconds > 0 and not woken:
         woken = await _first(wake.wait(), stopped.wait(), timeout=seconds) and wake.is_set()
     if woken and settle > 0 and not stopped and not urgent.is_set():
         await _first(stopped.wait(), urgent.wait(), timeout=settle)
+    was_urgent = urgent.is_set()
     wake.clear()
     urgent.clear()
+    return was_urgent
+
+
+def pass_priority(state: ObjectState, generation: int | None, urgent: bool) -> Priority:
+    """``PROMPT`` for a pass that may make or replace children: the object's first (``state`` has
+    planned no generation yet), its first since its spec changed, or one woken by a pod that stopped;
+    ``ROUTINE`` for the passes that report what children and pods do."""
+    if urgent or state.generation is None or generation != state.generation:
+        return Priority.PROMPT
+    return Priority.ROUTINE
 
 
 async def _first(*awaitables: Awaitable[Any], timeout: float) -> bool:
@@ -208,11 +224,11 @@ class Operator:
     config: OperatorConfig
     registry: kopf.OperatorRegistry
     wakeups: Wakeups = field(default_factory=Wakeups)
-    workers: asyncio.Semaphore = field(init=False)
+    workers: PassSlots = field(init=False)
     index_ids: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.workers = asyncio.Semaphore(self.config.workers)
+        self.workers = PassSlots(self.config.workers)
 
 
 def register_indexes(operator: Operator) -> None:
@@ -431,24 +447,32 @@ def register_controller(
         key = (kind.kind, namespace, name)
         indexes = ix.Indexes({k: v for k, v in kwargs.items() if k in operator.index_ids})
         state = wakeups.register(key)
+        urgent = False
         try:
             while not stopped:
-                requeue_at = await finish(asyncio.ensure_future(one_pass(body, state, indexes, stopped)))
+                passing = one_pass(body, state, indexes, stopped, urgent)
+                requeue_at = await finish(asyncio.ensure_future(passing))
                 pause = _pause(requeue_at, config.resync_seconds)
-                await sleep_until_woken(state.wake, stopped, pause, SETTLE_SECONDS, state.urgent)
+                urgent = await sleep_until_woken(state.wake, stopped, pause, SETTLE_SECONDS, state.urgent)
         finally:
             wakeups.drop(key)
             engine.forget(uid)
 
     async def one_pass(
-        body: kopf.Body, state: ObjectState, indexes: ix.Indexes, stopped: kopf.DaemonStopped
+        body: kopf.Body, state: ObjectState, indexes: ix.Indexes, stopped: kopf.DaemonStopped, urgent: bool
     ) -> datetime | None:
         meta = body.get("metadata") or {}
         namespace, name = meta.get("namespace", ""), meta.get("name", "")
+        priority = pass_priority(state, meta.get("generation"), urgent)
 
         async def run() -> datetime | None:
             if stopped:
                 return None
+            # What woke the daemon while this pass waited for its slot is in what it reads now (the
+            # body and the indexes, both updated before any wake): no pass of its own. No await comes
+            # between these lines and the snapshot, so a later event wakes it again.
+            state.wake.clear()
+            state.urgent.clear()
             # kopf replaces the body it holds with each event's new one and never changes one in place,
             # so the top level's copy is a snapshot that stays as it was while the pass awaits.
             snapshot: Manifest = dict(body)
@@ -461,7 +485,7 @@ def register_controller(
             return outcome.requeue_at
 
         try:
-            return await metrics.measured_pass(kind.kind, operator.workers, namespace, name, run)
+            return await metrics.measured_pass(kind.kind, operator.workers, priority, namespace, name, run)
         except Exception:  # a failed pass is retried; the daemon must outlive API hiccups
             logger.exception("reconcile of %s %s/%s failed", kind.kind, namespace, name)
             return utcnow() + timedelta(seconds=config.backoff_seconds)
