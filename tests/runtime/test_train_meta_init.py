@@ -23,12 +23,11 @@ from modelfleet_api.training import LoraSpec, TrainingMethod
 
 from tests.runtime.conftest import (
     TinyAssets,
-    run_module_ranks,
     runtime_config,
     runtime_env,
     write_config,
 )
-from tests.runtime.trainer_runs import Case, each_case
+from tests.runtime.trainer_runs import Case, each_case, launch_plan
 
 pytestmark = pytest.mark.runtime
 
@@ -118,8 +117,7 @@ def inspected(tiny: TinyAssets, tied_model: Path, tmp_path_factory: pytest.TempP
         case.mkdir()
         config = runtime_config(tiny, case / "out", model={"uri": str(tied_model)}, **strategies[name])
         plan.append({"dir": str(case), "config": str(write_config(config, case / "config.yaml"))})
-    (work / "plan.json").write_text(json.dumps(plan))
-    run_module_ranks(__name__, ["--plan", str(work / "plan.json")], work, runtime_env(work))
+    launch_plan(__name__, plan, work, runtime_env(work))
     results = {}
     for name in CASES:
         case = work / name

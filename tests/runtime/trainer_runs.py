@@ -65,7 +65,7 @@ def run_trainer_cases(cases: list[Case], work: Path, nproc: int = 2) -> None:
     """All `cases` in one launch of `nproc` ranks; fails the test on a non-zero exit (a failed run
     does not exit non-zero: see `Case.log`)."""
     # here, not at the top: the ranks import this module, and need neither pytest nor the harness
-    from tests.runtime.conftest import run_module_ranks, runtime_env, write_config
+    from tests.runtime.conftest import runtime_env, write_config
 
     plan = []
     for case in cases:
@@ -80,9 +80,17 @@ def run_trainer_cases(cases: list[Case], work: Path, nproc: int = 2) -> None:
                 }
             )
         plan.append({"dir": str(case.directory), "runs": runs})
-    (work / "plan.json").write_text(json.dumps(plan))
     env = runtime_env(work) | {"MODELFLEET_METRICS_PORT": "0"}  # a fresh port for every run
-    run_module_ranks(__name__, ["--plan", str(work / "plan.json")], work, env)
+    launch_plan(__name__, plan, work, env)
+
+
+def launch_plan(module: str, plan: list[dict[str, Any]], work: Path, env: dict[str, str]) -> None:
+    """`module`'s `main` under torchrun over `plan`, written to `work/plan.json` and given as `--plan`,
+    which `each_case` reads back; fails the test on a non-zero exit."""
+    from tests.runtime.conftest import run_module_ranks
+
+    (work / "plan.json").write_text(json.dumps(plan))
+    run_module_ranks(module, ["--plan", str(work / "plan.json")], work, env)
 
 
 def train(run: dict[str, Any], log_file: Path) -> None:
