@@ -4,9 +4,23 @@ warning) otherwise."""
 
 from __future__ import annotations
 
-from modelfleet_operator.kopf_fixes import fast_json, light_handlers, readiness, vanished_kinds
+from modelfleet_operator.kopf_fixes import (
+    fast_json,
+    late_discovery,
+    light_handlers,
+    readiness,
+    vanished_kinds,
+)
 
 
 def install() -> bool:
     """Install every fix once; False when one of them found kopf changed and was left out."""
-    return all([readiness.install(), vanished_kinds.install(), light_handlers.install(), fast_json.install()])
+    return all(
+        [
+            readiness.install(),
+            vanished_kinds.install(),
+            late_discovery.install(),
+            light_handlers.install(),
+            fast_json.install(),
+        ]
+    )
