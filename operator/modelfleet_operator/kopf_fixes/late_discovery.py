@@ -76,12 +76,22 @@ async def _wait_until_listed(
     group: str, wanted: frozenset[tuple[str, str]], settings: Any, crd_name: str | None
 ) -> None:
     loop = asyncio.get_running_loop()
-    give_up = loop.time() + WAIT_SECONDS
+    began = loop.time()
+    give_up = began + WAIT_SECONDS
     pause = FIRST_PAUSE_SECONDS
+    reads = 0
     while True:
         listed = await scanning.scan_resources(groups={group}, settings=settings, logger=logger)
+        reads += 1
         missing = wanted - {(resource.version, resource.plural) for resource in listed}
         if not missing:
+            if reads > 1:
+                logger.info(
+                    "CRD %s: discovery listed its kind %.1f s after the CRD was Established (read %d times)",
+                    crd_name,
+                    loop.time() - began,
+                    reads,
+                )
             return
         if loop.time() + pause > give_up:
             logger.warning(
