@@ -97,10 +97,13 @@ image-cpu: image-tools deps-dev link ## build the CPU runtime image (cached by i
 crds: deps-dev link ## regenerate crds/ and the chart's copy from the API types
 	$(PY) -m modelfleet_api.crdgen crds charts/modelfleet/crds
 
+# mypy's cache lives in the cache, one per checkout (its entries name their files): a fresh clone at
+# the same place (CI's) checks in 3 s instead of 25.
+MYPY_CACHE = $(CACHE)/mypy/$(subst /,_,$(CURDIR))
 lint: deps-operator link ## ruff, mypy on the operator, import layers
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy
+	$(PY) -m mypy --cache-dir $(MYPY_CACHE)
 	$(VENV)/bin/lint-imports
 
 # ---- Tests --------------------------------------------------------------------------------------
@@ -119,19 +122,22 @@ deps: deps-operator deps-train deps-serve deps-dev link
 ALL_TIERS = $(subst $(space),$(space)or$(space),$(TIERS))
 CLUSTER_LOG := .cluster/test-cluster-tier.log
 E2E_LOG := .cluster/test-e2e-tier.log
-# each session ends with its slowest steps (setup, call, teardown): a run's log shows where its time went
+# each session ends with its slowest steps (setup, call, teardown), then its wall time and CPU (its own
+# and that of the processes it started and reaped: control planes, torchrun, engines): a run's log shows
+# where its time went
 DURATIONS := --durations=15 --durations-min=10
+timed = { TIMEFORMAT="==== $(1): %R s wall, %U s user + %S s sys CPU"; time $(2); }
 test: deps lint cluster-build thirdparty-kueue thirdparty-prometheus thirdparty-keda thirdparty-http-add-on chart-tools image-cpu ## set up everything and run every test tier
 	@mkdir -p .cluster
-	@$(PYTEST) $(DURATIONS) -m "(cluster or chart) and not timing" > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
-	$(PYTEST) $(DURATIONS) -m "e2e and not timing" > $(E2E_LOG) 2>&1 & e2e=$$!; \
-	$(PYTEST) $(DURATIONS) -m "(unit or runtime) and not timing" && rest=0 || rest=$$?; \
+	@$(call timed,cluster and chart tiers,$(PYTEST) $(DURATIONS) -m "(cluster or chart) and not timing") > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
+	$(call timed,e2e tier,$(PYTEST) $(DURATIONS) -m "e2e and not timing") > $(E2E_LOG) 2>&1 & e2e=$$!; \
+	$(call timed,unit and runtime tiers,$(PYTEST) $(DURATIONS) -m "(unit or runtime) and not timing") && rest=0 || rest=$$?; \
 	wait $$cluster && cluster_rc=0 || cluster_rc=$$?; \
 	wait $$e2e && e2e_rc=0 || e2e_rc=$$?; \
 	echo "==== cluster and chart tiers (log: $(CLUSTER_LOG)) ===="; cat $(CLUSTER_LOG); \
 	echo "==== e2e tier (log: $(E2E_LOG)) ===="; cat $(E2E_LOG); \
 	test $$rest -eq 0 -a $$cluster_rc -eq 0 -a $$e2e_rc -eq 0
-	$(PYTEST) -m "($(ALL_TIERS)) and timing" --reruns 2
+	@$(call timed,timing tests,$(PYTEST) -m "($(ALL_TIERS)) and timing" --reruns 2)
 test-unit: deps
 	$(PYTEST) -m unit
 test-cluster: thirdparty-kueue
