@@ -112,16 +112,19 @@ lint: deps-operator link ## ruff, mypy on the operator, import layers
 TIERS := unit cluster runtime chart e2e
 .PHONY: deps test $(addprefix test-,$(TIERS))
 deps: deps-operator deps-train deps-serve deps-dev link
-# Three pytest sessions run side by side: the CPU-bound unit and runtime tiers in the foreground; the
-# cluster tier (mostly waiting on the API server) with the light chart tier; and the e2e tier (pods on the
-# real node of a control plane of its own, mostly waiting on them). The background sessions' reports
-# follow the foreground's. Tests marked `timing` check latencies to the millisecond, which two busy cores
+# Four pytest sessions run side by side: the CPU-bound unit tier and the runtime tier's training files
+# in the foreground; the runtime tier's serving and benchmark files (engines, HTTP servers and their
+# clients: much of it waiting); the cluster tier (mostly waiting on the API server) with the light chart
+# tier; and the e2e tier (pods on the real node of a control plane of its own, mostly waiting on them).
+# The background sessions' reports follow the foreground's. Tests marked `timing` check latencies to the millisecond, which two busy cores
 # cannot promise, so they run afterwards alone; a timing test whose measurement window a stray stall of
 # this shared machine hit is measured again (at most twice more), with its tolerance unchanged: a real
 # error fails every attempt.
 ALL_TIERS = $(subst $(space),$(space)or$(space),$(TIERS))
 CLUSTER_LOG := .cluster/test-cluster-tier.log
 E2E_LOG := .cluster/test-e2e-tier.log
+SERVING_LOG := .cluster/test-runtime-serving.log
+RUNTIME_SERVING := $(wildcard tests/runtime/test_serve_*.py tests/runtime/test_bench_*.py)
 # each session ends with its slowest steps (setup, call, teardown), then its wall time and CPU (its own
 # and that of the processes it started and reaped: control planes, torchrun, engines): a run's log shows
 # where its time went
@@ -131,12 +134,15 @@ test: deps lint cluster-build thirdparty-kueue thirdparty-prometheus thirdparty-
 	@mkdir -p .cluster
 	@$(call timed,cluster and chart tiers,$(PYTEST) $(DURATIONS) -m "(cluster or chart) and not timing") > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
 	$(call timed,e2e tier,$(PYTEST) $(DURATIONS) -m "e2e and not timing") > $(E2E_LOG) 2>&1 & e2e=$$!; \
-	$(call timed,unit and runtime tiers,$(PYTEST) $(DURATIONS) -m "(unit or runtime) and not timing") && rest=0 || rest=$$?; \
+	$(call timed,runtime tier: serving and benchmark files,$(PYTEST) $(DURATIONS) -m "runtime and not timing" $(RUNTIME_SERVING)) > $(SERVING_LOG) 2>&1 & serving=$$!; \
+	$(call timed,unit tier and runtime tier: training files,$(PYTEST) $(DURATIONS) -m "(unit or runtime) and not timing" $(addprefix --ignore=,$(RUNTIME_SERVING))) && rest=0 || rest=$$?; \
+	wait $$serving && serving_rc=0 || serving_rc=$$?; \
 	wait $$cluster && cluster_rc=0 || cluster_rc=$$?; \
 	wait $$e2e && e2e_rc=0 || e2e_rc=$$?; \
+	echo "==== runtime tier: serving and benchmark files (log: $(SERVING_LOG)) ===="; cat $(SERVING_LOG); \
 	echo "==== cluster and chart tiers (log: $(CLUSTER_LOG)) ===="; cat $(CLUSTER_LOG); \
 	echo "==== e2e tier (log: $(E2E_LOG)) ===="; cat $(E2E_LOG); \
-	test $$rest -eq 0 -a $$cluster_rc -eq 0 -a $$e2e_rc -eq 0
+	test $$rest -eq 0 -a $$serving_rc -eq 0 -a $$cluster_rc -eq 0 -a $$e2e_rc -eq 0
 	@$(call timed,timing tests,$(PYTEST) -m "($(ALL_TIERS)) and timing" --reruns 2)
 test-unit: deps
 	$(PYTEST) -m unit

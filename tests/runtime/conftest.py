@@ -212,17 +212,33 @@ def stop(process: subprocess.Popen[bytes], grace: float = 30) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A running blob emulator (Azurite, from npm); yields its connection string."""
+def install_azurite() -> Path:
+    """Azurite from npm, installed into the cache once. Two test sessions use it (``make test`` runs
+    the runtime tier's serving and training files side by side), so it is installed into a directory
+    of its own and renamed into place whole: the session that loses the race uses the winner's."""
     binary = AZURITE_DIR / "node_modules" / ".bin" / "azurite-blob"
-    if not binary.exists():
+    if binary.exists():
+        return binary
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE, prefix="azurite-install-") as work:
+        staged = Path(work) / "azurite"
         subprocess.run(
-            ["npm", "install", "--prefix", str(AZURITE_DIR), "azurite@3"],
+            ["npm", "install", "--prefix", str(staged), "azurite@3"],
             check=True,
             capture_output=True,
             timeout=600,
         )
+        try:
+            staged.rename(AZURITE_DIR)
+        except OSError:  # another session installed it first
+            assert binary.exists(), f"{AZURITE_DIR} exists without {binary}: remove it and run again"
+    return binary
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running blob emulator (Azurite, from npm); yields its connection string."""
+    binary = install_azurite()
     port = free_port()
     process = subprocess.Popen(
         [
