@@ -9,9 +9,10 @@ custom kind in discovery only once its own discovery controller has seen the CRD
 (``DiscoveryController.sync`` in k8s.io/apiextensions-apiserver skips a CRD that is not), and that
 controller works from its own queue: the CRD's last event (``Established=True``) can reach kopf before
 discovery lists the kind. kopf's re-read then misses the kind, no later event of the CRD comes, and
-the kind is never watched until the operator restarts. Seen in CI, on a loaded machine: Kueue was
-installed after the operator started, its Workloads were never watched, and TrainingJobs waiting in
-Kueue's queue never showed Kueue's reason (nor a preemption).
+the kind is never watched until the operator restarts. That is how CI's two Kueue TrainingJob tests
+failed on a loaded machine (Kueue installed after the operator started): a TrainingJob waiting in
+Kueue's queue never showed Kueue's reason, nor a preemption, as if its Workload was never seen; the
+race itself was not caught in the act (a run under an artificial load did not hit it).
 
 Here an event of a CRD that is Established and not being deleted is handed to kopf only once discovery
 lists the CRD's kind in every version it serves: discovery is read again after a growing pause (0.1 s
