@@ -159,7 +159,7 @@ space := $(subst ,, )
 # ---- Benchmarks (not part of `make test`) --------------------------------------------------------
 # The operator scale benchmark starts a fresh control plane of its own for every measurement (ports
 # MODELFLEET_PORT_BASE+100 to +191, under .cluster/bench) and takes 30-60 min on two cores: BENCH_ARGS=--quick
-# runs small sizes in a few minutes, BENCH_ARGS="--phases burst --burst-sizes 300" one part (see
+# runs small sizes on one shared plane, BENCH_ARGS="--phases burst --burst-sizes 300" one part (see
 # docs/operations.md, "Sizing the operator").
 BENCH_OUT ?= .cluster/operator-scale.json
 BENCH_ARGS ?=

@@ -1,9 +1,12 @@
 """How the operator scales: bursts against a plain client, a steady stream, and its cost at rest.
 
 Each measurement runs on a control plane of its own (etcd, kube-apiserver, controller-manager, scheduler,
-kwok), started fresh under ``--run-dir/LABEL`` on ``--port-base`` and stopped after it, with the operator
-as a real process (``python -m modelfleet_operator``, its default settings) running as a ServiceAccount
-of its own:
+kwok), started fresh under ``--run-dir/NAMESPACE`` on ``--port-base`` and stopped after it, with the
+operator as a real process (``python -m modelfleet_operator``, its default settings) running as a
+ServiceAccount of its own. ``--plane shared`` (the default of ``--quick``) runs every measurement on one
+plane under ``--run-dir/shared`` instead, each in its own namespace with its own operator or plain
+client process, the namespace deleted after it: exact counts in a fraction of the time, for proving the
+benchmark works, but figures that share the plane's history (``benchmarks/scale/phases.py``).
 
 - burst: N TrainingJobs of ``--workers`` workers created as fast as a client can (16 threads); time
   until every one has all its children (ServiceAccount, Role, RoleBinding, two ConfigMaps, Service,
@@ -28,7 +31,7 @@ machine is shared, so read ratios, not seconds. The figures go to ``--out`` as J
 issue 18's targets is printed.
 
     python -m benchmarks.operator_scale --out report.json              # everything (30-60 min on 2 cores)
-    python -m benchmarks.operator_scale --quick --out report.json      # small sizes (a few minutes)
+    python -m benchmarks.operator_scale --quick --out report.json      # small sizes, one plane
     python -m benchmarks.operator_scale --phases burst --burst-sizes 300 --out report.json
 """
 
@@ -52,6 +55,7 @@ from hack.controlplane.cluster import PORT_BASE, REPO_ROOT
 
 PHASES = ("burst", "steady", "steady-plain", "idle", "client-check")
 DEFAULT_PHASES = ("burst", "steady", "idle")
+PLANES = ("fresh", "shared")
 BENCH_PORT_OFFSET = 100
 """Ports: `make cluster-up` uses the base, the test tier +200 (and +300 for a second plane), this +100."""
 QUICK = {
@@ -84,7 +88,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"comma-separated, of {', '.join(PHASES)} (default: {','.join(DEFAULT_PHASES)})",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="small sizes that prove the benchmark works (about a minute)"
+        "--quick",
+        action="store_true",
+        help="small sizes on one shared plane (--plane), that prove the benchmark works",
+    )
+    parser.add_argument(
+        "--plane",
+        choices=PLANES,
+        help="a fresh control plane per measurement, or one for all (default: fresh; --quick: shared)",
     )
     parser.add_argument("--burst-sizes", type=_csv(int), default=[100, 300, 1000])
     parser.add_argument("--steady-rate", type=float, default=20.0, help="TrainingJobs per second")
@@ -121,7 +132,8 @@ def _git() -> dict[str, Any]:
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[str, str]]:
+    """The command line, with ``--quick``'s sizes and plane where not given, and ``--operator-env``."""
     parser = _parser()
     args = parser.parse_args(argv)
     unknown = sorted(set(args.phases) - set(PHASES))
@@ -131,12 +143,19 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in QUICK.items():
             if getattr(args, key) == parser.get_default(key):
                 setattr(args, key, value)
+    if args.plane is None:
+        args.plane = "shared" if args.quick else "fresh"
     env = {}
     for item in args.operator_env:
         key, sep, value = item.partition("=")
         if not sep:
             parser.error(f"--operator-env {item!r}: expected KEY=VALUE")
         env[key] = value
+    return args, env
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, env = arguments(argv)
     settings = Settings(
         workers=args.workers, creator_threads=args.creator_threads, plain_processes=args.plain_processes,
         plain_threads=args.plain_threads, timeout=args.timeout, operator_env=env,
@@ -145,17 +164,20 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "operator_scale",
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
+        "plane": args.plane,
         "git": _git(),
         "machine": {"cpus": os.cpu_count(), "loadavg_start": procstat.loadavg()},
         "settings": {**vars(settings), "phases": args.phases},
         "phases": {},
     }
     started = time.monotonic()
-    print(f"control planes under {args.run_dir}, ports from {args.port_base}", flush=True)
+    print(f"control planes ({args.plane}) under {args.run_dir}, ports from {args.port_base}", flush=True)
     shutil.rmtree(args.run_dir, ignore_errors=True)  # an earlier run's logs
+    bench = Bench(args.run_dir, args.port_base, settings, shared_plane=args.plane == "shared")
     try:
-        _run_phases(Bench(args.run_dir, args.port_base, settings), args, report)
+        _run_phases(bench, args, report)
     finally:
+        bench.close()
         report["machine"]["loadavg_end"] = procstat.loadavg()
         report["seconds"] = round(time.monotonic() - started, 1)
         report["targets"] = targets(report["phases"])

@@ -151,3 +151,18 @@ def test_the_operator_runs_without_the_sync_client_as_in_its_image() -> None:
     probe = hidden + "import modelfleet_operator.__main__; print(sys.modules['kubernetes'])"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert loaded.stdout.strip() == "None", "kopf loaded the sync client"
+
+
+def test_quick_shares_one_plane_unless_told_otherwise_and_the_full_run_does_not() -> None:
+    from benchmarks.operator_scale import arguments
+
+    def plane(*argv: str) -> str:
+        args, _ = arguments(["--out", "report.json", *argv])
+        return str(args.plane)
+
+    assert plane() == "fresh"  # what docs/operations.md describes for the real benchmark
+    assert plane("--quick") == "shared"
+    assert plane("--quick", "--plane", "fresh") == "fresh"
+    assert plane("--plane", "shared") == "shared"
+    args, env = arguments(["--out", "r.json", "--quick", "--burst-sizes", "7", "--operator-env", "A=1"])
+    assert (args.burst_sizes, args.steady_seconds, env) == ([7], 4.0, {"A": "1"})
