@@ -10,7 +10,8 @@ run's log lines (what the pod's log would hold, every rank's) go to `<case>/<run
 the combined torchrun log, so a test reads the log of its own run. A failed run is recorded in
 `<case>/error-rank<N>.txt` (which the test reports) and ends its case: the next case still runs.
 `each_case` is that loop over a plan's cases; test_train_meta_init.py runs its own cases (a strategy's
-set-up inspected, no training) with it.
+set-up inspected, no training) with it. tests.runtime.shared_launches gathers the cases of several test
+files into one launch per world size.
 
 What a fresh launch itself does (the CLI's argument handling and exit codes, SIGTERM through torchrun,
 the supervisor, the operator-rendered worker) is tested with real `torchrun -m modelfleet_train`
@@ -35,11 +36,14 @@ from typing import Any
 @dataclass(frozen=True)
 class Run:
     """One training run: `name` names its log files; `resume_from` is a checkpoint directory that
-    rank 0 copies into the run's checkpoint store, and marks latest, before the run starts."""
+    rank 0 copies into the run's checkpoint store, and marks latest, before the run starts; `env` is
+    added to every rank's environment for this run alone (what a pod's env gives one job: the progress
+    ConfigMap, a storage connection string)."""
 
     name: str
     config: dict[str, Any]
     resume_from: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -77,25 +81,30 @@ def run_trainer_cases(cases: list[Case], work: Path, nproc: int = 2) -> None:
                     "name": run.name,
                     "config": str(write_config(run.config, case.directory / f"{run.name}.yaml")),
                     "resumeFrom": str(run.resume_from) if run.resume_from else None,
+                    "env": run.env,
                 }
             )
         plan.append({"dir": str(case.directory), "runs": runs})
     env = runtime_env(work) | {"MODELFLEET_METRICS_PORT": "0"}  # a fresh port for every run
-    launch_plan(__name__, plan, work, env)
+    launch_plan(__name__, plan, work, env, nproc)
 
 
-def launch_plan(module: str, plan: list[dict[str, Any]], work: Path, env: dict[str, str]) -> None:
-    """`module`'s `main` under torchrun over `plan`, written to `work/plan.json` and given as `--plan`,
-    which `each_case` reads back; fails the test on a non-zero exit."""
+def launch_plan(
+    module: str, plan: list[dict[str, Any]], work: Path, env: dict[str, str], nproc: int = 2
+) -> None:
+    """`module`'s `main` on `nproc` ranks under torchrun over `plan`, written to `work/plan.json` and
+    given as `--plan`, which `each_case` reads back; fails the test on a non-zero exit."""
     from tests.runtime.conftest import run_module_ranks
 
     (work / "plan.json").write_text(json.dumps(plan))
-    run_module_ranks(module, ["--plan", str(work / "plan.json")], work, env)
+    run_module_ranks(module, ["--plan", str(work / "plan.json")], work, env, nproc)
 
 
 def train(run: dict[str, Any], log_file: Path) -> None:
-    """What the `train` command does on this rank, its log lines also written to `log_file`."""
-    from modelfleet_train import distributed
+    """What the `train` command does on this rank (a tokenizer job too: rank 0 alone, no Trainer), with
+    the run's `env`, its log lines also written to `log_file`."""
+    from modelfleet_api.training import TrainingMethod
+    from modelfleet_train import distributed, tokenizer_training
     from modelfleet_train.checkpoints import LATEST, parse_step
     from modelfleet_train.config import Machine, load_config
     from modelfleet_train.trainer import Trainer
@@ -103,8 +112,13 @@ def train(run: dict[str, Any], log_file: Path) -> None:
     handler = logging.FileHandler(log_file)
     handler.setFormatter(logging.getLogger().handlers[0].formatter)
     logging.getLogger().addHandler(handler)
+    saved = {name: os.environ.get(name) for name in run["env"]}
+    os.environ.update(run["env"])
     try:
         config = load_config(Path(run["config"]), Machine.detect())
+        if config.method.type == TrainingMethod.TOKENIZER:
+            tokenizer_training.run(config)
+            return
         ctx = distributed.init_distributed()
         if run["resumeFrom"] is not None and ctx.is_main:
             checkpoint = Path(run["resumeFrom"])
@@ -115,6 +129,11 @@ def train(run: dict[str, Any], log_file: Path) -> None:
         result = Trainer(config, ctx).run()
         assert not result.preempted, "the run was preempted"
     finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         logging.getLogger().removeHandler(handler)
         handler.close()
 
