@@ -1,12 +1,12 @@
 """One `torchrun` per world size for the Trainer runs of several test files (tests.runtime.trainer_runs).
 
-A two-rank launch costs about 25 CPU-s of imports before any step, a one-rank launch half that; most
-runs these tests check cost a few. A test file registers a function that builds its case with
-`shared_case(nproc)`, at import; the session's `shared_trainer_runs` fixture (conftest.py) gives it
-back with `SharedLaunches.case(build)`. The first such request for a world size builds the cases of
-every registered function of that world size whose module has a test in the session, and runs them in
-one launch; later requests find their case done. A case that fails is reported by its own tests
-(`Case.check`), and the cases after it still run.
+A two-rank launch costs about 25 CPU-s of imports before any step, a one-rank launch half that; most runs
+these tests check cost a few. A test file registers a function that builds its case with
+`shared_case(nproc)`, at import; the session's `shared_trainer_runs` fixture (conftest.py) gives it back
+with `SharedLaunches.case(build)` (or `cases(build)`, for a builder of several cases). The first such
+request for a world size builds the cases of every registered function of that world size whose module
+has a test in the session, and runs them in one launch; later requests find their case done. A case that
+fails is reported by its own tests (`Case.check`), and the cases after it still run.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import pytest
 
 from tests.runtime.trainer_runs import Case, run_trainer_cases
 
-CaseBuilder = Callable[[pytest.FixtureRequest, Path], Case]
-"""(the session fixture's request, for the session fixtures a case needs; the case's directory) ->
-the case, its inputs written."""
+Built = Case | dict[str, Case]
+CaseBuilder = Callable[[pytest.FixtureRequest, Path], Built]
+"""(the session fixture's request, for the session fixtures a case needs; the directory to put its
+cases in) -> the case, or several keyed by name, their inputs written."""
 
 REGISTERED: dict[CaseBuilder, int] = {}
 """Every registered builder, with the number of ranks of its launch."""
@@ -42,20 +43,31 @@ class SharedLaunches:
 
     def __init__(self, request: pytest.FixtureRequest, root: Path) -> None:
         self.request, self.root = request, root
-        self.cases: dict[CaseBuilder, Case] = {}
+        self.built: dict[CaseBuilder, Built] = {}
         self.failed: dict[CaseBuilder, Exception] = {}
         self.launched: set[int] = set()
 
     def case(self, build: CaseBuilder) -> Case:
-        """`build`'s case, run (not checked: see `Case.check`); fails the test should its case not
-        have been built, or its launch itself have failed."""
+        """`build`'s case, run (not checked: see `Case.check`); fails the test should it not have
+        been built, or its launch itself have failed."""
+        built = self.run(build)
+        assert isinstance(built, Case), f"{build.__name__} builds several cases"
+        return built
+
+    def cases(self, build: CaseBuilder) -> dict[str, Case]:
+        """`build`'s cases by name, as `case` gives one."""
+        built = self.run(build)
+        assert isinstance(built, dict), f"{build.__name__} builds one case"
+        return built
+
+    def run(self, build: CaseBuilder) -> Built:
         nproc = REGISTERED[build]
         if nproc not in self.launched:
             self.launched.add(nproc)
             self.launch(nproc)
         if build in self.failed:
-            raise AssertionError(f"{build.__name__}'s case did not run") from self.failed[build]
-        return self.cases[build]
+            raise AssertionError(f"{build.__name__}'s cases did not run") from self.failed[build]
+        return self.built[build]
 
     def launch(self, nproc: int) -> None:
         """The selected modules' cases of `nproc` ranks, built (a builder that fails fails only its
@@ -68,15 +80,20 @@ class SharedLaunches:
             if ranks != nproc or build.__module__ not in selected:
                 continue
             try:
-                self.cases[build] = build(
+                self.built[build] = build(
                     self.request, work / f"{build.__module__.rsplit('.', 1)[-1]}.{build.__name__}"
                 )
             except Exception as error:
                 self.failed[build] = error
-        launched = [build for build in self.cases if REGISTERED[build] == nproc]
-        if not launched:
+        launched = [build for build in self.built if REGISTERED[build] == nproc]
+        cases = [case for build in launched for case in flatten(self.built[build])]
+        if not cases:
             return
         try:
-            run_trainer_cases([self.cases[build] for build in launched], work, nproc)
+            run_trainer_cases(cases, work, nproc)
         except Exception as error:
             self.failed.update(dict.fromkeys(launched, error))
+
+
+def flatten(built: Built) -> list[Case]:
+    return [built] if isinstance(built, Case) else list(built.values())
