@@ -9,9 +9,9 @@ data anew from the run's config as a pod does; only the process group and the im
 run's log lines (what the pod's log would hold, every rank's) go to `<case>/<run>-rank<N>.log` besides
 the combined torchrun log, so a test reads the log of its own run. A failed run is recorded in
 `<case>/error-rank<N>.txt` (which the test reports) and ends its case: the next case still runs.
-`each_case` is that loop over a plan's cases; test_train_meta_init.py runs its own cases (a strategy's
-set-up inspected, no training) with it. tests.runtime.shared_launches gathers the cases of several test
-files into one launch per world size.
+A case may instead name a function each rank calls with it (`Case.call`): test_train_meta_init.py's
+cases inspect a strategy's set-up, no training. tests.runtime.shared_launches gathers the cases of
+several test files into one launch per world size.
 
 What a fresh launch itself does (the CLI's argument handling and exit codes, SIGTERM through torchrun,
 the supervisor, the operator-rendered worker) is tested with real `torchrun -m modelfleet_train`
@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
 import logging
 import os
 import shutil
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,13 @@ class Run:
 @dataclass(frozen=True)
 class Case:
     """Runs that belong together (a straight run, then one resumed from its checkpoint), in order, in
-    `directory`; a failed run skips the rest of its case."""
+    `directory`; a failed run skips the rest of its case. `call` (`module:function`) names what each
+    rank does with the case instead of training its runs: the function is given the case's plan entry
+    (`dir`, and `runs` with their config files) and the rank."""
 
     directory: Path
     runs: list[Run] = field(default_factory=list)
+    call: str | None = None
 
     def check(self) -> None:
         """Fails the test with the errors the case's ranks recorded, if any."""
@@ -69,7 +72,7 @@ def run_trainer_cases(cases: list[Case], work: Path, nproc: int = 2) -> None:
     """All `cases` in one launch of `nproc` ranks; fails the test on a non-zero exit (a failed run
     does not exit non-zero: see `Case.log`)."""
     # here, not at the top: the ranks import this module, and need neither pytest nor the harness
-    from tests.runtime.conftest import runtime_env, write_config
+    from tests.runtime.conftest import run_module_ranks, runtime_env, write_config
 
     plan = []
     for case in cases:
@@ -84,20 +87,10 @@ def run_trainer_cases(cases: list[Case], work: Path, nproc: int = 2) -> None:
                     "env": run.env,
                 }
             )
-        plan.append({"dir": str(case.directory), "runs": runs})
+        plan.append({"dir": str(case.directory), "runs": runs, "call": case.call})
     env = runtime_env(work) | {"MODELFLEET_METRICS_PORT": "0"}  # a fresh port for every run
-    launch_plan(__name__, plan, work, env, nproc)
-
-
-def launch_plan(
-    module: str, plan: list[dict[str, Any]], work: Path, env: dict[str, str], nproc: int = 2
-) -> None:
-    """`module`'s `main` on `nproc` ranks under torchrun over `plan`, written to `work/plan.json` and
-    given as `--plan`, which `each_case` reads back; fails the test on a non-zero exit."""
-    from tests.runtime.conftest import run_module_ranks
-
-    (work / "plan.json").write_text(json.dumps(plan))
-    run_module_ranks(module, ["--plan", str(work / "plan.json")], work, env, nproc)
+    (work / "plan.json").write_text(json.dumps(plan))  # read back by main
+    run_module_ranks(__name__, ["--plan", str(work / "plan.json")], work, env, nproc)
 
 
 def train(run: dict[str, Any], log_file: Path) -> None:
@@ -138,14 +131,16 @@ def train(run: dict[str, Any], log_file: Path) -> None:
         handler.close()
 
 
-def each_case(do_case: Callable[[dict[str, Any], int], None]) -> None:
-    """Under torchrun: join the process group, then `do_case(case, rank)` for every case of the
-    `--plan` file in turn. A failing case is recorded in its `dir`'s `error-rank<N>.txt` (which
-    `Case.check` reports) and the next case runs; between cases the last one's objects are collected
-    first (a ZeRO-3 strategy leaves transformers its DeepSpeed config until it is) and the ranks wait
-    for each other."""
-    from modelfleet_train import distributed
+def main() -> None:
+    """Under torchrun, after what the CLI does first (import guard, logging): join the process group, then
+    `run_case(case, rank)` for every case of the `--plan` file in turn. A failing case is recorded in its
+    `dir`'s `error-rank<N>.txt` (which `Case.check` reports) and the next case runs; between cases the last
+    one's objects are collected first (a ZeRO-3 strategy leaves transformers its DeepSpeed config until it
+    is) and the ranks wait for each other."""
+    from modelfleet_train import cli, distributed, import_guard
 
+    import_guard.install()
+    cli.setup_logging(int(os.environ.get("RANK", "0")))
     parser = argparse.ArgumentParser()
     parser.add_argument("--plan", type=Path, required=True)
     plan = json.loads(parser.parse_args().plan.read_text())
@@ -153,7 +148,7 @@ def each_case(do_case: Callable[[dict[str, Any], int], None]) -> None:
     try:
         for case in plan:
             try:
-                do_case(case, ctx.rank)
+                run_case(case, ctx.rank)
             except Exception:
                 Path(case["dir"], f"error-rank{ctx.rank}.txt").write_text(traceback.format_exc())
             gc.collect()
@@ -162,19 +157,15 @@ def each_case(do_case: Callable[[dict[str, Any], int], None]) -> None:
         distributed.shutdown()
 
 
-def train_runs(case: dict[str, Any], rank: int) -> None:
-    """A case's runs in order, each with its own log files; a failed run ends the case."""
+def run_case(case: dict[str, Any], rank: int) -> None:
+    """The function the case's `call` names, given the case and rank; else the case's runs in order,
+    each with its own log files (a failed run ends the case)."""
+    if case["call"]:
+        module, function = case["call"].split(":")
+        getattr(importlib.import_module(module), function)(case, rank)
+        return
     for run in case["runs"]:
         train(run, Path(case["dir"]) / f"{run['name']}-rank{rank}.log")
-
-
-def main() -> None:
-    """The plan's cases, after what the CLI does first (import guard, logging)."""
-    from modelfleet_train import cli, import_guard
-
-    import_guard.install()
-    cli.setup_logging(int(os.environ.get("RANK", "0")))
-    each_case(train_runs)
 
 
 if __name__ == "__main__":
