@@ -61,6 +61,7 @@ class SharedLaunches:
         return built
 
     def run(self, build: CaseBuilder) -> Built:
+        """What `build` built, once the launch of its world size has run (now, if no test asked yet)."""
         nproc = REGISTERED[build]
         if nproc not in self.launched:
             self.launched.add(nproc)
@@ -96,4 +97,5 @@ class SharedLaunches:
 
 
 def flatten(built: Built) -> list[Case]:
+    """A builder's cases, in the order it gave them."""
     return [built] if isinstance(built, Case) else list(built.values())
