@@ -14,10 +14,11 @@ import tempfile
 import threading
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -25,6 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hack import tinymodel
 from hack.controlplane.cluster import wait_for
+
+if TYPE_CHECKING:
+    from tests.runtime.shared_launches import SharedLaunches
 
 VENV_BIN = Path(sys.executable).parent
 CACHE = Path(os.environ.get("MODELFLEET_CACHE", Path.home() / ".cache" / "modelfleet"))
@@ -336,10 +340,15 @@ class KubeApi:
     kubeconfig: Path
     patches: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
+    def patches_of(self, configmap: str) -> list[dict[str, Any]]:
+        """The bodies of the patches sent to `configmap`, in order."""
+        return [body for path, body in self.patches if path.split("?")[0].rsplit("/", 1)[-1] == configmap]
 
-@pytest.fixture
-def kube_api(tmp_path: Path) -> Iterator[KubeApi]:
-    api = KubeApi(tmp_path / "kubeconfig")
+
+@contextmanager
+def serving_kube_api(kubeconfig: Path) -> Iterator[KubeApi]:
+    """A `KubeApi` listening on a free loopback port while the context lasts."""
+    api = KubeApi(kubeconfig)
 
     class RecordPatches(BaseHTTPRequestHandler):
         def do_PATCH(self) -> None:
@@ -375,3 +384,27 @@ def kube_api(tmp_path: Path) -> Iterator[KubeApi]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def kube_api(tmp_path: Path) -> Iterator[KubeApi]:
+    with serving_kube_api(tmp_path / "kubeconfig") as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def session_kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApi]:
+    """One `KubeApi` for the shared launches' runs; each run reports to a ConfigMap of its own name
+    (`KubeApi.patches_of`)."""
+    with serving_kube_api(tmp_path_factory.mktemp("kube-api") / "kubeconfig") as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def shared_trainer_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> SharedLaunches:
+    """The session's shared Trainer launches (tests.runtime.shared_launches)."""
+    from tests.runtime.shared_launches import SharedLaunches  # it imports this module
+
+    return SharedLaunches(request, tmp_path_factory.mktemp("shared-runs"))

@@ -3,6 +3,9 @@
 The model and dataset are read from blob, checkpoints and the final model written to it, through
 the same azure-storage-blob code that uses DefaultAzureCredential on AKS (here a connection
 string points it at the emulator). The checkpoint store's completeness rules are checked on blobs.
+The training run is the runtime's Trainer in the session's shared one-rank launch
+(tests.runtime.shared_launches): reading from and writing to blob is the Trainer's, not the command
+line's.
 """
 
 from __future__ import annotations
@@ -14,20 +17,26 @@ import pytest
 from modelfleet_train import storage
 from modelfleet_train.checkpoints import BlobStore, choose_resume_step
 
-from tests.runtime.conftest import TinyAssets, run_training, runtime_config, step_losses
+from tests.runtime.conftest import TinyAssets, runtime_config, step_losses
+from tests.runtime.shared_launches import SharedLaunches, shared_case
+from tests.runtime.trainer_runs import Case, Run
 
 pytestmark = pytest.mark.runtime
+
+
+def create_containers(connection_string: str) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(connection_string)
+    for container in ("models", "runs"):
+        if not service.get_container_client(container).exists():
+            service.create_container(container)
 
 
 @pytest.fixture
 def blob_env(azurite: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv(storage.ENV_CONNECTION_STRING, azurite)
-    from azure.storage.blob import BlobServiceClient
-
-    service = BlobServiceClient.from_connection_string(azurite)
-    for container in ("models", "runs"):
-        if not service.get_container_client(container).exists():
-            service.create_container(container)
+    create_containers(azurite)
     return azurite
 
 
@@ -53,14 +62,19 @@ def test_blob_checkpoint_store_publishes_atomically_and_rejects_torn_checkpoints
     assert store.steps() == [10]
 
 
-def test_training_reads_model_and_data_from_blob_and_writes_checkpoints_and_model_there(
-    blob_env: str, tiny: TinyAssets, tmp_path: Path
-) -> None:
-    storage.upload_dir(tiny.model, storage.blob_location("az://models/tiny"))
-    storage.upload_file(storage.blob_location("az://models/data/train.jsonl"), tiny.instructions)
+@shared_case(nproc=1)
+def blob_case(request: pytest.FixtureRequest, directory: Path) -> Case:
+    """The model and data uploaded first; the run's connection string is the Azurite one."""
+    azurite: str = request.getfixturevalue("azurite")
+    tiny: TinyAssets = request.getfixturevalue("tiny")
+    with pytest.MonkeyPatch.context() as monkeypatch:  # for the uploads, as blob_env does
+        monkeypatch.setenv(storage.ENV_CONNECTION_STRING, azurite)
+        create_containers(azurite)
+        storage.upload_dir(tiny.model, storage.blob_location("az://models/tiny"))
+        storage.upload_file(storage.blob_location("az://models/data/train.jsonl"), tiny.instructions)
     config = runtime_config(
         tiny,
-        tmp_path / "unused",
+        directory / "unused",
         model={"uri": "az://models/tiny"},
         dataset={"uri": "az://models/data/train.jsonl", "format": "jsonl"},
         checkpoint={"uri": "az://runs/blob-run/checkpoints", "intervalSteps": 2, "keepLast": 2},
@@ -68,7 +82,13 @@ def test_training_reads_model_and_data_from_blob_and_writes_checkpoints_and_mode
     )
     config["output"] = {"uri": "az://runs/blob-run/model"}
     config["hyperparameters"]["maxSteps"] = 6
-    run_training(config, tmp_path, nproc=1)
+    return Case(directory, [Run("train", config, env={storage.ENV_CONNECTION_STRING: azurite})])
+
+
+def test_training_reads_model_and_data_from_blob_and_writes_checkpoints_and_model_there(
+    blob_env: str, shared_trainer_runs: SharedLaunches, tmp_path: Path
+) -> None:
+    shared_trainer_runs.case(blob_case).check()
 
     store = BlobStore(storage.blob_location("az://runs/blob-run/checkpoints"), tmp_path / "staging")
     assert store.latest() == 6

@@ -1,9 +1,12 @@
 """Two-process DDP on CPU (gloo): training, export, SIGTERM checkpoint and exact resume.
 
-One straight run of STEPS steps is the reference. A second run with the same config gets SIGTERM
-(as the kubelet sends to torchrun on eviction) part-way: it must save a complete checkpoint and
-exit. A resume from that checkpoint must then reproduce the straight run's losses step for step,
-while ignoring a newer checkpoint that is torn and one that never got its manifest.
+One straight run of STEPS steps is the reference: the runtime's Trainer in the session's shared
+two-rank launch (tests.runtime.shared_launches), since what it checks is what training does. A second
+run with the same config, a real `torchrun -m modelfleet_train` launch (the signal's way through
+torchrun is part of the subject), gets SIGTERM (as the kubelet sends to torchrun on eviction)
+part-way: it must save a complete checkpoint and exit. A resume from that checkpoint, launched the same
+way, must then reproduce the straight run's losses step for step, while ignoring a newer checkpoint
+that is torn and one that never got its manifest.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import pytest
 from modelfleet_train.checkpoints import LATEST, LocalStore, step_name
 
 from tests.runtime.conftest import TinyAssets, run_training, runtime_config, start_training, step_losses
+from tests.runtime.shared_launches import SharedLaunches, shared_case
+from tests.runtime.trainer_runs import Case, Run
 
 pytestmark = pytest.mark.runtime
 
@@ -34,11 +39,16 @@ def ddp_config(tiny: TinyAssets, output: Path) -> dict[str, Any]:
     return config
 
 
+@shared_case(nproc=2)
+def straight_case(request: pytest.FixtureRequest, directory: Path) -> Case:
+    return Case(directory, [Run("train", ddp_config(request.getfixturevalue("tiny"), directory / "out"))])
+
+
 @pytest.fixture(scope="module")
-def straight(tiny: TinyAssets, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("ddp-straight")
-    run_training(ddp_config(tiny, work / "out"), work)
-    return work / "out"
+def straight(shared_trainer_runs: SharedLaunches) -> Path:
+    case = shared_trainer_runs.case(straight_case)
+    case.check()
+    return case.directory / "out"
 
 
 def test_full_fine_tune_learns_and_the_saved_model_reloads_and_generates(straight: Path) -> None:

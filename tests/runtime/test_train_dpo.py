@@ -1,4 +1,5 @@
-"""DPO with LoRA adapters (the reference is the base with adapters off)."""
+"""DPO with LoRA adapters (the reference is the base with adapters off), one rank of the runtime's
+Trainer in the session's shared one-rank launch (tests.runtime.shared_launches)."""
 
 from __future__ import annotations
 
@@ -7,27 +8,37 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import TinyAssets, run_training, runtime_config
+from tests.runtime.conftest import TinyAssets, runtime_config
+from tests.runtime.shared_launches import SharedLaunches, shared_case
+from tests.runtime.trainer_runs import Case, Run
 
 pytestmark = pytest.mark.runtime
 
 
-def test_dpo_prefers_chosen_responses_more_as_it_trains(tiny: TinyAssets, tmp_path: Path) -> None:
+@shared_case(nproc=1)  # the method is under test; DDP is elsewhere
+def dpo_case(request: pytest.FixtureRequest, directory: Path) -> Case:
+    tiny: TinyAssets = request.getfixturevalue("tiny")
     config = runtime_config(
         tiny,
-        tmp_path / "out",
+        directory / "out",
         method={"type": "dpo", "dpo": {"beta": 0.5}, "lora": {"r": 8, "alpha": 16, "dropout": 0.0}},
         dataset={"uri": str(tiny.preferences), "format": "jsonl"},
     )
     config["hyperparameters"].update(maxSteps=10, learningRate=1e-2, lrSchedule="constant")
-    config["topology"] = {"nodes": 1, "gpusPerNode": 1}  # the method is under test; DDP is elsewhere
-    run_training(config, tmp_path, nproc=1)
+    config["topology"] = {"nodes": 1, "gpusPerNode": 1}
+    return Case(directory, [Run("train", config)])
+
+
+def test_dpo_prefers_chosen_responses_more_as_it_trains(shared_trainer_runs: SharedLaunches) -> None:
+    case = shared_trainer_runs.case(dpo_case)
+    case.check()
+    output = case.directory / "out"
     steps = [
         row
-        for row in map(json.loads, (tmp_path / "out" / "training_metrics.jsonl").read_text().splitlines())
+        for row in map(json.loads, (output / "training_metrics.jsonl").read_text().splitlines())
         if row["event"] == "step"
     ]
     assert steps[0]["loss"] == pytest.approx(0.6931, abs=1e-3)  # policy == reference: -log sigmoid(0)
     assert steps[-1]["loss"] < 0.5 * steps[0]["loss"]
     assert steps[-1]["extra"]["reward_accuracy"] > steps[0]["extra"]["reward_accuracy"]
-    assert (tmp_path / "out" / "adapter_model.safetensors").exists()
+    assert (output / "adapter_model.safetensors").exists()

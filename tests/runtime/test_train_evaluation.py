@@ -1,4 +1,5 @@
-"""`spec.evaluation` on the tiny model, in one two-process `torchrun` (DDP on gloo): the held-out loss
+"""`spec.evaluation` on the tiny model, in one two-process run of the runtime's Trainer (DDP on gloo, in
+the session's shared launch: tests.runtime.shared_launches): the held-out loss
 every two steps over both ranks' shares of the held-out rows, `output.select: best` writing the
 checkpoint with the lowest of them, then rank 0 scoring the written model on a reference set (BLEU,
 ROUGE, exact match) and on an lm-evaluation-harness task defined in local files (no hub).
@@ -20,7 +21,9 @@ import pytest
 import torch
 
 from hack import tinymodel
-from tests.runtime.conftest import TinyAssets, run_training, runtime_config
+from tests.runtime.conftest import TinyAssets, runtime_config
+from tests.runtime.shared_launches import SharedLaunches, shared_case
+from tests.runtime.trainer_runs import Case, Run
 
 pytestmark = pytest.mark.runtime
 
@@ -30,9 +33,9 @@ TASK = "tiny_counts"
 REFERENCE_ROWS = 12
 
 
-def write_local_task(directory: Path) -> int:
+def write_local_task(directory: Path) -> None:
     """An lm-evaluation-harness multiple-choice task in files of its own: a YAML whose `data_files` is a
-    path relative to it, and the JSONL it names. Returns its number of documents."""
+    path relative to it, and the JSONL it names."""
     directory.mkdir(parents=True)
     docs = [
         {"prompt": prompt, "choices": [response, f"I saw a {colour} owl maybe."], "answer": 0}
@@ -55,7 +58,6 @@ def write_local_task(directory: Path) -> int:
         "metric_list:\n"
         "  - metric: acc\n"
     )
-    return len(docs)
 
 
 @dataclass
@@ -70,16 +72,18 @@ class EvaluatedRun:
     task_docs: int
 
 
-@pytest.fixture(scope="module")
-def run(tiny: TinyAssets, tmp_path_factory: pytest.TempPathFactory) -> EvaluatedRun:
-    work = tmp_path_factory.mktemp("evaluation")
-    output, checkpoints = work / "out", work / "checkpoints"
-    references = [{"prompt": p, "reference": r} for p, r in tinymodel.sentences(REFERENCE_ROWS, seed=11)]
-    reference_file = tinymodel.write_jsonl(work / "references.jsonl", references)
-    task_docs = write_local_task(work / "tasks")
+def references() -> list[dict[str, str]]:
+    return [{"prompt": p, "reference": r} for p, r in tinymodel.sentences(REFERENCE_ROWS, seed=11)]
+
+
+@shared_case(nproc=2)
+def evaluation_case(request: pytest.FixtureRequest, directory: Path) -> Case:
+    directory.mkdir(parents=True)
+    reference_file = tinymodel.write_jsonl(directory / "references.jsonl", references())
+    write_local_task(directory / "tasks")
     config = runtime_config(
-        tiny,
-        output,
+        request.getfixturevalue("tiny"),
+        directory / "out",
         hyperparameters={
             "learningRate": 2e-2,
             "lrSchedule": "constant",
@@ -88,7 +92,7 @@ def run(tiny: TinyAssets, tmp_path_factory: pytest.TempPathFactory) -> Evaluated
             "sequenceLength": 64,
             "seed": 7,
         },
-        checkpoint={"uri": str(checkpoints), "intervalSteps": EVERY, "keepLast": 1},
+        checkpoint={"uri": str(directory / "checkpoints"), "intervalSteps": EVERY, "keepLast": 1},
         evaluation={
             "holdoutFraction": HOLDOUT,
             "intervalSteps": EVERY,
@@ -97,15 +101,23 @@ def run(tiny: TinyAssets, tmp_path_factory: pytest.TempPathFactory) -> Evaluated
                 "metrics": ["bleu", "rouge1", "rougeL", "exactMatch"],
                 "maxNewTokens": 16,
             },
-            "lmEval": {"tasks": [TASK], "tasksUri": str(work / "tasks")},
+            "lmEval": {"tasks": [TASK], "tasksUri": str(directory / "tasks")},
         },
     )
     config["output"]["select"] = "best"
-    run_training(config, work / "work")
+    return Case(directory, [Run("train", config)])
+
+
+@pytest.fixture(scope="module")
+def run(shared_trainer_runs: SharedLaunches) -> EvaluatedRun:
+    case = shared_trainer_runs.case(evaluation_case)
+    case.check()
+    output = case.directory / "out"
     lines = map(json.loads, (output / "training_metrics.jsonl").read_text().splitlines())
     evals = {row["step"]: row for row in lines if row["event"] == "eval"}
     summary = json.loads((output / "evaluation.json").read_text())
-    return EvaluatedRun(output, checkpoints, evals, summary, references, task_docs)
+    task_docs = len((case.directory / "tasks" / "counts.jsonl").read_text().splitlines())
+    return EvaluatedRun(output, case.directory / "checkpoints", evals, summary, references(), task_docs)
 
 
 def held_out_loss_by_hand(model_dir: Path, tiny: TinyAssets) -> float:

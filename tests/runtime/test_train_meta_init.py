@@ -1,13 +1,13 @@
 """Sharded strategies never read the whole model on every rank (model_init).
 
-The tests share one torchrun of this module's `main` in two gloo processes, which runs three cases
-in turn (FSDP, FSDP with LoRA, ZeRO-3): for each, the runtime's own steps (build the strategy, load
-the model, prepare it, set the strategy up) from the case's config, with an inspection after loading
-and after setup, written to one JSON file per rank. What is inspected is how each case's model is
-built, which starts anew from its config in every case; only the process group and the imports are
-shared (a launch costs far more than a case). The test process compares the reports with the model
-`from_pretrained` gives and with a non-sharded forward pass over the same batch. That a resume over
-the broadcast (FSDP) or partitioned (ZeRO-3) weights continues the straight run exactly is tested
+Three cases (FSDP, FSDP with LoRA, ZeRO-3) run in turn in the session's shared launch of two gloo
+processes (tests.runtime.shared_launches), each rank calling `inspect_case`: for each, the runtime's own
+steps (build the strategy, load the model, prepare it, set the strategy up) from the case's config, with
+an inspection after loading and after setup, written to one JSON file per rank. What is inspected is how
+each case's model is built, which starts anew from its config in every case; only the process group and
+the imports are shared (a launch costs far more than a case). The test process compares the reports with
+the model `from_pretrained` gives and with a non-sharded forward pass over the same batch. That a resume
+over the broadcast (FSDP) or partitioned (ZeRO-3) weights continues the straight run exactly is tested
 with the other pairs in test_train_resume.py, on the same tied-embedding model.
 """
 
@@ -21,13 +21,9 @@ import pytest
 import torch
 from modelfleet_api.training import LoraSpec, TrainingMethod
 
-from tests.runtime.conftest import (
-    TinyAssets,
-    runtime_config,
-    runtime_env,
-    write_config,
-)
-from tests.runtime.trainer_runs import Case, each_case, launch_plan
+from tests.runtime.conftest import TinyAssets, runtime_config
+from tests.runtime.shared_launches import SharedLaunches, shared_case
+from tests.runtime.trainer_runs import Case, Run
 
 pytestmark = pytest.mark.runtime
 
@@ -49,8 +45,9 @@ def held_elements(parameter: torch.nn.Parameter) -> int:
     return 0 if parameter.is_meta else parameter.numel()
 
 
-def inspect_case(config_file: Path, report_dir: Path) -> None:
-    """One case on this rank: set the strategy up the way the trainer does and report what it saw."""
+def inspect_case(case: dict[str, Any], rank: int) -> None:
+    """One case on this rank (`Case.call`): set the strategy up from the case's config the way the
+    trainer does and report what it saw."""
     from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
     from modelfleet_train import distributed
     from modelfleet_train.config import Machine, load_config
@@ -60,7 +57,8 @@ def inspect_case(config_file: Path, report_dir: Path) -> None:
     from modelfleet_train.strategies import build_strategy
     from transformers import set_seed
 
-    config = load_config(config_file, Machine.detect())
+    report_dir = Path(case["dir"])
+    config = load_config(Path(case["runs"][0]["config"]), Machine.detect())
     ctx = distributed.init_distributed()
     set_seed(config.hyperparameters.seed)
     strategy = build_strategy(config, ctx)
@@ -87,11 +85,6 @@ def inspect_case(config_file: Path, report_dir: Path) -> None:
     (report_dir / f"rank{ctx.rank}.json").write_text(json.dumps(report))
 
 
-def main() -> None:
-    """Every case of the plan on this rank, in turn; a failing case is recorded and the next runs."""
-    each_case(lambda case, rank: inspect_case(Path(case["config"]), Path(case["dir"])))
-
-
 Inspected = dict[str, tuple[list[dict[str, Any]], dict[str, torch.Tensor]]]
 """Case -> each rank's report and the full state dict gathered after setup."""
 
@@ -99,10 +92,10 @@ CASES = ("fsdp", "fsdp-lora", "zero3")
 """In launch order: ZeRO-3 last, as it leaves transformers a DeepSpeed config until it is collected."""
 
 
-@pytest.fixture(scope="module")
-def inspected(tiny: TinyAssets, tied_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Inspected:
-    """Case -> each rank's report and the full state dict gathered after setup, from one torchrun."""
-    work = tmp_path_factory.mktemp("meta-init")
+@shared_case(nproc=2)
+def meta_init_cases(request: pytest.FixtureRequest, work: Path) -> dict[str, Case]:
+    tiny: TinyAssets = request.getfixturevalue("tiny")
+    tied_model: Path = request.getfixturevalue("tied_model")
     strategies = {
         "fsdp": {"strategy": {"type": "fsdp"}},
         "fsdp-lora": {
@@ -111,19 +104,21 @@ def inspected(tiny: TinyAssets, tied_model: Path, tmp_path_factory: pytest.TempP
         },
         "zero3": {"strategy": {"type": "deepspeed", "zeroStage": 3}},
     }
-    plan = []
+    cases = {}
     for name in CASES:
-        case = work / name
-        case.mkdir()
-        config = runtime_config(tiny, case / "out", model={"uri": str(tied_model)}, **strategies[name])
-        plan.append({"dir": str(case), "config": str(write_config(config, case / "config.yaml"))})
-    launch_plan(__name__, plan, work, runtime_env(work))
+        config = runtime_config(tiny, work / name / "out", model={"uri": str(tied_model)}, **strategies[name])
+        cases[name] = Case(work / name, [Run("inspect", config)], call=f"{__name__}:{inspect_case.__name__}")
+    return cases
+
+
+@pytest.fixture(scope="module")
+def inspected(shared_trainer_runs: SharedLaunches) -> Inspected:
+    """Case -> each rank's report and the full state dict gathered after setup."""
     results = {}
-    for name in CASES:
-        case = work / name
-        Case(case).check()
-        reports = [json.loads((case / f"rank{rank}.json").read_text()) for rank in (0, 1)]
-        results[name] = reports, torch.load(case / "state.pt", weights_only=True)
+    for name, case in shared_trainer_runs.cases(meta_init_cases).items():
+        case.check()
+        reports = [json.loads((case.directory / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+        results[name] = reports, torch.load(case.directory / "state.pt", weights_only=True)
     return results
 
 
@@ -184,7 +179,3 @@ def test_zero3_partitions_parameters_as_they_load(inspected: Inspected, tied_mod
     assert_same_weights(state, expected)
     assert all(r["tied"] for r in reports)
     assert all(r["loss"] == pytest.approx(loss, abs=1e-6) for r in reports)
-
-
-if __name__ == "__main__":
-    main()

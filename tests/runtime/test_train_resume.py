@@ -1,14 +1,14 @@
 """Resume exactness for every method x strategy pair that supports resume.
 
-A gang restart (failed worker, stall, spot eviction) must continue the run as if it had never
-stopped: the losses of the resumed steps must equal the straight run's. One two-process `torchrun`
-(tests.runtime.trainer_runs) runs the runtime's own `Trainer` for every pair in turn: a straight run
-of STEPS steps with a checkpoint at RESUME_AT, then, in a fresh output and checkpoint directory
-holding only a copy of that checkpoint, a resumed run to STEPS. The process group and imports are
-shared by the methods (a launch costs more than a tiny run); each run builds its model, strategy and
-data anew from the config, exactly as a restarted pod does, and everything a resumed run continues
-from comes from the checkpoint files. The tests then compare the runs' JSON-lines metrics. Pairs
-the runtime refuses are refused by `validate`, tested at the end.
+A gang restart (failed worker, stall, spot eviction) must continue the run as if it had never stopped:
+the losses of the resumed steps must equal the straight run's. The session's shared two-rank launch
+(tests.runtime.shared_launches) runs the runtime's own `Trainer` for every pair in turn: a straight run
+of STEPS steps with a checkpoint at RESUME_AT, then, in a fresh output and checkpoint directory holding
+only a copy of that checkpoint, a resumed run to STEPS. The process group and imports are shared with the
+other runs (a launch costs more than a tiny run); each run builds its model, strategy and data anew from
+the config, exactly as a restarted pod does, and everything a resumed run continues from comes from the
+checkpoint files. The tests then compare the runs' JSON-lines metrics. Pairs the runtime refuses are
+refused by `validate`, tested at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import pytest
 from modelfleet_train.checkpoints import step_name
 
 from tests.runtime.conftest import TinyAssets, runtime_config, step_losses, write_config
-from tests.runtime.trainer_runs import Case, Run, run_trainer_cases
+from tests.runtime.shared_launches import SharedLaunches, shared_case
+from tests.runtime.trainer_runs import Case, Run
 
 pytestmark = pytest.mark.runtime
 
@@ -76,10 +77,11 @@ def case_config(
     return config
 
 
-@pytest.fixture(scope="module")
-def cases(tiny: TinyAssets, tied_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
-    """Every pair's straight and resumed runs, from one torchrun; keyed `strategy-method`."""
-    work = tmp_path_factory.mktemp("resume")
+@shared_case(nproc=2)
+def resume_pairs(request: pytest.FixtureRequest, work: Path) -> dict[str, Case]:
+    """Every pair's straight and resumed runs; keyed `strategy-method`."""
+    tiny: TinyAssets = request.getfixturevalue("tiny")
+    tied_model: Path = request.getfixturevalue("tied_model")
     made = {}
     for strategy, method in PAIRS:
         case = work / f"{strategy}-{method}"
@@ -98,8 +100,12 @@ def cases(tiny: TinyAssets, tied_model: Path, tmp_path_factory: pytest.TempPathF
                 ),
             ],
         )
-    run_trainer_cases(list(made.values()), work)
     return made
+
+
+@pytest.fixture(scope="module")
+def cases(shared_trainer_runs: SharedLaunches) -> dict[str, Case]:
+    return shared_trainer_runs.cases(resume_pairs)
 
 
 @pytest.mark.parametrize(("strategy", "method"), PAIRS, ids=[f"{s}-{m}" for s, m in PAIRS])

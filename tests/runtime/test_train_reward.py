@@ -1,5 +1,6 @@
 """Reward models (method `reward`): a one-score head trained on preference pairs with the Bradley-Terry
-loss, written so that `AutoModelForSequenceClassification` reads it back and ranks the pairs."""
+loss, written so that `AutoModelForSequenceClassification` reads it back and ranks the pairs. Each run is
+the runtime's Trainer in the session's shared launch of its world size (tests.runtime.shared_launches)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 import pytest
 import torch
 
-from tests.runtime.conftest import TinyAssets, run_training, runtime_config
+from tests.runtime.conftest import TinyAssets, runtime_config
+from tests.runtime.shared_launches import SharedLaunches, shared_case
+from tests.runtime.trainer_runs import Case, Run
 
 pytestmark = pytest.mark.runtime
 
@@ -60,14 +63,31 @@ def reward_config(
     return config
 
 
+@shared_case(nproc=2)
+def full_case(request: pytest.FixtureRequest, directory: Path) -> Case:
+    tiny = request.getfixturevalue("tiny")
+    config = reward_config(tiny, directory / "out", {"type": "reward"}, learning_rate=1e-3)
+    config["evaluation"] = {"holdoutFraction": 0.125, "intervalSteps": 6}
+    return Case(directory, [Run("train", config)])
+
+
+@shared_case(nproc=1)
+def lora_case(request: pytest.FixtureRequest, directory: Path) -> Case:
+    lora = {"r": 8, "alpha": 16, "dropout": 0.0}
+    tiny = request.getfixturevalue("tiny")
+    config = reward_config(tiny, directory / "out", {"type": "reward", "lora": lora}, learning_rate=1e-2)
+    config["output"]["mergeAdapter"] = True
+    config["topology"] = {"nodes": 1, "gpusPerNode": 1}
+    return Case(directory, [Run("train", config)])
+
+
 def test_a_reward_model_learns_to_rank_chosen_answers_first_and_is_saved_with_its_score_head(
-    tiny: TinyAssets, tmp_path: Path
+    tiny: TinyAssets, shared_trainer_runs: SharedLaunches
 ) -> None:
     """Two DDP ranks, full weights, a held-out eighth of the pairs."""
-    output = tmp_path / "out"
-    config = reward_config(tiny, output, {"type": "reward"}, learning_rate=1e-3)
-    config["evaluation"] = {"holdoutFraction": 0.125, "intervalSteps": 6}
-    run_training(config, tmp_path)
+    case = shared_trainer_runs.case(full_case)
+    case.check()
+    output = case.directory / "out"
 
     steps = metrics(output, "step")
     first, last = steps[0], steps[-1]
@@ -85,18 +105,14 @@ def test_a_reward_model_learns_to_rank_chosen_answers_first_and_is_saved_with_it
 
 
 def test_a_lora_reward_model_trains_its_score_head_and_merges_into_a_full_reward_model(
-    tiny: TinyAssets, tmp_path: Path
+    tiny: TinyAssets, shared_trainer_runs: SharedLaunches
 ) -> None:
     """One process; the adapter keeps the whole score head beside the low-rank updates."""
     from safetensors.torch import load_file
 
-    output = tmp_path / "out"
-    lora = {"r": 8, "alpha": 16, "dropout": 0.0}
-    config = reward_config(tiny, output, {"type": "reward", "lora": lora}, learning_rate=1e-2)
-    config["output"]["mergeAdapter"] = True
-    config["topology"] = {"nodes": 1, "gpusPerNode": 1}
-    run_training(config, tmp_path, nproc=1)
-
+    case = shared_trainer_runs.case(lora_case)
+    case.check()
+    output = case.directory / "out"
     steps = metrics(output, "step")
     assert steps[-1]["loss"] < 0.5 * steps[0]["loss"], [s["loss"] for s in steps]
     saved = load_file(output / "adapter_model.safetensors")

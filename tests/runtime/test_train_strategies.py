@@ -1,11 +1,11 @@
 """FSDP2 and DeepSpeed ZeRO-2/3, two processes each on gloo, loss going down.
 
-DDP is covered with checkpoint/resume in test_train_ddp.py. The FSDP run also exercises bf16
-mixed precision, chat data with packing and gradient checkpointing; ZeRO-3 also exports its
-partitioned weights as a normal transformers checkpoint. The three runs share one two-rank torchrun
-(tests.runtime.trainer_runs): what they test is what the runtime's Trainer does with each strategy,
-and every run builds its model, strategy and data anew from its config; the launch itself is tested
-in test_train_contract.py and test_train_ddp.py.
+DDP is covered with checkpoint/resume in test_train_ddp.py. The FSDP run also exercises bf16 mixed
+precision, chat data with packing and gradient checkpointing; ZeRO-3 also exports its partitioned weights
+as a normal transformers checkpoint. The three runs are cases of the session's shared two-rank launch
+(tests.runtime.shared_launches): what they test is what the runtime's Trainer does with each strategy,
+and every run builds its model, strategy and data anew from its config; the launch itself is tested in
+test_train_contract.py and test_train_ddp.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from tests.runtime.conftest import TinyAssets, runtime_config, step_losses
-from tests.runtime.trainer_runs import Case, Run, run_trainer_cases
+from tests.runtime.shared_launches import SharedLaunches, shared_case
+from tests.runtime.trainer_runs import Case, Run
 
 pytestmark = pytest.mark.runtime
 
@@ -44,11 +45,11 @@ def config(
     return base
 
 
-@pytest.fixture(scope="module")
-def runs(tiny: TinyAssets, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
-    """The FSDP2, ZeRO-2 and ZeRO-3 runs, from one torchrun of two ranks (ZeRO-3 last: it leaves
-    transformers a DeepSpeed config until its strategy is collected); keyed by strategy."""
-    work = tmp_path_factory.mktemp("strategies")
+@shared_case(nproc=2)
+def strategy_runs(request: pytest.FixtureRequest, work: Path) -> dict[str, Case]:
+    """The FSDP2, ZeRO-2 and ZeRO-3 runs (ZeRO-3 last: it leaves transformers a DeepSpeed config until
+    its strategy is collected); keyed by strategy."""
+    tiny: TinyAssets = request.getfixturevalue("tiny")
     fsdp2 = config(
         tiny,
         work / "fsdp2" / "out",
@@ -72,12 +73,15 @@ def runs(tiny: TinyAssets, tmp_path_factory: pytest.TempPathFactory) -> dict[str
         },
     )
     zero3 = config(tiny, work / "zero3" / "out", strategy={"type": "deepspeed", "zeroStage": 3})
-    cases = {
+    return {
         name: Case(work / name, [Run("train", run)])
         for name, run in (("fsdp2", fsdp2), ("zero2", zero2), ("zero3", zero3))
     }
-    run_trainer_cases(list(cases.values()), work)
-    return cases
+
+
+@pytest.fixture(scope="module")
+def runs(shared_trainer_runs: SharedLaunches) -> dict[str, Case]:
+    return shared_trainer_runs.cases(strategy_runs)
 
 
 def test_fsdp2_bf16_packed_chat_with_gradient_checkpointing(runs: dict[str, Case]) -> None:

@@ -2,9 +2,9 @@
 divides by the world size, else every other row), the shares are disjoint and cover the data set, as the
 ranks' own logs say; and a streamed run resumed from a checkpoint continues on exactly the batches it
 would have had (its losses equal the straight run's), reading again only what it consumed of its current
-pass. The four runs (two shares, the straight run and its resume) share one two-rank torchrun
-(tests.runtime.trainer_runs): what is tested is what the runtime's reader and Trainer do, each run
-building its data and model anew from its config as a pod does."""
+pass. The four runs (two shares, the straight run and its resume) are cases of the session's shared
+two-rank launch (tests.runtime.shared_launches): what is tested is what the runtime's reader and Trainer
+do, each run building its data and model anew from its config as a pod does."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from modelfleet_train.checkpoints import step_name
 
 from hack import tinymodel
 from tests.runtime.conftest import TinyAssets, runtime_config, step_losses
-from tests.runtime.trainer_runs import Case, Run, run_trainer_cases
+from tests.runtime.shared_launches import SharedLaunches, shared_case
+from tests.runtime.trainer_runs import Case, Run
 
 pytestmark = pytest.mark.runtime
 
@@ -66,12 +67,12 @@ SHARES = {"files": FILES, "rows": 1}
 ranks read every other row of."""
 
 
-@pytest.fixture(scope="module")
-def runs(tiny: TinyAssets, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
-    """The two share runs and the straight and resumed run, from one torchrun of two ranks; keyed
-    `files`, `rows` and `resume`. The resumed run starts from a copy of the straight run's checkpoint at
-    RESUME_AT in its own, otherwise empty, checkpoint directory."""
-    work = tmp_path_factory.mktemp("streaming")
+@shared_case(nproc=2)
+def streamed_runs(request: pytest.FixtureRequest, work: Path) -> dict[str, Case]:
+    """The two share runs and the straight and resumed run; keyed `files`, `rows` and `resume`. The
+    resumed run starts from a copy of the straight run's checkpoint at RESUME_AT in its own, otherwise
+    empty, checkpoint directory."""
+    tiny: TinyAssets = request.getfixturevalue("tiny")
     cases = {}
     for share, files in SHARES.items():
         data, _ = split_corpus(work / share / "data", files)
@@ -92,8 +93,12 @@ def runs(tiny: TinyAssets, tmp_path_factory: pytest.TempPathFactory) -> dict[str
             ),
         ],
     )
-    run_trainer_cases(list(cases.values()), work)
     return cases
+
+
+@pytest.fixture(scope="module")
+def runs(shared_trainer_runs: SharedLaunches) -> dict[str, Case]:
+    return shared_trainer_runs.cases(streamed_runs)
 
 
 @pytest.mark.parametrize("share", list(SHARES))

@@ -1,5 +1,7 @@
 """Method `tokenizer`: a tokenizer trained on the data set's text, loadable with `AutoTokenizer`, reported
-to the operator as output kind `tokenizer`, and used by a later job that pre-trains a model from scratch."""
+to the operator as output kind `tokenizer`, and used by a later job that pre-trains a model from scratch.
+The two jobs are one case of the session's shared one-rank launch (tests.runtime.shared_launches): each
+does what the `train` command does with its config (a tokenizer job: rank 0 trains it, no Trainer)."""
 
 from __future__ import annotations
 
@@ -13,12 +15,16 @@ from modelfleet_api.lineage import OutputKind
 from modelfleet_api.runtime_config import TrainingProgress, TrainingRuntimeConfig
 
 from hack import tinymodel
-from tests.runtime.conftest import KubeApi, TinyAssets, run_training, runtime_config, step_losses
+from tests.runtime.conftest import KubeApi, TinyAssets, runtime_config, step_losses
+from tests.runtime.shared_launches import SharedLaunches, shared_case
+from tests.runtime.trainer_runs import Case, Run
 
 pytestmark = pytest.mark.runtime
 
 ROLES = ["<|user|>", "<|assistant|>"]
 TEMPLATE = tinymodel.CHAT_TEMPLATE
+PROGRESS = "tok-progress"
+"""The ConfigMap the tokenizer job reports progress to."""
 
 
 def tokenizer_config(tiny: TinyAssets, output: Path, **tokenizer: Any) -> dict[str, Any]:
@@ -34,14 +40,12 @@ def tokenizer_config(tiny: TinyAssets, output: Path, **tokenizer: Any) -> dict[s
     return config
 
 
-def test_a_trained_tokenizer_is_reported_and_a_from_scratch_pretrain_uses_it(
-    tiny: TinyAssets, tmp_path: Path, kube_api: KubeApi
-) -> None:
-    """The pair the method exists for: train a tokenizer, then pre-train a model of the same architecture
-    from scratch with it (`model.tokenizerUri`), the way two TrainingJobs run one after the other."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer_dir = tmp_path / "tokenizer"
+@shared_case(nproc=1)
+def tokenizer_then_pretrain(request: pytest.FixtureRequest, directory: Path) -> Case:
+    """A tokenizer job reporting its progress, then a from-scratch pre-training job using its tokenizer."""
+    tiny: TinyAssets = request.getfixturevalue("tiny")
+    kube_api: KubeApi = request.getfixturevalue("session_kube_api")
+    tokenizer_dir = directory / "tokenizer"
     job = tokenizer_config(
         tiny,
         tokenizer_dir,
@@ -51,11 +55,37 @@ def test_a_trained_tokenizer_is_reported_and_a_from_scratch_pretrain_uses_it(
         chatTemplate=TEMPLATE,
     )
     progress_env = {
-        contract.ENV_PROGRESS_CONFIGMAP: "tok-progress",
+        contract.ENV_PROGRESS_CONFIGMAP: PROGRESS,
         contract.ENV_POD_NAMESPACE: "ml",
         "KUBECONFIG": str(kube_api.kubeconfig),
     }
-    run_training(job, tmp_path / "tokenizer-work", nproc=1, env=progress_env)
+    pretrain = runtime_config(
+        tiny,
+        directory / "model",
+        model={
+            "uri": str(tiny.model),
+            "fromScratch": True,
+            "configOverrides": {"num_hidden_layers": 1},
+            "tokenizerUri": str(tokenizer_dir),
+        },
+        method={"type": "pretrain"},
+        dataset={"uri": str(tiny.pretrain), "format": "jsonl"},
+    )
+    pretrain["hyperparameters"].update(maxSteps=6, sequenceLength=32)
+    pretrain["topology"] = {"nodes": 1, "gpusPerNode": 1}
+    return Case(directory, [Run("tokenizer", job, env=progress_env), Run("pretrain", pretrain)])
+
+
+def test_a_trained_tokenizer_is_reported_and_a_from_scratch_pretrain_uses_it(
+    tiny: TinyAssets, shared_trainer_runs: SharedLaunches, session_kube_api: KubeApi
+) -> None:
+    """The pair the method exists for: train a tokenizer, then pre-train a model of the same architecture
+    from scratch with it (`model.tokenizerUri`), the way two TrainingJobs run one after the other."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    case = shared_trainer_runs.case(tokenizer_then_pretrain)
+    case.check()
+    tokenizer_dir, model_dir = case.directory / "tokenizer", case.directory / "model"
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     # what the BPE trainer could learn from the corpus, up to the size asked for
@@ -75,7 +105,7 @@ def test_a_trained_tokenizer_is_reported_and_a_from_scratch_pretrain_uses_it(
     rows = len(tiny.pretrain.read_text().splitlines())
     reports = [
         TrainingProgress.model_validate_json(body["data"][contract.PROGRESS_KEY])
-        for _, body in kube_api.patches
+        for body in session_kube_api.patches_of(PROGRESS)
     ]
     assert reports, "rank 0 sent no progress"
     final = reports[-1]
@@ -86,23 +116,6 @@ def test_a_trained_tokenizer_is_reported_and_a_from_scratch_pretrain_uses_it(
         str(tokenizer_dir),
         None,
     )
-
-    model_dir = tmp_path / "model"
-    pretrain = runtime_config(
-        tiny,
-        model_dir,
-        model={
-            "uri": str(tiny.model),
-            "fromScratch": True,
-            "configOverrides": {"num_hidden_layers": 1},
-            "tokenizerUri": str(tokenizer_dir),
-        },
-        method={"type": "pretrain"},
-        dataset={"uri": str(tiny.pretrain), "format": "jsonl"},
-    )
-    pretrain["hyperparameters"].update(maxSteps=6, sequenceLength=32)
-    pretrain["topology"] = {"nodes": 1, "gpusPerNode": 1}
-    run_training(pretrain, tmp_path / "pretrain-work", nproc=1)
 
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     assert model.config.vocab_size == len(tokenizer) == len(AutoTokenizer.from_pretrained(model_dir))
