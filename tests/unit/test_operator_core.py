@@ -13,7 +13,7 @@ import pytest
 from modelfleet_api import constants as c
 from modelfleet_operator.common.handlers import ObjectState, finish, pod_stops, sleep_until_woken
 from modelfleet_operator.common.indexes import WORKLOADS_BY_JOB, Indexes, owner_keys, workload_keys
-from modelfleet_operator.common.kinds import CONFIG_MAP, DEPLOYMENT, JOB, POD, SERVICE
+from modelfleet_operator.common.kinds import CONFIG_MAP, DEPLOYMENT, HTTP_ROUTE, JOB, POD, SERVICE
 from modelfleet_operator.common.live import Live, drifted, matches, project
 from modelfleet_operator.common.plan import Plan, to_apply, to_prune
 from modelfleet_operator.conditions import is_true, set_condition, transitions
@@ -187,6 +187,29 @@ def test_projections_keep_what_plans_read_and_who_applied_what() -> None:
         "status": {"phase": "Running"},
     }
     assert owner_keys(LABELS, "ns") == [(c.LABEL_TRAINING_JOB, "ns", "tj")]
+
+
+def route(*backends: tuple[str, int]) -> dict[str, Any]:
+    refs = [{"name": name, "port": 8000, "weight": weight} for name, weight in backends]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "chat"},
+        "spec": {"rules": [{"backendRefs": refs}]},
+    }
+
+
+def test_a_promoted_canarys_backend_left_in_an_http_route_is_drift() -> None:
+    """HTTPRoute's lists are atomic for server-side apply: a backend the plan dropped stays until an
+    apply replaces the list, so it is drift, although backendRefs are named items."""
+    live = route(("chat-stable", 100), ("chat-canary", 0))
+    assert drifted(HTTP_ROUTE, route(("chat-stable", 100)), live)
+    assert not drifted(HTTP_ROUTE, route(("chat-stable", 100), ("chat-canary", 0)), live)
+    # a Deployment's containers are a map by name: an item someone else added is not drift
+    assert matches({"containers": [{"name": "a"}]}, {"containers": [{"name": "b"}, {"name": "a"}]})
+    assert not matches(
+        {"containers": [{"name": "a"}]}, {"containers": [{"name": "b"}, {"name": "a"}]}, atomic_lists=True
+    )
 
 
 def test_drift_is_a_wanted_field_that_differs_not_what_the_server_adds() -> None:

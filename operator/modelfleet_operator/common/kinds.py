@@ -29,6 +29,10 @@ class Kind:
     """Apply order within a pass: children of one wave go at once, after the waves before (pod
     owners after what their pods use, a RoleBinding after its Role, autoscalers, monitors and routes
     after what they point at)."""
+    atomic_lists: bool = False
+    """Every list of this kind's objects is atomic for server-side apply (no ``listType: map``): an
+    apply replaces it whole and nobody else adds to it, so a live list with an item the plan no longer
+    has has drifted (``live.drifted``)."""
     alias: str | None = None
     """The kind's name in index and handler ids when another group has a kind of the same plural (a
     Python identifier); unset: the plural."""
@@ -95,7 +99,7 @@ POD_MONITOR = Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors", wave
 AZURE_POD_MONITOR = Kind(
     "azmonitoring.coreos.com/v1", "PodMonitor", "podmonitors", wave=2, alias="azure_podmonitors"
 )
-HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", wave=2)
+HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", wave=2, atomic_lists=True)
 POD = Kind("v1", "Pod", "pods")
 CUSTOM_RESOURCE_DEFINITION = Kind(
     "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False

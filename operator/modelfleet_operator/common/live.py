@@ -12,10 +12,13 @@ with their size.
 field the plan sets differs, or is missing. Fields the API server or other controllers add (defaults,
 ``clusterIP``, labels the Job controller sets) are not drift. Lists of named items (containers, env,
 ports, volumes) are matched by name, so items others add are not drift either; other lists must match
-item for item. Go's ``omitempty`` drops zero values from stored objects, so a wanted ``false``, ``0``,
-``""`` or empty list/map matches an absent field; resource quantities compare by value (``"0.5"`` and
-``"500m"`` are the same). A no-op apply does not change an object's ``resourceVersion``, so a field this
-comparison would get wrong costs one request per pass, never a loop of passes.
+item for item, and so must every list of a kind whose lists are atomic for server-side apply
+(``Kind.atomic_lists``: Gateway API's HTTPRoute), where an item the plan no longer wants (a promoted
+canary's backend) is drift that only an apply removes. Go's ``omitempty`` drops zero values from stored
+objects, so a wanted ``false``, ``0``, ``""`` or empty list/map matches an absent field; resource
+quantities compare by value (``"0.5"`` and ``"500m"`` are the same). A no-op apply does not change an
+object's ``resourceVersion``, so a field this comparison would get wrong costs one request per pass,
+never a loop of passes.
 """
 
 from __future__ import annotations
@@ -175,21 +178,26 @@ def _named(items: Sequence[Any]) -> bool:
     return bool(items) and all(isinstance(item, dict) and "name" in item for item in items)
 
 
-def matches(wanted: Any, live: Any) -> bool:
-    """Whether ``live`` holds everything ``wanted`` says (see the module docstring)."""
+def matches(wanted: Any, live: Any, *, atomic_lists: bool = False) -> bool:
+    """Whether ``live`` holds everything ``wanted`` says (see the module docstring). ``atomic_lists``:
+    every list is replaced whole by an apply (``Kind.atomic_lists``), so named lists must match item
+    for item too."""
     if isinstance(wanted, dict):
         if not isinstance(live, dict):
             return not wanted and live is None
         return all(
-            matches(value, live[key]) if key in live else _empty(value) for key, value in wanted.items()
+            matches(value, live[key], atomic_lists=atomic_lists) if key in live else _empty(value)
+            for key, value in wanted.items()
         )
     if isinstance(wanted, list):
         if not isinstance(live, list):
             return not wanted and live is None
-        if _named(wanted) and all(isinstance(item, dict) for item in live):
+        if not atomic_lists and _named(wanted) and all(isinstance(item, dict) for item in live):
             by_name = {item.get("name"): item for item in live}
             return all(item["name"] in by_name and matches(item, by_name[item["name"]]) for item in wanted)
-        return len(wanted) == len(live) and all(matches(w, x) for w, x in zip(wanted, live, strict=True))
+        return len(wanted) == len(live) and all(
+            matches(w, x, atomic_lists=atomic_lists) for w, x in zip(wanted, live, strict=True)
+        )
     if wanted == live and type(wanted) is type(live):
         return True
     if isinstance(wanted, bool) or isinstance(live, bool):
@@ -209,9 +217,12 @@ def _at(manifest: Mapping[str, Any], path: str) -> Any:
 
 def drifted(kind: Kind, wanted: Manifest, live: Manifest) -> bool:
     """Whether ``live`` no longer matches what the plan ``wanted`` (the kind's compared paths)."""
+    atomic = kind.atomic_lists
     if kind.compared is None:
         body = {k: v for k, v in wanted.items() if k not in ("apiVersion", "kind")}
-        return not matches(body, live)
+        return not matches(body, live, atomic_lists=atomic)
     return not all(
-        matches(_at(wanted, path), _at(live, path)) for path in kind.compared if _at(wanted, path) is not None
+        matches(_at(wanted, path), _at(live, path), atomic_lists=atomic)
+        for path in kind.compared
+        if _at(wanted, path) is not None
     )
