@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from kopf._cogs.clients import scanning
 from kopf._core.reactor import observation
+
+from modelfleet_operator.kopf_fixes.shape import keyword_only_with
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +114,7 @@ def install() -> bool:
     process = observation.process_discovered_resource_event
     if getattr(process, _FIXED, False):
         return True
-    parameters = inspect.signature(process).parameters
-    expected = {"raw_event", "settings", "registry", "insights"}
-    if not expected <= set(parameters) or not all(
-        p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters.values()
-    ):
+    if not keyword_only_with(process, {"raw_event", "settings", "registry", "insights"}):
         logger.warning("kopf's CRD event handler changed shape: a kind discovered late may go unwatched")
         return False
     # ``resource_observer`` looks the handler up by this module name when it starts, so the fix holds

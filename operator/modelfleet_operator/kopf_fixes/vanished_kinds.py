@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,6 +37,8 @@ from typing import Any
 from kopf._cogs.aiokits import aiotoggles
 from kopf._cogs.clients import errors
 from kopf._core.reactor import queueing
+
+from modelfleet_operator.kopf_fixes.shape import keyword_only_with
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +88,8 @@ def install() -> bool:
     watcher = queueing.watcher
     if getattr(watcher, _FIXED, False):
         return True
-    parameters = inspect.signature(watcher).parameters
     expected = {"resource", "settings", "processor", "operator_indexed", "resource_indexed"}
-    if not expected <= set(parameters) or not all(
-        p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters.values()
-    ):
+    if not keyword_only_with(watcher, expected):
         logger.warning("kopf's watcher changed shape: a deleted CRD's 404 is left to stop the operator")
         return False
     queueing.watcher = surviving_vanished_kinds(watcher)  # type: ignore[assignment]
