@@ -116,10 +116,10 @@ deps: deps-operator deps-train deps-serve deps-dev link
 # in the foreground; the runtime tier's serving and benchmark files (engines, HTTP servers and their
 # clients: much of it waiting); the cluster tier (mostly waiting on the API server) with the light chart
 # tier; and the e2e tier (pods on the real node of a control plane of its own, mostly waiting on them).
-# The background sessions' reports follow the foreground's. Tests marked `timing` check latencies to the millisecond, which two busy cores
-# cannot promise, so they run afterwards alone; a timing test whose measurement window a stray stall of
-# this shared machine hit is measured again (at most twice more), with its tolerance unchanged: a real
-# error fails every attempt.
+# The background sessions' reports follow the foreground's. Tests marked `timing` check latencies to
+# the millisecond, which two busy cores cannot promise, so they run afterwards alone; a timing test
+# whose measurement window a stray stall of this shared machine hit is measured again (at most twice
+# more), with its tolerance unchanged: a real error fails every attempt.
 ALL_TIERS = $(subst $(space),$(space)or$(space),$(TIERS))
 CLUSTER_LOG := .cluster/test-cluster-tier.log
 E2E_LOG := .cluster/test-e2e-tier.log
