@@ -41,8 +41,28 @@ def running_workers(
         found = [p for p in worker_pods(core, namespace, name) if p.status.phase == "Running"]
         return len(found) == nodes
 
-    wait_for(all_running, timeout, f"{nodes} running workers of TrainingJob {namespace}/{name}")
+    try:
+        wait_for(all_running, timeout, f"{nodes} running workers of TrainingJob {namespace}/{name}")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{pods_and_events(core, namespace)}") from None
     return found
+
+
+def pods_and_events(core: client.CoreV1Api, namespace: str) -> str:
+    """What a test that waited in vain for pods prints: every pod's phase, node and conditions, and the
+    namespace's events (the scheduler's and the Job controller's reasons)."""
+    lines = ["pods:"]
+    for pod in core.list_namespaced_pod(namespace).items:
+        conditions = ", ".join(
+            f"{x.type}={x.status}{f' ({x.reason}: {x.message})' if x.reason else ''}"
+            for x in pod.status.conditions or []
+        )
+        lines.append(f"  {pod.metadata.name}: {pod.status.phase} on {pod.spec.node_name}; {conditions}")
+    lines.append("events:")
+    for event in core.list_namespaced_event(namespace).items:
+        involved = f"{event.involved_object.kind}/{event.involved_object.name}"
+        lines.append(f"  {event.type} {event.reason} {involved}: {event.message}")
+    return "\n".join(lines)
 
 
 def publish_progress(

@@ -41,10 +41,16 @@ class FakeKube:
         self.deletes: list[tuple[str, str]] = []
         self.status_writes = 0
         self.fail_next_delete = False
+        self.refuse_next_apply_of: set[str] = set()
 
     # ---- Kube --------------------------------------------------------------------------------------
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Stores the object; an apply of a kind in ``refuse_next_apply_of`` fails once, as one the API
+        server refused would."""
         key = (manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"])
+        if key[0] in self.refuse_next_apply_of:
+            self.refuse_next_apply_of.discard(key[0])
+            raise PermissionError(f"{key[0]} {key[2]} refused")
         previous = self.objects.get(key)
         stored = copy.deepcopy(manifest)
         meta = stored["metadata"]

@@ -127,7 +127,7 @@ def test_passes_apply_each_child_once_and_idle_passes_write_nothing() -> None:
     job.reconcile()
     job.reconcile()
 
-    assert kube.applies == [  # two waves: what the pods use, then the binding and the pods' owner
+    assert kube.applies == [  # by wave: what the pods use, the binding, the pods' owner
         ("ServiceAccount", "tiny-worker"),
         ("Role", "tiny-worker"),
         ("ConfigMap", "tiny-progress"),
@@ -152,6 +152,21 @@ def test_passes_apply_each_child_once_and_idle_passes_write_nothing() -> None:
         ("Normal", "AllWorkersScheduled"),
         ("Normal", "AllWorkersRunning"),
     ]
+
+
+def test_a_refused_role_binding_holds_back_the_worker_job_until_it_is_applied() -> None:
+    """Workers never start without the binding that lets rank 0 publish progress: the Job is applied in
+    a later wave than the RoleBinding, and a failed wave stops the pass."""
+    kube = FakeKube()
+    job = make(kube)
+    kube.refuse_next_apply_of.add("RoleBinding")
+
+    with pytest.raises(PermissionError):
+        job.reconcile()
+    assert kube.get("Job", NS, "tiny") is None
+
+    job.reconcile()
+    assert kube.applies[-2:] == [("RoleBinding", "tiny-worker"), ("Job", "tiny")]
 
 
 def test_children_edited_by_hand_are_put_back_and_nothing_else_is_applied() -> None:

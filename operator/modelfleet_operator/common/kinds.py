@@ -26,9 +26,10 @@ class Kind:
     compared: tuple[str, ...] | None = None
     """Dotted paths of the applied manifest that a live object must match; None: all of it."""
     wave: int = 0
-    """Apply order within a pass: children of one wave go at once, after the waves before (pod
-    owners after what their pods use, a RoleBinding after its Role, autoscalers, monitors and routes
-    after what they point at)."""
+    """Apply order within a pass: children of one wave go at once, after the waves before (a
+    RoleBinding after its Role; pod owners after what their pods use, the RoleBinding included, so a
+    pod never starts without the rights it runs with; autoscalers, monitors and routes after what
+    they point at). A wave failing stops the later ones for that pass."""
     atomic_lists: bool = False
     """Every list of this kind's objects is atomic for server-side apply (no ``listType: map``): an
     apply replaces it whole and nobody else adds to it, so a live list with an item the plan no longer
@@ -84,22 +85,22 @@ JOB = Kind(
     # A Job's pod template is immutable: only what can change on a live Job is compared (a template
     # built differently, after an operator upgrade, applies to the next attempt's Job).
     compared=("metadata.labels", "metadata.ownerReferences", "spec.parallelism", "spec.completions"),
-    wave=1,
+    wave=2,
 )
-DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", wave=1)
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", wave=2)
 POD_DISRUPTION_BUDGET = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
 HORIZONTAL_POD_AUTOSCALER = Kind(
-    "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", wave=2
+    "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", wave=3
 )
-SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects", wave=2)
-HTTP_SCALED_OBJECT = Kind("http.keda.sh/v1alpha1", "HTTPScaledObject", "httpscaledobjects", wave=2)
-POD_MONITOR = Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors", wave=2)
+SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects", wave=3)
+HTTP_SCALED_OBJECT = Kind("http.keda.sh/v1alpha1", "HTTPScaledObject", "httpscaledobjects", wave=3)
+POD_MONITOR = Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors", wave=3)
 # Azure Monitor managed Prometheus's own copy of the Prometheus Operator's PodMonitor (the same schema
 # under another group, installed with the AKS metrics add-on, which reads only this group).
 AZURE_POD_MONITOR = Kind(
-    "azmonitoring.coreos.com/v1", "PodMonitor", "podmonitors", wave=2, alias="azure_podmonitors"
+    "azmonitoring.coreos.com/v1", "PodMonitor", "podmonitors", wave=3, alias="azure_podmonitors"
 )
-HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", wave=2, atomic_lists=True)
+HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", wave=3, atomic_lists=True)
 POD = Kind("v1", "Pod", "pods")
 CUSTOM_RESOURCE_DEFINITION = Kind(
     "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False
@@ -111,7 +112,7 @@ PRIORITY_CLASS = Kind("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses"
 TRAINING_JOB = Kind(API_VERSION, "TrainingJob", "trainingjobs")
 KUEUE_WORKLOAD = Kind("kueue.x-k8s.io/v1beta2", "Workload", "workloads")
 """What Kueue made of a worker Job it manages (``spec.queueName``): read, never written."""
-MODEL_DEPLOYMENT = Kind(API_VERSION, "ModelDeployment", "modeldeployments", wave=1)
+MODEL_DEPLOYMENT = Kind(API_VERSION, "ModelDeployment", "modeldeployments", wave=2)
 BENCHMARK_SWEEP = Kind(API_VERSION, "BenchmarkSweep", "benchmarksweeps")
 
 CHILD_KINDS = (

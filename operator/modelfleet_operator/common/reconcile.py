@@ -219,7 +219,7 @@ class Engine(Generic[ResourceT, StatusT]):
 
     async def _act(self, plan: Plan[StatusT], children: list[Live], owner_uid: str, namespace: str) -> None:
         """Apply wave by wave (``Kind.wave``), each wave's children at once, then prune at once: a new
-        TrainingJob's seven children take two round trips, not seven."""
+        TrainingJob's seven children take three round trips, not seven."""
         missing = to_apply(
             plan, children, lambda wanted, live: drifted(kind_of(wanted), wanted, live.manifest)
         )
