@@ -53,6 +53,10 @@ cluster-build: ## build the control plane, kwok and the real node's components (
 	bash hack/controlplane/build.sh
 	bash hack/node/build.sh
 
+.PHONY: node-packages
+node-packages: ## install the real node's Debian packages (runc, nftables, gcc, busybox) when missing
+	bash hack/node/build.sh --debian-packages
+
 cluster-up: cluster-build deps-operator link ## start the local control plane: a real node, fake AKS GPU pools
 	$(PY) -m hack.controlplane up
 
@@ -121,6 +125,24 @@ deps: deps-operator deps-train deps-serve deps-dev link
 # whose measurement window a stray stall of this shared machine hit is measured again (at most twice
 # more), with its tolerance unchanged: a real error fails every attempt.
 ALL_TIERS = $(subst $(space),$(space)or$(space),$(TIERS))
+# Set-up runs in two lanes side by side: the Go builds (compilers on every core, niced) and the Python
+# side (wheels, the runtime image, the engines' venvs, Azurite: mostly downloads and disk), so on a
+# fresh machine the downloads happen while the compilers run. Nothing is shared between the lanes:
+# the Debian packages both would install come first. The Go lane's output goes to its log and is
+# printed when both lanes are done; a warm run builds nothing in either.
+GO_SETUP := cluster-build thirdparty-kueue thirdparty-prometheus thirdparty-keda thirdparty-http-add-on chart-tools
+PY_SETUP := deps lint image-cpu test-tools
+SETUP_LOG := .cluster/setup-go-lane.log
+.PHONY: setup test-tools
+setup: image-tools node-packages ## set up everything make test needs (two lanes: Go builds, Python side)
+	@mkdir -p .cluster
+	@$(MAKE) --no-print-directory $(GO_SETUP) > $(SETUP_LOG) 2>&1 & go=$$!; \
+	$(MAKE) --no-print-directory $(PY_SETUP) && py=0 || py=$$?; \
+	wait $$go && go_rc=0 || go_rc=$$?; \
+	echo "==== set-up, Go lane (log: $(SETUP_LOG)) ===="; cat $(SETUP_LOG); \
+	test $$py -eq 0 -a $$go_rc -eq 0
+test-tools: deps link ## fetch what the runtime tier makes on first use (engine venvs, Azurite; cached)
+	$(PY) -m tests.runtime.prepare
 CLUSTER_LOG := .cluster/test-cluster-tier.log
 E2E_LOG := .cluster/test-e2e-tier.log
 SERVING_LOG := .cluster/test-runtime-serving.log
@@ -130,7 +152,7 @@ RUNTIME_SERVING := $(wildcard tests/runtime/test_serve_*.py tests/runtime/test_b
 # where its time went
 DURATIONS := --durations=15 --durations-min=10
 timed = { TIMEFORMAT="==== $(1): %R s wall, %U s user + %S s sys CPU"; time $(2); }
-test: deps lint cluster-build thirdparty-kueue thirdparty-prometheus thirdparty-keda thirdparty-http-add-on chart-tools image-cpu ## set up everything and run every test tier
+test: setup ## set up everything and run every test tier
 	@mkdir -p .cluster
 	@$(call timed,cluster and chart tiers,$(PYTEST) $(DURATIONS) -m "(cluster or chart) and not timing") > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
 	$(call timed,e2e tier,$(PYTEST) $(DURATIONS) -m "e2e and not timing") > $(E2E_LOG) 2>&1 & e2e=$$!; \

@@ -11,7 +11,9 @@
 #                                             compiled static: the pod sandbox (no registry to pull from)
 #   runc, nft, busybox                        Debian's runc, nftables (kube-proxy's nftables mode
 #                                             runs `nft`) and busybox-static (a small test image)
-# A second run finds everything and builds nothing.
+# A second run finds everything and builds nothing. `build.sh --debian-packages` installs only the
+# Debian packages (make's set-up does that before its lanes start: two apt runs at once would fight
+# over dpkg's lock).
 set -euo pipefail
 source "$(dirname "$0")/../build-common.sh"
 
@@ -121,6 +123,7 @@ install_debian_packages() {
 
 command -v go >/dev/null || { echo "build step 'go' failed: Go is not installed (https://go.dev/dl)" >&2; exit 1; }
 [ ${#MISSING_DEBIAN_PACKAGES[@]} -eq 0 ] || step debian-packages install_debian_packages
+[ "${1:-}" != --debian-packages ] || exit 0
 have "$PAUSE_BIN" pause || step pause build_pause
 have "$CONTAINERD_BIN" containerd ctr containerd-shim-runc-v2 || step containerd build_containerd
 have "$CNI_BIN" bridge host-local loopback portmap || step cni-plugins build_cni_plugins
