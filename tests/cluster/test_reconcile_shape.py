@@ -1,6 +1,7 @@
 """The reconcile shape against the real API server, with the session operator: children edited by hand
 are put back by server-side apply (a Deployment's image, a ConfigMap's config, a RoleBinding's
-subject), children the plan no longer names are pruned (a removed canary), and an operator with
+subject), a field the spec no longer asks for leaves its child (a removed env var), children the
+plan no longer names are pruned (a removed canary), and an operator with
 nothing to do makes no API request and runs no pass (the session operator's safety resync is 10
 minutes, so every pass here was caused by an event or a plan's deadline)."""
 
@@ -124,6 +125,35 @@ def test_a_removed_canary_is_pruned(
         kind_name, name = kind.split("/")
         wait_until(cluster, kind_name, name, ns, lambda found: found is None, "pruned")
     assert get(cluster, "deployment", "tiny-chat-stable", ns) is not None
+
+
+def env_names(deployment: dict[str, Any] | None) -> set[str]:
+    if deployment is None:
+        return set()
+    return {var["name"] for var in deployment["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+
+
+def test_an_env_var_removed_from_the_spec_leaves_the_deployment(
+    cluster: ControlPlane, operator: OperatorProcess, namespace: str, custom: client.CustomObjectsApi
+) -> None:
+    """The Deployment still holds everything the new spec wants, so it has not drifted; the first pass
+    after the spec change applies it again, and the API server's server-side apply drops the variable
+    the operator's field manager no longer sets."""
+    ns = namespace
+    env = [{"name": "KEEP_ME", "value": "1"}, {"name": "DROP_ME", "value": "2"}]
+    manifest = {**MODEL_DEPLOYMENT, "spec": {**MODEL_DEPLOYMENT["spec"], "env": env}}
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "modeldeployments", manifest)
+    wait_until(cluster, "deployment", "tiny-chat-stable", ns,
+               lambda d: {"KEEP_ME", "DROP_ME"} <= env_names(d), "both variables")  # fmt: skip
+
+    custom.patch_namespaced_custom_object(
+        GROUP, VERSION, ns, "modeldeployments", "tiny-chat", {"spec": {"env": env[:1]}}
+    )
+
+    wait_until(
+        cluster, "deployment", "tiny-chat-stable", ns,
+        lambda d: "DROP_ME" not in env_names(d) and "KEEP_ME" in env_names(d), "DROP_ME removed",
+    )  # fmt: skip
 
 
 def requests_and_passes(operator: OperatorProcess) -> tuple[float, float]:

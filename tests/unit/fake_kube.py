@@ -170,6 +170,9 @@ class Harness:
             clock=clock,  # type: ignore[arg-type]
         )
         self.key = (body["kind"], body["metadata"]["namespace"], body["metadata"]["name"])
+        stored = kube.objects.get(self.key)
+        if stored is not None and "status" in stored:  # a new engine (a restarted operator), same API state
+            body.setdefault("status", stored["status"])
         kube.objects[self.key] = body
         self.requeue_at: datetime | None = None
 

@@ -125,6 +125,33 @@ def test_the_desired_state_is_applied_once_drift_is_put_back_and_idle_passes_wri
     assert container["image"] == "serve:1"
 
 
+def test_an_env_var_removed_from_the_spec_leaves_the_deployment_on_the_next_pass() -> None:
+    """The Deployment still holds everything the new plan wants, so drift alone would keep the removed
+    variable; the first pass after the spec change applies the children again (a server-side apply
+    drops what its manager no longer sets), and only that pass does."""
+    kube = FakeKube()
+    env = [{"name": "KEEP", "value": "1"}, {"name": "DROP", "value": "2"}]
+    md = make(kube, None, env=env)
+    md.reconcile()
+    md.reconcile()
+    applied = len(kube.applies)
+
+    md.body["spec"]["env"] = env[:1]
+    md.body["metadata"]["generation"] = 2
+    md.reconcile()
+    md.reconcile()
+
+    assert kube.applies[applied:] == [
+        ("ConfigMap", "llm-stable-config"),
+        ("Service", "llm"),
+        ("PodDisruptionBudget", "llm"),
+        ("Deployment", "llm-stable"),
+    ]
+    container = kube.objects[("Deployment", NS, "llm-stable")]["spec"]["template"]["spec"]["containers"][0]
+    names = {var["name"] for var in container["env"]}
+    assert "KEEP" in names and "DROP" not in names
+
+
 def test_a_removed_canary_and_a_replaced_autoscaler_are_pruned() -> None:
     kube = FakeKube()
     canary = {"replicas": 1, "weight": 10, "image": "serve:2"}

@@ -18,7 +18,9 @@ canary's backend) is drift that only an apply removes. Go's ``omitempty`` drops 
 objects, so a wanted ``false``, ``0``, ``""`` or empty list/map matches an absent field; resource
 quantities compare by value (``"0.5"`` and ``"500m"`` are the same). A no-op apply does not change an
 object's ``resourceVersion``, so a field this comparison would get wrong costs one request per pass,
-never a loop of passes.
+never a loop of passes. Drift cannot see a field the plan stopped wanting (the live object still holds
+everything wanted); the first pass after a spec change applies the children again for that
+(``Engine._act``).
 """
 
 from __future__ import annotations

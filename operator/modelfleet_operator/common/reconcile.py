@@ -147,6 +147,7 @@ class Engine(Generic[ResourceT, StatusT]):
         now = self.clock()
         stored = dict(stored or {})
         status = self._status(stored, meta)
+        respecified = status.observed_generation != meta.get("generation")
         before = list(status.conditions)
         phase_before = cast(Any, status).phase
         children: list[Live] = []
@@ -168,7 +169,7 @@ class Engine(Generic[ResourceT, StatusT]):
             plan = self.controller.plan(resource, status, observed, now)
         requeue_at = plan.requeue_at
         if not plan.hold:
-            await self._act(plan, children, owner_uid, meta["namespace"])
+            await self._act(plan, children, owner_uid, meta["namespace"], reapply=respecified)
         asked = plan.capacity is not None and self.capacity is not None
         if asked and await self._ask_capacity(plan, owner_uid, meta.get("generation"), now):
             requeue_at = _earliest(requeue_at, now + CAPACITY_RECHECK)
@@ -217,12 +218,23 @@ class Engine(Generic[ResourceT, StatusT]):
         draft.condition(c.COND_FAILED, True, c.REASON_INVALID_SPEC, message)
         return Plan(status=status, hold=True)
 
-    async def _act(self, plan: Plan[StatusT], children: list[Live], owner_uid: str, namespace: str) -> None:
+    async def _act(
+        self, plan: Plan[StatusT], children: list[Live], owner_uid: str, namespace: str, *, reapply: bool
+    ) -> None:
         """Apply wave by wave (``Kind.wave``), each wave's children at once, then prune at once: a new
-        TrainingJob's seven children take three round trips, not seven."""
-        missing = to_apply(
-            plan, children, lambda wanted, live: drifted(kind_of(wanted), wanted, live.manifest)
-        )
+        TrainingJob's seven children take three round trips, not seven.
+
+        ``reapply`` (the first pass after a spec change): every wanted child whose whole manifest may
+        change is applied, drifted or not. Drift only sees what a live child lacks; a field the plan
+        stopped wanting (an env var, a ConfigMap key, a label removed from the spec) is still there
+        and matches, and only an apply, which drops the fields its manager no longer sets, removes
+        it. Kinds compared by a few paths (a Job, whose pod template is immutable) are not forced."""
+
+        def stale(wanted: Manifest, live: Live) -> bool:
+            kind = kind_of(wanted)
+            return (reapply and kind.compared is None) or drifted(kind, wanted, live.manifest)
+
+        missing = to_apply(plan, children, stale)
         for wave in sorted({kind_of(manifest).wave for manifest in missing}):
             batch = [manifest for manifest in missing if kind_of(manifest).wave == wave]
             await _all(self.kube.apply(manifest) for manifest in batch)
