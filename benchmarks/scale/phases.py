@@ -147,8 +147,9 @@ class Bench:
         ModelDeployments, pods or TrainingJob children is left: the next operator watches every namespace,
         and would reconcile what an earlier measurement left, or carry it in its caches.
 
-        The contestant is stopped by now, so the finalizer the operator put on its TrainingJobs and
-        ModelDeployments (kopf's, for their daemons) is removed first, as the admin. Then the namespace is
+        The contestant is stopped by now, so any finalizer left on its TrainingJobs and ModelDeployments
+        (kopf's, which operators before ``kopf_fixes.daemon_finalizer`` put on every object with a daemon)
+        is removed first, as the admin. Then the namespace is
         deleted (from then on nothing new can be created in it), and every kind the benchmark knows is
         deleted at once, pods without a grace period. Left to the namespace controller (it deletes the
         pods first and the rest on a later pass), a namespace took 11-12 s to go; so did the first

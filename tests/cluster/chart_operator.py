@@ -164,12 +164,9 @@ def install_chart(cluster: ControlPlane, namespace: str, *settings: str) -> None
 
 
 def release_resources(custom: client.CustomObjectsApi, namespace: str) -> None:
-    """Deletes the namespace's modelfleet resources, removing kopf's finalizers first (no operator
-    runs any more to release them)."""
+    """Deletes the namespace's modelfleet resources; no operator runs any more, and none is needed: the
+    operator puts no finalizer on them."""
     for plural in PLURALS:
         for item in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]:
             name = item["metadata"]["name"]
-            custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, {"metadata": {"finalizers": None}}
-            )
             custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)

@@ -145,8 +145,8 @@ def running(process: OperatorProcess, api_client: client.ApiClient) -> Iterator[
     try:
         yield process
     finally:
-        # TrainingJobs carry kopf's finalizer (it stops their daemons cleanly): let the operator release
-        # those of the namespaces the tests are deleting, or the namespaces would hang in Terminating.
+        # The operator puts no finalizer on TrainingJobs: those of the namespaces the tests are deleting
+        # go at once. The wait is kept to catch a finalizer coming back (it would hang the namespaces).
         try:
             wait_for(
                 lambda: not _training_jobs_in_terminating_namespaces(api_client),

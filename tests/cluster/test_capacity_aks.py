@@ -74,7 +74,7 @@ def capacity_operator(
     try:
         yield process
     finally:
-        # release kopf's finalizer while this operator still runs, then stop it
+        # delete the TrainingJobs while this operator still runs (it ends their daemons), then stop it
         def training_jobs() -> list[str]:
             found = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs")
             return [tj["metadata"]["name"] for tj in found["items"]]

@@ -253,7 +253,8 @@ def test_ttl_deletes_a_finished_job_and_delete_cascades_to_children(
     batch: client.BatchV1Api,
 ) -> None:
     create(custom, namespace, training_job("short-lived", ttlSecondsAfterFinished=2))
-    wait_for_phase(custom, namespace, "short-lived", "Running")
+    running = wait_for_phase(custom, namespace, "short-lived", "Running")
+    assert not running["metadata"].get("finalizers"), "nothing holds a deletion (kopf_fixes.daemon_finalizer)"
     finish_workers(core, namespace, "short-lived", succeeded=True)
     wait_for_phase(custom, namespace, "short-lived", "Succeeded")
 

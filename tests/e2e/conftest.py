@@ -91,8 +91,8 @@ def operator(
     api_client: client.ApiClient,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    """The operator as a subprocess, every workload on the runtime image. Stopped once it released the
-    TrainingJobs of the namespaces the tests deleted (kopf's finalizer)."""
+    """The operator as a subprocess, every workload on the runtime image. Stopped once no TrainingJob of a
+    namespace the tests deleted is left (``tests.cluster.conftest.running``)."""
     images = {f"MODELFLEET_{kind}_IMAGE": runtime_image for kind in ("TRAINING", "SERVING")}
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     with running(OperatorProcess(crds.kubeconfig, log, images), api_client) as process:

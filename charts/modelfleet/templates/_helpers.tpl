@@ -71,8 +71,9 @@ watch), never with get; it writes children by server-side apply (patch, and crea
 creates the object) and prunes them (delete). Neither it nor kopf uses update (PUT).
 */}}
 {{- define "modelfleet.namespacedRules" -}}
-# kopf watches the three kinds and patches them (finalizer); a TrainingJob past its TTL is deleted; a
-# BenchmarkSweep applies the ModelDeployments its targets expand to and prunes them once measured.
+# kopf watches the three kinds and patches them (only to remove the finalizer an earlier release put on
+# them); a TrainingJob past its TTL is deleted; a BenchmarkSweep applies the ModelDeployments its
+# targets expand to and prunes them once measured.
 - apiGroups: ["modelfleet.io"]
   resources: ["trainingjobs"]
   verbs: ["list", "watch", "patch", "delete"]

@@ -64,6 +64,7 @@ from modelfleet_operator.common.live import project
 from modelfleet_operator.common.reconcile import Engine, utcnow
 from modelfleet_operator.common.slots import PassSlots, Priority
 from modelfleet_operator.config import OperatorConfig
+from modelfleet_operator.kopf_fixes.daemon_finalizer import without_finalizer
 from modelfleet_operator.kopf_fixes.light_handlers import light
 from modelfleet_operator.kube import Manifest
 
@@ -102,6 +103,10 @@ class ObjectState:
     """The status as of the latest pass: stored, or written by it."""
     pending: list[dict[str, Any]] = field(default_factory=list)
     """Statuses this operator wrote that the watch has not brought back yet (oldest first)."""
+    uid: str | None = None
+    """The object's UID: one deleted and created again under its name is another object."""
+    gone: bool = False
+    """The watch reported the object deleted: its daemon ends after the pass in flight."""
 
     def stored(self, body_status: dict[str, Any] | None) -> dict[str, Any] | None:
         """The status to plan from: the latest this operator wrote, else the one the watch brought."""
@@ -130,11 +135,25 @@ class Wakeups:
     def __init__(self) -> None:
         self._objects: dict[ObjectKey, ObjectState] = {}
 
-    def register(self, key: ObjectKey) -> ObjectState:
-        return self._objects.setdefault(key, ObjectState())
+    def register(self, key: ObjectKey, uid: str) -> ObjectState:
+        """The state of the object ``uid`` under ``key``: new unless this object's daemon made it (an
+        object deleted and created again under its name gets a state of its own)."""
+        state = self._objects.get(key)
+        if state is None or state.uid != uid:
+            state = self._objects[key] = ObjectState(uid=uid)
+        return state
 
-    def drop(self, key: ObjectKey) -> None:
-        self._objects.pop(key, None)
+    def drop(self, key: ObjectKey, state: ObjectState) -> None:
+        """Forget ``state``, unless another object under the same name has one by now."""
+        if self._objects.get(key) is state:
+            del self._objects[key]
+
+    def deleted(self, key: ObjectKey, uid: str) -> None:
+        """The watch reported the object ``uid`` deleted: its daemon ends (after its pass in flight)."""
+        state = self._objects.get(key)
+        if state is not None and state.uid == uid:
+            state.gone = True
+            state.wake.set()
 
     def get(self, key: ObjectKey) -> ObjectState | None:
         return self._objects.get(key)
@@ -446,16 +465,16 @@ def register_controller(
     ) -> None:
         key = (kind.kind, namespace, name)
         indexes = ix.Indexes({k: v for k, v in kwargs.items() if k in operator.index_ids})
-        state = wakeups.register(key)
+        state = wakeups.register(key, uid)
         urgent = False
         try:
-            while not stopped:
+            while not stopped and not state.gone:
                 passing = one_pass(body, state, indexes, stopped, urgent)
                 requeue_at = await finish(asyncio.ensure_future(passing))
                 pause = _pause(requeue_at, config.resync_seconds)
                 urgent = await sleep_until_woken(state.wake, stopped, pause, SETTLE_SECONDS, state.urgent)
         finally:
-            wakeups.drop(key)
+            wakeups.drop(key, state)
             engine.forget(uid)
 
     async def one_pass(
@@ -466,7 +485,7 @@ def register_controller(
         priority = pass_priority(state, meta.get("generation"), urgent)
 
         async def run() -> datetime | None:
-            if stopped:
+            if stopped or state.gone:
                 return None
             # What woke the daemon while this pass waited for its slot is in what it reads now (the
             # body and the indexes, both updated before any wake): no pass of its own. No await comes
@@ -501,7 +520,10 @@ def register_controller(
     ) -> None:
         status = dict(body.get("status") or {}) or None
         metrics.PHASES.observe(kind.kind, uid, (status or {}).get("phase"), deleted=type == "DELETED")
-        state = wakeups.get((kind.kind, namespace or "", name))
+        key = (kind.kind, namespace or "", name)
+        if type == "DELETED":
+            wakeups.deleted(key, uid)
+        state = wakeups.get(key)
         if state is not None and state.seen(body.get("metadata", {}).get("generation"), status):
             state.wake.set()
         if also_wake is not None:
@@ -517,6 +539,7 @@ def register_controller(
         cancellation_backoff=CANCELLATION_BACKOFF_SECONDS,
         cancellation_timeout=CANCELLATION_BACKOFF_SECONDS,
     )(daemon)  # type: ignore[arg-type]
+    without_finalizer(registry, f"{kind.plural}-daemon")
     on_event = kopf.on.event(
         kind.group, kind.version, kind.plural, id=f"{kind.plural}-changed", registry=registry
     )
