@@ -122,8 +122,8 @@ class Demo:
 
     def fresh_namespace(self) -> None:
         """A clean demo namespace. An earlier demo's resources are deleted first, while the operator runs
-        and can release their finalizers (kopf stops watching a namespace once it is terminating, so
-        deleting the namespace with them inside would leave them stuck); then the namespace itself."""
+        (one made by an operator older than ``kopf_fixes.daemon_finalizer`` carries kopf's finalizer,
+        which only a running operator removes); then the namespace itself."""
         if self.plane.kubectl("get", "namespace", NAMESPACE, check=False).returncode == 0:
             self.plane.kubectl(
                 "delete",
