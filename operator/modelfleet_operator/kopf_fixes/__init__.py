@@ -1,6 +1,7 @@
 """Fixes to kopf's reactor, installed before the operator runs: each replaces one private piece of
 kopf, checks first that it still has the shape the fix was written for, and leaves kopf alone (with a
-warning) otherwise."""
+warning) otherwise. ``daemon_finalizer`` is not installed here: it changes a handler in the operator's
+own registry, so ``common.handlers`` calls it where it registers each daemon."""
 
 from __future__ import annotations
 
