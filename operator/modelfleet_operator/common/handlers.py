@@ -24,7 +24,8 @@ TrainingJob wakes the ModelDeployments that serve its output. All handlers are c
 event loop (kopf runs plain functions in a thread pool, a hop per event, and ``asyncio.Event`` is not
 thread-safe). The index functions and these wake handlers are ``light``
 (``kopf_fixes.light_handlers``): kopf calls them with only ``body``, ``name``, ``namespace``, ``uid``,
-``labels`` and ``type``, without its per-call work.
+``labels`` and ``type``, without its per-call work; a kind with no other handler (children, pods,
+the kinds kept by name) skips kopf's per-object processing altogether (``kopf_fixes.light_kinds``).
 
 **Deletion.** kopf signals a deleted object's daemon to stop (``stopped``) and, only after
 ``cancellation_backoff``, cancels it. A pass in flight is never cut short: the daemon waits for it even

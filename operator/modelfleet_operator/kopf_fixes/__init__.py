@@ -9,6 +9,7 @@ from modelfleet_operator.kopf_fixes import (
     fast_json,
     late_discovery,
     light_handlers,
+    light_kinds,
     readiness,
     vanished_kinds,
 )
@@ -22,6 +23,7 @@ def install() -> bool:
             vanished_kinds.install(),
             late_discovery.install(),
             light_handlers.install(),
+            light_kinds.install(),
             fast_json.install(),
         ]
     )
