@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import kopf
 from modelfleet_api import constants as c
 
-from modelfleet_operator import kopf_fixes, metrics
+from modelfleet_operator import gc_tuning, kopf_fixes, metrics
 from modelfleet_operator.benchmark import handlers as benchmark_handlers
 from modelfleet_operator.common.essence import OwnKindsDiffBase
 from modelfleet_operator.common.handlers import Operator, register_indexes
@@ -121,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             {size.value: count for size, count in config.capacity.max_nodes.items()} or "none",
         )
     registry = build_registry(config, kube, capacity)
+    gc_tuning.tune()
     liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
     logger.info(
         "starting: %s, training image %s, %s",
