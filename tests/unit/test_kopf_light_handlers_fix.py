@@ -179,18 +179,20 @@ def test_light_handlers_get_the_few_keywords_and_others_everything_kopf_passes()
     )
 
 
-def test_a_failing_light_handler_is_logged_and_ignored_and_leaves_the_object_out_of_its_index(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def failing_handlers(caplog: pytest.LogCaptureFixture) -> tuple[list[Any], list[str], list[str]]:
+    """A ConfigMap's index handler that fails on its second event and a watch-event handler that always
+    fails: (the index after each event, the names the watch-event handler saw, the error messages)."""
     registry = kopf.OperatorRegistry()
     fail = {"now": False}
+    woken: list[str] = []
 
     async def index(name: str, **_: Any) -> Any:
         if fail["now"]:
             raise RuntimeError("broken index")
         return name
 
-    async def event(**_: Any) -> None:
+    async def event(name: str, **_: Any) -> None:
+        woken.append(name)
         raise RuntimeError("broken handler")
 
     kopf.index("", "v1", "configmaps", id="names", registry=registry)(light_handlers.light(index))
@@ -208,9 +210,16 @@ def test_a_failing_light_handler_is_logged_and_ignored_and_leaves_the_object_out
 
     with caplog.at_level(logging.ERROR):
         found = asyncio.run(scenario())
+    return found, woken, [record.getMessage() for record in caplog.records]
+
+
+def test_a_failing_light_handler_is_logged_and_ignored_and_leaves_the_object_out_of_its_index(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    found, woken, messages = failing_handlers(caplog)
 
     assert found == [{None: ["a"]}, {}]
-    messages = [record.getMessage() for record in caplog.records]
+    assert woken == ["a", "a"]
     assert "Handler 'wake' failed with an exception. Will ignore." in messages
     assert "Handler 'names' failed with an exception. Will ignore." in messages
 

@@ -6,7 +6,6 @@ are all filled."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 import kopf
@@ -37,6 +36,7 @@ from tests.unit.test_kopf_light_handlers_fix import (
     PODS,
     Operator,
     child,
+    failing_handlers,
     operator_run,
 )
 
@@ -128,38 +128,10 @@ def test_the_kinds_that_take_the_short_way_are_those_with_only_light_handlers() 
 def test_a_failing_light_handler_is_logged_ignored_and_leaves_the_object_out_of_its_index(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    registry = kopf.OperatorRegistry()
-    fail = {"now": False}
-    woken: list[str] = []
-
-    async def index(name: str, **_: Any) -> Any:
-        if fail["now"]:
-            raise RuntimeError("broken index")
-        return name
-
-    async def event(name: str, **_: Any) -> None:
-        woken.append(name)
-        raise RuntimeError("broken handler")
-
-    kopf.index("", "v1", "configmaps", id="names", registry=registry)(light_handlers.light(index))
-    kopf.on.event("", "v1", "configmaps", id="wake", registry=registry)(light_handlers.light(event))
-    operator = Operator(registry, kopf.OperatorSettings())
-
-    async def scenario() -> list[Any]:
-        found = []
-        await operator.process(CONFIG_MAPS, "ADDED", child("ConfigMap", "a"))
-        found.append(operator.index("names"))
-        fail["now"] = True
-        await operator.process(CONFIG_MAPS, "MODIFIED", child("ConfigMap", "a"))
-        found.append(operator.index("names"))
-        return found
-
-    with caplog.at_level(logging.ERROR):
-        found = asyncio.run(scenario())
+    found, woken, messages = failing_handlers(caplog)
 
     assert found == [{None: ["a"]}, {}]
     assert woken == ["a", "a"], "a failed index handler does not stop the watch-event handlers"
-    messages = [record.getMessage() for record in caplog.records]
     assert "handler 'wake' failed on team/a; ignored" in messages
     assert "handler 'names' failed on team/a; ignored" in messages
     assert all(record.exc_info for record in caplog.records), "the traceback is logged"

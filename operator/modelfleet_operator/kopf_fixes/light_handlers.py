@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from kopf._core.actions import execution
@@ -62,17 +62,21 @@ def is_light(handlers: Collection[Any], cause: Any) -> bool:
     )
 
 
-async def run_light(handlers: Collection[Any], cause: Any) -> dict[Any, execution.Outcome]:
-    """Call each handler with the few keywords a light handler takes; kopf's outcome of each."""
-    body = cause.body
-    meta = body.get("metadata") or {}
-    kwargs: dict[str, Any] = {
+def keywords(body: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """What a light handler is called with (but an event's ``type``): kopf's ``body`` and the values
+    of its metadata ``meta``."""
+    return {
         "body": body,
         "name": meta.get("name"),
         "namespace": meta.get("namespace"),
         "uid": meta.get("uid"),
         "labels": meta.get("labels") or {},
     }
+
+
+async def run_light(handlers: Collection[Any], cause: Any) -> dict[Any, execution.Outcome]:
+    """Call each handler with the few keywords a light handler takes; kopf's outcome of each."""
+    kwargs = keywords(cause.body, cause.body.get("metadata") or {})
     if isinstance(cause, causes.WatchingCause):
         kwargs["type"] = cause.type
     outcomes: dict[Any, execution.Outcome] = {}

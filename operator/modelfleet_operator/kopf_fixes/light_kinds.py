@@ -41,7 +41,7 @@ from kopf._core.engines import indexing
 from kopf._core.intents import registries
 from kopf._core.reactor import processing
 
-from modelfleet_operator.kopf_fixes.light_handlers import LIGHT
+from modelfleet_operator.kopf_fixes.light_handlers import LIGHT, keywords
 
 logger = logging.getLogger(__name__)
 
@@ -111,15 +111,8 @@ async def process_light_event(
     """One watch event of a light kind: its indexes, then (once every index is filled) its handlers."""
     raw_type, raw_body = raw_event["type"], raw_event["object"]
     body = bodies.Body(raw_body)
-    meta = raw_body.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    kwargs: dict[str, Any] = {
-        "body": body,
-        "name": meta.get("name"),
-        "namespace": meta.get("namespace"),
-        "uid": meta.get("uid"),
-        "labels": labels,
-    }
+    kwargs = keywords(body, raw_body.get("metadata") or {})
+    labels = kwargs["labels"]
     if kind.indexers:
         key = indexers.make_key(body)
         for handler in kind.indexers:
