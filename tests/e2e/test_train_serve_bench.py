@@ -177,16 +177,17 @@ def training_run(
             )
 
         wait_for(restarted, 180, "the gang restart after the eviction")
-        run.restart_events = [
-            f"{e.reason}: {e.message}"
-            for e in core.list_namespaced_event(namespace, field_selector="involvedObject.name=tiny").items
-        ]
         # the new gang's Job exists once the evicted gang's pods are gone (its Job is deleted in the
         # foreground): the newest checkpoint is the one the evicted gang saved last
         run.checkpoint_step_at_eviction = _latest_checkpoint(directory)
         run.resumed_from_progress = len(run.progress)
         wait_for(lambda: observe().get("phase") == "Succeeded", 900, "TrainingJob tiny to succeed")
         run.final = _get(custom, namespace, "trainingjobs", "tiny")
+        # read after the run: kopf's queue posts an event after the status write that reports it
+        run.restart_events = [
+            f"{e.reason}: {e.message}"
+            for e in core.list_namespaced_event(namespace, field_selector="involvedObject.name=tiny").items
+        ]
         (resumed,) = core.list_namespaced_pod(
             namespace,
             label_selector=f"{resumed_gang},{RANK_LABEL}=0",
