@@ -118,8 +118,10 @@ TIERS := unit cluster runtime chart e2e
 deps: deps-operator deps-train deps-serve deps-dev link
 # Four pytest sessions run side by side: the CPU-bound unit tier and the runtime tier's training files
 # in the foreground; the runtime tier's serving and benchmark files (engines, HTTP servers and their
-# clients: much of it waiting); the cluster tier (mostly waiting on the API server) with the light chart
-# tier; and the e2e tier (pods on the real node of a control plane of its own, mostly waiting on them).
+# clients: much of it waiting) with the chart tier (no control plane: templates, the image, the lock
+# file), which ends minutes before the others; the cluster tier (mostly waiting on the API server: the
+# longest session); and the e2e tier (pods on the real node of a control plane of its own, mostly
+# waiting on them).
 # The background sessions' reports follow the foreground's. Tests marked `timing` check latencies to
 # the millisecond, which two busy cores cannot promise, so they run afterwards alone; a timing test
 # whose measurement window a stray stall of this shared machine hit is measured again (at most twice
@@ -154,15 +156,15 @@ DURATIONS := --durations=15 --durations-min=10
 timed = { TIMEFORMAT="==== $(1): %R s wall, %U s user + %S s sys CPU"; time $(2); }
 test: setup ## set up everything and run every test tier
 	@mkdir -p .cluster
-	@$(call timed,cluster and chart tiers,$(PYTEST) $(DURATIONS) -m "(cluster or chart) and not timing") > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
+	@$(call timed,cluster tier,$(PYTEST) $(DURATIONS) -m "cluster and not timing") > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
 	$(call timed,e2e tier,$(PYTEST) $(DURATIONS) -m "e2e and not timing") > $(E2E_LOG) 2>&1 & e2e=$$!; \
-	$(call timed,runtime tier: serving and benchmark files,$(PYTEST) $(DURATIONS) -m "runtime and not timing" $(RUNTIME_SERVING)) > $(SERVING_LOG) 2>&1 & serving=$$!; \
+	$(call timed,runtime tier's serving and benchmark files and chart tier,$(PYTEST) $(DURATIONS) -m "(runtime or chart) and not timing" $(RUNTIME_SERVING) tests/chart) > $(SERVING_LOG) 2>&1 & serving=$$!; \
 	$(call timed,unit tier and runtime tier: training files,$(PYTEST) $(DURATIONS) -m "(unit or runtime) and not timing" $(addprefix --ignore=,$(RUNTIME_SERVING))) && rest=0 || rest=$$?; \
 	wait $$serving && serving_rc=0 || serving_rc=$$?; \
 	wait $$cluster && cluster_rc=0 || cluster_rc=$$?; \
 	wait $$e2e && e2e_rc=0 || e2e_rc=$$?; \
-	echo "==== runtime tier: serving and benchmark files (log: $(SERVING_LOG)) ===="; cat $(SERVING_LOG); \
-	echo "==== cluster and chart tiers (log: $(CLUSTER_LOG)) ===="; cat $(CLUSTER_LOG); \
+	echo "==== runtime tier's serving and benchmark files and chart tier (log: $(SERVING_LOG)) ===="; cat $(SERVING_LOG); \
+	echo "==== cluster tier (log: $(CLUSTER_LOG)) ===="; cat $(CLUSTER_LOG); \
 	echo "==== e2e tier (log: $(E2E_LOG)) ===="; cat $(E2E_LOG); \
 	test $$rest -eq 0 -a $$serving_rc -eq 0 -a $$cluster_rc -eq 0 -a $$e2e_rc -eq 0
 	@$(call timed,timing tests,$(PYTEST) -m "($(ALL_TIERS)) and timing" --reruns 2)

@@ -89,6 +89,7 @@ def test_a_deployment_at_zero_answers_a_chat_request_held_by_the_interceptor_the
     record_property: Any,
 ) -> None:
     core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
+    created = time.monotonic()
     create(api_client, namespace, _model_deployment())
 
     def replicas() -> int:
@@ -106,6 +107,7 @@ def test_a_deployment_at_zero_answers_a_chat_request_held_by_the_interceptor_the
             return False
 
     keda.wait_for(namespace, at_zero, 300, f"ModelDeployment {NAME} ScaledToZero with no server pod")
+    record_property("seconds_to_zero_after_creation", round(time.monotonic() - created, 1))
     keda.wait_for(
         namespace,
         lambda: f"{namespace}/{NAME}-http" in keda.routed(core),
@@ -123,7 +125,9 @@ def test_a_deployment_at_zero_answers_a_chat_request_held_by_the_interceptor_the
     assert status["endpoint"] == f"http://{host}:8000/v1"
 
     # Straight to the Service: no replica, nothing holds the request, nothing wakes.
+    sent_direct = time.monotonic()
     direct = _straight_to_the_service(core, namespace, busybox, host)
+    record_property("direct_request_pod_seconds", round(time.monotonic() - sent_direct, 1))
     assert direct.startswith("Failed"), direct
     assert replicas() == 0 and not server_pods()
 
@@ -147,9 +151,20 @@ def test_a_deployment_at_zero_answers_a_chat_request_held_by_the_interceptor_the
     assert answer["choices"][0]["message"]["content"]
     assert answer["usage"]["completion_tokens"] > 0
     record_property("cold_start_seconds", round(cold_start, 1))
-    startup = read(api_client, namespace, NAME).get("status", {}).get("startup")
-    if startup:
-        record_property("startup_breakdown", startup)
+
+    # The status says where the replica's start-up time went, step by step, once its pass has seen it ready.
+    def startup() -> dict[str, Any]:
+        return dict(read(api_client, namespace, NAME).get("status", {}).get("startup") or {})
+
+    keda.wait_for(namespace, lambda: "readySeconds" in startup(), 60, "status.startup.readySeconds")
+    breakdown = startup()
+    steps = ["scheduledSeconds", "engineLoadedSeconds", "readySeconds"]
+    assert all(step in breakdown for step in steps), breakdown
+    assert "modelDownloadedSeconds" not in breakdown, breakdown  # a pvc:// model is mounted, not downloaded
+    assert [breakdown[step] for step in steps] == sorted(breakdown[step] for step in steps), breakdown
+    record_property("startup_breakdown", breakdown)
 
     # No more requests: back to zero after the cooldown.
+    answered = time.monotonic()
     keda.wait_for(namespace, at_zero, COOLDOWN_SECONDS + 240, f"ModelDeployment {NAME} back to zero")
+    record_property("seconds_back_to_zero_after_the_answer", round(time.monotonic() - answered, 1))
