@@ -453,7 +453,8 @@ class ModelDeploymentStatus(ApiModel):
     """Engine serving the stable track."""
 
     startup: StartupBreakdown | None = None
-    """Start-up time breakdown of the most recently started replica."""
+    """Start-up time breakdown of the most recently started replica; kept when no replica is left
+    (scaled to zero), so a cold start can be read after it."""
 
     last_scale_time: datetime | None = None
     """When the replica count last changed."""

@@ -168,3 +168,4 @@ def test_a_deployment_at_zero_answers_a_chat_request_held_by_the_interceptor_the
     answered = time.monotonic()
     keda.wait_for(namespace, at_zero, COOLDOWN_SECONDS + 240, f"ModelDeployment {NAME} back to zero")
     record_property("seconds_back_to_zero_after_the_answer", round(time.monotonic() - answered, 1))
+    assert startup() == breakdown, "the cold start's breakdown stays readable at zero"

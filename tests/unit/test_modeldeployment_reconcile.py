@@ -363,3 +363,25 @@ def test_a_secret_deleted_later_holds_the_next_rollout_while_the_replicas_keep_s
     assert md.status["phase"] == "Degraded"
     assert md.conditions()[c.COND_AVAILABLE] == ("True", c.REASON_MINIMUM_REPLICAS_AVAILABLE)
     assert md.conditions()[c.COND_PROGRESSING] == ("False", c.REASON_REFERENCE_MISSING)
+
+
+def test_the_last_replicas_start_up_breakdown_stays_when_no_replica_is_left() -> None:
+    kube = FakeKube()
+    md = make(kube, None, replicas=1)
+    md.reconcile()
+    bind_pods(kube, 1)
+    pod = kube.objects[("Pod", NS, "llm-stable-0")]
+    pod["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-11-22T09:00:02Z"},
+        {"type": "ContainersReady", "status": "True", "lastTransitionTime": "2026-11-22T09:00:30Z"},
+        {"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-22T09:00:31Z"},
+    ]
+    ready(kube)
+    md.reconcile()
+    breakdown = {"pod": "llm-stable-0", "scheduledSeconds": 2, "engineLoadedSeconds": 30, "readySeconds": 31}
+    assert md.status["startup"] == breakdown
+
+    del kube.objects[("Pod", NS, "llm-stable-0")]  # scaled to zero: the replica is gone
+    md.reconcile()
+
+    assert md.status["startup"] == breakdown

@@ -256,8 +256,11 @@ def _report(
     status.interceptor = wanted.interceptor
     status.served_model = builders.served_model_name(owner, spec)
     status.engine = spec.engine.type.value
+    # With no live replica (scaled to zero, all deleted) the last one's breakdown stays: a cold start
+    # is what a scale-to-zero deployment's owner wants to read, and it ends at zero.
     startup = startup_breakdown(observed.pods)
-    status.startup = StartupBreakdown.model_validate(startup) if startup is not None else None
+    if startup is not None:
+        status.startup = StartupBreakdown.model_validate(startup)
     return states
 
 
