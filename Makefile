@@ -27,12 +27,16 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 # ---- Python environments: one venv, extras installed in the order tests need them -------------
+# Each extra is installed with images/requirements/dev.txt as constraints (exact versions and hashes,
+# written by images/lock.sh): a fresh machine gets the versions CI tested, not PyPI's newest of the day.
+UV_VERSION := 0.13.9
+DEV_LOCK := images/requirements/dev.txt
 $(PY):
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q uv
+	$(PY) -m pip install -q uv==$(UV_VERSION)
 
-$(VENV)/.stamp-%: pyproject.toml | $(PY)
-	$(UV) pip install --python $(PY) -q -e '.[$*]'
+$(VENV)/.stamp-%: pyproject.toml $(DEV_LOCK) | $(PY)
+	$(UV) pip install --python $(PY) -q -c $(DEV_LOCK) -e '.[$*]'
 	touch $@
 
 .PHONY: deps-operator deps-train deps-serve deps-dev

@@ -11,6 +11,7 @@
 #   runtime-cpu.txt       .[train,serve] for the CPU runtime image (Debian 12's CPython 3.11), minus
 #                         what only a GPU loads (see below) and DeepSpeed
 #   runtime-cpu-deepspeed.txt  DeepSpeed alone, built in that image with its CPU ops compiled
+#   dev.txt               the dev venv's extras (make deps), for the host's CPython 3.11
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +42,11 @@ printf 'flash-attn==%s\neinops\n' "$FLASH_ATTN_VERSION" | compile "$OUT/flash-at
 # images (TGI's 3.11; the others have 3.12); the hashes cover every wheel of each pinned version, so
 # each image's Python installs its own.
 PYTHON_VERSION=3.11 compile "$OUT/serving-launcher.txt" pyproject.toml --extra launcher
+
+# The dev venv (`make deps`): the extras it installs, for this machine's CPython 3.11 (Debian 12's).
+# make installs each extra with this lock as constraints (uv checks the hashes there too), so a fresh
+# clone, CI and every developer test the same versions, not PyPI's newest of the day.
+PYTHON_VERSION=3.11 compile "$OUT/dev.txt" pyproject.toml --extra operator --extra train --extra serve --extra dev
 
 # The CPU runtime image. PyPI's x86_64 torch is the CUDA build: libtorch links libtorch_cuda, which
 # links cuBLAS, cuDNN, cuFFT, cuSPARSE(Lt), NCCL, NVSHMEM, cuFile, CUPTI, NVRTC and the CUDA runtime,

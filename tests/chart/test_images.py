@@ -123,6 +123,24 @@ def test_image_installs_its_extra_from_a_hash_locked_file(image: str) -> None:
     assert not missing, f"{', '.join(LOCKS[image])} lack {sorted(missing)}: rerun images/lock.sh"
 
 
+def test_the_dev_venv_installs_each_extra_with_the_hash_locked_dev_lock_as_constraints() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    assert "DEV_LOCK := images/requirements/dev.txt" in makefile
+    assert "$(UV) pip install --python $(PY) -q -c $(DEV_LOCK) -e '.[$*]'" in makefile
+    (deps,) = re.findall(r"^deps: (.*)$", makefile, flags=re.MULTILINE)
+    extras = tuple(target.removeprefix("deps-") for target in deps.split() if target.startswith("deps-"))
+    assert extras, "make deps installs no extra"
+    lock = IMAGES / "requirements" / "dev.txt"
+    pinned = locked_versions(lock)
+    assert all(
+        "--hash=sha256:" in block
+        for block in re.split(r"\n(?=[A-Za-z0-9])", lock.read_text())
+        if "==" in block
+    )
+    missing = {requirement_name(r) for r in wanted_requirements(extras)} - set(pinned)
+    assert not missing, f"dev.txt lacks {sorted(missing)}: rerun images/lock.sh"
+
+
 def wanted_requirements(extras: tuple[str, ...]) -> list[str]:
     """The project's own requirements and those of ``extras``, following `modelfleet[extra]`."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
