@@ -21,6 +21,7 @@ import httpx
 from modelfleet_api.contract import ENV_SERVE_CONFIG
 from modelfleet_api.engines import command_for
 from modelfleet_api.engines.base import EngineCommand, EngineConfigError, EngineLaunch, ResolvedModel
+from modelfleet_api.first_process import shell_exit_code
 from modelfleet_api.serving import ServingRuntimeConfig
 from pydantic import ValidationError
 
@@ -101,11 +102,6 @@ def watch_health(url: str, engine: subprocess.Popen[bytes], metrics: LauncherMet
     metrics.ready.set(0)
 
 
-def exit_code(returncode: int) -> int:
-    """A shell-style exit code: 128 + N when the engine died of signal N."""
-    return 128 - returncode if returncode < 0 else returncode
-
-
 def fail(message: str, code: int) -> int:
     log.error("%s", message)
     if TERMINATION_LOG.exists():  # Kubernetes creates it in every container
@@ -152,7 +148,7 @@ def run(config: ServingRuntimeConfig, command: EngineCommand, metrics: LauncherM
     returncode = engine.wait()
     metrics.running.set(0)
     log.info("engine exited with %d", returncode)
-    return exit_code(returncode)
+    return shell_exit_code(returncode)
 
 
 def download(config: ServingRuntimeConfig) -> int:

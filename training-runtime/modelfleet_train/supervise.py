@@ -35,6 +35,7 @@ from types import FrameType
 from typing import BinaryIO, Protocol
 
 from modelfleet_api import contract
+from modelfleet_api.first_process import shell_exit_code, terminate_on_signals
 from modelfleet_api.runtime_config import TrainingRuntimeConfig
 from modelfleet_api.training import attempt_logs_location
 
@@ -139,7 +140,7 @@ class Supervisor:
             if not data:
                 break
             self._out(data)
-        code = self._child.wait()
+        code = shell_exit_code(self._child.wait())  # 143, not 241, for a launcher killed by SIGTERM
         if self._partial:
             self.tail.append(self._partial.decode(errors="replace"))
         self._to_sink(None, final=True)
@@ -219,6 +220,9 @@ def _config_arg(command: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # PID 1 of the worker container: until `run` forwards them to the launcher, SIGTERM and SIGINT end
+    # this process (the kernel drops them otherwise; see modelfleet_api.first_process).
+    terminate_on_signals()
     command = list(sys.argv[1:] if argv is None else argv)
     if command[:1] == ["--"]:
         command = command[1:]
