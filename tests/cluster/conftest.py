@@ -185,6 +185,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.sections.append(("operator log (tail)", _RUNNING_OPERATORS[0].log_tail()))
 
 
+# ---- reading events -----------------------------------------------------------------------------------
+def wait_for_event(
+    core: client.CoreV1Api, namespace: str, involved: str, reason: str, quoting: str, timeout: float = 30
+) -> None:
+    """Wait for an event on object ``involved`` with ``reason`` whose message holds ``quoting``: the
+    operator's (kopf's queue posts them after the status write that reports them) or a controller's."""
+
+    def posted() -> bool:
+        selector = f"involvedObject.name={involved}"
+        events = core.list_namespaced_event(namespace, field_selector=selector).items
+        return any(e.reason == reason and quoting in (e.message or "") for e in events)
+
+    wait_for(posted, timeout, f"a {reason} event on {involved} quoting {quoting!r}")
+
+
 # ---- reading TrainingJobs ---------------------------------------------------------------------------
 @pytest.fixture
 def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:

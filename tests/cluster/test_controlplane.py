@@ -11,6 +11,7 @@ from kubernetes import client
 
 from hack.controlplane.cluster import COMPONENTS, ControlPlane, wait_for
 from hack.controlplane.kwok import POOLS, finish_pod
+from tests.cluster.conftest import wait_for_event
 
 pytestmark = pytest.mark.cluster
 
@@ -132,14 +133,7 @@ def test_pods_without_spot_toleration_never_land_on_spot(
     for i in range(4):
         node = node_of(core, core.read_namespaced_pod(f"free-{i}", namespace).spec.node_name)
         assert "kubernetes.azure.com/scalesetpriority" not in node.metadata.labels
-    wait_for(
-        lambda: any(
-            e.reason == "FailedScheduling" and "untolerated taint" in e.message
-            for e in core.list_namespaced_event(namespace, field_selector="involvedObject.name=pinned").items
-        ),
-        30,
-        "FailedScheduling naming the untolerated spot taint",
-    )
+    wait_for_event(core, namespace, "pinned", "FailedScheduling", "untolerated taint")
     assert not core.read_namespaced_pod("pinned", namespace).spec.node_name
 
 

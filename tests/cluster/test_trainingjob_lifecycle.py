@@ -15,6 +15,7 @@ from tests.cluster.conftest import (
     OperatorProcess,
     condition,
     get_training_job,
+    wait_for_event,
     wait_for_phase,
     wait_for_training_job,
 )
@@ -138,15 +139,8 @@ def test_worker_failure_restarts_the_gang_until_the_backoff_limit(
     assert (last["attempt"], last["pod"], last["reason"]) == (1, last_failed, "WorkerFailed")
     assert last["message"].startswith("ValueError: dataset.fields.prompt")
     assert last["logs"] == "az://out/tiny/checkpoints/logs/attempt-1"
-    # the event carries the message too; kopf's queue posts it after the status write, so wait for it
-    wait_for(
-        lambda: any(
-            e.reason == "WorkerFailed" and "no column 'prompt'" in e.message
-            for e in core.list_namespaced_event(namespace, field_selector="involvedObject.name=flaky").items
-        ),
-        30,
-        "the WorkerFailed event quoting the worker's message",
-    )
+    # the event carries the message too
+    wait_for_event(core, namespace, "flaky", "WorkerFailed", "no column 'prompt'")
 
     # The failed worker is kept (its logs stay readable); the Job controller stopped the other one, so
     # no pod holds a GPU.
