@@ -12,8 +12,15 @@ pods' 120 s. ``terminate_on_signals`` makes SIGTERM and SIGINT end the process w
 number, as the default action would for a process that is not PID 1, until the runtime replaces the
 handlers with its own (the launcher forwards them to the engine, the supervisor to torchrun).
 
-Written by hand: one ``signal.signal`` per signal; an init such as tini in every image (the engines'
-upstream images included) would do the same from outside the process.
+That leaves the moments before the handler is in place (the interpreter starting), and the kubelet
+stops a container within milliseconds of starting it when the pod was deleted while it was being
+created (KEDA scales a new deployment to zero within a second): on the real node, with the handler in
+place, a test run still waited the 120 s. So the operator also gives every runtime pod
+``POD_SPEC``: one PID namespace for the pod, whose PID 1 is the pod's pause container, so a runtime is
+never PID 1 and a SIGTERM before its handler takes the default action and ends it at once.
+
+Written by hand: one ``signal.signal`` per signal. An init such as tini in every image (the engines'
+upstream images included) would do the same from inside the container.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ import signal
 from types import FrameType
 
 TERMINATING = (signal.SIGTERM, signal.SIGINT)
+POD_SPEC = {"shareProcessNamespace": True}
+"""In every runtime pod's spec (serving, training workers, benchmark points): the pause container is
+PID 1, not the runtime. The pods' other containers are init containers, done before it starts."""
 
 
 def _exit(signum: int, _frame: FrameType | None) -> None:

@@ -178,6 +178,7 @@ def test_point_config_map_and_job() -> None:
                 "metadata": {"labels": labels("benchmark", **point_labels)},
                 "spec": {
                     "restartPolicy": "Never",
+                    "shareProcessNamespace": True,
                     "securityContext": {
                         "runAsNonRoot": True,
                         "runAsUser": 65532,

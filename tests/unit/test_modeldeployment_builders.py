@@ -138,6 +138,7 @@ def test_vllm_example_deployment_whole() -> None:
                         }
                     },
                     "terminationGracePeriodSeconds": 120,
+                    "shareProcessNamespace": True,
                     "securityContext": {
                         "runAsNonRoot": True,
                         "runAsUser": 65532,
@@ -716,6 +717,7 @@ def test_secrets_and_pod_overrides_whole_pod() -> None:
                 {"key": "dedicated", "value": "ml", "effect": "NoSchedule"},
             ],
             "terminationGracePeriodSeconds": 120,
+            "shareProcessNamespace": True,
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": 65532,

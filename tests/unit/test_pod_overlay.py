@@ -93,6 +93,7 @@ def test_training_worker_pod_with_a_token_env_from_secrets_and_every_addition() 
         "spec": {
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 71,
+            "shareProcessNamespace": True,
             "subdomain": "lora",
             "serviceAccountName": "lora-worker",
             "nodeSelector": {"node.kubernetes.io/instance-type": "Standard_NC40adis_H100_v5"},
@@ -210,6 +211,7 @@ def test_benchmark_pod_with_every_addition() -> None:
         },
         "spec": {
             "restartPolicy": "Never",
+            "shareProcessNamespace": True,
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": 65532,

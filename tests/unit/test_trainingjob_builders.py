@@ -131,6 +131,7 @@ def test_worker_job_for_one_spot_nc80_node_with_kueue_and_priority() -> None:
                     "restartPolicy": "Never",
                     # 2 x 188 GiB of GPU memory written at the VM's 80,000 Mbps, + 30 s
                     "terminationGracePeriodSeconds": 71,
+                    "shareProcessNamespace": True,
                     "subdomain": "lora",
                     "serviceAccountName": "lora-worker",
                     "nodeSelector": {"node.kubernetes.io/instance-type": "Standard_NC80adis_H100_v5"},

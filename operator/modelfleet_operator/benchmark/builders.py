@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from modelfleet_api import API_VERSION, contract
+from modelfleet_api import API_VERSION, contract, first_process
 from modelfleet_api import constants as c
 from modelfleet_api.benchmark import (
     OPENAI_PROTOCOLS,
@@ -281,6 +281,7 @@ def point_job(
                     "metadata": {"labels": point_labels},
                     "spec": {
                         **identity.pod_spec(),
+                        **first_process.POD_SPEC,
                         "restartPolicy": "Never",
                         "securityContext": {
                             "runAsNonRoot": True,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from modelfleet_api import constants as c
-from modelfleet_api import contract
+from modelfleet_api import contract, first_process
 from modelfleet_api import instance_types as it
 from modelfleet_api.common import env_list
 from modelfleet_api.engines.metrics import METRICS_PATH, AutoscalingMetric, scrape_port
@@ -395,6 +395,7 @@ def pod_template(
     pod_spec: dict[str, Any] = {
         **identity.pod_spec(),
         **placement.pod_placement(spec.resources),
+        **first_process.POD_SPEC,
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "securityContext": {
             "runAsNonRoot": True,

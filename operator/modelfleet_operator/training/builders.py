@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from modelfleet_api import constants as c
-from modelfleet_api import contract
+from modelfleet_api import contract, first_process
 from modelfleet_api.common import env_list
 from modelfleet_api.runtime_config import JobIdentity, Topology, TrainingRuntimeConfig
 from modelfleet_api.training import Launcher, Precision
@@ -331,6 +331,7 @@ def worker_pod_template(
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": grace_seconds,
+        **first_process.POD_SPEC,
         "subdomain": names.service,
         **identity.pod_spec(default_service_account=names.service_account),
         **placement.pod_placement(spec.resources),
