@@ -220,8 +220,8 @@ def _config_arg(command: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # PID 1 of the worker container: until `run` forwards them to the launcher, SIGTERM and SIGINT end
-    # this process (the kernel drops them otherwise; see modelfleet_api.first_process).
+    # The worker container's first process: until `run` forwards them to the launcher, SIGTERM and
+    # SIGINT end it, also as PID 1, where the kernel drops them otherwise (modelfleet_api.first_process).
     terminate_on_signals()
     command = list(sys.argv[1:] if argv is None else argv)
     if command[:1] == ["--"]:
