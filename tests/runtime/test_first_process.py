@@ -10,6 +10,7 @@ as the kubelet's runtime does, and expects the process gone with 143 well within
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -70,7 +71,7 @@ def terminate_during_start(command: list[str], cwd: Path) -> tuple[int, str]:
             assert time.monotonic() < deadline, "no SIGTERM handler"
             time.sleep(0.002)
         sent = time.monotonic()
-        subprocess.run(["kill", "-TERM", str(pid)], check=True)
+        os.kill(pid, signal.SIGTERM)
         output, _ = unshare.communicate(timeout=PROMPTLY_SECONDS)
         assert time.monotonic() - sent < PROMPTLY_SECONDS
         return unshare.returncode, output
