@@ -17,8 +17,9 @@ from kubernetes import client
 from modelfleet_api import GROUP, VERSION
 from modelfleet_api import constants as c
 
-from hack.controlplane.cluster import ControlPlane, wait_for
+from hack.controlplane.cluster import ControlPlane
 from hack.controlplane.kwok import finish_pod
+from tests.cluster.conftest import wait_for_event
 from tests.cluster.test_benchmarksweep_lifecycle import (
     TIMEOUT,
     drive_points,
@@ -127,9 +128,4 @@ def test_a_canary_with_bad_figures_is_rolled_back(
 
 def wait_rollback_event(core: client.CoreV1Api, ns: str, name: str, quoting: str) -> None:
     """Wait for the CanaryRolledBack event quoting `quoting`: it is posted after the status write."""
-
-    def posted() -> bool:
-        events = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
-        return any(e.reason == c.REASON_CANARY_ROLLED_BACK and quoting in e.message for e in events)
-
-    wait_for(posted, TIMEOUT, f"the CanaryRolledBack event quoting {quoting!r}")
+    wait_for_event(core, ns, name, c.REASON_CANARY_ROLLED_BACK, quoting, TIMEOUT)
