@@ -123,14 +123,22 @@ def gpu_queue(
         )  # fmt: skip
         yield queue
     finally:
-        # The Jobs go first (and their Workloads with them), so the ClusterQueue and flavor are unused.
-        client.BatchV1Api(core.api_client).delete_collection_namespaced_job(
-            namespace, propagation_policy="Foreground"
-        )
+        # The Jobs go first, then their Workloads, so the ClusterQueue and flavor are unused. The
+        # Workloads are deleted here, not left to the garbage collector: it finds a kind installed
+        # after it started only at its next discovery sync (every 30 s in kube-controller-manager),
+        # and Kueue's kinds were installed for this session, so the wait took up to 20 s.
+        delete_jobs(client.BatchV1Api(core.api_client), namespace)
+        custom.delete_collection_namespaced_custom_object(*API, namespace, "workloads")
         wait_for(lambda: not workloads(custom, namespace), 60, f"the Workloads of {namespace} to go")
         for plural, body in reversed(cluster_scoped):
             custom.delete_cluster_custom_object(*API, plural, body["metadata"]["name"])
         core.delete_node(queue.node)
+
+
+def delete_jobs(batch: client.BatchV1Api, namespace: str) -> None:
+    """Deletes the namespace's Jobs, their pods first, and waits until they are gone."""
+    batch.delete_collection_namespaced_job(namespace, propagation_policy="Foreground")
+    wait_for(lambda: not batch.list_namespaced_job(namespace).items, 60, f"the Jobs of {namespace} to go")
 
 
 def gpu_job(queue: GpuQueue, name: str, priority: str) -> dict[str, Any]:
@@ -305,7 +313,6 @@ def training_queue(
     operator: OperatorProcess,
     api_client: client.ApiClient,
     custom: client.CustomObjectsApi,
-    batch: client.BatchV1Api,
 ) -> Iterator[TrainingQueue]:
     scheduling = client.SchedulingV1Api(api_client)
     names = TrainingQueue(gpu_queue, f"train-{gpu_queue.low}", f"train-{gpu_queue.high}")
@@ -315,11 +322,18 @@ def training_queue(
     try:
         yield names
     finally:
-        # The TrainingJobs go before the queue: the operator would otherwise recreate the worker Jobs
-        # that the queue's clean-up deletes.
+        # The TrainingJobs go before the queue (whose clean-up deletes their worker Jobs): the
+        # operator would otherwise recreate the worker Jobs.
         namespace = gpu_queue.namespace
         custom.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs")
-        wait_for(lambda: not batch.list_namespaced_job(namespace).items, 60, "the worker Jobs to go")
+
+        def training_jobs() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, "trainingjobs"
+            )["items"]
+            return found
+
+        wait_for(lambda: not training_jobs(), 30, "the TrainingJobs to go")
         for name in (names.low, names.high):
             scheduling.delete_priority_class(name)
 
