@@ -13,7 +13,7 @@ WORKDIR /src
 COPY images/requirements/operator.txt images/requirements/
 RUN uv pip install --require-hashes --no-deps -r images/requirements/operator.txt
 # The wheel names every package directory of the distribution, so all of them are copied.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 COPY operator operator
 COPY training-runtime training-runtime
 COPY serving-runtime serving-runtime

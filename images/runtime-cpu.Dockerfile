@@ -39,7 +39,7 @@ RUN DS_BUILD_OPS=0 DS_BUILD_SHM_COMM=1 DS_BUILD_CPU_ADAM=1 \
     uv pip install --no-cache --require-hashes --no-deps --no-build-isolation \
       -r images/requirements/runtime-cpu-deepspeed.txt \
     && /opt/venv/bin/ds_report
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 # Of operator/ only the API types the runtimes share with the operator: the image (and its inputs'
 # hash, hack/image/inputs.py) does not change when only the operator does, so a commit to it does not
 # rebuild and re-export this 5 GiB image (about 2 min). hatch leaves out the listed package that is not

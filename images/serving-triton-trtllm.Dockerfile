@@ -24,7 +24,7 @@ COPY images/requirements/serving-launcher.txt images/requirements/
 RUN /opt/uv/bin/uv pip install --python /opt/modelfleet/bin/python --require-hashes --no-deps \
       -r images/requirements/serving-launcher.txt
 # The wheel names every package directory of the distribution, so all of them are copied.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 COPY operator operator
 COPY training-runtime training-runtime
 COPY serving-runtime serving-runtime

@@ -40,7 +40,7 @@ RUN DS_BUILD_OPS=1 DS_BUILD_SPARSE_ATTN=0 DS_BUILD_EVOFORMER_ATTN=0 DS_BUILD_CUT
 RUN if [ "${FLASH_ATTN}" = "1" ]; then \
       uv pip install --require-hashes --no-deps --no-build-isolation -r images/requirements/flash-attn.txt; \
     fi
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 COPY operator operator
 COPY training-runtime training-runtime
 COPY serving-runtime serving-runtime
