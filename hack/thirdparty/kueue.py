@@ -191,9 +191,11 @@ class Kueue:
                 "delete", "--ignore-not-found", "--wait=true", "--timeout=60s", *(f"crd/{n}" for n in crds)
             )
         self.stop()
+        # The rest is not waited for (kubectl waited 10 s for it, the namespace 5 s more): nothing of it
+        # holds a finalizer, and `install` waits for a namespace still being deleted.
         rest = [o for o in objects if o["kind"] not in ("CustomResourceDefinition", "Namespace")]
-        self._kubectl("delete", "--ignore-not-found", "-f", "-", input=stream(rest))
-        self._kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s")
+        self._kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-", input=stream(rest))
+        self._kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false")
 
     # ---- helpers -------------------------------------------------------------------------------------
     def _write_files(self) -> None:
