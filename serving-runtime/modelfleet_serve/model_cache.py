@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from modelfleet_api.storage import StorageUri, UriKind
@@ -87,11 +88,9 @@ def download_blob_prefix(location: BlobLocation, target: Path) -> Path:
         partial = path.with_name(path.name + ".part")
         base = progress.done
         with partial.open("wb") as sink:
-            container.download_blob(
-                blob.name,
-                max_concurrency=4,
-                progress_hook=lambda current, _t, b=base: progress.set(b + current),
-            ).readinto(sink)
+            container.download_blob(blob.name, max_concurrency=4, progress_hook=progress.hook(base)).readinto(
+                sink
+            )
         partial.rename(path)
         progress.set(base + blob.size)
     progress.finish()
@@ -107,6 +106,10 @@ class _Progress:
 
     def add(self, count: int) -> None:
         self.set(self.done + count)
+
+    def hook(self, base: int) -> Callable[[int, int | None], None]:
+        """The SDK's progress hook for a blob that starts at ``base`` bytes done: (current, total)."""
+        return lambda current, _total: self.set(base + current)
 
     def set(self, done: int) -> None:
         self.done = done

@@ -29,11 +29,11 @@ def test_held_out_rows_are_a_fixed_seeded_share_disjoint_from_training() -> None
 def test_figures_are_means_over_every_unit_not_means_of_means() -> None:
     # rank 0 scored 10 tokens with loss sum 20, rank 1 scored 2 tokens with loss sum 1: the mean is
     # 21 / 12 (a mean of the two ranks' means would say (2 + 0.5) / 2)
-    point = point_from_sums(8, EvalSums(loss=21.0, count=12.0), token_level=True)
+    point = point_from_sums(8, EvalSums(loss=21.0, units=12.0), token_level=True)
     assert point.loss == pytest.approx(21 / 12)
     assert point.perplexity == pytest.approx(math.exp(21 / 12))
     assert point.accuracy is None
-    pairs = point_from_sums(8, EvalSums(loss=3.0, count=4.0, correct=3.0), token_level=False)
+    pairs = point_from_sums(8, EvalSums(loss=3.0, units=4.0, correct=3.0), token_level=False)
     assert (pairs.loss, pairs.perplexity, pairs.accuracy) == (0.75, None, 0.75)
     with pytest.raises(ValueError, match="no label token"):
         point_from_sums(8, EvalSums(0.0, 0.0), token_level=True)

@@ -62,7 +62,7 @@ def test_the_loss_is_the_bradley_terry_likelihood_of_each_pair_scored_alone() ->
     assert loss.item() == pytest.approx(expected.mean().item(), rel=1e-5)
     assert scalars["reward_margin"] == pytest.approx(margins.mean().item(), rel=1e-5)
     assert scalars["reward_accuracy"] == (margins > 0).float().mean().item()
-    assert (sums.loss, sums.count) == (pytest.approx(expected.sum().item(), rel=1e-5), 2.0)
+    assert (sums.loss, sums.units) == (pytest.approx(expected.sum().item(), rel=1e-5), 2.0)
     assert sums.margin == pytest.approx(margins.sum().item(), rel=1e-5)
     assert sums.correct == (margins > 0).sum().item()
 

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from modelfleet_api.training import DatasetFormat, StrategyType, TrainingMethod
 
@@ -86,16 +87,17 @@ def validate(path: Path, world_size: int | None, assume_gpu: bool) -> int:
     detected = Machine.detect()
     machine = Machine(cuda_available=assume_gpu or detected.cuda_available, world_size=world_size)
     config = load_config(path, machine)
-    summary = {
+    world = config.topology.nodes * config.topology.gpus_per_node
+    summary: dict[str, Any] = {
         "job": config.job.name,
         "method": config.method.type.value,
         "strategy": config.strategy.type.value,
-        "worldSize": config.topology.nodes * config.topology.gpus_per_node,
+        "worldSize": world,
     }
     if config.strategy.type == StrategyType.DEEPSPEED:
         from modelfleet_train.strategies.deepspeed import merged_config
 
-        summary["deepspeedConfig"] = merged_config(config, summary["worldSize"])
+        summary["deepspeedConfig"] = merged_config(config, world)
     print(json.dumps({"valid": True, **summary}, indent=2))
     return 0
 

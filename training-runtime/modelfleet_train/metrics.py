@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ class MetricsReporter:
     ) -> None:
         self.registry = CollectorRegistry()
         self.jsonl_path = jsonl_path
-        self.pushgateway_url, self.grouping = pushgateway_url, grouping
+        self.grouping = grouping
 
         def g(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
             return Gauge(f"modelfleet_train_{name}", doc, labels, registry=self.registry)
@@ -107,7 +108,7 @@ class MetricsReporter:
         if port is not None:
             start_http_server(port, registry=self.registry)
         jsonl_path.parent.mkdir(parents=True, exist_ok=True)
-        self._pusher = _Pusher(self._push_now) if pushgateway_url else None
+        self._pusher = _Pusher(partial(self._push_now, pushgateway_url)) if pushgateway_url else None
 
     @staticmethod
     def port_from_env() -> int:
@@ -176,10 +177,10 @@ class MetricsReporter:
         if self._pusher:
             self._pusher.close()
 
-    def _push_now(self) -> None:
+    def _push_now(self, url: str) -> None:
         try:
             push_to_gateway(
-                self.pushgateway_url,
+                url,
                 job="modelfleet-train",
                 grouping_key=self.grouping,
                 registry=self.registry,

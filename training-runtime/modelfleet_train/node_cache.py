@@ -79,7 +79,7 @@ class NodeCache:
     def entry(self, kind: str, uri: str) -> Path:
         return self.root / kind / entry_key(uri)
 
-    def fill(self, kind: str, uri: str, fetch: Callable[[Path], None]) -> Path:
+    def fill(self, kind: str, uri: str, fetch: Callable[[Path], object]) -> Path:
         """The entry of ``uri``: downloaded by ``fetch(directory)`` unless a process on this node
         already did; concurrent callers wait for the one that downloads."""
         target = self.entry(kind, uri)

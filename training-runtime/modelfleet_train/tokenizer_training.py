@@ -51,6 +51,7 @@ def pipeline(spec: TokenizerSpec) -> tuple[Any, Any]:
     trainer that learns its vocabulary."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+    trainer: trainers.Trainer
     specials, vocab_size = special_tokens(spec), spec.vocab_size
     min_frequency = spec.min_frequency or DEFAULT_MIN_FREQUENCY
     if spec.algorithm == TokenizerAlgorithm.BPE:

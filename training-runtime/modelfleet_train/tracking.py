@@ -84,11 +84,11 @@ def run_key(config: TrainingRuntimeConfig) -> str:
 class MlflowTracker:
     name = "mlflow"
 
-    def __init__(self, config: TrainingRuntimeConfig) -> None:
+    def __init__(self, config: TrainingRuntimeConfig, uri: str) -> None:
         import mlflow
 
         self._mlflow = mlflow
-        mlflow.set_tracking_uri(config.tracking.mlflow_uri)
+        mlflow.set_tracking_uri(uri)
         mlflow.set_experiment(config.tracking.experiment or config.job.namespace)
         mlflow.start_run(run_name=config.job.name)
         mlflow.log_params({k: str(v)[:500] for k, v in flatten(tracked_params(config)).items()})
@@ -158,7 +158,9 @@ class CometTracker:
                 offline_directory=str(output / COMET_DIR),
                 # the runtime logs what matters itself; Comet's auto-logging would add the process's
                 # stdout, argv, environment and hardware, and hook into the frameworks
-                auto_output_logging=False,
+                # False, not None: Comet reads None as "not given" and falls back to its default
+                # ("native"); its annotation says str, its code takes False as off
+                auto_output_logging=False,  # type: ignore[arg-type]
                 auto_metric_logging=False,
                 auto_param_logging=False,
                 log_code=False,
@@ -194,7 +196,7 @@ class Trackers:
         tracking = config.tracking
         wanted: list[tuple[str, Callable[[], Tracker]]] = []
         if tracking.mlflow_uri:
-            wanted.append(("mlflow", partial(MlflowTracker, config)))
+            wanted.append(("mlflow", partial(MlflowTracker, config, tracking.mlflow_uri)))
         if tracking.wandb:
             wanted.append(("wandb", partial(WandbTracker, config, tracking.wandb, output)))
         if tracking.comet:

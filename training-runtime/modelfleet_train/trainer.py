@@ -84,6 +84,8 @@ class Trainer:
         self.config, self.ctx = config, ctx
         self.hp = config.hyperparameters
         self.stop = StopRequest().install()
+        self._reference: torch.nn.Module | None = None
+        """DPO's frozen reference model, placed by the strategy (``_strategy``); None for other methods."""
 
     def run(self) -> RunResult:
         from transformers import set_seed
@@ -150,12 +152,12 @@ class Trainer:
         try:
             while step < total_steps:
                 started = time.perf_counter()
-                loss, tokens, samples, extra = self._train_step(strategy, objective, stream)
+                rank_loss, rank_tokens, rank_samples, extra = self._train_step(strategy, objective, stream)
                 lr = strategy.learning_rate()  # read before the step advances the schedule
                 grad_norm = strategy.optimizer_step()
                 step += 1
                 loss, tokens, samples = distributed.mean_across_ranks(
-                    [loss, tokens, samples], self.ctx.device
+                    [rank_loss, rank_tokens, rank_samples], self.ctx.device
                 )
                 seconds = time.perf_counter() - started
                 consumed = step * self.hp.gradient_accumulation_steps
@@ -330,6 +332,7 @@ class Trainer:
         written beside the model (`evaluation.json`)."""
         if result.evaluation is None:
             return result
+        evaluation = result.evaluation
         if final.scores_final_model(self.config):
             dtype = _DTYPES[self.config.precision.value] if self.ctx.device.type == "cuda" else torch.float32
             scores = final.final_scores(
@@ -340,14 +343,12 @@ class Trainer:
                 dtype,
                 cache_root(),
             )
-            evaluation = result.evaluation.model_copy(
-                update={"metrics": {**result.evaluation.metrics, **scores}}
-            )
+            evaluation = evaluation.model_copy(update={"metrics": {**evaluation.metrics, **scores}})
             result = result.model_copy(update={"evaluation": evaluation})
-            if reporting:
+            if reporting and result.step is not None:
                 reporting.final_scores(result.step, scores)
         target = output_dir(self.config) / EVALUATION_FILE
-        target.write_text(json.dumps(result.evaluation.to_wire(), indent=2))
+        target.write_text(json.dumps(evaluation.to_wire(), indent=2))
         if storage.is_blob_uri(self.config.output.uri):
             storage.upload_file(storage.blob_location(self.config.output.uri).child(EVALUATION_FILE), target)
         return result
@@ -440,7 +441,8 @@ def _parameter_count(model_config: Any) -> int | None:
     except AttributeError:
         return None
     attention = 2 * hidden * hidden + 2 * hidden * (hidden // heads) * kv_heads
-    return layers * (attention + 3 * hidden * intermediate) + 2 * vocab * hidden
+    count: int = layers * (attention + 3 * hidden * intermediate) + 2 * vocab * hidden
+    return count
 
 
 class _Reporting:

@@ -45,6 +45,8 @@ def enable_tx_timestamps(sock: socket.socket) -> bool:
 
 
 def _to_monotonic_ns(raw: bytes) -> int:
+    seconds: int
+    nanos: int
     seconds, nanos = _TIMESPEC.unpack_from(raw)
     return seconds * 1_000_000_000 + nanos - (_realtime_ns(_REALTIME) - _monotonic_ns())
 

@@ -22,16 +22,18 @@ def arrival_offsets(
 ) -> np.ndarray:
     """Increasing offsets (seconds after the measured phase starts, the first at 0) for `rate`
     requests per second: `count` of them, or those before `duration`, whichever is fewer."""
-    if count is None:
-        if duration is None:
-            raise ValueError("arrival_offsets: need a count or a duration")
-        count = int(np.ceil(duration * rate)) if process is ArrivalProcess.CONSTANT else None
+    if count is not None:
+        constant_count = count
+    elif duration is not None:
+        constant_count = int(np.ceil(duration * rate))
+    else:
+        raise ValueError("arrival_offsets: need a count or a duration")
     if process is ArrivalProcess.CONSTANT:
-        offsets = np.arange(count) / rate
+        offsets = np.arange(constant_count) / rate
     else:
         rng = np.random.default_rng(seed)
         offsets = np.cumsum(np.concatenate([[0.0], rng.exponential(1.0 / rate, size=(count or 1) - 1)]))
-        while count is None and offsets[-1] < duration:  # duration only: draw until past its end
+        while count is None and duration is not None and offsets[-1] < duration:  # draw past its end
             more = rng.exponential(1.0 / rate, size=int(rate * duration) + 32)
             offsets = np.concatenate([offsets, offsets[-1] + np.cumsum(more)])
     return offsets[offsets < duration] if duration is not None else offsets

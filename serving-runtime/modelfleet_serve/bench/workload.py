@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 from modelfleet_api.benchmark import (
@@ -44,7 +44,8 @@ def sample_lengths(spec: LengthDistribution, count: int, rng: np.random.Generato
         values = rng.integers(spec.min, spec.max, size=count, endpoint=True)
     else:
         values = np.rint(rng.normal(spec.mean, spec.stddev, size=count))
-    return np.clip(values, spec.min, spec.max).astype(int)
+    lengths: np.ndarray = np.clip(values, spec.min, spec.max).astype(int)
+    return lengths
 
 
 def sample_think_times(spec: ThinkTime, count: int, rng: np.random.Generator) -> tuple[float, ...]:
@@ -62,7 +63,8 @@ def load_tokenizer(name_or_path: str | None) -> Tokenizer | None:
         return None
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(name_or_path)  # type: ignore[no-any-return]
+    # transformers types decode for batches too (str | list[str]); given one list of ids it gives a str
+    return cast(Tokenizer, AutoTokenizer.from_pretrained(name_or_path))
 
 
 @dataclass(frozen=True)

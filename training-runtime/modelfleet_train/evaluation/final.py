@@ -43,6 +43,7 @@ def written_model(
     """The model as the job wrote it to `model_dir`, on `device`, in eval mode."""
     from transformers import AutoModelForCausalLM
 
+    model: Any
     if not uses_adapters(config):
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
     elif (model_dir / MERGED_SUBDIR / "config.json").exists():

@@ -43,12 +43,12 @@ def filler_batch(pad_token_id: int, pairs: bool) -> dict[str, torch.Tensor]:
 def point_from_sums(step: int, sums: EvalSums, token_level: bool) -> EvaluationPoint:
     """The figures of summed held-out results: mean loss, its perplexity (token-level losses) or the
     share of correctly ranked pairs and their mean reward margin (preference methods)."""
-    if sums.count <= 0:
+    if sums.units <= 0:
         raise ValueError("evaluation: the held-out rows have no label token to score")
-    loss = sums.loss / sums.count
+    loss = sums.loss / sums.units
     perplexity = math.exp(loss) if token_level and loss < 700 else None  # exp overflows a float above
-    accuracy = None if token_level else sums.correct / sums.count
-    margin = None if token_level else sums.margin / sums.count
+    accuracy = None if token_level else sums.correct / sums.units
+    margin = None if token_level else sums.margin / sums.units
     return EvaluationPoint(step=step, loss=loss, perplexity=perplexity, accuracy=accuracy, margin=margin)
 
 

@@ -29,4 +29,4 @@ class CausalLmObjective:
             ignore_index=IGNORE_INDEX,
             reduction="sum",
         )
-        return EvalSums(loss=float(summed), count=float((labels != IGNORE_INDEX).sum()))
+        return EvalSums(loss=float(summed), units=float((labels != IGNORE_INDEX).sum()))

@@ -39,6 +39,7 @@ def dpo_losses(
     policy_rejected: torch.Tensor,
     reference_chosen: torch.Tensor,
     reference_rejected: torch.Tensor,
+    *,
     beta: float,
     loss_type: str,
 ) -> torch.Tensor:
@@ -105,7 +106,12 @@ class DpoObjective:
         with torch.no_grad(), self._reference_context(model) as reference:
             ref = sequence_logps(reference(input_ids=ids, attention_mask=mask).logits, labels, average)
         losses = dpo_losses(
-            policy[:pairs], policy[pairs:], ref[:pairs], ref[pairs:], self.spec.beta, self.spec.loss_type
+            policy[:pairs],
+            policy[pairs:],
+            ref[:pairs],
+            ref[pairs:],
+            beta=self.spec.beta,
+            loss_type=self.spec.loss_type,
         )
         return losses, (policy[:pairs] - ref[:pairs]) - (policy[pairs:] - ref[pairs:])
 

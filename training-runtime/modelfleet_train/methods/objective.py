@@ -9,11 +9,11 @@ import torch
 
 class EvalSums(NamedTuple):
     """A held-out batch's contribution, summed so that ranks and batches add up exactly: the loss
-    summed over the units it is averaged over (label tokens, or preference pairs), their count, and
+    summed over the units it is averaged over (label tokens, or preference pairs), their number, and
     for preference methods the pairs ranked correctly and their reward margins."""
 
     loss: float
-    count: float
+    units: float
     correct: float = 0.0
     margin: float = 0.0
 

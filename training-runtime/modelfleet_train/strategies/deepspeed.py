@@ -110,7 +110,7 @@ class DeepSpeedStrategy(Strategy):
         if init_path(self.config, self.ctx.rank) != InitPath.ZERO3_PARTITIONED:
             return None
         import deepspeed
-        from transformers.integrations import HfDeepSpeedConfig
+        from transformers.integrations.deepspeed import HfDeepSpeedConfig
 
         # zero.Init reads the world size from deepspeed's comm layer (else 1, failing its batch-size
         # check): join it to the process group now rather than in deepspeed.initialize

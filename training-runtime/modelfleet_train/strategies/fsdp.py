@@ -9,7 +9,7 @@ broadcasts the values into every rank's shards.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -27,7 +27,8 @@ from modelfleet_train.strategies.torch_native import TorchNativeStrategy
 
 def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     """The repeated blocks transformers declares as not to be split (`_no_split_modules`)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    get_base_model = getattr(model, "get_base_model", None)  # a peft model wraps the transformers one
+    base = get_base_model() if get_base_model is not None else model
     names = set(getattr(base, "_no_split_modules", None) or [])
     layers = [m for m in model.modules() if type(m).__name__ in names]
     if not layers:
@@ -63,7 +64,8 @@ def shard_from_rank0(
     buffers = {name: b.detach().clone() for name, b in non_persistent_buffers(model).items()} if main else {}
     if main:
         model.to("meta")
-        model.tie_weights()  # moving made tied parameters separate; the other ranks' stay tied
+        # moving made tied parameters separate; the other ranks' stay tied (a transformers model's)
+        cast(Any, model).tie_weights()
     shard(model)
     model.to_empty(device=device)
     set_model_state_dict(

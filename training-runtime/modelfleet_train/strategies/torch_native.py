@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed.checkpoint as dcp
@@ -79,7 +79,7 @@ class TorchNativeStrategy(Strategy):
 
     def load(self, directory: Path) -> None:
         model_state, optim_state = get_state_dict(self.model, self.optimizer, options=self.state_options)
-        state = {"model": model_state, "optim": optim_state}
+        state: dict[str, Any] = {"model": model_state, "optim": optim_state}
         dcp.load(state, checkpoint_id=directory / STATE_DIR)
         set_state_dict(
             self.model,
@@ -91,6 +91,8 @@ class TorchNativeStrategy(Strategy):
         self.scheduler.load_state_dict(torch.load(directory / SCHEDULER_FILE, weights_only=True))
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
-        return get_model_state_dict(
+        # a full state dict holds tensors only (ValueType also covers DTensors and nested dicts)
+        state = get_model_state_dict(
             self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
         )
+        return cast(dict[str, torch.Tensor], state)
