@@ -87,10 +87,9 @@ def download_blob_prefix(location: BlobLocation, target: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".part")
         base = progress.done
+        download = container.download_blob(blob.name, max_concurrency=4, progress_hook=progress.hook(base))
         with partial.open("wb") as sink:
-            container.download_blob(blob.name, max_concurrency=4, progress_hook=progress.hook(base)).readinto(
-                sink
-            )
+            download.readinto(sink)
         partial.rename(path)
         progress.set(base + blob.size)
     progress.finish()
