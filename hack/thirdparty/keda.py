@@ -30,7 +30,7 @@ from kubernetes import client
 
 from hack.controlplane.cluster import ControlPlane, wait_for
 from hack.thirdparty.images import binary_image
-from hack.thirdparty.upstream import KEDA, KEDA_HTTP_ADD_ON, apply, crd_names, kubectl, rollout
+from hack.thirdparty.upstream import KEDA, KEDA_HTTP_ADD_ON, apply, crd_names, kubectl, rollout, until_gone
 
 NAMESPACE = "keda"
 APISERVICE = "v1beta1.external.metrics.k8s.io"
@@ -100,13 +100,15 @@ class Keda:
             rollout(self.plane, NAMESPACE, deployment)
         kubectl(self.plane, "wait", "--for=condition=Available", "--timeout=100s", f"apiservice/{APISERVICE}")
 
-    def uninstall(self) -> None:
+    def uninstall(self, wait: bool = True) -> None:
         """The APIService goes first (while it is unavailable, API discovery fails for every client),
-        then the CRDs while the operators still run (they clear their finalizers), then the rest."""
+        then the CRDs while the operators still run (they clear their finalizers), then the rest.
+        ``wait=False`` (a session's end) does not wait for the namespace's pods to stop; the next
+        ``install`` uninstalls first, waiting."""
         objects = self.upstream()
         kubectl(self.plane, "delete", "apiservice", APISERVICE, "--ignore-not-found")
         kubectl(self.plane, "delete", "--ignore-not-found", "--timeout=120s", *crd_names(objects))
-        kubectl(self.plane, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s")
+        kubectl(self.plane, "delete", "namespace", NAMESPACE, "--ignore-not-found", *until_gone(wait))
         cluster_scoped = [
             f"{o['kind'].lower()}/{o['metadata']['name']}"
             for o in objects

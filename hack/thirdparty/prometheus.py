@@ -25,7 +25,7 @@ from kubernetes import client
 from hack.controlplane.cluster import ControlPlane
 from hack.node.node import RealNode
 from hack.thirdparty.images import NOBODY, binary_image
-from hack.thirdparty.upstream import PROMETHEUS, apply, kubectl, rollout
+from hack.thirdparty.upstream import PROMETHEUS, apply, kubectl, rollout, until_gone
 
 NAMESPACE = "monitoring"
 NAME = "prometheus"
@@ -158,8 +158,10 @@ class Prometheus:
         apply(self.plane, objects)
         rollout(self.plane, NAMESPACE, NAME)
 
-    def uninstall(self) -> None:
-        kubectl(self.plane, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s")
+    def uninstall(self, wait: bool = True) -> None:
+        """Deletes what ``install`` applied. ``wait=False`` (a session's end) does not wait for the
+        namespace's pods to stop (10 s); the next ``install`` uninstalls first, waiting."""
+        kubectl(self.plane, "delete", "namespace", NAMESPACE, "--ignore-not-found", *until_gone(wait))
         for obj in rbac():
             if obj["kind"] != "ServiceAccount":
                 kubectl(

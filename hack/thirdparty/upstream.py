@@ -122,6 +122,11 @@ def stream(objects: list[dict[str, Any]]) -> str:
 KUBECTL_TIMEOUT = 400.0
 
 
+def until_gone(wait: bool) -> list[str]:
+    """``kubectl delete``'s flags: wait (at most 120 s) until the object is gone, or do not wait."""
+    return ["--timeout=120s"] if wait else ["--wait=false"]
+
+
 def kubectl(
     plane: ControlPlane, *args: str, input: str | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:

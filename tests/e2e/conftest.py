@@ -111,7 +111,7 @@ def prometheus(cluster: ControlPlane, real_node: client.V1Node) -> Iterator[Prom
         server.install()
         yield server
     finally:
-        server.uninstall()
+        server.uninstall(wait=False)
 
 
 @pytest.fixture(scope="session")
@@ -126,7 +126,7 @@ def keda(cluster: ControlPlane, prometheus: Prometheus) -> Iterator[Keda]:
         installed.install()
         yield installed
     finally:
-        installed.uninstall()
+        installed.uninstall(wait=False)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
