@@ -157,14 +157,10 @@ RUNTIME_SERVING := $(wildcard tests/runtime/test_serve_*.py tests/runtime/test_b
 # and that of the processes it started and reaped: control planes, torchrun, engines): a run's log shows
 # where its time went
 DURATIONS := --durations=15 --durations-min=10
-# The cluster tier on two pytest-xdist workers, a file at a time, each worker with a control plane and
-# an operator of its own (tests/conftest.py): its tests mostly wait on their plane, and alone it was the
-# longest session of `make test`.
-CLUSTER_WORKERS := -n 2 --dist loadfile
 timed = { TIMEFORMAT="==== $(1): %R s wall, %U s user + %S s sys CPU"; time $(2); }
 test: setup ## set up everything and run every test tier
 	@mkdir -p .cluster
-	@$(call timed,cluster tier,$(PYTEST) $(CLUSTER_WORKERS) $(DURATIONS) -m "cluster and not timing") > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
+	@$(call timed,cluster tier,$(PYTEST) $(DURATIONS) -m "cluster and not timing") > $(CLUSTER_LOG) 2>&1 & cluster=$$!; \
 	$(call timed,e2e tier,$(PYTEST) $(DURATIONS) -m "e2e and not timing") > $(E2E_LOG) 2>&1 & e2e=$$!; \
 	$(call timed,runtime tier's serving and benchmark files and chart tier,$(PYTEST) $(DURATIONS) -m "(runtime or chart) and not timing" $(RUNTIME_SERVING) tests/chart) > $(SERVING_LOG) 2>&1 & serving=$$!; \
 	$(call timed,unit tier and runtime tier: training files,$(PYTEST) $(DURATIONS) -m "(unit or runtime) and not timing" $(addprefix --ignore=,$(RUNTIME_SERVING))) && rest=0 || rest=$$?; \
@@ -179,10 +175,8 @@ test: setup ## set up everything and run every test tier
 test-unit: deps
 	$(PYTEST) -m unit
 test-cluster: thirdparty-kueue
-test-cluster: deps cluster-build
-	$(PYTEST) $(CLUSTER_WORKERS) -m cluster
-test-runtime: deps cluster-build
-	$(PYTEST) -m runtime
+test-cluster test-runtime: test-%: deps cluster-build
+	$(PYTEST) -m $*
 test-e2e: deps cluster-build thirdparty-prometheus thirdparty-keda thirdparty-http-add-on image-cpu
 	$(PYTEST) -m e2e
 test-chart: deps chart-tools image-cpu

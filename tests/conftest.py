@@ -22,27 +22,11 @@ demo's resources (GPU pods, operators) never take a test's nodes, and a test nev
 It has no real node: its CPU pods land on kwok's simulated system node, which the cluster tier's tests
 finish in place of the runtimes (the e2e tier has a plane of its own, with the real node)."""
 TEST_PORT_BASE = PORT_BASE + 200
-WORKER_PORT_BASE = PORT_BASE + 600
-"""The planes of pytest-xdist's second and later workers: ``gw1`` on +600, ``gw2`` on +800, ... Each
-plane's own +100 is for the second plane that test_controlplane.py starts beside it; the demo's (+0),
-the scale benchmark's (+100), the e2e tier's (+400) and the scale benchmark test's (+500) stay clear."""
-
-
-def session_plane() -> ControlPlane:
-    """The plane of this pytest process. ``make test`` runs the cluster tier on two pytest-xdist
-    workers (``-n 2 --dist loadfile``), each with a plane and an operator of its own, as a single
-    session has: the tier spends most of its time waiting on its plane, not computing. The first
-    worker, and a session without xdist, use ``.cluster/test/``."""
-    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
-    if worker == 0:
-        return ControlPlane(run_dir=TEST_PLANE_DIR, port_base=TEST_PORT_BASE, real_node=False)
-    port_base = WORKER_PORT_BASE + 200 * (worker - 1)
-    return ControlPlane(run_dir=TEST_PLANE_DIR.with_name(f"test-gw{worker}"), port_base=port_base)
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[ControlPlane]:
-    plane = session_plane()
+    plane = ControlPlane(run_dir=TEST_PLANE_DIR, port_base=TEST_PORT_BASE, real_node=False)
     with plane.session_lease():
         os.environ["KUBECONFIG"] = str(plane.kubeconfig)
         yield plane
