@@ -216,6 +216,12 @@ def batch(api_client: client.ApiClient) -> client.BatchV1Api:
     return client.BatchV1Api(api_client)
 
 
+def training_job_names(custom: client.CustomObjectsApi, namespace: str) -> list[str]:
+    """The names of the TrainingJobs in ``namespace``."""
+    found = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs")["items"]
+    return [tj["metadata"]["name"] for tj in found]
+
+
 def get_training_job(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any] | None:
     try:
         found: dict[str, Any] = custom.get_namespaced_custom_object(

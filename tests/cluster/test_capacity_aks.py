@@ -19,7 +19,13 @@ from modelfleet_api import GROUP, VERSION
 
 from hack.controlplane.cluster import ControlPlane, wait_for
 from hack.controlplane.kwok import Pool, add_node
-from tests.cluster.conftest import OperatorProcess, condition, crds, wait_for_training_job  # noqa: F401
+from tests.cluster.conftest import (  # noqa: F401
+    OperatorProcess,
+    condition,
+    crds,
+    training_job_names,
+    wait_for_training_job,
+)
 from tests.cluster.test_operator_metrics import samples
 from tests.cluster.test_operator_metrics import value as metric
 from tests.cluster.test_trainingjob_lifecycle import create, training_job
@@ -75,17 +81,9 @@ def capacity_operator(
         yield process
     finally:
         # delete the TrainingJobs while this operator still runs (it ends their daemons), then stop it
-        def training_jobs() -> list[str]:
-            found = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs")
-            return [tj["metadata"]["name"] for tj in found["items"]]
-
-        for name in training_jobs():
+        for name in training_job_names(custom, namespace):
             custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", name)
-        wait_for(
-            lambda: not training_jobs(),
-            60,
-            "the TrainingJobs deleted",
-        )
+        wait_for(lambda: not training_job_names(custom, namespace), 60, "the TrainingJobs deleted")
         process.stop()
 
 
@@ -171,12 +169,8 @@ def test_deleting_jobs_while_their_passes_run_leaves_no_capacity_demand_and_no_c
     wait_for(lambda: demand() > 0 and bool(arm.requests), 30, "passes asking ARM for the pool")
     for name in names:
         custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", name)
-
-    def training_jobs() -> list[str]:
-        found = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs")["items"]
-        return [tj["metadata"]["name"] for tj in found]
-
-    wait_for(lambda: not training_jobs(), 60, "the TrainingJobs released by the operator and gone")
+    gone = "the TrainingJobs released by the operator and gone"
+    wait_for(lambda: not training_job_names(custom, namespace), 60, gone)
     wait_for(lambda: demand() == 0, 30, "no capacity demand left")
     time.sleep(2 * arm.latency)  # any pass still in flight would have added its demand back by now
     assert demand() == 0

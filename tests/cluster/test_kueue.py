@@ -26,7 +26,13 @@ from modelfleet_operator.worker_nodes import DEFAULT_RDMA_RESOURCE
 from hack.controlplane.cluster import wait_for
 from hack.controlplane.kwok import POOLS, RDMA_PODS_PER_NODE, Pool, node_manifest
 from hack.thirdparty.kueue import MANAGED_LABEL, Kueue
-from tests.cluster.conftest import OperatorProcess, get_training_job, wait_for_phase, wait_for_training_job
+from tests.cluster.conftest import (
+    OperatorProcess,
+    get_training_job,
+    training_job_names,
+    wait_for_phase,
+    wait_for_training_job,
+)
 from tests.cluster.conftest import condition as tj_condition
 from tests.cluster.drive import finish_workers, publish_progress, worker_pods
 from tests.cluster.manifest_cases import training_job
@@ -326,14 +332,7 @@ def training_queue(
         # operator would otherwise recreate the worker Jobs.
         namespace = gpu_queue.namespace
         custom.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs")
-
-        def training_jobs() -> list[dict[str, Any]]:
-            found: list[dict[str, Any]] = custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, "trainingjobs"
-            )["items"]
-            return found
-
-        wait_for(lambda: not training_jobs(), 30, "the TrainingJobs to go")
+        wait_for(lambda: not training_job_names(custom, namespace), 30, "the TrainingJobs to go")
         for name in (names.low, names.high):
             scheduling.delete_priority_class(name)
 
