@@ -1,15 +1,17 @@
 """The BenchmarkSweep CRD refuses workload, load and search mistakes at ``kubectl apply``, naming the
 field (the CEL rules of the benchmark client's API: multi-turn, shared prefix, trace replay, search),
-and stores the new sections when they are right. Server-side dry runs, like test_crd_validation."""
+and stores the new sections when they are right. Server-side dry runs (``dry_run``), like
+test_crd_validation."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from kubernetes import client
 
-from hack.controlplane.cluster import ControlPlane
-from tests.cluster.test_crd_validation import DELETE, apply, dry_run_namespace, edit
+from tests.cluster.dry_run import dry_run_create
+from tests.cluster.test_crd_validation import DELETE, dry_run_namespace, edit
 from tests.unit.test_api_models import good_benchmark_sweep
 
 __all__ = ["dry_run_namespace"]  # the fixture, shared with test_crd_validation
@@ -85,11 +87,11 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
 
 @pytest.mark.parametrize(("manifest", "expected"), [(m, e) for _, m, e in BAD], ids=[i for i, _, _ in BAD])
 def test_bad_benchmark_workload_or_search_rejected(
-    crds: ControlPlane, dry_run_namespace: str, manifest: dict[str, Any], expected: str
+    api_client: client.ApiClient, dry_run_namespace: str, manifest: dict[str, Any], expected: str
 ) -> None:
-    code, output = apply(crds, dry_run_namespace, manifest, "--dry-run=server")
-    assert code != 0, f"accepted, expected rejection with {expected!r}"
-    assert expected in output, output
+    accepted, message = dry_run_create(api_client, dry_run_namespace, manifest)
+    assert not accepted, f"accepted, expected rejection with {expected!r}"
+    assert expected in message, message
 
 
 GOOD: list[tuple[str, dict[str, Any]]] = [
@@ -122,7 +124,7 @@ GOOD: list[tuple[str, dict[str, Any]]] = [
 
 @pytest.mark.parametrize("manifest", [m for _, m in GOOD], ids=[i for i, _ in GOOD])
 def test_good_benchmark_workloads_and_searches_accepted(
-    crds: ControlPlane, dry_run_namespace: str, manifest: dict[str, Any]
+    api_client: client.ApiClient, dry_run_namespace: str, manifest: dict[str, Any]
 ) -> None:
-    code, output = apply(crds, dry_run_namespace, manifest, "--dry-run=server")
-    assert code == 0, output
+    accepted, message = dry_run_create(api_client, dry_run_namespace, manifest)
+    assert accepted, message

@@ -1,25 +1,27 @@
 """The realistic mistakes of ``manifest_cases`` are refused by the real API server naming the field,
 its valid variety is accepted, and every CEL rule of the CRDs is exercised by some mistake.
 
-All applies are server-side dry runs (`kubectl apply --dry-run=server`: decoding with strict field
-validation, the OpenAPI schema, defaulting and every CEL rule; nothing is stored), made once per
-module, a few at a time, and shared by the tests.
+All are server-side dry runs (what `kubectl apply --dry-run=server` sends: decoding with strict field
+validation, the OpenAPI schema, defaulting and every CEL rule; nothing is stored; ``dry_run``), made
+once per module, a few at a time, and shared by the tests.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 from hack.controlplane.cluster import ControlPlane
 from tests.cluster import test_crd_validation as earlier
 from tests.cluster.conftest import CRD_FILES, REPO
+from tests.cluster.dry_run import Verdict, dry_run_create
 from tests.cluster.manifest_cases import (
     BENCHMARK_SWEEP_MISTAKES,
     MODEL_DEPLOYMENT_MISTAKES,
@@ -41,25 +43,19 @@ EARLIER: list[Case] = [
     *((f"earlier-bs-{i}", m, e) for i, m, e in earlier.BAD_BENCHMARK_SWEEPS),
 ]
 APPLIERS = 4
-"""kubectl processes at once (each apply is a round trip to the API server; two cores)."""
+"""Requests at once (each is a round trip to the API server, which has two cores)."""
 
 
 @pytest.fixture(scope="module")
-def verdicts(crds: ControlPlane) -> Iterator[dict[str, tuple[int, str]]]:
-    """id -> (kubectl exit code, its output) for every manifest, valid ones included."""
+def verdicts(crds: ControlPlane, api_client: client.ApiClient) -> Iterator[dict[str, Verdict]]:
+    """id -> the API server's verdict on every manifest, valid ones included."""
     namespace = f"t-crd-mistakes-{uuid.uuid4().hex[:5]}"
     crds.kubectl("create", "namespace", namespace)
     manifests = {i: m for i, m, _ in [*MISTAKES, *EARLIER]} | {f"valid-{i}": m for i, m in VALID}
-
-    def apply(manifest: dict[str, Any]) -> tuple[int, str]:
-        done = crds.kubectl(
-            "apply", "-n", namespace, "--dry-run=server", "-f", "-", input=json.dumps(manifest), check=False
-        )
-        return done.returncode, done.stdout + done.stderr
-
     try:
         with ThreadPoolExecutor(APPLIERS) as pool:
-            yield dict(zip(manifests, pool.map(apply, manifests.values()), strict=True))
+            judged = pool.map(partial(dry_run_create, api_client, namespace), manifests.values())
+            yield dict(zip(manifests, judged, strict=True))
     finally:
         crds.kubectl("delete", "namespace", namespace, "--wait=false")
 
@@ -68,18 +64,18 @@ def verdicts(crds: ControlPlane) -> Iterator[dict[str, tuple[int, str]]]:
     ("case", "expected"), [(i, e) for i, _, e in MISTAKES], ids=[i for i, _, _ in MISTAKES]
 )
 def test_mistake_is_refused_naming_the_field(
-    verdicts: dict[str, tuple[int, str]], case: str, expected: str | tuple[str, ...]
+    verdicts: dict[str, Verdict], case: str, expected: str | tuple[str, ...]
 ) -> None:
-    code, output = verdicts[case]
-    assert code != 0, f"accepted, expected a refusal with {expected!r}"
+    accepted, message = verdicts[case]
+    assert not accepted, f"accepted, expected a refusal with {expected!r}"
     for text in (expected,) if isinstance(expected, str) else expected:
-        assert text in output, output
+        assert text in message, message
 
 
 @pytest.mark.parametrize("case", [i for i, _ in VALID])
-def test_valid_manifest_is_accepted(verdicts: dict[str, tuple[int, str]], case: str) -> None:
-    code, output = verdicts[f"valid-{case}"]
-    assert code == 0, output
+def test_valid_manifest_is_accepted(verdicts: dict[str, Verdict], case: str) -> None:
+    accepted, message = verdicts[f"valid-{case}"]
+    assert accepted, message
 
 
 def test_the_sets_are_as_large_as_promised() -> None:
@@ -117,8 +113,8 @@ def _cel_messages() -> dict[str, str]:
     return found
 
 
-def test_every_cel_rule_refuses_some_mistake(verdicts: dict[str, tuple[int, str]]) -> None:
+def test_every_cel_rule_refuses_some_mistake(verdicts: dict[str, Verdict]) -> None:
     """A rule no mistake triggers is either dead or untested: each message must appear in a refusal."""
-    outputs = [output for code, output in verdicts.values() if code != 0]
+    outputs = [message for accepted, message in verdicts.values() if not accepted]
     unexercised = [message for message in _cel_messages() if not any(message in o for o in outputs)]
     assert not unexercised, "no mistake triggers these CEL rules:\n" + "\n".join(unexercised)

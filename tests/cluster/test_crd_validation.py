@@ -1,8 +1,9 @@
 """The generated CRDs, installed in a real kube-apiserver, reject bad manifests naming the field.
 
-Rejections are checked with server-side dry run (``kubectl apply --dry-run=server``): the request goes
-through decoding (strict field validation), the OpenAPI schema, defaulting and every CEL rule, and
-nothing is stored, so all of them share one namespace. Tests that store objects get their own.
+Rejections are checked with server-side dry runs (what ``kubectl apply --dry-run=server`` sends, through
+the API client: ``dry_run``; one through kubectl itself): the request goes through decoding (strict
+field validation), the OpenAPI schema, defaulting and every CEL rule, and nothing is stored, so all
+of them share one namespace. Tests that store objects get their own, and apply them with kubectl.
 The CRDs are installed (server-side apply, left installed) by the session fixture ``crds``.
 """
 
@@ -15,8 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from hack.controlplane.cluster import ControlPlane
+from tests.cluster.dry_run import dry_run_create
 from tests.cluster.manifest_cases import DELETE, Case, edit
 from tests.unit.test_api_models import good_benchmark_sweep, good_model_deployment, good_training_job
 
@@ -433,33 +436,49 @@ def _cases(cases: list[Case]) -> Any:
 
 
 def _rejected(
-    crds: ControlPlane, namespace: str, manifest: dict[str, Any], expected: str | tuple[str, ...]
+    api_client: client.ApiClient, namespace: str, manifest: dict[str, Any], expected: str | tuple[str, ...]
 ) -> None:
-    code, output = apply(crds, namespace, manifest, "--dry-run=server")
-    assert code != 0, f"accepted, expected rejection with {expected!r}"
+    accepted, message = dry_run_create(api_client, namespace, manifest)
+    assert not accepted, f"accepted, expected rejection with {expected!r}"
     for text in (expected,) if isinstance(expected, str) else expected:
-        assert text in output, output
+        assert text in message, message
 
 
 @_cases(BAD_TRAINING_JOBS)
 def test_bad_training_job_rejected(
-    crds: ControlPlane, dry_run_namespace: str, manifest: dict[str, Any], expected: str | tuple[str, ...]
+    api_client: client.ApiClient,
+    dry_run_namespace: str,
+    manifest: dict[str, Any],
+    expected: str | tuple[str, ...],
 ) -> None:
-    _rejected(crds, dry_run_namespace, manifest, expected)
+    _rejected(api_client, dry_run_namespace, manifest, expected)
 
 
 @_cases(BAD_MODEL_DEPLOYMENTS)
 def test_bad_model_deployment_rejected(
-    crds: ControlPlane, dry_run_namespace: str, manifest: dict[str, Any], expected: str | tuple[str, ...]
+    api_client: client.ApiClient,
+    dry_run_namespace: str,
+    manifest: dict[str, Any],
+    expected: str | tuple[str, ...],
 ) -> None:
-    _rejected(crds, dry_run_namespace, manifest, expected)
+    _rejected(api_client, dry_run_namespace, manifest, expected)
 
 
 @_cases(BAD_BENCHMARK_SWEEPS)
 def test_bad_benchmark_sweep_rejected(
-    crds: ControlPlane, dry_run_namespace: str, manifest: dict[str, Any], expected: str | tuple[str, ...]
+    api_client: client.ApiClient,
+    dry_run_namespace: str,
+    manifest: dict[str, Any],
+    expected: str | tuple[str, ...],
 ) -> None:
-    _rejected(crds, dry_run_namespace, manifest, expected)
+    _rejected(api_client, dry_run_namespace, manifest, expected)
+
+
+def test_kubectl_prints_the_refusal_naming_the_field(crds: ControlPlane, dry_run_namespace: str) -> None:
+    """What a user sees: ``kubectl apply --dry-run=server`` exits non-zero with the API server's message."""
+    _, manifest, expected = BAD_TRAINING_JOBS[0]
+    code, output = apply(crds, dry_run_namespace, manifest, "--dry-run=server")
+    assert code != 0 and expected in output, output
 
 
 GOOD_ON_CPU: list[tuple[str, dict[str, Any]]] = [
@@ -493,10 +512,10 @@ GOOD_ON_CPU: list[tuple[str, dict[str, Any]]] = [
 
 @pytest.mark.parametrize("manifest", [m for _, m in GOOD_ON_CPU], ids=[i for i, _ in GOOD_ON_CPU])
 def test_cpu_sizes_are_accepted_without_gpu_settings(
-    crds: ControlPlane, dry_run_namespace: str, manifest: dict[str, Any]
+    api_client: client.ApiClient, dry_run_namespace: str, manifest: dict[str, Any]
 ) -> None:
-    code, output = apply(crds, dry_run_namespace, manifest, "--dry-run=server")
-    assert code == 0, output
+    accepted, message = dry_run_create(api_client, dry_run_namespace, manifest)
+    assert accepted, message
 
 
 GOOD_SWEEPS_WITHOUT_OPTIONAL_LISTS: list[tuple[str, dict[str, Any]]] = [
@@ -523,12 +542,12 @@ GOOD_SWEEPS_WITHOUT_OPTIONAL_LISTS: list[tuple[str, dict[str, Any]]] = [
     ids=[i for i, _ in GOOD_SWEEPS_WITHOUT_OPTIONAL_LISTS],
 )
 def test_optional_lists_may_be_left_out(
-    crds: ControlPlane, dry_run_namespace: str, manifest: dict[str, Any]
+    api_client: client.ApiClient, dry_run_namespace: str, manifest: dict[str, Any]
 ) -> None:
     """The CEL rules on optional lists (``axes.tensorParallelSize``, ``tokenLengths``,
     ``load.concurrency``) guard them with ``has()``: leaving them out is not a "no such key" error."""
-    code, output = apply(crds, dry_run_namespace, manifest, "--dry-run=server")
-    assert code == 0, output
+    accepted, message = dry_run_create(api_client, dry_run_namespace, manifest)
+    assert accepted, message
 
 
 def _get(cluster: ControlPlane, namespace: str, resource: str) -> dict[str, Any]:
