@@ -108,7 +108,7 @@ crds: deps-dev link ## regenerate crds/ and the chart's copy from the API types
 # mypy's cache lives in the cache, one per checkout (its entries name their files): a fresh clone at
 # the same place (CI's) checks in 3 s instead of 25.
 MYPY_CACHE = $(CACHE)/mypy/$(subst /,_,$(CURDIR))
-lint: deps link ## ruff, mypy on the operator, API and runtime packages, import layers
+lint: deps link ## ruff, mypy on the operator, API, runtime, hack and benchmarks packages, import layers
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy --cache-dir $(MYPY_CACHE)

@@ -194,7 +194,8 @@ def _run_phases(bench: Bench, args: argparse.Namespace, report: dict[str, Any]) 
         phases["burst"] = []
         for size in args.burst_sizes:
             print(f"burst of {size} TrainingJobs: plain client, then operator", flush=True)
-            phases["burst"].append(entry := {})
+            entry: dict[str, Any] = {}
+            phases["burst"].append(entry)
             bench.burst(size, entry, lambda: _write(args.out, report))
     if "steady" in args.phases:
         print(f"steady: {args.steady_rate:g} TrainingJobs/s for {args.steady_seconds:g} s", flush=True)

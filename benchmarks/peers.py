@@ -234,7 +234,7 @@ class ModelfleetBench(Client):
             load |= {"mode": "open-loop", "requestRate": job.rate, "arrival": "constant"}
         else:
             load |= {"mode": "closed-loop", "concurrency": job.concurrency}
-        config = {
+        config: dict[str, Any] = {
             "targetUrl": job.url,
             "model": job.model,
             "protocol": "openai-completions",

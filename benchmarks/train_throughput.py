@@ -186,7 +186,9 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[str, int]:
 
 
 def tokens_per_second(run: dict[str, Any], warmup: int) -> float:
-    return sum(run["tokens"][warmup:]) / sum(run["durations"][warmup:])
+    tokens: list[int] = run["tokens"][warmup:]
+    seconds: list[float] = run["durations"][warmup:]
+    return sum(tokens) / sum(seconds)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ people's side (creating TrainingJobs, watching, cleaning up) is the admin user a
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from kubernetes import client, config
 
 from benchmarks.scale.workload import INSTANCE_TYPE, POOL
 from hack.controlplane.cluster import REPO_ROOT, ControlPlane, wait_for
-from hack.controlplane.kwok import Pool, add_node
+from hack.controlplane.kwok import Pool, add_node, ready_nodes
 
 SYSTEM_NAMESPACE = "modelfleet-bench"
 """Where the two ServiceAccounts live (no TrainingJob is ever created here)."""
@@ -61,7 +62,7 @@ class BenchPlane:
 
     def __post_init__(self) -> None:
         self.plane = ControlPlane(
-            run_dir=self.run_dir, port_base=self.port_base, audit_policy=self.run_dir / "audit-policy.yaml"
+            run_dir=self.run_dir, port_base=self.port_base, audit_policy=self.audit_policy_file
         )
         pki = self.plane.pki
         self._component_pool = urllib3.PoolManager(
@@ -72,6 +73,10 @@ class BenchPlane:
     def admin_kubeconfig(self) -> Path:
         return self.plane.kubeconfig
 
+    @property
+    def audit_policy_file(self) -> Path:
+        return self.run_dir / "audit-policy.yaml"
+
     def kubeconfig_of(self, account: str) -> Path:
         return self.run_dir / f"kubeconfig-{account}"
 
@@ -80,7 +85,7 @@ class BenchPlane:
         self.plane.down()
         shutil.rmtree(self.run_dir, ignore_errors=True)
         self.run_dir.mkdir(parents=True)
-        self.plane.audit_policy.write_text(yaml.safe_dump(audit_policy()))  # type: ignore[union-attr]
+        self.audit_policy_file.write_text(yaml.safe_dump(audit_policy()))
         self.plane.up()
         self.plane.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
         self.plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
@@ -142,15 +147,11 @@ class BenchPlane:
         path.chmod(0o600)
 
     @staticmethod
-    def _bench_nodes_ready(core: client.CoreV1Api):  # type: ignore[no-untyped-def]
+    def _bench_nodes_ready(core: client.CoreV1Api) -> Callable[[], bool]:
         names = {BENCH_POOL.node_name(i) for i in range(BENCH_POOL.count)}
 
         def ready() -> bool:
             nodes = core.list_node(label_selector=f"kubernetes.azure.com/agentpool={POOL}").items
-            return names == {
-                n.metadata.name
-                for n in nodes
-                if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
-            }
+            return names == ready_nodes(nodes)
 
         return ready

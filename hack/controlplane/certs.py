@@ -79,8 +79,8 @@ class Pki:
         return self.root / "front-proxy-client.key"
 
     def complete(self) -> bool:
-        files = (self.ca_cert, self.server_cert, self.server_key, self.admin_cert, self.admin_key)
-        files += (self.front_proxy_cert, self.front_proxy_key)
+        files: tuple[Path, ...] = (self.ca_cert, self.server_cert, self.server_key, self.admin_cert)
+        files += (self.admin_key, self.front_proxy_cert, self.front_proxy_key)
         return all(p.exists() for p in (*files, self.sa_key, self.sa_pub))
 
 

@@ -436,19 +436,14 @@ class ControlPlane:
     def _register_nodes(self) -> None:
         from kubernetes import client, config
 
-        from hack.controlplane.kwok import register_pools
+        from hack.controlplane.kwok import ready_nodes, register_pools
 
         api = client.CoreV1Api(config.new_client_from_config(str(self.kubeconfig)))
         names = register_pools(api, simulated_system_pool=not self.real_node)
         log = self.process("kwok").log_file
 
         def all_ready() -> bool:
-            nodes = {n.metadata.name: n for n in api.list_node().items}
-            return all(
-                name in nodes
-                and any(c.type == "Ready" and c.status == "True" for c in nodes[name].status.conditions or [])
-                for name in names
-            )
+            return ready_nodes(api.list_node().items) >= set(names)
 
         wait_until("fake nodes Ready (kwok)", all_ready, log, 60)
 

@@ -9,6 +9,7 @@ kwok plays the GPU pools (no pod on them runs); the system pool only on a plane 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +119,8 @@ def add_node(core_v1: client.CoreV1Api, name: str, pool: Pool | str) -> None:
     pool = POOLS[pool] if isinstance(pool, str) else pool
     manifest = node_manifest(pool, name)
     try:
-        core_v1.create_node(manifest)
+        # the client validates a dict body into a V1Node anyway; done here, the call is typed
+        core_v1.create_node(client.V1Node.model_validate(manifest))
     except client.ApiException as exc:
         if exc.status != 409:
             raise
@@ -137,6 +139,22 @@ def register_pools(core_v1: client.CoreV1Api, *, simulated_system_pool: bool) ->
             add_node(core_v1, name, pool)
             names.append(name)
     return names
+
+
+def ready_nodes(nodes: Iterable[client.V1Node]) -> set[str]:
+    """The names of the nodes whose Ready condition is True (a node without a status yet is not)."""
+    return {node.metadata.name for node in nodes if node.metadata and node.metadata.name and _ready(node)}
+
+
+def _ready(node: client.V1Node) -> bool:
+    conditions = node.status.conditions if node.status else None
+    return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
+
+
+def _containers(pod: client.V1Pod, name: str) -> list[client.V1Container]:
+    if pod.spec is None:  # the API server returns every pod with its spec
+        raise ValueError(f"pod {name} came without a spec")
+    return pod.spec.containers
 
 
 def finish_pod(
@@ -159,10 +177,12 @@ def finish_pod(
     why = reason or ("Completed" if succeeded else "Error")
     started = now
     statuses = []
-    for container in pod.spec.containers:
-        for status in pod.status.container_statuses or []:
-            if status.name == container.name and status.state and status.state.running:
-                started = status.state.running.started_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    container_statuses = (pod.status.container_statuses if pod.status else None) or []
+    for container in _containers(pod, name):
+        for status in container_statuses:
+            running = status.state.running if status.state else None
+            if status.name == container.name and running and running.started_at:
+                started = running.started_at.strftime("%Y-%m-%dT%H:%M:%SZ")
         terminated = {"exitCode": code, "reason": why, "startedAt": started, "finishedAt": now}
         if message:
             terminated["message"] = message
@@ -213,7 +233,7 @@ def crash_loop_pod(core_v1: client.CoreV1Api, namespace: str, name: str, restart
                 "terminated": {"exitCode": 1, "reason": "Error", "startedAt": now, "finishedAt": now}
             },
         }
-        for c in pod.spec.containers
+        for c in _containers(pod, name)
     ]
     core_v1.patch_namespaced_pod_status(
         name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 from modelfleet_api import GROUP, VERSION
@@ -71,10 +71,9 @@ class Demo:
         show(self.plane, "apply", "-n", NAMESPACE, "-f", str(REPO_ROOT / "examples" / example))
 
     def get(self, plural: str, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, NAMESPACE, plural, name
-        )
-        return found
+        found = self.custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, name)
+        # annotated as object: what the client returns for a custom object is its decoded JSON object
+        return cast(dict[str, Any], found)
 
     def phase(self, plural: str, name: str) -> str | None:
         phase: str | None = self.get(plural, name).get("status", {}).get("phase")
@@ -140,10 +139,10 @@ class Demo:
                 self.core.read_namespace(NAMESPACE)
                 return False
             except client.ApiException as exc:
-                return exc.status == 404
+                return bool(exc.status == 404)
 
         wait_for(gone, 180, f"the previous {NAMESPACE} namespace to be deleted")
-        self.core.create_namespace({"metadata": {"name": NAMESPACE}})
+        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
 
         def default_sa() -> bool:
             try:

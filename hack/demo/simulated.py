@@ -23,11 +23,12 @@ SIMULATED = "SIMULATED"
 
 def _placed(pod: client.V1Pod) -> bool:
     """Bound to a node, or refused by the scheduler (the simulated pools have only so many GPUs)."""
-    if pod.spec.node_name:
+    if pod.spec and pod.spec.node_name:
         return True
+    conditions = pod.status.conditions if pod.status else None
     return any(
         c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable"
-        for c in pod.status.conditions or []
+        for c in conditions or []
     )
 
 

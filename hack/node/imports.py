@@ -154,7 +154,7 @@ def _blob(digest: str) -> str:
 def _bytes(tar: tarfile.TarFile, name: str) -> bytes:
     handle = tar.extractfile(name)
     if handle is None:
-        raise ValueError(f"{name} is not a file in {tar.name}")
+        raise ValueError(f"{name} is not a file in {tar.name!r}")
     return handle.read()
 
 

@@ -74,7 +74,7 @@ class NodeLayout:
     @property
     def _link(self) -> ipaddress.IPv4Network:
         base = int(LINK_NETWORK.network_address) + 4 * self.apiserver_port
-        return ipaddress.ip_network(f"{ipaddress.IPv4Address(base)}/30")
+        return ipaddress.IPv4Network(f"{ipaddress.IPv4Address(base)}/30")
 
     @property
     def host_ip(self) -> str:

@@ -357,8 +357,9 @@ class RealNode:
 
         api = client.CoreV1Api(config.new_client_from_config(str(self.admin_kubeconfig)))
         for node in api.list_node(label_selector=f"{configs.REAL_NODE_LABEL}=true").items:
-            if node.metadata.name != NODE_NAME:
-                api.delete_node(node.metadata.name)
+            name = node.metadata.name if node.metadata else None
+            if name and name != NODE_NAME:
+                api.delete_node(name)
 
     def _publish_api_server_endpoints(self) -> None:
         """The ``kubernetes`` Service's endpoint: the API server at this machine's end of the link (the
@@ -366,21 +367,27 @@ class RealNode:
         from kubernetes import client, config
 
         api = client.DiscoveryV1Api(config.new_client_from_config(str(self.admin_kubeconfig)))
-        body = {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": "kubernetes",
-                "namespace": "default",
-                "labels": {
+        body = client.V1EndpointSlice(
+            api_version="discovery.k8s.io/v1",
+            kind="EndpointSlice",
+            metadata=client.V1ObjectMeta(
+                name="kubernetes",
+                namespace="default",
+                labels={
                     "kubernetes.io/service-name": "kubernetes",
                     "endpointslice.kubernetes.io/managed-by": "modelfleet-local-node",
                 },
-            },
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": [self.layout.host_ip], "conditions": {"ready": True}}],
-            "ports": [{"name": "https", "port": self.layout.apiserver_port, "protocol": "TCP"}],
-        }
+            ),
+            address_type="IPv4",
+            endpoints=[
+                client.V1Endpoint(
+                    addresses=[self.layout.host_ip], conditions=client.V1EndpointConditions(ready=True)
+                )
+            ],
+            ports=[
+                client.DiscoveryV1EndpointPort(name="https", port=self.layout.apiserver_port, protocol="TCP")
+            ],
+        )
         try:
             api.create_namespaced_endpoint_slice("default", body)
         except client.ApiException as exc:
@@ -457,8 +464,10 @@ class RealNode:
 
         api = client.CoreV1Api(config.new_client_from_config(str(self.admin_kubeconfig)))
         node = api.read_node(NODE_NAME)
-        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
-        tainted = any(t.key == NOT_READY_TAINT for t in node.spec.taints or [])
+        conditions = node.status.conditions if node.status else None
+        taints = node.spec.taints if node.spec else None
+        ready = any(c.type == "Ready" and c.status == "True" for c in conditions or [])
+        tainted = any(t.key == NOT_READY_TAINT for t in taints or [])
         return ready and not tainted
 
     def _http_ok(self, port: int, path: str) -> bool:

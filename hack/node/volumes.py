@@ -39,35 +39,36 @@ def create_host_claim(core: client.CoreV1Api, namespace: str, claim: str, direct
     _share(directory)
     volume = host_volume_name(namespace, claim)
     core.create_persistent_volume(
-        {
-            "metadata": {"name": volume, "labels": {"modelfleet.io/local-volume": "true"}},
-            "spec": {
-                "capacity": {"storage": "10Gi"},
-                "accessModes": ["ReadWriteMany"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": "",
-                "hostPath": {"path": str(directory.resolve()), "type": "Directory"},
-                "claimRef": {"namespace": namespace, "name": claim},
-            },
-        }
+        client.V1PersistentVolume(
+            metadata=client.V1ObjectMeta(name=volume, labels={"modelfleet.io/local-volume": "true"}),
+            spec=client.V1PersistentVolumeSpec(
+                capacity={"storage": "10Gi"},
+                access_modes=["ReadWriteMany"],
+                persistent_volume_reclaim_policy="Retain",
+                storage_class_name="",
+                host_path=client.V1HostPathVolumeSource(path=str(directory.resolve()), type="Directory"),
+                claim_ref=client.V1ObjectReference(namespace=namespace, name=claim),
+            ),
+        )
     )
     core.create_namespaced_persistent_volume_claim(
         namespace,
-        {
-            "metadata": {"name": claim},
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "",
-                "volumeName": volume,
-                "resources": {"requests": {"storage": "10Gi"}},
-            },
-        },
+        client.V1PersistentVolumeClaim(
+            metadata=client.V1ObjectMeta(name=claim),
+            spec=client.V1PersistentVolumeClaimSpec(
+                access_modes=["ReadWriteMany"],
+                storage_class_name="",
+                volume_name=volume,
+                resources=client.V1VolumeResourceRequirements(requests={"storage": "10Gi"}),
+            ),
+        ),
     )
-    wait_for(
-        lambda: core.read_namespaced_persistent_volume_claim(claim, namespace).status.phase == "Bound",
-        60,
-        f"claim {namespace}/{claim} Bound to {volume}",
-    )
+
+    def bound() -> bool:
+        status = core.read_namespaced_persistent_volume_claim(claim, namespace).status
+        return status is not None and status.phase == "Bound"
+
+    wait_for(bound, 60, f"claim {namespace}/{claim} Bound to {volume}")
     return volume
 
 

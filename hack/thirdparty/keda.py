@@ -30,7 +30,16 @@ from kubernetes import client
 
 from hack.controlplane.cluster import ControlPlane, wait_for
 from hack.thirdparty.images import binary_image
-from hack.thirdparty.upstream import KEDA, KEDA_HTTP_ADD_ON, apply, crd_names, kubectl, rollout, until_gone
+from hack.thirdparty.upstream import (
+    KEDA,
+    KEDA_HTTP_ADD_ON,
+    apply,
+    crd_names,
+    kubectl,
+    pod_ip,
+    rollout,
+    until_gone,
+)
 
 NAMESPACE = "keda"
 APISERVICE = "v1beta1.external.metrics.k8s.io"
@@ -126,10 +135,7 @@ class Keda:
     def interceptor_url(self, api: client.CoreV1Api, port: int = INTERCEPTOR_PROXY_PORT) -> str:
         """Where this machine reaches the interceptor (its proxy port unless told): its pod's IP (the
         host routes the node's pod subnet; Service IPs exist only inside the node)."""
-        (pod,) = api.list_namespaced_pod(
-            NAMESPACE, label_selector="app.kubernetes.io/instance=interceptor"
-        ).items
-        return f"http://{pod.status.pod_ip}:{port}"
+        return f"http://{pod_ip(api, NAMESPACE, 'app.kubernetes.io/instance=interceptor')}:{port}"
 
     def routed(self, api: client.CoreV1Api) -> set[str]:
         """``namespace/name`` of every HTTPScaledObject the interceptor routes: the keys of its request

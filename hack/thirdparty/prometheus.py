@@ -25,7 +25,7 @@ from kubernetes import client
 from hack.controlplane.cluster import ControlPlane
 from hack.node.node import RealNode
 from hack.thirdparty.images import NOBODY, binary_image
-from hack.thirdparty.upstream import PROMETHEUS, apply, kubectl, rollout, until_gone
+from hack.thirdparty.upstream import PROMETHEUS, apply, kubectl, pod_ip, rollout, until_gone
 
 NAMESPACE = "monitoring"
 NAME = "prometheus"
@@ -170,8 +170,7 @@ class Prometheus:
 
     def url(self, api: client.CoreV1Api) -> str:
         """Where this machine reaches it: the pod's IP (the host routes the node's pod subnet)."""
-        (pod,) = api.list_namespaced_pod(NAMESPACE, label_selector=f"app.kubernetes.io/name={NAME}").items
-        return f"http://{pod.status.pod_ip}:{PORT}"
+        return f"http://{pod_ip(api, NAMESPACE, f'app.kubernetes.io/name={NAME}')}:{PORT}"
 
     def query(self, api: client.CoreV1Api, promql: str) -> list[dict[str, Any]]:
         """The result vector of an instant query."""

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 if TYPE_CHECKING:
+    from kubernetes import client
+
     from hack.controlplane.cluster import ControlPlane
 
 HERE = Path(__file__).resolve().parent
@@ -152,6 +154,15 @@ def apply(plane: ControlPlane, objects: list[dict[str, Any]]) -> None:
 def crd_names(objects: list[dict[str, Any]]) -> list[str]:
     """``crd/<name>`` of every CustomResourceDefinition among ``objects`` (kubectl's argument form)."""
     return [f"crd/{o['metadata']['name']}" for o in objects if o["kind"] == "CustomResourceDefinition"]
+
+
+def pod_ip(api: client.CoreV1Api, namespace: str, selector: str) -> str:
+    """The IP of the one pod ``selector`` matches in ``namespace``."""
+    (pod,) = api.list_namespaced_pod(namespace, label_selector=selector).items
+    ip = pod.status.pod_ip if pod.status else None
+    if not ip:
+        raise RuntimeError(f"the {selector} pod in {namespace} has no IP yet")
+    return ip
 
 
 ROLLOUT_TIMEOUT = 300.0
