@@ -175,10 +175,10 @@ def finish_pod(
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     code = exit_code if exit_code is not None else (0 if succeeded else 1)
     why = reason or ("Completed" if succeeded else "Error")
-    started = now
     statuses = []
     container_statuses = (pod.status.container_statuses if pod.status else None) or []
     for container in _containers(pod, name):
+        started = now
         for status in container_statuses:
             running = status.state.running if status.state else None
             if status.name == container.name and running and running.started_at:

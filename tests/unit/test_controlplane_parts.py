@@ -1,19 +1,22 @@
-"""The control plane's pure parts: its PKI and the fake node manifests."""
+"""The control plane's pure parts: its PKI, the fake node manifests and the pod statuses kwok is told."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from kubernetes import client
 
 from hack.controlplane.certs import Pki, generate
-from hack.controlplane.kwok import POOLS, node_manifest
+from hack.controlplane.kwok import POOLS, finish_pod, node_manifest
 from hack.controlplane.processes import Process, StepFailed, wait_until
 
 pytestmark = pytest.mark.unit
@@ -58,6 +61,37 @@ def test_system_node_has_no_gpu_and_no_taint() -> None:
     assert node["spec"]["taints"] == []
     assert "nvidia.com/gpu" not in node["status"]["capacity"]
     assert "kubernetes.azure.com/accelerator" not in node["metadata"]["labels"]
+
+
+class _OnePodCore:
+    """What ``finish_pod`` asks of a CoreV1Api: the pod it reads, and the status patch it sends."""
+
+    def __init__(self, pod: client.V1Pod) -> None:
+        self.pod = pod
+        self.patched: dict[str, Any] = {}
+
+    def read_namespaced_pod(self, name: str, namespace: str) -> client.V1Pod:
+        return self.pod
+
+    def patch_namespaced_pod_status(self, name: str, namespace: str, body: dict[str, Any]) -> None:
+        self.patched = body
+
+
+def test_a_finished_container_that_never_ran_does_not_take_another_ones_start_time() -> None:
+    began = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    running = client.V1ContainerState(running=client.V1ContainerStateRunning(started_at=began))
+    ran = client.V1ContainerStatus(
+        name="ran", image="i", image_id="", ready=True, restart_count=0, state=running
+    )
+    containers = [client.V1Container(name=name, image="i") for name in ("ran", "never")]
+    pod = client.V1Pod(
+        spec=client.V1PodSpec(containers=containers), status=client.V1PodStatus(container_statuses=[ran])
+    )
+    core = _OnePodCore(pod)
+    finish_pod(core, "ns", "pod", succeeded=True)
+    first, second = (s["state"]["terminated"] for s in core.patched["status"]["containerStatuses"])
+    assert first["startedAt"] == "2024-01-02T03:04:05Z"
+    assert second["startedAt"] == second["finishedAt"]
 
 
 def test_failed_start_names_the_step_and_its_log(tmp_path: Path) -> None:
