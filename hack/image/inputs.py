@@ -4,6 +4,10 @@ The inputs are the Dockerfile and every file its ``COPY`` instructions take from
 (read from the Dockerfile itself, so a new ``COPY`` is hashed without anyone remembering to add it),
 plus a recipe string for what the files do not show (the Debian base). The build runs on a context
 holding exactly these files, so the hash and the image cannot disagree.
+
+``pyproject.toml`` goes in with only the tables a wheel build reads (``build_tables``): the rest configure
+the development tools (pytest, ruff, mypy, import-linter), and an image built from a copy that held them
+was built again, 5.5 GiB in 123 s, after a mypy setting changed.
 """
 
 from __future__ import annotations
@@ -13,11 +17,54 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SKIPPED_NAMES = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
+PYPROJECT = "pyproject.toml"
+BUILD_TABLES = ("build-system", "project", "tool.hatch")
+"""The tables of pyproject.toml (with their sub-tables) that building the wheel reads."""
+_HEADER = re.compile(r"\[\[?\s*([A-Za-z0-9_.\-\s]+?)\s*\]\]?\s*(#.*)?$")
+
+
+def build_tables(text: str) -> str:
+    """``text`` of a pyproject.toml with only its ``BUILD_TABLES``, as written (comments included).
+
+    Cut by hand at the table headers because tomllib reads TOML but does not write it; comment and blank
+    lines just above a header go with that header's table. The result is checked against tomllib's
+    reading of the whole file, so a header-like line inside a multi-line value cannot cut it wrongly
+    without an error.
+    """
+    kept: list[str] = []
+    pending: list[str] = []
+    keep = True  # what comes before the first header
+    for line in text.splitlines(keepends=True):
+        header = _HEADER.match(line)
+        if header:
+            name = header.group(1)
+            keep = any(name == table or name.startswith(f"{table}.") for table in BUILD_TABLES)
+        if not line.strip() or line.lstrip().startswith("#"):
+            pending.append(line)
+            continue
+        if keep:
+            kept += [*pending, line]
+        pending = []
+    if keep:
+        kept += pending
+    trimmed = "".join(kept)
+    whole = tomllib.loads(text)
+    wanted = {key: value for key, value in whole.items() if key != "tool"}
+    if tools := {key: value for key, value in whole.get("tool", {}).items() if f"tool.{key}" in BUILD_TABLES}:
+        wanted["tool"] = tools
+    wrong = ValueError(f"cutting {PYPROJECT} down to {', '.join(BUILD_TABLES)} went wrong")
+    try:
+        if tomllib.loads(trimmed) != wanted:
+            raise wrong
+    except tomllib.TOMLDecodeError as error:
+        raise wrong from error
+    return trimmed
 
 
 def copy_sources(dockerfile: Path) -> list[str]:
@@ -91,15 +138,20 @@ class BuildInputs:
         files = _listed_by_git(root, sources)
         return cls(root, dockerfile, tuple(_walked(root, sources) if files is None else files), recipe)
 
+    def content(self, rel: str) -> bytes:
+        """What the build context holds for the file ``rel``: its bytes (``build_tables`` of the
+        pyproject.toml at the root)."""
+        data = (self.root / rel).read_bytes()
+        return build_tables(data.decode()).encode() if rel == PYPROJECT else data
+
     def digest(self) -> str:
         """sha256 over the Dockerfile, each file's path, mode and content, and the recipe."""
         h = hashlib.sha256()
         h.update(b"dockerfile\0" + self.dockerfile.read_bytes())
         for rel in self.files:
-            path = self.root / rel
-            executable = b"x" if os.access(path, os.X_OK) else b"-"
+            executable = b"x" if os.access(self.root / rel, os.X_OK) else b"-"
             h.update(
-                b"\0file\0" + rel.encode() + b"\0" + executable + hashlib.sha256(path.read_bytes()).digest()
+                b"\0file\0" + rel.encode() + b"\0" + executable + hashlib.sha256(self.content(rel)).digest()
             )
         h.update(b"\0recipe\0" + self.recipe.encode())
         return h.hexdigest()
@@ -117,4 +169,6 @@ class BuildInputs:
         ]:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(self.root / rel, target)
+        if PYPROJECT in self.files:
+            (directory / PYPROJECT).write_bytes(self.content(PYPROJECT))
         return BuildInputs(directory, dockerfile, self.files, self.recipe)

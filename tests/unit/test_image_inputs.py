@@ -11,7 +11,7 @@ import pytest
 
 from hack.image import base
 from hack.image.buildah import Buildah, ImageBuildFailed
-from hack.image.inputs import BuildInputs, copy_sources
+from hack.image.inputs import BuildInputs, build_tables, copy_sources
 from hack.image.runtime import DOCKERFILE, REPOSITORY, RuntimeImage, _remove_older, _require_space, planned
 
 pytestmark = pytest.mark.unit
@@ -77,6 +77,62 @@ def test_context_holds_exactly_the_hashed_files(tmp_path: Path) -> None:
         str(p.relative_to(tmp_path / "context")) for p in (tmp_path / "context").rglob("*") if p.is_file()
     )
     assert copied == sorted(["Dockerfile", *inputs.files])
+
+
+PYPROJECT_TEXT = """\
+[build-system]
+requires = ["hatchling"]
+
+[project]
+name = "pkg"
+version = "1"
+
+[project.optional-dependencies]
+dev = [
+  "pytest",
+]
+
+[tool.hatch.build.targets.wheel]
+packages = ["src/pkg"]
+
+# the tools' settings
+[tool.mypy]
+strict = true
+
+[[tool.mypy.overrides]]
+module = ["x.*"]
+"""
+
+
+def with_pyproject(root: Path) -> BuildInputs:
+    project(root, git=True)
+    (root / "Dockerfile").write_text(DOCKERFILE_TEXT.replace("COPY src src", "COPY pyproject.toml src src"))
+    (root / "pyproject.toml").write_text(PYPROJECT_TEXT)
+    return BuildInputs.of(root / "Dockerfile", recipe="base-1", root=root)
+
+
+def test_pyproject_goes_in_with_the_tables_a_wheel_build_reads(tmp_path: Path) -> None:
+    inputs = with_pyproject(tmp_path / "repo")
+    kept = inputs.content("pyproject.toml").decode()
+    assert kept == PYPROJECT_TEXT.split("\n# the tools'")[0]
+    context = inputs.write_context(tmp_path / "context")
+    assert (tmp_path / "context" / "pyproject.toml").read_text() == kept
+    assert context.digest() == inputs.digest()
+
+
+def test_the_tools_settings_leave_the_hash_alone_and_the_projects_change_it(tmp_path: Path) -> None:
+    before = with_pyproject(tmp_path).digest()
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(PYPROJECT_TEXT.replace("strict = true", "strict = false\nplugins = []"))
+    assert BuildInputs.of(tmp_path / "Dockerfile", recipe="base-1", root=tmp_path).digest() == before
+    pyproject.write_text(PYPROJECT_TEXT.replace('"pytest",', '"pytest",\n  "ruff",'))
+    assert BuildInputs.of(tmp_path / "Dockerfile", recipe="base-1", root=tmp_path).digest() != before
+
+
+def test_a_header_like_line_inside_a_value_is_refused_not_cut() -> None:
+    text = '[project]\nname = "pkg"\ndescription = """\n[tool.x]\n"""\n'
+    with pytest.raises(ValueError, match=r"cutting pyproject\.toml down to build-system, .* went wrong"):
+        build_tables(text)
 
 
 def test_copying_a_missing_path_is_named(tmp_path: Path) -> None:
