@@ -253,6 +253,9 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             str(port),
             "--silent",
             "--skipApiVersionCheck",
+            # Azurite collects telemetry unless told not to and sends it to Application Insights, off
+            # this machine; with no route out, its SDK kept each run's batch in /tmp/appInsights-node*/
+            "--disableTelemetry",
             "--location",
             str(tmp_path_factory.mktemp("azurite")),
         ],
