@@ -82,7 +82,14 @@ def test_rendered_server_container_streams_a_chat_completion(tmp_path: Path) -> 
         return path.replace(contract.CONFIG_DIR, str(config_dir))
 
     field_values = {"metadata.name": "tiny-chat-stable-0", "metadata.namespace": "dev"}
-    env = {"PATH": str(VENV_BIN), "HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf")}
+    # TMPDIR: the engine's spawned processes, stopped by SIGTERM, left their multiprocessing directories
+    # (pymp-*) behind in /tmp
+    env = {
+        "PATH": str(VENV_BIN),
+        "HOME": str(tmp_path),
+        "HF_HOME": str(tmp_path / "hf"),
+        "TMPDIR": str(tmp_path),
+    }
     for var in server["env"]:
         if "valueFrom" in var:
             env[var["name"]] = field_values[var["valueFrom"]["fieldRef"]["fieldPath"]]
