@@ -80,7 +80,13 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     (root / "serve.yaml").write_text(config.to_yaml())
     launcher = subprocess.Popen(
         [sys.executable, "-m", "modelfleet_serve.launcher", "--config", str(root / "serve.yaml")],
-        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(root / "hf"), "PATH": str(Path(sys.executable).parent)},
+        # TMPDIR: the engine's processes, stopped by SIGTERM, leave their multiprocessing pymp-* directory
+        env={
+            "HF_HUB_OFFLINE": "1",
+            "HF_HOME": str(root / "hf"),
+            "PATH": str(Path(sys.executable).parent),
+            "TMPDIR": str(root),
+        },
     )
     try:
         wait_healthy(f"http://127.0.0.1:{port}/health", launcher)
