@@ -61,7 +61,14 @@ def terminate_during_start(command: list[str], cwd: Path) -> tuple[int, str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_HOME": str(cwd / "hf")},
+        # TMPDIR: a SIGTERM during start-up can leave the supervisor's run directory (one run left a
+        # /tmp/modelfleet-run-*)
+        env={
+            "PATH": f"{VENV_BIN}:/usr/bin:/bin",
+            "HF_HUB_OFFLINE": "1",
+            "HF_HOME": str(cwd / "hf"),
+            "TMPDIR": str(cwd),
+        },
     )
     try:
         pid = _pid1_of(unshare)
