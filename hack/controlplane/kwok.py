@@ -143,10 +143,11 @@ def register_pools(core_v1: client.CoreV1Api, *, simulated_system_pool: bool) ->
 
 def ready_nodes(nodes: Iterable[client.V1Node]) -> set[str]:
     """The names of the nodes whose Ready condition is True (a node without a status yet is not)."""
-    return {node.metadata.name for node in nodes if node.metadata and node.metadata.name and _ready(node)}
+    return {node.metadata.name for node in nodes if node.metadata and node.metadata.name and node_ready(node)}
 
 
-def _ready(node: client.V1Node) -> bool:
+def node_ready(node: client.V1Node) -> bool:
+    """Whether the node's Ready condition is True (a node without a status yet is not)."""
     conditions = node.status.conditions if node.status else None
     return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
 

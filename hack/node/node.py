@@ -462,13 +462,12 @@ class RealNode:
         places no pod there (the kubelet reports Ready a few seconds before the taint goes)."""
         from kubernetes import client, config
 
+        from hack.controlplane.kwok import node_ready
+
         api = client.CoreV1Api(config.new_client_from_config(str(self.admin_kubeconfig)))
         node = api.read_node(NODE_NAME)
-        conditions = node.status.conditions if node.status else None
         taints = node.spec.taints if node.spec else None
-        ready = any(c.type == "Ready" and c.status == "True" for c in conditions or [])
-        tainted = any(t.key == NOT_READY_TAINT for t in taints or [])
-        return ready and not tainted
+        return node_ready(node) and not any(t.key == NOT_READY_TAINT for t in taints or [])
 
     def _http_ok(self, port: int, path: str) -> bool:
         with urllib.request.urlopen(f"http://{self.layout.node_ip}:{port}{path}", timeout=2) as response:

@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 
 from hack.controlplane.cluster import COMPONENTS, ControlPlane, wait_for
-from hack.controlplane.kwok import POOLS, finish_pod
+from hack.controlplane.kwok import POOLS, finish_pod, node_ready
 from tests.cluster.conftest import wait_for_event
 
 pytestmark = pytest.mark.cluster
@@ -67,7 +67,7 @@ def test_fake_nodes_mirror_the_aks_pools(api_client: client.ApiClient) -> None:
         assert (("sku", "gpu", "NoSchedule") in taints) == bool(pool.gpus)
         spot = ("kubernetes.azure.com/scalesetpriority", "spot", "NoSchedule") in taints
         assert spot == pool.spot
-        assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
+        assert node_ready(node)
 
 
 def test_two_gpu_pod_runs_on_nc80_and_can_be_finished(api_client: client.ApiClient, namespace: str) -> None:

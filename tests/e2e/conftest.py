@@ -18,6 +18,7 @@ import pytest
 from kubernetes import client
 
 from hack.controlplane.cluster import PORT_BASE, REPO_ROOT, ControlPlane
+from hack.controlplane.kwok import node_ready
 from hack.node.configs import REAL_NODE_LABEL
 from hack.node.images import busybox_image
 from hack.node.images import runtime_image as node_runtime_image
@@ -61,7 +62,7 @@ def real_node(cluster: ControlPlane, api_client: client.ApiClient) -> Iterator[c
     found = client.CoreV1Api(api_client).read_node(NODE_NAME)
     if found.metadata.labels.get(REAL_NODE_LABEL) != "true":
         pytest.fail(f"node {NODE_NAME} is not the real node (labels {found.metadata.labels})")
-    if not any(c.type == "Ready" and c.status == "True" for c in found.status.conditions or []):
+    if not node_ready(found):
         pytest.fail(f"the real node {NODE_NAME} is not Ready (logs: {logs})")
     yield found
 
