@@ -44,3 +44,10 @@ def dry_run_create(api_client: client.ApiClient, namespace: str, manifest: dict[
             raise  # the API server failed; it did not judge the manifest
         return Verdict(False, str(json.loads(refused.body)["message"]))
     return Verdict(True, "")
+
+
+def assert_refused(verdict: Verdict, expected: str | tuple[str, ...]) -> None:
+    """The manifest was refused, with each of ``expected`` in the API server's message."""
+    assert not verdict.accepted, f"accepted, expected a refusal with {expected!r}"
+    for text in (expected,) if isinstance(expected, str) else expected:
+        assert text in verdict.message, verdict.message
